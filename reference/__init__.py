@@ -1,0 +1,1 @@
+"""The reference VCB backup proxy."""

@@ -1,0 +1,37 @@
+"""The simulated VMware ESX host.
+
+Public names are re-exported here; implementation modules start with an underscore.
+"""
+
+from ._clock import EPOCH, VirtualClock
+from ._errors import InvalidInputError, NotFoundError, SimulatedCrash, StateError, VcbsimError
+from ._faultrules import OPERATIONS, FaultInjector, FaultRule
+from ._faults import fault_name, make_fault, raise_fault
+from ._profiles import PROFILES, HostProfile, get_profile
+from ._random import SimRandom
+from ._trace import ACTORS, KINDS, Event, Trace, load_jsonl
+
+__all__ = [
+    "ACTORS",
+    "EPOCH",
+    "KINDS",
+    "OPERATIONS",
+    "PROFILES",
+    "Event",
+    "FaultInjector",
+    "FaultRule",
+    "HostProfile",
+    "InvalidInputError",
+    "NotFoundError",
+    "SimRandom",
+    "SimulatedCrash",
+    "StateError",
+    "Trace",
+    "VcbsimError",
+    "VirtualClock",
+    "fault_name",
+    "get_profile",
+    "load_jsonl",
+    "make_fault",
+    "raise_fault",
+]

@@ -1,0 +1,147 @@
+"""Declarative, deterministic fault injection (Jepsen's nemesis, vcsim's FaultInjectionRule).
+
+A ``FaultRule`` says *which operation*, *which object*, *when* (skip the first ``after``
+matches), *how often* (``times``; ``None`` is always), *with what probability* (drawn from the
+host's one ``SimRandom``) and *what happens*: a vSphere fault, an extra virtual delay, a
+script exit code, or a crash point. Code that can fail asks ``FaultInjector.check`` at the
+point where the real host could fail.
+
+Operations (``OPERATIONS``) are the places that consult the injector.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ._errors import InvalidInputError
+from ._random import SimRandom
+from ._trace import Trace
+
+__all__ = ["FaultRule", "FaultInjector", "OPERATIONS"]
+
+OPERATIONS: dict[str, str] = {
+    "script": "a quiescing script runs (target: script path glob); exit_code or delay apply",
+    "script.launch": "a quiescing script is launched (target: path glob); fault = cannot launch",
+    "quiesce.engage": "the SYNC driver / VSS freezes the guest (target: VM name)",
+    "quiesce.disengage": "the SYNC driver / VSS thaws the guest",
+    "snapshot.create": "the host creates the snapshot; delay = how long it takes",
+    "snapshot.remove": "the host removes a snapshot and consolidates",
+    "consolidate": "a redo-log layer merges into its parent",
+    "disk.write": "a guest write reaches the virtual disk (fault NoDiskSpace = datastore full)",
+    "disk.read": "a disk is read as of a snapshot (export, mount)",
+    "export": "the proxy exports a disk image",
+    "mount": "the proxy mounts a snapshot volume",
+    "unmount": "the proxy unmounts",
+    "copy": "the backup software copies data to the medium",
+    "crash": "a crash point (target: point name glob, e.g. 'proxy.after-snapshot')",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRule:
+    """One injected fault. Frozen: the injector keeps the hit counts, not the rule."""
+
+    operation: str
+    target: str = "*"
+    fault: str | None = None
+    message: str | None = None
+    delay: float = 0.0
+    exit_code: int | None = None
+    after: int = 0
+    times: int | None = 1
+    probability: float = 1.0
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if self.operation not in OPERATIONS:
+            raise InvalidInputError(
+                "FaultRule.operation",
+                expected="one of " + ", ".join(sorted(OPERATIONS)),
+                got=self.operation,
+            )
+        if not 0.0 <= self.probability <= 1.0:
+            raise InvalidInputError(
+                "FaultRule.probability", expected="a number from 0.0 to 1.0", got=self.probability
+            )
+        if self.delay < 0:
+            raise InvalidInputError(
+                "FaultRule.delay", expected="virtual seconds >= 0", got=self.delay
+            )
+        if self.times is not None and self.times < 1:
+            raise InvalidInputError(
+                "FaultRule.times", expected="None (always) or a count >= 1", got=self.times
+            )
+        if self.fault is not None:
+            from ._faults import make_fault
+
+            make_fault(self.fault)  # validates the fault name with a clear error
+
+    def matches(self, operation: str, target: str) -> bool:
+        return operation == self.operation and fnmatch.fnmatchcase(target, self.target)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(slots=True)
+class _Armed:
+    rule: FaultRule
+    seen: int = 0
+    fired: int = 0
+
+
+@dataclass(slots=True)
+class FaultInjector:
+    """Holds the armed rules of one host and decides, deterministically, which fire."""
+
+    random: SimRandom
+    trace: Trace | None = None
+    _armed: list[_Armed] = field(default_factory=list)
+
+    def add(self, rule: FaultRule | None = None, /, **kwargs: Any) -> FaultRule:
+        """Arm a rule (or build one from keyword arguments) and return it."""
+        if rule is None:
+            rule = FaultRule(**kwargs)
+        elif kwargs:
+            rule = replace(rule, **kwargs)
+        self._armed.append(_Armed(rule))
+        return rule
+
+    def clear(self) -> None:
+        self._armed.clear()
+
+    @property
+    def rules(self) -> list[FaultRule]:
+        return [a.rule for a in self._armed]
+
+    def hits(self) -> dict[str, int]:
+        """How often each rule fired (by label or operation:target), for kit statistics."""
+        return {(a.rule.label or f"{a.rule.operation}:{a.rule.target}"): a.fired for a in self._armed}
+
+    def check(self, operation: str, target: str, *, vm: str | None = None) -> FaultRule | None:
+        """Return the first rule that fires for this operation on this target, or ``None``."""
+        for armed in self._armed:
+            rule = armed.rule
+            if not rule.matches(operation, target):
+                continue
+            if rule.times is not None and armed.fired >= rule.times:
+                continue
+            armed.seen += 1
+            if armed.seen <= rule.after:
+                continue
+            if rule.probability < 1.0 and self.random.random() >= rule.probability:
+                continue
+            armed.fired += 1
+            if self.trace is not None:
+                details: dict[str, Any] = {"rule": rule.label or rule.operation, "operation": operation, "target": target}
+                if rule.fault:
+                    details["fault"] = rule.fault
+                if rule.delay:
+                    details["delay"] = rule.delay
+                if rule.exit_code is not None:
+                    details["exit_code"] = rule.exit_code
+                self.trace.emit("host", "fault.injected", vm=vm, **details)
+            return rule
+        return None
