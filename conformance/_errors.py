@@ -1,0 +1,94 @@
+"""The kit's own exceptions: one rooted hierarchy.
+
+::
+
+    KitError                         root of everything the kit raises on purpose
+    ├── AdapterError                 the implementation's adapter misbehaved: reported as ERROR
+    │   └── FlakyAdapterError        the same steps gave different outcomes on replay
+    ├── ConformanceViolation         a rule failed: reported as FAIL (rule id, witness, why)
+    └── InvalidDefinition (ValueError)
+                                     a bad rule, profile, option or input file
+
+ERROR and FAIL never mix: an ``AdapterError`` says nothing about the rules (the run could not
+judge them), a ``ConformanceViolation`` says the run judged a rule and it failed.
+
+Messages name what was expected, what happened, and what to do. Structured pieces ride on the
+exception (``rule_id``, ``witness``, ``vm``, ``expected``, ``got``) so reports need not parse text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vcbsim.simulator import Event
+
+__all__ = [
+    "KitError",
+    "AdapterError",
+    "FlakyAdapterError",
+    "ConformanceViolation",
+    "InvalidDefinition",
+]
+
+
+class KitError(Exception):
+    """Root of every exception the conformance kit raises on purpose."""
+
+
+class AdapterError(KitError):
+    """The adapter of the implementation under test misbehaved (raised, returned the wrong
+    type, never returned). Reported as ERROR, not FAIL: no rule was judged.
+
+    ``adapter`` names the adapter, ``operation`` the call that misbehaved.
+    """
+
+    def __init__(self, message: str, *, adapter: str = "", operation: str = "") -> None:
+        super().__init__(message)
+        self.adapter = adapter
+        self.operation = operation
+
+
+class FlakyAdapterError(AdapterError):
+    """Replaying the same steps gave a different outcome: the adapter is not deterministic
+    (it reads wall time, global state or its own randomness)."""
+
+
+class ConformanceViolation(KitError):
+    """A conformance rule failed. Reported as FAIL.
+
+    ``rule_id`` is the catalogue id (``WF-3a``), ``witness`` the few trace events that prove
+    the violation, ``explanation`` a plain sentence saying why.
+    """
+
+    def __init__(
+        self,
+        rule_id: str,
+        explanation: str,
+        *,
+        witness: Sequence[Event] = (),
+        vm: str | None = None,
+    ) -> None:
+        self.rule_id = rule_id
+        self.explanation = explanation
+        self.witness = tuple(witness)
+        self.vm = vm
+        lines = [f"{rule_id}: {explanation}"]
+        lines += [f"    {ev.line()}" for ev in self.witness]
+        super().__init__("\n".join(lines))
+
+
+class InvalidDefinition(KitError, ValueError):
+    """A rule, profile, option or input is malformed. The message says what was expected,
+    what came, and how to fix it."""
+
+    def __init__(self, what: str, *, expected: str, got: Any, hint: str = "") -> None:
+        msg = f"{what}: expected {expected}, got {got!r}"
+        if hint:
+            msg += f"; {hint}"
+        super().__init__(msg)
+        self.what = what
+        self.expected = expected
+        self.got = got
+        self.hint = hint

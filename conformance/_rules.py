@@ -1,0 +1,326 @@
+"""The rule catalogue: every checkable statement of the seed workflow and of the quiescing spec.
+
+Each ``Rule`` has a stable id, a one-line title, RFC 2119 text, the source it is derived from
+(``seed WF-3b`` for the seed's step 3b, ``spec R26/F1`` for the quiescing spec), the kit version
+that introduced it, the host profiles it applies to, its family, and which part of the kit
+checks it (``trace``: the trace checker; ``suite``: the state machine's data checks).
+
+``docs/rules.md`` is generated from this module (``python -m vcbsim.conformance.rules_doc``);
+a test keeps the two equal. Ids never change meaning; a rule that is withdrawn keeps its id.
+
+>>> RULES["WF-3a"].level
+'MUST'
+>>> get_rule("WF-3a").family
+'WF'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ._errors import InvalidDefinition
+
+__all__ = [
+    "Rule",
+    "RULES",
+    "FAMILIES",
+    "HOST_PROFILES",
+    "KIT_VERSION",
+    "get_rule",
+    "rules_for",
+]
+
+KIT_VERSION = "0.1.0"
+HOST_PROFILES: tuple[str, ...] = ("esx-3.5u1", "esx-3.5u2", "esxi-7.0")
+_ALL = HOST_PROFILES
+
+#: Families, in the order the docs list them.
+FAMILIES: dict[str, str] = {
+    "WF": "the seed's workflow order (steps 1a to 3b)",
+    "SCRIPT": "custom quiescing scripts: discovery, order, arguments, failure handling",
+    "QUIESCE": "SYNC driver / VSS quiescing around the snapshot",
+    "COMMIT": "taking the VM out of snapshot mode and committing the redo log",
+    "IMAGE": "image-level (full VM) backups",
+    "FILE": "file-level backups of Windows guests, full, differential and incremental",
+    "CLEANUP": "nothing left behind: snapshots, mounts, frozen guests",
+    "TIMEOUT": "timers and operations whose outcome is unknown",
+    "TRACE": "the trace itself: complete, well formed, fully consumed by the model",
+}
+
+Level = Literal["MUST", "MUST NOT", "SHOULD", "SHOULD NOT"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One conformance rule. Frozen: the catalogue is data."""
+
+    id: str
+    title: str
+    text: str
+    source: str
+    family: str
+    level: Level = "MUST"
+    since: str = KIT_VERSION
+    profiles: tuple[str, ...] = _ALL
+    checked_by: tuple[str, ...] = ("trace",)
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            msg = f"rule {self.id} family"
+            raise InvalidDefinition(
+                msg, expected="one of " + ", ".join(FAMILIES), got=self.family
+            )
+        if self.level not in self.text:
+            msg = f"rule {self.id} text"
+            raise InvalidDefinition(
+                msg,
+                expected=f"RFC 2119 text containing its level {self.level!r}",
+                got=self.text,
+            )
+        unknown = [p for p in self.profiles if p not in HOST_PROFILES]
+        if unknown:
+            msg = f"rule {self.id} profiles"
+            raise InvalidDefinition(
+                msg, expected="names from " + ", ".join(HOST_PROFILES), got=unknown
+            )
+
+    @property
+    def severity(self) -> Literal["fail", "warn"]:
+        """``fail`` for MUST / MUST NOT, ``warn`` for SHOULD / SHOULD NOT."""
+        return "fail" if self.level.startswith("MUST") else "warn"
+
+
+def _r(*rules: Rule) -> dict[str, Rule]:
+    out: dict[str, Rule] = {}
+    for rule in rules:
+        if rule.id in out:
+            msg = "rule id"
+            raise InvalidDefinition(msg, expected="a unique id", got=rule.id)
+        out[rule.id] = rule
+    return out
+
+
+RULES: dict[str, Rule] = _r(
+    # ------------------------------------------------------------------ WF: the seed's order
+    Rule("WF-1a", "Pre-freeze scripts run before quiescing",
+         "Custom pre-freeze scripts MUST run, each with `freeze`, before the guest is quiesced "
+         "(step 1a before 1b); no `freeze` script may run once the SYNC driver or VSS is engaged.",
+         "seed WF-1a; seed scripts step 1", "WF"),
+    Rule("WF-1b", "The backup snapshot is quiesced",
+         "The backup software MUST request a quiesced snapshot for the backup (step 1b), and a "
+         "quiesced snapshot MUST be created only while the guest is quiesced.",
+         "seed WF-1b; seed scripts steps 2-3", "WF"),
+    Rule("WF-1c", "Data is read from the snapshot",
+         "Every disk read made for a backup MUST be made as of a snapshot that exists at that "
+         "moment (step 1c, snapshot mode); reading the live disk or a removed snapshot is a "
+         "violation.",
+         "seed WF-1c", "WF"),
+    Rule("WF-1d", "The guest is unquiesced after the snapshot",
+         "The guest MUST be unquiesced (SYNC driver or VSS disengaged) after the snapshot is "
+         "created and before post-thaw scripts run (step 1d).",
+         "seed WF-1d; seed scripts step 4", "WF"),
+    Rule("WF-1e", "Post-thaw scripts run after unquiescing",
+         "Post-thaw scripts with `thaw` MUST run only after the snapshot exists and the guest is "
+         "unquiesced (step 1e).",
+         "seed WF-1e; seed scripts step 5", "WF"),
+    Rule("WF-1f", "The snapshot is exposed only once it exists and the guest is thawed",
+         "The proxy MUST export or mount the snapshot (step 1f) only after it exists and after "
+         "the guest-side quiesce operation (steps 1a-1e) has ended.",
+         "seed WF-1f", "WF"),
+    Rule("WF-2", "The copy reads an exposed, existing snapshot",
+         "The backup copy (step 2) MUST start only while the job's snapshot exists and has been "
+         "exported or mounted (step 1f), and a job MUST NOT report success without a copy.",
+         "seed WF-2", "WF"),
+    Rule("WF-3a", "Unmount before commit",
+         "Every volume or export of the snapshot MUST be unmounted from the proxy (step 3a) "
+         "before the snapshot is removed and its redo log committed (step 3b).",
+         "seed WF-3a", "WF"),
+    Rule("WF-3b", "Commit only after the copy ended",
+         "The snapshot MUST NOT be removed (step 3b) while a copy of it (step 2) is still "
+         "running.",
+         "seed WF-3b", "WF"),
+    Rule("WF-ORDER", "Steps in the seed's order",
+         "Within one job the proxy MUST invoke the seed's steps in order (1, 1a-1f, 2, 3, 3a, 3b) "
+         "and MUST NOT go back to an earlier step once a later one began.",
+         "seed WF-1..WF-3", "WF"),
+    Rule("WF-ONE-JOB", "One backup job per VM at a time",
+         "A proxy MUST NOT run two backup jobs (file-level or image-level) of the same VM at "
+         "the same time.",
+         "spec R60", "WF", level="MUST NOT"),
+    Rule("WF-SNAPSHOT-NAME", "The backup snapshot is named _VCB-BACKUP_",
+         "The backup snapshot SHOULD be named `_VCB-BACKUP_`, so that monitoring finds stale "
+         "ones.",
+         "spec R59", "WF", level="SHOULD"),
+    # ------------------------------------------------------------------ SCRIPT
+    Rule("SCR-ARG-EXACT", "Script arguments are exact",
+         "Each quiescing script MUST get exactly one of `freeze`, `thaw` or `freezeFail` "
+         "(camel case) as its first argument.",
+         "seed Table 2-3; spec R23, Q1", "SCRIPT"),
+    Rule("SCR-ORDER-FREEZE", "Freeze scripts run in ascending order",
+         "Freeze scripts MUST run in ascending byte-wise (strcmp) order of their paths, the "
+         "legacy pre-freeze script first.",
+         "seed Table 2-3; spec R21, R23", "SCRIPT"),
+    Rule("SCR-ORDER-THAW", "Thaw scripts run in descending order",
+         "Thaw scripts MUST run in descending byte-wise order of their paths, the legacy "
+         "post-thaw script last.",
+         "seed Table 2-3; spec R22, R23", "SCRIPT"),
+    Rule("SCR-ORDER-FREEZEFAIL", "freezeFail scripts run in descending order",
+         "freezeFail scripts MUST run in descending byte-wise order of their paths, the legacy "
+         "post-thaw script last.",
+         "seed Table 2-3; spec R23", "SCRIPT"),
+    Rule("SCR-FREEZE-STOP", "No freeze script after one failed",
+         "Once a freeze script exits non-zero, later freeze scripts MUST NOT run.",
+         "spec R26/F1", "SCRIPT", level="MUST NOT"),
+    Rule("SCR-FREEZEFAIL-REVERSE", "Scripts before the failed one get freezeFail",
+         "After freeze script k fails, exactly the scripts that ran before it (k-1 down to 0) "
+         "MUST run with `freezeFail`, in descending order.",
+         "spec R26/F1", "SCRIPT"),
+    Rule("SCR-FREEZEFAIL-NOT-FAILED", "The failed script gets no freezeFail",
+         "The freeze script that failed MUST NOT itself be called with `freezeFail`.",
+         "spec R26/F1", "SCRIPT", level="MUST NOT"),
+    Rule("SCR-FREEZEFAIL-NO-SNAPSHOT", "A failed pre-freeze script fails the snapshot",
+         "If a pre-freeze script exits non-zero, the guest MUST NOT be quiesced and the "
+         "quiesced snapshot MUST NOT be created (it fails with ApplicationQuiesceFault).",
+         "seed scripts step 1; spec R26, R46", "SCRIPT", level="MUST NOT"),
+    Rule("SCR-THAW-ALL", "Every script gets its thaw",
+         "After a successful snapshot, every script that ran with `freeze` (and still exists) "
+         "MUST run with `thaw`, even when an earlier thaw script failed.",
+         "seed scripts step 5; spec R22, R28/F8", "SCRIPT"),
+    Rule("SCR-ONE-AT-A-TIME", "Scripts run strictly one at a time",
+         "A quiescing script MUST NOT start before the previous one has exited.",
+         "spec R25", "SCRIPT", level="MUST NOT"),
+    Rule("SCR-LEGACY-PLACEMENT", "Legacy scripts keep their slot",
+         "The legacy pre-freeze script MUST get only `freeze` and run first; the legacy "
+         "post-thaw script MUST get only `thaw` or `freezeFail` and run last.",
+         "spec R20, R22", "SCRIPT"),
+    Rule("SCR-LAYOUT-LEGACY", "ESX 3.5 U1 runs only the legacy scripts",
+         "On ESX Server 3.5 U1 and earlier only the legacy script files (`pre-freeze-script`, "
+         "`post-thaw-script`) MUST run; scripts from `backupScripts.d` MUST NOT.",
+         "seed Table 2-3", "SCRIPT", profiles=("esx-3.5u1",)),
+    Rule("SCR-LAYOUT-DIR", "ESX 3.5 U2 and later run backupScripts.d",
+         "On ESX Server 3.5 U2 and later, every non-legacy script that runs MUST come from the "
+         "Tools `backupScripts.d` directory.",
+         "seed Table 2-3; spec R19", "SCRIPT", profiles=("esx-3.5u2", "esxi-7.0")),
+    # ------------------------------------------------------------------ QUIESCE
+    Rule("QSC-ENGAGE-FAIL", "A failed engage skips the snapshot",
+         "If engaging the SYNC driver or VSS fails, the quiesced snapshot MUST NOT be created "
+         "and every freeze script MUST then run with `freezeFail` (the seed: proceed to step 5).",
+         "seed scripts step 2; spec F3, R36", "QUIESCE"),
+    Rule("QSC-UNQUIESCE", "Every engage is undone",
+         "Once the guest is quiesced it MUST be unquiesced (disengaged or aborted) before the "
+         "quiesce operation ends, whether or not the snapshot succeeded.",
+         "seed WF-1d; spec F6, ISS-27", "QUIESCE"),
+    Rule("QSC-SNAPSHOT-FAIL-FREEZEFAIL", "A failed snapshot gets freezeFail, not thaw",
+         "If the quiesced snapshot fails or is rolled back, the scripts MUST run with "
+         "`freezeFail`, not `thaw`.",
+         "spec F6, F7, R36", "QUIESCE"),
+    Rule("QSC-REPORT-FAILURE", "A failed quiesce is reported as failed",
+         "A quiesce operation in which a script failed, the engage failed or the timer fired "
+         "MUST end with outcome `error` or `aborted`, never `done`.",
+         "spec R26, R28, R5", "QUIESCE"),
+    Rule("QSC-APPFAULT", "ApplicationQuiesceFault fails the job",
+         "When the quiesced snapshot fails (ApplicationQuiesceFault or another snapshot fault), "
+         "the job MUST NOT expose, copy or report success from it.",
+         "seed scripts step 1; spec R46", "QUIESCE"),
+    Rule("QSC-END", "The quiesce operation ends",
+         "Every quiesce operation that started MUST end (`quiesce.end`) before the trace ends; "
+         "a guest left frozen is a violation.",
+         "spec R5, F12", "QUIESCE"),
+    # ------------------------------------------------------------------ COMMIT
+    Rule("CMT-CONSOLIDATE", "Removing the snapshot commits the redo log",
+         "The backup snapshot MUST be removed with consolidation, committing its redo log into "
+         "the disks (step 3b).",
+         "seed WF-3b; spec R48", "COMMIT"),
+    Rule("CMT-DATA", "After commit the disks hold every guest write",
+         "After the commit the virtual disks MUST hold every write the guest made, including "
+         "those made in snapshot mode; the backup snapshot MUST NOT be reverted to.",
+         "seed WF-1c, WF-3b", "COMMIT", checked_by=("trace", "suite")),
+    Rule("CMT-OWN-SNAPSHOT", "Only the job's own snapshot is removed",
+         "A backup job MUST NOT remove snapshots it did not create, other than stale "
+         "`_VCB-BACKUP_` snapshots of earlier jobs.",
+         "seed WF-3b; spec R49, F16", "COMMIT", level="MUST NOT"),
+    Rule("CMT-BACKUP-CONTENT", "The backup equals the disks as of the snapshot",
+         "The data a backup holds MUST equal the VM's disks (image level) or files (file level) "
+         "as of the backup snapshot.",
+         "seed WF-2; seed image-level steps 1-2", "COMMIT", checked_by=("suite",)),
+    # ------------------------------------------------------------------ IMAGE
+    Rule("IMG-ALL-DISKS", "An image backup exports every disk",
+         "An image-level backup MUST export every virtual disk of the VM as of the snapshot.",
+         "seed image-level step 1; spec R57", "IMAGE"),
+    # ------------------------------------------------------------------ FILE
+    Rule("FILE-WINDOWS-ONLY", "File-level backups only for Windows guests",
+         "The proxy MUST NOT mount the volumes of a non-Windows guest for a file-level backup.",
+         "seed types of backups; spec R56", "FILE", level="MUST NOT"),
+    Rule("FILE-NO-LETTERLESS", "Only volumes with a drive letter are mounted",
+         "The proxy MUST NOT mount volumes that have no drive letter in a file-level backup.",
+         "seed file-level step 1 (caution); spec R56, Q9", "FILE", level="MUST NOT"),
+    Rule("FILE-JUNCTION", "Volumes are mounted at letters\\X",
+         "Each mounted volume MUST appear at a junction point `<dest>\\letters\\<X>` named after "
+         "its drive letter.",
+         "seed file-level step 1; spec R56", "FILE"),
+    Rule("BK-DIFF-SINCE-FULL", "Differential: changed since the last full",
+         "A differential file backup MUST hold exactly the files changed since the last full "
+         "file backup of the VM.",
+         "seed types of backups", "FILE"),
+    Rule("BK-INCR-SINCE-LAST", "Incremental: changed since the last backup",
+         "An incremental file backup MUST hold exactly the files changed since the last file "
+         "backup of the VM, whether that was full or incremental.",
+         "seed types of backups", "FILE"),
+    # ------------------------------------------------------------------ CLEANUP
+    Rule("CLN-NO-SNAPSHOT-LEFT", "No backup snapshot is left behind",
+         "When the trace ends, every snapshot a backup job created MUST have been removed or "
+         "rolled back, also after failures.",
+         "seed WF-3b; spec F16, R59", "CLEANUP"),
+    Rule("CLN-NO-MOUNT-LEFT", "No mount is left behind",
+         "When the trace ends, every export or volume mounted on the proxy MUST have been "
+         "unmounted, also after failures.",
+         "seed WF-3a; spec F16", "CLEANUP"),
+    # ------------------------------------------------------------------ TIMEOUT
+    Rule("TMO-GUEST-ABORT", "The guest abort timer is honoured",
+         "When a quiesce operation outlives its abort timer (default 900 s), the guest MUST "
+         "abort within one poll tick: no `thaw` script, snapshot or successful end after it.",
+         "spec R15, F9, T16", "TIMEOUT"),
+    Rule("TMO-RESOLVE-UNKNOWN", "Unknown outcomes are resolved",
+         "After an operation ends with an unknown outcome (`op.info`), the proxy SHOULD query "
+         "the host before the job ends, so that no snapshot or mount may be left behind.",
+         "kit (Jepsen history model)", "TIMEOUT", level="SHOULD"),
+    Rule("TMO-NEAR-LIMIT", "Steps stay clear of the timeout",
+         "A quiesce operation SHOULD NOT use more than 80 % of its abort timer.",
+         "spec R15; kit", "TIMEOUT", level="SHOULD NOT"),
+    # ------------------------------------------------------------------ TRACE
+    Rule("TRC-WELL-FORMED", "The trace is well formed",
+         "Event sequence numbers MUST increase by one from 0, and virtual time MUST NOT go "
+         "backwards.",
+         "kit (trace.schema.json)", "TRACE"),
+    Rule("TRC-OP-PAIRED", "Every operation completes once",
+         "Every `op.invoke` MUST be followed by exactly one `op.ok`, `op.fail` or `op.info` "
+         "with the same `op_id`, and no completion may lack its invoke.",
+         "kit (Jepsen history model)", "TRACE"),
+    Rule("TRC-CONSUMED", "The model places every event",
+         "Every event MUST fit the reference model (no unmount of an unknown path, no removal "
+         "of an unknown snapshot, no guest event outside a quiesce operation); a trace the "
+         "model cannot fully consume never passes.",
+         "kit (TLA+ trace validation)", "TRACE"),
+)
+
+
+def get_rule(rule_id: str) -> Rule:
+    """The rule with this id; a clear error lists close ids when it does not exist."""
+    try:
+        return RULES[rule_id]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(rule_id, list(RULES), n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else "see docs/rules.md for the catalogue"
+        msg = "rule id"
+        raise InvalidDefinition(msg, expected="an id from the catalogue", got=rule_id, hint=hint) from None
+
+
+def rules_for(profile: str) -> list[Rule]:
+    """The rules that apply to one host profile, in catalogue order."""
+    if profile not in HOST_PROFILES:
+        msg = "host profile"
+        raise InvalidDefinition(msg, expected="one of " + ", ".join(HOST_PROFILES), got=profile)
+    return [r for r in RULES.values() if profile in r.profiles]
