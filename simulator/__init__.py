@@ -10,6 +10,8 @@ from ._faults import fault_name, make_fault, raise_fault
 from ._profiles import PROFILES, HostProfile, get_profile
 from ._random import SimRandom
 from ._trace import ACTORS, KINDS, Event, Trace, load_jsonl
+from ._vm import VM, Snapshot, VirtualDiskDevice
+from ._host import Datastore, DiskChangeInfo, Host
 
 __all__ = [
     "ACTORS",
@@ -17,7 +19,10 @@ __all__ = [
     "KINDS",
     "OPERATIONS",
     "PROFILES",
+    "Datastore",
+    "DiskChangeInfo",
     "Event",
+    "Host",
     "FaultInjector",
     "FaultRule",
     "HostProfile",
@@ -25,9 +30,12 @@ __all__ = [
     "NotFoundError",
     "SimRandom",
     "SimulatedCrash",
+    "Snapshot",
     "StateError",
     "Trace",
+    "VM",
     "VcbsimError",
+    "VirtualDiskDevice",
     "VirtualClock",
     "fault_name",
     "get_profile",

@@ -1,0 +1,717 @@
+"""The simulated ESX host: inventory, power, snapshots, consolidation, CBT, datastore files.
+
+Every public operation validates its input, consults the fault injector where a real host
+could fail, records its steps in the host's one trace, and raises what a real host raises
+(pyVmomi ``vim.fault.*``). A failed operation leaves the host as it was, or in the documented
+failure state (a quiesced snapshot whose thaw failed is rolled back, spec F7).
+
+The operations are synchronous and run on the virtual clock; the SOAP endpoint wraps them in
+``Task`` objects. A per-host re-entrant lock makes them safe to call from server threads; a
+VM already inside an operation answers ``TaskInProgress``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ._clock import VirtualClock
+from ._errors import InvalidInputError, NotFoundError, SimulatedCrash, StateError
+from ._faultrules import FaultInjector, FaultRule
+from ._faults import fault_name, make_fault, raise_fault
+from ._profiles import DEFAULT_PROFILE, HostProfile, get_profile
+from ._random import SimRandom
+from ._trace import Trace
+from ._vm import VM, PowerState, Snapshot, VirtualDiskDevice
+from .disk import BlockDevice, Layer, LayeredDisk, LayerView, MergeStats
+
+__all__ = ["Host", "Datastore", "DiskChangeInfo", "GiB", "MiB"]
+
+MiB = 1024**2
+GiB = 1024**3
+
+VCB_SNAPSHOT_NAME = "_VCB-BACKUP_"
+
+
+@dataclass(eq=False)
+class Datastore:
+    """A datastore: a name and a capacity; used space is the grains the VMs hold."""
+
+    name: str
+    capacity: int
+    host: Host
+
+    @property
+    def used(self) -> int:
+        total = 0
+        for vm in self.host.vms.values():
+            if vm.datastore == self.name:
+                for d in vm.disks:
+                    total += d.disk.grain_count * d.disk.grain_size
+        return total
+
+    @property
+    def free(self) -> int:
+        return max(0, self.capacity - self.used)
+
+    @property
+    def url(self) -> str:
+        return f"ds:///vmfs/volumes/{self.name}/"
+
+
+@dataclass(frozen=True, slots=True)
+class DiskChangeInfo:
+    """``vim.DiskChangeInfo``: one window of a QueryChangedDiskAreas answer."""
+
+    start_offset: int
+    length: int
+    changed_area: tuple[tuple[int, int], ...]
+
+
+class _GuestWriteDevice:
+    """The live block device a guest writes through: faults and datastore space apply here."""
+
+    __slots__ = ("_host", "_vm", "_disk")
+
+    def __init__(self, host: Host, vm: VM, disk: LayeredDisk) -> None:
+        self._host, self._vm, self._disk = host, vm, disk
+
+    @property
+    def size(self) -> int:
+        return self._disk.capacity
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self._disk.read(offset, length)
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        host = self._host
+        if host.faults.rules:
+            rule = host.faults.check("disk.write", self._vm.name, vm=self._vm.moref)
+            if rule is not None and rule.fault:
+                raise_fault(rule.fault, rule.message, datastore=self._vm.datastore)
+        self._disk.write(offset, data)
+
+
+class Host:
+    """One simulated ESX host. ``Host.demo()`` gives the embedded default inventory."""
+
+    def __init__(
+        self,
+        profile: str | HostProfile = DEFAULT_PROFILE,
+        *,
+        seed: int = 0,
+        datastore_capacity: int = 4 * 1024 * GiB,
+        name: str = "esx01.vcbsim.test",
+    ) -> None:
+        self.profile = get_profile(profile)
+        self.seed = seed
+        self.name = name
+        self._init_args = {"datastore_capacity": datastore_capacity, "name": name}
+        self.clock = VirtualClock()
+        self.random = SimRandom(seed)
+        self.trace = Trace(self.clock)
+        self.faults = FaultInjector(self.random, self.trace)
+        self.vms: dict[str, VM] = {}
+        self.datastores: dict[str, Datastore] = {
+            "datastore1": Datastore("datastore1", datastore_capacity, self)
+        }
+        self.lock = threading.RLock()
+        self._next_moref = 1
+        self._next_snapshot_moref = 1
+        self.trace.emit("host", "host.reset", profile=self.profile.name, seed=seed)
+
+    # -- construction -----------------------------------------------------------------------
+
+    @classmethod
+    def demo(cls, profile: str | HostProfile = DEFAULT_PROFILE, *, seed: int = 0) -> Host:
+        """The embedded default: a Windows guest (C:, D:, a letterless volume) and a Linux guest."""
+        from ._demo import populate_demo
+
+        host = cls(profile, seed=seed)
+        populate_demo(host)
+        return host
+
+    def reset(self, *, seed: int | None = None) -> None:
+        """Rebuild this host from scratch with the same profile (moto's ``reset``)."""
+        demo = getattr(self, "_is_demo", False)
+        self.__init__(self.profile, seed=self.seed if seed is None else seed, **self._init_args)  # type: ignore[misc]
+        if demo:
+            from ._demo import populate_demo
+
+            populate_demo(self)
+
+    def add_vm(
+        self,
+        name: str,
+        *,
+        os_family: Literal["windows", "linux"] = "windows",
+        disks: list[int] | tuple[int, ...] = (8 * GiB,),
+        power_state: PowerState = "poweredOn",
+        tools: str = "running",
+        providers: tuple[str, ...] | None = None,
+        ip_address: str | None = None,
+        hostname: str | None = None,
+        datastore: str = "datastore1",
+        memory_mb: int = 1024,
+    ) -> VM:
+        """Register a VM with blank disks (``add_guest_volumes`` gives it file systems)."""
+        if not isinstance(name, str) or not name or "/" in name or len(name) > 80:
+            raise InvalidInputError(
+                "VM name", expected="a non-empty name of at most 80 characters without '/'", got=name
+            )
+        if any(vm.name == name for vm in self.vms.values()):
+            raise InvalidInputError("VM name", expected="a name not used on this host", got=name)
+        if os_family not in ("windows", "linux"):
+            raise InvalidInputError("os_family", expected="'windows' or 'linux'", got=os_family)
+        if datastore not in self.datastores:
+            raise NotFoundError("datastore", datastore, known=list(self.datastores))
+        if not disks:
+            raise InvalidInputError("disks", expected="at least one disk capacity in bytes", got=disks)
+        for cap in disks:
+            if not isinstance(cap, int) or cap <= 0 or cap % 512:
+                raise InvalidInputError(
+                    "disk capacity", expected="a positive number of bytes, a multiple of 512", got=cap
+                )
+        if power_state not in ("poweredOn", "poweredOff", "suspended"):
+            raise InvalidInputError(
+                "power_state", expected="'poweredOn', 'poweredOff' or 'suspended'", got=power_state
+            )
+        with self.lock:
+            moref = f"vm-{self._next_moref}"
+            self._next_moref += 1
+            vm = VM(
+                name=name,
+                moref=moref,
+                uuid=self.random.uuid(),
+                instance_uuid=self.random.uuid(),
+                os_family=os_family,
+                datastore=datastore,
+                directory=f"[{datastore}] {name}",
+                memory_mb=memory_mb,
+                power_state=power_state,
+                hostname=hostname or f"{name}.vcbsim.test",
+                ip_address=ip_address,
+                hw_version=4 if self.profile.version.startswith("3.") else 19,
+            )
+            for i, cap in enumerate(disks):
+                disk = LayeredDisk(cap)
+                base = f"{name}.vmdk" if i == 0 else f"{name}_{i}.vmdk"
+                disk.top.label = f"{vm.directory}/{base}"
+                prefix = " ".join(self.random.hex_id(16)[j : j + 2] for j in range(0, 32, 2))
+                vm.disks.append(
+                    VirtualDiskDevice(
+                        key=2000 + i,
+                        unit_number=i,
+                        label=f"Hard disk {i + 1}",
+                        base_name=disk.top.label,
+                        disk=disk,
+                        change_id_prefix=prefix,
+                    )
+                )
+            from .tools import MemoryGuestFiles, VMwareTools
+
+            # Until add_guest_volumes() gives the VM file systems on its disks, Tools sees an
+            # empty in-memory guest (no scripts), so quiescing still works on bare VMs.
+            vm.tools = VMwareTools(MemoryGuestFiles(os_family), state=tools, providers=providers)
+            self.vms[moref] = vm
+            self.trace.emit("host", "vm.create", vm=moref, name=name, os=os_family)
+            return vm
+
+    def guest_device(self, vm: VM, disk_key: int) -> BlockDevice:
+        """The live block device of one disk, as the guest OS writes it."""
+        d = self._disk(vm, disk_key)
+        return _GuestWriteDevice(self, vm, d.disk)
+
+    # -- lookup -----------------------------------------------------------------------------
+
+    def find_vm(self, ref: str | VM) -> VM:
+        """Find a VM by object, moref, name, or VCB selector (``name:``, ``uuid:``, ``ipaddr:``, ``moref:``)."""
+        if isinstance(ref, VM):
+            if self.vms.get(ref.moref) is not ref:
+                raise NotFoundError("VM", ref.name, known=[v.name for v in self.vms.values()])
+            return ref
+        if not isinstance(ref, str) or not ref:
+            raise InvalidInputError(
+                "VM reference",
+                expected="a VM, a name, a moref, or name:/uuid:/ipaddr:/moref: selector",
+                got=ref,
+            )
+        kind, _, value = ref.partition(":")
+        if not value or kind not in ("name", "uuid", "ipaddr", "moref"):
+            kind, value = "any", ref
+        for vm in self.vms.values():
+            if (
+                (kind in ("name", "any") and vm.name == value)
+                or (kind in ("moref", "any") and vm.moref == value)
+                or (kind in ("uuid", "any") and value.lower() in (vm.uuid, vm.instance_uuid))
+                or (kind in ("ipaddr", "any") and vm.ip_address == value and self._tools_running(vm))
+            ):
+                return vm
+        raise NotFoundError("VM", ref, known=[v.name for v in self.vms.values()])
+
+    def find_snapshot(self, vm: VM | str, ref: str | int | Snapshot) -> Snapshot:
+        vm = self.find_vm(vm)
+        snap = vm.find_snapshot(ref)
+        if snap is None:
+            raise NotFoundError("snapshot", ref, known=[s.name for s in vm.snapshots()])
+        return snap
+
+    def _disk(self, vm: VM, key: int | str) -> VirtualDiskDevice:
+        d = vm.disk(key)
+        if d is None:
+            raise NotFoundError("disk", key, known=[str(x.key) for x in vm.disks])
+        return d
+
+    @staticmethod
+    def _tools_running(vm: VM) -> bool:
+        return vm.power_state == "poweredOn" and vm.tools is not None and vm.tools.state == "running"
+
+    # -- task bookkeeping -------------------------------------------------------------------
+
+    @contextmanager
+    def _operation(self, vm: VM, op: str) -> Iterator[None]:
+        with self.lock:
+            if vm.busy is not None:
+                raise_fault(
+                    "TaskInProgress",
+                    f"The operation '{op}' is not allowed: task '{vm.busy}' is in progress on {vm.name}.",
+                )
+            vm.busy = op
+            try:
+                yield
+            finally:
+                vm.busy = None
+
+    def crash_point(self, point: str, vm: VM | None = None) -> None:
+        """An injected crash point: raises ``SimulatedCrash`` when a ``crash`` rule matches."""
+        if self.faults.rules and self.faults.check("crash", point, vm=vm.moref if vm else None):
+            self.trace.emit("host", "crash", vm=vm.moref if vm else None, point=point)
+            raise SimulatedCrash(point)
+
+    # -- power ------------------------------------------------------------------------------
+
+    def power_on(self, vm: VM | str) -> None:
+        vm = self.find_vm(vm)
+        with self._operation(vm, "PowerOnVM"):
+            if vm.power_state == "poweredOn":
+                raise_fault("InvalidPowerState", state=vm.power_state, requestedState="poweredOn", existingState=vm.power_state)
+            vm.power_state = "poweredOn"
+            self._stun(vm)
+            self.trace.emit("host", "vm.power", vm=vm.moref, state="poweredOn")
+
+    def power_off(self, vm: VM | str) -> None:
+        vm = self.find_vm(vm)
+        with self._operation(vm, "PowerOffVM"):
+            if vm.power_state == "poweredOff":
+                raise_fault("InvalidPowerState", state=vm.power_state, requestedState="poweredOff", existingState=vm.power_state)
+            vm.power_state = "poweredOff"
+            self.trace.emit("host", "vm.power", vm=vm.moref, state="poweredOff")
+
+    def _stun(self, vm: VM) -> None:
+        """A stun/unstun cycle: pending change-tracking changes take effect (R51)."""
+        if vm.change_tracking_pending is not None:
+            vm.change_tracking = vm.change_tracking_pending
+            vm.change_tracking_pending = None
+            for d in vm.disks:
+                d.disk.reset_tracking()
+
+    def reconfigure(self, vm: VM | str, *, change_tracking: bool | None = None) -> None:
+        """``ReconfigVM_Task``: change tracking takes effect at the next stun (R51)."""
+        vm = self.find_vm(vm)
+        if change_tracking is not None and not isinstance(change_tracking, bool):
+            raise InvalidInputError("change_tracking", expected="True or False", got=change_tracking)
+        with self._operation(vm, "ReconfigVM"):
+            if change_tracking is not None:
+                if not self.profile.change_tracking and change_tracking:
+                    raise_fault(
+                        "NotSupported",
+                        f"Changed block tracking is not supported on {self.profile.product} {self.profile.version}.",
+                    )
+                if change_tracking != vm.change_tracking:
+                    vm.change_tracking_pending = change_tracking
+                    if vm.power_state != "poweredOn":
+                        self._stun(vm)
+                self.trace.emit("host", "vm.reconfigure", vm=vm.moref, changes={"changeTrackingEnabled": change_tracking})
+
+    # -- snapshots --------------------------------------------------------------------------
+
+    def create_snapshot(
+        self,
+        vm: VM | str,
+        name: str,
+        description: str = "",
+        memory: bool = False,
+        quiesce: bool = False,
+    ) -> Snapshot:
+        """``CreateSnapshot_Task``. With ``quiesce`` the seed's five steps run in the guest.
+
+        Faults: ``ApplicationQuiesceFault`` (a pre-freeze script failed),
+        ``FilesystemQuiesceFault`` (thaw failed; the snapshot is rolled back),
+        ``TaskInProgress``, ``InvalidPowerState`` (memory on a powered-off VM),
+        ``NoDiskSpace``, ``TooManySnapshotLevels``, ``NotSupported``.
+        """
+        vm = self.find_vm(vm)
+        if not isinstance(name, str) or not name.strip() or len(name) > 80:
+            raise_fault("InvalidName", f"The snapshot name {name!r} is not valid: expected 1 to 80 characters.", name=str(name))
+        if not isinstance(description, str):
+            raise InvalidInputError("description", expected="a string", got=description)
+        for flag, value in (("memory", memory), ("quiesce", quiesce)):
+            if not isinstance(value, bool):
+                raise InvalidInputError(flag, expected="True or False", got=value)
+        with self._operation(vm, "CreateSnapshot"):
+            self.trace.emit("host", "snapshot.create.start", vm=vm.moref, name=name, quiesce=quiesce, memory=memory)
+            try:
+                if memory and vm.power_state != "poweredOn":
+                    raise_fault("InvalidPowerState", state=vm.power_state, requestedState="poweredOn", existingState=vm.power_state)
+                if quiesce and not self.profile.quiesced_snapshots:
+                    raise_fault("NotSupported", "Quiesced snapshots are not supported on this host.")
+                if len(vm.snapshots()) >= self.profile.max_snapshots:
+                    raise_fault("TooManySnapshotLevels")
+                if quiesce and vm.power_state == "poweredOn":
+                    assert vm.tools is not None
+                    result = vm.tools.quiesced_snapshot(
+                        lambda: self._create_snapshot_now(vm, name, description, memory, True),
+                        lambda s: self._rollback(vm, s),
+                        clock=self.clock,
+                        trace=self.trace,
+                        faults=self.faults,
+                        profile=self.profile,
+                        vm=vm.moref,
+                    )
+                    snap = result.snapshot
+                    if snap is None:
+                        raise_fault("SnapshotFault", result.message or "The snapshot was not created.")
+                    snap.quiesced = result.quiesced
+                else:
+                    snap = self._create_snapshot_now(vm, name, description, memory, False)
+            except SimulatedCrash:
+                raise
+            except BaseException as exc:
+                self.trace.emit(
+                    "host", "snapshot.create.fail", vm=vm.moref, name=name,
+                    fault=fault_name(exc), message=str(getattr(exc, "msg", exc)),
+                )
+                raise
+            self._stun(vm)
+            return snap
+
+    def _create_snapshot_now(
+        self, vm: VM, name: str, description: str, memory: bool, quiesced: bool
+    ) -> Snapshot:
+        """Step 3 of the quiesce sequence: the host takes the snapshot (O(1) per disk)."""
+        duration = self.profile.snapshot_duration
+        rule = self.faults.check("snapshot.create", vm.name, vm=vm.moref) if self.faults.rules else None
+        if rule is not None:
+            duration += rule.delay
+        self.clock.advance(duration)
+        if rule is not None and rule.fault:
+            raise_fault(rule.fault, rule.message, datastore=vm.datastore, file=vm.vmsd_path)
+        ds = self.datastores[vm.datastore]
+        if ds.free < len(vm.disks) * 64 * 1024:
+            raise_fault("NoDiskSpace", datastore=ds.name, file=vm.vmsd_path)
+        self.crash_point("host.snapshot.before-freeze", vm)
+        layers: dict[int, Layer] = {}
+        epochs: dict[int, int] = {}
+        redo: list[str] = []
+        for d in vm.disks:
+            frozen = d.disk.freeze()
+            layers[d.key] = frozen
+            epochs[d.key] = d.disk.epoch
+            d.disk.top.label = self._delta_name(vm, d)
+            redo.append(d.disk.top.label)
+        vm.next_delta += 1
+        snap = Snapshot(
+            id=vm.next_snapshot_uid,
+            moref=f"snapshot-{self._next_snapshot_moref}",
+            name=name,
+            description=description,
+            create_time=self.clock.now,
+            quiesced=quiesced,
+            memory=memory,
+            power_state=vm.power_state,
+            layers=layers,
+            epochs=epochs,
+            parent=vm.current_snapshot,
+        )
+        vm.next_snapshot_uid += 1
+        self._next_snapshot_moref += 1
+        if snap.parent is None:
+            vm.root_snapshots.append(snap)
+        else:
+            snap.parent.children.append(snap)
+        vm.current_snapshot = snap
+        self.trace.emit(
+            "host", "snapshot.create", vm=vm.moref, step="WF-1c",
+            snapshot=snap.moref, name=name, quiesced=quiesced, redo=redo,
+        )
+        self.crash_point("host.snapshot.after-freeze", vm)
+        return snap
+
+    def _delta_name(self, vm: VM, d: VirtualDiskDevice) -> str:
+        """``<base>-NNNNNN.vmdk`` (R50); the sequence is per VM, shared by its disks."""
+        base = d.base_name[: -len(".vmdk")]
+        return f"{base}-{vm.next_delta:06d}.vmdk"
+
+    def delta_extent_suffix(self, d: VirtualDiskDevice) -> str:
+        """``-delta.vmdk`` (VMFSsparse) or ``-sesparse.vmdk`` (SEsparse), per R50."""
+        if self.profile.delta_format == "sesparse" or d.capacity >= self.profile.sesparse_threshold:
+            return "-sesparse.vmdk"
+        return "-delta.vmdk"
+
+    def _rollback(self, vm: VM, snap: Snapshot) -> None:
+        """Undo a just-created snapshot (FilesystemQuiesceFault path, F7)."""
+        self._remove(vm, snap, remove_children=False, consolidate=True, reason="rollback")
+
+    def remove_snapshot(
+        self, vm: VM | str, snapshot: str | int | Snapshot, *, remove_children: bool = False, consolidate: bool = True
+    ) -> MergeStats:
+        """``RemoveSnapshot_Task``: the snapshot goes; its redo logs merge (the seed's step 3b)."""
+        vm = self.find_vm(vm)
+        snap = self.find_snapshot(vm, snapshot)
+        with self._operation(vm, "RemoveSnapshot"):
+            rule = self.faults.check("snapshot.remove", vm.name, vm=vm.moref) if self.faults.rules else None
+            if rule is not None:
+                self.clock.advance(rule.delay)
+                if rule.fault:
+                    raise_fault(rule.fault, rule.message, datastore=vm.datastore, file=vm.vmsd_path)
+            stats = self._remove(vm, snap, remove_children=remove_children, consolidate=consolidate, reason="remove")
+            self._stun(vm)
+            return stats
+
+    def _remove(self, vm: VM, snap: Snapshot, *, remove_children: bool, consolidate: bool, reason: str) -> MergeStats:
+        doomed = snap.walk() if remove_children else [snap]
+        total = MergeStats()
+        for s in reversed(doomed):
+            parent = s.parent
+            siblings = parent.children if parent is not None else vm.root_snapshots
+            idx = siblings.index(s)
+            siblings[idx : idx + 1] = [c for c in s.children if c not in doomed]
+            for c in s.children:
+                if c not in doomed:
+                    c.parent = parent
+            if vm.current_snapshot is s:
+                vm.current_snapshot = parent
+            for d in vm.disks:
+                layer = s.layers[d.key]
+                if layer.alive and not layer.released:
+                    if consolidate:
+                        stats = d.disk.release(layer)
+                        total = self._merge_cost(vm, d, stats, total)
+                    else:
+                        layer.released = True
+            if not consolidate:
+                vm.consolidation_needed = True
+            kind = "snapshot.rollback" if reason == "rollback" else "snapshot.remove"
+            details: dict[str, Any] = {"snapshot": s.moref, "name": s.name}
+            if reason == "rollback":
+                details["reason"] = "thaw failed"
+            else:
+                details["consolidate"] = consolidate
+            self.trace.emit("host", kind, vm=vm.moref, step="WF-3b", **details)
+        self._refresh_consolidation(vm)
+        return total
+
+    def _merge_cost(self, vm: VM, d: VirtualDiskDevice, stats: MergeStats, total: MergeStats) -> MergeStats:
+        if stats.grains_moved or stats.layers_removed:
+            rule = self.faults.check("consolidate", vm.name, vm=vm.moref) if self.faults.rules else None
+            delay = stats.grains_moved / self.profile.merge_grains_per_second + (rule.delay if rule else 0.0)
+            self.clock.advance(delay)
+            for into, frm in stats.merges:
+                self.trace.emit("host", "disk.consolidate", vm=vm.moref, disk=d.key, layer=frm, into=into, grains=stats.grains_moved)
+            if rule is not None and rule.fault:
+                vm.consolidation_needed = True
+                raise_fault(rule.fault, rule.message, datastore=vm.datastore)
+        return MergeStats(
+            total.grains_moved + stats.grains_moved,
+            total.grains_discarded + stats.grains_discarded,
+            total.layers_removed + stats.layers_removed,
+            total.merges + stats.merges,
+            stats.pending,
+        )
+
+    def _refresh_consolidation(self, vm: VM) -> None:
+        held = {id(layer) for s in vm.snapshots() for layer in s.layers.values()}
+        vm.consolidation_needed = any(
+            layer.released and id(layer) not in held and len(layer.children) <= 1
+            for d in vm.disks
+            for layer in d.disk.layers()
+        )
+
+    def remove_all_snapshots(self, vm: VM | str, *, consolidate: bool = True) -> MergeStats:
+        """``RemoveAllSnapshots_Task``: succeeds trivially when there are none (R48)."""
+        vm = self.find_vm(vm)
+        total = MergeStats()
+        while vm.root_snapshots:
+            stats = self.remove_snapshot(vm, vm.root_snapshots[-1], remove_children=True, consolidate=consolidate)
+            total = MergeStats(
+                total.grains_moved + stats.grains_moved,
+                total.grains_discarded + stats.grains_discarded,
+                total.layers_removed + stats.layers_removed,
+                total.merges + stats.merges,
+                stats.pending,
+            )
+        return total
+
+    def revert_to_snapshot(self, vm: VM | str, snapshot: str | int | Snapshot) -> None:
+        """``RevertToSnapshot_Task``: the writes since the snapshot are discarded."""
+        vm = self.find_vm(vm)
+        snap = self.find_snapshot(vm, snapshot)
+        with self._operation(vm, "RevertToSnapshot"):
+            for d in vm.disks:
+                d.disk.revert(snap.layers[d.key])
+                d.disk.top.label = self._delta_name(vm, d)
+            vm.next_delta += 1
+            vm.current_snapshot = snap
+            vm.power_state = snap.power_state if snap.memory else "poweredOff"
+            self._refresh_consolidation(vm)
+            self._stun(vm)
+            self.trace.emit("host", "snapshot.revert", vm=vm.moref, snapshot=snap.moref, name=snap.name)
+
+    def consolidate_disks(self, vm: VM | str) -> MergeStats:
+        """``ConsolidateVMDisks_Task``: merge redo logs left by removals without consolidation."""
+        vm = self.find_vm(vm)
+        with self._operation(vm, "ConsolidateVMDisks"):
+            total = MergeStats()
+            for d in vm.disks:
+                total = self._merge_cost(vm, d, d.disk.consolidate(), total)
+            self._refresh_consolidation(vm)
+            return total
+
+    # -- disks as of a snapshot ---------------------------------------------------------------
+
+    def disk_view(self, vm: VM | str, disk_key: int | str, snapshot: str | int | Snapshot | None = None) -> LayerView:
+        """A read-only block device of one disk as of ``snapshot`` (or the live disk)."""
+        vm = self.find_vm(vm)
+        d = self._disk(vm, disk_key)
+        layer = None if snapshot is None else self.find_snapshot(vm, snapshot).layers[d.key]
+        if layer is not None and not layer.alive:
+            raise StateError(f"the redo log of snapshot {snapshot!r} was already merged away")
+        return d.disk.view(layer)
+
+    def read_disk(
+        self, vm: VM | str, disk_key: int | str, offset: int, length: int, snapshot: str | int | Snapshot | None = None
+    ) -> bytes:
+        vm = self.find_vm(vm)
+        if self.faults.rules:
+            rule = self.faults.check("disk.read", vm.name, vm=vm.moref)
+            if rule is not None and rule.fault:
+                raise_fault(rule.fault, rule.message, datastore=vm.datastore)
+        return self.disk_view(vm, disk_key, snapshot).read(offset, length)
+
+    def query_changed_disk_areas(
+        self,
+        vm: VM | str,
+        snapshot: str | int | Snapshot | None,
+        disk_key: int,
+        start_offset: int,
+        change_id: str,
+    ) -> DiskChangeInfo:
+        """``QueryChangedDiskAreas``: one window of changed (or, for ``"*"``, allocated) areas.
+
+        Over-reports, never under-reports (R51-R52). A stale or foreign change id raises
+        ``InvalidArgument``, and callers fall back to ``"*"``.
+        """
+        vm = self.find_vm(vm)
+        d = self._disk(vm, disk_key)
+        snap = None if snapshot is None else self.find_snapshot(vm, snapshot)
+        if not vm.change_tracking:
+            raise_fault("NotSupported", "Changed block tracking is not enabled on this virtual machine.")
+        if not isinstance(start_offset, int) or not 0 <= start_offset < d.capacity:
+            raise_fault("InvalidArgument", f"startOffset {start_offset!r} is outside the disk (0..{d.capacity - 1}).", invalidProperty="startOffset")
+        at = snap.layers[d.key] if snap else None
+        if change_id == "*":
+            areas = [(o, n) for o, n in d.disk.allocated_areas(at) if o + n > start_offset]
+        else:
+            prefix, _, seq = change_id.rpartition("/")
+            if prefix != d.change_id_prefix or not seq.isdigit() or int(seq) < d.disk.tracking_start or int(seq) > d.disk.epoch:
+                raise_fault("InvalidArgument", f"changeId {change_id!r} is not valid for this disk; use '*'.", invalidProperty="changeId")
+            areas = d.disk.changed_areas(int(seq), at, start_offset)
+        # one window of at most 512 areas, as real hosts page results
+        window = areas[:512]
+        end = d.capacity if len(areas) <= 512 else window[-1][0] + window[-1][1]
+        return DiskChangeInfo(start_offset, end - start_offset, tuple(window))
+
+    def change_id(self, vm: VM | str, disk_key: int, snapshot: str | int | Snapshot | None = None) -> str | None:
+        """The change id a disk backing shows (as of a snapshot), or None without CBT."""
+        vm = self.find_vm(vm)
+        if not vm.change_tracking:
+            return None
+        d = self._disk(vm, disk_key)
+        if snapshot is None:
+            return d.change_id(d.disk.epoch)
+        snap = self.find_snapshot(vm, snapshot)
+        return d.change_id(snap.epochs[d.key])
+
+    # -- guest --------------------------------------------------------------------------------
+
+    def guest_fs(self, vm: VM | str) -> Any:
+        """The live guest file system (writes land in the top redo log)."""
+        vm = self.find_vm(vm)
+        if vm.guest is None:
+            raise StateError(f"VM {vm.name!r} has no guest file system; build it with add_guest_volumes()")
+        if vm.tools is not None and vm.tools.frozen:
+            raise StateError(f"VM {vm.name!r} is quiesced: guest writes are held until thaw")
+        return vm.guest
+
+    def guest_fs_at(self, vm: VM | str, snapshot: str | int | Snapshot) -> Any:
+        """The guest's file systems as of a snapshot, read-only (what a file-level mount shows)."""
+        vm = self.find_vm(vm)
+        snap = self.find_snapshot(vm, snapshot)
+        if vm.guest is None:
+            raise StateError(f"VM {vm.name!r} has no guest file system")
+        from ._guestbuild import guest_at
+
+        return guest_at(self, vm, snap)
+
+    # -- datastore files -----------------------------------------------------------------------
+
+    def datastore_files(self, vm: VM | str) -> dict[str, Callable[[], bytes]]:
+        """Text files of a VM's directory (``.vmx``, ``.vmsd``, disk descriptors)."""
+        vm = self.find_vm(vm)
+        from .disk import render_descriptor
+
+        files: dict[str, Callable[[], bytes]] = {
+            vm.vmx_path: lambda: vm.vmx_text().encode(),
+            vm.vmsd_path: lambda: vm.vmsd_text().encode(),
+        }
+        for d in vm.disks:
+            chain = d.disk.chain()
+            for i, layer in enumerate(chain):
+                parent = chain[i + 1] if i + 1 < len(chain) else None
+                files[layer.label] = (
+                    lambda layer=layer, parent=parent, d=d: render_descriptor(
+                        d.capacity,
+                        name=layer.label.rsplit("/", 1)[-1],
+                        parent=parent.label.rsplit("/", 1)[-1] if parent else None,
+                        sesparse=self.delta_extent_suffix(d) == "-sesparse.vmdk",
+                    ).encode()
+                )
+        return files
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    def dump(self) -> dict[str, Any]:
+        """The whole host state as plain data (the REPL, the control API and bug reports)."""
+        return {
+            "host": self.name,
+            "profile": self.profile.name,
+            "seed": self.seed,
+            "time": self.clock.datetime().isoformat(),
+            "datastores": [{"name": d.name, "capacity": d.capacity, "used": d.used} for d in self.datastores.values()],
+            "vms": [vm.summary() for vm in self.vms.values()],
+            "faults": [r.to_dict() for r in self.faults.rules],
+            "events": len(self.trace),
+        }
+
+    def add_fault(self, rule: FaultRule | None = None, /, **kwargs: Any) -> FaultRule:
+        """Arm a fault rule (see ``vcbsim.simulator.OPERATIONS``)."""
+        return self.faults.add(rule, **kwargs)
+
+    def make_fault(self, name: str, message: str | None = None, **fields: Any) -> Any:
+        return make_fault(name, message, **fields)
+
+    def __repr__(self) -> str:
+        return f"<Host {self.name} {self.profile.name} vms={len(self.vms)}>"
