@@ -7,11 +7,11 @@ from ._clock import EPOCH, VirtualClock
 from ._errors import InvalidInputError, NotFoundError, SimulatedCrash, StateError, VcbsimError
 from ._faultrules import OPERATIONS, FaultInjector, FaultRule
 from ._faults import fault_name, make_fault, raise_fault
+from ._host import Datastore, DiskChangeInfo, Host
 from ._profiles import PROFILES, HostProfile, get_profile
 from ._random import SimRandom
 from ._trace import ACTORS, KINDS, Event, Trace, load_jsonl
 from ._vm import VM, Snapshot, VirtualDiskDevice
-from ._host import Datastore, DiskChangeInfo, Host
 
 __all__ = [
     "ACTORS",

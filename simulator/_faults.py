@@ -66,7 +66,7 @@ def make_fault(name: str, message: str | None = None, /, **fields: Any) -> Any:
         text = template.format(**fields)
     except (KeyError, IndexError):
         text = template
-    own = {p.name for p in cls._GetPropertyList()}
+    own = {p.name for p in cls._GetPropertyList()}  # type: ignore[attr-defined]
     props = {k: v for k, v in fields.items() if k in own}
     fault = cls(msg=text, **props)
     fault.faultMessage = [vmodl.LocalizableMessage(key=f"vcbsim.{name}", message=text)]

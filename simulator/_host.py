@@ -588,7 +588,8 @@ class Host:
         d = self._disk(vm, disk_key)
         layer = None if snapshot is None else self.find_snapshot(vm, snapshot).layers[d.key]
         if layer is not None and not layer.alive:
-            raise StateError(f"the redo log of snapshot {snapshot!r} was already merged away")
+            msg = f"the redo log of snapshot {snapshot!r} was already merged away"
+            raise StateError(msg)
         return d.disk.view(layer)
 
     def read_disk(
@@ -651,9 +652,11 @@ class Host:
         """The live guest file system (writes land in the top redo log)."""
         vm = self.find_vm(vm)
         if vm.guest is None:
-            raise StateError(f"VM {vm.name!r} has no guest file system; build it with add_guest_volumes()")
+            msg = f"VM {vm.name!r} has no guest file system; build it with add_guest_volumes()"
+            raise StateError(msg)
         if vm.tools is not None and vm.tools.frozen:
-            raise StateError(f"VM {vm.name!r} is quiesced: guest writes are held until thaw")
+            msg = f"VM {vm.name!r} is quiesced: guest writes are held until thaw"
+            raise StateError(msg)
         return vm.guest
 
     def guest_fs_at(self, vm: VM | str, snapshot: str | int | Snapshot) -> Any:
@@ -661,7 +664,8 @@ class Host:
         vm = self.find_vm(vm)
         snap = self.find_snapshot(vm, snapshot)
         if vm.guest is None:
-            raise StateError(f"VM {vm.name!r} has no guest file system")
+            msg = f"VM {vm.name!r} has no guest file system"
+            raise StateError(msg)
         from ._guestbuild import guest_at
 
         return guest_at(self, vm, snap)
@@ -671,8 +675,6 @@ class Host:
     def datastore_files(self, vm: VM | str) -> dict[str, Callable[[], bytes]]:
         """Text files of a VM's directory (``.vmx``, ``.vmsd``, disk descriptors)."""
         vm = self.find_vm(vm)
-        from .disk import render_descriptor
-
         files: dict[str, Callable[[], bytes]] = {
             vm.vmx_path: lambda: vm.vmx_text().encode(),
             vm.vmsd_path: lambda: vm.vmsd_text().encode(),
@@ -681,15 +683,27 @@ class Host:
             chain = d.disk.chain()
             for i, layer in enumerate(chain):
                 parent = chain[i + 1] if i + 1 < len(chain) else None
-                files[layer.label] = (
-                    lambda layer=layer, parent=parent, d=d: render_descriptor(
-                        d.capacity,
-                        name=layer.label.rsplit("/", 1)[-1],
-                        parent=parent.label.rsplit("/", 1)[-1] if parent else None,
-                        sesparse=self.delta_extent_suffix(d) == "-sesparse.vmdk",
-                    ).encode()
-                )
+                files[layer.label] = self._descriptor_reader(vm, d, layer, parent)
         return files
+
+    def _descriptor_reader(
+        self, vm: VM, d: VirtualDiskDevice, layer: Layer, parent: Layer | None
+    ) -> Callable[[], bytes]:
+        from .disk import render_descriptor
+
+        def read() -> bytes:
+            create_type = "vmfs"
+            if parent is not None:
+                create_type = "seSparse" if self.delta_extent_suffix(d) == "-sesparse.vmdk" else "vmfsSparse"
+            return render_descriptor(
+                layer.label.rsplit("/", 1)[-1],
+                d.capacity,
+                create_type=create_type,
+                parent=parent.label.rsplit("/", 1)[-1] if parent else None,
+                hw_version=vm.hw_version,
+            ).encode()
+
+        return read
 
     # -- inspection ----------------------------------------------------------------------------
 
