@@ -1,10 +1,71 @@
-"""The ``vcbsim`` command (placeholder until the verbs land)."""
+"""The ``vcbsim`` command: one entry point, one verb per job, each verb owned by its package.
+
+Verbs are looked up lazily so that ``vcbsim --help`` and light verbs start fast (pyVmomi and
+Hypothesis load only for the verbs that need them). Each verb's own parser (argparse) owns its
+options and its ``--help``.
+"""
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import sys
+from collections.abc import Callable, Sequence
+
+from . import __version__
+
+__all__ = ["main", "VERBS"]
+
+#: verb -> (module, function, one-line help). The function takes ``argv`` and returns an exit code.
+VERBS: dict[str, tuple[str, str, str]] = {
+    "demo": ("vcbsim._demo", "main", "narrated end-to-end VCB backup on the demo host (start here)"),
+    "repl": ("vcbsim._repl", "main", "interactive console: step through a backup one documented step at a time"),
+    "inventory": ("vcbsim._inventory", "main", "show the demo host: VMs, disks, volumes, scripts"),
+    "mount": ("vcbsim.reference._cli", "main_mount", "vcbMounter-style: snapshot a VM and expose it (-t fullvm|file)"),
+    "unmount": ("vcbsim.reference._cli", "main_unmount", "unmount a snapshot and commit (post-backup)"),
+    "backup": ("vcbsim.reference._cli", "main_backup", "run a backup job: image, full, differential, incremental"),
+    "restore": ("vcbsim.reference._cli", "main_restore", "restore files or a whole VM from a backup"),
+    "jobs": ("vcbsim.reference._cli", "main_jobs", "list backup jobs and their history"),
+    "serve": ("vcbsim.simulator.soap._cli", "main", "serve the host over the vSphere SOAP API (pyvmomi, Ansible)"),
+    "conform": ("vcbsim.conformance._cli", "main_conform", "certify an orchestrator: vcbsim conform module:factory"),
+    "check-trace": ("vcbsim.conformance._cli", "main_check_trace", "check a recorded JSON Lines trace against the rules"),
+    "verify-bundle": ("vcbsim.conformance._cli", "main_verify_bundle", "verify a conformance result bundle"),
+}
 
 
-def main(argv: list[str] | None = None) -> int:
-    print("vcbsim: no verbs yet", file=sys.stderr)
-    return 2
+def _resolve(verb: str) -> Callable[[list[str]], int]:
+    module, func, _ = VERBS[verb]
+    mod = importlib.import_module(module)
+    return getattr(mod, func)  # type: ignore[no-any-return]
+
+
+def _parser() -> argparse.ArgumentParser:
+    width = max(len(v) for v in VERBS)
+    verbs = "\n".join(f"  {v:<{width}}  {h}" for v, (_, _, h) in VERBS.items())
+    p = argparse.ArgumentParser(
+        prog="vcbsim",
+        description="A simulated VMware ESX host, a reference VCB backup proxy, and a conformance kit.",
+        epilog=f"verbs:\n{verbs}\n\nRun 'vcbsim VERB --help' for a verb's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"vcbsim {__version__}")
+    p.add_argument("verb", nargs="?", choices=list(VERBS), metavar="VERB", help="what to do")
+    p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``vcbsim`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in VERBS:
+        return int(_resolve(args[0])(args[1:]) or 0)
+    parser = _parser()
+    ns = parser.parse_args(args)
+    if ns.verb is None:
+        parser.print_help()
+        return 0
+    return int(_resolve(ns.verb)(ns.args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
