@@ -1,1 +1,68 @@
-"""The reference VCB backup proxy."""
+"""The reference VCB backup proxy.
+
+The proxy runs the documented VCB workflow (``seed/vcb-workflow.txt``) against any host
+reached through the ``HostClient`` seam: pre-backup (the quiesced ``_VCB-BACKUP_`` snapshot),
+exposure (image export or file-level mount), backup to a medium (a SQLite catalog plus a
+content-addressed store; full, differential and incremental file backups, image backups),
+post-backup (unmount, commit), restore, scheduled jobs, and ``vcbMounter``-style CLI verbs.
+
+.. versionadded:: 0.1.0
+"""
+
+from ._catalog import BACKUP_KINDS, BackupRecord, Catalog, FileEntry, ImageFile, select_changed
+from ._cli import EXIT_CODES, main
+from ._client import (
+    BlockReader,
+    DiskInfo,
+    GuestFile,
+    HostClient,
+    InProcessHostClient,
+    SnapshotInfo,
+    VMInfo,
+    VolumeInfo,
+    VolumeReader,
+    parse_selector,
+)
+from ._filelevel import FileMount, UnsupportedGuestError, mount_files
+from ._image import ImageExport, export_image, read_export_catalog
+from ._jobs import Job, JobRun, JobScheduler, Schedule
+from ._store import BlobStore, CorruptBlobError
+from ._workflow import SNAPSHOT_NAME, BackupProxy, BackupRun, JobResult, StepOutcome
+
+__all__ = [
+    "BACKUP_KINDS",
+    "EXIT_CODES",
+    "SNAPSHOT_NAME",
+    "BackupProxy",
+    "BackupRecord",
+    "BackupRun",
+    "BlobStore",
+    "BlockReader",
+    "Catalog",
+    "CorruptBlobError",
+    "DiskInfo",
+    "FileEntry",
+    "FileMount",
+    "GuestFile",
+    "HostClient",
+    "ImageExport",
+    "ImageFile",
+    "InProcessHostClient",
+    "Job",
+    "JobResult",
+    "JobRun",
+    "JobScheduler",
+    "Schedule",
+    "SnapshotInfo",
+    "StepOutcome",
+    "UnsupportedGuestError",
+    "VMInfo",
+    "VolumeInfo",
+    "VolumeReader",
+    "export_image",
+    "main",
+    "mount_files",
+    "parse_selector",
+    "read_export_catalog",
+    "select_changed",
+]

@@ -1,0 +1,597 @@
+"""The backup software: a SQLite catalog plus a content-addressed blob store on one medium.
+
+Layout of a backup medium directory::
+
+    <medium>/catalog.sqlite    backups, the file entries of each, image files, job history
+    <medium>/blobs/ab/cdef...  file contents, named by sha256 (``_store.BlobStore``)
+
+File-level backup types (seed, "Types of Backups"; spec R53 says they belong to the backup
+software, not to VCB):
+
+- **full**: every file is copied;
+- **differential**: files changed since the last *full* backup of the VM;
+- **incremental**: files changed since the last backup of the VM of *any* kind.
+
+A differential or incremental with no earlier full backup is promoted to a full one (the
+record keeps what was requested). Every backup records the whole namespace as of its snapshot
+(so deletions are restored correctly); only the selected files are copied, and each entry
+names the backup whose copy holds its bytes (``stored_in``), always the backup itself or one
+in its chain (the full, the differential's full, or the incrementals before it).
+
+"Changed" compares the file's sha256, size and mtime with the reference backup's entry.
+The content hash matters: FAT keeps mtimes to 2 seconds, so a write in the same 2-second
+window as the previous snapshot would be missed by an mtime-only rule. Hashing is cheap
+here because the file-level mount already materialised every file on the proxy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from vcbsim.simulator import InvalidInputError, NotFoundError, StateError
+
+from ._client import HostClient, VMInfo
+from ._store import BlobStore
+
+__all__ = [
+    "BACKUP_KINDS",
+    "BackupRecord",
+    "Catalog",
+    "FileEntry",
+    "ImageFile",
+    "guest_path",
+    "path_key",
+    "scan_tree",
+    "select_changed",
+]
+
+FileKind = Literal["full", "differential", "incremental"]
+BACKUP_KINDS: tuple[str, ...] = ("full", "differential", "incremental", "image")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS backups (
+    id INTEGER PRIMARY KEY,
+    vm_name TEXT NOT NULL,
+    vm_uuid TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('full', 'differential', 'incremental', 'image')),
+    requested TEXT NOT NULL,
+    base_id INTEGER REFERENCES backups(id),
+    snapshot_time REAL NOT NULL,
+    started REAL NOT NULL,
+    finished REAL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'complete', 'failed')),
+    job TEXT NOT NULL DEFAULT '',
+    files_total INTEGER NOT NULL DEFAULT 0,
+    files_copied INTEGER NOT NULL DEFAULT 0,
+    bytes_copied INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS entries (
+    backup_id INTEGER NOT NULL REFERENCES backups(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    path TEXT NOT NULL,
+    is_dir INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    sha256 TEXT,
+    copied INTEGER NOT NULL,
+    stored_in INTEGER REFERENCES backups(id),
+    PRIMARY KEY (backup_id, key)
+);
+CREATE TABLE IF NOT EXISTS image_files (
+    backup_id INTEGER NOT NULL REFERENCES backups(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (backup_id, name)
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS job_runs (
+    id INTEGER PRIMARY KEY,
+    job TEXT NOT NULL,
+    selector TEXT NOT NULL,
+    vm_name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    scheduled REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    status TEXT NOT NULL,
+    failed_step TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT '',
+    backup_id INTEGER
+);
+"""
+
+
+def guest_path(letter: str, rel: str) -> str:
+    """``("c", "Dir/f.txt")`` -> ``"C:\\Dir\\f.txt"`` (the Windows guest's own spelling)."""
+    rel = rel.strip("/").replace("/", "\\")
+    return f"{letter.upper()}:\\{rel}" if rel else f"{letter.upper()}:\\"
+
+
+def path_key(path: str) -> str:
+    """Catalog lookup key: Windows paths are case-insensitive, either slash, no trailing one."""
+    p = path.replace("/", "\\").rstrip("\\")
+    if len(p) == 2 and p[1] == ":":
+        p += "\\"
+    return p.casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One path of a backup. ``sha256`` is ``None`` for directories."""
+
+    path: str
+    is_dir: bool
+    size: int
+    mtime: float
+    sha256: str | None
+    copied: bool = False
+    stored_in: int | None = None
+
+    @property
+    def key(self) -> str:
+        return path_key(self.path)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFile:
+    name: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class BackupRecord:
+    id: int
+    vm_name: str
+    vm_uuid: str
+    kind: str
+    requested: str
+    base_id: int | None
+    snapshot_time: float
+    started: float
+    finished: float | None
+    status: str
+    job: str
+    files_total: int
+    files_copied: int
+    bytes_copied: int
+    error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def select_changed(
+    current: Iterable[FileEntry], reference: Mapping[str, FileEntry] | None
+) -> set[str]:
+    """Keys of the files to copy: new, or different in sha256, size or mtime from the
+    reference backup's entry (every file when there is no reference). Directories are
+    never copied (they have no content; every backup records them)."""
+    out: set[str] = set()
+    for e in current:
+        if e.is_dir:
+            continue
+        ref = None if reference is None else reference.get(e.key)
+        if (
+            ref is None
+            or ref.is_dir
+            or ref.sha256 != e.sha256
+            or ref.size != e.size
+            or abs(ref.mtime - e.mtime) > 1e-6
+        ):
+            out.add(e.key)
+    return out
+
+
+def _merge_areas(areas: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for off, n in sorted(areas):
+        if out and off <= out[-1][0] + out[-1][1]:
+            last_off, last_n = out[-1]
+            out[-1] = (last_off, max(last_n, off + n - last_off))
+        else:
+            out.append((off, n))
+    return out
+
+
+def _hash_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def scan_tree(letters: Mapping[str, Path]) -> Iterator[tuple[FileEntry, Path]]:
+    """Walk mounted volumes (``{"C": <dir>}``) and yield each entry with its proxy path.
+
+    Directories come before their contents, in sorted order, so results are deterministic.
+    """
+    for letter in sorted(letters):
+        root = Path(letters[letter])
+        yield FileEntry(guest_path(letter, ""), True, 0, root.stat().st_mtime, None), root
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            here = Path(dirpath)
+            for d in dirnames:
+                p = here / d
+                rel = p.relative_to(root).as_posix()
+                yield FileEntry(guest_path(letter, rel), True, 0, p.stat().st_mtime, None), p
+            for f in sorted(filenames):
+                p = here / f
+                st = p.stat()
+                rel = p.relative_to(root).as_posix()
+                yield (
+                    FileEntry(guest_path(letter, rel), False, st.st_size, st.st_mtime, _hash_file(p)),
+                    p,
+                )
+
+
+class Catalog:
+    """One backup medium: ``catalog.sqlite`` and ``blobs/`` under ``root``."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.store = BlobStore(self.root / "blobs")
+        self.path = self.root / "catalog.sqlite"
+        self.db = sqlite3.connect(self.path)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.executescript(_SCHEMA)
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- queries -----------------------------------------------------------------------
+
+    def backups(self, vm_name: str | None = None, *, status: str | None = "complete") -> list[BackupRecord]:
+        sql = "SELECT * FROM backups WHERE 1=1"
+        args: list[Any] = []
+        if vm_name is not None:
+            sql += " AND vm_name = ?"
+            args.append(vm_name)
+        if status is not None:
+            sql += " AND status = ?"
+            args.append(status)
+        return [self._record(r) for r in self.db.execute(sql + " ORDER BY id", args)]
+
+    def backup(self, backup_id: int) -> BackupRecord:
+        row = self.db.execute("SELECT * FROM backups WHERE id = ?", (backup_id,)).fetchone()
+        if row is None:
+            known = [str(r[0]) for r in self.db.execute("SELECT id FROM backups ORDER BY id")]
+            msg = "backup"
+            raise NotFoundError(msg, backup_id, known=known)
+        return self._record(row)
+
+    def entries(self, backup_id: int) -> dict[str, FileEntry]:
+        rows = self.db.execute(
+            "SELECT path, is_dir, size, mtime, sha256, copied, stored_in FROM entries "
+            "WHERE backup_id = ? ORDER BY key",
+            (backup_id,),
+        )
+        out: dict[str, FileEntry] = {}
+        for r in rows:
+            e = FileEntry(r[0], bool(r[1]), r[2], r[3], r[4], bool(r[5]), r[6])
+            out[e.key] = e
+        return out
+
+    def copied_paths(self, backup_id: int) -> list[str]:
+        """The guest paths whose bytes this backup copied (its file selection)."""
+        rows = self.db.execute(
+            "SELECT path FROM entries WHERE backup_id = ? AND copied = 1 ORDER BY key", (backup_id,)
+        )
+        return [r[0] for r in rows]
+
+    def image_files(self, backup_id: int) -> list[ImageFile]:
+        rows = self.db.execute(
+            "SELECT name, size, sha256 FROM image_files WHERE backup_id = ? ORDER BY name",
+            (backup_id,),
+        )
+        return [ImageFile(r[0], r[1], r[2]) for r in rows]
+
+    def chain(self, backup_id: int) -> list[int]:
+        """The backups a restore of ``backup_id`` reads from, oldest first."""
+        ids = {e.stored_in for e in self.entries(backup_id).values() if e.stored_in is not None}
+        ids.add(backup_id)
+        return sorted(ids)
+
+    def reference_for(self, vm_uuid: str, kind: str) -> BackupRecord | None:
+        """The backup a new ``kind`` backup of the VM is compared with (``None``: full)."""
+        if kind == "full":
+            return None
+        if kind == "differential":
+            row = self.db.execute(
+                "SELECT * FROM backups WHERE vm_uuid = ? AND kind = 'full' AND status = 'complete' "
+                "ORDER BY id DESC LIMIT 1",
+                (vm_uuid,),
+            ).fetchone()
+        elif kind == "incremental":
+            row = self.db.execute(
+                "SELECT * FROM backups WHERE vm_uuid = ? AND kind != 'image' AND status = 'complete' "
+                "ORDER BY id DESC LIMIT 1",
+                (vm_uuid,),
+            ).fetchone()
+        else:
+            msg = "backup kind"
+            raise InvalidInputError(
+                msg, expected="full, differential or incremental", got=kind
+            )
+        return None if row is None else self._record(row)
+
+    # -- file-level backup -------------------------------------------------------------
+
+    def file_backup(
+        self,
+        *,
+        vm_name: str,
+        vm_uuid: str,
+        kind: str,
+        letters: Mapping[str, Path],
+        snapshot_time: float,
+        now: Callable[[], float],
+        job: str = "",
+        before_copy: Callable[[str], None] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> BackupRecord:
+        """Back up mounted volumes (``{"C": <proxy dir>}``) as a ``kind`` backup.
+
+        ``before_copy(guest_path)`` runs before each selected file is copied to the medium
+        (the proxy consults fault injection there). On any error the backup is recorded as
+        ``failed`` (never used as a reference or offered for restore) and the error re-raised.
+        """
+        if kind not in ("full", "differential", "incremental"):
+            msg = "file-level backup kind"
+            raise InvalidInputError(
+                msg, expected="full, differential or incremental", got=kind
+            )
+        ref = self.reference_for(vm_uuid, kind)
+        actual = kind if ref is not None else "full"
+        ref_entries = None if ref is None else self.entries(ref.id)
+        cur = self.db.execute(
+            "INSERT INTO backups (vm_name, vm_uuid, kind, requested, base_id, snapshot_time, "
+            "started, status, job) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+            (vm_name, vm_uuid, actual, kind, None if ref is None else ref.id, snapshot_time, now(), job),
+        )
+        self.db.commit()
+        bid = int(cur.lastrowid or 0)
+        total = copied = nbytes = 0
+        try:
+            scanned = list(scan_tree(letters))
+            selected = select_changed((e for e, _ in scanned), ref_entries)
+            rows = []
+            for e, src in scanned:
+                stored_in: int | None = None
+                is_copied = e.key in selected
+                if is_copied:
+                    if before_copy is not None:
+                        before_copy(e.path)
+                    digest, size, _ = self.store.put_file(src, progress=progress)
+                    if digest != e.sha256:
+                        msg = f"{e.path} changed on the proxy while it was being backed up"
+                        raise StateError(msg)
+                    stored_in = bid
+                    copied += 1
+                    nbytes += size
+                elif not e.is_dir:
+                    assert ref_entries is not None
+                    stored_in = ref_entries[e.key].stored_in
+                total += 0 if e.is_dir else 1
+                rows.append(
+                    (bid, e.key, e.path, int(e.is_dir), e.size, e.mtime, e.sha256, int(is_copied), stored_in)
+                )
+            self.db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self.db.execute(
+                "UPDATE backups SET status = 'complete', finished = ?, files_total = ?, "
+                "files_copied = ?, bytes_copied = ? WHERE id = ?",
+                (now(), total, copied, nbytes, bid),
+            )
+            self.db.commit()
+        except BaseException as exc:
+            self.db.rollback()
+            self._fail(bid, now(), exc)
+            raise
+        return self.backup(bid)
+
+    def _fail(self, bid: int, when: float, exc: BaseException) -> None:
+        self.db.execute("DELETE FROM entries WHERE backup_id = ?", (bid,))
+        self.db.execute("DELETE FROM image_files WHERE backup_id = ?", (bid,))
+        self.db.execute(
+            "UPDATE backups SET status = 'failed', finished = ?, error = ? WHERE id = ?",
+            (when, f"{type(exc).__name__}: {exc}"[:500], bid),
+        )
+        self.db.commit()
+
+    # -- image-level backup ------------------------------------------------------------
+
+    def image_backup(
+        self,
+        *,
+        vm_name: str,
+        vm_uuid: str,
+        export_dir: Path,
+        snapshot_time: float,
+        now: Callable[[], float],
+        job: str = "",
+        before_copy: Callable[[str], None] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> BackupRecord:
+        """Move an image export (``<vm>-fullVM/``: .vmx, VMDKs, ``catalog``) to the medium."""
+        cur = self.db.execute(
+            "INSERT INTO backups (vm_name, vm_uuid, kind, requested, base_id, snapshot_time, "
+            "started, status, job) VALUES (?, ?, 'image', 'image', NULL, ?, ?, 'running', ?)",
+            (vm_name, vm_uuid, snapshot_time, now(), job),
+        )
+        self.db.commit()
+        bid = int(cur.lastrowid or 0)
+        try:
+            rows = []
+            nbytes = 0
+            for p in sorted(Path(export_dir).iterdir()):
+                if not p.is_file():
+                    continue
+                if before_copy is not None:
+                    before_copy(p.name)
+                digest, size, _ = self.store.put_file(p, progress=progress)
+                rows.append((bid, p.name, size, digest))
+                nbytes += size
+            self.db.executemany("INSERT INTO image_files VALUES (?, ?, ?, ?)", rows)
+            self.db.execute(
+                "UPDATE backups SET status = 'complete', finished = ?, files_total = ?, "
+                "files_copied = ?, bytes_copied = ? WHERE id = ?",
+                (now(), len(rows), len(rows), nbytes, bid),
+            )
+            self.db.commit()
+        except BaseException as exc:
+            self.db.rollback()
+            self._fail(bid, now(), exc)
+            raise
+        return self.backup(bid)
+
+    # -- restore -----------------------------------------------------------------------
+
+    def restore_files(self, backup_id: int, path: str, target: str | Path) -> list[Path]:
+        """Restore one file or a directory tree (``C:\\Dir``, ``C:`` for a whole volume) as of
+        a backup into ``target/<letter>/<path>``; returns the files written."""
+        rec = self.backup(backup_id)
+        if rec.status != "complete" or rec.kind == "image":
+            msg = (
+                f"backup {backup_id} is a {rec.status} {rec.kind} backup; file restore needs a "
+                "complete full, differential or incremental backup"
+            )
+            raise StateError(
+                msg
+            )
+        entries = self.entries(backup_id)
+        key = path_key(path)
+        chosen = [
+            e for k, e in entries.items() if k == key or k.startswith(key if key.endswith("\\") else key + "\\")
+        ]
+        if not chosen:
+            near = sorted(e.path for e in entries.values())
+            msg = f"file or directory in backup {backup_id}"
+            raise NotFoundError(msg, path, known=near)
+        chain = set(self.chain(backup_id))
+        out: list[Path] = []
+        target = Path(target)
+        for e in sorted(chosen, key=lambda e: e.key):
+            letter, _, rel = e.path.partition(":\\")
+            dest = target.joinpath(letter, *[p for p in rel.split("\\") if p])
+            if e.is_dir:
+                dest.mkdir(parents=True, exist_ok=True)
+                continue
+            if e.stored_in not in chain or e.sha256 is None:
+                msg = f"catalog entry for {e.path} in backup {backup_id} has no copy in its chain"
+                raise StateError(msg)
+            self.store.copy_to(e.sha256, dest)
+            os.utime(dest, (e.mtime, e.mtime))
+            out.append(dest)
+        return out
+
+    def restore_image_files(self, backup_id: int, target: str | Path) -> Path:
+        """Copy an image backup's files (verified) into ``target``; returns the directory."""
+        rec = self.backup(backup_id)
+        if rec.kind != "image" or rec.status != "complete":
+            msg = (
+                f"backup {backup_id} is a {rec.status} {rec.kind} backup; a VM restore needs a "
+                "complete image backup"
+            )
+            raise StateError(
+                msg
+            )
+        target = Path(target)
+        target.mkdir(parents=True, exist_ok=True)
+        for f in self.image_files(backup_id):
+            self.store.copy_to(f.sha256, target / f.name)
+        return target
+
+    def restore_vm(self, backup_id: int, client: HostClient, moref: str | None = None) -> VMInfo:
+        """Restore a whole VM from an image backup: afterwards every disk of the VM (the one
+        named by ``moref``, else the VM with the backed-up uuid) reads exactly as backed up.
+
+        Only areas that hold data in the backup or on the current disk are written, so the
+        time grows with the data, not with the capacity.
+        """
+        import tempfile
+
+        from vcbsim.simulator.disk import read_vmdk
+
+        from ._image import read_export_catalog
+
+        rec = self.backup(backup_id)
+        with tempfile.TemporaryDirectory(prefix="vcbsim-restore-") as tmp:
+            src = self.restore_image_files(backup_id, tmp)
+            meta = read_export_catalog(src / "catalog")
+            vm = client.vm_info(moref) if moref else client.find_vm(f"uuid:{rec.vm_uuid}")
+            trace = client.trace
+            op_id = f"op-{len(trace)}"
+            trace.emit("proxy", "op.invoke", vm=vm.moref, op="restore-vm", op_id=op_id, backup_id=backup_id)
+            try:
+                for disk in vm.disks:
+                    fname = meta.get(f"disk.{disk.key}.filename")
+                    if fname is None:
+                        msg = (
+                            f"image backup {backup_id} has no disk {disk.key} ({disk.label}); "
+                            f"it holds: {sorted(k for k in meta if k.endswith('.filename'))}"
+                        )
+                        raise StateError(msg)
+                    image = read_vmdk(src / fname)
+                    if image.size != disk.capacity:
+                        msg = (
+                            f"disk {disk.key} of {vm.name} has {disk.capacity} bytes but the backup's "
+                            f"{fname} has {image.size}; restore to a VM with the same disk sizes"
+                        )
+                        raise StateError(msg)
+                    areas = _merge_areas(
+                        list(image.allocated_areas()) + client.allocated_areas(vm.moref, disk.key, None)
+                    )
+                    for off, n in areas:
+                        pos = off
+                        while pos < off + n:
+                            step = min(1 << 20, off + n - pos)
+                            client.write_disk(vm.moref, disk.key, pos, image.read(pos, step))
+                            pos += step
+            except Exception as exc:
+                trace.emit("proxy", "op.fail", vm=vm.moref, op="restore-vm", op_id=op_id, error=f"{type(exc).__name__}: {exc}")
+                raise
+            trace.emit("proxy", "op.ok", vm=vm.moref, op="restore-vm", op_id=op_id, backup_id=backup_id)
+        return client.vm_info(vm.moref)
+
+    # -- job history -------------------------------------------------------------------
+
+    def record_job_run(self, **fields: Any) -> int:
+        cols = ", ".join(fields)
+        marks = ", ".join("?" for _ in fields)
+        cur = self.db.execute(f"INSERT INTO job_runs ({cols}) VALUES ({marks})", tuple(fields.values()))
+        self.db.commit()
+        return int(cur.lastrowid or 0)
+
+    def job_runs(self, job: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM job_runs"
+        args: tuple[Any, ...] = ()
+        if job is not None:
+            sql += " WHERE job = ?"
+            args = (job,)
+        return [dict(r) for r in self.db.execute(sql + " ORDER BY id", args)]
+
+    @staticmethod
+    def _record(r: sqlite3.Row) -> BackupRecord:
+        return BackupRecord(*(r[k] for k in BackupRecord.__dataclass_fields__))

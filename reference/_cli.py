@@ -1,0 +1,382 @@
+"""``vcbMounter``-style command-line verbs of the reference proxy.
+
+::
+
+    mount    -a name:<vm>|uuid:<uuid>|ipaddr:<ip>|moref:<id> -r <proxy dir> -t fullvm|file
+    unmount  -r <mount dir>              (the directory mount printed)
+    backup   -a <selector> [-a ...] -t fullvm|file [--kind full|differential|incremental]
+    restore  --list [-a <selector>]
+    restore  --backup <id> --path 'C:\\Dir' --to <dir>       (files or a directory)
+    restore  --backup <id> --vm [<selector>]                  (a whole VM from an image backup)
+    jobs     add <name> -a <selector> ... -t fullvm|file [--kind K] --at <time> [--every S]
+    jobs     list | run [--until <time>] [--concurrency N] | history [<name>] | remove <name>
+
+The host is the demo inventory (``Host.demo()``), kept between invocations in ``--state DIR``
+(default ``./vcbsim-state``) together with the default proxy directory and backup medium, so
+``mount`` then ``unmount``, or a full then an incremental backup, work across invocations.
+``--json`` prints one JSON document for scripts. Times (``--at``/``--until``) are virtual:
+``+3600`` (from now), seconds since the epoch, or an ISO date-time.
+
+Exit codes (``EXIT_CODES``): 0 success; 1 a backup, mount or unmount failed (the output names
+the seed step and the host's fault); 2 bad usage or input; 3 not found (VM, backup, file,
+job, mount); 4 not allowed in the current state (already mounted, destination exists);
+5 file-level backup asked for a guest that is not Windows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from vcbsim.simulator import InvalidInputError, NotFoundError, StateError
+
+__all__ = ["EXIT_CODES", "main", "build_parser"]
+
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "a workflow step failed (the output names the step and the fault)",
+    2: "bad usage or invalid input",
+    3: "not found: VM, backup, file, job or mount",
+    4: "not allowed in the current state (already mounted, destination exists)",
+    5: "file-level backup of a guest that is not Windows",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--state", default="vcbsim-state", metavar="DIR",
+                        help="directory keeping the host, proxy directory and medium between runs")
+    common.add_argument("--json", action="store_true", help="print one JSON document")
+    common.add_argument("--profile", default="esx-3.5u2", help="host profile of a new demo host")
+    common.add_argument("--seed", type=int, default=0, help="seed of a new demo host")
+    common.add_argument("--medium", metavar="DIR", help="backup medium (default: STATE/medium)")
+    common.add_argument("--trace", metavar="FILE", help="write the host's trace as JSON Lines")
+    common.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = argparse.ArgumentParser(
+        prog="vcbsim",
+        description="The reference VCB proxy (vcbMounter-style verbs) on the simulated host.",
+        epilog="exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
+    )
+    sub = p.add_subparsers(dest="verb", required=True)
+
+    m = sub.add_parser("mount", parents=[common], help="pre-backup: snapshot and expose a VM")
+    m.add_argument("-a", dest="selector", required=True, help="name:|uuid:|ipaddr:|moref: selector")
+    m.add_argument("-r", dest="root", help="proxy directory (default: STATE/proxy)")
+    m.add_argument("-t", dest="type", choices=("fullvm", "file"), default="fullvm")
+    m.add_argument("--monolithic", action="store_true", help="one sparse file per disk, not 2 GB splits")
+    m.add_argument("--no-quiesce", action="store_true", help="crash-consistent snapshot")
+
+    u = sub.add_parser("unmount", parents=[common], help="post-backup: unmount and commit")
+    u.add_argument("-r", dest="root", required=True, help="the mount directory mount printed")
+
+    b = sub.add_parser("backup", parents=[common], help="the whole workflow into the medium")
+    b.add_argument("-a", dest="selectors", action="append", required=True, help="selector (repeatable)")
+    b.add_argument("-t", dest="type", choices=("fullvm", "file"), default="fullvm")
+    b.add_argument("--kind", choices=("full", "differential", "incremental"), default=None)
+    b.add_argument("-r", dest="root", help="proxy directory (default: STATE/proxy)")
+    b.add_argument("--monolithic", action="store_true")
+    b.add_argument("--no-quiesce", action="store_true")
+
+    r = sub.add_parser("restore", parents=[common], help="list backups, restore files or a VM")
+    r.add_argument("--list", action="store_true", help="list complete backups")
+    r.add_argument("-a", dest="selector", help="VM selector (for --list or --vm)")
+    r.add_argument("--backup", type=int, help="backup id")
+    r.add_argument("--path", help="guest path of a file or directory (C:\\Dir\\f.txt)")
+    r.add_argument("--to", help="target directory on the proxy for --path")
+    r.add_argument("--vm", action="store_true", help="restore the whole VM from an image backup")
+
+    j = sub.add_parser("jobs", parents=[common], help="scheduled backup jobs")
+    j.add_argument("action", choices=("add", "list", "run", "history", "remove"))
+    j.add_argument("name", nargs="?")
+    j.add_argument("-a", dest="selectors", action="append", default=[])
+    j.add_argument("-t", dest="type", choices=("fullvm", "file"), default="fullvm")
+    j.add_argument("--kind", choices=("image", "full", "differential", "incremental"))
+    j.add_argument("--at", help="first run: +SECONDS, epoch seconds or ISO date-time (default: now)")
+    j.add_argument("--every", type=float, help="repeat interval in seconds")
+    j.add_argument("--count", type=int, help="at most this many runs")
+    j.add_argument("--until", help="run jobs due up to this time (default: now)")
+    j.add_argument("--concurrency", type=int, default=2, help="VMs backed up at once")
+    j.add_argument("-r", dest="root", help="proxy directory (default: STATE/proxy)")
+    return p
+
+
+# -- state -------------------------------------------------------------------------------------
+
+
+def _pickler_table() -> dict[type, Callable[[Any], Any]]:
+    import copyreg
+    import threading
+
+    table: dict[type, Callable[[Any], Any]] = dict(copyreg.dispatch_table)
+    table[type(threading.RLock())] = lambda _: (threading.RLock, ())
+    table[type(threading.Lock())] = lambda _: (threading.Lock, ())
+    return table
+
+
+def _load_host(state: Path, profile: str, seed: int) -> Any:
+    f = state / "host.pickle"
+    if f.is_file():
+        with open(f, "rb") as fh:
+            return pickle.load(fh)
+    from vcbsim.simulator._host import Host
+
+    return Host.demo(profile, seed=seed)
+
+
+def _save_host(state: Path, host: Any) -> None:
+    state.mkdir(parents=True, exist_ok=True)
+    tmp = state / "host.pickle.tmp"
+    subs = getattr(host.trace, "_subscribers", None)
+    saved = list(subs) if subs is not None else None
+    if subs is not None:
+        subs.clear()  # live listeners belong to this process
+    try:
+        with open(tmp, "wb") as fh:
+            p = pickle.Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL)
+            p.dispatch_table = _pickler_table()  # type: ignore[misc]
+            p.dump(host)
+        tmp.replace(state / "host.pickle")
+    finally:
+        if subs is not None and saved is not None:
+            subs.extend(saved)
+
+
+def _parse_time(text: str | None, now: float) -> float:
+    if text is None:
+        return now
+    t = text.strip()
+    try:
+        if t.startswith("+"):
+            return now + float(t[1:])
+        return float(t)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(t)
+    except ValueError:
+        raise InvalidInputError(
+            "time", expected="+SECONDS, seconds since the epoch, or an ISO date-time", got=text
+        ) from None
+    if dt.tzinfo is None:
+        from datetime import UTC
+
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    tasks: dict[str, Any] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+
+        def update(description: str, advance: int, total: int) -> None:
+            if description not in tasks:
+                tasks[description] = bar.add_task(description, total=total or None)
+            bar.update(tasks[description], advance=advance)
+
+        yield update
+
+
+# -- verbs -------------------------------------------------------------------------------------
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        print(text)
+
+
+def _run_verb(args: argparse.Namespace) -> int:
+    from ._catalog import Catalog
+    from ._client import InProcessHostClient
+    from ._jobs import Job, JobScheduler, Schedule
+    from ._workflow import BackupProxy
+
+    state = Path(args.state)
+    state.mkdir(parents=True, exist_ok=True)
+    host = _load_host(state, args.profile, args.seed)
+    client = InProcessHostClient(host)
+    root = Path(getattr(args, "root", None) or state / "proxy")
+    medium = Path(args.medium or state / "medium")
+    show = not args.json and not args.no_progress and sys.stderr.isatty()
+    code = 0
+    try:
+        with _progress(show) as progress:
+            proxy = BackupProxy(
+                client,
+                root if args.verb != "unmount" else Path(args.root).parent,
+                split=not getattr(args, "monolithic", False),
+                quiesce=not getattr(args, "no_quiesce", False),
+                progress=progress,
+            )
+            if args.verb == "mount":
+                res = proxy.mount(args.selector, args.type)
+                code = 0 if res.ok else 1
+                lines = [res.summary()] + [f"  {k}: {v}" for k, v in sorted(res.letters.items())]
+                lines += [f"  not mounted (no drive letter): {v}" for v in res.skipped_volumes]
+                lines += [f"  cleaned: {n}" for n in res.stale_cleaned]
+                _emit(args, res.to_dict(), "\n".join(lines))
+            elif args.verb == "unmount":
+                res = proxy.unmount(Path(args.root))
+                code = 0 if res.ok else 1
+                _emit(args, res.to_dict(), res.summary())
+            elif args.verb == "backup":
+                with Catalog(medium) as cat:
+                    results = [
+                        proxy.backup(sel, args.type, catalog=cat, kind=args.kind) for sel in args.selectors
+                    ]
+                code = 0 if all(r.ok for r in results) else 1
+                text = "\n".join(
+                    r.summary() + (f" (backup {r.backup_id}, {r.kind})" if r.backup_id else "")
+                    for r in results
+                )
+                _emit(args, [r.to_dict() for r in results], text)
+            elif args.verb == "restore":
+                code = _restore(args, client, medium)
+            elif args.verb == "jobs":
+                with Catalog(medium) as cat:
+                    sched = JobScheduler(proxy, cat, concurrency=args.concurrency)
+                    now = client.clock.now
+                    if args.action == "add":
+                        if not args.name:
+                            raise InvalidInputError("jobs add", expected="a job name", got=None)
+                        kind = args.kind or ("image" if args.type == "fullvm" else "full")
+                        job = sched.add(
+                            Job(
+                                args.name,
+                                tuple(args.selectors),
+                                args.type,
+                                Schedule(_parse_time(args.at, now), args.every, args.count),
+                                kind,
+                            )
+                        )
+                        _emit(args, job.to_dict(), f"job {job.name} added")
+                    elif args.action == "list":
+                        jobs = sched.jobs()
+                        _emit(
+                            args,
+                            [j.to_dict() for j in jobs],
+                            "\n".join(
+                                f"{j.name}: {j.type}/{j.kind} {' '.join(j.selectors)} at {j.schedule.at}"
+                                + (f" every {j.schedule.every}s" if j.schedule.every else "")
+                                for j in jobs
+                            )
+                            or "no jobs",
+                        )
+                    elif args.action == "run":
+                        runs = sched.run_until(_parse_time(args.until, now))
+                        bad = [r for r in runs if r.result is None or not r.result.ok]
+                        code = 1 if bad else 0
+                        data = [
+                            {"job": r.job, "selector": r.selector, "scheduled": r.scheduled,
+                             "result": r.result.to_dict() if r.result else None, "error": r.error}
+                            for r in runs
+                        ]
+                        text = "\n".join(
+                            f"{r.job} @ {r.scheduled}: " + (r.result.summary() if r.result else r.error)
+                            for r in runs
+                        )
+                        _emit(args, data, text or "no job was due")
+                    elif args.action == "history":
+                        rows = sched.history(args.name)
+                        _emit(
+                            args,
+                            rows,
+                            "\n".join(
+                                f"#{r['id']} {r['job']} {r['vm_name']} {r['type']} {r['status']}"
+                                + (f" at {r['failed_step']}: {r['reason']}" if r["failed_step"] else "")
+                                for r in rows
+                            )
+                            or "no runs yet",
+                        )
+                    else:
+                        if not args.name:
+                            raise InvalidInputError("jobs remove", expected="a job name", got=None)
+                        sched.remove(args.name)
+                        _emit(args, {"removed": args.name}, f"job {args.name} removed")
+    finally:
+        _save_host(state, host)
+        if args.trace:
+            host.trace.write_jsonl(args.trace)
+    return code
+
+
+def _restore(args: argparse.Namespace, client: Any, medium: Path) -> int:
+    from ._catalog import Catalog
+
+    with Catalog(medium) as cat:
+        if args.list or args.backup is None:
+            vm_name = client.find_vm(args.selector).name if args.selector else None
+            recs = cat.backups(vm_name)
+            _emit(
+                args,
+                [r.to_dict() for r in recs],
+                "\n".join(
+                    f"#{r.id} {r.vm_name} {r.kind} files={r.files_copied}/{r.files_total} "
+                    f"bytes={r.bytes_copied} snapshot_time={r.snapshot_time}"
+                    for r in recs
+                )
+                or "no backups",
+            )
+            return 0
+        if args.vm:
+            moref = client.find_vm(args.selector).moref if args.selector else None
+            vm = cat.restore_vm(args.backup, client, moref)
+            _emit(args, {"restored": vm.name, "backup": args.backup}, f"{vm.name} restored from backup {args.backup}")
+            return 0
+        if not args.path or not args.to:
+            raise InvalidInputError(
+                "restore", expected="--path and --to, or --vm, or --list", got=vars(args).get("path")
+            )
+        files = cat.restore_files(args.backup, args.path, args.to)
+        _emit(args, [str(f) for f in files], "\n".join(str(f) for f in files) or "(empty directory)")
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one verb; returns the exit code (see ``EXIT_CODES``)."""
+    from ._filelevel import UnsupportedGuestError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) if isinstance(exc.code, int) else 2
+    err: Exception
+    try:
+        return _run_verb(args)
+    except UnsupportedGuestError as exc:
+        code, err = 5, exc
+    except (InvalidInputError, ValueError) as exc:
+        code, err = 2, exc
+    except (NotFoundError, LookupError) as exc:
+        code, err = 3, exc
+    except StateError as exc:
+        code, err = 4, exc
+    if args.json:
+        print(json.dumps({"error": type(err).__name__, "message": str(err), "exit_code": code}))
+    else:
+        print(f"vcbsim {args.verb}: {err}", file=sys.stderr)
+    return code

@@ -1,0 +1,436 @@
+"""The host-client seam (DESIGN.md seam 1): everything the proxy asks of an ESX host.
+
+The orchestrator in ``_workflow.py``, the exporters and the backup software only ever talk to
+a ``HostClient``. Two bindings exist or are planned:
+
+- ``InProcessHostClient`` (``_inprocess.py``): direct calls on a simulator ``Host``;
+- a vSphere binding (pyvmomi over SOAP), so the same proxy runs against the simulator's
+  endpoint or a real host.
+
+VMs are addressed by their managed-object id (``moref``, e.g. ``vm-12``) once found, and
+snapshots by an opaque id the binding chooses. Records crossing the seam are frozen
+dataclasses, never simulator objects.
+
+Selectors follow VCB's ``vcbMounter -a`` syntax (spec R54-R55): ``name:<display name>``
+(exact, case-sensitive), ``uuid:<bios uuid>``, ``ipaddr:<ip>`` (needs a running VM, the IP
+comes from VMware Tools) and ``moref:<id>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from vcbsim.simulator import InvalidInputError
+
+if TYPE_CHECKING:
+    from vcbsim.simulator import FaultRule, Trace
+
+__all__ = [
+    "SELECTOR_KINDS",
+    "BlockReader",
+    "ClockLike",
+    "DiskInfo",
+    "GuestFile",
+    "HostClient",
+    "InProcessHostClient",
+    "SnapshotInfo",
+    "VMInfo",
+    "VolumeInfo",
+    "VolumeReader",
+    "parse_selector",
+]
+
+SelectorKind = Literal["name", "uuid", "ipaddr", "moref"]
+#: The ``-a`` selector prefixes the proxy accepts (VCB's ``vcbMounter``/``vcbVmName``).
+SELECTOR_KINDS: tuple[str, ...] = ("name", "uuid", "ipaddr", "moref")
+
+
+def parse_selector(selector: str) -> tuple[SelectorKind, str]:
+    """Split ``"name:vm1"`` into ``("name", "vm1")``; a clear error for anything else.
+
+    >>> parse_selector("uuid:4211-aa")
+    ('uuid', '4211-aa')
+    """
+    if not isinstance(selector, str) or ":" not in selector:
+        msg = "VM selector"
+        raise InvalidInputError(
+            msg,
+            expected="'<kind>:<value>' with kind one of " + ", ".join(SELECTOR_KINDS),
+            got=selector,
+            hint="for example name:win2003-sql or moref:vm-12",
+        )
+    kind, _, value = selector.partition(":")
+    if kind not in SELECTOR_KINDS or not value:
+        msg = "VM selector"
+        raise InvalidInputError(
+            msg,
+            expected="'<kind>:<value>' with kind one of " + ", ".join(SELECTOR_KINDS),
+            got=selector,
+            hint="for example name:win2003-sql or moref:vm-12",
+        )
+    return kind, value  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class DiskInfo:
+    """One virtual disk of a VM. ``file_name`` is the datastore path of its base ``.vmdk``."""
+
+    key: int
+    label: str
+    file_name: str
+    capacity: int
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeInfo:
+    """One guest volume. ``letter`` is ``"C"`` (no colon) or ``None``; ``mount_point`` is the
+    POSIX mount point of a Linux volume; ``disk_key``/``partition`` locate it."""
+
+    index: int
+    disk_key: int
+    partition: int
+    letter: str | None
+    mount_point: str | None
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        """How reports name the volume: ``C:``, ``/var`` or ``disk 2000 partition 2``."""
+        if self.letter:
+            return f"{self.letter}:"
+        if self.mount_point:
+            return self.mount_point
+        return f"disk {self.disk_key} partition {self.partition}"
+
+
+@dataclass(frozen=True, slots=True)
+class VMInfo:
+    """What the proxy knows about a VM (a read-only copy; ask again for fresh data)."""
+
+    name: str
+    moref: str
+    uuid: str
+    os_family: str  # "windows" or "linux" (or another family the host reports)
+    guest_id: str
+    power_state: str
+    ip: str | None = None
+    disks: tuple[DiskInfo, ...] = ()
+    volumes: tuple[VolumeInfo, ...] = ()
+    vmx_path: str = ""
+
+    @property
+    def is_windows(self) -> bool:
+        return self.os_family.lower().startswith("win")
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    """One snapshot. ``id`` is opaque to the proxy; ``created`` is host (virtual) time."""
+
+    id: str
+    name: str
+    created: float
+    quiesced: bool = False
+    description: str = ""
+    children: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class GuestFile:
+    """A file or directory of a guest volume. ``path`` is relative to the volume root, with
+    ``/`` separators whatever the guest OS (``Windows/system.ini``)."""
+
+    path: str
+    is_dir: bool
+    size: int
+    mtime: float
+
+
+class ClockLike(Protocol):
+    """The host's (virtual) clock, as far as the proxy needs it."""
+
+    @property
+    def now(self) -> float: ...
+
+    def advance(self, seconds: float) -> float: ...
+
+    def advance_to(self, when: float) -> float: ...
+
+
+@runtime_checkable
+class BlockReader(Protocol):
+    """A read-only block device: a disk as of a snapshot."""
+
+    @property
+    def size(self) -> int: ...
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+
+class VolumeReader(Protocol):
+    """A guest volume opened read-only as of a snapshot."""
+
+    def walk(self) -> Iterator[GuestFile]:
+        """Every directory and file under the root (parents before children)."""
+        ...
+
+    def read_bytes(self, path: str) -> bytes: ...
+
+
+class HostClient(Protocol):
+    """What a backup proxy needs from an ESX host (seam 1).
+
+    Host faults (pyVmomi ``vim.fault.*``) propagate unchanged, so the orchestrator can name
+    them in its job result. Misuse raises ``vcbsim.simulator`` errors (``NotFoundError`` ...).
+    """
+
+    @property
+    def trace(self) -> Trace:
+        """The one event log proxy events are emitted into (``actor="proxy"``)."""
+        ...
+
+    @property
+    def clock(self) -> ClockLike: ...
+
+    @property
+    def host_name(self) -> str: ...
+
+    def list_vms(self) -> list[VMInfo]: ...
+
+    def find_vm(self, selector: str) -> VMInfo:
+        """Resolve a ``name:``/``uuid:``/``ipaddr:``/``moref:`` selector (``NotFoundError``)."""
+        ...
+
+    def vm_info(self, moref: str) -> VMInfo: ...
+
+    def read_vmx(self, moref: str) -> str: ...
+
+    def create_snapshot(
+        self,
+        moref: str,
+        name: str,
+        *,
+        description: str = "",
+        quiesce: bool = True,
+        memory: bool = False,
+    ) -> SnapshotInfo:
+        """Create a snapshot; with ``quiesce`` VMware Tools runs steps 1a-1e around it."""
+        ...
+
+    def remove_snapshot(self, moref: str, snapshot_id: str, *, consolidate: bool = True) -> None:
+        """Remove a snapshot, committing its redo log (seed step 3b)."""
+        ...
+
+    def list_snapshots(self, moref: str) -> list[SnapshotInfo]: ...
+
+    def open_disk(self, moref: str, disk_key: int, snapshot_id: str | None) -> BlockReader:
+        """The disk as of the snapshot (``None``: as it is now), read-only."""
+        ...
+
+    def write_disk(self, moref: str, disk_key: int, offset: int, data: bytes) -> None:
+        """Write to the VM's current disk state (whole-VM restore)."""
+        ...
+
+    def allocated_areas(
+        self, moref: str, disk_key: int, snapshot_id: str | None
+    ) -> list[tuple[int, int]]:
+        """``(offset, length)`` of every area ever written as of the snapshot."""
+        ...
+
+    def query_changed_areas(
+        self, moref: str, snapshot_id: str, disk_key: int, start_offset: int, change_id: str
+    ) -> list[tuple[int, int]]:
+        """vSphere ``QueryChangedDiskAreas``: changed ``(offset, length)`` areas."""
+        ...
+
+    def open_volume(self, moref: str, snapshot_id: str, volume: VolumeInfo) -> VolumeReader:
+        """A guest volume's files as of the snapshot."""
+        ...
+
+    def check_fault(self, operation: str, target: str, *, vm: str | None = None) -> FaultRule | None:
+        """Ask the fault injector whether a proxy-side fault (export, mount, unmount, copy,
+        crash) fires here; ``None`` when nothing is armed."""
+        ...
+
+
+class _FatVolumeReader:
+    """A FAT volume of a disk view, read through the simulator's FAT reader."""
+
+    def __init__(self, fs: Any) -> None:
+        self._fs = fs
+
+    def walk(self) -> Iterator[GuestFile]:
+        for dirpath, dirnames, filenames in self._fs.walk("/"):
+            base = dirpath.strip("/")
+            for name in dirnames:
+                rel = f"{base}/{name}" if base else name
+                st = self._fs.stat("/" + rel)
+                yield GuestFile(rel, True, 0, float(st.mtime))
+            for name in filenames:
+                rel = f"{base}/{name}" if base else name
+                st = self._fs.stat("/" + rel)
+                yield GuestFile(rel, False, int(st.size), float(st.mtime))
+
+    def read_bytes(self, path: str) -> bytes:
+        return bytes(self._fs.read_file("/" + path.strip("/")))
+
+
+class InProcessHostClient:
+    """The host-client seam bound to a simulator ``Host`` in the same process.
+
+    Snapshot ids are the host's snapshot morefs (``snapshot-3``). Guest volumes are read
+    straight from the snapshot's disk view (MBR, then the FAT file system on the partition),
+    so a mount sees exactly the blocks the snapshot froze.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, host: Any) -> None:
+        self.host = host
+
+    @property
+    def trace(self) -> Trace:
+        return self.host.trace  # type: ignore[no-any-return]
+
+    @property
+    def clock(self) -> ClockLike:
+        return self.host.clock  # type: ignore[no-any-return]
+
+    @property
+    def host_name(self) -> str:
+        return str(self.host.name)
+
+    # -- inventory -------------------------------------------------------------------------
+
+    def _vm(self, moref: str) -> Any:
+        return self.host.find_vm(f"moref:{moref}")
+
+    def _info(self, vm: Any) -> VMInfo:
+        disks = tuple(
+            DiskInfo(key=d.key, label=d.label, file_name=d.base_name, capacity=d.capacity)
+            for d in vm.disks
+        )
+        return VMInfo(
+            name=vm.name,
+            moref=vm.moref,
+            uuid=vm.uuid,
+            os_family=vm.os_family,
+            guest_id=vm.guest_id,
+            power_state=vm.power_state,
+            ip=vm.ip_address,
+            disks=disks,
+            volumes=self._volumes(vm),
+            vmx_path=vm.vmx_path,
+        )
+
+    @staticmethod
+    def _volumes(vm: Any) -> tuple[VolumeInfo, ...]:
+        guest = getattr(vm, "guest", None)
+        if guest is None:
+            return ()
+        out = []
+        for i, v in enumerate(getattr(guest, "volumes", ())):
+            disk_index = int(getattr(v, "disk_index", 0))
+            part = getattr(v, "partition", 0)
+            part_index = int(getattr(part, "index", part))
+            letter = getattr(v, "letter", None)
+            out.append(
+                VolumeInfo(
+                    index=i,
+                    disk_key=vm.disks[disk_index].key,
+                    partition=part_index,
+                    letter=str(letter).rstrip(":").upper() if letter else None,
+                    mount_point=getattr(v, "mount_point", None),
+                    label=str(getattr(v, "label", "") or ""),
+                )
+            )
+        return tuple(out)
+
+    def list_vms(self) -> list[VMInfo]:
+        return [self._info(vm) for vm in self.host.vms.values()]
+
+    def find_vm(self, selector: str) -> VMInfo:
+        parse_selector(selector)
+        return self._info(self.host.find_vm(selector))
+
+    def vm_info(self, moref: str) -> VMInfo:
+        return self._info(self._vm(moref))
+
+    def read_vmx(self, moref: str) -> str:
+        return str(self._vm(moref).vmx_text())
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    def create_snapshot(
+        self,
+        moref: str,
+        name: str,
+        *,
+        description: str = "",
+        quiesce: bool = True,
+        memory: bool = False,
+    ) -> SnapshotInfo:
+        snap = self.host.create_snapshot(
+            self._vm(moref), name, description=description, memory=memory, quiesce=quiesce
+        )
+        return self._snap(snap)
+
+    @staticmethod
+    def _snap(s: Any) -> SnapshotInfo:
+        return SnapshotInfo(
+            id=s.moref,
+            name=s.name,
+            created=float(s.create_time),
+            quiesced=bool(s.quiesced),
+            description=s.description,
+            children=tuple(c.moref for c in s.children),
+        )
+
+    def remove_snapshot(self, moref: str, snapshot_id: str, *, consolidate: bool = True) -> None:
+        self.host.remove_snapshot(self._vm(moref), snapshot_id, consolidate=consolidate)
+
+    def list_snapshots(self, moref: str) -> list[SnapshotInfo]:
+        return [self._snap(s) for s in self._vm(moref).snapshots()]
+
+    # -- disks -------------------------------------------------------------------------------
+
+    def open_disk(self, moref: str, disk_key: int, snapshot_id: str | None) -> BlockReader:
+        return self.host.disk_view(self._vm(moref), disk_key, snapshot_id)  # type: ignore[no-any-return]
+
+    def write_disk(self, moref: str, disk_key: int, offset: int, data: bytes) -> None:
+        self.host.guest_device(self._vm(moref), disk_key).write(offset, data)
+
+    def allocated_areas(
+        self, moref: str, disk_key: int, snapshot_id: str | None
+    ) -> list[tuple[int, int]]:
+        view = self.host.disk_view(self._vm(moref), disk_key, snapshot_id)
+        return [(int(o), int(n)) for o, n in view.allocated_areas()]
+
+    def query_changed_areas(
+        self, moref: str, snapshot_id: str, disk_key: int, start_offset: int, change_id: str
+    ) -> list[tuple[int, int]]:
+        info = self.host.query_changed_disk_areas(
+            self._vm(moref), snapshot_id, disk_key, start_offset, change_id
+        )
+        return [(int(o), int(n)) for o, n in info.changed_area]
+
+    def open_volume(self, moref: str, snapshot_id: str, volume: VolumeInfo) -> VolumeReader:
+        from vcbsim.simulator.guest import PartitionDevice, open_readonly, read_partitions
+
+        view = self.host.disk_view(self._vm(moref), volume.disk_key, snapshot_id)
+        parts = {p.index: p for p in read_partitions(view)}
+        if volume.partition not in parts:
+            from vcbsim.simulator import NotFoundError
+
+            msg = f"partition of volume {volume.name}"
+            raise NotFoundError(msg, volume.partition, known=[str(i) for i in parts])
+        fs = open_readonly(PartitionDevice.of(view, parts[volume.partition]), clock=self.host.clock)
+        return _FatVolumeReader(fs)
+
+    def check_fault(self, operation: str, target: str, *, vm: str | None = None) -> FaultRule | None:
+        faults = self.host.faults
+        if not faults.rules:
+            return None
+        return faults.check(operation, target, vm=vm)  # type: ignore[no-any-return]

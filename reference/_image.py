@@ -1,0 +1,139 @@
+"""Image-level export (seed: "Performing Image-Level Virtual Machine Backups"; spec R57).
+
+``export_image`` writes ``<root>/<vm>-fullVM/`` with:
+
+- ``<vm>.vmx``: the VM's configuration as the host reports it;
+- one VMDK per virtual disk, as of the snapshot, named like the disk's base file
+  (``<vm>.vmdk``); by default VCB's 2 GB split sparse extents (``twoGbMaxExtentSparse``: a
+  descriptor plus ``-s001.vmdk`` ... extents), or one ``monolithicSparse`` file;
+- ``catalog``: a text file in VCB's ``key= value`` style naming the VM, the host, the
+  snapshot and each disk, written last, so an export without it is incomplete.
+
+Standard tools read the result (``qemu-img info``/``check``/``convert``). Any failure part-way
+removes the half-written directory before the error propagates.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from vcbsim.simulator import StateError
+
+from ._client import DiskInfo, HostClient, VMInfo
+
+__all__ = ["ImageExport", "disk_export_name", "export_image", "read_export_catalog"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageExport:
+    path: Path
+    vmx: Path
+    disks: dict[int, Path]
+    catalog: Path
+    bytes_written: int
+
+
+def disk_export_name(disk: DiskInfo) -> str:
+    """``[datastore1] vm1/vm1_1.vmdk`` -> ``vm1_1.vmdk``."""
+    name = disk.file_name.split("]", 1)[-1].strip()
+    base = posixpath.basename(name.replace("\\", "/")) or f"disk-{disk.key}.vmdk"
+    return base if base.endswith(".vmdk") else base + ".vmdk"
+
+
+def _q(value: object) -> str:
+    return '"' + str(value).replace('"', "'") + '"'
+
+
+def export_image(
+    client: HostClient,
+    vm: VMInfo,
+    snapshot_id: str,
+    dest: Path,
+    *,
+    split: bool = True,
+    fault_point: Callable[[str, str], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ImageExport:
+    """Export the VM as of ``snapshot_id`` into ``dest`` (which must not exist, R57)."""
+    from vcbsim.simulator.disk import write_vmdk
+
+    if dest.exists():
+        msg = (
+            f"export destination {dest} already exists; VCB exports into a new directory "
+            "(remove it, or unmount the earlier export first)"
+        )
+        raise StateError(msg, path=str(dest))
+    dest.mkdir(parents=True)
+    try:
+        vmx_text = client.read_vmx(vm.moref)
+        vmx = dest / f"{vm.name}.vmx"
+        vmx.write_text(vmx_text, encoding="utf-8")
+        disks: dict[int, Path] = {}
+        names: set[str] = set()
+        total = 0
+        for disk in vm.disks:
+            name = disk_export_name(disk)
+            if name in names:
+                name = f"{name[:-5]}-{disk.key}.vmdk"
+            names.add(name)
+            if fault_point is not None:
+                fault_point("export", name)
+            view = client.open_disk(vm.moref, disk.key, snapshot_id)
+            target = dest / name
+            write_vmdk(view, target, split=split)
+            disks[disk.key] = target
+            written = sum(p.stat().st_size for p in dest.glob(f"{name[:-5]}*.vmdk"))
+            total += written
+            if progress is not None:
+                progress(f"{vm.name}: export {name}", written, written)
+        snap = next((s for s in client.list_snapshots(vm.moref) if s.id == snapshot_id), None)
+        taken = snap.created if snap is not None else client.clock.now
+        lines = [
+            "version= vcbsim-1",
+            "state= " + vm.power_state,
+            "display_name= " + _q(vm.name),
+            "uuid= " + _q(vm.uuid),
+            "moref= " + _q(vm.moref),
+            "guest_os= " + _q(vm.guest_id),
+            "host= " + _q(client.host_name),
+            "resourcepool= " + _q("/"),
+            "config.vmx= " + _q(vm.vmx_path or vmx.name),
+            "config.file= " + _q(vmx.name),
+            "disktype= " + ("VM_DISK_TYPE_2GBSPARSE" if split else "VM_DISK_TYPE_SPARSE"),
+            "snapshot= " + _q(snapshot_id),
+            "timestamp= " + _q(datetime.fromtimestamp(taken, tz=UTC).strftime("%a %b %d %H:%M:%S %Y")),
+        ]
+        for disk in vm.disks:
+            tag = f"disk.{disk.key}"
+            lines += [
+                f"{tag}.filename= " + _q(disks[disk.key].name),
+                f"{tag}.diskname= " + _q(disk.file_name),
+                f"{tag}.label= " + _q(disk.label),
+                f"{tag}.capacity= {disk.capacity}",
+            ]
+        catalog = dest / "catalog"
+        catalog.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    except Exception:
+        from ._workflow import force_remove
+
+        force_remove(dest)
+        raise
+    return ImageExport(dest, vmx, disks, catalog, total)
+
+
+def read_export_catalog(path: str | Path) -> dict[str, str]:
+    """Parse an export's ``catalog`` file (``key= value`` lines; quotes removed)."""
+    out: dict[str, str] = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        key, sep, value = line.partition("=")
+        if not sep:
+            continue
+        v = value.strip()
+        if len(v) >= 2 and v[0] == v[-1] == '"':
+            v = v[1:-1]
+        out[key.strip()] = v
+    return out

@@ -1,0 +1,695 @@
+"""The reference VCB proxy: the documented workflow (``seed/vcb-workflow.txt``), step by step.
+
+One backup of one VM::
+
+    WF-1   pre-backup: create the ``_VCB-BACKUP_`` snapshot with quiescing; VMware Tools on
+           the host runs 1a pre-freeze scripts, 1b SYNC/VSS, 1c snapshot, 1d unquiesce,
+           1e post-thaw; the proxy records one operation and the host's fault
+    WF-1f  expose the snapshot: image export (``<root>/<vm>-fullVM``) or file-level mount
+           (``<root>/<vm>/letters/<L>``, Windows only)
+    WF-2   the backup software copies the exposed data to the medium
+    WF-3a  unmount from the proxy
+    WF-3b  remove the snapshot, committing the redo log
+
+Each step is an ``op.invoke`` then ``op.ok``/``op.fail`` in the host's trace, with ``step``
+naming the seed step, plus ``mount``/``unmount`` events for proxy paths.
+
+Failure paths always clean up: nothing exposed stays on the proxy and no ``_VCB-BACKUP_``
+snapshot stays on the VM. The ``JobResult`` names the failed step, the host's fault and,
+for pre-backup, the sub-step that failed (read from the guest's events in the trace, else
+inferred from the fault). A run killed by a crash (``SimulatedCrash``) cleans nothing, like a
+real process that dies; the next run of that VM finds the leftovers (the session file the
+proxy keeps under ``<root>/.vcb-sessions``, the conventional paths, ``_VCB-BACKUP_``
+snapshots), reports them and removes them first (F16).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from vcbsim.simulator import (
+    InvalidInputError,
+    SimulatedCrash,
+    StateError,
+    fault_name,
+    make_fault,
+)
+
+from ._client import HostClient, SnapshotInfo, VMInfo
+
+if TYPE_CHECKING:
+    from ._catalog import Catalog
+
+__all__ = [
+    "SNAPSHOT_NAME",
+    "BackupProxy",
+    "BackupRun",
+    "JobResult",
+    "StepOutcome",
+    "force_remove",
+]
+
+#: The name VCB gives its backup snapshot (spec R59).
+SNAPSHOT_NAME = "_VCB-BACKUP_"
+ExportType = Literal["fullvm", "file"]
+ProgressFn = Callable[[str, int, int], None]
+"""``progress(description, advance, total)``: bytes copied (``total`` 0 when unknown)."""
+
+_SESSIONS = ".vcb-sessions"
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    step: str
+    op: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class JobResult:
+    """What one run did. ``status``: ``ok``, ``mounted`` (pre-backup only, held for a later
+    unmount), ``failed``. ``failed_step`` is the first step that failed; ``cause_step`` is
+    the sub-step of WF-1 that caused a pre-backup failure."""
+
+    vm: str
+    moref: str
+    type: str
+    kind: str | None = None
+    status: str = "running"
+    failed_step: str | None = None
+    cause_step: str | None = None
+    fault: str | None = None
+    reason: str = ""
+    snapshot_id: str | None = None
+    path: str | None = None
+    letters: dict[str, str] = field(default_factory=dict)
+    skipped_volumes: list[str] = field(default_factory=list)
+    backup_id: int | None = None
+    stale_cleaned: list[str] = field(default_factory=list)
+    steps: list[StepOutcome] = field(default_factory=list)
+    started: float = 0.0
+    finished: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "mounted")
+
+    def fail(self, step: str, exc: BaseException) -> None:
+        if self.failed_step is None:
+            self.failed_step = step
+            self.fault = fault_name(exc)
+            self.reason = _message(exc)
+        self.status = "failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["steps"] = [asdict(s) for s in self.steps]
+        return d
+
+    def summary(self) -> str:
+        if self.status == "failed":
+            cause = f" ({self.cause_step})" if self.cause_step and self.cause_step != self.failed_step else ""
+            return f"{self.vm}: failed at {self.failed_step}{cause}: {self.fault}: {self.reason}"
+        where = f" at {self.path}" if self.path else ""
+        return f"{self.vm}: {self.status}{where}"
+
+
+def _message(exc: BaseException) -> str:
+    msg = getattr(exc, "msg", None)
+    if isinstance(msg, str) and msg:
+        return msg
+    return str(exc) or type(exc).__name__
+
+
+def force_remove(path: Path) -> None:
+    """Remove a proxy directory tree even where the mount made it read-only."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_file() or path.is_symlink():
+        path.unlink()
+        return
+    for dirpath, dirnames, _ in os.walk(path):
+        for d in dirnames:
+            os.chmod(os.path.join(dirpath, d), stat.S_IRWXU)
+    os.chmod(path, stat.S_IRWXU)
+    shutil.rmtree(path)
+
+
+_SUBSTEP_BY_EVENT = (
+    ("script.run", "freeze", "WF-1a"),
+    ("quiesce.engage", None, "WF-1b"),
+    ("snapshot.create.fail", None, "WF-1c"),
+    ("quiesce.disengage", None, "WF-1d"),
+    ("script.run", "thaw", "WF-1e"),
+)
+
+
+def diagnose_pre_backup(events: list[Any], exc: BaseException) -> str:
+    """Which sub-step of WF-1 failed: from the guest/host events of the attempt when the
+    trace has them (in-process), else from the fault the host raised."""
+    for ev in events:
+        d = ev.details
+        if ev.kind == "script.run" and (d.get("exit_code") is None or d.get("exit_code") != 0):
+            return "WF-1e" if d.get("arg") == "thaw" else "WF-1a"
+        if ev.kind == "quiesce.engage" and d.get("ok") is False:
+            return "WF-1b"
+        if ev.kind == "quiesce.disengage" and d.get("ok") is False:
+            return "WF-1d"
+    for ev in events:
+        if ev.kind == "snapshot.create.fail":
+            return "WF-1c"
+    name = fault_name(exc)
+    text = _message(exc)
+    if name == "ApplicationQuiesceFault":
+        if "code was: 3" in text:
+            return "WF-1b"
+        return "WF-1e" if "Thaw" in text else "WF-1a"
+    if name == "FilesystemQuiesceFault":
+        return "WF-1d"
+    return "WF-1c"
+
+
+class BackupProxy:
+    """A VCB proxy with a working directory ``root`` on the proxy machine.
+
+    Args:
+        client: the host-client seam (``InProcessHostClient`` or another binding).
+        root: where exports and mounts appear (``<root>/<vm>-fullVM``, ``<root>/<vm>``).
+        split: image exports as 2 GB split sparse extents (VCB's default) or monolithic.
+        quiesce: ask VMware Tools to quiesce (steps 1a-1e) when creating the snapshot.
+        progress: ``progress(description, advance, total)`` for long copies.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        client: HostClient,
+        root: str | Path,
+        *,
+        split: bool = True,
+        quiesce: bool = True,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.client = client
+        self.root = Path(root)
+        self.split = split
+        self.quiesce = quiesce
+        self.progress = progress
+        self._active: set[str] = set()
+
+    # -- trace helpers -----------------------------------------------------------------
+
+    def _invoke(self, vm: VMInfo, step: str, op: str, **details: Any) -> str:
+        op_id = f"op-{len(self.client.trace)}"
+        self.client.trace.emit("proxy", "op.invoke", vm=vm.moref, step=step, op=op, op_id=op_id, **details)
+        return op_id
+
+    def _ok(self, vm: VMInfo, step: str, op: str, op_id: str, result: JobResult, **details: Any) -> None:
+        self.client.trace.emit("proxy", "op.ok", vm=vm.moref, step=step, op=op, op_id=op_id, **details)
+        result.steps.append(StepOutcome(step, op, True))
+
+    def _failed(
+        self, vm: VMInfo, step: str, op: str, op_id: str, result: JobResult, exc: BaseException
+    ) -> None:
+        error = f"{fault_name(exc)}: {_message(exc)}"
+        self.client.trace.emit("proxy", "op.fail", vm=vm.moref, step=step, op=op, op_id=op_id, error=error)
+        result.steps.append(StepOutcome(step, op, False, error))
+        result.fail(step, exc)
+
+    def fault_point(self, operation: str, target: str, vm: VMInfo) -> None:
+        """Consult the fault injector where the proxy can fail: ``export``, ``mount``,
+        ``unmount``, ``copy``, and ``crash`` points (``proxy.after-snapshot`` ...)."""
+        rule = self.client.check_fault(operation, target, vm=vm.moref)
+        if rule is None:
+            return
+        if rule.delay:
+            self.client.clock.advance(rule.delay)
+        if operation == "crash":
+            self.client.trace.emit("proxy", "crash", vm=vm.moref, point=target)
+            raise SimulatedCrash(target)
+        if rule.fault:
+            raise make_fault(rule.fault, rule.message)
+        if rule.message:
+            raise StateError(rule.message)
+
+    # -- sessions (what a crashed run leaves) -------------------------------------------
+
+    def _session_file(self, vm_name: str) -> Path:
+        return self.root / _SESSIONS / f"{vm_name}.json"
+
+    def _save_session(self, vm: VMInfo, state: str, result: JobResult) -> None:
+        p = self._session_file(vm.name)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        data = {
+            "vm": vm.name,
+            "moref": vm.moref,
+            "uuid": vm.uuid,
+            "type": result.type,
+            "state": state,
+            "snapshot_id": result.snapshot_id,
+            "path": result.path,
+            "letters": result.letters,
+            "started": result.started,
+        }
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, p)
+
+    def session(self, vm_name: str) -> dict[str, Any] | None:
+        p = self._session_file(vm_name)
+        if not p.is_file():
+            return None
+        return json.loads(p.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+    def sessions(self) -> list[dict[str, Any]]:
+        d = self.root / _SESSIONS
+        if not d.is_dir():
+            return []
+        return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(d.glob("*.json"))]
+
+    def _drop_session(self, vm_name: str) -> None:
+        self._session_file(vm_name).unlink(missing_ok=True)
+
+    def export_path(self, vm: VMInfo) -> Path:
+        return self.root / f"{vm.name}-fullVM"
+
+    def mount_path(self, vm: VMInfo) -> Path:
+        return self.root / vm.name
+
+    def leftovers(self, vm: VMInfo) -> tuple[list[SnapshotInfo], list[Path]]:
+        """``_VCB-BACKUP_`` snapshots on the VM and exposed paths on the proxy."""
+        snaps = [s for s in self.client.list_snapshots(vm.moref) if s.name == SNAPSHOT_NAME]
+        paths = [p for p in (self.export_path(vm), self.mount_path(vm)) if p.exists()]
+        return snaps, paths
+
+    def clean_leftovers(self, vm: VMInfo, result: JobResult) -> list[str]:
+        """Find and remove what an earlier, crashed run of this VM left (F16): first the
+        paths on the proxy (WF-3a), then the snapshots (WF-3b). Returns the report lines."""
+        snaps, paths = self.leftovers(vm)
+        notes: list[str] = []
+        if self.session(vm.name) is not None and not snaps and not paths:
+            notes.append(f"removed the session record of an interrupted run of {vm.name}")
+        for p in paths:
+            op_id = self._invoke(vm, "WF-3a", "cleanup-unmount", path=str(p), stale=True)
+            force_remove(p)
+            self.client.trace.emit("proxy", "unmount", vm=vm.moref, path=str(p))
+            self._ok(vm, "WF-3a", "cleanup-unmount", op_id, result)
+            notes.append(f"removed {p} left on the proxy by an interrupted run")
+        for s in snaps:
+            op_id = self._invoke(vm, "WF-3b", "cleanup-snapshot", snapshot=s.id, stale=True)
+            try:
+                self.client.remove_snapshot(vm.moref, s.id, consolidate=True)
+            except Exception as exc:
+                self._failed(vm, "WF-3b", "cleanup-snapshot", op_id, result, exc)
+                raise
+            self._ok(vm, "WF-3b", "cleanup-snapshot", op_id, result, snapshot=s.id)
+            notes.append(f"removed snapshot {SNAPSHOT_NAME} ({s.id}) left on {vm.name} by an interrupted run")
+        self._drop_session(vm.name)
+        for n in notes:
+            self.client.trace.emit("proxy", "note", vm=vm.moref, text=n)
+        result.stale_cleaned.extend(notes)
+        return notes
+
+    # -- public entry points -------------------------------------------------------------
+
+    def resolve(self, selector: str) -> VMInfo:
+        return self.client.find_vm(selector)
+
+    def run(
+        self,
+        selector: str | VMInfo,
+        type: str = "fullvm",
+        *,
+        catalog: Catalog | None = None,
+        kind: str | None = None,
+        job: str = "",
+        hold: bool = False,
+    ) -> BackupRun:
+        """Prepare one run; drive it with ``BackupRun.steps()`` or ``BackupRun.run()``.
+
+        Args:
+            selector: ``name:``/``uuid:``/``ipaddr:``/``moref:`` selector, or a ``VMInfo``.
+            type: ``fullvm`` (image export) or ``file`` (file-level mount, Windows only).
+            catalog: the backup medium for step 2; ``None`` skips step 2 (mount only).
+            kind: ``full``/``differential``/``incremental`` for file backups (default full);
+                image backups are always ``image``.
+            hold: stop after WF-1f and keep the snapshot exposed (``vcbMounter`` mount);
+                ``unmount()`` finishes the run later.
+        """
+        if type not in ("fullvm", "file"):
+            msg = "export type (-t)"
+            raise InvalidInputError(msg, expected="'fullvm' or 'file'", got=type)
+        if type == "file":
+            kind = kind or "full"
+            if kind not in ("full", "differential", "incremental"):
+                msg = "file-level backup kind"
+                raise InvalidInputError(
+                    msg, expected="full, differential or incremental", got=kind
+                )
+        else:
+            if kind not in (None, "image", "full"):
+                msg = "image-level backup kind"
+                raise InvalidInputError(
+                    msg,
+                    expected="'image' (an image backup is always a full copy of the disks)",
+                    got=kind,
+                )
+            kind = "image"
+        vm = selector if isinstance(selector, VMInfo) else self.resolve(selector)
+        if type == "file" and not vm.is_windows:
+            from ._filelevel import UnsupportedGuestError
+
+            raise UnsupportedGuestError(vm)
+        return BackupRun(self, vm, type, catalog=catalog, kind=kind, job=job, hold=hold)
+
+    def backup(
+        self,
+        selector: str | VMInfo,
+        type: str = "fullvm",
+        *,
+        catalog: Catalog | None = None,
+        kind: str | None = None,
+        job: str = "",
+    ) -> JobResult:
+        """Run the whole workflow (WF-1 ... WF-3b) for one VM; never raises for host faults."""
+        return self.run(selector, type, catalog=catalog, kind=kind, job=job).run()
+
+    def mount(self, selector: str | VMInfo, type: str = "fullvm") -> JobResult:
+        """Pre-backup only (``vcbMounter -a ... -r ... -t ...``): snapshot and expose; the
+        snapshot stays until ``unmount``. A failed mount cleans up like any run."""
+        vm = selector if isinstance(selector, VMInfo) else self.resolve(selector)
+        held = self.session(vm.name)
+        if held is not None and held.get("state") == "mounted":
+            msg = (
+                f"{vm.name} is already mounted at {held.get('path')}; unmount it first "
+                f"(unmount -r {held.get('path')})"
+            )
+            raise StateError(msg)
+        return self.run(vm, type, hold=True).run()
+
+    def unmount(self, target: str | Path | VMInfo) -> JobResult:
+        """Post-backup for a held mount (``vcbMounter -U``): unmount (WF-3a), then remove
+        the snapshot (WF-3b). ``target`` is the mount path, or the VM."""
+        sess = self._find_session(target)
+        vm = self.client.vm_info(sess["moref"])
+        result = JobResult(
+            vm=vm.moref,
+            moref=vm.moref,
+            type=sess["type"],
+            snapshot_id=sess.get("snapshot_id"),
+            path=sess.get("path"),
+            letters=dict(sess.get("letters") or {}),
+            started=self.client.clock.now,
+        )
+        self._active.add(vm.moref)
+        try:
+            self.post_backup(vm, result)
+        finally:
+            self._active.discard(vm.moref)
+        if result.status != "failed":
+            result.status = "ok"
+        result.finished = self.client.clock.now
+        return result
+
+    def _find_session(self, target: str | Path | VMInfo) -> dict[str, Any]:
+        sessions = self.sessions()
+        if isinstance(target, VMInfo):
+            found = [s for s in sessions if s["moref"] == target.moref]
+        else:
+            want = Path(target).resolve()
+            found = [s for s in sessions if s.get("path") and Path(s["path"]).resolve() == want]
+        if len(found) != 1:
+            known = [str(s.get("path")) for s in sessions]
+            msg = f"nothing mounted at {target}; mounted: {', '.join(known) or 'nothing'}"
+            raise StateError(msg, known=known)
+        return found[0]
+
+    # -- the steps -----------------------------------------------------------------------
+
+    def pre_backup(self, vm: VMInfo, result: JobResult) -> bool:
+        """WF-1: the quiesced ``_VCB-BACKUP_`` snapshot. Returns whether it exists."""
+        mark = len(self.client.trace)
+        op_id = self._invoke(vm, "WF-1", "pre-backup", snapshot=SNAPSHOT_NAME, quiesce=self.quiesce)
+        try:
+            snap = self.client.create_snapshot(
+                vm.moref,
+                SNAPSHOT_NAME,
+                description="VMware Consolidated Backup snapshot (vcbsim reference proxy)",
+                quiesce=self.quiesce,
+                memory=False,
+            )
+        except Exception as exc:
+            self._failed(vm, "WF-1", "pre-backup", op_id, result, exc)
+            result.cause_step = diagnose_pre_backup(list(self.client.trace.since(mark)), exc)
+            self._ensure_no_snapshot(vm, result)
+            return False
+        result.snapshot_id = snap.id
+        self._save_session(vm, "snapshot", result)
+        self._ok(vm, "WF-1", "pre-backup", op_id, result, snapshot=snap.id)
+        return True
+
+    def _ensure_no_snapshot(self, vm: VMInfo, result: JobResult) -> None:
+        """After a failed snapshot: the host must have rolled it back; if not, remove it."""
+        for s in self.client.list_snapshots(vm.moref):
+            if s.name == SNAPSHOT_NAME:
+                result.snapshot_id = s.id
+                self._remove_snapshot(vm, result, op="cleanup-snapshot")
+
+    def expose(self, vm: VMInfo, result: JobResult) -> None:
+        """WF-1f: export the image, or mount the volumes (raises; the caller cleans up)."""
+        from ._filelevel import mount_files
+        from ._image import export_image
+
+        assert result.snapshot_id is not None
+        self.root.mkdir(parents=True, exist_ok=True)
+        if result.type == "fullvm":
+            dest = self.export_path(vm)
+            result.path = str(dest)
+            self._save_session(vm, "exposing", result)
+            export_image(
+                self.client,
+                vm,
+                result.snapshot_id,
+                dest,
+                split=self.split,
+                fault_point=lambda op, target: self.fault_point(op, target, vm),
+                progress=self.progress,
+            )
+            self.client.trace.emit("proxy", "mount", vm=vm.moref, path=str(dest), kind="fullvm")
+        else:
+            dest = self.mount_path(vm)
+            result.path = str(dest)
+            self._save_session(vm, "exposing", result)
+            m = mount_files(
+                self.client,
+                vm,
+                result.snapshot_id,
+                dest,
+                fault_point=lambda op, target: self.fault_point(op, target, vm),
+                progress=self.progress,
+            )
+            result.letters = {k: str(v) for k, v in m.letters.items()}
+            result.skipped_volumes = [v.name for v in m.skipped]
+        self._save_session(vm, "mounted" if result.status == "mounted" else "exposed", result)
+
+    def copy_to_medium(self, vm: VMInfo, result: JobResult, catalog: Catalog, job: str = "") -> None:
+        """WF-2: the backup software moves the exposed data to the medium."""
+        assert result.path is not None
+
+        def before_copy(target: str) -> None:
+            self.fault_point("copy", target, vm)
+
+        def progress(n: int) -> None:
+            if self.progress is not None:
+                self.progress(f"{vm.name}: backup to medium", n, 0)
+
+        snap_time = self._snapshot_time(vm, result)
+        if result.type == "fullvm":
+            rec = catalog.image_backup(
+                vm_name=vm.name,
+                vm_uuid=vm.uuid,
+                export_dir=Path(result.path),
+                snapshot_time=snap_time,
+                now=lambda: self.client.clock.now,
+                job=job,
+                before_copy=before_copy,
+                progress=progress,
+            )
+        else:
+            rec = catalog.file_backup(
+                vm_name=vm.name,
+                vm_uuid=vm.uuid,
+                kind=result.kind or "full",
+                letters={k: Path(v) for k, v in result.letters.items()},
+                snapshot_time=snap_time,
+                now=lambda: self.client.clock.now,
+                job=job,
+                before_copy=before_copy,
+                progress=progress,
+            )
+        result.backup_id = rec.id
+        result.kind = rec.kind
+
+    def _snapshot_time(self, vm: VMInfo, result: JobResult) -> float:
+        for s in self.client.list_snapshots(vm.moref):
+            if s.id == result.snapshot_id:
+                return s.created
+        return self.client.clock.now
+
+    def post_backup(self, vm: VMInfo, result: JobResult) -> None:
+        """WF-3a unmount, then WF-3b remove the snapshot (commit). Both always happen: a
+        failed unmount is recorded, then the proxy removes the paths by force."""
+        if result.path is not None:
+            path = Path(result.path)
+            op_id = self._invoke(vm, "WF-3a", "unmount", path=str(path))
+            try:
+                self.fault_point("unmount", str(path), vm)
+                force_remove(path)
+            except Exception as exc:
+                self._failed(vm, "WF-3a", "unmount", op_id, result, exc)
+                op_id = self._invoke(vm, "WF-3a", "force-unmount", path=str(path))
+                force_remove(path)
+                self._ok(vm, "WF-3a", "force-unmount", op_id, result)
+            else:
+                self._ok(vm, "WF-3a", "unmount", op_id, result)
+            for p in [Path(v) for v in result.letters.values()] or [path]:
+                self.client.trace.emit("proxy", "unmount", vm=vm.moref, path=str(p))
+            self._save_session(vm, "unmounted", result)
+        if result.snapshot_id is not None:
+            self._remove_snapshot(vm, result, op="remove-snapshot")
+        if result.snapshot_id is None:
+            self._drop_session(vm.name)
+
+    def _remove_snapshot(self, vm: VMInfo, result: JobResult, *, op: str) -> None:
+        """WF-3b. A failure is retried once (as an operator would); a snapshot that still
+        cannot be removed is reported and left for the next run's leftover cleanup."""
+        assert result.snapshot_id is not None
+        for attempt in (1, 2):
+            op_id = self._invoke(vm, "WF-3b", op, snapshot=result.snapshot_id, attempt=attempt)
+            try:
+                self.client.remove_snapshot(vm.moref, result.snapshot_id, consolidate=True)
+            except Exception as exc:
+                self._failed(vm, "WF-3b", op, op_id, result, exc)
+                continue
+            self._ok(vm, "WF-3b", op, op_id, result, snapshot=result.snapshot_id)
+            result.snapshot_id = None
+            return
+
+
+class BackupRun:
+    """One run of the workflow for one VM, as a sequence of steps.
+
+    ``steps()`` yields the name of each step after it finished, so a scheduler can interleave
+    several runs (the proxy's concurrency) and a test can let the guest write between steps.
+    ``run()`` drives all steps and returns the ``JobResult``.
+    """
+
+    def __init__(
+        self,
+        proxy: BackupProxy,
+        vm: VMInfo,
+        type: str,
+        *,
+        catalog: Catalog | None,
+        kind: str | None,
+        job: str,
+        hold: bool,
+    ) -> None:
+        self.proxy = proxy
+        self.vm = vm
+        self.catalog = catalog
+        self.hold = hold
+        self.result = JobResult(vm=vm.moref, moref=vm.moref, type=type, kind=kind)
+        self.job = job
+        self._iter: Iterator[str] | None = None
+
+    def run(self) -> JobResult:
+        while self.advance():
+            pass
+        return self.result
+
+    def advance(self) -> bool:
+        """Do the next step; ``False`` once the run has finished."""
+        if self._iter is None:
+            self._iter = self.steps()
+        try:
+            next(self._iter)
+        except StopIteration:
+            return False
+        return True
+
+    def steps(self) -> Iterator[str]:
+        proxy, vm, result = self.proxy, self.vm, self.result
+        client = proxy.client
+        if vm.moref in proxy._active:
+            msg = (
+                f"a backup of {vm.name} is already running on this proxy; file-level and "
+                "image-level backups of one VM cannot run at the same time (spec R60)"
+            )
+            raise StateError(msg)
+        proxy._active.add(vm.moref)
+        try:
+            result.started = client.clock.now
+            vm = self.vm = client.vm_info(vm.moref)
+            proxy.clean_leftovers(vm, result)
+            proxy._save_session(vm, "pre-backup", result)
+            if not proxy.pre_backup(vm, result):
+                proxy._drop_session(vm.name)
+                yield "WF-1"
+                return
+            yield "WF-1"
+            proxy.fault_point("crash", "proxy.after-snapshot", vm)
+            op_id = proxy._invoke(vm, "WF-1f", "expose", kind=result.type)
+            try:
+                if self.hold:
+                    result.status = "mounted"
+                proxy.expose(vm, result)
+            except Exception as exc:
+                proxy._failed(vm, "WF-1f", "expose", op_id, result, exc)
+                if result.path is not None and not Path(result.path).exists():
+                    result.path = None
+                proxy.post_backup(vm, result)
+                yield "WF-1f"
+                return
+            proxy._ok(
+                vm,
+                "WF-1f",
+                "expose",
+                op_id,
+                result,
+                path=result.path,
+                letters=sorted(result.letters),
+                skipped=result.skipped_volumes,
+            )
+            yield "WF-1f"
+            proxy.fault_point("crash", "proxy.after-expose", vm)
+            if self.hold:
+                return
+            if self.catalog is not None:
+                op_id = proxy._invoke(vm, "WF-2", "backup", kind=result.kind)
+                try:
+                    proxy.copy_to_medium(vm, result, self.catalog, self.job)
+                except Exception as exc:
+                    proxy._failed(vm, "WF-2", "backup", op_id, result, exc)
+                else:
+                    proxy._ok(
+                        vm, "WF-2", "backup", op_id, result, kind=result.kind, backup_id=result.backup_id
+                    )
+                yield "WF-2"
+                proxy.fault_point("crash", "proxy.after-backup", vm)
+            proxy.post_backup(vm, result)
+            yield "WF-3"
+            if result.status != "failed":
+                result.status = "ok"
+        finally:
+            proxy._active.discard(vm.moref)
+            result.finished = client.clock.now
