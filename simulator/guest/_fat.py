@@ -856,6 +856,24 @@ class FatFileSystem:
         return e
 
     # -- queries ---------------------------------------------------------------------------
+    def realpath(self, path: str) -> str:
+        """``path`` with each existing component spelled as stored (``/Program Files/a.bat``)."""
+        op = _Op(self)
+        parts = _split(path)
+        out: list[str] = []
+        cluster = op.geo.root_cluster
+        for i, name in enumerate(parts):
+            e = _Dir(op, cluster).find(name)
+            if e is None:
+                out.extend(parts[i:])
+                break
+            out.append(e.name)
+            if not e.is_dir:
+                out.extend(parts[i + 1 :])
+                break
+            cluster = e.cluster
+        return "/" + "/".join(out)
+
     def exists(self, path: str) -> bool:
         try:
             self._lookup(path)
