@@ -259,6 +259,7 @@ class VMwareTools:
         self.phase = "IDLE"
         self.last_result: QuiesceResult | None = None
         self._op: _Operation | None = None
+        self._env: dict[str, Any] = {}
 
     @property
     def os_family(self) -> str:
@@ -315,25 +316,52 @@ class VMwareTools:
             raise StateError(msg)
         self._op.late_abort()
 
+    def bind(
+        self,
+        *,
+        clock: VirtualClock,
+        trace: Trace,
+        faults: FaultInjector | None = None,
+        profile: HostProfile | str,
+        vm: str | None = None,
+    ) -> VMwareTools:
+        """Remember the host's clock, trace, fault injector, profile and the VM's name, so the
+        host can call ``quiesced_snapshot(create, rollback, timeout=...)`` alone. Returns self."""
+        self._env = {"clock": clock, "trace": trace, "faults": faults, "profile": get_profile(profile), "vm": vm}
+        return self
+
     def quiesced_snapshot(
         self,
         create: Callable[[], Any],
         rollback: Callable[[Any], Any],
         *,
-        clock: VirtualClock,
-        trace: Trace,
-        faults: FaultInjector | None,
-        profile: HostProfile | str,
-        vm: str | None = None,
         timeout: float | None = None,
+        clock: VirtualClock | None = None,
+        trace: Trace | None = None,
+        faults: FaultInjector | None = None,
+        profile: HostProfile | str | None = None,
+        vm: str | None = None,
     ) -> QuiesceResult:
         """Run the five steps around ``create()``; see the module docstring for every path.
 
         ``create()`` takes the snapshot (advancing ``clock`` by its duration) and returns it, or
         raises a vim fault. ``rollback(snapshot)`` removes a snapshot the quiesce failed after.
+        ``clock``, ``trace``, ``faults``, ``profile`` and ``vm`` default to what ``bind()`` set.
         Raises ``ApplicationQuiesceFault``, ``FilesystemQuiesceFault``, the abort fault, or the
         host's own fault; on success returns a ``QuiesceResult``.
         """
+        env = self._env
+        clock = clock if clock is not None else env.get("clock")
+        trace = trace if trace is not None else env.get("trace")
+        faults = faults if faults is not None else env.get("faults")
+        profile = profile if profile is not None else env.get("profile")
+        vm = vm if vm is not None else env.get("vm")
+        if clock is None or trace is None or profile is None:
+            raise InvalidInputError(
+                what="VMwareTools.quiesced_snapshot",
+                expected="clock, trace and profile (as arguments or through bind())",
+                got={"clock": clock, "trace": trace, "profile": profile},
+            )
         if self.phase != "IDLE":
             name = "TaskInProgress"
             raise make_fault(name, MSG["busy"])

@@ -447,3 +447,22 @@ def test_invalid_configuration_is_rejected(rig) -> None:
         rig("linux", providers=("vss",))
     with pytest.raises(InvalidInputError):
         rig("linux", state="sleeping")
+
+
+def test_bound_tools_need_only_the_callbacks_and_function_form(rig) -> None:
+    from vcbsim.simulator import InvalidInputError
+    from vcbsim.simulator.tools import quiesced_snapshot
+
+    r = rig("linux")
+    a = r.script(r.in_dir("a"), "")
+    with pytest.raises(InvalidInputError):
+        r.tools.quiesced_snapshot(r.create, r.rollback)
+    r.tools.bind(clock=r.clock, trace=r.trace, faults=r.faults, profile="esx-3.5u2", vm="vm-1")
+    assert r.tools.quiesced_snapshot(r.create, r.rollback, timeout=60).outcome == "done"
+    assert r.trace.of_kind("quiesce.start")[0].details["timeout"] == 60.0
+    assert r.trace.of_kind("quiesce.start")[0].vm == "vm-1"
+    res = quiesced_snapshot(
+        r.create, r.rollback, guest_files=r.files, clock=r.clock, trace=r.trace,
+        faults=None, profile="esx-3.5u1", vm="vm-1",
+    )
+    assert res.outcome == "done" and (a, "freeze") not in res.calls()
