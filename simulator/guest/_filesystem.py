@@ -140,7 +140,8 @@ class GuestFileSystem:
                 )
             if key:
                 seen[key] = v
-            if clock is not None:
+        if clock is not None:
+            for v in self.volumes:
                 v.filesystem.clock = lambda: clock.now
 
     # -- volumes ---------------------------------------------------------------------------
@@ -325,7 +326,7 @@ class GuestFileSystem:
                     what="delete", expected="a file or directory below the root", got=path
                 )
             if recursive:
-                for dpath, _dirs, names in fs.walk(inner):
+                for dpath, _dirs, names in fs.walk(fs.realpath(inner)):
                     files.extend(self._display(v, dpath.rstrip("/") + "/" + n) for n in names)
         else:
             files.append(self._display(v, fs.realpath(inner)))

@@ -99,11 +99,20 @@ class Workload:
             self.step()
         return dict(self.expected)
 
-    def verify(self, fs: GuestFileSystem | None = None) -> list[str]:
-        """Paths whose content in ``fs`` (default: the live one) differs from ``expected``."""
+    def verify(
+        self,
+        fs: GuestFileSystem | None = None,
+        expected: dict[str, str | None] | None = None,
+    ) -> list[str]:
+        """Paths whose content in ``fs`` differs from ``expected``.
+
+        Defaults: the live file system and the workload's current ``expected``; pass the
+        result of an earlier ``run`` and a snapshot's file system to check a snapshot.
+        """
         fs = fs or self.fs
+        want = self.expected if expected is None else expected
         bad = []
-        for path, digest in self.expected.items():
+        for path, digest in want.items():
             if digest is None:
                 if fs.exists(path):
                     bad.append(path)

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from vcbsim.simulator import InvalidInputError, NotFoundError, StateError, VirtualClock
 from vcbsim.simulator.guest._devices import SparseDevice
 from vcbsim.simulator.guest._fat import FatFileSystem, open_readonly, valid_name

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 
 import pytest
+
 from vcbsim.simulator import InvalidInputError, StateError
 from vcbsim.simulator.guest._devices import SparseDevice
 from vcbsim.simulator.guest._partition import (
