@@ -14,8 +14,26 @@ from ._model import (
     SparseBlockDevice,
     coalesce_grains,
 )
+from ._vmdk import (
+    ADAPTER_TYPES,
+    CREATE_TYPES,
+    SPLIT_EXTENT_SIZE,
+    VMDK_GRAIN_SIZE,
+    descriptor_cid,
+    read_vmdk,
+    render_descriptor,
+    write_vmdk,
+)
 
 __all__ = [
+    "ADAPTER_TYPES",
+    "CREATE_TYPES",
+    "SPLIT_EXTENT_SIZE",
+    "VMDK_GRAIN_SIZE",
+    "descriptor_cid",
+    "read_vmdk",
+    "render_descriptor",
+    "write_vmdk",
     "DEFAULT_GRAIN_SIZE",
     "SECTOR_SIZE",
     "BlockDevice",

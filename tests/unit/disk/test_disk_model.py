@@ -19,6 +19,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+
 from vcbsim.simulator import InvalidInputError, StateError
 from vcbsim.simulator.disk import BlockDevice, Layer, LayeredDisk, MergeStats
 
