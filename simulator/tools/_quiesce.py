@@ -40,6 +40,15 @@ Failure paths (spec section 3), each ending with ``quiesce.end`` and nothing lef
   timer (T18).
 - F11 / Q5: Tools not running or not installed: ``HostProfile.quiesce_without_tools``.
 
+On every failure path the guest side finishes first (freezeFail scripts, ``quiesce.end``), then
+the host's ``rollback(snapshot)`` is called if a snapshot exists, then the fault is raised, so
+``quiesce.end`` always precedes ``snapshot.rollback`` in the trace. ``VMwareTools.last_result``
+holds the ``QuiesceResult`` of the last operation, also when a fault was raised.
+
+The host calls either ``tools.bind(clock=, trace=, faults=, profile=, vm=)`` once and then
+``tools.quiesced_snapshot(create, rollback, timeout=None)``, or passes those five as keyword
+arguments on each call.
+
 Whether the guest is frozen right now is ``VMwareTools.frozen`` (the host holds guest writes
 while it is true); ``VMwareTools.phase`` is the state-machine state.
 """
@@ -468,6 +477,7 @@ class _Operation:
         """T16 / T17: cancel; ``req.aborted 4 "Quiesce canceled."``."""
         fired_at = self.deadline if reason == "timer" and self.deadline is not None else self.clock.now
         self._emit("quiesce.abort", _STEP[state], state=state, reason=reason, fired_at=fired_at)
+        self.result.errors.append((4, MSG["canceled"]))
         if provider is not None:
             self._thaw_now(provider, "abort")
 

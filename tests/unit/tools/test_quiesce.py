@@ -216,6 +216,7 @@ def test_abort_timer_in_script_freeze(rig) -> None:
     assert r.trace.of_kind("script.run")[1].details["killed"] is True
     assert r.files.read_text("C:\\t.log") == "started\r\n"
     assert r.end()["outcome"] == "aborted" and r.created == []
+    assert r.end()["errors"] == [[4, MSG["canceled"]]]
 
 
 def test_abort_timer_in_sync_freeze_rolls_back(rig) -> None:
