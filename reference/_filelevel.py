@@ -69,7 +69,7 @@ def mount_files(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> FileMount:
     """Mount every lettered volume of ``vm`` as of ``snapshot_id`` under ``dest/letters``."""
-    from ._workflow import force_remove
+    from ._workflow import emit_event, force_remove
 
     if not vm.is_windows:
         raise UnsupportedGuestError(vm)
@@ -121,7 +121,7 @@ def mount_files(
                 os.utime(d, (t, t))
             os.chmod(root, stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP)
             letters[letter] = root
-            client.trace.emit("proxy", "mount", vm=vm.moref, path=str(root), kind="file", letter=letter)
+            emit_event(client.trace, "mount", vm=vm.moref, path=str(root), kind="file", letter=letter)
     except Exception:
         force_remove(dest)
         for root in mounted:

@@ -84,10 +84,14 @@ def export_image(
                 fault_point("export", name)
             view = client.open_disk(vm.moref, disk.key, snapshot_id)
             target = dest / name
-            write_vmdk(view, target, split=split)
+            files = write_vmdk(view, target, split=split)
             disks[disk.key] = target
-            written = sum(p.stat().st_size for p in dest.glob(f"{name[:-5]}*.vmdk"))
+            written = sum(p.stat().st_size for p in files)
             total += written
+            client.trace.emit(
+                "proxy", "disk.export", vm=vm.moref, disk=disk.key, snapshot=snapshot_id,
+                bytes=sum(n for _, n in view.allocated_areas()) if hasattr(view, "allocated_areas") else written,
+            )
             if progress is not None:
                 progress(f"{vm.name}: export {name}", written, written)
         snap = next((s for s in client.list_snapshots(vm.moref) if s.id == snapshot_id), None)

@@ -129,6 +129,24 @@ def _message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def emit_event(trace: Any, event: str, /, *, vm: str | None, step: str | None = None, **details: Any) -> Any:
+    """Emit a proxy event whose details may include ``kind`` (``mount`` events carry
+    ``kind: fullvm|file``), which ``Trace.emit``'s own ``kind`` parameter cannot take as a
+    keyword: such an event is appended exactly as ``emit`` would."""
+    if "kind" not in details:
+        return trace.emit("proxy", event, vm=vm, step=step, **details)
+    from vcbsim.simulator import KINDS, Event
+
+    if event not in KINDS:
+        msg = f"trace kind: expected one of the kinds in vcbsim.simulator.KINDS, got {event!r}"
+        raise ValueError(msg)
+    ev = Event(len(trace.events), trace.clock.now, "proxy", event, vm, step, details)
+    trace.events.append(ev)
+    for fn in list(getattr(trace, "_subscribers", ())):
+        fn(ev)
+    return ev
+
+
 def force_remove(path: Path) -> None:
     """Remove a proxy directory tree even where the mount made it read-only."""
     if not path.exists() and not path.is_symlink():
@@ -208,7 +226,7 @@ class BackupProxy:
 
     # -- trace helpers -----------------------------------------------------------------
 
-    def _invoke(self, vm: VMInfo, step: str, op: str, **details: Any) -> str:
+    def _invoke(self, vm: VMInfo, step: str | None, op: str, **details: Any) -> str:
         op_id = f"op-{len(self.client.trace)}"
         self.client.trace.emit("proxy", "op.invoke", vm=vm.moref, step=step, op=op, op_id=op_id, **details)
         return op_id
@@ -484,7 +502,7 @@ class BackupProxy:
                 fault_point=lambda op, target: self.fault_point(op, target, vm),
                 progress=self.progress,
             )
-            self.client.trace.emit("proxy", "mount", vm=vm.moref, path=str(dest), kind="fullvm")
+            emit_event(self.client.trace, "mount", vm=vm.moref, path=str(dest), kind="fullvm")
         else:
             dest = self.mount_path(vm)
             result.path = str(dest)
@@ -498,7 +516,7 @@ class BackupProxy:
                 progress=self.progress,
             )
             result.letters = {k: str(v) for k, v in m.letters.items()}
-            result.skipped_volumes = [v.name for v in m.skipped]
+            result.skipped_volumes = [f"{v.name} ({v.label})" if v.label else v.name for v in m.skipped]
         self._save_session(vm, "mounted" if result.status == "mounted" else "exposed", result)
 
     def copy_to_medium(self, vm: VMInfo, result: JobResult, catalog: Catalog, job: str = "") -> None:
@@ -551,6 +569,7 @@ class BackupProxy:
         if result.path is not None:
             path = Path(result.path)
             op_id = self._invoke(vm, "WF-3a", "unmount", path=str(path))
+            gone = [Path(v) for v in result.letters.values()] or [path]
             try:
                 self.fault_point("unmount", str(path), vm)
                 force_remove(path)
@@ -558,11 +577,13 @@ class BackupProxy:
                 self._failed(vm, "WF-3a", "unmount", op_id, result, exc)
                 op_id = self._invoke(vm, "WF-3a", "force-unmount", path=str(path))
                 force_remove(path)
+                for p in gone:
+                    self.client.trace.emit("proxy", "unmount", vm=vm.moref, path=str(p))
                 self._ok(vm, "WF-3a", "force-unmount", op_id, result)
             else:
+                for p in gone:
+                    self.client.trace.emit("proxy", "unmount", vm=vm.moref, path=str(p))
                 self._ok(vm, "WF-3a", "unmount", op_id, result)
-            for p in [Path(v) for v in result.letters.values()] or [path]:
-                self.client.trace.emit("proxy", "unmount", vm=vm.moref, path=str(p))
             self._save_session(vm, "unmounted", result)
         if result.snapshot_id is not None:
             self._remove_snapshot(vm, result, op="remove-snapshot")
@@ -610,6 +631,7 @@ class BackupRun:
         self.hold = hold
         self.result = JobResult(vm=vm.moref, moref=vm.moref, type=type, kind=kind)
         self.job = job
+        self.files: list[str] | None = None
         self._iter: Iterator[str] | None = None
 
     def run(self) -> JobResult:
@@ -641,55 +663,79 @@ class BackupRun:
             result.started = client.clock.now
             vm = self.vm = client.vm_info(vm.moref)
             proxy.clean_leftovers(vm, result)
-            proxy._save_session(vm, "pre-backup", result)
-            if not proxy.pre_backup(vm, result):
-                proxy._drop_session(vm.name)
-                yield "WF-1"
-                return
-            yield "WF-1"
-            proxy.fault_point("crash", "proxy.after-snapshot", vm)
-            op_id = proxy._invoke(vm, "WF-1f", "expose", kind=result.type)
-            try:
-                if self.hold:
-                    result.status = "mounted"
-                proxy.expose(vm, result)
-            except Exception as exc:
-                proxy._failed(vm, "WF-1f", "expose", op_id, result, exc)
-                if result.path is not None and not Path(result.path).exists():
-                    result.path = None
-                proxy.post_backup(vm, result)
-                yield "WF-1f"
-                return
-            proxy._ok(
-                vm,
-                "WF-1f",
-                "expose",
-                op_id,
-                result,
-                path=result.path,
-                letters=sorted(result.letters),
-                skipped=result.skipped_volumes,
-            )
-            yield "WF-1f"
-            proxy.fault_point("crash", "proxy.after-expose", vm)
-            if self.hold:
-                return
-            if self.catalog is not None:
-                op_id = proxy._invoke(vm, "WF-2", "backup", kind=result.kind)
-                try:
-                    proxy.copy_to_medium(vm, result, self.catalog, self.job)
-                except Exception as exc:
-                    proxy._failed(vm, "WF-2", "backup", op_id, result, exc)
-                else:
-                    proxy._ok(
-                        vm, "WF-2", "backup", op_id, result, kind=result.kind, backup_id=result.backup_id
-                    )
-                yield "WF-2"
-                proxy.fault_point("crash", "proxy.after-backup", vm)
-            proxy.post_backup(vm, result)
-            yield "WF-3"
+            job_id: str | None = None
+            if not self.hold:
+                details: dict[str, Any] = {"mode": result.type, "job": self.job}
+                if result.type == "file":
+                    details["level"] = result.kind
+                job_id = proxy._invoke(vm, None, "job", **details)
+            yield from self._steps(vm, result)
             if result.status != "failed":
-                result.status = "ok"
+                result.status = "mounted" if self.hold else "ok"
+            if job_id is not None:
+                if result.status == "failed":
+                    error = f"{result.failed_step}: {result.fault}: {result.reason}"
+                    client.trace.emit(
+                        "proxy", "op.fail", vm=vm.moref, op="job", op_id=job_id, error=error,
+                        failed_step=result.failed_step,
+                    )
+                else:
+                    extra: dict[str, Any] = {"backup_id": result.backup_id}
+                    if self.files is not None:
+                        extra["files"] = self.files
+                    client.trace.emit("proxy", "op.ok", vm=vm.moref, op="job", op_id=job_id, **extra)
         finally:
             proxy._active.discard(vm.moref)
             result.finished = client.clock.now
+
+    def _steps(self, vm: VMInfo, result: JobResult) -> Iterator[str]:
+        proxy = self.proxy
+        proxy._save_session(vm, "pre-backup", result)
+        if not proxy.pre_backup(vm, result):
+            proxy._drop_session(vm.name)
+            yield "WF-1"
+            return
+        yield "WF-1"
+        proxy.fault_point("crash", "proxy.after-snapshot", vm)
+        op_id = proxy._invoke(vm, "WF-1f", "expose", type=result.type)
+        try:
+            if self.hold:
+                result.status = "mounted"
+            proxy.expose(vm, result)
+        except Exception as exc:
+            proxy._failed(vm, "WF-1f", "expose", op_id, result, exc)
+            if result.path is not None and not Path(result.path).exists():
+                result.path = None
+            proxy.post_backup(vm, result)
+            yield "WF-1f"
+            return
+        proxy._ok(
+            vm,
+            "WF-1f",
+            "expose",
+            op_id,
+            result,
+            path=result.path,
+            letters=sorted(result.letters),
+            skipped=result.skipped_volumes,
+        )
+        yield "WF-1f"
+        proxy.fault_point("crash", "proxy.after-expose", vm)
+        if self.hold:
+            return
+        if self.catalog is not None:
+            op_id = proxy._invoke(vm, "WF-2", "copy", level=result.kind)
+            try:
+                proxy.copy_to_medium(vm, result, self.catalog, self.job)
+            except Exception as exc:
+                proxy._failed(vm, "WF-2", "copy", op_id, result, exc)
+            else:
+                extra: dict[str, Any] = {"level": result.kind, "backup_id": result.backup_id}
+                if result.type == "file" and result.backup_id is not None:
+                    self.files = self.catalog.copied_paths(result.backup_id)
+                    extra["files"] = self.files
+                proxy._ok(vm, "WF-2", "copy", op_id, result, **extra)
+            yield "WF-2"
+            proxy.fault_point("crash", "proxy.after-copy", vm)
+        proxy.post_backup(vm, result)
+        yield "WF-3"
