@@ -220,6 +220,16 @@ class Host:
             self.trace.emit("host", "vm.create", vm=moref, name=name, os=os_family)
             return vm
 
+    def add_guest_volumes(
+        self, vm: VM | str, layouts: dict[int, list[tuple[int | None, str | None, str]]]
+    ) -> Any:
+        """Partition and format disks: ``{0: [(None, "C", "SYSTEM")], 1: [(3 * GiB, "D", "DATA"), (None, None, "RECOVERY")]}``."""
+        from ._guestbuild import add_guest_volumes
+
+        vm = self.find_vm(vm)
+        with self.lock:
+            return add_guest_volumes(self, vm, layouts)
+
     def guest_device(self, vm: VM, disk_key: int) -> BlockDevice:
         """The live block device of one disk, as the guest OS writes it."""
         d = self._disk(vm, disk_key)

@@ -180,7 +180,9 @@ def load_jsonl(source: str | Path | Iterable[str]) -> list[Event]:
     import jsonschema
 
     lines: Iterable[str]
-    if isinstance(source, str | Path) and Path(source).exists():
+    if isinstance(source, Path) or (
+        isinstance(source, str) and "\n" not in source and len(source) < 4096 and Path(source).exists()
+    ):
         lines = Path(source).read_text(encoding="utf-8").splitlines()
     elif isinstance(source, str):
         lines = source.splitlines()
