@@ -48,6 +48,8 @@ SECTOR_SIZE = 512
 DEFAULT_GRAIN_SIZE = 65536
 
 _layer_ids = itertools.count(1)
+# One shared zero grain per grain size: thousands of disks must not each hold 64 KiB of zeros.
+_ZEROS: dict[int, bytes] = {}
 
 
 @runtime_checkable
@@ -266,7 +268,7 @@ class LayeredDisk:
         self.grain_size: int = grain_size
         self._shift = grain_size.bit_length() - 1
         self._mask = grain_size - 1
-        self._zero = bytes(grain_size)
+        self._zero = _ZEROS.setdefault(grain_size, bytes(grain_size))
         self.base: Layer = Layer(self, None)
         self.top: Layer = self.base
         self._epoch = 0

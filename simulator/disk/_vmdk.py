@@ -235,6 +235,9 @@ class _ExtentWriter:
         self.overhead = -(-meta_end // GRAIN_SECTORS) * GRAIN_SECTORS if candidate_gts else meta_end
         self.tables: dict[int, list[int]] = {}
         self.next_sector = self.overhead
+        # Consecutive grains are written with one pwritev per batch (fewer syscalls).
+        self.pending: list[bytes | memoryview] = []
+        self.pending_at = self.overhead
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 
     def add_grain(self, grain: int, data: bytes | memoryview) -> None:
@@ -243,11 +246,20 @@ class _ExtentWriter:
         if table is None:
             table = self.tables[gt] = [0] * GTES_PER_GT
         table[gte] = self.next_sector
-        os.pwrite(self.fd, data, self.next_sector * SECTOR_SIZE)
+        self.pending.append(data)
         self.next_sector += GRAIN_SECTORS
+        if len(self.pending) >= 256:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            os.pwritev(self.fd, self.pending, self.pending_at * SECTOR_SIZE)
+            self.pending = []
+        self.pending_at = self.next_sector
 
     def close(self) -> None:
         try:
+            self.flush()
             header = _HEADER.pack(
                 _MAGIC,
                 1,
