@@ -36,6 +36,7 @@ from __future__ import annotations
 import calendar
 import struct
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -93,7 +94,11 @@ def valid_name(name: str) -> str | None:
         return f"names cannot contain {''.join(bad)!r}"
     if name[-1] in ". ":
         return "names cannot end with a dot or a space"
-    if len(name.encode("utf-16-le")) // 2 > 255:
+    try:
+        units = len(name.encode("utf-16-le")) // 2
+    except UnicodeEncodeError:
+        return "names must be valid Unicode (no lone surrogates)"
+    if units > 255:
         return "names are limited to 255 UTF-16 characters"
     return None
 
@@ -457,28 +462,68 @@ def _label_bytes(label: str) -> bytes:
 
 
 class _Dir:
-    """One directory read in full: its clusters, its raw bytes and its parsed entries."""
+    """One directory read in full: its clusters, its raw bytes and its parsed entries.
 
-    __slots__ = ("cluster", "clusters", "data", "entries")
+    Parsing is memoized on the directory's *bytes* (read from the device on every call), so
+    the memo can never be stale: a reverted disk or a snapshot view has other bytes.
+    """
+
+    __slots__ = ("cluster", "clusters", "data", "entries", "index")
 
     def __init__(self, op: _Op, cluster: int) -> None:
         self.cluster = cluster
         self.clusters = op.chain(cluster)
-        self.data = bytearray(op.read_clusters(self.clusters))
-        self.entries = _parse_dir(self.data)
+        raw = op.read_clusters(self.clusters)
+        self.data = bytearray(raw)
+        self.entries, self.index = op.fs._parsed(raw)
 
     def find(self, name: str) -> _Entry | None:
-        key = name.casefold()
-        for e in self.entries:
-            if e.name.casefold() == key or _short_display(e.short, 0).casefold() == key:
-                return e
-        return None
+        return self.index.get(name.casefold())
 
     def shorts(self) -> set[bytes]:
         return {e.short for e in self.entries}
 
+    def update(self, fs: FatFileSystem, old: _Entry | None, new: _Entry | None) -> None:
+        """After changing ``data``: update the parse to match and memoize it.
 
-def _parse_dir(data: bytearray) -> list[_Entry]:
+        Equal to ``_parse_dir(data)`` because a change only rewrites the slots of one entry
+        (tests compare it with a fresh parse).
+        """
+        entries = [e for e in self.entries if e is not old]
+        if new is not None:
+            pos = len(entries)
+            while pos > 0 and entries[pos - 1].slot > new.slot:
+                pos -= 1
+            entries.insert(pos, new)
+        if old is None and new is not None:
+            index = dict(self.index)
+            index.setdefault(new.name.casefold(), new)
+            index.setdefault(_short_display(new.short, 0).casefold(), new)
+        else:
+            index = _index(entries)
+        self.entries, self.index = entries, index
+        fs._remember(bytes(self.data), entries, index)
+
+    def free_run(self, n: int) -> tuple[int, int]:
+        """(first slot of ``n`` free slots or -1, free slots at the end of the directory)."""
+        marks = bytes(self.data[0::32]).translate(_FREE_MARKS)
+        at = marks.find(b"F" * n)
+        tail = len(marks) - len(marks.rstrip(b"F"))
+        return at, tail
+
+
+_FREE_MARKS = bytes(70 if b in (0x00, 0xE5) else 85 for b in range(256))  # "F" free, "U" used
+
+
+def _index(entries: list[_Entry]) -> dict[str, _Entry]:
+    idx: dict[str, _Entry] = {}
+    for e in entries:
+        idx.setdefault(e.name.casefold(), e)
+        idx.setdefault(_short_display(e.short, 0).casefold(), e)
+    return idx
+
+
+def _parse_dir(data: bytes | bytearray) -> list[_Entry]:
     entries: list[_Entry] = []
     lfn: list[str] = []
     lfn_sum = -1
@@ -655,7 +700,27 @@ class FatFileSystem:
         self.clock = _clock_fn(clock)
         self._boot = b""
         self._geo: _Geometry | None = None
+        self._parse_memo: OrderedDict[bytes, tuple[list[_Entry], dict[str, _Entry]]] = OrderedDict()
         self._geometry()
+
+    def _parsed(self, raw: bytes) -> tuple[list[_Entry], dict[str, _Entry]]:
+        """Parse a directory's bytes, memoized by content (a pure function of the bytes)."""
+        hit = self._parse_memo.get(raw)
+        if hit is not None:
+            self._parse_memo.move_to_end(raw)
+            return hit
+        entries = _parse_dir(raw)
+        return self._remember(raw, entries, _index(entries))
+
+    def _remember(
+        self, raw: bytes, entries: list[_Entry], index: dict[str, _Entry]
+    ) -> tuple[list[_Entry], dict[str, _Entry]]:
+        result = (entries, index)
+        self._parse_memo[raw] = result
+        self._parse_memo.move_to_end(raw)
+        if len(self._parse_memo) > 64:
+            self._parse_memo.popitem(last=False)
+        return result
 
     # -- creation --------------------------------------------------------------------------
     @classmethod
@@ -968,17 +1033,7 @@ class FatFileSystem:
         ]
         n = len(slots)
         total = len(d.data) // 32
-        run = 0
-        start = -1
-        for i in range(total):
-            b = d.data[i * 32]
-            if b in (0x00, 0xE5):
-                run += 1
-                if run == n:
-                    start = i - n + 1
-                    break
-            else:
-                run = 0
+        start, run = d.free_run(n)
         grow: list[int] = []
         if start < 0:
             cs = op.geo.cluster_size
@@ -999,6 +1054,9 @@ class FatFileSystem:
             d.data[(start + k) * 32 : (start + k + 1) * 32] = s
         op.flush_fat()
         self._write_dir_range(op, d, start, start + n)
+        d.update(
+            self, None, _Entry(name, short, attr, cluster, size, start, start + n - 1, slots[-1])
+        )
 
     def _write_dir_range(self, op: _Op, d: _Dir, first_slot: int, end_slot: int) -> None:
         """Write back the sectors of ``d`` that hold slots ``first_slot`` .. ``end_slot - 1``."""
@@ -1016,6 +1074,7 @@ class FatFileSystem:
         for i in range(e.first_slot, e.slot + 1):
             d.data[i * 32] = 0xE5
         self._write_dir_range(op, d, e.first_slot, e.slot + 1)
+        d.update(self, e, None)
 
     def _parent_for_new(self, op: _Op, parts: list[str]) -> tuple[_Dir, _Entry | None]:
         if not parts:
@@ -1102,6 +1161,10 @@ class FatFileSystem:
             raw[11] |= ATTR_ARCHIVE
             parent.data[e.slot * 32 : e.slot * 32 + 32] = raw
             self._write_dir_range(op, parent, e.slot, e.slot + 1)
+            new = _Entry(
+                e.name, e.short, raw[11], first, len(data), e.first_slot, e.slot, bytes(raw)
+            )
+            parent.update(self, e, new)
             if not released:
                 op.release(old)
             op.flush_fat()

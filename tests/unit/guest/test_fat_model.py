@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from vcbsim.simulator import InvalidInputError, NotFoundError, VirtualClock
 from vcbsim.simulator.guest import FatFileSystem, SparseDevice
+from vcbsim.simulator.guest._fat import _parse_dir
 
 MiB = 1 << 20
 NAMES = [
@@ -99,6 +100,9 @@ def test_random_operations_match_a_dict_model(operations: list[tuple]) -> None:
                     pass
                 else:
                     raise AssertionError(f"deleting missing {path!r} succeeded")
+    # Directory parses updated in place after each change equal a fresh parse of the bytes.
+    for raw, (entries, _index) in fs._parse_memo.items():
+        assert _parse_dir(raw) == entries
     # Read everything back, from a fresh object over the same blocks.
     again = FatFileSystem(dev)
     seen: dict[str, bytes] = {}
