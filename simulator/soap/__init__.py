@@ -1,1 +1,45 @@
-"""Placeholder: filled by its owner."""
+"""The vSphere SOAP endpoint of the simulated ESX host (``vcbsim serve``).
+
+``serve(backend)`` starts ``https://127.0.0.1:<port>/sdk`` for any object implementing
+``HostBackend``; real vSphere clients (pyVmomi, Ansible's VMware modules, govc) talk to it as
+to an ESX host. pyVmomi's own type system, serializer and deserializer are the schema.
+"""
+
+from ._backend import (
+    ChangedAreas,
+    DatastoreInfo,
+    DiskInfo,
+    DiskLayer,
+    GuestBackend,
+    GuestFile,
+    GuestProcess,
+    HostAbout,
+    HostBackend,
+    SnapshotInfo,
+    VMFile,
+    VMInfo,
+)
+from ._codec import DEFAULT_VERSION
+from ._endpoint import COOKIE_NAME, Endpoint
+from ._server import RunningServer, serve, service_versions_xml
+
+__all__ = [
+    "COOKIE_NAME",
+    "DEFAULT_VERSION",
+    "ChangedAreas",
+    "DatastoreInfo",
+    "DiskInfo",
+    "DiskLayer",
+    "Endpoint",
+    "GuestBackend",
+    "GuestFile",
+    "GuestProcess",
+    "HostAbout",
+    "HostBackend",
+    "RunningServer",
+    "SnapshotInfo",
+    "VMFile",
+    "VMInfo",
+    "serve",
+    "service_versions_xml",
+]

@@ -1,0 +1,348 @@
+"""The property collector: traversal, retrieval with paging, filters and update waits.
+
+Semantics follow the vSphere API reference: an ``ObjectSpec`` names a start object (reported
+unless ``skip``); ``TraversalSpec``s follow a property (``childEntity``, ``view`` ...) from
+objects of their ``type``, recursively through their ``selectSet`` (a bare ``SelectionSpec``
+refers to a named ``TraversalSpec``); an object is reported only when a ``PropertySpec`` names
+its type or a base type. Unset properties are left out; an unknown property raises
+``InvalidProperty``.
+
+Updates: each filter remembers what it last reported (serialized values, so any change to a
+nested data object shows); ``WaitForUpdatesEx`` reports the difference as ``enter`` /
+``modify`` / ``leave`` object updates and waits on the endpoint's condition until something
+changes, the wait times out, the session cancels it, or the server stops.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pyVmomi import VmomiSupport, vmodl
+
+from ._codec import serialize_value
+
+if TYPE_CHECKING:
+    from ._endpoint import Context, Endpoint, Session
+    from ._objects import MOImpl
+
+__all__ = [
+    "FilterState",
+    "cancel_retrieve",
+    "cancel_wait",
+    "continue_retrieve",
+    "create_filter",
+    "destroy_filter",
+    "resolve_path",
+    "retrieve",
+    "retrieve_ex",
+    "wait_for_updates",
+]
+
+PC = vmodl.query.PropertyCollector
+#: Objects per page when ``RetrieveOptions.maxObjects`` is not given.
+DEFAULT_PAGE = 100
+#: Most filters one session may hold (a leak in a client shows up as a fault, not as memory).
+MAX_FILTERS_PER_SESSION = 1000
+_filter_ids = itertools.count(1)
+
+
+@dataclass
+class FilterState:
+    moid: str
+    session_key: str
+    spec: Any
+    partial: bool
+    #: moid -> (object reference, {path: serialized value})
+    reported: dict[str, tuple[Any, dict[str, str]]] = field(default_factory=dict)
+
+
+def _invalid(path: str) -> Exception:
+    return vmodl.query.InvalidProperty(msg=f"invalid property path {path!r}", name=path)
+
+
+def resolve_path(impl: MOImpl, path: str) -> Any:
+    """The value at a dotted property path (``summary.runtime.powerState``), or ``None``."""
+    if not path or "[" in path:
+        raise _invalid(path)
+    top, *rest = path.split(".")
+    value = impl.get(top)
+    declared = impl.vim_type._GetPropertyInfo(top).type
+    for part in rest:
+        if isinstance(declared, type) and issubclass(declared, list):
+            raise _invalid(path)
+        owner = type(value) if value is not None else declared
+        if not (isinstance(owner, type) and issubclass(owner, VmomiSupport.DataObject)):
+            raise _invalid(path)
+        try:
+            info = owner._GetPropertyInfo(part)
+        except AttributeError:
+            if value is None:
+                return None  # a subtype might have it; unset either way
+            raise _invalid(path) from None
+        declared = info.type
+        value = getattr(value, part) if value is not None else None
+    if isinstance(value, list) and not isinstance(value, VmomiSupport.Array):
+        if isinstance(declared, type) and issubclass(declared, list):
+            value = declared(value)
+    if isinstance(value, list) and not value and rest:
+        return None
+    return value
+
+
+def _named_specs(specs: Iterable[Any]) -> dict[str, Any]:
+    named: dict[str, Any] = {}
+    stack = list(specs)
+    seen: set[int] = set()
+    while stack:
+        s = stack.pop()
+        if id(s) in seen:
+            continue
+        seen.add(id(s))
+        if isinstance(s, PC.TraversalSpec):
+            if s.name:
+                named[s.name] = s
+            stack.extend(s.selectSet or [])
+    return named
+
+
+def collect_objects(ep: Endpoint, spec: Any, *, missing_ok: bool = False) -> list[MOImpl]:
+    """The objects a filter spec reaches, in traversal order, each once."""
+    named = _named_specs(s for o in spec.objectSet for s in (o.selectSet or []))
+    found: dict[str, MOImpl] = {}
+    visited: set[tuple[str, int]] = set()
+
+    def visit(impl: MOImpl, selections: Iterable[Any]) -> None:
+        for sel in selections:
+            ts = sel if isinstance(sel, PC.TraversalSpec) else named.get(sel.name)
+            if ts is None:
+                raise vmodl.fault.InvalidArgument(
+                    msg=f"selection spec {sel.name!r} names no traversal spec",
+                    invalidProperty="selectSet",
+                )
+            if ts.type is None or not issubclass(impl.vim_type, ts.type):
+                continue
+            key = (impl.moid, id(ts))
+            if key in visited:
+                continue
+            visited.add(key)
+            value = resolve_path(impl, ts.path)
+            targets = value if isinstance(value, list) else ([value] if value is not None else [])
+            for target in targets:
+                if not isinstance(target, VmomiSupport.ManagedObject):
+                    continue
+                timpl = ep.lookup(target)
+                if timpl is None:
+                    continue
+                if not ts.skip:
+                    found.setdefault(timpl.moid, timpl)
+                visit(timpl, ts.selectSet or [])
+
+    for ospec in spec.objectSet:
+        impl = ep.lookup(ospec.obj)
+        if impl is None:
+            if missing_ok:
+                continue
+            raise vmodl.fault.ManagedObjectNotFound(
+                msg=f"The object '{ospec.obj._moId}' has already been deleted or has not been completely created",
+                obj=ospec.obj,
+            )
+        if not ospec.skip:
+            found.setdefault(impl.moid, impl)
+        visit(impl, ospec.selectSet or [])
+    return list(found.values())
+
+
+def _paths(impl: MOImpl, prop_specs: Iterable[Any]) -> list[str] | None:
+    """Paths to report for ``impl`` or ``None`` if no property spec names its type."""
+    matched = False
+    paths: dict[str, None] = {}
+    for ps in prop_specs:
+        if ps.type is None or not issubclass(impl.vim_type, ps.type):
+            continue
+        matched = True
+        if ps.all:
+            for name in impl.property_names():
+                paths.setdefault(name)
+        for p in ps.pathSet or []:
+            paths.setdefault(p)
+    return list(paths) if matched else None
+
+
+def object_values(impl: MOImpl, prop_specs: Iterable[Any]) -> dict[str, Any] | None:
+    paths = _paths(impl, prop_specs)
+    if paths is None:
+        return None
+    values: dict[str, Any] = {}
+    for path in paths:
+        value = resolve_path(impl, path)
+        if value is not None:
+            values[path] = value
+    return values
+
+
+def _contents(ep: Endpoint, specs: Iterable[Any]) -> list[Any]:
+    out: list[Any] = []
+    for spec in specs:
+        missing_ok = bool(spec.reportMissingObjectsInResults)
+        for impl in collect_objects(ep, spec, missing_ok=missing_ok):
+            try:
+                values = object_values(impl, spec.propSet)
+            except vmodl.fault.ManagedObjectNotFound:
+                continue  # gone while we looked (a snapshot removed by a task)
+            if values is None:
+                continue
+            out.append(
+                PC.ObjectContent(
+                    obj=impl.ref,
+                    propSet=[vmodl.DynamicProperty(name=k, val=v) for k, v in values.items()],
+                )
+            )
+    return out
+
+
+def retrieve(ep: Endpoint, specs: list[Any]) -> list[Any]:
+    return _contents(ep, specs)
+
+
+def _page(session: Session, objects: list[Any], size: int) -> Any:
+    if not objects:
+        return None
+    size = max(1, size)
+    head, rest = objects[:size], objects[size:]
+    token = None
+    if rest:
+        token = uuid.uuid4().hex
+        session.retrieve_tokens[token] = (rest, size)
+    return PC.RetrieveResult(token=token, objects=head)
+
+
+def retrieve_ex(ep: Endpoint, session: Session, specs: list[Any], options: Any) -> Any:
+    size = options.maxObjects if options is not None and options.maxObjects else DEFAULT_PAGE
+    if size < 0:
+        raise vmodl.fault.InvalidArgument(msg="maxObjects must be positive", invalidProperty="maxObjects")
+    return _page(session, _contents(ep, specs), size)
+
+
+def continue_retrieve(session: Session, token: str) -> Any:
+    entry = session.retrieve_tokens.pop(token, None)
+    if entry is None:
+        raise vmodl.fault.InvalidArgument(msg=f"unknown or used token {token!r}", invalidProperty="token")
+    rest, size = entry
+    return _page(session, rest, size)
+
+
+def cancel_retrieve(session: Session, token: str) -> None:
+    if session.retrieve_tokens.pop(token, None) is None:
+        raise vmodl.fault.InvalidArgument(msg=f"unknown or used token {token!r}", invalidProperty="token")
+
+
+# ---------------------------------------------------------------------------------------
+# filters and updates
+# ---------------------------------------------------------------------------------------
+
+
+def create_filter(ep: Endpoint, session: Session, spec: Any, partial: bool) -> Any:
+    if len(session.filters) >= MAX_FILTERS_PER_SESSION:
+        raise vmodl.fault.NotSupported(
+            msg=f"a session may hold at most {MAX_FILTERS_PER_SESSION} property filters; destroy unused ones"
+        )
+    # validate now, as a real host does: unknown objects and properties fail CreateFilter
+    for impl in collect_objects(ep, spec):
+        object_values(impl, spec.propSet)
+    moid = f"session[{session.key[:8]}]filter-{next(_filter_ids)}"
+    state = FilterState(moid, session.key, spec, bool(partial))
+    session.filters[moid] = state
+    ep.filters[moid] = state
+    return PC.Filter(moid)
+
+
+def destroy_filter(ep: Endpoint, moid: str) -> None:
+    state = ep.filters.pop(moid, None)
+    if state is not None:
+        sess = ep.sessions.get(state.session_key)
+        if sess is not None:
+            sess.filters.pop(moid, None)
+
+
+def _current(ep: Endpoint, f: FilterState, version: str) -> dict[str, tuple[Any, dict[str, tuple[str, Any]]]]:
+    state: dict[str, tuple[Any, dict[str, tuple[str, Any]]]] = {}
+    for impl in collect_objects(ep, f.spec, missing_ok=True):
+        try:
+            values = object_values(impl, f.spec.propSet)
+        except vmodl.fault.ManagedObjectNotFound:
+            continue
+        if values is None:
+            continue
+        state[impl.moid] = (
+            impl.ref,
+            {k: (serialize_value(v, version), v) for k, v in values.items()},
+        )
+    return state
+
+
+def _diff(ep: Endpoint, f: FilterState, version: str) -> Any:
+    current = _current(ep, f, version)
+    updates = []
+    for moid, (ref, values) in current.items():
+        old = f.reported.get(moid)
+        if old is None:
+            changes = [PC.Change(name=k, op="assign", val=v) for k, (_, v) in values.items()]
+            updates.append(PC.ObjectUpdate(kind="enter", obj=ref, changeSet=changes))
+            continue
+        changes = [
+            PC.Change(name=k, op="assign", val=v)
+            for k, (ser, v) in values.items()
+            if old[1].get(k) != ser
+        ]
+        changes.extend(PC.Change(name=k, op="assign") for k in old[1] if k not in values)
+        if changes:
+            updates.append(PC.ObjectUpdate(kind="modify", obj=ref, changeSet=changes))
+    for moid, (ref, _) in f.reported.items():
+        if moid not in current:
+            updates.append(PC.ObjectUpdate(kind="leave", obj=ref))
+    f.reported = {m: (ref, {k: ser for k, (ser, _) in vals.items()}) for m, (ref, vals) in current.items()}
+    if not updates:
+        return None
+    return PC.FilterUpdate(filter=PC.Filter(f.moid), objectSet=updates)
+
+
+def wait_for_updates(ep: Endpoint, ctx: Context, version: str | None, max_wait: int | None) -> Any:
+    """Called with the endpoint lock held; waits on ``ep.changed`` (which releases it)."""
+    session = ctx.session
+    assert session is not None
+    if not version:
+        for f in session.filters.values():
+            f.reported = {}
+    elif version != str(session.collector_version):
+        raise vmodl.query.InvalidCollectorVersion(
+            msg=f"unknown collector version {version!r}; start again with an empty version"
+        )
+    session.cancel_wait = False
+    deadline = None if max_wait is None else time.monotonic() + max(0, max_wait)
+    while True:
+        filter_updates = [
+            u for u in (_diff(ep, f, ctx.version) for f in list(session.filters.values())) if u is not None
+        ]
+        if filter_updates:
+            session.collector_version += 1
+            return PC.UpdateSet(version=str(session.collector_version), filterSet=filter_updates)
+        if session.cancel_wait or ep.stopping or session.key not in ep.sessions:
+            session.cancel_wait = False
+            raise vmodl.fault.RequestCanceled(msg="The wait for updates was cancelled.")
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ep.changed.wait(min(left, 5.0))
+        else:
+            ep.changed.wait(5.0)
+
+
+def cancel_wait(ep: Endpoint, session: Session) -> None:
+    session.cancel_wait = True
+    ep.changed.notify_all()

@@ -1,0 +1,407 @@
+"""The endpoint: sessions, the object registry, and SOAP dispatch, independent of HTTP.
+
+``Endpoint.handle_soap(body, soap_action, cookie)`` is the whole SOAP service: decode with
+pyVmomi, check the session, find the managed object, call the implementation, encode the
+result or the fault. The HTTP server (``_server.py``) only moves bytes, so the endpoint can be
+driven without sockets as well.
+
+One re-entrant lock guards all state (sessions, filters, tasks, and every backend call);
+``changed`` is a condition on it that mutating operations notify, and on which
+``WaitForUpdatesEx`` waits.
+"""
+
+from __future__ import annotations
+
+import hmac
+import itertools
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+
+from pyVmomi import vim, vmodl
+
+from .._errors import InvalidInputError, NotFoundError, StateError
+from . import _codec
+from ._backend import DatastoreInfo, HostAbout, HostBackend, SnapshotInfo, VMInfo
+from ._collector import FilterState
+from ._objects import (
+    MOIDS,
+    STATIC_TYPES,
+    ContainerViewImpl,
+    DatastoreImpl,
+    MOImpl,
+    PropertyFilterImpl,
+    SnapshotImpl,
+    TaskImpl,
+    VirtualMachineImpl,
+)
+from ._tasks import DEFAULT_RETENTION, TaskRunner
+from ._vmprops import iter_snapshots, ts
+
+__all__ = ["COOKIE_NAME", "Context", "Endpoint", "Response", "Session"]
+
+COOKIE_NAME = "vmware_soap_session"
+#: Calls allowed without a session (everything else answers ``NotAuthenticated``).
+ANONYMOUS = frozenset({"RetrieveServiceContent", "Login", "CurrentTime"})
+MAX_VIEWS_PER_SESSION = 1000
+
+
+@dataclass
+class View:
+    moid: str
+    container: Any
+    types: list[Any]
+    recursive: bool
+
+
+@dataclass
+class Session:
+    key: str
+    user: str
+    login_time: float
+    last_active: float
+    locale: str = "en"
+    call_count: int = 0
+    filters: dict[str, FilterState] = field(default_factory=dict)
+    views: dict[str, View] = field(default_factory=dict)
+    retrieve_tokens: dict[str, tuple[list[Any], int]] = field(default_factory=dict)
+    collector_version: int = 0
+    cancel_wait: bool = False
+
+    def user_session(self) -> Any:
+        return vim.UserSession(
+            key=self.key,
+            userName=self.user,
+            fullName=self.user,
+            loginTime=ts(self.login_time),
+            lastActiveTime=ts(self.last_active),
+            locale=self.locale,
+            messageLocale=self.locale,
+            extensionSession=False,
+            ipAddress="127.0.0.1",
+            userAgent="",
+            callCount=self.call_count,
+        )
+
+
+@dataclass
+class Context:
+    """One call: the caller's session (``None`` before Login) and the negotiated version."""
+
+    session: Session | None
+    version: str
+    new_cookie: str | None = None
+    logout: bool = False
+
+    @property
+    def sess(self) -> Session:
+        """The session (every call but the anonymous ones has one: checked at dispatch)."""
+        if self.session is None:
+            raise vim.fault.NotAuthenticated(msg="The session is not authenticated.")
+        return self.session
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    set_cookie: str | None = None
+
+
+class Endpoint:
+    """The SOAP service of one simulated host."""
+
+    def __init__(
+        self,
+        backend: HostBackend,
+        *,
+        user: str = "user",
+        password: str = "pass",
+        task_retention: int = DEFAULT_RETENTION,
+        secure_cookie: bool = True,
+    ) -> None:
+        self.backend = backend
+        self.user = user
+        self.password = password
+        self.secure_cookie = secure_cookie
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.sessions: dict[str, Session] = {}
+        self.filters: dict[str, FilterState] = {}
+        self.views: dict[str, View] = {}
+        self.tasks = TaskRunner(self, task_retention)
+        self.stopping = False
+        self.boot_time = backend.now()
+        self._view_ids = itertools.count(1)
+        self._local = threading.local()
+        #: calls served and faults answered, by method name (for reports and tests)
+        self.calls: dict[str, int] = {}
+        self.faults: dict[str, int] = {}
+
+    # lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        self.tasks.start()
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopping = True
+            self.changed.notify_all()
+        self.tasks.stop()
+
+    # helpers used by the managed objects --------------------------------------------------
+    def now(self) -> float:
+        return float(self.backend.now())
+
+    def about(self) -> HostAbout:
+        return self.backend.about()
+
+    def about_info(self) -> Any:
+        a = self.about()
+        return vim.AboutInfo(
+            name=a.name,
+            fullName=a.full_name,
+            vendor="VMware, Inc.",
+            version=a.version,
+            build=a.build,
+            localeVersion="INTL",
+            localeBuild="000",
+            osType=a.os_type,
+            productLineId=a.product_line,
+            apiType="HostAgent",
+            apiVersion=a.api_version,
+            instanceUuid=a.instance_uuid or None,
+            licenseProductName="VMware ESX Server",
+            licenseProductVersion=a.version.split(".")[0] + ".0",
+        )
+
+    def service_content(self) -> Any:
+        return vim.ServiceInstanceContent(
+            rootFolder=vim.Folder(MOIDS["root"]),
+            propertyCollector=vmodl.query.PropertyCollector(MOIDS["pc"]),
+            viewManager=vim.view.ViewManager(MOIDS["views"]),
+            about=self.about_info(),
+            sessionManager=vim.SessionManager(MOIDS["session"]),
+            searchIndex=vim.SearchIndex(MOIDS["search"]),
+            taskManager=vim.TaskManager(MOIDS["taskmgr"]),
+        )
+
+    def current_context(self) -> Context | None:
+        return getattr(self._local, "ctx", None)
+
+    def datastore_list(self) -> list[tuple[str, DatastoreInfo]]:
+        return [(f"datastore-{i}", ds) for i, ds in enumerate(self.backend.datastores(), 1)]
+
+    def datastore_refs(self) -> dict[str, Any]:
+        return {ds.name: vim.Datastore(moid) for moid, ds in self.datastore_list()}
+
+    def datastore_info(self, moid: str) -> DatastoreInfo:
+        for m, ds in self.datastore_list():
+            if m == moid:
+                return ds
+        raise vmodl.fault.ManagedObjectNotFound(
+            msg=f"The object '{moid}' has already been deleted or has not been completely created",
+            obj=vim.Datastore(moid),
+        )
+
+    def find_snapshot(self, moid: str) -> tuple[VMInfo, SnapshotInfo] | None:
+        for vm in self.backend.vms():
+            for snap, _parent in iter_snapshots(vm.snapshots):
+                if snap.moref == moid:
+                    return vm, snap
+        return None
+
+    def find_filter(self, moid: str) -> FilterState:
+        try:
+            return self.filters[moid]
+        except KeyError:
+            raise self._not_found(vmodl.query.PropertyCollector.Filter(moid)) from None
+
+    def find_view(self, moid: str) -> View:
+        try:
+            return self.views[moid]
+        except KeyError:
+            raise self._not_found(vim.view.ContainerView(moid)) from None
+
+    def create_view(self, ctx: Context, container: Any, types: list[Any], recursive: bool) -> Any:
+        assert ctx.session is not None
+        if len(ctx.session.views) >= MAX_VIEWS_PER_SESSION:
+            raise vmodl.fault.NotSupported(
+                msg=f"a session may hold at most {MAX_VIEWS_PER_SESSION} views; destroy unused ones"
+            )
+        moid = f"session[{ctx.session.key[:8]}]view-{next(self._view_ids)}"
+        view = View(moid, container, types, recursive)
+        ctx.session.views[moid] = view
+        self.views[moid] = view
+        return vim.view.ContainerView(moid)
+
+    def destroy_view(self, moid: str) -> None:
+        self.views.pop(moid, None)
+        for s in self.sessions.values():
+            s.views.pop(moid, None)
+
+    @staticmethod
+    def _not_found(ref: Any) -> Exception:
+        return vmodl.fault.ManagedObjectNotFound(
+            msg=f"The object '{ref._moId}' has already been deleted or has not been completely created",
+            obj=ref,
+        )
+
+    def lookup(self, ref: Any) -> MOImpl | None:
+        """The implementation behind a managed object reference (or a bare id), or ``None``."""
+        moid = ref if isinstance(ref, str) else ref._moId
+        impl: MOImpl | None = None
+        static = STATIC_TYPES.get(moid)
+        if static is not None:
+            impl = static(self, moid)
+        elif moid in self.filters:
+            impl = PropertyFilterImpl(self, moid)
+        elif moid in self.views:
+            impl = ContainerViewImpl(self, moid)
+        elif self.tasks.exists(moid):
+            impl = TaskImpl(self, moid)
+        elif any(m == moid for m, _ in self.datastore_list()):
+            impl = DatastoreImpl(self, moid)
+        elif any(vm.moref == moid for vm in self.backend.vms()):
+            impl = VirtualMachineImpl(self, moid)
+        elif self.find_snapshot(moid) is not None:
+            impl = SnapshotImpl(self, moid)
+        if impl is None:
+            return None
+        if not isinstance(ref, str) and not issubclass(impl.vim_type, type(ref)):
+            return None  # right id, wrong type: not the object the caller means
+        return impl
+
+    def require(self, ref: Any) -> MOImpl:
+        impl = self.lookup(ref)
+        if impl is None:
+            raise self._not_found(ref)
+        return impl
+
+    def to_fault(self, exc: BaseException, obj: Any = None) -> Any:
+        """Any exception as the vSphere fault a client receives."""
+        if isinstance(exc, vmodl.MethodFault):
+            return exc
+        if isinstance(exc, NotFoundError):
+            if obj is not None:
+                return vmodl.fault.ManagedObjectNotFound(msg=str(exc), obj=obj)
+            return vim.fault.NotFound(msg=str(exc))
+        if isinstance(exc, InvalidInputError | ValueError):
+            return vmodl.fault.InvalidArgument(msg=str(exc))
+        if isinstance(exc, StateError):
+            return vim.fault.InvalidState(msg=str(exc))
+        return vmodl.fault.SystemError(msg=f"{type(exc).__name__}: {exc}", reason=str(exc))
+
+    # sessions ----------------------------------------------------------------------------
+    def login(self, ctx: Context, user: str, password: str, locale: str | None) -> Any:
+        ok_user = hmac.compare_digest(user.encode(), self.user.encode())
+        ok_pass = hmac.compare_digest(password.encode(), self.password.encode())
+        if not (ok_user and ok_pass):
+            raise vim.fault.InvalidLogin(msg="Cannot complete login due to an incorrect user name or password.")
+        if ctx.session is not None:
+            self._drop_session(ctx.session.key)
+        now = self.now()
+        key = secrets.token_hex(20)
+        session = Session(key, user, now, now, locale or "en")
+        self.sessions[key] = session
+        ctx.session = session
+        ctx.new_cookie = key
+        return session.user_session()
+
+    def logout(self, ctx: Context) -> None:
+        if ctx.session is not None:
+            self._drop_session(ctx.session.key)
+            ctx.logout = True
+
+    def _drop_session(self, key: str) -> None:
+        session = self.sessions.pop(key, None)
+        if session is None:
+            return
+        for moid in session.filters:
+            self.filters.pop(moid, None)
+        for moid in session.views:
+            self.views.pop(moid, None)
+        self.changed.notify_all()  # waits of this session end with RequestCanceled
+
+    def session_from_cookie(self, cookie_header: str | None) -> Session | None:
+        if not cookie_header:
+            return None
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(cookie_header)
+        except CookieError:
+            return None
+        morsel = jar.get(COOKIE_NAME)
+        if morsel is None:
+            return None
+        return self.sessions.get(morsel.value)
+
+    def cookie_header(self, key: str) -> str:
+        secure = "; Secure" if self.secure_cookie else ""
+        return f'{COOKIE_NAME}="{key}"; Path=/; HttpOnly{secure}'
+
+    # SOAP ------------------------------------------------------------------------------------
+    def handle_soap(self, body: bytes, soap_action: str | None, cookie: str | None) -> Response:
+        version = _codec.version_from_soap_action(soap_action)
+        try:
+            req = _codec.parse_request(body, version)
+        except _codec.RequestError as exc:
+            return self._fault("(unparsed)", vmodl.fault.InvalidRequest(msg=str(exc)), version)
+        with self.lock:
+            ctx = Context(self.session_from_cookie(cookie), version)
+            self._local.ctx = ctx
+            try:
+                result = self._call(req, ctx)
+                info = req.info
+                payload = _codec.serialize_response(req.wsdl_name, info, result, version)
+            except Exception as exc:  # every failure is answered, the server keeps serving
+                fault = self.to_fault(exc, obj=req.this)
+                return self._fault(req.wsdl_name, fault, version)
+            finally:
+                self._local.ctx = None
+            self.calls[req.wsdl_name] = self.calls.get(req.wsdl_name, 0) + 1
+            set_cookie = self.cookie_header(ctx.new_cookie) if ctx.new_cookie else None
+            return Response(200, payload, set_cookie)
+
+    def _fault(self, method: str, fault: Any, version: str) -> Response:
+        name = type(fault).__name__.rsplit(".", 1)[-1]
+        self.faults[name] = self.faults.get(name, 0) + 1
+        self.calls[method] = self.calls.get(method, 0) + 1
+        try:
+            body = _codec.serialize_fault(fault, version)
+        except Exception as exc:  # a fault that cannot be encoded still gets an answer
+            body = _codec.serialize_fault(
+                vmodl.fault.SystemError(msg=f"cannot encode {name}: {exc}", reason=str(exc)), version
+            )
+        return Response(500, body)
+
+    def _call(self, req: _codec.Request, ctx: Context) -> Any:
+        if req.wsdl_name not in ANONYMOUS and ctx.session is None:
+            raise vim.fault.NotAuthenticated(
+                msg="The session is not authenticated.",
+                object=req.this,
+                privilegeId="System.View",
+            )
+        if ctx.session is not None:
+            ctx.session.call_count += 1
+            ctx.session.last_active = self.now()
+        impl = self.require(req.this)
+        if req.wsdl_name == "Fetch":
+            from ._collector import resolve_path
+
+            return resolve_path(impl, req.args["prop"])
+        declaring = req.info.type
+        if not issubclass(impl.vim_type, declaring):
+            raise vmodl.fault.MethodNotFound(
+                msg=f"{req.wsdl_name} is not a method of {impl.vim_type._wsdlName}",
+                receiver=impl.ref,
+                method=req.wsdl_name,
+            )
+        handler: Callable[..., Any] | None = getattr(impl, req.wsdl_name, None)
+        if handler is None or not getattr(handler, "_soap", False):
+            raise vmodl.fault.NotSupported(
+                msg=f"vcbsim does not simulate {impl.vim_type._wsdlName}.{req.wsdl_name}"
+            )
+        return handler(ctx, **req.args)

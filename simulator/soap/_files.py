@@ -1,0 +1,149 @@
+"""Datastore files over HTTP: ``GET``/``HEAD``/``PUT /folder/<path>?dcPath=..&dsName=..``.
+
+As on a real host, a session cookie (or HTTP Basic credentials) is required, ``Range``
+requests get ``206 Partial Content``, and the bytes are the real files (``.vmx``, descriptors,
+extents) as the backend produces them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .._errors import InvalidInputError, NotFoundError
+
+if TYPE_CHECKING:
+    from ._endpoint import Endpoint
+
+__all__ = ["FileResponse", "handle_folder", "CHUNK"]
+
+CHUNK = 1024 * 1024
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+@dataclass
+class FileResponse:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    #: for GET: chunks read lazily (the lock is taken per chunk, not for the whole file)
+    stream: Iterator[bytes] | None = None
+    length: int = 0
+
+
+def _text(status: int, message: str, **headers: str) -> FileResponse:
+    body = (message + "\n").encode()
+    return FileResponse(status, {"Content-Type": "text/plain; charset=utf-8", **headers}, body, None, len(body))
+
+
+def _authorized(ep: Endpoint, cookie: str | None, authorization: str | None) -> bool:
+    with ep.lock:
+        if ep.session_from_cookie(cookie) is not None:
+            return True
+    if authorization and authorization.lower().startswith("basic "):
+        try:
+            user, _, password = base64.b64decode(authorization[6:].strip()).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return hmac.compare_digest(user.encode(), ep.user.encode()) and hmac.compare_digest(
+            password.encode(), ep.password.encode()
+        )
+    return False
+
+
+def _target(raw_path: str) -> tuple[str, str] | FileResponse:
+    parts = urlsplit(raw_path)
+    path = unquote(parts.path[len("/folder") :]).lstrip("/")
+    query = parse_qs(parts.query)
+    dc = query.get("dcPath", ["ha-datacenter"])[0]
+    ds = query.get("dsName", [None])[0]
+    if dc.strip("/") != "ha-datacenter":
+        return _text(404, f"no datacenter {dc!r}; this host has 'ha-datacenter'")
+    if not ds:
+        return _text(400, "the dsName query parameter is required")
+    if not path or any(p in ("..", ".") for p in path.split("/")):
+        return _text(400, f"bad datastore path {path!r}")
+    return ds, path
+
+
+def _range(header: str | None, size: int) -> tuple[int, int] | None | str:
+    """(start, end inclusive), None for the whole file, or "bad" when unsatisfiable."""
+    if not header:
+        return None
+    m = _RANGE.match(header.strip())
+    if not m or (not m.group(1) and not m.group(2)):
+        return None  # not understood (e.g. several ranges): the whole file, as RFC 9110 allows
+    if m.group(1):
+        start = int(m.group(1))
+        end = int(m.group(2)) if m.group(2) else size - 1
+    else:
+        suffix = int(m.group(2))
+        start, end = max(0, size - suffix), size - 1
+    end = min(end, size - 1)
+    if start >= size or start > end:
+        return "bad"
+    return start, end
+
+
+def handle_folder(
+    ep: Endpoint,
+    method: str,
+    raw_path: str,
+    *,
+    cookie: str | None,
+    authorization: str | None,
+    range_header: str | None = None,
+    body: bytes = b"",
+) -> FileResponse:
+    if not _authorized(ep, cookie, authorization):
+        return _text(401, "a vmware_soap_session cookie or Basic credentials are required",
+                     **{"WWW-Authenticate": 'Basic realm="VMware HTTP server"'})
+    target = _target(raw_path)
+    if isinstance(target, FileResponse):
+        return target
+    ds, path = target
+    if method == "PUT":
+        try:
+            with ep.lock:
+                ep.backend.write_datastore_file(ds, path, body)
+                ep.changed.notify_all()
+        except NotFoundError as exc:
+            return _text(404, str(exc))
+        except (InvalidInputError, ValueError) as exc:
+            return _text(400, str(exc))
+        return _text(201, f"wrote {len(body)} bytes to [{ds}] {path}")
+    try:
+        with ep.lock:
+            size = ep.backend.datastore_file_size(ds, path)
+    except NotFoundError as exc:
+        return _text(404, str(exc))
+    rng = _range(range_header, size)
+    if rng == "bad":
+        return _text(416, f"range not satisfiable for a {size}-byte file", **{"Content-Range": f"bytes */{size}"})
+    headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+    if rng is None:
+        start, end, status = 0, size - 1, 200
+    else:
+        assert isinstance(rng, tuple)
+        start, end = rng
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    length = max(0, end - start + 1)
+
+    def chunks() -> Iterator[bytes]:
+        pos = start
+        while pos <= end:
+            n = min(CHUNK, end - pos + 1)
+            with ep.lock:
+                data = ep.backend.read_datastore_file(ds, path, pos, n)
+            if not data:
+                return
+            yield data
+            pos += len(data)
+
+    return FileResponse(status, headers, b"", chunks() if method == "GET" else None, length)

@@ -1,0 +1,938 @@
+"""Managed objects of the simulated ESX host: properties (``p_<name>``) and methods.
+
+Each class implements one vSphere managed type. A property is a method ``p_<name>`` that
+returns a pyVmomi value (or ``None`` when unset); a SOAP method is a method named exactly as
+its WSDL operation (``CreateSnapshot_Task``) marked with ``@soap``; its keyword arguments are
+the WSDL parameter names. ``docs/vsphere-coverage.md`` is generated from these marks.
+
+Objects are cheap views: they hold the endpoint and a managed object id and ask the endpoint
+(and through it the backend) for current state on every read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from pyVmomi import VmomiSupport, vim, vmodl
+
+from . import _collector, _vmprops
+from ._backend import SnapshotInfo, VMInfo
+
+if TYPE_CHECKING:
+    from ._endpoint import Context, Endpoint
+
+__all__ = ["MOImpl", "soap", "STATIC_TYPES", "MOIDS"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_SNAPSHOT: Any = vim.vm.Snapshot  # its task methods are not in the type stubs
+
+
+def soap(fn: F) -> F:
+    """Mark a method as the implementation of the SOAP operation of the same name."""
+    fn._soap = True  # type: ignore[attr-defined]
+    return fn
+
+
+#: Managed object ids of the fixed inventory, as a standalone ESX host names them.
+MOIDS = {
+    "si": "ServiceInstance",
+    "session": "ha-sessionmgr",
+    "pc": "ha-property-collector",
+    "views": "ViewManager",
+    "search": "ha-searchindex",
+    "taskmgr": "ha-taskmgr",
+    "root": "ha-folder-root",
+    "dc": "ha-datacenter",
+    "vmfolder": "ha-folder-vm",
+    "hostfolder": "ha-folder-host",
+    "dsfolder": "ha-folder-datastore",
+    "netfolder": "ha-folder-network",
+    "compute": "ha-compute-res",
+    "host": "ha-host",
+    "pool": "ha-root-pool",
+}
+
+
+def _typed(value: Any, declared: Any) -> Any:
+    """Plain lists become typed arrays (an ``anyType`` value must carry its array type)."""
+    if isinstance(value, list) and not isinstance(value, VmomiSupport.Array):
+        if isinstance(declared, type) and issubclass(declared, list):
+            return declared(value)
+    return value
+
+
+class MOImpl:
+    vim_type: ClassVar[Any] = VmomiSupport.ManagedObject
+
+    def __init__(self, ep: Endpoint, moid: str) -> None:
+        self.ep = ep
+        self.moid = moid
+
+    @property
+    def ref(self) -> Any:
+        return self.vim_type(self.moid)
+
+    @classmethod
+    def property_names(cls) -> list[str]:
+        """Properties of the vSphere type that this class implements."""
+        valid = {p.name for p in cls.vim_type._GetPropertyList()}
+        return [n[2:] for n in dir(cls) if n.startswith("p_") and n[2:] in valid]
+
+    @classmethod
+    def soap_methods(cls) -> list[str]:
+        return sorted(n for n in dir(cls) if getattr(getattr(cls, n, None), "_soap", False))
+
+    def get(self, name: str) -> Any:
+        """A top-level property, typed; ``None`` when unset; ``InvalidProperty`` if unknown."""
+        try:
+            info = self.vim_type._GetPropertyInfo(name)
+        except AttributeError:
+            raise vmodl.query.InvalidProperty(msg=f"invalid property {name!r}", name=name) from None
+        getter = getattr(self, "p_" + name, None)
+        if getter is None:
+            return None
+        return _typed(getter(), info.type)
+
+
+class ManagedEntityImpl(MOImpl):
+    vim_type = vim.ManagedEntity
+    entity_name: str = ""
+    parent_id: str | None = None
+    parent_type: Any = vim.Folder
+
+    def p_name(self) -> str:
+        return self.entity_name
+
+    def p_parent(self) -> Any:
+        return self.parent_type(self.parent_id) if self.parent_id else None
+
+    def p_overallStatus(self) -> str:  # noqa: N802
+        return "green"
+
+    def p_configStatus(self) -> str:  # noqa: N802
+        return "green"
+
+    def p_alarmActionsEnabled(self) -> bool:  # noqa: N802
+        return True
+
+    def p_declaredAlarmState(self) -> list[Any]:  # noqa: N802
+        return []
+
+    def p_triggeredAlarmState(self) -> list[Any]:  # noqa: N802
+        return []
+
+    def p_disabledMethod(self) -> list[Any]:  # noqa: N802
+        return []
+
+    def p_customValue(self) -> list[Any]:  # noqa: N802
+        return []
+
+    def p_tag(self) -> list[Any]:
+        return []
+
+    def p_recentTask(self) -> list[Any]:  # noqa: N802
+        return self.ep.tasks.recent(entity=self.moid)
+
+    def children(self) -> list[Any]:
+        """Children in the inventory (for container views and inventory paths)."""
+        return []
+
+
+# --------------------------------------------------------------------------------------
+# service objects
+# --------------------------------------------------------------------------------------
+
+
+class ServiceInstanceImpl(MOImpl):
+    vim_type = vim.ServiceInstance
+
+    def p_content(self) -> Any:
+        return self.ep.service_content()
+
+    def p_serverClock(self) -> Any:  # noqa: N802
+        return _vmprops.ts(self.ep.now())
+
+    def p_capability(self) -> Any:
+        return vim.Capability(
+            provisioningSupported=False,
+            multiHostSupported=False,
+            userShellAccessSupported=False,
+            supportedEVCMode=[],
+            networkBackupAndRestoreSupported=False,
+        )
+
+    @soap
+    def RetrieveServiceContent(self, ctx: Context) -> Any:  # noqa: N802
+        return self.ep.service_content()
+
+    @soap
+    def CurrentTime(self, ctx: Context) -> Any:  # noqa: N802
+        return _vmprops.ts(self.ep.now())
+
+
+class SessionManagerImpl(MOImpl):
+    vim_type = vim.SessionManager
+
+    def p_currentSession(self) -> Any:  # noqa: N802
+        ctx = self.ep.current_context()
+        return ctx.session.user_session() if ctx and ctx.session else None
+
+    def p_sessionList(self) -> list[Any]:  # noqa: N802
+        return [s.user_session() for s in self.ep.sessions.values()]
+
+    def p_defaultLocale(self) -> str:  # noqa: N802
+        return "en"
+
+    def p_messageLocale(self) -> str:  # noqa: N802
+        return "en"
+
+    def p_supportedLocaleList(self) -> list[str]:  # noqa: N802
+        return ["en"]
+
+    @soap
+    def Login(self, ctx: Context, userName: str, password: str, locale: str | None = None) -> Any:  # noqa: N802, N803
+        return self.ep.login(ctx, userName, password, locale)
+
+    @soap
+    def Logout(self, ctx: Context) -> None:  # noqa: N802
+        self.ep.logout(ctx)
+
+    @soap
+    def SessionIsActive(self, ctx: Context, sessionID: str, userName: str) -> bool:  # noqa: N802, N803
+        s = self.ep.sessions.get(sessionID)
+        return bool(s and s.user == userName)
+
+
+class PropertyCollectorImpl(MOImpl):
+    vim_type = vmodl.query.PropertyCollector
+
+    def p_filter(self) -> list[Any]:
+        ctx = self.ep.current_context()
+        if not ctx or not ctx.session:
+            return []
+        return [vmodl.query.PropertyCollector.Filter(f) for f in ctx.session.filters]
+
+    @soap
+    def RetrievePropertiesEx(self, ctx: Context, specSet: list[Any], options: Any = None) -> Any:  # noqa: N802, N803
+        return _collector.retrieve_ex(self.ep, ctx.sess, specSet, options)
+
+    @soap
+    def ContinueRetrievePropertiesEx(self, ctx: Context, token: str) -> Any:  # noqa: N802
+        return _collector.continue_retrieve(ctx.sess, token)
+
+    @soap
+    def CancelRetrievePropertiesEx(self, ctx: Context, token: str) -> None:  # noqa: N802
+        _collector.cancel_retrieve(ctx.sess, token)
+
+    @soap
+    def RetrieveProperties(self, ctx: Context, specSet: list[Any]) -> list[Any]:  # noqa: N802, N803
+        return _collector.retrieve(self.ep, specSet)
+
+    @soap
+    def RetrieveContents(self, ctx: Context, specSet: list[Any]) -> list[Any]:  # noqa: N802, N803
+        return _collector.retrieve(self.ep, specSet)
+
+    @soap
+    def CreateFilter(self, ctx: Context, spec: Any, partialUpdates: bool) -> Any:  # noqa: N802, N803
+        return _collector.create_filter(self.ep, ctx.sess, spec, partialUpdates)
+
+    @soap
+    def WaitForUpdatesEx(self, ctx: Context, version: str | None = None, options: Any = None) -> Any:  # noqa: N802
+        wait = options.maxWaitSeconds if options is not None else None
+        return _collector.wait_for_updates(self.ep, ctx, version, wait)
+
+    @soap
+    def WaitForUpdates(self, ctx: Context, version: str | None = None) -> Any:  # noqa: N802
+        return _collector.wait_for_updates(self.ep, ctx, version, None)
+
+    @soap
+    def CheckForUpdates(self, ctx: Context, version: str | None = None) -> Any:  # noqa: N802
+        return _collector.wait_for_updates(self.ep, ctx, version, 0)
+
+    @soap
+    def CancelWaitForUpdates(self, ctx: Context) -> None:  # noqa: N802
+        _collector.cancel_wait(self.ep, ctx.sess)
+
+
+class PropertyFilterImpl(MOImpl):
+    vim_type = vmodl.query.PropertyCollector.Filter
+
+    def _filter(self) -> Any:
+        return self.ep.find_filter(self.moid)
+
+    def p_spec(self) -> Any:
+        return self._filter().spec
+
+    def p_partialUpdates(self) -> bool:  # noqa: N802
+        return bool(self._filter().partial)
+
+    @soap
+    def DestroyPropertyFilter(self, ctx: Context) -> None:  # noqa: N802
+        _collector.destroy_filter(self.ep, self.moid)
+
+
+class ViewManagerImpl(MOImpl):
+    vim_type = vim.view.ViewManager
+
+    def p_viewList(self) -> list[Any]:  # noqa: N802
+        ctx = self.ep.current_context()
+        if not ctx or not ctx.session:
+            return []
+        return [vim.view.ContainerView(v) for v in ctx.session.views]
+
+    @soap
+    def CreateContainerView(  # noqa: N802
+        self, ctx: Context, container: Any, type: list[Any] | None = None, recursive: bool = False
+    ) -> Any:
+        target = self.ep.lookup(container)
+        if target is None:
+            raise vmodl.fault.ManagedObjectNotFound(
+                msg=f"The object '{container._moId}' has already been deleted or has not been completely created",
+                obj=container,
+            )
+        return self.ep.create_view(ctx, container, list(type or []), bool(recursive))
+
+
+class ContainerViewImpl(MOImpl):
+    vim_type = vim.view.ContainerView
+
+    def _view(self) -> Any:
+        return self.ep.find_view(self.moid)
+
+    def p_container(self) -> Any:
+        return self._view().container
+
+    def p_type(self) -> list[str]:
+        return [VmomiSupport.GetWsdlName(t) for t in self._view().types]
+
+    def p_recursive(self) -> bool:
+        return bool(self._view().recursive)
+
+    def p_view(self) -> list[Any]:
+        v = self._view()
+        root = self.ep.lookup(v.container)
+        if root is None:
+            return []
+        found: list[Any] = []
+        seen: set[str] = set()
+
+        def walk(impl: ManagedEntityImpl, depth: int) -> None:
+            for child in impl.children():
+                if child._moId in seen:
+                    continue
+                seen.add(child._moId)
+                cimpl = self.ep.lookup(child)
+                if cimpl is None:
+                    continue
+                if not v.types or any(issubclass(cimpl.vim_type, t) for t in v.types):
+                    found.append(child)
+                if v.recursive and isinstance(cimpl, ManagedEntityImpl):
+                    walk(cimpl, depth + 1)
+
+        if isinstance(root, ManagedEntityImpl):
+            walk(root, 0)
+        return found
+
+    @soap
+    def DestroyView(self, ctx: Context) -> None:  # noqa: N802
+        self.ep.destroy_view(self.moid)
+
+
+class SearchIndexImpl(MOImpl):
+    vim_type = vim.SearchIndex
+
+    def _vms(self) -> Sequence[VMInfo]:
+        return self.ep.backend.vms()
+
+    def _in_dc(self, datacenter: Any) -> None:
+        if datacenter is not None and datacenter._moId != MOIDS["dc"]:
+            raise vmodl.fault.ManagedObjectNotFound(
+                msg=f"The object '{datacenter._moId}' has already been deleted or has not been completely created",
+                obj=datacenter,
+            )
+
+    def _match_uuid(self, uuid: str, vm_search: bool | None, instance: bool | None) -> list[Any]:
+        if vm_search is False:
+            host_uuid = self.ep.about().instance_uuid
+            return [vim.HostSystem(MOIDS["host"])] if host_uuid and host_uuid.lower() == uuid.lower() else []
+        out = []
+        for vm in self._vms():
+            value = vm.instance_uuid if instance else vm.uuid
+            if value.lower() == uuid.lower():
+                out.append(vim.VirtualMachine(vm.moref))
+        return out
+
+    def _match(self, attr: str, value: str, vm_search: bool | None) -> list[Any]:
+        if vm_search is False:
+            about = self.ep.about()
+            return [vim.HostSystem(MOIDS["host"])] if attr == "host_name" and about.host_name.lower() == value.lower() else []
+        out = []
+        for vm in self._vms():
+            if not (vm.tools_running and vm.power_state == "poweredOn"):
+                continue  # IP and DNS name are reported by VMware Tools only
+            got = getattr(vm, attr)
+            if got and got.lower() == value.lower():
+                out.append(vim.VirtualMachine(vm.moref))
+        return out
+
+    @soap
+    def FindByUuid(  # noqa: N802
+        self, ctx: Context, uuid: str, vmSearch: bool, datacenter: Any = None, instanceUuid: bool | None = None  # noqa: N803
+    ) -> Any:
+        self._in_dc(datacenter)
+        found = self._match_uuid(uuid, vmSearch, instanceUuid)
+        return found[0] if found else None
+
+    @soap
+    def FindAllByUuid(  # noqa: N802
+        self, ctx: Context, uuid: str, vmSearch: bool, datacenter: Any = None, instanceUuid: bool | None = None  # noqa: N803
+    ) -> list[Any]:
+        self._in_dc(datacenter)
+        return self._match_uuid(uuid, vmSearch, instanceUuid)
+
+    @soap
+    def FindByIp(self, ctx: Context, ip: str, vmSearch: bool, datacenter: Any = None) -> Any:  # noqa: N802, N803
+        self._in_dc(datacenter)
+        found = self._match("ip_address", ip, vmSearch)
+        return found[0] if found else None
+
+    @soap
+    def FindAllByIp(self, ctx: Context, ip: str, vmSearch: bool, datacenter: Any = None) -> list[Any]:  # noqa: N802, N803
+        self._in_dc(datacenter)
+        return self._match("ip_address", ip, vmSearch)
+
+    @soap
+    def FindByDnsName(self, ctx: Context, dnsName: str, vmSearch: bool, datacenter: Any = None) -> Any:  # noqa: N802, N803
+        self._in_dc(datacenter)
+        found = self._match("host_name", dnsName, vmSearch)
+        return found[0] if found else None
+
+    @soap
+    def FindAllByDnsName(  # noqa: N802
+        self, ctx: Context, dnsName: str, vmSearch: bool, datacenter: Any = None  # noqa: N803
+    ) -> list[Any]:
+        self._in_dc(datacenter)
+        return self._match("host_name", dnsName, vmSearch)
+
+    @soap
+    def FindByInventoryPath(self, ctx: Context, inventoryPath: str) -> Any:  # noqa: N802, N803
+        parts = [p for p in inventoryPath.strip("/").split("/") if p]
+        current: Any = self.ep.lookup(vim.Folder(MOIDS["root"]))
+        for part in parts:
+            nxt = None
+            for child in current.children() if isinstance(current, ManagedEntityImpl) else []:
+                cimpl = self.ep.lookup(child)
+                if isinstance(cimpl, ManagedEntityImpl) and cimpl.p_name() == part:
+                    nxt = cimpl
+                    break
+            if nxt is None:
+                return None
+            current = nxt
+        return current.ref if parts else None
+
+    @soap
+    def FindChild(self, ctx: Context, entity: Any, name: str) -> Any:  # noqa: N802
+        impl = self.ep.require(entity)
+        for child in impl.children() if isinstance(impl, ManagedEntityImpl) else []:
+            cimpl = self.ep.lookup(child)
+            if isinstance(cimpl, ManagedEntityImpl) and cimpl.p_name() == name:
+                return child
+        return None
+
+    @soap
+    def FindByDatastorePath(self, ctx: Context, datacenter: Any, path: str) -> Any:  # noqa: N802
+        self._in_dc(datacenter)
+        for vm in self._vms():
+            if vm.vmx_path == path:
+                return vim.VirtualMachine(vm.moref)
+        return None
+
+
+class TaskManagerImpl(MOImpl):
+    vim_type = vim.TaskManager
+
+    def p_recentTask(self) -> list[Any]:  # noqa: N802
+        return self.ep.tasks.recent()
+
+    def p_maxCollector(self) -> int:  # noqa: N802
+        return 0
+
+
+class TaskImpl(MOImpl):
+    vim_type = vim.Task
+
+    def p_info(self) -> Any:
+        return self.ep.tasks.info(self.moid)
+
+    @soap
+    def CancelTask(self, ctx: Context) -> None:  # noqa: N802
+        info = self.ep.tasks.info(self.moid)
+        if info.state in ("success", "error"):
+            raise vim.fault.InvalidState(msg="The task has already completed.")
+        raise vmodl.fault.NotSupported(msg="This task cannot be cancelled.")
+
+
+# --------------------------------------------------------------------------------------
+# inventory
+# --------------------------------------------------------------------------------------
+
+
+class FolderImpl(ManagedEntityImpl):
+    vim_type = vim.Folder
+    child_types: ClassVar[dict[str, list[str]]] = {
+        MOIDS["root"]: ["Folder", "Datacenter"],
+        MOIDS["vmfolder"]: ["Folder", "VirtualMachine", "VirtualApp"],
+        MOIDS["hostfolder"]: ["Folder", "ComputeResource"],
+        MOIDS["dsfolder"]: ["Folder", "Datastore"],
+        MOIDS["netfolder"]: ["Folder", "Network"],
+    }
+    names: ClassVar[dict[str, tuple[str, str | None, Any]]] = {
+        MOIDS["root"]: ("ha-folder-root", None, None),
+        MOIDS["vmfolder"]: ("vm", MOIDS["dc"], vim.Datacenter),
+        MOIDS["hostfolder"]: ("host", MOIDS["dc"], vim.Datacenter),
+        MOIDS["dsfolder"]: ("datastore", MOIDS["dc"], vim.Datacenter),
+        MOIDS["netfolder"]: ("network", MOIDS["dc"], vim.Datacenter),
+    }
+
+    def __init__(self, ep: Endpoint, moid: str) -> None:
+        super().__init__(ep, moid)
+        self.entity_name, self.parent_id, self.parent_type = self.names[moid]
+
+    def p_childType(self) -> list[str]:  # noqa: N802
+        return list(self.child_types[self.moid])
+
+    def p_childEntity(self) -> list[Any]:  # noqa: N802
+        return self.children()
+
+    def children(self) -> list[Any]:
+        if self.moid == MOIDS["root"]:
+            return [vim.Datacenter(MOIDS["dc"])]
+        if self.moid == MOIDS["vmfolder"]:
+            return [vim.VirtualMachine(vm.moref) for vm in self.ep.backend.vms()]
+        if self.moid == MOIDS["hostfolder"]:
+            return [vim.ComputeResource(MOIDS["compute"])]
+        if self.moid == MOIDS["dsfolder"]:
+            return list(self.ep.datastore_refs().values())
+        return []
+
+
+class DatacenterImpl(ManagedEntityImpl):
+    vim_type = vim.Datacenter
+    entity_name = "ha-datacenter"
+    parent_id = MOIDS["root"]
+
+    def p_vmFolder(self) -> Any:  # noqa: N802
+        return vim.Folder(MOIDS["vmfolder"])
+
+    def p_hostFolder(self) -> Any:  # noqa: N802
+        return vim.Folder(MOIDS["hostfolder"])
+
+    def p_datastoreFolder(self) -> Any:  # noqa: N802
+        return vim.Folder(MOIDS["dsfolder"])
+
+    def p_networkFolder(self) -> Any:  # noqa: N802
+        return vim.Folder(MOIDS["netfolder"])
+
+    def p_datastore(self) -> list[Any]:
+        return list(self.ep.datastore_refs().values())
+
+    def p_network(self) -> list[Any]:
+        return []
+
+    def children(self) -> list[Any]:
+        return [vim.Folder(MOIDS[k]) for k in ("vmfolder", "hostfolder", "dsfolder", "netfolder")]
+
+
+class ComputeResourceImpl(ManagedEntityImpl):
+    vim_type = vim.ComputeResource
+    parent_id = MOIDS["hostfolder"]
+
+    def p_name(self) -> str:
+        return self.ep.about().host_name
+
+    def p_host(self) -> list[Any]:
+        return [vim.HostSystem(MOIDS["host"])]
+
+    def p_resourcePool(self) -> Any:  # noqa: N802
+        return vim.ResourcePool(MOIDS["pool"])
+
+    def p_datastore(self) -> list[Any]:
+        return list(self.ep.datastore_refs().values())
+
+    def p_network(self) -> list[Any]:
+        return []
+
+    def p_summary(self) -> Any:
+        return vim.ComputeResource.Summary(
+            totalCpu=8000,
+            totalMemory=32 * 1024**3,
+            numCpuCores=4,
+            numCpuThreads=8,
+            effectiveCpu=8000,
+            effectiveMemory=32 * 1024,
+            numHosts=1,
+            numEffectiveHosts=1,
+            overallStatus="green",
+        )
+
+    def children(self) -> list[Any]:
+        return [vim.HostSystem(MOIDS["host"]), vim.ResourcePool(MOIDS["pool"])]
+
+
+class HostSystemImpl(ManagedEntityImpl):
+    vim_type = vim.HostSystem
+    parent_id = MOIDS["compute"]
+    parent_type = vim.ComputeResource
+
+    def p_name(self) -> str:
+        return self.ep.about().host_name
+
+    def p_vm(self) -> list[Any]:
+        return [vim.VirtualMachine(vm.moref) for vm in self.ep.backend.vms()]
+
+    def p_datastore(self) -> list[Any]:
+        return list(self.ep.datastore_refs().values())
+
+    def p_network(self) -> list[Any]:
+        return []
+
+    def p_runtime(self) -> Any:
+        return vim.host.RuntimeInfo(
+            connectionState="connected",
+            powerState="poweredOn",
+            inMaintenanceMode=False,
+            standbyMode="none",
+            bootTime=_vmprops.ts(self.ep.boot_time),
+        )
+
+    def p_summary(self) -> Any:
+        about = self.ep.about_info()
+        return vim.host.Summary(
+            host=self.ref,
+            runtime=self.p_runtime(),
+            config=vim.host.Summary.ConfigSummary(
+                name=self.ep.about().host_name,
+                port=443,
+                product=about,
+                vmotionEnabled=False,
+                faultToleranceEnabled=False,
+            ),
+            quickStats=vim.host.Summary.QuickStats(overallCpuUsage=0, overallMemoryUsage=0),
+            overallStatus="green",
+            rebootRequired=False,
+            managementServerIp=None,
+        )
+
+
+class ResourcePoolImpl(ManagedEntityImpl):
+    vim_type = vim.ResourcePool
+    entity_name = "Resources"
+    parent_id = MOIDS["compute"]
+    parent_type = vim.ComputeResource
+
+    def p_owner(self) -> Any:
+        return vim.ComputeResource(MOIDS["compute"])
+
+    def p_vm(self) -> list[Any]:
+        return [vim.VirtualMachine(vm.moref) for vm in self.ep.backend.vms()]
+
+    def p_resourcePool(self) -> list[Any]:  # noqa: N802
+        return []
+
+    def children(self) -> list[Any]:
+        return self.p_vm()
+
+
+class DatastoreImpl(ManagedEntityImpl):
+    vim_type = vim.Datastore
+    parent_id = MOIDS["dsfolder"]
+
+    def _info(self) -> Any:
+        return self.ep.datastore_info(self.moid)
+
+    def p_name(self) -> str:
+        return str(self._info().name)
+
+    def _url(self) -> str:
+        info = self._info()
+        return info.url or f"/vmfs/volumes/{info.name}"
+
+    def p_summary(self) -> Any:
+        info = self._info()
+        return vim.Datastore.Summary(
+            datastore=self.ref,
+            name=info.name,
+            url=self._url(),
+            capacity=info.capacity,
+            freeSpace=info.free_space,
+            uncommitted=0,
+            accessible=True,
+            multipleHostAccess=False,
+            type=info.type,
+            maintenanceMode="normal",
+        )
+
+    def p_info(self) -> Any:
+        info = self._info()
+        return vim.Datastore.Info(
+            name=info.name,
+            url=self._url(),
+            freeSpace=info.free_space,
+            maxFileSize=info.capacity,
+            maxVirtualDiskCapacity=info.capacity,
+            maxMemoryFileSize=info.capacity,
+            timestamp=_vmprops.ts(self.ep.now()),
+        )
+
+    def p_host(self) -> list[Any]:
+        return [
+            vim.Datastore.HostMount(
+                key=vim.HostSystem(MOIDS["host"]),
+                mountInfo=vim.host.MountInfo(
+                    path=self._url(), accessMode="readWrite", mounted=True, accessible=True
+                ),
+            )
+        ]
+
+    def p_vm(self) -> list[Any]:
+        name = self._info().name
+        return [vim.VirtualMachine(vm.moref) for vm in self.ep.backend.vms() if name in vm.datastores]
+
+
+class VirtualMachineImpl(ManagedEntityImpl):
+    vim_type = vim.VirtualMachine
+    parent_id = MOIDS["vmfolder"]
+
+    def vm(self) -> VMInfo:
+        return self.ep.backend.vm(self.moid)
+
+    def p_name(self) -> str:
+        return self.vm().name
+
+    def p_config(self) -> Any:
+        return _vmprops.build_config(self.vm())
+
+    def p_runtime(self) -> Any:
+        return _vmprops.build_runtime(self.vm(), vim.HostSystem(MOIDS["host"]))
+
+    def p_guest(self) -> Any:
+        return _vmprops.build_guest(self.vm())
+
+    def p_guestHeartbeatStatus(self) -> str:  # noqa: N802
+        vm = self.vm()
+        return "green" if vm.tools_running and vm.power_state == "poweredOn" else "gray"
+
+    def p_summary(self) -> Any:
+        return _vmprops.build_summary(self.vm(), self.ref, vim.HostSystem(MOIDS["host"]), self.ep.now())
+
+    def p_capability(self) -> Any:
+        return _vmprops.build_capability(self.vm())
+
+    def p_layout(self) -> Any:
+        return _vmprops.build_layout(self.vm())
+
+    def p_layoutEx(self) -> Any:  # noqa: N802
+        return _vmprops.build_layout_ex(self.vm(), self.ep.now())
+
+    def p_storage(self) -> Any:
+        return _vmprops.build_storage(self.vm(), self.ep.datastore_refs(), self.ep.now())
+
+    def p_snapshot(self) -> Any:
+        return _vmprops.build_snapshot_info(self.vm(), self.ref, vim.vm.Snapshot)
+
+    def p_rootSnapshot(self) -> list[Any]:  # noqa: N802
+        return [vim.vm.Snapshot(s.moref) for s in self.vm().snapshots]
+
+    def p_datastore(self) -> list[Any]:
+        refs = self.ep.datastore_refs()
+        return [refs[n] for n in self.vm().datastores if n in refs]
+
+    def p_network(self) -> list[Any]:
+        return []
+
+    def p_resourcePool(self) -> Any:  # noqa: N802
+        return vim.ResourcePool(MOIDS["pool"])
+
+    # --- methods -----------------------------------------------------------------------
+    def _task(self, ctx: Context, method: str, fn: Callable[[], Any]) -> Any:
+        return self.ep.tasks.submit(ctx, getattr(vim.VirtualMachine, method), self.moid, fn)
+
+    @soap
+    def CreateSnapshot_Task(  # noqa: N802
+        self, ctx: Context, name: str, description: str | None = None, memory: bool = False, quiesce: bool = False
+    ) -> Any:
+        be = self.ep.backend
+
+        def run() -> Any:
+            return vim.vm.Snapshot(be.create_snapshot(self.moid, name, description or "", bool(memory), bool(quiesce)))
+
+        return self._task(ctx, "CreateSnapshot_Task", run)
+
+    @soap
+    def RemoveAllSnapshots_Task(self, ctx: Context, consolidate: bool | None = None, spec: Any = None) -> Any:  # noqa: N802
+        be = self.ep.backend
+        return self._task(
+            ctx,
+            "RemoveAllSnapshots_Task",
+            lambda: be.remove_all_snapshots(self.moid, consolidate=consolidate is not False),
+        )
+
+    @soap
+    def RevertToCurrentSnapshot_Task(  # noqa: N802
+        self, ctx: Context, host: Any = None, suppressPowerOn: bool | None = None  # noqa: N803
+    ) -> Any:
+        be = self.ep.backend
+        current = self.vm().current_snapshot
+        if current is None:
+            raise vim.fault.NotFound(msg="The virtual machine has no current snapshot.")
+        return self._task(
+            ctx,
+            "RevertToCurrentSnapshot_Task",
+            lambda: be.revert_to_snapshot(self.moid, current, suppress_power_on=bool(suppressPowerOn)),
+        )
+
+    @soap
+    def ConsolidateVMDisks_Task(self, ctx: Context) -> Any:  # noqa: N802
+        be = self.ep.backend
+        return self._task(ctx, "ConsolidateVMDisks_Task", lambda: be.consolidate_disks(self.moid))
+
+    @soap
+    def PowerOnVM_Task(self, ctx: Context, host: Any = None) -> Any:  # noqa: N802
+        be = self.ep.backend
+        return self._task(ctx, "PowerOnVM_Task", lambda: be.power_on(self.moid))
+
+    @soap
+    def PowerOffVM_Task(self, ctx: Context) -> Any:  # noqa: N802
+        be = self.ep.backend
+        return self._task(ctx, "PowerOffVM_Task", lambda: be.power_off(self.moid))
+
+    @soap
+    def ReconfigVM_Task(self, ctx: Context, spec: Any) -> Any:  # noqa: N802
+        ignored = {"dynamicType", "dynamicProperty", "changeTrackingEnabled", "changeVersion"}
+        other = [
+            p.name
+            for p in spec._GetPropertyList()
+            if p.name not in ignored and getattr(spec, p.name) not in (None, [], "")
+        ]
+        if other:
+            raise vmodl.fault.NotSupported(
+                msg="vcbsim reconfigures changeTrackingEnabled only; also given: " + ", ".join(other)
+            )
+        if spec.changeTrackingEnabled and not self.vm().change_tracking_supported:
+            raise vmodl.fault.NotSupported(msg="Changed block tracking is not supported by this host.")
+        be = self.ep.backend
+        cbt = spec.changeTrackingEnabled
+        return self._task(ctx, "ReconfigVM_Task", lambda: be.reconfigure(self.moid, change_tracking=cbt))
+
+    @soap
+    def QueryChangedDiskAreas(  # noqa: N802
+        self, ctx: Context, deviceKey: int, startOffset: int, changeId: str, snapshot: Any = None  # noqa: N803
+    ) -> Any:
+        snap_id = snapshot._moId if snapshot is not None else None
+        if snap_id is not None:
+            owner = self.ep.find_snapshot(snap_id)
+            if owner is None or owner[0].moref != self.moid:
+                raise vmodl.fault.ManagedObjectNotFound(
+                    msg=f"The object '{snap_id}' has already been deleted or has not been completely created",
+                    obj=snapshot,
+                )
+        res = self.ep.backend.query_changed_disk_areas(self.moid, snap_id, deviceKey, startOffset, changeId)
+        return vim.VirtualMachine.DiskChangeInfo(
+            startOffset=res.start_offset,
+            length=res.length,
+            changedArea=[
+                vim.VirtualMachine.DiskChangeInfo.DiskChangeExtent(start=s, length=n) for s, n in res.areas
+            ],
+        )
+
+
+class SnapshotImpl(MOImpl):
+    vim_type = vim.vm.Snapshot
+
+    def _owner(self) -> tuple[VMInfo, SnapshotInfo]:
+        found = self.ep.find_snapshot(self.moid)
+        if found is None:
+            raise vmodl.fault.ManagedObjectNotFound(
+                msg=f"The object '{self.moid}' has already been deleted or has not been completely created",
+                obj=self.ref,
+            )
+        return found
+
+    def p_vm(self) -> Any:
+        return vim.VirtualMachine(self._owner()[0].moref)
+
+    def p_childSnapshot(self) -> list[Any]:  # noqa: N802
+        return [vim.vm.Snapshot(c.moref) for c in self._owner()[1].children]
+
+    def p_config(self) -> Any:
+        vm, snap = self._owner()
+        return _vmprops.build_config(vm, snap.disks or vm.disks)
+
+    @soap
+    def RemoveSnapshot_Task(  # noqa: N802
+        self, ctx: Context, removeChildren: bool, consolidate: bool | None = None  # noqa: N803
+    ) -> Any:
+        vm, _ = self._owner()
+        be = self.ep.backend
+        return self.ep.tasks.submit(
+            ctx,
+            _SNAPSHOT.RemoveSnapshot_Task,
+            vm.moref,
+            lambda: be.remove_snapshot(
+                vm.moref, self.moid, remove_children=bool(removeChildren), consolidate=consolidate is not False
+            ),
+        )
+
+    @soap
+    def RevertToSnapshot_Task(  # noqa: N802
+        self, ctx: Context, host: Any = None, suppressPowerOn: bool | None = None  # noqa: N803
+    ) -> Any:
+        vm, _ = self._owner()
+        be = self.ep.backend
+        return self.ep.tasks.submit(
+            ctx,
+            _SNAPSHOT.RevertToSnapshot_Task,
+            vm.moref,
+            lambda: be.revert_to_snapshot(vm.moref, self.moid, suppress_power_on=bool(suppressPowerOn)),
+        )
+
+
+#: Implementations of the fixed inventory, by managed object id.
+STATIC_TYPES: dict[str, type[MOImpl]] = {
+    MOIDS["si"]: ServiceInstanceImpl,
+    MOIDS["session"]: SessionManagerImpl,
+    MOIDS["pc"]: PropertyCollectorImpl,
+    MOIDS["views"]: ViewManagerImpl,
+    MOIDS["search"]: SearchIndexImpl,
+    MOIDS["taskmgr"]: TaskManagerImpl,
+    MOIDS["root"]: FolderImpl,
+    MOIDS["vmfolder"]: FolderImpl,
+    MOIDS["hostfolder"]: FolderImpl,
+    MOIDS["dsfolder"]: FolderImpl,
+    MOIDS["netfolder"]: FolderImpl,
+    MOIDS["dc"]: DatacenterImpl,
+    MOIDS["compute"]: ComputeResourceImpl,
+    MOIDS["host"]: HostSystemImpl,
+    MOIDS["pool"]: ResourcePoolImpl,
+}
+
+ALL_TYPES: list[type[MOImpl]] = [
+    ServiceInstanceImpl,
+    SessionManagerImpl,
+    PropertyCollectorImpl,
+    PropertyFilterImpl,
+    ViewManagerImpl,
+    ContainerViewImpl,
+    SearchIndexImpl,
+    TaskManagerImpl,
+    TaskImpl,
+    FolderImpl,
+    DatacenterImpl,
+    ComputeResourceImpl,
+    HostSystemImpl,
+    ResourcePoolImpl,
+    DatastoreImpl,
+    VirtualMachineImpl,
+    SnapshotImpl,
+]

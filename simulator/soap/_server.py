@@ -1,0 +1,357 @@
+"""The HTTP(S) server: ``https://127.0.0.1:<port>/sdk`` on loopback only.
+
+Why the standard library's ``ThreadingHTTPServer``: no extra dependency, HTTP/1.1 keep-alive
+(pyVmomi keeps a pool of persistent connections), a thread per connection so a blocking
+``WaitForUpdatesEx`` never stalls other clients, and TLS through ``ssl`` with the handshake
+done in the connection's own thread (a slow client cannot block ``accept``). The load is a
+handful of test clients on loopback; the endpoint serialises work on one lock anyway.
+
+``serve(backend)`` returns a ``RunningServer`` (a context manager) whose ``stop()`` closes the
+listening socket, every open connection and the task worker, and joins the threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import ssl
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pyVmomi import VmomiSupport
+
+from .._errors import InvalidInputError
+from . import _codec
+from ._backend import HostBackend
+from ._cert import write_self_signed
+from ._endpoint import Endpoint
+from ._files import handle_folder
+from ._tasks import DEFAULT_RETENTION
+
+__all__ = ["RunningServer", "serve", "service_versions_xml", "LOOPBACK"]
+
+log = logging.getLogger("vcbsim.soap")
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+#: Largest datastore file accepted by PUT.
+MAX_PUT_BYTES = 1024**3
+
+
+def service_versions_xml(version: str = _codec.DEFAULT_VERSION) -> bytes:
+    """``/sdk/vimServiceVersions.xml``: the advertised version and every older vim25 one."""
+    versions = VmomiSupport.GetServiceVersions("vim25")
+    older = versions[versions.index(version) + 1 :] if version in versions else []
+    prior = "".join(f"      <version>{_codec.wire_version(v)}</version>\n" for v in older)
+    text = (
+        '<?xml version="1.0" encoding="UTF-8" ?>\n'
+        '<namespaces version="1.0">\n'
+        "  <namespace>\n"
+        "    <name>urn:vim25</name>\n"
+        f"    <version>{_codec.wire_version(version)}</version>\n"
+        "    <priorVersions>\n"
+        f"{prior}"
+        "    </priorVersions>\n"
+        "  </namespace>\n"
+        "</namespaces>\n"
+    )
+    return text.encode()
+
+
+def _service_wsdl(url: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8" ?>\n'
+        '<definitions targetNamespace="urn:vim25Service"\n'
+        '   xmlns="http://schemas.xmlsoap.org/wsdl/"\n'
+        '   xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/"\n'
+        '   xmlns:interface="urn:vim25">\n'
+        '   <import location="vim.wsdl" namespace="urn:vim25" />\n'
+        '   <service name="VimService">\n'
+        '      <port binding="interface:VimBinding" name="VimPort">\n'
+        f'         <soap:address location="{url}" />\n'
+        "      </port>\n"
+        "   </service>\n"
+        "</definitions>\n"
+    ).encode()
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], endpoint: Endpoint, tls: ssl.SSLContext | None) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.endpoint = endpoint
+        self.tls = tls
+        self.connections: set[socket.socket] = set()
+        self.conn_lock = threading.Lock()
+        self.idle = threading.Condition(self.conn_lock)
+        super().__init__(address, _Handler)
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, addr = self.socket.accept()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+    def close_connections(self, timeout: float = 5.0) -> None:
+        with self.conn_lock:
+            for sock in list(self.connections):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            self.idle.wait_for(lambda: not self.connections, timeout=timeout)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "vcbsim-esx"
+    sys_version = ""
+    #: idle keep-alive connections close after this many seconds
+    timeout = 120
+    #: headers and body go out in separate writes; without TCP_NODELAY the client's delayed
+    #: ACK would add 40 ms to every call
+    disable_nagle_algorithm = True
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        with self.server.conn_lock:
+            self.server.connections.add(self.request)
+        self.request.settimeout(self.timeout)
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.do_handshake()
+        super().setup()
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            with self.server.conn_lock:
+                self.server.connections.discard(self.request)
+                self.server.idle.notify_all()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("%s " + format, self.address_string(), *args)
+
+    # plumbing --------------------------------------------------------------------------
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _read_body(self, limit: int) -> bytes | None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            out = bytearray()
+            while True:
+                size_line = self.rfile.readline(1024)
+                try:
+                    size = int(size_line.split(b";")[0].strip(), 16)
+                except ValueError:
+                    self._send(400, b"bad chunked encoding\n", "text/plain")
+                    self.close_connection = True
+                    return None
+                if size == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return bytes(out)
+                if len(out) + size > limit:
+                    self._send(413, b"request too large\n", "text/plain")
+                    self.close_connection = True
+                    return None
+                out += self.rfile.read(size)
+                self.rfile.readline(1024)
+        length = self.headers.get("Content-Length")
+        if length is None:
+            self._send(411, b"Content-Length required\n", "text/plain")
+            self.close_connection = True
+            return None
+        try:
+            n = int(length)
+        except ValueError:
+            n = -1
+        if n < 0 or n > limit:
+            self._send(413, b"request too large\n", "text/plain")
+            self.close_connection = True
+            return None
+        return self.rfile.read(n)
+
+    def _path(self) -> str:
+        return urlsplit(self.path).path
+
+    # methods ---------------------------------------------------------------------------
+    def do_POST(self) -> None:  # noqa: N802
+        if self._path().rstrip("/") != "/sdk":
+            self._send(404, b"not found\n", "text/plain")
+            return
+        body = self._read_body(_codec.MAX_REQUEST_BYTES)
+        if body is None:
+            return
+        resp = self.server.endpoint.handle_soap(
+            body, self.headers.get("SOAPAction"), self.headers.get("Cookie")
+        )
+        headers = {"Set-Cookie": resp.set_cookie} if resp.set_cookie else {}
+        self._send(resp.status, resp.body, "text/xml; charset=utf-8", headers)
+
+    def do_GET(self) -> None:  # noqa: N802
+        path = self._path()
+        if path == "/sdk/vimServiceVersions.xml":
+            self._send(200, service_versions_xml(), "text/xml; charset=utf-8")
+        elif path == "/sdk/vimService.wsdl":
+            scheme = "https" if self.server.tls is not None else "http"
+            host, port = str(self.server.server_address[0]), self.server.server_address[1]
+            self._send(200, _service_wsdl(f"{scheme}://{host}:{port}/sdk"), "text/xml; charset=utf-8")
+        elif path.startswith("/folder/"):
+            self._folder()
+        else:
+            self._send(404, b"not found\n", "text/plain")
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        if self._path().startswith("/folder/"):
+            self._folder()
+        else:
+            self.do_GET()
+
+    def do_PUT(self) -> None:  # noqa: N802
+        if not self._path().startswith("/folder/"):
+            self._send(404, b"not found\n", "text/plain")
+            return
+        body = self._read_body(MAX_PUT_BYTES)
+        if body is None:
+            return
+        self._folder(body)
+
+    def _folder(self, body: bytes = b"") -> None:
+        resp = handle_folder(
+            self.server.endpoint,
+            self.command,
+            self.path,
+            cookie=self.headers.get("Cookie"),
+            authorization=self.headers.get("Authorization"),
+            range_header=self.headers.get("Range"),
+            body=body,
+        )
+        if resp.stream is None and resp.body:
+            self._send(resp.status, resp.body, resp.headers.pop("Content-Type", "text/plain"), resp.headers)
+            return
+        self.send_response(resp.status)
+        for k, v in resp.headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(resp.length))
+        self.end_headers()
+        sent = 0
+        for chunk in resp.stream or ():
+            self.wfile.write(chunk)
+            sent += len(chunk)
+        if self.command == "GET" and sent != resp.length:
+            self.close_connection = True  # the file shrank while we sent it
+
+
+class RunningServer:
+    """A serving endpoint. ``url`` is the SDK URL (``https://127.0.0.1:<port>/sdk``)."""
+
+    def __init__(self, httpd: _HTTPServer, endpoint: Endpoint, tmpdir: tempfile.TemporaryDirectory[str] | None,
+                 cert_path: Path | None) -> None:
+        self._httpd = httpd
+        self.endpoint = endpoint
+        self._tmpdir = tmpdir
+        self.cert_path = cert_path
+        self.host, self.port = str(httpd.server_address[0]), int(httpd.server_address[1])
+        self.scheme = "https" if httpd.tls is not None else "http"
+        host = f"[{self.host}]" if ":" in str(self.host) else self.host
+        self.base_url = f"{self.scheme}://{host}:{self.port}"
+        self.url = f"{self.base_url}/sdk"
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="vcbsim-soap-http", daemon=True
+        )
+        self._stopped = False
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self.endpoint.stop()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._httpd.close_connections()
+        self._thread.join(timeout=5)
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
+
+    def wait(self) -> None:
+        """Block until ``stop()`` is called from another thread (or the process is interrupted)."""
+        while self._thread.is_alive():
+            self._thread.join(timeout=0.5)
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"RunningServer({self.url})"
+
+
+def serve(
+    host_backend: HostBackend,
+    *,
+    port: int = 0,
+    http: bool = False,
+    user: str = "user",
+    password: str = "pass",
+    host: str = "127.0.0.1",
+    certfile: str | Path | None = None,
+    keyfile: str | Path | None = None,
+    task_retention: int = DEFAULT_RETENTION,
+) -> RunningServer:
+    """Serve ``host_backend`` on loopback; HTTPS with a fresh self-signed certificate unless
+    ``http=True`` or ``certfile``/``keyfile`` are given. ``port=0`` picks a free port."""
+    if host not in LOOPBACK:
+        raise InvalidInputError(
+            "serve host", expected="a loopback address (127.0.0.1, ::1, localhost)", got=host,
+            hint="the simulated host accepts any client that knows the password; keep it local",
+        )
+    if not isinstance(host_backend, HostBackend):
+        raise InvalidInputError(
+            "serve backend", expected="an object implementing vcbsim.simulator.soap.HostBackend",
+            got=type(host_backend).__name__,
+        )
+    if (certfile is None) != (keyfile is None):
+        raise InvalidInputError("serve certificate", expected="both certfile and keyfile, or neither",
+                                got=(certfile, keyfile))
+    tls = None
+    tmpdir = None
+    cert_path: Path | None = None
+    if not http:
+        if certfile is None:
+            tmpdir = tempfile.TemporaryDirectory(prefix="vcbsim-tls-")
+            cert_path, key_path = write_self_signed(tmpdir.name)
+        else:
+            cert_path, key_path = Path(certfile), Path(str(keyfile))
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.minimum_version = ssl.TLSVersion.TLSv1_2
+        tls.load_cert_chain(cert_path, key_path)
+    endpoint = Endpoint(host_backend, user=user, password=password, task_retention=task_retention,
+                        secure_cookie=not http)
+    bind = "127.0.0.1" if host == "localhost" else host
+    try:
+        httpd = _HTTPServer((bind, port), endpoint, tls)
+    except BaseException:
+        if tmpdir is not None:
+            tmpdir.cleanup()
+        raise
+    endpoint.start()
+    return RunningServer(httpd, endpoint, tmpdir, cert_path)

@@ -1,0 +1,145 @@
+"""vSphere tasks: ``TaskInfo`` objects that go queued -> running -> success | error.
+
+Why a worker thread: a client gets its ``Task`` reference back at once and watches it with a
+property filter (``pyVim.task.WaitForTask``), as with a real host. Tasks run one at a time, in
+order, with the endpoint lock held while the backend works (the host is not thread-safe);
+their times are virtual (the backend's clock).
+
+``TaskInfo.entity`` is always the VM, also for snapshot operations (vcsim's mistake was to set
+the snapshot there). Finished tasks are kept for ``retention`` tasks and then forgotten
+(``ManagedObjectNotFound``), so memory does not grow with every snapshot cycle.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pyVmomi import vim, vmodl
+
+from ._vmprops import ts
+
+if TYPE_CHECKING:
+    from ._endpoint import Context, Endpoint
+
+__all__ = ["TaskRunner", "DEFAULT_RETENTION"]
+
+DEFAULT_RETENTION = 200
+
+
+class TaskRunner:
+    def __init__(self, ep: Endpoint, retention: int = DEFAULT_RETENTION) -> None:
+        self.ep = ep
+        self.retention = retention
+        self._infos: OrderedDict[str, Any] = OrderedDict()
+        self._finished: deque[str] = deque()
+        self._queue: queue.Queue[tuple[str, Callable[[], Any]] | None] = queue.Queue()
+        self._ids = itertools.count(1)
+        self._chain = itertools.count(1)
+        self._thread: threading.Thread | None = None
+        #: tasks run so far, and how many ended in error (for reports and tests)
+        self.completed = 0
+        self.failed = 0
+
+    # lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._work, name="vcbsim-soap-tasks", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    # queries (endpoint lock held) ------------------------------------------------------------
+    def info(self, moid: str) -> Any:
+        try:
+            return self._infos[moid]
+        except KeyError:
+            raise vmodl.fault.ManagedObjectNotFound(
+                msg=f"The object '{moid}' has already been deleted or has not been completely created",
+                obj=vim.Task(moid),
+            ) from None
+
+    def exists(self, moid: str) -> bool:
+        return moid in self._infos
+
+    def recent(self, entity: str | None = None) -> list[Any]:
+        return [
+            info.task
+            for info in self._infos.values()
+            if entity is None or (info.entity is not None and info.entity._moId == entity)
+        ]
+
+    def __len__(self) -> int:
+        return len(self._infos)
+
+    # submission (endpoint lock held) ---------------------------------------------------------
+    def submit(self, ctx: Context, method: Any, vm_moid: str, fn: Callable[[], Any]) -> Any:
+        vm = self.ep.backend.vm(vm_moid)
+        n = next(self._ids)
+        moid = f"haTask-{vm_moid}-{method.info.wsdlName}-{n}"
+        user = ctx.session.user if ctx.session else "root"
+        type_name = method.info.type._wsdlName if hasattr(method.info, "type") else "VirtualMachine"
+        info = vim.TaskInfo(
+            key=moid,
+            task=vim.Task(moid),
+            name=method,
+            descriptionId=f"{type_name}.{method.info.name[0].lower()}{method.info.name[1:]}",
+            entity=vim.VirtualMachine(vm_moid),
+            entityName=vm.name,
+            state=vim.TaskInfo.State.queued,
+            cancelled=False,
+            cancelable=False,
+            reason=vim.TaskReasonUser(userName=user),
+            queueTime=ts(self.ep.now()),
+            eventChainId=next(self._chain),
+        )
+        self._infos[moid] = info
+        self._queue.put((moid, fn))
+        self.ep.changed.notify_all()
+        return vim.Task(moid)
+
+    # the worker --------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            moid, fn = item
+            with self.ep.lock:
+                info = self._infos.get(moid)
+                if info is None:
+                    continue
+                info.state = vim.TaskInfo.State.running
+                info.startTime = ts(self.ep.now())
+                info.progress = 0
+                self.ep.changed.notify_all()
+            # the lock is released here for a moment: a watcher may see "running"
+            with self.ep.lock:
+                try:
+                    result = fn()
+                except BaseException as exc:  # noqa: BLE001 - a task reports every failure
+                    if not isinstance(exc, Exception):
+                        info.error = vmodl.fault.SystemError(
+                            msg=f"the host stopped: {exc}", reason=str(exc)
+                        )
+                    else:
+                        info.error = self.ep.to_fault(exc)
+                    info.state = vim.TaskInfo.State.error
+                    self.failed += 1
+                else:
+                    info.result = result
+                    info.progress = 100
+                    info.state = vim.TaskInfo.State.success
+                info.completeTime = ts(self.ep.now())
+                self.completed += 1
+                self._finished.append(moid)
+                while len(self._finished) > self.retention:
+                    self._infos.pop(self._finished.popleft(), None)
+                self.ep.changed.notify_all()

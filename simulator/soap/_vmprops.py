@@ -1,0 +1,452 @@
+"""VirtualMachine (and snapshot) properties as real pyVmomi data objects, built from ``VMInfo``.
+
+Why here and not in the host: these objects are the wire contract (what Ansible and backup
+tools read: ``config.hardware.device[].backing.fileName``, ``parent`` chains, ``changeId``,
+``layoutEx`` ...). Building them in one place from plain records keeps the host free of
+pyVmomi's object model and lets every backend get the same, complete answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pyVmomi import vim
+
+from ._backend import DiskInfo, DiskLayer, SnapshotInfo, VMInfo
+
+__all__ = [
+    "build_capability",
+    "build_config",
+    "build_guest",
+    "build_layout",
+    "build_layout_ex",
+    "build_runtime",
+    "build_snapshot_info",
+    "build_storage",
+    "build_summary",
+    "iter_snapshots",
+    "ts",
+]
+
+#: Keys of the fixed (non-disk) devices every simulated VM has.
+_PCI_KEY = 100
+_IDE_KEYS = (200, 201)
+_SCSI_KEY = 1000
+
+
+def ts(seconds: float) -> datetime:
+    """Virtual seconds since the epoch as the aware datetime pyVmomi serialises."""
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def iter_snapshots(roots: Sequence[SnapshotInfo]) -> Iterator[tuple[SnapshotInfo, SnapshotInfo | None]]:
+    """Every snapshot of a tree with its parent, depth first."""
+    stack: list[tuple[SnapshotInfo, SnapshotInfo | None]] = [(r, None) for r in reversed(roots)]
+    while stack:
+        node, parent = stack.pop()
+        yield node, parent
+        stack.extend((c, node) for c in reversed(node.children))
+
+
+def _backing(disk: DiskInfo, layers: Sequence[DiskLayer], change_id: str | None) -> Any:
+    top = layers[0]
+    cls: Any = (
+        vim.vm.device.VirtualDisk.SeSparseBackingInfo
+        if top.format == "seSparse"
+        else vim.vm.device.VirtualDisk.FlatVer2BackingInfo
+    )
+    backing = cls(
+        fileName=top.descriptor,
+        diskMode=disk.disk_mode,
+        uuid=disk.uuid or None,
+        changeId=change_id,
+        writeThrough=False,
+    )
+    if cls is vim.vm.device.VirtualDisk.FlatVer2BackingInfo:
+        backing.thinProvisioned = disk.thin
+        backing.split = False
+        backing.eagerlyScrub = False
+    if len(layers) > 1:
+        # parents are described without a changeId and as read-only links of the chain
+        backing.parent = _backing(disk, layers[1:], None)
+    return backing
+
+
+def _disk_device(disk: DiskInfo) -> Any:
+    kb = disk.capacity // 1024
+    dev = vim.vm.device.VirtualDisk(
+        key=disk.key,
+        deviceInfo=vim.Description(label=disk.label, summary=f"{kb:,} KB"),
+        backing=_backing(disk, list(disk.chain), disk.change_id),
+        controllerKey=disk.controller_key,
+        unitNumber=disk.unit_number,
+        capacityInKB=kb,
+        capacityInBytes=disk.capacity,
+        shares=vim.SharesInfo(shares=1000, level=vim.SharesInfo.Level.normal),
+        storageIOAllocation=vim.StorageResourceManager.IOAllocationInfo(
+            limit=-1,
+            shares=vim.SharesInfo(shares=1000, level=vim.SharesInfo.Level.normal),
+            reservation=0,
+        ),
+        diskObjectId=f"1-{disk.key}",
+        nativeUnmanagedLinkedClone=False,
+    )
+    return dev
+
+
+def _devices(disks: Sequence[DiskInfo]) -> list[Any]:
+    scsi_units = [d.key for d in disks if d.controller_key == _SCSI_KEY]
+    devices: list[Any] = [
+        vim.vm.device.VirtualPCIController(
+            key=_PCI_KEY,
+            busNumber=0,
+            deviceInfo=vim.Description(label="PCI controller 0", summary="PCI controller 0"),
+            device=[_SCSI_KEY],
+        ),
+        *(
+            vim.vm.device.VirtualIDEController(
+                key=k,
+                busNumber=i,
+                deviceInfo=vim.Description(label=f"IDE {i}", summary=f"IDE {i}"),
+            )
+            for i, k in enumerate(_IDE_KEYS)
+        ),
+        vim.vm.device.VirtualLsiLogicController(
+            key=_SCSI_KEY,
+            busNumber=0,
+            sharedBus=vim.vm.device.VirtualSCSIController.Sharing.noSharing,
+            scsiCtlrUnitNumber=7,
+            hotAddRemove=True,
+            controllerKey=_PCI_KEY,
+            unitNumber=3,
+            deviceInfo=vim.Description(label="SCSI controller 0", summary="LSI Logic"),
+            device=scsi_units,
+        ),
+    ]
+    devices.extend(_disk_device(d) for d in disks)
+    return devices
+
+
+def _vm_dir(vm: VMInfo) -> str:
+    return vm.vmx_path.rsplit("/", 1)[0] + "/" if "/" in vm.vmx_path else vm.vmx_path
+
+
+def build_config(vm: VMInfo, disks: Sequence[DiskInfo] | None = None) -> Any:
+    """``vim.vm.ConfigInfo`` of the VM (or, with ``disks``, as of a snapshot)."""
+    disks = vm.disks if disks is None else disks
+    vm_dir = _vm_dir(vm)
+    change_version = hashlib.sha1(
+        repr((vm.name, vm.change_tracking, [d.chain[0].descriptor for d in disks])).encode()
+    ).hexdigest()[:16]
+    return vim.vm.ConfigInfo(
+        changeVersion=change_version,
+        modified=ts(0),
+        name=vm.name,
+        guestFullName=vm.guest_full_name,
+        version="vmx-04",
+        uuid=vm.uuid,
+        instanceUuid=vm.instance_uuid,
+        locationId=vm.uuid,
+        template=False,
+        guestId=vm.guest_id,
+        alternateGuestName="",
+        annotation=vm.annotation,
+        files=vim.vm.FileInfo(
+            vmPathName=vm.vmx_path,
+            snapshotDirectory=vm_dir,
+            suspendDirectory=vm_dir,
+            logDirectory=vm_dir,
+        ),
+        tools=vim.vm.ToolsConfigInfo(
+            toolsVersion=int(vm.tools_version) if vm.tools_version.isdigit() else 0,
+            afterPowerOn=True,
+            afterResume=True,
+            beforeGuestStandby=True,
+            beforeGuestShutdown=True,
+            syncTimeWithHost=False,
+            toolsUpgradePolicy="manual",
+        ),
+        flags=vim.vm.FlagInfo(
+            disableAcceleration=False,
+            enableLogging=True,
+            useToe=False,
+            runWithDebugInfo=False,
+            snapshotDisabled=False,
+            snapshotLocked=False,
+            diskUuidEnabled=False,
+            snapshotPowerOffBehavior="powerOff",
+        ),
+        defaultPowerOps=vim.vm.DefaultPowerOpInfo(
+            powerOffType="soft",
+            suspendType="hard",
+            resetType="soft",
+            defaultPowerOffType="soft",
+            defaultSuspendType="hard",
+            defaultResetType="soft",
+            standbyAction="checkpoint",
+        ),
+        hardware=vim.vm.VirtualHardware(
+            numCPU=vm.num_cpu,
+            numCoresPerSocket=1,
+            memoryMB=vm.memory_mb,
+            device=_devices(disks),
+        ),
+        cpuAllocation=vim.ResourceAllocationInfo(
+            reservation=0,
+            expandableReservation=False,
+            limit=-1,
+            shares=vim.SharesInfo(shares=1000, level=vim.SharesInfo.Level.normal),
+        ),
+        memoryAllocation=vim.ResourceAllocationInfo(
+            reservation=0,
+            expandableReservation=False,
+            limit=-1,
+            shares=vim.SharesInfo(shares=10 * vm.memory_mb, level=vim.SharesInfo.Level.normal),
+        ),
+        changeTrackingEnabled=vm.change_tracking,
+        firmware="bios",
+        datastoreUrl=[
+            vim.vm.ConfigInfo.DatastoreUrlPair(name=ds, url=f"/vmfs/volumes/{ds}")
+            for ds in vm.datastores
+        ],
+        swapPlacement="inherit",
+    )
+
+
+def build_runtime(vm: VMInfo, host_ref: Any) -> Any:
+    on = vm.power_state == "poweredOn"
+    return vim.vm.RuntimeInfo(
+        host=host_ref,
+        connectionState=vim.VirtualMachine.ConnectionState.connected,
+        powerState=vm.power_state,
+        faultToleranceState=vim.VirtualMachine.FaultToleranceState.notConfigured,
+        toolsInstallerMounted=False,
+        numMksConnections=0,
+        recordReplayState=vim.VirtualMachine.RecordReplayState.inactive,
+        onlineStandby=False,
+        consolidationNeeded=vm.consolidation_needed,
+        maxCpuUsage=2000 * vm.num_cpu if on else None,
+        maxMemoryUsage=vm.memory_mb if on else None,
+        bootTime=None,
+        suspendInterval=0,
+    )
+
+
+def build_guest(vm: VMInfo) -> Any:
+    running = vm.tools_running and vm.power_state == "poweredOn"
+    status = "toolsOk" if running else ("toolsNotRunning" if vm.tools_version else "toolsNotInstalled")
+    return vim.vm.GuestInfo(
+        toolsStatus=status,
+        toolsVersionStatus="guestToolsCurrent" if vm.tools_version else "guestToolsNotInstalled",
+        toolsVersionStatus2="guestToolsCurrent" if vm.tools_version else "guestToolsNotInstalled",
+        toolsRunningStatus="guestToolsRunning" if running else "guestToolsNotRunning",
+        toolsVersion=vm.tools_version or "0",
+        guestId=vm.guest_id if running else None,
+        guestFamily=(f"{vm.os_family}Guest" if running else None),
+        guestFullName=vm.guest_full_name if running else None,
+        hostName=vm.host_name if running else None,
+        ipAddress=vm.ip_address if running else None,
+        guestState="running" if running else "notRunning",
+        guestOperationsReady=running,
+        interactiveGuestOperationsReady=False,
+        guestStateChangeSupported=running,
+    )
+
+
+def build_capability(vm: VMInfo) -> Any:
+    fields = {p.name for p in vim.vm.Capability._GetPropertyList()}
+    values: dict[str, Any] = {
+        name: False for name in fields if name not in ("dynamicType", "dynamicProperty")
+    }
+    values.update(
+        snapshotOperationsSupported=True,
+        multipleSnapshotsSupported=True,
+        snapshotConfigSupported=True,
+        poweredOffSnapshotsSupported=True,
+        memorySnapshotsSupported=True,
+        revertToSnapshotSupported=True,
+        quiescedSnapshotsSupported=vm.quiesced_snapshots_supported,
+        disableSnapshotsSupported=False,
+        lockSnapshotsSupported=False,
+        changeTrackingSupported=vm.change_tracking_supported,
+        seSparseDiskSupported=any(
+            layer.format == "seSparse" for d in vm.disks for layer in d.chain
+        ),
+        diskSharesSupported=True,
+    )
+    return vim.vm.Capability(**values)
+
+
+def build_snapshot_info(vm: VMInfo, vm_ref: Any, snap_ref: Any) -> Any:
+    """``vm.snapshot`` or ``None`` when the VM has no snapshot (Fetch then answers empty)."""
+    if not vm.snapshots:
+        return None
+
+    def tree(node: SnapshotInfo) -> Any:
+        return vim.vm.SnapshotTree(
+            snapshot=snap_ref(node.moref),
+            vm=vm_ref,
+            name=node.name,
+            description=node.description,
+            id=node.id,
+            createTime=ts(node.create_time),
+            state=node.state,
+            quiesced=node.quiesced,
+            backupManifest=None,
+            childSnapshotList=[tree(c) for c in node.children],
+            replaySupported=False,
+        )
+
+    current = snap_ref(vm.current_snapshot) if vm.current_snapshot else None
+    return vim.vm.SnapshotInfo(
+        currentSnapshot=current, rootSnapshotList=[tree(r) for r in vm.snapshots]
+    )
+
+
+class _Files:
+    """Numbered file list for layoutEx (each file once, keys in order of appearance)."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.keys: dict[str, int] = {}
+
+    def add(self, name: str, type_: str, size: int) -> int:
+        if name in self.keys:
+            return self.keys[name]
+        key = len(self.items)
+        self.keys[name] = key
+        self.items.append(
+            vim.vm.FileLayoutEx.FileInfo(
+                key=key, name=name, type=type_, size=size, uniqueSize=size, accessible=True
+            )
+        )
+        return key
+
+
+def _disk_units(files: _Files, chain: Sequence[DiskLayer]) -> list[Any]:
+    units = []
+    for layer in reversed(chain):  # base first, as ESX lists them
+        keys = [
+            files.add(layer.descriptor, "diskDescriptor", layer.descriptor_size),
+            files.add(layer.extent, "diskExtent", layer.size),
+        ]
+        units.append(vim.vm.FileLayoutEx.DiskUnit(fileKey=keys))
+    return units
+
+
+def build_layout_ex(vm: VMInfo, now: float) -> Any:
+    files = _Files()
+    files.add(vm.vmx_path, "config", 0)
+    for f in vm.files:
+        files.add(f.name, f.type, f.size)
+    disks = [
+        vim.vm.FileLayoutEx.DiskLayout(key=d.key, chain=_disk_units(files, d.chain))
+        for d in vm.disks
+    ]
+    snapshots = []
+    for snap, _parent in iter_snapshots(vm.snapshots):
+        data_key = None
+        for f in snap.files:
+            k = files.add(f.name, f.type, f.size)
+            if f.type == "snapshotData":
+                data_key = k
+        snap_disks = [
+            vim.vm.FileLayoutEx.DiskLayout(key=d.key, chain=_disk_units(files, d.chain))
+            for d in snap.disks
+        ]
+        snapshots.append(
+            vim.vm.FileLayoutEx.SnapshotLayout(
+                key=vim.vm.Snapshot(snap.moref),
+                dataKey=data_key if data_key is not None else -1,
+                disk=snap_disks,
+            )
+        )
+    return vim.vm.FileLayoutEx(file=files.items, disk=disks, snapshot=snapshots, timestamp=ts(now))
+
+
+def build_layout(vm: VMInfo) -> Any:
+    """The older ``vm.layout`` (Ansible reads it)."""
+    cfg = [f.name for f in vm.files if f.type in ("nvram", "snapshotList")]
+    logs = [f.name for f in vm.files if f.type == "log"]
+    return vim.vm.FileLayout(
+        configFile=cfg,
+        logFile=logs,
+        disk=[
+            vim.vm.FileLayout.DiskLayout(key=d.key, diskFile=[layer.descriptor for layer in d.chain])
+            for d in vm.disks
+        ],
+        snapshot=[
+            vim.vm.FileLayout.SnapshotLayout(
+                key=vim.vm.Snapshot(s.moref),
+                snapshotFile=[f.name for f in s.files]
+                + [layer.descriptor for d in s.disks for layer in d.chain[:1]],
+            )
+            for s, _ in iter_snapshots(vm.snapshots)
+        ],
+        swapFile=None,
+    )
+
+
+def build_storage(vm: VMInfo, ds_refs: dict[str, Any], now: float) -> Any:
+    committed = sum(layer.size for d in vm.disks for layer in d.chain) + sum(
+        f.size for f in vm.files
+    )
+    uncommitted = sum(d.capacity for d in vm.disks)
+    return vim.vm.StorageInfo(
+        perDatastoreUsage=[
+            vim.vm.StorageInfo.UsageOnDatastore(
+                datastore=ref, committed=committed, uncommitted=uncommitted, unshared=committed
+            )
+            for name, ref in ds_refs.items()
+            if name in vm.datastores
+        ],
+        timestamp=ts(now),
+    )
+
+
+def build_summary(vm: VMInfo, vm_ref: Any, host_ref: Any, now: float) -> Any:
+    committed = sum(layer.size for d in vm.disks for layer in d.chain)
+    return vim.vm.Summary(
+        vm=vm_ref,
+        runtime=build_runtime(vm, host_ref),
+        guest=vim.vm.Summary.GuestSummary(
+            guestId=vm.guest_id,
+            guestFullName=vm.guest_full_name,
+            toolsStatus=build_guest(vm).toolsStatus,
+            toolsVersionStatus="guestToolsCurrent" if vm.tools_version else "guestToolsNotInstalled",
+            toolsRunningStatus=build_guest(vm).toolsRunningStatus,
+            hostName=vm.host_name if vm.tools_running else None,
+            ipAddress=vm.ip_address if vm.tools_running else None,
+        ),
+        config=vim.vm.Summary.ConfigSummary(
+            name=vm.name,
+            template=False,
+            vmPathName=vm.vmx_path,
+            memorySizeMB=vm.memory_mb,
+            numCpu=vm.num_cpu,
+            numEthernetCards=0,
+            numVirtualDisks=len(vm.disks),
+            uuid=vm.uuid,
+            instanceUuid=vm.instance_uuid,
+            guestId=vm.guest_id,
+            guestFullName=vm.guest_full_name,
+            annotation=vm.annotation,
+        ),
+        storage=vim.vm.Summary.StorageSummary(
+            committed=committed,
+            uncommitted=sum(d.capacity for d in vm.disks) - committed,
+            unshared=committed,
+            timestamp=ts(now),
+        ),
+        quickStats=vim.vm.Summary.QuickStats(
+            guestHeartbeatStatus="green" if vm.tools_running else "gray",
+            overallCpuUsage=0,
+            guestMemoryUsage=0,
+            hostMemoryUsage=0,
+            uptimeSeconds=0,
+        ),
+        overallStatus="green",
+    )
