@@ -49,9 +49,17 @@ class SimRandom(random.Random):
 def _register(r: SimRandom) -> None:
     try:
         from hypothesis import register_random
+        from hypothesis.errors import HypothesisWarning
     except ImportError:  # pragma: no cover - hypothesis is a dependency
         return
-    register_random(r)
+    import warnings
+
+    # Hypothesis warns when the object looks unreferenced at registration time; a SimRandom
+    # is registered from its own __init__, before its host stores it, so the warning is
+    # spurious here: the host keeps the strong reference, Hypothesis a weak one.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HypothesisWarning)
+        register_random(r)
 
 
 def _hypothesis_setup_hook() -> None:
