@@ -312,7 +312,8 @@ def get_rule(rule_id: str) -> Rule:
     except KeyError:
         import difflib
 
-        close = difflib.get_close_matches(rule_id, list(RULES), n=3)
+        same_case = [r for r in RULES if r.upper() == str(rule_id).upper()]
+        close = same_case or difflib.get_close_matches(str(rule_id), list(RULES), n=3)
         hint = f"did you mean {', '.join(close)}?" if close else "see docs/rules.md for the catalogue"
         msg = "rule id"
         raise InvalidDefinition(msg, expected="an id from the catalogue", got=rule_id, hint=hint) from None

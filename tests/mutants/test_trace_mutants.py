@@ -1,0 +1,40 @@
+"""Every trace-level mutant is rejected, naming exactly the rule it breaks, with a short witness."""
+
+import pytest
+import trace_mutants as tm
+
+from vcbsim.conformance import check_trace
+
+
+@pytest.mark.parametrize("mutant", tm.TRACE_MUTANTS, ids=lambda m: m.name)
+def test_checker_rejects_trace_mutant(mutant: tm.TraceMutant) -> None:
+    report = check_trace(mutant.build(), profile=mutant.profile)
+    assert not report.ok
+    assert mutant.rule in report.rule_ids(), report.format()
+    v = next(v for v in report.violations if v.rule_id == mutant.rule)
+    assert 1 <= len(v.witness) <= 4, v.format()
+    assert v.explanation and "#" in v.explanation
+
+
+@pytest.mark.parametrize(
+    "build",
+    [tm.good_file_job, tm.good_image_job, tm.good_file_series],
+    ids=["file", "image", "file-series"],
+)
+def test_correct_traces_pass(build) -> None:
+    report = check_trace(build().events())
+    assert report.ok, report.format()
+    assert report.consumed == report.events
+    assert not report.warnings
+
+
+def test_correct_failure_path_passes() -> None:
+    report = check_trace(tm.freeze_script_fails())
+    assert report.ok, report.format()
+
+
+def test_mutants_break_distinct_rules_and_cover_the_families() -> None:
+    from vcbsim.conformance import RULES
+
+    families = {RULES[m.rule].family for m in tm.TRACE_MUTANTS}
+    assert {"WF", "SCRIPT", "QUIESCE", "COMMIT", "FILE", "CLEANUP", "TIMEOUT", "TRACE"} <= families
