@@ -236,12 +236,21 @@ class BackupProxy:
         result.steps.append(StepOutcome(step, op, True))
 
     def _failed(
-        self, vm: VMInfo, step: str, op: str, op_id: str, result: JobResult, exc: BaseException
+        self,
+        vm: VMInfo,
+        step: str,
+        op: str,
+        op_id: str,
+        result: JobResult,
+        exc: BaseException,
+        *,
+        fail_job: bool = True,
     ) -> None:
         error = f"{fault_name(exc)}: {_message(exc)}"
         self.client.trace.emit("proxy", "op.fail", vm=vm.moref, step=step, op=op, op_id=op_id, error=error)
         result.steps.append(StepOutcome(step, op, False, error))
-        result.fail(step, exc)
+        if fail_job:
+            result.fail(step, exc)
 
     def fault_point(self, operation: str, target: str, vm: VMInfo) -> None:
         """Consult the fault injector where the proxy can fail: ``export``, ``mount``,
@@ -591,15 +600,16 @@ class BackupProxy:
             self._drop_session(vm.name)
 
     def _remove_snapshot(self, vm: VMInfo, result: JobResult, *, op: str) -> None:
-        """WF-3b. A failure is retried once (as an operator would); a snapshot that still
-        cannot be removed is reported and left for the next run's leftover cleanup."""
+        """WF-3b. A failure is retried once (as an operator would; a retry that succeeds
+        leaves the job successful, the failed attempt listed in its steps); a snapshot that
+        still cannot be removed fails the job and is left for the next run's cleanup."""
         assert result.snapshot_id is not None
         for attempt in (1, 2):
             op_id = self._invoke(vm, "WF-3b", op, snapshot=result.snapshot_id, attempt=attempt)
             try:
                 self.client.remove_snapshot(vm.moref, result.snapshot_id, consolidate=True)
             except Exception as exc:
-                self._failed(vm, "WF-3b", op, op_id, result, exc)
+                self._failed(vm, "WF-3b", op, op_id, result, exc, fail_job=attempt == 2)
                 continue
             self._ok(vm, "WF-3b", op, op_id, result, snapshot=result.snapshot_id)
             result.snapshot_id = None
