@@ -1,8 +1,11 @@
 """Layered sparse virtual disks (grains, redo layers, consolidation, CBT) and VMDK files.
 
 Public names are re-exported here; implementation modules start with an underscore.
+``vmdk`` is the VMDK module itself, so ``disk.vmdk.write_vmdk(...)`` (the spelling of
+docs/architecture.md) and ``disk.write_vmdk(...)`` are the same function.
 """
 
+from . import _vmdk as vmdk
 from ._model import (
     DEFAULT_GRAIN_SIZE,
     SECTOR_SIZE,
@@ -33,6 +36,7 @@ __all__ = [
     "descriptor_cid",
     "read_vmdk",
     "render_descriptor",
+    "vmdk",
     "write_vmdk",
     "DEFAULT_GRAIN_SIZE",
     "SECTOR_SIZE",

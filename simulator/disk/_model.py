@@ -321,15 +321,24 @@ class LayeredDisk:
             seen.update(lay.grains)
         return len(seen)
 
+    def allocated(self, layer: Layer | None = None) -> set[int]:
+        """Grain indices stored anywhere in ``layer``'s chain (CBT's ``"*"``, in grains)."""
+        seen: set[int] = set()
+        for lay in self.chain(layer):
+            seen.update(lay.grains)
+        return seen
+
     def allocated_areas(self, at: Layer | None = None) -> list[tuple[int, int]]:
         """Areas ``at``'s view may hold data in (changeId ``"*"``); the rest reads as zeros."""
-        seen: set[int] = set()
-        for lay in self.chain(at):
-            seen.update(lay.grains)
-        return coalesce_grains(seen, self.grain_size, self.capacity)
+        return coalesce_grains(self.allocated(at), self.grain_size, self.capacity)
 
     def view(self, layer: Layer | None = None) -> LayerView:
-        """A read-only :class:`BlockDevice` over ``layer`` (default: the top, as it changes)."""
+        """A read-only :class:`BlockDevice` over ``layer`` (default: the current top).
+
+        The view is bound to the layer, not to "whatever is the top": after a freeze it keeps
+        showing that (now frozen) layer. To write, or to follow the top, use the disk itself,
+        which is a :class:`BlockDevice` too.
+        """
         return LayerView(self, self._own(layer) if layer is not None else self.top)
 
     def _own(self, layer: object) -> Layer:

@@ -356,3 +356,17 @@ def test_tracking_reset_refuses_old_epochs() -> None:
         disk.changed_areas(s.change_epoch)
     disk.write(65536, b"y")
     assert disk.changed_areas(start) == [(65536, 65536)]
+
+
+def test_allocated_and_public_names() -> None:
+    import vcbsim.simulator.disk as pkg
+
+    disk = LayeredDisk(1 << 20, grain_size=4096)
+    disk.write(5000, b"x")
+    s = disk.freeze()
+    disk.write(9000, b"y")
+    assert disk.allocated(s) == {1} and disk.allocated() == {1, 2}
+    assert disk.allocated_areas() == [(4096, 8192)]
+    assert pkg.vmdk.write_vmdk is pkg.write_vmdk
+    for name in pkg.__all__:
+        assert hasattr(pkg, name), name
