@@ -237,19 +237,27 @@ class GuestFileSystem:
             return False
         return v.filesystem.is_file(inner)
 
+    def _child_mounts(self, v: Volume, inner: str) -> dict[str, Volume]:
+        """Linux: volumes mounted directly below directory ``inner`` of ``v``, by name."""
+        if self.os_family != "linux" or v.mount_point is None:
+            return {}
+        here = self._display(v, inner).rstrip("/") + "/"
+        out: dict[str, Volume] = {}
+        for other in self.volumes:
+            mp = other.mount_point
+            if other is v or mp is None or mp == "/" or not mp.startswith(here):
+                continue
+            child = mp[len(here) :]
+            if "/" not in child:
+                out[child] = other
+        return out
+
     def listdir(self, path: str) -> list[str]:
+        """Names in a directory (on Linux, mount points below it show up as directories)."""
         v, _, inner = self._resolve(path)
         names = v.filesystem.listdir(inner)
-        if self.os_family == "linux":
-            # Mount points below this directory show up as directories, as on Linux.
-            here = self._display(v, inner).rstrip("/") + "/"
-            for other in self.volumes:
-                mp = other.mount_point
-                if other is v or mp is None or mp == "/" or not mp.startswith(here):
-                    continue
-                child = mp[len(here) :]
-                if "/" not in child and child not in names:
-                    names.append(child)
+        folded = {n.casefold() for n in names}
+        names.extend(m for m in self._child_mounts(v, inner) if m.casefold() not in folded)
         return names
 
     def stat(self, path: str) -> GuestStat:
@@ -282,8 +290,25 @@ class GuestFileSystem:
             v, inner = top, "/"
         else:
             v, _, inner = self._resolve(top)
-        for dpath, dirs, files in v.filesystem.walk(inner):
-            yield self._display(v, dpath), dirs, files
+            inner = v.filesystem.realpath(inner)
+        if not v.filesystem.is_dir(inner):
+            raise InvalidInputError(what="walk", expected="a directory", got=str(top))
+        stack: list[tuple[Volume, str]] = [(v, inner)]
+        while stack:
+            vol, here = stack.pop()
+            entries = vol.filesystem.scandir(here)
+            dirs = [e.name for e in entries if e.is_dir]
+            files = [e.name for e in entries if not e.is_dir]
+            mounts = self._child_mounts(vol, here)
+            # A mount point hides the directory it is mounted on, as on Linux.
+            folded = {m.casefold() for m in mounts}
+            dirs = [d for d in dirs if d.casefold() not in folded] + list(mounts)
+            yield self._display(vol, here), dirs, files
+            for name in reversed(dirs):  # dirnames may be pruned in place, as with os.walk
+                if name in mounts:
+                    stack.append((mounts[name], "/"))
+                else:
+                    stack.append((vol, here.rstrip("/") + "/" + name))
 
     # -- changes ---------------------------------------------------------------------------
     def mkdir(self, path: str, *, parents: bool = True, exist_ok: bool = True) -> None:

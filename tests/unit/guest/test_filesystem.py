@@ -106,8 +106,17 @@ def test_linux_mount_table_picks_the_longest_mount_point() -> None:
     assert sorted(g.listdir("/")) == ["data", "etc"]
     assert g.stat("/data/../data/db.bin").path == "/data/db.bin"
     assert g.read_bytes("/etc/vmware-tools/backupScripts.d/S10x") == b"#!/bin/sh\n"
-    walked = list(g.walk("/data"))
-    assert walked == [("/data", [], ["db.bin"])]
+    assert list(g.walk("/data")) == [("/data", [], ["db.bin"])]
+    g.volume("/").filesystem.mkdir("/data")  # the directory under the mount, hidden by it
+    g.volume("/").filesystem.write_file("/data/hidden", b"under the mount")
+    assert sorted(g.listdir("/")) == ["data", "etc"]
+    assert list(g.walk("/")) == [
+        ("/", ["etc", "data"], []),
+        ("/etc", ["vmware-tools"], []),
+        ("/etc/vmware-tools", ["backupScripts.d"], []),
+        ("/etc/vmware-tools/backupScripts.d", [], ["S10x"]),
+        ("/data", [], ["db.bin"]),
+    ]
     with pytest.raises(InvalidInputError, match="mount point"):
         GuestFileSystem("linux", [Volume(g.volumes[0].device, letter="C")])
 
