@@ -50,7 +50,8 @@ class Datastore:
         for vm in self.host.vms.values():
             if vm.datastore == self.name:
                 for d in vm.disks:
-                    total += d.disk.grain_count * d.disk.grain_size
+                    grains = sum(layer.grain_count for layer in d.disk.layers())
+                    total += grains * d.disk.grain_size
         return total
 
     @property

@@ -250,7 +250,7 @@ class VM:
             "os": self.os_family,
             "power": self.power_state,
             "ip": self.ip_address,
-            "tools": self.tools.state if self.tools is not None else "notInstalled",
+            "tools": self.tools.state if self.tools is not None else "not-installed",
             "change_tracking": self.change_tracking,
             "consolidation_needed": self.consolidation_needed,
             "current_snapshot": self.current_snapshot.name if self.current_snapshot else None,
