@@ -181,9 +181,12 @@ class MergeStats:
     """What a :meth:`LayeredDisk.release` (or the merges a revert enabled) did.
 
     ``grains_moved`` is the cost measure: merges move the smaller side's grains, so it is
-    bounded by data written, never by capacity. ``pending`` lists released layers that are
-    still kept because several branches depend on them (VMware keeps such redo logs until
-    the branches go away); they merge automatically when they can.
+    bounded by data written, never by capacity. ``merges`` lists ``(merged_label,
+    into_label)`` pairs, one per layer that went away (``into_label`` is ``""`` for a dead
+    leaf whose grains were discarded). ``pending`` lists released layers still present:
+    several branches depend on them (VMware keeps such redo logs until the branches go
+    away; they merge automatically then) or they were released with ``merge=False`` and
+    wait for :meth:`LayeredDisk.consolidate`.
     """
 
     grains_moved: int = 0
@@ -274,6 +277,10 @@ class LayeredDisk:
         self._epoch = 0
         self._tracking_start = 0
         self._changed: dict[int, int] = {}
+        # Released layers that merge as soon as the tree allows (release(merge=True)); other
+        # released layers wait for consolidate(), as redo logs left by
+        # RemoveSnapshot_Task(consolidate=False) wait for ConsolidateVMDisks_Task.
+        self._auto: set[Layer] = set()
 
     # -- introspection -------------------------------------------------------------------
 
@@ -518,10 +525,10 @@ class LayeredDisk:
         new = Layer(self, target)
         target.children.append(new)
         self.top = new
-        self._settle(log)
+        self._settle(log, everything=False)
         return self._stats(log)
 
-    def release(self, layer: Layer) -> MergeStats:
+    def release(self, layer: Layer, *, merge: bool = True) -> MergeStats:
         """The snapshot holding ``layer`` is gone: merge the layer away where the tree allows.
 
         * one child: the smaller side's grains move into the other. If the child is the top,
@@ -532,6 +539,9 @@ class LayeredDisk:
         * no child (a frozen leaf left by a revert): its grains are discarded.
         * several children: it stays, listed in ``pending``, and merges by itself once
           only one branch is left.
+
+        ``merge=False`` only marks the layer released (``RemoveSnapshot_Task`` with
+        ``consolidate=False``): it stays, listed in ``pending``, until :meth:`consolidate`.
         """
         target = self._own(layer)
         if target is self.top:
@@ -542,13 +552,19 @@ class LayeredDisk:
             raise StateError(msg)
         target.released = True
         log = _MergeLog()
-        self._settle(log)
+        if merge:
+            self._auto.add(target)
+            self._settle(log, everything=False)
         return self._stats(log)
 
     def consolidate(self) -> MergeStats:
-        """Merge every released layer that can be merged (ConsolidateVMDisks_Task)."""
+        """Merge every released layer that can be merged (ConsolidateVMDisks_Task).
+
+        This includes layers released with ``merge=False`` and layers whose ``released``
+        flag the host set directly.
+        """
         log = _MergeLog()
-        self._settle(log)
+        self._settle(log, everything=True)
         return self._stats(log)
 
     # -- merging internals ---------------------------------------------------------------
@@ -565,14 +581,18 @@ class LayeredDisk:
         layer.children = []
         layer.parent = None
         layer._disk = None
+        self._auto.discard(layer)
 
-    def _settle(self, log: _MergeLog) -> None:
-        """Merge released layers until none can merge (cost: grains moved, not capacity)."""
+    def _settle(self, log: _MergeLog, *, everything: bool) -> None:
+        """Merge released layers until none can merge (cost: grains moved, not capacity).
+
+        ``everything=False`` merges only layers released with ``merge=True``.
+        """
         progress = True
         while progress:
             progress = False
             for lay in self.layers():
-                if lay.released and len(lay.children) <= 1:
+                if lay.released and len(lay.children) <= 1 and (everything or lay in self._auto):
                     self._merge(lay, log)
                     progress = True
                     break
@@ -603,6 +623,7 @@ class LayeredDisk:
             layer.children = []
             layer.frozen = False
             layer.released = False
+            self._auto.discard(layer)
             layer.change_epoch = None
             child.grains = {}
             child.parent = None
@@ -625,6 +646,7 @@ class LayeredDisk:
             layer.children = []
             layer.parent = None
             layer._disk = None
+            self._auto.discard(layer)
         log.removed += 1
 
     # -- changed-block tracking ----------------------------------------------------------

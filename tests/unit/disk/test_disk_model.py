@@ -82,11 +82,13 @@ class DiskMachine(RuleBasedStateMachine):
         assert isinstance(stats, MergeStats)
         self.current = bytearray(self.snaps[layer.id][1])
 
-    @rule(layer=consumes(held))
-    def release(self, layer: Layer) -> None:
+    @rule(layer=consumes(held), merge=st.booleans())
+    def release(self, layer: Layer, merge: bool) -> None:
         del self.snaps[layer.id]
-        stats = self.disk.release(layer)
+        stats = self.disk.release(layer, merge=merge)
         assert stats.grains_moved >= 0
+        if not merge:
+            assert stats.layers_removed == 0 and layer in stats.pending
         # A held layer is never removed by a merge.
         for lay, _, _ in self.snaps.values():
             assert lay.alive
@@ -94,7 +96,10 @@ class DiskMachine(RuleBasedStateMachine):
     @rule()
     def consolidate(self) -> None:
         stats = self.disk.consolidate()
-        assert stats.layers_removed == 0  # release already merged all it could
+        assert stats.grains_moved >= 0
+        for lay in self.disk.layers():
+            assert not lay.released or len(lay.children) >= 2
+        assert set(stats.pending) == {x for x in self.disk.layers() if x.released}
 
     @invariant()
     def reads_match(self) -> None:
@@ -209,6 +214,26 @@ def test_branched_layer_stays_pending_until_one_branch_left() -> None:
     assert stats.layers_removed == 2 and stats.pending == ()
     assert disk.chain() == [disk.top]
     assert disk.read(0, 4) == b"base" and disk.read(4096, 3) == b"two"
+
+
+def test_release_without_merge_waits_for_consolidate() -> None:
+    disk = LayeredDisk(1 << 20, grain_size=4096)
+    disk.base.label = "vm.vmdk"
+    s1 = disk.freeze()
+    disk.top.label = "vm-000001.vmdk"
+    disk.write(0, b"one")
+    s2 = disk.freeze()
+    disk.top.label = "vm-000002.vmdk"
+    stats = disk.release(s1, merge=False)
+    assert stats.pending == (s1,) and not stats.merged and s1.alive
+    # An automatic merge elsewhere leaves the deferred layer alone.
+    stats = disk.release(s2)
+    assert stats.merges == (("vm-000002.vmdk", "vm-000001.vmdk"),)
+    assert s1.alive and stats.pending == (s1,)
+    stats = disk.consolidate()
+    assert stats.merges == (("vm-000001.vmdk", "vm.vmdk"),) and stats.pending == ()
+    assert disk.chain() == [disk.top] and disk.top.label == "vm.vmdk"
+    assert disk.read(0, 3) == b"one"
 
 
 def test_merge_moves_fewer_grains() -> None:
