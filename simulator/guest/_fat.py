@@ -22,8 +22,10 @@ Rules this module keeps:
 - **Whole clusters.** File data is read and written in runs of contiguous clusters.
 - **Consistent on failure.** Input, names and free space are checked before anything is
   written. A write puts data into newly allocated clusters first, then the FAT (both copies),
-  then the directory entry, and frees the old chain last; a failure before the directory entry
-  is written leaves the old file readable (at worst some clusters are leaked, as after a crash).
+  then the directory entry, and frees the old chain last. If the device fails part-way (a
+  disk-layer fault such as a full datastore), a file reads as its old or its new content, never
+  a mix, and the residue is what a power cut leaves on FAT - leaked clusters, a stale FSInfo
+  free count, FAT copies that differ - which ``fsck.fat`` repairs and this module tolerates.
 - **Honest timestamps.** Times come from the supplied clock (virtual time, treated as UTC, as
   FAT stores local time without a zone); modification times have FAT's 2-second resolution.
 
@@ -363,11 +365,15 @@ class _Op:
             if c > hi:
                 c = lo
         if len(got) < count:
-            msg = (
-                f"FSInfo claimed {self.free} free clusters but only {len(got)} were found;"
-                " run fsck.fat on the volume"
+            # FSInfo over-counted (clusters leaked by an interrupted change): correct it.
+            self.free, self.fsinfo_dirty = len(got), True
+            self.flush_fsinfo()
+            raise InvalidInputError(
+                what="write",
+                expected=f"at most {len(got) * self.geo.cluster_size} bytes of free space",
+                got=f"{count * self.geo.cluster_size} bytes needed",
+                hint="delete files or use a larger volume",
             )
-            raise StateError(msg)
         for a, b in zip(got, got[1:], strict=False):
             self.set(a, b)
         self.set(got[-1], EOC)

@@ -290,3 +290,83 @@ def test_we_read_what_mtools_wrote(tmp_path: Path) -> None:
     assert sorted(fs.listdir()) == ["Some Dir", "lower.txt"]
     assert fs.read_file("some dir/hello world.TXT") == b"from mtools"
     assert fs.read_file("lower.txt") == b"from mtools"
+
+
+class _Boom(Exception):
+    pass
+
+
+class _FailingDevice:
+    """Passes ``after`` writes through, then fails every write (a disk-layer fault)."""
+
+    def __init__(self, dev: SparseDevice, after: int) -> None:
+        self.dev, self.after, self.n = dev, after, 0
+
+    @property
+    def size(self) -> int:
+        return self.dev.size
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self.dev.read(offset, length)
+
+    def write(self, offset: int, data: bytes) -> None:
+        if self.n >= self.after:
+            raise _Boom
+        self.n += 1
+        self.dev.write(offset, data)
+
+
+FSCK_CRASH_RESIDUE = ("Reclaimed", "Free cluster summary", "FATs differ", "Using first FAT")
+
+
+@pytest.mark.parametrize("operation", ["overwrite", "create", "delete", "mkdir"])
+def test_a_device_failure_part_way_leaves_old_or_new_never_a_mix(
+    operation: str, tmp_path: Path
+) -> None:
+    for after in range(12):
+        dev = SparseDevice(40 * MiB)
+        fs = FatFileSystem.format(dev, "CRASH", cluster_size=512)
+        for i in range(15):
+            fs.write_file(f"file {i}.txt", b"o" * 3000)
+        fs.write_file("a", b"old" * 1000)
+        failing = FatFileSystem(_FailingDevice(dev, after))
+        try:
+            if operation == "overwrite":
+                failing.write_file("a", b"new" * 3000)
+            elif operation == "create":
+                failing.write_file("brand new name.txt", b"n" * 5000)
+            elif operation == "delete":
+                failing.delete("a")
+            else:
+                failing.mkdir("a new directory")
+            completed = True
+        except _Boom:
+            completed = False
+        after_fs = FatFileSystem(dev)
+        if operation == "delete" and not after_fs.exists("a"):
+            pass  # deleted: the directory entry went
+        else:
+            assert after_fs.read_file("a") in (b"old" * 1000, b"new" * 3000)
+        assert all(after_fs.read_file(f"file {i}.txt") == b"o" * 3000 for i in range(15))
+        if after_fs.exists("brand new name.txt"):
+            assert after_fs.read_file("brand new name.txt") == b"n" * 5000
+        if shutil.which("fsck.fat"):
+            image = tmp_path / f"{operation}-{after}.img"
+            dev.save_image(image)
+            r = subprocess.run(["fsck.fat", "-n", str(image)], capture_output=True, text=True)
+            problems = [
+                line
+                for line in r.stdout.splitlines()[1:]
+                if line.strip()
+                and not line.startswith(("Checking", str(image), "  ", "Leaving"))
+                and not line.startswith(FSCK_CRASH_RESIDUE)
+            ]
+            assert problems == [], r.stdout
+        # The volume stays usable: the next change works (and would be fsck-clean).
+        after_fs.write_file("after.txt", b"fine")
+        assert after_fs.read_file("after.txt") == b"fine"
+        if completed:
+            assert after > 2  # at least data, FAT and directory were written
+            break
+    else:
+        raise AssertionError(f"{operation} never completed within 12 writes")
