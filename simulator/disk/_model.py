@@ -407,7 +407,7 @@ class LayeredDisk:
                 if data is not None:
                     break
             if data is None:
-                parts.append(self._zero[: b - a] if (a or b != gsize) else self._zero)
+                parts.append(self._zero if b - a == gsize else memoryview(self._zero)[: b - a])
             elif a == 0 and b == gsize:
                 parts.append(data)
             else:

@@ -241,6 +241,14 @@ class _ExtentWriter:
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 
     def add_grain(self, grain: int, data: bytes | memoryview) -> None:
+        if self.next_sector + GRAIN_SECTORS > 0xFFFFFFFF:
+            # Grain table entries are 32-bit sector numbers: one extent holds < 2 TiB of data.
+            _invalid(
+                "device",
+                "less than 2 TiB of data per sparse extent",
+                f"{self.path.name} would pass sector 2**32",
+                "use split=True (2 GiB extents)",
+            )
         gt, gte = divmod(grain, GTES_PER_GT)
         table = self.tables.get(gt)
         if table is None:
