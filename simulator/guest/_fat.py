@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 from .._clock import EPOCH, VirtualClock
 from .._errors import InvalidInputError, NotFoundError, StateError
-from ._partition import BlockDevice
+from ._partition import BlockDevice, Partition, PartitionDevice
 
 __all__ = [
     "ATTR_DIRECTORY",
@@ -1224,6 +1224,17 @@ def format_fat(
     return FatFileSystem.format(device, label, **kwargs)  # type: ignore[arg-type]
 
 
-def open_readonly(view: BlockDevice, *, clock: Clock | VirtualClock | None = None) -> FatFileSystem:
-    """Open the file system on a read-only (snapshot) view; every change raises StateError."""
+def open_readonly(
+    view: BlockDevice,
+    partition: Partition | None = None,
+    *,
+    clock: Clock | VirtualClock | None = None,
+) -> FatFileSystem:
+    """Open the file system on a read-only (snapshot) view; every change raises StateError.
+
+    ``view`` is a whole-disk view when ``partition`` is given (the volume's window is taken),
+    else the volume itself. Nothing is cached, so the view shows the files as of its snapshot.
+    """
+    if partition is not None:
+        view = PartitionDevice.of(view, partition)
     return FatFileSystem(view, readonly=True, clock=clock)

@@ -183,3 +183,17 @@ def test_snapshot_view_shows_the_files_as_of_the_snapshot() -> None:
     with pytest.raises(StateError, match="read-only"):
         old.write_bytes(r"C:\x", b"")
     assert [p.start for p in read_partitions(frozen)] == [v.partition.start for v in g.volumes]
+
+
+def test_open_readonly_takes_a_whole_disk_view_and_a_partition() -> None:
+    from vcbsim.simulator.guest import open_readonly
+
+    disk, g = windows()
+    g.write_bytes(r"D:\report.txt", b"as of the snapshot")
+    frozen = disk.frozen()
+    g.delete(r"D:\report.txt")
+    d = g.volume("D")
+    assert d.partition is not None
+    old = open_readonly(frozen, d.partition)
+    assert old.label == "DATA" and old.read_file("report.txt") == b"as of the snapshot"
+    assert not g.exists(r"D:\report.txt")
