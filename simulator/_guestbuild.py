@@ -7,7 +7,7 @@ and redo logs apply), and Tools looks for scripts in that same file system.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ._errors import InvalidInputError, StateError
@@ -23,7 +23,7 @@ __all__ = ["add_guest_volumes", "guest_at"]
 Layout = Sequence[tuple[int | None, str | None, str]]
 
 
-def add_guest_volumes(host: Host, vm: VM, layouts: dict[int, Layout]) -> GuestFileSystem:
+def add_guest_volumes(host: Host, vm: VM, layouts: Mapping[int, Layout]) -> GuestFileSystem:
     """Partition and format the VM's disks (``{disk index: layout}``) and attach the guest.
 
     Only a few sectors per volume are written, whatever the disks' sizes. The new file system

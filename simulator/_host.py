@@ -13,7 +13,7 @@ VM already inside an operation answers ``TaskInProgress``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -222,7 +222,7 @@ class Host:
             return vm
 
     def add_guest_volumes(
-        self, vm: VM | str, layouts: dict[int, list[tuple[int | None, str | None, str]]]
+        self, vm: VM | str, layouts: Mapping[int, Sequence[tuple[int | None, str | None, str]]]
     ) -> Any:
         """Partition and format disks: ``{0: [(None, "C", "SYSTEM")], 1: [(3 * GiB, "D", "DATA"), (None, None, "RECOVERY")]}``."""
         from ._guestbuild import add_guest_volumes
