@@ -318,7 +318,10 @@ def wait_for_updates(ep: Endpoint, ctx: Context, version: str | None, max_wait: 
     if not version:
         for f in session.filters.values():
             f.reported = {}
-    elif version != str(session.collector_version):
+    elif not version.isdigit() or int(version) > session.collector_version:
+        # an older version we issued is fine: another waiter of this session (pyVim's
+        # WaitForTask shares the collector) may have moved on; changes since then that it
+        # already reported are not repeated, as with one collector on a real host
         raise vmodl.query.InvalidCollectorVersion(
             msg=f"unknown collector version {version!r}; start again with an empty version"
         )

@@ -299,6 +299,12 @@ class FakeBackend:
 
 
 @pytest.fixture
+def fake_backend_class() -> type[FakeBackend]:
+    """The fake's class, for tests that start servers of their own."""
+    return FakeBackend
+
+
+@pytest.fixture
 def fake() -> FakeBackend:
     return FakeBackend()
 

@@ -1,0 +1,234 @@
+"""Inventory, property collector, views and search index, through pyVmomi."""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+import threading
+import time
+
+import pytest
+from pyVmomi import vim, vmodl
+
+PC = vmodl.query.PropertyCollector
+
+
+def _vm_view(si):
+    content = si.RetrieveContent()
+    return content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+
+
+def _view_spec(view, paths, **opts):
+    traverse = PC.TraversalSpec(name="traverseEntities", path="view", skip=False, type=vim.view.ContainerView)
+    return PC.FilterSpec(
+        objectSet=[PC.ObjectSpec(obj=view, skip=True, selectSet=[traverse])],
+        propSet=[PC.PropertySpec(type=vim.VirtualMachine, pathSet=paths, **opts)],
+    )
+
+
+def test_container_view_lists_the_vms(si):
+    view = _vm_view(si)
+    assert sorted(vm.name for vm in view.view) == ["lin-web", "win-db"]
+    assert view.type == ["VirtualMachine"] and view.recursive is True
+    view.DestroyView()
+    with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+        view.view  # noqa: B018
+
+
+def test_container_view_of_hosts_and_datastores(si):
+    content = si.RetrieveContent()
+    hosts = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True).view
+    assert [h._moId for h in hosts] == ["ha-host"]
+    stores = content.viewManager.CreateContainerView(content.rootFolder, [vim.Datastore], True).view
+    assert [d.name for d in stores] == ["datastore1"]
+    flat = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], False).view
+    assert flat == []  # VMs are not direct children of the root folder
+
+
+def test_retrieve_properties_ex_pages_with_tokens(si):
+    pc = si.content.propertyCollector
+    spec = _view_spec(_vm_view(si), ["name", "runtime.powerState"])
+    first = pc.RetrievePropertiesEx([spec], PC.RetrieveOptions(maxObjects=1))
+    assert len(first.objects) == 1 and first.token
+    second = pc.ContinueRetrievePropertiesEx(first.token)
+    assert len(second.objects) == 1 and second.token is None
+    got = {
+        {p.name: p.val for p in oc.propSet}["name"]: {p.name: p.val for p in oc.propSet}["runtime.powerState"]
+        for oc in first.objects + second.objects
+    }
+    assert got == {"win-db": "poweredOn", "lin-web": "poweredOff"}
+    with pytest.raises(vmodl.fault.InvalidArgument):
+        pc.ContinueRetrievePropertiesEx(first.token)  # a token is used once
+
+
+def test_retrieve_without_paging_and_legacy_calls(si):
+    pc = si.content.propertyCollector
+    spec = _view_spec(_vm_view(si), ["name"])
+    result = pc.RetrievePropertiesEx([spec], PC.RetrieveOptions())
+    assert result.token is None and len(result.objects) == 2
+    assert len(pc.RetrieveProperties([spec])) == 2
+    assert len(pc.RetrieveContents([spec])) == 2
+
+
+def test_invalid_property_path_is_invalid_property(si):
+    pc = si.content.propertyCollector
+    with pytest.raises(vmodl.query.InvalidProperty):
+        pc.RetrievePropertiesEx([_view_spec(_vm_view(si), ["config.noSuchField"])], PC.RetrieveOptions())
+    with pytest.raises(vmodl.query.InvalidProperty):
+        pc.RetrievePropertiesEx([_view_spec(_vm_view(si), ["bogus"])], PC.RetrieveOptions())
+
+
+def test_all_properties_of_a_vm(si):
+    pc = si.content.propertyCollector
+    result = pc.RetrievePropertiesEx([_view_spec(_vm_view(si), [], all=True)], PC.RetrieveOptions())
+    names = {p.name for p in result.objects[0].propSet}
+    assert {"name", "config", "runtime", "guest", "summary", "capability", "layoutEx", "datastore", "parent"} <= names
+    assert "snapshot" not in names  # unset properties are left out
+
+
+def test_classic_traversal_from_the_root_folder(si):
+    """The traversal specs of the pyVmomi community samples (no views)."""
+    content = si.RetrieveContent()
+    folder_to_child = PC.TraversalSpec(
+        name="folderTraversal", type=vim.Folder, path="childEntity", skip=False,
+        selectSet=[PC.SelectionSpec(name="folderTraversal"), PC.SelectionSpec(name="dcToVm")],
+    )
+    dc_to_vm = PC.TraversalSpec(
+        name="dcToVm", type=vim.Datacenter, path="vmFolder", skip=False,
+        selectSet=[PC.SelectionSpec(name="folderTraversal")],
+    )
+    spec = PC.FilterSpec(
+        objectSet=[PC.ObjectSpec(obj=content.rootFolder, skip=False, selectSet=[folder_to_child, dc_to_vm])],
+        propSet=[PC.PropertySpec(type=vim.ManagedEntity, pathSet=["name"])],
+    )
+    names = {oc.propSet[0].val for oc in content.propertyCollector.RetrieveContents([spec])}
+    assert {"ha-folder-root", "ha-datacenter", "vm", "win-db", "lin-web"} <= names
+
+
+def test_inventory_tree_has_parent_and_name_up_to_the_datacenter(si):
+    content = si.RetrieveContent()
+    vm = content.searchIndex.FindByInventoryPath("ha-datacenter/vm/win-db")
+    chain = []
+    obj = vm
+    while obj is not None:
+        chain.append((type(obj).__name__, obj.name))
+        obj = obj.parent
+    assert chain == [
+        ("vim.VirtualMachine", "win-db"),
+        ("vim.Folder", "vm"),
+        ("vim.Datacenter", "ha-datacenter"),
+        ("vim.Folder", "ha-folder-root"),
+    ]
+    dc = content.rootFolder.childEntity[0]
+    assert dc.vmFolder.name == "vm" and dc.hostFolder.name == "host" and dc.datastoreFolder.name == "datastore"
+    compute = dc.hostFolder.childEntity[0]
+    assert isinstance(compute, vim.ComputeResource)
+    host = compute.host[0]
+    assert host.parent == compute and host.name == "esx.vcbsim.local"
+    assert host.runtime.connectionState == "connected"
+    assert compute.resourcePool.name == "Resources"
+    assert sorted(v.name for v in compute.resourcePool.vm) == ["lin-web", "win-db"]
+    ds = dc.datastore[0]
+    assert ds.summary.name == "datastore1" and ds.summary.capacity > ds.summary.freeSpace > 0
+    assert ds.parent == dc.datastoreFolder
+    assert {v.name for v in ds.vm} == {"win-db", "lin-web"}
+    assert vm.resourcePool == compute.resourcePool
+
+
+def test_search_index(si):
+    idx = si.content.searchIndex
+    assert idx.FindByUuid(None, "42000000-0000-0000-0000-000000000001", True).name == "win-db"
+    assert idx.FindByUuid(None, "52000000-0000-0000-0000-000000000002", True, True).name == "lin-web"
+    assert idx.FindByUuid(None, "42000000-0000-0000-0000-0000000000ff", True) is None
+    assert idx.FindByIp(None, "10.0.0.11", True).name == "win-db"
+    assert idx.FindByDnsName(None, "win-db.example.test", True).name == "win-db"
+    assert idx.FindByIp(None, "10.0.0.99", True) is None
+    assert idx.FindByInventoryPath("ha-datacenter/vm/nope") is None
+    assert idx.FindByInventoryPath("ha-datacenter").name == "ha-datacenter"
+    assert idx.FindByInventoryPath("ha-datacenter/host/esx.vcbsim.local")._moId == "ha-compute-res"
+    dc = idx.FindByInventoryPath("ha-datacenter")
+    assert idx.FindChild(dc.vmFolder, "lin-web").name == "lin-web"
+    assert idx.FindByDatastorePath(dc, "[datastore1] lin-web/lin-web.vmx").name == "lin-web"
+    assert [v.name for v in idx.FindAllByUuid(None, "42000000-0000-0000-0000-000000000002", True)] == ["lin-web"]
+
+
+def test_find_by_ip_and_dns_only_while_tools_run(si, fake):
+    idx = si.content.searchIndex
+    vm = idx.FindByIp(None, "10.0.0.11", True)
+    from pyVim.task import WaitForTask
+
+    WaitForTask(vm.PowerOffVM_Task())
+    assert idx.FindByIp(None, "10.0.0.11", True) is None
+    assert idx.FindByDnsName(None, "win-db.example.test", True) is None
+
+
+def test_fetch_of_unset_property_is_an_empty_fetch_response(si, server):
+    vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
+    assert vm.snapshot is None
+    assert vm.rootSnapshot == []
+    # on the wire: an empty <FetchResponse/>, nothing typed wrongly
+    cookie = si._stub.cookie.split(";")[0]
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope '
+        'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
+        '<Fetch xmlns="urn:vim25"><_this type="VirtualMachine">vm-2</_this><prop>snapshot</prop></Fetch>'
+        "</soapenv:Body></soapenv:Envelope>"
+    )
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ssl._create_unverified_context())
+    conn.request("POST", "/sdk", body.encode(), {"Cookie": cookie, "SOAPAction": "urn:vim25/8.0.3.0"})
+    resp = conn.getresponse()
+    text = resp.read().decode()
+    conn.close()
+    assert resp.status == 200
+    assert '<FetchResponse xmlns="urn:vim25"></FetchResponse>' in text
+
+
+def test_fetch_of_unknown_property_is_invalid_property(si):
+    vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
+    with pytest.raises(vmodl.query.InvalidProperty):
+        vm._stub.InvokeAccessor(vm, vmodl.query.PropertyCollector.Filter._GetPropertyInfo("spec"))
+
+
+def test_wait_for_updates_ex_reports_enter_modify_and_times_out(si, fake):
+    pc = si.content.propertyCollector
+    vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
+    spec = PC.FilterSpec(
+        objectSet=[PC.ObjectSpec(obj=vm)], propSet=[PC.PropertySpec(type=vim.VirtualMachine, pathSet=["runtime.powerState"])]
+    )
+    f = pc.CreateFilter(spec, True)
+    first = pc.WaitForUpdatesEx("", PC.WaitOptions(maxWaitSeconds=0))
+    update = first.filterSet[0].objectSet[0]
+    assert update.kind == "enter" and update.changeSet[0].val == "poweredOff"
+    assert pc.WaitForUpdatesEx(first.version, PC.WaitOptions(maxWaitSeconds=0)) is None
+    vm.PowerOnVM_Task()  # not WaitForTask: it would consume this session's updates
+    nxt = pc.WaitForUpdatesEx(first.version, PC.WaitOptions(maxWaitSeconds=5))
+    change = nxt.filterSet[0].objectSet[0]
+    assert change.kind == "modify" and change.changeSet[0].val == "poweredOn"
+    with pytest.raises(vmodl.query.InvalidCollectorVersion):
+        pc.WaitForUpdatesEx("999", PC.WaitOptions(maxWaitSeconds=0))
+    assert [x._moId for x in pc.filter] == [f._moId]
+    f.Destroy()
+    assert pc.filter == []
+
+
+def test_cancel_wait_for_updates(si, server):
+    pc = si.content.propertyCollector
+    vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
+    pc.CreateFilter(PC.FilterSpec(objectSet=[PC.ObjectSpec(obj=vm)],
+                                  propSet=[PC.PropertySpec(type=vim.VirtualMachine, pathSet=["name"])]), False)
+    version = pc.WaitForUpdatesEx("", PC.WaitOptions(maxWaitSeconds=0)).version
+    outcome: list[object] = []
+
+    def waiter() -> None:
+        try:
+            outcome.append(pc.WaitForUpdatesEx(version, PC.WaitOptions(maxWaitSeconds=30)))
+        except vmodl.fault.RequestCanceled as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    time.sleep(0.2)  # the waiter is parked in WaitForUpdatesEx
+    pc.CancelWaitForUpdates()
+    t.join(10)
+    assert not t.is_alive()
+    assert isinstance(outcome[0], vmodl.fault.RequestCanceled)

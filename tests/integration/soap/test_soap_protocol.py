@@ -1,0 +1,278 @@
+"""The SOAP endpoint as real clients see it: discovery, sessions, bad input, faults.
+
+pyVmomi is the client throughout; raw HTTP is used only to send what pyVmomi never would
+(malformed XML, entity tricks, unknown methods).
+"""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+import threading
+import xml.etree.ElementTree as ET
+
+import pytest
+from pyVim.connect import Disconnect, SmartConnect
+from pyVmomi import SoapAdapter, vim, vmodl
+
+from vcbsim.simulator.soap import serve
+
+ENVELOPE = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+    'xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+    "<soapenv:Body>{}</soapenv:Body></soapenv:Envelope>"
+)
+RSC = '<RetrieveServiceContent xmlns="urn:vim25"><_this type="ServiceInstance">ServiceInstance</_this></RetrieveServiceContent>'
+
+
+def _post(server, body: bytes | str, cookie: str | None = None) -> tuple[int, bytes]:
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ssl._create_unverified_context(), timeout=10)
+    headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": "urn:vim25/8.0.3.0"}
+    if cookie:
+        headers["Cookie"] = cookie
+    try:
+        conn.request("POST", "/sdk", body.encode() if isinstance(body, str) else body, headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def _fault_of(body: bytes) -> object:
+    """Decode a fault response with pyVmomi's own response deserializer."""
+    return SoapAdapter.SoapResponseDeserializer(None).Deserialize(body, object)
+
+
+def _still_serves(server) -> None:
+    status, body = _post(server, ENVELOPE.format(RSC))
+    assert status == 200
+    assert b"ha-folder-root" in body
+
+
+def test_service_versions_document_negotiates_a_modern_vim25(server):
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ssl._create_unverified_context())
+    conn.request("GET", "/sdk/vimServiceVersions.xml")
+    resp = conn.getresponse()
+    root = ET.fromstring(resp.read())
+    conn.close()
+    assert resp.status == 200
+    assert root.tag == "namespaces" and root.get("version") == "1.0"
+    ns = root.find("namespace")
+    assert ns.findtext("name") == "urn:vim25"
+    assert ns.findtext("version") == "8.0.3.0"
+    assert "2.5u2" in [v.text for v in ns.findall("priorVersions/version")]
+
+
+def test_wsdl_document_names_the_service(server):
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ssl._create_unverified_context())
+    conn.request("GET", "/sdk/vimService.wsdl")
+    resp = conn.getresponse()
+    text = resp.read().decode()
+    conn.close()
+    assert resp.status == 200
+    assert 'name="VimService"' in text and f":{server.port}/sdk" in text
+
+
+def test_smartconnect_over_https_and_service_content(si, server):
+    assert server.url.startswith("https://127.0.0.1:")
+    content = si.RetrieveContent()
+    assert content.about.apiType == "HostAgent"
+    assert content.about.name == "VMware ESX Server"
+    assert content.rootFolder._moId == "ha-folder-root"
+    assert content.propertyCollector._moId == "ha-property-collector"
+    assert content.viewManager is not None and content.searchIndex is not None
+    assert content.sessionManager.currentSession.userName == "user"
+    assert si.CurrentTime().year >= 2008
+
+
+def test_plain_http_mode(fake_backend_class):
+    with serve(fake_backend_class(), http=True) as running:
+        assert running.url.startswith("http://127.0.0.1:")
+        conn = SmartConnect(protocol="http", host="127.0.0.1", port=running.port, user="user", pwd="pass")
+        assert conn.content.rootFolder.name == "ha-folder-root"
+        Disconnect(conn)
+
+
+def test_wrong_password_is_invalid_login(server):
+    with pytest.raises(vim.fault.InvalidLogin):
+        SmartConnect(host="127.0.0.1", port=server.port, user="user", pwd="wrong", disableSslCertValidation=True)
+    with pytest.raises(vim.fault.InvalidLogin):
+        SmartConnect(host="127.0.0.1", port=server.port, user="root", pwd="pass", disableSslCertValidation=True)
+    _still_serves(server)
+
+
+def test_call_without_session_is_not_authenticated(server):
+    stub = SoapAdapter.SoapStubAdapter(
+        "127.0.0.1", port=server.port, version="vim.version.v8_0_3_0", sslContext=ssl._create_unverified_context()
+    )
+    si = vim.ServiceInstance("ServiceInstance", stub)
+    content = si.RetrieveContent()  # allowed without a session
+    with pytest.raises(vim.fault.NotAuthenticated):
+        content.rootFolder.name  # noqa: B018 - the read is the call under test
+    view_mgr = content.viewManager
+    with pytest.raises(vim.fault.NotAuthenticated):
+        view_mgr.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+
+
+def test_logout_ends_the_session(server):
+    conn = SmartConnect(host="127.0.0.1", port=server.port, user="user", pwd="pass", disableSslCertValidation=True)
+    content = conn.RetrieveContent()
+    assert content.rootFolder.name == "ha-folder-root"
+    content.sessionManager.Logout()
+    with pytest.raises(vim.fault.NotAuthenticated):
+        content.rootFolder.name  # noqa: B018
+
+
+def test_unknown_moref_is_managed_object_not_found(si, server):
+    ghost = vim.VirtualMachine("vm-404", si._stub)
+    with pytest.raises(vmodl.fault.ManagedObjectNotFound) as info:
+        ghost.name  # noqa: B018
+    assert info.value.obj._moId == "vm-404"
+    # right id, wrong type is not found either
+    with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+        vim.Folder("vm-1", si._stub).name  # noqa: B018
+    _still_serves(server)
+
+
+def test_method_of_another_type_is_method_not_found(si):
+    folder_as_vm = vim.VirtualMachine("ha-folder-root", si._stub)
+    # the type check comes first: a folder is not a VM
+    with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+        folder_as_vm.PowerOnVM_Task()
+
+
+def test_unsimulated_method_is_not_supported(si):
+    vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/win-db")
+    with pytest.raises(vmodl.fault.NotSupported):
+        vm.ResetVM_Task()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"this is not xml",
+        b"<soapenv:Envelope",
+        ENVELOPE.format("").encode(),
+        ENVELOPE.format('<NoSuchMethod xmlns="urn:vim25"><_this type="ServiceInstance">ServiceInstance</_this></NoSuchMethod>').encode(),
+        ENVELOPE.format('<RetrieveServiceContent xmlns="urn:vim25"></RetrieveServiceContent>').encode(),
+        ENVELOPE.format('<RetrieveServiceContent xmlns="urn:vim25"><_this type="ServiceInstance">ServiceInstance</_this><bogus>1</bogus></RetrieveServiceContent>').encode(),
+        b'<?xml version="1.0"?><Envelope>' + RSC.encode() + b"</Envelope>",
+    ],
+    ids=["not-xml", "truncated", "empty-body", "unknown-method", "no-this", "unknown-param", "not-soap"],
+)
+def test_malformed_requests_get_invalid_request_and_the_server_keeps_serving(server, payload):
+    status, body = _post(server, payload)
+    assert status == 500
+    fault = _fault_of(body)
+    assert isinstance(fault, vmodl.fault.InvalidRequest)
+    _still_serves(server)
+
+
+def test_entity_expansion_is_refused(server):
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
+        '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
+        + ENVELOPE.format(
+            '<Login xmlns="urn:vim25"><_this type="SessionManager">ha-sessionmgr</_this>'
+            "<userName>&lol3;</userName><password>x</password></Login>"
+        ).split("?>", 1)[1]
+    )
+    status, body = _post(server, bomb)
+    assert status == 500
+    fault = _fault_of(body)
+    assert isinstance(fault, vmodl.fault.InvalidRequest)
+    assert b"lollollol" not in body
+    _still_serves(server)
+
+
+def test_external_entity_is_refused(server, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-CONTENT")
+    xxe = (
+        f'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file://{secret}">]>'
+        + ENVELOPE.format(
+            '<Login xmlns="urn:vim25"><_this type="SessionManager">ha-sessionmgr</_this>'
+            "<userName>&xxe;</userName><password>x</password></Login>"
+        ).split("?>", 1)[1]
+    )
+    status, body = _post(server, xxe)
+    assert status == 500
+    assert isinstance(_fault_of(body), vmodl.fault.InvalidRequest)
+    assert b"TOP-SECRET" not in body
+    _still_serves(server)
+
+
+def test_oversized_and_lengthless_requests_are_refused(server):
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ssl._create_unverified_context())
+    conn.putrequest("POST", "/sdk")
+    conn.putheader("Content-Length", str(1 << 30))
+    conn.endheaders()
+    resp = conn.getresponse()
+    assert resp.status == 413
+    conn.close()
+    _still_serves(server)
+
+
+def test_session_cookie_is_vmware_soap_session(server):
+    body = ENVELOPE.format(
+        '<Login xmlns="urn:vim25"><_this type="SessionManager">ha-sessionmgr</_this>'
+        "<userName>user</userName><password>pass</password></Login>"
+    )
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ssl._create_unverified_context())
+    conn.request("POST", "/sdk", body.encode(), {"SOAPAction": "urn:vim25/8.0.3.0"})
+    resp = conn.getresponse()
+    resp.read()
+    cookie = resp.getheader("Set-Cookie")
+    conn.close()
+    assert resp.status == 200
+    assert cookie.startswith('vmware_soap_session="') and "HttpOnly" in cookie
+    fetch = ENVELOPE.format('<Fetch xmlns="urn:vim25"><_this type="Folder">ha-folder-root</_this><prop>name</prop></Fetch>')
+    status, reply = _post(server, fetch, cookie=cookie.split(";")[0])
+    assert status == 200 and b"ha-folder-root" in reply
+    status, reply = _post(server, fetch, cookie='vmware_soap_session="forged"')
+    assert status == 500 and isinstance(_fault_of(reply), vim.fault.NotAuthenticated)
+
+
+def test_keep_alive_serves_many_calls_on_one_connection(si, server):
+    root = si.content.rootFolder
+    for _ in range(50):
+        assert root.name == "ha-folder-root"
+    assert server.endpoint.calls["Fetch"] >= 50
+
+
+def test_concurrent_clients(server):
+    errors: list[BaseException] = []
+
+    def client() -> None:
+        try:
+            conn = SmartConnect(host="127.0.0.1", port=server.port, user="user", pwd="pass",
+                                disableSslCertValidation=True)
+            vm = conn.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
+            for _ in range(10):
+                assert vm.runtime.powerState == "poweredOff"
+            Disconnect(conn)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+
+
+def test_serve_refuses_non_loopback_addresses(fake_backend_class):
+    with pytest.raises(ValueError, match="loopback"):
+        serve(fake_backend_class(), host="0.0.0.0")
+
+
+def test_stop_closes_idle_keep_alive_connections(fake):
+    running = serve(fake)
+    conn = SmartConnect(host="127.0.0.1", port=running.port, user="user", pwd="pass", disableSslCertValidation=True)
+    assert conn.content.rootFolder.name == "ha-folder-root"
+    running.stop()
+    assert not running.endpoint.tasks._thread
+    assert not running._httpd.connections
