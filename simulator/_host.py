@@ -512,7 +512,7 @@ class Host:
                         stats = d.disk.release(layer)
                         total = self._merge_cost(vm, d, stats, total)
                     else:
-                        layer.released = True
+                        d.disk.release(layer, merge=False)
             if not consolidate:
                 vm.consolidation_needed = True
             kind = "snapshot.rollback" if reason == "rollback" else "snapshot.remove"
@@ -530,8 +530,10 @@ class Host:
             rule = self.faults.check("consolidate", vm.name, vm=vm.moref) if self.faults.rules else None
             delay = stats.grains_moved / self.profile.merge_grains_per_second + (rule.delay if rule else 0.0)
             self.clock.advance(delay)
-            for into, frm in stats.merges:
-                self.trace.emit("host", "disk.consolidate", vm=vm.moref, disk=d.key, layer=frm, into=into, grains=stats.grains_moved)
+            for merged, into in stats.merges:
+                self.trace.emit("host", "disk.consolidate", vm=vm.moref, disk=d.key, layer=merged, into=into)
+            if stats.merges:
+                self.trace.emit("host", "note", vm=vm.moref, text=f"disk {d.key}: {stats.grains_moved} grains moved in {delay:.3f} virtual s")
             if rule is not None and rule.fault:
                 vm.consolidation_needed = True
                 raise_fault(rule.fault, rule.message, datastore=vm.datastore)
