@@ -103,12 +103,26 @@ def parse_guest_path(family: str, path: str) -> GuestPath:
         norm = emu.normpath(path)
         rest = norm[2:]
         parts = tuple(p for p in rest.replace("/", "\\").split("\\") if p)
+        for p in parts:
+            if p.split(".", 1)[0].rstrip(" ").upper() in _WINDOWS_DEVICES:
+                raise InvalidInputError(
+                    what="Windows guest path",
+                    expected="file names that are not device names (CON, NUL, COM1, ...)",
+                    got=path,
+                )
         return GuestPath("windows", drive.upper(), parts)
     if not root:
         raise InvalidInputError(what="Linux guest path", expected=_example(family), got=path)
     norm = emu.normpath(path)
     parts = tuple(p for p in norm.split("/") if p)
     return GuestPath("linux", "", parts)
+
+
+_WINDOWS_DEVICES = frozenset(
+    ["CON", "PRN", "AUX", "NUL"]
+    + [f"COM{i}" for i in range(1, 10)]
+    + [f"LPT{i}" for i in range(1, 10)]
+)
 
 
 def _example(family: str) -> str:

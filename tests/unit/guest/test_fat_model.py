@@ -40,6 +40,7 @@ ops = st.lists(
         ),
         st.tuples(st.just("delete"), st.sampled_from(DIRS), st.sampled_from(NAMES)),
         st.tuples(st.just("mkdir"), st.sampled_from(DIRS[1:])),
+        st.tuples(st.just("rmdir"), st.sampled_from(DIRS[1:])),
     ),
     max_size=40,
 )
@@ -78,6 +79,27 @@ def test_random_operations_match_a_dict_model(operations: list[tuple]) -> None:
             fs.mkdir(path, exist_ok=True)
             if key(path) not in {key(x) for x in dirs}:
                 dirs.add(path)
+            continue
+        if op[0] == "rmdir":
+            path = op[1]
+            if key(path) in files:
+                continue  # a file of that name ("Program Files"): a file delete, covered below
+            folded = {key(x): x for x in dirs}
+            if key(path) not in folded:
+                expect: type[Exception] | None = NotFoundError
+            elif any(k.startswith(key(path) + "/") for k in [*files, *folded]):
+                expect = InvalidInputError  # not empty
+            else:
+                expect = None
+            if expect is None:
+                fs.delete(path)
+                dirs.discard(folded[key(path)])
+            else:
+                try:
+                    fs.delete(path)
+                except expect:
+                    continue
+                raise AssertionError(f"rmdir {path!r} should have raised {expect.__name__}")
             continue
         _, d, name = op[:3]
         if name in shorts or key(d) not in {key(x) for x in dirs}:

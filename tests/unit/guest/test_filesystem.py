@@ -50,7 +50,10 @@ def test_windows_paths_parse_like_windows(path: str, drive: str, parts: tuple) -
     assert (gp.drive, gp.parts) == (drive, parts)
 
 
-@pytest.mark.parametrize("path", ["relative\\x", r"\\server\share\x", r"\\?\C:\x", "C:file", "", 5])
+@pytest.mark.parametrize(
+    "path",
+    ["relative\\x", r"\\server\share\x", r"\\?\C:\x", "C:file", "", 5, r"C:\con", r"C:\d\Nul.txt"],
+)
 def test_bad_windows_paths_say_what_is_expected(path: object) -> None:
     with pytest.raises(InvalidInputError, match="expected"):
         parse_guest_path("windows", path)  # type: ignore[arg-type]
