@@ -111,14 +111,59 @@ def build_parser() -> argparse.ArgumentParser:
 # -- state -------------------------------------------------------------------------------------
 
 
-def _pickler_table() -> dict[type, Callable[[Any], Any]]:
-    import copyreg
-    import threading
+def _make_function(
+    code: bytes, module: str, name: str, defaults: Any, kwdefaults: Any, cells: tuple[Any, ...]
+) -> Any:
+    import importlib
+    import marshal
+    import types
 
-    table: dict[type, Callable[[Any], Any]] = dict(copyreg.dispatch_table)
-    table[type(threading.RLock())] = lambda _: (threading.RLock, ())
-    table[type(threading.Lock())] = lambda _: (threading.Lock, ())
-    return table
+    closure = tuple(types.CellType() if c is _EMPTY_CELL else types.CellType(c) for c in cells)
+    fn = types.FunctionType(
+        marshal.loads(code), importlib.import_module(module).__dict__, name, defaults, closure or None
+    )
+    fn.__kwdefaults__ = kwdefaults
+    return fn
+
+
+class _EmptyCell:
+    def __reduce__(self) -> str:
+        return "_EMPTY_CELL"
+
+
+_EMPTY_CELL = _EmptyCell()
+
+
+class _StatePickler(pickle.Pickler):
+    """Pickles the host, including the few closures it holds (a guest file system's clock
+    function, Tools' callbacks): a function that cannot be pickled by reference is pickled
+    as its marshalled code plus its closure cells. Locks are recreated unlocked."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        import marshal
+        import threading
+        import types
+
+        if isinstance(obj, type(threading.RLock())):
+            return threading.RLock, ()
+        if isinstance(obj, type(threading.Lock())):
+            return threading.Lock, ()
+        if isinstance(obj, types.FunctionType) and ("<lambda>" in obj.__qualname__ or "<locals>" in obj.__qualname__):
+            cells = []
+            for c in obj.__closure__ or ():
+                try:
+                    cells.append(c.cell_contents)
+                except ValueError:
+                    cells.append(_EMPTY_CELL)
+            return _make_function, (
+                marshal.dumps(obj.__code__),
+                obj.__module__,
+                obj.__name__,
+                obj.__defaults__,
+                obj.__kwdefaults__,
+                tuple(cells),
+            )
+        return NotImplemented
 
 
 def _load_host(state: Path, profile: str, seed: int) -> Any:
@@ -140,9 +185,7 @@ def _save_host(state: Path, host: Any) -> None:
         subs.clear()  # live listeners belong to this process
     try:
         with open(tmp, "wb") as fh:
-            p = pickle.Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL)
-            p.dispatch_table = _pickler_table()  # type: ignore[misc]
-            p.dump(host)
+            _StatePickler(fh, protocol=pickle.HIGHEST_PROTOCOL).dump(host)
         tmp.replace(state / "host.pickle")
     finally:
         if subs is not None and saved is not None:

@@ -429,7 +429,7 @@ class BackupProxy:
         sess = self._find_session(target)
         vm = self.client.vm_info(sess["moref"])
         result = JobResult(
-            vm=vm.moref,
+            vm=vm.name,
             moref=vm.moref,
             type=sess["type"],
             snapshot_id=sess.get("snapshot_id"),
@@ -639,7 +639,7 @@ class BackupRun:
         self.vm = vm
         self.catalog = catalog
         self.hold = hold
-        self.result = JobResult(vm=vm.moref, moref=vm.moref, type=type, kind=kind)
+        self.result = JobResult(vm=vm.name, moref=vm.moref, type=type, kind=kind)
         self.job = job
         self.files: list[str] | None = None
         self._iter: Iterator[str] | None = None
