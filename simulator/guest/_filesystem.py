@@ -402,13 +402,15 @@ def format_disk(
     *,
     disk_index: int = 0,
     clock: VirtualClock | None = None,
+    clear: bool = False,
 ) -> list[Volume]:
     """Partition ``device`` and format one FAT32 volume per ``(size, where, label)``.
 
     ``where`` is a drive letter (``"C"``), a mount point (``"/data"``) or ``None`` (a volume
     without a path); ``size`` ``None`` takes the rest of the disk (last entry only). Returns
     the volumes, ready for ``GuestFileSystem(os_family, volumes)``. Only a few sectors per
-    volume are written, whatever the disk's size.
+    volume are written, whatever the disk's size: the disk must read zeros (a new disk), or
+    pass ``clear=True`` to zero the FATs of a disk that held data before.
     """
     from ._partition import TYPE_FAT32_LBA, PartitionDevice, partition_disk
 
@@ -425,7 +427,7 @@ def format_disk(
     for part, (_size, where, label) in zip(parts, layout, strict=True):
         pdev = PartitionDevice.of(device, part)
         fs = FatFileSystem.format(
-            pdev, label or "NO NAME", clock=clock, hidden_sectors=part.start // 512
+            pdev, label or "NO NAME", clock=clock, hidden_sectors=part.start // 512, clear=clear
         )
         letter = where if where is not None and not where.startswith("/") else None
         mount = where if where is not None and where.startswith("/") else None
