@@ -203,16 +203,20 @@ def test_open_readonly_takes_a_whole_disk_view_and_a_partition() -> None:
 
 
 def test_reformatting_a_used_disk_needs_clear() -> None:
+    from vcbsim.simulator.guest._fat import _Op
+
     disk = SparseDevice(128 * MiB)
     (v,) = format_disk(disk, [(None, "C", "FIRST")])
     g = GuestFileSystem("windows", [v])
     for i in range(20):
-        g.write_bytes(rf"C:\f{i}", b"x" * 5000)
+        g.write_bytes(rf"C:\f{i}", b"x" * 50_000)
     (v2,) = format_disk(disk, [(None, "C", "SECOND")], clear=True)
     fresh = GuestFileSystem("windows", [v2])
     assert fresh.listdir("C:\\") == [] and v2.label == "SECOND"
-    assert v2.filesystem.free_bytes == v2.filesystem.size - v2.filesystem.cluster_size
-    fresh.write_bytes(r"C:\new", b"n" * 5000)
-    assert fresh.read_bytes(r"C:\new") == b"n" * 5000
-    # The old FAT chains are gone: the first free cluster after the root is used again.
-    assert v2.filesystem.stat("new").first_cluster == 3
+    fs = v2.filesystem
+    assert fs.free_bytes == fs.size - fs.cluster_size
+    fresh.write_bytes(r"C:\new", b"n" * 300_000)
+    assert fresh.read_bytes(r"C:\new") == b"n" * 300_000
+    # No stale FAT chains: the new file takes the clusters right after the root, in one run.
+    chain = _Op(fs).chain(fs.stat("new").first_cluster)
+    assert chain == list(range(3, 3 + -(-300_000 // fs.cluster_size)))
