@@ -3,6 +3,7 @@
 ::
 
     mount    -a name:<vm>|uuid:<uuid>|ipaddr:<ip>|moref:<id> -r <proxy dir> -t fullvm|file
+             [-m san|hotadd|nbd|cos] [--monolithic] [--no-quiesce] [-L 6]
     unmount  -r <mount dir>              (the directory mount printed)
     backup   -a <selector> [-a ...] -t fullvm|file [--kind full|differential|incremental]
     restore  --list [-a <selector>]
@@ -37,6 +38,8 @@ from typing import Any
 
 from vcbsim.simulator import InvalidInputError, NotFoundError, StateError
 
+from ._workflow import TRANSPORTS
+
 __all__ = ["EXIT_CODES", "main", "build_parser"]
 
 EXIT_CODES: dict[int, str] = {
@@ -59,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--medium", metavar="DIR", help="backup medium (default: STATE/medium)")
     common.add_argument("--trace", metavar="FILE", help="write the host's trace as JSON Lines")
     common.add_argument("--no-progress", action="store_true", help="no progress bar")
+    common.add_argument("-L", dest="log_level", type=int, default=0, metavar="LEVEL",
+                        help="log level as vcbMounter's -L: 6 prints every trace event to stderr")
 
     p = argparse.ArgumentParser(
         prog="vcbsim",
@@ -73,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-t", dest="type", choices=("fullvm", "file"), default="fullvm")
     m.add_argument("--monolithic", action="store_true", help="one sparse file per disk, not 2 GB splits")
     m.add_argument("--no-quiesce", action="store_true", help="crash-consistent snapshot")
+    m.add_argument("-m", dest="transport", choices=TRANSPORTS, default="nbd", help="transport mode")
 
     u = sub.add_parser("unmount", parents=[common], help="post-backup: unmount and commit")
     u.add_argument("-r", dest="root", required=True, help="the mount directory mount printed")
@@ -84,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-r", dest="root", help="proxy directory (default: STATE/proxy)")
     b.add_argument("--monolithic", action="store_true")
     b.add_argument("--no-quiesce", action="store_true")
+    b.add_argument("-m", dest="transport", choices=TRANSPORTS, default="nbd", help="transport mode")
 
     r = sub.add_parser("restore", parents=[common], help="list backups, restore files or a VM")
     r.add_argument("--list", action="store_true", help="list complete backups")
@@ -261,6 +268,9 @@ def _run_verb(args: argparse.Namespace) -> int:
     state.mkdir(parents=True, exist_ok=True)
     host = _load_host(state, args.profile, args.seed)
     client = InProcessHostClient(host)
+    unsubscribe = None
+    if args.log_level >= 6:
+        unsubscribe = host.trace.subscribe(lambda ev: print(ev.line(), file=sys.stderr))
     root = Path(getattr(args, "root", None) or state / "proxy")
     medium = Path(args.medium or state / "medium")
     show = not args.json and not args.no_progress and sys.stderr.isatty()
@@ -273,6 +283,7 @@ def _run_verb(args: argparse.Namespace) -> int:
                 split=not getattr(args, "monolithic", False),
                 quiesce=not getattr(args, "no_quiesce", False),
                 progress=progress,
+                transport=getattr(args, "transport", "nbd"),
             )
             if args.verb == "mount":
                 res = proxy.mount(args.selector, args.type)
@@ -360,6 +371,8 @@ def _run_verb(args: argparse.Namespace) -> int:
                         sched.remove(args.name)
                         _emit(args, {"removed": args.name}, f"job {args.name} removed")
     finally:
+        if unsubscribe is not None:
+            unsubscribe()
         _save_host(state, host)
         if args.trace:
             host.trace.write_jsonl(args.trace)

@@ -63,6 +63,8 @@ ProgressFn = Callable[[str, int, int], None]
 """``progress(description, advance, total)``: bytes copied (``total`` 0 when unknown)."""
 
 _SESSIONS = ".vcb-sessions"
+#: ``vcbMounter -m`` transport modes (spec R54).
+TRANSPORTS: tuple[str, ...] = ("san", "hotadd", "nbd", "cos")
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +206,9 @@ class BackupProxy:
         split: image exports as 2 GB split sparse extents (VCB's default) or monolithic.
         quiesce: ask VMware Tools to quiesce (steps 1a-1e) when creating the snapshot.
         progress: ``progress(description, advance, total)`` for long copies.
+        max_mounted_disks: VCB 1.5's limit of concurrently mounted VM disks (spec R60).
+        transport: ``vcbMounter -m``: ``san``, ``hotadd``, ``nbd`` or ``cos``; the simulator
+            reads disks in-process whatever the mode, so it is only recorded in the trace.
 
     .. versionadded:: 0.1.0
     """
@@ -216,7 +221,14 @@ class BackupProxy:
         split: bool = True,
         quiesce: bool = True,
         progress: ProgressFn | None = None,
+        max_mounted_disks: int = 60,
+        transport: str = "nbd",
     ) -> None:
+        if transport not in TRANSPORTS:
+            msg = "transport (-m)"
+            raise InvalidInputError(msg, expected=" or ".join(TRANSPORTS), got=transport)
+        self.max_mounted_disks = max_mounted_disks
+        self.transport = transport
         self.client = client
         self.root = Path(root)
         self.split = split
@@ -286,6 +298,7 @@ class BackupProxy:
             "path": result.path,
             "letters": result.letters,
             "started": result.started,
+            "disks": len(vm.disks),
         }
         tmp = p.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
@@ -414,14 +427,24 @@ class BackupProxy:
         """Pre-backup only (``vcbMounter -a ... -r ... -t ...``): snapshot and expose; the
         snapshot stays until ``unmount``. A failed mount cleans up like any run."""
         vm = selector if isinstance(selector, VMInfo) else self.resolve(selector)
+        return self.run(vm, type, hold=True).run()
+
+    def _refuse_if_held(self, vm: VMInfo) -> None:
         held = self.session(vm.name)
         if held is not None and held.get("state") == "mounted":
             msg = (
                 f"{vm.name} is already mounted at {held.get('path')}; unmount it first "
                 f"(unmount -r {held.get('path')})"
             )
-            raise StateError(msg)
-        return self.run(vm, type, hold=True).run()
+            raise StateError(msg, path=held.get("path"))
+
+    def mounted_disks(self, *, besides: str | None = None) -> int:
+        """Virtual disks exposed on this proxy now (spec R60 allows at most 60)."""
+        return sum(
+            int(s.get("disks", 0))
+            for s in self.sessions()
+            if s.get("state") in ("exposing", "exposed", "mounted") and s.get("moref") != besides
+        )
 
     def unmount(self, target: str | Path | VMInfo) -> JobResult:
         """Post-backup for a held mount (``vcbMounter -U``): unmount (WF-3a), then remove
@@ -465,7 +488,9 @@ class BackupProxy:
     def pre_backup(self, vm: VMInfo, result: JobResult) -> bool:
         """WF-1: the quiesced ``_VCB-BACKUP_`` snapshot. Returns whether it exists."""
         mark = len(self.client.trace)
-        op_id = self._invoke(vm, "WF-1", "pre-backup", snapshot=SNAPSHOT_NAME, quiesce=self.quiesce)
+        op_id = self._invoke(
+            vm, "WF-1", "pre-backup", name=SNAPSHOT_NAME, quiesce=self.quiesce, transport=self.transport
+        )
         try:
             snap = self.client.create_snapshot(
                 vm.moref,
@@ -498,6 +523,14 @@ class BackupProxy:
 
         assert result.snapshot_id is not None
         self.root.mkdir(parents=True, exist_ok=True)
+        busy = self.mounted_disks(besides=vm.moref)
+        if busy + len(vm.disks) > self.max_mounted_disks:
+            msg = (
+                f"the proxy already has {busy} virtual disks mounted; {vm.name} needs "
+                f"{len(vm.disks)} more and at most {self.max_mounted_disks} may be mounted at "
+                "once (spec R60); unmount some or lower the job concurrency"
+            )
+            raise StateError(msg)
         if result.type == "fullvm":
             dest = self.export_path(vm)
             result.path = str(dest)
@@ -672,6 +705,7 @@ class BackupRun:
         try:
             result.started = client.clock.now
             vm = self.vm = client.vm_info(vm.moref)
+            proxy._refuse_if_held(vm)
             proxy.clean_leftovers(vm, result)
             job_id: str | None = None
             if not self.hold:
