@@ -79,7 +79,6 @@ ATTR_ARCHIVE = 0x20
 ATTR_LFN = 0x0F
 
 _BAD_LFN_CHARS = set('"*/:<>?\\|') | {chr(c) for c in range(0x20)}
-_BAD_SFN_CHARS = set("+,;=[] .") | _BAD_LFN_CHARS
 _SFN_OK = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789$%'-_@~`!(){}^#&")
 
 Clock = Callable[[], float]
