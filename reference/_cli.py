@@ -40,7 +40,16 @@ from vcbsim.simulator import InvalidInputError, NotFoundError, StateError
 
 from ._workflow import TRANSPORTS
 
-__all__ = ["EXIT_CODES", "main", "build_parser"]
+__all__ = [
+    "EXIT_CODES",
+    "build_parser",
+    "main",
+    "main_backup",
+    "main_jobs",
+    "main_mount",
+    "main_restore",
+    "main_unmount",
+]
 
 EXIT_CODES: dict[int, str] = {
     0: "success",
@@ -436,3 +445,28 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"vcbsim {args.verb}: {err}", file=sys.stderr)
     return code
+
+
+def main_mount(argv: list[str] | None = None) -> int:
+    """``vcbsim mount ...`` (the verb's own arguments)."""
+    return main(["mount", *(sys.argv[1:] if argv is None else argv)])
+
+
+def main_unmount(argv: list[str] | None = None) -> int:
+    """``vcbsim unmount ...``."""
+    return main(["unmount", *(sys.argv[1:] if argv is None else argv)])
+
+
+def main_backup(argv: list[str] | None = None) -> int:
+    """``vcbsim backup ...``."""
+    return main(["backup", *(sys.argv[1:] if argv is None else argv)])
+
+
+def main_restore(argv: list[str] | None = None) -> int:
+    """``vcbsim restore ...``."""
+    return main(["restore", *(sys.argv[1:] if argv is None else argv)])
+
+
+def main_jobs(argv: list[str] | None = None) -> int:
+    """``vcbsim jobs ...``."""
+    return main(["jobs", *(sys.argv[1:] if argv is None else argv)])

@@ -155,3 +155,18 @@ def test_cli_backups_restore_and_jobs(tmp_path: Path) -> None:
 
     report = check_trace(load_jsonl(trace))
     assert report.ok, "\n".join(v.format() for v in report.violations)
+
+
+def test_cli_verb_entry_points_for_the_vcbsim_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vcbsim.reference._cli import main_backup, main_jobs, main_mount, main_restore, main_unmount
+
+    state = ["--state", str(tmp_path / "s")]
+    assert main_mount(["-a", "name:rhel5-web", "-t", "fullvm", "-m", "san", *state]) == 0
+    assert "rhel5-web: mounted" in capsys.readouterr().out
+    assert main_unmount(["-r", str(tmp_path / "s" / "proxy" / "rhel5-web-fullVM"), *state]) == 0
+    assert main_backup(["-a", "name:rhel5-web", *state]) == 0
+    assert main_restore(["--list", *state]) == 0
+    assert "rhel5-web image" in capsys.readouterr().out
+    assert main_jobs(["list", *state]) == 0
+    assert main_mount(["--help"]) == 0
+    assert "-t {fullvm,file}" in capsys.readouterr().out

@@ -268,3 +268,13 @@ def test_bad_input_changes_nothing(proxy: BackupProxy, host: Any) -> None:
     with pytest.raises(StateError, match="nothing mounted"):
         proxy.unmount(proxy.root / "win1")
     assert len(host.trace) == n and snapshots(host) == []
+
+
+def test_snapshot_outlasting_the_guest_abort_timer(host: Any, proxy: BackupProxy, catalog: Catalog) -> None:
+    """The snapshot takes longer than Tools' 900 s abort timer: the guest aborts, the host
+    fails the quiesced snapshot, and the proxy leaves nothing behind."""
+    host.add_fault(operation="snapshot.create", delay=2000.0)
+    res = proxy.backup("name:win1", "fullvm", catalog=catalog)
+    assert res.status == "failed" and res.failed_step == "WF-1" and res.cause_step == "WF-1c"
+    assert "Timed out" in res.reason
+    assert snapshots(host) == [] and exposed(proxy.root) == []
