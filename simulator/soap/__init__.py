@@ -1,7 +1,7 @@
 """The vSphere SOAP endpoint of the simulated ESX host (``vcbsim serve``).
 
 ``serve(backend)`` starts ``https://127.0.0.1:<port>/sdk`` for any object implementing
-``HostBackend``; real vSphere clients (pyVmomi, Ansible's VMware modules, govc) talk to it as
+``HostBackend`` (``HostAdapter(Host.demo())`` serves the simulated host); real vSphere clients (pyVmomi, Ansible's VMware modules, govc) talk to it as
 to an ESX host. pyVmomi's own type system, serializer and deserializer are the schema.
 """
 
@@ -21,6 +21,7 @@ from ._backend import (
 )
 from ._codec import DEFAULT_VERSION
 from ._endpoint import COOKIE_NAME, Endpoint
+from ._host_adapter import HostAdapter
 from ._server import RunningServer, serve, service_versions_xml
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "GuestFile",
     "GuestProcess",
     "HostAbout",
+    "HostAdapter",
     "HostBackend",
     "RunningServer",
     "SnapshotInfo",

@@ -52,25 +52,41 @@ def iter_snapshots(roots: Sequence[SnapshotInfo]) -> Iterator[tuple[SnapshotInfo
 
 
 def _backing(disk: DiskInfo, layers: Sequence[DiskLayer], change_id: str | None) -> Any:
+    """A disk backing and its ``parent`` chain.
+
+    As ESXi reports them: a chain on a flat base is ``FlatVer2BackingInfo`` throughout, the
+    redo logs marked by ``deltaDiskFormat`` (``redoLogFormat`` for ``-delta.vmdk``,
+    ``seSparseFormat`` for ``-sesparse.vmdk``); only a chain that is SEsparse down to its base
+    is ``SeSparseBackingInfo`` (whose ``parent`` must be SEsparse too).
+    """
     top = layers[0]
-    cls: Any = (
-        vim.vm.device.VirtualDisk.SeSparseBackingInfo
-        if top.format == "seSparse"
-        else vim.vm.device.VirtualDisk.FlatVer2BackingInfo
-    )
-    backing = cls(
-        fileName=top.descriptor,
-        diskMode=disk.disk_mode,
-        uuid=disk.uuid or None,
-        changeId=change_id,
-        writeThrough=False,
-    )
-    if cls is vim.vm.device.VirtualDisk.FlatVer2BackingInfo:
-        backing.thinProvisioned = disk.thin
-        backing.split = False
-        backing.eagerlyScrub = False
+    all_sesparse = all(layer.format == "seSparse" for layer in layers)
+    if all_sesparse:
+        backing: Any = vim.vm.device.VirtualDisk.SeSparseBackingInfo(
+            fileName=top.descriptor,
+            diskMode=disk.disk_mode,
+            uuid=disk.uuid or None,
+            changeId=change_id,
+            writeThrough=False,
+            grainSize=4,
+        )
+    else:
+        backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+            fileName=top.descriptor,
+            diskMode=disk.disk_mode,
+            uuid=disk.uuid or None,
+            changeId=change_id,
+            writeThrough=False,
+            thinProvisioned=disk.thin,
+            split=False,
+            eagerlyScrub=False,
+        )
+        if top.format == "vmfsSparse":
+            backing.deltaDiskFormat = "redoLogFormat"
+        elif top.format == "seSparse":
+            backing.deltaDiskFormat = "seSparseFormat"
+            backing.deltaGrainSize = 4096
     if len(layers) > 1:
-        # parents are described without a changeId and as read-only links of the chain
         backing.parent = _backing(disk, layers[1:], None)
     return backing
 

@@ -17,12 +17,14 @@ import pytest
 from pyVim.connect import Disconnect, SmartConnect
 
 from vcbsim.simulator import EPOCH, NotFoundError, make_fault
+from vcbsim.simulator._host import Host
 from vcbsim.simulator.soap import (
     ChangedAreas,
     DatastoreInfo,
     DiskInfo,
     DiskLayer,
     HostAbout,
+    HostAdapter,
     SnapshotInfo,
     VMFile,
     VMInfo,
@@ -315,8 +317,7 @@ def server(fake: FakeBackend) -> Iterator[object]:
         yield running
 
 
-@pytest.fixture
-def si(server: object) -> Iterator[object]:
+def _connect(server: object) -> Iterator[object]:
     port = server.port  # type: ignore[attr-defined]
     conn = SmartConnect(host="127.0.0.1", port=port, user="user", pwd="pass", disableSslCertValidation=True)
     try:
@@ -324,3 +325,40 @@ def si(server: object) -> Iterator[object]:
     finally:
         with contextlib.suppress(Exception):
             Disconnect(conn)
+
+
+@pytest.fixture
+def si(server: object) -> Iterator[object]:
+    yield from _connect(server)
+
+
+# --- the real simulated host ---------------------------------------------------------------
+
+
+@pytest.fixture(params=["esx-3.5u2", "esxi-7.0"])
+def host(request: pytest.FixtureRequest) -> Host:
+    """The demo host (a Windows and a Linux guest with scripts), under both kinds of profile."""
+    return Host.demo(request.param, seed=7)
+
+
+@pytest.fixture
+def esxi() -> Host:
+    """The demo host on the ESXi 7.0 profile (changed block tracking, SEsparse redo logs)."""
+    return Host.demo("esxi-7.0", seed=7)
+
+
+@pytest.fixture
+def host_server(host: Host) -> Iterator[object]:
+    with serve(HostAdapter(host)) as running:
+        yield running
+
+
+@pytest.fixture
+def host_si(host_server: object) -> Iterator[object]:
+    yield from _connect(host_server)
+
+
+@pytest.fixture
+def esxi_si(esxi: Host) -> Iterator[object]:
+    with serve(HostAdapter(esxi)) as running:
+        yield from _connect(running)

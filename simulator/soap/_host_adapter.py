@@ -1,0 +1,270 @@
+"""``HostAdapter``: the simulated ``Host`` as a ``HostBackend`` for the SOAP endpoint.
+
+A thin translation: morefs in, the host's own operations called (they validate, inject
+faults, trace, and raise the real faults), plain records out. Nothing is cached: every
+record is built from the host's state when the endpoint asks.
+
+Files: ``.vmx``, ``.vmsd`` and disk descriptors are the host's own text
+(``Host.datastore_files``); a base disk's ``-flat.vmdk`` extent is the base layer's bytes, read
+in chunks. Files a client uploads with ``PUT /folder`` (scripts, notes) are kept by the
+adapter; a VM's generated files cannot be overwritten.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from .._errors import InvalidInputError, NotFoundError
+from .._host import Host
+from .._vm import VM, Snapshot, VirtualDiskDevice
+from ._backend import (
+    ChangedAreas,
+    DatastoreInfo,
+    DiskInfo,
+    DiskLayer,
+    HostAbout,
+    SnapshotInfo,
+    VMFile,
+    VMInfo,
+)
+
+__all__ = ["HostAdapter", "tools_version_number"]
+
+
+def tools_version_number(version: str) -> str:
+    """VMware Tools ``3.5.0-110268`` as the number vSphere reports (major*1024+minor*32+patch)."""
+    head = version.split("-", 1)[0].split(".")
+    try:
+        major, minor, patch = (int(x) for x in (head + ["0", "0"])[:3])
+    except ValueError:
+        return "0"
+    return str(major * 1024 + minor * 32 + patch)
+
+
+def _slice(data: bytes, offset: int, length: int) -> bytes:
+    return data[offset : offset + length]
+
+
+def _read_view(view: Any, capacity: int, offset: int, length: int) -> bytes:
+    return bytes(view.read(offset, max(0, min(length, capacity - offset))))
+
+
+class HostAdapter:
+    """Serve a ``Host`` over SOAP: ``serve(HostAdapter(Host.demo()))``."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.uploads: dict[tuple[str, str], bytes] = {}
+
+    # --- identity ----------------------------------------------------------------------------
+    def about(self) -> HostAbout:
+        p = self.host.profile
+        esxi = "ESXi" in p.product
+        return HostAbout(
+            name=p.product,
+            full_name=f"{p.product} {p.version} build-{p.build}",
+            version=p.version,
+            build=p.build,
+            api_version=p.api_version,
+            product_line="embeddedEsx" if esxi else "esx",
+            os_type="vmnix-x86" if not esxi else "vmnix-x86",
+            instance_uuid=str(uuid.uuid5(uuid.NAMESPACE_DNS, self.host.name)),
+            host_name=self.host.name,
+        )
+
+    def now(self) -> float:
+        return self.host.clock.now
+
+    def datastores(self) -> list[DatastoreInfo]:
+        return [
+            DatastoreInfo(d.name, d.capacity, d.free, f"/vmfs/volumes/{d.name}", "VMFS")
+            for d in self.host.datastores.values()
+        ]
+
+    # --- VMs -----------------------------------------------------------------------------------
+    def _vm(self, moref: str) -> VM:
+        vm = self.host.vms.get(moref)
+        if vm is None:
+            raise NotFoundError("VM", moref, known=list(self.host.vms))
+        return vm
+
+    def _layers(self, vm: VM, d: VirtualDiskDevice, top: Any = None) -> tuple[DiskLayer, ...]:
+        chain = d.disk.chain(top) if top is not None else d.disk.chain()
+        suffix = self.host.delta_extent_suffix(d)
+        out = []
+        for layer in chain:
+            stem = layer.label[: -len(".vmdk")] if layer.label.endswith(".vmdk") else layer.label
+            allocated = layer.grain_count * d.disk.grain_size
+            if layer.parent is None:
+                out.append(DiskLayer(layer.label, f"{stem}-flat.vmdk", d.capacity, "flat"))
+            else:
+                if suffix == "-sesparse.vmdk":
+                    out.append(DiskLayer(layer.label, f"{stem}{suffix}", allocated, "seSparse"))
+                else:
+                    out.append(DiskLayer(layer.label, f"{stem}{suffix}", allocated, "vmfsSparse"))
+        return tuple(out)
+
+    def _disk(self, vm: VM, d: VirtualDiskDevice, snap: Snapshot | None = None) -> DiskInfo:
+        top = None
+        if snap is not None:
+            layer = snap.layers.get(d.key)
+            top = layer if layer is not None and layer.alive else None
+        change_id = self.host.change_id(vm, d.key, snap) if vm.change_tracking else None
+        return DiskInfo(
+            key=d.key,
+            label=d.label,
+            capacity=d.capacity,
+            chain=self._layers(vm, d, top),
+            controller_key=d.controller_key,
+            unit_number=d.unit_number,
+            thin=d.thin,
+            disk_mode=d.disk_mode,
+            change_id=change_id,
+            uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{vm.uuid}/{d.key}")),
+        )
+
+    def _snapshot(self, vm: VM, s: Snapshot) -> SnapshotInfo:
+        return SnapshotInfo(
+            moref=s.moref,
+            id=s.id,
+            name=s.name,
+            description=s.description,
+            create_time=s.create_time,
+            state=s.state,
+            quiesced=s.quiesced,
+            children=tuple(self._snapshot(vm, c) for c in s.children),
+            disks=tuple(self._disk(vm, d, s) for d in vm.disks),
+        )
+
+    def _info(self, vm: VM) -> VMInfo:
+        tools = vm.tools
+        installed = tools is not None and tools.state != "not-installed"
+        running = vm.power_state == "poweredOn" and tools is not None and tools.state == "running"
+        p = self.host.profile
+        return VMInfo(
+            moref=vm.moref,
+            name=vm.name,
+            uuid=vm.uuid,
+            instance_uuid=vm.instance_uuid,
+            guest_id=vm.guest_id,
+            guest_full_name=vm.guest_full_name,
+            os_family=vm.os_family,
+            power_state=vm.power_state,
+            vmx_path=vm.vmx_path,
+            datastores=(vm.datastore,),
+            disks=tuple(self._disk(vm, d) for d in vm.disks),
+            snapshots=tuple(self._snapshot(vm, s) for s in vm.root_snapshots),
+            current_snapshot=vm.current_snapshot.moref if vm.current_snapshot else None,
+            memory_mb=vm.memory_mb,
+            num_cpu=vm.num_cpus,
+            tools_running=running,
+            tools_version=tools_version_number(tools.version) if installed and tools is not None else "",
+            ip_address=vm.ip_address,
+            host_name=vm.hostname or None,
+            # the configured value; disks show change ids once it is active (next stun)
+            change_tracking=(
+                vm.change_tracking_pending if vm.change_tracking_pending is not None else vm.change_tracking
+            ),
+            consolidation_needed=vm.consolidation_needed,
+            quiesced_snapshots_supported=p.quiesced_snapshots,
+            change_tracking_supported=p.change_tracking,
+            files=(VMFile(vm.vmsd_path, "snapshotList", len(vm.vmsd_text().encode())),),
+        )
+
+    def vms(self) -> list[VMInfo]:
+        return [self._info(vm) for vm in self.host.vms.values()]
+
+    def vm(self, moref: str) -> VMInfo:
+        return self._info(self._vm(moref))
+
+    # --- operations ------------------------------------------------------------------------------
+    def power_on(self, vm: str) -> None:
+        self.host.power_on(self._vm(vm))
+
+    def power_off(self, vm: str) -> None:
+        self.host.power_off(self._vm(vm))
+
+    def create_snapshot(self, vm: str, name: str, description: str, memory: bool, quiesce: bool) -> str:
+        return self.host.create_snapshot(self._vm(vm), name, description, memory, quiesce).moref
+
+    def remove_snapshot(self, vm: str, snapshot: str, *, remove_children: bool, consolidate: bool) -> None:
+        self.host.remove_snapshot(self._vm(vm), snapshot, remove_children=remove_children, consolidate=consolidate)
+
+    def remove_all_snapshots(self, vm: str, *, consolidate: bool) -> None:
+        self.host.remove_all_snapshots(self._vm(vm), consolidate=consolidate)
+
+    def revert_to_snapshot(self, vm: str, snapshot: str, *, suppress_power_on: bool) -> None:
+        self.host.revert_to_snapshot(self._vm(vm), snapshot)
+
+    def consolidate_disks(self, vm: str) -> None:
+        self.host.consolidate_disks(self._vm(vm))
+
+    def reconfigure(self, vm: str, *, change_tracking: bool | None = None) -> None:
+        self.host.reconfigure(self._vm(vm), change_tracking=change_tracking)
+
+    def query_changed_disk_areas(
+        self, vm: str, snapshot: str | None, disk_key: int, start_offset: int, change_id: str
+    ) -> ChangedAreas:
+        info = self.host.query_changed_disk_areas(self._vm(vm), snapshot, disk_key, start_offset, change_id)
+        return ChangedAreas(info.start_offset, info.length, info.changed_area)
+
+    # --- datastore files ----------------------------------------------------------------------------
+    def _vm_files(self, datastore: str) -> dict[str, tuple[int, Callable[[int, int], bytes]]]:
+        """``path -> (size, read(offset, length))`` for every generated file on ``datastore``."""
+        files: dict[str, tuple[int, Callable[[int, int], bytes]]] = {}
+        prefix = f"[{datastore}] "
+        for vm in self.host.vms.values():
+            if vm.datastore != datastore:
+                continue
+            for name, reader in self.host.datastore_files(vm).items():
+                if name.startswith(prefix):
+                    data = reader()
+                    files[name[len(prefix) :]] = (len(data), partial(_slice, data))
+            for d in vm.disks:
+                base = d.disk.chain()[-1]
+                stem = base.label[: -len(".vmdk")]
+                if stem.startswith(prefix):
+                    files[stem[len(prefix) :] + "-flat.vmdk"] = (
+                        d.capacity,
+                        partial(_read_view, d.disk.view(base), d.capacity),
+                    )
+        return files
+
+    def _check_datastore(self, datastore: str) -> None:
+        if datastore not in self.host.datastores:
+            raise NotFoundError("datastore", datastore, known=list(self.host.datastores))
+
+    def datastore_file_size(self, datastore: str, path: str) -> int:
+        self._check_datastore(datastore)
+        if (datastore, path) in self.uploads:
+            return len(self.uploads[(datastore, path)])
+        entry = self._vm_files(datastore).get(path)
+        if entry is None:
+            raise NotFoundError("file", f"[{datastore}] {path}")
+        return entry[0]
+
+    def read_datastore_file(self, datastore: str, path: str, offset: int, length: int) -> bytes:
+        self._check_datastore(datastore)
+        if (datastore, path) in self.uploads:
+            return self.uploads[(datastore, path)][offset : offset + length]
+        entry = self._vm_files(datastore).get(path)
+        if entry is None:
+            raise NotFoundError("file", f"[{datastore}] {path}")
+        size, read = entry
+        if offset >= size:
+            return b""
+        return read(offset, min(length, size - offset))
+
+    def write_datastore_file(self, datastore: str, path: str, data: bytes) -> None:
+        self._check_datastore(datastore)
+        if path in self._vm_files(datastore):
+            raise InvalidInputError(
+                "datastore file",
+                expected="a path that is not a VM's generated file",
+                got=f"[{datastore}] {path}",
+                hint="the .vmx, .vmsd, descriptors and extents follow the VM's state",
+            )
+        self.uploads[(datastore, path)] = bytes(data)

@@ -1,0 +1,225 @@
+"""The real simulated host (``Host.demo()``) served over SOAP, driven by pyVmomi.
+
+What a backup product sees: quiesced snapshots that run the guest's scripts, redo logs with
+VMware's names, change ids and changed areas, the host's faults, and the real bytes of the
+VM's files over ``/folder``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+
+import pytest
+from pyVim.task import WaitForTask
+from pyVmomi import vim, vmodl
+
+PC = vmodl.query.PropertyCollector
+
+
+def _vm(si, name="win2003-sql"):
+    return si.content.searchIndex.FindByInventoryPath(f"ha-datacenter/vm/{name}")
+
+
+def _disks(vm):
+    return [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)]
+
+
+def test_inventory_of_the_demo_host(host_si, host):
+    content = host_si.RetrieveContent()
+    assert content.about.version == host.profile.version and content.about.build == host.profile.build
+    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+    spec = PC.FilterSpec(
+        objectSet=[PC.ObjectSpec(obj=view, skip=True, selectSet=[PC.TraversalSpec(type=vim.view.ContainerView, path="view")])],
+        propSet=[PC.PropertySpec(type=vim.VirtualMachine, pathSet=["name", "config.uuid", "snapshot"])],
+    )
+    result = content.propertyCollector.RetrievePropertiesEx([spec], PC.RetrieveOptions())
+    rows = {
+        {p.name: p.val for p in oc.propSet}["name"]: {p.name: p.val for p in oc.propSet} for oc in result.objects
+    }
+    assert set(rows) == {"win2003-sql", "rhel5-web"}
+    assert all("snapshot" not in r for r in rows.values())  # unset, so left out
+    assert rows["win2003-sql"]["config.uuid"] == host.find_vm("win2003-sql").uuid
+    vm = _vm(host_si)
+    assert vm.snapshot is None  # Fetch of an unset property
+    assert [d.capacityInBytes for d in _disks(vm)] == [8 * 1024**3, 4 * 1024**3]
+    assert _disks(vm)[0].backing.fileName == "[datastore1] win2003-sql/win2003-sql.vmdk"
+    assert vm.guest.ipAddress == "192.0.2.11" and vm.guest.toolsRunningStatus == "guestToolsRunning"
+    assert vm.capability.quiescedSnapshotsSupported is True
+    assert content.searchIndex.FindByIp(None, "192.0.2.11", True) == vm
+    assert content.searchIndex.FindByUuid(None, host.find_vm("rhel5-web").uuid, True).name == "rhel5-web"
+
+
+def test_quiesced_snapshot_runs_the_scripts_and_adds_redo_logs(host_si, host):
+    vm = _vm(host_si)
+    task = vm.CreateSnapshot_Task("_VCB-BACKUP_", "vcb", False, True)
+    assert WaitForTask(task) == "success"
+    assert task.info.entity == vm
+    tree = vm.snapshot.rootSnapshotList[0]
+    assert tree.quiesced is True and tree.state == "poweredOff" and tree.name == "_VCB-BACKUP_"
+    kinds = [e.kind for e in host.trace.events]
+    assert kinds.index("quiesce.start") < kinds.index("snapshot.create") < kinds.index("quiesce.end")
+    assert any(e.kind == "script.run" for e in host.trace.events)
+    suffix = "-sesparse.vmdk" if host.profile.delta_format == "sesparse" else "-delta.vmdk"
+    d0, d1 = _disks(vm)
+    assert d0.backing.fileName == "[datastore1] win2003-sql/win2003-sql-000001.vmdk"
+    assert d1.backing.fileName == "[datastore1] win2003-sql/win2003-sql_1-000001.vmdk"
+    assert d0.backing.parent.fileName == "[datastore1] win2003-sql/win2003-sql.vmdk"
+    files = {f.name for f in vm.layoutEx.file}
+    assert f"[datastore1] win2003-sql/win2003-sql-000001{suffix}" in files
+    assert "[datastore1] win2003-sql/win2003-sql-flat.vmdk" in files
+    # the snapshot's own config shows the disks as they were
+    snap_disks = [d for d in tree.snapshot.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)]
+    assert snap_disks[0].backing.fileName == "[datastore1] win2003-sql/win2003-sql.vmdk"
+
+    assert WaitForTask(tree.snapshot.RemoveSnapshot_Task(False)) == "success"
+    assert vm.snapshot is None
+    assert _disks(vm)[0].backing.fileName == "[datastore1] win2003-sql/win2003-sql.vmdk"
+    assert vm.runtime.consolidationNeeded is False
+    assert any(e.kind == "snapshot.remove" for e in host.trace.events)
+
+
+def test_failing_pre_freeze_script_is_application_quiesce_fault(host_si, host):
+    host.add_fault(operation="script", target="*", exit_code=3, times=None)
+    vm = _vm(host_si)
+    task = vm.CreateSnapshot_Task("q", "", False, True)
+    with pytest.raises(vim.fault.ApplicationQuiesceFault):
+        WaitForTask(task)
+    assert task.info.state == "error" and task.info.entity == vm
+    assert vm.snapshot is None
+
+
+def test_host_faults_reach_the_client(host_si, host):
+    vm = _vm(host_si, "rhel5-web")
+    with pytest.raises(vim.fault.InvalidPowerState):
+        WaitForTask(vm.PowerOnVM_Task())
+    with pytest.raises(vim.fault.InvalidName):
+        WaitForTask(vm.CreateSnapshot_Task("", "", False, False))
+    assert WaitForTask(vm.PowerOffVM_Task()) == "success"
+    assert vm.runtime.powerState == "poweredOff"
+    # memory snapshots need a running VM
+    with pytest.raises(vim.fault.InvalidPowerState):
+        WaitForTask(vm.CreateSnapshot_Task("m", "", True, False))
+
+
+def test_remove_without_consolidation_then_consolidate(host_si):
+    vm = _vm(host_si, "rhel5-web")
+    WaitForTask(vm.CreateSnapshot_Task("a", "", False, False))
+    snap = vm.snapshot.currentSnapshot
+    WaitForTask(snap.RemoveSnapshot_Task(False, False))
+    assert vm.runtime.consolidationNeeded is True
+    assert WaitForTask(vm.ConsolidateVMDisks_Task()) == "success"
+    assert vm.runtime.consolidationNeeded is False
+
+
+def test_revert_and_remove_all(host_si):
+    vm = _vm(host_si, "rhel5-web")
+    WaitForTask(vm.CreateSnapshot_Task("one", "", False, False))
+    WaitForTask(vm.CreateSnapshot_Task("two", "", False, False))
+    one = vm.snapshot.rootSnapshotList[0]
+    task = one.snapshot.RevertToSnapshot_Task()
+    assert WaitForTask(task) == "success" and task.info.entity == vm
+    assert vm.snapshot.currentSnapshot == one.snapshot
+    assert vm.runtime.powerState == "poweredOff"  # no memory in the snapshot
+    assert WaitForTask(vm.RemoveAllSnapshots_Task()) == "success"
+    assert vm.snapshot is None
+
+
+def test_changed_block_tracking_on_esxi(esxi_si, esxi):
+    vm = _vm(esxi_si)
+    assert vm.capability.changeTrackingSupported is True
+    assert WaitForTask(vm.ReconfigVM_Task(vim.vm.ConfigSpec(changeTrackingEnabled=True))) == "success"
+    assert vm.config.changeTrackingEnabled is True
+    assert _disks(vm)[0].backing.changeId is None  # active from the next stun on
+    WaitForTask(vm.CreateSnapshot_Task("stun", "", False, False))
+    WaitForTask(vm.snapshot.currentSnapshot.RemoveSnapshot_Task(False))
+    assert _disks(vm)[0].backing.changeId is not None
+    WaitForTask(vm.CreateSnapshot_Task("full", "", False, False))
+    snap = vm.snapshot.currentSnapshot
+    disk = _disks(vm)[0]
+    base_id = disk.backing.changeId
+    assert base_id and base_id.count(" ") == 15 and "/" in base_id
+    assert disk.backing.deltaDiskFormat == "seSparseFormat"
+    # a full backup reads the allocated areas; windows until the capacity
+    offset, total = 0, 0
+    while offset < disk.capacityInBytes:
+        info = vm.QueryChangedDiskAreas(snap, disk.key, offset, "*")
+        assert info.startOffset == offset and info.length > 0
+        total += sum(a.length for a in info.changedArea)
+        offset = info.startOffset + info.length
+    assert total > 0
+    snap_change_id = next(
+        d for d in snap.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)
+    ).backing.changeId
+    WaitForTask(snap.RemoveSnapshot_Task(False))
+    # the guest writes; the next incremental sees the change
+    esxi.guest_fs("win2003-sql").write_bytes("C:\\new.txt", b"x" * 200_000)
+    WaitForTask(vm.CreateSnapshot_Task("incr", "", False, False))
+    snap2 = vm.snapshot.currentSnapshot
+    changed = vm.QueryChangedDiskAreas(snap2, disk.key, 0, snap_change_id)
+    assert sum(a.length for a in changed.changedArea) >= 200_000
+    with pytest.raises(vmodl.fault.InvalidArgument):
+        vm.QueryChangedDiskAreas(snap2, disk.key, 0, "00 11/1")
+
+
+def test_change_tracking_is_not_supported_on_esx35():
+    from pyVim.connect import Disconnect, SmartConnect
+
+    from vcbsim.simulator._host import Host
+    from vcbsim.simulator.soap import HostAdapter, serve
+
+    with serve(HostAdapter(Host.demo("esx-3.5u2"))) as running:
+        si = SmartConnect(host="127.0.0.1", port=running.port, user="user", pwd="pass", disableSslCertValidation=True)
+        vm = _vm(si)
+        assert vm.capability.changeTrackingSupported is False
+        with pytest.raises(vmodl.fault.NotSupported):
+            vm.ReconfigVM_Task(vim.vm.ConfigSpec(changeTrackingEnabled=True))
+        with pytest.raises(vmodl.fault.NotSupported):
+            vm.QueryChangedDiskAreas(None, 2000, 0, "*")
+        Disconnect(si)
+
+
+def _get(server, path, cookie, headers=None, method="GET", body=None):
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ssl._create_unverified_context())
+    try:
+        conn.request(method, path, body=body, headers={"Cookie": cookie, **(headers or {})})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+def test_vm_files_over_http_are_the_hosts_bytes(host_si, host_server, host):
+    cookie = host_si._stub.cookie.split(";")[0]
+    vm = host.find_vm("win2003-sql")
+    q = "?dcPath=ha-datacenter&dsName=datastore1"
+    status, _, body = _get(host_server, f"/folder/win2003-sql/win2003-sql.vmx{q}", cookie)
+    assert status == 200 and body == vm.vmx_text().encode()
+    WaitForTask(_vm(host_si).CreateSnapshot_Task("s", "", False, False))
+    status, _, body = _get(host_server, f"/folder/win2003-sql/win2003-sql-000001.vmdk{q}", cookie)
+    assert status == 200 and b'parentFileNameHint="win2003-sql.vmdk"' in body
+    status, _, body = _get(host_server, f"/folder/win2003-sql/win2003-sql.vmsd{q}", cookie)
+    assert status == 200 and b'displayName = "s"' in body
+    # the flat extent is the base disk's bytes: the MBR signature the guest build wrote
+    status, headers, body = _get(host_server, f"/folder/win2003-sql/win2003-sql-flat.vmdk{q}", cookie,
+                                 {"Range": "bytes=510-511"})
+    assert status == 206 and body == b"\x55\xaa"
+    assert headers["Content-Range"] == f"bytes 510-511/{8 * 1024**3}"
+    # uploads are kept; generated files cannot be overwritten
+    status, _, _ = _get(host_server, f"/folder/win2003-sql/notes.txt{q}", cookie, method="PUT", body=b"hello")
+    assert status == 201
+    assert _get(host_server, f"/folder/win2003-sql/notes.txt{q}", cookie)[2] == b"hello"
+    status, _, _ = _get(host_server, f"/folder/win2003-sql/win2003-sql.vmx{q}", cookie, method="PUT", body=b"x")
+    assert status == 400
+    assert _get(host_server, f"/folder/win2003-sql/win2003-sql.vmx{q}", cookie)[2] == vm.vmx_text().encode()
+
+
+def test_snapshot_cycles_do_not_accumulate_state(host_si, host_server):
+    vm = _vm(host_si, "rhel5-web")
+    for i in range(30):
+        WaitForTask(vm.CreateSnapshot_Task(f"c{i}", "", False, False))
+        WaitForTask(vm.snapshot.currentSnapshot.RemoveSnapshot_Task(False))
+    ep = host_server.endpoint
+    assert ep.filters == {}
+    assert len(ep.tasks) <= ep.tasks.retention
+    assert ep.tasks.completed == 60 and ep.tasks.failed == 0
