@@ -81,7 +81,7 @@ def export_image(
                 name = f"{name[:-5]}-{disk.key}.vmdk"
             names.add(name)
             if fault_point is not None:
-                fault_point("export", name)
+                fault_point("export", f"{vm.name}:{name}")
             view = client.open_disk(vm.moref, disk.key, snapshot_id)
             target = dest / name
             files = write_vmdk(view, target, split=split)

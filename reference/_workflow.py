@@ -265,8 +265,22 @@ class BackupProxy:
             result.fail(step, exc)
 
     def fault_point(self, operation: str, target: str, vm: VMInfo) -> None:
-        """Consult the fault injector where the proxy can fail: ``export``, ``mount``,
-        ``unmount``, ``copy``, and ``crash`` points (``proxy.after-snapshot`` ...)."""
+        """Consult the fault injector where the proxy can fail. Targets (``FaultRule.target``
+        globs) name the VM first:
+
+        ==========  ==========================================  ==========================
+        operation   target                                      step
+        ==========  ==========================================  ==========================
+        export      ``<vm>:<disk file>`` (``win1:win1_1.vmdk``)  WF-1f, per disk
+        mount       ``<vm>:<letter>`` (``win1:D``)                WF-1f, per volume
+        copy        ``<vm>:<guest path or export file>``        WF-2, per file copied
+        unmount     ``<vm>:<mount directory>``                  WF-3a
+        crash       ``proxy.after-snapshot``, ``proxy.after-
+                    expose``, ``proxy.after-copy``                between steps
+        ==========  ==========================================  ==========================
+
+        A rule's ``delay`` passes virtual time; its ``fault`` is raised as that vSphere fault.
+        """
         rule = self.client.check_fault(operation, target, vm=vm.moref)
         if rule is None:
             return
@@ -501,7 +515,8 @@ class BackupProxy:
             )
         except Exception as exc:
             self._failed(vm, "WF-1", "pre-backup", op_id, result, exc)
-            result.cause_step = diagnose_pre_backup(list(self.client.trace.since(mark)), exc)
+            attempt = [e for e in self.client.trace.since(mark) if e.vm in (vm.moref, vm.name)]
+            result.cause_step = diagnose_pre_backup(attempt, exc)
             self._ensure_no_snapshot(vm, result)
             return False
         result.snapshot_id = snap.id
@@ -566,7 +581,7 @@ class BackupProxy:
         assert result.path is not None
 
         def before_copy(target: str) -> None:
-            self.fault_point("copy", target, vm)
+            self.fault_point("copy", f"{vm.name}:{target}", vm)
 
         def progress(n: int) -> None:
             if self.progress is not None:
@@ -613,7 +628,7 @@ class BackupProxy:
             op_id = self._invoke(vm, "WF-3a", "unmount", path=str(path))
             gone = [Path(v) for v in result.letters.values()] or [path]
             try:
-                self.fault_point("unmount", str(path), vm)
+                self.fault_point("unmount", f"{vm.name}:{path.name}", vm)
                 force_remove(path)
             except Exception as exc:
                 self._failed(vm, "WF-3a", "unmount", op_id, result, exc)

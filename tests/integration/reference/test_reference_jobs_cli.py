@@ -41,7 +41,7 @@ def test_jobs_start_at_their_time_respect_the_concurrency_limit_and_keep_history
         sched.add(Job("files", ("name:win2003-sql",), "file", Schedule(t0 + 3600), kind="full"))
         sched.add(Job("same-vm-image", ("name:win2003-sql",), "fullvm", Schedule(t0 + 3600)))
         assert sched.run_until(t0 + 60) == [] and sched.history() == []
-        demo.add_fault(operation="export", target="app1.vmdk", fault="NoDiskSpace")
+        demo.add_fault(operation="export", target="app1:*", fault="NoDiskSpace")
         runs = sched.run_until(t0 + 3600 + 86400)
         assert demo.clock.now >= t0 + 3600 + 86400  # the last runs started then, and took time
         assert len(runs) == 10 and sched.max_active == 2

@@ -170,8 +170,8 @@ FAILURES = {
     "snapshot-timeout": ({"operation": "snapshot.create", "delay": 30.0}, "WF-1", "WF-1d", "FilesystemQuiesceFault"),
     "export-failure": ({"operation": "export", "fault": "NoDiskSpace"}, "WF-1f", None, "NoDiskSpace"),
     "mount-failure": ({"operation": "mount", "target": "win1:D", "fault": "NoDiskSpace"}, "WF-1f", None, "NoDiskSpace"),
-    "copy-failure": ({"operation": "copy", "fault": "NoDiskSpace", "after": 1}, "WF-2", None, "NoDiskSpace"),
-    "unmount-failure": ({"operation": "unmount", "fault": "InvalidState"}, "WF-3a", None, "InvalidState"),
+    "copy-failure": ({"operation": "copy", "target": "win1:*", "fault": "NoDiskSpace", "after": 1}, "WF-2", None, "NoDiskSpace"),
+    "unmount-failure": ({"operation": "unmount", "target": "win1:*", "fault": "InvalidState"}, "WF-3a", None, "InvalidState"),
 }
 
 
@@ -183,7 +183,7 @@ def test_each_failure_path_cleans_up_and_names_the_step(
     rule, step, cause, fault = FAILURES[case]
     # exposing is an export for fullvm and a mount for file: fail the first or the last disk
     if case == "mount-failure" and type == "fullvm":
-        rule = {"operation": "export", "target": "win1_1.vmdk", "fault": "NoDiskSpace"}
+        rule = {"operation": "export", "target": "win1:win1_1.vmdk", "fault": "NoDiskSpace"}
     if case == "export-failure" and type == "file":
         rule = {"operation": "mount", "target": "win1:C", "fault": "NoDiskSpace"}
     vm = host.find_vm("name:win1")
