@@ -264,13 +264,13 @@ class _FatVolumeReader:
     def walk(self) -> Iterator[GuestFile]:
         for dirpath, dirnames, filenames in self._fs.walk("/"):
             base = dirpath.strip("/")
+            stats = {st.name: st for st in self._fs.scandir(dirpath)}  # one directory read
             for name in dirnames:
                 rel = f"{base}/{name}" if base else name
-                st = self._fs.stat("/" + rel)
-                yield GuestFile(rel, True, 0, float(st.mtime))
+                yield GuestFile(rel, True, 0, float(stats[name].mtime))
             for name in filenames:
                 rel = f"{base}/{name}" if base else name
-                st = self._fs.stat("/" + rel)
+                st = stats[name]
                 yield GuestFile(rel, False, int(st.size), float(st.mtime))
 
     def read_bytes(self, path: str) -> bytes:

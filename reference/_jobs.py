@@ -239,7 +239,17 @@ class JobScheduler:
             self.max_active = max(self.max_active, len(active))
             for jr in list(active):
                 assert jr._run is not None
-                if not jr._run.advance():
+                try:
+                    more = jr._run.advance()
+                except Exception as exc:  # refused before any step (a held mount): recorded
+                    jr.error = f"{type(exc).__name__}: {exc}"
+                    jr.result = None
+                    jr.finished = self.proxy.client.clock.now
+                    active.remove(jr)
+                    self._record(jr)
+                    done.append(jr)
+                    continue
+                if not more:
                     active.remove(jr)
                     jr.result = jr._run.result
                     jr.finished = self.proxy.client.clock.now

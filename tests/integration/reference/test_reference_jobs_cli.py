@@ -170,3 +170,21 @@ def test_cli_verb_entry_points_for_the_vcbsim_command(tmp_path: Path, capsys: py
     assert main_jobs(["list", *state]) == 0
     assert main_mount(["--help"]) == 0
     assert "-t {fullvm,file}" in capsys.readouterr().out
+
+
+def test_a_job_refused_for_a_held_mount_is_recorded_not_raised(demo: Any, tmp_path: Path) -> None:
+    proxy = BackupProxy(InProcessHostClient(demo), tmp_path / "proxy")
+    held = proxy.mount("name:rhel5-web", "fullvm")
+    assert held.status == "mounted"
+    with Catalog(tmp_path / "medium") as cat:
+        sched = JobScheduler(proxy, cat, concurrency=3)
+        sched.add(Job("nightly", ("name:rhel5-web", "name:app0", "name:nosuch"), "fullvm", Schedule(demo.clock.now)))
+        runs = sched.run_until(demo.clock.now)
+        by_sel = {r.selector: r for r in runs}
+        assert by_sel["name:app0"].result is not None and by_sel["name:app0"].result.ok
+        assert "already mounted" in by_sel["name:rhel5-web"].error
+        assert "NotFoundError" in by_sel["name:nosuch"].error
+        statuses = sorted((r["selector"], r["status"]) for r in sched.history())
+        assert statuses == [("name:app0", "ok"), ("name:nosuch", "error"), ("name:rhel5-web", "error")]
+    assert len(demo.find_vm("name:rhel5-web").snapshots()) == 1  # the held mount is untouched
+    assert proxy.unmount(Path(held.path or "")).ok
