@@ -2,7 +2,8 @@
 
 ``export_image`` writes ``<root>/<vm>-fullVM/`` with:
 
-- ``<vm>.vmx``: the VM's configuration as the host reports it;
+- ``<vm>.vmx``: the VM's configuration as the host reports it, its disks pointing at the
+  exported VMDKs (not at the snapshot's redo logs);
 - one VMDK per virtual disk, as of the snapshot, named like the disk's base file
   (``<vm>.vmdk``); by default VCB's 2 GB split sparse extents (``twoGbMaxExtentSparse``: a
   descriptor plus ``-s001.vmdk`` ... extents), or one ``monolithicSparse`` file;
@@ -16,6 +17,7 @@ removes the half-written directory before the error propagates.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +27,7 @@ from vcbsim.simulator import StateError
 
 from ._client import DiskInfo, HostClient, VMInfo
 
-__all__ = ["ImageExport", "disk_export_name", "export_image", "read_export_catalog"]
+__all__ = ["ImageExport", "disk_export_name", "export_image", "read_export_catalog", "rewrite_vmx_disks"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,29 @@ def disk_export_name(disk: DiskInfo) -> str:
     name = disk.file_name.split("]", 1)[-1].strip()
     base = posixpath.basename(name.replace("\\", "/")) or f"disk-{disk.key}.vmdk"
     return base if base.endswith(".vmdk") else base + ".vmdk"
+
+
+_FILENAME = re.compile(r'^(?P<dev>\S+:\d+)\.fileName = "(?P<file>[^"]*)"\s*$', re.MULTILINE)
+_REDO = re.compile(r"-\d{6}(?=\.vmdk$)")
+
+
+def rewrite_vmx_disks(text: str, names: dict[str, str]) -> str:
+    """Point each disk of an exported ``.vmx`` at its exported VMDK.
+
+    While the backup snapshot exists the host's ``.vmx`` names the redo logs
+    (``vm-000001.vmdk``), which are not part of the export; each such line is rewritten to
+    the exported base disk (``vm.vmdk``) so the export is a consistent VM. ``names`` maps a
+    disk's base file name to its exported name.
+    """
+
+    def fix(m: re.Match[str]) -> str:
+        base = _REDO.sub("", posixpath.basename(m.group("file")))
+        new = names.get(base)
+        if new is None:
+            return m.group(0)
+        return f'{m.group("dev")}.fileName = "{new}"'
+
+    return _FILENAME.sub(fix, text)
 
 
 def _q(value: object) -> str:
@@ -69,17 +94,20 @@ def export_image(
         raise StateError(msg, path=str(dest))
     dest.mkdir(parents=True)
     try:
-        vmx_text = client.read_vmx(vm.moref)
-        vmx = dest / f"{vm.name}.vmx"
-        vmx.write_text(vmx_text, encoding="utf-8")
         disks: dict[int, Path] = {}
-        names: set[str] = set()
+        names: dict[str, str] = {}
         total = 0
+        exported = {}
         for disk in vm.disks:
             name = disk_export_name(disk)
-            if name in names:
+            if name in names.values():
                 name = f"{name[:-5]}-{disk.key}.vmdk"
-            names.add(name)
+            names[disk_export_name(disk)] = name
+            exported[disk.key] = name
+        vmx = dest / f"{vm.name}.vmx"
+        vmx.write_text(rewrite_vmx_disks(client.read_vmx(vm.moref), names), encoding="utf-8")
+        for disk in vm.disks:
+            name = exported[disk.key]
             if fault_point is not None:
                 fault_point("export", f"{vm.name}:{name}")
             view = client.open_disk(vm.moref, disk.key, snapshot_id)

@@ -83,7 +83,10 @@ def test_image_export_is_read_by_qemu_img_and_equals_the_snapshot(
     assert ("win1-s001.vmdk" in names) is split
     cat = read_export_catalog(export / "catalog")
     assert cat["display_name"] == "win1" and cat["uuid"] == vm.uuid
-    assert (export / "win1.vmx").read_text() == vm.vmx_text()
+    vmx = (export / "win1.vmx").read_text()
+    assert 'scsi0:0.fileName = "win1.vmdk"' in vmx and 'scsi0:1.fileName = "win1_1.vmdk"' in vmx
+    assert "-000001.vmdk" in vm.vmx_text()  # the host's .vmx names the redo logs meanwhile
+    assert vmx.replace("win1.vmdk", "win1-000001.vmdk").replace("win1_1.vmdk", "win1_1-000001.vmdk") == vm.vmx_text()
     for d in vm.disks:
         vmdk = export / cat[f"disk.{d.key}.filename"]
         info = json.loads(
