@@ -256,7 +256,9 @@ def serialize_response(wsdl_name: str, info: Any, result: Any, version: str) -> 
         rinfo = Object(
             name="returnval", type=info.result, version=version, flags=info.resultFlags
         )
-        out.write(SoapAdapter.SerializeToStr(result, rinfo, version, _ns_map(version)))
+        text = SoapAdapter.SerializeToStr(result, rinfo, version, _ns_map(version))
+        # pyVmomi marks its outermost element with the version; hosts do not send it
+        out.write(text.replace(f' versionId="{wire_version(version)}"', "", 1))
     out.write(f"</{wsdl_name}Response>")
     out.write(SoapAdapter.SOAP_END)
     return out.getvalue().encode("utf-8")

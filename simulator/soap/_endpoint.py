@@ -197,6 +197,9 @@ class Endpoint:
     def datastore_refs(self) -> dict[str, Any]:
         return {ds.name: vim.Datastore(moid) for moid, ds in self.datastore_list()}
 
+    def datastore_ref(self, name: str) -> Any:
+        return self.datastore_refs().get(name)
+
     def datastore_info(self, moid: str) -> DatastoreInfo:
         for m, ds in self.datastore_list():
             if m == moid:
@@ -264,7 +267,7 @@ class Endpoint:
             impl = TaskImpl(self, moid)
         elif any(m == moid for m, _ in self.datastore_list()):
             impl = DatastoreImpl(self, moid)
-        elif any(vm.moref == moid for vm in self.backend.vms()):
+        elif self._vm_exists(moid):
             impl = VirtualMachineImpl(self, moid)
         elif self.find_snapshot(moid) is not None:
             impl = SnapshotImpl(self, moid)
@@ -273,6 +276,13 @@ class Endpoint:
         if not isinstance(ref, str) and not issubclass(impl.vim_type, type(ref)):
             return None  # right id, wrong type: not the object the caller means
         return impl
+
+    def _vm_exists(self, moid: str) -> bool:
+        try:
+            self.backend.vm(moid)
+        except (NotFoundError, LookupError):
+            return False
+        return True
 
     def require(self, ref: Any) -> MOImpl:
         impl = self.lookup(ref)

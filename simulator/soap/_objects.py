@@ -227,10 +227,7 @@ class PropertyCollectorImpl(MOImpl):
 
     @soap
     def RetrieveProperties(self, ctx: Context, specSet: list[Any]) -> list[Any]:  # noqa: N802, N803
-        return _collector.retrieve(self.ep, specSet)
-
-    @soap
-    def RetrieveContents(self, ctx: Context, specSet: list[Any]) -> list[Any]:  # noqa: N802, N803
+        """Also what pyVmomi's ``RetrieveContents`` sends."""
         return _collector.retrieve(self.ep, specSet)
 
     @soap
@@ -711,7 +708,7 @@ class VirtualMachineImpl(ManagedEntityImpl):
         return self.vm().name
 
     def p_config(self) -> Any:
-        return _vmprops.build_config(self.vm())
+        return _vmprops.build_config(self.vm(), ds_ref=self.ep.datastore_ref)
 
     def p_runtime(self) -> Any:
         return _vmprops.build_runtime(self.vm(), vim.HostSystem(MOIDS["host"]))
@@ -867,7 +864,7 @@ class SnapshotImpl(MOImpl):
 
     def p_config(self) -> Any:
         vm, snap = self._owner()
-        return _vmprops.build_config(vm, snap.disks or vm.disks)
+        return _vmprops.build_config(vm, snap.disks or vm.disks, ds_ref=self.ep.datastore_ref)
 
     @soap
     def RemoveSnapshot_Task(  # noqa: N802

@@ -9,7 +9,7 @@ pyVmomi's object model and lets every backend get the same, complete answer.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +37,17 @@ _IDE_KEYS = (200, 201)
 _SCSI_KEY = 1000
 
 
+#: datastore name -> ``vim.Datastore`` reference (or None when unknown)
+DsRef = Callable[[str], Any] | None
+
+
+def _datastore_of(path: str) -> str | None:
+    """``[datastore1] vm/vm.vmdk`` -> ``datastore1``."""
+    if path.startswith("[") and "]" in path:
+        return path[1 : path.index("]")]
+    return None
+
+
 def ts(seconds: float) -> datetime:
     """Virtual seconds since the epoch as the aware datetime pyVmomi serialises."""
     return datetime.fromtimestamp(seconds, tz=UTC)
@@ -51,7 +62,7 @@ def iter_snapshots(roots: Sequence[SnapshotInfo]) -> Iterator[tuple[SnapshotInfo
         stack.extend((c, node) for c in reversed(node.children))
 
 
-def _backing(disk: DiskInfo, layers: Sequence[DiskLayer], change_id: str | None) -> Any:
+def _backing(disk: DiskInfo, layers: Sequence[DiskLayer], change_id: str | None, ds_ref: DsRef) -> Any:
     """A disk backing and its ``parent`` chain.
 
     As ESXi reports them: a chain on a flat base is ``FlatVer2BackingInfo`` throughout, the
@@ -86,17 +97,20 @@ def _backing(disk: DiskInfo, layers: Sequence[DiskLayer], change_id: str | None)
         elif top.format == "seSparse":
             backing.deltaDiskFormat = "seSparseFormat"
             backing.deltaGrainSize = 4096
+    name = _datastore_of(top.descriptor)
+    if ds_ref is not None and name is not None:
+        backing.datastore = ds_ref(name)
     if len(layers) > 1:
-        backing.parent = _backing(disk, layers[1:], None)
+        backing.parent = _backing(disk, layers[1:], None, ds_ref)
     return backing
 
 
-def _disk_device(disk: DiskInfo) -> Any:
+def _disk_device(disk: DiskInfo, ds_ref: DsRef) -> Any:
     kb = disk.capacity // 1024
     dev = vim.vm.device.VirtualDisk(
         key=disk.key,
         deviceInfo=vim.Description(label=disk.label, summary=f"{kb:,} KB"),
-        backing=_backing(disk, list(disk.chain), disk.change_id),
+        backing=_backing(disk, list(disk.chain), disk.change_id, ds_ref),
         controllerKey=disk.controller_key,
         unitNumber=disk.unit_number,
         capacityInKB=kb,
@@ -113,7 +127,7 @@ def _disk_device(disk: DiskInfo) -> Any:
     return dev
 
 
-def _devices(disks: Sequence[DiskInfo]) -> list[Any]:
+def _devices(disks: Sequence[DiskInfo], ds_ref: DsRef) -> list[Any]:
     scsi_units = [d.key for d in disks if d.controller_key == _SCSI_KEY]
     devices: list[Any] = [
         vim.vm.device.VirtualPCIController(
@@ -142,7 +156,7 @@ def _devices(disks: Sequence[DiskInfo]) -> list[Any]:
             device=scsi_units,
         ),
     ]
-    devices.extend(_disk_device(d) for d in disks)
+    devices.extend(_disk_device(d, ds_ref) for d in disks)
     return devices
 
 
@@ -150,8 +164,9 @@ def _vm_dir(vm: VMInfo) -> str:
     return vm.vmx_path.rsplit("/", 1)[0] + "/" if "/" in vm.vmx_path else vm.vmx_path
 
 
-def build_config(vm: VMInfo, disks: Sequence[DiskInfo] | None = None) -> Any:
-    """``vim.vm.ConfigInfo`` of the VM (or, with ``disks``, as of a snapshot)."""
+def build_config(vm: VMInfo, disks: Sequence[DiskInfo] | None = None, ds_ref: DsRef = None) -> Any:
+    """``vim.vm.ConfigInfo`` of the VM (or, with ``disks``, as of a snapshot); ``ds_ref`` maps a
+    datastore name to its reference (``backing.datastore``)."""
     disks = vm.disks if disks is None else disks
     vm_dir = _vm_dir(vm)
     change_version = hashlib.sha1(
@@ -208,7 +223,7 @@ def build_config(vm: VMInfo, disks: Sequence[DiskInfo] | None = None) -> Any:
             numCPU=vm.num_cpu,
             numCoresPerSocket=1,
             memoryMB=vm.memory_mb,
-            device=_devices(disks),
+            device=_devices(disks, ds_ref),
         ),
         cpuAllocation=vim.ResourceAllocationInfo(
             reservation=0,

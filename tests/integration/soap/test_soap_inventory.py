@@ -181,6 +181,7 @@ def test_fetch_of_unset_property_is_an_empty_fetch_response(si, server):
     conn.close()
     assert resp.status == 200
     assert '<FetchResponse xmlns="urn:vim25"></FetchResponse>' in text
+    assert "versionId" not in text
 
 
 def test_fetch_of_unknown_property_is_invalid_property(si):

@@ -31,6 +31,7 @@ def test_vm_config_and_disk_backing(vm):
     assert disk.backing.fileName == "[datastore1] win-db/win-db.vmdk"
     assert disk.backing.diskMode == "persistent" and disk.backing.thinProvisioned is True
     assert disk.backing.parent is None
+    assert disk.backing.datastore.name == "datastore1"
     assert disk.capacityInKB * 1024 == disk.capacityInBytes == 64 * 1024**2
     assert disk.controllerKey == 1000 and disk.unitNumber == 0
     assert disk.storageIOAllocation.limit == -1 and disk.storageIOAllocation.shares.shares == 1000
