@@ -14,6 +14,29 @@ dataclasses, never simulator objects.
 Selectors follow VCB's ``vcbMounter -a`` syntax (spec R54-R55): ``name:<display name>``
 (exact, case-sensitive), ``uuid:<bios uuid>``, ``ipaddr:<ip>`` (needs a running VM, the IP
 comes from VMware Tools) and ``moref:<id>``.
+
+What each method is in vSphere terms (for the pyvmomi binding):
+
+=======================  ===================================================================
+method                   vSphere
+=======================  ===================================================================
+``find_vm``              ``SearchIndex.FindByUuid`` / ``FindByIp``; a container view for
+                         ``name:``; ``vim.VirtualMachine(moref)`` for ``moref:``
+``vm_info``              ``config.hardware.device`` (disks), ``guest`` (os family, IP);
+                         volumes come from the disks' partition tables (as VCB did)
+``read_vmx``             datastore HTTP ``GET /folder/<dir>/<vm>.vmx``
+``create_snapshot``      ``CreateSnapshot_Task(name, description, memory, quiesce)``
+``remove_snapshot``      ``RemoveSnapshot_Task(removeChildren=False, consolidate=True)``
+``list_snapshots``       ``snapshot.rootSnapshotList`` (flattened)
+``open_disk``            VDDK / NFC read of the snapshot's disk backing
+``write_disk``           VDDK write (restore)
+``allocated_areas``      ``QueryChangedDiskAreas(changeId="*")``
+``query_changed_areas``  ``QueryChangedDiskAreas``
+``open_volume``          MBR + FAT read from ``open_disk`` (the simulator's FAT reader works on
+                         any ``BlockReader``)
+``check_fault``          a proxy-local ``FaultInjector`` (proxy faults are the proxy's own)
+``trace``                a proxy-local ``Trace``, or the endpoint's control API
+=======================  ===================================================================
 """
 
 from __future__ import annotations
