@@ -399,9 +399,18 @@ def build_layout_ex(vm: VMInfo, now: float) -> Any:
 
 
 def build_layout(vm: VMInfo) -> Any:
-    """The older ``vm.layout`` (Ansible reads it)."""
-    cfg = [f.name for f in vm.files if f.type in ("nvram", "snapshotList")]
-    logs = [f.name for f in vm.files if f.type == "log"]
+    """The older ``vm.layout`` (Ansible reads it).
+
+    ``configFile`` and ``logFile`` are relative to the VM's directory (the API's definition;
+    Ansible joins them to it), disk and snapshot files are datastore paths.
+    """
+    vm_dir = vm.vmx_path.rsplit("/", 1)[0] + "/"
+
+    def relative(name: str) -> str:
+        return name[len(vm_dir):] if name.startswith(vm_dir) else name
+
+    cfg = [relative(f.name) for f in vm.files if f.type in ("nvram", "snapshotList")]
+    logs = [relative(f.name) for f in vm.files if f.type == "log"]
     return vim.vm.FileLayout(
         configFile=cfg,
         logFile=logs,
