@@ -179,6 +179,7 @@ class _Mount:
     event: Event
     path: str
     vm: str | None
+    job: _Job | None = None
 
 
 @dataclass(slots=True)
@@ -210,6 +211,9 @@ class _Job:
     exports: dict[str, Event] = field(default_factory=dict)
     infos: list[Event] = field(default_factory=list)
     file_mounts: list[Event] = field(default_factory=list)
+    crashed: Event | None = None
+    removal_attempts: set[str] = field(default_factory=set)
+    unmount_attempted: bool = False
 
 
 @dataclass(slots=True)
@@ -257,9 +261,11 @@ def _norm_guest_path(p: str, windows: bool) -> str:
 
 
 class _Checker:
-    def __init__(self, events: Sequence[Event], profile: str) -> None:
+    def __init__(self, events: Sequence[Event], profile: str, open_ended: bool = False) -> None:
         self.events = events
         self.profile = profile
+        self.open_ended = open_ended
+        self.last_crash: Event | None = None
         self.out: list[Violation] = []
         self.notes: list[str] = []
         self.unplaced = 0
@@ -769,6 +775,11 @@ class _Checker:
             job = self._new_implicit_job(vm)
         o = _Op(ev, op, op_id, ev.step, vm, job)
         self.ops[op_id] = o
+        if ev.step == "WF-3b":
+            sid = ev.details.get("snapshot")
+            job.removal_attempts.add(str(sid) if sid is not None else "*")
+        if ev.step == "WF-3a":
+            job.unmount_attempted = True
         if job.mode is None and ev.step == "WF-1f":
             job.mode = ev.details.get("kind") or ev.details.get("mode") or ev.details.get("type")
         if ev.step == "WF-2" and job.level is None:
@@ -847,6 +858,9 @@ class _Checker:
             job.exposed = True
         if o.step == "WF-2" or (o.step is None and o.op == "copy"):
             job.copy_ok.append(ev)
+            done_as = ev.details.get("level") or ev.details.get("kind")
+            if done_as in ("full", "differential", "incremental"):
+                job.level = str(done_as)  # what was really done (a first incremental is a full)
         if not self.host_truth and self._is_snapshot_op(o, ev):
             sid = str(ev.details.get("snapshot", o.op_id))
             snap = _Snap(ev, sid, str(o.invoke.details.get("name", "")), o.vm, True, job)
@@ -893,8 +907,8 @@ class _Checker:
         if path in self.mounts:
             self.unplaced_event(ev, f"{path} is already mounted (#{self.mounts[path].event.seq})")
             return
-        self.mounts[path] = _Mount(ev, path, vm)
         job = self.jobs.get(vm)
+        self.mounts[path] = _Mount(ev, path, vm, job)
         snap = self.live_snap(job)
         if snap is None and job is not None and not self._maybe_snapshot(job):
             if job.snap_fail:
@@ -936,6 +950,10 @@ class _Checker:
     def on_crash(self, ev: Event) -> None:
         """A crashed proxy's pending operations have unknown outcomes (Jepsen ``info``)."""
         vm = self.vm_of(ev)
+        self.last_crash = ev
+        for job in self.all_jobs:
+            if vm is None or job.vm == vm:
+                job.crashed = ev
         for op_id, o in list(self.ops.items()):
             if vm is None or o.vm == vm:
                 del self.ops[op_id]
@@ -1036,12 +1054,18 @@ class _Checker:
                      "or op.info); a trace with an unfinished job never passes", o.invoke, vm=o.vm)
             self.unplaced += 1
         for vm, q in self.quiesce.items():
+            if self.open_ended and self.last_crash is not None and self.last_crash.seq > q.start.seq:
+                continue  # a crash left it; the host aborts it before the next operation
             self.add("QSC-END", f"the quiesce operation of {self.show(vm)} begun at #{q.start.seq} never ended; the guest may be "
                      "left frozen", q.start, q.engage, vm=vm)
         for snap in self.snaps.values():
             if not snap.owned:
                 continue
             end = snap.job.op.end if snap.job and snap.job.op else None
+            if self.open_ended and snap.job is not None and (
+                snap.job.crashed is not None or snap.sid in snap.job.removal_attempts or "*" in snap.job.removal_attempts
+            ):
+                continue  # the job tried (or crashed): the next run must clean up (spec F16)
             if snap.state == "exists":
                 self.add("CLN-NO-SNAPSHOT-LEFT", f"backup snapshot '{snap.name}' of {self.show(snap.vm)} created at "
                          f"#{snap.create.seq} was never removed; the VM is left in snapshot mode", snap.create, end, vm=snap.vm)
@@ -1051,15 +1075,20 @@ class _Checker:
                          f"#{u.seq} ({u.details.get('op')}) ended with an unknown outcome and nothing later made sure it is gone",
                          snap.create, u, end, vm=snap.vm)
         for m in self.mounts.values():
+            if self.open_ended and m.job is not None and (m.job.crashed is not None or m.job.unmount_attempted):
+                continue
             self.add("CLN-NO-MOUNT-LEFT", f"{m.path} of {self.show(m.vm)} mounted at #{m.event.seq} was never unmounted",
                      m.event, vm=m.vm)
 
 
-def check_trace(events: Iterable[Event], *, profile: str = "esx-3.5u2") -> CheckReport:
+def check_trace(events: Iterable[Event], *, profile: str = "esx-3.5u2", open_ended: bool = False) -> CheckReport:
     """Check one trace against every rule the trace can decide.
 
     ``events`` come from ``Host.trace``, ``load_jsonl()`` or anywhere else; ``profile`` is the
     host profile the trace was recorded under (it selects profile-specific rules).
+    ``open_ended``: the trace is a prefix of a run that goes on (the suite checks after every
+    job): a snapshot or mount whose job tried to remove it, or crashed, may wait for the next
+    run's cleanup. The final check of a run is never open-ended.
 
     >>> check_trace([], profile="esx-3.5u2").ok
     True
@@ -1073,4 +1102,4 @@ def check_trace(events: Iterable[Event], *, profile: str = "esx-3.5u2") -> Check
             msg = f"events[{i}]"
             raise InvalidDefinition(msg, expected="vcbsim.simulator.Event", got=type(ev).__name__,
                                     hint="load files with vcbsim.simulator.load_jsonl")
-    return _Checker(evs, profile).run()
+    return _Checker(evs, profile, open_ended).run()

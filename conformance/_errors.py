@@ -34,7 +34,10 @@ __all__ = [
 
 
 class KitError(Exception):
-    """Root of every exception the conformance kit raises on purpose."""
+    """Root of every exception the conformance kit raises on purpose. ``case`` names the
+    suite case that raised it, when there is one."""
+
+    case: str | None = None
 
 
 class AdapterError(KitError):
@@ -69,8 +72,11 @@ class ConformanceViolation(KitError):
         *,
         witness: Sequence[Event] = (),
         vm: str | None = None,
+        rule_ids: Sequence[str] = (),
     ) -> None:
         self.rule_id = rule_id
+        #: every rule the failing case broke, this one first
+        self.rule_ids: tuple[str, ...] = tuple(dict.fromkeys([rule_id, *rule_ids]))
         self.explanation = explanation
         self.witness = tuple(witness)
         self.vm = vm

@@ -1,0 +1,263 @@
+"""Adapters: the seams through which the kit drives an implementation under test.
+
+Two narrow protocols (httpx's transport idea):
+
+- ``Orchestrator``: the backup product, proxy side. One call, ``backup(host, vm_name,
+  policy) -> JobResult``, where ``host`` is the reference proxy's host-client seam
+  (``vcbsim.reference.HostClient``: find VM, snapshot, read disks and volumes as of a
+  snapshot, the trace to record ``op.*`` / ``mount`` events into).
+- ``GuestAgent``: the guest side (what VMware Tools does). The simulator's
+  ``VMwareTools`` is one; a vendor's agent replaces it on a VM and is certified on the
+  guest-side rules (SCRIPT, QUIESCE, TIMEOUT families).
+
+``FunctionOrchestrator(handler)`` turns a plain function into an orchestrator (for teachers,
+tests and mutants); ``ReferenceOrchestrator`` wraps the reference proxy.
+
+``CommandAdapter`` is the design of the adapter for products written in any language: the
+kit starts the simulator's SOAP endpoint, runs the product's command with the endpoint's
+address, and reads the result the command prints.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from ._errors import AdapterError, InvalidDefinition
+
+if TYPE_CHECKING:
+    from vcbsim.reference import HostClient
+
+__all__ = [
+    "BackupPolicy",
+    "JobResult",
+    "Orchestrator",
+    "GuestAgent",
+    "FunctionOrchestrator",
+    "ReferenceOrchestrator",
+    "CommandAdapter",
+    "call_adapter",
+]
+
+Mode = Literal["fullvm", "file"]
+Level = Literal["full", "differential", "incremental"]
+
+
+@dataclass(frozen=True, slots=True)
+class BackupPolicy:
+    """What one job is asked to do.
+
+    ``mode``: ``fullvm`` (image-level) or ``file`` (file-level, Windows guests only);
+    ``level``: ``full``, ``differential`` or ``incremental`` (file-level only).
+    """
+
+    mode: Mode = "fullvm"
+    level: Level = "full"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("fullvm", "file"):
+            msg = "BackupPolicy.mode"
+            raise InvalidDefinition(msg, expected="'fullvm' or 'file'", got=self.mode)
+        if self.level not in ("full", "differential", "incremental"):
+            msg = "BackupPolicy.level"
+            raise InvalidDefinition(msg, expected="'full', 'differential' or 'incremental'", got=self.level)
+        if self.mode == "fullvm" and self.level != "full":
+            msg = "BackupPolicy.level"
+            raise InvalidDefinition(msg, expected="'full' for an image-level (fullvm) backup", got=self.level,
+                                    hint="differential and incremental are file-level backup types")
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """What the orchestrator reports about one job.
+
+    ``ok``: the job completed and the backup is usable. ``files``: for file-level backups,
+    every file the backup holds, as guest path (``D:\\Data\\orders.csv``) to the SHA-256 of
+    its content in the backup; the kit compares them with the guest as of the snapshot
+    (CMT-BACKUP-CONTENT). ``None`` when the product cannot say (the check is then skipped
+    and noted).
+    """
+
+    ok: bool
+    error: str = ""
+    files: Mapping[str, str] | None = None
+    backup_id: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Orchestrator(Protocol):
+    """A backup product under test (proxy side)."""
+
+    name: str
+    version: str
+
+    def backup(self, host: HostClient, vm_name: str, policy: BackupPolicy) -> JobResult:
+        """Run one backup job of ``vm_name`` through the seed's workflow. Host faults are the
+        product's to handle: return ``JobResult(ok=False, ...)`` rather than raise."""
+        ...
+
+
+@runtime_checkable
+class GuestAgent(Protocol):
+    """The guest side of quiescing (VMware Tools' ``vmbackup``), as the host calls it."""
+
+    frozen: bool
+
+    @property
+    def running(self) -> bool: ...
+
+    def quiesced_snapshot(self, create: Callable[[], Any], rollback: Callable[[Any], Any], *, timeout: float | None = None) -> Any:
+        """Run the five steps of "When running the scripts" around ``create()``; raise
+        ``ApplicationQuiesceFault`` and friends as the spec says."""
+        ...
+
+
+Handler = Callable[["HostClient", str, BackupPolicy], JobResult]
+
+
+@dataclass(slots=True)
+class FunctionOrchestrator:
+    """An orchestrator backed by a plain function ``handler(host, vm_name, policy)``."""
+
+    handler: Handler
+    name: str = "function"
+    version: str = "0"
+
+    def backup(self, host: HostClient, vm_name: str, policy: BackupPolicy) -> JobResult:
+        return self.handler(host, vm_name, policy)
+
+
+class ReferenceOrchestrator:
+    """The reference proxy (``vcbsim.reference.BackupProxy``) as an ``Orchestrator``.
+
+    ``proxy_factory(client, root)`` builds the proxy (mutants pass a broken subclass); the
+    proxy's working directory and the backup catalog live in a temporary directory owned by
+    this object (``close()`` removes it).
+    """
+
+    def __init__(self, proxy_factory: Callable[[Any, Path], Any] | None = None, *, name: str = "reference",
+                 version: str | None = None) -> None:
+        from vcbsim.reference import BackupProxy
+
+        self.name = name
+        self.version = version or _version()
+        self._factory = proxy_factory or (lambda client, root: BackupProxy(client, root))
+        self._tmp = tempfile.TemporaryDirectory(prefix="vcbsim-kit-")
+        self._root = Path(self._tmp.name)
+        self._catalog: Any = None
+        self._proxy: Any = None
+        self._client: Any = None
+
+    def backup(self, host: HostClient, vm_name: str, policy: BackupPolicy) -> JobResult:
+        from vcbsim.reference import Catalog
+
+        if self._proxy is None or self._client is not host:
+            self._client = host
+            self._proxy = self._factory(host, self._root / "mnt")
+        if self._catalog is None:
+            self._catalog = Catalog(self._root / "catalog")
+        from vcbsim.simulator import InvalidInputError
+
+        kind = policy.level if policy.mode == "file" else None
+        try:
+            r = self._proxy.backup(f"name:{vm_name}", policy.mode, catalog=self._catalog, kind=kind)
+        except InvalidInputError as exc:  # refused before anything ran (e.g. file-level of Linux)
+            return JobResult(ok=False, error=str(exc), details={"status": "refused"})
+        files: dict[str, str] | None = None
+        if r.ok and r.backup_id is not None and policy.mode == "file":
+            files = {e.path: e.sha256 for e in self._catalog.entries(r.backup_id).values() if not e.is_dir and e.sha256}
+        return JobResult(ok=r.ok, error="" if r.ok else r.summary(), files=files,
+                         backup_id=None if r.backup_id is None else str(r.backup_id),
+                         details={"status": r.status, "failed_step": r.failed_step, "fault": r.fault})
+
+    def close(self) -> None:
+        if self._catalog is not None:
+            self._catalog.close()
+            self._catalog = None
+        self._tmp.cleanup()
+
+
+def _version() -> str:
+    from ._rules import KIT_VERSION
+
+    return KIT_VERSION
+
+
+def call_adapter(adapter: Orchestrator, host: HostClient, vm_name: str, policy: BackupPolicy) -> JobResult:
+    """Call ``adapter.backup`` and turn adapter misbehaviour into ``AdapterError`` (ERROR).
+
+    Simulated crashes (``SimulatedCrash``) pass through: they are the kit's own fault
+    injection, not the adapter's misbehaviour.
+    """
+    from vcbsim.simulator import SimulatedCrash
+
+    name = getattr(adapter, "name", type(adapter).__name__)
+    try:
+        result = adapter.backup(host, vm_name, policy)
+    except SimulatedCrash:
+        raise
+    except Exception as exc:
+        msg = (f"adapter {name!r}: backup({vm_name!r}, {policy}) raised {type(exc).__name__}: {exc}; "
+               "an orchestrator reports host faults in JobResult(ok=False, error=...) instead of raising")
+        raise AdapterError(msg, adapter=name, operation="backup") from exc
+    if not isinstance(result, JobResult):
+        msg = (f"adapter {name!r}: backup() returned {type(result).__name__}, expected "
+               "vcbsim.conformance.JobResult")
+        raise AdapterError(msg, adapter=name, operation="backup")
+    return result
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class CommandAdapter:
+    """Design of the adapter for a product in any language (to be built with the SOAP seam).
+
+    For each job the kit
+
+    1. makes sure the simulator's vSphere SOAP endpoint (``vcbsim serve``) serves the
+       example's host, and resets it through the control API;
+    2. runs ``argv`` with ``{url}``, ``{user}``, ``{password}``, ``{vm}``, ``{mode}``,
+       ``{level}`` and ``{trace}`` substituted, in ``cwd``, with ``env`` added and a
+       wall-clock ``timeout`` (the simulated clock is separate);
+    3. reads one JSON object from the command's standard output, in the shape of
+       ``JobResult`` (``{"ok": true, "files": {...}}``); exit code 0 with ``ok: false`` is a
+       reported job failure, any other exit code or unreadable output is an ``AdapterError``;
+    4. appends the proxy events the product wrote to ``{trace}`` (JSON Lines, the published
+       trace schema, ``actor: "proxy"``) to the host's trace, ordered by their virtual time,
+       so the checker sees proxy, host and guest events in one log. A product that records no
+       events is judged on the host's and guest's events alone.
+
+    The product talks to the endpoint with any vSphere client (pyvmomi, govmomi, rbvmomi);
+    the host behaves and faults exactly as in-process.
+    """
+
+    argv: Sequence[str]
+    name: str = "command"
+    version: str = "0"
+    cwd: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = 600.0
+    user: str = "root"
+    password: str = "vcbsim"  # noqa: S105 - the simulator's fixed test credential
+
+    def __post_init__(self) -> None:
+        if not self.argv or not all(isinstance(a, str) for a in self.argv):
+            msg = "CommandAdapter.argv"
+            raise InvalidDefinition(msg, expected="a non-empty list of strings", got=self.argv,
+                                    hint='for example ["./mybackup", "--server", "{url}", "--vm", "{vm}"]')
+
+    def command(self, *, url: str, vm: str, policy: BackupPolicy, trace: str) -> list[str]:
+        """The command line for one job, placeholders filled in."""
+        values = {"url": url, "user": self.user, "password": self.password, "vm": vm,
+                  "mode": policy.mode, "level": policy.level, "trace": trace}
+        return [a.format(**values) for a in self.argv]

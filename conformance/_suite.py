@@ -1,0 +1,768 @@
+"""The conformance suite: drive an implementation against a fresh simulated host, check
+every step, shrink failures to a short step list.
+
+``run(adapter_factory, profile=...)`` is the certification entry point (Hypothesis'
+``run_conformance_test`` idea). A vendor adds one test::
+
+    from vcbsim.conformance import run
+    def test_conformance():
+        run(MyOrchestrator, profile="certify")
+
+Each case is a list of ``Step``s applied to a ``Scenario``: one simulated host (the demo
+inventory: a Windows guest with C:, D: and a letterless volume, a Linux guest), one adapter,
+guest writes, quiescing scripts, fault rules and backup jobs. After every job the scenario
+checks
+
+- the trace so far (``check_trace``, open-ended: leftovers a failed job *tried* to remove,
+  or left by an injected crash, may wait for the next run);
+- the data: the backup holds the guest's files as of the snapshot (CMT-BACKUP-CONTENT), and
+  the live guest still holds every write, including those made in snapshot mode (CMT-DATA);
+
+and at the end (``finish``) faults are disarmed, every VM gets one clean run (which must also
+clean up whatever an earlier failure left, spec F16), and the whole trace is checked with
+nothing left behind.
+
+Order of a run: saved failures from the replay directory first, then the built-in scenarios
+(one per documented failure path), then Hypothesis' random exploration
+(``RuleBasedStateMachine``). The seed, the kit and Hypothesis versions are printed; a
+failure prints a pasteable pytest function and is saved to the replay directory.
+
+Profiles (``KIT_PROFILES``): ``quick`` (a few examples, for every commit), ``dev`` (more, and
+expectation files allowed), ``certify`` (many; refuses skips, filters and expectation files),
+``teach`` (few, printing every step and the trace).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from vcbsim.simulator import Event
+
+from ._adapters import BackupPolicy, JobResult, Orchestrator, call_adapter
+from ._checker import CheckReport, check_trace
+from ._errors import AdapterError, ConformanceViolation, InvalidDefinition, KitError
+from ._report import CaseResult, RunInfo, new_run_info, write_bundle
+from ._rules import HOST_PROFILES, KIT_VERSION
+
+__all__ = [
+    "KitProfile",
+    "KIT_PROFILES",
+    "Step",
+    "Scenario",
+    "SCENARIOS",
+    "RunResult",
+    "run",
+    "pytest_source",
+]
+
+WINDOWS_VM = "win2003-sql"
+LINUX_VM = "rhel5-web"
+VMS = (WINDOWS_VM, LINUX_VM)
+WIN_SCRIPTS = "C:\\Program Files\\VMware\\VMware Tools\\backupScripts.d"
+
+
+@dataclass(frozen=True, slots=True)
+class KitProfile:
+    """One named run mode."""
+
+    name: str
+    max_examples: int
+    step_count: int
+    scenarios: bool = True
+    allow_expectations: bool = False
+    allow_skips: bool = False
+    verbose: bool = False
+    #: stop at the first failing case (quick feedback); certify always runs every case
+    fail_fast: bool = False
+
+
+KIT_PROFILES: dict[str, KitProfile] = {
+    p.name: p
+    for p in (
+        KitProfile("quick", max_examples=8, step_count=6, allow_skips=True, fail_fast=True),
+        KitProfile("dev", max_examples=40, step_count=10, allow_expectations=True, allow_skips=True),
+        KitProfile("certify", max_examples=60, step_count=12),
+        KitProfile("teach", max_examples=2, step_count=5, allow_skips=True, verbose=True, fail_fast=True),
+    )
+}
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One action of a case: ``op`` is a ``Scenario`` method, ``args`` its keyword arguments."""
+
+    op: str
+    args: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, op: str, **args: Any) -> Step:
+        if op not in _STEP_OPS:
+            msg = "step op"
+            raise InvalidDefinition(msg, expected="one of " + ", ".join(_STEP_OPS), got=op)
+        return cls(op, tuple(sorted(args.items())))
+
+    def code(self) -> str:
+        """The step as a line of Python against a ``Scenario`` named ``s``."""
+        return f"s.{self.op}(" + ", ".join(f"{k}={v!r}" for k, v in self.args) + ")"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": self.op, "args": dict(self.args)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Step:
+        args = {k: (tuple(v) if isinstance(v, list) else v) for k, v in dict(d.get("args", {})).items()}
+        return cls.of(str(d["op"]), **args)
+
+
+_STEP_OPS = ("write", "add_script", "remove_script", "arm_fault", "backup")
+
+
+# ----------------------------------------------------------------------------- scenario
+
+
+def _norm(path: str) -> str:
+    return path.replace("/", "\\").casefold() if ":" in path[:2] else path
+
+
+class Scenario:
+    """One simulated host, one orchestrator, and the steps applied so far.
+
+    Every method is one step and is recorded (``steps``), so a failing case prints as a
+    pasteable test. Violations raise ``ConformanceViolation`` (FAIL); adapter misbehaviour
+    raises ``AdapterError`` (ERROR).
+    """
+
+    def __init__(
+        self,
+        adapter_factory: Callable[[], Orchestrator],
+        *,
+        host_profile: str = "esx-3.5u2",
+        seed: int = 0,
+        guest_agent_factory: Callable[[Any], Any] | None = None,
+        out: TextIO | None = None,
+    ) -> None:
+        from vcbsim.reference import InProcessHostClient
+        from vcbsim.simulator._host import Host
+
+        if host_profile not in HOST_PROFILES:
+            msg = "host profile"
+            raise InvalidDefinition(msg, expected="one of " + ", ".join(HOST_PROFILES), got=host_profile)
+        self.host_profile = host_profile
+        self.host = Host.demo(host_profile, seed=seed)
+        if guest_agent_factory is not None:
+            for vm in self.host.vms.values():
+                if vm.tools is not None:
+                    vm.tools = guest_agent_factory(vm.tools)
+        self.client = InProcessHostClient(self.host)
+        try:
+            self.adapter = adapter_factory()
+        except Exception as exc:
+            msg = f"adapter factory {adapter_factory!r} raised {type(exc).__name__}: {exc}"
+            raise AdapterError(msg, operation="factory") from exc
+        self.steps: list[Step] = []
+        self.results: list[JobResult] = []
+        self.out = out
+        self.statistics: dict[str, int] = {"jobs": 0, "jobs_ok": 0, "faults_armed": 0, "writes": 0}
+        self._during: list[tuple[str, str, str]] = []
+        self._scripts: set[str] = set()
+        self._unsubscribe = self.host.trace.subscribe(self._on_event)
+
+    # -- steps ------------------------------------------------------------------------
+    def _record(self, step: Step) -> None:
+        self.steps.append(step)
+        if self.out is not None:
+            self.out.write(step.code() + "\n")
+
+    def write(self, vm: str, path: str, text: str) -> None:
+        """The guest writes a file (between jobs)."""
+        self._record(Step.of("write", vm=vm, path=path, text=text))
+        self._guest_write(vm, path, text)
+
+    def _guest_write(self, vm: str, path: str, text: str) -> None:
+        from vcbsim.simulator import StateError
+
+        try:
+            fs = self.host.guest_fs(vm)
+        except StateError:
+            return  # a frozen guest holds its writes; the workload retries later
+        sep = "\\" if "\\" in path else "/"
+        parent = path.rsplit(sep, 1)[0]
+        if parent and len(parent) > 2 and not fs.exists(parent):
+            fs.mkdir(parent)
+        fs.write_bytes(path, text.encode())
+        self.statistics["writes"] += 1
+
+    def add_script(self, name: str, exit_code: int = 0, sleep: float = 0.0, phase: str = "") -> None:
+        """Install a quiescing script in the Windows guest's backupScripts.d."""
+        self._record(Step.of("add_script", name=name, exit_code=exit_code, sleep=sleep, phase=phase))
+        tag = f"[{phase}] " if phase else ""
+        lines = ["@echo off", f"echo {name} %1 >> C:\\vcb-quiesce.log"]
+        if sleep:
+            lines.append(f"{tag}sleep {sleep:g}")
+        if exit_code:
+            lines.append(f"{tag}exit {exit_code}")
+        fs = self.host.guest_fs(WINDOWS_VM)
+        if not fs.exists(WIN_SCRIPTS):
+            fs.mkdir(WIN_SCRIPTS)
+        fs.write_bytes(f"{WIN_SCRIPTS}\\{name}", ("\r\n".join(lines) + "\r\n").encode())
+        self._scripts.add(name)
+
+    def remove_script(self, name: str) -> None:
+        self._record(Step.of("remove_script", name=name))
+        fs = self.host.guest_fs(WINDOWS_VM)
+        path = f"{WIN_SCRIPTS}\\{name}"
+        if fs.exists(path):
+            fs.delete(path)
+        self._scripts.discard(name)
+
+    def arm_fault(self, operation: str, target: str = "*", fault: str | None = None, delay: float = 0.0,
+                  exit_code: int | None = None, times: int = 1) -> None:
+        """Arm one fault rule on the host (``vcbsim.simulator.FaultRule``)."""
+        self._record(Step.of("arm_fault", operation=operation, target=target, fault=fault, delay=delay,
+                             exit_code=exit_code, times=times))
+        self.host.add_fault(operation=operation, target=target, fault=fault, delay=delay, exit_code=exit_code,
+                            times=times, label=f"kit:{operation}")
+        self.statistics["faults_armed"] += 1
+
+    def backup(self, vm: str, mode: str = "fullvm", level: str = "full",
+               during: tuple[tuple[str, str], ...] = ()) -> JobResult | None:
+        """Run one job through the adapter; ``during``: guest writes made once the snapshot is
+        exposed (the VM keeps running in snapshot mode, seed step 2). Then check."""
+        from vcbsim.simulator import SimulatedCrash
+
+        self._record(Step.of("backup", vm=vm, mode=mode, level=level, during=tuple(tuple(d) for d in during)))
+        policy = BackupPolicy(mode, level)  # type: ignore[arg-type]
+        mark = len(self.host.trace)
+        self._during = [(vm, p, t) for p, t in during]
+        self.statistics["jobs"] += 1
+        result: JobResult | None
+        try:
+            result = call_adapter(self.adapter, self.client, vm, policy)
+        except SimulatedCrash:
+            result = None
+        finally:
+            self._during = []
+        if result is not None:
+            self.results.append(result)
+            self.statistics["jobs_ok"] += int(result.ok)
+        self.check(open_ended=True)
+        self._check_data(vm, policy, result, mark)
+        return result
+
+    def apply(self, step: Step) -> Any:
+        return getattr(self, step.op)(**dict(step.args))
+
+    # -- checks -----------------------------------------------------------------------
+    def _on_event(self, ev: Event) -> None:
+        if self._during and ev.kind in ("mount", "disk.export") and ev.vm is not None:
+            pending, self._during = self._during, []
+            for vm, path, text in pending:
+                if self.host.find_vm(vm).moref == ev.vm:
+                    self._guest_write(vm, path, text)
+                else:
+                    self._during.append((vm, path, text))
+
+    def check(self, *, open_ended: bool = False) -> CheckReport:
+        report = check_trace(self.host.trace.events, profile=self.host_profile, open_ended=open_ended)
+        if report.violations:
+            exc = report.violations[0].as_exception()
+            exc.rule_ids = tuple(report.rule_ids())
+            for v in report.violations[1:]:
+                exc.add_note(v.format())
+            raise exc
+        return report
+
+    def _model(self, vm: str, upto: int) -> dict[str, tuple[str, str]]:
+        """Guest files of ``vm`` as the trace says they were before event ``upto``:
+        normalised path -> (path, sha256)."""
+        moref = self.host.find_vm(vm).moref
+        files: dict[str, tuple[str, str]] = {}
+        for e in self.host.trace.events[:upto]:
+            if e.vm != moref:
+                continue
+            if e.kind == "guest.write":
+                files[_norm(str(e.details["path"]))] = (str(e.details["path"]), str(e.details.get("sha256")))
+            elif e.kind == "guest.delete":
+                files.pop(_norm(str(e.details["path"])), None)
+        return files
+
+    def _check_data(self, vm: str, policy: BackupPolicy, result: JobResult | None, mark: int) -> None:
+        events = self.host.trace.events
+        moref = self.host.find_vm(vm).moref
+        # the backup holds the files as of the snapshot
+        if result is not None and result.ok and policy.mode == "file" and result.files is not None:
+            snaps = [e for e in events[mark:] if e.kind == "snapshot.create" and e.vm == moref]
+            if snaps:
+                snap = snaps[-1]
+                model = {k: v for k, v in self._model(vm, snap.seq).items() if v[0][:1].upper() in ("C", "D")}
+                got = {_norm(p): (p, h) for p, h in result.files.items()}
+                wrong = [got[k][0] for k in got if k in model and model[k][1] != got[k][1]]
+                missing = [model[k][0] for k in model if k not in got]
+                extra = [got[k][0] for k in got if k not in model]
+                if wrong or missing or extra:
+                    parts = []
+                    if wrong:
+                        parts.append(f"holds other content than the guest had at the snapshot for {', '.join(wrong[:3])}")
+                    if missing:
+                        parts.append(f"lacks {', '.join(missing[:3])}")
+                    if extra:
+                        parts.append(f"holds {', '.join(extra[:3])}, which did not exist at the snapshot")
+                    why = (f"the {policy.level} file-level backup of {vm} " + "; ".join(parts)
+                           + f" (snapshot #{snap.seq}); a backup equals the guest as of its snapshot")
+                    raise ConformanceViolation("CMT-BACKUP-CONTENT", why, witness=(snap,), vm=moref)
+        # after the job the live guest holds every write (nothing lost by the commit)
+        for name in VMS:
+            vmobj = self.host.find_vm(name)
+            if vmobj.tools is not None and vmobj.tools.frozen:
+                continue
+            fs = self.host.guest_fs(name)
+            for _, (path, digest) in self._model(name, len(events)).items():
+                try:
+                    data = fs.read_bytes(path)
+                except Exception:  # noqa: BLE001 - reported below as a lost write
+                    data = None
+                if data is None or hashlib.sha256(data).hexdigest() != digest:
+                    last = next(e for e in reversed(events) if e.kind == "guest.write" and e.details.get("path") == path)
+                    why = (f"after the job of {vm}, {name} no longer holds the write to {path} made at #{last.seq}; "
+                           "taking the VM out of snapshot mode commits every guest write (step 3b)")
+                    raise ConformanceViolation("CMT-DATA", why, witness=(last,), vm=vmobj.moref)
+
+    def finish(self) -> CheckReport:
+        """Disarm faults, give every VM one clean run, and check that nothing is left behind."""
+        self.host.faults.clear()
+        for name in sorted(self._scripts):  # a failing script is a fault too
+            self.host.guest_fs(WINDOWS_VM).delete(f"{WIN_SCRIPTS}\\{name}")
+        self._scripts.clear()
+        for name in VMS:
+            vmobj = self.host.find_vm(name)
+            if vmobj.tools is not None and vmobj.tools.frozen:
+                vmobj.tools.abort()  # the host's vmbackup.abort for a guest left frozen
+            result = call_adapter(self.adapter, self.client, name, BackupPolicy("fullvm"))
+            if not result.ok:
+                snaps = [s.name for s in self.host.find_vm(name).snapshots()]
+                msg = (f"the clean run of {name} after the case failed: {result.error or 'no reason given'}; with no "
+                       f"faults armed a job must succeed (snapshots on the VM: {snaps or 'none'})")
+                raise AdapterError(msg, adapter=getattr(self.adapter, "name", ""), operation="backup")
+        report = self.check()
+        for name in VMS:
+            left = [s.name for s in self.host.find_vm(name).snapshots()]
+            if left:
+                why = f"after the final clean run {name} still has snapshots {left}; nothing may be left behind"
+                raise ConformanceViolation("CLN-NO-SNAPSHOT-LEFT", why, vm=self.host.find_vm(name).moref)
+        return report
+
+    def close(self) -> None:
+        self._unsubscribe()
+        closer = getattr(self.adapter, "close", None)
+        if callable(closer):
+            closer()
+
+
+# ----------------------------------------------------------------------------- scenarios
+
+_S = Step.of
+#: Built-in scenarios: one per documented path, run before the random exploration.
+SCENARIOS: dict[str, tuple[Step, ...]] = {
+    "image-backup": (
+        _S("write", vm=WINDOWS_VM, path="D:\\Data\\new.txt", text="before"),
+        _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=(("D:\\Data\\during.txt", "in snapshot mode"),)),
+        _S("backup", vm=LINUX_VM, mode="fullvm", level="full", during=(("/var/www/during.html", "x"),)),
+    ),
+    "file-backup-series": (
+        _S("backup", vm=WINDOWS_VM, mode="file", level="full", during=(("D:\\Data\\a.txt", "during full"),)),
+        _S("write", vm=WINDOWS_VM, path="D:\\Data\\b.txt", text="after full"),
+        _S("backup", vm=WINDOWS_VM, mode="file", level="incremental", during=()),
+        _S("write", vm=WINDOWS_VM, path="D:\\Data\\c.txt", text="after incremental"),
+        _S("backup", vm=WINDOWS_VM, mode="file", level="differential", during=()),
+        _S("write", vm=WINDOWS_VM, path="C:\\d.txt", text="after differential"),
+        _S("backup", vm=WINDOWS_VM, mode="file", level="incremental", during=()),
+    ),
+    "file-level-linux-refused": (
+        _S("backup", vm=LINUX_VM, mode="file", level="full", during=()),
+    ),
+    "freeze-script-fails": (
+        _S("add_script", name="15-check.bat", exit_code=3, sleep=0.0, phase="freeze"),
+        _S("add_script", name="30-late.bat", exit_code=0, sleep=0.0, phase=""),
+        _S("backup", vm=WINDOWS_VM, mode="file", level="full", during=()),
+    ),
+    "thaw-script-fails": (
+        _S("add_script", name="25-thaw.bat", exit_code=1, sleep=0.0, phase="thaw"),
+        _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=()),
+    ),
+    "engage-fails": (
+        _S("arm_fault", operation="quiesce.engage", target="*", fault="SystemError", delay=0.0, exit_code=None, times=1),
+        _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=()),
+    ),
+    "snapshot-fails-while-frozen": (
+        _S("arm_fault", operation="snapshot.create", target="*", fault="NoDiskSpace", delay=0.0, exit_code=None, times=1),
+        _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=()),
+        _S("backup", vm=LINUX_VM, mode="fullvm", level="full", during=()),
+    ),
+    "thaw-fails": (
+        _S("arm_fault", operation="quiesce.disengage", target="*", fault="SystemError", delay=0.0, exit_code=None, times=1),
+        _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=()),
+    ),
+    "guest-abort-timer": (
+        _S("add_script", name="12-slow.bat", exit_code=0, sleep=1000.0, phase="freeze"),
+        _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=()),
+    ),
+    "expose-fails": (
+        _S("arm_fault", operation="mount", target="*", fault="FileFault", delay=0.0, exit_code=None, times=1),
+        _S("backup", vm=WINDOWS_VM, mode="file", level="full", during=()),
+        _S("arm_fault", operation="export", target="*", fault="FileFault", delay=0.0, exit_code=None, times=1),
+        _S("backup", vm=LINUX_VM, mode="fullvm", level="full", during=()),
+    ),
+    "copy-fails": (
+        _S("arm_fault", operation="copy", target="*", fault="FileFault", delay=0.0, exit_code=None, times=1),
+        _S("backup", vm=WINDOWS_VM, mode="file", level="full", during=()),
+    ),
+    "commit-fails-then-next-run-cleans": (
+        _S("arm_fault", operation="snapshot.remove", target="*", fault="TaskInProgress", delay=0.0, exit_code=None, times=2),
+        _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=()),
+        _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=()),
+    ),
+    "proxy-crash-then-next-run-cleans": (
+        _S("arm_fault", operation="crash", target="proxy.after-expose", fault=None, delay=0.0, exit_code=None, times=1),
+        _S("backup", vm=WINDOWS_VM, mode="file", level="full", during=()),
+        _S("backup", vm=WINDOWS_VM, mode="file", level="full", during=()),
+    ),
+}
+
+
+# ----------------------------------------------------------------------------- state machine
+
+_FAULTS: tuple[dict[str, Any], ...] = (
+    {"operation": "snapshot.create", "fault": "NoDiskSpace"},
+    {"operation": "quiesce.engage", "fault": "SystemError"},
+    {"operation": "quiesce.disengage", "fault": "SystemError"},
+    {"operation": "mount", "fault": "FileFault"},
+    {"operation": "export", "fault": "FileFault"},
+    {"operation": "copy", "fault": "FileFault"},
+    {"operation": "unmount", "fault": "FileFault"},
+    {"operation": "snapshot.remove", "fault": "TaskInProgress"},
+    {"operation": "crash", "target": "proxy.after-snapshot"},
+    {"operation": "crash", "target": "proxy.after-expose"},
+    {"operation": "snapshot.create", "delay": 20.0},
+)
+
+
+def _machine(adapter_factory: Callable[[], Orchestrator], host_profile: str, sink: list[Scenario],
+             guest_agent_factory: Callable[[Any], Any] | None) -> type:
+    from hypothesis import strategies as st
+    from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+    names = st.sampled_from(["05-first.bat", "15-Mid.bat", "15-mid.bat", "40-last.cmd", "9-nine.bat"])
+    text = st.text(alphabet="abcxyz0123 ", min_size=0, max_size=12)
+    win_paths = st.sampled_from(["D:\\Data\\orders.csv", "D:\\Data\\new.txt", "C:\\temp.txt", "D:\\Data\\Reports\\q3.txt"])
+    lin_paths = st.sampled_from(["/var/www/index.html", "/var/www/new.html"])
+    writes = st.one_of(st.tuples(st.just(WINDOWS_VM), win_paths, text), st.tuples(st.just(LINUX_VM), lin_paths, text))
+    policies = st.one_of(
+        st.tuples(st.sampled_from(VMS), st.just("fullvm"), st.just("full")),
+        st.tuples(st.just(WINDOWS_VM), st.just("file"), st.sampled_from(["full", "incremental", "differential"])),
+        st.tuples(st.just(LINUX_VM), st.just("file"), st.just("full")),
+    )
+
+    class KitMachine(RuleBasedStateMachine):
+        """Drives the adapter: guest writes, scripts, faults and jobs; checks after each job."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.s = Scenario(adapter_factory, host_profile=host_profile, guest_agent_factory=guest_agent_factory)
+            sink.append(self.s)
+            self.scripts: set[str] = set()
+
+        @rule(w=writes)
+        def write(self, w: tuple[str, str, str]) -> None:
+            self.s.write(*w)
+
+        @rule(name=names, exit_code=st.sampled_from([0, 0, 0, 1, 3]), sleep=st.sampled_from([0.0, 0.0, 2.0, 700.0]),
+              phase=st.sampled_from(["", "", "freeze", "thaw"]))
+        def add_script(self, name: str, exit_code: int, sleep: float, phase: str) -> None:
+            self.s.add_script(name, exit_code, sleep, phase)
+            self.scripts.add(name)
+
+        @precondition(lambda self: bool(self.scripts))
+        @rule(data=st.data())
+        def remove_script(self, data: Any) -> None:
+            name = data.draw(st.sampled_from(sorted(self.scripts)))
+            self.s.remove_script(name)
+            self.scripts.discard(name)
+
+        @rule(f=st.sampled_from(_FAULTS), times=st.sampled_from([1, 2]))
+        def arm_fault(self, f: dict[str, Any], times: int) -> None:
+            self.s.arm_fault(f["operation"], f.get("target", "*"), f.get("fault"), f.get("delay", 0.0), None, times)
+
+        @rule(p=policies, during=st.lists(st.tuples(win_paths, text), max_size=2))
+        def backup(self, p: tuple[str, str, str], during: list[tuple[str, str]]) -> None:
+            vm, mode, level = p
+            dur = tuple(during) if vm == WINDOWS_VM else ()
+            self.s.backup(vm, mode, level, dur)
+
+        @invariant()
+        def no_guest_left_frozen_between_jobs(self) -> None:
+            for vm in self.s.host.vms.values():
+                if vm.tools is not None and getattr(vm.tools, "frozen", False) and vm.tools.phase == "IDLE":
+                    why = f"{vm.name} is still frozen although no quiesce operation is running"
+                    raise ConformanceViolation("QSC-UNQUIESCE", why, vm=vm.moref)
+
+        def teardown(self) -> None:
+            try:
+                self.s.finish()
+            finally:
+                self.s.close()
+
+    return KitMachine
+
+
+# ----------------------------------------------------------------------------- run
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What ``run`` did: the run info, one ``CaseResult`` per case, and the bundle path."""
+
+    run_info: RunInfo
+    cases: tuple[CaseResult, ...]
+    bundle: Path | None = None
+    statistics: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.outcome == "pass" for c in self.cases)
+
+
+def pytest_source(steps: Sequence[Step], *, name: str, host_profile: str, adapter: str) -> str:
+    """A pasteable pytest function that replays ``steps`` (our API names, no Hypothesis)."""
+    safe = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_").lower() or "case"
+    body = "\n".join(f"    {st.code()}" for st in steps)
+    return (
+        f"def test_regression_{safe}():\n"
+        f"    from vcbsim.conformance import Scenario\n"
+        f"    s = Scenario({adapter}, host_profile={host_profile!r})\n"
+        f"{body}\n"
+        f"    s.finish()\n"
+    )
+
+
+def _replay(steps: Sequence[Step], adapter_factory: Callable[[], Orchestrator], host_profile: str,
+            guest_agent_factory: Callable[[Any], Any] | None, out: TextIO | None) -> Scenario:
+    s = Scenario(adapter_factory, host_profile=host_profile, guest_agent_factory=guest_agent_factory, out=out)
+    try:
+        for st in steps:
+            s.apply(st)
+        s.finish()
+    finally:
+        s.close()
+    return s
+
+
+def _outcome(exc: BaseException) -> tuple[str, tuple[str, ...], str, tuple[dict[str, Any], ...]]:
+    if isinstance(exc, ConformanceViolation):
+        rules = exc.rule_ids
+        viol = ({"rule": exc.rule_id, "severity": "fail", "vm": exc.vm, "explanation": exc.explanation,
+                 "witness": [e.to_dict() for e in exc.witness]},)
+        return "fail", rules, exc.explanation, viol
+    return "error", (), f"{type(exc).__name__}: {exc}", ()
+
+
+def run(
+    adapter_factory: Callable[[], Orchestrator],
+    *,
+    profile: str = "quick",
+    seed: int | None = None,
+    report: str | Path | None = None,
+    host_profile: str = "esx-3.5u2",
+    replay_dir: str | Path | None = None,
+    guest_agent_factory: Callable[[Any], Any] | None = None,
+    scenarios: Iterable[str] | None = None,
+    expectations: Mapping[str, str] | None = None,
+    explore: bool = True,
+    out: TextIO | None = None,
+) -> RunResult:
+    """Run the conformance suite against ``adapter_factory()`` and raise on the first failure.
+
+    Args:
+        adapter_factory: builds a fresh ``Orchestrator`` per case.
+        profile: ``quick``, ``dev``, ``certify`` or ``teach`` (``KIT_PROFILES``).
+        seed: Hypothesis seed (printed; ``None`` draws one).
+        report: write a results bundle to this directory.
+        host_profile: ``esx-3.5u1``, ``esx-3.5u2`` or ``esxi-7.0``.
+        replay_dir: saved failing step lists (``*.json``) replay first; new failures are saved.
+        guest_agent_factory: ``factory(default_tools) -> GuestAgent`` to certify a guest agent.
+        scenarios: run only these built-in scenarios (a filter; refused by ``certify``).
+        expectations: ``{case name: "fail"}`` known failures (``dev`` only).
+        explore: run the Hypothesis exploration after the scenarios (refused off by certify).
+
+    Returns a ``RunResult`` when every case passed (or failed as expected); otherwise raises
+    the first failure: ``ConformanceViolation`` (FAIL) or ``AdapterError`` (ERROR).
+
+    .. versionadded:: 0.1.0
+    """
+    import hypothesis
+    from hypothesis import HealthCheck, Verbosity, settings
+    from hypothesis.stateful import get_state_machine_test
+
+    if profile not in KIT_PROFILES:
+        msg = "kit profile"
+        raise InvalidDefinition(msg, expected="one of " + ", ".join(KIT_PROFILES), got=profile)
+    kp = KIT_PROFILES[profile]
+    if host_profile not in HOST_PROFILES:
+        msg = "host profile"
+        raise InvalidDefinition(msg, expected="one of " + ", ".join(HOST_PROFILES), got=host_profile)
+    if expectations and not kp.allow_expectations:
+        msg = f"expectations with profile {profile!r}"
+        raise InvalidDefinition(msg, expected="no expectation file", got=sorted(expectations),
+                                hint="expectation files are for the 'dev' profile; certify judges every case")
+    if (scenarios is not None or not explore) and not kp.allow_skips:
+        msg = f"filters with profile {profile!r}"
+        raise InvalidDefinition(msg, expected="every scenario and the exploration", got=list(scenarios or []),
+                                hint="certify refuses skips and filters")
+    out = out if out is not None else sys.stdout
+    if seed is None:
+        import random
+
+        seed = random.SystemRandom().randrange(2**32)
+    names = list(SCENARIOS) if scenarios is None else list(scenarios)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        msg = "scenarios"
+        raise InvalidDefinition(msg, expected="names from SCENARIOS: " + ", ".join(SCENARIOS), got=unknown)
+    probe = adapter_factory()
+    adapter_name = str(getattr(probe, "name", type(probe).__name__))
+    adapter_version = str(getattr(probe, "version", ""))
+    closer = getattr(probe, "close", None)
+    if callable(closer):
+        closer()
+    info = new_run_info(kit_profile=profile, host_profile=host_profile, seed=seed, adapter_name=adapter_name,
+                        adapter_version=adapter_version,
+                        config={"max_examples": kp.max_examples, "step_count": kp.step_count,
+                                "scenarios": names, "explore": explore,
+                                "filters": None if scenarios is None else names,
+                                "expectations": dict(expectations or {}), "replay_dir": str(replay_dir or "")})
+    out.write(f"vcbsim conformance kit {KIT_VERSION}, hypothesis {hypothesis.__version__}, profile {profile}, "
+              f"host {host_profile}, adapter {adapter_name} {adapter_version}, seed {seed}\n")
+    teach_out = out if kp.verbose else None
+    cases: list[CaseResult] = []
+    stats: dict[str, int] = {}
+    adapter_ref = getattr(adapter_factory, "__qualname__", repr(adapter_factory))
+
+    def record(name: str, steps: Sequence[Step], started: float, exc: BaseException | None, trace: Sequence[Event],
+               scen_stats: Mapping[str, int]) -> None:
+        for k, v in scen_stats.items():
+            stats[k] = stats.get(k, 0) + v
+        dur = time.perf_counter() - started
+        codes = tuple(st.code() for st in steps)
+        if exc is None:
+            cases.append(CaseResult(name, "pass", duration=dur, steps=codes))
+            return
+        outcome, rules, message, viol = _outcome(exc)
+        if expectations and expectations.get(name) == outcome:
+            cases.append(CaseResult(name, "skip", message=f"expected {outcome}: {message}", duration=dur, steps=codes))
+            return
+        cases.append(CaseResult(name, outcome, message=message, rules=rules, duration=dur, steps=codes,  # type: ignore[arg-type]
+                                violations=viol, trace=tuple(trace)))
+        src = pytest_source(steps, name=name, host_profile=host_profile, adapter=adapter_ref)
+        out.write(f"\n{outcome.upper()} {name}: {message}\nReproduce with:\n\n{src}\n")
+        if replay_dir is not None:
+            d = Path(replay_dir)
+            d.mkdir(parents=True, exist_ok=True)
+            doc = {"name": name, "host_profile": host_profile, "seed": seed, "rules": list(rules),
+                   "steps": [st.to_dict() for st in steps]}
+            (d / f"{name.replace('/', '-')}.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+    def run_steps(name: str, steps: Sequence[Step]) -> None:
+        started = time.perf_counter()
+        sink: list[Scenario] = []
+        try:
+            s = _replay(steps, adapter_factory, host_profile, guest_agent_factory, teach_out)
+            sink.append(s)
+        except KitError as exc:
+            record(name, steps, started, exc, _last_trace(adapter_factory, host_profile, steps, guest_agent_factory), {})
+        else:
+            record(name, steps, started, None, (), s.statistics)
+
+    # 1. saved failures replay first
+    if replay_dir is not None and Path(replay_dir).is_dir():
+        for f in sorted(Path(replay_dir).glob("*.json")):
+            doc = json.loads(f.read_text(encoding="utf-8"))
+            run_steps(f"replay/{f.stem}", [Step.from_dict(d) for d in doc["steps"]])
+    def failed() -> bool:
+        return kp.fail_fast and any(c.outcome in ("fail", "error") for c in cases)
+
+    # 2. the built-in scenarios
+    for name in names:
+        if failed():
+            break
+        run_steps(f"scenario/{name}", SCENARIOS[name])
+    # 3. random exploration
+    if explore and not failed():
+        sink: list[Scenario] = []
+        machine = _machine(adapter_factory, host_profile, sink, guest_agent_factory)
+        hs = settings(max_examples=kp.max_examples, stateful_step_count=kp.step_count, deadline=None, database=None,
+                      suppress_health_check=list(HealthCheck), print_blob=False, report_multiple_bugs=False,
+                      verbosity=Verbosity.verbose if kp.verbose else Verbosity.quiet)
+        test = hypothesis.seed(seed)(get_state_machine_test(machine, settings=hs))
+        started = time.perf_counter()
+        try:
+            test()
+        except (KitError, AssertionError) as exc:
+            last = sink[-1]
+            record("explore", list(last.steps), started, exc, last.host.trace.events,
+                   {k: sum(s.statistics.get(k, 0) for s in sink) for k in last.statistics})
+        else:
+            record("explore", (), started, None, (),
+                   {k: sum(s.statistics.get(k, 0) for s in sink) for k in ("jobs", "jobs_ok", "faults_armed", "writes")})
+            stats["examples"] = len(sink)
+    info = RunInfo(**{**info.to_dict(), "finished": _now()})
+    bundle = write_bundle(report, info, cases, statistics=stats) if report is not None else None
+    totals = {o: sum(1 for c in cases if c.outcome == o) for o in ("pass", "fail", "error", "skip")}
+    out.write(f"{len(cases)} cases: " + ", ".join(f"{v} {k}" for k, v in totals.items()) + f" (seed {seed})\n")
+    failing = [c for c in cases if c.outcome in ("fail", "error")]
+    if failing:
+        first = failing[0]
+        err: KitError
+        if first.outcome == "fail":
+            v = first.violations[0] if first.violations else {}
+            err = ConformanceViolation(first.rules[0], str(v.get("explanation", first.message)),
+                                       witness=tuple(Event.from_dict(w) for w in v.get("witness", [])),
+                                       rule_ids=first.rules)
+        else:
+            err = AdapterError(first.message)
+        err.case = first.name
+        err.add_note(f"case {first.name}; seed {seed}; kit {KIT_VERSION}; steps:\n" + "\n".join(first.steps))
+        for other in failing[1:]:
+            err.add_note(f"also {other.outcome.upper()} {other.name}: {', '.join(other.rules)} {other.message}")
+        raise err
+    return RunResult(info, tuple(cases), bundle, stats)
+
+
+def _last_trace(adapter_factory: Callable[[], Orchestrator], host_profile: str, steps: Sequence[Step],
+                guest_agent_factory: Callable[[Any], Any] | None) -> tuple[Event, ...]:
+    """Replay a failing step list once more to capture its trace for the timeline."""
+    s = Scenario(adapter_factory, host_profile=host_profile, guest_agent_factory=guest_agent_factory)
+    try:
+        for st in steps:
+            s.apply(st)
+        s.finish()
+    except (KitError, AssertionError):
+        pass
+    finally:
+        s.close()
+    return tuple(s.host.trace.events)
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
