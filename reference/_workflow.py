@@ -276,7 +276,8 @@ class BackupProxy:
         copy        ``<vm>:<guest path or export file>``        WF-2, per file copied
         unmount     ``<vm>:<mount directory>``                  WF-3a
         crash       ``proxy.after-snapshot``, ``proxy.after-
-                    expose``, ``proxy.after-copy``                between steps
+                    expose``, ``proxy.after-copy``, ``proxy.    between steps
+                    after-unmount``
         ==========  ==========================================  ==========================
 
         A rule's ``delay`` passes virtual time; its ``fault`` is raised as that vSphere fault.
@@ -340,22 +341,40 @@ class BackupProxy:
         return self.root / vm.name
 
     def leftovers(self, vm: VMInfo) -> tuple[list[SnapshotInfo], list[Path]]:
-        """``_VCB-BACKUP_`` snapshots on the VM and exposed paths on the proxy."""
+        """``_VCB-BACKUP_`` snapshots on the VM, and the paths an interrupted run of this
+        proxy left (only paths its session record names: a directory the proxy did not
+        create is never removed)."""
         snaps = [s for s in self.client.list_snapshots(vm.moref) if s.name == SNAPSHOT_NAME]
-        paths = [p for p in (self.export_path(vm), self.mount_path(vm)) if p.exists()]
-        return snaps, paths
+        sess = self.session(vm.name)
+        paths: set[Path] = set()
+        if sess is not None:
+            own = self.export_path(vm) if sess.get("type") == "fullvm" else self.mount_path(vm)
+            candidates = {own} | ({Path(sess["path"])} if sess.get("path") else set())
+            paths = {p for p in candidates if p.exists()}
+        return snaps, sorted(paths)
 
-    def clean_leftovers(self, vm: VMInfo, result: JobResult) -> list[str]:
-        """Find and remove what an earlier, crashed run of this VM left (F16): first the
-        paths on the proxy (WF-3a), then the snapshots (WF-3b). Returns the report lines."""
+    def clean_leftovers(self, vm: VMInfo, result: JobResult) -> bool:
+        """Find and remove what an earlier, interrupted run of this VM left (F16): first the
+        paths on the proxy (WF-3a), then the snapshots (WF-3b); each is reported in
+        ``result.stale_cleaned`` and the trace. ``False`` if a snapshot could not be removed
+        (the run must not go on: the VM would get a second backup snapshot)."""
+        sess = self.session(vm.name)
         snaps, paths = self.leftovers(vm)
         notes: list[str] = []
-        if self.session(vm.name) is not None and not snaps and not paths:
+        announced: list[Path] = []
+        if sess is not None and sess.get("state") in ("exposed", "mounted"):
+            announced = [Path(v) for v in (sess.get("letters") or {}).values()]
+            if not announced and sess.get("path"):
+                announced = [Path(sess["path"])]
+        if sess is not None and not snaps and not paths:
             notes.append(f"removed the session record of an interrupted run of {vm.name}")
+        ok = True
         for p in paths:
             op_id = self._invoke(vm, "WF-3a", "cleanup-unmount", path=str(p), stale=True)
             force_remove(p)
-            self.client.trace.emit("proxy", "unmount", vm=vm.moref, path=str(p))
+            for m in announced:
+                if m == p or p in m.parents:
+                    self.client.trace.emit("proxy", "unmount", vm=vm.moref, path=str(m))
             self._ok(vm, "WF-3a", "cleanup-unmount", op_id, result)
             notes.append(f"removed {p} left on the proxy by an interrupted run")
         for s in snaps:
@@ -364,14 +383,17 @@ class BackupProxy:
                 self.client.remove_snapshot(vm.moref, s.id, consolidate=True)
             except Exception as exc:
                 self._failed(vm, "WF-3b", "cleanup-snapshot", op_id, result, exc)
-                raise
+                notes.append(f"could not remove snapshot {SNAPSHOT_NAME} ({s.id}) left on {vm.name}: {exc}")
+                ok = False
+                continue
             self._ok(vm, "WF-3b", "cleanup-snapshot", op_id, result, snapshot=s.id)
             notes.append(f"removed snapshot {SNAPSHOT_NAME} ({s.id}) left on {vm.name} by an interrupted run")
-        self._drop_session(vm.name)
+        if ok:
+            self._drop_session(vm.name)
         for n in notes:
             self.client.trace.emit("proxy", "note", vm=vm.moref, text=n)
         result.stale_cleaned.extend(notes)
-        return notes
+        return ok
 
     # -- public entry points -------------------------------------------------------------
 
@@ -643,6 +665,8 @@ class BackupProxy:
                 self._ok(vm, "WF-3a", "unmount", op_id, result)
             self._save_session(vm, "unmounted", result)
         if result.snapshot_id is not None:
+            if result.path is not None:
+                self.fault_point("crash", "proxy.after-unmount", vm)
             self._remove_snapshot(vm, result, op="remove-snapshot")
         if result.snapshot_id is None:
             self._drop_session(vm.name)
@@ -721,7 +745,16 @@ class BackupRun:
             result.started = client.clock.now
             vm = self.vm = client.vm_info(vm.moref)
             proxy._refuse_if_held(vm)
-            proxy.clean_leftovers(vm, result)
+            if not proxy.clean_leftovers(vm, result):
+                result.status = "failed"
+                return
+            dest = proxy.export_path(vm) if result.type == "fullvm" else proxy.mount_path(vm)
+            if dest.exists():
+                msg = (
+                    f"{dest} already exists and is not a leftover of this proxy; VCB exposes a "
+                    "snapshot in a new directory (spec R57): move it away or use another -r"
+                )
+                raise StateError(msg, path=str(dest))
             job_id: str | None = None
             if not self.hold:
                 details: dict[str, Any] = {"mode": result.type, "job": self.job}

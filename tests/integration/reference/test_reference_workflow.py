@@ -106,16 +106,21 @@ def test_image_export_is_read_by_qemu_img_and_equals_the_snapshot(
     assert_trace_ok(host)
 
 
-def test_export_refuses_an_existing_destination(proxy: BackupProxy, host: Any) -> None:
-    (proxy.root / "win1-fullVM").mkdir(parents=True)
-    (proxy.root / "win1-fullVM" / "mine.txt").write_text("not the proxy's")
-    # an existing path that no session of the proxy owns is a leftover: reported and removed
-    res = proxy.mount("name:win1", "fullvm")
-    assert res.ok and any("win1-fullVM" in n for n in res.stale_cleaned)
+def test_a_directory_the_proxy_did_not_create_is_never_removed(proxy: BackupProxy, host: Any) -> None:
+    mine = proxy.root / "win1-fullVM"
+    mine.mkdir(parents=True)
+    (mine / "mine.txt").write_text("not the proxy's")
+    n = len(host.trace)
+    with pytest.raises(StateError, match="already exists"):
+        proxy.mount("name:win1", "fullvm")
+    assert (mine / "mine.txt").read_text() == "not the proxy's"
+    assert snapshots(host) == [] and len(host.trace) == n
+    res = proxy.mount("name:win1", "file")  # the file-level mount point is free
+    assert res.ok
     with pytest.raises(StateError, match="already mounted"):
         proxy.mount("name:win1", "fullvm")
-    proxy.unmount(Path(res.path or ""))
-    assert snapshots(host) == []
+    assert proxy.unmount(Path(res.path or "")).ok
+    assert snapshots(host) == [] and (mine / "mine.txt").exists()
 
 
 # -- file-level mount ------------------------------------------------------------------------
@@ -229,7 +234,9 @@ def test_snapshot_removal_is_retried_once(host: Any, proxy: BackupProxy, catalog
     assert snapshots(host) == []
 
 
-@pytest.mark.parametrize("point", ["proxy.after-snapshot", "proxy.after-expose", "proxy.after-copy"])
+@pytest.mark.parametrize(
+    "point", ["proxy.after-snapshot", "proxy.after-expose", "proxy.after-copy", "proxy.after-unmount"]
+)
 @pytest.mark.parametrize("type", ["file", "fullvm"])
 def test_leftovers_of_a_crashed_run_are_found_reported_and_cleaned(
     point: str, type: str, host: Any, client: InProcessHostClient, tmp_path: Path, catalog: Catalog
@@ -238,14 +245,14 @@ def test_leftovers_of_a_crashed_run_are_found_reported_and_cleaned(
     with pytest.raises(SimulatedCrash):
         BackupProxy(client, tmp_path / "proxy").backup("name:win1", type, catalog=catalog)
     assert [s.name for s in snapshots(host)] == [SNAPSHOT_NAME]
-    if point != "proxy.after-snapshot":
+    if point in ("proxy.after-expose", "proxy.after-copy"):
         assert any(not n.startswith(".") for n in exposed(tmp_path / "proxy"))
     # a new proxy process on the same directory
     proxy = BackupProxy(client, tmp_path / "proxy")
     res = proxy.backup("name:win1", type, catalog=catalog)
     assert res.ok, res.summary()
     assert any(SNAPSHOT_NAME in n for n in res.stale_cleaned)
-    if point != "proxy.after-snapshot":
+    if point in ("proxy.after-expose", "proxy.after-copy"):
         assert any("left on the proxy" in n for n in res.stale_cleaned)
     assert snapshots(host) == [] and exposed(tmp_path / "proxy") == []
     assert_trace_ok(host)
