@@ -288,3 +288,14 @@ def test_snapshot_outlasting_the_guest_abort_timer(host: Any, proxy: BackupProxy
     assert res.status == "failed" and res.failed_step == "WF-1" and res.cause_step == "WF-1c"
     assert "Timed out" in res.reason
     assert snapshots(host) == [] and exposed(proxy.root) == []
+
+
+def test_powered_off_vm_image_backup_by_uuid(host: Any, proxy: BackupProxy, catalog: Catalog) -> None:
+    vm = host.find_vm("name:rhel1")
+    host.power_off(vm)
+    res = proxy.backup(f"uuid:{vm.uuid}", "fullvm", catalog=catalog)  # name: and uuid: work powered off
+    assert res.ok and res.kind == "image", res.summary()
+    created = [e for e in host.trace.of_kind("snapshot.create") if e.vm == vm.moref]
+    assert created and created[-1].details["quiesced"] is False  # nothing to quiesce
+    assert snapshots(host, "rhel1") == []
+    assert_trace_ok(host)
