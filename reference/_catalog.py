@@ -489,7 +489,14 @@ class Catalog:
             near = sorted(e.path for e in entries.values())
             msg = f"file or directory in backup {backup_id}"
             raise NotFoundError(msg, path, known=near)
-        chain = set(self.chain(backup_id))
+        sources = {bid: self.backup(bid) for bid in self.chain(backup_id)}
+        for src in sources.values():
+            if src.status != "complete" or src.vm_uuid != rec.vm_uuid or src.id > backup_id:
+                msg = (
+                    f"backup {backup_id} needs the copies held by backup {src.id}, which is "
+                    f"{src.status} and of VM {src.vm_name}; the catalog is inconsistent"
+                )
+                raise StateError(msg)
         out: list[Path] = []
         target = Path(target)
         for e in sorted(chosen, key=lambda e: e.key):
@@ -498,7 +505,7 @@ class Catalog:
             if e.is_dir:
                 dest.mkdir(parents=True, exist_ok=True)
                 continue
-            if e.stored_in not in chain or e.sha256 is None:
+            if e.stored_in not in sources or e.sha256 is None:
                 msg = f"catalog entry for {e.path} in backup {backup_id} has no copy in its chain"
                 raise StateError(msg)
             self.store.copy_to(e.sha256, dest)

@@ -195,3 +195,16 @@ def test_any_backup_restores_its_own_state(tmp_path_factory: pytest.TempPathFact
         cat.restore_files(bid, "C:\\", out)
         got = {p.relative_to(out / "C").as_posix(): p.read_bytes() for p in (out / "C").rglob("*") if p.is_file()}
         assert got == snapshot
+
+
+def test_restore_detects_a_damaged_medium(tmp_path: Path) -> None:
+    vol = tmp_path / "C"
+    write(vol, "a.txt", b"precious", 100)
+    with Catalog(tmp_path / "m") as cat:
+        bid = backup(cat, vol, "full", Clock(), 1)
+        digest = cat.entries(bid)["c:\\a.txt"].sha256
+        assert digest is not None
+        cat.store.path(digest).write_bytes(b"bit rot!")
+        with pytest.raises(CorruptBlobError, match="damaged"):
+            cat.restore_files(bid, "C:\\a.txt", tmp_path / "out")
+        assert not (tmp_path / "out" / "C" / "a.txt").exists()
