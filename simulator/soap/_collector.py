@@ -328,6 +328,7 @@ def wait_for_updates(ep: Endpoint, ctx: Context, version: str | None, max_wait: 
     session.cancel_wait = False
     deadline = None if max_wait is None else time.monotonic() + max(0, max_wait)
     while True:
+        ep.begin_call()  # the lock was released while waiting: state may have changed
         filter_updates = [
             u for u in (_diff(ep, f, ctx.version) for f in list(session.filters.values())) if u is not None
         ]

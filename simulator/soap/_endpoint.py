@@ -136,6 +136,8 @@ class Endpoint:
         self.stopping = False
         self.boot_time = backend.now()
         self._view_ids = itertools.count(1)
+        self._snapshot_owner: dict[str, str] = {}
+        self._call_cache: dict[str, Any] = {}
         self._local = threading.local()
         #: calls served and faults answered, by method name (for reports and tests)
         self.calls: dict[str, int] = {}
@@ -191,8 +193,16 @@ class Endpoint:
     def current_context(self) -> Context | None:
         return getattr(self._local, "ctx", None)
 
+    def begin_call(self) -> None:
+        """Forget values memoised for one call (called whenever the lock is taken anew)."""
+        self._call_cache.clear()
+
     def datastore_list(self) -> list[tuple[str, DatastoreInfo]]:
-        return [(f"datastore-{i}", ds) for i, ds in enumerate(self.backend.datastores(), 1)]
+        cached = self._call_cache.get("datastores")
+        if cached is None:
+            cached = [(f"datastore-{i}", ds) for i, ds in enumerate(self.backend.datastores(), 1)]
+            self._call_cache["datastores"] = cached
+        return cached  # type: ignore[no-any-return]
 
     def datastore_refs(self) -> dict[str, Any]:
         return {ds.name: vim.Datastore(moid) for moid, ds in self.datastore_list()}
@@ -210,11 +220,34 @@ class Endpoint:
         )
 
     def find_snapshot(self, moid: str) -> tuple[VMInfo, SnapshotInfo] | None:
+        """The VM that holds snapshot ``moid``, and the snapshot; ``None`` if there is none.
+
+        The owner seen last time is tried first (one VM's state instead of every VM's); the
+        full scan refreshes that index, so the answer is always from current state.
+        """
+        owner = self._snapshot_owner.get(moid)
+        if owner is not None:
+            try:
+                vm = self.backend.vm(owner)
+            except LookupError:
+                vm = None
+            if vm is not None:
+                for snap, _parent in iter_snapshots(vm.snapshots):
+                    if snap.moref == moid:
+                        return vm, snap
+        if len(self._snapshot_owner) > 100_000:
+            self._snapshot_owner.clear()
+        found = None
         for vm in self.backend.vms():
             for snap, _parent in iter_snapshots(vm.snapshots):
+                self._snapshot_owner[snap.moref] = vm.moref
                 if snap.moref == moid:
-                    return vm, snap
-        return None
+                    found = vm, snap
+        return found
+
+    def note_snapshot(self, snapshot: str, vm: str) -> None:
+        """Remember who holds a snapshot just created (``find_snapshot`` verifies it)."""
+        self._snapshot_owner[snapshot] = vm
 
     def find_filter(self, moid: str) -> FilterState:
         try:
@@ -360,6 +393,7 @@ class Endpoint:
         except _codec.RequestError as exc:
             return self._fault("(unparsed)", vmodl.fault.InvalidRequest(msg=str(exc)), version)
         with self.lock:
+            self.begin_call()
             ctx = Context(self.session_from_cookie(cookie), version)
             self._local.ctx = ctx
             try:

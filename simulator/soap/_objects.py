@@ -68,6 +68,9 @@ class MOImpl:
     def __init__(self, ep: Endpoint, moid: str) -> None:
         self.ep = ep
         self.moid = moid
+        # an implementation object lives for one call (under the endpoint lock): values read
+        # for several paths of one object (config.name, config.uuid) are built once
+        self._memo: dict[str, Any] = {}
 
     @property
     def ref(self) -> Any:
@@ -89,10 +92,12 @@ class MOImpl:
             info = self.vim_type._GetPropertyInfo(name)
         except AttributeError:
             raise vmodl.query.InvalidProperty(msg=f"invalid property {name!r}", name=name) from None
+        if name in self._memo:
+            return self._memo[name]
         getter = getattr(self, "p_" + name, None)
-        if getter is None:
-            return None
-        return _typed(getter(), info.type)
+        value = None if getter is None else _typed(getter(), info.type)
+        self._memo[name] = value
+        return value
 
 
 class ManagedEntityImpl(MOImpl):
@@ -702,7 +707,10 @@ class VirtualMachineImpl(ManagedEntityImpl):
     parent_id = MOIDS["vmfolder"]
 
     def vm(self) -> VMInfo:
-        return self.ep.backend.vm(self.moid)
+        info = self._memo.get("_vminfo")
+        if info is None:
+            info = self._memo["_vminfo"] = self.ep.backend.vm(self.moid)
+        return info  # type: ignore[no-any-return]
 
     def p_name(self) -> str:
         return self.vm().name
@@ -762,7 +770,9 @@ class VirtualMachineImpl(ManagedEntityImpl):
         be = self.ep.backend
 
         def run() -> Any:
-            return vim.vm.Snapshot(be.create_snapshot(self.moid, name, description or "", bool(memory), bool(quiesce)))
+            moref = be.create_snapshot(self.moid, name, description or "", bool(memory), bool(quiesce))
+            self.ep.note_snapshot(moref, self.moid)
+            return vim.vm.Snapshot(moref)
 
         return self._task(ctx, "CreateSnapshot_Task", run)
 

@@ -124,10 +124,17 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         with self.server.conn_lock:
             self.server.connections.add(self.request)
-        self.request.settimeout(self.timeout)
-        if isinstance(self.request, ssl.SSLSocket):
-            self.request.do_handshake()
-        super().setup()
+        try:
+            self.request.settimeout(self.timeout)
+            if isinstance(self.request, ssl.SSLSocket):
+                self.request.do_handshake()
+            super().setup()
+        except BaseException:
+            # finish() does not run when setup() fails: forget the connection here
+            with self.server.conn_lock:
+                self.server.connections.discard(self.request)
+                self.server.idle.notify_all()
+            raise
 
     def finish(self) -> None:
         try:

@@ -113,6 +113,7 @@ class TaskRunner:
                 return
             moid, fn = item
             with self.ep.lock:
+                self.ep.begin_call()
                 info = self._infos.get(moid)
                 if info is None:
                     continue
@@ -122,6 +123,7 @@ class TaskRunner:
                 self.ep.changed.notify_all()
             # the lock is released here for a moment: a watcher may see "running"
             with self.ep.lock:
+                self.ep.begin_call()
                 try:
                     result = fn()
                 except BaseException as exc:  # noqa: BLE001 - a task reports every failure
@@ -137,6 +139,7 @@ class TaskRunner:
                     info.result = result
                     info.progress = 100
                     info.state = vim.TaskInfo.State.success
+                self.ep.begin_call()
                 info.completeTime = ts(self.ep.now())
                 self.completed += 1
                 self._finished.append(moid)

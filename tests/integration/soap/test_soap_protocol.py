@@ -276,3 +276,29 @@ def test_stop_closes_idle_keep_alive_connections(fake):
     running.stop()
     assert not running.endpoint.tasks._thread
     assert not running._httpd.connections
+
+
+def test_plain_http_to_the_https_port_is_dropped_and_the_server_keeps_serving(server):
+    for _ in range(3):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
+            conn.request("GET", "/sdk/vimServiceVersions.xml")
+            conn.getresponse().read()
+        conn.close()
+    _still_serves(server)
+    import time
+
+    deadline = time.monotonic() + 5
+    while server._httpd.connections and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not server._httpd.connections  # failed handshakes are not kept
+
+
+def test_unknown_paths_are_404(server):
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ssl._create_unverified_context())
+    for method, path in [("GET", "/"), ("GET", "/sdk/vim.wsdl"), ("POST", "/other"), ("PUT", "/sdk")]:
+        conn.request(method, path, body=b"" if method != "GET" else None)
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 404, (method, path)
+    conn.close()
