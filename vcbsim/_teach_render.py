@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -60,7 +61,7 @@ def render_scripts_run(runs: list[tuple[str, str, Any]]) -> Table:
     t.add_column("exit", justify="right")
     for i, (path, arg, code) in enumerate(runs, 1):
         code_text = Text("not launched" if code is None else str(code), style="red" if code not in (0,) else "green")
-        t.add_row(str(i), path, arg, code_text)
+        t.add_row(str(i), path.replace(_WIN_TOOLS, "…\\"), arg, code_text)
     return t
 
 
@@ -121,9 +122,9 @@ def render_step(view: StepView, session: TeachSession, vm_name: str, *, width: i
 
 
 def render_vms(host: Any) -> Table:
-    t = Table(title="virtual machines", title_justify="left")
+    t = Table(title="virtual machines", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for col in ("name", "moref", "guest", "power", "tools", "ip", "disks", "snapshots"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=col != "snapshots")
     for vm in host.vms.values():
         t.add_row(
             vm.name,
@@ -152,9 +153,9 @@ def _volumes(vm: Any) -> Iterable[tuple[str, str, str, str]]:
 
 
 def render_disks(host: Any) -> Table:
-    t = Table(title="disks and volumes", title_justify="left")
-    for col in ("vm", "disk", "capacity", "file", "volume", "label", "partition"):
-        t.add_column(col)
+    t = Table(title="disks and volumes", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for col in ("vm", "disk", "capacity", "volume", "label", "partition"):
+        t.add_column(col, no_wrap=col in ("vm", "disk"))
     for vm in host.vms.values():
         vols = list(_volumes(vm))
         for d in vm.disks:
@@ -164,7 +165,6 @@ def render_disks(host: Any) -> Table:
                     vm.name if i == 0 else "",
                     d.label if i == 0 else "",
                     human(d.capacity) if i == 0 else "",
-                    short_file(d.file_name) if i == 0 else "",
                     name,
                     label,
                     part,
@@ -189,7 +189,7 @@ def script_rows(host: Any, vm: Any) -> list[tuple[str, str, str]]:
 
             st = parse_script(text).statements
             what = "; ".join(_statement_text(s) for s in st) or "exit 0 (nothing the simulator models)"
-            rows.append((str(i) + (" (legacy)" if e.legacy else ""), p, what))
+            rows.append((str(i) + (" (legacy)" if e.legacy else ""), p.replace(_WIN_TOOLS, "…\\"), what))
     return rows
 
 
@@ -203,7 +203,15 @@ def _statement_text(st: Any) -> str:
 
 
 def render_scripts(host: Any, vm: Any) -> Table:
-    t = Table(title=f"quiescing scripts of {vm.name} (freeze: ascending; thaw/freezeFail: descending)", title_justify="left")
+    t = Table(
+        title=f"quiescing scripts of {vm.name} (freeze: ascending; thaw/freezeFail: descending)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+        caption=f"…\\ is {_WIN_TOOLS.rstrip(chr(92))}" if vm.os_family == "windows" else None,
+        caption_justify="left",
+    )
     t.add_column("order", justify="right")
     t.add_column("script")
     t.add_column("what it does")
