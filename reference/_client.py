@@ -28,6 +28,7 @@ method                   vSphere
 ``create_snapshot``      ``CreateSnapshot_Task(name, description, memory, quiesce)``
 ``remove_snapshot``      ``RemoveSnapshot_Task(removeChildren=False, consolidate=True)``
 ``list_snapshots``       ``snapshot.rootSnapshotList`` (flattened)
+``consolidate_disks``    ``ConsolidateVMDisks_Task`` (``runtime.consolidationNeeded``)
 ``open_disk``            VDDK / NFC read of the snapshot's disk backing
 ``write_disk``           VDDK write (restore)
 ``allocated_areas``      ``QueryChangedDiskAreas(changeId="*")``
@@ -139,6 +140,7 @@ class VMInfo:
     guest_id: str
     power_state: str
     ip: str | None = None
+    consolidation_needed: bool = False
     disks: tuple[DiskInfo, ...] = ()
     volumes: tuple[VolumeInfo, ...] = ()
     vmx_path: str = ""
@@ -248,6 +250,10 @@ class HostClient(Protocol):
 
     def list_snapshots(self, moref: str) -> list[SnapshotInfo]: ...
 
+    def consolidate_disks(self, moref: str) -> None:
+        """Merge redo logs a removal left behind ("Needs consolidation", spec F16)."""
+        ...
+
     def open_disk(self, moref: str, disk_key: int, snapshot_id: str | None) -> BlockReader:
         """The disk as of the snapshot (``None``: as it is now), read-only."""
         ...
@@ -343,6 +349,7 @@ class InProcessHostClient:
             guest_id=vm.guest_id,
             power_state=vm.power_state,
             ip=vm.ip_address,
+            consolidation_needed=bool(getattr(vm, "consolidation_needed", False)),
             disks=disks,
             volumes=self._volumes(vm),
             vmx_path=vm.vmx_path,
@@ -416,6 +423,9 @@ class InProcessHostClient:
 
     def list_snapshots(self, moref: str) -> list[SnapshotInfo]:
         return [self._snap(s) for s in self._vm(moref).snapshots()]
+
+    def consolidate_disks(self, moref: str) -> None:
+        self.host.consolidate_disks(self._vm(moref))
 
     # -- disks -------------------------------------------------------------------------------
 

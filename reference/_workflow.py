@@ -264,6 +264,27 @@ class BackupProxy:
         if fail_job:
             result.fail(step, exc)
 
+    def _unknown(
+        self,
+        vm: VMInfo,
+        step: str,
+        op: str,
+        op_id: str,
+        result: JobResult,
+        exc: BaseException,
+        *,
+        fail_job: bool = True,
+        **details: Any,
+    ) -> None:
+        """``op.info``: the call raised, but what it did is not what the error says."""
+        error = f"{fault_name(exc)}: {_message(exc)}"
+        self.client.trace.emit(
+            "proxy", "op.info", vm=vm.moref, step=step, op=op, op_id=op_id, error=error, **details
+        )
+        result.steps.append(StepOutcome(step, op, False, f"outcome unknown: {error}"))
+        if fail_job:
+            result.fail(step, exc)
+
     def fault_point(self, operation: str, target: str, vm: VMInfo) -> None:
         """Consult the fault injector where the proxy can fail. Targets (``FaultRule.target``
         globs) name the VM first:
@@ -536,22 +557,23 @@ class BackupProxy:
                 memory=False,
             )
         except Exception as exc:
-            self._failed(vm, "WF-1", "pre-backup", op_id, result, exc)
             attempt = [e for e in self.client.trace.since(mark) if e.vm in (vm.moref, vm.name)]
+            left = [s for s in self.client.list_snapshots(vm.moref) if s.name == SNAPSHOT_NAME]
+            if left:
+                # the call failed but the snapshot exists: the outcome was not what the
+                # fault said (Jepsen's info); record that, then take it away again
+                self._unknown(vm, "WF-1", "pre-backup", op_id, result, exc, snapshot=left[-1].id)
+            else:
+                self._failed(vm, "WF-1", "pre-backup", op_id, result, exc)
             result.cause_step = diagnose_pre_backup(attempt, exc)
-            self._ensure_no_snapshot(vm, result)
+            for s in left:
+                result.snapshot_id = s.id
+                self._remove_snapshot(vm, result, op="cleanup-snapshot")
             return False
         result.snapshot_id = snap.id
         self._save_session(vm, "snapshot", result)
         self._ok(vm, "WF-1", "pre-backup", op_id, result, snapshot=snap.id)
         return True
-
-    def _ensure_no_snapshot(self, vm: VMInfo, result: JobResult) -> None:
-        """After a failed snapshot: the host must have rolled it back; if not, remove it."""
-        for s in self.client.list_snapshots(vm.moref):
-            if s.name == SNAPSHOT_NAME:
-                result.snapshot_id = s.id
-                self._remove_snapshot(vm, result, op="cleanup-snapshot")
 
     def expose(self, vm: VMInfo, result: JobResult) -> None:
         """WF-1f: export the image, or mount the volumes (raises; the caller cleans up)."""
@@ -669,7 +691,22 @@ class BackupProxy:
                 self.fault_point("crash", "proxy.after-unmount", vm)
             self._remove_snapshot(vm, result, op="remove-snapshot")
         if result.snapshot_id is None:
+            self._consolidate_if_needed(vm, result)
             self._drop_session(vm.name)
+
+    def _consolidate_if_needed(self, vm: VMInfo, result: JobResult) -> None:
+        """A removal that failed part-way leaves "Needs consolidation" (F16): merge the
+        redo logs now (WF-3b), so every write reaches the base disk."""
+        for attempt in (1, 2):
+            if not self.client.vm_info(vm.moref).consolidation_needed:
+                return
+            op_id = self._invoke(vm, "WF-3b", "consolidate", attempt=attempt)
+            try:
+                self.client.consolidate_disks(vm.moref)
+            except Exception as exc:
+                self._failed(vm, "WF-3b", "consolidate", op_id, result, exc, fail_job=attempt == 2)
+                continue
+            self._ok(vm, "WF-3b", "consolidate", op_id, result)
 
     def _remove_snapshot(self, vm: VMInfo, result: JobResult, *, op: str) -> None:
         """WF-3b. A failure is retried once (as an operator would; a retry that succeeds
@@ -681,6 +718,11 @@ class BackupProxy:
             try:
                 self.client.remove_snapshot(vm.moref, result.snapshot_id, consolidate=True)
             except Exception as exc:
+                if all(s.id != result.snapshot_id for s in self.client.list_snapshots(vm.moref)):
+                    # it raised, yet the snapshot is gone: the commit happened after all
+                    self._unknown(vm, "WF-3b", op, op_id, result, exc, fail_job=False, resolved="removed")
+                    result.snapshot_id = None
+                    return
                 self._failed(vm, "WF-3b", op, op_id, result, exc, fail_job=attempt == 2)
                 continue
             self._ok(vm, "WF-3b", op, op_id, result, snapshot=result.snapshot_id)

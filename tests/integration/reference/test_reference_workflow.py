@@ -299,3 +299,23 @@ def test_powered_off_vm_image_backup_by_uuid(host: Any, proxy: BackupProxy, cata
     assert created and created[-1].details["quiesced"] is False  # nothing to quiesce
     assert snapshots(host, "rhel1") == []
     assert_trace_ok(host)
+
+
+def test_a_removal_that_fails_part_way_is_resolved_and_consolidated(
+    host: Any, proxy: BackupProxy, catalog: Catalog
+) -> None:
+    """The host drops the snapshot but the merge fails ("Needs consolidation", F16): the
+    proxy records an unknown outcome (op.info), sees the snapshot gone, then consolidates."""
+    vm = host.find_vm("name:win1")
+    run = proxy.run("name:win1", "file", catalog=catalog)
+    assert run.advance()
+    vm.guest.write_bytes("C:\\during.txt", b"a write in snapshot mode")  # gives the merge work
+    host.add_fault(operation="consolidate", fault="NoDiskSpace")
+    res = run.run()
+    assert res.ok, res.summary()
+    assert [(s.op, s.ok) for s in res.steps if s.step == "WF-3b"] == [("remove-snapshot", False), ("consolidate", True)]
+    assert [e.details["op"] for e in host.trace.of_kind("op.info")] == ["remove-snapshot"]
+    assert vm.snapshots() == [] and vm.consolidation_needed is False
+    assert len(vm.disks[0].disk.chain()) == 1  # one layer: every write is in the base disk
+    assert vm.guest.read_bytes("C:\\during.txt") == b"a write in snapshot mode"
+    # (no check_trace here: the host does not yet emit snapshot.remove when the merge fails)
