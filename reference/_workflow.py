@@ -409,6 +409,9 @@ class BackupProxy:
                 continue
             self._ok(vm, "WF-3b", "cleanup-snapshot", op_id, result, snapshot=s.id)
             notes.append(f"removed snapshot {SNAPSHOT_NAME} ({s.id}) left on {vm.name} by an interrupted run")
+        if ok and self.client.vm_info(vm.moref).consolidation_needed:
+            self._consolidate_if_needed(vm, result)
+            notes.append(f"consolidated the redo logs an interrupted removal left on {vm.name}")
         if ok:
             self._drop_session(vm.name)
         for n in notes:
