@@ -44,8 +44,9 @@ __all__ = [
 ]
 
 PC = vmodl.query.PropertyCollector
-#: Objects per page when ``RetrieveOptions.maxObjects`` is not given.
-DEFAULT_PAGE = 100
+#: Objects per page when ``RetrieveOptions.maxObjects`` is not given (large: many clients
+#: never look at the token).
+DEFAULT_PAGE = 1000
 #: Most filters one session may hold (a leak in a client shows up as a fault, not as memory).
 MAX_FILTERS_PER_SESSION = 1000
 _filter_ids = itertools.count(1)

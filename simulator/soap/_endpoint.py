@@ -52,6 +52,7 @@ MAX_VIEWS_PER_SESSION = 1000
 @dataclass
 class View:
     moid: str
+    session_key: str
     container: Any
     types: list[Any]
     recursive: bool
@@ -268,7 +269,7 @@ class Endpoint:
                 msg=f"a session may hold at most {MAX_VIEWS_PER_SESSION} views; destroy unused ones"
             )
         moid = f"session[{ctx.session.key[:8]}]view-{next(self._view_ids)}"
-        view = View(moid, container, types, recursive)
+        view = View(moid, ctx.session.key, container, types, recursive)
         ctx.session.views[moid] = view
         self.views[moid] = view
         return vim.view.ContainerView(moid)
@@ -292,9 +293,9 @@ class Endpoint:
         static = STATIC_TYPES.get(moid)
         if static is not None:
             impl = static(self, moid)
-        elif moid in self.filters:
+        elif moid in self.filters and self._mine(self.filters[moid].session_key):
             impl = PropertyFilterImpl(self, moid)
-        elif moid in self.views:
+        elif moid in self.views and self._mine(self.views[moid].session_key):
             impl = ContainerViewImpl(self, moid)
         elif self.tasks.exists(moid):
             impl = TaskImpl(self, moid)
@@ -309,6 +310,11 @@ class Endpoint:
         if not isinstance(ref, str) and not issubclass(impl.vim_type, type(ref)):
             return None  # right id, wrong type: not the object the caller means
         return impl
+
+    def _mine(self, session_key: str) -> bool:
+        """Filters and views belong to the session that made them, as on a real host."""
+        ctx = self.current_context()
+        return ctx is None or (ctx.session is not None and ctx.session.key == session_key)
 
     def _vm_exists(self, moid: str) -> bool:
         try:

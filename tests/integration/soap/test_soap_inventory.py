@@ -233,3 +233,24 @@ def test_cancel_wait_for_updates(si, server):
     t.join(10)
     assert not t.is_alive()
     assert isinstance(outcome[0], vmodl.fault.RequestCanceled)
+
+
+def test_filters_and_views_belong_to_their_session(si, server):
+    from pyVim.connect import Disconnect, SmartConnect
+
+    content = si.RetrieveContent()
+    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+    f = content.propertyCollector.CreateFilter(_view_spec(view, ["name"]), False)
+    other = SmartConnect(host="127.0.0.1", port=server.port, user="user", pwd="pass", disableSslCertValidation=True)
+    try:
+        with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+            vim.view.ContainerView(view._moId, other._stub).view  # noqa: B018
+        with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+            PC.Filter(f._moId, other._stub).Destroy()
+        assert other.content.propertyCollector.filter == []
+    finally:
+        Disconnect(other)
+    assert len(view.view) == 2 and content.propertyCollector.filter == [f]
+    # logging out drops the session's filters and views
+    content.sessionManager.Logout()
+    assert server.endpoint.filters == {} and server.endpoint.views == {}

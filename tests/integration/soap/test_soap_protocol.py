@@ -158,8 +158,12 @@ def test_unsimulated_method_is_not_supported(si):
         ENVELOPE.format('<RetrieveServiceContent xmlns="urn:vim25"></RetrieveServiceContent>').encode(),
         ENVELOPE.format('<RetrieveServiceContent xmlns="urn:vim25"><_this type="ServiceInstance">ServiceInstance</_this><bogus>1</bogus></RetrieveServiceContent>').encode(),
         b'<?xml version="1.0"?><Envelope>' + RSC.encode() + b"</Envelope>",
+        ENVELOPE.format('<Login xmlns="urn:vim25"><_this type="SessionManager">ha-sessionmgr</_this><password>x</password></Login>').encode(),
+        ENVELOPE.format('<CreateSnapshot_Task xmlns="urn:vim25"><_this type="VirtualMachine">vm-1</_this><name>s</name><memory>maybe</memory><quiesce>false</quiesce></CreateSnapshot_Task>').encode(),
+        ENVELOPE.format('<RetrieveServiceContent xmlns="urn:vim25"><_this type="NoSuchType">x</_this></RetrieveServiceContent>').encode(),
     ],
-    ids=["not-xml", "truncated", "empty-body", "unknown-method", "no-this", "unknown-param", "not-soap"],
+    ids=["not-xml", "truncated", "empty-body", "unknown-method", "no-this", "unknown-param", "not-soap",
+         "missing-required", "bad-bool", "bad-type"],
 )
 def test_malformed_requests_get_invalid_request_and_the_server_keeps_serving(server, payload):
     status, body = _post(server, payload)
@@ -270,12 +274,22 @@ def test_serve_refuses_non_loopback_addresses(fake_backend_class):
 
 
 def test_stop_closes_idle_keep_alive_connections(fake):
+    before = {t.ident for t in threading.enumerate()}
     running = serve(fake)
     conn = SmartConnect(host="127.0.0.1", port=running.port, user="user", pwd="pass", disableSslCertValidation=True)
     assert conn.content.rootFolder.name == "ha-folder-root"
     running.stop()
     assert not running.endpoint.tasks._thread
     assert not running._httpd.connections
+    import time
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        leftover = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
+        if not leftover:
+            break
+        time.sleep(0.05)
+    assert leftover == []  # the accept loop, the task worker and the connection threads ended
 
 
 def test_plain_http_to_the_https_port_is_dropped_and_the_server_keeps_serving(server):
