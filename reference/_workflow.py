@@ -259,7 +259,9 @@ class BackupProxy:
         fail_job: bool = True,
     ) -> None:
         error = f"{fault_name(exc)}: {_message(exc)}"
-        self.client.trace.emit("proxy", "op.fail", vm=vm.moref, step=step, op=op, op_id=op_id, error=error)
+        self.client.trace.emit(
+            "proxy", "op.fail", vm=vm.moref, step=step, op=op, op_id=op_id, error=error, fault=fault_name(exc)
+        )
         result.steps.append(StepOutcome(step, op, False, error))
         if fail_job:
             result.fail(step, exc)
@@ -279,7 +281,8 @@ class BackupProxy:
         """``op.info``: the call raised, but what it did is not what the error says."""
         error = f"{fault_name(exc)}: {_message(exc)}"
         self.client.trace.emit(
-            "proxy", "op.info", vm=vm.moref, step=step, op=op, op_id=op_id, error=error, **details
+            "proxy", "op.info", vm=vm.moref, step=step, op=op, op_id=op_id, error=error,
+            fault=fault_name(exc), **details,
         )
         result.steps.append(StepOutcome(step, op, False, f"outcome unknown: {error}"))
         if fail_job:

@@ -208,6 +208,7 @@ def test_each_failure_path_cleans_up_and_names_the_step(
     assert snapshots(host) == [], "a _VCB-BACKUP_ snapshot was left on the VM"
     assert exposed(proxy.root) == [], "a mount, export or session was left on the proxy"
     assert vm.consolidation_needed is False
+    assert all(len(d.disk.chain()) == 1 for d in vm.disks), "a redo log was left on a disk"
     if step in ("WF-1", "WF-1f", "WF-2"):
         assert catalog.backups("win1") == []
     assert_trace_ok(host)
