@@ -12,15 +12,19 @@ One backup of one VM::
     WF-3b  remove the snapshot, committing the redo log
 
 Each step is an ``op.invoke`` then ``op.ok``/``op.fail`` in the host's trace, with ``step``
-naming the seed step, plus ``mount``/``unmount`` events for proxy paths.
+naming the seed step (``op.info`` when a call raised although its effect happened), plus
+``mount``/``unmount`` events for proxy paths; a whole run is one ``job`` op (no step, with
+``mode`` and ``level``), whose ``op.ok`` lists the files copied (``files``).
 
-Failure paths always clean up: nothing exposed stays on the proxy and no ``_VCB-BACKUP_``
-snapshot stays on the VM. The ``JobResult`` names the failed step, the host's fault and,
-for pre-backup, the sub-step that failed (read from the guest's events in the trace, else
-inferred from the fault). A run killed by a crash (``SimulatedCrash``) cleans nothing, like a
-real process that dies; the next run of that VM finds the leftovers (the session file the
-proxy keeps under ``<root>/.vcb-sessions``, the conventional paths, ``_VCB-BACKUP_``
-snapshots), reports them and removes them first (F16).
+Failure paths always clean up: nothing exposed stays on the proxy, no ``_VCB-BACKUP_``
+snapshot and no redo log stay on the VM (a removal that fails part-way is retried, then the
+disks are consolidated). The ``JobResult`` names the failed step, the host's fault and, for
+pre-backup, the sub-step that failed (read from the VM's events in the trace, else inferred
+from the fault). A run killed by a crash (``SimulatedCrash``) cleans nothing, like a real
+process that dies; the next run of that VM finds the leftovers (the session record the proxy
+keeps under ``<root>/.vcb-sessions`` and the paths it names, ``_VCB-BACKUP_`` snapshots, a
+VM that needs consolidation), reports them and removes them first (F16). A directory the
+proxy did not create is never removed: exposing into it is refused before any snapshot.
 """
 
 from __future__ import annotations
