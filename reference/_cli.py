@@ -15,7 +15,9 @@
 The host is the demo inventory (``Host.demo()``), kept between invocations in ``--state DIR``
 (default ``./vcbsim-state``) together with the default proxy directory and backup medium, so
 ``mount`` then ``unmount``, or a full then an incremental backup, work across invocations.
-``--json`` prints one JSON document for scripts. Times (``--at``/``--until``) are virtual:
+The host is kept as a pickle (``STATE/host.pickle``): load state directories you made
+yourself only, and delete one to start again from the demo. ``--json`` prints one JSON
+document for scripts. Times (``--at``/``--until``) are virtual:
 ``+3600`` (from now), seconds since the epoch, or an ISO date-time.
 
 Exit codes (``EXIT_CODES``): 0 success; 1 a backup, mount or unmount failed (the output names
