@@ -12,11 +12,12 @@ VM already inside an operation answers ``TaskInProgress``.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._clock import VirtualClock
 from ._errors import InvalidInputError, NotFoundError, SimulatedCrash, StateError
@@ -27,6 +28,9 @@ from ._random import SimRandom
 from ._trace import Trace
 from ._vm import VM, PowerState, Snapshot, VirtualDiskDevice
 from .disk import BlockDevice, Layer, LayeredDisk, LayerView, MergeStats
+
+if TYPE_CHECKING:
+    from ._persist import DatastoreStore, RecoveryReport
 
 __all__ = ["Host", "Datastore", "DiskChangeInfo", "GiB", "MiB"]
 
@@ -106,11 +110,12 @@ class Host:
         seed: int = 0,
         datastore_capacity: int = 4 * 1024 * GiB,
         name: str = "esx01.vcbsim.test",
+        datastore_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.profile = get_profile(profile)
         self.seed = seed
         self.name = name
-        self._init_args = {"datastore_capacity": datastore_capacity, "name": name}
+        self._init_args = {"datastore_capacity": datastore_capacity, "name": name, "datastore_dir": datastore_dir}
         self.clock = VirtualClock()
         self.random = SimRandom(seed)
         self.trace = Trace(self.clock)
@@ -123,6 +128,13 @@ class Host:
         self._next_moref = 1
         self._next_snapshot_moref = 1
         self.trace.emit("host", "host.reset", profile=self.profile.name, seed=seed)
+        # datastore_dir: the datastore is kept as files there and loaded from them (_persist.py)
+        self.store: DatastoreStore | None = None
+        self.recovery_report: RecoveryReport | None = None
+        if datastore_dir is not None:
+            from ._persist import attach_store
+
+            attach_store(self, datastore_dir)
 
     # -- construction -----------------------------------------------------------------------
 
@@ -138,6 +150,8 @@ class Host:
     def reset(self, *, seed: int | None = None) -> None:
         """Rebuild this host from scratch with the same profile (moto's ``reset``)."""
         demo = getattr(self, "_is_demo", False)
+        if self.store is not None:
+            self.store.wipe()
         self.__init__(self.profile, seed=self.seed if seed is None else seed, **self._init_args)  # type: ignore[misc]
         if demo:
             from ._demo import populate_demo
@@ -198,7 +212,7 @@ class Host:
                 hw_version=4 if self.profile.version.startswith("3.") else 19,
             )
             for i, cap in enumerate(disks):
-                disk = LayeredDisk(cap)
+                disk = LayeredDisk(cap) if self.store is None else self.store.new_disk(vm, cap)
                 base = f"{name}.vmdk" if i == 0 else f"{name}_{i}.vmdk"
                 disk.top.label = f"{vm.directory}/{base}"
                 prefix = " ".join(self.random.hex_id(16)[j : j + 2] for j in range(0, 32, 2))
@@ -218,6 +232,8 @@ class Host:
             # empty in-memory guest (no scripts), so quiescing still works on bare VMs.
             vm.tools = VMwareTools(MemoryGuestFiles(os_family), state=tools, providers=providers)
             self.vms[moref] = vm
+            if self.store is not None:
+                self.store.save_vm(vm)
             self.trace.emit("host", "vm.create", vm=moref, name=name, os=os_family)
             return vm
 
@@ -229,7 +245,10 @@ class Host:
 
         vm = self.find_vm(vm)
         with self.lock:
-            return add_guest_volumes(self, vm, layouts)
+            fs = add_guest_volumes(self, vm, layouts)
+            if self.store is not None:
+                self.store.save_vm(vm)
+            return fs
 
     def guest_device(self, vm: VM, disk_key: int) -> BlockDevice:
         """The live block device of one disk, as the guest OS writes it."""
@@ -295,6 +314,8 @@ class Host:
                 yield
             finally:
                 vm.busy = None
+                if self.store is not None:
+                    self.store.save_vm(vm)
 
     def crash_point(self, point: str, vm: VM | None = None) -> None:
         """An injected crash point: raises ``SimulatedCrash`` when a ``crash`` rule matches."""

@@ -1,0 +1,841 @@
+"""Layered disks kept as real files that survive a restart and a SIGKILL at any moment.
+
+:class:`PersistentLayeredDisk` is a :class:`LayeredDisk` whose grains stay in memory (reads
+cost what they cost in memory) and whose every change reaches files in a directory before
+the call returns. The structure (which layer is whose parent, labels, flags, epochs) is not
+kept by the disk: :meth:`PersistentLayeredDisk.to_meta` gives it as plain data and the owner
+writes it atomically (``vcbsim.simulator._persist`` does, once per host operation, for all
+disks of a VM together). :meth:`PersistentLayeredDisk.from_meta` rebuilds the disk.
+
+Files (``<stem>`` is the base label without ``.vmdk``: ``win2003``, ``win2003_1``)
+---------------------------------------------------------------------------------------
+
+``<stem>-flat.vmdk``
+    The base layer: a raw sparse file of exactly the disk's capacity (never-written grains
+    are holes), so ``qemu-img`` reads it through the ``<stem>.vmdk`` descriptor. Loading
+    finds its data with ``SEEK_DATA`` / ``SEEK_HOLE``.
+``<stem>-flat.vmdk.wal``
+    Write-ahead log of the base while the base is the writable top: a write's records are
+    appended here first, then written in place, so a write killed half-way is redone (or,
+    if its records are torn, was never there). It is emptied when the base freezes and
+    whenever it exceeds :data:`WAL_CHECKPOINT` bytes (everything in it is already in place).
+``<label stem>-delta.vmdk`` (or ``-sesparse.vmdk``)
+    A redo log, as an append-only grain log (format below). Named after the layer's label
+    when the file is created; a merge may leave a layer backed by its neighbour's file (the
+    descriptor's extent line names the file actually used).
+``<stem>-ctk.log``
+    Changed-block tracking: 16-byte records ``(grain: u64, epoch: u32, crc32: u32)``, written
+    before the data of the same write (so a kill over-reports, never under-reports); grain
+    ``2**64 - 1`` marks a tracking reset at ``epoch``. A torn or bad tail record is dropped.
+
+Grain log format (delta extents and the WAL)
+--------------------------------------------
+
+A 24-byte file header (``b"VCBSIM-GRAINLOG1"``, grain size ``u32``, reserved ``u32``), then
+records: a 32-byte header ``<4sHHQIII4x>`` = magic ``b"GRN1"``, flags, reserved, grain
+index, offset in the grain, length, CRC-32 (of the header with the CRC field zeroed, then
+the payload), then ``length`` payload bytes. A record with offset 0 and the grain's full
+length sets the grain; any other record patches a grain set earlier in the same file. Flag
+``END`` (1) closes a batch: the records of one ``write`` (or one piece of a merge) form one
+batch and are applied together or not at all. On load, records are read in order; the first
+torn, short or corrupt record, and every record of a batch without its ``END``, is
+discarded and the file is truncated there (a kill only ever tears the tail). Compaction is
+not needed for correctness; a log is rewritten (to a temporary file, then renamed over) when
+it holds more than four times its live data.
+
+Merges and their crash safety
+-----------------------------
+
+A merge (release, consolidate, the merges a revert enables) changes the in-memory model at
+once and records an *intent* ``(src file, dst file, mode)``: ``into`` copies every grain of
+the child's file into the parent's file (child grains win), ``fill`` copies the parent's
+grains the child lacks into the child's file. The parent is always the destination when it
+is the flat base (the base stays the flat file); otherwise the larger side is kept, so a
+merge costs the grains of the smaller side. Intents touch no file until the owner has
+written a state that lists them (:meth:`pending_intents`); then :meth:`apply_intents` does
+the copies; then the owner writes the state again without them and deletes the files no
+layer uses. Both copies are idempotent and never change the view of any layer the new
+state shows (the destination only gains grains the view already shows through the chain),
+so a kill at any point leaves either the old state with its files intact, or the new state
+whose intents :func:`redo_intents` finishes on load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import struct
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .._errors import InvalidInputError, StateError
+from ._model import DEFAULT_GRAIN_SIZE, Layer, LayeredDisk, MergeStats, _MergeLog
+
+__all__ = [
+    "PersistentLayeredDisk",
+    "GrainLogError",
+    "read_grain_log",
+    "redo_intents",
+    "WAL_CHECKPOINT",
+    "atomic_write",
+]
+
+FILE_MAGIC = b"VCBSIM-GRAINLOG1"
+_FILE_HEADER = struct.Struct("<16sII")
+_REC = struct.Struct("<4sHHQIII4x")
+_REC_MAGIC = b"GRN1"
+_END = 1
+_CTK = struct.Struct("<QII")
+_CTK_RESET = 2**64 - 1
+_CTK_MAGIC_HEADER = b"VCBSIM-CTKLOG-01"
+#: the base's write-ahead log is emptied when it grows past this many bytes
+WAL_CHECKPOINT = 8 * 1024 * 1024
+#: append batches of at most this many grains while merging
+_MERGE_BATCH = 64
+
+Mode = Literal["into", "fill"]
+
+
+class GrainLogError(InvalidInputError):
+    """A grain log that is not one (wrong magic or grain size): refuse rather than guess."""
+
+
+@dataclass
+class _Intent:
+    src: str
+    dst: str
+    mode: Mode
+    grains: list[tuple[int, bytearray]] = field(default_factory=list)
+
+    def to_meta(self) -> dict[str, str]:
+        return {"src": self.src, "dst": self.dst, "mode": self.mode}
+
+
+# -- low-level file helpers ------------------------------------------------------------------
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    mv = memoryview(data)
+    while mv:
+        n = os.write(fd, mv)
+        mv = mv[n:]
+
+
+def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
+    mv = memoryview(data)
+    while mv:
+        n = os.pwrite(fd, mv, offset)
+        mv = mv[n:]
+        offset += n
+
+
+def _file_header(grain_size: int) -> bytes:
+    return _FILE_HEADER.pack(FILE_MAGIC, grain_size, 0)
+
+
+def _encode(items: Iterable[tuple[int, int, bytes | bytearray | memoryview]]) -> bytes:
+    """Encode ``(grain, offset, payload)`` records as one batch (the last one carries END)."""
+    items = list(items)
+    parts: list[bytes | bytearray | memoryview] = []
+    for n, (grain, off, payload) in enumerate(items):
+        flags = _END if n == len(items) - 1 else 0
+        length = len(payload)
+        head = _REC.pack(_REC_MAGIC, flags, 0, grain, off, length, 0)
+        crc = zlib.crc32(payload, zlib.crc32(head))
+        parts.append(_REC.pack(_REC_MAGIC, flags, 0, grain, off, length, crc))
+        parts.append(payload)
+    return b"".join(parts)
+
+
+def read_grain_log(
+    path: Path, grain_size: int, *, repair: bool = True
+) -> tuple[dict[int, bytearray], int]:
+    """Replay a grain log: ``(grains, bytes discarded from a torn tail)``.
+
+    A missing file is an empty log. With ``repair`` the torn tail is cut off the file, so
+    appends continue after the last complete batch.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}, 0
+    if len(raw) < _FILE_HEADER.size:
+        # torn while being created: nothing was ever acknowledged in it
+        if repair:
+            with open(path, "wb") as f:
+                f.write(_file_header(grain_size))
+        return {}, len(raw)
+    magic, gsize, _ = _FILE_HEADER.unpack_from(raw)
+    if magic != FILE_MAGIC or gsize != grain_size:
+        msg = f"grain log {path.name}"
+        raise GrainLogError(
+            msg,
+            expected=f"a vcbsim grain log of {grain_size}-byte grains",
+            got=f"magic {magic!r}, grain size {gsize}",
+        )
+    grains: dict[int, bytearray] = {}
+    pos = good = _FILE_HEADER.size
+    batch: list[tuple[int, int, memoryview]] = []
+    mv = memoryview(raw)
+    end = len(raw)
+    while pos + _REC.size <= end:
+        magic2, flags, _res, grain, off, length, crc = _REC.unpack_from(raw, pos)
+        if magic2 != _REC_MAGIC or off + length > grain_size:
+            break
+        start = pos + _REC.size
+        if start + length > end:
+            break
+        payload = mv[start : start + length]
+        head = _REC.pack(_REC_MAGIC, flags, _res, grain, off, length, 0)
+        if zlib.crc32(payload, zlib.crc32(head)) != crc:
+            break
+        batch.append((grain, off, payload))
+        pos = start + length
+        if flags & _END:
+            for g, o, p in batch:
+                if o == 0 and len(p) == grain_size:
+                    grains[g] = bytearray(p)
+                else:
+                    cur = grains.get(g)
+                    if cur is None:
+                        cur = grains[g] = bytearray(grain_size)
+                    cur[o : o + len(p)] = p
+            batch.clear()
+            good = pos
+    torn = end - good
+    if torn and repair:
+        with open(path, "r+b") as f:
+            f.truncate(good)
+    return grains, torn
+
+
+def _read_ctk(path: Path, report: list[str]) -> tuple[dict[int, int], int | None]:
+    """Replay a CBT log: ``(changed, last reset epoch or None)``; cuts a torn tail."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}, None
+    changed: dict[int, int] = {}
+    reset: int | None = None
+    head = len(_CTK_MAGIC_HEADER)
+    if raw[:head] != _CTK_MAGIC_HEADER:
+        if len(raw) >= head:
+            msg = f"CBT log {path.name}"
+            raise GrainLogError(msg, expected="a vcbsim CBT log", got=raw[:head])
+        pos = 0
+    else:
+        pos = head
+    good = pos
+    while pos + _CTK.size <= len(raw):
+        grain, epoch, crc = _CTK.unpack_from(raw, pos)
+        if zlib.crc32(raw[pos : pos + 12]) != crc:
+            break
+        if grain == _CTK_RESET:
+            changed.clear()
+            reset = epoch
+        else:
+            changed[grain] = max(changed.get(grain, 0), epoch)
+        pos += _CTK.size
+        good = pos
+    if good < len(raw):
+        report.append(f"{path.name}: discarded {len(raw) - good} torn bytes")
+        with open(path, "r+b") as f:
+            f.truncate(good)
+            if good == 0:
+                f.write(_CTK_MAGIC_HEADER)
+    return changed, reset
+
+
+def _ctk_record(grain: int, epoch: int) -> bytes:
+    body = struct.pack("<QI", grain, epoch)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+class _CtkDict(dict[int, int]):
+    """The disk's change records; each change of a value is queued for the CBT log."""
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: list[tuple[int, int]] = []
+
+    def __setitem__(self, key: int, value: int) -> None:
+        if self.get(key) != value:
+            self.pending.append((key, value))
+        super().__setitem__(key, value)
+
+
+def _load_flat(path: Path, capacity: int, grain_size: int) -> dict[int, bytearray]:
+    """Grains of a sparse flat file: only its data regions are read (``SEEK_DATA``)."""
+    grains: dict[int, bytearray] = {}
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return grains
+    try:
+        size = os.fstat(fd).st_size
+        shift = grain_size.bit_length() - 1
+        pos = 0
+        seek_data = getattr(os, "SEEK_DATA", None)
+        seek_hole = getattr(os, "SEEK_HOLE", None)
+        while pos < size:
+            if seek_data is not None and seek_hole is not None:
+                try:
+                    start = os.lseek(fd, pos, seek_data)
+                except OSError as exc:
+                    if exc.errno == errno.ENXIO:
+                        break
+                    raise
+                stop = os.lseek(fd, start, seek_hole)
+                sparse = True
+            else:
+                start, stop, sparse = pos, size, False
+            first = start >> shift
+            last = (min(stop, capacity) - 1) >> shift
+            for idx in range(first, last + 1):
+                if idx in grains:
+                    continue
+                data = os.pread(fd, grain_size, idx << shift)
+                if not sparse and not any(data):
+                    continue
+                g = bytearray(grain_size)
+                g[: len(data)] = data
+                grains[idx] = g
+            pos = max(stop, (last + 1) << shift)
+    finally:
+        os.close(fd)
+    return grains
+
+
+def redo_intents(
+    directory: Path, intents: Iterable[Mapping[str, str]], grain_size: int, capacity: int
+) -> int:
+    """Finish merges a state lists (idempotent); returns the grains copied.
+
+    Each intent reads its source file and copies into its destination (see the module
+    docstring); intents run in order, so one merge may feed the next.
+    """
+    copied = 0
+    for it in intents:
+        src, dst, mode = it["src"], it["dst"], it["mode"]
+        src_path = directory / src
+        if not src_path.exists():
+            continue
+        grains, _ = read_grain_log(src_path, grain_size)
+        dst_path = directory / dst
+        if dst.endswith("-flat.vmdk"):
+            if mode != "into":
+                msg = f"intent {it!r}: a flat base only receives 'into' merges"
+                raise StateError(msg)
+            fd = os.open(dst_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                if os.fstat(fd).st_size < capacity:
+                    os.ftruncate(fd, capacity)
+                for idx, g in sorted(grains.items()):
+                    off = idx * grain_size
+                    _pwrite_all(fd, memoryview(g)[: min(grain_size, capacity - off)], off)
+                    copied += 1
+            finally:
+                os.close(fd)
+            continue
+        if mode == "fill":
+            have, _ = read_grain_log(dst_path, grain_size)
+            items = [(i, g) for i, g in sorted(grains.items()) if i not in have]
+        else:
+            items = sorted(grains.items())
+        fd = _open_log(dst_path, grain_size)
+        try:
+            for n in range(0, len(items), _MERGE_BATCH):
+                _write_all(fd, _encode((i, 0, g) for i, g in items[n : n + _MERGE_BATCH]))
+            copied += len(items)
+        finally:
+            os.close(fd)
+    return copied
+
+
+def _open_log(path: Path, grain_size: int) -> int:
+    """Open a grain log for appending, writing its header when it is new or empty."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    if os.fstat(fd).st_size < _FILE_HEADER.size:
+        os.ftruncate(fd, 0)
+        _write_all(fd, _file_header(grain_size))
+    return fd
+
+
+# -- the disk ----------------------------------------------------------------------------------
+
+
+class PersistentLayeredDisk(LayeredDisk):
+    """A :class:`LayeredDisk` whose layers are files in ``directory`` (module docstring).
+
+    ``commit`` is called when merges recorded in memory must reach the files (before the
+    next write touches a merged layer); the owner writes a state listing
+    :meth:`pending_intents`, calls :meth:`apply_intents`, then writes the state again. Without
+    an owner (``commit=None``) intents are applied at once, which keeps data but not the
+    structure across a kill. ``sync=True`` also ``fsync``\\ s every write (power-loss safety);
+    without it an acknowledged write has reached the kernel, which survives any kill of the
+    process.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        directory: str | os.PathLike[str],
+        *,
+        grain_size: int = DEFAULT_GRAIN_SIZE,
+        delta_suffix: str = "-delta.vmdk",
+        sync: bool = False,
+        commit: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(capacity, grain_size=grain_size)
+        if delta_suffix not in ("-delta.vmdk", "-sesparse.vmdk"):
+            raise InvalidInputError(
+                "delta_suffix", expected="'-delta.vmdk' or '-sesparse.vmdk'", got=delta_suffix
+            )
+        self.directory = Path(directory)
+        self.delta_suffix = delta_suffix
+        self.sync = sync
+        self.commit = commit
+        self._changed: _CtkDict = _CtkDict()
+        self._extent: dict[Layer, str] = {}
+        self._fds: dict[str, int] = {}
+        self._intents: list[_Intent] = []
+        self._ctk_name: str | None = None
+        self._wal_size = 0
+        #: file names the last written state refers to (never reused for a new layer)
+        self.persisted_files: set[str] = set()
+        #: what loading found and repaired (torn tails), for the host's recovery report
+        self.load_report: list[str] = []
+
+    # -- naming ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _stem(label: str) -> str:
+        base = label.rsplit("/", 1)[-1]
+        return base[: -len(".vmdk")] if base.endswith(".vmdk") else base
+
+    def _base_stem(self) -> str:
+        return self._stem(self.base.label) or "disk"
+
+    def extent_name(self, layer: Layer) -> str:
+        """The data file of ``layer`` (chosen, from its label, the first time it is needed)."""
+        name = self._extent.get(layer)
+        if name is not None:
+            return name
+        if layer is self.base:
+            name = f"{self._base_stem()}-flat.vmdk"
+        else:
+            stem = self._stem(layer.label) or f"{self._base_stem()}-layer{layer.id}"
+            taken = set(self._extent.values()) | self.persisted_files
+            name = f"{stem}{self.delta_suffix}"
+            n = 1
+            while name in taken:
+                name = f"{stem}-{n}{self.delta_suffix}"
+                n += 1
+            # a leftover of an operation a kill interrupted: no state refers to it
+            with contextlib.suppress(FileNotFoundError):
+                (self.directory / name).unlink()
+        self._extent[layer] = name
+        return name
+
+    @property
+    def ctk_name(self) -> str:
+        if self._ctk_name is None:
+            self._ctk_name = f"{self._base_stem()}-ctk.log"
+        return self._ctk_name
+
+    def is_flat(self, layer: Layer) -> bool:
+        return self.extent_name(layer).endswith("-flat.vmdk")
+
+    def files(self) -> set[str]:
+        """Every file the live layers use (extents, the base's WAL, the CBT log)."""
+        out = {self.extent_name(layer) for layer in self.layers()}
+        flat = self.extent_name(self.base)
+        out.add(flat + ".wal")
+        out.add(self.ctk_name)
+        for it in self._intents:
+            out.update((it.src, it.dst))
+        return out
+
+    # -- file handles ------------------------------------------------------------------------
+
+    def _fd(self, name: str) -> int:
+        fd = self._fds.get(name)
+        if fd is not None:
+            return fd
+        path = self.directory / name
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if name.endswith("-flat.vmdk"):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            if os.fstat(fd).st_size < self.capacity:
+                os.ftruncate(fd, self.capacity)
+        elif name == self.ctk_name:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            if os.fstat(fd).st_size == 0:
+                _write_all(fd, _CTK_MAGIC_HEADER)
+        else:
+            fd = _open_log(path, self.grain_size)
+            if name.endswith(".wal"):
+                self._wal_size = os.fstat(fd).st_size
+        self._fds[name] = fd
+        return fd
+
+    def close_unused(self, keep: set[str] | None = None) -> None:
+        """Close handles of files no live layer uses (or all of them with ``keep=set()``)."""
+        keep = self.files() if keep is None else keep
+        for name in [n for n in self._fds if n not in keep]:
+            os.close(self._fds.pop(name))
+
+    def close(self) -> None:
+        """Close every file (the base's WAL is emptied first: its records are in place)."""
+        if self.base is self.top and self.is_flat(self.base):
+            self._checkpoint_wal()
+        self.close_unused(set())
+
+    def _sync(self, fd: int) -> None:
+        if self.sync:
+            os.fdatasync(fd)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def _flush_ctk(self) -> None:
+        pending = self._changed.pending
+        if pending:
+            fd = self._fd(self.ctk_name)
+            _write_all(fd, b"".join(_ctk_record(g, e) for g, e in pending))
+            self._sync(fd)
+            pending.clear()
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        """Write to the top and append it to the top's file before returning."""
+        if (
+            not isinstance(data, (bytes, bytearray, memoryview))
+            or isinstance(offset, bool)
+            or not isinstance(offset, int)
+        ):
+            super().write(offset, data)  # raises the model's error
+            return
+        mv = memoryview(data)
+        if mv.ndim != 1 or mv.itemsize != 1:
+            mv = mv.cast("B")
+        length = mv.nbytes
+        if length == 0 or offset < 0 or offset + length > self.capacity:
+            super().write(offset, mv)  # raises, or a no-op
+            return
+        if self._intents:
+            self._commit_intents()
+        top = self.top
+        grains = top.grains
+        shift, mask, gsize = self._shift, self._mask, self.grain_size
+        first, last = offset >> shift, (offset + length - 1) >> shift
+        flat = self.is_flat(top)
+        new = set() if flat else {i for i in range(first, last + 1) if i not in grains}
+        super().write(offset, mv)
+        self._flush_ctk()
+        items: list[tuple[int, int, bytes | bytearray | memoryview]] = []
+        pos, end = offset, offset + length
+        while pos < end:
+            idx = pos >> shift
+            a = pos & mask
+            b = min(gsize, a + (end - pos))
+            if idx in new:
+                items.append((idx, 0, grains[idx]))
+            else:
+                items.append((idx, a, mv[pos - offset : pos - offset + (b - a)]))
+            pos += b - a
+        record = _encode(items)
+        if flat:
+            wal = self._fd(self.extent_name(top) + ".wal")
+            if self._wal_size + len(record) > WAL_CHECKPOINT:
+                self._checkpoint_wal()
+            _write_all(wal, record)
+            self._sync(wal)
+            self._wal_size += len(record)
+            fd = self._fd(self.extent_name(top))
+            _pwrite_all(fd, mv, offset)
+            self._sync(fd)
+        else:
+            fd = self._fd(self.extent_name(top))
+            _write_all(fd, record)
+            self._sync(fd)
+
+    def _checkpoint_wal(self) -> None:
+        """Empty the base's WAL: everything in it is in the flat file already."""
+        name = self.extent_name(self.base) + ".wal"
+        if name not in self._fds and not (self.directory / name).exists():
+            return
+        if self.sync:
+            os.fsync(self._fd(self.extent_name(self.base)))
+        wal = self._fd(name)
+        os.ftruncate(wal, _FILE_HEADER.size)
+        self._wal_size = _FILE_HEADER.size
+
+    # -- structure changes ---------------------------------------------------------------------
+
+    def freeze(self) -> Layer:
+        was_flat = self.is_flat(self.top)
+        layer = super().freeze()
+        if was_flat:
+            self._checkpoint_wal()
+        return layer
+
+    def reset_tracking(self) -> int:
+        start = super().reset_tracking()
+        self._changed.pending.clear()
+        fd = self._fd(self.ctk_name)
+        _write_all(fd, _ctk_record(_CTK_RESET, start))
+        self._sync(fd)
+        return start
+
+    def revert(self, layer: Layer) -> MergeStats:
+        stats = super().revert(layer)
+        self._flush_ctk()
+        return stats
+
+    def settle(self) -> MergeStats:
+        """Merge the released layers that may merge now (after loading a state)."""
+        log = _MergeLog()
+        self._settle(log, everything=False)
+        return self._stats(log)
+
+    def _merge(self, layer: Layer, log: _MergeLog) -> None:
+        if not layer.children:
+            self._extent.pop(layer, None)
+            super()._merge(layer, log)
+            return
+        child = layer.children[0]
+        pname, cname = self.extent_name(layer), self.extent_name(child)
+        if self.is_flat(layer) or len(child.grains) <= len(layer.grains):
+            intent = _Intent(cname, pname, "into", list(child.grains.items()))
+        else:
+            intent = _Intent(
+                pname,
+                cname,
+                "fill",
+                [(i, g) for i, g in layer.grains.items() if i not in child.grains],
+            )
+        survivor, gone = (layer, child) if child is self.top else (child, layer)
+        super()._merge(layer, log)
+        self._extent.pop(gone, None)
+        self._extent[survivor] = intent.dst
+        self._intents.append(intent)
+
+    # -- intents -------------------------------------------------------------------------------
+
+    def pending_intents(self) -> list[dict[str, str]]:
+        """Merges done in memory whose copies have not reached the files yet."""
+        return [it.to_meta() for it in self._intents]
+
+    def _commit_intents(self) -> None:
+        if self.commit is not None:
+            self.commit()
+        if self._intents:
+            self.apply_intents()
+
+    def apply_intents(self) -> int:
+        """Do the file copies of the recorded merges (after the owner saved them)."""
+        copied = 0
+        for it in self._intents:
+            if self.is_flat_name(it.dst):
+                fd = self._fd(it.dst)
+                for idx, g in it.grains:
+                    off = idx << self._shift
+                    _pwrite_all(fd, memoryview(g)[: min(self.grain_size, self.capacity - off)], off)
+            else:
+                fd = self._fd(it.dst)
+                items = it.grains
+                for n in range(0, len(items), _MERGE_BATCH):
+                    _write_all(fd, _encode((i, 0, g) for i, g in items[n : n + _MERGE_BATCH]))
+            self._sync(fd)
+            copied += len(it.grains)
+        self._intents.clear()
+        return copied
+
+    @staticmethod
+    def is_flat_name(name: str) -> bool:
+        return name.endswith("-flat.vmdk")
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def to_meta(self) -> tuple[dict[str, Any], dict[Layer, int]]:
+        """The structure as plain data, and each live layer's index in it (for snapshots)."""
+        layers = self.layers()
+        index = {layer: n for n, layer in enumerate(layers)}
+        rows = []
+        for layer in layers:
+            rows.append(
+                {
+                    "label": layer.label,
+                    "parent": None if layer.parent is None else index[layer.parent],
+                    "frozen": layer.frozen,
+                    "released": layer.released,
+                    "auto": layer in self._auto,
+                    "change_epoch": layer.change_epoch,
+                    "extent": self.extent_name(layer),
+                }
+            )
+        meta = {
+            "capacity": self.capacity,
+            "grain_size": self.grain_size,
+            "delta_suffix": self.delta_suffix,
+            "epoch": self._epoch,
+            "tracking_start": self._tracking_start,
+            "top": index[self.top],
+            "ctk": self.ctk_name,
+            "layers": rows,
+            "intents": self.pending_intents(),
+        }
+        return meta, index
+
+    @classmethod
+    def from_meta(
+        cls,
+        directory: str | os.PathLike[str],
+        meta: Mapping[str, Any],
+        *,
+        sync: bool = False,
+        commit: Callable[[], None] | None = None,
+    ) -> tuple[PersistentLayeredDisk, list[Layer]]:
+        """Rebuild a disk from :meth:`to_meta` data and its files (finishing listed merges)."""
+        disk = cls(
+            int(meta["capacity"]),
+            directory,
+            grain_size=int(meta["grain_size"]),
+            delta_suffix=str(meta.get("delta_suffix", "-delta.vmdk")),
+            sync=sync,
+        )
+        report = disk.load_report
+        d = disk.directory
+        copied = redo_intents(d, meta.get("intents", ()), disk.grain_size, disk.capacity)
+        if meta.get("intents"):
+            report.append(
+                f"finished {len(meta['intents'])} interrupted merge(s), {copied} grains copied"
+            )
+        rows = meta["layers"]
+        layers: list[Layer] = []
+        for n, row in enumerate(rows):
+            if n == 0:
+                if row["parent"] is not None:
+                    raise StateError("disk state: the first layer must be the base")
+                layer = disk.base
+            else:
+                parent = layers[int(row["parent"])]
+                layer = Layer(disk, parent)
+                parent.children.append(layer)
+            layer.label = str(row["label"])
+            layer.frozen = bool(row["frozen"])
+            layer.released = bool(row["released"])
+            layer.change_epoch = None if row["change_epoch"] is None else int(row["change_epoch"])
+            if row.get("auto"):
+                disk._auto.add(layer)
+            disk._extent[layer] = str(row["extent"])
+            layers.append(layer)
+        disk.top = layers[int(meta["top"])]
+        disk._epoch = int(meta["epoch"])
+        disk._tracking_start = int(meta["tracking_start"])
+        disk._ctk_name = str(meta["ctk"])
+        # data: the base's WAL is redone into the flat file first (all of it predates merges)
+        flat = disk._extent[disk.base]
+        wal_path = d / (flat + ".wal")
+        _, torn = read_grain_log(wal_path, disk.grain_size)
+        if torn:
+            report.append(f"{flat}.wal: discarded {torn} torn bytes")
+        if wal_path.exists():
+            raw_records, _ = _read_wal_records(wal_path, disk.grain_size)
+            if raw_records:  # idempotent: every record may already be in place
+                fd = disk._fd(flat)
+                for idx, off, payload in raw_records:
+                    pos = (idx << disk._shift) + off
+                    _pwrite_all(fd, payload[: max(0, min(len(payload), disk.capacity - pos))], pos)
+                os.fsync(fd)
+            disk._checkpoint_wal()
+        for layer in layers:
+            name = disk._extent[layer]
+            if cls.is_flat_name(name):
+                layer.grains = _load_flat(d / name, disk.capacity, disk.grain_size)
+                continue
+            layer.grains, torn = read_grain_log(d / name, disk.grain_size)
+            if torn:
+                report.append(f"{name}: discarded {torn} torn bytes")
+            path = d / name
+            live = _FILE_HEADER.size + len(layer.grains) * (_REC.size + disk.grain_size)
+            if path.exists() and path.stat().st_size > 4 * live + (1 << 20):
+                _rewrite_log(path, layer.grains, disk.grain_size)
+                report.append(f"{name}: compacted to {live} bytes")
+        changed, reset = _read_ctk(d / disk._ctk_name, report)
+        if reset is not None and reset > disk._tracking_start:
+            disk._tracking_start = reset
+            disk._epoch = max(disk._epoch, reset)
+        for idx, ep in changed.items():
+            dict.__setitem__(disk._changed, idx, min(ep, disk._epoch))
+        ctk_path = d / disk._ctk_name
+        if ctk_path.exists() and ctk_path.stat().st_size > 2 * _CTK.size * (len(changed) + 1) + (
+            1 << 20
+        ):
+            records = [_ctk_record(_CTK_RESET, disk._tracking_start)]
+            records += [_ctk_record(i, e) for i, e in disk._changed.items()]
+            atomic_write(ctk_path, _CTK_MAGIC_HEADER + b"".join(records))
+            report.append(f"{disk._ctk_name}: compacted")
+        disk.persisted_files = disk.files()
+        disk.commit = commit
+        return disk, layers
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data``: temporary file, fsync, rename, fsync of the directory."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _rewrite_log(path: Path, grains: Mapping[int, bytearray], grain_size: int) -> None:
+    """Compact a grain log to one full record per live grain (atomically)."""
+    items = sorted(grains.items())
+    body = [_file_header(grain_size)]
+    for n in range(0, len(items), _MERGE_BATCH):
+        body.append(_encode((i, 0, g) for i, g in items[n : n + _MERGE_BATCH]))
+    atomic_write(path, b"".join(body))
+
+
+def _read_wal_records(path: Path, grain_size: int) -> tuple[list[tuple[int, int, bytes]], int]:
+    """The complete batches of a WAL, as raw ``(grain, offset, payload)`` records in order."""
+    raw = path.read_bytes()
+    out: list[tuple[int, int, bytes]] = []
+    if len(raw) < _FILE_HEADER.size:
+        return out, 0
+    pos = _FILE_HEADER.size
+    batch: list[tuple[int, int, bytes]] = []
+    while pos + _REC.size <= len(raw):
+        magic, flags, res, grain, off, length, crc = _REC.unpack_from(raw, pos)
+        start = pos + _REC.size
+        if magic != _REC_MAGIC or off + length > grain_size or start + length > len(raw):
+            break
+        payload = raw[start : start + length]
+        if (
+            zlib.crc32(
+                payload, zlib.crc32(_REC.pack(_REC_MAGIC, flags, res, grain, off, length, 0))
+            )
+            != crc
+        ):
+            break
+        batch.append((grain, off, payload))
+        pos = start + length
+        if flags & _END:
+            out.extend(batch)
+            batch.clear()
+    return out, pos
