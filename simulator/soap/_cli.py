@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password", default="pass", help="login password (default: pass)")
     p.add_argument("--profile", default="esx-3.5u2", choices=sorted(PROFILES), help="host version profile")
     p.add_argument("--seed", type=int, default=0, help="seed of the host's randomness")
+    p.add_argument("--api-version", default="8.0.3.0",
+                   help="vim25 version to advertise (default 8.0.3.0; a real ESX 3.5 says 2.5u2)")
     p.add_argument("--cert", help="PEM certificate (default: a fresh self-signed one)")
     p.add_argument("--key", help="PEM private key for --cert")
     return p
@@ -65,7 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=args.host,
             certfile=args.cert,
             keyfile=args.key,
+            api_version=args.api_version,
         )
+    except ValueError as exc:
+        print(f"vcbsim serve: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"vcbsim serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -34,6 +34,7 @@ __all__ = [
     "serialize_response",
     "serialize_value",
     "version_from_soap_action",
+    "vim25_version",
     "wire_version",
 ]
 
@@ -69,8 +70,21 @@ def wire_version(version: str) -> str:
     return str(VmomiSupport.versionIdMap[version])
 
 
-def version_from_soap_action(action: str | None) -> str:
-    """The pyVmomi version a ``SOAPAction: urn:vim25/8.0.3.0`` header names (default if none)."""
+def vim25_version(version: str) -> str:
+    """``8.0.3.0`` or ``vim.version.v8_0_3_0`` -> the pyVmomi name; ``ValueError`` if not vim25."""
+    name = version
+    if version not in VmomiSupport.versionIdMap:
+        name = VmomiSupport.versionMap.get(f"vim25/{version}", "")
+    if not name or VmomiSupport.GetWsdlNamespace(name) != "urn:vim25":
+        known = ", ".join(wire_version(v) for v in VmomiSupport.GetServiceVersions("vim25"))
+        msg = f"API version: expected a vim25 version ({known}), got {version!r}"
+        raise ValueError(msg)
+    return str(name)
+
+
+def version_from_soap_action(action: str | None, default: str = DEFAULT_VERSION) -> str:
+    """The pyVmomi version a ``SOAPAction: urn:vim25/8.0.3.0`` header names (``default`` if
+    it names none or one that is not vim25)."""
     if action:
         action = action.strip().strip('"')
         try:
@@ -79,7 +93,7 @@ def version_from_soap_action(action: str | None) -> str:
             version = None
         if version and VmomiSupport.GetWsdlNamespace(version) == "urn:vim25":
             return str(version)
-    return DEFAULT_VERSION
+    return default
 
 
 def fetch_info(version: str) -> Any:

@@ -123,8 +123,11 @@ class Endpoint:
         password: str = "pass",
         task_retention: int = DEFAULT_RETENTION,
         secure_cookie: bool = True,
+        api_version: str = _codec.DEFAULT_VERSION,
     ) -> None:
         self.backend = backend
+        #: the vim25 version advertised and used for clients that name none (pyVmomi name)
+        self.api_version = _codec.vim25_version(api_version)
         self.user = user
         self.password = password
         self.secure_cookie = secure_cookie
@@ -393,7 +396,7 @@ class Endpoint:
 
     # SOAP ------------------------------------------------------------------------------------
     def handle_soap(self, body: bytes, soap_action: str | None, cookie: str | None) -> Response:
-        version = _codec.version_from_soap_action(soap_action)
+        version = _codec.version_from_soap_action(soap_action, self.api_version)
         try:
             req = _codec.parse_request(body, version)
         except _codec.RequestError as exc:

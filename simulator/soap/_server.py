@@ -26,11 +26,13 @@ from urllib.parse import urlsplit
 from pyVmomi import VmomiSupport
 
 from .._errors import InvalidInputError
+from .._host import Host
 from . import _codec
 from ._backend import HostBackend
 from ._cert import write_self_signed
 from ._endpoint import Endpoint
 from ._files import handle_folder
+from ._host_adapter import HostAdapter
 from ._tasks import DEFAULT_RETENTION
 
 __all__ = ["RunningServer", "serve", "service_versions_xml", "LOOPBACK"]
@@ -214,7 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         path = self._path()
         if path == "/sdk/vimServiceVersions.xml":
-            self._send(200, service_versions_xml(), "text/xml; charset=utf-8")
+            self._send(200, service_versions_xml(self.server.endpoint.api_version), "text/xml; charset=utf-8")
         elif path == "/sdk/vimService.wsdl":
             scheme = "https" if self.server.tls is not None else "http"
             host, port = str(self.server.server_address[0]), self.server.server_address[1]
@@ -280,7 +282,7 @@ class RunningServer:
         self.base_url = f"{self.scheme}://{host}:{self.port}"
         self.url = f"{self.base_url}/sdk"
         self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="vcbsim-soap-http", daemon=True
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="vcbsim-soap-http", daemon=True
         )
         self._stopped = False
         self._thread.start()
@@ -323,9 +325,23 @@ def serve(
     certfile: str | Path | None = None,
     keyfile: str | Path | None = None,
     task_retention: int = DEFAULT_RETENTION,
+    api_version: str = _codec.DEFAULT_VERSION,
 ) -> RunningServer:
     """Serve ``host_backend`` on loopback; HTTPS with a fresh self-signed certificate unless
-    ``http=True`` or ``certfile``/``keyfile`` are given. ``port=0`` picks a free port."""
+    ``http=True`` or ``certfile``/``keyfile`` are given. ``port=0`` picks a free port.
+
+    ``host_backend`` is any ``HostBackend``; a simulated ``Host`` is wrapped in a
+    ``HostAdapter``. ``api_version`` (``8.0.3.0`` by default, so that modern clients read every
+    property) is the vim25 version advertised; ``2.5u2`` is what a real ESX 3.5 host says, and
+    pyVmomi then leaves out every property newer than that (``capacityInBytes`` ...).
+    """
+    if isinstance(host_backend, Host):
+        host_backend = HostAdapter(host_backend)
+    try:
+        api_version = _codec.vim25_version(api_version)
+    except ValueError as exc:
+        raise InvalidInputError("serve api_version", expected="a vim25 API version such as 8.0.3.0",
+                                got=api_version) from exc
     if host not in LOOPBACK:
         raise InvalidInputError(
             "serve host", expected="a loopback address (127.0.0.1, ::1, localhost)", got=host,
@@ -352,7 +368,7 @@ def serve(
         tls.minimum_version = ssl.TLSVersion.TLSv1_2
         tls.load_cert_chain(cert_path, key_path)
     endpoint = Endpoint(host_backend, user=user, password=password, task_retention=task_retention,
-                        secure_cookie=not http)
+                        secure_cookie=not http, api_version=api_version)
     bind = "127.0.0.1" if host == "localhost" else host
     try:
         httpd = _HTTPServer((bind, port), endpoint, tls)

@@ -316,3 +316,25 @@ def test_unknown_paths_are_404(server):
         resp.read()
         assert resp.status == 404, (method, path)
     conn.close()
+
+
+def test_an_older_advertised_api_version_is_negotiated(fake_backend_class):
+    with serve(fake_backend_class(), api_version="5.5") as running:
+        conn = SmartConnect(host="127.0.0.1", port=running.port, user="user", pwd="pass", disableSslCertValidation=True)
+        assert conn._stub.versionId == '"urn:vim25/5.5"'
+        vm = conn.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/win-db")
+        disk = next(d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk))
+        assert disk.capacityInBytes == 64 * 1024**2  # a 5.5 property
+        assert vm.config.vmOpNotificationToAppEnabled is None  # a 7.0 property, not sent to 5.5
+        Disconnect(conn)
+    with pytest.raises(ValueError, match="API version"):
+        serve(fake_backend_class(), api_version="99.0")
+
+
+def test_serve_wraps_a_simulated_host():
+    from vcbsim.simulator._host import Host
+
+    with serve(Host.demo(), http=True) as running:
+        conn = SmartConnect(protocol="http", host="127.0.0.1", port=running.port, user="user", pwd="pass")
+        assert conn.content.about.apiVersion == "2.5u2"
+        Disconnect(conn)
