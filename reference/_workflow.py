@@ -136,21 +136,8 @@ def _message(exc: BaseException) -> str:
 
 
 def emit_event(trace: Any, event: str, /, *, vm: str | None, step: str | None = None, **details: Any) -> Any:
-    """Emit a proxy event whose details may include ``kind`` (``mount`` events carry
-    ``kind: fullvm|file``), which ``Trace.emit``'s own ``kind`` parameter cannot take as a
-    keyword: such an event is appended exactly as ``emit`` would."""
-    if "kind" not in details:
-        return trace.emit("proxy", event, vm=vm, step=step, **details)
-    from vcbsim.simulator import KINDS, Event
-
-    if event not in KINDS:
-        msg = f"trace kind: expected one of the kinds in vcbsim.simulator.KINDS, got {event!r}"
-        raise ValueError(msg)
-    ev = Event(len(trace.events), trace.clock.now, "proxy", event, vm, step, details)
-    trace.events.append(ev)
-    for fn in list(getattr(trace, "_subscribers", ())):
-        fn(ev)
-    return ev
+    """Emit a proxy event (details may include ``kind``: ``mount`` events carry ``fullvm|file``)."""
+    return trace.emit("proxy", event, vm=vm, step=step, **details)
 
 
 def force_remove(path: Path) -> None:

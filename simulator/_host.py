@@ -526,6 +526,15 @@ class Host:
                     c.parent = parent
             if vm.current_snapshot is s:
                 vm.current_snapshot = parent
+            kind = "snapshot.rollback" if reason == "rollback" else "snapshot.remove"
+            details: dict[str, Any] = {"snapshot": s.moref, "name": s.name}
+            if reason == "rollback":
+                details["reason"] = "thaw failed"
+            else:
+                details["consolidate"] = consolidate
+            # The snapshot leaves the tree before its redo logs merge: a failed merge leaves
+            # "consolidation needed", not a snapshot (R48).
+            self.trace.emit("host", kind, vm=vm.moref, step="WF-3b", **details)
             for d in vm.disks:
                 layer = s.layers[d.key]
                 if layer.alive and not layer.released:
@@ -536,13 +545,6 @@ class Host:
                         d.disk.release(layer, merge=False)
             if not consolidate:
                 vm.consolidation_needed = True
-            kind = "snapshot.rollback" if reason == "rollback" else "snapshot.remove"
-            details: dict[str, Any] = {"snapshot": s.moref, "name": s.name}
-            if reason == "rollback":
-                details["reason"] = "thaw failed"
-            else:
-                details["consolidate"] = consolidate
-            self.trace.emit("host", kind, vm=vm.moref, step="WF-3b", **details)
         self._refresh_consolidation(vm)
         return total
 

@@ -127,6 +127,7 @@ class Trace:
         self,
         actor: str,
         kind: str,
+        /,
         *,
         vm: str | None = None,
         step: str | None = None,
