@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ._objects import MOImpl
 
 __all__ = [
+    "Collector",
     "FilterState",
     "cancel_retrieve",
     "cancel_wait",
@@ -56,10 +57,26 @@ _filter_ids = itertools.count(1)
 class FilterState:
     moid: str
     session_key: str
+    collector: str
     spec: Any
     partial: bool
     #: moid -> (object reference, {path: serialized value})
     reported: dict[str, tuple[Any, dict[str, str]]] = field(default_factory=dict)
+
+
+@dataclass
+class Collector:
+    """One property collector of one session: its filters and its update version.
+
+    Every session has its own state for the service's collector (``ha-property-collector``);
+    ``CreatePropertyCollector`` adds more (govmomi waits on a collector of its own).
+    """
+
+    moid: str
+    session_key: str
+    filters: dict[str, FilterState] = field(default_factory=dict)
+    version: int = 0
+    cancel_wait: bool = False
 
 
 def _invalid(path: str) -> Exception:
@@ -247,8 +264,8 @@ def cancel_retrieve(session: Session, token: str) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def create_filter(ep: Endpoint, session: Session, spec: Any, partial: bool) -> Any:
-    if len(session.filters) >= MAX_FILTERS_PER_SESSION:
+def create_filter(ep: Endpoint, session: Session, coll: Collector, spec: Any, partial: bool) -> Any:
+    if sum(len(c.filters) for c in session.collectors.values()) >= MAX_FILTERS_PER_SESSION:
         raise vmodl.fault.NotSupported(
             msg=f"a session may hold at most {MAX_FILTERS_PER_SESSION} property filters; destroy unused ones"
         )
@@ -256,8 +273,8 @@ def create_filter(ep: Endpoint, session: Session, spec: Any, partial: bool) -> A
     for impl in collect_objects(ep, spec):
         object_values(impl, spec.propSet)
     moid = f"session[{session.key[:8]}]filter-{next(_filter_ids)}"
-    state = FilterState(moid, session.key, spec, bool(partial))
-    session.filters[moid] = state
+    state = FilterState(moid, session.key, coll.moid, spec, bool(partial))
+    coll.filters[moid] = state
     ep.filters[moid] = state
     return PC.Filter(moid)
 
@@ -266,8 +283,9 @@ def destroy_filter(ep: Endpoint, moid: str) -> None:
     state = ep.filters.pop(moid, None)
     if state is not None:
         sess = ep.sessions.get(state.session_key)
-        if sess is not None:
-            sess.filters.pop(moid, None)
+        coll = sess.collectors.get(state.collector) if sess is not None else None
+        if coll is not None:
+            coll.filters.pop(moid, None)
 
 
 def _current(ep: Endpoint, f: FilterState, version: str) -> dict[str, tuple[Any, dict[str, tuple[str, Any]]]]:
@@ -312,32 +330,32 @@ def _diff(ep: Endpoint, f: FilterState, version: str) -> Any:
     return PC.FilterUpdate(filter=PC.Filter(f.moid), objectSet=updates)
 
 
-def wait_for_updates(ep: Endpoint, ctx: Context, version: str | None, max_wait: int | None) -> Any:
+def wait_for_updates(ep: Endpoint, ctx: Context, coll: Collector, version: str | None, max_wait: int | None) -> Any:
     """Called with the endpoint lock held; waits on ``ep.changed`` (which releases it)."""
-    session = ctx.session
-    assert session is not None
+    session = ctx.sess
     if not version:
-        for f in session.filters.values():
+        for f in coll.filters.values():
             f.reported = {}
-    elif not version.isdigit() or int(version) > session.collector_version:
+    elif not version.isdigit() or int(version) > coll.version:
         # an older version we issued is fine: another waiter of this session (pyVim's
         # WaitForTask shares the collector) may have moved on; changes since then that it
         # already reported are not repeated, as with one collector on a real host
         raise vmodl.query.InvalidCollectorVersion(
             msg=f"unknown collector version {version!r}; start again with an empty version"
         )
-    session.cancel_wait = False
+    coll.cancel_wait = False
     deadline = None if max_wait is None else time.monotonic() + max(0, max_wait)
     while True:
         ep.begin_call()  # the lock was released while waiting: state may have changed
         filter_updates = [
-            u for u in (_diff(ep, f, ctx.version) for f in list(session.filters.values())) if u is not None
+            u for u in (_diff(ep, f, ctx.version) for f in list(coll.filters.values())) if u is not None
         ]
         if filter_updates:
-            session.collector_version += 1
-            return PC.UpdateSet(version=str(session.collector_version), filterSet=filter_updates)
-        if session.cancel_wait or ep.stopping or session.key not in ep.sessions:
-            session.cancel_wait = False
+            coll.version += 1
+            return PC.UpdateSet(version=str(coll.version), filterSet=filter_updates)
+        gone = session.key not in ep.sessions or session.collectors.get(coll.moid) is not coll
+        if coll.cancel_wait or ep.stopping or gone:
+            coll.cancel_wait = False
             raise vmodl.fault.RequestCanceled(msg="The wait for updates was cancelled.")
         if deadline is not None:
             left = deadline - time.monotonic()
@@ -348,6 +366,6 @@ def wait_for_updates(ep: Endpoint, ctx: Context, version: str | None, max_wait: 
             ep.changed.wait(5.0)
 
 
-def cancel_wait(ep: Endpoint, session: Session) -> None:
-    session.cancel_wait = True
+def cancel_wait(ep: Endpoint, coll: Collector) -> None:
+    coll.cancel_wait = True
     ep.changed.notify_all()

@@ -26,13 +26,14 @@ from pyVmomi import vim, vmodl
 from .._errors import InvalidInputError, NotFoundError, StateError
 from . import _codec
 from ._backend import DatastoreInfo, HostAbout, HostBackend, SnapshotInfo, VMInfo
-from ._collector import FilterState
+from ._collector import Collector, FilterState
 from ._objects import (
     MOIDS,
     STATIC_TYPES,
     ContainerViewImpl,
     DatastoreImpl,
     MOImpl,
+    PropertyCollectorImpl,
     PropertyFilterImpl,
     SnapshotImpl,
     TaskImpl,
@@ -66,11 +67,21 @@ class Session:
     last_active: float
     locale: str = "en"
     call_count: int = 0
-    filters: dict[str, FilterState] = field(default_factory=dict)
+    collectors: dict[str, Collector] = field(default_factory=dict)
     views: dict[str, View] = field(default_factory=dict)
     retrieve_tokens: dict[str, tuple[list[Any], int]] = field(default_factory=dict)
-    collector_version: int = 0
-    cancel_wait: bool = False
+
+    def collector(self, moid: str) -> Collector:
+        """This session's state of collector ``moid`` (the service's one is made on first use)."""
+        coll = self.collectors.get(moid)
+        if coll is None:
+            if moid != MOIDS["pc"]:
+                raise vmodl.fault.ManagedObjectNotFound(
+                    msg=f"The object '{moid}' has already been deleted or has not been completely created",
+                    obj=vmodl.query.PropertyCollector(moid),
+                )
+            coll = self.collectors[moid] = Collector(moid, self.key)
+        return coll
 
     def user_session(self) -> Any:
         return vim.UserSession(
@@ -135,6 +146,9 @@ class Endpoint:
         self.changed = threading.Condition(self.lock)
         self.sessions: dict[str, Session] = {}
         self.filters: dict[str, FilterState] = {}
+        #: collectors made with CreatePropertyCollector (the service's own is static)
+        self.collectors: dict[str, Collector] = {}
+        self._collector_ids = itertools.count(1)
         self.views: dict[str, View] = {}
         self.tasks = TaskRunner(self, task_retention)
         self.stopping = False
@@ -296,6 +310,8 @@ class Endpoint:
         static = STATIC_TYPES.get(moid)
         if static is not None:
             impl = static(self, moid)
+        elif moid in self.collectors and self._mine(self.collectors[moid].session_key):
+            impl = PropertyCollectorImpl(self, moid)
         elif moid in self.filters and self._mine(self.filters[moid].session_key):
             impl = PropertyFilterImpl(self, moid)
         elif moid in self.views and self._mine(self.views[moid].session_key):
@@ -367,12 +383,36 @@ class Endpoint:
             self._drop_session(ctx.session.key)
             ctx.logout = True
 
+    def create_collector(self, ctx: Context) -> Any:
+        session = ctx.sess
+        if len(session.collectors) >= MAX_VIEWS_PER_SESSION:
+            raise vmodl.fault.NotSupported(
+                msg=f"a session may hold at most {MAX_VIEWS_PER_SESSION} property collectors"
+            )
+        moid = f"session[{session.key[:8]}]propertyCollector-{next(self._collector_ids)}"
+        coll = session.collectors[moid] = Collector(moid, session.key)
+        self.collectors[moid] = coll
+        return vmodl.query.PropertyCollector(moid)
+
+    def destroy_collector(self, ctx: Context, moid: str) -> None:
+        if moid == MOIDS["pc"]:
+            raise vmodl.fault.NotSupported(msg="The service's property collector cannot be destroyed.")
+        coll = ctx.sess.collectors.pop(moid, None)
+        if coll is not None:
+            self._drop_collector(coll)
+            self.changed.notify_all()  # a wait on it ends with RequestCanceled
+
+    def _drop_collector(self, coll: Collector) -> None:
+        for moid in coll.filters:
+            self.filters.pop(moid, None)
+        self.collectors.pop(coll.moid, None)
+
     def _drop_session(self, key: str) -> None:
         session = self.sessions.pop(key, None)
         if session is None:
             return
-        for moid in session.filters:
-            self.filters.pop(moid, None)
+        for coll in session.collectors.values():
+            self._drop_collector(coll)
         for moid in session.views:
             self.views.pop(moid, None)
         self.changed.notify_all()  # waits of this session end with RequestCanceled

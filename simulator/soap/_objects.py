@@ -212,11 +212,14 @@ class SessionManagerImpl(MOImpl):
 class PropertyCollectorImpl(MOImpl):
     vim_type = vmodl.query.PropertyCollector
 
+    def _coll(self, ctx: Context) -> _collector.Collector:
+        return ctx.sess.collector(self.moid)
+
     def p_filter(self) -> list[Any]:
         ctx = self.ep.current_context()
         if not ctx or not ctx.session:
             return []
-        return [vmodl.query.PropertyCollector.Filter(f) for f in ctx.session.filters]
+        return [vmodl.query.PropertyCollector.Filter(f) for f in self._coll(ctx).filters]
 
     @soap
     def RetrievePropertiesEx(self, ctx: Context, specSet: list[Any], options: Any = None) -> Any:  # noqa: N802, N803
@@ -237,24 +240,32 @@ class PropertyCollectorImpl(MOImpl):
 
     @soap
     def CreateFilter(self, ctx: Context, spec: Any, partialUpdates: bool) -> Any:  # noqa: N802, N803
-        return _collector.create_filter(self.ep, ctx.sess, spec, partialUpdates)
+        return _collector.create_filter(self.ep, ctx.sess, self._coll(ctx), spec, partialUpdates)
 
     @soap
     def WaitForUpdatesEx(self, ctx: Context, version: str | None = None, options: Any = None) -> Any:  # noqa: N802
         wait = options.maxWaitSeconds if options is not None else None
-        return _collector.wait_for_updates(self.ep, ctx, version, wait)
+        return _collector.wait_for_updates(self.ep, ctx, self._coll(ctx), version, wait)
 
     @soap
     def WaitForUpdates(self, ctx: Context, version: str | None = None) -> Any:  # noqa: N802
-        return _collector.wait_for_updates(self.ep, ctx, version, None)
+        return _collector.wait_for_updates(self.ep, ctx, self._coll(ctx), version, None)
 
     @soap
     def CheckForUpdates(self, ctx: Context, version: str | None = None) -> Any:  # noqa: N802
-        return _collector.wait_for_updates(self.ep, ctx, version, 0)
+        return _collector.wait_for_updates(self.ep, ctx, self._coll(ctx), version, 0)
 
     @soap
     def CancelWaitForUpdates(self, ctx: Context) -> None:  # noqa: N802
-        _collector.cancel_wait(self.ep, ctx.sess)
+        _collector.cancel_wait(self.ep, self._coll(ctx))
+
+    @soap
+    def CreatePropertyCollector(self, ctx: Context) -> Any:  # noqa: N802
+        return self.ep.create_collector(ctx)
+
+    @soap
+    def DestroyPropertyCollector(self, ctx: Context) -> None:  # noqa: N802
+        self.ep.destroy_collector(ctx, self.moid)
 
 
 class PropertyFilterImpl(MOImpl):

@@ -254,3 +254,35 @@ def test_filters_and_views_belong_to_their_session(si, server):
     # logging out drops the session's filters and views
     content.sessionManager.Logout()
     assert server.endpoint.filters == {} and server.endpoint.views == {}
+
+
+def test_a_collector_of_its_own_does_not_disturb_the_default_one(si, server):
+    """govmomi waits for tasks on a collector it creates; versions stay per collector."""
+    from pyVim.task import WaitForTask
+
+    content = si.RetrieveContent()
+    default = content.propertyCollector
+    vm = content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
+    default.CreateFilter(
+        PC.FilterSpec(objectSet=[PC.ObjectSpec(obj=vm)],
+                      propSet=[PC.PropertySpec(type=vim.VirtualMachine, pathSet=["runtime.powerState"])]),
+        False,
+    )
+    version = default.WaitForUpdatesEx("", PC.WaitOptions(maxWaitSeconds=0)).version
+    own = default.CreatePropertyCollector()
+    assert own._moId != default._moId
+    assert WaitForTask(vm.PowerOnVM_Task(), pc=own) == "success"
+    assert own.filter == []  # WaitForTask destroyed its filter on the new collector
+    # the default collector still reports the change since *its* version
+    update = default.WaitForUpdatesEx(version, PC.WaitOptions(maxWaitSeconds=5))
+    assert update.filterSet[0].objectSet[0].changeSet[0].val == "poweredOn"
+    own.CreateFilter(
+        PC.FilterSpec(objectSet=[PC.ObjectSpec(obj=vm)], propSet=[PC.PropertySpec(type=vim.VirtualMachine, pathSet=["name"])]),
+        False,
+    )
+    own.DestroyPropertyCollector()
+    assert not any(f.collector == own._moId for f in server.endpoint.filters.values())
+    with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+        own.WaitForUpdatesEx("", PC.WaitOptions(maxWaitSeconds=0))
+    with pytest.raises(vmodl.fault.NotSupported):
+        default.DestroyPropertyCollector()
