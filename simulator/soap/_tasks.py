@@ -19,7 +19,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pyVmomi import vim, vmodl
+from pyVmomi import VmomiSupport, vim, vmodl
 
 from ._vmprops import ts
 
@@ -85,7 +85,8 @@ class TaskRunner:
         n = next(self._ids)
         moid = f"haTask-{vm_moid}-{method.info.wsdlName}-{n}"
         user = ctx.session.user if ctx.session else "root"
-        type_name = method.info.type._wsdlName if hasattr(method.info, "type") else "VirtualMachine"
+        # as hostd names them: "VirtualMachine.createSnapshot", "vm.Snapshot.remove"
+        type_name = VmomiSupport.GetVmodlName(method.info.type).removeprefix("vim.")
         info = vim.TaskInfo(
             key=moid,
             task=vim.Task(moid),

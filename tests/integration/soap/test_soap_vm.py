@@ -83,6 +83,7 @@ def test_snapshot_create_and_remove_with_wait_for_task(vm, server):
     remove = snap.RemoveSnapshot_Task(removeChildren=False)
     assert WaitForTask(remove) == "success"
     assert remove.info.entity == vm  # the VM, not the snapshot (vcsim's mistake)
+    assert remove.info.descriptionId == "vm.Snapshot.remove"
     assert vm.snapshot is None
     assert _disk(vm).backing.fileName == "[datastore1] win-db/win-db.vmdk"
     with pytest.raises(vmodl.fault.ManagedObjectNotFound):
