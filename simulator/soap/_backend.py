@@ -18,7 +18,8 @@ Rules every backend follows:
 - The endpoint calls a backend from one thread at a time (it holds one lock around every call),
   so a backend need not be thread-safe.
 - Finders (by uuid, IP, DNS name, inventory path) are derived by the endpoint from ``vms()``;
-  a backend does not implement them.
+  a backend does not implement them. So are the networks (the port groups the VMs' adapters
+  use, and ``VM Network``, which every host has).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ __all__ = [
     "GuestProcess",
     "HostAbout",
     "HostBackend",
+    "NicInfo",
     "SnapshotInfo",
     "VMFile",
     "VMInfo",
@@ -125,6 +127,19 @@ class VMFile:
 
 
 @dataclass(frozen=True, slots=True)
+class NicInfo:
+    """A virtual network adapter (``ethernet0`` in the ``.vmx``) on a port group."""
+
+    key: int = 4000
+    label: str = "Network adapter 1"
+    network: str = "VM Network"
+    mac_address: str = ""
+    type: Literal["vlance", "e1000", "vmxnet3"] = "vlance"
+    connected: bool = True
+    unit_number: int = 7
+
+
+@dataclass(frozen=True, slots=True)
 class VMInfo:
     moref: str
     name: str
@@ -151,6 +166,7 @@ class VMInfo:
     change_tracking_supported: bool = False
     files: Sequence[VMFile] = field(default_factory=tuple)
     annotation: str = ""
+    nics: Sequence[NicInfo] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from ._objects import (
     ContainerViewImpl,
     DatastoreImpl,
     MOImpl,
+    NetworkImpl,
     PropertyCollectorImpl,
     PropertyFilterImpl,
     SnapshotImpl,
@@ -225,6 +226,29 @@ class Endpoint:
     def datastore_refs(self) -> dict[str, Any]:
         return {ds.name: vim.Datastore(moid) for moid, ds in self.datastore_list()}
 
+    def network_list(self) -> list[tuple[str, str]]:
+        """(moid, name) of every port group: ``VM Network`` and those the VMs' adapters use."""
+        cached = self._call_cache.get("networks")
+        if cached is None:
+            names = ["VM Network"]
+            for vm in self.backend.vms():
+                names.extend(n.network for n in vm.nics if n.network not in names)
+            cached = [(f"network-{i}", name) for i, name in enumerate(names, 1)]
+            self._call_cache["networks"] = cached
+        return cached  # type: ignore[no-any-return]
+
+    def network_refs(self) -> dict[str, Any]:
+        return {name: vim.Network(moid) for moid, name in self.network_list()}
+
+    def network_ref(self, name: str) -> Any:
+        return self.network_refs().get(name)
+
+    def network_name(self, moid: str) -> str:
+        for m, name in self.network_list():
+            if m == moid:
+                return name
+        raise self._not_found(vim.Network(moid))
+
     def datastore_ref(self, name: str) -> Any:
         return self.datastore_refs().get(name)
 
@@ -320,6 +344,8 @@ class Endpoint:
             impl = TaskImpl(self, moid)
         elif any(m == moid for m, _ in self.datastore_list()):
             impl = DatastoreImpl(self, moid)
+        elif moid.startswith("network-") and any(m == moid for m, _ in self.network_list()):
+            impl = NetworkImpl(self, moid)
         elif self._vm_exists(moid):
             impl = VirtualMachineImpl(self, moid)
         elif self.find_snapshot(moid) is not None:

@@ -26,6 +26,7 @@ from ._backend import (
     DiskInfo,
     DiskLayer,
     HostAbout,
+    NicInfo,
     SnapshotInfo,
     VMFile,
     VMInfo,
@@ -42,6 +43,12 @@ def tools_version_number(version: str) -> str:
     except ValueError:
         return "0"
     return str(major * 1024 + minor * 32 + patch)
+
+
+def _mac(vm_uuid: str) -> str:
+    """A VMware-range MAC (``00:50:56:xx:xx:xx``) derived from the VM's uuid."""
+    tail = vm_uuid.replace("-", "")[-6:].rjust(6, "0")
+    return "00:50:56:" + ":".join(tail[i : i + 2] for i in range(0, 6, 2))
 
 
 def _slice(data: bytes, offset: int, length: int) -> bytes:
@@ -172,6 +179,9 @@ class HostAdapter:
             quiesced_snapshots_supported=p.quiesced_snapshots,
             change_tracking_supported=p.change_tracking,
             files=(VMFile(vm.vmsd_path, "snapshotList", len(vm.vmsd_text().encode())),),
+            # the .vmx's ethernet0: a vlance adapter on "VM Network"
+            nics=(NicInfo(network=vm.extra_config.get("ethernet0.networkName", "VM Network"),
+                          mac_address=_mac(vm.uuid)),),
         )
 
     def vms(self) -> list[VMInfo]:

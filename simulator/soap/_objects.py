@@ -527,6 +527,8 @@ class FolderImpl(ManagedEntityImpl):
             return [vim.ComputeResource(MOIDS["compute"])]
         if self.moid == MOIDS["dsfolder"]:
             return list(self.ep.datastore_refs().values())
+        if self.moid == MOIDS["netfolder"]:
+            return list(self.ep.network_refs().values())
         return []
 
 
@@ -551,7 +553,7 @@ class DatacenterImpl(ManagedEntityImpl):
         return list(self.ep.datastore_refs().values())
 
     def p_network(self) -> list[Any]:
-        return []
+        return list(self.ep.network_refs().values())
 
     def children(self) -> list[Any]:
         return [vim.Folder(MOIDS[k]) for k in ("vmfolder", "hostfolder", "dsfolder", "netfolder")]
@@ -574,7 +576,7 @@ class ComputeResourceImpl(ManagedEntityImpl):
         return list(self.ep.datastore_refs().values())
 
     def p_network(self) -> list[Any]:
-        return []
+        return list(self.ep.network_refs().values())
 
     def p_summary(self) -> Any:
         return vim.ComputeResource.Summary(
@@ -608,7 +610,7 @@ class HostSystemImpl(ManagedEntityImpl):
         return list(self.ep.datastore_refs().values())
 
     def p_network(self) -> list[Any]:
-        return []
+        return list(self.ep.network_refs().values())
 
     def p_runtime(self) -> Any:
         return vim.host.RuntimeInfo(
@@ -713,6 +715,26 @@ class DatastoreImpl(ManagedEntityImpl):
         return [vim.VirtualMachine(vm.moref) for vm in self.ep.backend.vms() if name in vm.datastores]
 
 
+class NetworkImpl(ManagedEntityImpl):
+    """A port group of the host's standard switch (``VM Network``)."""
+
+    vim_type = vim.Network
+    parent_id = MOIDS["netfolder"]
+
+    def p_name(self) -> str:
+        return self.ep.network_name(self.moid)
+
+    def p_summary(self) -> Any:
+        return vim.Network.Summary(network=self.ref, name=self.p_name(), accessible=True, ipPoolName="")
+
+    def p_host(self) -> list[Any]:
+        return [vim.HostSystem(MOIDS["host"])]
+
+    def p_vm(self) -> list[Any]:
+        name = self.p_name()
+        return [vim.VirtualMachine(vm.moref) for vm in self.ep.backend.vms() if any(n.network == name for n in vm.nics)]
+
+
 class VirtualMachineImpl(ManagedEntityImpl):
     vim_type = vim.VirtualMachine
     parent_id = MOIDS["vmfolder"]
@@ -727,7 +749,7 @@ class VirtualMachineImpl(ManagedEntityImpl):
         return self.vm().name
 
     def p_config(self) -> Any:
-        return _vmprops.build_config(self.vm(), ds_ref=self.ep.datastore_ref)
+        return _vmprops.build_config(self.vm(), ds_ref=self.ep.datastore_ref, net_ref=self.ep.network_ref)
 
     def p_runtime(self) -> Any:
         return _vmprops.build_runtime(self.vm(), vim.HostSystem(MOIDS["host"]))
@@ -765,7 +787,8 @@ class VirtualMachineImpl(ManagedEntityImpl):
         return [refs[n] for n in self.vm().datastores if n in refs]
 
     def p_network(self) -> list[Any]:
-        return []
+        refs = self.ep.network_refs()
+        return [refs[n.network] for n in self.vm().nics if n.network in refs]
 
     def p_resourcePool(self) -> Any:  # noqa: N802
         return vim.ResourcePool(MOIDS["pool"])
@@ -885,7 +908,9 @@ class SnapshotImpl(MOImpl):
 
     def p_config(self) -> Any:
         vm, snap = self._owner()
-        return _vmprops.build_config(vm, snap.disks or vm.disks, ds_ref=self.ep.datastore_ref)
+        return _vmprops.build_config(
+            vm, snap.disks or vm.disks, ds_ref=self.ep.datastore_ref, net_ref=self.ep.network_ref
+        )
 
     @soap
     def RemoveSnapshot_Task(  # noqa: N802
@@ -951,6 +976,7 @@ ALL_TYPES: list[type[MOImpl]] = [
     HostSystemImpl,
     ResourcePoolImpl,
     DatastoreImpl,
+    NetworkImpl,
     VirtualMachineImpl,
     SnapshotImpl,
 ]

@@ -15,7 +15,7 @@ from typing import Any
 
 from pyVmomi import vim
 
-from ._backend import DiskInfo, DiskLayer, SnapshotInfo, VMInfo
+from ._backend import DiskInfo, DiskLayer, NicInfo, SnapshotInfo, VMInfo
 
 __all__ = [
     "build_capability",
@@ -37,8 +37,13 @@ _IDE_KEYS = (200, 201)
 _SCSI_KEY = 1000
 
 
-#: datastore name -> ``vim.Datastore`` reference (or None when unknown)
+#: datastore name -> ``vim.Datastore`` reference (or None when unknown); the same for networks
 DsRef = Callable[[str], Any] | None
+_NIC_TYPES: dict[str, Any] = {
+    "vlance": vim.vm.device.VirtualPCNet32,
+    "e1000": vim.vm.device.VirtualE1000,
+    "vmxnet3": vim.vm.device.VirtualVmxnet3,
+}
 
 
 def _datastore_of(path: str) -> str | None:
@@ -127,6 +132,29 @@ def _disk_device(disk: DiskInfo, ds_ref: DsRef) -> Any:
     return dev
 
 
+def _nic_device(nic: NicInfo, powered_on: bool, net_ref: DsRef) -> Any:
+    return _NIC_TYPES[nic.type](
+        key=nic.key,
+        deviceInfo=vim.Description(label=nic.label, summary=nic.network),
+        backing=vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(
+            deviceName=nic.network,
+            useAutoDetect=False,
+            network=net_ref(nic.network) if net_ref is not None else None,
+        ),
+        connectable=vim.vm.device.VirtualDevice.ConnectInfo(
+            startConnected=nic.connected,
+            allowGuestControl=True,
+            connected=nic.connected and powered_on,
+            status="ok",
+        ),
+        controllerKey=_PCI_KEY,
+        unitNumber=nic.unit_number,
+        addressType="generated",
+        macAddress=nic.mac_address or None,
+        wakeOnLanEnabled=True,
+    )
+
+
 def _devices(disks: Sequence[DiskInfo], ds_ref: DsRef) -> list[Any]:
     scsi_units = [d.key for d in disks if d.controller_key == _SCSI_KEY]
     devices: list[Any] = [
@@ -164,7 +192,9 @@ def _vm_dir(vm: VMInfo) -> str:
     return vm.vmx_path.rsplit("/", 1)[0] + "/" if "/" in vm.vmx_path else vm.vmx_path
 
 
-def build_config(vm: VMInfo, disks: Sequence[DiskInfo] | None = None, ds_ref: DsRef = None) -> Any:
+def build_config(
+    vm: VMInfo, disks: Sequence[DiskInfo] | None = None, ds_ref: DsRef = None, net_ref: DsRef = None
+) -> Any:
     """``vim.vm.ConfigInfo`` of the VM (or, with ``disks``, as of a snapshot); ``ds_ref`` maps a
     datastore name to its reference (``backing.datastore``)."""
     disks = vm.disks if disks is None else disks
@@ -223,7 +253,8 @@ def build_config(vm: VMInfo, disks: Sequence[DiskInfo] | None = None, ds_ref: Ds
             numCPU=vm.num_cpu,
             numCoresPerSocket=1,
             memoryMB=vm.memory_mb,
-            device=_devices(disks, ds_ref),
+            device=_devices(disks, ds_ref)
+            + [_nic_device(n, vm.power_state == "poweredOn", net_ref) for n in vm.nics],
         ),
         cpuAllocation=vim.ResourceAllocationInfo(
             reservation=0,
@@ -284,6 +315,18 @@ def build_guest(vm: VMInfo) -> Any:
         guestOperationsReady=running,
         interactiveGuestOperationsReady=False,
         guestStateChangeSupported=running,
+        net=[
+            vim.vm.GuestInfo.NicInfo(
+                network=n.network,
+                ipAddress=[vm.ip_address] if vm.ip_address and i == 0 else [],
+                macAddress=n.mac_address or None,
+                connected=n.connected,
+                deviceConfigId=n.key,
+            )
+            for i, n in enumerate(vm.nics)
+        ]
+        if running
+        else [],
     )
 
 
@@ -467,7 +510,7 @@ def build_summary(vm: VMInfo, vm_ref: Any, host_ref: Any, now: float) -> Any:
             vmPathName=vm.vmx_path,
             memorySizeMB=vm.memory_mb,
             numCpu=vm.num_cpu,
-            numEthernetCards=0,
+            numEthernetCards=len(vm.nics),
             numVirtualDisks=len(vm.disks),
             uuid=vm.uuid,
             instanceUuid=vm.instance_uuid,

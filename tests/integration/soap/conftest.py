@@ -25,6 +25,7 @@ from vcbsim.simulator.soap import (
     DiskLayer,
     HostAbout,
     HostAdapter,
+    NicInfo,
     SnapshotInfo,
     VMFile,
     VMInfo,
@@ -103,6 +104,7 @@ class FakeBackend:
                 host_name=f"{name}.example.test" if ip else None,
                 change_tracking_supported=change_tracking,
                 files=(VMFile(f"{base}.nvram", "nvram", 8684), VMFile(f"{base}.vmsd", "snapshotList", 0)),
+                nics=(NicInfo(mac_address=f"00:50:56:00:00:0{n}", type="e1000"),),
             )
             self._vms[info.moref] = _VM(info, {2000: list(disk.chain)})
             self.files[("datastore1", f"{name}/{name}.vmx")] = (

@@ -46,6 +46,9 @@ def test_inventory_of_the_demo_host(host_si, host):
     assert _disks(vm)[0].backing.fileName == "[datastore1] win2003-sql/win2003-sql.vmdk"
     assert vm.guest.ipAddress == "192.0.2.11" and vm.guest.toolsRunningStatus == "guestToolsRunning"
     assert vm.capability.quiescedSnapshotsSupported is True
+    nic = next(d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard))
+    assert isinstance(nic, vim.vm.device.VirtualPCNet32)  # ethernet0.virtualDev = "vlance"
+    assert nic.backing.deviceName == "VM Network" and nic.macAddress.startswith("00:50:56:")
     assert content.searchIndex.FindByIp(None, "192.0.2.11", True) == vm
     assert content.searchIndex.FindByUuid(None, host.find_vm("rhel5-web").uuid, True).name == "rhel5-web"
 

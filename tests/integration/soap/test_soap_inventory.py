@@ -286,3 +286,23 @@ def test_a_collector_of_its_own_does_not_disturb_the_default_one(si, server):
         own.WaitForUpdatesEx("", PC.WaitOptions(maxWaitSeconds=0))
     with pytest.raises(vmodl.fault.NotSupported):
         default.DestroyPropertyCollector()
+
+
+def test_networks_and_network_adapters(si):
+    content = si.RetrieveContent()
+    dc = content.rootFolder.childEntity[0]
+    nets = dc.networkFolder.childEntity
+    assert [n.name for n in nets] == ["VM Network"]
+    assert dc.network == nets and nets[0].parent == dc.networkFolder
+    assert nets[0].summary.accessible is True
+    assert sorted(v.name for v in nets[0].vm) == ["lin-web", "win-db"]
+    vm = content.searchIndex.FindByInventoryPath("ha-datacenter/vm/win-db")
+    assert vm.network == nets
+    nic = next(d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard))
+    assert isinstance(nic, vim.vm.device.VirtualE1000)
+    assert nic.backing.deviceName == "VM Network" and nic.backing.network == nets[0]
+    assert nic.macAddress == "00:50:56:00:00:01" and nic.connectable.connected is True
+    assert vm.guest.net[0].ipAddress == ["10.0.0.11"] and vm.guest.net[0].macAddress == nic.macAddress
+    assert vm.summary.config.numEthernetCards == 1
+    off = content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
+    assert off.guest.net == []  # no Tools, no guest NIC info
