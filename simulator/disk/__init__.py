@@ -6,6 +6,15 @@ docs/architecture.md) and ``disk.write_vmdk(...)`` are the same function.
 """
 
 from . import _vmdk as vmdk
+from ._cowd import (
+    COWD_GT_ENTRIES,
+    COWD_HEADER_SIZE,
+    COWD_MAGIC,
+    CowdExtent,
+    CowdHeader,
+    CowdReader,
+    cowd_extent,
+)
 from ._model import (
     DEFAULT_GRAIN_SIZE,
     SECTOR_SIZE,
@@ -29,6 +38,13 @@ from ._vmdk import (
 )
 
 __all__ = [
+    "COWD_GT_ENTRIES",
+    "COWD_HEADER_SIZE",
+    "COWD_MAGIC",
+    "CowdExtent",
+    "CowdHeader",
+    "CowdReader",
+    "cowd_extent",
     "ADAPTER_TYPES",
     "CREATE_TYPES",
     "SPLIT_EXTENT_SIZE",
