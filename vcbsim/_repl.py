@@ -26,6 +26,8 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from vcbsim.simulator import SimulatedCrash
+
 from ._teach_core import DOC_STEPS, FAULT_PRESETS, GuidedBackup, TeachSession, scripts_dir
 from ._teach_render import (
     event_line,
@@ -112,10 +114,10 @@ class Interpreter:
             Command("unsnapshot", "unsnapshot VM NAME", "remove a snapshot by hand, committing its redo log", self.do_unsnapshot, ("vm", "snapshot")),
             Command(
                 "fault",
-                "fault prefreeze|slow-snapshot|vss|remove VM [ARG] | fault list | fault clear",
+                "fault prefreeze|slow-snapshot|vss|crash|remove VM [ARG] | fault list | fault clear",
                 "inject a fault into the next backup in one command",
                 self.do_fault,
-                ("word:prefreeze|slow-snapshot|vss|remove|list|clear", "vm"),
+                ("word:prefreeze|slow-snapshot|vss|crash|remove|list|clear", "vm"),
             ),
             Command("reset", "reset", "rebuild the demo host from scratch (forgets scripts, files, faults)", self.do_reset),
             Command("quit", "quit", "leave the REPL", self.do_quit),
@@ -151,6 +153,8 @@ class Interpreter:
             self._say(f"usage: {cmd.usage}" + (f"\n{exc}" if str(exc) else ""))
         except Exception as exc:  # every simulator error is shown, never kills the REPL
             self._say(f"error: {_describe(exc)}")
+        except SimulatedCrash as exc:  # an injected crash point: the proxy "died" here
+            self._say(f"the proxy crashed at {exc} (injected); 'backup' again to see the next run clean up")
         return self._render()
 
     def _say(self, item: RenderableType | str) -> None:
@@ -439,7 +443,9 @@ class Interpreter:
         state = "over" if b.finished else "in progress"
         self._say(f"backup of {b.vm.name} ({'image' if b.type == 'fullvm' else 'file'}): {state}")
         self._say(f"done: {', '.join(done) if done else 'nothing yet'}")
-        if b.finished:
+        if b.died:
+            self._say(f"the run died: {b.died}; what it left stays until the next run cleans up")
+        elif b.finished:
             self._say(b.result.summary().replace(str(self.session.proxy_root), "<proxy>"))
 
     def do_state(self, args: list[str]) -> None:

@@ -196,6 +196,10 @@ FAULT_PRESETS: dict[str, tuple[str, Callable[[Any, str | None], FaultRule]]] = {
             "quiesce.engage", target="*", fault=None, message=arg or "VSS writer failed", label="vss"
         ),
     ),
+    "crash": (
+        "the proxy process dies at a point (after-snapshot, after-expose (default), after-copy); the next run cleans up",
+        lambda vm, arg: FaultRule("crash", target=f"proxy.{arg or 'after-expose'}", label="crash"),
+    ),
     "remove": (
         "removing the snapshot fails once (the proxy retries)",
         lambda vm, arg: FaultRule("snapshot.remove", target=vm.name, fault=arg or "GenericVmConfigFault", label="remove"),
@@ -271,9 +275,10 @@ class TeachSession:
         return "<proxy>" + path[len(root) :] if path.startswith(root) else path
 
     def reset(self) -> None:
-        """Rebuild the host from scratch, forget the backup, empty the proxy and the medium."""
-        if self.backup is not None:
-            self.backup.finish_quietly()
+        """Rebuild the host from scratch, forget the backup, empty the proxy and the medium.
+
+        A backup in progress is dropped where it stands: its host, proxy directory and medium
+        are all rebuilt, so nothing it left matters."""
         self.backup = None
         if self._catalog is not None:
             self._catalog.close()
@@ -352,6 +357,7 @@ class GuidedBackup:
     done: list[StepView] = field(default_factory=list)
     engine_done: bool = False
     tail: list[Event] = field(default_factory=list)
+    died: str | None = None
     _frames: dict[int, Frame] = field(default_factory=dict)
     _last: Frame | None = None
 
@@ -407,6 +413,13 @@ class GuidedBackup:
         unsubscribe = host.trace.subscribe(record)
         try:
             more = self.run.advance()
+        except BaseException as exc:
+            # the run died (an injected crash, or the proxy refused): it cannot go on; what
+            # it recorded before dying is still shown
+            self.engine_done = True
+            self.died = f"{type(exc).__name__}: {exc}"
+            self._group([e for e in host.trace.since(mark) if e.vm in (None, self.vm.moref)])
+            raise
         finally:
             unsubscribe()
         if not more:

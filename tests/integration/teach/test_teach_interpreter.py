@@ -245,3 +245,18 @@ def test_calling_the_interpreter_prints(tmp_path: Path, capsys: pytest.CaptureFi
         interp.close()
     assert "win2003-sql" in capsys.readouterr().out
     assert not (tmp_path / "w" / "proxy").exists() or not any((tmp_path / "w" / "proxy").iterdir())
+
+
+def test_a_proxy_crash_leaves_the_snapshot_and_the_next_run_cleans_up(repl: Interpreter) -> None:
+    assert "armed crash" in repl.execute("fault crash win2003-sql after-expose")
+    repl.execute("backup win2003-sql file")
+    outs = [repl.execute("step") for _ in range(7)]
+    assert "the proxy crashed at" in outs[-1]
+    status = repl.execute("status")
+    assert "the run died: SimulatedCrash" in status
+    state = repl.execute("state win2003-sql")
+    assert "_VCB-BACKUP_ (snapshot-1, quiesced)" in state and "<proxy>/win2003-sql/letters/C" in state
+    repl.execute("backup win2003-sql file")
+    out = repl.execute("run")
+    assert "op=cleanup-unmount" in out and "op=cleanup-snapshot" in out
+    assert "backup finished: ok" in out and "left behind: snapshots none; mounts none" in out
