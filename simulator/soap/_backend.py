@@ -252,19 +252,26 @@ class GuestProcess:
 
 @runtime_checkable
 class GuestBackend(Protocol):
-    """Guest operations (``GuestOperationsManager``); optional. Credentials are checked by the
-    backend, which raises ``InvalidGuestLogin``, ``GuestOperationsUnavailable`` (Tools not
-    running), ``FileNotFound`` ... as a real host does."""
+    """Guest operations (``GuestOperationsManager``); optional. The backend checks the VM is
+    running with VMware Tools (``InvalidPowerState``, ``GuestOperationsUnavailable``) and the
+    guest credentials (``InvalidGuestLogin``), and raises ``FileNotFound``,
+    ``FileAlreadyExists``, ``DirectoryNotEmpty``, ``NotAFile`` ... as a real host does.
+    Paths are guest paths (``C:\\dir\\f.txt``, ``/etc/x``). Paging and ``matchPattern`` of
+    ``ListFilesInGuest`` are the endpoint's."""
 
-    def guest_list_files(
-        self, vm: str, user: str, password: str, path: str, pattern: str | None
-    ) -> Sequence[GuestFile]: ...
+    def guest_list_files(self, vm: str, user: str, password: str, path: str) -> Sequence[GuestFile]:
+        """The entries of directory ``path`` (names only), or the file ``path`` itself."""
+        ...
 
     def guest_make_directory(
         self, vm: str, user: str, password: str, path: str, create_parents: bool
     ) -> None: ...
 
     def guest_delete_file(self, vm: str, user: str, password: str, path: str) -> None: ...
+
+    def guest_delete_directory(
+        self, vm: str, user: str, password: str, path: str, recursive: bool
+    ) -> None: ...
 
     def guest_read_file(self, vm: str, user: str, password: str, path: str) -> bytes: ...
 
@@ -274,7 +281,9 @@ class GuestBackend(Protocol):
 
     def guest_start_program(
         self, vm: str, user: str, password: str, program: str, arguments: str, cwd: str | None
-    ) -> int: ...
+    ) -> int:
+        """Start a program; return its pid (``guest_list_processes`` tells how it ended)."""
+        ...
 
     def guest_list_processes(
         self, vm: str, user: str, password: str, pids: Sequence[int]

@@ -16,6 +16,7 @@ import hmac
 import itertools
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
@@ -49,6 +50,9 @@ COOKIE_NAME = "vmware_soap_session"
 #: Calls allowed without a session (everything else answers ``NotAuthenticated``).
 ANONYMOUS = frozenset({"RetrieveServiceContent", "Login", "CurrentTime"})
 MAX_VIEWS_PER_SESSION = 1000
+#: open guest file transfer URLs, and how long one stays valid (wall-clock seconds)
+MAX_TRANSFERS = 1000
+TRANSFER_SECONDS = 600.0
 
 
 @dataclass
@@ -98,6 +102,20 @@ class Session:
             userAgent="",
             callCount=self.call_count,
         )
+
+
+@dataclass
+class Transfer:
+    """A guest file transfer URL: who may use it, for what, until when (monotonic seconds)."""
+
+    kind: str  # "to" (HTTP PUT into the guest) or "from" (HTTP GET out of it)
+    vm: str
+    user: str
+    password: str
+    path: str
+    overwrite: bool
+    size: int
+    expires: float
 
 
 @dataclass
@@ -157,6 +175,11 @@ class Endpoint:
         self._view_ids = itertools.count(1)
         self._snapshot_owner: dict[str, str] = {}
         self._call_cache: dict[str, Any] = {}
+        #: one-shot guest file transfer URLs (InitiateFileTransferTo/FromGuest)
+        self.transfers: dict[str, Transfer] = {}
+        self._transfer_ids = itertools.count(1)
+        #: where the server listens (set by ``serve``), for the transfer URLs
+        self.base_url = "https://127.0.0.1"
         self._local = threading.local()
         #: calls served and faults answered, by method name (for reports and tests)
         self.calls: dict[str, int] = {}
@@ -207,6 +230,7 @@ class Endpoint:
             sessionManager=vim.SessionManager(MOIDS["session"]),
             searchIndex=vim.SearchIndex(MOIDS["search"]),
             taskManager=vim.TaskManager(MOIDS["taskmgr"]),
+            guestOperationsManager=vim.vm.guest.GuestOperationsManager(MOIDS["guestops"]),
         )
 
     def current_context(self) -> Context | None:
@@ -408,6 +432,26 @@ class Endpoint:
         if ctx.session is not None:
             self._drop_session(ctx.session.key)
             ctx.logout = True
+
+    def create_transfer(
+        self, kind: str, vm: str, user: str, password: str, path: str, overwrite: bool, size: int
+    ) -> str:
+        """A one-shot URL for ``/guestFile`` (valid for ``TRANSFER_SECONDS``)."""
+        now = time.monotonic()
+        for token in [t for t, x in self.transfers.items() if x.expires < now]:
+            del self.transfers[token]
+        while len(self.transfers) >= MAX_TRANSFERS:
+            del self.transfers[next(iter(self.transfers))]
+        token = secrets.token_urlsafe(24)
+        self.transfers[token] = Transfer(kind, vm, user, password, path, overwrite, size, now + TRANSFER_SECONDS)
+        return f"{self.base_url}/guestFile?id={next(self._transfer_ids)}&token={token}"
+
+    def take_transfer(self, token: str, kind: str) -> Transfer | None:
+        entry = self.transfers.get(token)
+        if entry is None or entry.kind != kind or entry.expires < time.monotonic():
+            return None
+        del self.transfers[token]
+        return entry
 
     def create_collector(self, ctx: Context) -> Any:
         session = ctx.sess

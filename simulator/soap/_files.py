@@ -12,7 +12,7 @@ import hmac
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .._errors import InvalidInputError, NotFoundError
@@ -20,7 +20,7 @@ from .._errors import InvalidInputError, NotFoundError
 if TYPE_CHECKING:
     from ._endpoint import Endpoint
 
-__all__ = ["FileResponse", "handle_folder", "CHUNK"]
+__all__ = ["FileResponse", "handle_folder", "handle_guest_file", "CHUNK"]
 
 CHUNK = 1024 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -147,3 +147,37 @@ def handle_folder(
             pos += len(data)
 
     return FileResponse(status, headers, b"", chunks() if method == "GET" else None, length)
+
+
+def handle_guest_file(ep: Endpoint, method: str, raw_path: str, body: bytes = b"") -> FileResponse:
+    """``GET``/``PUT /guestFile?id=..&token=..``: the URL ``InitiateFileTransfer*`` handed out.
+
+    The token is the authorisation (as on a real host, no session cookie is needed) and is
+    good for one transfer.
+    """
+    from pyVmomi import vmodl
+
+    token = parse_qs(urlsplit(raw_path).query).get("token", [""])[0]
+    kind = "to" if method == "PUT" else "from"
+    with ep.lock:
+        entry = ep.take_transfer(token, kind)
+    if entry is None:
+        return _text(404, "unknown, used or expired guest file transfer")
+    be: Any = ep.backend
+    try:
+        with ep.lock:
+            if kind == "to":
+                if entry.size and len(body) != entry.size:
+                    return _text(400, f"expected {entry.size} bytes (fileSize), got {len(body)}")
+                be.guest_write_file(entry.vm, entry.user, entry.password, entry.path, body, entry.overwrite)
+                ep.changed.notify_all()
+                return _text(200, f"wrote {len(body)} bytes to {entry.path}")
+            data = be.guest_read_file(entry.vm, entry.user, entry.password, entry.path)
+    except vmodl.MethodFault as exc:
+        name = type(exc).__name__.rsplit(".", 1)[-1]
+        status = 409 if name == "FileAlreadyExists" else 404 if name == "FileNotFound" else 403
+        return _text(status, f"{name}: {getattr(exc, 'msg', '')}")
+    except (NotFoundError, InvalidInputError) as exc:
+        return _text(404 if isinstance(exc, NotFoundError) else 400, str(exc))
+    headers = {"Content-Type": "application/octet-stream"}
+    return FileResponse(200, headers, b"", iter([data]) if method == "GET" else None, len(data))

@@ -31,7 +31,7 @@ from . import _codec
 from ._backend import HostBackend
 from ._cert import write_self_signed
 from ._endpoint import Endpoint
-from ._files import handle_folder
+from ._files import FileResponse, handle_folder, handle_guest_file
 from ._host_adapter import HostAdapter
 from ._tasks import DEFAULT_RETENTION
 
@@ -223,6 +223,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, _service_wsdl(f"{scheme}://{host}:{port}/sdk"), "text/xml; charset=utf-8")
         elif path.startswith("/folder/"):
             self._folder()
+        elif path == "/guestFile":
+            self._reply(handle_guest_file(self.server.endpoint, "GET", self.path))
         else:
             self._send(404, b"not found\n", "text/plain")
 
@@ -233,13 +235,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.do_GET()
 
     def do_PUT(self) -> None:  # noqa: N802
-        if not self._path().startswith("/folder/"):
+        path = self._path()
+        if not path.startswith("/folder/") and path != "/guestFile":
             self._send(404, b"not found\n", "text/plain")
             return
         body = self._read_body(MAX_PUT_BYTES)
         if body is None:
             return
-        self._folder(body)
+        if path == "/guestFile":
+            self._reply(handle_guest_file(self.server.endpoint, "PUT", self.path, body))
+        else:
+            self._folder(body)
 
     def _folder(self, body: bytes = b"") -> None:
         resp = handle_folder(
@@ -251,6 +257,9 @@ class _Handler(BaseHTTPRequestHandler):
             range_header=self.headers.get("Range"),
             body=body,
         )
+        self._reply(resp)
+
+    def _reply(self, resp: FileResponse) -> None:
         if resp.stream is None and resp.body:
             self._send(resp.status, resp.body, resp.headers.pop("Content-Type", "text/plain"), resp.headers)
             return
@@ -377,4 +386,6 @@ def serve(
             tmpdir.cleanup()
         raise
     endpoint.start()
-    return RunningServer(httpd, endpoint, tmpdir, cert_path)
+    running = RunningServer(httpd, endpoint, tmpdir, cert_path)
+    endpoint.base_url = running.base_url
+    return running
