@@ -44,6 +44,7 @@ Basic credentials; `Range` gives `206`).
 | `QueryChangedDiskAreas` | not implemented | windows to the capacity, `"*"`, stale change id -> `InvalidArgument` (`test_changed_block_tracking_on_esxi`) |
 | datastore files | served without a session | session cookie or Basic credentials; real bytes; `Range` (`test_vm_files_over_http_are_the_hosts_bytes`) |
 | disk backing fields Ansible reads | partly unset | `fileName`, `diskMode`, `thinProvisioned`, `capacityInKB`/`InBytes`, `controllerKey`, `unitNumber`, `storageIOAllocation` (`test_vm_config_and_disk_backing`) |
+| guest operations | need Docker containers | the guest's own file system on its virtual disks; a script uploaded with `InitiateFileTransferToGuest` runs at the next quiesced snapshot; guest credentials checked (`test_upload_download_and_the_script_runs_at_the_next_quiesced_snapshot`, `test_credentials_and_tools_are_checked`) |
 | quiesced snapshots | no guest | VMware Tools runs the guest's scripts; `ApplicationQuiesceFault` on a failing script (`test_failing_pre_freeze_script_is_application_quiesce_fault`) |
 | bad input | - | wrong password `InvalidLogin`, no session `NotAuthenticated`, unknown id `ManagedObjectNotFound`, malformed XML, entity expansion, external entities, unknown method `InvalidRequest` with HTTP 500; the server keeps serving (`test_soap_protocol.py`) |
 

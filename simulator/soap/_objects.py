@@ -193,8 +193,8 @@ class SessionManagerImpl(MOImpl):
     def p_defaultLocale(self) -> str:  # noqa: N802
         return "en"
 
-    def p_messageLocale(self) -> str:  # noqa: N802
-        return "en"
+    def p_messageLocaleList(self) -> list[str]:  # noqa: N802
+        return ["en"]
 
     def p_supportedLocaleList(self) -> list[str]:  # noqa: N802
         return ["en"]
