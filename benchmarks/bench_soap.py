@@ -258,13 +258,19 @@ class Run:
     about: str = ""
     vm: str = ""
     cycles: int = 0
+    planned: int = 0
+    stopped_early: bool = False
     ok: int = 0
     errors: int = 0
     first_error: str | None = None
     seconds: float = 0.0
     cycles_per_s: float = 0.0
+    #: rate over the first and the last tenth of the run (a server that slows down shows here)
+    first_tenth_cycles_per_s: float = 0.0
+    last_tenth_cycles_per_s: float = 0.0
     server_cpu_ms_per_cycle: float = 0.0
-    rss_kib: list[tuple[int, int]] = field(default_factory=list)
+    #: samples (cycles done, server RSS in KiB, seconds since the timed run began)
+    rss_kib: list[tuple[int, int, float]] = field(default_factory=list)
     rss_start_mib: float = 0.0
     rss_end_mib: float = 0.0
     rss_max_mib: float = 0.0
@@ -272,22 +278,27 @@ class Run:
     snapshots_left: int | None = None
 
 
-def run_one(name: str, mode: str, cycles: int, warmup: int, https: bool, vcsim: str | None) -> Run:
+def run_one(
+    name: str, mode: str, cycles: int, warmup: int, https: bool, vcsim: str | None, time_limit: float
+) -> Run:
     argv_of, ready = SERVERS[name]
     port = free_port()
     argv = argv_of(vcsim, port, https) if name == "vcsim" else argv_of(port, https)
     with start_server(name, argv, port, ready) as server:
         client = Client(port, https)
-        run = Run(server=name, mode=mode, about=client.about, vm=client.vm_name, cycles=cycles)
+        run = Run(server=name, mode=mode, about=client.about, vm=client.vm_name, planned=cycles)
         waiter = getattr(client, mode)
         try:
             for n in range(warmup):
                 with contextlib.suppress(Exception):
                     client.cycle(waiter, -1 - n)
             every = max(1, cycles // 20)
-            run.rss_kib.append((0, rss_kib(server.pid)))
+            run.rss_kib.append((0, rss_kib(server.pid), 0.0))
             cpu0 = cpu_seconds(server.pid)
             t0 = time.perf_counter()
+            tenth = max(1, cycles // 10)
+            first_tenth = last_tenth_start = 0.0
+            done = 0
             for n in range(cycles):
                 try:
                     client.cycle(waiter, n)
@@ -296,16 +307,32 @@ def run_one(name: str, mode: str, cycles: int, warmup: int, https: bool, vcsim: 
                     run.errors += 1
                     if run.first_error is None:
                         run.first_error = f"{type(exc).__name__}: {getattr(exc, 'msg', None) or exc}"[:300]
-                if (n + 1) % every == 0:
-                    run.rss_kib.append((n + 1, rss_kib(server.pid)))
+                done = n + 1
+                elapsed = time.perf_counter() - t0
+                if done == tenth:
+                    first_tenth = elapsed
+                if done == cycles - tenth:
+                    last_tenth_start = elapsed
+                if done % every == 0 or done == cycles:
+                    if run.rss_kib[-1][0] != done:
+                        run.rss_kib.append((done, rss_kib(server.pid), round(elapsed, 3)))
+                if elapsed > time_limit and done < cycles:
+                    run.stopped_early = True
+                    run.rss_kib.append((done, rss_kib(server.pid), round(elapsed, 3)))
+                    break
+            run.cycles = done if cycles else 0
             run.seconds = time.perf_counter() - t0
-            run.server_cpu_ms_per_cycle = (cpu_seconds(server.pid) - cpu0) * 1000 / max(1, cycles)
+            if first_tenth:
+                run.first_tenth_cycles_per_s = tenth / first_tenth
+            if not run.stopped_early and cycles > tenth:
+                run.last_tenth_cycles_per_s = tenth / (run.seconds - last_tenth_start)
+            run.server_cpu_ms_per_cycle = (cpu_seconds(server.pid) - cpu0) * 1000 / max(1, run.cycles)
             with contextlib.suppress(Exception):
                 run.snapshots_left = client.snapshot_count()
         finally:
             client.close()
-    run.cycles_per_s = cycles / run.seconds if run.seconds else 0.0
-    values = [kib for _, kib in run.rss_kib]
+    run.cycles_per_s = run.cycles / run.seconds if run.seconds else 0.0
+    values = [kib for _, kib, _ in run.rss_kib]
     run.rss_start_mib, run.rss_end_mib, run.rss_max_mib = values[0] / 1024, values[-1] / 1024, max(values) / 1024
     # growth over the second half of the run, so warm-up (caches, arenas) does not count
     half = run.rss_kib[len(run.rss_kib) // 2]
@@ -321,8 +348,8 @@ def _fmt_rate(run: Run | None) -> str:
     if run is None:
         return "-"
     if run.ok == 0:
-        return "fails"
-    return f"{run.cycles_per_s:,.0f}" + ("*" if run.errors else "")
+        return "fails*"
+    return f"{run.cycles_per_s:,.0f}" + ("*" if run.errors else "") + ("+" if run.stopped_early else "")
 
 
 def table(runs: list[Run], cycles: int, https: bool) -> str:
@@ -343,21 +370,32 @@ def table(runs: list[Run], cycles: int, https: bool) -> str:
         if len(row) == 2 and row[0] and row[1] and row[0].ok and row[1].ok:
             text += f"{row[0].cycles_per_s / row[1].cycles_per_s:>8.2f}x"
         lines.append(text)
-    lines += ["", f"{'server RSS, MiB (start -> end, max; growth KiB/1000 cycles)':<70}"]
+    lines += [
+        "",
+        "server process per run: RSS MiB start -> end (max), growth KiB per 1,000 cycles over the",
+        "second half, cycles/s in the first -> last tenth, server CPU ms per cycle",
+    ]
     for mode, label in MODES.items():
         for s in servers:
             r = by.get((s, mode))
             if r is None:
                 continue
+            last = f"{r.last_tenth_cycles_per_s:,.0f}" if r.last_tenth_cycles_per_s else "-"
             lines.append(
-                f"  {s:<7} {label:<30} {r.rss_start_mib:7.1f} -> {r.rss_end_mib:7.1f}, max {r.rss_max_mib:7.1f};"
-                f" {r.rss_growth_kib_per_1000:+8.0f}   cpu {r.server_cpu_ms_per_cycle:.2f} ms/cycle"
+                f"  {s:<7} {label:<28} {r.rss_start_mib:6.1f} -> {r.rss_end_mib:6.1f} ({r.rss_max_mib:6.1f})"
+                f" {r.rss_growth_kib_per_1000:+7.0f}   {r.first_tenth_cycles_per_s:6,.0f} -> {last:>6}"
+                f"   {r.server_cpu_ms_per_cycle:5.2f}"
             )
     failures = [r for r in runs if r.errors]
+    stopped = [r for r in runs if r.stopped_early]
+    if stopped:
+        lines += ["", "+ stopped at the time limit (--time-limit):"]
+        for r in stopped:
+            lines.append(f"  {r.server:<7} {MODES[r.mode]:<30} {r.cycles:,} of {r.planned:,} cycles in {r.seconds:,.0f} s")
     if failures:
         lines += ["", "* errors (cycles that raised; the run went on):"]
         for r in failures:
-            lines.append(f"  {r.server:<7} {MODES[r.mode]:<30} {r.errors:,}/{r.cycles:,}: {r.first_error}")
+            lines.append(f"  {r.server:<7} {MODES[r.mode]:<30} {r.errors:,} of {r.cycles:,}: {r.first_error}")
     left = [r for r in runs if r.snapshots_left]
     for r in left:
         lines.append(f"  {r.server:<7} {MODES[r.mode]:<30} {r.snapshots_left} snapshots left on {r.vm}")
@@ -369,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--cycles", type=int, default=2000, help="snapshot cycles per run (default 2,000)")
     p.add_argument("--warmup", type=int, default=20, help="untimed cycles before each run (default 20)")
+    p.add_argument("--time-limit", type=float, default=600.0,
+                   help="stop a run after this many seconds and report the cycles done (default 600)")
     p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
     p.add_argument("--servers", default="vcbsim,vcsim", help="comma-separated: vcbsim, vcsim")
     p.add_argument("--https", action="store_true", help="HTTPS for both servers (default plain HTTP)")
@@ -395,13 +435,14 @@ def main(argv: list[str] | None = None) -> int:
     for mode in modes:
         for name in servers:
             print(f"{name}: {MODES[mode]}, {args.cycles:,} cycles ...", file=sys.stderr, flush=True)
-            runs.append(run_one(name, mode, args.cycles, args.warmup, args.https, vcsim))
+            runs.append(run_one(name, mode, args.cycles, args.warmup, args.https, vcsim, args.time_limit))
     print(table(runs, args.cycles, args.https))
     if args.json:
         report = {
             "benchmark": "soap-snapshot-cycles",
             "cycles": args.cycles,
             "warmup": args.warmup,
+            "time_limit_s": args.time_limit,
             "transport": "https" if args.https else "http",
             "client": {"pyvmomi": version("pyvmomi"), "python": platform.python_version()},
             "machine": {"cpus": os.cpu_count(), "system": platform.system(), "machine": platform.machine()},
