@@ -27,6 +27,7 @@ from ._filelevel import FileMount, UnsupportedGuestError, mount_files
 from ._image import ImageExport, export_image, read_export_catalog
 from ._jobs import Job, JobRun, JobScheduler, Schedule
 from ._store import BlobStore, CorruptBlobError
+from ._vsphere import VSphereHostClient
 from ._workflow import SNAPSHOT_NAME, BackupProxy, BackupRun, JobResult, StepOutcome
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "StepOutcome",
     "UnsupportedGuestError",
     "VMInfo",
+    "VSphereHostClient",
     "VolumeInfo",
     "VolumeReader",
     "export_image",

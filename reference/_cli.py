@@ -12,7 +12,13 @@
     jobs     add <name> -a <selector> ... -t fullvm|file [--kind K] --at <time> [--every S]
     jobs     list | run [--until <time>] [--concurrency N] | history [<name>] | remove <name>
 
-The host is the demo inventory (``Host.demo()``), kept between invocations in ``--state DIR``
+Against a vSphere endpoint (``vcbsim serve``, or an ESX host): ``--server
+https://127.0.0.1:8989/sdk --user U --password P [--insecure]`` runs the same verbs through
+``VSphereHostClient`` (``--guest-user``/``--guest-password`` let it ask the guest for its drive
+letters); ``--state`` then keeps only the proxy directory and medium, and whole-VM restore is
+not available (writing a disk needs VDDK).
+
+Otherwise the host is the demo inventory (``Host.demo()``), kept between invocations in ``--state DIR``
 (default ``./vcbsim-state``) together with the default proxy directory and backup medium, so
 ``mount`` then ``unmount``, or a full then an incremental backup, work across invocations.
 The host is kept as a pickle (``STATE/host.pickle``): load state directories you made
@@ -37,6 +43,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from pyVmomi import vmodl
 
 from vcbsim.simulator import InvalidInputError, NotFoundError, StateError
 
@@ -75,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--no-progress", action="store_true", help="no progress bar")
     common.add_argument("-L", dest="log_level", type=int, default=0, metavar="LEVEL",
                         help="log level as vcbMounter's -L: 6 prints every trace event to stderr")
+    common.add_argument("--server", metavar="URL",
+                        help="a vSphere endpoint (https://127.0.0.1:8989/sdk) instead of the demo host")
+    common.add_argument("--user", default="user", help="vSphere user name (with --server)")
+    common.add_argument("--password", default="pass", help="vSphere password (with --server)")
+    common.add_argument("--insecure", action="store_true",
+                        help="accept the endpoint's certificate without checking it (with --server)")
+    common.add_argument("--guest-user", help="guest account, to read drive letters from the guest")
+    common.add_argument("--guest-password", help="guest password (with --guest-user)")
 
     p = argparse.ArgumentParser(
         prog="vcbsim",
@@ -277,11 +293,21 @@ def _run_verb(args: argparse.Namespace) -> int:
 
     state = Path(args.state)
     state.mkdir(parents=True, exist_ok=True)
-    host = _load_host(state, args.profile, args.seed)
-    client = InProcessHostClient(host)
+    host = None
+    client: Any
+    if args.server:
+        from ._vsphere import VSphereHostClient
+
+        client = VSphereHostClient(
+            args.server, args.user, args.password, insecure=args.insecure,
+            guest_user=args.guest_user, guest_password=args.guest_password, seed=args.seed,
+        )
+    else:
+        host = _load_host(state, args.profile, args.seed)
+        client = InProcessHostClient(host)
     unsubscribe = None
     if args.log_level >= 6:
-        unsubscribe = host.trace.subscribe(lambda ev: print(ev.line(), file=sys.stderr))
+        unsubscribe = client.trace.subscribe(lambda ev: print(ev.line(), file=sys.stderr))
     root = Path(getattr(args, "root", None) or state / "proxy")
     medium = Path(args.medium or state / "medium")
     show = not args.json and not args.no_progress and sys.stderr.isatty()
@@ -384,9 +410,12 @@ def _run_verb(args: argparse.Namespace) -> int:
     finally:
         if unsubscribe is not None:
             unsubscribe()
-        _save_host(state, host)
+        if host is not None:
+            _save_host(state, host)
+        else:
+            client.close()
         if args.trace:
-            host.trace.write_jsonl(args.trace)
+            client.trace.write_jsonl(args.trace)
     return code
 
 
@@ -442,10 +471,18 @@ def main(argv: list[str] | None = None) -> int:
         code, err = 3, exc
     except StateError as exc:
         code, err = 4, exc
+    except vmodl.MethodFault as exc:  # a host fault outside the workflow (--server: login, restore)
+        code, err = (3 if isinstance(exc, vmodl.fault.ManagedObjectNotFound) else 1), exc
+    name = type(err).__name__
+    message = str(err)
+    if isinstance(err, vmodl.MethodFault):
+        name = name.rsplit(".", 1)[-1]
+        text = getattr(err, "msg", None)
+        message = f"{name}: {text}" if text else name
     if args.json:
-        print(json.dumps({"error": type(err).__name__, "message": str(err), "exit_code": code}))
+        print(json.dumps({"error": name, "message": message, "exit_code": code}))
     else:
-        print(f"vcbsim {args.verb}: {err}", file=sys.stderr)
+        print(f"vcbsim {args.verb}: {message}", file=sys.stderr)
     return code
 
 

@@ -13,7 +13,7 @@ def test_public_names_are_pinned() -> None:
             "BlobStore", "BlockReader", "Catalog", "CorruptBlobError", "DiskInfo", "FileEntry", "FileMount",
             "GuestFile", "HostClient", "ImageExport", "ImageFile", "InProcessHostClient", "Job", "JobResult",
             "JobRun", "JobScheduler", "Schedule", "SnapshotInfo", "StepOutcome", "UnsupportedGuestError",
-            "VMInfo", "VolumeInfo", "VolumeReader", "export_image", "main", "mount_files", "parse_selector",
+            "VMInfo", "VSphereHostClient", "VolumeInfo", "VolumeReader", "export_image", "main", "mount_files", "parse_selector",
             "read_export_catalog", "select_changed",
         ]
     )  # fmt: skip
