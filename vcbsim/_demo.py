@@ -32,7 +32,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from ._teach_core import STEP_TITLES, GuidedBackup, StepView, TeachSession, scripts_dir
+from ._teach_core import STEP_TITLES, GuidedBackup, StepView, TeachSession, pipe_safe, scripts_dir
 from ._teach_render import event_line
 
 __all__ = ["Check", "DemoReport", "main", "run_demo"]
@@ -282,6 +282,7 @@ def run_demo(out: Path, console: Console, *, seed: int = 0, quiet: bool = False)
     return report
 
 
+@pipe_safe(1)
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="vcbsim demo",

@@ -9,11 +9,13 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
+from ._teach_core import pipe_safe
 from ._teach_render import render_inventory, script_rows
 
 __all__ = ["main"]
 
 
+@pipe_safe(0)
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="vcbsim inventory",

@@ -28,7 +28,14 @@ from rich.text import Text
 
 from vcbsim.simulator import SimulatedCrash
 
-from ._teach_core import DOC_STEPS, FAULT_PRESETS, GuidedBackup, TeachSession, scripts_dir
+from ._teach_core import (
+    DOC_STEPS,
+    FAULT_PRESETS,
+    GuidedBackup,
+    TeachSession,
+    pipe_safe,
+    scripts_dir,
+)
 from ._teach_render import (
     event_line,
     render_chains,
@@ -610,6 +617,7 @@ def _plain_loop(interp: Interpreter, stdin: Any, stdout: Any) -> None:
         stdout.flush()
 
 
+@pipe_safe(0)
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="vcbsim repl",

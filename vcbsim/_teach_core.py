@@ -16,9 +16,12 @@ file written between two steps lands in the redo log while the backup reads the 
 
 from __future__ import annotations
 
+import functools
+import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ __all__ = [
     "TeachSession",
     "FAULT_PRESETS",
     "scripts_dir",
+    "pipe_safe",
 ]
 
 #: The documented steps a backup goes through, in order (seed/vcb-workflow.txt).
@@ -116,6 +120,25 @@ class Frame:
             if p not in self.mounts:
                 out.append(f"unmounted {p}")
         return out
+
+
+def pipe_safe(on_broken_pipe: int) -> Callable[[Callable[[Sequence[str] | None], int]], Callable[[Sequence[str] | None], int]]:
+    """Make a verb's ``main`` end quietly with ``on_broken_pipe`` when its reader goes away
+    (``vcbsim demo | head``), instead of a traceback."""
+
+    def wrap(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] | None], int]:
+        @functools.wraps(main)
+        def run(argv: Sequence[str] | None = None) -> int:
+            try:
+                return main(argv)
+            except BrokenPipeError:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                return on_broken_pipe
+
+        return run
+
+    return wrap
 
 
 def short_file(label: str) -> str:
