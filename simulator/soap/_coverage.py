@@ -40,7 +40,7 @@ Basic credentials; `Range` gives `206`).
 | `Fetch` of an unset property (`vm.snapshot` with no snapshot) | crashed (0.24), later a wrong type | empty `<FetchResponse/>`, pyVmomi reads `None` (`test_fetch_of_unset_property_is_an_empty_fetch_response`) |
 | `TaskInfo.entity` of snapshot remove/revert | the snapshot: `WaitForTask` raised and leaked a filter | always the VM; no filter left (`test_snapshot_create_and_remove_with_wait_for_task`) |
 | finished tasks | about 25 KB more memory per snapshot cycle | kept for a bounded number of tasks (`test_finished_tasks_are_retained_within_a_bound`, `test_snapshot_cycles_do_not_accumulate_state`) |
-| redo logs | none | `<base>-000001.vmdk` with `-delta`/`-sesparse` extents, `backing.parent` chain, `layoutEx.file[]`/`disk[].chain[]`, `.vmsd` (`test_quiesced_snapshot_runs_the_scripts_and_adds_redo_logs`) |
+| redo logs | none | `<base>-000001.vmdk` with `-delta`/`-sesparse` extents, `backing.parent` chain, `layoutEx.file[]`/`disk[].chain[]`, `.vmsd`; `-delta.vmdk` served as a COWD sparse extent (`test_quiesced_snapshot_runs_the_scripts_and_adds_redo_logs`, `test_vm_files_over_http_are_the_hosts_bytes`) |
 | `QueryChangedDiskAreas` | not implemented | windows to the capacity, `"*"`, stale change id -> `InvalidArgument` (`test_changed_block_tracking_on_esxi`) |
 | datastore files | served without a session | session cookie or Basic credentials; real bytes; `Range` (`test_vm_files_over_http_are_the_hosts_bytes`) |
 | disk backing fields Ansible reads | partly unset | `fileName`, `diskMode`, `thinProvisioned`, `capacityInKB`/`InBytes`, `controllerKey`, `unitNumber`, `storageIOAllocation` (`test_vm_config_and_disk_backing`) |

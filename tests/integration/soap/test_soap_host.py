@@ -201,6 +201,11 @@ def test_vm_files_over_http_are_the_hosts_bytes(host_si, host_server, host):
     WaitForTask(_vm(host_si).CreateSnapshot_Task("s", "", False, False))
     status, _, body = _get(host_server, f"/folder/win2003-sql/win2003-sql-000001.vmdk{q}", cookie)
     assert status == 200 and b'parentFileNameHint="win2003-sql.vmdk"' in body
+    if host.profile.delta_format == "vmfssparse":
+        # the redo log's extent is a COWD sparse extent (what VMware's tools read)
+        status, _, body = _get(host_server, f"/folder/win2003-sql/win2003-sql-000001-delta.vmdk{q}", cookie,
+                               {"Range": "bytes=0-3"})
+        assert status == 206 and body == b"COWD"
     status, _, body = _get(host_server, f"/folder/win2003-sql/win2003-sql.vmsd{q}", cookie)
     assert status == 200 and b'displayName = "s"' in body
     # the flat extent is the base disk's bytes: the MBR signature the guest build wrote
