@@ -269,6 +269,15 @@ class _CtkDict(dict[int, int]):
             self.pending.append((key, value))
         super().__setitem__(key, value)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_ctk_dict, (dict(self),))
+
+
+def _ctk_dict(items: dict[int, int]) -> _CtkDict:
+    out = _CtkDict()
+    dict.update(out, items)
+    return out
+
 
 def _load_flat(path: Path, capacity: int, grain_size: int) -> dict[int, bytearray]:
     """Grains of a sparse flat file: only its data regions are read (``SEEK_DATA``)."""
@@ -411,6 +420,12 @@ class PersistentLayeredDisk(LayeredDisk):
         self.persisted_files: set[str] = set()
         #: what loading found and repaired (torn tails), for the host's recovery report
         self.load_report: list[str] = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled copies reopen their files by name (descriptors are per process)."""
+        state = self.__dict__.copy()
+        state["_fds"] = {}
+        return state
 
     # -- naming ------------------------------------------------------------------------------
 

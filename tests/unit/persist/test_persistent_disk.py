@@ -160,3 +160,15 @@ def test_without_an_owner_merges_reach_the_files_at_once(tmp_path: Path) -> None
     again = reload(disk)
     assert again.read(0, 1500) == b"1" * 500 + b"2" * 1000
     assert again.chain() == [again.base]
+
+
+def test_a_pickled_copy_reopens_its_files(tmp_path: Path) -> None:
+    import pickle
+
+    disk = new_disk(tmp_path)
+    disk.write(0, b"x")
+    copy = pickle.loads(pickle.dumps(disk))
+    assert copy._fds == {} and copy._changed == {0: 0}
+    disk.close()
+    copy.write(1, b"y")
+    assert reload(copy).read(0, 2) == b"xy"
