@@ -26,6 +26,7 @@ from ._model import (
     SparseBlockDevice,
     coalesce_grains,
 )
+from ._persistent import GrainLogError, PersistentLayeredDisk
 from ._vmdk import (
     ADAPTER_TYPES,
     CREATE_TYPES,
@@ -63,4 +64,6 @@ __all__ = [
     "MergeStats",
     "SparseBlockDevice",
     "coalesce_grains",
+    "GrainLogError",
+    "PersistentLayeredDisk",
 ]
