@@ -519,6 +519,8 @@ class _Checker:
     def _check_timer(self, q: _Quiesce, ev: Event, vm: str | None) -> None:
         if q.timeout is None or q.abort is not None or q.timer_reported:
             return
+        if self._failure_cause(q) is not None:
+            return  # SCRIPT_ERROR / SYNC_ERROR: the abort timer no longer applies (spec T16, T18)
         deadline = q.start.time + q.timeout
         if ev.time > deadline + TICK + _EPS:
             q.timer_reported = True

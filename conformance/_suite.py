@@ -109,7 +109,7 @@ class Step:
         if op not in _STEP_OPS:
             msg = "step op"
             raise InvalidDefinition(msg, expected="one of " + ", ".join(_STEP_OPS), got=op)
-        return cls(op, tuple(sorted(args.items())))
+        return cls(op, tuple(args.items()))
 
     def code(self) -> str:
         """The step as a line of Python against a ``Scenario`` named ``s``."""
@@ -215,7 +215,7 @@ class Scenario:
         if not fs.exists(WIN_SCRIPTS):
             fs.mkdir(WIN_SCRIPTS)
         fs.write_bytes(f"{WIN_SCRIPTS}\\{name}", ("\r\n".join(lines) + "\r\n").encode())
-        self._scripts.add(name)
+        self._scripts.add(name.casefold())  # Windows file names are case-insensitive
 
     def remove_script(self, name: str) -> None:
         self._record(Step.of("remove_script", name=name))
@@ -223,7 +223,7 @@ class Scenario:
         path = f"{WIN_SCRIPTS}\\{name}"
         if fs.exists(path):
             fs.delete(path)
-        self._scripts.discard(name)
+        self._scripts.discard(name.casefold())
 
     def arm_fault(self, operation: str, target: str = "*", fault: str | None = None, delay: float = 0.0,
                   exit_code: int | None = None, times: int = 1) -> None:
@@ -340,8 +340,10 @@ class Scenario:
     def finish(self) -> CheckReport:
         """Disarm faults, give every VM one clean run, and check that nothing is left behind."""
         self.host.faults.clear()
+        fs = self.host.guest_fs(WINDOWS_VM)
         for name in sorted(self._scripts):  # a failing script is a fault too
-            self.host.guest_fs(WINDOWS_VM).delete(f"{WIN_SCRIPTS}\\{name}")
+            if fs.exists(f"{WIN_SCRIPTS}\\{name}"):
+                fs.delete(f"{WIN_SCRIPTS}\\{name}")
         self._scripts.clear()
         for name in VMS:
             vmobj = self.host.find_vm(name)
@@ -489,7 +491,7 @@ def _machine(adapter_factory: Callable[[], Orchestrator], host_profile: str, sin
               phase=st.sampled_from(["", "", "freeze", "thaw"]))
         def add_script(self, name: str, exit_code: int, sleep: float, phase: str) -> None:
             self.s.add_script(name, exit_code, sleep, phase)
-            self.scripts.add(name)
+            self.scripts.add(name.casefold())
 
         @precondition(lambda self: bool(self.scripts))
         @rule(data=st.data())
@@ -545,10 +547,13 @@ def pytest_source(steps: Sequence[Step], *, name: str, host_profile: str, adapte
     """A pasteable pytest function that replays ``steps`` (our API names, no Hypothesis)."""
     safe = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_").lower() or "case"
     body = "\n".join(f"    {st.code()}" for st in steps)
+    module, _, qual = adapter.rpartition(":")
+    imp = f"    from {module} import {qual.split('.')[0]}\n" if module and "<" not in qual else ""
     return (
         f"def test_regression_{safe}():\n"
         f"    from vcbsim.conformance import Scenario\n"
-        f"    s = Scenario({adapter}, host_profile={host_profile!r})\n"
+        f"{imp}"
+        f"    s = Scenario({qual}, host_profile={host_profile!r})\n"
         f"{body}\n"
         f"    s.finish()\n"
     )
@@ -654,7 +659,7 @@ def run(
     teach_out = out if kp.verbose else None
     cases: list[CaseResult] = []
     stats: dict[str, int] = {}
-    adapter_ref = getattr(adapter_factory, "__qualname__", repr(adapter_factory))
+    adapter_ref = f"{getattr(adapter_factory, '__module__', '')}:{getattr(adapter_factory, '__qualname__', repr(adapter_factory))}"
 
     def record(name: str, steps: Sequence[Step], started: float, exc: BaseException | None, trace: Sequence[Event],
                scen_stats: Mapping[str, int]) -> None:
@@ -686,7 +691,7 @@ def run(
         try:
             s = _replay(steps, adapter_factory, host_profile, guest_agent_factory, teach_out)
             sink.append(s)
-        except KitError as exc:
+        except Exception as exc:  # KitError: FAIL / ERROR; anything else: the harness broke (ERROR)
             record(name, steps, started, exc, _last_trace(adapter_factory, host_profile, steps, guest_agent_factory), {})
         else:
             record(name, steps, started, None, (), s.statistics)
@@ -715,7 +720,7 @@ def run(
         started = time.perf_counter()
         try:
             test()
-        except (KitError, AssertionError) as exc:
+        except Exception as exc:
             last = sink[-1]
             record("explore", list(last.steps), started, exc, last.host.trace.events,
                    {k: sum(s.statistics.get(k, 0) for s in sink) for k in last.statistics})
@@ -754,7 +759,7 @@ def _last_trace(adapter_factory: Callable[[], Orchestrator], host_profile: str, 
         for st in steps:
             s.apply(st)
         s.finish()
-    except (KitError, AssertionError):
+    except Exception:  # noqa: BLE001 - the failure was already recorded; this replay only fetches the trace
         pass
     finally:
         s.close()
