@@ -3,6 +3,7 @@
 Layout of ``DIR``::
 
     vcbsim-host.json                       host state (clock, moref counters, RNG state)
+    .vcbsim.lock                           flock: one host at a time uses the directory
     <datastore>/<vm>/<vm>.vmx              the VM's .vmx text (what VM.vmx_text() renders)
     <datastore>/<vm>/<vm>.vmsd             snapshot metadata text (VM.vmsd_text())
     <datastore>/<vm>/<vm>.vcbsim.json      the VM's state: identity, power, Tools, guest volume
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import re
@@ -60,6 +62,7 @@ __all__ = ["DatastoreStore", "RecoveryReport", "attach_store", "open_host", "STA
 
 FORMAT = 1
 HOST_FILE = "vcbsim-host.json"
+LOCK_FILE = ".vcbsim.lock"
 STATE_SUFFIX = ".vcbsim.json"
 _SWEPT_SUFFIXES = (".vmdk", ".tmp", ".wal", "-ctk.log")
 
@@ -127,6 +130,7 @@ class DatastoreStore:
         self._saving: set[str] = set()
         # while loading: files of interrupted operations that sweeps deleted
         self._removed: list[str] | None = None
+        self._lock_fd: int | None = None
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -231,13 +235,41 @@ class DatastoreStore:
         with contextlib.suppress(FileNotFoundError):
             (self.root / HOST_FILE).unlink()
         self._written.clear()
+        self.unlock()
 
     def close(self) -> None:
-        """Close every open file (the host object is not used afterwards)."""
+        """Close every open file and release the directory (the host is not used afterwards)."""
         for vm in self.host.vms.values():
             for d in vm.disks:
                 if isinstance(d.disk, PersistentLayeredDisk):
                     d.disk.close()
+        self.unlock()
+
+    def lock(self) -> None:
+        """Take the directory for this host: one process (one host) at a time.
+
+        An advisory ``flock`` on ``.vcbsim.lock``; the kernel drops it when the process dies,
+        so a killed host never leaves the directory locked.
+        """
+        if self._lock_fd is not None:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            msg = (
+                f"datastore directory {self.root} is in use by another host (this process or "
+                "another one); close that host first (host.store.close())"
+            )
+            raise StateError(msg) from None
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -392,6 +424,7 @@ class DatastoreStore:
     def load(self) -> RecoveryReport:
         """Load every VM of the directory into the (empty) host; see the module docstring."""
         host = self.host
+        self.lock()
         report = RecoveryReport(str(self.root))
         host_path = self.root / HOST_FILE
         states = sorted(self.root.glob(f"*/*/*{STATE_SUFFIX}"))

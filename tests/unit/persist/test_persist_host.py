@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from vcbsim.simulator._errors import InvalidInputError
+from vcbsim.simulator._errors import InvalidInputError, StateError
 from vcbsim.simulator._host import GiB, Host, MiB
 from vcbsim.simulator._persist import STATE_SUFFIX, open_host
 from vcbsim.simulator.disk._persistent import PersistentLayeredDisk
@@ -402,7 +402,10 @@ def test_reset_wipes_the_directory(tmp_path: Path) -> None:
     host.reset()
     assert host.vms == {}
     assert not (d / "datastore1" / "win").exists()
-    assert Host(datastore_dir=d).vms == {}
+    host.add_vm("after-reset", disks=[MiB])
+    assert host.store is not None
+    host.store.close()
+    assert [vm.name for vm in Host(datastore_dir=d).vms.values()] == ["after-reset"]
 
 
 def test_open_host_creates_the_demo_once(tmp_path: Path) -> None:
@@ -440,3 +443,13 @@ def test_vm_names_must_be_directory_names(tmp_path: Path) -> None:
     host = Host(datastore_dir=tmp_path / "ds")
     with pytest.raises(InvalidInputError):
         host.add_vm("..", disks=[MiB])
+
+
+def test_one_host_at_a_time(tmp_path: Path) -> None:
+    d = tmp_path / "ds"
+    host = Host(datastore_dir=d)
+    with pytest.raises(StateError, match="in use"):
+        Host(datastore_dir=d)
+    assert host.store is not None
+    host.store.close()
+    Host(datastore_dir=d)
