@@ -894,6 +894,13 @@ class VSphereHostClient:
     def allocated_areas(
         self, moref: str, disk_key: int, snapshot_id: str | None
     ) -> list[tuple[int, int]]:
+        dev = self._device(moref, disk_key, snapshot_id)
+        if getattr(dev.backing, "changeId", None):
+            capacity = int(dev.capacityInBytes or int(dev.capacityInKB) * 1024)
+            try:
+                return _merge(self._qcda(moref, snapshot_id, disk_key, 0, "*", capacity))
+            except (vmodl.fault.NotSupported, vim.fault.FileFault):
+                pass
         view = self.open_disk(moref, disk_key, snapshot_id)
         return list(cast(_ChainDisk, view).allocated_areas())
 

@@ -224,3 +224,36 @@ def test_the_same_backup_in_process_and_over_vsphere_gives_the_same_catalog(
     assert remote[1] == local[1]
     assert remote[2] == local[2]
     assert (len(remote[1]) > 5) if kind == "file" else (len(remote[2]) >= 3)
+
+
+# -- changed block tracking (ESXi 7.0 profile) -------------------------------------------------------
+
+
+def test_changed_areas_come_from_query_changed_disk_areas(tmp_path: Path) -> None:
+    from vcbsim.simulator._host import Host
+    from vcbsim.simulator.soap import HostAdapter, serve
+
+    hosts = [Host.demo("esxi-7.0", seed=7) for _ in range(2)]
+    twin = InProcessHostClient(hosts[1])
+    for h in hosts:
+        h.reconfigure("vm-1", change_tracking=True)
+    with serve(HostAdapter(hosts[0])) as running, VSphereHostClient(
+        f"https://127.0.0.1:{running.port}/sdk", "user", "pass", insecure=True
+    ) as client:
+        for c in (client, twin):  # the first stun turns tracking on
+            c.create_snapshot("vm-1", "on", quiesce=False)
+        first = [c.create_snapshot("vm-1", "a", quiesce=False) for c in (client, twin)]
+        assert client.allocated_areas("vm-1", 2000, first[0].id) == twin.allocated_areas("vm-1", 2000, first[1].id)
+        config = vim.vm.Snapshot(first[0].id, client.si._stub).config
+        (change_id,) = [d.backing.changeId for d in config.hardware.device if d.key == 2000]
+        for h in hosts:
+            h.guest_fs("vm-1").write_bytes("C:\\new.bin", b"n" * 300_000)
+        second = [c.create_snapshot("vm-1", "b", quiesce=False) for c in (client, twin)]
+        changed = client.query_changed_areas("vm-1", second[0].id, 2000, 0, change_id)
+        assert changed == twin.query_changed_areas("vm-1", second[1].id, 2000, 0, change_id)
+        assert sum(n for _, n in changed) >= 300_000
+        with pytest.raises(vmodl.fault.InvalidArgument):  # a foreign change id, as the host says
+            client.query_changed_areas("vm-1", second[0].id, 2000, 0, "52 00/1")
+        # ESXi 7.0 redo logs are SEsparse: this client reads VMFS, FLAT and COWD extents only
+        with pytest.raises(vmodl.fault.NotSupported, match="SESPARSE"):
+            client.open_disk("vm-1", 2000, second[0].id).read(0, 512)
