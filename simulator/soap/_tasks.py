@@ -12,15 +12,17 @@ the snapshot there). Finished tasks are kept for ``retention`` tasks and then fo
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import queue
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pyVmomi import VmomiSupport, vim, vmodl
 
+from .._faults import make_fault
 from ._vmprops import ts
 
 if TYPE_CHECKING:
@@ -44,13 +46,26 @@ class TaskRunner:
         #: tasks run so far, and how many ended in error (for reports and tests)
         self.completed = 0
         self.failed = 0
+        self._running_allowed = threading.Event()
+        self._running_allowed.set()
 
     # lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         self._thread = threading.Thread(target=self._work, name="vcbsim-soap-tasks", daemon=True)
         self._thread.start()
 
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Keep submitted tasks ``queued`` until the block ends (to show or test a busy host:
+        a client that waits for a queued task, ``TaskInProgress`` for a second operation)."""
+        self._running_allowed.clear()
+        try:
+            yield
+        finally:
+            self._running_allowed.set()
+
     def stop(self) -> None:
+        self._running_allowed.set()
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=10)
@@ -102,9 +117,41 @@ class TaskRunner:
             eventChainId=next(self._chain),
         )
         self._infos[moid] = info
-        self._queue.put((moid, fn))
+        busy = next(
+            (
+                other
+                for other in self._infos.values()
+                if other is not info
+                and other.entity is not None
+                and other.entity._moId == vm_moid
+                and other.state in (vim.TaskInfo.State.queued, vim.TaskInfo.State.running)
+            ),
+            None,
+        )
+        if busy is not None:
+            # the host allows one operation per VM at a time: this one fails at once, as on
+            # hostd, instead of silently waiting behind the other
+            info.startTime = info.queueTime
+            info.error = make_fault(
+                "TaskInProgress",
+                f"The operation is not allowed in the current state: task {busy.key} "
+                f"({busy.name.info.wsdlName}) is in progress on {vm.name}.",
+                task=busy.task,
+            )
+            info.state = vim.TaskInfo.State.error
+            info.completeTime = info.queueTime
+            self.failed += 1
+            self.completed += 1
+            self._finish(moid)
+        else:
+            self._queue.put((moid, fn))
         self.ep.changed.notify_all()
         return vim.Task(moid)
+
+    def _finish(self, moid: str) -> None:
+        self._finished.append(moid)
+        while len(self._finished) > self.retention:
+            self._infos.pop(self._finished.popleft(), None)
 
     # the worker --------------------------------------------------------------------------
     def _work(self) -> None:
@@ -113,6 +160,7 @@ class TaskRunner:
             if item is None:
                 return
             moid, fn = item
+            self._running_allowed.wait()
             with self.ep.lock:
                 self.ep.begin_call()
                 info = self._infos.get(moid)
@@ -143,7 +191,5 @@ class TaskRunner:
                 self.ep.begin_call()
                 info.completeTime = ts(self.ep.now())
                 self.completed += 1
-                self._finished.append(moid)
-                while len(self._finished) > self.retention:
-                    self._infos.pop(self._finished.popleft(), None)
+                self._finish(moid)
                 self.ep.changed.notify_all()

@@ -264,3 +264,19 @@ def test_datastore_file_put_then_get(server, fake):
     assert status == 200 and body == b"exit 0\r\n"
     status, headers, body = _get(server, path, auth, method="HEAD")
     assert status == 200 and headers["Content-Length"] == "8" and body == b""
+
+
+def test_a_second_operation_on_a_busy_vm_is_task_in_progress(vm, server, fake):
+    with server.endpoint.tasks.hold():  # the first task stays queued
+        first = vm.CreateSnapshot_Task("one", "", False, False)
+        assert first.info.state == "queued"
+        second = vm.CreateSnapshot_Task("two", "", False, False)
+        assert second.info.state == "error"
+    with pytest.raises(vim.fault.TaskInProgress) as info:
+        WaitForTask(second)
+    assert info.value.task == first
+    assert WaitForTask(first) == "success"
+    assert [s.name for s in vm.snapshot.rootSnapshotList] == ["one"]
+    # another VM is not affected
+    other = vim.VirtualMachine("vm-2", vm._stub)
+    assert WaitForTask(other.PowerOnVM_Task()) == "success"
