@@ -726,6 +726,8 @@ class PersistentLayeredDisk(LayeredDisk):
         )
         report = disk.load_report
         d = disk.directory
+        # the base's WAL first: its records are older than any merge the state lists
+        _redo_wal(d, str(meta["layers"][0]["extent"]), disk.grain_size, disk.capacity, report)
         copied = redo_intents(d, meta.get("intents", ()), disk.grain_size, disk.capacity)
         if meta.get("intents"):
             report.append(
@@ -754,21 +756,6 @@ class PersistentLayeredDisk(LayeredDisk):
         disk._epoch = int(meta["epoch"])
         disk._tracking_start = int(meta["tracking_start"])
         disk._ctk_name = str(meta["ctk"])
-        # data: the base's WAL is redone into the flat file first (all of it predates merges)
-        flat = disk._extent[disk.base]
-        wal_path = d / (flat + ".wal")
-        _, torn = read_grain_log(wal_path, disk.grain_size)
-        if torn:
-            report.append(f"{flat}.wal: discarded {torn} torn bytes")
-        if wal_path.exists():
-            raw_records, _ = _read_wal_records(wal_path, disk.grain_size)
-            if raw_records:  # idempotent: every record may already be in place
-                fd = disk._fd(flat)
-                for idx, off, payload in raw_records:
-                    pos = (idx << disk._shift) + off
-                    _pwrite_all(fd, payload[: max(0, min(len(payload), disk.capacity - pos))], pos)
-                os.fsync(fd)
-            disk._checkpoint_wal()
         for layer in layers:
             name = disk._extent[layer]
             if cls.is_flat_name(name):
@@ -825,6 +812,32 @@ def _rewrite_log(path: Path, grains: Mapping[int, bytearray], grain_size: int) -
     for n in range(0, len(items), _MERGE_BATCH):
         body.append(_encode((i, 0, g) for i, g in items[n : n + _MERGE_BATCH]))
     atomic_write(path, b"".join(body))
+
+
+def _redo_wal(
+    directory: Path, flat: str, grain_size: int, capacity: int, report: list[str]
+) -> None:
+    """Redo the complete batches of the base's WAL into the flat file, then empty the WAL."""
+    wal_path = directory / (flat + ".wal")
+    if not wal_path.exists():
+        return
+    _, torn = read_grain_log(wal_path, grain_size)
+    if torn:
+        report.append(f"{flat}.wal: discarded {torn} torn bytes")
+    records, _ = _read_wal_records(wal_path, grain_size)
+    if records:  # idempotent: every record may already be in place
+        fd = os.open(directory / flat, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(fd).st_size < capacity:
+                os.ftruncate(fd, capacity)
+            for idx, off, payload in records:
+                pos = idx * grain_size + off
+                _pwrite_all(fd, payload[: max(0, min(len(payload), capacity - pos))], pos)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    with open(wal_path, "r+b") as f:
+        f.truncate(_FILE_HEADER.size)
 
 
 def _read_wal_records(path: Path, grain_size: int) -> tuple[list[tuple[int, int, bytes]], int]:
