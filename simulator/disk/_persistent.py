@@ -40,8 +40,9 @@ length sets the grain; any other record patches a grain set earlier in the same 
 batch and are applied together or not at all. On load, records are read in order; the first
 torn, short or corrupt record, and every record of a batch without its ``END``, is
 discarded and the file is truncated there (a kill only ever tears the tail). Compaction is
-not needed for correctness; a log is rewritten (to a temporary file, then renamed over) when
-it holds more than four times its live data.
+not needed for correctness: when a disk is loaded, a log holding more than four times its
+live data (plus 1 MiB) is rewritten to one record per grain (temporary file, then renamed
+over); the CBT log likewise.
 
 Merges and their crash safety
 -----------------------------
