@@ -48,7 +48,7 @@ __all__ = ["COOKIE_NAME", "Context", "Endpoint", "Response", "Session"]
 
 COOKIE_NAME = "vmware_soap_session"
 #: Calls allowed without a session (everything else answers ``NotAuthenticated``).
-ANONYMOUS = frozenset({"RetrieveServiceContent", "Login", "CurrentTime"})
+ANONYMOUS = frozenset({"RetrieveServiceContent", "Login"})
 MAX_VIEWS_PER_SESSION = 1000
 #: open guest file transfer URLs, and how long one stays valid (wall-clock seconds)
 MAX_TRANSFERS = 1000

@@ -113,6 +113,8 @@ def test_call_without_session_is_not_authenticated(server):
     view_mgr = content.viewManager
     with pytest.raises(vim.fault.NotAuthenticated):
         view_mgr.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+    with pytest.raises(vim.fault.NotAuthenticated):
+        si.CurrentTime()  # only RetrieveServiceContent and Login are anonymous
 
 
 def test_logout_ends_the_session(server):
