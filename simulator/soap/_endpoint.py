@@ -50,6 +50,9 @@ COOKIE_NAME = "vmware_soap_session"
 #: Calls allowed without a session (everything else answers ``NotAuthenticated``).
 ANONYMOUS = frozenset({"RetrieveServiceContent", "Login"})
 MAX_VIEWS_PER_SESSION = 1000
+#: sessions idle this long (wall-clock seconds) are dropped, as hostd does after 30 minutes
+SESSION_IDLE_SECONDS = 1800.0
+MAX_SESSIONS = 500
 #: open guest file transfer URLs, and how long one stays valid (wall-clock seconds)
 MAX_TRANSFERS = 1000
 TRANSFER_SECONDS = 600.0
@@ -72,6 +75,8 @@ class Session:
     last_active: float
     locale: str = "en"
     call_count: int = 0
+    #: wall-clock (monotonic) time of the last call: idle sessions expire as on a real host
+    last_used: float = field(default_factory=time.monotonic)
     collectors: dict[str, Collector] = field(default_factory=dict)
     views: dict[str, View] = field(default_factory=dict)
     retrieve_tokens: dict[str, tuple[list[Any], int]] = field(default_factory=dict)
@@ -420,6 +425,7 @@ class Endpoint:
             raise vim.fault.InvalidLogin(msg="Cannot complete login due to an incorrect user name or password.")
         if ctx.session is not None:
             self._drop_session(ctx.session.key)
+        self._expire_sessions()
         now = self.now()
         key = secrets.token_hex(20)
         session = Session(key, user, now, now, locale or "en")
@@ -427,6 +433,18 @@ class Endpoint:
         ctx.session = session
         ctx.new_cookie = key
         return session.user_session()
+
+    def _expire_sessions(self) -> None:
+        """Drop sessions idle for ``SESSION_IDLE_SECONDS``, and the least recently used ones
+        beyond ``MAX_SESSIONS``: a client that logs in for every call and never logs out
+        does not make the host grow."""
+        limit = time.monotonic() - SESSION_IDLE_SECONDS
+        for key in [k for k, s in self.sessions.items() if s.last_used < limit]:
+            self._drop_session(key)
+        if len(self.sessions) >= MAX_SESSIONS:
+            by_age = sorted(self.sessions.values(), key=lambda s: s.last_used)
+            for s in by_age[: len(self.sessions) - MAX_SESSIONS + 1]:
+                self._drop_session(s.key)
 
     def logout(self, ctx: Context) -> None:
         if ctx.session is not None:
@@ -510,7 +528,8 @@ class Endpoint:
         try:
             req = _codec.parse_request(body, version)
         except _codec.RequestError as exc:
-            return self._fault("(unparsed)", vmodl.fault.InvalidRequest(msg=str(exc)), version)
+            with self.lock:
+                return self._fault("(unparsed)", vmodl.fault.InvalidRequest(msg=str(exc)), version)
         with self.lock:
             self.begin_call()
             ctx = Context(self.session_from_cookie(cookie), version)
@@ -550,6 +569,7 @@ class Endpoint:
         if ctx.session is not None:
             ctx.session.call_count += 1
             ctx.session.last_active = self.now()
+            ctx.session.last_used = time.monotonic()
         impl = self.require(req.this)
         if req.wsdl_name == "Fetch":
             from ._collector import resolve_path
