@@ -48,11 +48,12 @@ __all__ = ["COOKIE_NAME", "Context", "Endpoint", "Response", "Session"]
 
 COOKIE_NAME = "vmware_soap_session"
 #: Calls allowed without a session (everything else answers ``NotAuthenticated``).
-ANONYMOUS = frozenset({"RetrieveServiceContent", "Login"})
+ANONYMOUS = frozenset({"RetrieveServiceContent", "Login", "CloneSession"})
 MAX_VIEWS_PER_SESSION = 1000
 #: sessions idle this long (wall-clock seconds) are dropped, as hostd does after 30 minutes
 SESSION_IDLE_SECONDS = 1800.0
 MAX_SESSIONS = 500
+CLONE_TICKET_SECONDS = 30.0
 #: open guest file transfer URLs, and how long one stays valid (wall-clock seconds)
 MAX_TRANSFERS = 1000
 TRANSFER_SECONDS = 600.0
@@ -180,6 +181,7 @@ class Endpoint:
         self._view_ids = itertools.count(1)
         self._snapshot_owner: dict[str, str] = {}
         self._call_cache: dict[str, Any] = {}
+        self._clone_tickets: dict[str, tuple[str, float]] = {}
         #: one-shot guest file transfer URLs (InitiateFileTransferTo/FromGuest)
         self.transfers: dict[str, Transfer] = {}
         self._transfer_ids = itertools.count(1)
@@ -425,14 +427,34 @@ class Endpoint:
             raise vim.fault.InvalidLogin(msg="Cannot complete login due to an incorrect user name or password.")
         if ctx.session is not None:
             self._drop_session(ctx.session.key)
+        return self._new_session(ctx, user, locale or "en")
+
+    def _new_session(self, ctx: Context, user: str, locale: str) -> Any:
         self._expire_sessions()
         now = self.now()
         key = secrets.token_hex(20)
-        session = Session(key, user, now, now, locale or "en")
+        session = Session(key, user, now, now, locale)
         self.sessions[key] = session
         ctx.session = session
         ctx.new_cookie = key
         return session.user_session()
+
+    def acquire_clone_ticket(self, ctx: Context) -> str:
+        """A one-time ticket another connection turns into a session of the same user."""
+        ticket = f"cst-{secrets.token_hex(20)}"
+        self._clone_tickets[ticket] = (ctx.sess.user, time.monotonic() + CLONE_TICKET_SECONDS)
+        while len(self._clone_tickets) > MAX_SESSIONS:
+            del self._clone_tickets[next(iter(self._clone_tickets))]
+        return ticket
+
+    def clone_session(self, ctx: Context, ticket: str) -> Any:
+        entry = self._clone_tickets.pop(ticket, None)
+        if entry is None or entry[1] < time.monotonic():
+            raise vim.fault.InvalidLogin(msg="The clone ticket is not valid (unknown, used or expired).")
+        return self._new_session(ctx, entry[0], ctx.session.locale if ctx.session else "en")
+
+    def drop_session(self, key: str) -> None:
+        self._drop_session(key)
 
     def _expire_sessions(self) -> None:
         """Drop sessions idle for ``SESSION_IDLE_SECONDS``, and the least recently used ones

@@ -208,6 +208,30 @@ class SessionManagerImpl(MOImpl):
         self.ep.logout(ctx)
 
     @soap
+    def AcquireCloneTicket(self, ctx: Context) -> str:  # noqa: N802
+        return self.ep.acquire_clone_ticket(ctx)
+
+    @soap
+    def CloneSession(self, ctx: Context, cloneTicket: str) -> Any:  # noqa: N802, N803
+        return self.ep.clone_session(ctx, cloneTicket)
+
+    @soap
+    def TerminateSession(self, ctx: Context, sessionId: list[str]) -> None:  # noqa: N802, N803
+        unknown = [k for k in sessionId if k not in self.ep.sessions]
+        if unknown:
+            raise vim.fault.NotFound(msg=f"No session with key {unknown[0]!r}.")
+        if ctx.sess.key in sessionId:
+            raise vmodl.fault.InvalidArgument(
+                msg="A session cannot terminate itself; use Logout.", invalidProperty="sessionId"
+            )
+        for key in sessionId:
+            self.ep.drop_session(key)
+
+    @soap
+    def SetLocale(self, ctx: Context, locale: str) -> None:  # noqa: N802
+        ctx.sess.locale = locale
+
+    @soap
     def SessionIsActive(self, ctx: Context, sessionID: str, userName: str) -> bool:  # noqa: N802, N803
         s = self.ep.sessions.get(sessionID)
         return bool(s and s.user == userName)

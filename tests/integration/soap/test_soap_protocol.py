@@ -355,3 +355,23 @@ def test_sessions_are_bounded(server, monkeypatch):
     monkeypatch.setattr(_endpoint, "SESSION_IDLE_SECONDS", 0.0)
     SmartConnect(host="127.0.0.1", port=server.port, user="user", pwd="pass", disableSslCertValidation=True)
     assert len(server.endpoint.sessions) == 1  # the idle ones expired at this login
+
+
+def test_clone_ticket_gives_a_second_session_and_terminate_ends_it(si, server):
+    ticket = si.content.sessionManager.AcquireCloneTicket()
+    stub = SoapAdapter.SoapStubAdapter(
+        "127.0.0.1", port=server.port, version="vim.version.v8_0_3_0", sslContext=ssl._create_unverified_context()
+    )
+    other = vim.ServiceInstance("ServiceInstance", stub)
+    content = other.RetrieveContent()
+    session = content.sessionManager.CloneSession(ticket)
+    assert session.userName == "user"
+    assert content.rootFolder.name == "ha-folder-root"
+    with pytest.raises(vim.fault.InvalidLogin):
+        content.sessionManager.CloneSession(ticket)  # one use only
+    mine = si.content.sessionManager.currentSession.key
+    with pytest.raises(vmodl.fault.InvalidArgument):
+        si.content.sessionManager.TerminateSession([mine])
+    si.content.sessionManager.TerminateSession([session.key])
+    with pytest.raises(vim.fault.NotAuthenticated):
+        content.rootFolder.name  # noqa: B018
