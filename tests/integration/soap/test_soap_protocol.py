@@ -375,3 +375,26 @@ def test_clone_ticket_gives_a_second_session_and_terminate_ends_it(si, server):
     si.content.sessionManager.TerminateSession([session.key])
     with pytest.raises(vim.fault.NotAuthenticated):
         content.rootFolder.name  # noqa: B018
+
+
+def test_the_certificate_verifies_for_127_0_0_1(server):
+    ctx = ssl.create_default_context(cafile=str(server.cert_path))  # hostname checked too
+    conn = SmartConnect(host="127.0.0.1", port=server.port, user="user", pwd="pass", sslContext=ctx)
+    assert conn.content.rootFolder.name == "ha-folder-root"
+    Disconnect(conn)
+
+
+def test_given_certificate_and_key_are_used(fake_backend_class, tmp_path):
+    from vcbsim.simulator.soap._cert import write_self_signed
+
+    cert, key = write_self_signed(tmp_path, common_name="vcbsim-test")
+    with serve(fake_backend_class(), certfile=cert, keyfile=key) as running:
+        assert running.cert_path == cert
+        ctx = ssl.create_default_context(cafile=str(cert))
+        with ctx.wrap_socket(__import__("socket").create_connection(("127.0.0.1", running.port)),
+                             server_hostname="127.0.0.1") as tls:
+            subject = dict(x[0] for x in tls.getpeercert()["subject"])
+        assert subject["commonName"] == "vcbsim-test"
+    assert cert.exists()  # a given certificate is the caller's: not deleted
+    with pytest.raises(ValueError, match="certfile and keyfile"):
+        serve(fake_backend_class(), certfile=cert)
