@@ -29,15 +29,18 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _command(child: Any, line: str) -> str:
-    """Send one line, wait for the next prompt, return what was printed in between.
-
-    prompt_toolkit redraws the prompt while the line is typed, so the output starts after
-    the line break that Enter produces."""
+def _command(child: Any, line: str, until: str) -> str:
+    """Send one line, wait for ``until`` (a regex of its output) and the next prompt, and
+    return the output. Waiting for the output first matters: prompt_toolkit redraws the
+    prompt while the line is typed."""
     child.sendline(line)
-    child.expect("\n")
+    child.expect(until)
+    out = child.before + child.after
     child.expect(r"vcbsim> ?")
-    return strip_ansi(child.before)
+    return strip_ansi(out + child.before)
+
+
+STEP_END = r"next: WF-\S+ \('step'\)|left behind: [^\r\n]*"
 
 
 def _freeze_fail_order(text: str) -> list[str]:
@@ -51,24 +54,24 @@ def test_repl_in_a_terminal_steps_through_a_backup_and_a_failure(tmp_path: Path)
         cwd=str(REPO),
         env=_env(tmp_path),
         encoding="utf-8",
-        timeout=30,
+        timeout=60,
         dimensions=(50, 160),
     )
     try:
         child.expect("Type 'help'")
         child.expect(r"vcbsim> ?")
-        assert "win2003-sql" in _command(child, "vms")
+        assert "win2003-sql" in _command(child, "vms", "rhel5-web")
         # tab completion: 'bac' + TAB completes the command, 'win' + TAB the VM
         child.send("bac\t")
         child.expect("backup")
         child.send(" win\t")
         child.expect("win2003-sql")
-        out = _command(child, " file")
+        out = _command(child, " file", "prepared")
         assert "prepared (file-level, full)" in out
         seen: list[str] = []
         outputs: dict[str, str] = {}
         for _ in range(len(STEPS)):
-            out = _command(child, "step")
+            out = _command(child, "step", STEP_END)
             m = re.search(r"^(WF-[0-9][a-f]?)\s", out, re.M)
             assert m, out
             seen.append(m.group(1))
@@ -82,16 +85,16 @@ def test_repl_in_a_terminal_steps_through_a_backup_and_a_failure(tmp_path: Path)
         assert "left behind: snapshots none; mounts none" in outputs["WF-3b"]
 
         # a failing pre-freeze script: freezeFail for the scripts that froze, descending
-        out = _command(child, 'script add win2003-sql 30-mine.bat "[freeze] exit 3"')
+        out = _command(child, 'script add win2003-sql 30-mine.bat "[freeze] exit 3"', "added")
         assert "30-mine.bat" in out
-        _command(child, "backup win2003-sql image")
-        out = _command(child, "step")
+        _command(child, "backup win2003-sql image", "prepared")
+        out = _command(child, "step", STEP_END)
         assert re.search(r"30-mine\.bat\s+freeze\s+3", out)
-        out = _command(child, "step")
+        out = _command(child, "step", STEP_END)
         assert "not reached on this path: WF-1b, WF-1c, WF-1d" in out
         assert _freeze_fail_order(out) == ["20-app-pause.bat", "10-sql-flush.bat", "post-thaw-script.bat"]
         assert "backup FAILED at WF-1 (caused in WF-1a): ApplicationQuiesceFault" in out
-        assert "rebuilt" in _command(child, "reset")
+        assert "rebuilt" in _command(child, "reset", "rebuilt")
         child.sendline("quit")
         child.expect(pexpect.EOF)
     finally:
@@ -110,7 +113,7 @@ def test_repl_through_a_pipe_uses_plain_lines(tmp_path: Path) -> None:
         cwd=str(REPO),
         env=_env(tmp_path),
         encoding="utf-8",
-        timeout=30,
+        timeout=60,
     )
     child.expect("vcbsim> ")
     child.sendline("fault prefreeze win2003-sql 5")
