@@ -1,0 +1,46 @@
+"""docs/vendor-howto.md: the example adapter it shows is real code that the kit accepts."""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+HOWTO = Path(__file__).resolve().parents[3] / "docs" / "vendor-howto.md"
+
+
+def _toy_module() -> types.ModuleType:
+    blocks = re.findall(r"```python\n(.*?)```", HOWTO.read_text(encoding="utf-8"), re.S)
+    source = next(b for b in blocks if "class ToyBackup" in b)
+    mod = types.ModuleType("vendor_howto_toy")
+    sys.modules[mod.__name__] = mod
+    try:
+        exec(compile(source, str(HOWTO), "exec"), mod.__dict__)
+    finally:
+        del sys.modules[mod.__name__]
+    return mod
+
+
+def test_the_toy_adapter_passes_the_image_backup_scenario() -> None:
+    from vcbsim.conformance._suite import run
+
+    toy = _toy_module()
+    out = io.StringIO()
+    result = run(toy.ToyBackup, profile="dev", seed=1, scenarios=["image-backup"], explore=False, out=out)
+    assert result.ok, out.getvalue()
+    assert "1 cases: 1 pass" in out.getvalue()
+
+
+def test_the_toy_adapter_is_caught_leaving_a_snapshot_behind() -> None:
+    from vcbsim.conformance import ConformanceViolation
+    from vcbsim.conformance._suite import run
+
+    toy = _toy_module()
+    with pytest.raises(ConformanceViolation) as info:
+        run(toy.ToyBackup, profile="dev", seed=1, scenarios=["commit-fails-then-next-run-cleans"],
+            explore=False, out=io.StringIO())
+    assert str(info.value).startswith("WF-ORDER:")
