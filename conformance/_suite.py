@@ -124,7 +124,7 @@ class Step:
         return cls.of(str(d["op"]), **args)
 
 
-_STEP_OPS = ("write", "add_script", "remove_script", "arm_fault", "backup")
+_STEP_OPS = ("write", "add_script", "remove_script", "arm_fault", "user_snapshot", "backup")
 
 
 # ----------------------------------------------------------------------------- scenario
@@ -175,6 +175,7 @@ class Scenario:
         self.statistics: dict[str, int] = {"jobs": 0, "jobs_ok": 0, "faults_armed": 0, "writes": 0}
         self._during: list[tuple[str, str, str]] = []
         self._scripts: set[str] = set()
+        self._user_snapshots: set[tuple[str, str]] = set()
         self._unsubscribe = self.host.trace.subscribe(self._on_event)
 
     # -- steps ------------------------------------------------------------------------
@@ -233,6 +234,12 @@ class Scenario:
         self.host.add_fault(operation=operation, target=target, fault=fault, delay=delay, exit_code=exit_code,
                             times=times, label=f"kit:{operation}")
         self.statistics["faults_armed"] += 1
+
+    def user_snapshot(self, vm: str, name: str = "before-upgrade") -> None:
+        """The VM's administrator takes a snapshot of their own; backups must leave it alone."""
+        self._record(Step.of("user_snapshot", vm=vm, name=name))
+        self.host.create_snapshot(vm, name, quiesce=False)
+        self._user_snapshots.add((vm, name))
 
     def backup(self, vm: str, mode: str = "fullvm", level: str = "full",
                during: tuple[tuple[str, str], ...] = ()) -> JobResult | None:
@@ -357,7 +364,7 @@ class Scenario:
                 raise AdapterError(msg, adapter=getattr(self.adapter, "name", ""), operation="backup")
         report = self.check()
         for name in VMS:
-            left = [s.name for s in self.host.find_vm(name).snapshots()]
+            left = [s.name for s in self.host.find_vm(name).snapshots() if (name, s.name) not in self._user_snapshots]
             if left:
                 why = f"after the final clean run {name} still has snapshots {left}; nothing may be left behind"
                 raise ConformanceViolation("CLN-NO-SNAPSHOT-LEFT", why, vm=self.host.find_vm(name).moref)
@@ -391,6 +398,10 @@ SCENARIOS: dict[str, tuple[Step, ...]] = {
     ),
     "file-level-linux-refused": (
         _S("backup", vm=LINUX_VM, mode="file", level="full", during=()),
+    ),
+    "user-snapshot-kept": (
+        _S("user_snapshot", vm=WINDOWS_VM, name="before-upgrade"),
+        _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=()),
     ),
     "freeze-script-fails": (
         _S("add_script", name="15-check.bat", exit_code=3, sleep=0.0, phase="freeze"),

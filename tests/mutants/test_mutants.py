@@ -1,0 +1,98 @@
+"""The quick profile rejects every mutant, naming the rule it breaks; certify passes the
+reference proxy and the (unbroken) toy proxy."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from guest_agents import GUEST_AGENTS
+from toy_proxy import ToyProxy, toy
+
+from vcbsim.conformance import ConformanceViolation, ReferenceOrchestrator, run
+
+#: (mutant, orchestrator factory, guest agent factory, the rule it breaks)
+PROXY_MUTANTS = [
+    ("commits-before-the-copy-ends", toy(commit_before_copy_ends=True), "WF-3b"),
+    ("skips-cleanup-after-a-failed-step", toy(skip_cleanup_after_failure=True), "CLN-NO-SNAPSHOT-LEFT"),
+    ("treats-application-quiesce-fault-as-success", toy(appfault_as_success=True), "QSC-APPFAULT"),
+    ("exports-before-the-snapshot-exists", toy(export_before_snapshot=True), "WF-1f"),
+    ("unmounts-after-the-commit", toy(unmount_after_commit=True), "WF-3a"),
+    ("mounts-letterless-volumes", toy(mount_letterless=True), "FILE-NO-LETTERLESS"),
+    ("file-level-backup-of-a-linux-guest", toy(file_level_linux=True), "FILE-WINDOWS-ONLY"),
+    ("differential-selects-like-incremental", toy(differential_like_incremental=True), "BK-DIFF-SINCE-FULL"),
+    ("incremental-based-on-the-last-full", toy(incremental_since_full=True), "BK-INCR-SINCE-LAST"),
+    ("leaves-the-redo-log-uncommitted", toy(redo_log_uncommitted=True), "CMT-CONSOLIDATE"),
+    ("never-removes-the-snapshot", toy(never_remove_snapshot=True), "CLN-NO-SNAPSHOT-LEFT"),
+    ("takes-an-unquiesced-snapshot", toy(unquiesced_snapshot=True), "WF-1b"),
+    ("reverts-instead-of-committing", toy(revert_instead_of_commit=True), "CMT-DATA"),
+    ("removes-the-users-snapshots", toy(remove_all_snapshots=True), "CMT-OWN-SNAPSHOT"),
+    ("copies-before-exposing", toy(copy_before_expose=True), "WF-2"),
+    ("mounts-at-the-wrong-junction", toy(wrong_junction=True), "FILE-JUNCTION"),
+    ("reports-success-without-a-copy", toy(success_without_copy=True), "WF-2"),
+    ("never-ends-the-job", toy(job_never_ends=True), "TRC-OP-PAIRED"),
+    ("backs-up-live-files-not-the-snapshot", toy(backup_live_files=True), "CMT-BACKUP-CONTENT"),
+    ("exports-only-the-first-disk", toy(export_first_disk_only=True), "IMG-ALL-DISKS"),
+]
+GUEST_MUTANTS = [
+    ("thaw-scripts-ascending", "SCR-ORDER-THAW"),
+    ("passes-freezefail-lowercase", "SCR-ARG-EXACT"),
+    ("freezefail-on-failed-script", "SCR-FREEZEFAIL-NOT-FAILED"),
+    ("keeps-running-freeze-scripts", "SCR-FREEZE-STOP"),
+    ("ignores-abort-timer", "TMO-GUEST-ABORT"),
+    ("forgets-unquiesce-on-snapshot-failure", "QSC-UNQUIESCE"),
+    ("legacy-post-thaw-first", "SCR-LEGACY-PLACEMENT"),
+]
+
+
+def _rejects(rule: str, **kwargs) -> ConformanceViolation:
+    out = io.StringIO()
+    with pytest.raises(ConformanceViolation) as info:
+        run(profile="quick", seed=0, out=out, **kwargs)
+    exc = info.value
+    assert rule in exc.rule_ids, f"{exc.rule_ids}: {exc}"
+    printed = out.getvalue()
+    assert "seed 0" in printed
+    assert "def test_regression_" in printed and "s.finish()" in printed
+    return exc
+
+
+@pytest.mark.parametrize(("name", "factory", "rule"), PROXY_MUTANTS, ids=[m[0] for m in PROXY_MUTANTS])
+def test_quick_rejects_orchestrator_mutant(name: str, factory, rule: str) -> None:
+    _rejects(rule, adapter_factory=factory)
+
+
+@pytest.mark.parametrize(("name", "rule"), GUEST_MUTANTS, ids=[m[0] for m in GUEST_MUTANTS])
+def test_quick_rejects_guest_agent_mutant(name: str, rule: str) -> None:
+    _rejects(rule, adapter_factory=ReferenceOrchestrator, guest_agent_factory=GUEST_AGENTS[name])
+
+
+def test_there_are_at_least_25_mutants() -> None:
+    assert len(PROXY_MUTANTS) + len(GUEST_MUTANTS) >= 25
+
+
+def test_printed_regression_test_replays_the_failure() -> None:
+    out = io.StringIO()
+    with pytest.raises(ConformanceViolation):
+        run(toy(unmount_after_commit=True), profile="quick", seed=0, out=out)
+    src = out.getvalue().split("Reproduce with:\n\n", 1)[1].split("\n\n", 1)[0]
+    assert src.startswith("def test_regression_scenario_image_backup():")
+    namespace: dict = {}
+    exec(compile(src, "<printed>", "exec"), namespace)  # noqa: S102 - the kit's own output
+    with pytest.raises(ConformanceViolation) as info:
+        namespace["test_regression_scenario_image_backup"]()
+    assert info.value.rule_id == "WF-3a"
+
+
+@pytest.mark.parametrize("host_profile", ["esx-3.5u1", "esx-3.5u2", "esxi-7.0"])
+def test_certify_passes_the_reference_proxy(host_profile: str, tmp_path) -> None:
+    result = run(ReferenceOrchestrator, profile="certify", seed=20260101, host_profile=host_profile,
+                 report=tmp_path / "bundle", out=io.StringIO())
+    assert result.ok
+    from vcbsim.conformance import verify_bundle
+
+    assert verify_bundle(tmp_path / "bundle", certified=True) == []
+
+
+def test_certify_passes_the_toy_proxy() -> None:
+    assert run(ToyProxy, profile="certify", seed=7, out=io.StringIO()).ok

@@ -1,0 +1,283 @@
+"""A second, deliberately small implementation of the seed's workflow, and its mutants.
+
+``ToyProxy`` drives the host only through the host-client seam (``vcbsim.reference.
+HostClient``) and records its own ``op.*`` / ``mount`` events. Unbroken it passes the kit;
+each mutant flips one switch (``Breaks``) that breaks exactly one documented rule. It is
+independent of the reference proxy's internals on purpose: the kit must judge behaviour,
+not code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from vcbsim.conformance import BackupPolicy, JobResult
+from vcbsim.simulator import SimulatedCrash, make_fault
+
+SNAP = "_VCB-BACKUP_"
+
+
+@dataclass(frozen=True)
+class Breaks:
+    """One switch per deliberate defect; all off is a correct proxy."""
+
+    commit_before_copy_ends: bool = False
+    skip_cleanup_after_failure: bool = False
+    appfault_as_success: bool = False
+    export_before_snapshot: bool = False
+    unmount_after_commit: bool = False
+    mount_letterless: bool = False
+    file_level_linux: bool = False
+    differential_like_incremental: bool = False
+    incremental_since_full: bool = False
+    redo_log_uncommitted: bool = False
+    never_remove_snapshot: bool = False
+    unquiesced_snapshot: bool = False
+    revert_instead_of_commit: bool = False
+    remove_all_snapshots: bool = False
+    copy_before_expose: bool = False
+    wrong_junction: bool = False
+    success_without_copy: bool = False
+    job_never_ends: bool = False
+    backup_live_files: bool = False
+    export_first_disk_only: bool = False
+
+    def active(self) -> list[str]:
+        return [f.name for f in fields(self) if getattr(self, f.name)]
+
+
+class ToyProxy:
+    """A correct-by-default orchestrator (``vcbsim.conformance.Orchestrator``)."""
+
+    version = "1.0"
+
+    def __init__(self, breaks: Breaks | None = None) -> None:
+        self.breaks = breaks or Breaks()
+        self.name = "toy" + "".join(f"+{b}" for b in self.breaks.active())
+        self.history: dict[str, list[tuple[str, dict[str, tuple[str, int, float]]]]] = {}
+        self.mounted: dict[str, list[str]] = {}
+        self._n = 0
+
+    # -- trace helpers -------------------------------------------------------------------
+    def _invoke(self, host: Any, vm: Any, step: str | None, op: str, **d: Any) -> str:
+        self._n += 1
+        op_id = f"toy-{self._n}"
+        host.trace.emit("proxy", "op.invoke", vm=vm.moref, step=step, op=op, op_id=op_id, **d)
+        return op_id
+
+    def _end(self, host: Any, vm: Any, step: str | None, op: str, op_id: str, kind: str = "op.ok", **d: Any) -> None:
+        host.trace.emit("proxy", kind, vm=vm.moref, step=step, op=op, op_id=op_id, **d)
+
+    def _fault(self, host: Any, operation: str, target: str, vm: Any) -> None:
+        rule = host.check_fault(operation, target, vm=vm.moref)
+        if rule is None:
+            return
+        if operation == "crash":
+            host.trace.emit("proxy", "crash", vm=vm.moref, point=target)
+            raise SimulatedCrash(target)
+        if rule.fault:
+            raise make_fault(rule.fault, rule.message)
+
+    # -- the job ---------------------------------------------------------------------------
+    def backup(self, host: Any, vm_name: str, policy: BackupPolicy) -> JobResult:
+        b = self.breaks
+        vm = host.find_vm(f"name:{vm_name}")
+        self._cleanup_leftovers(host, vm)
+        job = self._invoke(host, vm, None, "job", mode=policy.mode, level=policy.level)
+        if policy.mode == "file" and not vm.is_windows and not b.file_level_linux:
+            self._end(host, vm, None, "job", job, "op.fail", error="file-level backups are for Windows guests")
+            return JobResult(ok=False, error="refused: not a Windows guest")
+        snap_id: str | None = None
+        mounts: list[str] = []
+        try:
+            if b.export_before_snapshot:
+                mounts, files = self._expose(host, vm, policy, None)
+            pre = self._invoke(host, vm, "WF-1", "pre-backup", snapshot=SNAP)
+            try:
+                snap = host.create_snapshot(vm.moref, SNAP, quiesce=not b.unquiesced_snapshot)
+                snap_id = snap.id
+            except Exception as exc:
+                self._end(host, vm, "WF-1", "pre-backup", pre, "op.fail", error=type(exc).__name__)
+                if not b.appfault_as_success:
+                    self._remove_leftovers(host, vm)
+                    self._end(host, vm, None, "job", job, "op.fail", error=str(exc))
+                    return JobResult(ok=False, error=str(exc))
+            else:
+                self._end(host, vm, "WF-1", "pre-backup", pre, snapshot=snap_id)
+            self._fault(host, "crash", "proxy.after-snapshot", vm)
+            if b.copy_before_expose:
+                c0 = self._invoke(host, vm, "WF-2", "copy")
+                self._end(host, vm, "WF-2", "copy", c0)
+            if not b.export_before_snapshot:
+                mounts, files = self._expose(host, vm, policy, snap_id)
+            self._fault(host, "crash", "proxy.after-expose", vm)
+            selected = self._select(vm, policy, files)
+            copy = None
+            if not b.success_without_copy:
+                copy = self._invoke(host, vm, "WF-2", "copy", level=policy.level)
+                try:
+                    for path in selected:
+                        self._fault(host, "copy", f"{vm.name}:{path}", vm)
+                except Exception as exc:
+                    self._end(host, vm, "WF-2", "copy", copy, "op.fail", error=type(exc).__name__)
+                    raise
+                if not b.commit_before_copy_ends:
+                    self._end(host, vm, "WF-2", "copy", copy, level=self._level(vm, policy), files=selected)
+        except SimulatedCrash:
+            raise
+        except Exception as exc:
+            if b.skip_cleanup_after_failure:
+                self._end(host, vm, None, "job", job, "op.fail", error=str(exc))
+                return JobResult(ok=False, error=str(exc))
+            self._post_backup(host, vm, snap_id, mounts)
+            self._end(host, vm, None, "job", job, "op.fail", error=str(exc))
+            return JobResult(ok=False, error=f"{type(exc).__name__}: {exc}")
+        if policy.mode == "file":
+            self.history.setdefault(vm.moref, []).append((self._level(vm, policy), files))
+        self._post_backup(host, vm, snap_id, mounts)
+        if copy is not None and b.commit_before_copy_ends:
+            self._end(host, vm, "WF-2", "copy", copy, level=self._level(vm, policy), files=selected)
+        if not b.job_never_ends:
+            self._end(host, vm, None, "job", job, files=selected if policy.mode == "file" else None)
+        out = {p: v[0] for p, v in files.items()} if policy.mode == "file" else None
+        return JobResult(ok=True, files=out)
+
+    def _level(self, vm: Any, policy: BackupPolicy) -> str:
+        if policy.mode != "file":
+            return "image"
+        return policy.level if self.history.get(vm.moref) else "full"
+
+    def _select(self, vm: Any, policy: BackupPolicy, files: dict[str, tuple[str, int, float]]) -> list[str]:
+        if policy.mode != "file":
+            return []
+        hist = self.history.get(vm.moref, [])
+        base: dict[str, tuple[str, int, float]] | None = None
+        level = policy.level
+        if level == "differential" and self.breaks.differential_like_incremental:
+            level = "incremental"
+        elif level == "incremental" and self.breaks.incremental_since_full:
+            level = "differential"
+        for lvl, snap_files in reversed(hist):
+            if level == "incremental" or lvl == "full":
+                base = snap_files
+                break
+        if level == "full" or base is None:
+            return sorted(files)
+        return sorted(p for p, v in files.items() if base.get(p) != v)
+
+    def _expose(self, host: Any, vm: Any, policy: BackupPolicy, snap_id: str | None) -> tuple[list[str], dict[str, tuple[str, int, float]]]:
+        b = self.breaks
+        op = self._invoke(host, vm, "WF-1f", "expose", kind=policy.mode)
+        mounts: list[str] = []
+        files: dict[str, tuple[str, int, float]] = {}
+        try:
+            if policy.mode == "fullvm":
+                disks = vm.disks[:1] if b.export_first_disk_only else vm.disks
+                for d in disks:
+                    self._fault(host, "export", f"{vm.name}:{d.key}", vm)
+                    reader = host.open_disk(vm.moref, d.key, snap_id)
+                    areas = host.allocated_areas(vm.moref, d.key, snap_id)
+                    n = sum(len(reader.read(off, ln)) for off, ln in areas)
+                    host.trace.emit("proxy", "disk.export", vm=vm.moref, disk=d.key, snapshot=snap_id, bytes=n)
+                path = f"/toy/{vm.name}-fullVM"
+                host.trace.emit("proxy", "mount", vm=vm.moref, path=path, kind="fullvm")
+                mounts.append(path)
+            else:
+                for i, vol in enumerate(vm.volumes):
+                    if not vol.letter and not b.mount_letterless and vm.is_windows:
+                        continue
+                    letter = vol.letter or f"vol{i}"
+                    self._fault(host, "mount", f"{vm.name}:{letter}", vm)
+                    path = f"/toy/{vm.name}/{letter}" if b.wrong_junction else f"/toy/{vm.name}/letters/{letter}"
+                    host.trace.emit("proxy", "mount", vm=vm.moref, path=path, kind="file", letter=vol.letter)
+                    mounts.append(path)
+                    if not vol.letter:
+                        continue
+                    if b.backup_live_files or snap_id is None:
+                        fs = host.host.guest_fs(vm.name)
+                        for dirpath, _dirs, names in fs.walk(f"{vol.letter}:\\"):
+                            for name in names:
+                                gp = f"{dirpath.rstrip(chr(92))}\\{name}"
+                                data = fs.read_bytes(gp)
+                                st = fs.stat(gp)
+                                files[gp] = (hashlib.sha256(data).hexdigest(), len(data), float(st.mtime))
+                        continue
+                    reader = host.open_volume(vm.moref, snap_id, vol)
+                    for e in reader.walk():
+                        if e.is_dir:
+                            continue
+                        gp = f"{vol.letter}:\\" + e.path.replace("/", "\\")
+                        data = reader.read_bytes(e.path)
+                        files[gp] = (hashlib.sha256(data).hexdigest(), e.size, e.mtime)
+        except Exception as exc:
+            self.mounted[vm.moref] = mounts
+            self._end(host, vm, "WF-1f", "expose", op, "op.fail", error=type(exc).__name__)
+            raise
+        self.mounted[vm.moref] = mounts
+        self._end(host, vm, "WF-1f", "expose", op)
+        return mounts, files
+
+    def _unmount(self, host: Any, vm: Any, mounts: list[str]) -> None:
+        if not mounts:
+            return
+        op = self._invoke(host, vm, "WF-3a", "unmount")
+        for p in mounts:
+            host.trace.emit("proxy", "unmount", vm=vm.moref, path=p)
+        self.mounted.pop(vm.moref, None)
+        self._end(host, vm, "WF-3a", "unmount", op)
+
+    def _post_backup(self, host: Any, vm: Any, snap_id: str | None, mounts: list[str]) -> None:
+        b = self.breaks
+        if not b.unmount_after_commit:
+            self._unmount(host, vm, mounts)
+        if snap_id is not None and not b.never_remove_snapshot:
+            op = self._invoke(host, vm, "WF-3b", "commit", snapshot=snap_id)
+            try:
+                if b.revert_instead_of_commit:
+                    host.host.revert_to_snapshot(vm.moref, snap_id)
+                if b.remove_all_snapshots:
+                    host.host.remove_all_snapshots(vm.moref)
+                else:
+                    host.remove_snapshot(vm.moref, snap_id, consolidate=not b.redo_log_uncommitted)
+            except Exception as exc:
+                self._end(host, vm, "WF-3b", "commit", op, "op.fail", error=type(exc).__name__)
+            else:
+                self._end(host, vm, "WF-3b", "commit", op, snapshot=snap_id)
+        if b.unmount_after_commit:
+            self._unmount(host, vm, mounts)
+
+    def _remove_leftovers(self, host: Any, vm: Any) -> None:
+        for s in host.list_snapshots(vm.moref):
+            if s.name == SNAP:
+                op = self._invoke(host, vm, "WF-3b", "cleanup-snapshot", snapshot=s.id)
+                try:
+                    host.remove_snapshot(vm.moref, s.id)
+                except Exception as exc:
+                    self._end(host, vm, "WF-3b", "cleanup-snapshot", op, "op.fail", error=type(exc).__name__)
+                else:
+                    self._end(host, vm, "WF-3b", "cleanup-snapshot", op)
+
+    def _cleanup_leftovers(self, host: Any, vm: Any) -> None:
+        """What an earlier, failed or crashed run left (spec F16)."""
+        left = self.mounted.pop(vm.moref, [])
+        if left:
+            op = self._invoke(host, vm, "WF-3a", "cleanup-unmount")
+            for p in left:
+                host.trace.emit("proxy", "unmount", vm=vm.moref, path=p)
+            self._end(host, vm, "WF-3a", "cleanup-unmount", op)
+        self._remove_leftovers(host, vm)
+
+
+def toy(**breaks: bool) -> type[ToyProxy]:
+    """A factory class for ``run()``: ``toy(commit_before_copy_ends=True)``."""
+    b = replace(Breaks(), **breaks)
+
+    class Mutant(ToyProxy):
+        def __init__(self) -> None:
+            super().__init__(b)
+
+    Mutant.__qualname__ = Mutant.__name__ = "ToyProxy_" + "_".join(b.active() or ["correct"])
+    globals()[Mutant.__name__] = Mutant  # importable by name, so a printed regression test runs
+    return Mutant
