@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import socketserver
 import ssl
 import tempfile
 import threading
@@ -94,6 +95,14 @@ class _HTTPServer(ThreadingHTTPServer):
         self.conn_lock = threading.Lock()
         self.idle = threading.Condition(self.conn_lock)
         super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the address's FQDN (a reverse DNS lookup that can
+        # stall where no resolver answers); loopback needs no name
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
 
     def get_request(self) -> tuple[Any, Any]:
         sock, addr = self.socket.accept()
