@@ -26,7 +26,7 @@ def _toy_module() -> types.ModuleType:
 
 
 def test_the_toy_adapter_passes_the_image_backup_scenario() -> None:
-    from vcbsim.conformance._suite import run
+    from vcbsim.conformance import run
 
     toy = _toy_module()
     out = io.StringIO()
@@ -36,8 +36,7 @@ def test_the_toy_adapter_passes_the_image_backup_scenario() -> None:
 
 
 def test_the_toy_adapter_is_caught_leaving_a_snapshot_behind() -> None:
-    from vcbsim.conformance import ConformanceViolation
-    from vcbsim.conformance._suite import run
+    from vcbsim.conformance import ConformanceViolation, run
 
     toy = _toy_module()
     with pytest.raises(ConformanceViolation) as info:
