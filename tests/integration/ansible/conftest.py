@@ -113,7 +113,6 @@ def playbook(esx: Esx, tmp_path: Path) -> Callable[..., list[TaskResult]]:
             "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
             "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
             "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible-remote"),
-            "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_RETRY_FILES_ENABLED": "0",
             "ANSIBLE_DEPRECATION_WARNINGS": "0",
