@@ -220,3 +220,25 @@ def test_failed_quiesce_is_reported_and_leaves_no_snapshot(esx: Esx, playbook) -
     assert "quiesce" in failed.result["msg"].lower(), failed.result
     assert ok(listed)["guest_snapshots"] == {}
     assert vm.root_snapshots == [] and all(len(c) == 1 for c in chain_labels(esx, WIN).values())
+
+
+def test_lookup_by_uuid_and_moid_and_a_memory_snapshot(esx: Esx, playbook) -> None:
+    vm = esx.vm(WIN)
+    by_uuid, by_instance_uuid, by_moid, memory, listed = playbook(
+        {"community.vmware.vmware_guest_info": {"datacenter": DATACENTER, "uuid": vm.uuid}},
+        {"community.vmware.vmware_guest_info": {
+            "datacenter": DATACENTER, "uuid": vm.instance_uuid, "use_instance_uuid": True}},
+        {"community.vmware.vmware_guest_disk_info": {"datacenter": DATACENTER, "moid": vm.moref}},
+        {"community.vmware.vmware_guest_snapshot": {
+            "datacenter": DATACENTER, "uuid": vm.uuid, "state": "present", "snapshot_name": "with-memory",
+            "memory_dump": True}},
+        {"community.vmware.vmware_guest_snapshot_info": {"datacenter": DATACENTER, "moid": vm.moref}},
+    )
+    assert ok(by_uuid)["instance"]["hw_name"] == WIN
+    assert ok(by_instance_uuid)["instance"]["moid"] == vm.moref
+    assert len(ok(by_moid)["guest_disk_info"]) == len(vm.disks)
+    current = ok(memory)["snapshot_results"]["current_snapshot"]
+    # a snapshot with memory of a running VM is a powered-on snapshot
+    assert current["name"] == "with-memory" and current["state"] == "poweredOn"
+    assert ok(listed)["guest_snapshots"]["current_snapshot"]["state"] == "poweredOn"
+    assert vm.current_snapshot is not None and vm.current_snapshot.state == "poweredOn"
