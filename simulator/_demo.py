@@ -85,6 +85,7 @@ def populate_demo(host: Host) -> None:
     )
     lfs = host.add_guest_volumes(lin, {0: [(6 * GiB, "/", "ROOT"), (None, "/var/www", "WWW")]})
     _put(lfs, "/etc/hostname", "rhel5-web\n")
+    lfs.mkdir("/var/log")
     _put(lfs, "/usr/sbin/pre-freeze-script", "#!/bin/sh\necho pre $1 >> /var/log/vcb-quiesce.log\n")
     _put(lfs, "/usr/sbin/post-thaw-script", "#!/bin/sh\necho post $1 >> /var/log/vcb-quiesce.log\n")
     _put(lfs, "/var/www/index.html", "<html><body>rhel5-web</body></html>\n")

@@ -6,7 +6,9 @@ host's one ``SimRandom``) and *what happens*: a vSphere fault, an extra virtual 
 script exit code, or a crash point. Code that can fail asks ``FaultInjector.check`` at the
 point where the real host could fail.
 
-Operations (``OPERATIONS``) are the places that consult the injector.
+Operations (``OPERATIONS``) are the places that consult the injector. A rule's ``target`` is a
+glob matched against the object's name (a VM's display name, a script's path, a crash point)
+or, for operations on a VM, against its moref (``vm-3``) as well.
 """
 
 from __future__ import annotations
@@ -98,6 +100,8 @@ class FaultInjector:
 
     random: SimRandom
     trace: Trace | None = None
+    #: moref -> display name, kept by the host, so a rule may name a VM either way.
+    aliases: dict[str, str] = field(default_factory=dict)
     _armed: list[_Armed] = field(default_factory=list)
 
     def add(self, rule: FaultRule | None = None, /, **kwargs: Any) -> FaultRule:
@@ -122,9 +126,14 @@ class FaultInjector:
 
     def check(self, operation: str, target: str, *, vm: str | None = None) -> FaultRule | None:
         """Return the first rule that fires for this operation on this target, or ``None``."""
+        names = {target}
+        for ref in (target, vm):
+            if ref is not None:
+                names.add(ref)
+                names.add(self.aliases.get(ref, ref))
         for armed in self._armed:
             rule = armed.rule
-            if not rule.matches(operation, target):
+            if not any(rule.matches(operation, name) for name in names):
                 continue
             if rule.times is not None and armed.fired >= rule.times:
                 continue

@@ -232,6 +232,7 @@ class Host:
             # empty in-memory guest (no scripts), so quiescing still works on bare VMs.
             vm.tools = VMwareTools(MemoryGuestFiles(os_family), state=tools, providers=providers)
             self.vms[moref] = vm
+            self.faults.aliases[moref] = name
             if self.store is not None:
                 self.store.save_vm(vm)
             self.trace.emit("host", "vm.create", vm=moref, name=name, os=os_family)

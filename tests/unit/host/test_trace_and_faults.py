@@ -109,3 +109,22 @@ def test_fault_rules_validate_and_count() -> None:
             host.create_snapshot(vm, name)
     host.create_snapshot(vm, "s4")  # times=2 used up
     assert host.faults.hits() == {"full": 2} and rule.label == "full"
+
+
+def test_fault_targets_match_vm_name_or_moref() -> None:
+    host = Host.demo()
+    vm = host.find_vm(WIN)
+    host.add_fault(FaultRule("quiesce.engage", target=WIN, fault="SnapshotFault"))
+    with pytest.raises(vim.fault.SnapshotFault):
+        host.create_snapshot(vm, "by-name", quiesce=True)
+    host.add_fault(FaultRule("quiesce.engage", target=vm.moref, fault="SnapshotFault"))
+    with pytest.raises(vim.fault.SnapshotFault):
+        host.create_snapshot(vm, "by-moref", quiesce=True)
+    assert vm.snapshots() == []
+
+
+def test_linux_demo_scripts_log_their_arguments() -> None:
+    host = Host.demo()
+    host.create_snapshot("rhel5-web", "q", quiesce=True)
+    log = host.guest_fs("rhel5-web").read_text("/var/log/vcb-quiesce.log")
+    assert log.splitlines() == ["pre freeze", "post thaw"]
