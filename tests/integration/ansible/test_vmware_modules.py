@@ -242,3 +242,29 @@ def test_lookup_by_uuid_and_moid_and_a_memory_snapshot(esx: Esx, playbook) -> No
     assert current["name"] == "with-memory" and current["state"] == "poweredOn"
     assert ok(listed)["guest_snapshots"]["current_snapshot"]["state"] == "poweredOn"
     assert vm.current_snapshot is not None and vm.current_snapshot.state == "poweredOn"
+
+
+def test_guest_info_vsphere_schema_whole_object_and_chosen_properties(esx: Esx, playbook) -> None:
+    vm = esx.vm(WIN)
+    whole, chosen = playbook(
+        info("vmware_guest_info", WIN, schema="vsphere"),
+        info("vmware_guest_info", WIN, schema="vsphere", properties=[
+            "config.hardware.memoryMB", "guest.toolsRunningStatus", "runtime.powerState", "layoutEx.file",
+            "snapshot",
+        ]),
+    )
+    everything = ok(whole)["instance"]
+    assert everything["_vimid"] == vm.moref and everything["name"] == WIN
+    assert everything["capability"]["quiescedSnapshotsSupported"] is True
+    assert everything["config"]["uuid"] == vm.uuid
+    facts = ok(chosen)["instance"]
+    assert facts["config"]["hardware"]["memoryMB"] == vm.memory_mb
+    assert facts["guest"]["toolsRunningStatus"] == "guestToolsRunning"
+    assert facts["runtime"]["powerState"] == "poweredOn"
+    files = {f["name"]: f for f in facts["layoutEx"]["file"]}
+    assert files[vm.vmx_path]["type"] == "config"
+    for d in vm.disks:
+        descriptor = d.disk.chain()[-1].label
+        assert files[descriptor]["type"] == "diskDescriptor"
+        assert files[descriptor.replace(".vmdk", "-flat.vmdk")]["size"] == d.capacity
+    assert facts.get("snapshot") is None
