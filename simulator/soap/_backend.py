@@ -222,6 +222,11 @@ class HostBackend(Protocol):
         self, vm: str, snapshot: str | None, disk_key: int, start_offset: int, change_id: str
     ) -> ChangedAreas: ...
 
+    def datastore_file_list(self, datastore: str) -> Sequence[tuple[str, int]]:
+        """Every file on ``datastore``: (path relative to its root, size); ``NotFoundError`` for
+        an unknown datastore. Folders are implied by the paths."""
+        ...
+
     def datastore_file_size(self, datastore: str, path: str) -> int:
         """Size of ``path`` (relative to the datastore root), or ``NotFoundError``."""
         ...

@@ -296,6 +296,12 @@ class HostAdapter:
         if datastore not in self.host.datastores:
             raise NotFoundError("datastore", datastore, known=list(self.host.datastores))
 
+    def datastore_file_list(self, datastore: str) -> list[tuple[str, int]]:
+        self._check_datastore(datastore)
+        files = {path: size for path, (size, _read) in self._vm_files(datastore).items()}
+        files.update({p: len(data) for (ds, p), data in self.uploads.items() if ds == datastore})
+        return sorted(files.items())
+
     def datastore_file_size(self, datastore: str, path: str) -> int:
         self._check_datastore(datastore)
         if (datastore, path) in self.uploads:

@@ -11,6 +11,7 @@ Objects are cheap views: they hold the endpoint and a managed object id and ask 
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -52,6 +53,7 @@ MOIDS = {
     "compute": "ha-compute-res",
     "host": "ha-host",
     "pool": "ha-root-pool",
+    "browser": "ha-host-datastorebrowser",
     "guestops": "ha-guest-operations-manager",
     "guestfiles": "ha-guest-operations-file-manager",
     "guestprocs": "ha-guest-operations-process-manager",
@@ -634,6 +636,98 @@ class GuestProcessManagerImpl(_GuestImpl):
         ]
 
 
+class DatastoreBrowserImpl(MOImpl):
+    """The host's datastore browser (``HostSystem.datastoreBrowser``, every ``Datastore.browser``)."""
+
+    vim_type = vim.host.DatastoreBrowser
+    _B: Any = vim.host.DatastoreBrowser
+
+    def p_datastore(self) -> list[Any]:
+        return list(self.ep.datastore_refs().values())
+
+    def p_supportedType(self) -> list[Any]:  # noqa: N802
+        return [self._B.FolderQuery(), self._B.Query()]
+
+    def _parse(self, datastore_path: str) -> tuple[str, str]:
+        m = re.fullmatch(r"\[([^\]]+)\]\s*(.*)", datastore_path or "")
+        if m is None:
+            raise vim.fault.InvalidDatastorePath(
+                msg=f"Invalid datastore path '{datastore_path}'.", datastorePath=datastore_path or ""
+            )
+        name, folder = m.group(1), m.group(2).strip("/")
+        if name not in self.ep.datastore_refs():
+            raise vim.fault.InvalidDatastore(msg=f"Invalid datastore '{name}'.", name=name)
+        return name, folder
+
+    def _search(self, ds: str, folder: str, spec: Any, recursive: bool) -> list[Any]:
+        files = list(self.ep.backend.datastore_file_list(ds))
+        prefix = f"{folder}/" if folder else ""
+        if folder and not any(p.startswith(prefix) for p, _ in files):
+            raise vim.fault.FileNotFound(msg=f"File [{ds}] {folder} was not found", file=f"[{ds}] {folder}")
+        patterns = list(spec.matchPattern or []) if spec is not None else []
+        fold = bool(spec is not None and spec.searchCaseInsensitive)
+        details = spec.details if spec is not None else None
+        by_folder: dict[str, dict[str, int | None]] = {}
+        for path, size in files:
+            if not path.startswith(prefix):
+                continue
+            rest = path[len(prefix) :]
+            parts = rest.split("/")
+            for depth in range(len(parts)):
+                here = "/".join([folder, *parts[:depth]] if folder else parts[:depth])
+                if depth and not recursive:
+                    break
+                children = by_folder.setdefault(here, {})
+                is_file = depth == len(parts) - 1
+                children[parts[depth]] = size if is_file else None
+        results = []
+        now = _vmprops.ts(self.ep.now())
+        ref = self.ep.datastore_ref(ds)
+        for here in sorted(by_folder):
+            entries = []
+            for name, entry_size in by_folder[here].items():
+                if patterns and not any(
+                    fnmatch.fnmatchcase(name.lower() if fold else name, p.lower() if fold else p) for p in patterns
+                ):
+                    continue
+                cls = self._B.FolderInfo if entry_size is None else self._B.FileInfo
+                info = cls(path=name)
+                if details is None or details.fileSize:
+                    info.fileSize = entry_size or 0
+                if details is not None and details.modification:
+                    info.modification = now
+                entries.append(info)
+            if spec is not None and spec.sortFoldersFirst:
+                entries.sort(key=lambda e: (not isinstance(e, self._B.FolderInfo), e.path))
+            else:
+                entries.sort(key=lambda e: e.path)
+            results.append(self._B.SearchResults(datastore=ref, folderPath=f"[{ds}] {here}".rstrip(), file=entries))
+        return results
+
+    @soap
+    def SearchDatastore_Task(self, ctx: Context, datastorePath: str, searchSpec: Any = None) -> Any:  # noqa: N802, N803
+        ds, folder = self._parse(datastorePath)
+
+        def run() -> Any:
+            results = self._search(ds, folder, searchSpec, recursive=False)
+            return results[0] if results else self._B.SearchResults(
+                datastore=self.ep.datastore_ref(ds), folderPath=datastorePath, file=[]
+            )
+
+        return self.ep.tasks.submit_for(ctx, self._B.SearchDatastore_Task, self.ep.datastore_ref(ds), ds, run)
+
+    @soap
+    def SearchDatastoreSubFolders_Task(self, ctx: Context, datastorePath: str, searchSpec: Any = None) -> Any:  # noqa: N802, N803
+        ds, folder = self._parse(datastorePath)
+
+        def run() -> Any:
+            return self._B.SearchResults.Array(self._search(ds, folder, searchSpec, recursive=True))
+
+        return self.ep.tasks.submit_for(
+            ctx, self._B.SearchDatastoreSubFolders_Task, self.ep.datastore_ref(ds), ds, run
+        )
+
+
 class TaskManagerImpl(MOImpl):
     vim_type = vim.TaskManager
 
@@ -784,6 +878,9 @@ class HostSystemImpl(ManagedEntityImpl):
     def p_network(self) -> list[Any]:
         return list(self.ep.network_refs().values())
 
+    def p_datastoreBrowser(self) -> Any:  # noqa: N802
+        return vim.host.DatastoreBrowser(MOIDS["browser"])
+
     def p_runtime(self) -> Any:
         return vim.host.RuntimeInfo(
             connectionState="connected",
@@ -881,6 +978,9 @@ class DatastoreImpl(ManagedEntityImpl):
                 ),
             )
         ]
+
+    def p_browser(self) -> Any:
+        return vim.host.DatastoreBrowser(MOIDS["browser"])
 
     def p_vm(self) -> list[Any]:
         name = self._info().name
@@ -1130,6 +1230,7 @@ STATIC_TYPES: dict[str, type[MOImpl]] = {
     MOIDS["compute"]: ComputeResourceImpl,
     MOIDS["host"]: HostSystemImpl,
     MOIDS["pool"]: ResourcePoolImpl,
+    MOIDS["browser"]: DatastoreBrowserImpl,
     MOIDS["guestops"]: GuestOperationsManagerImpl,
     MOIDS["guestfiles"]: GuestFileManagerImpl,
     MOIDS["guestprocs"]: GuestProcessManagerImpl,
@@ -1145,6 +1246,7 @@ ALL_TYPES: list[type[MOImpl]] = [
     SearchIndexImpl,
     TaskManagerImpl,
     TaskImpl,
+    DatastoreBrowserImpl,
     GuestOperationsManagerImpl,
     GuestFileManagerImpl,
     GuestProcessManagerImpl,

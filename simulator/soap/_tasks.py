@@ -96,7 +96,18 @@ class TaskRunner:
 
     # submission (endpoint lock held) ---------------------------------------------------------
     def submit(self, ctx: Context, method: Any, vm_moid: str, fn: Callable[[], Any]) -> Any:
+        """A task on a VM (its entity); one operation per VM at a time."""
         vm = self.ep.backend.vm(vm_moid)
+        return self._submit(ctx, method, vim.VirtualMachine(vm_moid), vm.name, fn, exclusive=True)
+
+    def submit_for(self, ctx: Context, method: Any, entity: Any, entity_name: str, fn: Callable[[], Any]) -> Any:
+        """A task on another entity (a datastore search); runs whenever its turn comes."""
+        return self._submit(ctx, method, entity, entity_name, fn, exclusive=False)
+
+    def _submit(
+        self, ctx: Context, method: Any, entity: Any, entity_name: str, fn: Callable[[], Any], *, exclusive: bool
+    ) -> Any:
+        vm_moid = entity._moId
         n = next(self._ids)
         moid = f"haTask-{vm_moid}-{method.info.wsdlName}-{n}"
         user = ctx.session.user if ctx.session else "root"
@@ -107,8 +118,8 @@ class TaskRunner:
             task=vim.Task(moid),
             name=method,
             descriptionId=f"{type_name}.{method.info.name[0].lower()}{method.info.name[1:]}",
-            entity=vim.VirtualMachine(vm_moid),
-            entityName=vm.name,
+            entity=entity,
+            entityName=entity_name,
             state=vim.TaskInfo.State.queued,
             cancelled=False,
             cancelable=False,
@@ -117,7 +128,7 @@ class TaskRunner:
             eventChainId=next(self._chain),
         )
         self._infos[moid] = info
-        busy = next(
+        busy = exclusive and next(
             (
                 other
                 for other in self._infos.values()
@@ -128,14 +139,14 @@ class TaskRunner:
             ),
             None,
         )
-        if busy is not None:
+        if busy:
             # the host allows one operation per VM at a time: this one fails at once, as on
             # hostd, instead of silently waiting behind the other
             info.startTime = info.queueTime
             info.error = make_fault(
                 "TaskInProgress",
                 f"The operation is not allowed in the current state: task {busy.key} "
-                f"({busy.name.info.wsdlName}) is in progress on {vm.name}.",
+                f"({busy.name.info.wsdlName}) is in progress on {entity_name}.",
                 task=busy.task,
             )
             info.state = vim.TaskInfo.State.error

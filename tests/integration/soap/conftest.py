@@ -284,6 +284,11 @@ class FakeBackend:
         areas = [(g * GRAIN, GRAIN) for g in sorted(grains) if start_offset <= g * GRAIN < end]
         return ChangedAreas(start_offset, end - start_offset, areas)
 
+    def datastore_file_list(self, datastore: str) -> list[tuple[str, int]]:
+        if datastore != "datastore1":
+            raise NotFoundError("datastore", datastore, known=["datastore1"])
+        return sorted((p, len(d)) for (ds, p), d in self.files.items() if ds == datastore)
+
     def datastore_file_size(self, datastore: str, path: str) -> int:
         try:
             return len(self.files[(datastore, path)])

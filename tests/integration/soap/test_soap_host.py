@@ -231,3 +231,35 @@ def test_snapshot_cycles_do_not_accumulate_state(host_si, host_server):
     assert ep.filters == {}
     assert len(ep.tasks) <= ep.tasks.retention
     assert ep.tasks.completed == 60 and ep.tasks.failed == 0
+
+
+def test_datastore_browser_lists_the_vm_files(host_si, host):
+    content = host_si.RetrieveContent()
+    ds = content.rootFolder.childEntity[0].datastore[0]
+    browser = ds.browser
+    assert browser == content.rootFolder.childEntity[0].hostFolder.childEntity[0].host[0].datastoreBrowser
+    spec = vim.host.DatastoreBrowser.SearchSpec(
+        matchPattern=["*.vmx", "*.vmdk"], details=vim.host.DatastoreBrowser.FileInfo.Details(fileSize=True)
+    )
+    task = browser.SearchDatastore_Task("[datastore1] win2003-sql", spec)
+    assert WaitForTask(task) == "success"
+    result = task.info.result
+    assert result.folderPath == "[datastore1] win2003-sql"
+    sizes = {f.path: f.fileSize for f in result.file}
+    assert sizes["win2003-sql.vmx"] == len(host.find_vm("win2003-sql").vmx_text().encode())
+    assert sizes["win2003-sql-flat.vmdk"] == 8 * 1024**3
+    assert "win2003-sql.vmsd" not in sizes  # not matched
+    root = browser.SearchDatastore_Task("[datastore1]", None)
+    WaitForTask(root)
+    folders = {f.path for f in root.info.result.file if isinstance(f, vim.host.DatastoreBrowser.FolderInfo)}
+    assert folders == {"win2003-sql", "rhel5-web"}
+    deep = browser.SearchDatastoreSubFolders_Task("[datastore1]", vim.host.DatastoreBrowser.SearchSpec(matchPattern=["*.vmx"]))
+    WaitForTask(deep)
+    found = {(r.folderPath, f.path) for r in deep.info.result for f in r.file}
+    assert ("[datastore1] rhel5-web", "rhel5-web.vmx") in found
+    missing = browser.SearchDatastore_Task("[datastore1] nothing-here", None)
+    with pytest.raises(vim.fault.FileNotFound):
+        WaitForTask(missing)
+    assert missing.info.entity == ds
+    with pytest.raises(vim.fault.InvalidDatastorePath):
+        browser.SearchDatastore_Task("no brackets", None)
