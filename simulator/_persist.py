@@ -548,6 +548,7 @@ class DatastoreStore:
                 switches=ToolsSwitches(**sw),
             )
         host.vms[vm.moref] = vm
+        host.faults.aliases[vm.moref] = vm.name  # as add_vm does: rules name VMs either way
         try:
             self._load_guest(vm, doc.get("guest"), report)
             self._release_unheld(vm, report)

@@ -453,3 +453,14 @@ def test_one_host_at_a_time(tmp_path: Path) -> None:
     assert host.store is not None
     host.store.close()
     Host(datastore_dir=d)
+
+
+def test_fault_rules_name_a_recovered_vm(tmp_path: Path) -> None:
+    d = tmp_path / "ds"
+    host = Host(datastore_dir=d)
+    host.add_vm("fr", disks=[MiB])
+    assert host.store is not None
+    host.store.close()
+    again = Host(datastore_dir=d)
+    vm = again.find_vm("fr")
+    assert again.faults.aliases[vm.moref] == "fr"
