@@ -54,7 +54,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _new_host(config: pytest.Config, seed: int = 0) -> Any:
-    from vcbsim.simulator._host import Host  # imported here: keep the plugin light
+    from vcbsim.simulator import Host  # imported here: keep the plugin light
 
     return Host(config.getoption("--kit-host-profile"), seed=seed)
 

@@ -47,7 +47,13 @@ from vcbsim.simulator import Event
 
 from ._adapters import BackupPolicy, JobResult, Orchestrator, call_adapter
 from ._checker import CheckReport, check_trace
-from ._errors import AdapterError, ConformanceViolation, InvalidDefinition, KitError
+from ._errors import (
+    AdapterError,
+    ConformanceViolation,
+    FlakyAdapterError,
+    InvalidDefinition,
+    KitError,
+)
 from ._report import CaseResult, RunInfo, new_run_info, write_bundle
 from ._rules import HOST_PROFILES, KIT_VERSION
 
@@ -120,7 +126,10 @@ class Step:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Step:
-        args = {k: (tuple(v) if isinstance(v, list) else v) for k, v in dict(d.get("args", {})).items()}
+        def tup(v: Any) -> Any:
+            return tuple(tup(x) for x in v) if isinstance(v, list | tuple) else v
+
+        args = {k: tup(v) for k, v in dict(d.get("args", {})).items()}
         return cls.of(str(d["op"]), **args)
 
 
@@ -152,7 +161,7 @@ class Scenario:
         out: TextIO | None = None,
     ) -> None:
         from vcbsim.reference import InProcessHostClient
-        from vcbsim.simulator._host import Host
+        from vcbsim.simulator import Host
 
         if host_profile not in HOST_PROFILES:
             msg = "host profile"
@@ -357,6 +366,7 @@ class Scenario:
             if vmobj.tools is not None and vmobj.tools.frozen:
                 vmobj.tools.abort()  # the host's vmbackup.abort for a guest left frozen
             result = call_adapter(self.adapter, self.client, name, BackupPolicy("fullvm"))
+            self.check(open_ended=True)  # a broken rule is a FAIL before it is an ERROR
             if not result.ok:
                 snaps = [s.name for s in self.host.find_vm(name).snapshots()]
                 msg = (f"the clean run of {name} after the case failed: {result.error or 'no reason given'}; with no "
@@ -469,10 +479,11 @@ _FAULTS: tuple[dict[str, Any], ...] = (
 )
 
 
-def _machine(adapter_factory: Callable[[], Orchestrator], host_profile: str, sink: list[Scenario],
-             guest_agent_factory: Callable[[Any], Any] | None) -> type:
+def _strategies() -> tuple[Any, Any, Any, Any, Any]:
+    """Hypothesis strategies of the exploration: script names (byte-wise order traps:
+    upper/lower case, ``9`` after ``40``), file contents, guest paths, guest writes (the
+    workload) and job policies (including requests the product must refuse)."""
     from hypothesis import strategies as st
-    from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
     names = st.sampled_from(["05-first.bat", "15-Mid.bat", "15-mid.bat", "40-last.cmd", "9-nine.bat"])
     text = st.text(alphabet="abcxyz0123 ", min_size=0, max_size=12)
@@ -484,6 +495,16 @@ def _machine(adapter_factory: Callable[[], Orchestrator], host_profile: str, sin
         st.tuples(st.just(WINDOWS_VM), st.just("file"), st.sampled_from(["full", "incremental", "differential"])),
         st.tuples(st.just(LINUX_VM), st.just("file"), st.just("full")),
     )
+
+    return names, text, win_paths, writes, policies
+
+
+def _machine(adapter_factory: Callable[[], Orchestrator], host_profile: str, sink: list[Scenario],
+             guest_agent_factory: Callable[[Any], Any] | None) -> type:
+    from hypothesis import strategies as st
+    from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+    names, text, win_paths, writes, policies = _strategies()
 
     class KitMachine(RuleBasedStateMachine):
         """Drives the adapter: guest writes, scripts, faults and jobs; checks after each job."""
@@ -703,7 +724,14 @@ def run(
             s = _replay(steps, adapter_factory, host_profile, guest_agent_factory, teach_out)
             sink.append(s)
         except Exception as exc:  # KitError: FAIL / ERROR; anything else: the harness broke (ERROR)
-            record(name, steps, started, exc, _last_trace(adapter_factory, host_profile, steps, guest_agent_factory), {})
+            trace, again = _replay_again(adapter_factory, host_profile, steps, guest_agent_factory)
+            problem: BaseException = exc
+            if not again:
+                problem = FlakyAdapterError(
+                    f"{name} failed ({type(exc).__name__}: {exc}) but passed when the same steps were replayed; "
+                    "the adapter is not deterministic: it must not read wall time, global state or its own "
+                    "randomness", adapter=adapter_name, operation="replay")
+            record(name, steps, started, problem, trace, {})
         else:
             record(name, steps, started, None, (), s.statistics)
 
@@ -762,19 +790,21 @@ def run(
     return RunResult(info, tuple(cases), bundle, stats)
 
 
-def _last_trace(adapter_factory: Callable[[], Orchestrator], host_profile: str, steps: Sequence[Step],
-                guest_agent_factory: Callable[[Any], Any] | None) -> tuple[Event, ...]:
-    """Replay a failing step list once more to capture its trace for the timeline."""
+def _replay_again(adapter_factory: Callable[[], Orchestrator], host_profile: str, steps: Sequence[Step],
+                  guest_agent_factory: Callable[[Any], Any] | None) -> tuple[tuple[Event, ...], bool]:
+    """Replay a failing step list once more: its trace for the timeline, and whether it
+    failed again (a failure that does not reproduce means a non-deterministic adapter)."""
     s = Scenario(adapter_factory, host_profile=host_profile, guest_agent_factory=guest_agent_factory)
+    failed_again = False
     try:
         for st in steps:
             s.apply(st)
         s.finish()
-    except Exception:  # noqa: BLE001 - the failure was already recorded; this replay only fetches the trace
-        pass
+    except Exception:  # noqa: BLE001 - any failure counts as reproduced
+        failed_again = True
     finally:
         s.close()
-    return tuple(s.host.trace.events)
+    return tuple(s.host.trace.events), failed_again
 
 
 def _now() -> str:

@@ -1,0 +1,52 @@
+"""The pytest plugin's fixtures and options, and the pinned public surface of the kit."""
+
+import sys
+
+import vcbsim.conformance as kit
+
+EXPECTED = {
+    "FAMILIES", "KIT_PROFILES", "KIT_VERSION", "RULES", "SCENARIOS",
+    "AdapterError", "BackupPolicy", "CaseResult", "CheckReport", "CommandAdapter", "ConformanceViolation",
+    "FlakyAdapterError", "FunctionOrchestrator", "GuestAgent", "InvalidDefinition", "JobResult", "KitError",
+    "KitProfile", "Orchestrator", "ReferenceOrchestrator", "Rule", "RunInfo", "RunResult", "Scenario", "Step",
+    "Violation", "check_trace", "get_rule", "rules_for", "run", "verify_bundle", "write_bundle",
+}
+
+
+def test_conformance_exports_exactly_the_pinned_names() -> None:
+    assert set(kit.__all__) == EXPECTED
+
+
+def test_error_hierarchy() -> None:
+    assert issubclass(kit.AdapterError, kit.KitError)
+    assert issubclass(kit.ConformanceViolation, kit.KitError)
+    assert issubclass(kit.InvalidDefinition, kit.KitError) and issubclass(kit.InvalidDefinition, ValueError)
+    assert issubclass(kit.FlakyAdapterError, kit.AdapterError)
+
+
+def test_esx_host_fixture_is_a_fresh_host(esx_host) -> None:
+    assert esx_host.profile.name == "esx-3.5u2"
+    assert len(esx_host.trace) == 1 and esx_host.trace.events[0].kind == "host.reset"
+
+
+def test_session_host_is_shared(esx_host_session, request) -> None:
+    assert request.getfixturevalue("esx_host_session") is esx_host_session
+
+
+def test_kit_options_have_defaults(kit_profile, kit_report) -> None:
+    assert kit_profile == "quick"
+    assert kit_report is None
+
+
+def test_plugin_module_imports_nothing_heavy() -> None:
+    import importlib
+    import subprocess
+
+    code = (
+        "import sys, importlib; importlib.import_module('vcbsim.conformance._pytest_plugin');"
+        "heavy = [m for m in ('hypothesis', 'vcbsim.simulator._host', 'vcbsim.reference', 'pyVmomi') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"the plugin imported {out} at load time"
+    assert importlib.import_module("vcbsim.conformance._pytest_plugin").__doc__

@@ -1,0 +1,168 @@
+"""The suite: run() profiles and their refusals, replay, flaky detection, ERROR vs FAIL,
+bundles, the teach profile's output, and a recorded reference trace through check-trace."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from vcbsim.conformance import (
+    KIT_PROFILES,
+    SCENARIOS,
+    AdapterError,
+    BackupPolicy,
+    ConformanceViolation,
+    FlakyAdapterError,
+    FunctionOrchestrator,
+    InvalidDefinition,
+    JobResult,
+    ReferenceOrchestrator,
+    Scenario,
+    Step,
+    run,
+    verify_bundle,
+)
+from vcbsim.conformance._cli import main_check_trace
+
+
+def _never_removes(host, vm_name: str, policy: BackupPolicy) -> JobResult:
+    """A plain-function orchestrator that takes the snapshot and walks away."""
+    vm = host.find_vm(f"name:{vm_name}")
+    try:
+        host.create_snapshot(vm.moref, "_VCB-BACKUP_", quiesce=True)
+    except Exception as exc:  # host faults are reported, not raised
+        return JobResult(ok=False, error=str(exc))
+    return JobResult(ok=False, error="gave up")
+
+
+def test_certify_refuses_filters_and_expectations() -> None:
+    with pytest.raises(InvalidDefinition, match="certify refuses skips and filters"):
+        run(ReferenceOrchestrator, profile="certify", scenarios=["image-backup"])
+    with pytest.raises(InvalidDefinition, match="certify refuses"):
+        run(ReferenceOrchestrator, profile="certify", explore=False)
+    with pytest.raises(InvalidDefinition, match="expectation files are for the 'dev' profile"):
+        run(ReferenceOrchestrator, profile="certify", expectations={"scenario/image-backup": "fail"})
+    with pytest.raises(InvalidDefinition, match="kit profile"):
+        run(ReferenceOrchestrator, profile="fast")
+    assert set(KIT_PROFILES) == {"quick", "dev", "certify", "teach"}
+
+
+def test_function_orchestrator_fails_with_rule_and_pasteable_steps() -> None:
+    out = io.StringIO()
+    with pytest.raises(ConformanceViolation) as info:
+        run(lambda: FunctionOrchestrator(_never_removes, name="walks-away"), profile="quick",
+            scenarios=["image-backup"], explore=False, seed=5, out=out)
+    assert info.value.rule_id == "CLN-NO-SNAPSHOT-LEFT"
+    assert info.value.case == "scenario/image-backup"
+    text = out.getvalue()
+    assert "seed 5" in text and "hypothesis" in text
+    assert "s.backup(vm='win2003-sql', mode='fullvm', level='full'" in text
+
+
+def test_adapter_that_raises_is_an_error_not_a_fail(tmp_path: Path) -> None:
+    def boom(host, vm_name, policy):
+        raise RuntimeError("lost connection")
+
+    with pytest.raises(AdapterError, match="lost connection"):
+        run(lambda: FunctionOrchestrator(boom), profile="quick", scenarios=["image-backup"], explore=False,
+            seed=1, out=io.StringIO(), report=tmp_path / "b")
+    doc = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert doc["totals"]["error"] == 1 and doc["totals"]["fail"] == 0
+    assert verify_bundle(tmp_path / "b") == []
+
+
+def test_flaky_adapter_is_named() -> None:
+    calls = {"n": 0}
+
+    def sometimes(host, vm_name, policy):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return "not a JobResult"  # misbehaves once only
+        return ReferenceOrchestrator().backup(host, vm_name, policy)
+
+    with pytest.raises(AdapterError) as info:
+        run(lambda: FunctionOrchestrator(sometimes), profile="quick", scenarios=["file-level-linux-refused"],
+            explore=False, seed=1, out=io.StringIO())
+    assert "not deterministic" in str(info.value)
+    assert FlakyAdapterError.__mro__[1] is AdapterError
+
+
+def test_saved_failures_replay_first_and_only_they_rerun(tmp_path: Path) -> None:
+    replay = tmp_path / "replay"
+    factory = lambda: FunctionOrchestrator(_never_removes)  # noqa: E731
+    with pytest.raises(ConformanceViolation):
+        run(factory, profile="quick", scenarios=["engage-fails"], explore=False, seed=1, replay_dir=replay,
+            out=io.StringIO())
+    saved = sorted(p.name for p in replay.glob("*.json"))
+    assert saved == ["scenario-engage-fails.json"]
+    doc = json.loads((replay / saved[0]).read_text())
+    assert doc["rules"][0] == "CLN-NO-SNAPSHOT-LEFT" and doc["steps"][0]["op"] == "arm_fault"
+    # with a fixed product, the saved case replays first, then the chosen scenarios
+    result = run(ReferenceOrchestrator, profile="dev", scenarios=["thaw-fails"], explore=False, seed=1,
+                 replay_dir=replay, out=io.StringIO())
+    assert [c.name for c in result.cases] == ["replay/scenario-engage-fails", "scenario/thaw-fails"]
+    assert result.ok
+
+
+def test_dev_expectations_turn_a_known_failure_into_a_skip() -> None:
+    result = run(lambda: FunctionOrchestrator(_never_removes), profile="dev", scenarios=["thaw-fails"],
+                 explore=False, seed=1, expectations={"scenario/thaw-fails": "fail"}, out=io.StringIO())
+    assert [c.outcome for c in result.cases] == ["skip"]
+
+
+def test_quick_run_of_the_reference_writes_a_verifiable_bundle(tmp_path: Path) -> None:
+    out = io.StringIO()
+    result = run(ReferenceOrchestrator, profile="quick", seed=3, report=tmp_path / "bundle", out=out)
+    assert result.ok and len(result.cases) == len(SCENARIOS) + 1
+    assert result.statistics["jobs"] > 0
+    assert verify_bundle(tmp_path / "bundle") == []
+    summary = (tmp_path / "bundle" / "summary.txt").read_text()
+    assert "verdict: CONFORMANT" in summary and "seed: 3" in summary
+
+
+def test_teach_profile_prints_every_step() -> None:
+    out = io.StringIO()
+    run(ReferenceOrchestrator, profile="teach", scenarios=["freeze-script-fails"], explore=False, seed=1, out=out)
+    assert "s.add_script(name='15-check.bat', exit_code=3" in out.getvalue()
+
+
+def test_steps_round_trip_and_validate() -> None:
+    st = Step.of("backup", vm="win2003-sql", mode="file", level="full", during=(("D:\\a.txt", "x"),))
+    assert Step.from_dict(json.loads(json.dumps(st.to_dict()))) == st
+    with pytest.raises(InvalidDefinition, match="step op"):
+        Step.of("format_disk")
+    with pytest.raises(InvalidDefinition, match="file-level backup types"):
+        BackupPolicy("fullvm", "incremental")
+
+
+def test_scenario_data_checks_catch_a_backup_of_live_files() -> None:
+    def live_files(host, vm_name, policy):
+        r = ReferenceOrchestrator()
+        result = r.backup(host, vm_name, policy)
+        files = dict(result.files or {})
+        files["D:\\Data\\invented.txt"] = "0" * 64
+        return JobResult(ok=result.ok, files=files)
+
+    s = Scenario(lambda: FunctionOrchestrator(live_files))
+    with pytest.raises(ConformanceViolation) as info:
+        s.backup("win2003-sql", "file", "full")
+    assert info.value.rule_id == "CMT-BACKUP-CONTENT"
+    assert "did not exist at the snapshot" in info.value.explanation
+
+
+def test_a_recorded_reference_trace_passes_check_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    s = Scenario(ReferenceOrchestrator, host_profile="esxi-7.0")
+    s.add_script("15-check.bat", exit_code=3, phase="freeze")
+    s.backup("win2003-sql", "file", "full")
+    s.remove_script("15-check.bat")
+    s.backup("win2003-sql", "file", "full", during=(("D:\\Data\\x.txt", "y"),))
+    s.backup("rhel5-web", "fullvm")
+    s.finish()
+    f = tmp_path / "trace.jsonl"
+    s.host.trace.write_jsonl(f)
+    s.close()
+    assert main_check_trace([str(f)]) == 0
+    assert "profile esxi-7.0" in capsys.readouterr().out
