@@ -652,12 +652,16 @@ def open_host(
     """What ``vcbsim serve --datastore DIR`` runs: open ``DIR``, or create it with the demo.
 
     A new (or empty) directory gets the demo inventory when ``demo`` is true; an existing one
-    is loaded as it is (its VMs, leftover snapshots and all). ``sync_writes`` makes every
+    is loaded as it is (its VMs, leftover snapshots and all), with the profile it was made with
+    unless ``profile`` is given. ``sync_writes`` makes every
     disk write ``fsync`` (power-loss safety; kills are survived without it).
     """
     from ._host import Host
     from ._profiles import DEFAULT_PROFILE
 
+    if profile is None:  # the profile the directory was made with, else the default
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            profile = str(json.loads((Path(directory) / HOST_FILE).read_text())["profile"])
     host = Host(profile or DEFAULT_PROFILE, seed=seed, datastore_dir=directory, **kwargs)
     store = host.store
     assert store is not None

@@ -464,3 +464,12 @@ def test_fault_rules_name_a_recovered_vm(tmp_path: Path) -> None:
     again = Host(datastore_dir=d)
     vm = again.find_vm("fr")
     assert again.faults.aliases[vm.moref] == "fr"
+
+
+def test_open_host_keeps_the_profile_of_the_directory(tmp_path: Path) -> None:
+    d = tmp_path / "ds"
+    host = open_host(d, "esxi-7.0", demo=False)
+    assert host.vms == {} and host.store is not None
+    host.store.close()
+    again = open_host(d)
+    assert again.profile.name == "esxi-7.0"
