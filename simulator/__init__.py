@@ -8,6 +8,7 @@ from ._errors import InvalidInputError, NotFoundError, SimulatedCrash, StateErro
 from ._faultrules import OPERATIONS, FaultInjector, FaultRule
 from ._faults import fault_name, make_fault, raise_fault
 from ._host import Datastore, DiskChangeInfo, Host
+from ._persist import DatastoreStore, RecoveryReport, open_host
 from ._profiles import PROFILES, HostProfile, get_profile
 from ._random import SimRandom
 from ._trace import ACTORS, KINDS, Event, Trace, load_jsonl
@@ -20,6 +21,7 @@ __all__ = [
     "OPERATIONS",
     "PROFILES",
     "Datastore",
+    "DatastoreStore",
     "DiskChangeInfo",
     "Event",
     "Host",
@@ -28,6 +30,7 @@ __all__ = [
     "HostProfile",
     "InvalidInputError",
     "NotFoundError",
+    "RecoveryReport",
     "SimRandom",
     "SimulatedCrash",
     "Snapshot",
@@ -41,5 +44,6 @@ __all__ = [
     "get_profile",
     "load_jsonl",
     "make_fault",
+    "open_host",
     "raise_fault",
 ]

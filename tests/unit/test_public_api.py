@@ -11,10 +11,10 @@ import pytest
 
 SIMULATOR = {
     "ACTORS", "EPOCH", "KINDS", "OPERATIONS", "PROFILES",
-    "Datastore", "DiskChangeInfo", "Event", "FaultInjector", "FaultRule", "Host", "HostProfile",
+    "Datastore", "DatastoreStore", "DiskChangeInfo", "RecoveryReport", "Event", "FaultInjector", "FaultRule", "Host", "HostProfile",
     "InvalidInputError", "NotFoundError", "SimRandom", "SimulatedCrash", "Snapshot", "StateError",
     "Trace", "VM", "VcbsimError", "VirtualClock", "VirtualDiskDevice",
-    "fault_name", "get_profile", "load_jsonl", "make_fault", "raise_fault",
+    "fault_name", "get_profile", "load_jsonl", "make_fault", "open_host", "raise_fault",
 }
 
 
