@@ -27,7 +27,10 @@ from vcbsim.simulator import Host
 from vcbsim.simulator.soap import RunningServer, serve
 from vcbsim.simulator.soap._host_adapter import HostAdapter
 
-ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook")
+#: the one installed next to this interpreter first (same environment, same pyVmomi)
+ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or shutil.which(
+    "ansible-playbook"
+)
 
 USER = "user"
 PASSWORD = "pass"
