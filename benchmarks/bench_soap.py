@@ -318,7 +318,8 @@ def run_one(
                         run.rss_kib.append((done, rss_kib(server.pid), round(elapsed, 3)))
                 if elapsed > time_limit and done < cycles:
                     run.stopped_early = True
-                    run.rss_kib.append((done, rss_kib(server.pid), round(elapsed, 3)))
+                    if run.rss_kib[-1][0] != done:
+                        run.rss_kib.append((done, rss_kib(server.pid), round(elapsed, 3)))
                     break
             run.cycles = done if cycles else 0
             run.seconds = time.perf_counter() - t0
