@@ -29,6 +29,7 @@ from pyVmomi import vim
 from vcbsim.simulator import Host
 from vcbsim.simulator.soap import RunningServer, serve
 from vcbsim.simulator.soap._host_adapter import HostAdapter
+from vcbsim.simulator.soap._tasks import DEFAULT_RETENTION
 
 CLIENTS = 16
 CYCLES = int(os.environ.get("KIT_LOAD_CYCLES", "10"))
@@ -164,6 +165,11 @@ def test_sixteen_clients_snapshot_cycles_leave_a_consistent_host(loaded) -> None
     assert counts["remove"] == CLIENTS * (CYCLES - CYCLES // 5)
     runner = server.endpoint.tasks
     assert runner.failed == 0 and runner.completed == sum(counts.values())
+    # nothing accumulates: finished tasks are pruned, WaitForTask's filters were destroyed,
+    # every client logged out
+    assert len(runner) <= DEFAULT_RETENTION
+    assert server.endpoint.filters == {}
+    assert server.endpoint.sessions == {}
 
     # no snapshot left, every chain back to its base, holding the last marker
     for vm in host.vms.values():
