@@ -43,6 +43,7 @@ __all__ = [
     "ReferenceOrchestrator",
     "CommandAdapter",
     "call_adapter",
+    "image_digest",
 ]
 
 Mode = Literal["fullvm", "file"]
@@ -80,13 +81,15 @@ class JobResult:
     ``ok``: the job completed and the backup is usable. ``files``: for file-level backups,
     every file the backup holds, as guest path (``D:\\Data\\orders.csv``) to the SHA-256 of
     its content in the backup; the kit compares them with the guest as of the snapshot
-    (CMT-BACKUP-CONTENT). ``None`` when the product cannot say (the check is then skipped
-    and noted).
+    (CMT-BACKUP-CONTENT). ``disks``: for image-level backups, disk key to
+    ``image_digest()`` of the disk image in the backup. ``None`` when the product cannot say
+    (that check is then skipped).
     """
 
     ok: bool
     error: str = ""
     files: Mapping[str, str] | None = None
+    disks: Mapping[int, str] | None = None
     backup_id: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
 
@@ -171,11 +174,29 @@ class ReferenceOrchestrator:
         except InvalidInputError as exc:  # refused before anything ran (e.g. file-level of Linux)
             return JobResult(ok=False, error=str(exc), details={"status": "refused"})
         files: dict[str, str] | None = None
+        disks: dict[int, str] | None = None
         if r.ok and r.backup_id is not None and policy.mode == "file":
             files = {e.path: e.sha256 for e in self._catalog.entries(r.backup_id).values() if not e.is_dir and e.sha256}
-        return JobResult(ok=r.ok, error="" if r.ok else r.summary(), files=files,
+        if r.ok and r.backup_id is not None and policy.mode == "fullvm":
+            disks = self._image_digests(host, vm_name, r.backup_id)
+        return JobResult(ok=r.ok, error="" if r.ok else r.summary(), files=files, disks=disks,
                          backup_id=None if r.backup_id is None else str(r.backup_id),
                          details={"status": r.status, "failed_step": r.failed_step, "fault": r.fault})
+
+    def _image_digests(self, host: HostClient, vm_name: str, backup_id: int) -> dict[int, str]:
+        """Read the image back from the backup medium, as a restore would."""
+        import shutil
+
+        from vcbsim.reference._image import disk_export_name
+        from vcbsim.simulator.disk import read_vmdk
+
+        target = self._root / f"verify-{backup_id}"
+        self._catalog.restore_image_files(backup_id, target)
+        try:
+            vm = host.find_vm(f"name:{vm_name}")
+            return {d.key: image_digest(read_vmdk(target / disk_export_name(d))) for d in vm.disks}
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
 
     def close(self) -> None:
         if self._catalog is not None:
@@ -223,8 +244,30 @@ def call_adapter(adapter: Orchestrator, host: HostClient, vm_name: str, policy: 
     return result
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+GRAIN = 64 * 1024
+
+
+def image_digest(device: Any) -> str:
+    """A canonical digest of a disk image: SHA-256 over every 64 KiB grain that holds non-zero
+    data, with its offset. Equal for a sparse and a flat copy of the same disk, so a product
+    can compute it over its own backup format. ``device`` has ``size`` and
+    ``read(offset, length)``, and optionally ``allocated_areas()`` (else every grain is read).
+    """
+    size = int(device.size)
+    areas = device.allocated_areas() if hasattr(device, "allocated_areas") else [(0, size)]
+    h = hashlib.sha256()
+    zero = bytes(GRAIN)
+    seen: set[int] = set()
+    for off, length in sorted(areas):
+        first, end = off - off % GRAIN, min(off + length, size)
+        for g in range(first, end, GRAIN):
+            if g in seen:
+                continue
+            seen.add(g)
+            data = bytes(device.read(g, min(GRAIN, size - g)))
+            if data != zero[: len(data)]:
+                h.update(g.to_bytes(8, "little") + data)
+    return h.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

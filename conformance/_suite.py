@@ -185,6 +185,8 @@ class Scenario:
         self._during: list[tuple[str, str, str]] = []
         self._scripts: set[str] = set()
         self._user_snapshots: set[tuple[str, str]] = set()
+        self._busy: str | None = None
+        self._snap_digests: dict[str, dict[int, str]] = {}
         self._unsubscribe = self.host.trace.subscribe(self._on_event)
 
     # -- steps ------------------------------------------------------------------------
@@ -260,6 +262,7 @@ class Scenario:
         policy = BackupPolicy(mode, level)  # type: ignore[arg-type]
         mark = len(self.host.trace)
         self._during = [(vm, p, t) for p, t in during]
+        self._busy = self.host.find_vm(vm).moref
         self.statistics["jobs"] += 1
         result: JobResult | None
         try:
@@ -268,6 +271,7 @@ class Scenario:
             result = None
         finally:
             self._during = []
+            self._busy = None
         if result is not None:
             self.results.append(result)
             self.statistics["jobs_ok"] += int(result.ok)
@@ -280,6 +284,15 @@ class Scenario:
 
     # -- checks -----------------------------------------------------------------------
     def _on_event(self, ev: Event) -> None:
+        if ev.kind == "snapshot.create" and self._busy is not None and ev.vm == self._busy:
+            # the disks as of the snapshot, read the moment it exists (CMT-BACKUP-CONTENT)
+            from ._adapters import image_digest
+
+            vmobj = self.host.find_vm(ev.vm)
+            sid = str(ev.details.get("snapshot"))
+            self._snap_digests[sid] = {
+                d.key: image_digest(self.host.disk_view(vmobj, d.key, sid)) for d in vmobj.disks
+            }
         if self._during and ev.kind in ("mount", "disk.export") and ev.vm is not None:
             pending, self._during = self._during, []
             for vm, path, text in pending:
@@ -336,6 +349,15 @@ class Scenario:
                     why = (f"the {policy.level} file-level backup of {vm} " + "; ".join(parts)
                            + f" (snapshot #{snap.seq}); a backup equals the guest as of its snapshot")
                     raise ConformanceViolation("CMT-BACKUP-CONTENT", why, witness=(snap,), vm=moref)
+        if result is not None and result.ok and policy.mode == "fullvm" and result.disks is not None:
+            snaps = [e for e in events[mark:] if e.kind == "snapshot.create" and e.vm == moref]
+            want = self._snap_digests.get(str(snaps[-1].details.get("snapshot"))) if snaps else None
+            if want is not None:
+                bad = sorted(k for k in want if result.disks.get(k) != want[k])
+                if bad:
+                    why = (f"the image backup of {vm} holds other data than disk(s) {bad} had at the snapshot "
+                           f"(#{snaps[-1].seq}); an image backup equals the disks as of its snapshot")
+                    raise ConformanceViolation("CMT-BACKUP-CONTENT", why, witness=(snaps[-1],), vm=moref)
         # after the job the live guest holds every write (nothing lost by the commit)
         for name in VMS:
             vmobj = self.host.find_vm(name)

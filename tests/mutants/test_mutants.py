@@ -84,7 +84,14 @@ def test_printed_regression_test_replays_the_failure() -> None:
     assert info.value.rule_id == "WF-3a"
 
 
-@pytest.mark.parametrize("host_profile", ["esx-3.5u1", "esx-3.5u2", "esxi-7.0"])
+@pytest.mark.parametrize(
+    "host_profile",
+    [
+        pytest.param("esx-3.5u1", marks=pytest.mark.slow),
+        "esx-3.5u2",
+        pytest.param("esxi-7.0", marks=pytest.mark.slow),
+    ],
+)
 def test_certify_passes_the_reference_proxy(host_profile: str, tmp_path) -> None:
     result = run(ReferenceOrchestrator, profile="certify", seed=20260101, host_profile=host_profile,
                  report=tmp_path / "bundle", out=io.StringIO())

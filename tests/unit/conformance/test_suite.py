@@ -166,3 +166,20 @@ def test_a_recorded_reference_trace_passes_check_trace(tmp_path: Path, capsys: p
     s.close()
     assert main_check_trace([str(f)]) == 0
     assert "profile esxi-7.0" in capsys.readouterr().out
+
+
+def test_image_content_is_compared_with_the_disks_at_the_snapshot() -> None:
+    s = Scenario(ReferenceOrchestrator)
+    result = s.backup("win2003-sql", "fullvm", during=(("D:\\Data\\during.txt", "after the snapshot"),))
+    assert result is not None and result.ok and result.disks and len(result.disks) == 2
+    assert s._snap_digests and list(s._snap_digests.values())[-1] == dict(result.disks)
+    s.close()
+
+    def wrong_disk(host, vm_name, policy):
+        r = ReferenceOrchestrator().backup(host, vm_name, policy)
+        return JobResult(ok=r.ok, disks={k: "0" * 64 for k in (r.disks or {})})
+
+    s = Scenario(lambda: FunctionOrchestrator(wrong_disk))
+    with pytest.raises(ConformanceViolation) as info:
+        s.backup("rhel5-web", "fullvm")
+    assert info.value.rule_id == "CMT-BACKUP-CONTENT" and "as of its snapshot" in info.value.explanation
