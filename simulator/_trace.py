@@ -118,9 +118,17 @@ def _t0(_: float) -> float:
 class Trace:
     """Append-only event log with subscribers (the REPL and the checker listen live)."""
 
-    def __init__(self, clock: VirtualClock) -> None:
+    def __init__(self, clock: VirtualClock, *, limit: int | None = None, sink: IO[str] | None = None) -> None:
+        """``limit`` keeps only the newest events in memory (a long-running ``vcbsim serve``);
+        ``sink`` receives every event as a JSON line as it happens, so nothing is lost."""
+        if limit is not None and limit < 1:
+            msg = f"trace limit: expected None or a count >= 1, got {limit!r}"
+            raise ValueError(msg)
         self.clock = clock
+        self.limit = limit
+        self.sink = sink
         self.events: list[Event] = []
+        self.dropped = 0
         self._subscribers: list[Callable[[Event], None]] = []
 
     def emit(
@@ -140,8 +148,15 @@ class Trace:
         if kind not in KINDS:
             msg = f"trace kind: expected one of the kinds in vcbsim.simulator.KINDS, got {kind!r}"
             raise ValueError(msg)
-        ev = Event(len(self.events), self.clock.now, actor, kind, vm, step, details)
+        ev = Event(self.dropped + len(self.events), self.clock.now, actor, kind, vm, step, details)
         self.events.append(ev)
+        if self.sink is not None:
+            self.sink.write(json.dumps(ev.to_dict(), default=str, sort_keys=True) + "\n")
+        if self.limit is not None and len(self.events) > self.limit:
+            # drop the oldest tenth at once: amortised O(1) per event
+            cut = max(1, self.limit // 10)
+            del self.events[:cut]
+            self.dropped += cut
         for fn in list(self._subscribers):
             fn(ev)
         return ev
@@ -152,7 +167,8 @@ class Trace:
         return lambda: self._subscribers.remove(fn) if fn in self._subscribers else None
 
     def since(self, seq: int) -> list[Event]:
-        return self.events[seq:]
+        """Events with ``seq`` at or after ``seq`` that are still kept (``len(trace)`` is a mark)."""
+        return self.events[max(0, seq - self.dropped) :]
 
     def of_kind(self, *kinds: str, vm: str | None = None) -> list[Event]:
         return [e for e in self.events if e.kind in kinds and (vm is None or e.vm == vm)]
@@ -161,7 +177,8 @@ class Trace:
         return iter(self.events)
 
     def __len__(self) -> int:
-        return len(self.events)
+        """Events emitted so far (kept or dropped): the next event's ``seq``."""
+        return self.dropped + len(self.events)
 
     def write_jsonl(self, target: str | Path | IO[str]) -> None:
         """Export as JSON Lines: one event object per line, in ``seq`` order."""

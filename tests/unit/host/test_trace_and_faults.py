@@ -128,3 +128,16 @@ def test_linux_demo_scripts_log_their_arguments() -> None:
     host.create_snapshot("rhel5-web", "q", quiesce=True)
     log = host.guest_fs("rhel5-web").read_text("/var/log/vcb-quiesce.log")
     assert log.splitlines() == ["pre freeze", "post thaw"]
+
+
+def test_bounded_trace_keeps_newest_and_streams_everything() -> None:
+    from vcbsim.simulator import Trace, VirtualClock
+
+    sink = io.StringIO()
+    trace = Trace(VirtualClock(), limit=50, sink=sink)
+    for i in range(500):
+        trace.emit("host", "note", text=str(i))
+    assert len(trace) == 500 and len(trace.events) <= 50
+    assert trace.events[-1].seq == 499 and trace.events[-1].details["text"] == "499"
+    assert [e.seq for e in trace.since(495)] == [495, 496, 497, 498, 499]
+    assert len(load_jsonl(sink.getvalue())) == 500
