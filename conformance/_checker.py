@@ -761,6 +761,8 @@ class _Checker:
             return
         if op in JOB_OPS and ev.step is None:
             cur = self.jobs.get(vm)
+            if cur is not None and cur.implicit:
+                self._implicit_end(cur)  # e.g. the leftover cleanup a job does before it starts
             if cur is not None and not cur.implicit and cur.op is not None:
                 self.add("WF-ONE-JOB", f"a second backup job of {self.show(vm)} began (#{ev.seq}) while the job begun at "
                          f"#{cur.op.invoke.seq} was still running", cur.op.invoke, ev, vm=vm)

@@ -385,8 +385,9 @@ class Scenario:
         self._scripts.clear()
         for name in VMS:
             vmobj = self.host.find_vm(name)
-            if vmobj.tools is not None and vmobj.tools.frozen:
-                vmobj.tools.abort()  # the host's vmbackup.abort for a guest left frozen
+            abort = getattr(vmobj.tools, "abort", None)
+            if vmobj.tools is not None and getattr(vmobj.tools, "frozen", False) and callable(abort):
+                abort()  # the host's vmbackup.abort for a guest left frozen
             result = call_adapter(self.adapter, self.client, name, BackupPolicy("fullvm"))
             self.check(open_ended=True)  # a broken rule is a FAIL before it is an ERROR
             if not result.ok:
@@ -567,7 +568,7 @@ def _machine(adapter_factory: Callable[[], Orchestrator], host_profile: str, sin
         @invariant()
         def no_guest_left_frozen_between_jobs(self) -> None:
             for vm in self.s.host.vms.values():
-                if vm.tools is not None and getattr(vm.tools, "frozen", False) and vm.tools.phase == "IDLE":
+                if vm.tools is not None and getattr(vm.tools, "frozen", False) and getattr(vm.tools, "phase", "IDLE") == "IDLE":
                     why = f"{vm.name} is still frozen although no quiesce operation is running"
                     raise ConformanceViolation("QSC-UNQUIESCE", why, vm=vm.moref)
 
