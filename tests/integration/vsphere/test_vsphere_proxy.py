@@ -307,3 +307,19 @@ def test_failure_paths_give_the_in_process_job_results(
         local.failed_step, local.cause_step, local.fault, local.reason
     )
     assert remote.steps == local.steps
+
+
+def test_letters_reported_by_vmware_tools_in_guest_disk_are_used() -> None:
+    """A real host's Tools report ``guest.disk`` (path, capacity, the virtual disk it is on)."""
+    MiB = 1024**2
+    found = [(2000, 0, 100 * MiB, "SYSTEM", None), (2001, 0, 50 * MiB, "DATA", None), (2001, 1, 30 * MiB, "R", None)]
+    mapping = vim.vm.GuestInfo.VirtualDiskMapping
+    reported = [
+        vim.vm.GuestInfo.DiskInfo(diskPath="C:\\", capacity=99 * MiB, mappings=[mapping(key=2000)]),
+        vim.vm.GuestInfo.DiskInfo(diskPath="F:\\", capacity=49 * MiB, mappings=[mapping(key=2001)]),
+    ]
+    assert VSphereHostClient._places_from_guest_disk(reported, found, True) == {(2000, 0): "C", (2001, 0): "F"}
+    # without mappings (older hosts) the capacity picks the partition; Linux paths are mount points
+    linux = [vim.vm.GuestInfo.DiskInfo(diskPath="/var/www", capacity=29 * MiB),
+             vim.vm.GuestInfo.DiskInfo(diskPath="/", capacity=90 * MiB)]  # fmt: skip
+    assert VSphereHostClient._places_from_guest_disk(linux, found, False) == {(2001, 1): "/var/www", (2000, 0): "/"}
