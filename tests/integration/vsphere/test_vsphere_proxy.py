@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pyVmomi import vim, vmodl
 
+from vcbsim.conformance._checker import check_trace
 from vcbsim.reference import (
     SNAPSHOT_NAME,
     BackupProxy,
@@ -144,6 +145,10 @@ def test_file_backup_has_the_snapshots_files_and_a_write_during_it_reaches_the_d
     assert left_on_proxy(proxy_root) == []
     kinds = [e.kind for e in client.trace.events]
     assert kinds.count("mount") == 2 and kinds.count("unmount") == 2
+    # the proxy's own trace and the host's both pass the conformance checker
+    for events in (client.trace.events, host.trace.events):
+        report = check_trace(events)
+        assert report.ok, "\n".join(v.format() for v in report.violations)
 
 
 def test_pre_freeze_failure_gives_the_in_process_job_result(
