@@ -122,6 +122,8 @@ class Transfer:
     overwrite: bool
     size: int
     expires: float
+    #: the session that asked for it: the URL dies with it (logout, idle expiry)
+    session: str = ""
 
 
 @dataclass
@@ -160,8 +162,12 @@ class Endpoint:
         task_retention: int = DEFAULT_RETENTION,
         secure_cookie: bool = True,
         api_version: str = _codec.DEFAULT_VERSION,
+        session_idle_seconds: float | None = None,
     ) -> None:
         self.backend = backend
+        #: idle seconds after which a session is refused and dropped (``None``: the module's
+        #: ``SESSION_IDLE_SECONDS``, 30 minutes as on hostd)
+        self.session_idle_seconds = session_idle_seconds
         #: the vim25 version advertised and used for clients that name none (pyVmomi name)
         self.api_version = _codec.vim25_version(api_version)
         self.user = user
@@ -460,13 +466,24 @@ class Endpoint:
         """Drop sessions idle for ``SESSION_IDLE_SECONDS``, and the least recently used ones
         beyond ``MAX_SESSIONS``: a client that logs in for every call and never logs out
         does not make the host grow."""
-        limit = time.monotonic() - SESSION_IDLE_SECONDS
+        limit = time.monotonic() - self.idle_limit()
         for key in [k for k, s in self.sessions.items() if s.last_used < limit]:
             self._drop_session(key)
         if len(self.sessions) >= MAX_SESSIONS:
             by_age = sorted(self.sessions.values(), key=lambda s: s.last_used)
             for s in by_age[: len(self.sessions) - MAX_SESSIONS + 1]:
                 self._drop_session(s.key)
+
+    def idle_limit(self) -> float:
+        return SESSION_IDLE_SECONDS if self.session_idle_seconds is None else self.session_idle_seconds
+
+    def live_session(self, key: str) -> Session | None:
+        """The session ``key`` if it exists and has not been idle too long (else drop it)."""
+        session = self.sessions.get(key)
+        if session is not None and time.monotonic() - session.last_used > self.idle_limit():
+            self._drop_session(key)
+            return None
+        return session
 
     def logout(self, ctx: Context) -> None:
         if ctx.session is not None:
@@ -483,12 +500,18 @@ class Endpoint:
         while len(self.transfers) >= MAX_TRANSFERS:
             del self.transfers[next(iter(self.transfers))]
         token = secrets.token_urlsafe(24)
-        self.transfers[token] = Transfer(kind, vm, user, password, path, overwrite, size, now + TRANSFER_SECONDS)
+        ctx = self.current_context()
+        owner = ctx.session.key if ctx is not None and ctx.session is not None else ""
+        self.transfers[token] = Transfer(kind, vm, user, password, path, overwrite, size, now + TRANSFER_SECONDS,
+                                         owner)
         return f"{self.base_url}/guestFile?id={next(self._transfer_ids)}&token={token}"
 
     def take_transfer(self, token: str, kind: str) -> Transfer | None:
         entry = self.transfers.get(token)
         if entry is None or entry.kind != kind or entry.expires < time.monotonic():
+            return None
+        if self.live_session(entry.session) is None:  # its session logged out or expired
+            self.transfers.pop(token, None)
             return None
         del self.transfers[token]
         return entry
@@ -525,6 +548,8 @@ class Endpoint:
             self._drop_collector(coll)
         for moid in session.views:
             self.views.pop(moid, None)
+        for token in [t for t, x in self.transfers.items() if x.session == key]:
+            del self.transfers[token]
         self.changed.notify_all()  # waits of this session end with RequestCanceled
 
     def session_from_cookie(self, cookie_header: str | None) -> Session | None:
@@ -538,7 +563,7 @@ class Endpoint:
         morsel = jar.get(COOKIE_NAME)
         if morsel is None:
             return None
-        return self.sessions.get(morsel.value)
+        return self.live_session(morsel.value)
 
     def cookie_header(self, key: str) -> str:
         secure = "; Secure" if self.secure_cookie else ""

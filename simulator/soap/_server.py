@@ -344,6 +344,7 @@ def serve(
     keyfile: str | Path | None = None,
     task_retention: int = DEFAULT_RETENTION,
     api_version: str = _codec.DEFAULT_VERSION,
+    session_idle_timeout: float | None = None,
 ) -> RunningServer:
     """Serve ``host_backend`` on loopback; HTTPS with a fresh self-signed certificate unless
     ``http=True`` or ``certfile``/``keyfile`` are given. ``port=0`` picks a free port.
@@ -352,6 +353,8 @@ def serve(
     ``HostAdapter``. ``api_version`` (``8.0.3.0`` by default, so that modern clients read every
     property) is the vim25 version advertised; ``2.5u2`` is what a real ESX 3.5 host says, and
     pyVmomi then leaves out every property newer than that (``capacityInBytes`` ...).
+    ``session_idle_timeout`` (seconds; ``None``: 30 minutes, as hostd) ends idle sessions: a
+    call, a ``/folder`` request or a guest file transfer URL of such a session is refused.
     """
     if isinstance(host_backend, Host):
         host_backend = HostAdapter(host_backend)
@@ -386,7 +389,8 @@ def serve(
         tls.minimum_version = ssl.TLSVersion.TLSv1_2
         tls.load_cert_chain(cert_path, key_path)
     endpoint = Endpoint(host_backend, user=user, password=password, task_retention=task_retention,
-                        secure_cookie=not http, api_version=api_version)
+                        secure_cookie=not http, api_version=api_version,
+                        session_idle_seconds=session_idle_timeout)
     bind = "127.0.0.1" if host == "localhost" else host
     try:
         httpd = _HTTPServer((bind, port), endpoint, tls)
