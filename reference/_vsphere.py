@@ -393,8 +393,6 @@ class VSphereHostClient:
                 path=parts.path or "/sdk",
                 disableSslCertValidation=insecure,
             )
-        except vim.fault.InvalidLogin:
-            raise
         except (OSError, http.client.HTTPException) as exc:
             msg = f"cannot reach the vSphere endpoint {server}: {exc}"
             raise StateError(msg) from exc
@@ -408,7 +406,6 @@ class VSphereHostClient:
         if parts.scheme == "https":
             context = ssl._create_unverified_context() if insecure else ssl.create_default_context()
         dcs = [e for e in self.content.rootFolder.childEntity if isinstance(e, vim.Datacenter)]
-        self._dc = dcs[0] if dcs else None
         self.folder = _Folder(
             parts.scheme,
             parts.hostname,
