@@ -314,7 +314,7 @@ class Endpoint:
                 for snap, _parent in iter_snapshots(vm.snapshots):
                     if snap.moref == moid:
                         return vm, snap
-        if len(self._snapshot_owner) > 100_000:
+        if len(self._snapshot_owner) > 10_000:
             self._snapshot_owner.clear()
         found = None
         for vm in self.backend.vms():
