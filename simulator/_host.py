@@ -446,6 +446,9 @@ class Host:
         if ds.free < len(vm.disks) * 64 * 1024:
             raise_fault("NoDiskSpace", datastore=ds.name, file=vm.vmsd_path)
         self.crash_point("host.snapshot.before-freeze", vm)
+        # Taking the snapshot stuns the VM: pending change-tracking changes take effect now,
+        # so the first snapshot after enabling CBT carries the baseline change id (R51).
+        self._stun(vm)
         layers: dict[int, Layer] = {}
         epochs: dict[int, int] = {}
         redo: list[str] = []

@@ -136,3 +136,16 @@ def test_reset_rebuilds_from_scratch(host: Host) -> None:
     host.create_snapshot("plain", "one")
     host.reset()
     assert host.vms == {} and len(host.trace) == 1
+
+
+def test_first_snapshot_after_enabling_cbt_is_the_incremental_baseline(host: Host) -> None:
+    vm = host.find_vm("plain")
+    d = vm.disks[0]
+    host.reconfigure(vm, change_tracking=True)  # powered on: takes effect at the next stun
+    s1 = host.create_snapshot(vm, "baseline")
+    cid = host.change_id(vm, d.key, s1)
+    assert cid is not None
+    d.disk.write(7 * MiB, b"q" * 10)
+    s2 = host.create_snapshot(vm, "next")
+    areas = host.query_changed_disk_areas(vm, s2, d.key, 0, cid).changed_area
+    assert any(o <= 7 * MiB < o + n for o, n in areas)
