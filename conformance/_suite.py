@@ -749,11 +749,21 @@ def run(
         except Exception as exc:  # KitError: FAIL / ERROR; anything else: the harness broke (ERROR)
             trace, again = _replay_again(adapter_factory, host_profile, steps, guest_agent_factory)
             problem: BaseException = exc
-            if not again:
+            sig = _signature(exc)
+            if again is None:
                 problem = FlakyAdapterError(
                     f"{name} failed ({type(exc).__name__}: {exc}) but passed when the same steps were replayed; "
                     "the adapter is not deterministic: it must not read wall time, global state or its own "
                     "randomness", adapter=adapter_name, operation="replay")
+            else:
+                def still_fails(cand: Sequence[Step]) -> bool:
+                    return _signature(_replay_again(adapter_factory, host_profile, cand, guest_agent_factory)[1]) == sig
+
+                small = _minimize(steps, still_fails)
+                if len(small) < len(steps):
+                    small_trace, small_exc = _replay_again(adapter_factory, host_profile, small, guest_agent_factory)
+                    if small_exc is not None and _signature(small_exc) == sig:
+                        steps, trace, problem = small, small_trace, small_exc
             record(name, steps, started, problem, trace, {})
         else:
             record(name, steps, started, None, (), s.statistics)
@@ -814,20 +824,43 @@ def run(
 
 
 def _replay_again(adapter_factory: Callable[[], Orchestrator], host_profile: str, steps: Sequence[Step],
-                  guest_agent_factory: Callable[[Any], Any] | None) -> tuple[tuple[Event, ...], bool]:
-    """Replay a failing step list once more: its trace for the timeline, and whether it
+                  guest_agent_factory: Callable[[Any], Any] | None) -> tuple[tuple[Event, ...], BaseException | None]:
+    """Replay a step list once more: its trace (for the timeline) and the failure, if it
     failed again (a failure that does not reproduce means a non-deterministic adapter)."""
     s = Scenario(adapter_factory, host_profile=host_profile, guest_agent_factory=guest_agent_factory)
-    failed_again = False
+    failure: BaseException | None = None
     try:
         for st in steps:
             s.apply(st)
         s.finish()
-    except Exception:  # noqa: BLE001 - any failure counts as reproduced
-        failed_again = True
+    except Exception as exc:  # noqa: BLE001 - any failure counts as reproduced
+        failure = exc
     finally:
         s.close()
-    return tuple(s.host.trace.events), failed_again
+    return tuple(s.host.trace.events), failure
+
+
+def _signature(exc: BaseException | None) -> tuple[str, str] | None:
+    if exc is None:
+        return None
+    if isinstance(exc, ConformanceViolation):
+        return ("fail", exc.rule_id)
+    return ("error", type(exc).__name__)
+
+
+def _minimize(steps: Sequence[Step], still_fails: Callable[[Sequence[Step]], bool]) -> list[Step]:
+    """Drop steps one at a time while the case still fails the same way (a small delta
+    debugging pass for the scenarios and saved cases, which Hypothesis does not shrink)."""
+    cur = list(steps)
+    i, budget = 0, 3 * len(cur)
+    while i < len(cur) and budget > 0:
+        budget -= 1
+        cand = cur[:i] + cur[i + 1 :]
+        if cand and still_fails(cand):
+            cur = cand
+        else:
+            i += 1
+    return cur
 
 
 def _now() -> str:

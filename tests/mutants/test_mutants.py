@@ -71,12 +71,22 @@ def test_there_are_at_least_25_mutants() -> None:
     assert len(PROXY_MUTANTS) + len(GUEST_MUTANTS) >= 25
 
 
-def test_printed_regression_test_replays_the_failure() -> None:
+EXPECTED_REPRO = """\
+def test_regression_scenario_image_backup():
+    from vcbsim.conformance import Scenario
+    from toy_proxy import ToyProxy_unmount_after_commit
+    s = Scenario(ToyProxy_unmount_after_commit, host_profile='esx-3.5u2')
+    s.backup(vm='rhel5-web', mode='fullvm', level='full', during=(('/var/www/during.html', 'x'),))
+    s.finish()
+"""
+
+
+def test_printed_step_list_is_minimal_exact_and_replays_the_failure() -> None:
     out = io.StringIO()
     with pytest.raises(ConformanceViolation):
         run(toy(unmount_after_commit=True), profile="quick", seed=0, out=out)
-    src = out.getvalue().split("Reproduce with:\n\n", 1)[1].split("\n\n", 1)[0]
-    assert src.startswith("def test_regression_scenario_image_backup():")
+    src = out.getvalue().split("Reproduce with:\n\n", 1)[1].split("\n\n", 1)[0] + "\n"
+    assert src == EXPECTED_REPRO
     namespace: dict = {}
     exec(compile(src, "<printed>", "exec"), namespace)  # noqa: S102 - the kit's own output
     with pytest.raises(ConformanceViolation) as info:

@@ -59,7 +59,8 @@ def test_function_orchestrator_fails_with_rule_and_pasteable_steps() -> None:
     assert info.value.case == "scenario/image-backup"
     text = out.getvalue()
     assert "seed 5" in text and "hypothesis" in text
-    assert "s.backup(vm='win2003-sql', mode='fullvm', level='full'" in text
+    repro = text.split("Reproduce with:")[1]
+    assert repro.count("s.backup(") == 1 and "s.write(" not in repro  # minimised to the one job that fails
 
 
 def test_adapter_that_raises_is_an_error_not_a_fail(tmp_path: Path) -> None:
@@ -99,7 +100,8 @@ def test_saved_failures_replay_first_and_only_they_rerun(tmp_path: Path) -> None
     saved = sorted(p.name for p in replay.glob("*.json"))
     assert saved == ["scenario-engage-fails.json"]
     doc = json.loads((replay / saved[0]).read_text())
-    assert doc["rules"][0] == "CLN-NO-SNAPSHOT-LEFT" and doc["steps"][0]["op"] == "arm_fault"
+    # minimised: the armed fault does not matter, the one job does
+    assert doc["rules"][0] == "CLN-NO-SNAPSHOT-LEFT" and [st["op"] for st in doc["steps"]] == ["backup"]
     # with a fixed product, the saved case replays first, then the chosen scenarios
     result = run(ReferenceOrchestrator, profile="dev", scenarios=["thaw-fails"], explore=False, seed=1,
                  replay_dir=replay, out=io.StringIO())
