@@ -94,7 +94,7 @@ KIT_PROFILES: dict[str, KitProfile] = {
     for p in (
         KitProfile("quick", max_examples=8, step_count=6, allow_skips=True, fail_fast=True),
         KitProfile("dev", max_examples=40, step_count=10, allow_expectations=True, allow_skips=True),
-        KitProfile("certify", max_examples=60, step_count=12),
+        KitProfile("certify", max_examples=120, step_count=15),
         KitProfile("teach", max_examples=2, step_count=5, allow_skips=True, verbose=True, fail_fast=True),
     )
 }
