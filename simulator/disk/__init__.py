@@ -13,7 +13,10 @@ from ._cowd import (
     CowdExtent,
     CowdHeader,
     CowdReader,
+    SeSparseExtent,
+    SeSparseReader,
     cowd_extent,
+    sesparse_extent,
 )
 from ._model import (
     DEFAULT_GRAIN_SIZE,
@@ -46,6 +49,9 @@ __all__ = [
     "CowdHeader",
     "CowdReader",
     "cowd_extent",
+    "SeSparseExtent",
+    "SeSparseReader",
+    "sesparse_extent",
     "ADAPTER_TYPES",
     "CREATE_TYPES",
     "SPLIT_EXTENT_SIZE",

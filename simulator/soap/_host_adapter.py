@@ -15,8 +15,8 @@ virtual clock) and ``ListProcessesInGuest`` reports its exit code.
 
 Files: ``.vmx``, ``.vmsd`` and disk descriptors are the host's own text
 (``Host.datastore_files``); a base disk's ``-flat.vmdk`` extent is the base layer's bytes, read
-in chunks; a redo log's ``-delta.vmdk`` extent is the layer's grains as a COWD sparse extent
-(``disk.CowdExtent``, rendered lazily). Files a client uploads with ``PUT /folder`` (scripts, notes) are kept by the
+in chunks; a redo log's ``-delta.vmdk`` / ``-sesparse.vmdk`` extent is the layer's grains as a
+COWD / SEsparse extent (``disk.CowdExtent``, ``disk.SeSparseExtent``, rendered lazily). Files a client uploads with ``PUT /folder`` (scripts, notes) are kept by the
 adapter; a VM's generated files cannot be overwritten.
 """
 
@@ -34,7 +34,7 @@ from .._errors import InvalidInputError, NotFoundError, StateError
 from .._faults import make_fault
 from .._host import Host
 from .._vm import VM, Snapshot, VirtualDiskDevice
-from ..disk import cowd_extent
+from ..disk import CowdExtent, SeSparseExtent, cowd_extent, sesparse_extent
 from ._backend import (
     ChangedAreas,
     DatastoreInfo,
@@ -82,10 +82,10 @@ def _read_view(view: Any, capacity: int, offset: int, length: int) -> bytes:
 
 
 def _delta_extents(
-    vm: VM, d: VirtualDiskDevice, prefix: str
+    vm: VM, d: VirtualDiskDevice, prefix: str, suffix: str = "-delta.vmdk"
 ) -> dict[str, tuple[int, Callable[[int, int], bytes]]]:
-    """``<stem>-delta.vmdk`` (a COWD extent, rendered lazily) of every redo layer of a disk
-    on the current chain or held by a snapshot."""
+    """``<stem>-delta.vmdk`` (a COWD extent) or ``<stem>-sesparse.vmdk`` (SEsparse), rendered
+    lazily, of every redo layer of a disk on the current chain or held by a snapshot."""
     layers = {layer.id: layer for layer in d.disk.chain()}
     for snap in vm.snapshots():
         held = snap.layers.get(d.key)
@@ -96,8 +96,12 @@ def _delta_extents(
         if layer.parent is None or not layer.label.startswith(prefix) or not layer.label.endswith(".vmdk"):
             continue
         parent = layer.parent.label.rsplit("/", 1)[-1]
-        extent = cowd_extent(layer, d.capacity, grain_size=d.disk.grain_size, parent=parent)
-        out[layer.label[len(prefix) : -len(".vmdk")] + "-delta.vmdk"] = (extent.size, extent.read)
+        extent: CowdExtent | SeSparseExtent
+        if suffix == "-sesparse.vmdk":
+            extent = sesparse_extent(layer, d.capacity, grain_size=d.disk.grain_size)
+        else:
+            extent = cowd_extent(layer, d.capacity, grain_size=d.disk.grain_size, parent=parent)
+        out[layer.label[len(prefix) : -len(".vmdk")] + suffix] = (extent.size, extent.read)
     return out
 
 
@@ -288,8 +292,7 @@ class HostAdapter:
                         d.capacity,
                         partial(_read_view, d.disk.view(base), d.capacity),
                     )
-                if self.host.delta_extent_suffix(d) == "-delta.vmdk":
-                    files.update(_delta_extents(vm, d, prefix))
+                files.update(_delta_extents(vm, d, prefix, self.host.delta_extent_suffix(d)))
         return files
 
     def _check_datastore(self, datastore: str) -> None:
