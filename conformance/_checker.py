@@ -279,12 +279,10 @@ class _Checker:
         self.snaps: dict[str, _Snap] = {}
         self.mounts: dict[str, _Mount] = {}
         self.quiesce: dict[str | None, _Quiesce] = {}
-        self.pending_create: dict[str | None, Event] = {}
         self.file_history: dict[str | None, list[tuple[str, Event]]] = {}
         self.guest_changes: dict[str | None, list[Event]] = {}
         self.host_truth = any(e.actor == "host" and e.kind.startswith("snapshot.") for e in events)
         self.guest_events = any(e.kind == "quiesce.start" for e in events)
-        self.maybe_snaps: list[tuple[_Snap, Event]] = []
 
     # ------------------------------------------------------------------ helpers
     def vm_of(self, ev: Event) -> str | None:
@@ -364,7 +362,6 @@ class _Checker:
 
     def on_snapshot_create_start(self, ev: Event) -> None:
         vm = self.vm_of(ev)
-        self.pending_create[vm] = ev
         job = self.jobs.get(vm)
         if job is None:
             return

@@ -11,6 +11,10 @@ Fixtures:
   clean one.
 - ``kit_profile``: the value of ``--kit-profile`` (``quick``, ``dev``, ``certify``, ``teach``).
 - ``kit_report``: the ``--kit-report`` path (a results-bundle directory) or ``None``.
+- ``kit_run``: ``kit_run(adapter_factory, **kwargs)`` calls ``vcbsim.conformance.run`` with
+  the options above (a bundle per test under ``--kit-report``) and records the run's seed,
+  profile and statistics as JUnit testsuite properties (xunit2-valid; skipped under
+  pytest-xdist, where pytest cannot record them).
 
 .. versionadded:: 0.1.0
 """
@@ -24,7 +28,7 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["pytest_addoption", "esx_host", "esx_host_session", "kit_profile", "kit_report"]
+__all__ = ["pytest_addoption", "esx_host", "esx_host_session", "kit_profile", "kit_report", "kit_run"]
 
 _KIT_PROFILES = ("quick", "dev", "certify", "teach")
 
@@ -82,3 +86,28 @@ def kit_report(request: pytest.FixtureRequest) -> str | None:
     """The results-bundle directory chosen with ``--kit-report``, or ``None``."""
     value = request.config.getoption("--kit-report")
     return None if value is None else str(value)
+
+
+@pytest.fixture
+def kit_run(request: pytest.FixtureRequest) -> Any:
+    """Run the conformance suite with this session's ``--kit-profile`` / ``--kit-report``."""
+    from pathlib import Path
+
+    def _run(adapter_factory: Any, **kwargs: Any) -> Any:
+        from vcbsim.conformance import run
+
+        kwargs.setdefault("profile", request.config.getoption("--kit-profile"))
+        report = request.config.getoption("--kit-report")
+        if report is not None:
+            safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in request.node.name)
+            kwargs.setdefault("report", Path(report) / safe)
+        result = run(adapter_factory, **kwargs)
+        if not hasattr(request.config, "workerinput"):  # not an xdist worker
+            record = request.getfixturevalue("record_testsuite_property")
+            record("vcbsim_kit_seed", str(result.run_info.seed))
+            record("vcbsim_kit_profile", result.run_info.kit_profile)
+            for key, value in result.statistics.items():
+                record(f"vcbsim_kit_{key}", str(value))
+        return result
+
+    return _run

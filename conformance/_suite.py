@@ -81,7 +81,6 @@ class KitProfile:
     name: str
     max_examples: int
     step_count: int
-    scenarios: bool = True
     allow_expectations: bool = False
     allow_skips: bool = False
     verbose: bool = False

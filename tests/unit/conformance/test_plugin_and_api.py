@@ -50,3 +50,14 @@ def test_plugin_module_imports_nothing_heavy() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"the plugin imported {out} at load time"
     assert importlib.import_module("vcbsim.conformance._pytest_plugin").__doc__
+
+
+def test_kit_run_fixture_uses_the_options(kit_run, tmp_path) -> None:
+    import io
+
+    from vcbsim.conformance import ReferenceOrchestrator
+
+    result = kit_run(ReferenceOrchestrator, scenarios=["thaw-fails"], explore=False, seed=9, out=io.StringIO(),
+                     report=tmp_path / "b")
+    assert result.ok and result.run_info.kit_profile == "quick" and result.run_info.seed == 9
+    assert (tmp_path / "b" / "results.json").is_file()
