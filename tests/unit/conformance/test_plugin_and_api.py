@@ -61,3 +61,27 @@ def test_kit_run_fixture_uses_the_options(kit_run, tmp_path) -> None:
                      report=tmp_path / "b")
     assert result.ok and result.run_info.kit_profile == "quick" and result.run_info.seed == 9
     assert (tmp_path / "b" / "results.json").is_file()
+
+
+def test_vmware_tools_is_a_guest_agent_and_the_reference_an_orchestrator() -> None:
+    from vcbsim.conformance import GuestAgent, Orchestrator, ReferenceOrchestrator
+    from vcbsim.simulator import Host
+
+    host = Host.demo()
+    assert isinstance(host.find_vm("win2003-sql").tools, GuestAgent)
+    ref = ReferenceOrchestrator()
+    assert isinstance(ref, Orchestrator)
+    ref.close()
+
+
+def test_command_adapter_design_fills_placeholders_and_validates() -> None:
+    import pytest
+
+    from vcbsim.conformance import BackupPolicy, CommandAdapter, InvalidDefinition
+
+    cmd = CommandAdapter(["./mybackup", "--server", "{url}", "--vm", "{vm}", "-t", "{mode}", "--trace", "{trace}"])
+    assert cmd.command(url="https://127.0.0.1:8443/sdk", vm="win2003-sql", policy=BackupPolicy("file", "incremental"),
+                       trace="t.jsonl") == ["./mybackup", "--server", "https://127.0.0.1:8443/sdk", "--vm", "win2003-sql",
+                                            "-t", "file", "--trace", "t.jsonl"]
+    with pytest.raises(InvalidDefinition, match="non-empty list of strings"):
+        CommandAdapter([])
