@@ -18,11 +18,17 @@ https://127.0.0.1:8989/sdk --user U --password P [--insecure]`` runs the same ve
 letters); ``--state`` then keeps only the proxy directory and medium, and whole-VM restore is
 not available (writing a disk needs VDDK).
 
-Otherwise the host is the demo inventory (``Host.demo()``), kept between invocations in ``--state DIR``
-(default ``./vcbsim-state``) together with the default proxy directory and backup medium, so
-``mount`` then ``unmount``, or a full then an incremental backup, work across invocations.
-The host is kept as a pickle (``STATE/host.pickle``): load state directories you made
-yourself only, and delete one to start again from the demo. ``--json`` prints one JSON
+Otherwise the host is the demo inventory, kept between invocations in ``--state DIR`` (default
+``./vcbsim-state``) as a persisted datastore (``STATE/datastore``, ``open_host``: real disk
+files that survive a killed process; the profile and seed of its first use are recorded),
+next to the proxy's own files: the proxy directory (``STATE/proxy``, with the session records
+of interrupted runs in ``.vcb-sessions``) and the medium (``STATE/medium``: catalog, blobs, jobs
+and their history). So ``mount`` then ``unmount``, or a full then an incremental backup, work
+across invocations, and a backup killed at any point is cleaned up by the next one of that
+VM. Nothing of the state is unpickled. Delete ``STATE`` to start again from the demo; one
+invocation at a time uses it (the datastore is locked). The trace (``--trace``) is that of
+the one invocation. ``VCBSIM_CRASH_AT=<crash point>`` in the environment kills the process
+(SIGKILL) at that crash point, for crash-safety tests. ``--json`` prints one JSON
 document for scripts. Times (``--at``/``--until``) are virtual:
 ``+3600`` (from now), seconds since the epoch, or an ISO date-time.
 
@@ -36,7 +42,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
+import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -145,85 +152,58 @@ def build_parser() -> argparse.ArgumentParser:
 # -- state -------------------------------------------------------------------------------------
 
 
-def _make_function(
-    code: bytes, module: str, name: str, defaults: Any, kwdefaults: Any, cells: tuple[Any, ...]
-) -> Any:
-    import importlib
-    import marshal
-    import types
+def _open_host(state: Path, profile: str, seed: int) -> Any:
+    """The host of ``STATE/datastore`` (``open_host``): the demo inventory with ``profile``
+    and ``seed`` on first use, afterwards the VMs, snapshots and disks as they were left,
+    with the profile recorded in the directory. Holds the directory's lock until
+    ``_close_host``. A ``host.pickle`` of an older vcbsim is never loaded (unpickling runs
+    code); it is reported on stderr and left alone."""
+    from vcbsim.simulator import open_host
+    from vcbsim.simulator._persist import HOST_FILE
 
-    closure = tuple(types.CellType() if c is _EMPTY_CELL else types.CellType(c) for c in cells)
-    fn = types.FunctionType(
-        marshal.loads(code), importlib.import_module(module).__dict__, name, defaults, closure or None
-    )
-    fn.__kwdefaults__ = kwdefaults
-    return fn
-
-
-class _EmptyCell:
-    def __reduce__(self) -> str:
-        return "_EMPTY_CELL"
-
-
-_EMPTY_CELL = _EmptyCell()
-
-
-class _StatePickler(pickle.Pickler):
-    """Pickles the host, including the few closures it holds (a guest file system's clock
-    function, Tools' callbacks): a function that cannot be pickled by reference is pickled
-    as its marshalled code plus its closure cells. Locks are recreated unlocked."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        import marshal
-        import threading
-        import types
-
-        if isinstance(obj, type(threading.RLock())):
-            return threading.RLock, ()
-        if isinstance(obj, type(threading.Lock())):
-            return threading.Lock, ()
-        if isinstance(obj, types.FunctionType) and ("<lambda>" in obj.__qualname__ or "<locals>" in obj.__qualname__):
-            cells = []
-            for c in obj.__closure__ or ():
-                try:
-                    cells.append(c.cell_contents)
-                except ValueError:
-                    cells.append(_EMPTY_CELL)
-            return _make_function, (
-                marshal.dumps(obj.__code__),
-                obj.__module__,
-                obj.__name__,
-                obj.__defaults__,
-                obj.__kwdefaults__,
-                tuple(cells),
-            )
-        return NotImplemented
+    legacy = state / "host.pickle"
+    if legacy.exists():
+        print(
+            f"vcbsim: ignoring {legacy} (the old pickled host format is not loaded); "
+            f"the host is kept in {state / 'datastore'}: delete {legacy}",
+            file=sys.stderr,
+        )
+    directory = state / "datastore"
+    recorded = (directory / HOST_FILE).is_file()
+    host = open_host(directory, None if recorded else profile, seed=seed)
+    crash_at = os.environ.get(CRASH_ENV)
+    if crash_at:
+        _arm_crash(host, crash_at)
+    return host
 
 
-def _load_host(state: Path, profile: str, seed: int) -> Any:
-    f = state / "host.pickle"
-    if f.is_file():
-        with open(f, "rb") as fh:
-            return pickle.load(fh)
-    from vcbsim.simulator._host import Host
+def _close_host(host: Any) -> None:
+    """Write the host state (the virtual clock moved) and release ``STATE/datastore``."""
+    store = host.store
+    if store is not None:
+        try:
+            store.save_host()
+        finally:
+            store.close()
 
-    return Host.demo(profile, seed=seed)
+
+#: ``VCBSIM_CRASH_AT=<crash point glob>``: the CLI's host dies for real (SIGKILL) at the first
+#: crash point that matches (``proxy.after-snapshot``, ``host.snapshot.after-freeze``, ...;
+#: ``CRASH_POINTS`` in ``vcbsim.reference._workflow`` lists them), instead of raising
+#: ``SimulatedCrash``. For crash-safety tests: nothing of the process runs after it.
+CRASH_ENV = "VCBSIM_CRASH_AT"
 
 
-def _save_host(state: Path, host: Any) -> None:
-    state.mkdir(parents=True, exist_ok=True)
-    tmp = state / "host.pickle.tmp"
-    subs = getattr(host.trace, "_subscribers", None)
-    saved = list(subs) if subs is not None else None
-    if subs is not None:
-        subs.clear()  # live listeners belong to this process
-    try:
-        with open(tmp, "wb") as fh:
-            _StatePickler(fh, protocol=pickle.HIGHEST_PROTOCOL).dump(host)
-        tmp.replace(state / "host.pickle")
-    finally:
-        if subs is not None and saved is not None:
-            subs.extend(saved)
+def _arm_crash(host: Any, point: str) -> None:
+    from vcbsim.simulator import FaultRule
+
+    def kill(_point: str) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    host.faults.add(FaultRule("crash", target=point, label=CRASH_ENV))
+    host.faults.on_crash = kill
 
 
 def _parse_time(text: str | None, now: float) -> float:
@@ -303,7 +283,7 @@ def _run_verb(args: argparse.Namespace) -> int:
             guest_user=args.guest_user, guest_password=args.guest_password, seed=args.seed,
         )
     else:
-        host = _load_host(state, args.profile, args.seed)
+        host = _open_host(state, args.profile, args.seed)
         client = InProcessHostClient(host)
     unsubscribe = None
     if args.log_level >= 6:
@@ -410,12 +390,14 @@ def _run_verb(args: argparse.Namespace) -> int:
     finally:
         if unsubscribe is not None:
             unsubscribe()
-        if host is not None:
-            _save_host(state, host)
-        else:
-            client.close()
-        if args.trace:
-            client.trace.write_jsonl(args.trace)
+        try:
+            if args.trace:
+                client.trace.write_jsonl(args.trace)
+        finally:
+            if host is not None:
+                _close_host(host)
+            else:
+                client.close()
     return code
 
 

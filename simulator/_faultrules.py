@@ -14,6 +14,7 @@ or, for operations on a VM, against its moref (``vm-3``) as well.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -96,12 +97,19 @@ class _Armed:
 
 @dataclass(slots=True)
 class FaultInjector:
-    """Holds the armed rules of one host and decides, deterministically, which fire."""
+    """Holds the armed rules of one host and decides, deterministically, which fire.
+
+    ``on_crash(target)`` is called when a ``crash`` rule fires, before ``check`` returns it
+    (the caller would then raise ``SimulatedCrash``). ``None`` (the default) does nothing; a
+    callback that does not return makes the crash real, e.g. ``os.kill(os.getpid(),
+    signal.SIGKILL)`` (``VCBSIM_CRASH_AT`` in the CLI) for kill tests.
+    """
 
     random: SimRandom
     trace: Trace | None = None
     #: moref -> display name, kept by the host, so a rule may name a VM either way.
     aliases: dict[str, str] = field(default_factory=dict)
+    on_crash: Callable[[str], None] | None = None
     _armed: list[_Armed] = field(default_factory=list)
 
     def add(self, rule: FaultRule | None = None, /, **kwargs: Any) -> FaultRule:
@@ -152,5 +160,7 @@ class FaultInjector:
                 if rule.exit_code is not None:
                     details["exit_code"] = rule.exit_code
                 self.trace.emit("host", "fault.injected", vm=vm, **details)
+            if operation == "crash" and self.on_crash is not None:
+                self.on_crash(target)
             return rule
         return None
