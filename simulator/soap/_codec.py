@@ -13,6 +13,7 @@ the same constructs, so the typed arguments never come from an unchecked parser.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from io import StringIO
 from typing import Any
@@ -21,7 +22,7 @@ from xml.parsers import expat
 import defusedxml
 import defusedxml.ElementTree
 from pyVmomi import SoapAdapter, VmomiSupport, vmodl
-from pyVmomi.VmomiSupport import F_OPTIONAL, ManagedObject, Object
+from pyVmomi.VmomiSupport import F_OPTIONAL, DataObject, ManagedObject, Object
 
 __all__ = [
     "DEFAULT_VERSION",
@@ -189,6 +190,33 @@ class _RequestDecoder(SoapAdapter.ExpatDeserializerNSHandlers):
             raise RequestError(msg)
 
 
+#: characters no managed object id holds; pyVmomi's serializer writes ids unescaped, so an id
+#: with one of them, echoed in a fault (``ManagedObjectNotFound.obj``), would break the XML
+_UNSAFE_ID = re.compile(r'[<>&"\x00-\x1f\x7f]')
+
+
+def _check_values(values: list[Any], version: str) -> None:
+    """``RequestError`` if any managed object reference among ``values`` has an id that cannot
+    be echoed, or a data object lacks a required property of ``version`` (walked without
+    recursion: data objects nest as deep as the request)."""
+    stack = list(values)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, ManagedObject):
+            if _UNSAFE_ID.search(value._moId or "") or _UNSAFE_ID.search(value._serverGuid or ""):
+                msg = f"invalid managed object id {value._moId!r}"
+                raise RequestError(msg)
+        elif isinstance(value, DataObject):
+            for p in value._GetPropertyList():
+                item = getattr(value, p.name, None)
+                if item is None and not p.flags & F_OPTIONAL and VmomiSupport.IsChildVersion(version, p.version):
+                    msg = f"required property {p.name!r} of {VmomiSupport.GetWsdlName(type(value))} is missing"
+                    raise RequestError(msg)
+                stack.append(item)
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
 def parse_request(body: bytes, version: str) -> Request:
     """Decode a SOAP request; ``RequestError`` if it is malformed, hostile or unknown."""
     if len(body) > MAX_REQUEST_BYTES:
@@ -229,6 +257,12 @@ def parse_request(body: bytes, version: str) -> Request:
     this = None
     for info, deser in decoder.pending:
         value = deser.GetResult()
+        # pyVmomi honours any xsi:type the client names: a value of another type is refused
+        declared = info.type.Item if issubclass(info.type, list) else info.type
+        if value is not None and declared is not object and not isinstance(value, declared):
+            msg = (f"{decoder.wsdl_name}: parameter {info.name!r} must be a {VmomiSupport.GetWsdlName(declared)}, "
+                   f"not a {VmomiSupport.GetWsdlName(type(value))}")
+            raise RequestError(msg)
         if info.name == "_this":
             this = value
         elif issubclass(info.type, list):
@@ -238,6 +272,7 @@ def parse_request(body: bytes, version: str) -> Request:
     if this is None:
         msg = f"{decoder.wsdl_name}: the _this parameter is missing"
         raise RequestError(msg)
+    _check_values([this, *args.values()], version)
     for p in decoder.method.params:
         if not (p.flags & F_OPTIONAL) and p.name not in args:
             if issubclass(p.type, list):
