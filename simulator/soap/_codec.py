@@ -301,7 +301,8 @@ def serialize_response(wsdl_name: str, info: Any, result: Any, version: str) -> 
     out = StringIO()
     out.write(SoapAdapter.XML_HEADER + "\n" + SoapAdapter.SOAP_START)
     out.write(f'<{wsdl_name}Response xmlns="{ns}">')
-    if result is not None and info.result is not type(None):
+    # an empty array is no element at all (pyVmomi refuses to write one for a required result)
+    if result is not None and info.result is not type(None) and not (isinstance(result, list) and not result):
         rinfo = Object(
             name="returnval", type=info.result, version=version, flags=info.resultFlags
         )
