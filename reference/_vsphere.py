@@ -19,9 +19,9 @@ method                   how
                          raises the task's ``vim.fault`` unchanged
 ``open_disk``            the backing chain of the disk as of the snapshot (``snapshot.config``):
                          each descriptor is fetched and its extent lines read; ``VMFS``/``FLAT``
-                         extents are read with Range GETs, ``VMFSSPARSE`` (COWD) extents
-                         through their grain directory and tables (cached), a grain missing in
-                         a redo log is read from its parent
+                         extents are read with Range GETs, ``VMFSSPARSE`` (COWD) and
+                         ``SESPARSE`` extents through their grain directory and tables
+                         (cached), a grain missing in a redo log is read from its parent
 ``allocated_areas``      ``QueryChangedDiskAreas(changeId="*")``, paged; without changed block
                          tracking (``NotSupported``): the redo logs' grains plus the whole
                          base disk (a flat extent cannot say where its data is)
@@ -65,7 +65,7 @@ from vcbsim.simulator import (
     Trace,
     make_fault,
 )
-from vcbsim.simulator.disk import CowdReader
+from vcbsim.simulator.disk import CowdReader, SeSparseReader
 
 from ._client import (
     BlockReader,
@@ -220,7 +220,8 @@ class _Extent:
     size: int
     file_offset: int  # FLAT: where the data starts in the file
     fetch: Callable[[int, int], bytes]
-    cowd: CowdReader | None = None
+    #: the grain tables of a sparse extent (COWD or SEsparse); None for a flat one
+    cowd: CowdReader | SeSparseReader | None = None
 
 
 class _Layer:
@@ -328,6 +329,8 @@ class _ChainDisk:
             if file_off is None:
                 self._fill(level + 1, off, n, out, base)
                 continue
+            if file_off < 0:
+                continue  # an SEsparse zeroed grain: zeros, whatever the parent holds
             pos = 0
             while pos < n:
                 step = min(READ_CHUNK, n - pos)
@@ -821,11 +824,13 @@ class VSphereHostClient:
                 extents.append(_Extent(start, size, int(offset or 0) * 512, fetch))
             elif kind in ("VMFSSPARSE", "SPARSE"):
                 extents.append(_Extent(start, size, 0, fetch, CowdReader(fetch)))
+            elif kind == "SESPARSE":
+                extents.append(_Extent(start, size, 0, fetch, SeSparseReader(fetch)))
             else:
                 raise make_fault(
                     "NotSupported",
-                    f"{kind} extents ({fname}) cannot be read by this client; it reads VMFS, FLAT "
-                    "and VMFSSPARSE (COWD) extents",
+                    f"{kind} extents ({fname}) cannot be read by this client; it reads VMFS, FLAT, "
+                    "VMFSSPARSE (COWD) and SESPARSE extents",
                 )
             start += size
         if not extents:

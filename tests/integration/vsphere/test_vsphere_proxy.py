@@ -24,6 +24,7 @@ from vcbsim.reference import (
     read_export_catalog,
 )
 from vcbsim.simulator import NotFoundError
+from vcbsim.simulator.disk import write_vmdk
 
 needs_qemu = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img not installed (qemu-utils)")
 
@@ -259,9 +260,46 @@ def test_changed_areas_come_from_query_changed_disk_areas(tmp_path: Path) -> Non
         assert sum(n for _, n in changed) >= 300_000
         with pytest.raises(vmodl.fault.InvalidArgument):  # a foreign change id, as the host says
             client.query_changed_areas("vm-1", second[0].id, 2000, 0, "52 00/1")
-        # ESXi 7.0 redo logs are SEsparse: this client reads VMFS, FLAT and COWD extents only
-        with pytest.raises(vmodl.fault.NotSupported, match="SESPARSE"):
-            client.open_disk("vm-1", 2000, second[0].id).read(0, 512)
+        # ESXi 7.0 redo logs are SEsparse: read through their grain tables down to the base
+        disk = client.open_disk("vm-1", 2000, second[0].id)
+        view = hosts[0].disk_view("vm-1", 2000, second[0].id)
+        for off, n in changed[:8] + [(0, 1 << 20)]:
+            assert disk.read(off, n) == view.read(off, n), off
+
+
+@needs_qemu
+def test_esxi_image_backup_over_sesparse_redo_logs_with_cbt(tmp_path: Path) -> None:
+    """ESXi 7.0: SEsparse redo logs, allocated areas from changed block tracking."""
+    from vcbsim.simulator._host import Host
+    from vcbsim.simulator.soap import HostAdapter, serve
+
+    hosts = [Host.demo("esxi-7.0", seed=7) for _ in range(2)]
+    for h in hosts:
+        h.reconfigure("vm-2", change_tracking=True)
+        h.create_snapshot("vm-2", "user", quiesce=False)  # a user's snapshot: the chain is deeper
+        h.guest_fs("vm-2").write_bytes("/var/www/index.html", b"<html>after the user's snapshot</html>")
+    twin = InProcessHostClient(hosts[1])
+    with serve(HostAdapter(hosts[0])) as running, VSphereHostClient(
+        f"https://127.0.0.1:{running.port}/sdk", "user", "pass", insecure=True
+    ) as client:
+        proxy = BackupProxy(client, tmp_path / "proxy")
+        res = proxy.mount("name:rhel5-web", "fullvm")
+        assert res.status == "mounted", res.summary()
+        export = Path(res.path or "")
+        cat = read_export_catalog(export / "catalog")
+        d = hosts[0].find_vm("vm-2").disks[0]
+        expected = tmp_path / "expected.vmdk"
+        write_vmdk(hosts[0].disk_view("vm-2", d.key, res.snapshot_id), expected, split=False)
+        same = subprocess.run(["qemu-img", "compare", str(export / cat[f"disk.{d.key}.filename"]), str(expected)],
+                              capture_output=True, text=True)  # fmt: skip
+        assert same.returncode == 0, same.stdout + same.stderr
+        remote = {p.name: p.read_bytes() for p in export.iterdir()}
+        assert proxy.unmount(export).status == "ok"
+    local_proxy = BackupProxy(twin, tmp_path / "twin")
+    local = local_proxy.mount("name:rhel5-web", "fullvm")
+    assert {p.name: p.read_bytes() for p in Path(local.path or "").iterdir()} == remote  # byte for byte
+    assert local_proxy.unmount(Path(local.path or "")).status == "ok"
+    assert [s.name for s in hosts[0].find_vm("vm-2").snapshots()] == ["user"]
 
 
 # host-side rules go to the host (served or in process); proxy-side rules to the proxy's injector

@@ -24,6 +24,8 @@ from vcbsim.simulator.disk import (
     CowdHeader,
     CowdReader,
     LayeredDisk,
+    SeSparseExtent,
+    SeSparseReader,
     cowd_extent,
     render_descriptor,
 )
@@ -264,3 +266,61 @@ def test_validation() -> None:
     empty = CowdExtent({}, MiB)
     assert CowdReader(empty.read).map(0, MiB) == [(0, MiB, None)]
     assert CowdReader(empty.read).allocated() == []
+
+
+# -- SEsparse -------------------------------------------------------------------------------------
+
+
+@needs_qemu
+def test_qemu_converts_an_sesparse_chain_to_the_disk_as_of_the_layer(tmp_path: Path) -> None:
+    disk, chain = _disk()
+    names = ["vm-000002.vmdk", "vm-000001.vmdk", "vm.vmdk"]
+    for i, layer in enumerate(chain):
+        parent = names[i + 1] if i + 1 < len(chain) else None
+        kind = "seSparse" if parent else "vmfs"
+        (tmp_path / names[i]).write_text(
+            render_descriptor(names[i], disk.capacity, create_type=kind, parent=parent)
+        )
+        stem = names[i][: -len(".vmdk")]
+        if parent:
+            ext = SeSparseExtent(layer.grains, disk.capacity)
+            (tmp_path / f"{stem}-sesparse.vmdk").write_bytes(ext.read(0, ext.size))
+        else:
+            (tmp_path / f"{stem}-flat.vmdk").write_bytes(disk.read(0, disk.capacity, at=layer))
+    info = json.loads(
+        qemu_img("info", "--output=json", "--backing-chain", str(tmp_path / names[0])).stdout
+    )
+    assert info[0]["format-specific"]["data"]["create-type"] == "seSparse"
+    raw = tmp_path / "out.raw"
+    conv = qemu_img("convert", "-O", "raw", str(tmp_path / names[0]), str(raw))
+    assert conv.returncode == 0, conv.stderr
+    assert raw.read_bytes() == disk.read(0, disk.capacity, at=chain[0])
+
+
+def test_sesparse_reader_maps_what_the_extent_holds() -> None:
+    grains = {i: bytearray(bytes([i % 251]) * GRAIN) for i in (0, 1, 7, 300)}
+    ext = SeSparseExtent(grains, 64 * MiB)
+    head = ext.read(0, 1024)
+    assert struct.unpack_from("<QQQQQ", head) == (0xCAFEBABE, 0x200000001, 64 * MiB // 512, 8, 64)
+    assert struct.unpack_from("<Q", head, 512)[0] == 0xCAFECAFE
+    reader = SeSparseReader(ext.read)
+    assert reader.capacity == 64 * MiB
+    assert reader.allocated() == [(0, 2 * GRAIN), (7 * GRAIN, GRAIN), (300 * GRAIN, GRAIN)]
+    runs = reader.map(GRAIN - 100, 3 * GRAIN)
+    assert [(o, n) for o, n, _ in runs] == [(GRAIN - 100, GRAIN + 100), (2 * GRAIN, 2 * GRAIN - 100)]
+    assert runs[1][2] is None and runs[0][2] is not None  # grains 0 and 1 are contiguous in the file
+    assert ext.read(runs[0][2], GRAIN + 100) == bytes(grains[0][-100:]) + bytes(grains[1])
+    whole = ext.read(0, ext.size)
+    for off, n in [(0, 3), (1500, 700), (ext.data_offset * 512 - 5, 10), (ext.size - 3, 9)]:
+        assert ext.read(off, n) == whole[off : off + n]
+    fetched: list[int] = []
+    counting = SeSparseReader(lambda off, n: fetched.append(off) or ext.read(off, n))
+    fetched.clear()
+    assert counting.map(32 * MiB, 32 * MiB) == [(32 * MiB, 32 * MiB, None)]  # no table there
+    assert fetched == []
+    with pytest.raises(InvalidInputError):
+        SeSparseExtent({}, MiB, grain_size=512)
+    with pytest.raises(InvalidInputError, match="SEsparse"):
+        SeSparseReader(CowdExtent({}, MiB).read)
+    big = SeSparseExtent({3_000_000: bytearray(GRAIN)}, 2 * 1024**4)  # 2 TiB: cost is the grains
+    assert big.size < 2 * MiB
