@@ -21,6 +21,7 @@ from ._backend import (
     VMInfo,
 )
 from ._codec import DEFAULT_VERSION
+from ._control import ControlClient, ControlError
 from ._endpoint import COOKIE_NAME, Endpoint
 from ._host_adapter import HostAdapter
 from ._server import RunningServer, serve, service_versions_xml
@@ -29,6 +30,8 @@ __all__ = [
     "COOKIE_NAME",
     "DEFAULT_VERSION",
     "ChangedAreas",
+    "ControlClient",
+    "ControlError",
     "DatastoreInfo",
     "DiskInfo",
     "DiskLayer",

@@ -31,8 +31,9 @@ from .._host import Host
 from . import _codec
 from ._backend import HostBackend
 from ._cert import write_self_signed
+from ._control import MAX_BODY_BYTES, PREFIX, handle_control
 from ._endpoint import Endpoint
-from ._files import FileResponse, handle_folder, handle_guest_file
+from ._files import FileResponse, _authorized, handle_folder, handle_guest_file
 from ._host_adapter import HostAdapter
 from ._tasks import DEFAULT_RETENTION
 
@@ -209,7 +210,35 @@ class _Handler(BaseHTTPRequestHandler):
         return urlsplit(self.path).path
 
     # methods ---------------------------------------------------------------------------
+    def _control(self) -> None:
+        """``/vcbsim-api/...``: the control API (``_control.py``)."""
+        body = b""
+        if self.command in ("POST", "PUT", "DELETE"):
+            chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+            if chunked or self.headers.get("Content-Length") is not None:
+                read = self._read_body(MAX_BODY_BYTES)
+                if read is None:
+                    return
+                body = read
+        ep = self.server.endpoint
+        ok = _authorized(ep, self.headers.get("Cookie"), self.headers.get("Authorization"))
+        resp = handle_control(ep, self.command, self.path, body, authorized=ok)
+        self._send(resp.status, resp.body, resp.content_type, resp.headers)
+
+    def _is_control(self) -> bool:
+        path = self._path()
+        return path == PREFIX or path.startswith(PREFIX + "/")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        if self._is_control():
+            self._control()
+        else:
+            self._send(404, b"not found\n", "text/plain")
+
     def do_POST(self) -> None:  # noqa: N802
+        if self._is_control():
+            self._control()
+            return
         if self._path().rstrip("/") != "/sdk":
             self._send(404, b"not found\n", "text/plain")
             return
@@ -234,6 +263,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._folder()
         elif path == "/guestFile":
             self._reply(handle_guest_file(self.server.endpoint, "GET", self.path))
+        elif self._is_control():
+            self._control()
         else:
             self._send(404, b"not found\n", "text/plain")
 
@@ -244,6 +275,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.do_GET()
 
     def do_PUT(self) -> None:  # noqa: N802
+        if self._is_control():
+            self._control()
+            return
         path = self._path()
         if not path.startswith("/folder/") and path != "/guestFile":
             self._send(404, b"not found\n", "text/plain")

@@ -1,0 +1,646 @@
+"""The control API of ``vcbsim serve`` (moto's ``/moto-api/``): reset, seed, inventory, guest
+files, fault rules, the trace and the state, as JSON over the same HTTP(S) port as ``/sdk``.
+
+========================================  =========================================================
+request                                   does
+========================================  =========================================================
+``POST /vcbsim-api/reset``                rebuild the host: ``{"seed"?, "profile"?, "demo"?}``
+``POST /vcbsim-api/seed``                 reseed the host's randomness in place: ``{"seed": N}``
+``POST /vcbsim-api/clock``                advance virtual time: ``{"advance": seconds}``
+``GET  /vcbsim-api/vms``                  every VM's summary
+``POST /vcbsim-api/vms``                  add a VM (disks, OS, Tools, volumes, files; ``VM_FIELDS``)
+``GET  /vcbsim-api/guests/<vm>/files``    ``?path=``: a file (base64) or a directory listing
+``POST /vcbsim-api/guests/<vm>/files``    write guest files: ``{"files": {path: text}}`` or
+                                          ``{"files": [{"path", "text" | "base64"}]}``
+``GET  /vcbsim-api/faults``               armed fault rules, with how often each fired
+``POST /vcbsim-api/faults``               arm a rule (``FaultRule``'s fields) or a list of rules
+``DELETE /vcbsim-api/faults``             disarm every rule
+``GET  /vcbsim-api/trace``                the trace as JSON Lines (``?since=SEQ``)
+``POST /vcbsim-api/trace``                append proxy events (a product's ``op.*``/``mount``)
+``GET  /vcbsim-api/state``                ``Host.dump()``
+========================================  =========================================================
+
+Every request needs the SOAP session cookie (``vmware_soap_session``) or HTTP Basic with the
+server's user and password (``401`` otherwise). Bodies and answers are JSON; a malformed body
+is a ``400`` whose ``message`` says what was expected and what came (``expected``/``got``
+fields too), an unknown VM a ``404``, an operation the state forbids a ``409``.
+Each request holds the endpoint's lock, so it is ordered with the SOAP calls around it.
+
+``ControlClient(url, user, password)`` is the small Python client of it (tests, the kit's
+command adapter). See ``docs/control-api.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from .._errors import InvalidInputError, NotFoundError, StateError
+from .._faultrules import FaultRule
+from .._trace import KINDS, Event
+
+if TYPE_CHECKING:
+    from .._host import Host
+    from .._vm import VM
+    from ._endpoint import Endpoint
+
+__all__ = ["PREFIX", "ControlClient", "ControlError", "ControlResponse", "handle_control", "VM_FIELDS"]
+
+PREFIX = "/vcbsim-api"
+#: largest request body accepted (guest files travel in it, base64-encoded)
+MAX_BODY_BYTES = 64 * 1024 * 1024
+#: fields of ``POST /vcbsim-api/vms``
+VM_FIELDS: dict[str, str] = {
+    "name": "display name (required)",
+    "os": "'windows' or 'linux' (default windows)",
+    "disks": "disk capacities: bytes or '96MiB'/'8GiB' strings (default ['8GiB'])",
+    "power": "'poweredOn', 'poweredOff' or 'suspended' (default poweredOn)",
+    "tools": "'running', 'not-running' or 'not-installed' (default running)",
+    "providers": "quiesce providers, e.g. ['vss'] or ['sync'] (default: the OS's)",
+    "ip": "guest IP address (default none)",
+    "hostname": "guest host name (default <name>.vcbsim.test)",
+    "memory_mb": "memory in MiB (default 1024)",
+    "change_tracking": "enable changed block tracking (default false)",
+    "volumes": "{disk index: [[size | null, letter | mount point | null, label], ...]}",
+    "files": "guest files to write after the volumes exist: {path: text}",
+}
+_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1024**2, "MB": 1024**2, "MIB": 1024**2,
+          "G": 1024**3, "GB": 1024**3, "GIB": 1024**3, "T": 1024**4, "TB": 1024**4, "TIB": 1024**4}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+_FAULT_FIELDS = tuple(FaultRule.__dataclass_fields__)
+
+
+@dataclass
+class ControlResponse:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.error, self.extra = status, error, extra
+
+
+def _json(status: int, data: Any, **headers: str) -> ControlResponse:
+    body = (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode()
+    return ControlResponse(status, body, "application/json", dict(headers))
+
+
+def _bad(what: str, expected: str, got: Any, hint: str = "") -> NoReturn:
+    """Refuse the request: 400, saying what was expected and what came."""
+    msg = f"{what}: expected {expected}, got {got!r}" + (f"; {hint}" if hint else "")
+    raise _Refused(400, "InvalidInput", msg, expected=expected, got=got)
+
+
+# -- request parsing ------------------------------------------------------------------------
+
+
+def _body(raw: bytes, *, required: bool = True) -> dict[str, Any]:
+    if not raw.strip():
+        if required:
+            _bad("request body", "a JSON object", "")
+        return {}
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        _bad("request body", "a JSON object", raw[:80].decode("utf-8", "replace"),
+                   f"invalid JSON: {exc}")
+    if not isinstance(data, dict):
+        _bad("request body", "a JSON object", type(data).__name__)
+    return data
+
+
+def _only(data: Mapping[str, Any], what: str, allowed: Iterable[str]) -> None:
+    allowed = tuple(allowed)
+    extra = sorted(set(data) - set(allowed))
+    if extra:
+        _bad(what, "fields " + ", ".join(allowed), extra[0], f"unknown field {extra[0]!r}")
+
+
+def _int(data: Mapping[str, Any], key: str, what: str, *, minimum: int | None = None) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+        more = f" >= {minimum}" if minimum is not None else ""
+        _bad(f"{what}.{key}", f"an integer{more}", value)
+    return value
+
+
+def parse_size(value: Any, what: str = "size") -> int:
+    """Bytes from ``1048576``, ``"96MiB"``, ``"8 GiB"`` (binary units)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        m = _SIZE.match(value)
+        if m and m.group(2).upper() in _UNITS:
+            return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    _bad(what, "a number of bytes or a string such as '96MiB' or '8GiB'", value)
+
+
+# -- the handler ------------------------------------------------------------------------------
+
+
+def handle_control(ep: Endpoint, method: str, raw_path: str, body: bytes, *, authorized: bool) -> ControlResponse:
+    """Answer one control API request (``raw_path`` starts with ``PREFIX``)."""
+    if not authorized:
+        return _json(401, {"error": "NotAuthenticated",
+                           "message": "the control API needs the vmware_soap_session cookie of a SOAP "
+                                      "login, or HTTP Basic with the server's user and password"},
+                     **{"WWW-Authenticate": 'Basic realm="vcbsim control API"'})
+    parts = urlsplit(raw_path)
+    route = unquote(parts.path[len(PREFIX):]).strip("/")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    host = getattr(ep.backend, "host", None)
+    if host is None:
+        return _json(501, {"error": "NotSupported",
+                           "message": "the control API needs a simulated host (serve(Host) or HostAdapter)"})
+    try:
+        with ep.lock:
+            ep.begin_call()
+            try:
+                return _route(ep, host, method, route, query, body)
+            finally:
+                ep.changed.notify_all()  # property filters see what changed
+    except _Refused as exc:
+        return _json(exc.status, {"error": exc.error, "message": str(exc), **exc.extra})
+    except InvalidInputError as exc:
+        return _json(400, {"error": "InvalidInput", "message": str(exc), "expected": exc.expected, "got": exc.got})
+    except NotFoundError as exc:
+        return _json(404, {"error": "NotFound", "message": str(exc)})
+    except StateError as exc:
+        return _json(409, {"error": "InvalidState", "message": str(exc)})
+    except (ValueError, TypeError) as exc:
+        return _json(400, {"error": "InvalidInput", "message": str(exc)})
+
+
+_ROUTES = {
+    "reset": ("POST",), "seed": ("POST",), "clock": ("POST",), "vms": ("GET", "POST"),
+    "faults": ("GET", "POST", "DELETE"), "trace": ("GET", "POST"), "state": ("GET",),
+    "": ("GET",),
+}
+
+
+def _route(ep: Endpoint, host: Host, method: str, route: str, query: dict[str, str], body: bytes) -> ControlResponse:
+    guest = re.fullmatch(r"guests/([^/]+)/files", route)
+    allowed = ("GET", "POST", "PUT") if guest else _ROUTES.get(route)
+    if allowed is None:
+        raise _Refused(404, "NotFound", f"no control API resource {PREFIX}/{route}; known: "
+                       + ", ".join(f"{PREFIX}/{r}" for r in [*_ROUTES, "guests/<vm>/files"] if r))
+    if method == "HEAD":
+        method = "GET"
+    if method not in allowed:
+        raise _Refused(405, "MethodNotAllowed", f"{PREFIX}/{route} accepts {', '.join(allowed)}, not {method}")
+    if guest:
+        vm = host.find_vm(guest.group(1))
+        if method == "GET":
+            return _read_guest(host, vm, query)
+        return _json(200, {"vm": vm.name, "written": _write_guest(host, vm, _body(body).get("files"), "files")})
+    if route == "":
+        return _json(200, {"resources": sorted(f"{PREFIX}/{r}" for r in [*_ROUTES, "guests/<vm>/files"] if r)})
+    if route == "state":
+        return _json(200, _state(host))
+    if route == "reset":
+        return _json(200, _reset(ep, host, _body(body, required=False)))
+    if route == "seed":
+        data = _body(body)
+        _only(data, "seed", ("seed",))
+        seed = _int(data, "seed", "seed")
+        if seed is None:
+            _bad("seed.seed", "an integer", None)
+        host.seed = seed
+        host.random.seed(seed)
+        host.random.seed_value = seed
+        if host.store is not None:
+            host.store.save_host()
+        return _json(200, {"seed": seed})
+    if route == "clock":
+        data = _body(body)
+        _only(data, "clock", ("advance",))
+        advance = data.get("advance")
+        if isinstance(advance, bool) or not isinstance(advance, int | float) or advance < 0:
+            _bad("clock.advance", "virtual seconds >= 0", advance)
+        host.clock.advance(float(advance))
+        return _json(200, {"time": host.clock.now})
+    if route == "vms":
+        if method == "GET":
+            return _json(200, [vm.summary() for vm in host.vms.values()])
+        return _json(201, _add_vm(host, _body(body)))
+    if route == "faults":
+        return _faults(host, method, body)
+    return _trace(host, method, query, body)
+
+
+def _state(host: Host) -> dict[str, Any]:
+    data = host.dump()
+    data["fault_hits"] = host.faults.hits()
+    data["trace"] = {"next_seq": len(host.trace), "dropped": host.trace.dropped, "limit": host.trace.limit}
+    return data
+
+
+def _reset(ep: Endpoint, host: Host, data: dict[str, Any]) -> dict[str, Any]:
+    _only(data, "reset", ("seed", "profile", "demo"))
+    seed = _int(data, "seed", "reset")
+    demo = data.get("demo")
+    if demo is not None and not isinstance(demo, bool):
+        _bad("reset.demo", "true (the demo inventory) or false (no VMs)", demo)
+    profile = data.get("profile")
+    if profile is not None:
+        from .._profiles import PROFILES, get_profile
+
+        if profile not in PROFILES:
+            _bad("reset.profile", "one of " + ", ".join(sorted(PROFILES)), profile)
+        host.profile = get_profile(profile)
+    if demo is not None:
+        host._is_demo = demo  # type: ignore[attr-defined]
+    # the trace's memory bound and JSON Lines sink are the server's settings: keep them
+    limit, sink = host.trace.limit, host.trace.sink
+    host.reset(seed=seed)
+    trace = host.trace
+    if sink is not None:  # the rebuild's own events (host.reset, the demo's VMs) go to the sink too
+        for ev in trace.events:
+            sink.write(json.dumps(ev.to_dict(), default=str, sort_keys=True) + "\n")
+        sink.flush()
+    trace.limit, trace.sink = limit, sink
+    if limit is not None and len(trace.events) > limit:
+        cut = len(trace.events) - limit
+        del trace.events[:cut]
+        trace.dropped += cut
+    # what the endpoint remembers about the old inventory
+    ep._snapshot_owner.clear()
+    ep.transfers.clear()
+    for attr in ("uploads", "_processes"):
+        table = getattr(ep.backend, attr, None)
+        if isinstance(table, dict):
+            table.clear()
+    return {"profile": host.profile.name, "seed": host.seed, "vms": [vm.name for vm in host.vms.values()],
+            "next_seq": len(host.trace)}
+
+
+def _layout(index: Any, entries: Any) -> tuple[int, list[tuple[int | None, str | None, str]]]:
+    try:
+        idx = int(index)
+    except (TypeError, ValueError):
+        _bad("vms.volumes key", "a disk index such as \"0\"", index)
+    if not isinstance(entries, list) or not entries:
+        _bad(f"vms.volumes[{index}]", "a non-empty list of [size | null, letter | mount | null, label]",
+                   entries)
+    out: list[tuple[int | None, str | None, str]] = []
+    for e in entries:
+        if isinstance(e, dict):
+            _only(e, f"vms.volumes[{index}] entry", ("size", "where", "letter", "mount", "label"))
+            size, where, label = e.get("size"), e.get("where", e.get("letter", e.get("mount"))), e.get("label", "")
+        elif isinstance(e, list) and len(e) == 3:
+            size, where, label = e
+        else:
+            _bad(f"vms.volumes[{index}] entry", "[size | null, letter | mount point | null, label]", e)
+        if where is not None and not isinstance(where, str):
+            _bad(f"vms.volumes[{index}] where", "a drive letter, a mount point or null", where)
+        if not isinstance(label, str):
+            _bad(f"vms.volumes[{index}] label", "a string", label)
+        out.append((None if size is None else parse_size(size, f"vms.volumes[{index}] size"), where, label))
+    return idx, out
+
+
+def _add_vm(host: Host, data: dict[str, Any]) -> dict[str, Any]:
+    _only(data, "vms", VM_FIELDS)
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        _bad("vms.name", "a VM name", name)
+    disks_in = data.get("disks", ["8GiB"])
+    if not isinstance(disks_in, list) or not disks_in:
+        _bad("vms.disks", "a non-empty list of capacities", disks_in)
+    disks = [parse_size(d, f"vms.disks[{i}]") for i, d in enumerate(disks_in)]
+    os_family = data.get("os", "windows")
+    providers = data.get("providers")
+    if providers is not None and (not isinstance(providers, list) or not all(isinstance(p, str) for p in providers)):
+        _bad("vms.providers", "a list of provider names such as ['vss']", providers)
+    for key in ("ip", "hostname", "power", "tools"):
+        if key in data and not isinstance(data[key], str):
+            _bad(f"vms.{key}", "a string", data[key])
+    memory = _int(data, "memory_mb", "vms", minimum=4)
+    volumes = data.get("volumes")
+    if volumes is not None and not isinstance(volumes, dict):
+        _bad("vms.volumes", "{disk index: [[size | null, letter | mount | null, label], ...]}", volumes)
+    layouts = dict(_layout(k, v) for k, v in (volumes or {}).items())
+    files = data.get("files")
+    if files is not None and not volumes and os_family == "windows" and data.get("tools") == "not-installed":
+        _bad("vms.files", "volumes or VMware Tools to hold the files", files)
+    cbt = data.get("change_tracking")
+    if cbt is not None and not isinstance(cbt, bool):
+        _bad("vms.change_tracking", "true or false", cbt)
+    for i in layouts:
+        if not 0 <= i < len(disks):
+            _bad("vms.volumes key", f"a disk index 0..{len(disks) - 1}", i)
+    vm = host.add_vm(
+        name,
+        os_family=os_family,
+        disks=disks,
+        power_state=data.get("power", "poweredOn"),
+        tools=data.get("tools", "running"),
+        providers=tuple(providers) if providers is not None else None,
+        ip_address=data.get("ip"),
+        hostname=data.get("hostname"),
+        memory_mb=1024 if memory is None else memory,
+    )
+    try:
+        if layouts:
+            host.add_guest_volumes(vm, layouts)
+        if files is not None:
+            _write_guest(host, vm, files, "vms.files")
+        if cbt:
+            host.reconfigure(vm, change_tracking=True)
+    except Exception:
+        # half a VM is worse than none: the caller fixes the request and sends it again
+        _forget_vm(host, vm)
+        raise
+    return vm.summary()
+
+
+def _forget_vm(host: Host, vm: VM) -> None:
+    host.vms.pop(vm.moref, None)
+    host.faults.aliases.pop(vm.moref, None)
+    if host.store is not None:
+        import shutil
+
+        for d in vm.disks:
+            close = getattr(d.disk, "close", None)
+            if close is not None:
+                close()
+        shutil.rmtree(host.store.vm_dir(vm), ignore_errors=True)
+        host.store.save_host()
+
+
+def _guest_files(vm: VM) -> Any:
+    if vm.guest is not None:
+        return vm.guest
+    if vm.tools is not None and getattr(vm.tools, "guest", None) is not None:
+        return vm.tools.guest
+    msg = f"VM {vm.name!r} has no guest file system (give it volumes, or VMware Tools)"
+    raise StateError(msg)
+
+
+def _write_guest(host: Host, vm: VM, files: Any, what: str) -> list[dict[str, Any]]:
+    items: list[tuple[str, bytes]] = []
+    if isinstance(files, dict):
+        for path, text in files.items():
+            if not isinstance(text, str):
+                _bad(f"{what}[{path!r}]", "the file's text (use the list form with base64 for bytes)", text)
+            items.append((path, text.encode()))
+    elif isinstance(files, list) and files:
+        for i, entry in enumerate(files):
+            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+                _bad(f"{what}[{i}]", '{"path": ..., "text": ...} or {"path": ..., "base64": ...}', entry)
+            _only(entry, f"{what}[{i}]", ("path", "text", "base64"))
+            if isinstance(entry.get("text"), str) and "base64" not in entry:
+                items.append((entry["path"], entry["text"].encode()))
+            elif isinstance(entry.get("base64"), str) and "text" not in entry:
+                try:
+                    items.append((entry["path"], base64.b64decode(entry["base64"], validate=True)))
+                except ValueError:
+                    _bad(f"{what}[{i}].base64", "base64 data", entry["base64"][:40])
+            else:
+                _bad(f"{what}[{i}]", 'exactly one of "text" and "base64"', sorted(entry))
+    else:
+        _bad(what, '{path: text} or [{"path", "text" | "base64"}, ...]', files)
+    fs = _guest_files(vm)
+    written = []
+    for path, data in items:
+        if not isinstance(path, str) or not path:
+            _bad(f"{what} path", "an absolute guest path", path)
+        sep = "\\" if vm.os_family == "windows" else "/"
+        parent = path.replace("/", "\\").rsplit("\\", 1)[0] if sep == "\\" else path.rsplit("/", 1)[0]
+        if parent and not (sep == "\\" and len(parent) == 2) and not fs.exists(parent):
+            fs.mkdir(parent, parents=True)
+        fs.write_bytes(path, data)
+        written.append({"path": path, "size": len(data)})
+    if host.store is not None:
+        host.store.save_vm(vm)
+    return written
+
+
+def _read_guest(host: Host, vm: VM, query: dict[str, str]) -> ControlResponse:
+    path = query.get("path")
+    if not path:
+        _bad("path query parameter", "an absolute guest path (?path=C:\\\\f.txt)", path)
+    fs = _guest_files(vm)
+    if fs.is_dir(path):
+        return _json(200, {"vm": vm.name, "path": path, "entries": sorted(fs.listdir(path))})
+    if not fs.exists(path):
+        raise NotFoundError("guest file", path)
+    data = fs.read_bytes(path)
+    return _json(200, {"vm": vm.name, "path": path, "size": len(data),
+                       "base64": base64.b64encode(data).decode()})
+
+
+def _rule(data: Any, what: str) -> FaultRule:
+    if not isinstance(data, dict):
+        _bad(what, "a JSON object with FaultRule's fields", data)
+    _only(data, what, _FAULT_FIELDS)
+    if "operation" not in data:
+        _bad(f"{what}.operation", "one of vcbsim.simulator.OPERATIONS", None)
+    types = {"operation": str, "target": str, "fault": (str, type(None)), "message": (str, type(None)),
+             "delay": (int, float), "exit_code": (int, type(None)), "after": int,
+             "times": (int, type(None)), "probability": (int, float), "label": str}
+    for key, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, types[key]):  # type: ignore[arg-type]
+            _bad(f"{what}.{key}", f"a value of type {types[key]}".replace("<class '", "").replace("'>", ""),
+                       value)
+    return FaultRule(**data)
+
+
+def _faults(host: Host, method: str, body: bytes) -> ControlResponse:
+    if method == "DELETE":
+        n = len(host.faults.rules)
+        host.faults.clear()
+        return _json(200, {"cleared": n})
+    if method == "POST":
+        raw = body.strip()
+        try:
+            data = json.loads(raw) if raw else None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            _bad("request body", "a fault rule object or a list of them", raw[:80].decode("utf-8", "replace"),
+                       f"invalid JSON: {exc}")
+        rules = [_rule(r, f"faults[{i}]") for i, r in enumerate(data)] if isinstance(data, list) \
+            else [_rule(data, "fault")]
+        added = [host.add_fault(r).to_dict() for r in rules]
+        return _json(201, added if isinstance(data, list) else added[0])
+    hits = host.faults.hits()
+    return _json(200, [{**r.to_dict(), "fired": hits.get(r.label or f"{r.operation}:{r.target}", 0)}
+                       for r in host.faults.rules])
+
+
+def _trace(host: Host, method: str, query: dict[str, str], body: bytes) -> ControlResponse:
+    if method == "POST":
+        return _json(201, {"seq": [_append(host, e, f"events[{i}]") for i, e in enumerate(_events_in(body))],
+                           "next_seq": len(host.trace)})
+    since_raw = query.get("since", "0")
+    try:
+        since = int(since_raw)
+    except ValueError:
+        _bad("since", "a sequence number (an integer >= 0)", since_raw)
+    if since < 0:
+        _bad("since", "a sequence number (an integer >= 0)", since)
+    events = host.trace.since(since)
+    text = "".join(json.dumps(e.to_dict(), default=str, sort_keys=True) + "\n" for e in events)
+    return ControlResponse(200, text.encode(), "application/x-ndjson",
+                           {"X-Vcbsim-Next-Seq": str(len(host.trace)),
+                            "X-Vcbsim-Dropped": str(host.trace.dropped)})
+
+
+def _events_in(body: bytes) -> list[Any]:
+    text = body.decode("utf-8", "replace").strip()
+    if not text:
+        _bad("request body", "proxy events: a JSON object, a list, or JSON Lines", "")
+    try:
+        data = json.loads(text)
+        return data if isinstance(data, list) else [data]
+    except json.JSONDecodeError:
+        pass
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                _bad(f"events line {n}", "one JSON object per line", line[:80], exc.msg)
+    return out
+
+
+def _append(host: Host, ev: Any, what: str) -> int:
+    """Append one proxy event, stamped with the host's sequence and virtual time."""
+    if not isinstance(ev, dict):
+        _bad(what, "an event object {kind, vm?, step?, details?}", ev)
+    _only(ev, what, ("actor", "kind", "vm", "step", "details", "seq", "time"))
+    if ev.get("actor", "proxy") != "proxy":
+        _bad(f"{what}.actor", "'proxy' (host and guest events come from the simulator)", ev.get("actor"))
+    kind = ev.get("kind")
+    if kind not in KINDS or str(kind).startswith(("host.", "vm.", "snapshot.", "quiesce.", "script.", "task.")):
+        proxy_kinds = ["op.invoke", "op.ok", "op.fail", "op.info", "mount", "unmount", "disk.export", "note"]
+        _bad(f"{what}.kind", "one of " + ", ".join(proxy_kinds), kind)
+    details = ev.get("details") or {}
+    if not isinstance(details, dict):
+        _bad(f"{what}.details", "an object", details)
+    step = ev.get("step")
+    if step is not None and not isinstance(step, str):
+        _bad(f"{what}.step", "a step name such as 'WF-1c', or null", step)
+    vm = ev.get("vm")
+    moref = host.find_vm(vm).moref if vm is not None else None
+    return host.trace.emit("proxy", kind, vm=moref, step=step, **details).seq
+
+
+# -- the client ------------------------------------------------------------------------------
+
+
+class ControlError(Exception):
+    """A control API request was refused: ``status``, ``error`` and the server's ``message``."""
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(f"{status} {error}: {message}")
+        self.status, self.error, self.message = status, error, message
+
+
+class ControlClient:
+    """The control API from Python: ``ControlClient("https://127.0.0.1:8989/sdk", "user", "pass")``.
+
+    ``url`` is the SDK URL or the server's base URL. HTTPS certificates are not checked unless
+    ``verify=True`` (the server is on loopback with a self-signed certificate). Refusals raise
+    ``ControlError``.
+    """
+
+    def __init__(self, url: str, user: str = "user", password: str = "pass", *,
+                 verify: bool = False, timeout: float = 30.0) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InvalidInputError("control API url", expected="http(s)://HOST:PORT[/sdk]", got=url)
+        self.base = f"{parts.scheme}://{parts.netloc}{PREFIX}"
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._auth = f"Basic {token}"
+        self._timeout = timeout
+        self._ctx: ssl.SSLContext | None = None
+        if parts.scheme == "https" and not verify:
+            self._ctx = ssl.create_default_context()
+            self._ctx.check_hostname = False
+            self._ctx.verify_mode = ssl.CERT_NONE
+
+    def request(self, method: str, route: str, data: Any = None, *, raw: bytes | None = None) -> tuple[int, bytes, Any]:
+        """One request; returns (status, body, headers). Raises ``ControlError`` on 4xx/5xx."""
+        body = raw if raw is not None else (None if data is None else json.dumps(data).encode())
+        req = urllib.request.Request(f"{self.base}/{route.lstrip('/')}", data=body, method=method)
+        req.add_header("Authorization", self._auth)
+        if body is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=self._timeout, context=self._ctx) as resp:  # noqa: S310
+                return resp.status, resp.read(), resp.headers
+        except urllib.error.HTTPError as exc:
+            payload = exc.read()
+            try:
+                doc = json.loads(payload)
+                error, message = doc.get("error", ""), doc.get("message", "")
+            except (json.JSONDecodeError, AttributeError):
+                error, message = exc.reason, payload.decode("utf-8", "replace")
+            raise ControlError(exc.code, str(error), str(message)) from None
+
+    def _json(self, method: str, route: str, data: Any = None) -> Any:
+        return json.loads(self.request(method, route, data)[1])
+
+    def reset(self, *, seed: int | None = None, profile: str | None = None, demo: bool | None = None) -> dict[str, Any]:
+        data = {k: v for k, v in (("seed", seed), ("profile", profile), ("demo", demo)) if v is not None}
+        return self._json("POST", "reset", data)  # type: ignore[no-any-return]
+
+    def seed(self, seed: int) -> None:
+        self._json("POST", "seed", {"seed": seed})
+
+    def advance(self, seconds: float) -> float:
+        return float(self._json("POST", "clock", {"advance": seconds})["time"])
+
+    def vms(self) -> list[dict[str, Any]]:
+        return self._json("GET", "vms")  # type: ignore[no-any-return]
+
+    def add_vm(self, name: str, **spec: Any) -> dict[str, Any]:
+        """``add_vm("w1", os="windows", disks=["96MiB"], volumes={0: [[None, "C", "SYS"]]})``."""
+        if "volumes" in spec and isinstance(spec["volumes"], dict):
+            spec["volumes"] = {str(k): v for k, v in spec["volumes"].items()}
+        return self._json("POST", "vms", {"name": name, **spec})  # type: ignore[no-any-return]
+
+    def write_guest_files(self, vm: str, files: Mapping[str, str | bytes]) -> list[dict[str, Any]]:
+        entries = [{"path": p, "base64": base64.b64encode(d).decode()} if isinstance(d, bytes)
+                   else {"path": p, "text": d} for p, d in files.items()]
+        return self._json("POST", f"guests/{quote(vm, safe='')}/files", {"files": entries})["written"]  # type: ignore[no-any-return]
+
+    def read_guest_file(self, vm: str, path: str) -> bytes:
+        doc = self._json("GET", f"guests/{quote(vm, safe='')}/files?path={quote(path, safe='')}")
+        if "base64" not in doc:
+            raise ControlError(409, "IsADirectory", f"{path} is a directory: {doc.get('entries')}")
+        return base64.b64decode(doc["base64"])
+
+    def add_fault(self, operation: str, **fields: Any) -> dict[str, Any]:
+        return self._json("POST", "faults", {"operation": operation, **fields})  # type: ignore[no-any-return]
+
+    def faults(self) -> list[dict[str, Any]]:
+        return self._json("GET", "faults")  # type: ignore[no-any-return]
+
+    def clear_faults(self) -> int:
+        return int(self._json("DELETE", "faults")["cleared"])
+
+    def trace(self, since: int = 0) -> list[Event]:
+        _status, body, _headers = self.request("GET", f"trace?since={int(since)}")
+        return [Event.from_dict(json.loads(line)) for line in body.decode().splitlines() if line.strip()]
+
+    def post_events(self, events: Iterable[Mapping[str, Any]]) -> list[int]:
+        return self._json("POST", "trace", list(events))["seq"]  # type: ignore[no-any-return]
+
+    def state(self) -> dict[str, Any]:
+        return self._json("GET", "state")  # type: ignore[no-any-return]
