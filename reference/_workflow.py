@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from ._catalog import Catalog
 
 __all__ = [
+    "CRASH_POINTS",
     "SNAPSHOT_NAME",
     "BackupProxy",
     "BackupRun",
@@ -67,6 +68,21 @@ ProgressFn = Callable[[str, int, int], None]
 """``progress(description, advance, total)``: bytes copied (``total`` 0 when unknown)."""
 
 _SESSIONS = ".vcb-sessions"
+#: The proxy's crash points, in the order a backup reaches them (``FaultRule("crash",
+#: target=...)``; the host adds ``host.snapshot.before-freeze`` and ``-after-freeze`` inside
+#: WF-1). ``during-expose`` fires before the second and later disks (image) or volumes (file)
+#: are exposed, ``during-copy`` before the second and later files are copied to the medium:
+#: a kill there leaves a half-written export and a catalog record that never completes.
+CRASH_POINTS: tuple[str, ...] = (
+    "proxy.before-snapshot",
+    "proxy.after-snapshot",
+    "proxy.during-expose",
+    "proxy.after-expose",
+    "proxy.during-copy",
+    "proxy.after-copy",
+    "proxy.after-unmount",
+    "proxy.after-commit",
+)
 #: ``vcbMounter -m`` transport modes (spec R54).
 TRANSPORTS: tuple[str, ...] = ("san", "hotadd", "nbd", "cos")
 
@@ -185,6 +201,9 @@ def diagnose_pre_backup(events: list[Any], exc: BaseException) -> str:
         return "WF-1e" if "Thaw" in text else "WF-1a"
     if name == "FilesystemQuiesceFault":
         return "WF-1d"
+    if name == "SnapshotFault" and "code was: 3" in text:
+        # guest code 3 is a sync-provider error (spec R47, F3/F7): the quiesce step itself
+        return "WF-1b"
     return "WF-1c"
 
 
@@ -290,9 +309,8 @@ class BackupProxy:
         mount       ``<vm>:<letter>`` (``win1:D``)                WF-1f, per volume
         copy        ``<vm>:<guest path or export file>``        WF-2, per file copied
         unmount     ``<vm>:<mount directory>``                  WF-3a
-        crash       ``proxy.after-snapshot``, ``proxy.after-
-                    expose``, ``proxy.after-copy``, ``proxy.    between steps
-                    after-unmount``
+        crash       ``CRASH_POINTS`` (``proxy.after-snapshot``  between and inside steps
+                    ...)
         ==========  ==========================================  ==========================
 
         A rule's ``delay`` passes virtual time; its ``fault`` is raised as that vSphere fault.
@@ -412,6 +430,23 @@ class BackupProxy:
             self.client.trace.emit("proxy", "note", vm=vm.moref, text=n)
         result.stale_cleaned.extend(notes)
         return ok
+
+    def fail_interrupted_backups(self, vm: VMInfo, catalog: Catalog, result: JobResult) -> list[int]:
+        """Catalog records of this VM still ``running``: a process killed in WF-2 never
+        completed or failed them. No run of this VM is active on this proxy (R60), so they
+        are marked ``failed`` (never offered for restore nor used as a reference) and
+        reported in ``result.stale_cleaned``. Returns their ids."""
+        ids = []
+        for rec in catalog.backups(vm.name, status="running"):
+            if rec.vm_uuid != vm.uuid:
+                continue
+            # the catalog's own failure path: entries dropped, status and error set
+            catalog._fail(rec.id, self.client.clock.now, StateError("interrupted: the proxy died during WF-2"))
+            note = f"marked backup {rec.id} of {vm.name} failed: an interrupted run left it incomplete"
+            self.client.trace.emit("proxy", "note", vm=vm.moref, text=note)
+            result.stale_cleaned.append(note)
+            ids.append(rec.id)
+        return ids
 
     # -- public entry points -------------------------------------------------------------
 
@@ -587,6 +622,15 @@ class BackupProxy:
                 "once (spec R60); unmount some or lower the job concurrency"
             )
             raise StateError(msg)
+        exposed = 0
+
+        def fault_point(op: str, target: str) -> None:
+            nonlocal exposed
+            if exposed:
+                self.fault_point("crash", "proxy.during-expose", vm)
+            exposed += 1
+            self.fault_point(op, target, vm)
+
         if result.type == "fullvm":
             dest = self.export_path(vm)
             result.path = str(dest)
@@ -597,7 +641,7 @@ class BackupProxy:
                 result.snapshot_id,
                 dest,
                 split=self.split,
-                fault_point=lambda op, target: self.fault_point(op, target, vm),
+                fault_point=fault_point,
                 progress=self.progress,
             )
             emit_event(self.client.trace, "mount", vm=vm.moref, path=str(dest), kind="fullvm")
@@ -610,7 +654,7 @@ class BackupProxy:
                 vm,
                 result.snapshot_id,
                 dest,
-                fault_point=lambda op, target: self.fault_point(op, target, vm),
+                fault_point=fault_point,
                 progress=self.progress,
             )
             result.letters = {k: str(v) for k, v in m.letters.items()}
@@ -621,7 +665,13 @@ class BackupProxy:
         """WF-2: the backup software moves the exposed data to the medium."""
         assert result.path is not None
 
+        copied = 0
+
         def before_copy(target: str) -> None:
+            nonlocal copied
+            if copied:
+                self.fault_point("crash", "proxy.during-copy", vm)
+            copied += 1
             self.fault_point("copy", f"{vm.name}:{target}", vm)
 
         def progress(n: int) -> None:
@@ -689,6 +739,7 @@ class BackupProxy:
             self._remove_snapshot(vm, result, op="remove-snapshot")
         if result.snapshot_id is None:
             self._consolidate_if_needed(vm, result)
+            self.fault_point("crash", "proxy.after-commit", vm)
             self._drop_session(vm.name)
 
     def _consolidate_if_needed(self, vm: VMInfo, result: JobResult) -> None:
@@ -787,6 +838,8 @@ class BackupRun:
             if not proxy.clean_leftovers(vm, result):
                 result.status = "failed"
                 return
+            if self.catalog is not None:
+                proxy.fail_interrupted_backups(vm, self.catalog, result)
             dest = proxy.export_path(vm) if result.type == "fullvm" else proxy.mount_path(vm)
             if dest.exists():
                 msg = (
@@ -822,6 +875,7 @@ class BackupRun:
     def _steps(self, vm: VMInfo, result: JobResult) -> Iterator[str]:
         proxy = self.proxy
         proxy._save_session(vm, "pre-backup", result)
+        proxy.fault_point("crash", "proxy.before-snapshot", vm)
         if not proxy.pre_backup(vm, result):
             proxy._drop_session(vm.name)
             yield "WF-1"

@@ -1,0 +1,270 @@
+"""Kill ``vcbsim backup`` for real (SIGKILL) at every crash point; the next backup recovers.
+
+The crash points are read from the source (every ``crash_point("...")`` of the host and every
+``fault_point("crash", "...")`` of the proxy), so a new one is covered without editing this
+file. For each point and for image-level (``fullvm``) and file-level (``file``, incremental)
+backups of the demo's Windows VM (two disks, volumes ``C:`` and ``D:``):
+
+1. a prepared ``--state`` directory (guest files written, one image and one full file backup
+   completed) is copied (sparse) for the case; the guest writes more files;
+2. ``python -m vcbsim backup ... --state DIR`` runs with ``VCBSIM_CRASH_AT=<point>`` and must
+   die by SIGKILL without printing a result;
+3. what it left is listed from the outside (``_VCB-BACKUP_`` snapshots, paths on the proxy,
+   session records, catalog records still ``running``); the guest writes again, into the redo
+   log of a leftover snapshot if there is one;
+4. the same backup runs again: it must report every leftover, clean it and succeed;
+5. then no snapshot, redo log, mount or session is left, the guest holds every file written
+   (all three rounds), and every complete backup in the catalog, before the crash, of the
+   killed run or of the recovery run, restores exactly what the guest held at its snapshot.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import vcbsim.reference
+import vcbsim.simulator
+from vcbsim.reference import Catalog
+from vcbsim.reference._cli import CRASH_ENV
+from vcbsim.reference._image import read_export_catalog
+from vcbsim.reference._workflow import CRASH_POINTS, SNAPSHOT_NAME
+from vcbsim.simulator import open_host
+from vcbsim.simulator.disk import read_vmdk
+from vcbsim.simulator.guest import PartitionDevice
+
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux" or shutil.which("cp") is None, reason="SIGKILL, flock and sparse cp"
+)
+
+VM = "win2003-sql"
+PACKAGES = (Path(vcbsim.simulator.__file__).parent, Path(vcbsim.reference.__file__).parent)
+Files = dict[str, bytes]
+
+
+def _const(node: ast.expr) -> Any:
+    return node.value if isinstance(node, ast.Constant) else None
+
+
+def crash_points() -> list[str]:
+    """Every crash point named in the host's and the proxy's code, in source order."""
+    found: list[str] = []
+    for path in [p for pkg in PACKAGES for p in sorted(pkg.glob("*.py"))]:
+        calls = []
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            args = node.args
+            if name == "crash_point" and args and isinstance(_const(args[0]), str):
+                calls.append((node.lineno, _const(args[0])))
+            elif name == "fault_point" and len(args) >= 2 and _const(args[0]) == "crash":
+                if isinstance(_const(args[1]), str):
+                    calls.append((node.lineno, _const(args[1])))
+        for _, point in sorted(calls):
+            if point not in found:
+                found.append(point)
+    return found
+
+
+POINTS = crash_points()
+#: where the killed run certainly left its snapshot (between WF-1 and WF-3b)
+HOLDING_SNAPSHOT = CRASH_POINTS[CRASH_POINTS.index("proxy.after-snapshot") : CRASH_POINTS.index("proxy.after-commit")]
+
+
+def run_cli(state: Path, *argv: str, crash_at: str | None = None) -> subprocess.CompletedProcess[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    if crash_at is not None:
+        env[CRASH_ENV] = crash_at
+    return subprocess.run(
+        [sys.executable, "-m", "vcbsim", *argv, "--state", str(state), "--json", "--no-progress"],
+        env=env, capture_output=True, timeout=120, check=False,
+    )
+
+
+def backup(state: Path, type_: str, crash_at: str | None = None) -> subprocess.CompletedProcess[bytes]:
+    extra = ["--kind", "incremental"] if type_ == "file" else []
+    return run_cli(state, "backup", "-a", f"name:{VM}", "-t", type_, *extra, crash_at=crash_at)
+
+
+def payload(tag: str, n: int) -> bytes:
+    """Distinct data, a few grains long, so writes cross grain and cluster boundaries."""
+    return (tag.encode() + b"|") * (n // (len(tag) + 1) + 1)
+
+
+def guest_write(state: Path, tag: str, files: Files) -> None:
+    """The guest writes new files and rewrites one of the earlier ones (``files`` is updated)."""
+    new = {
+        rf"C:\crash\{tag}.txt": payload(f"c-{tag}", 3000),
+        rf"D:\crash\{tag}.bin": payload(f"d-{tag}", 150_000),
+        r"D:\crash\rewritten.bin": payload(f"r-{tag}", 70_000 + len(files) * 4096),
+    }
+    host = open_host(state / "datastore")
+    try:
+        fs = host.find_vm(VM).guest
+        for d in (r"C:\crash", r"D:\crash"):
+            if not fs.exists(d):
+                fs.mkdir(d)
+        for path, data in new.items():
+            fs.write_bytes(path, data)
+    finally:
+        host.store.close()
+    files.update(new)
+
+
+def image_files(cat: Catalog, bid: int, host: Any) -> Files:
+    """The ``crash`` files of the guest as an image backup holds them (restored, read back)."""
+    vm = host.find_vm(VM)
+    with tempfile.TemporaryDirectory(prefix="vcbsim-crash-restore-") as tmp:
+        src = cat.restore_image_files(bid, tmp)
+        meta = read_export_catalog(src / "catalog")
+        images = {d.key: read_vmdk(src / meta[f"disk.{d.key}.filename"]) for d in vm.disks}
+        views = {
+            v: PartitionDevice.of(images[vm.disks[v.disk_index].key], v.partition)
+            for v in vm.guest.volumes
+            if v.disk_index is not None and v.partition is not None
+        }
+        return read_crash_files(vm.guest.as_of(views))
+
+
+def read_crash_files(fs: Any) -> Files:
+    out: Files = {}
+    for top in (r"C:\crash", r"D:\crash"):
+        if fs.exists(top):
+            for name in fs.listdir(top):
+                out[f"{top}\\{name}"] = fs.read_bytes(f"{top}\\{name}")
+    return out
+
+
+def file_backup_files(cat: Catalog, bid: int, out: Path) -> Files:
+    got: Files = {}
+    for top in (r"C:\crash", r"D:\crash"):
+        target = out / str(bid) / top[0]
+        try:
+            restored = cat.restore_files(bid, top, target)
+        except LookupError:
+            continue
+        for p in restored:
+            if p.is_file():
+                got[f"{top}\\{p.name}"] = p.read_bytes()
+    return got
+
+
+def snapshot_leftovers(state: Path) -> tuple[list[str], list[Path], list[str], list[int]]:
+    """(``_VCB-BACKUP_`` snapshot ids, proxy paths, session records, running catalog ids)."""
+    host = open_host(state / "datastore")
+    try:
+        snaps = [s.moref for s in host.find_vm(VM).snapshots() if s.name == SNAPSHOT_NAME]
+    finally:
+        host.store.close()
+    proxy = state / "proxy"
+    paths = sorted(p for p in proxy.iterdir() if p.name != ".vcb-sessions") if proxy.is_dir() else []
+    sessions = sorted(p.name for p in (proxy / ".vcb-sessions").glob("*.json")) if proxy.is_dir() else []
+    with Catalog(state / "medium") as cat:
+        running = [r.id for r in cat.backups(VM, status="running")]
+    return snaps, paths, sessions, running
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Files, dict[int, Files]]]:
+    """A state directory with guest files and two complete backups (image #1, full file #2)."""
+    state = tmp_path_factory.mktemp("prepared") / "state"
+    files: Files = {}
+    guest_write(state, "w0", files)
+    for type_ in ("fullvm", "file"):
+        proc = backup(state, type_)
+        assert proc.returncode == 0, proc.stderr.decode()
+    with Catalog(state / "medium") as cat:
+        assert [(r.id, r.kind) for r in cat.backups(VM)] == [(1, "image"), (2, "full")]
+    yield state, files, {1: dict(files), 2: dict(files)}
+
+
+def copy_state(src: Path, dst: Path) -> None:
+    """Copy a state directory keeping its disk extents sparse (they are gigabytes long)."""
+    subprocess.run(["cp", "-a", "--sparse=always", str(src), str(dst)], check=True)
+
+
+def test_the_crash_points_are_found_in_the_code() -> None:
+    assert set(CRASH_POINTS) <= set(POINTS)
+    assert {"host.snapshot.before-freeze", "host.snapshot.after-freeze"} <= set(POINTS)
+    assert all(p.startswith(("proxy.", "host.")) for p in POINTS)
+
+
+@pytest.mark.parametrize("type_", ["fullvm", "file"])
+@pytest.mark.parametrize("point", POINTS)
+def test_a_backup_killed_at_a_crash_point_is_cleaned_up_by_the_next_one(
+    prepared: tuple[Path, Files, dict[int, Files]], tmp_path: Path, point: str, type_: str
+) -> None:
+    base, written, expected = prepared
+    files = dict(written)
+    expected = dict(expected)
+    state = tmp_path / "state"
+    copy_state(base, state)
+    guest_write(state, "w1", files)
+    before_kill = dict(files)
+
+    killed = backup(state, type_, crash_at=point)
+    assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr.decode())
+    assert killed.stdout == b""
+
+    snaps, paths, sessions, running = snapshot_leftovers(state)
+    assert sessions == [f"{VM}.json"]  # the run was interrupted, not finished
+    if point in HOLDING_SNAPSHOT:
+        assert len(snaps) == 1, snaps
+    if point in ("proxy.during-expose", "proxy.after-expose", "proxy.during-copy", "proxy.after-copy"):
+        assert paths, "the exposed snapshot is still on the proxy"
+    if point == "proxy.during-copy":
+        assert running, "the half-written backup is still running in the catalog"
+    with Catalog(state / "medium") as cat:
+        done = [r.id for r in cat.backups(VM)]
+    for bid in done:
+        if bid not in expected:
+            expected[bid] = before_kill  # completed by the killed run, of the snapshot after w1
+    guest_write(state, "w2", files)  # the guest goes on: into the leftover snapshot's redo log
+
+    again = backup(state, type_)
+    assert again.returncode == 0, again.stderr.decode() + again.stdout.decode()
+    (res,) = json.loads(again.stdout)
+    assert res["status"] == "ok", res
+    notes = "\n".join(res["stale_cleaned"])
+    assert notes, "the leftovers were not reported"
+    for s in snaps:
+        assert s in notes
+    for p in paths:
+        assert str(p) in notes
+    for bid in running:
+        assert f"backup {bid} " in notes
+    expected[res["backup_id"]] = dict(files)
+
+    host = open_host(state / "datastore")
+    try:
+        vm = host.find_vm(VM)
+        assert vm.snapshots() == [] and not vm.consolidation_needed
+        assert all(len(d.disk.chain()) == 1 for d in vm.disks), "a redo log is left"
+        assert read_crash_files(vm.guest) == files  # every guest write reached the disks
+        assert [p.name for p in (state / "proxy").iterdir()] in ([], [".vcb-sessions"])
+        assert not list((state / "proxy" / ".vcb-sessions").glob("*"))
+        with Catalog(state / "medium") as cat:
+            assert cat.backups(VM, status="running") == []
+            complete = cat.backups(VM)
+            assert {r.id for r in complete} == set(expected), (complete, sorted(expected))
+            for rec in complete:
+                if rec.kind == "image":
+                    got = image_files(cat, rec.id, host)
+                else:
+                    got = file_backup_files(cat, rec.id, tmp_path / "restored")
+                assert got == expected[rec.id], f"backup {rec.id} ({rec.kind}) restores other data"
+    finally:
+        host.store.close()
