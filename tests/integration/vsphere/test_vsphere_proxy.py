@@ -314,12 +314,8 @@ FAILURES = {
 }
 
 
-GAPS = {
-    # In process, the proxy reads the host's quiesce.engage event and names WF-1b; over vSphere
-    # it has only the SnapshotFault ("The error code was: 3 ... sync provider"), which
-    # diagnose_pre_backup (reference/_workflow.py) does not map to WF-1b yet.
-    "sync-vss-failure": "cause_step from the fault alone is WF-1c (diagnose_pre_backup gap)",
-}
+#: Known differences between the bindings (each an xfail that must start passing when fixed).
+GAPS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(
