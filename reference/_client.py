@@ -1,11 +1,11 @@
 """The host-client seam (DESIGN.md seam 1): everything the proxy asks of an ESX host.
 
 The orchestrator in ``_workflow.py``, the exporters and the backup software only ever talk to
-a ``HostClient``. Two bindings exist or are planned:
+a ``HostClient``. Two bindings exist:
 
-- ``InProcessHostClient`` (``_inprocess.py``): direct calls on a simulator ``Host``;
-- a vSphere binding (pyvmomi over SOAP), so the same proxy runs against the simulator's
-  endpoint or a real host.
+- ``InProcessHostClient``: direct calls on a simulator ``Host``;
+- ``VSphereHostClient`` (``_vsphere.py``): pyvmomi over SOAP plus datastore HTTP, so the same
+  proxy runs against the simulator's endpoint (``vcbsim serve``) or a real host.
 
 VMs are addressed by their managed-object id (``moref``, e.g. ``vm-12``) once found, and
 snapshots by an opaque id the binding chooses. Records crossing the seam are frozen
