@@ -268,3 +268,33 @@ def test_a_backup_killed_at_a_crash_point_is_cleaned_up_by_the_next_one(
                 assert got == expected[rec.id], f"backup {rec.id} ({rec.kind}) restores other data"
     finally:
         host.store.close()
+
+
+def test_kills_in_a_row_each_run_cleaning_what_the_previous_one_left(
+    prepared: tuple[Path, Files, dict[int, Files]], tmp_path: Path
+) -> None:
+    """Every crash point in turn on one state directory, image and file runs alternating: each
+    killed run first cleans what the previous kill left (of the other backup type too)."""
+    base, written, _ = prepared
+    files = dict(written)
+    state = tmp_path / "state"
+    copy_state(base, state)
+    for i, point in enumerate(POINTS):
+        guest_write(state, f"k{i}", files)
+        killed = backup(state, ("fullvm", "file")[i % 2], crash_at=point)
+        assert killed.returncode == -signal.SIGKILL, (point, killed.returncode, killed.stderr.decode())
+    last = backup(state, "file")
+    assert last.returncode == 0, last.stderr.decode() + last.stdout.decode()
+    (res,) = json.loads(last.stdout)
+    assert res["status"] == "ok" and res["stale_cleaned"], res
+    host = open_host(state / "datastore")
+    try:
+        vm = host.find_vm(VM)
+        assert vm.snapshots() == [] and all(len(d.disk.chain()) == 1 for d in vm.disks)
+        assert read_crash_files(vm.guest) == files
+    finally:
+        host.store.close()
+    assert [p.name for p in (state / "proxy").iterdir()] == [".vcb-sessions"]
+    with Catalog(state / "medium") as cat:
+        assert cat.backups(VM, status="running") == []
+        assert file_backup_files(cat, res["backup_id"], tmp_path / "restored") == files
