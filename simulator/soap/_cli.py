@@ -3,6 +3,11 @@
     vcbsim serve                      # https://127.0.0.1:8989/sdk, user "user", password "pass"
     vcbsim serve --http --port 8080   # plain HTTP
     vcbsim serve --profile esxi-7.0   # changed block tracking, SEsparse redo logs
+    vcbsim serve --datastore DIR      # VMs, disks and snapshots kept in DIR (survive restarts)
+    vcbsim serve --trace-file t.jsonl # every trace event appended to a JSON Lines file
+
+The control API (reset, VMs, guest files, fault rules, trace) is on the same port under
+/vcbsim-api/ (docs/control-api.md).
 
 Then, for instance::
 
@@ -14,13 +19,44 @@ Then, for instance::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import IO
+from urllib.parse import quote, urlsplit
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "connect_help", "DEFAULT_TRACE_LIMIT"]
+
+#: events a long-running server keeps in memory (older ones stay in --trace-file)
+DEFAULT_TRACE_LIMIT = 100_000
+
+
+def connect_help(url: str, user: str, password: str) -> list[str]:
+    """How to connect, as ``vcsim`` prints it: URL, credentials, govc, pyVmomi, the control API."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
+    creds = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    govc = f"export GOVC_URL={parts.scheme}://{creds}@{parts.netloc}{parts.path}"
+    if parts.scheme == "https":
+        govc += " GOVC_INSECURE=1"
+        conn = f"host={host!r}, port={port}, user={user!r}, pwd={password!r}, disableSslCertValidation=True"
+    else:
+        conn = f"protocol='http', host={host!r}, port={port}, user={user!r}, pwd={password!r}"
+    base = f"{parts.scheme}://{parts.netloc}"
+    return [
+        f"URL:      {url}",
+        f"user:     {user}",
+        f"password: {password}",
+        f"govc:     {govc} GOVC_SIM_PID={os.getpid()}",
+        "pyVmomi:  python -c \"from pyVim.connect import SmartConnect; "
+        f"si = SmartConnect({conn}); print(si.content.about.fullName)\"",
+        f"control:  curl -s{'k' if parts.scheme == 'https' else ''} -u {creds} {base}/vcbsim-api/state",
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="loopback address to listen on")
     p.add_argument("--user", default="user", help="login user name (default: user)")
     p.add_argument("--password", default="pass", help="login password (default: pass)")
-    p.add_argument("--profile", default="esx-3.5u2", choices=sorted(PROFILES), help="host version profile")
+    p.add_argument("--profile", default=None, choices=sorted(PROFILES),
+                   help="host version profile (default esx-3.5u2, or the one --datastore was made with)")
+    p.add_argument("--datastore", metavar="DIR",
+                   help="keep the host in DIR (VMs, disks, snapshots survive a restart or a kill); "
+                        "a new or empty DIR gets the demo inventory")
+    p.add_argument("--trace-limit", type=int, default=DEFAULT_TRACE_LIMIT, metavar="N",
+                   help=f"events kept in memory for /vcbsim-api/trace (default {DEFAULT_TRACE_LIMIT})")
+    p.add_argument("--trace-file", metavar="PATH", help="append every trace event to PATH (JSON Lines)")
     p.add_argument("--seed", type=int, default=0, help="seed of the host's randomness")
     p.add_argument("--api-version", default="8.0.3.0",
                    help="vim25 version to advertise (default 8.0.3.0; a real ESX 3.5 says 2.5u2)")
@@ -52,11 +95,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (args.cert is None) != (args.key is None):
         print("vcbsim serve: --cert and --key go together", file=sys.stderr)
         return 2
+    if args.trace_limit < 1:
+        print(f"vcbsim serve: --trace-limit: expected a count >= 1, got {args.trace_limit}", file=sys.stderr)
+        return 2
+    from .._errors import StateError
     from .._host import Host
     from ._host_adapter import HostAdapter
     from ._server import serve
 
-    host = Host.demo(args.profile, seed=args.seed)
+    sink: IO[str] | None = None
+    if args.trace_file:
+        try:
+            # line-buffered: a killed server has written every event it emitted
+            sink = open(args.trace_file, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        except OSError as exc:
+            print(f"vcbsim serve: cannot write --trace-file {args.trace_file}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+    if args.datastore:
+        from .._persist import open_host
+
+        try:
+            host = open_host(args.datastore, args.profile, seed=args.seed)
+        except (StateError, OSError, ValueError) as exc:
+            print(f"vcbsim serve: --datastore {args.datastore}: {exc}", file=sys.stderr)
+            if sink is not None:
+                sink.close()
+            return 1
+    else:
+        host = Host.demo(args.profile or "esx-3.5u2", seed=args.seed)
+    if sink is not None:  # what the host did while it was built (or recovered)
+        for ev in host.trace.events:
+            sink.write(json.dumps(ev.to_dict(), default=str, sort_keys=True) + "\n")
+    host.trace.limit, host.trace.sink = args.trace_limit, sink
     try:
         running = serve(
             HostAdapter(host),
@@ -70,9 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             api_version=args.api_version,
         )
     except ValueError as exc:
+        _close(host, sink)
         print(f"vcbsim serve: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
+        _close(host, sink)
         print(f"vcbsim serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     done = threading.Event()
@@ -81,8 +153,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         done.set()
 
     previous = signal.signal(signal.SIGTERM, _stop) if threading.current_thread() is threading.main_thread() else None
-    print(f"vcbsim: {host.profile.product} {host.profile.version} ({args.profile}) at {running.url}")
-    print(f"        user {args.user!r}; VMs: {', '.join(vm.name for vm in host.vms.values())}")
+    print(f"vcbsim: {host.profile.product} {host.profile.version} ({host.profile.name}) at {running.url}")
+    for line in connect_help(running.url, args.user, args.password):
+        print(f"        {line}")
+    print(f"        VMs: {', '.join(vm.name for vm in host.vms.values()) or '(none)'}")
+    if host.store is not None:
+        report = host.recovery_report
+        print(f"        datastore: {args.datastore}" + (f" ({report.summary()})" if report is not None else ""))
     print("        Ctrl-C to stop", flush=True)
     try:
         while not done.wait(0.5):
@@ -91,9 +168,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     finally:
         running.stop()
+        _close(host, sink)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _close(host: object, sink: IO[str] | None) -> None:
+    store = getattr(host, "store", None)
+    if store is not None:
+        store.close()
+    if sink is not None:
+        with contextlib.suppress(OSError):
+            sink.close()
 
 
 if __name__ == "__main__":  # pragma: no cover

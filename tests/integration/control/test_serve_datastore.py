@@ -1,0 +1,190 @@
+"""``vcbsim serve --datastore DIR``: a snapshot and the disks' bytes survive a SIGKILL of the
+server; ``--trace-file`` keeps every event; the startup banner says how to connect."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyVim.connect import Disconnect, SmartConnect
+from pyVim.task import WaitForTask
+from pyVmomi import vim
+
+from vcbsim.simulator import load_jsonl
+from vcbsim.simulator.soap import ControlClient
+from vcbsim.simulator.soap._cli import connect_help
+
+STARTUP_SECONDS = 30.0
+
+
+class Served:
+    def __init__(self, proc: subprocess.Popen[bytes], url: str, banner: list[str]) -> None:
+        self.proc, self.url, self.banner = proc, url, banner
+        self.port = int(url.rsplit(":", 1)[1].split("/")[0])
+
+
+def _start(*args: str) -> Served:
+    """``python -m vcbsim serve --http --port 0 ...``; returns once the banner is printed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vcbsim", "serve", "--http", "--port", "0", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # unbuffered bytes: readline() takes no more than a line, so select() sees the rest
+    assert proc.stdout is not None
+    banner: list[str] = []
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            line = proc.stdout.readline().decode()
+            if not line:
+                break
+            banner.append(line.rstrip("\n"))
+            if "Ctrl-C to stop" in line:
+                url = banner[0].rsplit(" at ", 1)[1]
+                return Served(proc, url, banner)
+    proc.kill()
+    proc.wait(5)
+    pytest.fail("vcbsim serve did not start:\n" + "\n".join(banner))
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Served]]:
+    started: list[Served] = []
+    yield started
+    for s in started:
+        if s.proc.poll() is None:
+            s.proc.kill()
+        s.proc.wait(10)
+        if s.proc.stdout is not None:
+            s.proc.stdout.close()
+
+
+def _connect(s: Served) -> Any:
+    return SmartConnect(protocol="http", host="127.0.0.1", port=s.port, user="user", pwd="pass")
+
+
+def _vm(si: Any, name: str) -> Any:
+    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
+    try:
+        return next(v for v in view.view if v.name == name)
+    finally:
+        view.Destroy()
+
+
+def _extents(s: Served, si: Any, vm: Any) -> dict[str, str]:
+    """SHA-256 of every disk extent of ``vm``, fetched with ``GET /folder`` and the session cookie."""
+    import http.client
+    from urllib.parse import quote
+
+    out = {}
+    for f in vm.layoutEx.file:
+        if f.type != "diskExtent":
+            continue
+        ds, path = f.name[1:].split("] ", 1)
+        conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+        try:
+            conn.request("GET", f"/folder/{quote(path)}?dcPath=ha-datacenter&dsName={ds}",
+                         headers={"Cookie": si._stub.cookie})
+            resp = conn.getresponse()
+            body = resp.read()
+            assert resp.status == 200, (f.name, resp.status, body[:200])
+        finally:
+            conn.close()
+        out[f.name] = hashlib.sha256(body).hexdigest()
+    return out
+
+
+def test_a_snapshot_and_the_disks_survive_a_sigkill_with_datastore(tmp_path: Path, servers: list[Served]) -> None:
+    ds = tmp_path / "ds"
+    first = _start("--datastore", str(ds), "--seed", "3")
+    servers.append(first)
+    ctl = ControlClient(first.url)
+    ctl.reset(demo=False)
+    ctl.add_vm("lin1", os="linux", disks=["40MiB"], volumes={0: [[None, "/", "ROOT"]]},
+               files={"/etc/hostname": "lin1\n"})
+    si = _connect(first)
+    vm = _vm(si, "lin1")
+    WaitForTask(vm.CreateSnapshot_Task("before-kill", "kept on disk", False, False))
+    ctl.write_guest_files("lin1", {"/var/after.txt": "written after the snapshot\n"})  # into the redo log
+    snap_moref = vm.snapshot.rootSnapshotList[0].snapshot._moId
+    before = _extents(first, si, vm)
+    assert len(before) == 2  # the base flat extent and the snapshot's redo log
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(10)
+
+    second = _start("--datastore", str(ds))
+    servers.append(second)
+    assert any("datastore:" in line and str(ds) in line for line in second.banner), second.banner
+    si2 = _connect(second)
+    try:
+        vm2 = _vm(si2, "lin1")
+        tree = vm2.snapshot.rootSnapshotList
+        assert [(t.name, t.description, t.snapshot._moId) for t in tree] == [("before-kill", "kept on disk",
+                                                                              snap_moref)]
+        assert vm2.snapshot.currentSnapshot._moId == snap_moref
+        assert _extents(second, si2, vm2) == before
+        ctl2 = ControlClient(second.url)
+        assert ctl2.read_guest_file("lin1", "/var/after.txt") == b"written after the snapshot\n"
+        assert [v["name"] for v in ctl2.vms()] == ["lin1"]
+        # and the snapshot is still a working one: removing it commits the redo log
+        WaitForTask(tree[0].snapshot.RemoveSnapshot_Task(removeChildren=False))
+        assert ctl2.read_guest_file("lin1", "/var/after.txt") == b"written after the snapshot\n"
+        assert vm2.snapshot is None
+    finally:
+        Disconnect(si2)
+
+
+def test_trace_file_and_trace_limit(tmp_path: Path, servers: list[Served]) -> None:
+    trace_file = tmp_path / "trace.jsonl"
+    s = _start("--trace-file", str(trace_file), "--trace-limit", "20")
+    servers.append(s)
+    ctl = ControlClient(s.url)
+    for i in range(60):
+        ctl.post_events([{"kind": "note", "details": {"text": f"n{i}"}}])
+    state = ctl.state()["trace"]
+    assert state["limit"] == 20 and state["dropped"] > 0
+    kept = ctl.trace()
+    assert len(kept) <= 20 and kept[-1].details["text"] == "n59"
+    s.proc.send_signal(signal.SIGKILL)  # line-buffered: nothing emitted is lost
+    s.proc.wait(10)
+    events = load_jsonl(trace_file)
+    assert [e.seq for e in events] == list(range(state["next_seq"]))
+    assert events[0].kind == "host.reset" and events[-1].details["text"] == "n59"
+
+
+def test_bad_options_exit_2_with_a_message(tmp_path: Path) -> None:
+    for args, words in [(["--trace-limit", "0"], "--trace-limit: expected a count >= 1, got 0"),
+                        (["--trace-file", str(tmp_path / "no" / "dir" / "t.jsonl")], "cannot write --trace-file")]:
+        proc = subprocess.run([sys.executable, "-m", "vcbsim", "serve", "--port", "0", *args],
+                              capture_output=True, text=True, timeout=30, check=False)
+        assert proc.returncode == 2 and words in proc.stderr, proc.stderr
+
+
+def test_a_datastore_in_use_is_refused(tmp_path: Path, servers: list[Served]) -> None:
+    ds = tmp_path / "ds"
+    servers.append(_start("--datastore", str(ds)))
+    proc = subprocess.run([sys.executable, "-m", "vcbsim", "serve", "--port", "0", "--datastore", str(ds)],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 1 and "in use by another host" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("url", ["https://127.0.0.1:8989/sdk", "http://127.0.0.1:18080/sdk"])
+def test_the_banner_lines_work_as_printed(url: str) -> None:
+    lines = connect_help(url, "user", "p@ss")
+    text = "\n".join(lines)
+    assert f"URL:      {url}" in text and "password: p@ss" in text
+    scheme, rest = url.split("://")
+    assert f"export GOVC_URL={scheme}://user:p%40ss@{rest}" in text
+    assert ("GOVC_INSECURE=1" in text) == (scheme == "https")
+    code = next(line for line in lines if line.startswith("pyVmomi:")).split('python -c "', 1)[1].rstrip('"')
+    compile(code, "<banner>", "exec")  # the one-liner is valid Python
+    assert ("protocol='http'" in code) == (scheme == "http")
