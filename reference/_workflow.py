@@ -386,6 +386,21 @@ class BackupProxy:
             paths = {p for p in candidates if p.exists()}
         return snaps, sorted(paths)
 
+    def _traced_mounts(self, vm: VMInfo) -> set[str]:
+        """Proxy paths of ``vm`` that this trace shows mounted now (a ``mount`` event and no
+        ``unmount`` of the path or of a directory above it since)."""
+        mounted: set[str] = set()
+        for ev in self.client.trace:
+            if ev.vm != vm.moref or ev.kind not in ("mount", "unmount"):
+                continue
+            path = str(ev.details.get("path", ""))
+            if ev.kind == "mount":
+                mounted.add(path)
+                continue
+            base = path.rstrip("/\\")
+            mounted = {m for m in mounted if m != path and not m.startswith((base + "/", base + "\\"))}
+        return mounted
+
     def clean_leftovers(self, vm: VMInfo, result: JobResult) -> bool:
         """Find and remove what an earlier, interrupted run of this VM left (F16): first the
         paths on the proxy (WF-3a), then the snapshots (WF-3b); each is reported in
@@ -402,11 +417,14 @@ class BackupProxy:
         if sess is not None and not snaps and not paths:
             notes.append(f"removed the session record of an interrupted run of {vm.name}")
         ok = True
+        traced = self._traced_mounts(vm)
         for p in paths:
             op_id = self._invoke(vm, "WF-3a", "cleanup-unmount", path=str(p), stale=True)
             force_remove(p)
             for m in announced:
-                if m == p or p in m.parents:
+                # the trace says unmount only of what it said was mounted: a run of an
+                # earlier process (killed) announced its mounts in that process's trace
+                if (m == p or p in m.parents) and str(m) in traced:
                     self.client.trace.emit("proxy", "unmount", vm=vm.moref, path=str(m))
             self._ok(vm, "WF-3a", "cleanup-unmount", op_id, result)
             notes.append(f"removed {p} left on the proxy by an interrupted run")

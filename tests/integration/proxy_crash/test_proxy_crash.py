@@ -12,7 +12,8 @@ backups of the demo's Windows VM (two disks, volumes ``C:`` and ``D:``):
 3. what it left is listed from the outside (``_VCB-BACKUP_`` snapshots, paths on the proxy,
    session records, catalog records still ``running``); the guest writes again, into the redo
    log of a leftover snapshot if there is one;
-4. the same backup runs again: it must report every leftover, clean it and succeed;
+4. the same backup runs again: it must report every leftover, clean it and succeed, with a
+   trace that conforms (``check_trace``);
 5. then no snapshot, redo log, mount or session is left, the guest holds every file written
    (all three rounds), and every complete backup in the catalog, before the crash, of the
    killed run or of the recovery run, restores exactly what the guest held at its snapshot.
@@ -36,11 +37,13 @@ import pytest
 
 import vcbsim.reference
 import vcbsim.simulator
+from vcbsim.conformance._checker import check_trace
 from vcbsim.reference import Catalog
 from vcbsim.reference._cli import CRASH_ENV
 from vcbsim.reference._image import read_export_catalog
 from vcbsim.reference._workflow import CRASH_POINTS, SNAPSHOT_NAME
 from vcbsim.simulator import open_host
+from vcbsim.simulator._trace import load_jsonl
 from vcbsim.simulator.disk import read_vmdk
 from vcbsim.simulator.guest import PartitionDevice
 
@@ -94,8 +97,12 @@ def run_cli(state: Path, *argv: str, crash_at: str | None = None) -> subprocess.
     )
 
 
-def backup(state: Path, type_: str, crash_at: str | None = None) -> subprocess.CompletedProcess[bytes]:
+def backup(
+    state: Path, type_: str, crash_at: str | None = None, *, trace: Path | None = None
+) -> subprocess.CompletedProcess[bytes]:
     extra = ["--kind", "incremental"] if type_ == "file" else []
+    if trace is not None:
+        extra += ["--trace", str(trace)]
     return run_cli(state, "backup", "-a", f"name:{VM}", "-t", type_, *extra, crash_at=crash_at)
 
 
@@ -234,8 +241,10 @@ def test_a_backup_killed_at_a_crash_point_is_cleaned_up_by_the_next_one(
             expected[bid] = before_kill  # completed by the killed run, of the snapshot after w1
     guest_write(state, "w2", files)  # the guest goes on: into the leftover snapshot's redo log
 
-    again = backup(state, type_)
+    again = backup(state, type_, trace=tmp_path / "recovery.jsonl")
     assert again.returncode == 0, again.stderr.decode() + again.stdout.decode()
+    report = check_trace(load_jsonl(tmp_path / "recovery.jsonl"))
+    assert report.ok, "\n".join(v.format() for v in report.violations)
     (res,) = json.loads(again.stdout)
     assert res["status"] == "ok", res
     notes = "\n".join(res["stale_cleaned"])

@@ -80,3 +80,39 @@ def test_a_backup_record_left_running_by_a_killed_process_is_failed_by_the_next_
     assert res["status"] == "ok"
     with Catalog(state / "medium") as cat:
         assert cat.backups(status="running") == []
+
+
+@pytest.mark.parametrize("type_", ["fullvm", "file"])
+def test_cleanup_says_unmount_only_of_what_its_trace_saw_mounted(tmp_path: Path, type_: str) -> None:
+    from vcbsim.conformance._checker import check_trace
+    from vcbsim.simulator._trace import load_jsonl
+
+    # the crash in this process: the trace saw the mounts, the cleanup unmounts them
+    host = Host.demo()
+    proxy = BackupProxy(InProcessHostClient(host), tmp_path / "proxy")
+    with Catalog(tmp_path / "medium") as cat:
+        host.add_fault(FaultRule("crash", target="proxy.after-expose"))
+        with pytest.raises(SimulatedCrash):
+            proxy.backup("name:win2003-sql", type_, catalog=cat)
+        mounted = [e.details["path"] for e in host.trace.of_kind("mount")]
+        assert mounted
+        mark = len(host.trace)
+        assert proxy.backup("name:win2003-sql", type_, catalog=cat).ok
+    unmounted = [e.details["path"] for e in host.trace.since(mark) if e.kind == "unmount"]
+    assert sorted(mounted) == sorted(unmounted[: len(mounted)])
+    report = check_trace(host.trace.events)
+    assert report.ok, "\n".join(v.format() for v in report.violations)
+
+    # the crash in another process (killed): this trace never saw them mounted
+    state = tmp_path / "state"
+    proc = subprocess.run(
+        [sys.executable, "-m", "vcbsim", "backup", "-a", "name:win2003-sql", "-t", type_, "--state", str(state)],
+        env={**os.environ, CRASH_ENV: "proxy.after-expose"}, capture_output=True, timeout=120, check=False,
+    )
+    assert proc.returncode == -9, proc.stderr.decode()
+    (res,) = _cli(state, "backup", "-a", "name:win2003-sql", "-t", type_, "--trace", str(tmp_path / "t.jsonl"))
+    assert res["status"] == "ok" and any("left on the proxy" in n for n in res["stale_cleaned"])
+    events = load_jsonl(tmp_path / "t.jsonl")
+    assert any(e.kind == "op.ok" and e.details.get("op") == "cleanup-unmount" for e in events)
+    report = check_trace(events)
+    assert report.ok, "\n".join(v.format() for v in report.violations)
