@@ -102,11 +102,14 @@ def test_saved_failures_replay_first_and_only_they_rerun(tmp_path: Path) -> None
     doc = json.loads((replay / saved[0]).read_text())
     # minimised: the armed fault does not matter, the one job does
     assert doc["rules"][0] == "CLN-NO-SNAPSHOT-LEFT" and [st["op"] for st in doc["steps"]] == ["backup"]
-    # with a fixed product, the saved case replays first, then the chosen scenarios
+    # rerun only the failures: no scenarios, no exploration, just the saved case
+    result = run(ReferenceOrchestrator, profile="dev", scenarios=[], explore=False, seed=1,
+                 replay_dir=replay, out=io.StringIO())
+    assert [c.name for c in result.cases] == ["replay/scenario-engage-fails"] and result.ok
+    # in a full run the saved case replays first
     result = run(ReferenceOrchestrator, profile="dev", scenarios=["thaw-fails"], explore=False, seed=1,
                  replay_dir=replay, out=io.StringIO())
     assert [c.name for c in result.cases] == ["replay/scenario-engage-fails", "scenario/thaw-fails"]
-    assert result.ok
 
 
 def test_dev_expectations_turn_a_known_failure_into_a_skip() -> None:
