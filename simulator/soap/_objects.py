@@ -592,7 +592,10 @@ class GuestFileManagerImpl(_GuestImpl):
         self, ctx: Context, vm: Any, auth: Any, guestFilePath: str, fileAttributes: Any,  # noqa: N803
         fileSize: int, overwrite: bool,  # noqa: N803
     ) -> str:
-        _be, moid, user, password = self._target(vm, auth)
+        be, moid, user, password = self._target(vm, auth)
+        # the guest checks the credentials when the transfer is set up (InvalidGuestLogin), not
+        # only at the PUT: listing processes is the backend's side-effect-free check of them
+        be.guest_list_processes(moid, user, password, [])
         return self.ep.create_transfer("to", moid, user, password, guestFilePath, bool(overwrite), fileSize)
 
     @soap
