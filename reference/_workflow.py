@@ -567,6 +567,17 @@ class BackupProxy:
             letters=dict(sess.get("letters") or {}),
             started=self.client.clock.now,
         )
+        if result.snapshot_id is not None and all(
+            s.id != result.snapshot_id for s in self.client.list_snapshots(vm.moref)
+        ):
+            # an unmount killed after WF-3b removed it: only the session record is left
+            note = (
+                f"snapshot {SNAPSHOT_NAME} ({result.snapshot_id}) of {vm.name} was already removed "
+                "by an interrupted unmount"
+            )
+            self.client.trace.emit("proxy", "note", vm=vm.moref, text=note)
+            result.stale_cleaned.append(note)
+            result.snapshot_id = None
         self._active.add(vm.moref)
         try:
             self.post_backup(vm, result)
@@ -735,7 +746,10 @@ class BackupProxy:
         if result.path is not None:
             path = Path(result.path)
             op_id = self._invoke(vm, "WF-3a", "unmount", path=str(path))
-            gone = [Path(v) for v in result.letters.values()] or [path]
+            # what the trace said was mounted: an ``unmount`` of a held mount made by another
+            # process (``vcbsim mount``, then ``vcbsim unmount``) is that process's to announce
+            traced = self._traced_mounts(vm)
+            gone = [p for p in [Path(v) for v in result.letters.values()] or [path] if str(p) in traced]
             try:
                 self.fault_point("unmount", f"{vm.name}:{path.name}", vm)
                 force_remove(path)

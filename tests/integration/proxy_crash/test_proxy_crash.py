@@ -169,14 +169,16 @@ def file_backup_files(cat: Catalog, bid: int, out: Path) -> Files:
     return got
 
 
-def snapshot_leftovers(state: Path) -> tuple[list[str], list[Path], list[str], list[int]]:
+def snapshot_leftovers(
+    state: Path, proxy: Path | None = None
+) -> tuple[list[str], list[Path], list[str], list[int]]:
     """(``_VCB-BACKUP_`` snapshot ids, proxy paths, session records, running catalog ids)."""
     host = open_host(state / "datastore")
     try:
         snaps = [s.moref for s in host.find_vm(VM).snapshots() if s.name == SNAPSHOT_NAME]
     finally:
         host.store.close()
-    proxy = state / "proxy"
+    proxy = proxy or state / "proxy"
     paths = sorted(p for p in proxy.iterdir() if p.name != ".vcb-sessions") if proxy.is_dir() else []
     sessions = sorted(p.name for p in (proxy / ".vcb-sessions").glob("*.json")) if proxy.is_dir() else []
     with Catalog(state / "medium") as cat:
@@ -307,3 +309,60 @@ def test_kills_in_a_row_each_run_cleaning_what_the_previous_one_left(
     with Catalog(state / "medium") as cat:
         assert cat.backups(VM, status="running") == []
         assert file_backup_files(cat, res["backup_id"], tmp_path / "restored") == files
+
+
+def _json(proc: subprocess.CompletedProcess[bytes]) -> Any:
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("type_", ["fullvm", "file"])
+@pytest.mark.parametrize("point", POINTS)
+def test_a_held_mount_killed_at_a_crash_point_is_finished_by_mount_and_unmount(
+    prepared: tuple[Path, Files, dict[int, Files]], tmp_path: Path, point: str, type_: str
+) -> None:
+    """``vcbsim mount`` (or, once it completed, ``vcbsim unmount``) killed at the point: the
+    next ``mount`` cleans up and mounts (or says the VM is mounted), ``unmount`` finishes."""
+    base, written, _ = prepared
+    files = dict(written)
+    state = tmp_path / "state"
+    copy_state(base, state)
+    guest_write(state, "w1", files)
+    mnt = tmp_path / "mnt"
+    where = mnt / (f"{VM}-fullVM" if type_ == "fullvm" else VM)
+    mount = ("mount", "-a", f"name:{VM}", "-t", type_, "-r", str(mnt))
+    unmount = ("unmount", "-r", str(where))
+
+    first = run_cli(state, *mount, crash_at=point)
+    if first.returncode == 0:
+        second = run_cli(state, *unmount, crash_at=point)
+        if second.returncode == 0:
+            assert "copy" in point, f"{point} is reached by neither mount nor unmount"
+            return
+        assert second.returncode == -signal.SIGKILL, second.stderr.decode()
+        guest_write(state, "w2", files)
+        again = run_cli(state, *unmount, "--trace", str(tmp_path / "t.jsonl"))
+        assert again.returncode == 0, again.stderr.decode() + again.stdout.decode()
+    else:
+        assert first.returncode == -signal.SIGKILL, first.stderr.decode()
+        guest_write(state, "w2", files)
+        remount = run_cli(state, *mount)
+        if remount.returncode == 4:  # the mount had completed before the point: it is held
+            assert "already mounted" in _json(remount)["message"]
+        else:
+            assert remount.returncode == 0, remount.stderr.decode() + remount.stdout.decode()
+            assert _json(remount)["stale_cleaned"], "the leftovers were not reported"
+        again = run_cli(state, *unmount, "--trace", str(tmp_path / "t.jsonl"))
+        assert again.returncode == 0, again.stderr.decode() + again.stdout.decode()
+    res = _json(again)
+    assert res["status"] == "ok" and all(s["ok"] for s in res["steps"]), res
+    report = check_trace(load_jsonl(tmp_path / "t.jsonl"))
+    assert report.ok, "\n".join(v.format() for v in report.violations)
+    snaps, paths, sessions, _ = snapshot_leftovers(state, mnt)
+    assert (snaps, paths, sessions) == ([], [], [])
+    host = open_host(state / "datastore")
+    try:
+        vm = host.find_vm(VM)
+        assert vm.snapshots() == [] and all(len(d.disk.chain()) == 1 for d in vm.disks)
+        assert read_crash_files(vm.guest) == files
+    finally:
+        host.store.close()
