@@ -2,9 +2,11 @@
 
 - ``vcbsim check-trace FILE``  -> ``main_check_trace(argv)``
 - ``vcbsim verify-bundle DIR`` -> ``main_verify_bundle(argv)``
+- ``vcbsim conformance``       -> ``main_conformance(argv)`` (run the suite against an adapter)
 
-Exit codes: 0 conformant / valid, 1 violations / invalid bundle, 2 bad input (unreadable
-file, not a trace, unknown profile), with a message that says what was expected.
+Exit codes: 0 conformant / valid, 1 violations (FAIL) / invalid bundle, 2 bad input
+(unreadable file, not a trace, unknown profile), 3 the adapter misbehaved (ERROR), with a
+message that says what was expected.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from rich.markup import escape
 
 from ._rules import HOST_PROFILES, RULES
 
-__all__ = ["main_check_trace", "main_verify_bundle"]
+__all__ = ["main_check_trace", "main_verify_bundle", "main_conformance"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -128,4 +130,50 @@ def main_verify_bundle(argv: list[str] | None = None) -> int:
             out.print(f"  - {escape(p)}")
         return 1
     out.print(f"[bold green]VALID[/] {escape(str(path))}")
+    return 0
+
+
+def main_conformance(argv: list[str] | None = None) -> int:
+    """``vcbsim conformance``: run the conformance suite against an orchestrator."""
+    parser = _Parser(
+        prog="vcbsim conformance",
+        description="Run the conformance suite (scenarios, then Hypothesis exploration) against an "
+        "orchestrator. Exit 0: conformant; 1: a rule failed; 2: bad input; 3: the adapter misbehaved.",
+    )
+    parser.add_argument("--adapter", default="vcbsim.conformance:ReferenceOrchestrator", metavar="MODULE:FACTORY",
+                        help="a callable returning an Orchestrator (default: the reference proxy)")
+    parser.add_argument("--profile", default="quick", choices=("quick", "dev", "certify", "teach"))
+    parser.add_argument("--host-profile", default="esx-3.5u2", choices=HOST_PROFILES)
+    parser.add_argument("--seed", type=int, default=None, help="Hypothesis seed (default: a random one, printed)")
+    parser.add_argument("--report", metavar="DIR", default=None, help="write a results bundle here")
+    parser.add_argument("--replay-dir", metavar="DIR", default=None,
+                        help="saved failing step lists: replayed first, new failures saved")
+    args = parser.parse_args(argv)
+    import importlib
+
+    from ._errors import AdapterError, ConformanceViolation, InvalidDefinition
+
+    err = _console(sys.stderr)
+    module, _, attr = args.adapter.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module), attr or "Orchestrator")
+    except (ImportError, AttributeError, ValueError) as exc:
+        err.print(f"vcbsim conformance: --adapter expected MODULE:FACTORY naming an importable callable, got "
+                  f"{escape(args.adapter)!r} ({escape(str(exc))})")
+        return 2
+    from ._suite import run
+
+    try:
+        run(factory, profile=args.profile, seed=args.seed, report=args.report, host_profile=args.host_profile,
+            replay_dir=args.replay_dir)
+    except InvalidDefinition as exc:
+        err.print(f"vcbsim conformance: {escape(str(exc))}")
+        return 2
+    except ConformanceViolation as exc:
+        err.print(f"[bold red]FAIL[/] {escape(exc.rule_id)}: {escape(exc.explanation)}")
+        return 1
+    except AdapterError as exc:
+        err.print(f"[bold red]ERROR[/] {escape(str(exc))}")
+        return 3
+    _console().print("[bold green]CONFORMANT[/]" + (f"; bundle in {escape(args.report)}" if args.report else ""))
     return 0

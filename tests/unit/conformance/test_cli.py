@@ -52,3 +52,13 @@ def test_missing_file_and_bad_profile_exit_2(tmp_path: Path, capsys: pytest.Capt
 def test_verify_bundle_not_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main_verify_bundle([str(tmp_path / "nope")]) == 2
     assert "expected a bundle directory" in capsys.readouterr().err
+
+
+def test_conformance_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vcbsim.conformance._cli import main_conformance
+
+    assert main_conformance(["--profile", "teach", "--seed", "2", "--report", str(tmp_path / "b")]) == 0
+    assert "CONFORMANT" in capsys.readouterr().out
+    assert main_verify_bundle([str(tmp_path / "b")]) == 0
+    assert main_conformance(["--adapter", "no.such.module:X"]) == 2
+    assert "MODULE:FACTORY" in capsys.readouterr().err
