@@ -116,3 +116,32 @@ def test_cleanup_says_unmount_only_of_what_its_trace_saw_mounted(tmp_path: Path,
     assert any(e.kind == "op.ok" and e.details.get("op") == "cleanup-unmount" for e in events)
     report = check_trace(events)
     assert report.ok, "\n".join(v.format() for v in report.violations)
+
+
+def test_unmount_in_another_process_and_after_a_kill_past_the_commit(tmp_path: Path) -> None:
+    from vcbsim.conformance._checker import check_trace
+    from vcbsim.simulator._trace import load_jsonl
+
+    state, mnt = tmp_path / "state", tmp_path / "mnt"
+    res = _cli(state, "mount", "-a", "name:win2003-sql", "-t", "file", "-r", str(mnt))
+    assert res["status"] == "mounted"
+    # unmount in a later invocation: its trace never saw the mounts, and conforms
+    res = _cli(state, "unmount", "-r", str(mnt / "win2003-sql"), "--trace", str(tmp_path / "u.jsonl"))
+    assert res["status"] == "ok" and all(s["ok"] for s in res["steps"])
+    events = load_jsonl(tmp_path / "u.jsonl")
+    assert not [e for e in events if e.kind == "unmount"]
+    report = check_trace(events)
+    assert report.ok, "\n".join(v.format() for v in report.violations)
+
+    # an unmount killed after it removed the snapshot: the next unmount finishes it
+    _cli(state, "mount", "-a", "name:win2003-sql", "-t", "file", "-r", str(mnt))
+    proc = subprocess.run(
+        [sys.executable, "-m", "vcbsim", "unmount", "-r", str(mnt / "win2003-sql"), "--state", str(state)],
+        env={**os.environ, CRASH_ENV: "proxy.after-commit"}, capture_output=True, timeout=120, check=False,
+    )
+    assert proc.returncode == -9, proc.stderr.decode()
+    res = _cli(state, "unmount", "-r", str(mnt / "win2003-sql"))
+    assert res["status"] == "ok"
+    assert [s["op"] for s in res["steps"]] == ["unmount"] and all(s["ok"] for s in res["steps"])
+    assert any("already removed by an interrupted unmount" in n for n in res["stale_cleaned"])
+    assert list((mnt / ".vcb-sessions").iterdir()) == []
