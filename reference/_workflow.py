@@ -20,11 +20,15 @@ Failure paths always clean up: nothing exposed stays on the proxy, no ``_VCB-BAC
 snapshot and no redo log stay on the VM (a removal that fails part-way is retried, then the
 disks are consolidated). The ``JobResult`` names the failed step, the host's fault and, for
 pre-backup, the sub-step that failed (read from the VM's events in the trace, else inferred
-from the fault). A run killed by a crash (``SimulatedCrash``) cleans nothing, like a real
-process that dies; the next run of that VM finds the leftovers (the session record the proxy
-keeps under ``<root>/.vcb-sessions`` and the paths it names, ``_VCB-BACKUP_`` snapshots, a
-VM that needs consolidation), reports them and removes them first (F16). A directory the
-proxy did not create is never removed: exposing into it is refused before any snapshot.
+from the fault). A run killed by a crash (``SimulatedCrash``, or a real kill at one of the
+``CRASH_POINTS``) cleans nothing, like a real process that dies; the next run of that VM
+finds the leftovers (the session record the proxy keeps under ``<root>/.vcb-sessions`` and
+the paths it names, half-written exports included, ``_VCB-BACKUP_`` snapshots, a VM that
+needs consolidation, catalog records left ``running``), reports them and removes them first
+(F16); a later ``unmount`` of a held mount finishes what a killed one left. Cleanup emits
+``unmount`` events only for mounts its own trace announced (a killed process announced its
+mounts in its own trace). A directory the proxy did not create is never removed: exposing
+into it is refused before any snapshot.
 """
 
 from __future__ import annotations
