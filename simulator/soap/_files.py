@@ -20,7 +20,7 @@ from .._errors import InvalidInputError, NotFoundError
 if TYPE_CHECKING:
     from ._endpoint import Endpoint
 
-__all__ = ["FileResponse", "handle_folder", "handle_guest_file", "CHUNK"]
+__all__ = ["FileResponse", "handle_folder", "handle_guest_file", "transfer_pending", "CHUNK"]
 
 CHUNK = 1024 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -147,6 +147,15 @@ def handle_folder(
             pos += len(data)
 
     return FileResponse(status, headers, b"", chunks() if method == "GET" else None, length)
+
+
+def transfer_pending(ep: Endpoint, raw_path: str, kind: str) -> bool:
+    """Whether ``raw_path`` names a transfer URL that is still good (checked before an upload's
+    body is read; ``handle_guest_file`` checks again and takes it)."""
+    token = parse_qs(urlsplit(raw_path).query).get("token", [""])[0]
+    with ep.lock:
+        entry = ep.transfers.get(token)
+        return entry is not None and entry.kind == kind and ep.live_session(entry.session) is not None
 
 
 def handle_guest_file(ep: Endpoint, method: str, raw_path: str, body: bytes = b"") -> FileResponse:

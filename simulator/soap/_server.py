@@ -33,7 +33,7 @@ from ._backend import HostBackend
 from ._cert import write_self_signed
 from ._control import MAX_BODY_BYTES, PREFIX, handle_control
 from ._endpoint import Endpoint
-from ._files import FileResponse, _authorized, handle_folder, handle_guest_file
+from ._files import FileResponse, _authorized, handle_folder, handle_guest_file, transfer_pending
 from ._host_adapter import HostAdapter
 from ._tasks import DEFAULT_RETENTION
 
@@ -213,15 +213,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _control(self) -> None:
         """``/vcbsim-api/...``: the control API (``_control.py``)."""
         body = b""
+        ep = self.server.endpoint
+        ok = _authorized(ep, self.headers.get("Cookie"), self.headers.get("Authorization"))
         if self.command in ("POST", "PUT", "DELETE"):
             chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
-            if chunked or self.headers.get("Content-Length") is not None:
+            if not ok:
+                self.close_connection = True  # refused from the headers: the body is not read
+            elif chunked or self.headers.get("Content-Length") is not None:
                 read = self._read_body(MAX_BODY_BYTES)
                 if read is None:
                     return
                 body = read
-        ep = self.server.endpoint
-        ok = _authorized(ep, self.headers.get("Cookie"), self.headers.get("Authorization"))
         resp = handle_control(ep, self.command, self.path, body, authorized=ok)
         self._send(resp.status, resp.body, resp.content_type, resp.headers)
 
@@ -282,7 +284,18 @@ class _Handler(BaseHTTPRequestHandler):
         if not path.startswith("/folder/") and path != "/guestFile":
             self._send(404, b"not found\n", "text/plain")
             return
-        body = self._read_body(MAX_PUT_BYTES)
+        ep = self.server.endpoint
+        if path == "/guestFile":
+            allowed = transfer_pending(ep, self.path, "to")
+        else:
+            allowed = _authorized(ep, self.headers.get("Cookie"), self.headers.get("Authorization"))
+        if not allowed:
+            # refused from the headers: an unauthenticated client cannot make the host buffer
+            # up to MAX_PUT_BYTES; the unread body ends the connection
+            self.close_connection = True
+            body: bytes | None = b""
+        else:
+            body = self._read_body(MAX_PUT_BYTES)
         if body is None:
             return
         if path == "/guestFile":
