@@ -272,7 +272,9 @@ def image_digest(device: Any) -> str:
 
 @dataclass(frozen=True, slots=True)
 class CommandAdapter:
-    """Design of the adapter for a product in any language (to be built with the SOAP seam).
+    """The adapter for a product in any language, run over the wire by ``conformance/_wire.py``
+    (``certify_command(adapter)``, ``vcbsim conform --command``), which documents the
+    placeholders, environment variables and exit codes in full.
 
     For each job the kit
 
@@ -299,8 +301,8 @@ class CommandAdapter:
     cwd: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 600.0
-    user: str = "root"
-    password: str = "vcbsim"  # noqa: S105 - the simulator's fixed test credential
+    user: str = "user"
+    password: str = "pass"  # noqa: S105 - the simulator's test credential (``vcbsim serve``'s default)
 
     def __post_init__(self) -> None:
         if not self.argv or not all(isinstance(a, str) for a in self.argv):
