@@ -12,6 +12,7 @@ request                                   does
 ``GET  /vcbsim-api/guests/<vm>/files``    ``?path=``: a file (base64) or a directory listing
 ``POST /vcbsim-api/guests/<vm>/files``    write guest files: ``{"files": {path: text}}`` or
                                           ``{"files": [{"path", "text" | "base64"}]}``
+``DELETE /vcbsim-api/guests/<vm>/files``  ``?path=``: delete a guest file
 ``GET  /vcbsim-api/faults``               armed fault rules, with how often each fired
 ``POST /vcbsim-api/faults``               arm a rule (``FaultRule``'s fields) or a list of rules
 ``DELETE /vcbsim-api/faults``             disarm every rule
@@ -194,7 +195,7 @@ _ROUTES = {
 
 def _route(ep: Endpoint, host: Host, method: str, route: str, query: dict[str, str], body: bytes) -> ControlResponse:
     guest = re.fullmatch(r"guests/([^/]+)/files", route)
-    allowed = ("GET", "POST", "PUT") if guest else _ROUTES.get(route)
+    allowed = ("GET", "POST", "PUT", "DELETE") if guest else _ROUTES.get(route)
     if allowed is None:
         raise _Refused(404, "NotFound", f"no control API resource {PREFIX}/{route}; known: "
                        + ", ".join(f"{PREFIX}/{r}" for r in [*_ROUTES, "guests/<vm>/files"] if r))
@@ -206,6 +207,8 @@ def _route(ep: Endpoint, host: Host, method: str, route: str, query: dict[str, s
         vm = host.find_vm(guest.group(1))
         if method == "GET":
             return _read_guest(host, vm, query)
+        if method == "DELETE":
+            return _delete_guest(host, vm, query)
         return _json(200, {"vm": vm.name, "written": _write_guest(host, vm, _body(body).get("files"), "files")})
     if route == "":
         return _json(200, {"resources": sorted(f"{PREFIX}/{r}" for r in [*_ROUTES, "guests/<vm>/files"] if r)})
@@ -444,6 +447,21 @@ def _read_guest(host: Host, vm: VM, query: dict[str, str]) -> ControlResponse:
                        "base64": base64.b64encode(data).decode()})
 
 
+def _delete_guest(host: Host, vm: VM, query: dict[str, str]) -> ControlResponse:
+    path = query.get("path")
+    if not path:
+        _bad("path query parameter", "an absolute guest path (?path=C:\\\\f.txt)", path)
+    fs = _guest_files(vm)
+    if not fs.exists(path):
+        raise NotFoundError("guest file", path)
+    if fs.is_dir(path):
+        _bad("path", "a file (directories are not deleted through the control API)", path)
+    fs.delete(path)
+    if host.store is not None:
+        host.store.save_vm(vm)
+    return _json(200, {"vm": vm.name, "deleted": path})
+
+
 def _rule(data: Any, what: str) -> FaultRule:
     if not isinstance(data, dict):
         _bad(what, "a JSON object with FaultRule's fields", data)
@@ -625,6 +643,9 @@ class ControlClient:
         if "base64" not in doc:
             raise ControlError(409, "IsADirectory", f"{path} is a directory: {doc.get('entries')}")
         return base64.b64decode(doc["base64"])
+
+    def delete_guest_file(self, vm: str, path: str) -> None:
+        self._json("DELETE", f"guests/{quote(vm, safe='')}/files?path={quote(path, safe='')}")
 
     def add_fault(self, operation: str, **fields: Any) -> dict[str, Any]:
         return self._json("POST", "faults", {"operation": operation, **fields})  # type: ignore[no-any-return]

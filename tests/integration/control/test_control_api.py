@@ -195,6 +195,14 @@ def test_guest_file_listing_and_missing_files(ctl: ControlClient, server: Any) -
     with pytest.raises(ControlError) as err:
         ctl.read_guest_file("rhel5-web", "/etc/none")
     assert err.value.status == 404
+    ctl.delete_guest_file("rhel5-web", "/usr/sbin/pre-freeze-script")
+    assert "pre-freeze-script" not in ctl.request("GET", "guests/rhel5-web/files?path=/usr/sbin")[1].decode()
+    with pytest.raises(ControlError) as err:
+        ctl.delete_guest_file("rhel5-web", "/usr/sbin/pre-freeze-script")
+    assert err.value.status == 404
+    with pytest.raises(ControlError) as err:
+        ctl.delete_guest_file("rhel5-web", "/usr/sbin")
+    assert err.value.status == 400 and "a file" in err.value.message
     with pytest.raises(ControlError) as err:
         ctl.read_guest_file("no-such-vm", "/etc/hostname")
     assert err.value.status == 404 and "rhel5-web" in err.value.message  # names the known VMs
