@@ -618,7 +618,7 @@ def test_random_bytes_and_truncated_bodies(fuzz, baseline):
 
 
 def test_mutated_pyvmomi_bodies(fuzz, baseline):
-    @fuzz_settings(0.35)
+    @fuzz_settings(0.3)
     @given(st.data())
     def run(data):
         body = data.draw(st.sampled_from(fuzz.corpus))
@@ -711,6 +711,46 @@ def test_huge_wide_and_deep_payloads(fuzz, baseline):
                 f'<RetrievePropertiesEx xmlns="urn:vim25">{pc}<specSet><propSet><type>VirtualMachine</type>'
                 f"<pathSet>name</pathSet></propSet>{objs}</specSet><options/></RetrievePropertiesEx>")
         fuzz.post(body.encode())
+
+    run()
+    _finish(fuzz, baseline)
+
+
+def test_datastore_file_paths_and_ranges(fuzz, baseline):
+    """``GET``/``HEAD /folder``: traversal, odd names and ranges get a 4xx, never a 5xx, never
+    a file outside the datastore (the canary, ``/etc/passwd``)."""
+    canary = str(fuzz.canary_path)
+
+    @fuzz_settings(0.05)
+    @given(st.data())
+    def run(data):
+        path = data.draw(st.one_of(
+            st.sampled_from([
+                "win2003-sql/win2003-sql.vmx", "win2003-sql/win2003-sql.vmdk", "win2003-sql/", "",
+                "../../../../etc/passwd", "..%2f..%2f..%2fetc%2fpasswd", "%2e%2e/%2e%2e/etc/passwd",
+                "win2003-sql/../../../../etc/passwd", canary, canary.lstrip("/"), "a%00b", "%ff%fe",
+                "x" * 5000, "win2003-sql//win2003-sql.vmx", "./win2003-sql/win2003-sql.vmx", "\\..\\..\\etc",
+            ]),
+            st.text(alphabet="abc./%2e5cf\\", max_size=40),
+        ))
+        ds = data.draw(st.sampled_from(["datastore1", "", "..", "../datastore1", "nope", "/", "%2e%2e", "datastore1%00"]))
+        dc = data.draw(st.sampled_from(["ha-datacenter", "", "/ha-datacenter/", "other", "../ha-datacenter"]))
+        rng = data.draw(st.one_of(st.none(), st.sampled_from([
+            "bytes=0-0", "bytes=-1", "bytes=-0", "bytes=0-", "bytes=5-2", "bytes=99999999999999999999-",
+            "bytes=0-99999999999999999999", "bytes=1-2,4-5", "items=0-1", "bytes=--1", "bytes=",
+        ]), st.text(max_size=20)))
+        headers = {"Cookie": fuzz.cookie}
+        if rng is not None and all(32 <= ord(c) < 127 for c in rng):
+            headers["Range"] = rng
+        method = data.draw(st.sampled_from(["GET", "HEAD"]))
+        query = f"dcPath={dc}&dsName={ds}"
+        answer = fuzz.raw(b"", cookie=None, soap_action=None, headers=headers,
+                          path=f"/folder/{path}?{query}", method=method)
+        where = f"{method} /folder/{path[:200]}?{query} Range={rng!r} -> {answer.status} {answer.body[:200]!r}"
+        assert answer.status in (200, 206, 400, 404, 416), where
+        assert fuzz.canary not in answer.body and b"root:x:0:0" not in answer.body, where
+        if answer.status == 206:
+            assert answer.headers["content-range"].startswith("bytes "), where
 
     run()
     _finish(fuzz, baseline)
