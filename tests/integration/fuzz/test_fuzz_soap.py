@@ -716,6 +716,64 @@ def test_huge_wide_and_deep_payloads(fuzz, baseline):
     _finish(fuzz, baseline)
 
 
+def _snapshot_with_tracking(fuzz) -> tuple[str, int, str]:
+    """A snapshot of ``win2003-sql`` with changed block tracking: (moid, disk key, change id)."""
+    si = SmartConnect(host="127.0.0.1", port=fuzz.server.port, user="user", pwd="pass", disableSslCertValidation=True)
+    try:
+        vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/win2003-sql")
+        WaitForTask(vm.ReconfigVM_Task(vim.vm.ConfigSpec(changeTrackingEnabled=True)))
+        task = vm.CreateSnapshot_Task("fuzz-ranges", "", False, False)
+        WaitForTask(task)
+        snap = task.info.result
+        disk = next(d for d in snap.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk))
+        return snap._moId, disk.key, disk.backing.changeId or "*"
+    finally:
+        Disconnect(si)
+
+
+def test_out_of_range_arguments(fuzz, baseline):
+    """Negative offsets, huge counts, bad change ids and tokens against real objects: each
+    is a fault (``InvalidArgument``...) or a result, never a crash."""
+    snap, key, change_id = _snapshot_with_tracking(fuzz)
+    number = st.one_of(st.sampled_from(_EXTREMES), st.integers(-(2**70), 2**70))
+    pc = '<_this type="PropertyCollector">ha-property-collector</_this>'
+    auth = ('<auth xsi:type="NamePasswordAuthentication"><interactiveSession>false</interactiveSession>'
+            "<username>Administrator</username><password>vmware</password></auth>")
+    guest = '<_this type="GuestFileManager">ha-guest-operations-file-manager</_this><vm type="VirtualMachine">vm-1</vm>'
+    bad_ids = [change_id, "*", change_id.rsplit("/", 1)[0] + "/-1", change_id.rsplit("/", 1)[0] + "/99999999",
+               change_id + "/0", "", "52 00/0", "*/*", change_id.replace(" ", ""), "x" * 5000]
+
+    @fuzz_settings(0.05)
+    @given(st.data())
+    def run(data):
+        kind = data.draw(st.sampled_from(["cbt", "list", "retrieve", "continue", "tasks"]))
+        if kind == "cbt":
+            body = (f'<QueryChangedDiskAreas xmlns="urn:vim25"><_this type="VirtualMachine">vm-1</_this>'
+                    f'<snapshot type="VirtualMachineSnapshot">{snap}</snapshot>'
+                    f"<deviceKey>{data.draw(st.sampled_from([key, key, -1, 0, 2**31 - 1]))}</deviceKey>"
+                    f"<startOffset>{data.draw(number)}</startOffset>"
+                    f"<changeId>{escape(data.draw(st.sampled_from(bad_ids)))}</changeId></QueryChangedDiskAreas>")
+        elif kind == "list":
+            body = (f'<ListFilesInGuest xmlns="urn:vim25">{guest}{auth}<filePath>C:\\</filePath>'
+                    f"<index>{data.draw(number)}</index><maxResults>{data.draw(number)}</maxResults>"
+                    "</ListFilesInGuest>")
+        elif kind == "retrieve":
+            body = (f'<RetrievePropertiesEx xmlns="urn:vim25">{pc}<specSet><propSet><type>VirtualMachine</type>'
+                    "<pathSet>name</pathSet></propSet><objectSet><obj type=\"VirtualMachine\">vm-1</obj></objectSet>"
+                    f"</specSet><options><maxObjects>{data.draw(number)}</maxObjects></options></RetrievePropertiesEx>")
+        elif kind == "continue":
+            token = data.draw(st.sampled_from(["", "0", "-1", "1" * 100, "token-1", "%s"]))
+            body = f'<ContinueRetrievePropertiesEx xmlns="urn:vim25">{pc}<token>{token}</token></ContinueRetrievePropertiesEx>'
+        else:
+            body = (f'<WaitForUpdatesEx xmlns="urn:vim25">{pc}<version>{data.draw(number)}</version>'
+                    f"<options><maxWaitSeconds>{min(0, data.draw(number))}</maxWaitSeconds>"
+                    f"<maxObjectUpdates>{data.draw(number)}</maxObjectUpdates></options></WaitForUpdatesEx>")
+        fuzz.post(ENVELOPE.format(body).encode())
+
+    run()
+    _finish(fuzz, baseline)
+
+
 def test_datastore_file_paths_and_ranges(fuzz, baseline):
     """``GET``/``HEAD /folder``: traversal, odd names and ranges get a 4xx, never a 5xx, never
     a file outside the datastore (the canary, ``/etc/passwd``)."""
