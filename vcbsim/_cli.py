@@ -27,7 +27,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "restore": ("vcbsim.reference._cli", "main_restore", "restore files or a whole VM from a backup"),
     "jobs": ("vcbsim.reference._cli", "main_jobs", "list backup jobs and their history"),
     "serve": ("vcbsim.simulator.soap._cli", "main", "serve the host over the vSphere SOAP API (pyvmomi, Ansible)"),
-    "conform": ("vcbsim.conformance._cli", "main_conform", "certify an orchestrator: vcbsim conform module:factory"),
+    "conform": ("vcbsim.conformance._cli", "main_conformance", "certify an orchestrator: vcbsim conform module:factory"),
     "check-trace": ("vcbsim.conformance._cli", "main_check_trace", "check a recorded JSON Lines trace against the rules"),
     "verify-bundle": ("vcbsim.conformance._cli", "main_verify_bundle", "verify a conformance result bundle"),
 }
