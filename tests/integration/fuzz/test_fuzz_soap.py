@@ -25,9 +25,11 @@ default; ``tox -e fuzz`` runs 20,000).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import itertools
+import json
 import os
 import re
 import secrets
@@ -1011,3 +1013,66 @@ def test_regression_unauthenticated_upload_is_refused_before_the_body_is_read(fu
                 sock.close()
     fuzz.post(fuzz.corpus[0])
     _finish(fuzz, baseline)
+
+
+# --- the control API ---------------------------------------------------------------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+_CONTROL_KEYS = {
+    "reset": ["seed", "profile", "demo"], "seed": ["seed"], "clock": ["advance"],
+    "vms": ["name", "os", "disks", "power", "tools", "providers", "ip", "hostname", "memory_mb",
+            "change_tracking", "volumes", "files"],
+    "faults": ["operation", "target", "fault", "message", "delay", "exit_code", "after", "times", "probability",
+               "label"],
+    "trace": ["kind", "op", "events", "time"], "guests/win2003-sql/files": ["files", "path"],
+}
+_CONTROL_VALUES = st.one_of(
+    _JSON, st.sampled_from(["esxi-7.0", "esx-3.5u2", "windows", "linux", "poweredOn", "running", "8GiB", "96MiB",
+                            "-1", "1e400", "C:\\x.txt", "CreateSnapshot_Task", "ApplicationQuiesceFault", "vss"]),
+    st.sampled_from([-1, 0, 1, 2**63, 1e308, -1e308, 10**30]),
+)
+
+
+def test_control_api_bodies_and_routes():
+    """With valid credentials, any JSON (or not) to any route is a JSON answer with a 2xx or
+    4xx status, within the time limit; afterwards the SOAP smoke workflow still passes."""
+    basic = {"Authorization": "Basic " + base64.b64encode(b"user:pass").decode()}
+    with serve(HostAdapter(Host.demo("esxi-7.0", seed=7))) as running:
+        target = FuzzTarget(running, Path("/nonexistent"), b"\0never\0", Listener(), [], {})
+        try:
+            @fuzz_settings(0.05)
+            @given(st.data())
+            def run(data):
+                route = data.draw(st.sampled_from([*_CONTROL_KEYS, "", "state", "nope", "guests/vm-404/files"]))
+                method = data.draw(st.sampled_from(["GET", "POST", "PUT", "DELETE"]))
+                keys = _CONTROL_KEYS.get(route, [])
+                if keys and data.draw(st.booleans()):
+                    payload: Any = data.draw(st.dictionaries(st.sampled_from(keys), _CONTROL_VALUES, max_size=4))
+                else:
+                    payload = data.draw(_JSON)
+                raw = json.dumps(payload).encode() if data.draw(st.integers(0, 9)) else data.draw(
+                    st.binary(max_size=50))
+                query = data.draw(st.sampled_from(["", "?path=C:\\boot.ini", "?path=", "?since=-1", "?since=x"]))
+                answer = target.raw(raw if method in ("POST", "PUT") else b"", cookie=None, soap_action=None,
+                                    headers={**basic, "Content-Type": "application/json"},
+                                    path=f"/vcbsim-api/{route}{query}", method=method)
+                where = f"{method} {route}{query} {raw[:200]!r} -> {answer.status} {answer.body[:300]!r}"
+                assert answer.seconds < REQUEST_TIMEOUT, where
+                assert answer.status in (200, 201, 400, 404, 405, 409, 501), where
+                if answer.status != 200 or not route.startswith("trace"):
+                    assert answer.headers.get("content-type", "").startswith("application/json"), where
+                    json.loads(answer.body)
+
+            run()
+            with contextlib.suppress(Exception):  # leave no armed fault rule for the smoke test
+                target.raw(b"", cookie=None, soap_action=None, headers=basic, path="/vcbsim-api/faults",
+                           method="DELETE")
+            target.raw(b'{"profile": "esxi-7.0", "seed": 7}', cookie=None, soap_action=None,
+                       headers={**basic, "Content-Type": "application/json"}, path="/vcbsim-api/reset", method="POST")
+            target.smoke()
+        finally:
+            target.listener.close()
