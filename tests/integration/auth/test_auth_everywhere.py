@@ -190,9 +190,11 @@ def idle_server() -> Iterator[Any]:
 
 def _expired_cookies(server: Any, n: int) -> list[str]:
     """``n`` sessions that worked, then sat idle past the timeout."""
-    cookies = [_login(server) for _ in range(n)]
-    for cookie in cookies[:3]:
-        assert _fault(*_soap(server, _request("ServiceInstance", "CurrentTime"), cookie)) is None
+    cookies = []
+    for i in range(n):
+        cookies.append(_login(server))
+        if i < 3:  # they work while fresh
+            assert _fault(*_soap(server, _request("ServiceInstance", "CurrentTime"), cookies[-1])) is None
     time.sleep(IDLE * 1.5)
     return cookies
 
