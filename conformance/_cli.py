@@ -136,12 +136,13 @@ def main_verify_bundle(argv: list[str] | None = None) -> int:
 def main_conformance(argv: list[str] | None = None) -> int:
     """``vcbsim conformance``: run the conformance suite against an orchestrator."""
     parser = _Parser(
-        prog="vcbsim conformance",
+        prog="vcbsim conform",
         description="Run the conformance suite (scenarios, then Hypothesis exploration) against an "
         "orchestrator. Exit 0: conformant; 1: a rule failed; 2: bad input; 3: the adapter misbehaved.",
     )
-    parser.add_argument("--adapter", default="vcbsim.conformance:ReferenceOrchestrator", metavar="MODULE:FACTORY",
+    parser.add_argument("target", nargs="?", default=None, metavar="MODULE:FACTORY",
                         help="a callable returning an Orchestrator (default: the reference proxy)")
+    parser.add_argument("--adapter", default=None, metavar="MODULE:FACTORY", help="the same, as an option")
     parser.add_argument("--profile", default="quick", choices=("quick", "dev", "certify", "teach"))
     parser.add_argument("--host-profile", default="esx-3.5u2", choices=HOST_PROFILES)
     parser.add_argument("--seed", type=int, default=None, help="Hypothesis seed (default: a random one, printed)")
@@ -149,6 +150,9 @@ def main_conformance(argv: list[str] | None = None) -> int:
     parser.add_argument("--replay-dir", metavar="DIR", default=None,
                         help="saved failing step lists: replayed first, new failures saved")
     args = parser.parse_args(argv)
+    if args.target and args.adapter and args.target != args.adapter:
+        parser.error(f"two adapters given: {args.target!r} and --adapter {args.adapter!r}; give one")
+    args.adapter = args.target or args.adapter or "vcbsim.conformance:ReferenceOrchestrator"
     import importlib
 
     from ._errors import AdapterError, ConformanceViolation, InvalidDefinition
