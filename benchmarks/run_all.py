@@ -1,0 +1,164 @@
+"""Run every benchmark and write one report, in Markdown and JSON.
+
+    python benchmarks/run_all.py [--out benchmarks/report] [--cycles 2000] [--vcsim PATH]
+
+Each benchmark runs as its own process (fresh memory figures) and prints its tables; this
+script keeps those tables verbatim, collects the machine-readable figures of the ones that
+offer ``--json``, and puts the headline ratios (vcbsim against its peer, or the same code at a
+larger size) at the top of ``report.md``. vcsim is taken from ``--vcsim`` / ``VCSIM``, or built
+with the build script the shared folder ships when it sits next to the checkout; without it
+the vcsim columns say so.
+
+Nothing here asserts on time: the report is for people and for comparing runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def run(args: list[str], *, timeout: float) -> tuple[str, float, int]:
+    """Run one benchmark script; return (stdout+stderr, seconds, exit code)."""
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            [sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        out, code = proc.stdout + (("\n" + proc.stderr) if proc.returncode else ""), proc.returncode
+    except subprocess.TimeoutExpired as exc:
+        partial = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        out, code = f"{partial}\n(stopped after {timeout:.0f} s)", -1
+    return out, time.perf_counter() - t0, code
+
+
+def conformance_rate() -> dict[str, Any]:
+    """Conformance scenarios per second: a certify run of the reference proxy, in-process."""
+    import io
+
+    from vcbsim.conformance import ReferenceOrchestrator, run
+
+    t0 = time.perf_counter()
+    result = run(ReferenceOrchestrator, profile="certify", seed=20260101, out=io.StringIO())
+    elapsed = time.perf_counter() - t0
+    stats = dict(result.statistics)
+    jobs = int(stats.get("jobs", 0))
+    return {
+        "profile": "certify",
+        "seconds": elapsed,
+        "cases": len(result.cases),
+        "passed": result.ok,
+        "examples": stats.get("examples"),
+        "jobs": jobs,
+        "jobs_per_second": jobs / elapsed if elapsed else None,
+        "examples_per_second": (stats.get("examples") or 0) / elapsed if elapsed else None,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=str(HERE / "report"), help="directory for report.md and report.json")
+    ap.add_argument("--cycles", type=int, default=2000, help="SOAP snapshot cycles per run (10000 for the full figure)")
+    ap.add_argument("--vcsim", default=os.environ.get("VCSIM"), help="path of a vcsim binary")
+    ap.add_argument("--timeout", type=float, default=900.0, help="seconds allowed per benchmark")
+    ns = ap.parse_args()
+    out = Path(ns.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    sections: list[tuple[str, str, str, float, int]] = []
+    data: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    }
+
+    host_json, secs, code = run(["benchmarks/bench_host.py", "--json"], timeout=ns.timeout)
+    try:
+        data["host"] = json.loads(host_json)
+    except json.JSONDecodeError:
+        data["host"] = {"error": host_json[-2000:]}
+    host_text, _, _ = run(["benchmarks/bench_host.py"], timeout=ns.timeout)
+    sections.append(("Host: memory per VM, snapshot + commit against capacity", "python benchmarks/bench_host.py", host_text, secs, code))
+
+    for title, script in (
+        ("Disks: layers, RSS, VMDK export against qemu-img convert", "benchmarks/bench_disk.py"),
+        ("Persisted datastore: write throughput and commit cost", "benchmarks/bench_persist.py"),
+    ):
+        text, secs, code = run([script], timeout=ns.timeout)
+        sections.append((title, f"python {script}", text, secs, code))
+
+    soap_json = out / "soap.json"
+    soap_args = ["benchmarks/bench_soap.py", "--cycles", str(ns.cycles), "--json", str(soap_json)]
+    if ns.vcsim:
+        soap_args += ["--vcsim", ns.vcsim]
+    else:
+        build = REPO.parent / "shared" / "tools" / "build-vcsim.sh"
+        if build.exists():
+            soap_args += ["--build-script", str(build)]
+    text, secs, code = run(soap_args, timeout=ns.timeout * 2)
+    sections.append(("SOAP: snapshot cycles per second against vcsim", "python " + " ".join(soap_args).replace(str(REPO.parent), ".."), text, secs, code))
+    if soap_json.exists():
+        data["soap"] = json.loads(soap_json.read_text())
+
+    data["conformance"] = conformance_rate()
+
+    (out / "report.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    lines = [
+        "# vcbsim benchmark report",
+        "",
+        f"Run {data['when']} on {data['machine']}, Python {data['python']}, by `python benchmarks/run_all.py`.",
+        "Figures vary with machine load; compare ratios, not absolute times.",
+        "",
+        "## Headline figures",
+        "",
+        "| figure | value |",
+        "| --- | --- |",
+    ]
+    host = data.get("host", {})
+    if "memory" in host:
+        m = host["memory"]
+        lines.append(f"| memory, {m['vms']} VMs x 100 GiB disk | {m['host_mib']:.1f} MiB ({m['host_mib'] * 1024 / m['vms']:.0f} KiB per VM) |")
+        lines.append(f"| snapshot+commit, 2 TiB over 2 GiB (same 64 MiB written) | {host['commit_ratio_2TiB_over_2GiB']:.2f}x |")
+    conf = data["conformance"]
+    lines.append(
+        f"| conformance, certify on the reference proxy | {conf['examples_per_second']:.1f} scenarios/s, "
+        f"{conf['jobs_per_second']:.1f} backup jobs/s ({conf['cases']} cases, {conf['seconds']:.1f} s, "
+        f"{'pass' if conf['passed'] else 'FAIL'}) |"
+    )
+    soap = data.get("soap")
+    if isinstance(soap, dict):
+        by: dict[tuple[str, str], dict[str, Any]] = {(r["server"], r["mode"]): r for r in soap.get("runs", [])}
+        for mode in sorted({m for _, m in by}):
+            ours, peer = by.get(("vcbsim", mode)), by.get(("vcsim", mode))
+            if ours is None:
+                continue
+            text = f"{ours['cycles_per_s']:.0f}/s ({ours['errors']} errors)"
+            if peer is not None:
+                text += f" vs vcsim {peer['cycles_per_s']:.0f}/s ({peer['errors']} errors)"
+                if peer["cycles_per_s"] and not peer["errors"]:
+                    text += f", ratio {ours['cycles_per_s'] / peer['cycles_per_s']:.2f}"
+            else:
+                text += "; vcsim not available"
+            lines.append(f"| snapshot create+remove cycles, {mode} | {text} |")
+    lines.append("")
+    for title, cmd, text, secs, code in sections:
+        status = "" if code == 0 else f" (exit {code})"
+        lines += [f"## {title}", "", f"`{cmd}` — {secs:.1f} s{status}", "", "```", text.rstrip(), "```", ""]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {out / 'report.md'} and {out / 'report.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
