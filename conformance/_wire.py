@@ -109,7 +109,7 @@ PROXY_OPERATIONS = frozenset({"mount", "export", "copy", "unmount", "crash", "di
 #: exit codes of a job that failed and said so (others are the adapter's misbehaviour)
 REPORTED_FAILURE = range(1, 126)
 #: how often the kit looks at the trace while a command runs (for writes in snapshot mode)
-WATCH_SECONDS = 0.02
+WATCH_SECONDS = 0.05
 _CREATE_STEPS = frozenset(s for s in STEP_ORDER if s.startswith("WF-1") and s != "WF-1f")
 _REMOVE_STEPS = frozenset({"WF-3b", "WF-3"})
 _EPS = 1e-6
@@ -578,7 +578,7 @@ class WireScenario:
         policy = BackupPolicy(mode, level)  # type: ignore[arg-type]
         self._sync()
         pending = list(during)
-        mark = self._mark
+        mark = [self._mark]
         moref = self.morefs.get(vm)
 
         def watch() -> None:
@@ -587,7 +587,10 @@ class WireScenario:
             nonlocal pending
             if not pending:
                 return
-            if any(e.kind == "snapshot.create" and e.vm == moref for e in self.ctl.trace(since=mark)):
+            new = self.ctl.trace(since=mark[0])
+            if new:
+                mark[0] = new[-1].seq + 1
+            if any(e.kind == "snapshot.create" and e.vm == moref for e in new):
                 writes, pending = pending, []
                 self.ctl.write_guest_files(vm, {p: t.encode() for p, t in writes})
                 for p, t in writes:

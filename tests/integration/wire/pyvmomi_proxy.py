@@ -1,0 +1,153 @@
+"""A minimal image-level backup "product" written directly against pyVmomi, run by the kit as
+a command (``python pyvmomi_proxy.py BEHAVIOUR``). It reads the kit's environment
+(``VCBSIM_URL``, ``VCBSIM_USER``, ``VCBSIM_PASSWORD``, ``VCBSIM_VM``, ``VCBSIM_MODE``,
+``VCBSIM_TRACE``) and records its steps as proxy events in ``VCBSIM_TRACE``.
+
+Behaviours:
+
+- ``correct``: quiesced snapshot (WF-1), export: fetch every disk extent of the VM over
+  ``/folder`` into ``VCBSIM_WORKDIR`` (WF-1f), copy it to a "medium" (WF-2), remove the
+  export (WF-3a), remove the snapshot (WF-3b);
+- ``leak``: the same, but the snapshot is never removed;
+- ``early-remove``: the snapshot is removed right after the export, before the copy;
+- ``silent-leak``: leaks the snapshot and records no events at all.
+
+Exit codes: 0 the job succeeded, 1 it failed, 5 a file-level job was asked (not supported).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import sys
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from pyVim.connect import Disconnect, SmartConnect
+from pyVim.task import WaitForTask
+from pyVmomi import vim, vmodl
+
+SNAPSHOT = "_VCB-BACKUP_"
+
+
+class Recorder:
+    def __init__(self, path: str, si: Any, vm: str, enabled: bool) -> None:
+        self.path, self.si, self.vm, self.enabled = path, si, vm, enabled
+        self.seq = 0
+        self.ids = 0
+
+    def emit(self, event: str, step: str | None = None, /, **details: Any) -> None:
+        if not self.enabled:
+            return
+        ev = {"seq": self.seq, "time": self.si.CurrentTime().timestamp(), "actor": "proxy", "kind": event,
+              "vm": self.vm, "step": step, "details": details}
+        self.seq += 1
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(ev) + "\n")
+
+    def op(self, op: str, step: str | None, fn: Any, **details: Any) -> Any:
+        op_id = f"op-{self.ids}"
+        self.ids += 1
+        self.emit("op.invoke", step, op=op, op_id=op_id, **details)
+        try:
+            result = fn()
+        except vmodl.MethodFault as exc:
+            self.emit("op.fail", step, op=op, op_id=op_id, error=type(exc).__name__.rsplit(".", 1)[-1])
+            raise
+        self.emit("op.ok", step, op=op, op_id=op_id)
+        return result
+
+
+def export_extents(url: str, cookie: str, vm: Any, target: str) -> dict[str, int]:
+    """GET every disk extent of the VM (base disks and the snapshot's redo logs) into ``target``."""
+    parts = urlsplit(url)
+    os.makedirs(target, exist_ok=True)
+    sizes = {}
+    for f in vm.layoutEx.file:
+        if f.type != "diskExtent":
+            continue
+        ds, path = f.name[1:].split("] ", 1)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        try:
+            conn.request("GET", f"/folder/{quote(path)}?dcPath=ha-datacenter&dsName={quote(ds)}",
+                         headers={"Cookie": cookie})
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"GET {f.name}: HTTP {resp.status}")
+        finally:
+            conn.close()
+        with open(os.path.join(target, path.replace("/", "_")), "wb") as fh:
+            fh.write(data)
+        sizes[f.name] = len(data)
+    return sizes
+
+
+def main() -> int:
+    behaviour = sys.argv[1]
+    env = os.environ
+    if env["VCBSIM_MODE"] != "fullvm":
+        print(json.dumps({"ok": False, "error": "only image-level backups"}))
+        return 5
+    parts = urlsplit(env["VCBSIM_URL"])
+    si = SmartConnect(protocol=parts.scheme, host=parts.hostname, port=parts.port, user=env["VCBSIM_USER"],
+                      pwd=env["VCBSIM_PASSWORD"], disableSslCertValidation=True)
+    try:
+        view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
+        vm = next(v for v in view.view if v.name == env["VCBSIM_VM"])
+        view.Destroy()
+        rec = Recorder(env["VCBSIM_TRACE"], si, vm._moId, enabled=behaviour != "silent-leak")
+        cookie = si._stub.cookie
+        job = "op-job"
+        rec.emit("op.invoke", None, op="job", op_id=job, mode="fullvm", level="full")
+        try:
+            def create() -> Any:
+                WaitForTask(vm.CreateSnapshot_Task(SNAPSHOT, "", False, True))
+                return vm.snapshot.currentSnapshot
+
+            snap = rec.op("snapshot", "WF-1", create, name=SNAPSHOT, quiesce=True)
+
+            snap_id = snap._moId
+            export = os.path.join(env["VCBSIM_WORKDIR"], f"{vm.name}-export")
+            medium = os.path.join(env["VCBSIM_WORKDIR"], f"{vm.name}-medium")
+
+            def expose() -> None:
+                export_extents(env["VCBSIM_URL"], cookie, vm, export)
+                for d in snap.config.hardware.device:
+                    if isinstance(d, vim.vm.device.VirtualDisk):
+                        rec.emit("disk.export", None, disk=d.key, snapshot=snap_id, bytes=d.capacityInKB * 1024)
+                rec.emit("mount", None, kind="fullvm", path=export)
+
+            def copy() -> None:
+                shutil.rmtree(medium, ignore_errors=True)
+                shutil.copytree(export, medium)
+
+            def unmount() -> None:
+                shutil.rmtree(export)
+                rec.emit("unmount", None, path=export)
+
+            def remove() -> None:
+                WaitForTask(snap.RemoveSnapshot_Task(removeChildren=False))
+
+            rec.op("export", "WF-1f", expose)
+            if behaviour == "early-remove":
+                rec.op("commit", "WF-3b", remove)
+            rec.op("copy", "WF-2", copy)
+            rec.op("unmount", "WF-3a", unmount)
+            if behaviour == "correct":
+                rec.op("commit", "WF-3b", remove)
+        except vmodl.MethodFault as exc:
+            rec.emit("op.fail", None, op="job", op_id=job, error=type(exc).__name__.rsplit(".", 1)[-1])
+            print(json.dumps({"ok": False, "error": str(getattr(exc, "msg", exc))}))
+            return 1
+        rec.emit("op.ok", None, op="job", op_id=job)
+        print(json.dumps({"ok": True}))
+        return 0
+    finally:
+        Disconnect(si)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

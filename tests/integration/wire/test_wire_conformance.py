@@ -1,0 +1,235 @@
+"""Conformance over the wire: the kit resets and configures ``vcbsim serve`` through its control
+API, runs a product's *command* per job, and checks the host's trace merged with the events the
+product recorded. The reference proxy's CLI (``vcbsim backup --server``) is certified this way;
+deliberately broken products get the violated rule named."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vcbsim.conformance import SCENARIOS, CommandAdapter, verify_bundle
+from vcbsim.conformance._wire import (
+    WireEndpoint,
+    WireScenario,
+    certify_command,
+    main_conform_command,
+    merge_traces,
+    wire_skip_reason,
+)
+from vcbsim.simulator import Event
+
+HERE = Path(__file__).parent
+REFERENCE = [sys.executable, "-m", "vcbsim", "backup", "--server", "{url}", "--user", "{user}",
+             "--password", "{password}", "-a", "name:{vm}", "-t", "{mode}", "--kind", "{level}",
+             "--state", "{workdir}", "--trace", "{trace}", "--no-progress"]
+WIRE_SCENARIOS = [n for n, steps in SCENARIOS.items() if wire_skip_reason(steps) is None]
+
+
+def _product(behaviour: str) -> CommandAdapter:
+    return CommandAdapter([sys.executable, str(HERE / "pyvmomi_proxy.py"), behaviour], name=f"pyvmomi-{behaviour}",
+                          timeout=60)
+
+
+def _between(events: list[Event], ev: Event, steps: frozenset[str]) -> bool:
+    """``ev`` lies inside a proxy operation of one of ``steps`` (after its invoke, before its end)."""
+    i = events.index(ev)
+    open_ops = {}
+    for e in events[:i]:
+        if e.actor == "proxy" and e.kind == "op.invoke" and e.step in steps:
+            open_ops[e.details["op_id"]] = e
+        elif e.actor == "proxy" and e.kind in ("op.ok", "op.fail", "op.info"):
+            open_ops.pop(e.details.get("op_id"), None)
+    return bool(open_ops)
+
+
+# -- the reference proxy ----------------------------------------------------------------------
+
+
+def test_the_scenarios_the_wire_cannot_drive_are_the_product_side_faults() -> None:
+    skipped = {n for n in SCENARIOS if n not in WIRE_SCENARIOS}
+    assert skipped == {"expose-fails", "copy-fails", "proxy-crash-then-next-run-cleans"}
+    assert "image-backup" in WIRE_SCENARIOS and "commit-fails-then-next-run-cleans" in WIRE_SCENARIOS
+
+
+@pytest.mark.parametrize("scenario", WIRE_SCENARIOS)
+def test_the_reference_cli_passes_every_scenario_over_the_wire(scenario: str, tmp_path: Path) -> None:
+    with WireEndpoint() as ep:
+        scen = WireScenario(CommandAdapter(REFERENCE, name="reference", timeout=120), ep, workdir=tmp_path)
+        for step in SCENARIOS[scenario]:
+            scen.apply(step)
+        report = scen.finish()  # raises ConformanceViolation / AdapterError on any problem
+        assert report.ok and report.consumed == report.events == len(scen.events)
+        assert ep.control.state()["trace"]["next_seq"] == sum(1 for e in scen.events if e.actor != "proxy")
+        # writes "during" a job were made while the VM ran in snapshot mode, and survived the commit
+        for step in SCENARIOS[scenario]:
+            args = dict(step.args)
+            for path, text in args.get("during", ()):
+                write = next(e for e in scen.events if e.kind == "guest.write" and e.details["path"] == path)
+                snap = max(e.seq for e in scen.events[: write.seq] if e.kind == "snapshot.create")
+                assert not any(e.kind == "snapshot.remove" for e in scen.events[snap : write.seq])
+                assert scen.ctl.read_guest_file(args["vm"], path) == text.encode()
+    # the product's own events were merged in, each host call inside the operation that made it
+    proxy = [e for e in scen.events if e.actor == "proxy"]
+    assert proxy and {e.kind for e in proxy} >= {"op.invoke", "op.ok"}
+    assert [e.seq for e in scen.events] == list(range(len(scen.events)))
+    assert all(a.time <= b.time + 1e-6 for a, b in zip(scen.events, scen.events[1:], strict=False))
+    for ev in scen.events:
+        backup = ev.details.get("name") == "_VCB-BACKUP_"  # not the user's own snapshot
+        if ev.kind in ("snapshot.create", "snapshot.create.fail") and backup or ev.kind == "quiesce.end":
+            assert _between(scen.events, ev, frozenset({"WF-1"})), ev.line()
+        if ev.kind == "snapshot.remove" and backup:
+            assert _between(scen.events, ev, frozenset({"WF-3b"})), ev.line()
+    assert len(scen.jobs) >= 2 and all(j.exit_code in (0, 1, 5) for j in scen.jobs)
+
+
+def test_certify_command_writes_a_valid_bundle_and_skips_with_reasons(tmp_path: Path) -> None:
+    out = io.StringIO()
+    result = certify_command(CommandAdapter(REFERENCE, name="reference", version="0.1.0"),
+                             scenarios=["file-level-linux-refused", "copy-fails"], report=tmp_path / "bundle",
+                             out=out)
+    assert result.ok, out.getvalue()
+    assert [(c.name, c.outcome) for c in result.cases] == [("wire/file-level-linux-refused", "pass"),
+                                                           ("wire/copy-fails", "skip")]
+    assert "the product's own 'copy' step" in result.cases[1].message
+    assert result.statistics["jobs"] == 2 and result.statistics["jobs_ok"] == 1  # the refused job, the clean one
+    assert verify_bundle(tmp_path / "bundle") == []
+    doc = json.loads((tmp_path / "bundle" / "results.json").read_text())
+    assert doc["run_info"]["config"]["transport"] == "wire"
+
+
+# -- broken products -------------------------------------------------------------------------
+
+
+def test_a_pyvmomi_product_that_follows_the_workflow_passes() -> None:
+    result = certify_command(_product("correct"), scenarios=["image-backup"], out=io.StringIO())
+    assert [c.outcome for c in result.cases] == ["pass"], [c.message for c in result.cases]
+    assert result.statistics["jobs"] == result.statistics["jobs_ok"] == 4
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "rule", "words"),
+    [
+        ("leak", "CLN-NO-SNAPSHOT-LEFT", "was never removed"),
+        ("silent-leak", "CLN-NO-SNAPSHOT-LEFT", "was never removed"),
+        ("early-remove", "WF-ORDER", "3b"),
+    ],
+)
+def test_a_broken_product_gets_the_violated_rule_named(behaviour: str, rule: str, words: str) -> None:
+    out = io.StringIO()
+    result = certify_command(_product(behaviour), scenarios=["image-backup"], out=out)
+    (case,) = result.cases
+    assert case.outcome == "fail" and rule in case.rules, (case.rules, case.message)
+    assert words in case.message or any(words in str(v.get("explanation")) for v in case.violations)
+    assert f"FAIL wire/image-backup: {', '.join(case.rules)}" in out.getvalue()
+    assert case.trace and case.trace[-1].seq == len(case.trace) - 1  # the merged trace, for the timeline
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("import sys; sys.exit(130)", "exited with 130"),
+        ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", "killed by signal 9"),
+        ("import json; print(json.dumps({{'ok': True}})); raise SystemExit(1)", "printed ok=True but exited with 1"),
+        ("open(__import__('os').environ['VCBSIM_TRACE'], 'w').write('not json')", "not a vcbsim trace"),
+        ("import time; time.sleep(30)", "did not finish within 1 s"),
+    ],
+    ids=["exit-130", "sigkill", "contradiction", "bad-trace", "timeout"],
+)
+def test_a_misbehaving_command_is_an_error_not_a_verdict(code: str, words: str) -> None:
+    adapter = CommandAdapter([sys.executable, "-c", code], name="odd", timeout=1.0)
+    result = certify_command(adapter, scenarios=["file-level-linux-refused"], out=io.StringIO())
+    (case,) = result.cases
+    assert case.outcome == "error" and words in case.message, case.message
+    assert not result.ok
+
+
+def test_an_unknown_placeholder_is_refused_before_anything_runs() -> None:
+    from vcbsim.conformance import InvalidDefinition
+
+    with WireEndpoint() as ep, pytest.raises(InvalidDefinition) as err:
+        scen = WireScenario(CommandAdapter(["echo", "{server}"]), ep, workdir=Path("."))
+        scen.backup("rhel5-web")
+    assert "{url}" in str(err.value) and "{server}" in str(err.value)
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def test_vcbsim_conform_command_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    ref = " ".join(REFERENCE)
+    assert main_conform_command(["--command", ref, "--scenario", "file-level-linux-refused"]) == 0
+    assert "PASS wire/file-level-linux-refused" in capsys.readouterr().out
+    broken = f"{sys.executable} {HERE / 'pyvmomi_proxy.py'} silent-leak"
+    assert main_conform_command(["--command", broken, "--scenario", "image-backup", "--json"]) == 1
+    cases = json.loads(capsys.readouterr().out)
+    assert cases[0]["outcome"] == "fail" and "CLN-NO-SNAPSHOT-LEFT" in cases[0]["rules"]
+    assert main_conform_command(["--command", ref, "--scenario", "nope"]) == 2
+    assert "names from SCENARIOS" in capsys.readouterr().err
+
+
+def test_a_running_server_is_used_when_given_its_url() -> None:
+    from vcbsim.simulator import Host
+    from vcbsim.simulator.soap import serve
+
+    with serve(Host(), http=True, user="backup", password="s3cret") as running:
+        adapter = CommandAdapter(REFERENCE, user="backup", password="s3cret")
+        result = certify_command(adapter, url=running.url, scenarios=["file-level-linux-refused"],
+                                 out=io.StringIO())
+        assert result.ok
+        assert sorted(vm.name for vm in running.endpoint.backend.host.vms.values()) == ["rhel5-web", "win2003-sql"]
+
+
+# -- merging a product's trace file with the host's ------------------------------------------
+
+
+def _ev(seq: int, t: float, actor: str, kind: str, step: str | None = None, **details: Any) -> Event:
+    return Event(seq, t, actor, kind, "vm-1", step, details)
+
+
+def test_merge_puts_each_host_call_inside_the_operation_that_made_it() -> None:
+    host = [
+        _ev(0, 10, "host", "snapshot.create.start", name="s"),
+        _ev(1, 12, "host", "snapshot.create", "WF-1c", snapshot="snapshot-1"),
+        _ev(2, 12, "guest", "quiesce.end", "WF-1e"),
+        _ev(3, 12, "host", "fault.injected", operation="snapshot.remove", fault="TaskInProgress"),
+        _ev(4, 12, "host", "snapshot.remove", "WF-3b", snapshot="snapshot-1"),
+        _ev(5, 12, "host", "disk.consolidate", disk=2000),
+    ]
+    proxy = [  # everything after the snapshot happens at the same virtual time, 12
+        _ev(0, 10, "proxy", "op.invoke", "WF-1", op="snap", op_id="a"),
+        _ev(1, 12, "proxy", "op.ok", "WF-1", op="snap", op_id="a"),
+        _ev(2, 12, "proxy", "op.invoke", "WF-2", op="copy", op_id="b"),
+        _ev(3, 12, "proxy", "op.ok", "WF-2", op="copy", op_id="b"),
+        _ev(4, 12, "proxy", "op.invoke", "WF-3b", op="commit", op_id="c"),
+        _ev(5, 12, "proxy", "op.fail", "WF-3b", op="commit", op_id="c"),
+        _ev(6, 12, "proxy", "op.invoke", "WF-3b", op="commit", op_id="d"),
+        _ev(7, 12, "proxy", "op.ok", "WF-3b", op="commit", op_id="d"),
+    ]
+    merged = merge_traces(host, proxy, first_seq=100)
+    order = [(e.actor[0], e.kind, e.details.get("op_id", "")) for e in merged]
+    assert order == [
+        ("p", "op.invoke", "a"), ("h", "snapshot.create.start", ""), ("h", "snapshot.create", ""),
+        ("g", "quiesce.end", ""), ("p", "op.ok", "a"),
+        ("p", "op.invoke", "b"), ("p", "op.ok", "b"),
+        ("p", "op.invoke", "c"), ("h", "fault.injected", ""), ("p", "op.fail", "c"),
+        ("p", "op.invoke", "d"), ("h", "snapshot.remove", ""), ("h", "disk.consolidate", ""), ("p", "op.ok", "d"),
+    ]
+    assert [e.seq for e in merged] == list(range(100, 114))
+
+
+def test_merge_keeps_time_order_over_the_heuristic() -> None:
+    """A host event later than a proxy event never goes before it, whatever the ops say."""
+    host = [_ev(0, 20, "host", "snapshot.remove", "WF-3b", snapshot="s")]
+    proxy = [_ev(0, 10, "proxy", "op.invoke", "WF-3b", op="commit", op_id="a"),
+             _ev(1, 15, "proxy", "op.ok", "WF-3b", op="commit", op_id="a"),
+             _ev(2, 30, "proxy", "note", text="later")]
+    merged = merge_traces(host, proxy)
+    assert [e.kind for e in merged] == ["op.invoke", "op.ok", "snapshot.remove", "note"]
+    assert merge_traces(host, []) == [host[0]] and [e.kind for e in merge_traces([], proxy)] == [
+        "op.invoke", "op.ok", "note"]
