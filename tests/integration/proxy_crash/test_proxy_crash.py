@@ -17,6 +17,11 @@ backups of the demo's Windows VM (two disks, volumes ``C:`` and ``D:``):
 5. then no snapshot, redo log, mount or session is left, the guest holds every file written
    (all three rounds), and every complete backup in the catalog, before the crash, of the
    killed run or of the recovery run, restores exactly what the guest held at its snapshot.
+
+Also: kills at every point in a row on one state (each killed run cleans the previous
+leftovers), held mounts (``vcbsim mount`` or ``unmount`` killed; ``mount`` and ``unmount``
+finish), and ``vcbsim jobs run`` backing up two VMs at once, killed at every point in turn.
+Each case copies the prepared state (``cp --sparse``: the flat extents are gigabytes long).
 """
 
 from __future__ import annotations
@@ -364,5 +369,41 @@ def test_a_held_mount_killed_at_a_crash_point_is_finished_by_mount_and_unmount(
         vm = host.find_vm(VM)
         assert vm.snapshots() == [] and all(len(d.disk.chain()) == 1 for d in vm.disks)
         assert read_crash_files(vm.guest) == files
+    finally:
+        host.store.close()
+
+
+def test_scheduled_jobs_killed_at_every_point_in_turn_then_run_once(
+    prepared: tuple[Path, Files, dict[int, Files]], tmp_path: Path
+) -> None:
+    """``vcbsim jobs run`` backs up two VMs at once (concurrency 2); killed at each point in
+    turn, each next run cleans what both VMs' runs left, and the last one records both."""
+    base, written, _ = prepared
+    files = dict(written)
+    state = tmp_path / "state"
+    copy_state(base, state)
+    add = run_cli(state, "jobs", "add", "nightly", "-a", f"name:{VM}", "-a", "name:rhel5-web",
+                  "-t", "fullvm", "--at", "+60", "--every", "86400")
+    assert add.returncode == 0, add.stderr.decode()
+    for i, point in enumerate(POINTS):
+        guest_write(state, f"j{i}", files)
+        killed = run_cli(state, "jobs", "run", "--until", "+120", crash_at=point)
+        assert killed.returncode == -signal.SIGKILL, (point, killed.returncode, killed.stderr.decode())
+    last = run_cli(state, "jobs", "run", "--until", "+120")
+    assert last.returncode == 0, last.stderr.decode() + last.stdout.decode()
+    runs = _json(last)
+    assert sorted(r["selector"] for r in runs) == sorted([f"name:{VM}", "name:rhel5-web"])
+    assert all(r["result"]["status"] == "ok" for r in runs)
+    hist = _json(run_cli(state, "jobs", "history"))
+    assert sorted(r["vm_name"] for r in hist) == sorted([VM, "rhel5-web"]) and {r["status"] for r in hist} == {"ok"}
+    snaps, paths, sessions, running = snapshot_leftovers(state)
+    assert (snaps, paths, sessions, running) == ([], [], [], [])
+    (latest,) = [r["result"]["backup_id"] for r in runs if r["selector"] == f"name:{VM}"]
+    host = open_host(state / "datastore")
+    try:
+        assert all(vm.snapshots() == [] for vm in host.vms.values())
+        assert read_crash_files(host.find_vm(VM).guest) == files
+        with Catalog(state / "medium") as cat:
+            assert image_files(cat, latest, host) == files
     finally:
         host.store.close()
