@@ -22,7 +22,7 @@ from rich.markup import escape
 
 from ._rules import HOST_PROFILES, RULES
 
-__all__ = ["main_check_trace", "main_verify_bundle", "main_conformance"]
+__all__ = ["main_check_trace", "main_verify_bundle", "main_conformance", "main_conform_command"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -134,7 +134,14 @@ def main_verify_bundle(argv: list[str] | None = None) -> int:
 
 
 def main_conformance(argv: list[str] | None = None) -> int:
-    """``vcbsim conformance``: run the conformance suite against an orchestrator."""
+    """``vcbsim conformance``: run the conformance suite against an orchestrator.
+
+    With ``--command "CMD ..."`` the product is a command run over the wire against the SOAP
+    endpoint (``main_conform_command``, ``conformance/_wire.py``)."""
+    if argv is None:
+        argv = sys.argv[1:]
+    if any(a == "--command" or a.startswith("--command=") for a in argv):
+        return main_conform_command(argv)
     parser = _Parser(
         prog="vcbsim conform",
         description="Run the conformance suite (scenarios, then Hypothesis exploration) against an "
@@ -181,3 +188,12 @@ def main_conformance(argv: list[str] | None = None) -> int:
         return 3
     _console().print("[bold green]CONFORMANT[/]" + (f"; bundle in {escape(args.report)}" if args.report else ""))
     return 0
+
+
+def main_conform_command(argv: list[str] | None = None) -> int:
+    """``vcbsim conform --command "CMD ..."``: certify a product run as a command, over the wire
+    (``conformance/_wire.py``). Exit 0: conformant; 1: a rule failed; 2: bad input; 3: the
+    command misbehaved."""
+    from ._wire import main_conform_command as run_command
+
+    return run_command(argv)

@@ -359,17 +359,16 @@ def run_command_job(adapter: CommandAdapter, ep: WireEndpoint, vm: str, policy: 
     writes in snapshot mode)."""
     from vcbsim.simulator import load_jsonl
 
-    fd, name = tempfile.mkstemp(prefix="vcbsim-proxy-", suffix=".jsonl", dir=workdir)
-    os.close(fd)
-    trace = Path(name)
-    trace.write_bytes(b"")
+    trace = workdir / f"proxy-trace-{time.monotonic_ns()}.jsonl"
     values = _values(adapter, ep, vm, policy, trace, workdir)
     try:
         argv = [a.format(**values) for a in adapter.argv]
     except (KeyError, IndexError, ValueError) as exc:
         msg = "CommandAdapter.argv"
         raise InvalidDefinition(msg, expected="placeholders from {" + "}, {".join(values) + "}",
-                                got=list(adapter.argv), hint=f"{type(exc).__name__}: {exc}") from None
+                                got=list(adapter.argv), hint=f"{type(exc).__name__}: {exc}; write a literal "
+                                "brace as {{ or }}") from None
+    trace.write_bytes(b"")
     env = {**os.environ, **{f"VCBSIM_{k.upper()}": v for k, v in values.items()}, **dict(adapter.env)}
     if ep.url.startswith("https:"):
         env["VCBSIM_INSECURE"] = "1"
@@ -771,11 +770,11 @@ def _now() -> str:
 def main_conform_command(argv: list[str] | None = None) -> int:
     """``vcbsim conform --command "CMD ..."``: certify a product run as a command, over the wire.
 
-    Exit codes: 0 every case passed (or was skipped as not drivable over the wire), 1 a FAIL
-    or ERROR, 2 bad usage.
+    Exit codes (as ``vcbsim conform``): 0 every case passed (or was skipped as not drivable
+    over the wire), 1 a rule failed (FAIL), 2 bad usage, 3 the command misbehaved (ERROR only).
     """
     p = argparse.ArgumentParser(
-        prog="vcbsim conform --command",
+        prog="vcbsim conform",
         description="Certify a backup product that runs as a command (any language) against the simulator's "
                     "vSphere endpoint: each scenario resets the endpoint through its control API, runs the "
                     "command once per job, and checks the host's trace merged with the proxy events the "
@@ -809,5 +808,6 @@ def main_conform_command(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps([{k: v for k, v in c.to_dict().items() if k != "trace"} for c in result.cases],
                          indent=2, default=str))
-    return 0 if result.ok else 1
+    outcomes = {c.outcome for c in result.cases}
+    return 1 if "fail" in outcomes else 3 if "error" in outcomes else 0
 

@@ -142,18 +142,19 @@ def test_a_broken_product_gets_the_violated_rule_named(behaviour: str, rule: str
     ids=["exit-130", "sigkill", "contradiction", "bad-trace", "timeout"],
 )
 def test_a_misbehaving_command_is_an_error_not_a_verdict(code: str, words: str) -> None:
-    adapter = CommandAdapter([sys.executable, "-c", code], name="odd", timeout=1.0)
+    # a loaded machine may take a while to start Python: only the sleeping command gets 1 s
+    adapter = CommandAdapter([sys.executable, "-c", code], name="odd", timeout=1.0 if "sleep" in code else 60.0)
     result = certify_command(adapter, scenarios=["file-level-linux-refused"], out=io.StringIO())
     (case,) = result.cases
     assert case.outcome == "error" and words in case.message, case.message
     assert not result.ok
 
 
-def test_an_unknown_placeholder_is_refused_before_anything_runs() -> None:
+def test_an_unknown_placeholder_is_refused_before_anything_runs(tmp_path: Path) -> None:
     from vcbsim.conformance import InvalidDefinition
 
     with WireEndpoint() as ep, pytest.raises(InvalidDefinition) as err:
-        scen = WireScenario(CommandAdapter(["echo", "{server}"]), ep, workdir=Path("."))
+        scen = WireScenario(CommandAdapter(["echo", "{server}"]), ep, workdir=tmp_path)
         scen.backup("rhel5-web")
     assert "{url}" in str(err.value) and "{server}" in str(err.value)
 
@@ -162,9 +163,14 @@ def test_an_unknown_placeholder_is_refused_before_anything_runs() -> None:
 
 
 def test_vcbsim_conform_command_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    from vcbsim._cli import main as vcbsim
+
     ref = " ".join(REFERENCE)
-    assert main_conform_command(["--command", ref, "--scenario", "file-level-linux-refused"]) == 0
+    assert vcbsim(["conform", "--command", ref, "--scenario", "file-level-linux-refused"]) == 0
     assert "PASS wire/file-level-linux-refused" in capsys.readouterr().out
+    odd = f"{sys.executable} -c 'raise SystemExit(200)'"
+    assert main_conform_command(["--command", odd, "--scenario", "file-level-linux-refused"]) == 3
+    assert "ERROR wire/file-level-linux-refused" in capsys.readouterr().out
     broken = f"{sys.executable} {HERE / 'pyvmomi_proxy.py'} silent-leak"
     assert main_conform_command(["--command", broken, "--scenario", "image-backup", "--json"]) == 1
     cases = json.loads(capsys.readouterr().out)
