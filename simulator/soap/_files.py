@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hmac
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,9 @@ def _text(status: int, message: str, **headers: str) -> FileResponse:
 
 def _authorized(ep: Endpoint, cookie: str | None, authorization: str | None) -> bool:
     with ep.lock:
-        if ep.session_from_cookie(cookie) is not None:
+        session = ep.session_from_cookie(cookie)
+        if session is not None:
+            session.last_used = time.monotonic()  # a file transfer keeps the session alive
             return True
     if authorization and authorization.lower().startswith("basic "):
         try:

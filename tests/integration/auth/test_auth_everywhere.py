@@ -438,3 +438,15 @@ def test_the_control_api_refuses_missing_logged_out_and_expired_sessions(server,
     live = _login(server)
     status, _, _ = _http(server, "GET", f"{PREFIX}/state", None, {"Cookie": live})
     assert status == 200
+
+
+def test_datastore_file_requests_keep_a_session_alive(idle_server):
+    """A backup that copies disks over ``/folder`` for longer than the idle timeout, with no
+    SOAP call in between, can still remove its snapshot afterwards."""
+    path = _vmx_path(idle_server)
+    cookie = _login(idle_server)
+    deadline = time.monotonic() + IDLE * 3
+    while time.monotonic() < deadline:
+        assert _http(idle_server, "GET", path, None, {"Cookie": cookie})[0] == 200
+        time.sleep(IDLE / 4)
+    assert _fault(*_soap(idle_server, _request("ServiceInstance", "CurrentTime"), cookie)) is None
