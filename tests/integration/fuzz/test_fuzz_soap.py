@@ -226,7 +226,12 @@ class FuzzTarget:
         assert open_conns == 0, f"{open_conns} server connections still open"
         assert threading.active_count() <= baseline_threads, threading.enumerate()
         ep = self.server.endpoint
-        assert len(ep.sessions) <= 500 and len(ep.filters) < 1000 and len(ep.transfers) <= 1000
+        with ep.lock:  # no filter, view, collector or transfer outlives its session
+            assert len(ep.sessions) <= 500 and len(ep.transfers) <= 1000
+            assert all(f.session_key in ep.sessions for f in ep.filters.values())
+            assert all(v.session_key in ep.sessions for v in ep.views.values())
+            assert all(c.session_key in ep.sessions for c in ep.collectors.values())
+            assert all(t.session in ep.sessions for t in ep.transfers.values())
 
     # --- afterwards -------------------------------------------------------------------------
     def smoke(self) -> None:
