@@ -45,7 +45,8 @@ then agree with the exit code.
 
 Proxy events (``op.invoke``/``op.ok``/``op.fail``/``op.info`` with ``op``, ``op_id`` and
 ``step``, ``mount``, ``unmount``, ``disk.export``; the published trace schema) make the
-product's steps visible to the checker. Either post them as they happen (``POST
+product's steps visible to the checker (an ``op_id`` need only be unique within one run of the
+command: the kit prefixes it with the job's number). Either post them as they happen (``POST
 {control}/trace``; they are then in exact order with the host's events) or write them to
 ``{trace}``; a trace file is merged by ``merge_traces``: each event keeps its virtual time
 (the merged trace is time-ordered), and among events of equal time the host's events of a
@@ -482,12 +483,15 @@ class WireScenario:
         new = self.ctl.trace(since=self._mark)
         if new:
             self._mark = new[-1].seq + 1
-        live_proxy = any(e.actor == "proxy" for e in new)
         # each run of the command numbers its operations afresh: keep them apart
         job = len(self.jobs)
-        proxy = [replace(e, details={**e.details, "op_id": f"job{job}:{e.details['op_id']}"})
-                 if "op_id" in e.details else e for e in proxy]
-        merged = merge_traces(new, [] if live_proxy else proxy, first_seq=len(self.events))
+
+        def own(events: Iterable[Event]) -> list[Event]:
+            return [replace(e, details={**e.details, "op_id": f"job{job}:{e.details['op_id']}"})
+                    if e.actor == "proxy" and "op_id" in e.details else e for e in events]
+
+        live_proxy = any(e.actor == "proxy" for e in new)
+        merged = merge_traces(own(new), [] if live_proxy else own(proxy), first_seq=len(self.events))
         self.events.extend(merged)
         return merged
 

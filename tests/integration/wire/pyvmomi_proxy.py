@@ -10,7 +10,9 @@ Behaviours:
   export (WF-3a), remove the snapshot (WF-3b);
 - ``leak``: the same, but the snapshot is never removed;
 - ``early-remove``: the snapshot is removed right after the export, before the copy;
-- ``silent-leak``: leaks the snapshot and records no events at all.
+- ``silent-leak``: leaks the snapshot and records no events at all;
+- ``live``: as ``correct``, but the events are posted to the control API as they happen
+  (``POST $VCBSIM_CONTROL/trace``) instead of written to ``VCBSIM_TRACE``.
 
 Exit codes: 0 the job succeeded, 1 it failed, 5 a file-level job was asked (not supported).
 """
@@ -37,6 +39,7 @@ class Recorder:
         self.path, self.si, self.vm, self.enabled = path, si, vm, enabled
         self.seq = 0
         self.ids = 0
+        self.live: Any = None
 
     def emit(self, event: str, step: str | None = None, /, **details: Any) -> None:
         if not self.enabled:
@@ -44,6 +47,9 @@ class Recorder:
         ev = {"seq": self.seq, "time": self.si.CurrentTime().timestamp(), "actor": "proxy", "kind": event,
               "vm": self.vm, "step": step, "details": details}
         self.seq += 1
+        if self.live is not None:
+            self.live.post_events([ev])
+            return
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(ev) + "\n")
 
@@ -99,6 +105,10 @@ def main() -> int:
         vm = next(v for v in view.view if v.name == env["VCBSIM_VM"])
         view.Destroy()
         rec = Recorder(env["VCBSIM_TRACE"], si, vm._moId, enabled=behaviour != "silent-leak")
+        if behaviour == "live":
+            from vcbsim.simulator.soap import ControlClient
+
+            rec.live = ControlClient(env["VCBSIM_CONTROL"], env["VCBSIM_USER"], env["VCBSIM_PASSWORD"])
         cookie = si._stub.cookie
         job = "op-job"
         rec.emit("op.invoke", None, op="job", op_id=job, mode="fullvm", level="full")
@@ -136,7 +146,7 @@ def main() -> int:
                 rec.op("commit", "WF-3b", remove)
             rec.op("copy", "WF-2", copy)
             rec.op("unmount", "WF-3a", unmount)
-            if behaviour == "correct":
+            if behaviour in ("correct", "live"):
                 rec.op("commit", "WF-3b", remove)
         except vmodl.MethodFault as exc:
             rec.emit("op.fail", None, op="job", op_id=job, error=type(exc).__name__.rsplit(".", 1)[-1])

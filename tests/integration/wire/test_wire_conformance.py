@@ -112,6 +112,21 @@ def test_a_pyvmomi_product_that_follows_the_workflow_passes() -> None:
     assert result.statistics["jobs"] == result.statistics["jobs_ok"] == 4
 
 
+def test_events_posted_live_are_judged_in_the_hosts_own_order(tmp_path: Path) -> None:
+    with WireEndpoint() as ep:
+        scen = WireScenario(_product("live"), ep, workdir=tmp_path)
+        scen.backup("rhel5-web")
+        scen.finish()
+        host_trace = ep.control.trace()
+    assert all(job.proxy_events == () for job in scen.jobs)  # nothing in the trace file
+    posted = [e for e in host_trace if e.actor == "proxy"]
+    assert len(posted) >= 2 * 12  # two jobs of six operations each, all stamped by the host
+    # the host's sequence is the kit's: no merge was needed
+    assert [(e.actor, e.kind) for e in scen.events] == [(e.actor, e.kind) for e in host_trace]
+    create = next(e for e in host_trace if e.kind == "snapshot.create")
+    assert _between(list(host_trace), create, frozenset({"WF-1"}))
+
+
 @pytest.mark.parametrize(
     ("behaviour", "rule", "words"),
     [
