@@ -156,6 +156,9 @@ def main_conformance(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", metavar="DIR", default=None, help="write a results bundle here")
     parser.add_argument("--replay-dir", metavar="DIR", default=None,
                         help="saved failing step lists: replayed first, new failures saved")
+    parser.add_argument("--command", metavar="CMD",
+                        help="instead of an adapter: certify a product run as a command, over the wire against "
+                        "the SOAP endpoint (vcbsim conform --command CMD --help)")
     args = parser.parse_args(argv)
     if args.target and args.adapter and args.target != args.adapter:
         parser.error(f"two adapters given: {args.target!r} and --adapter {args.adapter!r}; give one")
