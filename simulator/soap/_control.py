@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import ssl
 import urllib.error
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
     from .._host import Host
     from .._vm import VM
     from ._endpoint import Endpoint
+
+log = logging.getLogger("vcbsim.soap.control")
 
 __all__ = ["PREFIX", "ControlClient", "ControlError", "ControlResponse", "handle_control", "VM_FIELDS"]
 
@@ -114,7 +117,7 @@ def _body(raw: bytes, *, required: bool = True) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         _bad("request body", "a JSON object", raw[:80].decode("utf-8", "replace"),
                    f"invalid JSON: {exc}")
     if not isinstance(data, dict):
@@ -184,6 +187,9 @@ def handle_control(ep: Endpoint, method: str, raw_path: str, body: bytes, *, aut
         return _json(409, {"error": "InvalidState", "message": str(exc)})
     except (ValueError, TypeError) as exc:
         return _json(400, {"error": "InvalidInput", "message": str(exc)})
+    except Exception as exc:  # every request is answered; the server keeps serving
+        log.warning("control API %s %s failed", method, raw_path, exc_info=True)
+        return _json(500, {"error": "SystemError", "message": f"{type(exc).__name__}: {exc}"})
 
 
 _ROUTES = {
@@ -487,7 +493,7 @@ def _faults(host: Host, method: str, body: bytes) -> ControlResponse:
         raw = body.strip()
         try:
             data = json.loads(raw) if raw else None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             _bad("request body", "a fault rule object or a list of them", raw[:80].decode("utf-8", "replace"),
                        f"invalid JSON: {exc}")
         rules = [_rule(r, f"faults[{i}]") for i, r in enumerate(data)] if isinstance(data, list) \
@@ -526,13 +532,15 @@ def _events_in(body: bytes) -> list[Any]:
         return data if isinstance(data, list) else [data]
     except json.JSONDecodeError:
         pass
+    except RecursionError:
+        _bad("request body", "proxy events: a JSON object, a list, or JSON Lines", text[:80], "nested too deeply")
     out = []
     for n, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
                 out.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                _bad(f"events line {n}", "one JSON object per line", line[:80], exc.msg)
+            except (json.JSONDecodeError, RecursionError) as exc:
+                _bad(f"events line {n}", "one JSON object per line", line[:80], str(exc))
     return out
 
 

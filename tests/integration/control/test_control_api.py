@@ -245,6 +245,9 @@ def test_bad_vm_requests_are_400_naming_expected_and_got(server: Any, host: Host
         ("GET", "/vcbsim-api/trace?since=x", None, 400, "since: expected a sequence number"),
         ("DELETE", "/vcbsim-api/state", b"", 405, "accepts GET, not DELETE"),
         ("GET", "/vcbsim-api/nothing", None, 404, "/vcbsim-api/reset"),
+        ("POST", "/vcbsim-api/faults", b"[" * 5000, 400, "invalid JSON"),
+        ("POST", "/vcbsim-api/vms", b"[" * 5000, 400, "invalid JSON"),
+        ("POST", "/vcbsim-api/trace", b"[" * 5000, 400, "nested too deeply"),
     ],
 )
 def test_malformed_requests_say_what_was_expected(server: Any, method: str, path: str, body: bytes | None,
