@@ -13,8 +13,9 @@ For each case (the built-in ``SCENARIOS`` the wire can drive) the kit
 3. fetches the host's trace (``GET /vcbsim-api/trace?since=N``) and merges the proxy events the
    product recorded (``merge_traces``), then checks the trace so far with ``check_trace``
    (open-ended after a job, closed at the end) and the data the trace cannot show: the live
-   guest still holds every write the kit made (CMT-DATA), and at the end no snapshot is left
-   but the user's (CLN-NO-SNAPSHOT-LEFT, from ``GET /vcbsim-api/state``);
+   guest still holds every write the kit made (CMT-DATA), a file-level backup whose files the
+   command reported holds the guest's files as of its snapshot (CMT-BACKUP-CONTENT), and at
+   the end no snapshot is left but the user's (CLN-NO-SNAPSHOT-LEFT, ``GET /vcbsim-api/state``);
 4. at the end disarms faults, removes the kit's scripts, and runs one clean image job of every
    VM the case backed up: it must succeed and leave nothing behind.
 
@@ -606,12 +607,54 @@ class WireScenario:
         self.results.append(job.result)
         if vm not in self._backed_up:
             self._backed_up.append(vm)
+        first = len(self.events)
         self._sync(job.proxy_events)
         self.check(open_ended=True)
+        self._check_content(vm, policy, job.result, first)
         self._check_writes(vm)
         return job.result
 
     # -- data checks ----------------------------------------------------------------------
+    def _check_content(self, vm: str, policy: BackupPolicy, result: JobResult, first: int) -> None:
+        """A file-level backup whose files the product reported holds the guest's files as of
+        its snapshot (CMT-BACKUP-CONTENT), as the trace's guest writes say they were."""
+        if not (result.ok and policy.mode == "file" and result.files is not None):
+            return
+        moref = self.morefs.get(vm)
+        snaps = [e for e in self.events[first:] if e.kind == "snapshot.create" and e.vm == moref]
+        if not snaps:
+            return
+        snap = snaps[-1]
+
+        def norm(p: str) -> str:
+            return p.replace("/", "\\").casefold() if ":" in p[:2] else p
+
+        model: dict[str, tuple[str, str]] = {}
+        for e in self.events[: snap.seq]:
+            if e.vm != moref:
+                continue
+            path = str(e.details.get("path", ""))
+            if e.kind == "guest.write":
+                model[norm(path)] = (path, str(e.details.get("sha256")))
+            elif e.kind == "guest.delete":
+                model.pop(norm(path), None)
+        model = {k: v for k, v in model.items() if v[0][:1].upper() in ("C", "D")}
+        got = {norm(p): (p, h) for p, h in result.files.items()}
+        wrong = [got[k][0] for k in got if k in model and model[k][1] != got[k][1]]
+        missing = [model[k][0] for k in model if k not in got]
+        extra = [got[k][0] for k in got if k not in model]
+        if wrong or missing or extra:
+            parts = []
+            if wrong:
+                parts.append(f"holds other content than the guest had at the snapshot for {', '.join(wrong[:3])}")
+            if missing:
+                parts.append(f"lacks {', '.join(missing[:3])}")
+            if extra:
+                parts.append(f"holds {', '.join(extra[:3])}, which did not exist at the snapshot")
+            why = (f"the {policy.level} file-level backup of {vm} " + "; ".join(parts)
+                   + f" (snapshot #{snap.seq}); a backup equals the guest as of its snapshot")
+            raise ConformanceViolation("CMT-BACKUP-CONTENT", why, witness=(snap,), vm=moref)
+
     def _check_writes(self, after: str) -> None:
         """The live guests still hold every write the kit made (the commit lost nothing)."""
         from vcbsim.simulator.soap import ControlError

@@ -145,6 +145,21 @@ def test_a_broken_product_gets_the_violated_rule_named(behaviour: str, rule: str
     assert case.trace and case.trace[-1].seq == len(case.trace) - 1  # the merged trace, for the timeline
 
 
+def test_files_a_product_reports_are_checked_against_the_guest_at_the_snapshot(tmp_path: Path) -> None:
+    honest = CommandAdapter([sys.executable, str(HERE / "reference_with_files.py")], name="ref-files")
+    with WireEndpoint() as ep:
+        scen = WireScenario(honest, ep, workdir=tmp_path)
+        scen.write("win2003-sql", "D:\\Data\\new.txt", "before the backup")
+        result = scen.backup("win2003-sql", "file", "full")
+        scen.finish()
+    assert result.ok and result.files is not None
+    assert "D:\\Data\\new.txt" in result.files and len(result.files) >= 6
+    tampered = CommandAdapter([sys.executable, str(HERE / "reference_with_files.py"), "tamper"])
+    (case,) = certify_command(tampered, scenarios=["file-backup-series"], out=io.StringIO()).cases
+    assert case.outcome == "fail" and case.rules == ("CMT-BACKUP-CONTENT",), case.message
+    assert "holds other content than the guest had at the snapshot" in case.message
+
+
 @pytest.mark.parametrize(
     ("code", "words"),
     [
