@@ -39,6 +39,9 @@ class TaskRunner:
         self.retention = retention
         self._infos: OrderedDict[str, Any] = OrderedDict()
         self._finished: deque[str] = deque()
+        #: entity moid -> its queued or running tasks, oldest first (the one-operation-per-VM
+        #: check without a scan of every retained task on each submit)
+        self._pending: dict[str, list[str]] = {}
         self._queue: queue.Queue[tuple[str, Callable[[], Any]] | None] = queue.Queue()
         self._ids = itertools.count(1)
         self._chain = itertools.count(1)
@@ -128,18 +131,9 @@ class TaskRunner:
             eventChainId=next(self._chain),
         )
         self._infos[moid] = info
-        busy = exclusive and next(
-            (
-                other
-                for other in self._infos.values()
-                if other is not info
-                and other.entity is not None
-                and other.entity._moId == vm_moid
-                and other.state in (vim.TaskInfo.State.queued, vim.TaskInfo.State.running)
-            ),
-            None,
-        )
-        if busy:
+        pending = self._pending.get(vm_moid)
+        busy = self._infos.get(pending[0]) if exclusive and pending else None
+        if busy is not None:
             # the host allows one operation per VM at a time: this one fails at once, as on
             # hostd, instead of silently waiting behind the other
             info.startTime = info.queueTime
@@ -155,11 +149,19 @@ class TaskRunner:
             self.completed += 1
             self._finish(moid)
         else:
+            self._pending.setdefault(vm_moid, []).append(moid)
             self._queue.put((moid, fn))
         self.ep.changed.notify_all()
         return vim.Task(moid)
 
     def _finish(self, moid: str) -> None:
+        info = self._infos.get(moid)
+        entity = info.entity._moId if info is not None and info.entity is not None else None
+        pending = self._pending.get(entity) if entity is not None else None
+        if pending is not None and moid in pending:
+            pending.remove(moid)
+            if not pending:
+                del self._pending[entity]
         self._finished.append(moid)
         while len(self._finished) > self.retention:
             self._infos.pop(self._finished.popleft(), None)
