@@ -1022,11 +1022,10 @@ def test_regression_unauthenticated_upload_is_refused_before_the_body_is_read(fu
 
 # --- the control API ---------------------------------------------------------------------------------
 
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-    max_leaves=12,
-)
+_JSON_LEAF = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+_JSON_ITEM = _JSON_LEAF | st.lists(_JSON_LEAF, max_size=4)
+_JSON = _JSON_ITEM | st.dictionaries(st.text(max_size=10), _JSON_ITEM | st.dictionaries(st.text(max_size=5), _JSON_ITEM,
+                                                                                       max_size=3), max_size=4)
 _CONTROL_KEYS = {
     "reset": ["seed", "profile", "demo"], "seed": ["seed"], "clock": ["advance"],
     "vms": ["name", "os", "disks", "power", "tools", "providers", "ip", "hostname", "memory_mb",
