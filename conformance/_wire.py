@@ -842,6 +842,8 @@ def main_conform_command(argv: list[str] | None = None) -> int:
     p.add_argument("--report", metavar="DIR", help="write a results bundle to DIR")
     p.add_argument("--json", action="store_true", help="print the cases as JSON")
     args = p.parse_args(argv)
+    from vcbsim.simulator.soap import ControlError
+
     try:
         adapter = CommandAdapter(shlex.split(args.command), name=args.name, version=args.product_version,
                                  timeout=args.timeout, user=args.user, password=args.password)
@@ -851,6 +853,10 @@ def main_conform_command(argv: list[str] | None = None) -> int:
                                      report=args.report, out=quiet)
     except (InvalidDefinition, ValueError) as exc:
         print(f"vcbsim conform: {exc}", file=sys.stderr)
+        return 2
+    except (ControlError, OSError) as exc:  # the endpoint is not there, or refused the kit
+        where = args.url or "the endpoint served in this process"
+        print(f"vcbsim conform: cannot drive {where} through its control API: {exc}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps([{k: v for k, v in c.to_dict().items() if k != "trace"} for c in result.cases],

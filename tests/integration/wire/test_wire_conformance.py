@@ -207,6 +207,14 @@ def test_vcbsim_conform_command_exit_codes(capsys: pytest.CaptureFixture[str]) -
     assert cases[0]["outcome"] == "fail" and "CLN-NO-SNAPSHOT-LEFT" in cases[0]["rules"]
     assert main_conform_command(["--command", ref, "--scenario", "nope"]) == 2
     assert "names from SCENARIOS" in capsys.readouterr().err
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    url = f"http://127.0.0.1:{closed}/sdk"
+    assert main_conform_command(["--command", ref, "--url", url, "--scenario", "thaw-fails"]) == 2
+    assert f"cannot drive {url} through its control API" in capsys.readouterr().err
 
 
 def test_a_running_server_is_used_when_given_its_url() -> None:
