@@ -156,8 +156,8 @@ class TaskRunner:
 
     def _finish(self, moid: str) -> None:
         info = self._infos.get(moid)
-        entity = info.entity._moId if info is not None and info.entity is not None else None
-        pending = self._pending.get(entity) if entity is not None else None
+        entity = info.entity._moId if info is not None and info.entity is not None else ""
+        pending = self._pending.get(entity)
         if pending is not None and moid in pending:
             pending.remove(moid)
             if not pending:
