@@ -3,6 +3,9 @@
 ``serve(backend)`` starts ``https://127.0.0.1:<port>/sdk`` for any object implementing
 ``HostBackend`` (``HostAdapter(Host.demo())`` serves the simulated host); real vSphere clients (pyVmomi, Ansible's VMware modules, govc) talk to it as
 to an ESX host. pyVmomi's own type system, serializer and deserializer are the schema.
+
+The same port serves the control API (``/vcbsim-api/``: reset, seed, VMs, guest files, fault
+rules, trace, state; ``docs/control-api.md``), and ``ControlClient`` is its Python client.
 """
 
 from ._backend import (
