@@ -12,6 +12,7 @@ One re-entrant lock guards all state (sessions, filters, tasks, and every backen
 
 from __future__ import annotations
 
+import functools
 import hmac
 import itertools
 import secrets
@@ -148,6 +149,18 @@ class Response:
     status: int
     body: bytes
     set_cookie: str | None = None
+
+
+@functools.lru_cache(maxsize=256)
+def _session_key(cookie_header: str) -> str | None:
+    """The session key in a ``Cookie`` header, or ``None``."""
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(cookie_header)
+    except CookieError:
+        return None
+    morsel = jar.get(COOKIE_NAME)
+    return None if morsel is None else morsel.value
 
 
 class Endpoint:
@@ -404,6 +417,11 @@ class Endpoint:
         key = f"vm-exists:{moid}"
         known = self._call_cache.get(key)
         if known is None:
+            has_vm = getattr(self.backend, "has_vm", None)  # optional: a cheap existence check
+            if has_vm is not None:
+                known = bool(has_vm(moid))
+                self._call_cache[key] = known
+                return known
             try:
                 self.backend.vm(moid)
             except (NotFoundError, LookupError):
@@ -563,15 +581,11 @@ class Endpoint:
     def session_from_cookie(self, cookie_header: str | None) -> Session | None:
         if not cookie_header:
             return None
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(cookie_header)
-        except CookieError:
+        # a client sends the same header with every call: parse each distinct one once
+        key = _session_key(cookie_header) if len(cookie_header) <= 512 else _session_key.__wrapped__(cookie_header)
+        if key is None:
             return None
-        morsel = jar.get(COOKIE_NAME)
-        if morsel is None:
-            return None
-        return self.live_session(morsel.value)
+        return self.live_session(key)
 
     def cookie_header(self, key: str) -> str:
         secure = "; Secure" if self.secure_cookie else ""

@@ -241,6 +241,10 @@ class HostAdapter:
     def vm(self, moref: str) -> VMInfo:
         return self._info(self._vm(moref))
 
+    def has_vm(self, moref: str) -> bool:
+        """Whether VM ``moref`` exists (without building its whole record, as ``vm`` does)."""
+        return moref in self.host.vms
+
     # --- operations ------------------------------------------------------------------------------
     def power_on(self, vm: str) -> None:
         self.host.power_on(self._vm(vm))
