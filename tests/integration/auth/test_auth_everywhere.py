@@ -39,7 +39,7 @@ VERSION = "vim.version.v8_0_3_0"
 #: clone ticket is the credential of CloneSession); the version discovery is plain GET
 ALLOWED_ANONYMOUS = {"RetrieveServiceContent", "Login", "CloneSession"}
 #: a tiny idle timeout for the server of the expired-session cases (seconds)
-IDLE = 0.5
+IDLE = 1.0
 ENVELOPE = (
     '<?xml version="1.0" encoding="UTF-8"?>'
     '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
@@ -244,7 +244,7 @@ def test_a_session_in_use_does_not_expire(idle_server):
     deadline = time.monotonic() + IDLE * 3
     while time.monotonic() < deadline:
         assert _fault(*_soap(idle_server, _request("ServiceInstance", "CurrentTime"), cookie)) is None
-        time.sleep(IDLE / 4)
+        time.sleep(IDLE / 10)
     time.sleep(IDLE * 1.5)
     assert _fault(*_soap(idle_server, _request("ServiceInstance", "CurrentTime"), cookie)) == "NotAuthenticated"
 
@@ -448,5 +448,5 @@ def test_datastore_file_requests_keep_a_session_alive(idle_server):
     deadline = time.monotonic() + IDLE * 3
     while time.monotonic() < deadline:
         assert _http(idle_server, "GET", path, None, {"Cookie": cookie})[0] == 200
-        time.sleep(IDLE / 4)
+        time.sleep(IDLE / 10)
     assert _fault(*_soap(idle_server, _request("ServiceInstance", "CurrentTime"), cookie)) is None
