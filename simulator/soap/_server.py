@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import email.parser
+import email.utils
+import functools
 import http.client
 import logging
 import re
@@ -22,6 +24,7 @@ import socketserver
 import ssl
 import tempfile
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -90,6 +93,17 @@ def _service_wsdl(url: str) -> bytes:
         "   </service>\n"
         "</definitions>\n"
     ).encode()
+
+
+@functools.lru_cache(maxsize=4)
+def _http_date(second: int) -> str:
+    return email.utils.formatdate(second, usegmt=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _url_path(target: str) -> str:
+    """The path of a request target (clients ask for the same few again and again)."""
+    return urlsplit(target).path
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -168,6 +182,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s " + format, self.address_string(), *args)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if log.isEnabledFor(logging.DEBUG):  # one per response: skip the formatting unless shown
+            super().log_request(code, size)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        if timestamp is not None:
+            return str(super().date_time_string(timestamp))
+        return _http_date(int(time.time()))  # the Date header: formatted once a second
 
     # request parsing -------------------------------------------------------------------
     def parse_request(self) -> bool:
@@ -284,7 +307,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n)
 
     def _path(self) -> str:
-        return urlsplit(self.path).path
+        return _url_path(self.path) if len(self.path) <= 256 else urlsplit(self.path).path
 
     # methods ---------------------------------------------------------------------------
     def _control(self) -> None:
