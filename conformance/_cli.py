@@ -156,6 +156,9 @@ def main_conformance(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", metavar="DIR", default=None, help="write a results bundle here")
     parser.add_argument("--replay-dir", metavar="DIR", default=None,
                         help="saved failing step lists: replayed first, new failures saved")
+    parser.add_argument("-n", "--workers", default="1", metavar="N",
+                        help="run the cases (scenarios, exploration shards, saved failures) on N processes "
+                        "and merge them into one bundle; 'auto': one per CPU (default: 1)")
     parser.add_argument("--command", metavar="CMD",
                         help="instead of an adapter: certify a product run as a command, over the wire against "
                         "the SOAP endpoint (vcbsim conform --command CMD --help)")
@@ -175,20 +178,26 @@ def main_conformance(argv: list[str] | None = None) -> int:
         err.print(f"vcbsim conformance: --adapter expected MODULE:FACTORY naming an importable callable, got "
                   f"{escape(args.adapter)!r} ({escape(str(exc))})")
         return 2
-    from ._suite import run
+    from ._parallel import run_parallel
 
     try:
-        run(factory, profile=args.profile, seed=args.seed, report=args.report, host_profile=args.host_profile,
-            replay_dir=args.replay_dir)
+        result = run_parallel(factory, profile=args.profile, seed=args.seed, report=args.report,
+                              host_profile=args.host_profile, replay_dir=args.replay_dir, workers=args.workers)
     except InvalidDefinition as exc:
         err.print(f"vcbsim conformance: {escape(str(exc))}")
         return 2
-    except ConformanceViolation as exc:
-        err.print(f"[bold red]FAIL[/] {escape(exc.rule_id)}: {escape(exc.explanation)}")
-        return 1
-    except AdapterError as exc:
+    except (ConformanceViolation, AdapterError) as exc:  # the harness itself, outside any case
         err.print(f"[bold red]ERROR[/] {escape(str(exc))}")
         return 3
+    failing = [c for c in result.cases if c.outcome in ("fail", "error")]
+    for case in failing:
+        if case.outcome == "fail":
+            why = str(case.violations[0].get("explanation", case.message)) if case.violations else case.message
+            err.print(f"[bold red]FAIL[/] {escape(', '.join(case.rules))} in {escape(case.name)}: {escape(why)}")
+        else:
+            err.print(f"[bold red]ERROR[/] {escape(case.name)}: {escape(case.message)}")
+    if failing:
+        return 1 if failing[0].outcome == "fail" else 3
     _console().print("[bold green]CONFORMANT[/]" + (f"; bundle in {escape(args.report)}" if args.report else ""))
     return 0
 
