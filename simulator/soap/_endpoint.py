@@ -317,15 +317,20 @@ class Endpoint:
         The owner seen last time is tried first (one VM's state instead of every VM's); the
         full scan refreshes that index, so the answer is always from current state.
         """
+        key = f"snapshot:{moid}"
+        memo = self._call_cache.get(key)
+        if memo is not None:  # found earlier in this call (a lookup, then the method's own)
+            return memo  # type: ignore[no-any-return]
         owner = self._snapshot_owner.get(moid)
         if owner is not None:
             try:
-                vm = self.backend.vm(owner)
+                vm = self.vm_info(owner)
             except LookupError:
                 vm = None
             if vm is not None:
                 for snap, _parent in iter_snapshots(vm.snapshots):
                     if snap.moref == moid:
+                        self._call_cache[key] = vm, snap
                         return vm, snap
         if len(self._snapshot_owner) > 10_000:
             self._snapshot_owner.clear()
@@ -336,6 +341,14 @@ class Endpoint:
                 if snap.moref == moid:
                     found = vm, snap
         return found
+
+    def vm_info(self, moid: str) -> VMInfo:
+        """``backend.vm(moid)``, built once per call (the lock is held: state cannot change)."""
+        key = f"vm:{moid}"
+        info = self._call_cache.get(key)
+        if info is None:
+            info = self._call_cache[key] = self.backend.vm(moid)
+        return info  # type: ignore[no-any-return]
 
     def note_snapshot(self, snapshot: str, vm: str) -> None:
         """Remember who holds a snapshot just created (``find_snapshot`` verifies it)."""
@@ -612,6 +625,7 @@ class Endpoint:
                 return self._fault(req.wsdl_name, fault, version)
             finally:
                 self._local.ctx = None
+                self._call_cache.clear()  # memoised values never outlive the call
             self.calls[req.wsdl_name] = self.calls.get(req.wsdl_name, 0) + 1
             set_cookie = self.cookie_header(ctx.new_cookie) if ctx.new_cookie else None
             return Response(200, payload, set_cookie)

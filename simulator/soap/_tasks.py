@@ -100,7 +100,7 @@ class TaskRunner:
     # submission (endpoint lock held) ---------------------------------------------------------
     def submit(self, ctx: Context, method: Any, vm_moid: str, fn: Callable[[], Any]) -> Any:
         """A task on a VM (its entity); one operation per VM at a time."""
-        vm = self.ep.backend.vm(vm_moid)
+        vm = self.ep.vm_info(vm_moid)
         return self._submit(ctx, method, vim.VirtualMachine(vm_moid), vm.name, fn, exclusive=True)
 
     def submit_for(self, ctx: Context, method: Any, entity: Any, entity_name: str, fn: Callable[[], Any]) -> Any:
