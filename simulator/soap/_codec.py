@@ -195,6 +195,21 @@ class _RequestDecoder(SoapAdapter.ExpatDeserializerNSHandlers):
 _UNSAFE_ID = re.compile(r'[<>&"\x00-\x1f\x7f]')
 
 
+#: (data object type, version) -> its properties as (name, required in that version)
+_PROPERTIES: dict[tuple[Any, str], tuple[tuple[str, bool], ...]] = {}
+
+
+def _properties(typ: Any, version: str) -> tuple[tuple[str, bool], ...]:
+    """A data object type's properties (pyVmomi's types and versions: a bounded set)."""
+    props = _PROPERTIES.get((typ, version))
+    if props is None:
+        props = _PROPERTIES[typ, version] = tuple(
+            (p.name, not p.flags & F_OPTIONAL and VmomiSupport.IsChildVersion(version, p.version))
+            for p in typ._GetPropertyList()
+        )
+    return props
+
+
 def _check_values(values: list[Any], version: str) -> None:
     """``RequestError`` if any managed object reference among ``values`` has an id that cannot
     be echoed, or a data object lacks a required property of ``version`` (walked without
@@ -207,10 +222,10 @@ def _check_values(values: list[Any], version: str) -> None:
                 msg = f"invalid managed object id {value._moId!r}"
                 raise RequestError(msg)
         elif isinstance(value, DataObject):
-            for p in value._GetPropertyList():
-                item = getattr(value, p.name, None)
-                if item is None and not p.flags & F_OPTIONAL and VmomiSupport.IsChildVersion(version, p.version):
-                    msg = f"required property {p.name!r} of {VmomiSupport.GetWsdlName(type(value))} is missing"
+            for name, required in _properties(type(value), version):
+                item = getattr(value, name, None)
+                if item is None and required:
+                    msg = f"required property {name!r} of {VmomiSupport.GetWsdlName(type(value))} is missing"
                     raise RequestError(msg)
                 stack.append(item)
         elif isinstance(value, list):
