@@ -134,8 +134,15 @@ def start_server(name: str, argv: list[str], port: int, ready: re.Pattern[str]) 
             proc.wait()
 
 
+#: events ``vcbsim serve`` keeps in memory for its control API. The trace is bounded anyway
+#: (100,000 events by default, reached after some 10,000 cycles); a small bound makes it flat
+#: from the start, so RSS growth over a run shows leaks, not the trace filling up.
+TRACE_LIMIT = 1000
+
+
 def vcbsim_argv(port: int, https: bool) -> list[str]:
-    argv = [sys.executable, "-m", "vcbsim", "serve", "--port", str(port), "--user", USER, "--password", PASSWORD]
+    argv = [sys.executable, "-m", "vcbsim", "serve", "--port", str(port), "--user", USER, "--password", PASSWORD,
+            "--trace-limit", str(TRACE_LIMIT)]
     return argv if https else [*argv, "--http"]
 
 
