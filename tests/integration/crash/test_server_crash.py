@@ -24,6 +24,7 @@ import random
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -95,6 +96,17 @@ def _stop(s: Any, sig: int = signal.SIGKILL) -> None:
         s.proc.stdout.close()
 
 
+def _kill_while_starting(ds: Path, delay: float) -> None:
+    """Start the server on ``ds`` and SIGKILL it ``delay`` seconds later, up or not."""
+    proc = subprocess.Popen([sys.executable, "-m", "vcbsim", "serve", "--http", "--port", "0", "--datastore", str(ds)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(delay)
+    finally:
+        proc.kill()
+        proc.wait(30)
+
+
 def _prepare(ds: Path) -> None:
     """A datastore holding only a small ``win2003-sql`` (two 40 MiB disks, Tools, VSS, a script)."""
     s = _start(ds)
@@ -135,6 +147,24 @@ def _chains(vm: Any) -> list[list[str]]:
     return chains
 
 
+def _layout_chains(vm: Any) -> tuple[dict[int, list[str]], dict[str, dict[int, list[str]]]]:
+    """``layoutEx``: the live chain of each disk and each snapshot's, top first, as descriptor names."""
+    lx = vm.layoutEx
+    names = {f.key: f.name for f in lx.file}
+
+    def chain(d: Any) -> list[str]:
+        units = [sorted(names[k] for k in u.fileKey) for u in d.chain]
+        desc = [next(n for n in u if not n.endswith(("-flat.vmdk", "-delta.vmdk", "-sesparse.vmdk"))) for u in units]
+        return desc if any(n.endswith("-flat.vmdk") for n in units[-1]) else desc[::-1]
+
+    return ({d.key: chain(d) for d in lx.disk},
+            {s.key._moId: {d.key: chain(d) for d in s.disk} for s in lx.snapshot})
+
+
+def _suffix(short: list[str], long: list[str]) -> bool:
+    return len(short) <= len(long) and long[len(long) - len(short):] == short
+
+
 class Session:
     """One running server with a pyvmomi session and a control client."""
 
@@ -168,7 +198,10 @@ class Session:
 def _choose(rng: random.Random, model: Model, serial: int) -> dict[str, Any]:
     r = rng.random()
     if r < 0.5 or (not model.snaps and r < 0.7):
-        return {"kind": "write", "path": rng.choice(PATHS), "data": f"w{serial}-{rng.getrandbits(32):08x}\n".encode()}
+        data = f"w{serial}-{rng.getrandbits(32):08x}\n".encode()
+        if rng.random() < 0.2:  # a bigger file: more grains for a merge to move
+            data += rng.randbytes(rng.randint(64, 1024) * 1024)
+        return {"kind": "write", "path": rng.choice(PATHS), "data": data}
     if r < 0.75 and len(model.snaps) < MAX_SNAPSHOTS:
         return {"kind": "create", "name": f"s{serial}", "quiesce": rng.random() < 0.5}
     if model.snaps and r < 0.92:
@@ -205,11 +238,17 @@ def _check(sess: Session, candidates: list[Model]) -> Model:
         assert len(chain) >= match.depth() + 1 and len(set(chain)) == len(chain), (chain, match.current, tree)
     layout = sess.vm.layout
     assert sorted(map(sorted, chains)) == sorted(sorted(d.diskFile) for d in layout.disk), (chains, layout.disk)
-    frozen = {s.key._moId: {f for f in s.snapshotFile if f.endswith(".vmdk")} for s in layout.snapshot}
+    live, held = _layout_chains(sess.vm)
+    assert sorted(live.values()) == sorted(chains), (live, chains)
     snaps = _snapshots(sess.vm)
-    assert sorted(frozen) == sorted(ref._moId for _, ref in snaps.values()), (frozen, tree)
-    if match.current is not None:  # the running layers sit right on the current snapshot's layers
-        assert frozen[snaps[match.current][1]._moId] == {c[1] for c in chains}, (frozen, chains, match.current)
+    assert sorted(held) == sorted(ref._moId for _, ref in snaps.values()), (held, tree)
+    for name, (parent, ref) in snaps.items():  # a child's disks sit on its parent's
+        if parent is not None:
+            for key, chain in held[ref._moId].items():
+                assert _suffix(held[snaps[parent][1]._moId][key], chain), (name, parent, held)
+    if match.current is not None:  # and the running disks on the current snapshot's
+        for key, chain in held[snaps[match.current][1]._moId].items():
+            assert _suffix(chain, live[key][1:]), (match.current, chain, live[key])
     return match
 
 
@@ -241,7 +280,7 @@ def _round(sess: Session, model: Model, rng: random.Random, serial: int,
             killed.set()
             proc.send_signal(signal.SIGKILL)
 
-    stop_after, task_at, task_delay = rng.randint(1, 12), rng.randint(1, 12), rng.uniform(0.0, 0.03)
+    stop_after, task_at, task_delay = rng.randint(1, 12), rng.randint(1, 12), rng.choice([0.0, rng.uniform(0.0, 0.01)])
     acknowledged = 0
 
     def on_task() -> None:
@@ -289,7 +328,8 @@ def test_sigkill_the_server_at_random_moments(tmp_path: Path, tmp_path_factory: 
     rng = random.Random(int(os.environ.get("KIT_CRASH_SEED", "20261124")))
     model = Model()
     counts = dict.fromkeys(["kills", "acknowledged", "in_flight", "happened", "not_happened", "ambiguous",
-                            "by_delay", "after_ack", "in_task"], 0)
+                            "by_delay", "after_ack", "in_task", "recovery_kills"], 0)
+    outcomes: dict[str, int] = {}
     serial = 0
     sess = Session(ds)
     bases = [c[0] for c in _chains(sess.vm)]
@@ -297,6 +337,9 @@ def test_sigkill_the_server_at_random_moments(tmp_path: Path, tmp_path_factory: 
         for _ in range(ITERATIONS):
             model, in_flight, serial = _round(sess, model, rng, serial, counts)
             counts["kills"] += 1
+            if rng.random() < 0.2:  # and once more while it recovers
+                _kill_while_starting(ds, rng.uniform(0.0, 0.8))
+                counts["recovery_kills"] += 1
             sess = Session(ds)
             candidates = [model] if in_flight is None else [model, model.apply(in_flight)]
             match = _check(sess, candidates)
@@ -304,7 +347,9 @@ def test_sigkill_the_server_at_random_moments(tmp_path: Path, tmp_path_factory: 
                 counts["in_flight"] += 1
                 same = (candidates[0].tree(), candidates[0].current, candidates[0].live) == (
                     candidates[1].tree(), candidates[1].current, candidates[1].live)
-                counts["ambiguous" if same else "happened" if match is candidates[1] else "not_happened"] += 1
+                outcome = "ambiguous" if same else "happened" if match is candidates[1] else "not_happened"
+                counts[outcome] += 1
+                outcomes[f"{in_flight['kind']}/{outcome}"] = outcomes.get(f"{in_flight['kind']}/{outcome}", 0) + 1
             model = match
             if rng.random() < 0.3:
                 model = _clean_up(sess, model, bases)
@@ -313,5 +358,6 @@ def test_sigkill_the_server_at_random_moments(tmp_path: Path, tmp_path_factory: 
         sess.close()
         _stop(sess.server)
         shutil.rmtree(ds, ignore_errors=True)
-    print(f"\nserver crash: {counts} in {time.monotonic() - started:.1f} s")
+    print(f"\nserver crash: {counts}; in flight: {dict(sorted(outcomes.items()))}; "
+          f"{time.monotonic() - started:.1f} s")
     assert counts["kills"] == ITERATIONS
