@@ -199,6 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
         # 0.9, odd request lines, folded or unusual headers) the standard library's way.
         requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
         words = requestline.split()
+        self._first_values = None
         if len(words) != 3 or words[2] != "HTTP/1.1" or self.protocol_version < "HTTP/1.1":
             return bool(super().parse_request())
         self.requestline = requestline
@@ -215,12 +216,12 @@ class _Handler(BaseHTTPRequestHandler):
         except http.client.HTTPException as err:
             self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers", str(err))
             return False
-        conntype = self.headers.get("Connection", "").lower()
+        conntype = (self._header("Connection") or "").lower()
         if conntype == "close":
             self.close_connection = True
         elif conntype == "keep-alive":
             self.close_connection = False
-        if self.headers.get("Expect", "").lower() == "100-continue":
+        if (self._header("Expect") or "").lower() == "100-continue":
             return bool(self.handle_expect_100())
         return True
 
@@ -238,14 +239,28 @@ class _Handler(BaseHTTPRequestHandler):
             if line in (b"\r\n", b"\n", b""):
                 break
         msg = self.MessageClass()
+        first: dict[str, str] = {}
         for line in lines[:-1]:
             m = _PLAIN_HEADER.fullmatch(line.decode("iso-8859-1"))
             if m is None:
                 text = b"".join(lines).decode("iso-8859-1")
                 return email.parser.Parser(_class=self.MessageClass).parsestr(text)
-            msg.set_raw(m.group(1), m.group(2))
+            name, value = m.group(1, 2)
+            msg.set_raw(name, value)
+            first.setdefault(name.lower(), value)
         msg.set_payload("")  # as the parser leaves it: an empty body
+        self._first_values = first
         return msg
+
+    #: the first value of each header (by lower-case name) when the fast path parsed them
+    _first_values: dict[str, str] | None = None
+
+    def _header(self, name: str, default: str | None = None) -> str | None:
+        """``self.headers.get(name, default)``, from a dict when the fast path filled one."""
+        if self._first_values is not None:
+            return self._first_values.get(name.lower(), default)
+        value = self.headers.get(name, default)
+        return None if value is None else str(value)
 
     # plumbing --------------------------------------------------------------------------
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
@@ -271,7 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._headers_buffer: list[bytes] = []
 
     def _read_body(self, limit: int) -> bytes | None:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+        if "chunked" in (self._header("Transfer-Encoding") or "").lower():
             out = bytearray()
             while True:
                 size_line = self.rfile.readline(1024)
@@ -291,7 +306,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return None
                 out += self.rfile.read(size)
                 self.rfile.readline(1024)
-        length = self.headers.get("Content-Length")
+        length = self._header("Content-Length")
         if length is None:
             self._send(411, b"Content-Length required\n", "text/plain")
             self.close_connection = True
@@ -348,7 +363,7 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         resp = self.server.endpoint.handle_soap(
-            body, self.headers.get("SOAPAction"), self.headers.get("Cookie")
+            body, self._header("SOAPAction"), self._header("Cookie")
         )
         headers = {"Set-Cookie": resp.set_cookie} if resp.set_cookie else {}
         self._send(resp.status, resp.body, "text/xml; charset=utf-8", headers)
