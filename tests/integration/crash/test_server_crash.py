@@ -2,14 +2,17 @@
 
 A seeded client loop drives the server with pyvmomi and the control API: guest file writes on
 ``win2003-sql`` (acknowledged when the HTTP call returned 200), quiesced and plain
-``CreateSnapshot_Task``, ``RemoveSnapshot_Task`` (consolidating) and now and then
-``RevertToSnapshot_Task``, each awaited with ``WaitForTask``. The test kills the server after a
-random delay, right after a random acknowledged operation, or while a task is running, restarts
-it on the same directory and checks the result against a model of the guest files per snapshot:
-the one operation in flight may or may not have happened (both are accepted, and the model
-follows the one that is there), nothing else. The disk chains in ``config.hardware.device`` must
-match the snapshot tree, and the leftover snapshots can be removed until the chain is back on its
-base with ``runtime.consolidationNeeded`` false.
+``CreateSnapshot_Task``, ``RemoveSnapshot_Task`` (mostly consolidating),
+``ConsolidateVMDisks_Task`` and now and then ``RevertToSnapshot_Task``, each awaited with
+``WaitForTask``. The test kills the server after a random delay, right after a random
+acknowledged operation, or while a task is running (sometimes once more while it recovers),
+restarts it on the same directory and checks the result against a model of the guest files
+per snapshot: the one operation in flight may or may not have happened (both are accepted,
+and the model follows the one that is there), nothing else. The disk chains of
+``config.hardware.device``, ``layout`` and ``layoutEx`` must agree with the snapshot tree
+(a child's chain on its parent's, the running one on the current snapshot's), and the
+leftover snapshots can be removed until each chain is back on its base with
+``runtime.consolidationNeeded`` false.
 
 The directory carries on from kill to kill; it starts as a copy of a datastore prepared once.
 ``KIT_CRASH_ITERATIONS`` sets the number of kills (``tox -e crash`` runs a few hundred).
@@ -204,8 +207,10 @@ def _choose(rng: random.Random, model: Model, serial: int) -> dict[str, Any]:
         return {"kind": "write", "path": rng.choice(PATHS), "data": data}
     if r < 0.75 and len(model.snaps) < MAX_SNAPSHOTS:
         return {"kind": "create", "name": f"s{serial}", "quiesce": rng.random() < 0.5}
-    if model.snaps and r < 0.92:
-        return {"kind": "remove", "name": rng.choice(sorted(model.snaps))}
+    if model.snaps and r < 0.88:
+        return {"kind": "remove", "name": rng.choice(sorted(model.snaps)), "consolidate": rng.random() < 0.7}
+    if r < 0.92:
+        return {"kind": "consolidate"}
     if model.snaps:
         return {"kind": "revert", "name": rng.choice(sorted(model.snaps))}
     return {"kind": "write", "path": rng.choice(PATHS), "data": f"w{serial}\n".encode()}
@@ -218,9 +223,11 @@ def _perform(sess: Session, op: dict[str, Any], on_task: Any) -> None:
         return
     if kind == "create":
         task = sess.vm.CreateSnapshot_Task(op["name"], "crash", False, op["quiesce"])
+    elif kind == "consolidate":
+        task = sess.vm.ConsolidateVMDisks_Task()
     else:
         ref = _snapshots(sess.vm)[op["name"]][1]
-        task = (ref.RemoveSnapshot_Task(removeChildren=False, consolidate=True) if kind == "remove"
+        task = (ref.RemoveSnapshot_Task(removeChildren=False, consolidate=op["consolidate"]) if kind == "remove"
                 else ref.RevertToSnapshot_Task())
     on_task()
     WaitForTask(task)
