@@ -28,8 +28,9 @@ dies is reported as an ERROR case of the same bundle instead of a lost file. On 
 workers are forked, so the adapter factory (for instance a class made at run time) need not be
 importable; elsewhere they are spawned and it must be picklable. The parallel path never
 filters or skips anything: in ``certify`` every case of the plan runs, whatever the worker
-count, and a filter is refused as ``run`` refuses it. ``fail_fast`` profiles still run every
-planned case here (the cases run at once, so there is nothing left to stop).
+count, and a filter is refused as ``run`` refuses it. A ``fail_fast`` profile (``quick``,
+``teach``) stops, as ``run`` does, after the first failing case in plan order, with any
+number of workers.
 
 .. versionadded:: 0.2.0
 """
@@ -230,9 +231,20 @@ def run_case(
     return CaseRun(case, renamed, stats, text, info.adapter_name, info.adapter_version)
 
 
-def run_cases(adapter_factory: Callable[[], Any], cases: Sequence[KitCase], **options: Any) -> list[CaseRun]:
-    """Run a subset of a run's cases in this process, in order (``options``: as ``run_case``)."""
-    return [run_case(adapter_factory, c, **options) for c in cases]
+def _failed(r: CaseRun) -> bool:
+    return any(c.outcome in ("fail", "error") for c in r.results)
+
+
+def run_cases(adapter_factory: Callable[[], Any], cases: Sequence[KitCase], *, fail_fast: bool = False,
+              **options: Any) -> list[CaseRun]:
+    """Run a subset of a run's cases in this process, in order (``options``: as ``run_case``);
+    with ``fail_fast``, stop after the first failing case."""
+    runs: list[CaseRun] = []
+    for c in cases:
+        runs.append(run_case(adapter_factory, c, **options))
+        if fail_fast and _failed(runs[-1]):
+            break
+    return runs
 
 
 # ----------------------------------------------------------------------------- workers
@@ -275,9 +287,12 @@ def _context() -> Any:
 
 
 def _run_pool(adapter_factory: Callable[[], Any], cases: Sequence[KitCase], workers: int,
-              options: Mapping[str, Any]) -> list[CaseRun]:
-    # the longest cases (exploration shards) start first; results merge in plan order
-    order = sorted(range(len(cases)), key=lambda i: (cases[i].kind != "explore", i))
+              options: Mapping[str, Any], *, fail_fast: bool = False) -> list[CaseRun]:
+    """Results merge in plan order. Without ``fail_fast`` the longest cases (exploration
+    shards) start first; with it, cases start in plan order and the first failing case (in
+    plan order) cancels the cases after it, so the bundle holds what a 1-worker run holds."""
+    order = (range(len(cases)) if fail_fast
+             else sorted(range(len(cases)), key=lambda i: (cases[i].kind != "explore", i)))
     futures: dict[int, Future[CaseRun]] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_init_worker,
                              initargs=(adapter_factory, options)) as pool:
@@ -291,6 +306,10 @@ def _run_pool(adapter_factory: Callable[[], Any], cases: Sequence[KitCase], work
                 why = f"the worker running this case failed: {type(exc).__name__}: {exc}"
                 runs.append(CaseRun(case, (CaseResult(case.name, "error", message=why),), {},
                                     f"\nERROR {case.name}: {why}\n"))
+            if fail_fast and _failed(runs[-1]):
+                for f in futures.values():
+                    f.cancel()
+                break
     return runs
 
 
@@ -337,7 +356,10 @@ def run_parallel(
               f"host {host_profile}, adapter {adapter_ref}, seed {seed}, {len(cases)} cases on {n} worker(s)\n")
     options = {"profile": profile, "host_profile": host_profile, "replay_dir": replay_dir,
                "guest_agent_factory": guest_agent_factory, "expectations": dict(expectations or {}) or None}
-    runs = run_cases(adapter_factory, cases, **options) if n == 1 else _run_pool(adapter_factory, cases, n, options)
+    if n == 1:
+        runs = run_cases(adapter_factory, cases, fail_fast=kp.fail_fast, **options)
+    else:
+        runs = _run_pool(adapter_factory, cases, n, options, fail_fast=kp.fail_fast)
     results: list[CaseResult] = []
     stats: dict[str, int] = {}
     for r in runs:
