@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         InvalidDefinition,
         KitError,
     )
+    from ._parallel import run_parallel
     from ._report import CaseResult, RunInfo, verify_bundle, write_bundle
     from ._rules import FAMILIES, KIT_VERSION, RULES, Rule, get_rule, rules_for
     from ._suite import KIT_PROFILES, SCENARIOS, KitProfile, RunResult, Scenario, Step, run
@@ -46,7 +47,7 @@ _LAZY = {
     "FAMILIES": "_rules", "KIT_VERSION": "_rules", "RULES": "_rules", "Rule": "_rules", "get_rule": "_rules",
     "rules_for": "_rules",
     "KIT_PROFILES": "_suite", "SCENARIOS": "_suite", "KitProfile": "_suite", "RunResult": "_suite",
-    "Scenario": "_suite", "Step": "_suite", "run": "_suite",
+    "Scenario": "_suite", "Step": "_suite", "run": "_suite", "run_parallel": "_parallel",
 }
 
 
@@ -97,6 +98,7 @@ __all__ = [
     "get_rule",
     "rules_for",
     "run",
+    "run_parallel",
     "verify_bundle",
     "write_bundle",
 ]

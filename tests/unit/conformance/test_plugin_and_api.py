@@ -9,7 +9,7 @@ EXPECTED = {
     "AdapterError", "BackupPolicy", "CaseResult", "CheckReport", "CommandAdapter", "ConformanceViolation",
     "FlakyAdapterError", "FunctionOrchestrator", "GuestAgent", "InvalidDefinition", "JobResult", "KitError",
     "KitProfile", "Orchestrator", "ReferenceOrchestrator", "Rule", "RunInfo", "RunResult", "Scenario", "Step",
-    "Violation", "check_trace", "get_rule", "rules_for", "run", "verify_bundle", "write_bundle",
+    "Violation", "check_trace", "get_rule", "rules_for", "run", "run_parallel", "verify_bundle", "write_bundle",
 }
 
 
