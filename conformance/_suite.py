@@ -332,22 +332,9 @@ class Scenario:
             snaps = [e for e in events[mark:] if e.kind == "snapshot.create" and e.vm == moref]
             if snaps:
                 snap = snaps[-1]
-                model = {k: v for k, v in self._model(vm, snap.seq).items() if v[0][:1].upper() in ("C", "D")}
-                got = {_norm(p): (p, h) for p, h in result.files.items()}
-                wrong = [got[k][0] for k in got if k in model and model[k][1] != got[k][1]]
-                missing = [model[k][0] for k in model if k not in got]
-                extra = [got[k][0] for k in got if k not in model]
-                if wrong or missing or extra:
-                    parts = []
-                    if wrong:
-                        parts.append(f"holds other content than the guest had at the snapshot for {', '.join(wrong[:3])}")
-                    if missing:
-                        parts.append(f"lacks {', '.join(missing[:3])}")
-                    if extra:
-                        parts.append(f"holds {', '.join(extra[:3])}, which did not exist at the snapshot")
-                    why = (f"the {policy.level} file-level backup of {vm} " + "; ".join(parts)
-                           + f" (snapshot #{snap.seq}); a backup equals the guest as of its snapshot")
-                    raise ConformanceViolation("CMT-BACKUP-CONTENT", why, witness=(snap,), vm=moref)
+                check_backup_content(
+                    self._model(vm, snap.seq), result.files, _norm, level=policy.level, vm=vm, snap=snap, moref=moref
+                )
         if result is not None and result.ok and policy.mode == "fullvm" and result.disks is not None:
             snaps = [e for e in events[mark:] if e.kind == "snapshot.create" and e.vm == moref]
             want = self._snap_digests.get(str(snaps[-1].details.get("snapshot"))) if snaps else None
@@ -595,6 +582,37 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return all(c.outcome == "pass" for c in self.cases)
+
+
+def check_backup_content(
+    model: Mapping[str, tuple[str, str]],
+    files: Mapping[str, str],
+    norm: Callable[[str], str],
+    *,
+    level: str,
+    vm: str,
+    snap: Event,
+    moref: str | None,
+) -> None:
+    """CMT-BACKUP-CONTENT: a file-level backup holds exactly the lettered volumes' files as of
+    its snapshot (``model``: normalised path -> (path, sha256); ``files``: path -> sha256)."""
+    lettered = {k: v for k, v in model.items() if v[0][:1].upper() in ("C", "D")}
+    got = {norm(p): (p, h) for p, h in files.items()}
+    wrong = [got[k][0] for k in got if k in lettered and lettered[k][1] != got[k][1]]
+    missing = [lettered[k][0] for k in lettered if k not in got]
+    extra = [got[k][0] for k in got if k not in lettered]
+    if not (wrong or missing or extra):
+        return
+    parts = []
+    if wrong:
+        parts.append(f"holds other content than the guest had at the snapshot for {', '.join(wrong[:3])}")
+    if missing:
+        parts.append(f"lacks {', '.join(missing[:3])}")
+    if extra:
+        parts.append(f"holds {', '.join(extra[:3])}, which did not exist at the snapshot")
+    why = (f"the {level} file-level backup of {vm} " + "; ".join(parts)
+           + f" (snapshot #{snap.seq}); a backup equals the guest as of its snapshot")
+    raise ConformanceViolation("CMT-BACKUP-CONTENT", why, witness=(snap,), vm=moref)
 
 
 def pytest_source(steps: Sequence[Step], *, name: str, host_profile: str, adapter: str) -> str:

@@ -90,7 +90,7 @@ from ._checker import STEP_ORDER, CheckReport, check_trace
 from ._errors import AdapterError, ConformanceViolation, InvalidDefinition, KitError
 from ._report import CaseResult, RunInfo, new_run_info, write_bundle
 from ._rules import HOST_PROFILES, KIT_VERSION
-from ._suite import LINUX_VM, SCENARIOS, WIN_SCRIPTS, WINDOWS_VM, Step
+from ._suite import LINUX_VM, SCENARIOS, WIN_SCRIPTS, WINDOWS_VM, Step, check_backup_content
 
 __all__ = [
     "PROXY_OPERATIONS",
@@ -638,22 +638,7 @@ class WireScenario:
                 model[norm(path)] = (path, str(e.details.get("sha256")))
             elif e.kind == "guest.delete":
                 model.pop(norm(path), None)
-        model = {k: v for k, v in model.items() if v[0][:1].upper() in ("C", "D")}
-        got = {norm(p): (p, h) for p, h in result.files.items()}
-        wrong = [got[k][0] for k in got if k in model and model[k][1] != got[k][1]]
-        missing = [model[k][0] for k in model if k not in got]
-        extra = [got[k][0] for k in got if k not in model]
-        if wrong or missing or extra:
-            parts = []
-            if wrong:
-                parts.append(f"holds other content than the guest had at the snapshot for {', '.join(wrong[:3])}")
-            if missing:
-                parts.append(f"lacks {', '.join(missing[:3])}")
-            if extra:
-                parts.append(f"holds {', '.join(extra[:3])}, which did not exist at the snapshot")
-            why = (f"the {policy.level} file-level backup of {vm} " + "; ".join(parts)
-                   + f" (snapshot #{snap.seq}); a backup equals the guest as of its snapshot")
-            raise ConformanceViolation("CMT-BACKUP-CONTENT", why, witness=(snap,), vm=moref)
+        check_backup_content(model, result.files, norm, level=policy.level, vm=vm, snap=snap, moref=moref)
 
     def _check_writes(self, after: str) -> None:
         """The live guests still hold every write the kit made (the commit lost nothing)."""
