@@ -99,15 +99,15 @@ def main() -> int:
         sections.append((title, f"python {script}", text, secs, code))
 
     soap_json = out / "soap.json"
-    soap_args = ["benchmarks/bench_soap.py", "--cycles", str(ns.cycles), "--json", str(soap_json)]
+    soap_args = ["benchmarks/bench_soap.py", "--cycles", str(ns.cycles), "--json", os.path.relpath(soap_json, REPO)]
     if ns.vcsim:
         soap_args += ["--vcsim", ns.vcsim]
     else:
         build = REPO.parent / "shared" / "tools" / "build-vcsim.sh"
         if build.exists():
-            soap_args += ["--build-script", str(build)]
+            soap_args += ["--build-script", os.path.relpath(build, REPO)]
     text, secs, code = run(soap_args, timeout=ns.timeout * 2)
-    sections.append(("SOAP: snapshot cycles per second against vcsim", "python " + " ".join(soap_args).replace(str(REPO.parent), ".."), text, secs, code))
+    sections.append(("SOAP: snapshot cycles per second against vcsim", "python " + " ".join(soap_args), text, secs, code))
     if soap_json.exists():
         data["soap"] = json.loads(soap_json.read_text())
 
