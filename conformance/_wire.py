@@ -79,7 +79,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -90,7 +90,15 @@ from ._checker import STEP_ORDER, CheckReport, check_trace
 from ._errors import AdapterError, ConformanceViolation, InvalidDefinition, KitError
 from ._report import CaseResult, RunInfo, new_run_info, write_bundle
 from ._rules import HOST_PROFILES, KIT_VERSION
-from ._suite import LINUX_VM, SCENARIOS, WIN_SCRIPTS, WINDOWS_VM, Step, check_backup_content
+from ._suite import (
+    LINUX_VM,
+    SCENARIOS,
+    WIN_SCRIPTS,
+    WINDOWS_VM,
+    RunResult,
+    Step,
+    check_backup_content,
+)
 
 __all__ = [
     "PROXY_OPERATIONS",
@@ -691,14 +699,10 @@ class WireScenario:
 # ----------------------------------------------------------------------------- run
 
 
-@dataclass(frozen=True)
-class WireRunResult:
-    """What ``certify_command`` did: one ``CaseResult`` per case, the bundle, job counts."""
-
-    run_info: RunInfo
-    cases: tuple[CaseResult, ...]
-    bundle: Path | None = None
-    statistics: Mapping[str, Any] = field(default_factory=dict)
+@dataclass(frozen=True, slots=True)
+class WireRunResult(RunResult):
+    """What ``certify_command`` did: a ``RunResult`` in which a scenario the host cannot drive
+    over the wire (reported as ``skip`` with its reason) does not fail the run."""
 
     @property
     def ok(self) -> bool:

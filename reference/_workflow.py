@@ -272,13 +272,8 @@ class BackupProxy:
         *,
         fail_job: bool = True,
     ) -> None:
-        error = f"{fault_name(exc)}: {_message(exc)}"
-        self.client.trace.emit(
-            "proxy", "op.fail", vm=vm.moref, step=step, op=op, op_id=op_id, error=error, fault=fault_name(exc)
-        )
-        result.steps.append(StepOutcome(step, op, False, error))
-        if fail_job:
-            result.fail(step, exc)
+        """``op.fail``: the call raised and did not happen."""
+        self._ended("op.fail", vm, step, op, op_id, result, exc, fail_job=fail_job)
 
     def _unknown(
         self,
@@ -293,12 +288,28 @@ class BackupProxy:
         **details: Any,
     ) -> None:
         """``op.info``: the call raised, but what it did is not what the error says."""
+        self._ended("op.info", vm, step, op, op_id, result, exc, fail_job=fail_job, **details)
+
+    def _ended(
+        self,
+        kind: str,
+        vm: VMInfo,
+        step: str,
+        op: str,
+        op_id: str,
+        result: JobResult,
+        exc: BaseException,
+        *,
+        fail_job: bool,
+        **details: Any,
+    ) -> None:
         error = f"{fault_name(exc)}: {_message(exc)}"
         self.client.trace.emit(
-            "proxy", "op.info", vm=vm.moref, step=step, op=op, op_id=op_id, error=error,
+            "proxy", kind, vm=vm.moref, step=step, op=op, op_id=op_id, error=error,
             fault=fault_name(exc), **details,
         )
-        result.steps.append(StepOutcome(step, op, False, f"outcome unknown: {error}"))
+        shown = error if kind == "op.fail" else f"outcome unknown: {error}"
+        result.steps.append(StepOutcome(step, op, False, shown))
         if fail_job:
             result.fail(step, exc)
 

@@ -564,13 +564,7 @@ class Host:
             if rule is not None and rule.fault:
                 vm.consolidation_needed = True
                 raise_fault(rule.fault, rule.message, datastore=vm.datastore)
-        return MergeStats(
-            total.grains_moved + stats.grains_moved,
-            total.grains_discarded + stats.grains_discarded,
-            total.layers_removed + stats.layers_removed,
-            total.merges + stats.merges,
-            stats.pending,
-        )
+        return total + stats
 
     def _refresh_consolidation(self, vm: VM) -> None:
         held = {id(layer) for s in vm.snapshots() for layer in s.layers.values()}
@@ -586,13 +580,7 @@ class Host:
         total = MergeStats()
         while vm.root_snapshots:
             stats = self.remove_snapshot(vm, vm.root_snapshots[-1], remove_children=True, consolidate=consolidate)
-            total = MergeStats(
-                total.grains_moved + stats.grains_moved,
-                total.grains_discarded + stats.grains_discarded,
-                total.layers_removed + stats.layers_removed,
-                total.merges + stats.merges,
-                stats.pending,
-            )
+            total = total + stats
         return total
 
     def revert_to_snapshot(self, vm: VM | str, snapshot: str | int | Snapshot) -> None:

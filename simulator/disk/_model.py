@@ -200,6 +200,16 @@ class MergeStats:
         """True when at least one layer went away."""
         return self.layers_removed > 0
 
+    def __add__(self, later: MergeStats) -> MergeStats:
+        """Totals of two merge passes; ``pending`` is the later pass's (what is still left)."""
+        return MergeStats(
+            self.grains_moved + later.grains_moved,
+            self.grains_discarded + later.grains_discarded,
+            self.layers_removed + later.layers_removed,
+            self.merges + later.merges,
+            later.pending,
+        )
+
 
 @dataclass
 class _MergeLog:

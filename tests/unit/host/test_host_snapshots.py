@@ -149,3 +149,17 @@ def test_first_snapshot_after_enabling_cbt_is_the_incremental_baseline(host: Hos
     s2 = host.create_snapshot(vm, "next")
     areas = host.query_changed_disk_areas(vm, s2, d.key, 0, cid).changed_area
     assert any(o <= 7 * MiB < o + n for o, n in areas)
+
+
+def test_remove_all_snapshots_adds_up_the_merges(host: Host) -> None:
+    vm = host.find_vm("plain")
+    d = vm.disks[0]
+    d.disk.write(0, b"a" * 10)
+    host.create_snapshot(vm, "one")
+    d.disk.write(MiB, b"b" * 10)
+    host.create_snapshot(vm, "two")
+    d.disk.write(2 * MiB, b"c" * 10)
+    stats = host.remove_all_snapshots(vm)
+    assert stats.layers_removed == 4  # two redo layers on each of the two disks
+    assert len(stats.merges) == stats.layers_removed
+    assert d.disk.read(2 * MiB, 10) == b"c" * 10 and len(d.disk.chain()) == 1
