@@ -7,7 +7,10 @@ stub sends (and what the WSDL allows), version by version.
 Security: the request is first parsed by ``defusedxml`` (a DOCTYPE, entity declarations and
 external references are refused, so there is no entity expansion and no external entity),
 then decoded a second time by pyVmomi's ``SoapDeserializer`` on an expat parser that refuses
-the same constructs, so the typed arguments never come from an unchecked parser.
+the same constructs, so the typed arguments never come from an unchecked parser. A body
+without ``<!`` (so without any DTD or entity) first goes to ``_fastdecode.decode_fast``, which
+decodes the plain shapes pyVmomi's stub sends to the same values much faster and leaves
+everything else (``None``) to this path.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import defusedxml
 import defusedxml.ElementTree
 from pyVmomi import SoapAdapter, VmomiSupport, vmodl
 from pyVmomi.VmomiSupport import F_OPTIONAL, DataObject, ManagedObject, Object
+
+from . import _fastdecode
 
 __all__ = [
     "DEFAULT_VERSION",
@@ -243,6 +248,12 @@ def parse_request(body: bytes, version: str) -> Request:
     suspect = b"<!" in body
     if suspect:
         _defused_check(body)
+    else:
+        # the common shape decodes much faster without pyVmomi's deserializer; anything else
+        # (None) is decided below, exactly as before
+        request = _fastdecode.decode_fast(body, version)
+        if request is not None:
+            return request
     try:
         return _decode(body, version)
     except Exception:
