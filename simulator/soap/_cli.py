@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the host's randomness")
     p.add_argument("--api-version", default="8.0.3.0",
                    help="vim25 version to advertise (default 8.0.3.0; a real ESX 3.5 says 2.5u2)")
+    p.add_argument("--session-idle-timeout", type=float, default=None, metavar="SECONDS",
+                   help="end sessions idle this long (default 1800, as hostd)")
+    p.add_argument("--async-tasks", action="store_true",
+                   help="run every task on the task thread, so clients see it queued and running "
+                        "(default: a task on an idle host ends before the call returns)")
     p.add_argument("--cert", help="PEM certificate (default: a fresh self-signed one)")
     p.add_argument("--key", help="PEM private key for --cert")
     return p
@@ -94,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     if (args.cert is None) != (args.key is None):
         print("vcbsim serve: --cert and --key go together", file=sys.stderr)
+        return 2
+    if args.session_idle_timeout is not None and not args.session_idle_timeout > 0:
+        print(f"vcbsim serve: --session-idle-timeout: expected seconds > 0, got {args.session_idle_timeout}",
+              file=sys.stderr)
         return 2
     if args.trace_limit < 1:
         print(f"vcbsim serve: --trace-limit: expected a count >= 1, got {args.trace_limit}", file=sys.stderr)
@@ -138,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             certfile=args.cert,
             keyfile=args.key,
             api_version=args.api_version,
+            session_idle_timeout=args.session_idle_timeout,
+            async_tasks=args.async_tasks,
         )
     except ValueError as exc:
         _close(host, sink)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pyVmomi import VmomiSupport, vmodl
 
 from ._codec import serialize_value
+from ._dataobj import make
 
 if TYPE_CHECKING:
     from ._endpoint import Context, Endpoint, Session
@@ -215,9 +216,10 @@ def _contents(ep: Endpoint, specs: Iterable[Any]) -> list[Any]:
             if values is None:
                 continue
             out.append(
-                PC.ObjectContent(
+                make(
+                    PC.ObjectContent,
                     obj=impl.ref,
-                    propSet=[vmodl.DynamicProperty(name=k, val=v) for k, v in values.items()],
+                    propSet=[make(vmodl.DynamicProperty, name=k, val=v) for k, v in values.items()],
                 )
             )
     return out

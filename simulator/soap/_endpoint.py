@@ -176,6 +176,7 @@ class Endpoint:
         secure_cookie: bool = True,
         api_version: str = _codec.DEFAULT_VERSION,
         session_idle_seconds: float | None = None,
+        async_tasks: bool = False,
     ) -> None:
         self.backend = backend
         #: idle seconds after which a session is refused and dropped (``None``: the module's
@@ -194,7 +195,7 @@ class Endpoint:
         self.collectors: dict[str, Collector] = {}
         self._collector_ids = itertools.count(1)
         self.views: dict[str, View] = {}
-        self.tasks = TaskRunner(self, task_retention)
+        self.tasks = TaskRunner(self, task_retention, async_tasks=async_tasks)
         self.stopping = False
         self.boot_time = backend.now()
         self._view_ids = itertools.count(1)
@@ -332,15 +333,34 @@ class Endpoint:
                     if snap.moref == moid:
                         self._call_cache[key] = vm, snap
                         return vm, snap
-        if len(self._snapshot_owner) > 10_000:
-            self._snapshot_owner.clear()
+        # the full scan rebuilds the index from current state (entries of removed snapshots
+        # go: the index holds live snapshots only)
         found = None
+        index: dict[str, str] = {}
         for vm in self.backend.vms():
             for snap, _parent in iter_snapshots(vm.snapshots):
-                self._snapshot_owner[snap.moref] = vm.moref
+                index[snap.moref] = vm.moref
                 if snap.moref == moid:
                     found = vm, snap
+        self._snapshot_owner = index
         return found
+
+    def snapshot_vm(self, moid: str) -> str | None:
+        """The VM holding snapshot ``moid`` (``None``: no such snapshot), without building VM
+        records when the backend can tell cheaply (``snapshot_owner``)."""
+        owner_of = getattr(self.backend, "snapshot_owner", None)
+        if owner_of is None:
+            found = self.find_snapshot(moid)
+            return None if found is None else found[0].moref
+        key = f"snapshot-vm:{moid}"
+        if key not in self._call_cache:
+            self._call_cache[key] = owner_of(moid, self._snapshot_owner.get(moid))
+        return self._call_cache[key]  # type: ignore[no-any-return]
+
+    def vm_name(self, moid: str) -> str:
+        """VM ``moid``'s name (``vm_name`` of the backend when it has one: no whole record)."""
+        name_of = getattr(self.backend, "vm_name", None)
+        return str(name_of(moid)) if name_of is not None else self.vm_info(moid).name
 
     def vm_info(self, moid: str) -> VMInfo:
         """``backend.vm(moid)``, built once per call (the lock is held: state cannot change)."""
@@ -353,6 +373,15 @@ class Endpoint:
     def note_snapshot(self, snapshot: str, vm: str) -> None:
         """Remember who holds a snapshot just created (``find_snapshot`` verifies it)."""
         self._snapshot_owner[snapshot] = vm
+
+    def forget_snapshots(self, vm: str, snapshot: str | None = None) -> None:
+        """Drop the owner index's entries for a removed ``snapshot`` (or all of ``vm``'s), so
+        the index does not grow with every create-and-remove cycle."""
+        if snapshot is not None:
+            self._snapshot_owner.pop(snapshot, None)
+        else:
+            for moid in [m for m, owner in self._snapshot_owner.items() if owner == vm]:
+                del self._snapshot_owner[moid]
 
     def find_filter(self, moid: str) -> FilterState:
         try:
@@ -411,7 +440,7 @@ class Endpoint:
             impl = NetworkImpl(self, moid)
         elif self._vm_exists(moid):
             impl = VirtualMachineImpl(self, moid)
-        elif self.find_snapshot(moid) is not None:
+        elif self.snapshot_vm(moid) is not None:
             impl = SnapshotImpl(self, moid)
         if impl is None:
             return None

@@ -245,6 +245,19 @@ class HostAdapter:
         """Whether VM ``moref`` exists (without building its whole record, as ``vm`` does)."""
         return moref in self.host.vms
 
+    def vm_name(self, moref: str) -> str:
+        """VM ``moref``'s name (without building its whole record)."""
+        return self._vm(moref).name
+
+    def snapshot_owner(self, snapshot: str, hint: str | None = None) -> str | None:
+        """The VM holding snapshot ``snapshot`` (VM ``hint`` is looked at first), or ``None``."""
+        vms = self.host.vms
+        order = [vms[hint]] if hint in vms else []
+        for vm in [*order, *vms.values()]:
+            if any(s.moref == snapshot for s in vm.snapshots()):
+                return vm.moref
+        return None
+
     # --- operations ------------------------------------------------------------------------------
     def power_on(self, vm: str) -> None:
         self.host.power_on(self._vm(vm))

@@ -749,10 +749,7 @@ class TaskImpl(MOImpl):
 
     @soap
     def CancelTask(self, ctx: Context) -> None:  # noqa: N802
-        info = self.ep.tasks.info(self.moid)
-        if info.state in ("success", "error"):
-            raise vim.fault.InvalidState(msg="The task has already completed.")
-        raise vmodl.fault.NotSupported(msg="This task cannot be cancelled.")
+        self.ep.tasks.cancel(self.moid)
 
 
 # --------------------------------------------------------------------------------------
@@ -1088,11 +1085,12 @@ class VirtualMachineImpl(ManagedEntityImpl):
     @soap
     def RemoveAllSnapshots_Task(self, ctx: Context, consolidate: bool | None = None, spec: Any = None) -> Any:  # noqa: N802
         be = self.ep.backend
-        return self._task(
-            ctx,
-            "RemoveAllSnapshots_Task",
-            lambda: be.remove_all_snapshots(self.moid, consolidate=consolidate is not False),
-        )
+
+        def run() -> None:
+            be.remove_all_snapshots(self.moid, consolidate=consolidate is not False)
+            self.ep.forget_snapshots(self.moid)
+
+        return self._task(ctx, "RemoveAllSnapshots_Task", run)
 
     @soap
     def RevertToCurrentSnapshot_Task(  # noqa: N802
@@ -1166,6 +1164,16 @@ class VirtualMachineImpl(ManagedEntityImpl):
 class SnapshotImpl(MOImpl):
     vim_type = vim.vm.Snapshot
 
+    def _owner_vm(self) -> str:
+        """The moid of the VM holding this snapshot (cheaper than ``_owner``)."""
+        vm = self.ep.snapshot_vm(self.moid)
+        if vm is None:
+            raise vmodl.fault.ManagedObjectNotFound(
+                msg=f"The object '{self.moid}' has already been deleted or has not been completely created",
+                obj=self.ref,
+            )
+        return vm
+
     def _owner(self) -> tuple[VMInfo, SnapshotInfo]:
         found = self.ep.find_snapshot(self.moid)
         if found is None:
@@ -1176,7 +1184,7 @@ class SnapshotImpl(MOImpl):
         return found
 
     def p_vm(self) -> Any:
-        return vim.VirtualMachine(self._owner()[0].moref)
+        return vim.VirtualMachine(self._owner_vm())
 
     def p_childSnapshot(self) -> list[Any]:  # noqa: N802
         return [vim.vm.Snapshot(c.moref) for c in self._owner()[1].children]
@@ -1191,28 +1199,26 @@ class SnapshotImpl(MOImpl):
     def RemoveSnapshot_Task(  # noqa: N802
         self, ctx: Context, removeChildren: bool, consolidate: bool | None = None  # noqa: N803
     ) -> Any:
-        vm, _ = self._owner()
+        vm = self._owner_vm()
         be = self.ep.backend
-        return self.ep.tasks.submit(
-            ctx,
-            _SNAPSHOT.RemoveSnapshot_Task,
-            vm.moref,
-            lambda: be.remove_snapshot(
-                vm.moref, self.moid, remove_children=bool(removeChildren), consolidate=consolidate is not False
-            ),
-        )
+
+        def run() -> None:
+            be.remove_snapshot(vm, self.moid, remove_children=bool(removeChildren), consolidate=consolidate is not False)
+            self.ep.forget_snapshots(vm, self.moid)
+
+        return self.ep.tasks.submit(ctx, _SNAPSHOT.RemoveSnapshot_Task, vm, run)
 
     @soap
     def RevertToSnapshot_Task(  # noqa: N802
         self, ctx: Context, host: Any = None, suppressPowerOn: bool | None = None  # noqa: N803
     ) -> Any:
-        vm, _ = self._owner()
+        vm = self._owner_vm()
         be = self.ep.backend
         return self.ep.tasks.submit(
             ctx,
             _SNAPSHOT.RevertToSnapshot_Task,
-            vm.moref,
-            lambda: be.revert_to_snapshot(vm.moref, self.moid, suppress_power_on=bool(suppressPowerOn)),
+            vm,
+            lambda: be.revert_to_snapshot(vm, self.moid, suppress_power_on=bool(suppressPowerOn)),
         )
 
 

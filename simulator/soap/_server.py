@@ -95,6 +95,10 @@ def _service_wsdl(url: str) -> bytes:
     ).encode()
 
 
+#: reason phrases, as ``BaseHTTPRequestHandler.responses`` gives them
+_PHRASES = {int(status): status.phrase for status in HTTPStatus}
+
+
 @functools.lru_cache(maxsize=4)
 def _http_date(second: int) -> str:
     return email.utils.formatdate(second, usegmt=True)
@@ -209,7 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.path = path
         self.close_connection = False
         try:
-            self.headers = self._parse_headers()
+            self._parse_headers()
         except http.client.LineTooLong as err:
             self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Line too long", str(err))
             return False
@@ -225,8 +229,11 @@ class _Handler(BaseHTTPRequestHandler):
             return bool(self.handle_expect_100())
         return True
 
-    def _parse_headers(self) -> Any:
-        """``http.client.parse_headers`` with the same limits and result."""
+    def _parse_headers(self) -> None:
+        """Read the header lines with ``http.client.parse_headers``'s limits. Plain lines (the
+        email parser's test, without folding) go to a dict of first values, which is all the
+        SOAP path reads; ``headers`` (an ``HTTPMessage``, as the standard library makes it)
+        is built from the same lines only when something asks for it."""
         lines: list[bytes] = []
         while True:
             line = self.rfile.readline(_MAX_HEADER_LINE + 1)
@@ -238,20 +245,36 @@ class _Handler(BaseHTTPRequestHandler):
                 raise http.client.HTTPException(too_many)
             if line in (b"\r\n", b"\n", b""):
                 break
-        msg = self.MessageClass()
+        self._header_lines = lines
+        self._headers_message = None
         first: dict[str, str] = {}
         for line in lines[:-1]:
             m = _PLAIN_HEADER.fullmatch(line.decode("iso-8859-1"))
-            if m is None:
-                text = b"".join(lines).decode("iso-8859-1")
-                return email.parser.Parser(_class=self.MessageClass).parsestr(text)
+            if m is None:  # folded or unusual: the email parser decides, now
+                self._first_values = None
+                self._headers_message = self._message(lines)
+                return
             name, value = m.group(1, 2)
-            msg.set_raw(name, value)
             first.setdefault(name.lower(), value)
-        msg.set_payload("")  # as the parser leaves it: an empty body
         self._first_values = first
-        return msg
 
+    def _message(self, lines: list[bytes]) -> Any:
+        text = b"".join(lines).decode("iso-8859-1")
+        return email.parser.Parser(_class=self.MessageClass).parsestr(text)
+
+    @property
+    def headers(self) -> Any:  # type: ignore[override]
+        """The request's headers as the standard library's ``HTTPMessage``."""
+        if self._headers_message is None:
+            self._headers_message = self._message(self._header_lines)
+        return self._headers_message
+
+    @headers.setter
+    def headers(self, message: Any) -> None:
+        self._headers_message = message
+
+    _headers_message: Any = None
+    _header_lines: list[bytes] = [b"\r\n"]
     #: the first value of each header (by lower-case name) when the fast path parsed them
     _first_values: dict[str, str] | None = None
 
@@ -264,21 +287,40 @@ class _Handler(BaseHTTPRequestHandler):
 
     # plumbing --------------------------------------------------------------------------
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        """The status line, headers and body in one write (one segment on the wire, one
+        release of the GIL around a send), formatted without the standard library's
+        per-header calls; what it writes is what ``send_response`` + ``send_header`` write."""
+        if self.request_version == "HTTP/0.9":  # no status line, no headers: the stdlib way
+            self.send_response(status)
+            if self.command != "HEAD":
+                self._body = body
+            self.end_headers()
+            return
+        self.log_request(status)
+        phrase = _PHRASES.get(status, "")
+        parts = [
+            f"{self.protocol_version} {status} {phrase}\r\n"
+            f"Server: {self.server_version}\r\n"
+            f"Date: {self.date_time_string()}\r\n"
+            f"Content-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n"
+        ]
         for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        if self.command != "HEAD":
-            self._body = body  # sent with the headers, in one write (flush_headers)
-        self.end_headers()
+            parts.append(f"{k}: {v}\r\n")
+            if k.lower() == "connection":
+                if v.lower() == "close":
+                    self.close_connection = True
+                elif v.lower() == "keep-alive":
+                    self.close_connection = False
+        parts.append("\r\n")
+        head = "".join(parts).encode("latin-1", "strict")
+        self.wfile.write(head if self.command == "HEAD" else head + body)
 
     #: a response body that ``flush_headers`` sends along with the headers
     _body = b""
 
     def flush_headers(self) -> None:
-        # one write per response, not two: one segment on the wire, and one release of the
-        # GIL around a send instead of two (each a chance to wait for the task worker)
+        # one write per response, not two (see ``_send``)
         body, self._body = self._body, b""
         buffered: list[bytes] = getattr(self, "_headers_buffer", [])
         if buffered or body:
@@ -362,11 +404,14 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body(_codec.MAX_REQUEST_BYTES)
         if body is None:
             return
-        resp = self.server.endpoint.handle_soap(
-            body, self._header("SOAPAction"), self._header("Cookie")
-        )
+        endpoint = self.server.endpoint
+        resp = endpoint.handle_soap(body, self._header("SOAPAction"), self._header("Cookie"))
         headers = {"Set-Cookie": resp.set_cookie} if resp.set_cookie else {}
-        self._send(resp.status, resp.body, "text/xml; charset=utf-8", headers)
+        try:
+            self._send(resp.status, resp.body, "text/xml; charset=utf-8", headers)
+        finally:
+            # tasks the call queued run now, while the client reads the response
+            endpoint.tasks.drain()
 
     def do_GET(self) -> None:  # noqa: N802
         path = self._path()
@@ -507,6 +552,7 @@ def serve(
     task_retention: int = DEFAULT_RETENTION,
     api_version: str = _codec.DEFAULT_VERSION,
     session_idle_timeout: float | None = None,
+    async_tasks: bool = False,
 ) -> RunningServer:
     """Serve ``host_backend`` on loopback; HTTPS with a fresh self-signed certificate unless
     ``http=True`` or ``certfile``/``keyfile`` are given. ``port=0`` picks a free port.
@@ -517,6 +563,9 @@ def serve(
     pyVmomi then leaves out every property newer than that (``capacityInBytes`` ...).
     ``session_idle_timeout`` (seconds; ``None``: 30 minutes, as hostd) ends idle sessions: a
     call, a ``/folder`` request or a guest file transfer URL of such a session is refused.
+    ``async_tasks=True`` runs every task on the task thread, so clients see it ``queued`` and
+    ``running`` before it ends; by default a task submitted to an idle host ends before the
+    call returns (its work takes virtual time; see ``_tasks.py``).
     """
     if isinstance(host_backend, Host):
         host_backend = HostAdapter(host_backend)
@@ -552,7 +601,7 @@ def serve(
         tls.load_cert_chain(cert_path, key_path)
     endpoint = Endpoint(host_backend, user=user, password=password, task_retention=task_retention,
                         secure_cookie=not http, api_version=api_version,
-                        session_idle_seconds=session_idle_timeout)
+                        session_idle_seconds=session_idle_timeout, async_tasks=async_tasks)
     bind = "127.0.0.1" if host == "localhost" else host
     try:
         httpd = _HTTPServer((bind, port), endpoint, tls)

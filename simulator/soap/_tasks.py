@@ -1,9 +1,19 @@
 """vSphere tasks: ``TaskInfo`` objects that go queued -> running -> success | error.
 
-Why a worker thread: a client gets its ``Task`` reference back at once and watches it with a
-property filter (``pyVim.task.WaitForTask``), as with a real host. Tasks run one at a time, in
-order, with the endpoint lock held while the backend works (the host is not thread-safe);
-their times are virtual (the backend's clock).
+A client gets its ``Task`` reference back and watches it with a property filter
+(``pyVim.task.WaitForTask``) or by polling ``info.state``, as with a real host. Tasks run one
+at a time, in the order submitted, with the endpoint lock held while the backend works (the
+host is not thread-safe); their times are virtual (the backend's clock).
+
+When a task runs. A submitted task is ``queued`` in one ordered queue. By default the thread
+that served the call runs the queue right after it has sent the response, as a host replies
+with the task and then does the work: the work overlaps the client reading the reply, and
+the client's first look normally finds the task ended (no extra round trip, no handoff to
+another thread). The worker thread runs what no serving thread picks up (tasks submitted
+outside a SOAP call, tasks left when a connection broke, tasks released by ``hold()``).
+With ``async_tasks=True`` (``vcbsim serve --async-tasks``) every task goes to the worker and
+the lock is let go between ``running`` and the work, so clients see ``queued`` and
+``running``, as on a busy host. A task still queued can be cancelled (``CancelTask``).
 
 ``TaskInfo.entity`` is always the VM, also for snapshot operations (vcsim's mistake was to set
 the snapshot there). Finished tasks are kept for ``retention`` tasks and then forgotten
@@ -14,8 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import queue
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -23,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from pyVmomi import VmomiSupport, vim, vmodl
 
 from .._faults import make_fault
+from ._dataobj import make
 from ._vmprops import ts
 
 if TYPE_CHECKING:
@@ -34,15 +45,21 @@ DEFAULT_RETENTION = 200
 
 
 class TaskRunner:
-    def __init__(self, ep: Endpoint, retention: int = DEFAULT_RETENTION) -> None:
+    def __init__(self, ep: Endpoint, retention: int = DEFAULT_RETENTION, *, async_tasks: bool = False) -> None:
         self.ep = ep
         self.retention = retention
+        #: every task through the worker thread (clients see ``queued`` and ``running``)
+        self.async_tasks = async_tasks
         self._infos: OrderedDict[str, Any] = OrderedDict()
         self._finished: deque[str] = deque()
         #: entity moid -> its queued or running tasks, oldest first (the one-operation-per-VM
         #: check without a scan of every retained task on each submit)
         self._pending: dict[str, list[str]] = {}
-        self._queue: queue.Queue[tuple[str, Callable[[], Any]] | None] = queue.Queue()
+        #: queued tasks in submission order (endpoint lock held to touch it)
+        self._queue: deque[tuple[str, Callable[[], Any]]] = deque()
+        #: wakes the worker (on the endpoint lock)
+        self._work_ready = threading.Condition(ep.lock)
+        self._stopping = False
         self._ids = itertools.count(1)
         self._chain = itertools.count(1)
         self._thread: threading.Thread | None = None
@@ -60,17 +77,22 @@ class TaskRunner:
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
         """Keep submitted tasks ``queued`` until the block ends (to show or test a busy host:
-        a client that waits for a queued task, ``TaskInProgress`` for a second operation)."""
+        a client that waits for a queued task, ``TaskInProgress`` for a second operation,
+        ``CancelTask``); the worker runs them when it ends."""
         self._running_allowed.clear()
         try:
             yield
         finally:
             self._running_allowed.set()
+            with self.ep.lock:
+                self._work_ready.notify_all()
 
     def stop(self) -> None:
         self._running_allowed.set()
+        with self.ep.lock:
+            self._stopping = True
+            self._work_ready.notify_all()
         if self._thread is not None:
-            self._queue.put(None)
             self._thread.join(timeout=10)
             self._thread = None
 
@@ -100,8 +122,8 @@ class TaskRunner:
     # submission (endpoint lock held) ---------------------------------------------------------
     def submit(self, ctx: Context, method: Any, vm_moid: str, fn: Callable[[], Any]) -> Any:
         """A task on a VM (its entity); one operation per VM at a time."""
-        vm = self.ep.vm_info(vm_moid)
-        return self._submit(ctx, method, vim.VirtualMachine(vm_moid), vm.name, fn, exclusive=True)
+        name = self.ep.vm_name(vm_moid)
+        return self._submit(ctx, method, vim.VirtualMachine(vm_moid), name, fn, exclusive=True)
 
     def submit_for(self, ctx: Context, method: Any, entity: Any, entity_name: str, fn: Callable[[], Any]) -> Any:
         """A task on another entity (a datastore search); runs whenever its turn comes."""
@@ -116,7 +138,8 @@ class TaskRunner:
         user = ctx.session.user if ctx.session else "root"
         # as hostd names them: "VirtualMachine.createSnapshot", "vm.Snapshot.remove"
         type_name = VmomiSupport.GetVmodlName(method.info.type).removeprefix("vim.")
-        info = vim.TaskInfo(
+        info = make(
+            vim.TaskInfo,
             key=moid,
             task=vim.Task(moid),
             name=method,
@@ -125,8 +148,8 @@ class TaskRunner:
             entityName=entity_name,
             state=vim.TaskInfo.State.queued,
             cancelled=False,
-            cancelable=False,
-            reason=vim.TaskReasonUser(userName=user),
+            cancelable=True,  # while queued
+            reason=make(vim.TaskReasonUser, userName=user),
             queueTime=ts(self.ep.now()),
             eventChainId=next(self._chain),
         )
@@ -144,15 +167,40 @@ class TaskRunner:
                 task=busy.task,
             )
             info.state = vim.TaskInfo.State.error
+            info.cancelable = False
             info.completeTime = info.queueTime
             self.failed += 1
             self.completed += 1
             self._finish(moid)
         else:
             self._pending.setdefault(vm_moid, []).append(moid)
-            self._queue.put((moid, fn))
+            self._queue.append((moid, fn))
+            if self.async_tasks or self.ep.current_context() is None:
+                self._work_ready.notify()  # no serving thread will run it after a response
         self.ep.changed.notify_all()
         return vim.Task(moid)
+
+    def cancel(self, moid: str) -> None:
+        """``CancelTask``: a queued task ends in error with ``RequestCanceled``; a running or
+        ended one cannot be cancelled (``InvalidState``, as hostd answers)."""
+        info = self.info(moid)
+        if info.state != vim.TaskInfo.State.queued:
+            raise vim.fault.InvalidState(
+                msg=f"The task is {info.state}: only a queued task can be cancelled."
+            )
+        for item in self._queue:
+            if item[0] == moid:
+                self._queue.remove(item)
+                break
+        info.cancelled = True
+        info.cancelable = False
+        info.error = vmodl.fault.RequestCanceled(msg="The task was canceled by a user.")
+        info.state = vim.TaskInfo.State.error
+        info.completeTime = ts(self.ep.now())
+        self.failed += 1
+        self.completed += 1
+        self._finish(moid)
+        self.ep.changed.notify_all()
 
     def _finish(self, moid: str) -> None:
         info = self._infos.get(moid)
@@ -166,43 +214,79 @@ class TaskRunner:
         while len(self._finished) > self.retention:
             self._infos.pop(self._finished.popleft(), None)
 
+    # running a task (endpoint lock held) -----------------------------------------------------
+    def _start(self, info: Any) -> None:
+        self.ep.begin_call()
+        info.cancelable = False
+        info.state = vim.TaskInfo.State.running
+        info.startTime = ts(self.ep.now())
+        info.progress = 0
+        self.ep.changed.notify_all()
+
+    def _run(self, info: Any, moid: str, fn: Callable[[], Any], *, started: bool = False) -> None:
+        """Run ``fn`` as task ``moid`` to its end: ``TaskInfo`` to running, then to success with
+        its result or to error with the fault the failure maps to."""
+        if not started:
+            self._start(info)
+        self.ep.begin_call()
+        try:
+            result = fn()
+        except BaseException as exc:  # noqa: BLE001 - a task reports every failure
+            if not isinstance(exc, Exception):
+                info.error = vmodl.fault.SystemError(msg=f"the host stopped: {exc}", reason=str(exc))
+            else:
+                info.error = self.ep.to_fault(exc)
+            info.state = vim.TaskInfo.State.error
+            self.failed += 1
+        else:
+            info.result = result
+            info.progress = 100
+            info.state = vim.TaskInfo.State.success
+        self.ep.begin_call()
+        info.completeTime = ts(self.ep.now())
+        self.completed += 1
+        self._finish(moid)
+        self.ep.changed.notify_all()
+
+    def drain(self) -> None:
+        """Run every queued task, in order (a serving thread calls this after each response;
+        cheap when nothing is queued)."""
+        if not self._queue or self.async_tasks or not self._running_allowed.is_set():
+            return
+        with self.ep.lock:
+            self._run_queued()
+
+    def _run_queued(self) -> None:
+        while self._queue and self._running_allowed.is_set() and not self._stopping:
+            moid, fn = self._queue.popleft()
+            info = self._infos.get(moid)
+            if info is not None:
+                self._run(info, moid, fn)
+
     # the worker --------------------------------------------------------------------------
     def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            moid, fn = item
-            self._running_allowed.wait()
-            with self.ep.lock:
-                self.ep.begin_call()
-                info = self._infos.get(moid)
-                if info is None:
+        with self.ep.lock:
+            while True:
+                # the timeout is a safety net: a task whose serving thread died before its
+                # response was sent is run by the worker soon after
+                self._work_ready.wait_for(
+                    lambda: self._stopping or (bool(self._queue) and self._running_allowed.is_set()), timeout=0.05
+                )
+                if self._stopping:
+                    return
+                if not self.async_tasks:
+                    self._run_queued()
                     continue
-                info.state = vim.TaskInfo.State.running
-                info.startTime = ts(self.ep.now())
-                info.progress = 0
-                self.ep.changed.notify_all()
-            # the lock is released here for a moment: a watcher may see "running"
-            with self.ep.lock:
-                self.ep.begin_call()
-                try:
-                    result = fn()
-                except BaseException as exc:  # noqa: BLE001 - a task reports every failure
-                    if not isinstance(exc, Exception):
-                        info.error = vmodl.fault.SystemError(
-                            msg=f"the host stopped: {exc}", reason=str(exc)
-                        )
-                    else:
-                        info.error = self.ep.to_fault(exc)
-                    info.state = vim.TaskInfo.State.error
-                    self.failed += 1
-                else:
-                    info.result = result
-                    info.progress = 100
-                    info.state = vim.TaskInfo.State.success
-                self.ep.begin_call()
-                info.completeTime = ts(self.ep.now())
-                self.completed += 1
-                self._finish(moid)
-                self.ep.changed.notify_all()
+                while self._queue and self._running_allowed.is_set() and not self._stopping:
+                    moid, fn = self._queue.popleft()
+                    info = self._infos.get(moid)
+                    if info is None:
+                        continue
+                    self._start(info)
+                    # let go of the lock for a moment: a watcher may see "running"
+                    self.ep.lock.release()
+                    try:
+                        time.sleep(0)
+                    finally:
+                        self.ep.lock.acquire()
+                    self._run(info, moid, fn, started=True)

@@ -163,6 +163,7 @@ def test_trace_file_and_trace_limit(tmp_path: Path, servers: list[Served]) -> No
 
 def test_bad_options_exit_2_with_a_message(tmp_path: Path) -> None:
     for args, words in [(["--trace-limit", "0"], "--trace-limit: expected a count >= 1, got 0"),
+                        (["--session-idle-timeout", "0"], "--session-idle-timeout: expected seconds > 0, got 0.0"),
                         (["--trace-file", str(tmp_path / "no" / "dir" / "t.jsonl")], "cannot write --trace-file")]:
         proc = subprocess.run([sys.executable, "-m", "vcbsim", "serve", "--port", "0", *args],
                               capture_output=True, text=True, timeout=30, check=False)
@@ -188,3 +189,18 @@ def test_the_banner_lines_work_as_printed(url: str) -> None:
     code = next(line for line in lines if line.startswith("pyVmomi:")).split('python -c "', 1)[1].rstrip('"')
     compile(code, "<banner>", "exec")  # the one-liner is valid Python
     assert ("protocol='http'" in code) == (scheme == "http")
+
+
+def test_async_tasks_and_session_idle_timeout_reach_the_endpoint(servers: list[Served]) -> None:
+    s = _start("--async-tasks", "--session-idle-timeout", "0.5")
+    servers.append(s)
+    si = _connect(s)
+    try:
+        vm = _vm(si, "win2003-sql")
+        assert WaitForTask(vm.CreateSnapshot_Task("via-worker", "", False, False)) == "success"
+        time.sleep(1.0)  # idle for longer than the timeout: the session is gone
+        with pytest.raises(vim.fault.NotAuthenticated):
+            vm.snapshot  # noqa: B018
+    finally:
+        with __import__("contextlib").suppress(Exception):
+            Disconnect(si)

@@ -1,0 +1,124 @@
+"""How tasks run: after the response on an idle host, on the worker with ``async_tasks``,
+queued while held (and then cancellable), in submission order; and the snapshot index that
+must not grow with create-and-remove cycles."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from pyVim.task import WaitForTask
+from pyVmomi import vim, vmodl
+
+from vcbsim.simulator import Host
+from vcbsim.simulator.soap import HostAdapter, serve
+
+from .conftest import FakeBackend, _connect
+
+WORKER = "vcbsim-soap-tasks"
+
+
+class ThreadRecordingBackend(FakeBackend):
+    """Records the thread each snapshot is taken on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[str] = []
+
+    def create_snapshot(self, vm: str, name: str, description: str, memory: bool, quiesce: bool) -> str:
+        self.threads.append(threading.current_thread().name)
+        return super().create_snapshot(vm, name, description, memory, quiesce)
+
+
+def _vm(si: object) -> object:
+    return si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/win-db")  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def recording() -> ThreadRecordingBackend:
+    return ThreadRecordingBackend()
+
+
+def test_on_an_idle_host_a_task_has_ended_when_the_client_first_looks(recording: ThreadRecordingBackend) -> None:
+    with serve(recording) as running:
+        for si in _connect(running):
+            vm = _vm(si)
+            for i in range(5):
+                task = vm.CreateSnapshot_Task(f"s{i}", "", False, False)
+                info = task.info
+                assert info.state == "success", info.state
+                assert info.queueTime <= info.startTime <= info.completeTime
+                assert info.cancelable is False
+    # the serving thread ran it, after its response (not the worker thread)
+    assert recording.threads and WORKER not in recording.threads
+
+
+def test_async_tasks_run_on_the_worker(recording: ThreadRecordingBackend) -> None:
+    with serve(recording, async_tasks=True) as running:
+        assert running.endpoint.tasks.async_tasks
+        for si in _connect(running):
+            vm = _vm(si)
+            for i in range(3):
+                assert WaitForTask(vm.CreateSnapshot_Task(f"s{i}", "", False, False)) == "success"
+    assert recording.threads == [WORKER] * 3
+
+
+def test_tasks_run_in_the_order_submitted(fake: FakeBackend, server: object) -> None:
+    for si in _connect(server):
+        vm = _vm(si)
+        other = vim.VirtualMachine("vm-2", vm._stub)
+        with server.endpoint.tasks.hold():  # type: ignore[attr-defined]
+            tasks = [vm.CreateSnapshot_Task("a", "", False, False), other.PowerOnVM_Task()]
+            assert [t.info.state for t in tasks] == ["queued", "queued"]
+        for t in tasks:
+            WaitForTask(t)
+        first, second = (t.info for t in tasks)
+        assert first.completeTime <= second.startTime
+
+
+def test_a_queued_task_can_be_cancelled_and_then_never_runs(fake: FakeBackend, server: object) -> None:
+    for si in _connect(server):
+        vm = _vm(si)
+        with server.endpoint.tasks.hold():  # type: ignore[attr-defined]
+            task = vm.CreateSnapshot_Task("never", "", False, False)
+            assert task.info.cancelable is True
+            task.CancelTask()
+            info = task.info
+            assert info.state == "error" and info.cancelled is True and info.cancelable is False
+            assert isinstance(info.error, vmodl.fault.RequestCanceled)
+            with pytest.raises(vim.fault.InvalidState):
+                task.CancelTask()  # already ended
+        with pytest.raises(vmodl.fault.RequestCanceled):
+            WaitForTask(task)
+        assert vm.snapshot is None  # the cancelled task did nothing
+        done = vm.CreateSnapshot_Task("done", "", False, False)
+        assert WaitForTask(done) == "success"
+        with pytest.raises(vim.fault.InvalidState):
+            done.CancelTask()
+
+
+@pytest.fixture
+def demo_server() -> Iterator[object]:
+    with serve(HostAdapter(Host.demo(seed=3))) as running:
+        yield running
+
+
+def test_the_snapshot_index_holds_live_snapshots_only(demo_server: object) -> None:
+    ep = demo_server.endpoint  # type: ignore[attr-defined]
+    for si in _connect(demo_server):
+        vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/win2003-sql")
+        for i in range(30):
+            task = vm.CreateSnapshot_Task(f"c{i}", "", False, False)
+            WaitForTask(task)
+            snap = task.info.result
+            assert snap.vm == vm
+            WaitForTask(snap.RemoveSnapshot_Task(removeChildren=False))
+        assert len(ep._snapshot_owner) == 0
+        for i in range(3):
+            WaitForTask(vm.CreateSnapshot_Task(f"k{i}", "", False, False))
+        assert len(ep._snapshot_owner) == 3
+        WaitForTask(vm.RemoveAllSnapshots_Task())
+        assert len(ep._snapshot_owner) == 0
+        with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+            snap.RemoveSnapshot_Task(removeChildren=False)
