@@ -181,13 +181,14 @@ class TaskRunner:
         return vim.Task(moid)
 
     def cancel(self, moid: str) -> None:
-        """``CancelTask``: a queued task ends in error with ``RequestCanceled``; a running or
-        ended one cannot be cancelled (``InvalidState``, as hostd answers)."""
+        """``CancelTask``: a queued task ends in error with ``RequestCanceled``. As the API
+        reference says, an ended task answers ``InvalidState``; a running one is not
+        cancelable here (its work is one step of the host), so ``NotSupported``."""
         info = self.info(moid)
+        if info.state in (vim.TaskInfo.State.success, vim.TaskInfo.State.error):
+            raise vim.fault.InvalidState(msg=f"The task has already ended ({info.state}).")
         if info.state != vim.TaskInfo.State.queued:
-            raise vim.fault.InvalidState(
-                msg=f"The task is {info.state}: only a queued task can be cancelled."
-            )
+            raise vmodl.fault.NotSupported(msg="The task is running and cannot be cancelled.")
         for item in self._queue:
             if item[0] == moid:
                 self._queue.remove(item)

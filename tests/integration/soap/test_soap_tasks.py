@@ -122,3 +122,17 @@ def test_the_snapshot_index_holds_live_snapshots_only(demo_server: object) -> No
         assert len(ep._snapshot_owner) == 0
         with pytest.raises(vmodl.fault.ManagedObjectNotFound):
             snap.RemoveSnapshot_Task(removeChildren=False)
+
+
+def test_a_running_task_is_not_cancelable(fake: FakeBackend, server: object) -> None:
+    ep = server.endpoint  # type: ignore[attr-defined]
+    for si in _connect(server):
+        vm = _vm(si)
+        with ep.tasks.hold():
+            task = vm.CreateSnapshot_Task("busy", "", False, False)
+            with ep.lock:  # as the worker leaves it between "running" and the work
+                ep.tasks._start(ep.tasks.info(task._moId))
+            assert task.info.state == "running" and task.info.cancelable is False
+            with pytest.raises(vmodl.fault.NotSupported):
+                task.CancelTask()
+        assert WaitForTask(task) == "success"
