@@ -37,7 +37,6 @@ number of workers.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import multiprocessing
@@ -47,7 +46,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -151,29 +150,7 @@ def plan_cases(
     return tuple(cases)
 
 
-@contextlib.contextmanager
-def _one_case_run(profile: str, shard_profile: _suite.KitProfile, sink: list[Any]) -> Iterator[None]:
-    """While ``run`` judges one case: its profile admits the one-case selection (the plan
-    already ran the profile's filter check), and the bundle it would write is captured
-    instead, with the ``CaseResult`` objects and their traces. Module state is swapped for the
-    duration: one case at a time per process, as both the workers and the serial path do."""
-    saved_profile, saved_writer = _suite.KIT_PROFILES[profile], _suite.write_bundle
-
-    def capture(path: str | Path, run_info: RunInfo, cases: Any, *, statistics: Any = None) -> Path:
-        sink.append((run_info, list(cases), dict(statistics or {})))
-        return Path(path)
-
-    _suite.KIT_PROFILES[profile] = shard_profile
-    _suite.write_bundle = capture  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        _suite.KIT_PROFILES[profile] = saved_profile
-        _suite.write_bundle = saved_writer
-
-
 _HEADER = re.compile(r"^vcbsim conformance kit .*\n", re.MULTILINE)
-_TOTALS = re.compile(r"^\d+ cases: .*\(seed \d+\)\n", re.MULTILINE)
 
 
 def run_case(
@@ -186,7 +163,7 @@ def run_case(
     guest_agent_factory: Callable[[Any], Any] | None = None,
     expectations: Mapping[str, str] | None = None,
 ) -> CaseRun:
-    """Run one case with ``vcbsim.conformance.run`` and return its ``CaseResult`` (named
+    """Judge one case (the suite's ``judge``, as ``run`` does) and return its ``CaseResult`` (named
     ``case.name``), statistics and output. Never raises for a FAIL or an ERROR of the case:
     they are in the result. A new failure is saved to ``replay_dir`` as ``run`` saves it."""
     kp = _profile(profile)
@@ -202,23 +179,23 @@ def run_case(
             shutil.copy2(case.replay_file, private / Path(case.replay_file).name)
         before = {p.name for p in private.glob("*.json")}
         problem: BaseException | None = None
-        with _one_case_run(profile, shard_kp, sink):
-            try:
-                _suite.run(adapter_factory, profile=profile, seed=case.seed, report=Path(tmp) / "bundle",
-                           host_profile=host_profile, replay_dir=private, guest_agent_factory=guest_agent_factory,
-                           scenarios=[case.scenario] if case.kind == "scenario" else [],
-                           expectations=expectations, explore=case.kind == "explore", out=out)
-            except KitError:
-                pass  # the case's FAIL / ERROR is in the captured results
-            except Exception as exc:  # noqa: BLE001 - e.g. the adapter factory raised while probed
-                problem = exc
+        # the plan already checked the profile's filters: judge this one case directly
+        try:
+            sink.append(_suite.judge(
+                adapter_factory, shard_kp, profile=profile, seed=case.seed,
+                names=[case.scenario] if case.kind == "scenario" and case.scenario else [], filtered=True,
+                host_profile=host_profile, replay_dir=private, guest_agent_factory=guest_agent_factory,
+                expectations=expectations, explore=case.kind == "explore", out=out,
+            ))
+        except Exception as exc:  # noqa: BLE001 - e.g. the adapter factory raised while probed
+            problem = exc
         if replay_dir is not None:
             saved = [p for p in sorted(private.glob("*.json")) if p.name not in before]
             if saved:
                 Path(replay_dir).mkdir(parents=True, exist_ok=True)
                 for p in saved:
                     shutil.copy2(p, Path(replay_dir) / p.name)
-    text = _TOTALS.sub("", _HEADER.sub("", out.getvalue(), count=1))
+    text = _HEADER.sub("", out.getvalue(), count=1)
     if not sink:
         why = f"{type(problem).__name__}: {problem}" if problem is not None else "the case produced no result"
         err = CaseResult(case.name, "error", message=why, duration=time.perf_counter() - started)

@@ -685,10 +685,6 @@ def run(
 
     .. versionadded:: 0.1.0
     """
-    import hypothesis
-    from hypothesis import HealthCheck, Verbosity, settings
-    from hypothesis.stateful import get_state_machine_test
-
     if profile not in KIT_PROFILES:
         msg = "kit profile"
         raise InvalidDefinition(msg, expected="one of " + ", ".join(KIT_PROFILES), got=profile)
@@ -714,6 +710,57 @@ def run(
     if unknown:
         msg = "scenarios"
         raise InvalidDefinition(msg, expected="names from SCENARIOS: " + ", ".join(SCENARIOS), got=unknown)
+    info, cases, stats = judge(
+        adapter_factory, kp, profile=profile, seed=seed, names=names, filtered=scenarios is not None,
+        host_profile=host_profile, replay_dir=replay_dir, guest_agent_factory=guest_agent_factory,
+        expectations=expectations, explore=explore, out=out,
+    )
+    bundle = write_bundle(report, info, cases, statistics=stats) if report is not None else None
+    totals = {o: sum(1 for c in cases if c.outcome == o) for o in ("pass", "fail", "error", "skip")}
+    out.write(f"{len(cases)} cases: " + ", ".join(f"{v} {k}" for k, v in totals.items()) + f" (seed {seed})\n")
+    failing = [c for c in cases if c.outcome in ("fail", "error")]
+    if failing:
+        first = failing[0]
+        err: KitError
+        if first.outcome == "fail":
+            v = first.violations[0] if first.violations else {}
+            err = ConformanceViolation(first.rules[0], str(v.get("explanation", first.message)),
+                                       witness=tuple(Event.from_dict(w) for w in v.get("witness", [])),
+                                       rule_ids=first.rules)
+        else:
+            err = AdapterError(first.message)
+        err.case = first.name
+        err.add_note(f"case {first.name}; seed {seed}; kit {KIT_VERSION}; steps:\n" + "\n".join(first.steps))
+        for other in failing[1:]:
+            err.add_note(f"also {other.outcome.upper()} {other.name}: {', '.join(other.rules)} {other.message}")
+        raise err
+    return RunResult(info, tuple(cases), bundle, stats)
+
+
+def judge(
+    adapter_factory: Callable[[], Orchestrator],
+    kp: KitProfile,
+    *,
+    profile: str,
+    seed: int,
+    names: Sequence[str],
+    filtered: bool,
+    host_profile: str,
+    replay_dir: str | Path | None,
+    guest_agent_factory: Callable[[Any], Any] | None,
+    expectations: Mapping[str, str] | None,
+    explore: bool,
+    out: TextIO,
+) -> tuple[RunInfo, list[CaseResult], dict[str, int]]:
+    """Judge the cases of one run under kit profile ``kp`` (already validated by ``run``):
+    saved failures, the scenarios ``names``, then the exploration. Returns the run's info,
+    its case results and statistics; writes no bundle and raises nothing for a FAIL or an
+    ERROR. ``run`` is this plus the bundle and the verdict; a parallel run (``_parallel``)
+    calls it for one case at a time with a one-case profile."""
+    import hypothesis
+    from hypothesis import HealthCheck, Verbosity, settings
+    from hypothesis.stateful import get_state_machine_test
+
     probe = adapter_factory()
     adapter_name = str(getattr(probe, "name", type(probe).__name__))
     adapter_version = str(getattr(probe, "version", ""))
@@ -723,8 +770,8 @@ def run(
     info = new_run_info(kit_profile=profile, host_profile=host_profile, seed=seed, adapter_name=adapter_name,
                         adapter_version=adapter_version,
                         config={"max_examples": kp.max_examples, "step_count": kp.step_count,
-                                "scenarios": names, "explore": explore,
-                                "filters": None if scenarios is None else names,
+                                "scenarios": list(names), "explore": explore,
+                                "filters": list(names) if filtered else None,
                                 "expectations": dict(expectations or {}), "replay_dir": str(replay_dir or "")})
     out.write(f"vcbsim conformance kit {KIT_VERSION}, hypothesis {hypothesis.__version__}, profile {profile}, "
               f"host {host_profile}, adapter {adapter_name} {adapter_version}, seed {seed}\n")
@@ -818,26 +865,7 @@ def run(
                    {k: sum(s.statistics.get(k, 0) for s in sink) for k in ("jobs", "jobs_ok", "faults_armed", "writes")})
             stats["examples"] = len(sink)
     info = RunInfo(**{**info.to_dict(), "finished": _now()})
-    bundle = write_bundle(report, info, cases, statistics=stats) if report is not None else None
-    totals = {o: sum(1 for c in cases if c.outcome == o) for o in ("pass", "fail", "error", "skip")}
-    out.write(f"{len(cases)} cases: " + ", ".join(f"{v} {k}" for k, v in totals.items()) + f" (seed {seed})\n")
-    failing = [c for c in cases if c.outcome in ("fail", "error")]
-    if failing:
-        first = failing[0]
-        err: KitError
-        if first.outcome == "fail":
-            v = first.violations[0] if first.violations else {}
-            err = ConformanceViolation(first.rules[0], str(v.get("explanation", first.message)),
-                                       witness=tuple(Event.from_dict(w) for w in v.get("witness", [])),
-                                       rule_ids=first.rules)
-        else:
-            err = AdapterError(first.message)
-        err.case = first.name
-        err.add_note(f"case {first.name}; seed {seed}; kit {KIT_VERSION}; steps:\n" + "\n".join(first.steps))
-        for other in failing[1:]:
-            err.add_note(f"also {other.outcome.upper()} {other.name}: {', '.join(other.rules)} {other.message}")
-        raise err
-    return RunResult(info, tuple(cases), bundle, stats)
+    return info, cases, stats
 
 
 def _replay_again(adapter_factory: Callable[[], Orchestrator], host_profile: str, steps: Sequence[Step],
