@@ -1168,19 +1168,13 @@ class SnapshotImpl(MOImpl):
         """The moid of the VM holding this snapshot (cheaper than ``_owner``)."""
         vm = self.ep.snapshot_vm(self.moid)
         if vm is None:
-            raise vmodl.fault.ManagedObjectNotFound(
-                msg=f"The object '{self.moid}' has already been deleted or has not been completely created",
-                obj=self.ref,
-            )
+            raise self.ep._not_found(self.ref)
         return vm
 
     def _owner(self) -> tuple[VMInfo, SnapshotInfo]:
         found = self.ep.find_snapshot(self.moid)
         if found is None:
-            raise vmodl.fault.ManagedObjectNotFound(
-                msg=f"The object '{self.moid}' has already been deleted or has not been completely created",
-                obj=self.ref,
-            )
+            raise self.ep._not_found(self.ref)
         return found
 
     def p_vm(self) -> Any:
