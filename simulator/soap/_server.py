@@ -43,6 +43,7 @@ from ._endpoint import Endpoint
 from ._files import FileResponse, _authorized, handle_folder, handle_guest_file, transfer_pending
 from ._host_adapter import HostAdapter
 from ._tasks import DEFAULT_RETENTION
+from ._wsdl import DOCUMENT_NAMES, document
 
 __all__ = ["RunningServer", "serve", "service_versions_xml", "LOOPBACK"]
 
@@ -421,6 +422,8 @@ class _Handler(BaseHTTPRequestHandler):
             scheme = "https" if self.server.tls is not None else "http"
             host, port = str(self.server.server_address[0]), self.server.server_address[1]
             self._send(200, _service_wsdl(f"{scheme}://{host}:{port}/sdk"), "text/xml; charset=utf-8")
+        elif path.startswith("/sdk/") and path[5:] in DOCUMENT_NAMES:  # vim.wsdl and its schemas
+            self._send(200, document(path[5:], self.server.endpoint.api_version), "text/xml; charset=utf-8")
         elif path.startswith("/folder/"):
             self._folder()
         elif path == "/guestFile":
