@@ -421,6 +421,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/sdk/vimService.wsdl":
             scheme = "https" if self.server.tls is not None else "http"
             host, port = str(self.server.server_address[0]), self.server.server_address[1]
+            host = f"[{host}]" if ":" in host else host  # an IPv6 literal in a URL
             self._send(200, _service_wsdl(f"{scheme}://{host}:{port}/sdk"), "text/xml; charset=utf-8")
         elif path.startswith("/sdk/") and path[5:] in DOCUMENT_NAMES:  # vim.wsdl and its schemas
             self._send(200, document(path[5:], self.server.endpoint.api_version), "text/xml; charset=utf-8")

@@ -312,7 +312,7 @@ def test_plain_http_to_the_https_port_is_dropped_and_the_server_keeps_serving(se
 
 def test_unknown_paths_are_404(server):
     conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ssl._create_unverified_context())
-    for method, path in [("GET", "/"), ("GET", "/sdk/vim.wsdl"), ("POST", "/other"), ("PUT", "/sdk")]:
+    for method, path in [("GET", "/"), ("GET", "/sdk/nothing.wsdl"), ("POST", "/other"), ("PUT", "/sdk")]:
         conn.request(method, path, body=b"" if method != "GET" else None)
         resp = conn.getresponse()
         resp.read()

@@ -385,3 +385,20 @@ def test_routes_answer_over_https_without_a_session_and_unknown_schemas_are_404(
         # and a client reads them over TLS
         vim = _Vim(server.base_url, xml_schema, verify=False)
         assert vim.content.about.apiVersion
+
+
+def test_the_service_address_of_an_ipv6_server_is_a_valid_url():
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    with serve(Host.demo(), http=True, host="::1") as srv:
+        conn = http.client.HTTPConnection("::1", srv.port, timeout=10)
+        conn.request("GET", "/sdk/vimService.wsdl")
+        body = conn.getresponse().read()
+        conn.close()
+    address = ET.fromstring(body).find(".//{http://schemas.xmlsoap.org/wsdl/soap/}address")
+    assert address is not None and address.get("location") == f"http://[::1]:{srv.port}/sdk"
