@@ -185,7 +185,8 @@ def _paths(impl: MOImpl, prop_specs: Iterable[Any]) -> list[str] | None:
             continue
         matched = True
         if ps.all:
-            for name in impl.property_names():
+            ctx = impl.ep.current_context()
+            for name in impl.property_names(ctx.version if ctx is not None else None):
                 paths.setdefault(name)
         for p in ps.pathSet or []:
             paths.setdefault(p)

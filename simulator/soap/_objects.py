@@ -83,9 +83,14 @@ class MOImpl:
         return self.vim_type(self.moid)
 
     @classmethod
-    def property_names(cls) -> list[str]:
-        """Properties of the vSphere type that this class implements."""
-        valid = {p.name for p in cls.vim_type._GetPropertyList()}
+    def property_names(cls, version: str | None = None) -> list[str]:
+        """Properties of the vSphere type that this class implements (those that exist in API
+        ``version``, when given: a host answers an older client with that version's properties
+        only, whose types the client knows)."""
+        valid = {
+            p.name for p in cls.vim_type._GetPropertyList()
+            if version is None or VmomiSupport.IsChildVersion(version, p.version)
+        }
         return [n[2:] for n in dir(cls) if n.startswith("p_") and n[2:] in valid]
 
     @classmethod

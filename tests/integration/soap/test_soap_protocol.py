@@ -333,6 +333,26 @@ def test_an_older_advertised_api_version_is_negotiated(fake_backend_class):
         serve(fake_backend_class(), api_version="99.0")
 
 
+def test_all_properties_are_those_of_the_clients_version(fake_backend_class):
+    """``all=True`` answers an older client with its version's properties only (a strict
+    client of that version's WSDL knows no newer types)."""
+    from pyVmomi import vmodl
+
+    pc_ = vmodl.query.PropertyCollector
+    for version, newer_expected in [("2.5u2", False), ("8.0.3.0", True)]:
+        with serve(fake_backend_class(), api_version=version) as running:
+            conn = SmartConnect(host="127.0.0.1", port=running.port, user="user", pwd="pass",
+                                disableSslCertValidation=True)
+            vm = conn.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/win-db")
+            spec = pc_.FilterSpec(objectSet=[pc_.ObjectSpec(obj=vm)], propSet=[pc_.PropertySpec(type=vim.VirtualMachine, all=True)])
+            (content,) = conn.content.propertyCollector.RetrieveContents([spec])
+            names = {p.name for p in content.propSet}
+            assert {"name", "config", "runtime", "snapshot"} & names
+            assert ("layoutEx" in names) is newer_expected, (version, sorted(names))
+            assert ("storage" in names) is newer_expected
+            Disconnect(conn)
+
+
 def test_serve_wraps_a_simulated_host():
     from vcbsim.simulator._host import Host
 
