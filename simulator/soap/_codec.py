@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field
+from io import StringIO
 from typing import Any
 from xml.parsers import expat
 
@@ -334,6 +335,27 @@ def _ns_map(version: str) -> dict[str, str]:
     return ns_map
 
 
+class HostSerializer(SoapAdapter.SoapSerializer):  # type: ignore[misc]
+    """pyVmomi's serializer, writing what a host writes where the two differ: a reference in
+    an ``anyType`` slot (a ``DynamicProperty.val``, a ``Fetch`` result) is typed
+    ``xsi:type="ManagedObjectReference"``. pyVmomi writes ``ManagedObject``, a name in no
+    WSDL, which its own reader accepts but a client reading the WSDL (zeep, govmomi, JAX-WS)
+    does not; pyVmomi already names arrays of references ``ArrayOfManagedObjectReference``."""
+
+    def _QName(self, typ: Any, defNS: str) -> tuple[str, str]:  # noqa: N802,N803 - pyVmomi's names
+        attr, name = super()._QName(typ, defNS)
+        if typ is ManagedObject:
+            name += "Reference"
+        return attr, name
+
+
+def serialize_to_str(value: Any, info: Any, version: str) -> str:
+    """``SoapAdapter.SerializeToStr`` with ``HostSerializer`` and the endpoint's namespaces."""
+    out = StringIO()
+    HostSerializer(out, version, _ns_map(version)).Serialize(value, info)
+    return out.getvalue()
+
+
 def serialize_value(value: Any, version: str, name: str = "val", typ: Any = object) -> str:
     """Serialize one value as pyVmomi would (used to compare property values, too)."""
     info = Object(name=name, type=typ, version=version, flags=F_OPTIONAL)
@@ -359,7 +381,7 @@ def serialize_response(wsdl_name: str, info: Any, result: Any, version: str) -> 
             rinfo = Object(
                 name="returnval", type=info.result, version=version, flags=info.resultFlags
             )
-            text = SoapAdapter.SerializeToStr(result, rinfo, version, _ns_map(version))
+            text = serialize_to_str(result, rinfo, version)
         # pyVmomi marks its outermost element with the version; hosts do not send it
         text = text.replace(f' versionId="{wire_version(version)}"', "", 1)
     body = (f'{_RESPONSE_START}<{wsdl_name}Response xmlns="{ns}">{text}'
@@ -378,7 +400,10 @@ def serialize_fault(fault: Any, version: str) -> bytes:
     wsdl = VmomiSupport.GetWsdlName(type(fault))
     ns = VmomiSupport.GetWsdlNamespace(version)
     info = Object(name=f"{wsdl}Fault", type=vmodl.MethodFault, version=version, flags=0)
-    detail = SoapAdapter.SerializeFaultDetail(detail_obj, info, version, _ns_map(version))
+    writer = StringIO()
+    HostSerializer(writer, version, _ns_map(version)).SerializeFaultDetail(detail_obj, info)
+    # pyVmomi marks the first element it writes with the version; hosts do not send it
+    detail = writer.getvalue().replace(f' versionId="{wire_version(version)}"', "", 1)
     head = f"<{wsdl}Fault"
     if detail.startswith(head):
         detail = f'{head} xmlns="{ns}"' + detail[len(head) :]

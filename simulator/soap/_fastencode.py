@@ -426,7 +426,7 @@ class _Context:
 
     def __init__(self, version: str) -> None:
         self.version = version
-        ser: Any = SoapAdapter.SoapSerializer(StringIO(), version, _codec._ns_map(version))
+        ser: Any = _codec.HostSerializer(StringIO(), version, _codec._ns_map(version))
         self.serializer = ser
         self.ns: str = ser.defaultNS
         #: attributes of the outermost element (`` versionId="8.0.3.0"``)

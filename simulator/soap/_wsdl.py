@@ -47,11 +47,9 @@ Where pyVmomi's Python model differs from the wire, the wire wins (as on real ho
   empty array;
 * every operation may fail with ``RuntimeFault`` (as the host's WSDL says, whose operations
   name that fault ``RuntimeFault`` and every other one ``<X>Fault``);
-* pyVmomi writes a reference held by an ``anyType`` (a property collector value such as a
-  VM's ``parent``) as ``xsi:type="ManagedObject"`` where hosts write
-  ``ManagedObjectReference``, so the schema declares ``ManagedObject`` as a
-  ``ManagedObjectReference`` (hosts' schemas have no such type); without it a schema-driven
-  client could not read those values.
+* a reference held by an ``anyType`` (a property collector value such as a VM's ``parent``)
+  is written ``xsi:type="ManagedObjectReference"``, as hosts write it (``_codec.HostSerializer``;
+  pyVmomi alone would write ``ManagedObject``, a type no host schema has).
 """
 
 from __future__ import annotations
@@ -253,10 +251,6 @@ class _Builder:
         extension = ET.SubElement(content, "extension", {"base": "xsd:string"})
         ET.SubElement(extension, "attribute", {"name": "type", "type": "xsd:string", "use": "required"})
         ET.SubElement(extension, "attribute", {"name": "serverGuid", "type": "xsd:string", "use": "optional"})
-        # xsi:type="ManagedObject", as pyVmomi writes a reference in an anyType (module docstring)
-        alias = ET.SubElement(schema, "complexType", {"name": "ManagedObject"})
-        content = ET.SubElement(alias, "simpleContent")
-        ET.SubElement(content, "extension", {"base": f"vim25:{_MOREF}"})
 
     def _request_type_names(self) -> dict[str, str]:
         """``ReconfigVM_Task`` -> ``ReconfigVMRequestType``, as hosts name them (the full

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from pyVim.connect import Disconnect, SmartConnect
 from pyVim.task import WaitForTask
-from pyVmomi import Iso8601, SoapAdapter, VmomiSupport, vim, vmodl
+from pyVmomi import Iso8601, VmomiSupport, vim, vmodl
 from pyVmomi.VmomiSupport import (
     F_LINK,
     F_OPTIONAL,
@@ -60,7 +60,7 @@ def slot_info(typ: Any, flags: int = F_OPTIONAL) -> Any:
 
 def pyvmomi_text(result: Any, info: Any, version: str) -> str:
     rinfo = Object(name="returnval", type=info.result, version=version, flags=info.resultFlags)
-    return str(SoapAdapter.SerializeToStr(result, rinfo, version, _codec._ns_map(version)))
+    return _codec.serialize_to_str(result, rinfo, version)
 
 
 def differential(result: Any, info: Any, version: str = V) -> str | None:

@@ -1,0 +1,37 @@
+"""References in ``anyType`` slots are typed as hosts type them, on both serializer paths."""
+
+from __future__ import annotations
+
+import pytest
+from pyVmomi import VmomiSupport, vim, vmodl
+
+from vcbsim.simulator.soap import _codec, _fastencode
+from vcbsim.simulator.soap._codec import DEFAULT_VERSION
+
+RETRIEVE = VmomiSupport.GetWsdlMethod("urn:vim25", "RetrieveProperties").info
+
+
+def _contents(val: object) -> list[object]:
+    prop = vmodl.DynamicProperty(name="parent", val=val)
+    return [vmodl.query.PropertyCollector.ObjectContent(obj=vim.VirtualMachine("vm-1"), propSet=[prop])]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "pyVmomi path"])
+def test_a_reference_in_an_anytype_is_a_managed_object_reference(fast: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not fast:
+        monkeypatch.setattr(_fastencode, "encode_fast", lambda *a: None)
+    body = _codec.serialize_response("RetrieveProperties", RETRIEVE, _contents(vim.Folder("ha-folder-vm")),
+                                     DEFAULT_VERSION).decode()
+    assert '<val xsi:type="ManagedObjectReference" type="Folder">ha-folder-vm</val>' in body
+    assert 'xsi:type="ManagedObject"' not in body
+    arrays = _codec.serialize_response(
+        "RetrieveProperties", RETRIEVE, _contents(vim.ManagedEntity.Array([vim.Datastore("datastore-1")])),
+        DEFAULT_VERSION).decode()
+    assert 'xsi:type="ArrayOfManagedObjectReference"' in arrays
+    assert '<ManagedObjectReference type="Datastore">datastore-1</ManagedObjectReference>' in arrays
+
+
+def test_faults_use_the_same_serializer() -> None:
+    fault = vmodl.fault.ManagedObjectNotFound(msg="gone", obj=vim.VirtualMachine("vm-9"))
+    body = _codec.serialize_fault(fault, DEFAULT_VERSION).decode()
+    assert '<obj type="VirtualMachine">vm-9</obj>' in body  # no versionId: hosts send none
