@@ -434,7 +434,7 @@ class Endpoint:
             impl = ContainerViewImpl(self, moid)
         elif self.tasks.exists(moid):
             impl = TaskImpl(self, moid)
-        elif any(m == moid for m, _ in self.datastore_list()):
+        elif moid.startswith("datastore-") and any(m == moid for m, _ in self.datastore_list()):
             impl = DatastoreImpl(self, moid)
         elif moid.startswith("network-") and any(m == moid for m, _ in self.network_list()):
             impl = NetworkImpl(self, moid)

@@ -57,6 +57,8 @@ _MAX_HEADER_LINE = 65536
 _MAX_HEADERS = 100
 #: a header line the fast path takes as it is (the email parser's test, without folding)
 _PLAIN_HEADER = re.compile(r"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)\r?\n?")
+#: a whole header block of such lines, each ending in CRLF, and the empty line
+_PLAIN_BLOCK = re.compile(rb"(?:[\x21-\x39\x3b-\x7e]+:[ \t]*[^\r\n]*\r\n)*\r\n")
 
 
 def service_versions_xml(version: str = _codec.DEFAULT_VERSION) -> bytes:
@@ -235,6 +237,8 @@ class _Handler(BaseHTTPRequestHandler):
         email parser's test, without folding) go to a dict of first values, which is all the
         SOAP path reads; ``headers`` (an ``HTTPMessage``, as the standard library makes it)
         is built from the same lines only when something asks for it."""
+        if self._parse_buffered_headers():
+            return
         lines: list[bytes] = []
         while True:
             line = self.rfile.readline(_MAX_HEADER_LINE + 1)
@@ -258,6 +262,34 @@ class _Handler(BaseHTTPRequestHandler):
             name, value = m.group(1, 2)
             first.setdefault(name.lower(), value)
         self._first_values = first
+
+    def _parse_buffered_headers(self) -> bool:
+        """The common case in one step: the whole header block is already in the read buffer
+        and every line is plain (one regular expression over the block instead of one per
+        line). ``False`` (nothing consumed) sends the caller the line-by-line way."""
+        peek = getattr(self.rfile, "peek", None)
+        if peek is None:
+            return False
+        buffered = peek(_MAX_HEADER_LINE)
+        if buffered.startswith(b"\r\n"):
+            end = 2
+        else:
+            end = buffered.find(b"\r\n\r\n") + 4
+            if end < 4:
+                return False
+        block = buffered[:end]
+        if _PLAIN_BLOCK.fullmatch(block) is None or block.count(b"\n") > _MAX_HEADERS:
+            return False
+        self.rfile.read(end)
+        raw = block.split(b"\r\n")[:-1]
+        self._header_lines = [line + b"\r\n" for line in raw]
+        self._headers_message = None
+        first: dict[str, str] = {}
+        for line in raw[:-1]:
+            name, _, value = line.decode("iso-8859-1").partition(":")
+            first.setdefault(name.lower(), value.lstrip(" \t"))
+        self._first_values = first
+        return True
 
     def _message(self, lines: list[bytes]) -> Any:
         text = b"".join(lines).decode("iso-8859-1")

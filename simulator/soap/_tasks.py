@@ -43,6 +43,9 @@ __all__ = ["TaskRunner", "DEFAULT_RETENTION"]
 
 DEFAULT_RETENTION = 200
 
+#: bound once: every ``vim.TaskInfo.State`` lookup goes through pyVmomi's lazy type loader
+_State: Any = vim.TaskInfo.State
+
 
 class TaskRunner:
     def __init__(self, ep: Endpoint, retention: int = DEFAULT_RETENTION, *, async_tasks: bool = False) -> None:
@@ -146,7 +149,7 @@ class TaskRunner:
             descriptionId=f"{type_name}.{method.info.name[0].lower()}{method.info.name[1:]}",
             entity=entity,
             entityName=entity_name,
-            state=vim.TaskInfo.State.queued,
+            state=_State.queued,
             cancelled=False,
             cancelable=True,  # while queued
             reason=make(vim.TaskReasonUser, userName=user),
@@ -166,7 +169,7 @@ class TaskRunner:
                 f"({busy.name.info.wsdlName}) is in progress on {entity_name}.",
                 task=busy.task,
             )
-            info.state = vim.TaskInfo.State.error
+            info.state = _State.error
             info.cancelable = False
             info.completeTime = info.queueTime
             self.failed += 1
@@ -185,9 +188,9 @@ class TaskRunner:
         reference says, an ended task answers ``InvalidState``; a running one is not
         cancelable here (its work is one step of the host), so ``NotSupported``."""
         info = self.info(moid)
-        if info.state in (vim.TaskInfo.State.success, vim.TaskInfo.State.error):
+        if info.state in (_State.success, _State.error):
             raise vim.fault.InvalidState(msg=f"The task has already ended ({info.state}).")
-        if info.state != vim.TaskInfo.State.queued:
+        if info.state != _State.queued:
             raise vmodl.fault.NotSupported(msg="The task is running and cannot be cancelled.")
         for item in self._queue:
             if item[0] == moid:
@@ -196,7 +199,7 @@ class TaskRunner:
         info.cancelled = True
         info.cancelable = False
         info.error = vmodl.fault.RequestCanceled(msg="The task was canceled by a user.")
-        info.state = vim.TaskInfo.State.error
+        info.state = _State.error
         info.completeTime = ts(self.ep.now())
         self.failed += 1
         self.completed += 1
@@ -219,7 +222,7 @@ class TaskRunner:
     def _start(self, info: Any) -> None:
         self.ep.begin_call()
         info.cancelable = False
-        info.state = vim.TaskInfo.State.running
+        info.state = _State.running
         info.startTime = ts(self.ep.now())
         info.progress = 0
         self.ep.changed.notify_all()
@@ -237,12 +240,12 @@ class TaskRunner:
                 info.error = vmodl.fault.SystemError(msg=f"the host stopped: {exc}", reason=str(exc))
             else:
                 info.error = self.ep.to_fault(exc)
-            info.state = vim.TaskInfo.State.error
+            info.state = _State.error
             self.failed += 1
         else:
             info.result = result
             info.progress = 100
-            info.state = vim.TaskInfo.State.success
+            info.state = _State.success
         self.ep.begin_call()
         info.completeTime = ts(self.ep.now())
         self.completed += 1

@@ -418,3 +418,39 @@ def test_given_certificate_and_key_are_used(fake_backend_class, tmp_path):
     assert cert.exists()  # a given certificate is the caller's: not deleted
     with pytest.raises(ValueError, match="certfile and keyfile"):
         serve(fake_backend_class(), certfile=cert)
+
+
+def _raw_exchange(port: int, pieces: list[bytes]) -> bytes:
+    import socket
+    import time
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        for piece in pieces:
+            sock.sendall(piece)
+            time.sleep(0.01)  # separate segments: the server's buffer holds a part only
+        sock.shutdown(socket.SHUT_WR)
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+    return out
+
+
+def test_headers_are_read_the_same_however_they_arrive(fake_backend_class):
+    """One header block in the buffer (the fast path), a block split over segments, a folded
+    line and a repeated header (the line-by-line way) all give the same answer."""
+    body = ENVELOPE.format('<RetrieveServiceContent xmlns="urn:vim25"><_this type="ServiceInstance">'
+                           "ServiceInstance</_this></RetrieveServiceContent>").encode()
+    head = (b"POST /sdk HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml\r\n"
+            b'SOAPAction: "urn:vim25/8.0.3.0"\r\n')
+    length = b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n"
+    with serve(fake_backend_class(), http=True) as running:
+        whole = _raw_exchange(running.port, [head + length + body])
+        split = _raw_exchange(running.port, [head[:20], head[20:] + length[:10], length[10:] + body])
+        folded = _raw_exchange(running.port, [head + b"X-Note: one\r\n two\r\n" + length + body])
+        repeated = _raw_exchange(running.port, [head + b"Content-Length: 0\r\n" + length + body])
+    for reply in (whole, split, folded):
+        assert reply.startswith(b"HTTP/1.1 200 "), reply[:200]
+        assert b"ha-folder-root" in reply
+    # the first Content-Length counts, as the standard library's parser takes it: an empty
+    # body is no SOAP call
+    assert repeated.startswith(b"HTTP/1.1 500 "), repeated[:200]
