@@ -148,12 +148,16 @@ class Host:
         return host
 
     def reset(self, *, seed: int | None = None) -> None:
-        """Rebuild this host from scratch with the same profile (moto's ``reset``)."""
+        """Rebuild this host from scratch with the same profile (moto's ``reset``), and the
+        inventory it was built with: the demo's, or an inventory file's (``_populate``)."""
         demo = getattr(self, "_is_demo", False)
+        populate = getattr(self, "_populate", None)
         if self.store is not None:
             self.store.wipe()
         self.__init__(self.profile, seed=self.seed if seed is None else seed, **self._init_args)  # type: ignore[misc]
-        if demo:
+        if populate is not None:
+            populate(self)
+        elif demo:
             from ._demo import populate_demo
 
             populate_demo(self)

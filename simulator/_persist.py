@@ -55,6 +55,8 @@ from .disk import CREATE_TYPES, Layer, render_descriptor
 from .disk._persistent import PersistentLayeredDisk, atomic_write
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._host import Host
     from ._profiles import HostProfile
 
@@ -647,14 +649,16 @@ def open_host(
     seed: int = 0,
     demo: bool = True,
     sync_writes: bool = False,
+    populate: Callable[[Host], None] | None = None,
     **kwargs: Any,
 ) -> Host:
     """What ``vcbsim serve --datastore DIR`` runs: open ``DIR``, or create it with the demo.
 
-    A new (or empty) directory gets the demo inventory when ``demo`` is true; an existing one
-    is loaded as it is (its VMs, leftover snapshots and all), with the profile it was made with
-    unless ``profile`` is given. ``sync_writes`` makes every
-    disk write ``fsync`` (power-loss safety; kills are survived without it).
+    A new (or empty) directory gets ``populate(host)`` (an inventory file's VMs), or else the
+    demo inventory when ``demo`` is true; an existing one is loaded as it is (its VMs, leftover
+    snapshots and all), with the profile it was made with unless ``profile`` is given.
+    ``sync_writes`` makes every disk write ``fsync`` (power-loss safety; kills are survived
+    without it).
     """
     from ._host import Host
     from ._profiles import DEFAULT_PROFILE
@@ -671,7 +675,11 @@ def open_host(
             for d in vm.disks:
                 if isinstance(d.disk, PersistentLayeredDisk):
                     d.disk.sync = True
-    if demo and not host.vms and host.recovery_report is not None and host.recovery_report.created:
+    created = not host.vms and host.recovery_report is not None and host.recovery_report.created
+    if created and populate is not None:
+        populate(host)
+        store.save_host()
+    elif created and demo:
         from ._demo import populate_demo
 
         populate_demo(host)

@@ -79,10 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--datastore", metavar="DIR",
                    help="keep the host in DIR (VMs, disks, snapshots survive a restart or a kill); "
                         "a new or empty DIR gets the demo inventory")
+    p.add_argument("--inventory", metavar="FILE",
+                   help="build the host from FILE (JSON or TOML: profile, seed, demo, vms, faults, in the "
+                        "control API's shapes; docs/control-api.md) instead of the demo inventory")
     p.add_argument("--trace-limit", type=int, default=DEFAULT_TRACE_LIMIT, metavar="N",
                    help=f"events kept in memory for /vcbsim-api/trace (default {DEFAULT_TRACE_LIMIT})")
     p.add_argument("--trace-file", metavar="PATH", help="append every trace event to PATH (JSON Lines)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the host's randomness")
+    p.add_argument("--seed", type=int, default=None, help="seed of the host's randomness (default 0)")
     p.add_argument("--api-version", default="8.0.3.0",
                    help="vim25 version to advertise (default 8.0.3.0; a real ESX 3.5 says 2.5u2)")
     p.add_argument("--session-idle-timeout", type=float, default=None, metavar="SECONDS",
@@ -107,10 +110,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.trace_limit < 1:
         print(f"vcbsim serve: --trace-limit: expected a count >= 1, got {args.trace_limit}", file=sys.stderr)
         return 2
-    from .._errors import StateError
+    from .._errors import InvalidInputError, StateError
     from .._host import Host
     from ._host_adapter import HostAdapter
     from ._server import serve
+
+    inventory = None
+    if args.inventory:
+        from ._inventory import read_inventory
+
+        try:
+            inventory = read_inventory(args.inventory)
+        except InvalidInputError as exc:
+            print(f"vcbsim serve: --inventory: {exc}", file=sys.stderr)
+            return 2
+    profile = args.profile or (inventory.profile if inventory else None)
+    seed = args.seed if args.seed is not None else (inventory.seed if inventory and inventory.seed is not None else 0)
 
     sink: IO[str] | None = None
     if args.trace_file:
@@ -120,18 +135,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             print(f"vcbsim serve: cannot write --trace-file {args.trace_file}: {exc.strerror or exc}", file=sys.stderr)
             return 2
-    if args.datastore:
-        from .._persist import open_host
+    try:
+        if args.datastore and inventory is not None:
+            # a dry run in memory first: a bad entry must not leave a half-built datastore
+            inventory.populate(Host(profile or "esx-3.5u2", seed=seed))
+        if args.datastore:
+            from .._persist import open_host
 
-        try:
-            host = open_host(args.datastore, args.profile, seed=args.seed)
-        except (StateError, OSError, ValueError) as exc:
-            print(f"vcbsim serve: --datastore {args.datastore}: {exc}", file=sys.stderr)
-            if sink is not None:
-                sink.close()
-            return 1
-    else:
-        host = Host.demo(args.profile or "esx-3.5u2", seed=args.seed)
+            try:
+                host = open_host(args.datastore, profile, seed=seed,
+                                 populate=inventory.populate if inventory else None)
+            except (StateError, OSError, ValueError) as exc:
+                print(f"vcbsim serve: --datastore {args.datastore}: {exc}", file=sys.stderr)
+                if sink is not None:
+                    sink.close()
+                return 1
+            if inventory is not None:  # an existing datastore is loaded as it is; reset rebuilds the file's
+                host._populate = inventory.populate  # type: ignore[attr-defined]
+        elif inventory is not None:
+            host = Host(profile or "esx-3.5u2", seed=seed)
+            inventory.populate(host)
+        else:
+            host = Host.demo(profile or "esx-3.5u2", seed=seed)
+    except InvalidInputError as exc:
+        print(f"vcbsim serve: --inventory: {exc}", file=sys.stderr)
+        if sink is not None:
+            sink.close()
+        return 2
     if sink is not None:  # what the host did while it was built (or recovered)
         for ev in host.trace.events:
             sink.write(json.dumps(ev.to_dict(), default=str, sort_keys=True) + "\n")
@@ -168,6 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in connect_help(running.url, args.user, args.password):
         print(f"        {line}")
     print(f"        VMs: {', '.join(vm.name for vm in host.vms.values()) or '(none)'}")
+    if inventory is not None:
+        report = host.recovery_report
+        kept = report is not None and not report.created
+        print(f"        inventory: {args.inventory}"
+              + (" (the datastore already held a host: loaded as it is; a reset rebuilds the file's)" if kept else ""))
     if host.store is not None:
         report = host.recovery_report
         print(f"        datastore: {args.datastore}" + (f" ({report.summary()})" if report is not None else ""))

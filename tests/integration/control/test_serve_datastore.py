@@ -1,5 +1,6 @@
 """``vcbsim serve --datastore DIR``: a snapshot and the disks' bytes survive a SIGKILL of the
-server; ``--trace-file`` keeps every event; the startup banner says how to connect."""
+server; ``--trace-file`` keeps every event; ``--inventory FILE`` builds the host (and a reset
+rebuilds it); the startup banner says how to connect."""
 
 from __future__ import annotations
 
@@ -204,3 +205,110 @@ def test_async_tasks_and_session_idle_timeout_reach_the_endpoint(servers: list[S
     finally:
         with __import__("contextlib").suppress(Exception):
             Disconnect(si)
+
+
+# --- --inventory FILE ------------------------------------------------------------------------
+
+SCRIPT = "C:\\Program Files\\VMware\\VMware Tools\\backupScripts.d\\10-flush.bat"
+INVENTORY = {
+    "profile": "esxi-7.0",
+    "seed": 5,
+    "vms": [
+        {"name": "win-small", "os": "windows", "disks": ["96MiB"], "volumes": {"0": [[None, "C", "SYSTEM"]]},
+         "files": {SCRIPT: "exit 0\r\n"}},
+        {"name": "lin1", "os": "linux", "disks": ["64MiB"], "power": "poweredOff",
+         "volumes": {"0": [[None, "/", "ROOT"]]}},
+    ],
+    "faults": [{"operation": "script", "target": "*10-flush.bat", "exit_code": 3, "label": "flush fails"}],
+}
+
+
+def _names(si: Any) -> list[str]:
+    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
+    try:
+        return sorted(v.name for v in view.view)
+    finally:
+        view.Destroy()
+
+
+def test_inventory_file_builds_the_host_and_reset_rebuilds_it(tmp_path: Path, servers: list[Served]) -> None:
+    import json
+
+    inv = tmp_path / "inventory.json"
+    inv.write_text(json.dumps(INVENTORY))
+    s = _start("--inventory", str(inv))
+    servers.append(s)
+    assert any(line.strip() == f"inventory: {inv}" for line in s.banner)
+    si = _connect(s)
+    try:
+        assert "7.0" in si.content.about.version
+        assert _names(si) == ["lin1", "win-small"]
+        vm = _vm(si, "win-small")
+        # the file's fault rule: the pre-freeze script exits 3, the quiesced snapshot fails
+        with pytest.raises(vim.fault.ApplicationQuiesceFault):
+            WaitForTask(vm.CreateSnapshot_Task("q", "", False, True))
+        ctl = ControlClient(s.url)
+        ctl.add_vm("extra", os="linux", disks=["64MiB"])
+        assert _names(si) == ["extra", "lin1", "win-small"]
+        assert sorted(ctl.reset()["vms"]) == ["lin1", "win-small"]  # the file's VMs again
+        assert [r["label"] for r in ctl.faults()] == ["flush fails"]
+        assert sorted(ctl.reset(demo=True)["vms"]) == ["rhel5-web", "win2003-sql"]
+    finally:
+        Disconnect(si)
+
+
+def test_inventory_in_toml_equals_json(tmp_path: Path) -> None:
+    from vcbsim.simulator.soap._inventory import read_inventory
+
+    toml = tmp_path / "inv.toml"
+    toml.write_text(
+        'profile = "esxi-7.0"\nseed = 5\n\n[[vms]]\nname = "lin1"\nos = "linux"\ndisks = ["64MiB"]\n'
+        '[vms.volumes]\n"0" = [["64MiB", "/", "ROOT"]]\n'
+    )
+    inv = read_inventory(toml)
+    assert inv.profile == "esxi-7.0" and inv.seed == 5
+    assert inv.vms == ({"name": "lin1", "os": "linux", "disks": ["64MiB"], "volumes": {"0": [["64MiB", "/", "ROOT"]]}},)
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ('{"vms": [{"name": "a"}, {"name": "b", "disks": "8GiB"}]}', "vms[1]"),
+    ('{"vms": [{"name": "a", "colour": "red"}]}', "unknown field 'colour'"),
+    ('{"faults": [{"target": "*"}]}', "faults[0].operation"),
+    ('{"profile": "esx-9"}', "profile: expected one of"),
+    ('{"machines": []}', "machines"),
+    ("[1, 2]", "expected an object"),
+    ("{not json", "expected a JSON document"),
+])
+def test_a_bad_inventory_exits_2_naming_the_entry_and_builds_nothing(tmp_path: Path, text: str, words: str) -> None:
+    inv = tmp_path / "bad.json"
+    inv.write_text(text)
+    ds = tmp_path / "ds"
+    proc = subprocess.run([sys.executable, "-m", "vcbsim", "serve", "--port", "0", "--inventory", str(inv),
+                           "--datastore", str(ds)], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "--inventory" in proc.stderr and words in proc.stderr, proc.stderr
+    assert not ds.exists() or not any(ds.iterdir())  # no half-built datastore
+
+
+def test_inventory_with_a_datastore_persists_and_a_restart_loads_it_as_it_is(tmp_path: Path,
+                                                                             servers: list[Served]) -> None:
+    import json
+
+    inv = tmp_path / "inventory.json"
+    inv.write_text(json.dumps({**INVENTORY, "faults": []}))
+    ds = tmp_path / "ds"
+    first = _start("--inventory", str(inv), "--datastore", str(ds))
+    servers.append(first)
+    ctl = ControlClient(first.url)
+    ctl.add_vm("added-later", os="linux", disks=["64MiB"])
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(10)
+    again = _start("--inventory", str(inv), "--datastore", str(ds))
+    servers.append(again)
+    assert any("loaded as it is" in line for line in again.banner), again.banner
+    si = _connect(again)
+    try:
+        assert _names(si) == ["added-later", "lin1", "win-small"]
+    finally:
+        Disconnect(si)
+    assert sorted(ControlClient(again.url).reset()["vms"]) == ["lin1", "win-small"]
