@@ -4,6 +4,7 @@
     vcbsim serve --http --port 8080   # plain HTTP
     vcbsim serve --profile esxi-7.0   # changed block tracking, SEsparse redo logs
     vcbsim serve --datastore DIR      # VMs, disks and snapshots kept in DIR (survive restarts)
+    vcbsim serve --inventory inv.json # the host a file describes (docs/control-api.md)
     vcbsim serve --trace-file t.jsonl # every trace event appended to a JSON Lines file
 
 The control API (reset, VMs, guest files, fault rules, trace) is on the same port under
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="end sessions idle this long (default 1800, as hostd)")
     p.add_argument("--async-tasks", action="store_true",
                    help="run every task on the task thread, so clients see it queued and running "
-                        "(default: a task on an idle host ends before the call returns)")
+                        "(default: a task runs right after the reply that returned it)")
     p.add_argument("--cert", help="PEM certificate (default: a fresh self-signed one)")
     p.add_argument("--key", help="PEM private key for --cert")
     return p
