@@ -3,7 +3,8 @@
 The proxy runs the documented VCB workflow (``seed/vcb-workflow.txt``) against any host
 reached through the ``HostClient`` seam: pre-backup (the quiesced ``_VCB-BACKUP_`` snapshot),
 exposure (image export or file-level mount), backup to a medium (a SQLite catalog plus a
-content-addressed store; full, differential and incremental file backups, image backups),
+content-addressed store; full, differential and incremental file backups; full image
+backups, and incremental/differential ones with changed block tracking, ``_cbt.py``),
 post-backup (unmount, commit), restore, scheduled jobs, and ``vcbMounter``-style CLI verbs.
 
 .. versionadded:: 0.1.0
@@ -13,6 +14,7 @@ from ._catalog import BACKUP_KINDS, BackupRecord, Catalog, FileEntry, ImageFile,
 from ._cli import EXIT_CODES, main
 from ._client import (
     BlockReader,
+    ChangeTracking,
     DiskInfo,
     GuestFile,
     HostClient,
@@ -40,6 +42,7 @@ __all__ = [
     "BlobStore",
     "BlockReader",
     "Catalog",
+    "ChangeTracking",
     "CorruptBlobError",
     "DiskInfo",
     "FileEntry",

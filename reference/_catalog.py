@@ -18,6 +18,13 @@ record keeps what was requested). Every backup records the whole namespace as of
 names the backup whose copy holds its bytes (``stored_in``), always the backup itself or one
 in its chain (the full, the differential's full, or the incrementals before it).
 
+Image-level backups (``kind`` ``image``) have a ``level`` of their own: ``full`` (the VMDK
+files of the export, as VCB moved them), or ``incremental`` / ``differential`` with changed
+block tracking (``_cbt.py``): only the changed areas of each disk, as content-addressed blobs
+(``image_extents``), building on ``base_id``. Every image backup records, per disk, the
+change id of the disk backing as of its snapshot (``image_disks``). A restore of an
+incremental rebuilds each disk from its chain: the full, then each later backup's areas.
+
 "Changed" compares the file's sha256, size and mtime with the reference backup's entry.
 The content hash matters: FAT keeps mtimes to 2 seconds, so a write in the same 2-second
 window as the previous snapshot would be missed by an mtime-only rule. Hashing is cheap
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -36,6 +44,7 @@ from typing import Any, Literal
 
 from vcbsim.simulator import InvalidInputError, NotFoundError, StateError
 
+from ._cbt import ImagePlan, read_areas_file, split_chunks
 from ._client import HostClient, VMInfo
 from ._store import BlobStore
 
@@ -44,6 +53,7 @@ __all__ = [
     "BackupRecord",
     "Catalog",
     "FileEntry",
+    "ImageDisk",
     "ImageFile",
     "guest_path",
     "path_key",
@@ -90,6 +100,26 @@ CREATE TABLE IF NOT EXISTS image_files (
     size INTEGER NOT NULL,
     sha256 TEXT NOT NULL,
     PRIMARY KEY (backup_id, name)
+);
+CREATE TABLE IF NOT EXISTS image_disks (
+    backup_id INTEGER NOT NULL REFERENCES backups(id) ON DELETE CASCADE,
+    disk_key INTEGER NOT NULL,
+    file_name TEXT NOT NULL,
+    disk_name TEXT NOT NULL,
+    capacity INTEGER NOT NULL,
+    change_id TEXT,
+    since_change_id TEXT,
+    areas INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (backup_id, disk_key)
+);
+CREATE TABLE IF NOT EXISTS image_extents (
+    backup_id INTEGER NOT NULL REFERENCES backups(id) ON DELETE CASCADE,
+    disk_key INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    sha256 TEXT,
+    PRIMARY KEY (backup_id, disk_key, offset)
 );
 CREATE TABLE IF NOT EXISTS jobs (
     name TEXT PRIMARY KEY,
@@ -151,6 +181,23 @@ class ImageFile:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageDisk:
+    """One disk of an image backup. ``change_id``: the disk backing's change id as of the
+    backup snapshot (``None`` without changed block tracking); ``since_change_id``: what an
+    incremental or differential asked the host for changes since (``None`` for a full);
+    ``areas``/``bytes``: the changed areas it stored and their size (zeros included)."""
+
+    key: int
+    file_name: str
+    disk_name: str
+    capacity: int
+    change_id: str | None
+    since_change_id: str | None = None
+    areas: int = 0
+    bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class BackupRecord:
     id: int
     vm_name: str
@@ -167,6 +214,10 @@ class BackupRecord:
     files_copied: int
     bytes_copied: int
     error: str
+    #: image backups: ``full``, ``differential`` or ``incremental`` (``None`` for file backups)
+    level: str | None = None
+    #: why a requested incremental or differential image backup is a full one
+    fallback: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -250,7 +301,17 @@ class Catalog:
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA foreign_keys = ON")
         self.db.executescript(_SCHEMA)
+        self._migrate()
         self.db.commit()
+
+    def _migrate(self) -> None:
+        """Columns added after the first release (a medium written by an older vcbsim)."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(backups)")}
+        if "level" not in have:
+            self.db.execute("ALTER TABLE backups ADD COLUMN level TEXT")
+            self.db.execute("UPDATE backups SET level = 'full' WHERE kind = 'image'")
+        if "fallback" not in have:
+            self.db.execute("ALTER TABLE backups ADD COLUMN fallback TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self.db.close()
@@ -310,9 +371,62 @@ class Catalog:
 
     def chain(self, backup_id: int) -> list[int]:
         """The backups a restore of ``backup_id`` reads from, oldest first."""
+        if self.backup(backup_id).kind == "image":
+            return [r.id for r in self.image_chain(backup_id)]
         ids = {e.stored_in for e in self.entries(backup_id).values() if e.stored_in is not None}
         ids.add(backup_id)
         return sorted(ids)
+
+    def image_disks(self, backup_id: int) -> list[ImageDisk]:
+        """The disks an image backup recorded (empty for one written before vcbsim kept them)."""
+        rows = self.db.execute(
+            "SELECT disk_key, file_name, disk_name, capacity, change_id, since_change_id, areas, bytes "
+            "FROM image_disks WHERE backup_id = ? ORDER BY disk_key",
+            (backup_id,),
+        )
+        return [ImageDisk(*r) for r in rows]
+
+    def image_extents(self, backup_id: int, disk_key: int) -> list[tuple[int, int, str | None]]:
+        """``(offset, length, sha256)`` of the areas an incremental or differential stored of
+        one disk (``sha256`` ``None``: the area reads as zeros)."""
+        rows = self.db.execute(
+            "SELECT offset, length, sha256 FROM image_extents WHERE backup_id = ? AND disk_key = ? "
+            "ORDER BY offset",
+            (backup_id, disk_key),
+        )
+        return [(int(r[0]), int(r[1]), r[2]) for r in rows]
+
+    def image_reference(self, vm_uuid: str, level: str) -> BackupRecord | None:
+        """The complete image backup a new ``level`` image backup of the VM builds on: the
+        latest one of any level for an incremental, the latest full one for a differential."""
+        if level not in ("incremental", "differential"):
+            msg = "image backup level"
+            raise InvalidInputError(msg, expected="incremental or differential", got=level)
+        sql = "SELECT * FROM backups WHERE vm_uuid = ? AND kind = 'image' AND status = 'complete'"
+        if level == "differential":
+            sql += " AND level = 'full'"
+        row = self.db.execute(sql + " ORDER BY id DESC LIMIT 1", (vm_uuid,)).fetchone()
+        return None if row is None else self._record(row)
+
+    def image_chain(self, backup_id: int) -> list[BackupRecord]:
+        """The image backups a restore of ``backup_id`` reads, oldest (the full) first."""
+        out = [self.backup(backup_id)]
+        while out[-1].level not in (None, "full"):
+            cur = out[-1]
+            if cur.base_id is None or cur.base_id >= cur.id:
+                msg = f"image backup {cur.id} is {cur.level} but names no earlier backup it builds on"
+                raise StateError(msg)
+            out.append(self.backup(cur.base_id))
+        out.reverse()
+        top = out[-1]
+        for rec in out:
+            if rec.kind != "image" or rec.status != "complete" or rec.vm_uuid != top.vm_uuid:
+                msg = (
+                    f"image backup {top.id} needs backup {rec.id}, which is a {rec.status} {rec.kind} "
+                    f"backup of VM {rec.vm_name}; a restore needs complete image backups of one VM"
+                )
+                raise StateError(msg)
+        return out
 
     def reference_for(self, vm_uuid: str, kind: str) -> BackupRecord | None:
         """The backup a new ``kind`` backup of the VM is compared with (``None``: full)."""
@@ -414,6 +528,8 @@ class Catalog:
     def _fail(self, bid: int, when: float, exc: BaseException) -> None:
         self.db.execute("DELETE FROM entries WHERE backup_id = ?", (bid,))
         self.db.execute("DELETE FROM image_files WHERE backup_id = ?", (bid,))
+        self.db.execute("DELETE FROM image_disks WHERE backup_id = ?", (bid,))
+        self.db.execute("DELETE FROM image_extents WHERE backup_id = ?", (bid,))
         self.db.execute(
             "UPDATE backups SET status = 'failed', finished = ?, error = ? WHERE id = ?",
             (when, f"{type(exc).__name__}: {exc}"[:500], bid),
@@ -433,27 +549,76 @@ class Catalog:
         job: str = "",
         before_copy: Callable[[str], None] | None = None,
         progress: Callable[[int], None] | None = None,
+        plan: ImagePlan | None = None,
     ) -> BackupRecord:
-        """Move an image export (``<vm>-fullVM/``: .vmx, VMDKs, ``catalog``) to the medium."""
+        """Move an image export (``<vm>-fullVM/``: .vmx, VMDKs, ``catalog``) to the medium.
+
+        A full backup stores every file of the export. An incremental or differential
+        (``plan.level``) stores the ``.vmx`` and ``catalog`` as files and, of each disk, only
+        the areas its ``.changed`` file lists, read from its (delta) VMDK and cut into
+        content-addressed pieces (``_cbt.CHUNK``); ``before_copy`` runs once per file or disk.
+        Each disk's change id as of the snapshot is recorded either way (``image_disks``).
+        """
+        from ._image import read_export_catalog
+
+        level = plan.level if plan is not None else "full"
+        requested = "image" if plan is None or plan.requested == "full" else plan.requested
+        base_id = plan.base_id if plan is not None and level != "full" else None
         cur = self.db.execute(
             "INSERT INTO backups (vm_name, vm_uuid, kind, requested, base_id, snapshot_time, "
-            "started, status, job) VALUES (?, ?, 'image', 'image', NULL, ?, ?, 'running', ?)",
-            (vm_name, vm_uuid, snapshot_time, now(), job),
+            "started, status, job, level, fallback) VALUES (?, ?, 'image', ?, ?, ?, ?, 'running', ?, ?, ?)",
+            (vm_name, vm_uuid, requested, base_id, snapshot_time, now(), job, level,
+             plan.fallback if plan is not None else ""),
         )
         self.db.commit()
         bid = int(cur.lastrowid or 0)
         try:
+            export_dir = Path(export_dir)
+            meta = read_export_catalog(export_dir / "catalog")
+            keys = sorted(int(k.split(".")[1]) for k in meta if k.startswith("disk.") and k.endswith(".filename"))
+            partial = level != "full"
+            # what an incremental takes from the export as areas, not as files
+            skip: set[str] = set()
+            if partial:
+                for key in keys:
+                    stem = re.escape(Path(meta[f"disk.{key}.filename"]).stem)
+                    mine = re.compile(stem + r"(\.vmdk|\.changed|-s\d{3}\.vmdk)")
+                    skip |= {p.name for p in export_dir.iterdir() if mine.fullmatch(p.name)}
             rows = []
             nbytes = 0
-            for p in sorted(Path(export_dir).iterdir()):
-                if not p.is_file():
+            for p in sorted(export_dir.iterdir()):
+                if not p.is_file() or p.name in skip:
                     continue
                 if before_copy is not None:
                     before_copy(p.name)
                 digest, size, _ = self.store.put_file(p, progress=progress)
                 rows.append((bid, p.name, size, digest))
                 nbytes += size
+            disk_rows = []
+            extent_rows = []
+            for key in keys:
+                fname = meta[f"disk.{key}.filename"]
+                capacity = int(meta[f"disk.{key}.capacity"])
+                change_id = meta.get(f"disk.{key}.changeId") or None
+                if plan is not None and key in plan.disks:
+                    change_id = plan.disks[key].change_id
+                since = None
+                n_areas = n_bytes = 0
+                if partial:
+                    if before_copy is not None:
+                        before_copy(fname)
+                    since = meta.get(f"disk.{key}.sinceChangeId") or None
+                    areas = read_areas_file(export_dir / meta[f"disk.{key}.changedAreas"])
+                    copied, pieces = self._store_areas(export_dir / fname, capacity, areas, progress)
+                    nbytes += copied
+                    extent_rows += [(bid, key, o, n, h) for o, n, h in pieces]
+                    n_areas, n_bytes = len(areas), sum(n for _, n in areas)
+                disk_rows.append(
+                    (bid, key, fname, meta.get(f"disk.{key}.diskname", ""), capacity, change_id, since, n_areas, n_bytes)
+                )
             self.db.executemany("INSERT INTO image_files VALUES (?, ?, ?, ?)", rows)
+            self.db.executemany("INSERT INTO image_disks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", disk_rows)
+            self.db.executemany("INSERT INTO image_extents VALUES (?, ?, ?, ?, ?)", extent_rows)
             self.db.execute(
                 "UPDATE backups SET status = 'complete', finished = ?, files_total = ?, "
                 "files_copied = ?, bytes_copied = ? WHERE id = ?",
@@ -465,6 +630,35 @@ class Catalog:
             self._fail(bid, now(), exc)
             raise
         return self.backup(bid)
+
+    def _store_areas(
+        self,
+        vmdk: Path,
+        capacity: int,
+        areas: list[tuple[int, int]],
+        progress: Callable[[int], None] | None,
+    ) -> tuple[int, list[tuple[int, int, str | None]]]:
+        """Store the listed areas of an exported (delta) VMDK as blobs; returns the bytes
+        copied (all-zero pieces cost nothing) and ``(offset, length, sha256 or None)``."""
+        from vcbsim.simulator.disk import read_vmdk
+
+        delta = read_vmdk(vmdk)
+        if delta.size != capacity:
+            msg = f"{vmdk.name} has {delta.size} bytes but the export's catalog says {capacity}"
+            raise StateError(msg)
+        pieces: list[tuple[int, int, str | None]] = []
+        copied = 0
+        for off, n in split_chunks(areas):
+            data = delta.read(off, n)
+            if not any(data):
+                pieces.append((off, n, None))
+                continue
+            digest, _ = self.store.put_bytes(data)
+            pieces.append((off, n, digest))
+            copied += n
+            if progress is not None:
+                progress(n)
+        return copied, pieces
 
     # -- restore -----------------------------------------------------------------------
 
@@ -513,8 +707,60 @@ class Catalog:
             out.append(dest)
         return out
 
+    def _image_meta_and_disks(self, backup_id: int, work: Path) -> tuple[dict[str, str], dict[int, tuple[str, Any]]]:
+        """Rebuild the disks of an image backup as of its snapshot (in ``work``): the full
+        backup's VMDKs, then each later backup of the chain laid over them in order. Returns
+        the backup's own export catalog and ``{disk key: (file name, disk)}``."""
+        from vcbsim.simulator.disk import read_vmdk
+
+        from ._image import read_export_catalog
+
+        chain = self.image_chain(backup_id)
+        full = chain[0]
+        src = work / f"backup-{full.id}"
+        self._copy_image_files(full.id, src)
+        meta = read_export_catalog(src / "catalog")
+        disks: dict[int, tuple[str, Any]] = {}
+        for k in meta:
+            if k.startswith("disk.") and k.endswith(".filename"):
+                disks[int(k.split(".")[1])] = (meta[k], read_vmdk(src / meta[k]))
+        for rec in chain[1:]:
+            recorded = {d.key: d for d in self.image_disks(rec.id)}
+            if set(recorded) != set(disks):
+                msg = (
+                    f"image backup {rec.id} holds disks {sorted(recorded)} but backup {full.id}, "
+                    f"the full it builds on, holds {sorted(disks)}; the catalog is inconsistent"
+                )
+                raise StateError(msg)
+            for key, d in recorded.items():
+                image = disks[key][1]
+                for off, n, digest in self.image_extents(rec.id, key):
+                    data = bytes(n) if digest is None else self.store.get_bytes(digest)
+                    if len(data) != n or off + n > image.size:
+                        msg = f"area ({off}, {n}) of disk {key} in image backup {rec.id} does not fit its blob or disk"
+                        raise StateError(msg)
+                    image.write(off, data)
+                disks[key] = (d.file_name, image)
+        if len(chain) > 1:
+            top = work / f"backup-{backup_id}"
+            self._copy_image_files(backup_id, top)
+            meta = read_export_catalog(top / "catalog")
+        return meta, disks
+
+    def _copy_image_files(self, backup_id: int, target: Path) -> None:
+        target.mkdir(parents=True, exist_ok=True)
+        for f in self.image_files(backup_id):
+            self.store.copy_to(f.sha256, target / f.name)
+
     def restore_image_files(self, backup_id: int, target: str | Path) -> Path:
-        """Copy an image backup's files (verified) into ``target``; returns the directory."""
+        """Write an image backup as a complete export into ``target`` (verified); returns the
+        directory. A full backup's files are copied as stored; for an incremental or
+        differential the VMDKs are rebuilt from its chain (sparse, as the export was: split
+        or monolithic) and its ``catalog`` names the backups they came from (``restoredFrom=``)."""
+        import tempfile
+
+        from vcbsim.simulator.disk import write_vmdk
+
         rec = self.backup(backup_id)
         if rec.kind != "image" or rec.status != "complete":
             msg = (
@@ -526,41 +772,56 @@ class Catalog:
             )
         target = Path(target)
         target.mkdir(parents=True, exist_ok=True)
-        for f in self.image_files(backup_id):
-            self.store.copy_to(f.sha256, target / f.name)
+        if rec.level in (None, "full"):
+            self._copy_image_files(backup_id, target)
+            return target
+        chain = self.image_chain(backup_id)
+        with tempfile.TemporaryDirectory(prefix="vcbsim-chain-", dir=target.parent) as tmp:
+            meta, disks = self._image_meta_and_disks(backup_id, Path(tmp))
+            split = meta.get("disktype", "VM_DISK_TYPE_2GBSPARSE") == "VM_DISK_TYPE_2GBSPARSE"
+            for f in self.image_files(backup_id):
+                if f.name != "catalog":
+                    self.store.copy_to(f.sha256, target / f.name)
+            for _key, (fname, image) in sorted(disks.items()):
+                write_vmdk(image, target / fname, split=split)
+            text = (Path(tmp) / f"backup-{backup_id}" / "catalog").read_text(encoding="utf-8")
+            lines = [ln for ln in text.splitlines() if ".changedAreas=" not in ln]
+            lines.append('restoredFrom= "' + ",".join(str(r.id) for r in chain) + '"')
+            (target / "catalog").write_text("\n".join(lines) + "\n", encoding="utf-8")
         return target
 
     def restore_vm(self, backup_id: int, client: HostClient, moref: str | None = None) -> VMInfo:
         """Restore a whole VM from an image backup: afterwards every disk of the VM (the one
         named by ``moref``, else the VM with the backed-up uuid) reads exactly as backed up.
+        An incremental or differential is rebuilt from its chain first.
 
         Only areas that hold data in the backup or on the current disk are written, so the
         time grows with the data, not with the capacity.
         """
         import tempfile
 
-        from vcbsim.simulator.disk import read_vmdk
-
-        from ._image import read_export_catalog
-
         rec = self.backup(backup_id)
+        if rec.kind != "image" or rec.status != "complete":
+            msg = (
+                f"backup {backup_id} is a {rec.status} {rec.kind} backup; a VM restore needs a "
+                "complete image backup"
+            )
+            raise StateError(msg)
         with tempfile.TemporaryDirectory(prefix="vcbsim-restore-") as tmp:
-            src = self.restore_image_files(backup_id, tmp)
-            meta = read_export_catalog(src / "catalog")
+            meta, images = self._image_meta_and_disks(backup_id, Path(tmp))
             vm = client.vm_info(moref) if moref else client.find_vm(f"uuid:{rec.vm_uuid}")
             trace = client.trace
             op_id = f"op-{len(trace)}"
             trace.emit("proxy", "op.invoke", vm=vm.moref, op="restore-vm", op_id=op_id, backup_id=backup_id)
             try:
                 for disk in vm.disks:
-                    fname = meta.get(f"disk.{disk.key}.filename")
-                    if fname is None:
+                    if disk.key not in images:
                         msg = (
                             f"image backup {backup_id} has no disk {disk.key} ({disk.label}); "
                             f"it holds: {sorted(k for k in meta if k.endswith('.filename'))}"
                         )
                         raise StateError(msg)
-                    image = read_vmdk(src / fname)
+                    fname, image = images[disk.key]
                     if image.size != disk.capacity:
                         msg = (
                             f"disk {disk.key} of {vm.name} has {disk.capacity} bytes but the backup's "

@@ -6,6 +6,9 @@
              [-m san|hotadd|nbd|cos] [--monolithic] [--no-quiesce] [-L 6]
     unmount  -r <mount dir>              (the directory mount printed)
     backup   -a <selector> [-a ...] -t fullvm|file [--kind full|differential|incremental]
+             (fullvm: an incremental/differential copies only the areas changed block tracking
+             reports, enabling CBT first where the host has it; it falls back to a full backup,
+             and says why, where it cannot)
     restore  --list [-a <selector>]
     restore  --backup <id> --path 'C:\\Dir' --to <dir>       (files or a directory)
     restore  --backup <id> --vm [<selector>]                  (a whole VM from an image backup)
@@ -120,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("backup", parents=[common], help="the whole workflow into the medium")
     b.add_argument("-a", dest="selectors", action="append", required=True, help="selector (repeatable)")
     b.add_argument("-t", dest="type", choices=("fullvm", "file"), default="fullvm")
-    b.add_argument("--kind", choices=("full", "differential", "incremental"), default=None)
+    b.add_argument("--kind", choices=("full", "differential", "incremental"), default=None,
+                   help="backup level (default full); -t fullvm incremental/differential use changed "
+                        "block tracking")
     b.add_argument("-r", dest="root", help="proxy directory (default: STATE/proxy)")
     b.add_argument("--monolithic", action="store_true")
     b.add_argument("--no-quiesce", action="store_true")
@@ -320,7 +325,11 @@ def _run_verb(args: argparse.Namespace) -> int:
                     ]
                 code = 0 if all(r.ok for r in results) else 1
                 text = "\n".join(
-                    r.summary() + (f" (backup {r.backup_id}, {r.kind})" if r.backup_id else "")
+                    "\n".join(
+                        [r.summary() + (f" ({r.stored()})" if r.backup_id else "")]
+                        + [f"  note: {n}" for n in r.notes]
+                        + [f"  cleaned: {n}" for n in r.stale_cleaned]
+                    )
                     for r in results
                 )
                 _emit(args, [r.to_dict() for r in results], text)
@@ -412,7 +421,10 @@ def _restore(args: argparse.Namespace, client: Any, medium: Path) -> int:
                 args,
                 [r.to_dict() for r in recs],
                 "\n".join(
-                    f"#{r.id} {r.vm_name} {r.kind} files={r.files_copied}/{r.files_total} "
+                    f"#{r.id} {r.vm_name} {r.kind}"
+                    + (f"/{r.level}" if r.kind == "image" and r.level else "")
+                    + (f" on #{r.base_id}" if r.kind == "image" and r.base_id else "")
+                    + f" files={r.files_copied}/{r.files_total} "
                     f"bytes={r.bytes_copied} snapshot_time={r.snapshot_time}"
                     for r in recs
                 )

@@ -32,7 +32,12 @@ method                   vSphere
 ``open_disk``            VDDK / NFC read of the snapshot's disk backing
 ``write_disk``           VDDK write (restore)
 ``allocated_areas``      ``QueryChangedDiskAreas(changeId="*")``
-``query_changed_areas``  ``QueryChangedDiskAreas``
+``query_changed_areas``  ``QueryChangedDiskAreas``, paged (``startOffset + length`` until the
+                         capacity)
+``change_tracking``      ``capability.changeTrackingSupported``, ``config.changeTrackingEnabled``
+``enable_change_tracking`` ``ReconfigVM_Task(changeTrackingEnabled=True)`` (takes effect at the
+                         next stun: the backup snapshot)
+``disk_change_ids``      ``backing.changeId`` of each disk in ``snapshot.config``
 ``open_volume``          MBR + FAT read from ``open_disk`` (the simulator's FAT reader works on
                          any ``BlockReader``)
 ``check_fault``          a proxy-local ``FaultInjector`` (proxy faults are the proxy's own)
@@ -54,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SELECTOR_KINDS",
     "BlockReader",
+    "ChangeTracking",
     "ClockLike",
     "DiskInfo",
     "GuestFile",
@@ -160,6 +166,21 @@ class SnapshotInfo:
     quiesced: bool = False
     description: str = ""
     children: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeTracking:
+    """A VM's changed block tracking (CBT) as the host reports it.
+
+    ``supported``: the host and the VM's hardware can track changes
+    (``capability.changeTrackingSupported``); ``enabled``: it is configured on
+    (``config.changeTrackingEnabled``). Enabling takes effect at the VM's next stun (power on,
+    snapshot create or remove, spec R51); only from then do the disk backings carry a
+    ``changeId``.
+    """
+
+    supported: bool
+    enabled: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +292,23 @@ class HostClient(Protocol):
     def query_changed_areas(
         self, moref: str, snapshot_id: str, disk_key: int, start_offset: int, change_id: str
     ) -> list[tuple[int, int]]:
-        """vSphere ``QueryChangedDiskAreas``: changed ``(offset, length)`` areas."""
+        """vSphere ``QueryChangedDiskAreas``: every ``(offset, length)`` area that changed
+        since ``change_id`` as seen at the snapshot, from ``start_offset`` to the end of the
+        disk (the host's windows are paged through). A change id the host no longer accepts
+        raises its ``InvalidArgument``; a VM without tracking ``NotSupported``."""
+        ...
+
+    def change_tracking(self, moref: str) -> ChangeTracking:
+        """Whether the VM can track changed blocks, and whether tracking is configured on."""
+        ...
+
+    def enable_change_tracking(self, moref: str) -> None:
+        """Turn changed block tracking on (``ReconfigVM_Task``); effective at the next stun."""
+        ...
+
+    def disk_change_ids(self, moref: str, snapshot_id: str | None) -> dict[int, str | None]:
+        """``changeId`` of each disk backing as of the snapshot (``None`` where the disk has
+        none: tracking not active)."""
         ...
 
     def open_volume(self, moref: str, snapshot_id: str, volume: VolumeInfo) -> VolumeReader:
@@ -444,10 +481,33 @@ class InProcessHostClient:
     def query_changed_areas(
         self, moref: str, snapshot_id: str, disk_key: int, start_offset: int, change_id: str
     ) -> list[tuple[int, int]]:
-        info = self.host.query_changed_disk_areas(
-            self._vm(moref), snapshot_id, disk_key, start_offset, change_id
+        vm = self._vm(moref)
+        capacity = next((d.capacity for d in vm.disks if d.key == disk_key), None)
+        out: list[tuple[int, int]] = []
+        pos = start_offset
+        while True:
+            # the host answers one window at a time (at most 512 areas), as real hosts do
+            info = self.host.query_changed_disk_areas(vm, snapshot_id, disk_key, pos, change_id)
+            out.extend((int(o), int(n)) for o, n in info.changed_area)
+            end = int(info.start_offset) + int(info.length)
+            if capacity is None or end <= pos or end >= capacity:
+                return out
+            pos = end
+
+    def change_tracking(self, moref: str) -> ChangeTracking:
+        vm = self._vm(moref)
+        pending = vm.change_tracking_pending
+        return ChangeTracking(
+            supported=bool(self.host.profile.change_tracking),
+            enabled=bool(vm.change_tracking if pending is None else pending),
         )
-        return [(int(o), int(n)) for o, n in info.changed_area]
+
+    def enable_change_tracking(self, moref: str) -> None:
+        self.host.reconfigure(self._vm(moref), change_tracking=True)
+
+    def disk_change_ids(self, moref: str, snapshot_id: str | None) -> dict[int, str | None]:
+        vm = self._vm(moref)
+        return {d.key: self.host.change_id(vm, d.key, snapshot_id) for d in vm.disks}
 
     def open_volume(self, moref: str, snapshot_id: str, volume: VolumeInfo) -> VolumeReader:
         from vcbsim.simulator.guest import PartitionDevice, open_readonly, read_partitions

@@ -57,8 +57,9 @@ class Schedule:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """A backup job. ``kind``: ``image`` for ``fullvm``; ``full``, ``differential`` or
-    ``incremental`` for ``file``."""
+    """A backup job. ``kind``: ``image`` (a full image backup; ``full`` is the same),
+    ``differential`` or ``incremental`` (changed block tracking) for ``fullvm``; ``full``,
+    ``differential`` or ``incremental`` for ``file``."""
 
     name: str
     selectors: tuple[str, ...]
@@ -77,10 +78,12 @@ class Job:
             )
         for s in self.selectors:
             parse_selector(s)
-        if self.type == "fullvm" and self.kind != "image":
+        if self.type == "fullvm" and self.kind not in ("image", "full", "differential", "incremental"):
             msg = f"job {self.name!r} kind"
             raise InvalidInputError(
-                msg, expected="'image' for a fullvm job", got=self.kind
+                msg,
+                expected="'image' (full), 'differential' or 'incremental' for a fullvm job",
+                got=self.kind,
             )
         if self.type == "file" and self.kind not in ("full", "differential", "incremental"):
             msg = f"job {self.name!r} kind"
@@ -264,7 +267,9 @@ class JobScheduler:
             job=jr.job,
             selector=jr.selector,
             vm_name=r.vm if r else parse_selector(jr.selector)[1],
-            type=job.type if job.type == "fullvm" else f"file/{job.kind}",
+            type=(job.type if job.kind in ("image", "full") else f"fullvm/{job.kind}")
+            if job.type == "fullvm"
+            else f"file/{job.kind}",
             scheduled=jr.scheduled,
             started=jr.started,
             finished=jr.finished,

@@ -25,6 +25,12 @@ method                   how
 ``allocated_areas``      ``QueryChangedDiskAreas(changeId="*")``, paged; without changed block
                          tracking (``NotSupported``): the redo logs' grains plus the whole
                          base disk (a flat extent cannot say where its data is)
+``query_changed_areas``  ``QueryChangedDiskAreas(snapshot, deviceKey, startOffset, changeId)``,
+                         paged on ``startOffset + length`` until the capacity
+``change_tracking``      ``capability.changeTrackingSupported``, ``config.changeTrackingEnabled``
+``enable_change_tracking`` ``ReconfigVM_Task(spec=VirtualMachineConfigSpec(changeTrackingEnabled=
+                         True))``
+``disk_change_ids``      ``backing.changeId`` of each disk in ``snapshot.config``
 ``open_volume``          MBR + FAT read on top of ``open_disk`` (the simulator's readers)
 ``check_fault``/``trace`` a proxy-local ``FaultInjector`` and ``Trace``; the host's own events
                          stay on the host
@@ -69,6 +75,7 @@ from vcbsim.simulator.disk import CowdReader, SeSparseReader
 
 from ._client import (
     BlockReader,
+    ChangeTracking,
     ClockLike,
     DiskInfo,
     SnapshotInfo,
@@ -778,16 +785,19 @@ class VSphereHostClient:
 
     # -- disks ---------------------------------------------------------------------------------------
 
-    def _device(self, moref: str, disk_key: int, snapshot_id: str | None) -> Any:
+    def _config(self, moref: str, snapshot_id: str | None) -> Any:
+        """The VM's configuration now, or as of a snapshot (``snapshot.config``)."""
         try:
             if snapshot_id is None:
-                config = self._vm(moref).config
-            else:
-                if all(n.snapshot._moId != snapshot_id for n in self._tree(moref)):
-                    raise NotFoundError("snapshot", snapshot_id)
-                config = vim.vm.Snapshot(snapshot_id, self.si._stub).config
+                return self._vm(moref).config
+            if all(n.snapshot._moId != snapshot_id for n in self._tree(moref)):
+                raise NotFoundError("snapshot", snapshot_id)
+            return vim.vm.Snapshot(snapshot_id, self.si._stub).config
         except vmodl.fault.ManagedObjectNotFound:
             raise NotFoundError("snapshot" if snapshot_id else "VM", snapshot_id or moref) from None
+
+    def _device(self, moref: str, disk_key: int, snapshot_id: str | None) -> Any:
+        config = self._config(moref, snapshot_id)
         for dev in config.hardware.device:
             if isinstance(dev, vim.vm.device.VirtualDisk) and int(dev.key) == int(disk_key):
                 return dev
@@ -912,6 +922,34 @@ class VSphereHostClient:
         dev = self._device(moref, disk_key, snapshot_id)
         capacity = int(dev.capacityInBytes or int(dev.capacityInKB) * 1024)
         return self._qcda(moref, snapshot_id, disk_key, start_offset, change_id, capacity)
+
+    def change_tracking(self, moref: str) -> ChangeTracking:
+        vm = self._vm(moref)
+        try:
+            capability, config = vm.capability, vm.config
+        except vmodl.fault.ManagedObjectNotFound:
+            raise NotFoundError("VM", f"moref:{moref}") from None
+        return ChangeTracking(
+            supported=bool(getattr(capability, "changeTrackingSupported", False)),
+            enabled=bool(getattr(config, "changeTrackingEnabled", False)),
+        )
+
+    def enable_change_tracking(self, moref: str) -> None:
+        spec = vim.vm.ConfigSpec(changeTrackingEnabled=True)
+        try:
+            task = self._vm(moref).ReconfigVM_Task(spec)
+        except vmodl.fault.ManagedObjectNotFound:
+            raise NotFoundError("VM", f"moref:{moref}") from None
+        self._wait(task, "VM", f"moref:{moref}")
+
+    def disk_change_ids(self, moref: str, snapshot_id: str | None) -> dict[int, str | None]:
+        config = self._config(moref, snapshot_id)
+        out: dict[int, str | None] = {}
+        for dev in config.hardware.device:
+            if isinstance(dev, vim.vm.device.VirtualDisk):
+                change_id = getattr(dev.backing, "changeId", None)
+                out[int(dev.key)] = str(change_id) if change_id else None
+        return out
 
     def open_volume(self, moref: str, snapshot_id: str, volume: VolumeInfo) -> VolumeReader:
         from vcbsim.simulator.guest import PartitionDevice, open_readonly, read_partitions

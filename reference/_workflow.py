@@ -6,7 +6,8 @@ One backup of one VM::
            the host runs 1a pre-freeze scripts, 1b SYNC/VSS, 1c snapshot, 1d unquiesce,
            1e post-thaw; the proxy records one operation and the host's fault
     WF-1f  expose the snapshot: image export (``<root>/<vm>-fullVM``) or file-level mount
-           (``<root>/<vm>/letters/<L>``, Windows only)
+           (``<root>/<vm>/letters/<L>``, Windows only); an image export first chooses its
+           level (full, or incremental/differential with changed block tracking: ``_cbt.py``)
     WF-2   the backup software copies the exposed data to the medium
     WF-3a  unmount from the proxy
     WF-3b  remove the snapshot, committing the redo log
@@ -14,7 +15,10 @@ One backup of one VM::
 Each step is an ``op.invoke`` then ``op.ok``/``op.fail`` in the host's trace, with ``step``
 naming the seed step (``op.info`` when a call raised although its effect happened), plus
 ``mount``/``unmount`` events for proxy paths; a whole run is one ``job`` op (no step, with
-``mode`` and ``level``), whose ``op.ok`` lists the files copied (``files``).
+``mode`` and ``level``), whose ``op.ok`` lists the files copied (``files``). An incremental
+or differential image backup may first enable changed block tracking (op
+``enable-change-tracking``, no step, before WF-1); its job's ``op.ok`` says the ``level`` done
+and, when it fell back to a full one, why (``fallback``, also a ``note`` event).
 
 Failure paths always clean up: nothing exposed stays on the proxy, no ``_VCB-BACKUP_``
 snapshot and no redo log stay on the VM (a removal that fails part-way is retried, then the
@@ -54,6 +58,7 @@ from ._client import HostClient, SnapshotInfo, VMInfo
 
 if TYPE_CHECKING:
     from ._catalog import Catalog
+    from ._cbt import ImagePlan
 
 __all__ = [
     "CRASH_POINTS",
@@ -103,7 +108,13 @@ class StepOutcome:
 class JobResult:
     """What one run did. ``status``: ``ok``, ``mounted`` (pre-backup only, held for a later
     unmount), ``failed``. ``failed_step`` is the first step that failed; ``cause_step`` is
-    the sub-step of WF-1 that caused a pre-backup failure."""
+    the sub-step of WF-1 that caused a pre-backup failure.
+
+    Image backups (``kind`` ``image``): ``requested_level`` is the level asked for (``full``,
+    ``incremental``, ``differential``), ``level`` the one done; ``fallback`` says why a
+    requested incremental or differential was a full backup; ``base_backup_id`` is the backup
+    an incremental or differential builds on; ``bytes_stored`` the bytes copied to the medium;
+    ``notes`` what the proxy did besides the workflow (enabling changed block tracking)."""
 
     vm: str
     moref: str
@@ -123,6 +134,12 @@ class JobResult:
     steps: list[StepOutcome] = field(default_factory=list)
     started: float = 0.0
     finished: float = 0.0
+    requested_level: str | None = None
+    level: str | None = None
+    fallback: str = ""
+    base_backup_id: int | None = None
+    bytes_stored: int = 0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -146,6 +163,19 @@ class JobResult:
             return f"{self.vm}: failed at {self.failed_step}{cause}: {self.fault}: {self.reason}"
         where = f" at {self.path}" if self.path else ""
         return f"{self.vm}: {self.status}{where}"
+
+    def stored(self) -> str:
+        """What the backup put on the medium, in words (empty before WF-2)."""
+        if self.backup_id is None:
+            return ""
+        if self.type != "fullvm":
+            return f"backup {self.backup_id}, {self.kind}"
+        level = self.level or "full"
+        since = f" on backup {self.base_backup_id}" if self.base_backup_id is not None else ""
+        text = f"backup {self.backup_id}, image {level}{since}, {self.bytes_stored} bytes stored"
+        if self.fallback:
+            text += f"; {self.requested_level} requested, full because {self.fallback}"
+        return text
 
 
 def _message(exc: BaseException) -> str:
@@ -503,7 +533,9 @@ class BackupProxy:
             type: ``fullvm`` (image export) or ``file`` (file-level mount, Windows only).
             catalog: the backup medium for step 2; ``None`` skips step 2 (mount only).
             kind: ``full``/``differential``/``incremental`` for file backups (default full);
-                image backups are always ``image``.
+                for image backups the level (default full; ``image`` is full too): an
+                incremental or differential copies only the areas changed block tracking
+                reports changed (``_cbt.py``), falling back to full where it cannot.
             hold: stop after WF-1f and keep the snapshot exposed (``vcbMounter`` mount);
                 ``unmount()`` finishes the run later.
         """
@@ -517,21 +549,21 @@ class BackupProxy:
                 raise InvalidInputError(
                     msg, expected="full, differential or incremental", got=kind
                 )
-        else:
-            if kind not in (None, "image", "full"):
+        level: str | None = None
+        if type == "fullvm":
+            if kind not in (None, "image", "full", "differential", "incremental"):
                 msg = "image-level backup kind"
                 raise InvalidInputError(
-                    msg,
-                    expected="'image' (an image backup is always a full copy of the disks)",
-                    got=kind,
+                    msg, expected="full (or image), differential or incremental", got=kind
                 )
+            level = "full" if kind in (None, "image") else kind
             kind = "image"
         vm = selector if isinstance(selector, VMInfo) else self.resolve(selector)
         if type == "file" and not vm.is_windows:
             from ._filelevel import UnsupportedGuestError
 
             raise UnsupportedGuestError(vm)
-        return BackupRun(self, vm, type, catalog=catalog, kind=kind, job=job, hold=hold)
+        return BackupRun(self, vm, type, catalog=catalog, kind=kind, job=job, hold=hold, level=level)
 
     def backup(
         self,
@@ -651,8 +683,66 @@ class BackupProxy:
         self._ok(vm, "WF-1", "pre-backup", op_id, result, snapshot=snap.id)
         return True
 
-    def expose(self, vm: VMInfo, result: JobResult) -> None:
-        """WF-1f: export the image, or mount the volumes (raises; the caller cleans up)."""
+    def prepare_change_tracking(self, vm: VMInfo, result: JobResult) -> bool:
+        """Before WF-1 of a requested incremental or differential image backup: enable changed
+        block tracking where the host supports it and the VM does not have it on (rule 1 of
+        ``_cbt.py``). Returns whether it was enabled now (this backup is then the baseline). A
+        failure is recorded and the backup goes on (it will be a full one)."""
+        if not hasattr(self.client, "change_tracking") or not hasattr(self.client, "enable_change_tracking"):
+            return False
+        try:
+            state = self.client.change_tracking(vm.moref)
+        except Exception as exc:  # the VM's config could not be read: the plan will tell
+            result.notes.append(f"could not read the changed block tracking of {vm.name}: {_message(exc)}")
+            return False
+        if not state.supported or state.enabled:
+            return False
+        trace = self.client.trace
+        op = "enable-change-tracking"
+        op_id = self._invoke(vm, None, op)
+        try:
+            self.client.enable_change_tracking(vm.moref)
+        except Exception as exc:
+            error = f"{fault_name(exc)}: {_message(exc)}"
+            trace.emit("proxy", "op.fail", vm=vm.moref, op=op, op_id=op_id, error=error, fault=fault_name(exc))
+            result.steps.append(StepOutcome("prepare", op, False, error))
+            result.notes.append(f"could not enable changed block tracking on {vm.name}: {error}")
+            return False
+        trace.emit("proxy", "op.ok", vm=vm.moref, op=op, op_id=op_id)
+        result.steps.append(StepOutcome("prepare", op, True))
+        note = (
+            f"enabled changed block tracking on {vm.name} (ReconfigVM_Task); it takes effect with "
+            "the backup snapshot"
+        )
+        trace.emit("proxy", "note", vm=vm.moref, text=note)
+        result.notes.append(note)
+        return True
+
+    def plan_image(
+        self, vm: VMInfo, result: JobResult, catalog: Catalog | None, *, enabled_now: bool = False
+    ) -> ImagePlan:
+        """The level of an image backup (``_cbt.plan_image``), recorded in ``result``; a
+        fallback to full is said in the trace (``note``)."""
+        from ._cbt import plan_image
+
+        assert result.snapshot_id is not None
+        plan = plan_image(
+            self.client, vm, result.snapshot_id, catalog, result.requested_level or "full", enabled_now=enabled_now
+        )
+        result.level = plan.level
+        result.fallback = plan.fallback
+        result.base_backup_id = plan.base_id
+        if plan.fallback:
+            note = f"{plan.requested} image backup of {vm.name} is a full one: {plan.fallback}"
+            self.client.trace.emit("proxy", "note", vm=vm.moref, text=note)
+        return plan
+
+    def expose(
+        self, vm: VMInfo, result: JobResult, *, catalog: Catalog | None = None, enabled_now: bool = False
+    ) -> ImagePlan | None:
+        """WF-1f: export the image, or mount the volumes (raises; the caller cleans up). An
+        image export first decides its level (``plan_image``): ``catalog`` holds the backups an
+        incremental or differential builds on. Returns that plan (``None`` for file level)."""
         from ._filelevel import mount_files
         from ._image import export_image
 
@@ -675,7 +765,9 @@ class BackupProxy:
             exposed += 1
             self.fault_point(op, target, vm)
 
+        plan: ImagePlan | None = None
         if result.type == "fullvm":
+            plan = self.plan_image(vm, result, catalog, enabled_now=enabled_now)
             dest = self.export_path(vm)
             result.path = str(dest)
             self._save_session(vm, "exposing", result)
@@ -687,6 +779,7 @@ class BackupProxy:
                 split=self.split,
                 fault_point=fault_point,
                 progress=self.progress,
+                plan=plan,
             )
             emit_event(self.client.trace, "mount", vm=vm.moref, path=str(dest), kind="fullvm")
         else:
@@ -704,9 +797,13 @@ class BackupProxy:
             result.letters = {k: str(v) for k, v in m.letters.items()}
             result.skipped_volumes = [f"{v.name} ({v.label})" if v.label else v.name for v in m.skipped]
         self._save_session(vm, "mounted" if result.status == "mounted" else "exposed", result)
+        return plan
 
-    def copy_to_medium(self, vm: VMInfo, result: JobResult, catalog: Catalog, job: str = "") -> None:
-        """WF-2: the backup software moves the exposed data to the medium."""
+    def copy_to_medium(
+        self, vm: VMInfo, result: JobResult, catalog: Catalog, job: str = "", *, plan: ImagePlan | None = None
+    ) -> None:
+        """WF-2: the backup software moves the exposed data to the medium (an image export
+        at the level ``plan`` chose)."""
         assert result.path is not None
 
         copied = 0
@@ -733,6 +830,7 @@ class BackupProxy:
                 job=job,
                 before_copy=before_copy,
                 progress=progress,
+                plan=plan,
             )
         else:
             rec = catalog.file_backup(
@@ -748,6 +846,11 @@ class BackupProxy:
             )
         result.backup_id = rec.id
         result.kind = rec.kind
+        result.bytes_stored = rec.bytes_copied
+        if rec.kind == "image":
+            result.level = rec.level
+            result.fallback = rec.fallback
+            result.base_backup_id = rec.base_id
 
     def _snapshot_time(self, vm: VMInfo, result: JobResult) -> float:
         for s in self.client.list_snapshots(vm.moref):
@@ -843,13 +946,15 @@ class BackupRun:
         kind: str | None,
         job: str,
         hold: bool,
+        level: str | None = None,
     ) -> None:
         self.proxy = proxy
         self.vm = vm
         self.catalog = catalog
         self.hold = hold
-        self.result = JobResult(vm=vm.name, moref=vm.moref, type=type, kind=kind)
+        self.result = JobResult(vm=vm.name, moref=vm.moref, type=type, kind=kind, requested_level=level)
         self.job = job
+        self.plan: ImagePlan | None = None
         self.files: list[str] | None = None
         self._iter: Iterator[str] | None = None
 
@@ -899,6 +1004,8 @@ class BackupRun:
                 details: dict[str, Any] = {"mode": result.type, "job": self.job}
                 if result.type == "file":
                     details["level"] = result.kind
+                elif result.requested_level not in (None, "full"):
+                    details["level"] = result.requested_level
                 job_id = proxy._invoke(vm, None, "job", **details)
             yield from self._steps(vm, result)
             if result.status != "failed":
@@ -914,6 +1021,10 @@ class BackupRun:
                     extra: dict[str, Any] = {"backup_id": result.backup_id}
                     if self.files is not None:
                         extra["files"] = self.files
+                    if result.type == "fullvm" and result.requested_level not in (None, "full"):
+                        extra["level"] = result.level
+                        if result.fallback:
+                            extra["fallback"] = result.fallback
                     client.trace.emit("proxy", "op.ok", vm=vm.moref, op="job", op_id=job_id, **extra)
         finally:
             proxy._active.discard(vm.moref)
@@ -921,6 +1032,10 @@ class BackupRun:
 
     def _steps(self, vm: VMInfo, result: JobResult) -> Iterator[str]:
         proxy = self.proxy
+        enabled_now = False
+        wants_cbt = result.requested_level in ("incremental", "differential")
+        if result.type == "fullvm" and wants_cbt and self.catalog is not None and not self.hold:
+            enabled_now = proxy.prepare_change_tracking(vm, result)
         proxy._save_session(vm, "pre-backup", result)
         proxy.fault_point("crash", "proxy.before-snapshot", vm)
         if not proxy.pre_backup(vm, result):
@@ -933,7 +1048,9 @@ class BackupRun:
         try:
             if self.hold:
                 result.status = "mounted"
-            proxy.expose(vm, result)
+            self.plan = proxy.expose(
+                vm, result, catalog=None if self.hold else self.catalog, enabled_now=enabled_now
+            )
         except Exception as exc:
             proxy._failed(vm, "WF-1f", "expose", op_id, result, exc)
             if result.path is not None and not Path(result.path).exists():
@@ -941,6 +1058,11 @@ class BackupRun:
             proxy.post_backup(vm, result)
             yield "WF-1f"
             return
+        level: dict[str, Any] = {}
+        if self.plan is not None and self.plan.requested != "full":
+            level = {"level": self.plan.level}
+            if self.plan.fallback:
+                level["fallback"] = self.plan.fallback
         proxy._ok(
             vm,
             "WF-1f",
@@ -950,6 +1072,7 @@ class BackupRun:
             path=result.path,
             letters=sorted(result.letters),
             skipped=result.skipped_volumes,
+            **level,
         )
         yield "WF-1f"
         proxy.fault_point("crash", "proxy.after-expose", vm)
@@ -958,7 +1081,7 @@ class BackupRun:
         if self.catalog is not None:
             op_id = proxy._invoke(vm, "WF-2", "copy", level=result.kind)
             try:
-                proxy.copy_to_medium(vm, result, self.catalog, self.job)
+                proxy.copy_to_medium(vm, result, self.catalog, self.job, plan=self.plan)
             except Exception as exc:
                 proxy._failed(vm, "WF-2", "copy", op_id, result, exc)
             else:

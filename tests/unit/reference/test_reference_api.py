@@ -10,7 +10,7 @@ def test_public_names_are_pinned() -> None:
     assert sorted(ref.__all__) == sorted(
         [
             "BACKUP_KINDS", "EXIT_CODES", "SNAPSHOT_NAME", "BackupProxy", "BackupRecord", "BackupRun",
-            "BlobStore", "BlockReader", "Catalog", "CorruptBlobError", "DiskInfo", "FileEntry", "FileMount",
+            "BlobStore", "BlockReader", "Catalog", "ChangeTracking", "CorruptBlobError", "DiskInfo", "FileEntry", "FileMount",
             "GuestFile", "HostClient", "ImageExport", "ImageFile", "InProcessHostClient", "Job", "JobResult",
             "JobRun", "JobScheduler", "Schedule", "SnapshotInfo", "StepOutcome", "UnsupportedGuestError",
             "VMInfo", "VSphereHostClient", "VolumeInfo", "VolumeReader", "export_image", "main", "mount_files", "parse_selector",
