@@ -15,6 +15,7 @@ changes, the wait times out, the session cancels it, or the server stops.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 import uuid
@@ -84,13 +85,36 @@ def _invalid(path: str) -> Exception:
     return vmodl.query.InvalidProperty(msg=f"invalid property path {path!r}", name=path)
 
 
+@functools.cache
+def declared_type(vim_type: Any, name: str) -> Any:
+    """The declared type of managed property ``name`` of ``vim_type``, read from pyVmomi's type
+    definitions rather than from its ``PropertyInfo``.
+
+    Why: pyVmomi's client, reading a property with ``Fetch``, replaces ``info.type`` in place
+    for "legacy behaviour" (every reference-array property becomes ``ManagedObject[]``), so in
+    a process that also runs a pyVmomi client (a test suite, a notebook) the shared
+    ``PropertyInfo`` no longer says ``Datastore[]``; the definitions it was made from stay."""
+    for cls in vim_type.__mro__:
+        try:
+            definition = VmomiSupport._managedDefMap.get(VmomiSupport.GetVmodlName(cls))
+        except (KeyError, AttributeError, TypeError):
+            definition = None
+        if not definition:
+            continue
+        for prop in definition[4]:
+            if prop[0] == name:
+                return VmomiSupport.GetVmodlType(prop[1])
+    return vim_type._GetPropertyInfo(name).type
+
+
+
 def resolve_path(impl: MOImpl, path: str) -> Any:
     """The value at a dotted property path (``summary.runtime.powerState``), or ``None``."""
     if not path or "[" in path:
         raise _invalid(path)
     top, *rest = path.split(".")
     value = impl.get(top)
-    declared = impl.vim_type._GetPropertyInfo(top).type
+    declared = declared_type(impl.vim_type, top)
     for part in rest:
         if isinstance(declared, type) and issubclass(declared, list):
             raise _invalid(path)

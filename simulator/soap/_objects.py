@@ -100,13 +100,13 @@ class MOImpl:
     def get(self, name: str) -> Any:
         """A top-level property, typed; ``None`` when unset; ``InvalidProperty`` if unknown."""
         try:
-            info = self.vim_type._GetPropertyInfo(name)
+            self.vim_type._GetPropertyInfo(name)  # InvalidProperty for a name the type lacks
         except AttributeError:
             raise vmodl.query.InvalidProperty(msg=f"invalid property {name!r}", name=name) from None
         if name in self._memo:
             return self._memo[name]
         getter = getattr(self, "p_" + name, None)
-        value = None if getter is None else _typed(getter(), info.type)
+        value = None if getter is None else _typed(getter(), _collector.declared_type(self.vim_type, name))
         self._memo[name] = value
         return value
 

@@ -306,3 +306,24 @@ def test_networks_and_network_adapters(si):
     assert vm.summary.config.numEthernetCards == 1
     off = content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
     assert off.guest.net == []  # no Tools, no guest NIC info
+
+
+def test_a_pyvmomi_client_in_the_same_process_does_not_change_what_the_server_answers():
+    """pyVmomi's client, reading ``vm.datastore`` with ``Fetch``, rewrites the shared property
+    info to ``ManagedObject[]`` ("legacy behaviour"); the server keeps the declared types."""
+    from pyVim.connect import Disconnect, SmartConnect
+
+    from vcbsim.simulator import Host
+    from vcbsim.simulator.soap import serve
+
+    with serve(Host.demo(), http=True) as running:
+        si = SmartConnect(host="127.0.0.1", port=running.port, user="user", pwd="pass", protocol="http")
+        try:
+            vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/win2003-sql")
+            assert [d.name for d in vm.datastore] == ["datastore1"]  # the client's Fetch
+            ep = running.endpoint
+            with ep.lock:
+                value = ep.require(vim.VirtualMachine(vm._moId)).get("datastore")
+            assert type(value).Item is vim.Datastore
+        finally:
+            Disconnect(si)
