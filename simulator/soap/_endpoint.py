@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
-from pyVmomi import VmomiSupport, vim, vmodl
+from pyVmomi import vim, vmodl
 
 from .._errors import InvalidInputError, NotFoundError, StateError
 from . import _codec
@@ -214,7 +214,6 @@ class Endpoint:
 
     # lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
-        _load_property_types()
         self.tasks.start()
 
     def stop(self) -> None:
@@ -701,22 +700,3 @@ class Endpoint:
                 msg=f"vcbsim does not simulate {impl.vim_type._wsdlName}.{req.wsdl_name}"
             )
         return handler(ctx, **req.args)
-
-
-def _load_property_types() -> None:
-    """Resolve, once, the type of every property the endpoint serves (and their array types).
-
-    Why: pyVmomi creates types lazily on first use; a first use from a serving thread while
-    an in-process client thread deserialises the same types can observe a type half made
-    (a ``Datastore[]`` value seen as a ``ManagedObject[]``). Loading them before the first
-    call removes the race, and the first call's latency."""
-    from ._objects import ALL_TYPES
-
-    for impl in ALL_TYPES:
-        for prop in impl.vim_type._GetPropertyList():
-            typ: Any = prop.type
-            if isinstance(typ, type) and issubclass(typ, list):
-                typ = getattr(typ, "Item", None)
-            if isinstance(typ, type):
-                VmomiSupport.GetWsdlName(typ)
-                getattr(typ, "Array", None)
