@@ -40,6 +40,7 @@ __all__ = [
     "parse_request",
     "serialize_fault",
     "serialize_response",
+    "comparable",
     "serialize_value",
     "version_from_soap_action",
     "vim25_version",
@@ -356,10 +357,22 @@ def serialize_to_str(value: Any, info: Any, version: str) -> str:
     return out.getvalue()
 
 
+#: an ``anyType`` slot, as ``encode_fast`` reads a method info (the result's type and flags)
+_ANY_SLOT = Object(wsdlName="value", result=object, resultFlags=F_OPTIONAL)
+
+
+def comparable(value: Any, version: str) -> str:
+    """A text that is equal for values a client would read as equal (for telling whether a
+    watched property changed): the fast encoder's when it handles the value, pyVmomi's
+    (under the same element name) otherwise."""
+    fast = _fastencode.encode_fast(value, _ANY_SLOT, version)
+    return fast if fast is not None else serialize_value(value, version, name="returnval")
+
+
 def serialize_value(value: Any, version: str, name: str = "val", typ: Any = object) -> str:
-    """Serialize one value as pyVmomi would (used to compare property values, too)."""
+    """Serialize one value as the endpoint answers it (``HostSerializer``)."""
     info = Object(name=name, type=typ, version=version, flags=F_OPTIONAL)
-    return str(SoapAdapter.SerializeToStr(value, info, version, _ns_map(version)))
+    return serialize_to_str(value, info, version)
 
 
 #: the start of every response, up to the method's response element

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyVmomi import VmomiSupport, vmodl
 
-from ._codec import serialize_value
+from ._codec import comparable
 from ._dataobj import make
 
 if TYPE_CHECKING:
@@ -326,7 +326,7 @@ def _current(ep: Endpoint, f: FilterState, version: str) -> dict[str, tuple[Any,
             continue
         state[impl.moid] = (
             impl.ref,
-            {k: (serialize_value(v, version), v) for k, v in values.items()},
+            {k: (comparable(v, version), v) for k, v in values.items()},
         )
     return state
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from pyVmomi import VmomiSupport, vim, vmodl
 
 from vcbsim.simulator.soap import _codec, _fastencode
 from vcbsim.simulator.soap._codec import DEFAULT_VERSION
 
+NOW = datetime.datetime(2026, 11, 24, 12, 0, tzinfo=datetime.UTC)
 RETRIEVE = VmomiSupport.GetWsdlMethod("urn:vim25", "RetrieveProperties").info
 
 
@@ -35,3 +38,28 @@ def test_faults_use_the_same_serializer() -> None:
     fault = vmodl.fault.ManagedObjectNotFound(msg="gone", obj=vim.VirtualMachine("vm-9"))
     body = _codec.serialize_fault(fault, DEFAULT_VERSION).decode()
     assert '<obj type="VirtualMachine">vm-9</obj>' in body  # no versionId: hosts send none
+
+
+@pytest.mark.parametrize("value", [
+    "success",
+    vim.VirtualMachine("vm-1"),
+    vim.Datastore.Array([vim.Datastore("datastore-1")]),
+    vim.TaskInfo(key="t-1", task=vim.Task("t-1"), state="running", cancelled=False, cancelable=False,
+                 descriptionId="VirtualMachine.createSnapshot", entity=vim.VirtualMachine("vm-1"),
+                 reason=vim.TaskReasonUser(userName="user"), queueTime=NOW, eventChainId=1),
+], ids=["enum text", "reference", "array of references", "TaskInfo"])
+def test_comparable_texts_are_the_same_on_both_paths(value: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A watched property is compared by this text: the fast and the pyVmomi path must agree,
+    or a filter would report a change that did not happen."""
+    fast = _codec.comparable(value, DEFAULT_VERSION)
+    monkeypatch.setattr(_fastencode, "encode_fast", lambda *a: None)
+    assert _codec.comparable(value, DEFAULT_VERSION) == fast
+
+
+def test_comparable_tells_a_change() -> None:
+    info = vim.TaskInfo(key="t-1", task=vim.Task("t-1"), state="running", cancelled=False, cancelable=False,
+                        descriptionId="d", entity=vim.VirtualMachine("vm-1"),
+                        reason=vim.TaskReasonUser(userName="user"), queueTime=NOW, eventChainId=1)
+    before = _codec.comparable(info, DEFAULT_VERSION)
+    info.state = "success"
+    assert _codec.comparable(info, DEFAULT_VERSION) != before
