@@ -315,6 +315,8 @@ class _Context:
         self.declarations = frozenset({
             *(f'xmlns:{prefix}="{uri}"'.encode() for uri, prefix in SoapAdapter.SOAP_NSMAP.items()),
             f'xmlns="{self.ns}"'.encode(),
+            # govmomi's envelope: <Envelope xmlns="...soap/envelope/"><Body><Method xmlns="urn:vim25">
+            f'xmlns="{_SOAPENV}"'.encode(),
         })
         self.default_declaration = f'xmlns="{self.ns}"'.encode()
         self.unsafe = _codec._UNSAFE_ID.search

@@ -432,6 +432,36 @@ def test_a_hand_written_envelope_takes_the_fast_path() -> None:
         assert differential(body, V) is not None, body
 
 
+#: envelopes as govmomi (Go) writes them: the SOAP namespace as the default one, no prefixes
+_GOVMOMI = ('<?xml version="1.0" encoding="UTF-8"?>\n<Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/">'
+            "<Body>{}</Body></Envelope>")
+
+
+@pytest.mark.parametrize("call", [
+    '<CreateSnapshot_Task xmlns="urn:vim25"><_this type="VirtualMachine">vm-2</_this><name>b-1</name>'
+    "<description>by govmomi</description><memory>false</memory><quiesce>true</quiesce></CreateSnapshot_Task>",
+    '<CreateFilter xmlns="urn:vim25"><_this type="PropertyCollector">session[da62cb7b]propertyCollector-1</_this>'
+    "<spec><propSet><type>Task</type><pathSet>info</pathSet></propSet><objectSet><obj type=\"Task\">"
+    "haTask-vm-2-CreateSnapshot_Task-1</obj></objectSet></spec><partialUpdates>false</partialUpdates></CreateFilter>",
+    '<WaitForUpdatesEx xmlns="urn:vim25"><_this type="PropertyCollector">session[da62cb7b]propertyCollector-1'
+    "</_this></WaitForUpdatesEx>",
+    '<RemoveSnapshot_Task xmlns="urn:vim25"><_this type="VirtualMachineSnapshot">snapshot-1</_this>'
+    "<removeChildren>false</removeChildren></RemoveSnapshot_Task>",
+], ids=["CreateSnapshot_Task", "CreateFilter", "WaitForUpdatesEx", "RemoveSnapshot_Task"])
+def test_govmomi_envelopes_take_the_fast_path(call: str) -> None:
+    body = _GOVMOMI.format(call).encode()
+    assert differential(body, V) is not None, body
+
+
+def test_a_soap_default_namespace_inside_the_body_falls_back() -> None:
+    """The SOAP namespace as default is accepted on the envelope; re-declared on a parameter it
+    puts that parameter in another namespace, which the fast path does not guess at."""
+    call = ('<RemoveSnapshot_Task xmlns="urn:vim25"><_this type="VirtualMachineSnapshot">snapshot-1</_this>'
+            '<removeChildren xmlns="http://schemas.xmlsoap.org/soap/envelope/">false</removeChildren>'
+            "</RemoveSnapshot_Task>")
+    assert _fastdecode.decode_fast(_GOVMOMI.format(call).encode(), V) is None
+
+
 def test_required_list_parameter_defaults_to_an_empty_typed_list() -> None:
     body = serialize(_PCO, "RetrieveProperties", [[task_state_spec()]])
     body = re.sub(rb"<specSet>.*</specSet>", b"", body)
