@@ -337,24 +337,24 @@ def _diff(ep: Endpoint, f: FilterState, version: str) -> Any:
     for moid, (ref, values) in current.items():
         old = f.reported.get(moid)
         if old is None:
-            changes = [PC.Change(name=k, op="assign", val=v) for k, (_, v) in values.items()]
-            updates.append(PC.ObjectUpdate(kind="enter", obj=ref, changeSet=changes))
+            changes = [make(PC.Change, name=k, op="assign", val=v) for k, (_, v) in values.items()]
+            updates.append(make(PC.ObjectUpdate, kind="enter", obj=ref, changeSet=changes))
             continue
         changes = [
-            PC.Change(name=k, op="assign", val=v)
+            make(PC.Change, name=k, op="assign", val=v)
             for k, (ser, v) in values.items()
             if old[1].get(k) != ser
         ]
-        changes.extend(PC.Change(name=k, op="assign") for k in old[1] if k not in values)
+        changes.extend(make(PC.Change, name=k, op="assign") for k in old[1] if k not in values)
         if changes:
-            updates.append(PC.ObjectUpdate(kind="modify", obj=ref, changeSet=changes))
+            updates.append(make(PC.ObjectUpdate, kind="modify", obj=ref, changeSet=changes))
     for moid, (ref, _) in f.reported.items():
         if moid not in current:
-            updates.append(PC.ObjectUpdate(kind="leave", obj=ref))
+            updates.append(make(PC.ObjectUpdate, kind="leave", obj=ref))
     f.reported = {m: (ref, {k: ser for k, (ser, _) in vals.items()}) for m, (ref, vals) in current.items()}
     if not updates:
         return None
-    return PC.FilterUpdate(filter=PC.Filter(f.moid), objectSet=updates)
+    return make(PC.FilterUpdate, filter=PC.Filter(f.moid), objectSet=updates)
 
 
 def wait_for_updates(ep: Endpoint, ctx: Context, coll: Collector, version: str | None, max_wait: int | None) -> Any:
@@ -379,7 +379,7 @@ def wait_for_updates(ep: Endpoint, ctx: Context, coll: Collector, version: str |
         ]
         if filter_updates:
             coll.version += 1
-            return PC.UpdateSet(version=str(coll.version), filterSet=filter_updates)
+            return make(PC.UpdateSet, version=str(coll.version), filterSet=filter_updates)
         gone = session.key not in ep.sessions or session.collectors.get(coll.moid) is not coll
         if coll.cancel_wait or ep.stopping or gone:
             coll.cancel_wait = False

@@ -34,6 +34,15 @@ def _task_info_fields() -> dict[str, object]:
 CASES = {
     "TaskInfo": (vim.TaskInfo, _task_info_fields),
     "TaskReasonUser": (vim.TaskReasonUser, lambda: {"userName": "root"}),
+    "UpdateSet": (
+        PC.UpdateSet,
+        lambda: {"version": "3", "filterSet": [PC.FilterUpdate(
+            filter=PC.Filter("f-1"),
+            objectSet=[PC.ObjectUpdate(kind="modify", obj=vim.Task("t-1"),
+                                       changeSet=[PC.Change(name="info.state", op="assign", val="success")])])]},
+    ),
+    "ObjectUpdate, leave": (PC.ObjectUpdate, lambda: {"kind": "leave", "obj": vim.Task("t-1")}),
+    "Change, unset": (PC.Change, lambda: {"name": "info.result", "op": "assign"}),
     "DynamicProperty": (vmodl.DynamicProperty, lambda: {"name": "info.state", "val": "success"}),
     "ObjectContent": (
         PC.ObjectContent,
