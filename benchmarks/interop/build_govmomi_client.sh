@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build benchmarks/interop/govmomi_client.go fully offline from Debian packages only,
-# the way /work/shared/tools/build-vcsim.sh builds vcsim:
+# the way the shared folder's tools/build-vcsim.sh (next to the checkout) builds vcsim:
 #   golang-go                         (Go 1.19 toolchain, Debian bookworm)
 #   golang-github-vmware-govmomi-dev  (govmomi 0.24.2 library sources)
 # They are installed (apt-get) only when missing. The program is copied to a fixed

@@ -23,7 +23,7 @@ Servers, each a fresh process on a free loopback port (plain HTTP unless ``--htt
 * vcbsim: ``python -m vcbsim serve --http --port <free> --profile esxi-7.0`` (``--profile``);
 * vcsim: a binary found like ``benchmarks/bench_soap.py`` finds it (``--vcsim``, ``VCSIM``,
   ``benchmarks/.cache/vcsim``), else built into ``benchmarks/.cache`` with ``--build-script``,
-  ``VCSIM_BUILD`` or ``/work/shared/tools/build-vcsim.sh`` when that exists; otherwise the vcbsim
+  ``VCSIM_BUILD`` or ``shared/tools/build-vcsim.sh`` beside the checkout when that exists; otherwise the vcbsim
   column is printed alone. Run as ``vcsim -esx`` (a standalone ESX, as vcbsim is).
 
 The client is built once with ``build_govmomi_client.sh`` into ``benchmarks/.cache/`` (git
@@ -73,7 +73,7 @@ CLIENT_SRC = HERE / "govmomi_client.go"
 BUILD_SCRIPT = HERE / "build_govmomi_client.sh"
 CLIENT_BIN = CACHE / "govmomi_client"
 CLIENT_STAMP = CACHE / "govmomi_client.stamp.json"
-DEFAULT_VCSIM_BUILD = Path("/work/shared/tools/build-vcsim.sh")
+DEFAULT_VCSIM_BUILD = Path(__file__).resolve().parents[3] / "shared" / "tools" / "build-vcsim.sh"
 USER, PASSWORD = "user", "pass"
 START_TIMEOUT = 60.0
 MISSING_VM = "no-such-vm-interop"
@@ -481,8 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--servers", default="vcbsim,vcsim", help="comma-separated: vcbsim, vcsim")
     p.add_argument("--https", action="store_true", help="HTTPS for both servers (the client skips verification)")
     p.add_argument("--vcsim", help="path of a vcsim binary (or VCSIM in the environment)")
-    p.add_argument("--build-script", help=f"script building vcsim into a directory (or VCSIM_BUILD; "
-                   f"default {DEFAULT_VCSIM_BUILD} when present)")
+    p.add_argument("--build-script", help="script building vcsim into a directory (or VCSIM_BUILD; "
+                   "default: shared/tools/build-vcsim.sh beside the checkout, when present)")
     p.add_argument("--rebuild", action="store_true", help="rebuild the Go client even if the cached one is current")
     p.add_argument("--debug", metavar="DIR", help="govmomi SOAP capture of every run into DIR/<server>[-case]/")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds one client run may take (default 600)")
