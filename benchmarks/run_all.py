@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -96,6 +97,8 @@ def main() -> int:
         ("Persisted datastore: write throughput and commit cost", "benchmarks/bench_persist.py"),
         ("SOAP requests: the fast decoder against pyVmomi's", "benchmarks/bench_decode.py"),
         ("SOAP responses: the fast encoder against pyVmomi's", "benchmarks/bench_encode.py"),
+        ("Image backups: full against incremental (changed block tracking) by disk size",
+         "benchmarks/bench_reference_cbt.py"),
     ):
         text, secs, code = run([script], timeout=ns.timeout)
         sections.append((title, f"python {script}", text, secs, code))
@@ -112,6 +115,18 @@ def main() -> int:
     sections.append(("SOAP: snapshot cycles per second against vcsim", "python " + " ".join(soap_args), text, secs, code))
     if soap_json.exists():
         data["soap"] = json.loads(soap_json.read_text())
+
+    # a Go client (govmomi) against both servers: needs Go and govmomi from Debian packages, so
+    # it runs only where the client is built or can be (benchmarks/interop/run_interop.py)
+    go_ready = (HERE / ".cache" / "govmomi_client").exists() or shutil.which("go") is not None
+    if go_ready:
+        interop_args = ["benchmarks/interop/run_interop.py", "--cycles", "1000"]
+        text, secs, code = run(interop_args, timeout=ns.timeout)
+        sections.append(("Interop: a govmomi (Go) client against vcbsim and vcsim", "python " + " ".join(interop_args),
+                         text, secs, code))
+    else:
+        sections.append(("Interop: a govmomi (Go) client against vcbsim and vcsim", "python benchmarks/interop/run_interop.py",
+                         "skipped: no Go toolchain and no built client (see benchmarks/interop/run_interop.py)", 0.0, 0))
 
     data["conformance"] = conformance_rate()
 
