@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 from vcbsim.simulator import InvalidInputError, NotFoundError, StateError
 
-from ._cbt import ImagePlan, read_areas_file, split_chunks
+from ._cbt import ImagePlan, merge_areas, read_areas_file, split_chunks
 from ._client import HostClient, VMInfo
 from ._store import BlobStore
 
@@ -242,17 +242,6 @@ def select_changed(
             or abs(ref.mtime - e.mtime) > 1e-6
         ):
             out.add(e.key)
-    return out
-
-
-def _merge_areas(areas: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for off, n in sorted(areas):
-        if out and off <= out[-1][0] + out[-1][1]:
-            last_off, last_n = out[-1]
-            out[-1] = (last_off, max(last_n, off + n - last_off))
-        else:
-            out.append((off, n))
     return out
 
 
@@ -828,7 +817,7 @@ class Catalog:
                             f"{fname} has {image.size}; restore to a VM with the same disk sizes"
                         )
                         raise StateError(msg)
-                    areas = _merge_areas(
+                    areas = merge_areas(
                         list(image.allocated_areas()) + client.allocated_areas(vm.moref, disk.key, None)
                     )
                     for off, n in areas:

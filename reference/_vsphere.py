@@ -73,6 +73,7 @@ from vcbsim.simulator import (
 )
 from vcbsim.simulator.disk import CowdReader, SeSparseReader
 
+from ._cbt import merge_areas
 from ._client import (
     BlockReader,
     ChangeTracking,
@@ -265,17 +266,6 @@ class _Layer:
         return out
 
 
-def _merge(areas: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for off, n in sorted(a for a in areas if a[1] > 0):
-        if out and off <= out[-1][0] + out[-1][1]:
-            last_off, last_n = out[-1]
-            out[-1] = (last_off, max(last_n, off + n - last_off))
-        else:
-            out.append((off, n))
-    return out
-
-
 class _ChainDisk:
     """A read-only disk over a descriptor chain (top first): a ``BlockReader``."""
 
@@ -356,7 +346,7 @@ class _ChainDisk:
         out: list[tuple[int, int]] = []
         for layer in self.layers:
             out.extend(layer.allocated())
-        return _merge([(o, min(n, self._capacity - o)) for o, n in out if o < self._capacity])
+        return merge_areas(out, self._capacity)
 
 
 # -- the client ----------------------------------------------------------------------------------
@@ -910,7 +900,7 @@ class VSphereHostClient:
         if getattr(dev.backing, "changeId", None):
             capacity = int(dev.capacityInBytes or int(dev.capacityInKB) * 1024)
             try:
-                return _merge(self._qcda(moref, snapshot_id, disk_key, 0, "*", capacity))
+                return merge_areas(self._qcda(moref, snapshot_id, disk_key, 0, "*", capacity))
             except (vmodl.fault.NotSupported, vim.fault.FileFault):
                 pass
         view = self.open_disk(moref, disk_key, snapshot_id)
