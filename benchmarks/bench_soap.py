@@ -105,10 +105,12 @@ def _drain(proc: subprocess.Popen[str], sink: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def start_server(name: str, argv: list[str], port: int, ready: re.Pattern[str]) -> Iterator[Server]:
-    """Start ``argv``; ready when a line of its output matches ``ready``."""
+def start_server(
+    name: str, argv: list[str], port: int, ready: re.Pattern[str], cwd: str | Path | None = None
+) -> Iterator[Server]:
+    """Start ``argv`` (in ``cwd``); ready when a line of its output matches ``ready``."""
     proc = subprocess.Popen(  # noqa: S603 - our own command lines, loopback only
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, cwd=cwd,
     )
     server = Server(name, proc, port)
     try:

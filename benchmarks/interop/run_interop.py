@@ -54,14 +54,11 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,58 +118,17 @@ def _govmomi_version() -> str:
     return "?"
 
 
-# --- servers (as benchmarks/bench_soap.py starts them) -----------------------------------------
+# --- servers: started as benchmarks/bench_soap.py starts them ----------------------------------
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_soap import find_vcsim as _find_vcsim  # noqa: E402
+from bench_soap import free_port  # noqa: E402 - the sibling benchmark's helpers
+from bench_soap import start_server as _start_server  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    name: str
-    proc: subprocess.Popen[str]
-    port: int
-    output: list[str] = field(default_factory=list)
-
-
-def _drain(proc: subprocess.Popen[str], sink: list[str]) -> None:
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if len(sink) < 200:
-            sink.append(line.rstrip())
-
-
-@contextlib.contextmanager
-def start_server(name: str, argv: list[str], port: int, ready: re.Pattern[str]) -> Iterator[Server]:
-    """Start ``argv``; ready when a line of its output matches ``ready``."""
-    proc = subprocess.Popen(  # noqa: S603 - our own command lines, loopback only
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, cwd=REPO,
-    )
-    server = Server(name, proc, port)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        assert proc.stdout is not None
-        while True:
-            line = proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"{name} exited before it was ready: {' '.join(server.output)[-2000:]}")
-            server.output.append(line.rstrip())
-            if ready.search(line):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} not ready after {START_TIMEOUT:.0f} s")
-        threading.Thread(target=_drain, args=(proc, server.output), daemon=True).start()
-        yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def start_server(name: str, argv: list[str], port: int, ready: re.Pattern[str]) -> Any:
+    """``bench_soap.start_server`` run from the repository (vcbsim is run as a module)."""
+    return _start_server(name, argv, port, ready, cwd=REPO)
 
 
 def vcbsim_argv(port: int, https: bool, profile: str) -> list[str]:
@@ -194,20 +150,10 @@ READY = {
 
 def find_vcsim(explicit: str | None, build_script: str | None) -> str | None:
     """bench_soap.py's lookup; the default build script is the shared build-vcsim.sh when present."""
-    for candidate in (explicit, os.environ.get("VCSIM"), str(CACHE / "vcsim")):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    if explicit:
-        raise SystemExit(f"--vcsim {explicit}: not an executable file")
     script = build_script or os.environ.get("VCSIM_BUILD")
     if not script and DEFAULT_VCSIM_BUILD.is_file():
         script = str(DEFAULT_VCSIM_BUILD)
-    if not script:
-        return None
-    print(f"building vcsim with {script} into {CACHE} (a minute or two) ...", file=sys.stderr, flush=True)
-    CACHE.mkdir(exist_ok=True)
-    subprocess.run([script, str(CACHE)], check=True)  # noqa: S603 - the user's own script
-    return str(CACHE / "vcsim")
+    return _find_vcsim(explicit, script)
 
 
 # --- running the client --------------------------------------------------------------------
