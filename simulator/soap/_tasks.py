@@ -271,8 +271,9 @@ class TaskRunner:
     def _work(self) -> None:
         with self.ep.lock:
             while True:
-                # the timeout is a safety net: a task whose serving thread died before its
-                # response was sent is run by the worker soon after
+                # the timeout is a safety net: every path that queues a task either drains it
+                # (a serving thread, after its response, even a failed one) or wakes this thread;
+                # if one ever did neither, the task would still run within 50 ms
                 self._work_ready.wait_for(
                     lambda: self._stopping or (bool(self._queue) and self._running_allowed.is_set()), timeout=0.05
                 )
