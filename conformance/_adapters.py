@@ -44,10 +44,13 @@ __all__ = [
     "CommandAdapter",
     "call_adapter",
     "image_digest",
+    "image_levels",
 ]
 
 Mode = Literal["fullvm", "file"]
 Level = Literal["full", "differential", "incremental"]
+#: Every level a backup (file or image) can be asked for.
+LEVELS: tuple[str, ...] = ("full", "differential", "incremental")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +58,9 @@ class BackupPolicy:
     """What one job is asked to do.
 
     ``mode``: ``fullvm`` (image-level) or ``file`` (file-level, Windows guests only);
-    ``level``: ``full``, ``differential`` or ``incremental`` (file-level only).
+    ``level``: ``full``, ``differential`` or ``incremental``. For an image-level job a level
+    other than ``full`` (changed areas only, e.g. with changed block tracking) is asked only of
+    an orchestrator that declares it in ``image_levels`` (see ``image_levels()``).
     """
 
     mode: Mode = "fullvm"
@@ -68,10 +73,6 @@ class BackupPolicy:
         if self.level not in ("full", "differential", "incremental"):
             msg = "BackupPolicy.level"
             raise InvalidDefinition(msg, expected="'full', 'differential' or 'incremental'", got=self.level)
-        if self.mode == "fullvm" and self.level != "full":
-            msg = "BackupPolicy.level"
-            raise InvalidDefinition(msg, expected="'full' for an image-level (fullvm) backup", got=self.level,
-                                    hint="differential and incremental are file-level backup types")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,12 @@ class JobResult:
 
 @runtime_checkable
 class Orchestrator(Protocol):
-    """A backup product under test (proxy side)."""
+    """A backup product under test (proxy side).
+
+    Optional attribute ``image_levels``: the levels of image-level (``fullvm``) backups the
+    product can do, ``("full",)`` when absent; ``("full", "incremental", "differential")``
+    lets the kit ask for incremental and differential image backups (``image_levels()``).
+    """
 
     name: str
     version: str
@@ -132,6 +138,8 @@ class FunctionOrchestrator:
     handler: Handler
     name: str = "function"
     version: str = "0"
+    #: the image-backup levels ``handler`` can do (``image_levels()``)
+    image_levels: tuple[str, ...] = ("full",)
 
     def backup(self, host: HostClient, vm_name: str, policy: BackupPolicy) -> JobResult:
         return self.handler(host, vm_name, policy)
@@ -142,8 +150,12 @@ class ReferenceOrchestrator:
 
     ``proxy_factory(client, root)`` builds the proxy (mutants pass a broken subclass); the
     proxy's working directory and the backup catalog live in a temporary directory owned by
-    this object (``close()`` removes it).
+    this object (``close()`` removes it). Image backups of every level are passed on as
+    ``BackupProxy.backup(..., kind=level)``; the digests it reports are read from what
+    ``Catalog.restore_image_files`` rebuilds (for an incremental or differential: the chain).
     """
+
+    image_levels: tuple[str, ...] = ("full", "incremental", "differential")
 
     def __init__(self, proxy_factory: Callable[[Any, Path], Any] | None = None, *, name: str = "reference",
                  version: str | None = None) -> None:
@@ -168,7 +180,7 @@ class ReferenceOrchestrator:
             self._catalog = Catalog(self._root / "catalog")
         from vcbsim.simulator import InvalidInputError
 
-        kind = policy.level if policy.mode == "file" else None
+        kind = policy.level if policy.mode == "file" or policy.level != "full" else None
         try:
             r = self._proxy.backup(f"name:{vm_name}", policy.mode, catalog=self._catalog, kind=kind)
         except InvalidInputError as exc:  # refused before anything ran (e.g. file-level of Linux)
@@ -218,6 +230,22 @@ def _version() -> str:
     from ._rules import KIT_VERSION
 
     return KIT_VERSION
+
+
+def image_levels(adapter: Any) -> tuple[str, ...]:
+    """The image-backup levels ``adapter`` declares (its optional ``image_levels`` attribute):
+    ``("full",)`` when it declares none. The kit asks an orchestrator for an incremental or
+    differential image backup only when it declares that level; a declaration that is not a
+    subset of ``full``, ``incremental``, ``differential`` holding ``full`` is refused."""
+    declared = getattr(adapter, "image_levels", None)
+    if declared is None:
+        return ("full",)
+    levels = (declared,) if isinstance(declared, str) else tuple(declared)
+    if "full" not in levels or any(lv not in LEVELS for lv in levels):
+        msg = f"{getattr(adapter, 'name', type(adapter).__name__)}.image_levels"
+        raise InvalidDefinition(msg, expected="'full' and any of 'incremental', 'differential'", got=declared,
+                                hint='for example image_levels = ("full", "incremental", "differential")')
+    return tuple(dict.fromkeys(levels))
 
 
 def call_adapter(adapter: Orchestrator, host: HostClient, vm_name: str, policy: BackupPolicy) -> JobResult:
@@ -301,6 +329,9 @@ class CommandAdapter:
     cwd: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 600.0
+    #: the image-backup levels the command can do (``image_levels()``): ``{level}`` of an
+    #: image job is ``incremental`` or ``differential`` only when declared here
+    image_levels: tuple[str, ...] = ("full",)
     user: str = "user"
     password: str = "pass"  # noqa: S105 - the simulator's test credential (``vcbsim serve``'s default)
 

@@ -248,6 +248,11 @@ RULES: dict[str, Rule] = _r(
     Rule("IMG-ALL-DISKS", "An image backup exports every disk",
          "An image-level backup MUST export every virtual disk of the VM as of the snapshot.",
          "seed image-level step 1; spec R57", "IMAGE"),
+    Rule("IMG-LEVEL-CONTENT", "An incremental or differential image restores to the snapshot",
+         "After an incremental or differential image-level backup, the image restored from it "
+         "(laid over the backups it builds on) MUST equal the VM's disks as of its backup "
+         "snapshot: every changed area MUST be taken, as of that snapshot.",
+         "spec R51; seed image-level steps 1-2", "IMAGE", checked_by=("suite",)),
     # ------------------------------------------------------------------ FILE
     Rule("FILE-WINDOWS-ONLY", "File-level backups only for Windows guests",
          "The proxy MUST NOT mount the volumes of a non-Windows guest for a file-level backup.",

@@ -15,8 +15,10 @@ checks
 
 - the trace so far (``check_trace``, open-ended: leftovers a failed job *tried* to remove,
   or left by an injected crash, may wait for the next run);
-- the data: the backup holds the guest's files as of the snapshot (CMT-BACKUP-CONTENT), and
-  the live guest still holds every write, including those made in snapshot mode (CMT-DATA);
+- the data: the backup holds the guest's files as of the snapshot (CMT-BACKUP-CONTENT; for
+  an incremental or differential image backup, the image restored through its chain:
+  IMG-LEVEL-CONTENT), and the live guest still holds every write, including those made in
+  snapshot mode (CMT-DATA);
 
 and at the end (``finish``) faults are disarmed, every VM gets one clean run (which must also
 clean up whatever an earlier failure left, spec F16), and the whole trace is checked with
@@ -26,6 +28,13 @@ Order of a run: saved failures from the replay directory first, then the built-i
 (one per documented failure path), then Hypothesis' random exploration
 (``RuleBasedStateMachine``). The seed, the kit and Hypothesis versions are printed; a
 failure prints a pasteable pytest function and is saved to the replay directory.
+
+Image levels: a ``backup`` step may ask for an ``incremental`` or ``differential`` image
+(``fullvm``) backup. The orchestrator is asked for that level only when it declares it
+(``image_levels``, ``_adapters.image_levels``); otherwise the job is asked as a ``full`` one, as a
+product without changed block tracking would do it. The exploration draws image levels only
+on host profiles with changed block tracking (``esxi-7.0``) and for orchestrators that declare
+them.
 
 Profiles (``KIT_PROFILES``): ``quick`` (a few examples, for every commit), ``dev`` (more, and
 expectation files allowed), ``certify`` (many; refuses skips, filters and expectation files),
@@ -45,7 +54,7 @@ from typing import Any, TextIO
 
 from vcbsim.simulator import Event
 
-from ._adapters import BackupPolicy, JobResult, Orchestrator, call_adapter
+from ._adapters import BackupPolicy, JobResult, Orchestrator, call_adapter, image_levels
 from ._checker import CheckReport, check_trace
 from ._errors import (
     AdapterError,
@@ -177,6 +186,8 @@ class Scenario:
         except Exception as exc:
             msg = f"adapter factory {adapter_factory!r} raised {type(exc).__name__}: {exc}"
             raise AdapterError(msg, operation="factory") from exc
+        #: the image-backup levels the orchestrator declares (others are asked as full)
+        self.image_levels = image_levels(self.adapter)
         self.steps: list[Step] = []
         self.results: list[JobResult] = []
         self.out = out
@@ -254,10 +265,13 @@ class Scenario:
     def backup(self, vm: str, mode: str = "fullvm", level: str = "full",
                during: tuple[tuple[str, str], ...] = ()) -> JobResult | None:
         """Run one job through the adapter; ``during``: guest writes made once the snapshot is
-        exposed (the VM keeps running in snapshot mode, seed step 2). Then check."""
+        exposed (the VM keeps running in snapshot mode, seed step 2). Then check. An image
+        ``level`` the orchestrator does not declare (``image_levels``) is asked as ``full``."""
         from vcbsim.simulator import SimulatedCrash
 
         self._record(Step.of("backup", vm=vm, mode=mode, level=level, during=tuple(tuple(d) for d in during)))
+        if mode == "fullvm" and level not in self.image_levels:
+            level = "full"
         policy = BackupPolicy(mode, level)  # type: ignore[arg-type]
         mark = len(self.host.trace)
         self._during = [(vm, p, t) for p, t in during]
@@ -340,6 +354,14 @@ class Scenario:
             want = self._snap_digests.get(str(snaps[-1].details.get("snapshot"))) if snaps else None
             if want is not None:
                 bad = sorted(k for k in want if result.disks.get(k) != want[k])
+                if bad and policy.level != "full":
+                    # the image the product restores of an incremental or differential: its chain
+                    why = (f"the {policy.level} image backup of {vm}, restored through its chain, holds other data "
+                           f"than disk(s) {bad} had at the snapshot (#{snaps[-1].seq}); an incremental or "
+                           "differential image backup with the backups it builds on equals the disks as of its "
+                           "snapshot")
+                    raise ConformanceViolation("IMG-LEVEL-CONTENT", why, witness=(snaps[-1],), vm=moref,
+                                               rule_ids=("CMT-BACKUP-CONTENT",))
                 if bad:
                     why = (f"the image backup of {vm} holds other data than disk(s) {bad} had at the snapshot "
                            f"(#{snaps[-1].seq}); an image backup equals the disks as of its snapshot")
@@ -463,6 +485,24 @@ SCENARIOS: dict[str, tuple[Step, ...]] = {
         _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=()),
         _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=()),
     ),
+    "image-level-chain": (
+        # with changed block tracking (esxi-7.0) and an orchestrator that declares image levels:
+        # a plain full, an incremental that enables CBT (a full baseline for the reference), a
+        # differential, then incrementals on it; elsewhere every job is a full one
+        _S("write", vm=WINDOWS_VM, path="D:\\Data\\orders.csv", text="v1"),
+        _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=()),
+        _S("backup", vm=WINDOWS_VM, mode="fullvm", level="incremental", during=()),
+        _S("write", vm=WINDOWS_VM, path="D:\\Data\\new.txt", text="after the baseline"),
+        _S("backup", vm=WINDOWS_VM, mode="fullvm", level="incremental",
+           during=(("D:\\Data\\during.txt", "in snapshot mode"),)),
+        _S("write", vm=WINDOWS_VM, path="D:\\Data\\orders.csv", text="v2"),
+        _S("backup", vm=WINDOWS_VM, mode="fullvm", level="differential", during=()),
+        _S("write", vm=WINDOWS_VM, path="C:\\temp.txt", text="c"),
+        _S("backup", vm=WINDOWS_VM, mode="fullvm", level="incremental", during=()),
+        _S("backup", vm=LINUX_VM, mode="fullvm", level="incremental", during=()),
+        _S("write", vm=LINUX_VM, path="/var/www/new.html", text="web"),
+        _S("backup", vm=LINUX_VM, mode="fullvm", level="incremental", during=()),
+    ),
     "proxy-crash-then-next-run-cleans": (
         _S("arm_fault", operation="crash", target="proxy.after-expose", fault=None, delay=0.0, exit_code=None, times=1),
         _S("backup", vm=WINDOWS_VM, mode="file", level="full", during=()),
@@ -488,10 +528,12 @@ _FAULTS: tuple[dict[str, Any], ...] = (
 )
 
 
-def _strategies() -> tuple[Any, Any, Any, Any, Any]:
+def _strategies(levels: Sequence[str] = ("full",)) -> tuple[Any, Any, Any, Any, Any]:
     """Hypothesis strategies of the exploration: script names (byte-wise order traps:
     upper/lower case, ``9`` after ``40``), file contents, guest paths, guest writes (the
-    workload) and job policies (including requests the product must refuse)."""
+    workload) and job policies (including requests the product must refuse); image jobs are
+    drawn at ``levels`` (only ``full`` unless the host tracks changes and the orchestrator
+    declares more)."""
     from hypothesis import strategies as st
 
     names = st.sampled_from(["05-first.bat", "15-Mid.bat", "15-mid.bat", "40-last.cmd", "9-nine.bat"])
@@ -500,7 +542,8 @@ def _strategies() -> tuple[Any, Any, Any, Any, Any]:
     lin_paths = st.sampled_from(["/var/www/index.html", "/var/www/new.html"])
     writes = st.one_of(st.tuples(st.just(WINDOWS_VM), win_paths, text), st.tuples(st.just(LINUX_VM), lin_paths, text))
     policies = st.one_of(
-        st.tuples(st.sampled_from(VMS), st.just("fullvm"), st.just("full")),
+        st.tuples(st.sampled_from(VMS), st.just("fullvm"),
+                  st.just("full") if tuple(levels) == ("full",) else st.sampled_from(tuple(levels))),
         st.tuples(st.just(WINDOWS_VM), st.just("file"), st.sampled_from(["full", "incremental", "differential"])),
         st.tuples(st.just(LINUX_VM), st.just("file"), st.just("full")),
     )
@@ -508,12 +551,20 @@ def _strategies() -> tuple[Any, Any, Any, Any, Any]:
     return names, text, win_paths, writes, policies
 
 
+def explored_image_levels(adapter: Any, host_profile: str) -> tuple[str, ...]:
+    """The image levels the exploration draws: those ``adapter`` declares, on a host profile
+    with changed block tracking; ``("full",)`` otherwise."""
+    from vcbsim.simulator import get_profile
+
+    return image_levels(adapter) if get_profile(host_profile).change_tracking else ("full",)
+
+
 def _machine(adapter_factory: Callable[[], Orchestrator], host_profile: str, sink: list[Scenario],
-             guest_agent_factory: Callable[[Any], Any] | None) -> type:
+             guest_agent_factory: Callable[[Any], Any] | None, levels: Sequence[str] = ("full",)) -> type:
     from hypothesis import strategies as st
     from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-    names, text, win_paths, writes, policies = _strategies()
+    names, text, win_paths, writes, policies = _strategies(levels)
 
     class KitMachine(RuleBasedStateMachine):
         """Drives the adapter: guest writes, scripts, faults and jobs; checks after each job."""
@@ -764,6 +815,7 @@ def judge(
     probe = adapter_factory()
     adapter_name = str(getattr(probe, "name", type(probe).__name__))
     adapter_version = str(getattr(probe, "version", ""))
+    levels = explored_image_levels(probe, host_profile)
     closer = getattr(probe, "close", None)
     if callable(closer):
         closer()
@@ -848,7 +900,7 @@ def judge(
     # 3. random exploration
     if explore and not failed():
         sink: list[Scenario] = []
-        machine = _machine(adapter_factory, host_profile, sink, guest_agent_factory)
+        machine = _machine(adapter_factory, host_profile, sink, guest_agent_factory, levels)
         hs = settings(max_examples=kp.max_examples, stateful_step_count=kp.step_count, deadline=None, database=None,
                       suppress_health_check=list(HealthCheck), print_blob=False, report_multiple_bugs=False,
                       verbosity=Verbosity.verbose if kp.verbose else Verbosity.quiet)

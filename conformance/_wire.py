@@ -29,8 +29,9 @@ placeholder      environment           value
 ``{password}``   ``VCBSIM_PASSWORD``   its password (``pass``)
 ``{vm}``         ``VCBSIM_VM``         the VM's display name
 ``{mode}``       ``VCBSIM_MODE``       ``fullvm`` (image) or ``file`` (file-level)
-``{level}``      ``VCBSIM_LEVEL``      ``full``, ``differential`` or ``incremental``
-``{kind}``       ``VCBSIM_KIND``       ``image``, or the level of a file-level job
+``{level}``      ``VCBSIM_LEVEL``      ``full``, ``differential`` or ``incremental`` (image jobs:
+                                       only levels in ``CommandAdapter.image_levels``)
+``{kind}``       ``VCBSIM_KIND``       ``image`` for a full image job, else the level
 ``{trace}``      ``VCBSIM_TRACE``      a file for the product's proxy events (JSON Lines, optional)
 ``{control}``    ``VCBSIM_CONTROL``    the control API (``.../vcbsim-api``), to post events live
 ``{workdir}``    ``VCBSIM_WORKDIR``    a directory kept for the whole case (catalogs, state)
@@ -85,7 +86,7 @@ from typing import IO, Any
 
 from vcbsim.simulator import Event
 
-from ._adapters import BackupPolicy, CommandAdapter, JobResult
+from ._adapters import BackupPolicy, CommandAdapter, JobResult, image_levels
 from ._checker import STEP_ORDER, CheckReport, check_trace
 from ._errors import AdapterError, ConformanceViolation, InvalidDefinition, KitError
 from ._report import CaseResult, RunInfo, new_run_info, write_bundle
@@ -356,7 +357,7 @@ class WireJob:
 def _values(adapter: CommandAdapter, ep: WireEndpoint, vm: str, policy: BackupPolicy, trace: Path,
             workdir: Path) -> dict[str, str]:
     return {"url": ep.url, "user": ep.user, "password": ep.password, "vm": vm, "mode": policy.mode,
-            "level": policy.level, "kind": "image" if policy.mode == "fullvm" else policy.level,
+            "level": policy.level, "kind": "image" if policy.mode == "fullvm" and policy.level == "full" else policy.level,
             "trace": str(trace), "control": ep.control_url, "workdir": str(workdir)}
 
 
@@ -587,6 +588,8 @@ class WireScenario:
     def backup(self, vm: str, mode: str = "fullvm", level: str = "full",
                during: tuple[tuple[str, str], ...] = ()) -> JobResult:
         self._record(Step.of("backup", vm=vm, mode=mode, level=level, during=tuple(tuple(d) for d in during)))
+        if mode == "fullvm" and level not in image_levels(self.adapter):
+            level = "full"  # the command does not declare this image level: asked as a full one
         policy = BackupPolicy(mode, level)  # type: ignore[arg-type]
         self._sync()
         pending = list(during)

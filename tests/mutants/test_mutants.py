@@ -7,6 +7,7 @@ import io
 
 import pytest
 from guest_agents import GUEST_AGENTS
+from image_level_mutants import IMAGE_LEVEL_MUTANTS, image_level_mutant
 from toy_proxy import ToyProxy, toy
 
 from vcbsim.conformance import ConformanceViolation, ReferenceOrchestrator, run
@@ -43,6 +44,11 @@ GUEST_MUTANTS = [
     ("forgets-unquiesce-on-snapshot-failure", "QSC-UNQUIESCE"),
     ("legacy-post-thaw-first", "SCR-LEGACY-PLACEMENT"),
 ]
+#: (mutant, the rule it breaks): run on esxi-7.0, the host profile with changed block tracking
+IMAGE_LEVEL_RULES = [
+    ("incremental-stores-one-changed-area-too-few", "IMG-LEVEL-CONTENT"),
+    ("incremental-queries-with-the-wrong-change-id", "IMG-LEVEL-CONTENT"),
+]
 
 
 def _rejects(rule: str, **kwargs) -> ConformanceViolation:
@@ -65,6 +71,16 @@ def test_quick_rejects_orchestrator_mutant(name: str, factory, rule: str) -> Non
 @pytest.mark.parametrize(("name", "rule"), GUEST_MUTANTS, ids=[m[0] for m in GUEST_MUTANTS])
 def test_quick_rejects_guest_agent_mutant(name: str, rule: str) -> None:
     _rejects(rule, adapter_factory=ReferenceOrchestrator, guest_agent_factory=GUEST_AGENTS[name])
+
+
+@pytest.mark.parametrize(("name", "rule"), IMAGE_LEVEL_RULES, ids=[m[0] for m in IMAGE_LEVEL_RULES])
+def test_quick_rejects_image_level_mutant(name: str, rule: str) -> None:
+    exc = _rejects(rule, adapter_factory=image_level_mutant(name), host_profile="esxi-7.0")
+    assert exc.rule_id == rule and "restored through its chain" in str(exc)
+
+
+def test_every_image_level_mutant_is_listed() -> None:
+    assert {m[0] for m in IMAGE_LEVEL_RULES} == set(IMAGE_LEVEL_MUTANTS)
 
 
 def test_there_are_at_least_25_mutants() -> None:
@@ -106,6 +122,14 @@ def test_certify_passes_the_reference_proxy(tmp_path) -> None:
 @pytest.mark.parametrize("host_profile", ["esx-3.5u1", "esxi-7.0"])
 def test_quick_passes_the_reference_proxy_on_the_other_host_profiles(host_profile: str) -> None:
     assert run(ReferenceOrchestrator, profile="quick", seed=11, host_profile=host_profile, out=io.StringIO()).ok
+
+
+def test_certify_passes_the_reference_proxy_with_changed_block_tracking() -> None:
+    """On esxi-7.0 the scenarios and the exploration ask the reference for incremental and
+    differential image backups, and it passes."""
+    result = run(ReferenceOrchestrator, profile="certify", seed=20260101, host_profile="esxi-7.0",
+                 out=io.StringIO())
+    assert result.ok
 
 
 def test_quick_passes_the_toy_proxy() -> None:

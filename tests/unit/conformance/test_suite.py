@@ -139,8 +139,11 @@ def test_steps_round_trip_and_validate() -> None:
     assert Step.from_dict(json.loads(json.dumps(st.to_dict()))) == st
     with pytest.raises(InvalidDefinition, match="step op"):
         Step.of("format_disk")
-    with pytest.raises(InvalidDefinition, match="file-level backup types"):
-        BackupPolicy("fullvm", "incremental")
+    with pytest.raises(InvalidDefinition, match="BackupPolicy.level"):
+        BackupPolicy("fullvm", "weekly")
+    with pytest.raises(InvalidDefinition, match="BackupPolicy.mode"):
+        BackupPolicy("vmdk", "full")  # type: ignore[arg-type]
+    assert BackupPolicy("fullvm", "incremental").level == "incremental"  # image levels (CBT)
 
 
 def test_scenario_data_checks_catch_a_backup_of_live_files() -> None:
@@ -188,3 +191,78 @@ def test_image_content_is_compared_with_the_disks_at_the_snapshot() -> None:
     with pytest.raises(ConformanceViolation) as info:
         s.backup("rhel5-web", "fullvm")
     assert info.value.rule_id == "CMT-BACKUP-CONTENT" and "as of its snapshot" in info.value.explanation
+
+
+def _recording(levels: tuple[str, ...]):
+    asked: list[BackupPolicy] = []
+
+    def handler(host, vm_name, policy):
+        asked.append(policy)
+        return ReferenceOrchestrator().backup(host, vm_name, policy)
+
+    return asked, (lambda: FunctionOrchestrator(handler, image_levels=levels))
+
+
+def test_image_levels_are_asked_only_of_an_orchestrator_that_declares_them() -> None:
+    from vcbsim.conformance._adapters import image_levels
+
+    assert image_levels(object()) == ("full",)
+    assert image_levels(ReferenceOrchestrator) == ("full", "incremental", "differential")
+    with pytest.raises(InvalidDefinition, match="image_levels"):
+        image_levels(FunctionOrchestrator(_never_removes, image_levels=("incremental",)))
+    asked, factory = _recording(("full",))
+    s = Scenario(factory, host_profile="esxi-7.0")
+    s.backup("rhel5-web", "fullvm", "incremental")
+    s.close()
+    assert [(p.mode, p.level) for p in asked] == [("fullvm", "full")]
+    assert s.steps[-1].code().count("level='incremental'") == 1  # the step keeps what was asked
+    asked, factory = _recording(("full", "incremental"))
+    s = Scenario(factory, host_profile="esxi-7.0")
+    s.backup("rhel5-web", "fullvm", "incremental")
+    s.backup("rhel5-web", "fullvm", "differential")
+    s.close()
+    assert [p.level for p in asked] == ["incremental", "full"]
+
+
+def test_exploration_draws_image_levels_only_with_changed_block_tracking() -> None:
+    from vcbsim.conformance._suite import explored_image_levels
+
+    ref = ReferenceOrchestrator()
+    try:
+        assert explored_image_levels(ref, "esxi-7.0") == ("full", "incremental", "differential")
+        assert explored_image_levels(ref, "esx-3.5u2") == ("full",)
+    finally:
+        ref.close()
+    assert explored_image_levels(FunctionOrchestrator(_never_removes), "esxi-7.0") == ("full",)
+
+
+def test_an_incremental_image_is_judged_through_its_restored_chain() -> None:
+    """The reference restores the incremental from its chain; a product whose restored
+    incremental misses a changed area fails IMG-LEVEL-CONTENT."""
+    s = Scenario(ReferenceOrchestrator, host_profile="esxi-7.0")
+    for level in ("full", "incremental"):  # the first incremental enables CBT: a baseline full
+        s.backup("win2003-sql", "fullvm", level)
+    s.write("win2003-sql", "D:\\Data\\new.txt", "changed")
+    r = s.backup("win2003-sql", "fullvm", "incremental")
+    assert r is not None and r.ok and r.disks
+    catalog = s.adapter._catalog  # type: ignore[attr-defined]
+    assert catalog.backup(int(r.backup_id)).level == "incremental"
+    s.close()
+
+    stale: dict[int, str] = {}
+
+    def stale_incremental(host, vm_name, policy):
+        r = ReferenceOrchestrator().backup(host, vm_name, policy)
+        if policy.level == "full":
+            stale.update(r.disks or {})
+            return r
+        return JobResult(ok=r.ok, disks=dict(stale))  # the base's image: the changes are missing
+
+    s = Scenario(lambda: FunctionOrchestrator(stale_incremental, image_levels=("full", "incremental")),
+                 host_profile="esxi-7.0")
+    s.backup("win2003-sql", "fullvm", "full")
+    s.write("win2003-sql", "D:\\Data\\new.txt", "changed")
+    with pytest.raises(ConformanceViolation) as info:
+        s.backup("win2003-sql", "fullvm", "incremental")
+    s.close()
+    assert info.value.rule_id == "IMG-LEVEL-CONTENT" and "CMT-BACKUP-CONTENT" in info.value.rule_ids
