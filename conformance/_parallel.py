@@ -55,7 +55,7 @@ from typing import Any, Literal, TextIO
 from . import _suite
 from ._errors import InvalidDefinition, KitError
 from ._report import CaseResult, RunInfo, new_run_info, write_bundle
-from ._rules import HOST_PROFILES, KIT_VERSION
+from ._rules import KIT_VERSION
 
 __all__ = [
     "EXPLORE_SHARDS",
@@ -309,14 +309,7 @@ def run_parallel(
     results into one ``RunResult`` and, with ``report``, one bundle. Unlike ``run`` it does not
     raise for FAIL / ERROR cases: look at ``result.ok`` and ``result.cases``. Bad arguments
     raise ``InvalidDefinition``."""
-    kp = _profile(profile)
-    if host_profile not in HOST_PROFILES:
-        msg = "host profile"
-        raise InvalidDefinition(msg, expected="one of " + ", ".join(HOST_PROFILES), got=host_profile)
-    if expectations and not kp.allow_expectations:
-        msg = f"expectations with profile {profile!r}"
-        raise InvalidDefinition(msg, expected="no expectation file", got=sorted(expectations),
-                                hint="expectation files are for the 'dev' profile; certify judges every case")
+    kp = _suite.check_options(profile, host_profile, expectations)
     n = resolve_workers(workers)
     out = out if out is not None else sys.stdout
     if seed is None:

@@ -703,6 +703,24 @@ def _outcome(exc: BaseException) -> tuple[str, tuple[str, ...], str, tuple[dict[
     return "error", (), f"{type(exc).__name__}: {exc}", ()
 
 
+def check_options(profile: str, host_profile: str, expectations: Mapping[str, str] | None) -> KitProfile:
+    """The kit profile named ``profile``, after the checks every run makes of its options
+    (``InvalidDefinition`` names what is wrong): known profiles, and expectation files only
+    where the profile allows them."""
+    if profile not in KIT_PROFILES:
+        msg = "kit profile"
+        raise InvalidDefinition(msg, expected="one of " + ", ".join(KIT_PROFILES), got=profile)
+    kp = KIT_PROFILES[profile]
+    if host_profile not in HOST_PROFILES:
+        msg = "host profile"
+        raise InvalidDefinition(msg, expected="one of " + ", ".join(HOST_PROFILES), got=host_profile)
+    if expectations and not kp.allow_expectations:
+        msg = f"expectations with profile {profile!r}"
+        raise InvalidDefinition(msg, expected="no expectation file", got=sorted(expectations),
+                                hint="expectation files are for the 'dev' profile; certify judges every case")
+    return kp
+
+
 def run(
     adapter_factory: Callable[[], Orchestrator],
     *,
@@ -736,17 +754,7 @@ def run(
 
     .. versionadded:: 0.1.0
     """
-    if profile not in KIT_PROFILES:
-        msg = "kit profile"
-        raise InvalidDefinition(msg, expected="one of " + ", ".join(KIT_PROFILES), got=profile)
-    kp = KIT_PROFILES[profile]
-    if host_profile not in HOST_PROFILES:
-        msg = "host profile"
-        raise InvalidDefinition(msg, expected="one of " + ", ".join(HOST_PROFILES), got=host_profile)
-    if expectations and not kp.allow_expectations:
-        msg = f"expectations with profile {profile!r}"
-        raise InvalidDefinition(msg, expected="no expectation file", got=sorted(expectations),
-                                hint="expectation files are for the 'dev' profile; certify judges every case")
+    kp = check_options(profile, host_profile, expectations)
     if (scenarios is not None or not explore) and not kp.allow_skips:
         msg = f"filters with profile {profile!r}"
         raise InvalidDefinition(msg, expected="every scenario and the exploration", got=list(scenarios or []),
