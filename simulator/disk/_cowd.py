@@ -103,6 +103,21 @@ def _u32_bytes(arr: array[int]) -> bytes:
     return arr.tobytes()
 
 
+def _data_piece(
+    out: bytearray, grains: Any, indexes: Any, grain_size: int, data_at: int, pos: int, end: int
+) -> int:
+    """Append the bytes of the data region from ``pos`` to the end of that grain (or ``end``)
+    to ``out``: the ``k``-th stored grain is virtual grain ``indexes[k]``, zeros where it holds
+    fewer bytes. Returns where the piece stops. (COWD and SEsparse extents lay their grains out
+    the same way after their tables.)"""
+    k, within = divmod(pos - data_at, grain_size)
+    stop = min(end, data_at + (k + 1) * grain_size)
+    grain = bytes(grains.get(indexes[k], b""))
+    piece = grain[within : within + (stop - pos)]
+    out += piece + bytes(stop - pos - len(piece))
+    return stop
+
+
 @dataclass(frozen=True, slots=True)
 class CowdHeader:
     """The fields of a COWD header a reader needs (sizes in sectors)."""
@@ -306,13 +321,7 @@ class CowdExtent:
                 stop = min(end, gt_at + (n + 1) * _GT_BYTES)
                 out += self._gt_bytes(self._tables[n])[within : within + (stop - pos)]
             else:
-                rel = pos - data_at
-                k = rel // self.grain_size
-                stop = min(end, data_at + (k + 1) * self.grain_size)
-                within = rel - k * self.grain_size
-                grain = bytes(self._grains.get(self.indexes[k], b""))
-                piece = grain[within : within + (stop - pos)]
-                out += piece + bytes(stop - pos - len(piece))
+                stop = _data_piece(out, self._grains, self.indexes, self.grain_size, data_at, pos, end)
             pos = stop
         return bytes(out)
 
@@ -584,11 +593,7 @@ class SeSparseExtent:
                 stop = min(end, data_at)
                 out += bytes(stop - pos)
             else:
-                k, within = divmod(pos - data_at, self.grain_size)
-                stop = min(end, data_at + (k + 1) * self.grain_size)
-                grain = bytes(self._grains.get(self.indexes[k], b""))
-                piece = grain[within : within + (stop - pos)]
-                out += piece + bytes(stop - pos - len(piece))
+                stop = _data_piece(out, self._grains, self.indexes, self.grain_size, data_at, pos, end)
             pos = stop
         return bytes(out)
 
