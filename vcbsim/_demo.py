@@ -122,13 +122,7 @@ def _same_device(a: Any, b: Any) -> tuple[bool, int]:
 
 
 def _tree(fs: Any, letters: tuple[str, ...] = ("C", "D")) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    for letter in letters:
-        for dirpath, _dirs, files in fs.walk(f"{letter}:\\"):
-            for f in files:
-                p = dirpath.rstrip("\\") + "\\" + f
-                out[p.casefold()] = fs.read_bytes(p)
-    return out
+    return fs.read_tree(*(f"{letter}:\\" for letter in letters))
 
 
 def _restored_tree(catalog: Any, backup_id: int, target: Path, letters: tuple[str, ...] = ("C", "D")) -> dict[str, bytes]:

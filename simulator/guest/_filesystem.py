@@ -280,6 +280,19 @@ class GuestFileSystem:
     def read_text(self, path: str, encoding: str = "utf-8") -> str:
         return self.read_bytes(path).decode(encoding)
 
+    def read_tree(self, *tops: str) -> dict[str, bytes]:
+        """Every file under the guest directories ``tops`` (``"C:\\"``, ``"/"``), keyed by
+        its path case-folded (the way a Windows guest compares names), for comparing a guest
+        with a backup or a restore."""
+        out: dict[str, bytes] = {}
+        for top in tops:
+            for dirpath, _dirs, files in self.walk(top):
+                sep = "\\" if "\\" in dirpath or dirpath.endswith(":") else "/"
+                for name in files:
+                    path = dirpath.rstrip(sep) + sep + name
+                    out[path.casefold()] = self.read_bytes(path)
+        return out
+
     def walk(self, top: str | Volume) -> Iterator[tuple[str, list[str], list[str]]]:
         """``os.walk``-style ``(dirpath, dirnames, filenames)`` with guest paths.
 

@@ -65,13 +65,7 @@ def install_script(vm: Any, name: str, text: str) -> str:
 
 def guest_tree(fs: Any, letters: tuple[str, ...] = ("C", "D")) -> dict[str, bytes]:
     """Every file of the lettered volumes: ``{"C:\\dir\\f": bytes}`` (keys case-folded)."""
-    out: dict[str, bytes] = {}
-    for letter in letters:
-        for dirpath, _dirs, files in fs.walk(f"{letter}:\\"):
-            for f in files:
-                p = dirpath.rstrip("\\") + "\\" + f
-                out[p.casefold()] = fs.read_bytes(p)
-    return out
+    return fs.read_tree(*(f"{letter}:\\" for letter in letters))
 
 
 @pytest.fixture

@@ -37,13 +37,7 @@ def demo_host(seed: int = 7) -> Host:
 
 def guest_files(fs: Any, letters: tuple[str, ...] = ("C", "D")) -> dict[str, bytes]:
     """``{"c:\\dir\\file": bytes}`` of the lettered volumes."""
-    out: dict[str, bytes] = {}
-    for letter in letters:
-        for dirpath, _dirs, files in fs.walk(f"{letter}:\\"):
-            for f in files:
-                p = dirpath.rstrip("\\") + "\\" + f
-                out[p.casefold()] = fs.read_bytes(p)
-    return out
+    return fs.read_tree(*(f"{letter}:\\" for letter in letters))
 
 
 @pytest.fixture
