@@ -151,6 +151,19 @@ def _norm(path: str) -> str:
     return path.replace("/", "\\").casefold() if ":" in path[:2] else path
 
 
+def script_text(name: str, exit_code: int = 0, sleep: float = 0.0, phase: str = "") -> str:
+    """The ``.bat`` quiescing script an ``add_script`` step installs: it logs its argument to
+    ``C:\\vcb-quiesce.log``, then sleeps and exits as asked, in ``phase`` only when one is given
+    (the script language: ``simulator/tools/_script.py``)."""
+    tag = f"[{phase}] " if phase else ""
+    lines = ["@echo off", f"echo {name} %1 >> C:\\vcb-quiesce.log"]
+    if sleep:
+        lines.append(f"{tag}sleep {sleep:g}")
+    if exit_code:
+        lines.append(f"{tag}exit {exit_code}")
+    return "\r\n".join(lines) + "\r\n"
+
+
 class Scenario:
     """One simulated host, one orchestrator, and the steps applied so far.
 
@@ -227,16 +240,10 @@ class Scenario:
     def add_script(self, name: str, exit_code: int = 0, sleep: float = 0.0, phase: str = "") -> None:
         """Install a quiescing script in the Windows guest's backupScripts.d."""
         self._record(Step.of("add_script", name=name, exit_code=exit_code, sleep=sleep, phase=phase))
-        tag = f"[{phase}] " if phase else ""
-        lines = ["@echo off", f"echo {name} %1 >> C:\\vcb-quiesce.log"]
-        if sleep:
-            lines.append(f"{tag}sleep {sleep:g}")
-        if exit_code:
-            lines.append(f"{tag}exit {exit_code}")
         fs = self.host.guest_fs(WINDOWS_VM)
         if not fs.exists(WIN_SCRIPTS):
             fs.mkdir(WIN_SCRIPTS)
-        fs.write_bytes(f"{WIN_SCRIPTS}\\{name}", ("\r\n".join(lines) + "\r\n").encode())
+        fs.write_bytes(f"{WIN_SCRIPTS}\\{name}", script_text(name, exit_code, sleep, phase).encode())
         self._scripts.add(name.casefold())  # Windows file names are case-insensitive
 
     def remove_script(self, name: str) -> None:

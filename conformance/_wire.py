@@ -99,6 +99,7 @@ from ._suite import (
     RunResult,
     Step,
     check_backup_content,
+    script_text,
 )
 
 __all__ = [
@@ -534,13 +535,7 @@ class WireScenario:
 
     def add_script(self, name: str, exit_code: int = 0, sleep: float = 0.0, phase: str = "") -> None:
         self._record(Step.of("add_script", name=name, exit_code=exit_code, sleep=sleep, phase=phase))
-        tag = f"[{phase}] " if phase else ""
-        lines = ["@echo off", f"echo {name} %1 >> C:\\vcb-quiesce.log"]
-        if sleep:
-            lines.append(f"{tag}sleep {sleep:g}")
-        if exit_code:
-            lines.append(f"{tag}exit {exit_code}")
-        self.ctl.write_guest_files(WINDOWS_VM, {f"{WIN_SCRIPTS}\\{name}": "\r\n".join(lines) + "\r\n"})
+        self.ctl.write_guest_files(WINDOWS_VM, {f"{WIN_SCRIPTS}\\{name}": script_text(name, exit_code, sleep, phase)})
         self._scripts.add(name.casefold())
         self._sync()
 
