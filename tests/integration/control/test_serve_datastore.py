@@ -73,12 +73,17 @@ def _connect(s: Served) -> Any:
     return SmartConnect(protocol="http", host="127.0.0.1", port=s.port, user="user", pwd="pass")
 
 
-def _vm(si: Any, name: str) -> Any:
+def _vms(si: Any) -> dict[str, Any]:
+    """The host's VMs by name, through a container view (as a client finds them)."""
     view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
     try:
-        return next(v for v in view.view if v.name == name)
+        return {v.name: v for v in view.view}
     finally:
         view.Destroy()
+
+
+def _vm(si: Any, name: str) -> Any:
+    return _vms(si)[name]
 
 
 def _extents(s: Served, si: Any, vm: Any) -> dict[str, str]:
@@ -224,11 +229,7 @@ INVENTORY = {
 
 
 def _names(si: Any) -> list[str]:
-    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
-    try:
-        return sorted(v.name for v in view.view)
-    finally:
-        view.Destroy()
+    return sorted(_vms(si))
 
 
 def test_inventory_file_builds_the_host_and_reset_rebuilds_it(tmp_path: Path, servers: list[Served]) -> None:
