@@ -127,10 +127,12 @@ class CheckReport:
         return list(dict.fromkeys(v.rule_id for v in self.violations))
 
     def raise_for_violations(self) -> None:
-        """Raise the first violation as ``ConformanceViolation``; the others become notes."""
+        """Raise the first violation as ``ConformanceViolation`` naming every failed rule
+        (``rule_ids``); the other violations become notes."""
         if not self.violations:
             return
         exc = self.violations[0].as_exception()
+        exc.rule_ids = tuple(self.rule_ids())
         for other in self.violations[1:]:
             exc.add_note(other.format())
         raise exc

@@ -323,12 +323,7 @@ class Scenario:
 
     def check(self, *, open_ended: bool = False) -> CheckReport:
         report = check_trace(self.host.trace.events, profile=self.host_profile, open_ended=open_ended)
-        if report.violations:
-            exc = report.violations[0].as_exception()
-            exc.rule_ids = tuple(report.rule_ids())
-            for v in report.violations[1:]:
-                exc.add_note(v.format())
-            raise exc
+        report.raise_for_violations()
         return report
 
     def _model(self, vm: str, upto: int) -> dict[str, tuple[str, str]]:
