@@ -64,17 +64,35 @@ def test_async_tasks_run_on_the_worker(recording: ThreadRecordingBackend) -> Non
     assert recording.threads == [WORKER] * 3
 
 
-def test_tasks_run_in_the_order_submitted(fake: FakeBackend, server: object) -> None:
-    for si in _connect(server):
-        vm = _vm(si)
-        other = vim.VirtualMachine("vm-2", vm._stub)
-        with server.endpoint.tasks.hold():  # type: ignore[attr-defined]
-            tasks = [vm.CreateSnapshot_Task("a", "", False, False), other.PowerOnVM_Task()]
-            assert [t.info.state for t in tasks] == ["queued", "queued"]
-        for t in tasks:
-            WaitForTask(t)
-        first, second = (t.info for t in tasks)
-        assert first.completeTime <= second.startTime
+class OrderRecordingBackend(FakeBackend):
+    """Records, in order, the operations the tasks carry out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.done: list[str] = []
+
+    def create_snapshot(self, vm: str, name: str, description: str, memory: bool, quiesce: bool) -> str:
+        self.done.append(f"snapshot {name}")
+        return super().create_snapshot(vm, name, description, memory, quiesce)
+
+    def power_on(self, vm: str) -> None:
+        self.done.append(f"power on {vm}")
+        super().power_on(vm)
+
+
+def test_tasks_run_in_the_order_submitted() -> None:
+    backend = OrderRecordingBackend()
+    with serve(backend) as running:
+        for si in _connect(running):
+            vm = _vm(si)
+            other = vim.VirtualMachine("vm-2", vm._stub)
+            with running.endpoint.tasks.hold():
+                tasks = [other.PowerOnVM_Task(), vm.CreateSnapshot_Task("a", "", False, False)]
+                assert [t.info.state for t in tasks] == ["queued", "queued"]
+            for t in tasks:
+                WaitForTask(t)
+            assert tasks[0].info.completeTime <= tasks[1].info.startTime
+    assert backend.done == ["power on vm-2", "snapshot a"]
 
 
 def test_a_queued_task_can_be_cancelled_and_then_never_runs(fake: FakeBackend, server: object) -> None:
