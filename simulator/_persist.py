@@ -213,10 +213,10 @@ class DatastoreStore:
             "name": h.name,
             "profile": h.profile.name,
             "seed": h.seed,
-            "demo": bool(getattr(h, "_is_demo", False)),
+            "demo": h.is_demo,
             "clock": h.clock.now,
-            "next_moref": h._next_moref,
-            "next_snapshot_moref": h._next_snapshot_moref,
+            "next_moref": h.moref_counters.next_vm,
+            "next_snapshot_moref": h.moref_counters.next_snapshot,
             "random": h.random.getstate(),
         }
         data = json.dumps(doc, sort_keys=True).encode()
@@ -438,14 +438,15 @@ class DatastoreStore:
         if host_path.exists():
             doc = json.loads(host_path.read_text())
             host.clock.advance_to(max(host.clock.now, float(doc["clock"])))
-            host._next_moref = max(host._next_moref, int(doc["next_moref"]))
-            host._next_snapshot_moref = max(
-                host._next_snapshot_moref, int(doc["next_snapshot_moref"])
+            host.reserve_morefs(
+                next_vm=int(doc["next_moref"]), next_snapshot=int(doc["next_snapshot_moref"])
             )
             version, internal, gauss = doc["random"]
             host.random.setstate((version, tuple(internal), gauss))
-            if doc.get("demo"):
-                host._is_demo = True  # type: ignore[attr-defined]
+            if doc.get("demo") and host.populate is None:
+                from ._demo import populate_demo
+
+                host.populate = populate_demo
         self._removed = report.removed_files
         try:
             self._load_all(states, report)
@@ -473,11 +474,9 @@ class DatastoreStore:
             except Exception as exc:  # a broken VM must not keep the host from starting
                 report.errors.append(f"{path.relative_to(self.root)}: {type(exc).__name__}: {exc}")
         for vm in host.vms.values():
-            host._next_moref = max(host._next_moref, _moref_number(vm.moref) + 1)
+            host.reserve_morefs(next_vm=_moref_number(vm.moref) + 1)
             for s in vm.snapshots():
-                host._next_snapshot_moref = max(
-                    host._next_snapshot_moref, _moref_number(s.moref) + 1
-                )
+                host.reserve_morefs(next_snapshot=_moref_number(s.moref) + 1)
 
     def _load_vm(self, path: Path, doc: dict[str, Any], report: RecoveryReport) -> None:
         from .tools import MemoryGuestFiles, VMwareTools
@@ -511,9 +510,7 @@ class DatastoreStore:
                 if idx is None:  # a snapshot whose redo log was already merged away
                     d = vm.disk(key)
                     assert d is not None
-                    gone = Layer(d.disk, None)
-                    gone._disk = None
-                    layers_of[key] = gone
+                    layers_of[key] = Layer.gone()
                 else:
                     layers_of[key] = layer_lists[key][int(idx)]
             parent = None if sd["parent"] is None else by_id[int(sd["parent"])]
@@ -554,7 +551,7 @@ class DatastoreStore:
         try:
             self._load_guest(vm, doc.get("guest"), report)
             self._release_unheld(vm, report)
-            host._refresh_consolidation(vm)
+            host.refresh_consolidation(vm)
             self.save_vm(vm)
         except BaseException:
             del host.vms[vm.moref]
@@ -676,12 +673,13 @@ def open_host(
                 if isinstance(d.disk, PersistentLayeredDisk):
                     d.disk.sync = True
     created = not host.vms and host.recovery_report is not None and host.recovery_report.created
-    if created and populate is not None:
-        populate(host)
-        store.save_host()
+    if populate is not None:  # an existing directory too: its reset() rebuilds this inventory
+        host.populate = populate
     elif created and demo:
         from ._demo import populate_demo
 
-        populate_demo(host)
+        host.populate = populate_demo
+    if created and host.populate is not None:
+        host.populate(host)
         store.save_host()
     return host

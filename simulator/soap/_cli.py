@@ -151,11 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if sink is not None:
                     sink.close()
                 return 1
-            if inventory is not None:  # an existing datastore is loaded as it is; reset rebuilds the file's
-                host._populate = inventory.populate  # type: ignore[attr-defined]
         elif inventory is not None:
-            host = Host(profile or "esx-3.5u2", seed=seed)
-            inventory.populate(host)
+            host = Host(profile or "esx-3.5u2", seed=seed, populate=inventory.populate)
         else:
             host = Host.demo(profile or "esx-3.5u2", seed=seed)
     except InvalidInputError as exc:
