@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .._errors import InvalidInputError, StateError
     from .._host import Host
     from ._host_adapter import HostAdapter
-    from ._server import serve
+    from .http._server import serve
 
     inventory = None
     if args.inventory:

@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from pyVmomi import VmomiSupport, vmodl
 
-from ._codec import comparable
-from ._dataobj import make
+from .wire._codec import comparable
+from .wire._dataobj import make
 
 if TYPE_CHECKING:
     from ._endpoint import Context, Endpoint, Session
-    from ._objects import MOImpl
+    from .mo import MOImpl
 
 __all__ = [
     "Collector",

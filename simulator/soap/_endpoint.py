@@ -26,10 +26,10 @@ from typing import Any
 from pyVmomi import vim, vmodl
 
 from .._errors import InvalidInputError, NotFoundError, StateError
-from . import _codec
 from ._backend import DatastoreInfo, HostAbout, HostBackend, SnapshotInfo, VMInfo
 from ._collector import Collector, FilterState
-from ._objects import (
+from ._tasks import DEFAULT_RETENTION, TaskRunner
+from .mo import (
     MOIDS,
     STATIC_TYPES,
     ContainerViewImpl,
@@ -42,8 +42,8 @@ from ._objects import (
     TaskImpl,
     VirtualMachineImpl,
 )
-from ._tasks import DEFAULT_RETENTION, TaskRunner
-from ._vmprops import iter_snapshots, ts
+from .mo._vmprops import iter_snapshots, ts
+from .wire import _codec
 
 __all__ = ["COOKIE_NAME", "Context", "Endpoint", "Response", "Session"]
 

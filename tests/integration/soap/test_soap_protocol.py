@@ -405,7 +405,7 @@ def test_the_certificate_verifies_for_127_0_0_1(server):
 
 
 def test_given_certificate_and_key_are_used(fake_backend_class, tmp_path):
-    from vcbsim.simulator.soap._cert import write_self_signed
+    from vcbsim.simulator.soap.http._cert import write_self_signed
 
     cert, key = write_self_signed(tmp_path, common_name="vcbsim-test")
     with serve(fake_backend_class(), certfile=cert, keyfile=key) as running:

@@ -33,17 +33,17 @@ from urllib.parse import urlsplit
 
 from pyVmomi import VmomiSupport
 
-from .._errors import InvalidInputError
-from .._host import Host
-from . import _codec
-from ._backend import HostBackend
+from ..._errors import InvalidInputError
+from ..._host import Host
+from .._backend import HostBackend
+from .._endpoint import Endpoint
+from .._host_adapter import HostAdapter
+from .._tasks import DEFAULT_RETENTION
+from ..control._handlers import MAX_BODY_BYTES, PREFIX, handle_control
+from ..wire import _codec
+from ..wire._wsdl import DOCUMENT_NAMES, document
 from ._cert import write_self_signed
-from ._control import MAX_BODY_BYTES, PREFIX, handle_control
-from ._endpoint import Endpoint
 from ._files import FileResponse, _authorized, handle_folder, handle_guest_file, transfer_pending
-from ._host_adapter import HostAdapter
-from ._tasks import DEFAULT_RETENTION
-from ._wsdl import DOCUMENT_NAMES, document
 
 __all__ = ["RunningServer", "serve", "service_versions_xml", "LOOPBACK"]
 
