@@ -706,7 +706,10 @@ class _Operation:
         # Step 3 (WF-1c): the host's snapshot.
         frozen_at = clock.now
         try:
-            timer = clock.alarm(self.deadline, _timer_fired) if self.deadline is not None else nullcontext()
+            # only the guest's own timer fires inside create(); a 3.5-era host deadline (no guest
+            # timer, ``host_deadline``) is the host's wait, not the guest's abort
+            guest_timer = self.deadline is not None and not getattr(self, "host_deadline", False)
+            timer = clock.alarm(self.deadline, _timer_fired) if guest_timer and self.deadline is not None else nullcontext()
             with timer:
                 snapshot = self.create()
         except _TimerFired:
