@@ -680,7 +680,10 @@ class BackupProxy:
             return False
         result.snapshot_id = snap.id
         self._save_session(vm, "snapshot", result)
-        self._ok(vm, "WF-1", "pre-backup", op_id, result, snapshot=snap.id)
+        # the result says what the backup is (rule WF-1b): a snapshot that came back
+        # unquiesced (asked so, or a VM that cannot be quiesced) is a crash-consistent one
+        self._ok(vm, "WF-1", "pre-backup", op_id, result, snapshot=snap.id,
+                 consistency="quiesced" if snap.quiesced else "crash")
         return True
 
     def prepare_change_tracking(self, vm: VMInfo, result: RunOutcome) -> bool:
@@ -1013,9 +1016,18 @@ class BackupRun:
             if job_id is not None:
                 if result.status == "failed":
                     error = f"{result.failed_step}: {result.fault}: {result.reason}"
+                    usable: dict[str, Any] = {}
+                    if result.backup_id is not None and self.catalog is not None:
+                        # a step after the copy failed (unmount, commit): the catalog keeps
+                        # the backup complete and later ones build on it; the report says so
+                        # (rules BK-INCR-SINCE-LAST, BK-DIFF-SINCE-FULL)
+                        usable = {"usable": self.catalog.backup(result.backup_id).status == "complete",
+                                  "backup_id": result.backup_id}
+                        if self.files is not None:
+                            usable["files"] = self.files
                     client.trace.emit(
                         "proxy", "op.fail", vm=vm.moref, op="job", op_id=job_id, error=error,
-                        failed_step=result.failed_step,
+                        failed_step=result.failed_step, **usable,
                     )
                 else:
                     extra: dict[str, Any] = {"backup_id": result.backup_id}
