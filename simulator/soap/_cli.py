@@ -257,7 +257,7 @@ def _main(argv: list[str], done: threading.Event, handlers: dict[int, Any], stop
     password, password_source = _password(args)
     from .._errors import InvalidInputError
     from ._host_adapter import HostAdapter
-    from ._server import serve
+    from .http._server import serve
 
     inventory = None
     if args.inventory:
