@@ -52,9 +52,8 @@ from typing import TYPE_CHECKING, Any
 from ._errors import InvalidInputError, StateError
 from ._iofaults import io_fault
 from ._vm import VM, Snapshot, VirtualDiskDevice
-from .disk import CREATE_TYPES, Layer, render_descriptor
+from .disk import CREATE_TYPES, Layer, _persistent, render_descriptor
 from .disk._persistent import DamagedFileError, PersistentLayeredDisk, atomic_write
-from .disk._persistent import io as pio
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -227,6 +226,12 @@ class DatastoreStore:
         delta_suffix = "-sesparse.vmdk" if sesparse else "-delta.vmdk"
         directory = self.vm_dir(vm)
         if not vm.disks:
+            if self._rel_state(vm) in self._inaccessible.values():
+                msg = (
+                    f"VM name {vm.name!r} belongs to a VM this host has registered but could "
+                    "not load (see the start report); repair or move its folder first"
+                )
+                raise StateError(msg)
             if self.state_path(vm).exists():
                 msg = (
                     f"folder {directory} holds a VM this host did not load (see the start "
@@ -463,7 +468,7 @@ class DatastoreStore:
         tmp = path.with_name(path.name + ".tmp")
         try:
             tmp.write_bytes(data)
-            pio.replace(tmp, path)
+            _persistent.io.replace(tmp, path)
         except Exception:
             with contextlib.suppress(OSError):
                 tmp.unlink()

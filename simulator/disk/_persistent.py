@@ -66,6 +66,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import random
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -82,7 +83,9 @@ __all__ = [
     "GrainLogError",
     "DamagedFileError",
     "FileIO",
+    "FailingIO",
     "io",
+    "use_io",
     "read_grain_log",
     "redo_intents",
     "WAL_CHECKPOINT",
@@ -153,6 +156,71 @@ class FileIO:
 io = FileIO()
 
 
+class FailingIO(FileIO):
+    """A :class:`FileIO` that fails on demand: a full disk (``ENOSPC``) or an I/O error.
+
+    Every call fails while ``full`` is set; otherwise each fails with ``probability``
+    (seeded). A failing ``write``/``pwrite`` first writes part of its data, as a short write
+    on a full disk does, so the caller must cut it off. ``injected`` counts the failures.
+    Install it with :func:`use_io` (or ``monkeypatch.setattr(_persistent, "io", ...)``).
+    """
+
+    def __init__(self, *, probability: float = 0.0, seed: int = 0, code: int = errno.ENOSPC) -> None:
+        self.full = False
+        self.probability = probability
+        self.rng = random.Random(seed)
+        self.code = code
+        self.injected = 0
+        self.calls = 0
+
+    def _fails(self) -> bool:
+        self.calls += 1
+        if self.full or (self.probability and self.rng.random() < self.probability):
+            self.injected += 1
+            return True
+        return False
+
+    def _error(self) -> OSError:
+        return OSError(self.code, os.strerror(self.code))
+
+    def write(self, fd: int, data: bytes | bytearray | memoryview) -> int:
+        if self._fails():
+            if len(data) > 1:
+                os.write(fd, memoryview(data)[: len(data) // 2])  # a torn record left behind
+            raise self._error()
+        return os.write(fd, data)
+
+    def pwrite(self, fd: int, data: bytes | bytearray | memoryview, offset: int) -> int:
+        if self._fails():
+            if len(data) > 1:
+                os.pwrite(fd, memoryview(data)[: len(data) // 2], offset)
+            raise self._error()
+        return os.pwrite(fd, data, offset)
+
+    def ftruncate(self, fd: int, length: int) -> None:
+        # shrinking never needs space; growing (a new flat extent) does
+        if length > os.fstat(fd).st_size and self._fails():
+            raise self._error()
+        os.ftruncate(fd, length)
+
+    def fsync(self, fd: int) -> None:
+        if self._fails():
+            raise self._error()
+        os.fsync(fd)
+
+    def replace(self, src: Path, dst: Path) -> None:
+        if self._fails():
+            raise self._error()
+        os.replace(src, dst)
+
+
+def use_io(seam: FileIO) -> FileIO:
+    """Make ``seam`` the datastore's I/O seam; returns the previous one (to put back)."""
+    global io
+    previous, io = io, seam
+    return previous
+
+
 @dataclass
 class _Intent:
     src: str
@@ -185,19 +253,23 @@ def _append(fd: int, data: bytes | memoryview) -> None:
     size = os.fstat(fd).st_size
     try:
         _write_all(fd, data)
-    except OSError:
+    except OSError as exc:
         try:
             io.ftruncate(fd, size)
         except OSError as exc2:
-            raise _FenceError(exc2) from None
+            raise _FenceError(exc, exc2) from None
         raise
 
 
 class _FenceError(OSError):
-    """A failed write could not be undone in its file: the disk takes no more writes."""
+    """A failed write could not be undone in its file: the disk takes no more writes.
 
-    def __init__(self, cause: OSError) -> None:
+    Carries the first error (what the caller is told) and says why the cut failed.
+    """
+
+    def __init__(self, cause: OSError, cut: OSError) -> None:
         super().__init__(cause.errno, cause.strerror)
+        self.cut_error = cut.strerror or str(cut)
 
 
 def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
@@ -856,7 +928,10 @@ class PersistentLayeredDisk(LayeredDisk):
 
     def _fail(self, exc: OSError, name: str) -> NoReturn:
         if isinstance(exc, _FenceError):
-            self.fenced = f"a failed write could not be undone ({exc.strerror})"
+            self.fenced = (
+                f"a failed write ({exc.strerror}) could not be cut off its file "
+                f"({exc.cut_error}); load the datastore again (restart) to recover"
+            )
         raise self.fault(exc, name) from None
 
     def _checkpoint_wal(self) -> None:
