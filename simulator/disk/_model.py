@@ -28,15 +28,18 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import NoReturn, Protocol, runtime_checkable
+from typing import NoReturn
 
 from .._errors import InvalidInputError, StateError
+from ._device import BlockDevice, BlockReader, SparseBlockDevice, SparseBlockReader
 
 __all__ = [
     "SECTOR_SIZE",
     "DEFAULT_GRAIN_SIZE",
     "BlockDevice",
+    "BlockReader",
     "SparseBlockDevice",
+    "SparseBlockReader",
     "Layer",
     "LayeredDisk",
     "LayerView",
@@ -50,36 +53,6 @@ DEFAULT_GRAIN_SIZE = 65536
 _layer_ids = itertools.count(1)
 # One shared zero grain per grain size: thousands of disks must not each hold 64 KiB of zeros.
 _ZEROS: dict[int, bytes] = {}
-
-
-@runtime_checkable
-class BlockDevice(Protocol):
-    """What file systems and VMDK writers need of a disk: a size and byte-addressed I/O."""
-
-    @property
-    def size(self) -> int:
-        """Capacity in bytes."""
-        ...
-
-    def read(self, offset: int, length: int) -> bytes:
-        """Return ``length`` bytes starting at ``offset``."""
-        ...
-
-    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        """Store ``data`` at ``offset``."""
-        ...
-
-
-@runtime_checkable
-class SparseBlockDevice(BlockDevice, Protocol):
-    """A block device that can say where its data is, so copies skip the never-written rest.
-
-    ``write_vmdk`` uses this to run in time proportional to the data instead of the capacity.
-    """
-
-    def allocated_areas(self) -> list[tuple[int, int]]:
-        """``(offset, length)`` areas that may hold non-zero data; everything else is zeros."""
-        ...
 
 
 def _invalid(what: str, expected: str, got: object, hint: str = "") -> NoReturn:

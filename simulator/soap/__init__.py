@@ -23,11 +23,11 @@ from ._backend import (
     VMFile,
     VMInfo,
 )
-from ._codec import DEFAULT_VERSION
-from ._control import ControlClient, ControlError
 from ._endpoint import COOKIE_NAME, Endpoint
 from ._host_adapter import HostAdapter
-from ._server import RunningServer, serve, service_versions_xml
+from .control import ControlClient, ControlError
+from .http._server import RunningServer, serve, service_versions_xml
+from .wire._codec import DEFAULT_VERSION
 
 __all__ = [
     "COOKIE_NAME",

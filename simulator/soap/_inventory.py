@@ -51,7 +51,7 @@ class Inventory:
         """Add this inventory to ``host`` (an empty one: just built or reset); kept on the host
         so that ``Host.reset`` rebuilds it. ``InvalidInputError`` names the entry at fault."""
         from .._demo import populate_demo
-        from ._control import _add_vm, _Refused, _rule
+        from .control._handlers import _add_vm, _Refused, _rule
 
         if self.demo:
             populate_demo(host)
