@@ -811,6 +811,8 @@ class _Operation:
             raise self._guest_fault(2, MSG["script_start"])
         if self.timeout > 0:  # T1: armed after the start (R4, R15)
             self.deadline = clock.now + self.timeout
+        elif self.host_deadline:  # 3.5 era: only the host's own wait is limited (``_detach``)
+            self.deadline = clock.now + self.profile.host_quiesce_timeout
 
         # Step 1 (WF-1a): freeze scripts, ascending (R21-R23).
         failed_at = self._freeze_scripts()
