@@ -41,7 +41,7 @@ class DatastoreBrowserImpl(MOImpl):
         return name, folder
 
     def _search(self, ds: str, folder: str, spec: Any, recursive: bool) -> list[Any]:
-        files = list(self.ep.backend.datastore_file_list(ds))
+        files = self.ep.files.listing(ds)
         prefix = f"{folder}/" if folder else ""
         if folder and not any(p.startswith(prefix) for p, _ in files):
             raise vim.fault.FileNotFound(msg=f"File [{ds}] {folder} was not found", file=f"[{ds}] {folder}")
@@ -165,4 +165,4 @@ class DatastoreImpl(ManagedEntityImpl):
 
     def p_vm(self) -> list[Any]:
         name = self._info().name
-        return [vim.VirtualMachine(vm.moref) for vm in self.ep.backend.vms() if name in vm.datastores]
+        return [vim.VirtualMachine(vm.moref) for vm in self.ep.host.vms.values() if vm.datastore == name]
