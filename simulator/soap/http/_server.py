@@ -596,8 +596,8 @@ def serve(
     ``http=True`` or ``certfile``/``keyfile`` are given. ``port=0`` picks a free port.
 
     ``guest_credentials`` (user -> password) are the guest accounts guest operations accept
-    (default ``Administrator``/``vmware`` and ``root``/``vmware``). ``api_version`` (``8.0.3.0`` by default, so that modern clients read every
-    property) is the vim25 version advertised; ``2.5u2`` is what a real ESX 3.5 host says, and
+    (default ``Administrator``/``vmware`` and ``root``/``vmware``). ``api_version``
+    (``8.0.3.0`` by default, so that modern clients read every property) is the vim25 version advertised; ``2.5u2`` is what a real ESX 3.5 host says, and
     pyVmomi then leaves out every property newer than that (``capacityInBytes`` ...).
     ``session_idle_timeout`` (seconds; ``None``: 30 minutes, as hostd) ends idle sessions: a
     call, a ``/folder`` request or a guest file transfer URL of such a session is refused.
