@@ -35,13 +35,14 @@ from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
-from pyVmomi import vim, vmodl
+from pyVmomi import VmomiSupport, vim, vmodl
 
 from .._errors import InvalidInputError, NotFoundError, StateError
 from .._host import Host
 from ._collector import Collector, FilterState
 from ._tasks import DEFAULT_RETENTION, TaskRunner
 from .mo import (
+    ALL_TYPES,
     MOIDS,
     STATIC_TYPES,
     ContainerViewImpl,
@@ -285,8 +286,14 @@ class Endpoint:
             licenseProductVersion=a.version.split(".")[0] + ".0",
         )
 
+    def has_type(self, impl: type[MOImpl]) -> bool:
+        """Whether this host's API version has ``impl``'s managed type (a type the profile's API
+        predates is not in its ServiceContent and not served)."""
+        host_version = _codec.vim25_version(self.host.profile.api_version)
+        return bool(VmomiSupport.IsChildVersion(host_version, impl.vim_type._version))
+
     def service_content(self) -> Any:
-        return vim.ServiceInstanceContent(
+        content = vim.ServiceInstanceContent(
             rootFolder=vim.Folder(MOIDS["root"]),
             propertyCollector=vmodl.query.PropertyCollector(MOIDS["pc"]),
             viewManager=vim.view.ViewManager(MOIDS["views"]),
@@ -296,6 +303,10 @@ class Endpoint:
             taskManager=vim.TaskManager(MOIDS["taskmgr"]),
             guestOperationsManager=vim.vm.guest.GuestOperationsManager(MOIDS["guestops"]),
         )
+        for impl in ALL_TYPES:  # the managers that declare their ServiceContent property
+            if impl.content_property and impl.static_moids and self.has_type(impl):
+                setattr(content, impl.content_property, impl.vim_type(impl.static_moids[0]))
+        return content
 
     def current_context(self) -> Context | None:
         return getattr(self._local, "ctx", None)
@@ -466,6 +477,8 @@ class Endpoint:
         impl: MOImpl | None = None
         static = STATIC_TYPES.get(moid)
         if static is not None:
+            if static.content_property is not None and not self.has_type(static):
+                return None  # a manager this host's API predates
             impl = static(self, moid)
         elif moid in self.collectors and self._mine(self.collectors[moid].session_key):
             impl = PropertyCollectorImpl(self, moid)

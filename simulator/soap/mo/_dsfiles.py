@@ -4,8 +4,9 @@
 base disk's ``-flat.vmdk`` extent is the base layer's bytes, read in chunks; a redo log's
 ``-delta.vmdk`` / ``-sesparse.vmdk`` extent is the layer's grains as a COWD / SEsparse extent
 (``disk.CowdExtent``, ``disk.SeSparseExtent``, rendered lazily), so ``qemu-img`` reads a
-downloaded chain. Files a client uploads with ``PUT /folder`` (scripts, notes) are kept here;
-a VM's generated files cannot be overwritten.
+downloaded chain. Files a client uploads with ``PUT /folder`` (scripts, notes) and folders
+made with ``FileManager.MakeDirectory`` are kept here; a VM's generated files cannot be
+overwritten. A folder exists when it was made or when a file lies under it (a VM's directory).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class DatastoreFiles:
         self.host = host
         #: (datastore, path) -> bytes a client uploaded
         self.uploads: dict[tuple[str, str], bytes] = {}
+        #: (datastore, path) of folders made empty (``MakeDirectory``)
+        self.directories: set[tuple[str, str]] = set()
 
     def _generated(self, datastore: str) -> dict[str, tuple[int, Reader]]:
         """``path -> (size, read(offset, length))`` for every VM file on ``datastore``."""
@@ -96,6 +99,32 @@ class DatastoreFiles:
         files = {path: size for path, (size, _read) in self._generated(datastore).items()}
         files.update({p: len(data) for (ds, p), data in self.uploads.items() if ds == datastore})
         return sorted(files.items())
+
+    def folders(self, datastore: str) -> list[str]:
+        """The folders made on ``datastore`` (those implied by files are not listed)."""
+        self._check(datastore)
+        return sorted(p for ds, p in self.directories if ds == datastore)
+
+    def is_dir(self, datastore: str, path: str) -> bool:
+        """Whether folder ``path`` exists (``""`` is the datastore's root)."""
+        self._check(datastore)
+        path = path.strip("/")
+        if not path or (datastore, path) in self.directories:
+            return True
+        prefix = path + "/"
+        return any(ds == datastore and p.startswith(prefix) for ds, p in [*self.uploads, *self.directories]) or any(
+            p.startswith(prefix) for p in self._generated(datastore)
+        )
+
+    def exists(self, datastore: str, path: str) -> bool:
+        """Whether ``path`` is a file or a folder on ``datastore``."""
+        path = path.strip("/")
+        return self.is_dir(datastore, path) or (datastore, path) in self.uploads or path in self._generated(datastore)
+
+    def add_directory(self, datastore: str, path: str) -> None:
+        """Record folder ``path`` (its parent's existence is the caller's check)."""
+        self._check(datastore)
+        self.directories.add((datastore, path.strip("/")))
 
     def size(self, datastore: str, path: str) -> int:
         """Size of ``path``, or ``NotFoundError``."""
