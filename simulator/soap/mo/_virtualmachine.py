@@ -31,6 +31,45 @@ class VirtualMachineImpl(ManagedEntityImpl):
     def p_config(self) -> Any:
         return _vmprops.build_config(self.vm(), ds_ref=self.ep.datastore_ref, net_ref=self.ep.network_ref)
 
+    # paths read without building the whole config (the collector's pp_ getters); each is the
+    # value the full ``config`` has at that path (tests/unit/soap/test_subpaths.py)
+    def pp_config_name(self) -> str:
+        return str(self.ep.host_vm(self.moid).name)
+
+    def pp_config_uuid(self) -> str:
+        return str(self.ep.host_vm(self.moid).uuid)
+
+    def pp_config_instanceUuid(self) -> str:  # noqa: N802
+        return str(self.ep.host_vm(self.moid).instance_uuid)
+
+    def pp_config_guestId(self) -> str:  # noqa: N802
+        return str(self.ep.host_vm(self.moid).guest_id)
+
+    def pp_config_guestFullName(self) -> str:  # noqa: N802
+        return str(self.ep.host_vm(self.moid).guest_full_name)
+
+    def pp_config_template(self) -> bool:
+        return False
+
+    def pp_config_changeTrackingEnabled(self) -> bool:  # noqa: N802
+        return bool(self.vm().change_tracking)
+
+    def pp_config_files_vmPathName(self) -> str:  # noqa: N802
+        return str(self.ep.host_vm(self.moid).vmx_path)
+
+    def pp_config_hardware_numCPU(self) -> int:  # noqa: N802
+        return int(self.ep.host_vm(self.moid).num_cpus)
+
+    def pp_config_hardware_memoryMB(self) -> int:  # noqa: N802
+        return int(self.ep.host_vm(self.moid).memory_mb)
+
+    def pp_config_hardware_device(self) -> list[Any]:
+        vm = self.vm()
+        return _vmprops.build_devices(vm, vm.disks, self.ep.datastore_ref, self.ep.network_ref)
+
+    def pp_runtime_powerState(self) -> str:  # noqa: N802
+        return str(self.ep.host_vm(self.moid).power_state)
+
     def p_runtime(self) -> Any:
         return _vmprops.build_runtime(self.vm(), vim.HostSystem(MOIDS["host"]))
 

@@ -21,6 +21,7 @@ from ._vmview import DiskInfo, DiskLayer, NicInfo, SnapshotView, VMView
 __all__ = [
     "build_capability",
     "build_config",
+    "build_devices",
     "build_guest",
     "build_layout",
     "build_layout_ex",
@@ -193,6 +194,11 @@ def _vm_dir(vm: VMView) -> str:
     return vm.vmx_path.rsplit("/", 1)[0] + "/" if "/" in vm.vmx_path else vm.vmx_path
 
 
+def build_devices(vm: VMView, disks: Sequence[DiskInfo], ds_ref: DsRef = None, net_ref: DsRef = None) -> list[Any]:
+    """``config.hardware.device``: the controllers, the disks and the network adapters."""
+    return _devices(disks, ds_ref) + [_nic_device(n, vm.power_state == "poweredOn", net_ref) for n in vm.nics]
+
+
 def build_config(
     vm: VMView, disks: Sequence[DiskInfo] | None = None, ds_ref: DsRef = None, net_ref: DsRef = None
 ) -> Any:
@@ -254,8 +260,7 @@ def build_config(
             numCPU=vm.num_cpu,
             numCoresPerSocket=1,
             memoryMB=vm.memory_mb,
-            device=_devices(disks, ds_ref)
-            + [_nic_device(n, vm.power_state == "poweredOn", net_ref) for n in vm.nics],
+            device=build_devices(vm, disks, ds_ref, net_ref),
         ),
         cpuAllocation=vim.ResourceAllocationInfo(
             reservation=0,
