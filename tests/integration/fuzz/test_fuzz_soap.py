@@ -977,8 +977,8 @@ def test_regression_find_all_with_no_match_is_an_empty_answer(fuzz):
 def test_regression_many_object_specs_naming_one_vm_read_it_once(fuzz):
     """20,000 object specs naming ``vm-1`` built the VM's record 20,000 times under the
     endpoint lock (seconds during which every other client waited)."""
-    backend = fuzz.server.endpoint.backend
-    original = backend.vm
+    ep = fuzz.server.endpoint
+    original = ep.vm_view
     calls = 0
 
     def counting(moid: str) -> Any:
@@ -990,11 +990,11 @@ def test_regression_many_object_specs_naming_one_vm_read_it_once(fuzz):
     body = _call("RetrievePropertiesEx", "PropertyCollector", "ha-property-collector",
                  f"<specSet><propSet><type>VirtualMachine</type><pathSet>name</pathSet></propSet>{objs}</specSet>"
                  "<options/>")
-    backend.vm = counting
+    ep.vm_view = counting
     try:
         answer = fuzz.post(body)
     finally:
-        del backend.vm
+        del ep.vm_view
     assert answer.status == 200 and b"win2003-sql" in answer.body
     assert calls < 50
 
