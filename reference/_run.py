@@ -104,9 +104,18 @@ class BackupRun:
             if job_id is not None:
                 if result.status == "failed":
                     error = f"{result.failed_step}: {result.fault}: {result.reason}"
+                    usable: dict[str, Any] = {}
+                    if result.backup_id is not None and self.catalog is not None:
+                        # a step after the copy failed (unmount, commit): the catalog keeps
+                        # the backup complete and later ones build on it; the report says so
+                        # (rules BK-INCR-SINCE-LAST, BK-DIFF-SINCE-FULL)
+                        usable = {"usable": self.catalog.backup(result.backup_id).status == "complete",
+                                  "backup_id": result.backup_id}
+                        if self.files is not None:
+                            usable["files"] = self.files
                     client.trace.emit(
                         "proxy", "op.fail", vm=vm.moref, op="job", op_id=job_id, error=error,
-                        failed_step=result.failed_step,
+                        failed_step=result.failed_step, **usable,
                     )
                 else:
                     extra: dict[str, Any] = {"backup_id": result.backup_id}

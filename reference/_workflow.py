@@ -457,7 +457,10 @@ class BackupProxy:
             return False
         result.snapshot_id = snap.id
         self.crash_sessions.save(vm, "snapshot", result)
-        self.ops.ok(vm, "WF-1", "pre-backup", op_id, result, snapshot=snap.id)
+        # the result says what the backup is (rule WF-1b): a snapshot that came back
+        # unquiesced (asked so, or a VM that cannot be quiesced) is a crash-consistent one
+        self.ops.ok(vm, "WF-1", "pre-backup", op_id, result, snapshot=snap.id,
+                    consistency="quiesced" if snap.quiesced else "crash")
         return True
 
     def prepare_change_tracking(self, vm: VMInfo, result: RunOutcome) -> bool:
