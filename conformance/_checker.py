@@ -810,6 +810,12 @@ class _Checker:
             k = q.freeze.index(q.failed_freeze)
             # index 0 failing runs no freezeFail at all (open-vm-tools scriptOps.c:293-296)
             expected = [_path(e) for e in reversed(q.freeze[:k]) if not _is_legacy(e)] + (tail if k > 0 else [])
+        elif (q.abort is not None and q.abort.details.get("state") == "SCRIPT_FREEZE" and q.freeze
+              and q.freeze[-1].seq < q.abort.seq and not q.thaw):
+            # the timer fired while freeze script k ran (killed, or its exit not yet noticed):
+            # k-1 ... 0 get freezeFail, k does not (spec F9; open-vm-tools stateMachine.c)
+            k = len(q.freeze) - 1
+            expected = [_path(e) for e in reversed(q.freeze[:k]) if not _is_legacy(e)] + (tail if k > 0 else [])
         elif cause is not None and not (q.abort is not None and q.thaw):
             expected = [_path(e) for e in reversed(q.freeze) if not _is_legacy(e)] + tail
         else:
