@@ -317,7 +317,7 @@ class _Checker:
         #: names the product gave its backup snapshots (its stale ones may be cleaned up)
         self.own_names: set[str] = {VCB_SNAPSHOT_NAME}
         #: per VM, whether the host is merging the redo logs of a snapshot it just removed
-        self.merging: dict[str | None, bool] = {}
+        self.merging: dict[str | None, Event] = {}
 
     # ------------------------------------------------------------------ helpers
     def vm_of(self, ev: Event) -> str | None:
@@ -470,7 +470,7 @@ class _Checker:
             self.unplaced_event(ev, f"snapshot {sid!r} is not a live snapshot of {self.show(vm)}")
             return
         snap.state = "removed"
-        self.merging[vm] = True
+        self.merging[vm] = ev
         if snap.job is not None:
             snap.job.snap_fail.append(ev)
             snap.job.quiesce_failed = snap.job.quiesce_failed or ev
@@ -525,7 +525,7 @@ class _Checker:
         """A removal without consolidation (CMT-CONSOLIDATE): API 2.5 has no such call; on 5.0
         and later the redo logs must be consolidated (ConsolidateVMDisks_Task) before the job
         ends."""
-        self.merging[vm] = True
+        self.merging[vm] = ev
         if ev.details.get("consolidate") is not False or not snap.owned:
             return
         if self.api25:
@@ -542,8 +542,9 @@ class _Checker:
 
     def on_disk_consolidate(self, ev: Event) -> None:
         vm = self.vm_of(ev)
-        if self.merging.get(vm):
-            return  # the merge of the snapshot just removed
+        removal = self.merging.get(vm)
+        if removal is not None and removal.details.get("consolidate") is not False:
+            return  # the merge of the snapshot just removed (a removal without one merges nothing)
         if self.api25:
             self.add("CMT-CONSOLIDATE", f"event #{ev.seq}: the redo logs of {self.show(vm)} were consolidated outside a "
                      "snapshot removal (ConsolidateVMDisks_Task), a call of vSphere API 5.0 and later that an "

@@ -253,7 +253,7 @@ class ToyProxy:
                     letter = vol.letter or f"vol{i}"
                     self._fault(host, "mount", f"{vm.name}:{letter}", vm)
                     path = f"/toy/{vm.name}/{letter}" if b.wrong_junction else f"/toy/{vm.name}/letters/{letter}"
-                    if outside:
+                    if outside or not vm.is_windows:
                         path = f"/toy/{vm.name}/volumes/{letter}"
                     host.trace.emit("proxy", "mount", vm=vm.moref, path=path, kind="file", letter=vol.letter)
                     mounts.append(path)
