@@ -256,7 +256,7 @@ def test_a_proxy_crash_leaves_the_snapshot_and_the_next_run_cleans_up(repl: Inte
     outs = [repl.execute("step") for _ in range(7)]
     assert "the proxy crashed at" in outs[-1]
     status = repl.execute("status")
-    assert "the run died: SimulatedCrash" in status
+    assert "the run died: the proxy crashed at proxy.after-expose (injected)" in status
     state = repl.execute("state win2003-sql")
     assert "_VCB-BACKUP_ (snapshot-1, quiesced)" in state and "<proxy>/win2003-sql/letters/C" in state
     repl.execute("backup win2003-sql file")
