@@ -27,7 +27,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from vcbsim.simulator import SimulatedCrash
+from vcbsim.simulator import SimulatedCrash, VcbsimError
 
 from ._teach_core import (
     DOC_STEPS,
@@ -57,7 +57,7 @@ __all__ = ["Interpreter", "main"]
 PROMPT = "vcbsim> "
 
 
-class CommandError(Exception):
+class CommandError(VcbsimError, ValueError):
     """A command was used wrongly; the message says how to use it."""
 
 
