@@ -628,8 +628,8 @@ class Interpreter:
         if any(r.label == label for r in host.faults.rules):
             self._say(f"{what} is already armed on {vm.name}; 'fault list' shows it, 'fault clear' removes every fault")
             return
-        rule = host.add_fault(preset.build(vm, value))
-        self._say(f"armed {what} on {vm.name}: {preset.describe(vm, value)}\n  rule: {rule.operation} target={rule.target}")
+        rule = host.add_fault(preset.build(host, vm, value))
+        self._say(f"armed {what} on {vm.name}: {preset.describe(host, vm, value)}\n  rule: {rule.operation} target={rule.target}")
 
     def _vm_names(self) -> list[str]:
         return [vm.name for vm in self.session.host.vms.values()]
@@ -659,7 +659,7 @@ def _next_doc_step(step: str) -> str | None:
 
 
 def _preset_list() -> str:
-    return "\n".join(f"  {p.usage():<34} {p.describe(_AnyVM, p.default)}" for p in FAULT_PRESETS.values())
+    return "\n".join(f"  {p.usage():<34} {p.describe(None, _AnyVM, p.default)}" for p in FAULT_PRESETS.values())
 
 
 class _AnyVM:

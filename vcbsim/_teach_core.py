@@ -286,15 +286,16 @@ class FaultPreset:
 
     ``arg`` names the optional argument (``""``: none), ``default`` its value when omitted;
     ``parse`` turns the text into a value (``ValueError`` with a sentence when it cannot);
-    ``describe(vm, value)`` says what will happen with *this* value; ``build(vm, value)`` is the
-    rule, labelled ``NAME VM`` so that each preset on each VM counts its own hits."""
+    ``describe(host, vm, value)`` says what will happen with *this* value; ``build(host, vm,
+    value)`` is the rule, labelled ``NAME VM`` so that each preset on each VM counts its own
+    hits. ``host`` is ``None`` when the list of faults is shown without a VM."""
 
     name: str
     arg: str
     default: Any
     parse: Callable[[str], Any]
-    describe: Callable[[Any, Any], str]
-    build: Callable[[Any, Any], FaultRule]
+    describe: Callable[[Any, Any, Any], str]
+    build: Callable[[Any, Any, Any], FaultRule]
 
     def usage(self) -> str:
         return f"fault {self.name} VM" + (f" [{self.arg}]" if self.arg else "")
@@ -361,54 +362,52 @@ FAULT_PRESETS: dict[str, FaultPreset] = {
     for p in (
         FaultPreset(
             "prefreeze", "CODE", 1, _exit_code,
-            lambda vm, code: f"{_script_name(vm)} exits {code} when it runs with 'freeze': "
+            lambda host, vm, code: f"{_script_name(host, vm)} exits {code} when it runs with 'freeze': "
             "ApplicationQuiesceFault, freezeFail for the scripts that ran before it",
-            lambda vm, code: FaultRule("script", target=_last_freeze_script(vm), exit_code=code,
+            lambda host, vm, code: FaultRule("script", target=_last_freeze_script(host, vm), exit_code=code,
                                        label=f"prefreeze {vm.name}"),
         ),
         FaultPreset(
             "slow-snapshot", "SECONDS", 60.0, _seconds,
-            lambda vm, sec: f"the snapshot of {vm.name} takes {sec:g} s while the guest is frozen; VSS holds "
+            lambda host, vm, sec: f"the snapshot of {vm.name} takes {sec:g} s while the guest is frozen; VSS holds "
             "writes only so long (10 s on ESX 3.5 U2), then the thaw fails: FilesystemQuiesceFault",
-            lambda vm, sec: FaultRule("snapshot.create", target=vm.name, delay=sec, label=f"slow-snapshot {vm.name}"),
+            lambda host, vm, sec: FaultRule("snapshot.create", target=vm.name, delay=sec, label=f"slow-snapshot {vm.name}"),
         ),
         FaultPreset(
             "vss", "MESSAGE", "VSS writer failed", _plain,
-            lambda vm, msg: f"the SYNC driver / VSS cannot freeze {vm.name} ({msg}): freezeFail for every "
+            lambda host, vm, msg: f"the SYNC driver / VSS cannot freeze {vm.name} ({msg}): freezeFail for every "
             "script, no snapshot",
-            lambda vm, msg: FaultRule("quiesce.engage", target=vm.name, message=msg, label=f"vss {vm.name}"),
+            lambda host, vm, msg: FaultRule("quiesce.engage", target=vm.name, message=msg, label=f"vss {vm.name}"),
         ),
         FaultPreset(
             "crash", "POINT", "after-expose", _crash_point,
-            lambda vm, point: f"the proxy process dies at {point} in the next backup (of any VM: a crash point "
+            lambda host, vm, point: f"the proxy process dies at {point} in the next backup (of any VM: a crash point "
             "belongs to the proxy, not to a VM); the run after it cleans up what it left",
-            lambda vm, point: FaultRule("crash", target=f"proxy.{point}", label=f"crash {vm.name}"),
+            lambda host, vm, point: FaultRule("crash", target=f"proxy.{point}", label=f"crash {vm.name}"),
         ),
         FaultPreset(
             "remove", "FAULT", "GenericVmConfigFault", _fault_name,
-            lambda vm, fault: f"removing {vm.name}'s snapshot fails once with {fault} (the proxy retries)",
-            lambda vm, fault: FaultRule("snapshot.remove", target=vm.name, fault=fault, label=f"remove {vm.name}"),
+            lambda host, vm, fault: f"removing {vm.name}'s snapshot fails once with {fault} (the proxy retries)",
+            lambda host, vm, fault: FaultRule("snapshot.remove", target=vm.name, fault=fault, label=f"remove {vm.name}"),
         ),
     )
 }
 
 
-def _script_name(vm: Any) -> str:
-    path = _last_freeze_script(vm)
+def _script_name(host: Any, vm: Any) -> str:
+    path = _last_freeze_script(host, vm)
     if path == "*":
         return "the VM's last pre-freeze script"
     return f"{path.replace(chr(92), '/').rsplit('/', 1)[-1]} (the last pre-freeze script of {vm.name})"
 
 
-def _last_freeze_script(vm: Any) -> str:
+def _last_freeze_script(host: Any, vm: Any) -> str:
+    """The path of the last script that runs with ``freeze`` on this host's profile (the one
+    list VMware Tools builds for it: ``VMwareTools.script_plan``)."""
     tools = vm.tools
-    plan = tools.scripts("scripts.d") if tools is not None else None
-    entries = [e for e in (plan.entries if plan is not None else ()) if not e.legacy]
-    if entries:
-        return entries[-1].path
-    if plan is not None and plan.entries:
-        return plan.entries[0].path
-    return "*"
+    plan = tools.script_plan(host.profile) if tools is not None and host is not None else None
+    entries = plan.entries if plan is not None else ()
+    return entries[-1].path if entries else "*"
 
 
 class TeachSession:
