@@ -286,7 +286,9 @@ class Catalog:
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = BlobStore(self.root / "blobs")
         self.path = self.root / "catalog.sqlite"
-        self.db = sqlite3.connect(self.path)
+        # one thread at a time, but not always the one that opened it: vcbsim repl runs the
+        # proxy on a worker thread it hands over to and back (vcbsim/_teach_core.py Handoff)
+        self.db = sqlite3.connect(self.path, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA foreign_keys = ON")
         self.db.executescript(_SCHEMA)
