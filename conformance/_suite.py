@@ -396,8 +396,9 @@ class Scenario:
         for name in VMS:
             vmobj = self.host.find_vm(name)
             abort = getattr(vmobj.tools, "abort", None)
-            if vmobj.tools is not None and getattr(vmobj.tools, "frozen", False) and callable(abort):
-                abort()  # the host's vmbackup.abort for a guest left frozen
+            busy = getattr(vmobj.tools, "frozen", False) or getattr(vmobj.tools, "busy_until", None) is not None
+            if vmobj.tools is not None and busy and callable(abort):
+                abort()  # vmbackup.abort for a guest left frozen, or a Tools restart for a 3.5-era one still busy
             result = call_adapter(self.adapter, self.client, name, BackupPolicy("fullvm"))
             self.check(open_ended=True)  # a broken rule is a FAIL before it is an ERROR
             if not result.ok:

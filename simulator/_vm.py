@@ -17,9 +17,21 @@ if TYPE_CHECKING:
     from .guest import GuestFileSystem
     from .tools import VMwareTools
 
-__all__ = ["VM", "Snapshot", "VirtualDiskDevice", "GUEST_IDS", "PowerState"]
+__all__ = ["VM", "Snapshot", "VirtualDiskDevice", "GUEST_IDS", "PowerState", "DISK_MODES", "datastore_of"]
 
 PowerState = Literal["poweredOn", "poweredOff", "suspended"]
+
+#: ``VirtualDiskMode`` values a disk can have. The two ``independent_*`` modes are left out of
+#: every snapshot (vSphere "Snapshot Behavior": "all attached non-independent disks are
+#: snapshotted"); ``persistent`` is the ordinary mode.
+DISK_MODES: tuple[str, ...] = ("persistent", "independent_persistent", "independent_nonpersistent")
+
+
+def datastore_of(path: str) -> str:
+    """``"[ds2] vm/vm_1.vmdk"`` -> ``"ds2"`` (a datastore path's datastore name)."""
+    if path.startswith("[") and "]" in path:
+        return path[1 : path.index("]")]
+    return ""
 
 #: guest OS family -> (vSphere guestId, .vmx guestOS, full name) for the demo-era guests.
 GUEST_IDS: dict[str, tuple[str, str, str]] = {
@@ -46,6 +58,18 @@ class VirtualDiskDevice:
     disk_mode: str = "persistent"
     thin: bool = True
     change_id_prefix: str = ""
+    #: ``"scsi"`` or ``"ide"``: VSS application consistency needs SCSI-only disks (R42).
+    controller: str = "scsi"
+
+    @property
+    def independent(self) -> bool:
+        """Independent disks are not part of any snapshot (``independent_*`` modes)."""
+        return self.disk_mode.startswith("independent")
+
+    @property
+    def datastore(self) -> str:
+        """The datastore the base disk lives on (it may differ from the VM's)."""
+        return datastore_of(self.base_name)
 
     @property
     def capacity(self) -> int:
@@ -81,6 +105,14 @@ class Snapshot:
     epochs: dict[int, int]
     parent: Snapshot | None = None
     children: list[Snapshot] = field(default_factory=list)
+    #: bytes of the ``<vm>-SnapshotN.vmsn`` in the working directory: the saved configuration
+    #: and, for a memory snapshot, the memory image (ESX 3.x/4.x keep it in the .vmsn).
+    vmsn_bytes: int = 0
+    #: what quiescing got: ``"application"`` (VSS with writers), ``"filesystem"`` or None.
+    quiesce_type: str | None = None
+    #: ``SnapshotTree.backupManifest`` (API 4.0): the VSS manifest of an application-consistent
+    #: snapshot, relative to the snapshot directory; None otherwise.
+    backup_manifest: str | None = None
 
     @property
     def state(self) -> PowerState:
@@ -130,6 +162,16 @@ class VM:
     next_delta: int = 1
     next_snapshot_uid: int = 1
     extra_config: dict[str, str] = field(default_factory=dict)
+    #: ``workingDir``: where redo logs and ``.vmsn`` files go, for every disk whatever its
+    #: datastore (Broadcom KB 304387; KB-WDIR). None: the VM's own directory.
+    working_dir: str | None = None
+    #: the Windows guest uses dynamic disks (VSS then gives file-system consistency only, R42).
+    dynamic_disks: bool = False
+
+    @property
+    def snapshot_dir(self) -> str:
+        """The working directory (``[ds] path``): redo logs and snapshot state live here."""
+        return self.working_dir or self.directory
 
     @property
     def guest_id(self) -> str:
@@ -191,11 +233,13 @@ class VM:
         }
         if self.change_tracking:
             lines["ctkEnabled"] = "TRUE"
+        if self.working_dir:
+            lines["workingDir"] = self.vmx_file(self.working_dir)
         for d in self.disks:
-            node = f"scsi0:{d.unit_number}"
+            node = f"{d.controller}0:{d.unit_number}"
             lines[f"{node}.present"] = "TRUE"
-            lines[f"{node}.fileName"] = d.file_name.rsplit("/", 1)[-1]
-            lines[f"{node}.deviceType"] = "scsi-hardDisk"
+            lines[f"{node}.fileName"] = self.vmx_file(d.file_name)
+            lines[f"{node}.deviceType"] = "scsi-hardDisk" if d.controller == "scsi" else "disk"
             lines[f"{node}.mode"] = d.disk_mode
             if self.change_tracking:
                 lines[f"{node}.ctkEnabled"] = "TRUE"
@@ -210,6 +254,15 @@ class VM:
         )
         lines.update(self.extra_config)
         return "".join(f'{k} = "{v}"\n' for k, v in lines.items())
+
+    def vmx_file(self, path: str) -> str:
+        """A ``.vmx`` file reference: a bare name inside the VM's directory, else the
+        ``/vmfs/volumes/<datastore>/...`` path (as a host writes a disk on another datastore)."""
+        if path.startswith(self.directory + "/"):
+            return path[len(self.directory) + 1 :]
+        ds = datastore_of(path)
+        rest = path[path.index("]") + 1 :].strip() if ds else path
+        return f"/vmfs/volumes/{ds}/{rest}" if ds else rest
 
     def vmsd_text(self) -> str:
         """Snapshot metadata in the ``<vm>.vmsd`` text format."""
@@ -233,11 +286,13 @@ class VM:
             out[f"{p}.createTimeHigh"] = str(micros >> 32)
             out[f"{p}.createTimeLow"] = str(micros & 0xFFFFFFFF)
             out[f"{p}.numDisks"] = str(len(s.layers))
-            for j, d in enumerate(self.disks):
+            j = 0
+            for d in self.disks:
                 layer = s.layers.get(d.key)
                 if layer is not None:
-                    out[f"{p}.disk{j}.fileName"] = layer.label.rsplit("/", 1)[-1]
-                    out[f"{p}.disk{j}.node"] = f"scsi0:{d.unit_number}"
+                    out[f"{p}.disk{j}.fileName"] = self.vmx_file(layer.label)
+                    out[f"{p}.disk{j}.node"] = f"{d.controller}0:{d.unit_number}"
+                    j += 1
         out["snapshot.numSnapshots"] = str(len(snaps))
         return "".join(f'{k} = "{v}"\n' for k, v in out.items())
 

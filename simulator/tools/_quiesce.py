@@ -616,12 +616,14 @@ class _Operation:
         below: int | None = None
         if self.detached is not None:  # a 3.5-era operation the host had stopped waiting for
             below = self.detached[1] if state == "SCRIPT_FREEZE" else None
+            ends = self.busy_until
             self.detached, self.busy_until = None, None
             pending, self._pending = self._pending, None
-            if pending is not None:  # the running script is killed (R9)
+            if pending is not None and ends is not None:  # the running script is killed (R9)
                 run, step, shown_arg = pending
+                ran = self.clock.now - (ends - run.duration)
                 self._emit("script.run", step, path=run.path, arg=shown_arg, exit_code=None,
-                           duration=run.duration, legacy=run.legacy, index=run.index, killed=True)
+                           duration=ran, legacy=run.legacy, index=run.index, killed=True)
             if state == "SCRIPT_FREEZE":
                 self._abort(state, "host", None)
                 self._freeze_fail(below=below)
