@@ -56,6 +56,7 @@ while it is true); ``VMwareTools.phase`` is the state-machine state.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -460,6 +461,14 @@ def quiesced_snapshot(
     )
 
 
+class _TimerFired(Exception):
+    """The guest abort timer fired while the host was still taking the snapshot."""
+
+
+def _timer_fired() -> None:
+    raise _TimerFired
+
+
 class _Operation:
     """One quiesce operation (the guest's ``vmbackup`` state for its lifetime)."""
 
@@ -847,7 +856,21 @@ class _Operation:
         # Step 3 (WF-1c): the host's snapshot.
         frozen_at = clock.now
         try:
-            snapshot = self.create()
+            # only the guest's own timer fires inside create(); a 3.5-era host deadline (no guest
+            # timer, ``host_deadline``) is the host's wait, not the guest's abort
+            guest_timer = self.deadline is not None and not getattr(self, "host_deadline", False)
+            timer = clock.alarm(self.deadline, _timer_fired) if guest_timer and self.deadline is not None else nullcontext()
+            with timer:
+                snapshot = self.create()
+        except _TimerFired:
+            # F9 in SYNC_FREEZE while the host is still taking the snapshot: the guest's timer
+            # fires at its own time (spec R15), the guest thaws and aborts; the host's create
+            # stops there and fails with the abort fault
+            self._abort("SYNC_FREEZE", "timer", effective)
+            self._set_phase("SYNC_ERROR")
+            self._freeze_fail()
+            self._end("aborted", 4, MSG["canceled"])
+            raise self._abort_fault() from None
         except Exception:
             self._host_failed(effective)
             raise
