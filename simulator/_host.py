@@ -26,7 +26,7 @@ from ._faults import fault_name, make_fault, raise_fault
 from ._profiles import DEFAULT_PROFILE, HostProfile, get_profile
 from ._random import SimRandom
 from ._trace import Trace
-from ._vm import DISK_MODES, VM, PowerState, Snapshot, VirtualDiskDevice, datastore_of
+from ._vm import DISK_MODES, GUEST_OS, VM, PowerState, Snapshot, VirtualDiskDevice, datastore_of
 from .disk import BlockDevice, Layer, LayeredDisk, LayerView, MergeStats
 
 if TYPE_CHECKING:
@@ -121,6 +121,13 @@ class _GuestWriteDevice:
             if rule is not None and rule.fault:
                 raise_fault(rule.fault, rule.message, datastore=self._vm.datastore)
         self._disk.write(offset, data)
+
+
+def _vm_ref(vm: VM) -> Any:
+    """The VM's managed-object reference, for faults that name their receiver."""
+    from pyVmomi import vim
+
+    return vim.VirtualMachine(vm.moref)
 
 
 def _unit_number(controllers: Sequence[str], i: int) -> int:
@@ -248,6 +255,7 @@ class Host:
         disk_modes: Sequence[str] | None = None,
         disk_controllers: Sequence[str] | None = None,
         working_dir: str | None = None,
+        guest_os: str | None = None,
     ) -> VM:
         """Register a VM with blank disks (``add_guest_volumes`` gives it file systems).
 
@@ -255,6 +263,8 @@ class Host:
         datastore (None: the VM's), ``disk_modes`` is a ``VirtualDiskMode`` from ``DISK_MODES``,
         ``disk_controllers`` ``"scsi"`` or ``"ide"``. ``working_dir`` is a datastore name whose
         ``<name>/`` folder gets the redo logs and ``.vmsn`` files (the ``workingDir`` setting).
+        ``guest_os`` names a guest from ``GUEST_OS`` (``winXPProGuest``: the SYNC driver only;
+        ``windows2019srv_64Guest``: VSS under the 4.1+ consistency rules).
         """
         if not isinstance(name, str) or not name or "/" in name or len(name) > 80:
             raise InvalidInputError(
@@ -277,6 +287,12 @@ class Host:
             raise InvalidInputError(
                 "power_state", expected="'poweredOn', 'poweredOff' or 'suspended'", got=power_state
             )
+        if guest_os is not None:
+            if guest_os not in GUEST_OS or GUEST_OS[guest_os][2] != os_family:
+                known = [g for g, v in GUEST_OS.items() if v[2] == os_family]
+                raise InvalidInputError("guest_os", expected="one of " + ", ".join(known), got=guest_os)
+            if providers is None and GUEST_OS[guest_os][3] == "sync":
+                providers = ("sync",)  # XP / 2000: the SYNC driver, no VSS (R42)
         n = len(disks)
         places = list(disk_datastores) if disk_datastores is not None else [None] * n
         modes = list(disk_modes) if disk_modes is not None else ["persistent"] * n
@@ -310,6 +326,7 @@ class Host:
                 ip_address=ip_address,
                 hw_version=4 if self.profile.version.startswith("3.") else 19,
                 working_dir=f"[{working_dir}] {name}" if working_dir is not None else None,
+                guest_os=guest_os,
             )
             for i, cap in enumerate(disks):
                 disk = LayeredDisk(cap) if self.store is None else self.store.new_disk(vm, cap)
@@ -482,8 +499,14 @@ class Host:
         description: str = "",
         memory: bool = False,
         quiesce: bool = False,
+        *,
+        quiesce_timeout: float | None = None,
+        vss_context: str = "ctx_auto",
     ) -> Snapshot:
         """``CreateSnapshot_Task``. With ``quiesce`` the seed's five steps run in the guest.
+
+        ``quiesce_timeout`` (seconds) and ``vss_context`` come from ``CreateSnapshotEx_Task``'s
+        quiesce spec (``create_snapshot_ex``): the guest's abort timer and the VSS context.
 
         Faults: ``ApplicationQuiesceFault`` (a pre-freeze script failed),
         ``FilesystemQuiesceFault`` (thaw failed; the snapshot is rolled back),
@@ -511,6 +534,9 @@ class Host:
                     raise_fault("TooManySnapshotLevels")
                 if quiesce and vm.power_state == "poweredOn":
                     assert vm.tools is not None
+                    consistency, _why = self.vss_consistency(vm)
+                    if vss_context == "ctx_file_share_backup":
+                        consistency = "filesystem"  # no writers (R44)
                     result = vm.tools.quiesced_snapshot(
                         lambda: self._create_snapshot_now(vm, name, description, memory, True),
                         lambda s: self._rollback(vm, s),
@@ -519,11 +545,18 @@ class Host:
                         faults=self.faults,
                         profile=self.profile,
                         vm=vm.moref,
+                        vss_application=consistency == "application",
+                        timeout=quiesce_timeout,
                     )
                     snap = result.snapshot
                     if snap is None:
                         raise_fault("SnapshotFault", result.message or "The snapshot was not created.")
                     snap.quiesced = result.quiesced
+                    snap.quiesce_type = result.consistency if result.quiesced else None
+                    if snap.quiesce_type == "application" and self.profile.vss_application_rules:
+                        # SnapshotTree.backupManifest (API 4.0): the VSS writers' manifest beside
+                        # the snapshot (file name as seen in the field, confidence L)
+                        snap.backup_manifest = f"{vm.name}-vss_manifests{snap.id}.zip"
                 else:
                     snap = self._create_snapshot_now(vm, name, description, memory, False)
             except SimulatedCrash:
@@ -536,6 +569,85 @@ class Host:
                 raise
             self._stun(vm)
             return snap
+
+    def create_snapshot_ex(
+        self, vm: VM | str, name: str, description: str = "", memory: bool = False, quiesce_spec: Any = None
+    ) -> Snapshot:
+        """``CreateSnapshotEx_Task`` (API 6.5): ``quiesce_spec`` is a ``vim.vm.GuestQuiesceSpec``
+        or ``vim.vm.WindowsQuiesceSpec`` (None: not quiesced).
+
+        ``timeout`` is in minutes, 5 to 240 (spec R45); the host passes it to the guest as the
+        ``startWithOpts`` timeout (INFERRED, spec Q13). ``vssBackupContext``: ``ctx_auto``,
+        ``ctx_backup`` or ``ctx_file_share_backup`` (no writers: file-system consistent, R44).
+        A Windows spec for a Linux guest gets the guest's "Incompatible quiesce parameter
+        version" (R17: Linux takes only version 1 parameters).
+        """
+        vm = self.find_vm(vm)
+        if not self.profile.quiesce_spec:
+            raise_fault(
+                "MethodNotFound",
+                f"CreateSnapshotEx_Task is not in vSphere API {self.profile.api_version} (it arrived in 6.5).",
+                method="CreateSnapshotEx_Task", receiver=_vm_ref(vm),
+            )
+        if quiesce_spec is None:
+            return self.create_snapshot(vm, name, description, memory, False)
+        from pyVmomi import vim
+
+        if not isinstance(quiesce_spec, vim.vm.GuestQuiesceSpec):
+            raise_fault("InvalidArgument", "quiesceSpec: expected a GuestQuiesceSpec or WindowsQuiesceSpec.", invalidProperty="quiesceSpec")
+        minutes = quiesce_spec.timeout
+        if minutes is not None and not 5 <= minutes <= 240:
+            raise_fault(
+                "InvalidArgument",
+                f"quiesceSpec.timeout: expected 5 to 240 minutes, got {minutes}.",
+                invalidProperty="quiesceSpec.timeout",
+            )
+        context = "ctx_auto"
+        if isinstance(quiesce_spec, vim.vm.WindowsQuiesceSpec):
+            context = quiesce_spec.vssBackupContext or "ctx_auto"
+            if context not in ("ctx_auto", "ctx_backup", "ctx_file_share_backup"):
+                raise_fault(
+                    "InvalidArgument",
+                    f"quiesceSpec.vssBackupContext: expected ctx_auto, ctx_backup or ctx_file_share_backup, got {context!r}.",
+                    invalidProperty="quiesceSpec.vssBackupContext",
+                )
+            if vm.os_family != "windows":
+                raise_fault(
+                    "ApplicationQuiesceFault",
+                    "An error occurred while quiescing the virtual machine. The guest OS has reported an "
+                    "error during quiescing. The error message was: Incompatible quiesce parameter version",
+                )
+        return self.create_snapshot(
+            vm, name, description, memory, True,
+            quiesce_timeout=float(minutes) * 60 if minutes else None, vss_context=context,
+        )
+
+    def vss_consistency(self, vm: VM | str) -> tuple[str, str]:
+        """What a VSS quiesce of ``vm`` can give here: ``("application" | "filesystem", why)``.
+
+        Windows 2003: application consistent. Windows 2008 and later (spec R42, DOC-DR): on a
+        host of 4.1 on (``HostProfile.vss_application_rules``) only with ``disk.EnableUUID``,
+        SCSI-only disks, as many free SCSI slots as disks, and no dynamic disks; before 4.1,
+        file-system consistent. XP/2000 (SYNC driver) and Linux: file-system consistent.
+        """
+        vm = self.find_vm(vm)
+        kind = vm.vss_kind
+        if kind == "app":
+            return "application", "Windows Server 2003: VSS with its writers"
+        if kind != "rules":
+            return "filesystem", "no VSS in this guest"
+        if not self.profile.vss_application_rules:
+            return "filesystem", f"Windows 2008 and later on {self.profile.product} {self.profile.version}: before 4.1"
+        scsi = [d for d in vm.disks if d.controller == "scsi"]
+        if vm.extra_config.get("disk.EnableUUID", "").upper() != "TRUE":
+            return "filesystem", "disk.EnableUUID is not TRUE"
+        if len(scsi) != len(vm.disks):
+            return "filesystem", "not every disk is on a SCSI controller"
+        if 15 - len(scsi) < len(scsi):
+            return "filesystem", "fewer free SCSI slots than disks"
+        if vm.dynamic_disks:
+            return "filesystem", "the guest uses dynamic disks"
+        return "application", "every condition holds"
 
     def _create_snapshot_now(
         self, vm: VM, name: str, description: str, memory: bool, quiesced: bool
@@ -797,7 +909,7 @@ class Host:
             raise_fault(
                 "MethodNotFound",
                 f"ConsolidateVMDisks_Task is not in vSphere API {self.profile.api_version} (it arrived in 5.0).",
-                method="ConsolidateVMDisks_Task",
+                method="ConsolidateVMDisks_Task", receiver=_vm_ref(vm),
             )
         with self._operation(vm, "ConsolidateVMDisks"):
             rule = self._consolidate_rule(vm) if vm.consolidation_needed else None

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .guest import GuestFileSystem
     from .tools import VMwareTools
 
-__all__ = ["VM", "Snapshot", "VirtualDiskDevice", "GUEST_IDS", "PowerState", "DISK_MODES", "datastore_of"]
+__all__ = ["VM", "Snapshot", "VirtualDiskDevice", "GUEST_IDS", "GUEST_OS", "PowerState", "DISK_MODES", "datastore_of"]
 
 PowerState = Literal["poweredOn", "poweredOff", "suspended"]
 
@@ -37,6 +37,17 @@ def datastore_of(path: str) -> str:
 GUEST_IDS: dict[str, tuple[str, str, str]] = {
     "windows": ("winNetEnterpriseGuest", "winnetenterprise", "Microsoft Windows Server 2003, Enterprise Edition (32-bit)"),
     "linux": ("rhel5Guest", "rhel5", "Red Hat Enterprise Linux 5 (32-bit)"),
+}
+#: other guests a VM can name (``VM.guest_os``): guestId -> (.vmx guestOS, full name, family,
+#: Windows VSS behaviour per spec R42 / DOC-DR: ``"sync"`` = XP/2000, SYNC driver only;
+#: ``"app"`` = 2003, VSS application-consistent; ``"rules"`` = 2008 and later, application
+#: consistent only under the 4.1+ conditions, else file-system consistent).
+GUEST_OS: dict[str, tuple[str, str, str, str]] = {
+    "winXPProGuest": ("winxppro", "Microsoft Windows XP Professional (32-bit)", "windows", "sync"),
+    "winNetEnterpriseGuest": (*GUEST_IDS["windows"][1:], "windows", "app"),
+    "windows7Server64Guest": ("windows7srv-64", "Microsoft Windows Server 2008 R2 (64-bit)", "windows", "rules"),
+    "windows2019srv_64Guest": ("windows2019srv-64", "Microsoft Windows Server 2019 (64-bit)", "windows", "rules"),
+    "rhel5Guest": (*GUEST_IDS["linux"][1:], "linux", ""),
 }
 
 
@@ -167,6 +178,15 @@ class VM:
     working_dir: str | None = None
     #: the Windows guest uses dynamic disks (VSS then gives file-system consistency only, R42).
     dynamic_disks: bool = False
+    #: a ``GUEST_OS`` guestId; None: the family's demo-era guest (``GUEST_IDS``).
+    guest_os: str | None = None
+
+    @property
+    def vss_kind(self) -> str:
+        """How this guest's VSS quiesces (``GUEST_OS``'s last column; "" for Linux)."""
+        if self.guest_os is not None:
+            return GUEST_OS[self.guest_os][3]
+        return "app" if self.os_family == "windows" else ""
 
     @property
     def snapshot_dir(self) -> str:
@@ -175,11 +195,11 @@ class VM:
 
     @property
     def guest_id(self) -> str:
-        return GUEST_IDS[self.os_family][0]
+        return self.guest_os or GUEST_IDS[self.os_family][0]
 
     @property
     def guest_full_name(self) -> str:
-        return GUEST_IDS[self.os_family][2]
+        return GUEST_OS[self.guest_os][1] if self.guest_os else GUEST_IDS[self.os_family][2]
 
     @property
     def vmx_path(self) -> str:
@@ -213,7 +233,7 @@ class VM:
 
     def vmx_text(self) -> str:
         """The ``.vmx`` as a person (and VCB's export) reads it."""
-        _, guest_os, _ = GUEST_IDS[self.os_family]
+        guest_os = GUEST_OS[self.guest_os][0] if self.guest_os else GUEST_IDS[self.os_family][1]
 
         def pair(h: str) -> str:
             return " ".join(h[i : i + 2] for i in range(0, 32, 2))

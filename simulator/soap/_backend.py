@@ -111,6 +111,9 @@ class SnapshotInfo:
     state: PowerState
     quiesced: bool
     children: Sequence[SnapshotInfo] = ()
+    #: ``SnapshotTree.backupManifest`` (API 4.0): the VSS manifest of an application-consistent
+    #: quiesced snapshot, relative to the snapshot directory; None otherwise
+    backup_manifest: str | None = None
     #: the disks as of this snapshot (their chains end at the frozen layer)
     disks: Sequence[DiskInfo] = ()
     #: the snapshot's own files (``<vm>-Snapshot1.vmsn``)

@@ -193,6 +193,7 @@ class HostAdapter:
             create_time=s.create_time,
             state=s.state,
             quiesced=s.quiesced,
+            backup_manifest=s.backup_manifest,
             children=tuple(self._snapshot(vm, c) for c in s.children),
             disks=tuple(self._disk(vm, d, s) for d in vm.disks),
         )
@@ -267,6 +268,12 @@ class HostAdapter:
 
     def create_snapshot(self, vm: str, name: str, description: str, memory: bool, quiesce: bool) -> str:
         return self.host.create_snapshot(self._vm(vm), name, description, memory, quiesce).moref
+
+    def create_snapshot_ex(
+        self, vm: str, name: str, description: str, memory: bool, quiesce_spec: Any
+    ) -> str:
+        """``CreateSnapshotEx_Task`` (API 6.5): ``Host.create_snapshot_ex``."""
+        return self.host.create_snapshot_ex(self._vm(vm), name, description, memory, quiesce_spec).moref
 
     def remove_snapshot(self, vm: str, snapshot: str, *, remove_children: bool, consolidate: bool) -> None:
         self.host.remove_snapshot(self._vm(vm), snapshot, remove_children=remove_children, consolidate=consolidate)

@@ -219,6 +219,9 @@ class QuiesceResult:
     thaw_failed: bool = False
     rolled_back: bool = False
     tools_crashed: bool = False
+    #: what the freeze gave: ``"application"`` (VSS with its writers), ``"filesystem"`` (VSS
+    #: without application quiescing, the SYNC driver, FIFREEZE), None (null provider: sync only)
+    consistency: str | None = None
 
     def calls(self, phase: str | None = None) -> list[tuple[str, str]]:
         """``(path, arg)`` of launched scripts, optionally of one phase."""
@@ -407,8 +410,12 @@ class VMwareTools:
         faults: FaultInjector | None = None,
         profile: HostProfile | str | None = None,
         vm: str | None = None,
+        vss_application: bool = True,
     ) -> QuiesceResult:
         """Run the five steps around ``create()``; see the module docstring for every path.
+
+        ``vss_application``: the host's verdict on VSS application consistency for this VM
+        (``Host.vss_consistency``); False makes a VSS freeze file-system consistent only.
 
         ``create()`` takes the snapshot (advancing ``clock`` by its duration) and returns it, or
         raises a vim fault. ``rollback(snapshot)`` removes a snapshot the quiesce failed after.
@@ -435,6 +442,7 @@ class VMwareTools:
             name = "TaskInProgress"
             raise make_fault(name, MSG["busy"])
         op = _Operation(self, create, rollback, clock, trace, faults, get_profile(profile), vm, timeout)
+        op.vss_application = vss_application
         return op.run()
 
 
@@ -508,6 +516,7 @@ class _Operation:
         self.busy_until: float | None = None
         self.detached: tuple[str, int] | None = None
         self._pending: tuple[ScriptRun, str, str | None] | None = None
+        self.vss_application = True
 
     # -- small helpers ------------------------------------------------------------------
     def _emit(self, kind: str, step: str | None, **details: Any) -> None:
@@ -939,11 +948,16 @@ class _Operation:
             self._error(3, MSG["sync_enable"])
             return (3, MSG["sync_enable"], "SYNC_ERROR")
         r.provider = effective
+        if effective == "vss":
+            app = self.vss_application and not tools.config["vss.disableAppQuiescing"]
+            r.consistency = "application" if app else "filesystem"
+        else:
+            r.consistency = "filesystem" if effective == "sync" else None
         if self.host_deadline:
             self.deadline = None  # the host has what it waited for; nothing times the rest
         tools.frozen = effective in ("vss", "sync")
         self._set_phase("SYNC_FREEZE")
-        self._emit("quiesce.engage", "WF-1b", provider=effective, ok=True, frozen=tools.frozen)
+        self._emit("quiesce.engage", "WF-1b", provider=effective, ok=True, frozen=tools.frozen, consistency=r.consistency)
         return None
 
     def _raise_after_fail(self, failure: tuple[int, str, str]) -> QuiesceResult:
