@@ -200,11 +200,17 @@ class Host:
         return ds
 
     @classmethod
-    def demo(cls, profile: str | HostProfile = DEFAULT_PROFILE, *, seed: int = 0) -> Host:
-        """The embedded default: a Windows guest (C:, D:, a letterless volume) and a Linux guest."""
-        from ._demo import populate_demo
+    def demo(cls, profile: str | HostProfile = DEFAULT_PROFILE, *, seed: int = 0, inventory: str = "demo") -> Host:
+        """The embedded default: a Windows guest (C:, D:, a letterless volume) and a Linux guest.
 
-        return cls(profile, seed=seed, populate=populate_demo)
+        ``inventory="era"``: the second named inventory, a VM per era-specific case
+        (``populate_era_demo``: XP with the legacy pair, an independent disk, two datastores,
+        no Tools, Windows 2019 under the VSS rules)."""
+        from ._demo import INVENTORIES
+
+        if inventory not in INVENTORIES:
+            raise InvalidInputError("demo inventory", expected=" | ".join(INVENTORIES), got=inventory)
+        return cls(profile, seed=seed, populate=INVENTORIES[inventory])
 
     @property
     def is_demo(self) -> bool:

@@ -326,11 +326,16 @@ class VM:
             "power": self.power_state,
             "ip": self.ip_address,
             "tools": self.tools.state if self.tools is not None else "not-installed",
+            "guest_id": self.guest_id,
+            "working_dir": self.snapshot_dir,
             "change_tracking": self.change_tracking,
             "consolidation_needed": self.consolidation_needed,
             "current_snapshot": self.current_snapshot.name if self.current_snapshot else None,
             "snapshots": [
-                {"moref": s.moref, "name": s.name, "parent": s.parent.moref if s.parent else None, "quiesced": s.quiesced}
+                {
+                    "moref": s.moref, "name": s.name, "parent": s.parent.moref if s.parent else None,
+                    "quiesced": s.quiesced, "quiesce_type": s.quiesce_type,
+                }
                 for s in self.snapshots()
             ],
             "disks": [
@@ -338,6 +343,9 @@ class VM:
                     "key": d.key,
                     "label": d.label,
                     "capacity": d.capacity,
+                    "mode": d.disk_mode,
+                    "datastore": d.datastore,
+                    "controller": d.controller,
                     "chain": [
                         {"file": layer.label, "grains": layer.grain_count}
                         for layer in d.disk.chain()

@@ -22,13 +22,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Show the demo host that 'vcbsim demo' and 'vcbsim repl' start from.",
     )
     p.add_argument("--profile", default="esx-3.5u2", help="host profile (esx-3.5u1, esx-3.5u2, esxi-7.0)")
+    p.add_argument("--inventory", default="demo", choices=("demo", "era"),
+                   help="'era': the second inventory, a VM per era-specific case (XP with the legacy "
+                        "scripts, an independent disk, two datastores, no Tools, Windows 2019)")
     p.add_argument("--json", action="store_true", help="print the host dump and scripts as JSON")
     p.add_argument("--width", type=int, default=None, help="output width")
     ns = p.parse_args(list(argv) if argv is not None else None)
     from vcbsim.simulator import Host, VcbsimError
 
     try:
-        host = Host.demo(ns.profile)
+        host = Host.demo(ns.profile, inventory=ns.inventory)
     except VcbsimError as exc:
         sys.stderr.write(f"vcbsim inventory: {exc}\n")
         return 2

@@ -204,3 +204,41 @@ def test_vm_without_tools_is_backed_up_crash_consistently(profile: str) -> None:
     assert "VMware Tools is not currently available" in exc.value.msg and vm.snapshots() == []
     snap = host.create_snapshot(vm, "_VCB-BACKUP_", quiesce=False)
     assert not snap.quiesced and host.trace.of_kind("script.run") == []
+
+
+# -- the era inventory: a VM per case, each behaving as its row says ----------------------------
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_era_inventory_has_a_vm_per_case(profile: str) -> None:
+    host = Host.demo(profile, inventory="era")
+    assert [v.name for v in host.vms.values()] == ["winxp-legacy", "w2019-app", "sql-indep", "web-2ds", "notools"]
+    # XP: the SYNC driver and only the legacy pair, on every era
+    host.create_snapshot("winxp-legacy", "q", quiesce=True)
+    runs = [(e.details["path"], e.details["arg"]) for e in host.trace.of_kind("script.run")]
+    assert runs == [(r"C:\Windows\pre-freeze-script.bat", "freeze"), (r"C:\Windows\post-thaw-script.bat", "thaw")]
+    assert host.trace.of_kind("quiesce.engage")[-1].details["provider"] == "sync"
+    # Windows 2019: application consistent only under the 4.1 rules
+    s = host.create_snapshot("w2019-app", "q", quiesce=True)
+    assert s.quiesce_type == ("application" if profile == MODERN else "filesystem")
+    # the independent disk is in no snapshot
+    ind = host.find_vm("sql-indep")
+    s = host.create_snapshot(ind, "q", quiesce=True)
+    assert set(s.layers) == {ind.disks[0].key} and ind.disks[1].independent
+    # two datastores: the second base disk on datastore2, its redo log in the working directory
+    web = host.find_vm("web-2ds")
+    host.create_snapshot(web, "q", quiesce=True)
+    assert web.disks[1].datastore == "datastore2" and web.disks[1].file_name.startswith("[datastore1] web-2ds/")
+    # no Tools: crash-consistent only
+    with pytest.raises(vim.fault.ApplicationQuiesceFault):
+        host.create_snapshot("notools", "q", quiesce=True)
+    assert not host.create_snapshot("notools", "c").quiesced
+    # the default demo is unchanged
+    assert [v.name for v in Host.demo(profile).vms.values()] == ["win2003-sql", "rhel5-web"]
+
+
+def test_unknown_inventory_is_refused() -> None:
+    from vcbsim.simulator import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="demo inventory"):
+        Host.demo(inventory="nope")
