@@ -135,3 +135,26 @@ def test_tools_not_running_quiesce_faults(rig, profile: str) -> None:
     with pytest.raises(vim.fault.ApplicationQuiesceFault) as exc:
         r.quiesce()
     assert "VMware Tools is not currently available" in exc.value.msg and r.created == []
+
+
+# -- row: VSS writer failure (the freeze cannot engage) -----------------------------------------
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_writer_failure_fails_the_engage_on_every_profile(rig, profile: str) -> None:
+    """A failed VSS writer (or SYNC driver on 3.5 U1) fails the engage: req.error 3, every
+    script gets freezeFail, no snapshot (spec F3; the API fault is Q6's switch)."""
+    from vcbsim.simulator import FaultRule
+
+    r = rig("windows", profile)
+    a = r.script(r.pre if profile == "esx-3.5u1" else r.in_dir("a.bat"), "")
+    if profile == "esx-3.5u1":
+        r.script(r.post, "")
+    r.faults.add(FaultRule("quiesce.engage", target="vm-1", fault="SystemError", message="VSS writer 'SqlServerWriter' failed"))
+    with pytest.raises(vim.fault.SnapshotFault):
+        r.quiesce()
+    assert r.created == [] and not r.tools.frozen
+    assert r.end()["errors"] == [[3, MSG["sync_enable"]]]
+    engage = r.trace.of_kind("quiesce.engage")[0].details
+    assert engage["ok"] is False and "SqlServerWriter" in engage["error"]
+    assert r.calls()[-1][1] == "freezeFail" and r.calls()[0] == (a, "freeze")
