@@ -84,6 +84,11 @@ class HostProfile:
     vss_application_rules: bool = True
     #: ``CreateSnapshotEx_Task`` with ``GuestQuiesceSpec`` / ``WindowsQuiesceSpec`` (API 6.5).
     quiesce_spec: bool = True
+    #: Linux Tools with FIFREEZE and the freeze options of today (R32, R34): ``excludedFileSystems``
+    #: (10.3.0, OVT ``2c927bb65``), EBUSY on a file system someone else froze fails the freeze
+    #: (12.2.0, ``9d458c53a``) unless ``ignoreFrozenFileSystems`` (12.3.0, ``60c3a80dd``). False:
+    #: the 3.5 era's vmsync driver, which has none of these keys.
+    linux_freeze_options: bool = True
 
 
 PROFILES: dict[str, HostProfile] = {
@@ -104,6 +109,7 @@ PROFILES: dict[str, HostProfile] = {
             consolidate_helper=True,
             vss_application_rules=False,
             quiesce_spec=False,
+            linux_freeze_options=False,
         ),
         HostProfile(
             name="esx-3.5u2",
@@ -119,6 +125,7 @@ PROFILES: dict[str, HostProfile] = {
             consolidate_helper=True,
             vss_application_rules=False,
             quiesce_spec=False,
+            linux_freeze_options=False,
         ),
         HostProfile(
             name="esxi-7.0",

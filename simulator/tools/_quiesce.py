@@ -276,6 +276,8 @@ class VMwareTools:
         self.scripts_dir = scripts_dir
         self.switches = switches or ToolsSwitches()
         self.frozen = False
+        #: Linux mount points frozen outside Tools (a script's ``fsfreeze -f``), spec R34
+        self.frozen_by_others: set[str] = set()
         self.phase = "IDLE"
         self.last_result: QuiesceResult | None = None
         self._op: _Operation | None = None
@@ -707,7 +709,10 @@ class _Operation:
             exit_code, duration, killed = None, budget, True
         else:
             text = self.files.read_bytes(path)
-            out = run_script(text, args, self.files, budget=None if budget is None else budget - delay)
+            out = run_script(
+                text, args, self.files, budget=None if budget is None else budget - delay,
+                frozen=self.tools.frozen_by_others,
+            )
             exit_code, duration, killed = out.exit_code, delay + out.duration, out.killed
         if not killed and rule is not None and rule.exit_code is not None:
             exit_code = rule.exit_code
@@ -943,6 +948,8 @@ class _Operation:
                 effective = "null"
             else:
                 error = "no freeze backend and enableNullDriver=false"
+        elif provider == "sync" and not windows and self.profile.linux_freeze_options:
+            error = self._fifreeze_error()
         if error is not None:  # F3: straight to step 5 with freezeFail, no snapshot
             self._emit("quiesce.engage", "WF-1b", provider=provider, ok=False, error=error)
             self._error(3, MSG["sync_enable"])
@@ -958,6 +965,31 @@ class _Operation:
         tools.frozen = effective in ("vss", "sync")
         self._set_phase("SYNC_FREEZE")
         self._emit("quiesce.engage", "WF-1b", provider=effective, ok=True, frozen=tools.frozen, consistency=r.consistency)
+        return None
+
+    def _mounts(self) -> list[str]:
+        """The guest's local mount points in mount-table order ("/" for a guest without volumes)."""
+        vols = getattr(self.files, "mounted", None)
+        points = [v.mount_point for v in vols or () if getattr(v, "mount_point", None)]
+        return points or ["/"]
+
+    def _fifreeze_error(self) -> str | None:
+        """R32-R34 with today's Linux Tools: ``excludedFileSystems`` globs (``*`` and ``?`` match
+        ``/`` too) drop mount points, nothing left fails ("No file systems to freeze"); a file
+        system frozen by someone else answers EBUSY, which fails the freeze unless
+        ``ignoreFrozenFileSystems`` skips it. Reverse mount-table order (R33)."""
+        import fnmatch
+
+        conf = self.tools.config
+        globs = [g.strip() for g in str(conf["excludedFileSystems"] or "").split(",") if g.strip()]
+        wanted = [m for m in self._mounts() if not any(fnmatch.fnmatchcase(m, g) for g in globs)]
+        if not wanted:
+            return "No file systems to freeze"
+        for mount in reversed(wanted):
+            if mount in self.tools.frozen_by_others:
+                if conf["ignoreFrozenFileSystems"]:
+                    continue
+                return f"{mount} appears locked or frozen by another process (EBUSY)"
         return None
 
     def _raise_after_fail(self, failure: tuple[int, str, str]) -> QuiesceResult:
