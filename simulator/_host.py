@@ -26,7 +26,16 @@ from ._faults import fault_name, make_fault, raise_fault
 from ._profiles import DEFAULT_PROFILE, HostProfile, get_profile
 from ._random import SimRandom
 from ._trace import Trace
-from ._vm import DISK_MODES, GUEST_OS, VM, PowerState, Snapshot, VirtualDiskDevice, datastore_of
+from ._vm import (
+    DISK_MODES,
+    GUEST_OS,
+    VM,
+    PowerState,
+    Snapshot,
+    VirtualDiskDevice,
+    datastore_of,
+    file_ref,
+)
 from .disk import BlockDevice, Layer, LayeredDisk, LayerView, MergeStats
 
 if TYPE_CHECKING:
@@ -1048,7 +1057,7 @@ class Host:
                 layer.label.rsplit("/", 1)[-1],
                 d.capacity,
                 create_type=create_type,
-                parent=parent.label.rsplit("/", 1)[-1] if parent else None,
+                parent=file_ref(parent.label, layer.label.rpartition("/")[0]) if parent else None,
                 hw_version=vm.hw_version,
             ).encode()
 

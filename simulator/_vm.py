@@ -17,7 +17,10 @@ if TYPE_CHECKING:
     from .guest import GuestFileSystem
     from .tools import VMwareTools
 
-__all__ = ["VM", "Snapshot", "VirtualDiskDevice", "GUEST_IDS", "GUEST_OS", "PowerState", "DISK_MODES", "datastore_of"]
+__all__ = [
+    "VM", "Snapshot", "VirtualDiskDevice", "GUEST_IDS", "GUEST_OS", "PowerState", "DISK_MODES",
+    "datastore_of", "file_ref",
+]
 
 PowerState = Literal["poweredOn", "poweredOff", "suspended"]
 
@@ -25,6 +28,18 @@ PowerState = Literal["poweredOn", "poweredOff", "suspended"]
 #: every snapshot (vSphere "Snapshot Behavior": "all attached non-independent disks are
 #: snapshotted"); ``persistent`` is the ordinary mode.
 DISK_MODES: tuple[str, ...] = ("persistent", "independent_persistent", "independent_nonpersistent")
+
+
+def file_ref(path: str, directory: str) -> str:
+    """How a file in ``directory`` names ``path`` (``.vmx``, ``parentFileNameHint``): the bare
+    name inside the same folder, else ``/vmfs/volumes/<datastore>/<path>``."""
+    folder, _, name = path.rpartition("/")
+    if folder == directory:
+        return name
+    ds = datastore_of(path)
+    if not ds:
+        return path
+    return f"/vmfs/volumes/{ds}/{path[path.index(']') + 1 :].strip()}"
 
 
 def datastore_of(path: str) -> str:
@@ -280,9 +295,7 @@ class VM:
         ``/vmfs/volumes/<datastore>/...`` path (as a host writes a disk on another datastore)."""
         if path.startswith(self.directory + "/"):
             return path[len(self.directory) + 1 :]
-        ds = datastore_of(path)
-        rest = path[path.index("]") + 1 :].strip() if ds else path
-        return f"/vmfs/volumes/{ds}/{rest}" if ds else rest
+        return file_ref(path, self.directory)
 
     def vmsd_text(self) -> str:
         """Snapshot metadata in the ``<vm>.vmsd`` text format."""

@@ -33,7 +33,7 @@ from typing import Any
 from .._errors import InvalidInputError, NotFoundError, StateError
 from .._faults import make_fault
 from .._host import Host
-from .._vm import VM, Snapshot, VirtualDiskDevice
+from .._vm import VM, Snapshot, VirtualDiskDevice, file_ref
 from ..disk import CowdExtent, SeSparseExtent, cowd_extent, sesparse_extent
 from ._backend import (
     ChangedAreas,
@@ -95,7 +95,7 @@ def _delta_extents(
     for layer in layers.values():
         if layer.parent is None or not layer.label.startswith(prefix) or not layer.label.endswith(".vmdk"):
             continue
-        parent = layer.parent.label.rsplit("/", 1)[-1]
+        parent = file_ref(layer.parent.label, layer.label.rpartition("/")[0])
         extent: CowdExtent | SeSparseExtent
         if suffix == "-sesparse.vmdk":
             extent = sesparse_extent(layer, d.capacity, grain_size=d.disk.grain_size)
@@ -302,8 +302,7 @@ class HostAdapter:
         files: dict[str, tuple[int, Callable[[int, int], bytes]]] = {}
         prefix = f"[{datastore}] "
         for vm in self.host.vms.values():
-            if vm.datastore != datastore:
-                continue
+            # every file is filtered by its own datastore: a VM's disks may be on several
             for name, reader in self.host.datastore_files(vm).items():
                 if name.startswith(prefix):
                     data = reader()
