@@ -178,6 +178,10 @@ class Sessions:
         session.call_count += 1
         session.last_used = self.clock()
 
+    def keep_alive(self, session: Session) -> None:
+        """Not a call, but use (a ``/folder`` transfer): its idle time starts again."""
+        session.last_used = self.clock()
+
     def from_cookie(self, cookie_header: str | None) -> Session | None:
         if not cookie_header:
             return None
