@@ -45,13 +45,24 @@ from ..wire._wsdl import DOCUMENT_NAMES, document
 from ._cert import write_self_signed
 from ._files import FileResponse, _authorized, handle_folder, handle_guest_file, transfer_pending
 
-__all__ = ["RunningServer", "serve", "service_versions_xml", "LOOPBACK"]
+__all__ = ["RunningServer", "serve", "service_versions_xml", "LOOPBACK", "KEEPALIVE_IDLE_SECONDS"]
 
 log = logging.getLogger("vcbsim.soap")
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 #: Largest datastore file accepted by PUT.
 MAX_PUT_BYTES = 1024**3
+#: An idle keep-alive connection is closed after this many seconds without a request. No
+#: published source gives hostd's own window, so it is set above the client pool that keeps
+#: connections longest: pyVmomi's ``CONNECTION_POOL_IDLE_TIMEOUT_SEC`` (900 s, pyVmomi's
+#: ``SoapAdapter.py`` since its first release) drops a pooled connection idle that long before
+#: reusing it, so no pyVmomi client ever sends on a connection this server has closed (the
+#: ``SSLEOFError`` of a call after a long download with the old 120 s window). Counted on the
+#: endpoint's clock (injectable: tests drive it); the socket's own timeout is the wall-clock
+#: backstop that frees the thread.
+KEEPALIVE_IDLE_SECONDS = 960.0
+#: the longest wait for the rest of a request once its first line came
+REQUEST_TIMEOUT_SECONDS = 120.0
 #: the standard library's limits on request headers (``http.client``)
 _MAX_HEADER_LINE = 65536
 _MAX_HEADERS = 100
@@ -152,12 +163,29 @@ class _HTTPServer(ThreadingHTTPServer):
             self.idle.wait_for(lambda: not self.connections, timeout=timeout)
 
 
+class _StampedWriter:
+    """The connection's writer, noting the time before each write: the idle window starts
+    when the last piece of an answer goes out, and is noted before the client can have it."""
+
+    __slots__ = ("_raw", "_stamp")
+
+    def __init__(self, raw: Any, stamp: Callable[[], None]) -> None:
+        self._raw, self._stamp = raw, stamp
+
+    def write(self, data: Any) -> int:
+        self._stamp()
+        return int(self._raw.write(data))
+
+    def __getattr__(self, name: str) -> Any:  # flush, close, closed, fileno ...
+        return getattr(self._raw, name)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "vcbsim-esx"
     sys_version = ""
-    #: idle keep-alive connections close after this many seconds
-    timeout = 120
+    #: per receive while a request comes in; between requests, ``KEEPALIVE_IDLE_SECONDS``
+    timeout = REQUEST_TIMEOUT_SECONDS
     #: headers and body go out in separate writes; without TCP_NODELAY the client's delayed
     #: ACK would add 40 ms to every call
     disable_nagle_algorithm = True
@@ -172,12 +200,38 @@ class _Handler(BaseHTTPRequestHandler):
             if isinstance(self.request, ssl.SSLSocket):
                 self.request.do_handshake()
             super().setup()
+            self.wfile = _StampedWriter(self.wfile, self._stamp)  # type: ignore[assignment]
         except BaseException:
             # finish() does not run when setup() fails: forget the connection here
             with self.server.conn_lock:
                 self.server.connections.discard(self.request)
                 self.server.idle.notify_all()
             raise
+
+    def _stamp(self) -> None:
+        self._idle_since = self.server.endpoint.clock()
+
+    def handle(self) -> None:
+        """Requests one after the other on a keep-alive connection; between two, the
+        connection waits up to ``KEEPALIVE_IDLE_SECONDS`` from the last byte written
+        (``parse_request`` checks the gap on the endpoint's clock)."""
+        self.close_connection = True
+        self._stamp()
+        self.handle_one_request()
+        while not self.close_connection:
+            self.request.settimeout(KEEPALIVE_IDLE_SECONDS)
+            self.handle_one_request()
+
+    def _idle_too_long(self) -> bool:
+        """A request that comes after the idle window finds the connection closed, as it
+        would be on a host that closed it when the window ran out (the wall-clock timeout
+        does that when the endpoint's clock is the wall clock)."""
+        self.request.settimeout(self.timeout)
+        if self.server.endpoint.clock() - self._idle_since > KEEPALIVE_IDLE_SECONDS:
+            log.debug("%s idle longer than %g s: connection closed", self.address_string(), KEEPALIVE_IDLE_SECONDS)
+            self.close_connection = True
+            return True
+        return False
 
     def finish(self) -> None:
         try:
@@ -204,6 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
         # The common case, an HTTP/1.1 request line and plain header lines, without the email
         # package's parser (a sixth of the server's CPU per call); anything else (HTTP/1.0 and
         # 0.9, odd request lines, folded or unusual headers) the standard library's way.
+        if self._idle_too_long():
+            return False
         requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
         words = requestline.split()
         self._first_values = None
