@@ -519,6 +519,11 @@ class Catalog:
             raise
         return self.backup(bid)
 
+    def fail_backup(self, bid: int, when: float, exc: BaseException) -> None:
+        """Mark backup ``bid`` failed at ``when`` because of ``exc``, its entries dropped: it
+        is never offered for restore nor used as a base (a run killed during WF-2 left it)."""
+        self._fail(bid, when, exc)
+
     def _fail(self, bid: int, when: float, exc: BaseException) -> None:
         self.db.execute("DELETE FROM entries WHERE backup_id = ?", (bid,))
         self.db.execute("DELETE FROM image_files WHERE backup_id = ?", (bid,))

@@ -8,6 +8,11 @@ failure state (a quiesced snapshot whose thaw failed is rolled back, spec F7).
 The operations are synchronous and run on the virtual clock; the SOAP endpoint wraps them in
 ``Task`` objects. A per-host re-entrant lock makes them safe to call from server threads; a
 VM already inside an operation answers ``TaskInProgress``.
+
+One cohesive concern, although over 700 lines: the host's own operations on its VMs, each
+short, in the order of the vSphere API. What is not an operation lives beside it: building
+guests (``_guestbuild``), the demo (``_demo``), persistence (``_persist``), the VM model
+(``_vm``).
 """
 
 from __future__ import annotations

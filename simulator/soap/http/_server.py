@@ -6,7 +6,7 @@ Why the standard library's ``ThreadingHTTPServer``: no extra dependency, HTTP/1.
 done in the connection's own thread (a slow client cannot block ``accept``). The load is a
 handful of test clients on loopback; the endpoint serialises work on one lock anyway.
 
-``serve(backend)`` returns a ``RunningServer`` (a context manager) whose ``stop()`` closes the
+``serve(host)`` returns a ``RunningServer`` (a context manager) whose ``stop()`` closes the
 listening socket, every open connection and the task worker, and joins the threads.
 """
 
@@ -25,7 +25,7 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -36,7 +36,6 @@ from pyVmomi import VmomiSupport
 
 from ..._errors import InvalidInputError
 from ..._host import Host
-from .._backend import HostBackend
 from .._endpoint import Endpoint
 from .._host_adapter import HostAdapter
 from .._tasks import DEFAULT_RETENTION
@@ -633,7 +632,7 @@ class RunningServer:
 
 
 def serve(
-    host_backend: Host | HostBackend,
+    host_or_adapter: Host | HostAdapter,
     *,
     port: int = 0,
     http: bool = False,
@@ -647,13 +646,14 @@ def serve(
     session_idle_timeout: float | None = None,
     async_tasks: bool = False,
     clock: Callable[[], float] | Any = None,
+    guest_credentials: Mapping[str, str] | None = None,
 ) -> RunningServer:
-    """Serve ``host_backend`` on loopback; HTTPS with a fresh self-signed certificate unless
+    """Serve a simulated ``Host`` on loopback; HTTPS with a fresh self-signed certificate unless
     ``http=True`` or ``certfile``/``keyfile`` are given. ``port=0`` picks a free port.
 
-    ``host_backend`` is any ``HostBackend``; a simulated ``Host`` is wrapped in a
-    ``HostAdapter``. ``api_version`` (``8.0.3.0`` by default, so that modern clients read every
-    property) is the vim25 version advertised; ``2.5u2`` is what a real ESX 3.5 host says, and
+    ``guest_credentials`` (user -> password) are the guest accounts guest operations accept
+    (default ``Administrator``/``vmware`` and ``root``/``vmware``). ``api_version``
+    (``8.0.3.0`` by default, so that modern clients read every property) is the vim25 version advertised; ``2.5u2`` is what a real ESX 3.5 host says, and
     pyVmomi then leaves out every property newer than that (``capacityInBytes`` ...).
     ``session_idle_timeout`` (seconds; ``None``: 30 minutes, as hostd) ends idle sessions: a
     call, a ``/folder`` request or a guest file transfer URL of such a session is refused.
@@ -663,8 +663,15 @@ def serve(
     expiry, clone tickets and transfer URLs (default the wall clock; ``_endpoint.py`` says why);
     pass a ``VirtualClock`` or a function to drive them from a test.
     """
-    if isinstance(host_backend, Host):
-        host_backend = HostAdapter(host_backend)
+    if isinstance(host_or_adapter, HostAdapter):  # the deprecated wrapper
+        if guest_credentials is None:
+            guest_credentials = host_or_adapter.guest_credentials
+        host_or_adapter = host_or_adapter.host
+    if not isinstance(host_or_adapter, Host):
+        raise InvalidInputError(
+            "serve host", expected="a simulated host (vcbsim.simulator.Host)", got=type(host_or_adapter).__name__,
+            hint="build one with Host(profile) and add_vm(), or Host.demo()",
+        )
     try:
         api_version = _codec.vim25_version(api_version)
     except ValueError as exc:
@@ -674,11 +681,6 @@ def serve(
         raise InvalidInputError(
             "serve host", expected="a loopback address (127.0.0.1, ::1, localhost)", got=host,
             hint="the simulated host accepts any client that knows the password; keep it local",
-        )
-    if not isinstance(host_backend, HostBackend):
-        raise InvalidInputError(
-            "serve backend", expected="an object implementing vcbsim.simulator.soap.HostBackend",
-            got=type(host_backend).__name__,
         )
     if (certfile is None) != (keyfile is None):
         raise InvalidInputError("serve certificate", expected="both certfile and keyfile, or neither",
@@ -695,9 +697,10 @@ def serve(
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.minimum_version = ssl.TLSVersion.TLSv1_2
         tls.load_cert_chain(cert_path, key_path)
-    endpoint = Endpoint(host_backend, user=user, password=password, task_retention=task_retention,
+    endpoint = Endpoint(host_or_adapter, user=user, password=password, task_retention=task_retention,
                         secure_cookie=not http, api_version=api_version,
-                        session_idle_seconds=session_idle_timeout, async_tasks=async_tasks, clock=clock)
+                        session_idle_seconds=session_idle_timeout, async_tasks=async_tasks, clock=clock,
+                        guest_credentials=guest_credentials)
     bind = "127.0.0.1" if host == "localhost" else host
     try:
         httpd = _HTTPServer((bind, port), endpoint, tls)
