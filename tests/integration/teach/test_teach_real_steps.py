@@ -79,8 +79,10 @@ def test_a_snapshot_removed_after_1e_is_missing_for_1f(repl: Interpreter) -> Non
     assert f.startswith("WF-1f") and "op.fail [WF-1f]" in f
     assert "nothing changed" not in f.lower()
     status = repl.execute("status")
-    assert "backup finished: ok" not in repl.execute("run")
+    end = repl.execute("run")
+    assert "backup FAILED at WF-1f" in end and "NotFoundError" not in end
     assert "done: WF-1a, WF-1b, WF-1c, WF-1d, WF-1e, WF-1f" in status
+    assert "failed at WF-1f" in repl.execute("status")
 
 
 def test_status_says_what_comes_next(repl: Interpreter) -> None:
