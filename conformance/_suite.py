@@ -416,8 +416,9 @@ class Scenario:
             if callable(poll):
                 poll(self.host.clock.now)
             abort = getattr(vmobj.tools, "abort", None)
-            if vmobj.tools is not None and getattr(vmobj.tools, "frozen", False) and callable(abort):
-                abort()  # the host's vmbackup.abort for a guest left frozen
+            busy = getattr(vmobj.tools, "frozen", False) or getattr(vmobj.tools, "busy_until", None) is not None
+            if vmobj.tools is not None and busy and callable(abort):
+                abort()  # vmbackup.abort for a guest left frozen, or a Tools restart for a 3.5-era one still busy
         for name in sorted(self._scripts):
             # the clean run keeps the installed scripts (their order and thaw are judged once
             # more) but a failing, slow or unlaunchable script is a fault too: each becomes a

@@ -16,6 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..._errors import InvalidInputError, NotFoundError
+from ..._vm import file_ref
 from ...disk import CowdExtent, SeSparseExtent, cowd_extent, sesparse_extent
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def _delta_extents(vm: VM, d: VirtualDiskDevice, prefix: str, suffix: str) -> di
     for layer in layers.values():
         if layer.parent is None or not layer.label.startswith(prefix) or not layer.label.endswith(".vmdk"):
             continue
-        parent = layer.parent.label.rsplit("/", 1)[-1]
+        parent = file_ref(layer.parent.label, layer.label.rpartition("/")[0])
         extent: CowdExtent | SeSparseExtent
         if suffix == "-sesparse.vmdk":
             extent = sesparse_extent(layer, d.capacity, grain_size=d.disk.grain_size)
@@ -72,8 +73,7 @@ class DatastoreFiles:
         files: dict[str, tuple[int, Reader]] = {}
         prefix = f"[{datastore}] "
         for vm in self.host.vms.values():
-            if vm.datastore != datastore:
-                continue
+            # every file is filtered by its own datastore: a VM's disks may be on several
             for name, reader in self.host.datastore_files(vm).items():
                 if name.startswith(prefix):
                     data = reader()

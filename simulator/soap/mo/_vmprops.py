@@ -375,7 +375,7 @@ def build_snapshot_info(vm: VMView, vm_ref: Any, snap_ref: Any) -> Any:
             createTime=ts(node.create_time),
             state=node.state,
             quiesced=node.quiesced,
-            backupManifest=None,
+            backupManifest=node.backup_manifest,
             childSnapshotList=[tree(c) for c in node.children],
             replaySupported=False,
         )

@@ -173,6 +173,9 @@ class SnapshotView:
     create_time = property(lambda self: self._snap.create_time)
     state = property(lambda self: self._snap.state)
     quiesced = property(lambda self: self._snap.quiesced)
+    #: ``SnapshotTree.backupManifest`` (API 4.0): the VSS manifest of an application-consistent
+    #: quiesced snapshot, relative to the snapshot directory; None otherwise
+    backup_manifest = property(lambda self: self._snap.backup_manifest)
 
     @property
     def children(self) -> tuple[SnapshotView, ...]:

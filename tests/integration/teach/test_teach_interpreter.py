@@ -58,7 +58,7 @@ def test_a_file_level_backup_goes_through_every_documented_step_in_order(repl: I
     # 1a: the freeze scripts, ascending, with 'freeze' and their exit codes
     # (ESX 3.5 U2, a VSS guest: backupScripts.d alone, KB 1006671; the legacy pair is not run)
     assert script_rows(by_step["WF-1a"], "freeze") == [
-        ("10-sql-flush.bat", 0),
+        ("10-sql-flush.bat", 0),  # 3.5 U2, a VSS guest: backupScripts.d alone (docs/architecture.md)
         ("20-app-pause.bat", 0),
     ]
     assert "quiesce: SCRIPT_FREEZE" in by_step["WF-1a"]
