@@ -56,6 +56,7 @@ def test_a_file_level_backup_goes_through_every_documented_step_in_order(repl: I
     assert shown == list(DOC_STEPS)
     by_step = dict(zip(shown, outs, strict=True))
     # 1a: the freeze scripts, ascending, with 'freeze' and their exit codes
+    # (ESX 3.5 U2, a VSS guest: backupScripts.d alone, KB 1006671; the legacy pair is not run)
     assert script_rows(by_step["WF-1a"], "freeze") == [
         ("10-sql-flush.bat", 0),  # 3.5 U2, a VSS guest: backupScripts.d alone (docs/architecture.md)
         ("20-app-pause.bat", 0),
@@ -252,7 +253,7 @@ def test_a_proxy_crash_leaves_the_snapshot_and_the_next_run_cleans_up(repl: Inte
     outs = [repl.execute("step") for _ in range(7)]
     assert "the proxy crashed at" in outs[-1]
     status = repl.execute("status")
-    assert "the run died: SimulatedCrash" in status
+    assert "the run died: the proxy crashed at proxy.after-expose (injected)" in status
     state = repl.execute("state win2003-sql")
     assert "_VCB-BACKUP_ (snapshot-1, quiesced)" in state and "<proxy>/win2003-sql/letters/C" in state
     repl.execute("backup win2003-sql file")
