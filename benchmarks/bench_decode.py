@@ -21,7 +21,7 @@ from typing import Any
 
 from pyVmomi import SoapAdapter, VmomiSupport, vim, vmodl
 
-from vcbsim.simulator.soap import _codec, _fastdecode
+from vcbsim.simulator.soap.wire import _codec, _fastdecode
 
 VERSION = _codec.DEFAULT_VERSION
 PC = vmodl.query.PropertyCollector

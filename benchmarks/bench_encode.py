@@ -28,7 +28,8 @@ from pyVim.task import WaitForTask
 from pyVmomi import vim, vmodl
 
 from vcbsim.simulator import Host
-from vcbsim.simulator.soap import _codec, _fastencode, serve
+from vcbsim.simulator.soap import serve
+from vcbsim.simulator.soap.wire import _codec, _fastencode
 
 PC = vmodl.query.PropertyCollector
 Call = tuple[str, Any, Any, str]  # serialize_response's arguments

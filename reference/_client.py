@@ -49,9 +49,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from vcbsim.simulator import InvalidInputError
+from vcbsim.simulator.disk import BlockReader
 
 if TYPE_CHECKING:
     from vcbsim.simulator import FaultRule, Trace
@@ -203,16 +204,6 @@ class ClockLike(Protocol):
     def advance(self, seconds: float) -> float: ...
 
     def advance_to(self, when: float) -> float: ...
-
-
-@runtime_checkable
-class BlockReader(Protocol):
-    """A read-only block device: a disk as of a snapshot."""
-
-    @property
-    def size(self) -> int: ...
-
-    def read(self, offset: int, length: int) -> bytes: ...
 
 
 class VolumeReader(Protocol):

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from vcbsim.simulator import StateError
 
@@ -125,7 +126,8 @@ def export_image(
             view = client.open_disk(vm.moref, disk.key, snapshot_id)
             target = dest / name
             dp = plan.disks.get(disk.key) if plan is not None else None
-            extra: dict[str, object] = {}
+            # disk.export details (level, areas, since): never vm or step, which emit() takes itself
+            extra: dict[str, Any] = {}
             if dp is not None and dp.areas is not None:
                 # one monolithicSparse file while the changes fit in one 2 GiB extent: split,
                 # a mostly empty delta of a 256 GiB disk would be 128 files, and its cost

@@ -26,17 +26,20 @@ reverts alike. See :meth:`LayeredDisk.changed_areas`.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import NoReturn, Protocol, runtime_checkable
+from typing import NoReturn
 
 from .._errors import InvalidInputError, StateError
+from ._device import BlockDevice, BlockReader, SparseBlockDevice, SparseBlockReader
 
 __all__ = [
     "SECTOR_SIZE",
     "DEFAULT_GRAIN_SIZE",
     "BlockDevice",
+    "BlockReader",
     "SparseBlockDevice",
+    "SparseBlockReader",
     "Layer",
     "LayeredDisk",
     "LayerView",
@@ -50,36 +53,6 @@ DEFAULT_GRAIN_SIZE = 65536
 _layer_ids = itertools.count(1)
 # One shared zero grain per grain size: thousands of disks must not each hold 64 KiB of zeros.
 _ZEROS: dict[int, bytes] = {}
-
-
-@runtime_checkable
-class BlockDevice(Protocol):
-    """What file systems and VMDK writers need of a disk: a size and byte-addressed I/O."""
-
-    @property
-    def size(self) -> int:
-        """Capacity in bytes."""
-        ...
-
-    def read(self, offset: int, length: int) -> bytes:
-        """Return ``length`` bytes starting at ``offset``."""
-        ...
-
-    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        """Store ``data`` at ``offset``."""
-        ...
-
-
-@runtime_checkable
-class SparseBlockDevice(BlockDevice, Protocol):
-    """A block device that can say where its data is, so copies skip the never-written rest.
-
-    ``write_vmdk`` uses this to run in time proportional to the data instead of the capacity.
-    """
-
-    def allocated_areas(self) -> list[tuple[int, int]]:
-        """``(offset, length)`` areas that may hold non-zero data; everything else is zeros."""
-        ...
 
 
 def _invalid(what: str, expected: str, got: object, hint: str = "") -> NoReturn:
@@ -143,7 +116,7 @@ class Layer:
         "_disk",
     )
 
-    def __init__(self, disk: LayeredDisk, parent: Layer | None, label: str = "") -> None:
+    def __init__(self, disk: LayeredDisk | None, parent: Layer | None, label: str = "") -> None:
         self.id: int = next(_layer_ids)
         self.label: str = label
         self.parent: Layer | None = parent
@@ -154,6 +127,12 @@ class Layer:
         # For a frozen layer: changes made after it froze are recorded at >= this epoch.
         self.change_epoch: int | None = None
         self._disk: LayeredDisk | None = disk
+
+    @classmethod
+    def gone(cls, label: str = "") -> Layer:
+        """A layer that no longer exists (``alive`` is false): what a loader gives a snapshot
+        whose redo log was merged away before the state was saved."""
+        return cls(None, None, label)
 
     @property
     def grain_count(self) -> int:
@@ -712,6 +691,41 @@ class LayeredDisk:
         self._changed.clear()
         self._tracking_start = self.new_epoch()
         return self._tracking_start
+
+    # -- seam for loaders (``disk/_persistent.py``) ----------------------------------------
+
+    @property
+    def auto_merge(self) -> frozenset[Layer]:
+        """Released layers that merge as soon as the tree allows (``release(merge=True)``)."""
+        return frozenset(self._auto)
+
+    def restore(
+        self,
+        *,
+        epoch: int | None = None,
+        tracking_start: int | None = None,
+        auto_merge: Iterable[Layer] | None = None,
+        changed: Mapping[int, int] | None = None,
+    ) -> None:
+        """Give a disk rebuilt from saved state (its layers already in place) the rest of
+        that state: the change epoch, the oldest epoch tracking answers for, the released
+        layers that merge on their own, and the changed-grain records (grain index to
+        epoch). ``None`` keeps what is there. The records are stored as they are, not as
+        changes (a subclass that logs changes does not log them again)."""
+        if epoch is not None:
+            self._epoch = _check_int("epoch", epoch)
+        if tracking_start is not None:
+            if tracking_start > self._epoch:
+                _invalid("tracking_start", f"<= the epoch {self._epoch}", tracking_start)
+            self._tracking_start = tracking_start
+        if auto_merge is not None:
+            auto = set(auto_merge)
+            for layer in auto:
+                self._own(layer)
+            self._auto = auto
+        if changed is not None:
+            for idx, ep in changed.items():
+                dict.__setitem__(self._changed, idx, ep)
 
     def __repr__(self) -> str:
         return (

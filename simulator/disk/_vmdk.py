@@ -11,7 +11,7 @@ Why only allocated grains: a 2 TiB disk with a few MiB of data must be written i
 milliseconds. Grain tables are only created for the parts of the disk that hold data (a GD
 entry of 0 means "no table: all zeros", which qemu and VMware's hosted products read as
 unallocated), grains that are all zeros are not written at all, and the source is asked for
-its allocated areas when it can tell (:class:`SparseBlockDevice`).
+its allocated areas when it can tell (:class:`SparseBlockReader`).
 
 ``render_descriptor`` produces the text descriptors the simulated host serves as datastore
 files: base disks (``vmfs``, sparse types) and redo logs (``vmfsSparse`` with a
@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from .._errors import InvalidInputError
-from ._model import SECTOR_SIZE, BlockDevice, LayeredDisk
+from ._device import BlockReader
+from ._model import SECTOR_SIZE, LayeredDisk
 
 __all__ = [
     "VMDK_GRAIN_SIZE",
@@ -186,7 +187,7 @@ def render_descriptor(
 # -- writing ------------------------------------------------------------------------------
 
 
-def _data_grains(device: BlockDevice) -> Iterator[tuple[int, int]]:
+def _data_grains(device: BlockReader) -> Iterator[tuple[int, int]]:
     """Yield ``(first, last_exclusive)`` VMDK-grain runs that may hold data, ascending."""
     size = device.size
     areas_fn = getattr(device, "allocated_areas", None)
@@ -308,7 +309,7 @@ class _ExtentWriter:
 
 
 def write_vmdk(
-    device: BlockDevice,
+    device: BlockReader,
     path: str | os.PathLike[str],
     *,
     split: bool = True,
@@ -324,7 +325,7 @@ def write_vmdk(
     """
     size = getattr(device, "size", None)
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-        _invalid("device", "a BlockDevice with a positive int size", device)
+        _invalid("device", "a BlockReader (size, read) with a positive int size", device)
     if size % SECTOR_SIZE:
         _invalid("device.size", "a multiple of 512 bytes", size)
     if adapter not in ADAPTER_TYPES:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from .._errors import InvalidInputError, StateError
+from ..disk._device import BlockReader
 
 __all__ = ["SparseDevice", "ReadOnlyDevice"]
 
@@ -59,7 +60,7 @@ class SparseDevice:
             pos += n
         return bytes(out)
 
-    def write(self, offset: int, data: bytes) -> None:
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         if self.readonly:
             msg = "this device is a read-only view; it cannot be written"
             raise StateError(msg)
@@ -109,16 +110,16 @@ class SparseDevice:
 class ReadOnlyDevice:
     """A read-only wrapper around any ``BlockDevice``: writes raise ``StateError``."""
 
-    def __init__(self, device: object) -> None:
+    def __init__(self, device: BlockReader) -> None:
         self._device = device
 
     @property
     def size(self) -> int:
-        return int(self._device.size)  # type: ignore[attr-defined]
+        return int(self._device.size)
 
     def read(self, offset: int, length: int) -> bytes:
-        return bytes(self._device.read(offset, length))  # type: ignore[attr-defined]
+        return bytes(self._device.read(offset, length))
 
-    def write(self, offset: int, data: bytes) -> None:
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         msg = "this device is a read-only view; it cannot be written"
         raise StateError(msg)

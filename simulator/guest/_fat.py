@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 from .._clock import EPOCH, VirtualClock
 from .._errors import InvalidInputError, NotFoundError, StateError
-from ._partition import BlockDevice, Partition, PartitionDevice
+from ._partition import BlockDevice, BlockReader, Partition, PartitionDevice
 
 __all__ = [
     "ATTR_DIRECTORY",
@@ -1224,7 +1224,7 @@ def format_fat(
 
 
 def open_readonly(
-    view: BlockDevice,
+    view: BlockReader,
     partition: Partition | None = None,
     *,
     clock: Clock | VirtualClock | None = None,
@@ -1234,6 +1234,7 @@ def open_readonly(
     ``view`` is a whole-disk view when ``partition`` is given (the volume's window is taken),
     else the volume itself. Nothing is cached, so the view shows the files as of its snapshot.
     """
-    if partition is not None:
-        view = PartitionDevice.of(view, partition)
-    return FatFileSystem(view, readonly=True, clock=clock)
+    # a window (the whole view when no partition is given) makes any reader a device whose
+    # writes raise; readonly=True means none is attempted
+    window = PartitionDevice.of(view, partition) if partition is not None else PartitionDevice(view, 0, view.size)
+    return FatFileSystem(window, readonly=True, clock=clock)

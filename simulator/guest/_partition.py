@@ -14,9 +14,9 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 from .._errors import InvalidInputError, StateError
+from ..disk._device import BlockDevice, BlockReader
 
 __all__ = [
     "ALIGNMENT",
@@ -26,6 +26,7 @@ __all__ = [
     "TYPE_LINUX",
     "TYPE_NTFS",
     "BlockDevice",
+    "BlockReader",
     "Partition",
     "PartitionDevice",
     "partition_disk",
@@ -43,18 +44,6 @@ TYPE_LINUX = 0x83
 
 _HEADS = 255
 _SECTORS_PER_TRACK = 63
-
-
-@runtime_checkable
-class BlockDevice(Protocol):
-    """What the guest layer needs from a disk: a size and byte-addressed reads and writes."""
-
-    @property
-    def size(self) -> int: ...
-
-    def read(self, offset: int, length: int) -> bytes: ...
-
-    def write(self, offset: int, data: bytes) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +148,7 @@ def partition_disk(
     return parts
 
 
-def read_partitions(device: BlockDevice) -> list[Partition]:
+def read_partitions(device: BlockReader) -> list[Partition]:
     """The primary partitions in the MBR of ``device`` (empty slots skipped)."""
     if device.size < SECTOR:
         raise InvalidInputError(what="disk", expected="at least one sector", got=device.size)
@@ -183,11 +172,12 @@ def read_partitions(device: BlockDevice) -> list[Partition]:
 
 
 class PartitionDevice:
-    """A ``BlockDevice`` window of ``size`` bytes at ``start`` on ``device``."""
+    """A ``BlockDevice`` window of ``size`` bytes at ``start`` on ``device`` (a ``BlockReader``:
+    over a read-only one, writes raise ``StateError``)."""
 
     __slots__ = ("device", "start", "_size")
 
-    def __init__(self, device: BlockDevice, start: int, size: int) -> None:
+    def __init__(self, device: BlockReader, start: int, size: int) -> None:
         if start < 0 or size < 0 or start + size > device.size:
             raise InvalidInputError(
                 what="partition window",
@@ -199,7 +189,7 @@ class PartitionDevice:
         self._size = size
 
     @classmethod
-    def of(cls, device: BlockDevice, partition: Partition) -> PartitionDevice:
+    def of(cls, device: BlockReader, partition: Partition) -> PartitionDevice:
         return cls(device, partition.start, partition.size)
 
     @property
@@ -218,7 +208,7 @@ class PartitionDevice:
         self._check(offset, length)
         return self.device.read(self.start + offset, length)
 
-    def write(self, offset: int, data: bytes) -> None:
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         self._check(offset, len(data))
         write = getattr(self.device, "write", None)
         if write is None:

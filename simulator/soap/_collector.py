@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from pyVmomi import VmomiSupport, vmodl
 
-from ._codec import comparable
-from ._dataobj import make
+from .wire._codec import comparable
+from .wire._dataobj import make
 
 if TYPE_CHECKING:
     from ._endpoint import Context, Endpoint, Session
-    from ._objects import MOImpl
+    from .mo import MOImpl
 
 __all__ = [
     "Collector",
@@ -78,6 +78,10 @@ class Collector:
     session_key: str
     filters: dict[str, FilterState] = field(default_factory=dict)
     version: int = 0
+    #: a ``CancelWaitForUpdates`` not yet consumed: it ends the wait in progress or, if none
+    #: is, the next one (vSphere API reference, ``PropertyCollector.CancelWaitForUpdates``:
+    #: "If a call to WaitForUpdates is not outstanding, the next call to WaitForUpdates will
+    #: be canceled"); the wait that raises ``RequestCanceled`` clears it
     cancel_wait: bool = False
 
 
@@ -370,20 +374,21 @@ def wait_for_updates(ep: Endpoint, ctx: Context, coll: Collector, version: str |
         raise vmodl.query.InvalidCollectorVersion(
             msg=f"unknown collector version {version!r}; start again with an empty version"
         )
-    coll.cancel_wait = False
     deadline = None if max_wait is None else time.monotonic() + max(0, max_wait)
     while True:
         ep.begin_call()  # the lock was released while waiting: state may have changed
+        # a cancel is looked at first: one that came before this wait started cancels it
+        # (it is not lost, whatever the order the two calls were scheduled in)
+        gone = session.key not in ep.sessions or session.collectors.get(coll.moid) is not coll
+        if coll.cancel_wait or ep.stopping or gone:
+            coll.cancel_wait = False
+            raise vmodl.fault.RequestCanceled(msg="The wait for updates was cancelled.")
         filter_updates = [
             u for u in (_diff(ep, f, ctx.version) for f in list(coll.filters.values())) if u is not None
         ]
         if filter_updates:
             coll.version += 1
             return make(PC.UpdateSet, version=str(coll.version), filterSet=filter_updates)
-        gone = session.key not in ep.sessions or session.collectors.get(coll.moid) is not coll
-        if coll.cancel_wait or ep.stopping or gone:
-            coll.cancel_wait = False
-            raise vmodl.fault.RequestCanceled(msg="The wait for updates was cancelled.")
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:

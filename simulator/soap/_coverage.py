@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from pyVmomi import VmomiSupport
 
-from ._codec import DEFAULT_VERSION, wire_version
 from ._endpoint import ANONYMOUS
-from ._objects import ALL_TYPES
+from .mo import ALL_TYPES
+from .wire._codec import DEFAULT_VERSION, wire_version
 
 __all__ = ["coverage_markdown"]
 
 _HEADER = """# vSphere API coverage of the SOAP endpoint
 
-Generated from `simulator/soap/_objects.py` by `python -m vcbsim.simulator.soap._coverage`;
+Generated from `simulator/soap/mo/` by `python -m vcbsim.simulator.soap._coverage`;
 do not edit by hand (`tests/integration/soap/test_soap_coverage.py` checks it is current).
 
 The endpoint advertises `urn:vim25` version {version} (and every older version) in

@@ -8,6 +8,14 @@ driven without sockets as well.
 One re-entrant lock guards all state (sessions, filters, tasks, and every backend call);
 ``changed`` is a condition on it that mutating operations notify, and on which
 ``WaitForUpdatesEx`` waits.
+
+Time. Session idle expiry, clone tickets and guest file transfer URLs are timed by
+``clock`` (seconds, any origin). By default it is the wall clock (``time.monotonic``), not the
+host's virtual clock: hostd counts a session's idle time in real time, and the virtual clock
+jumps by a whole operation at once (a quiesced snapshot whose scripts sleep 30 virtual minutes
+would otherwise log out the client waiting for it). Tests and embedders pass a clock of their
+own (``Endpoint(..., clock=...)``, ``serve(..., clock=...)``; a ``VirtualClock`` works) and
+advance it instead of sleeping.
 """
 
 from __future__ import annotations
@@ -26,10 +34,10 @@ from typing import Any
 from pyVmomi import vim, vmodl
 
 from .._errors import InvalidInputError, NotFoundError, StateError
-from . import _codec
 from ._backend import DatastoreInfo, HostAbout, HostBackend, SnapshotInfo, VMInfo
 from ._collector import Collector, FilterState
-from ._objects import (
+from ._tasks import DEFAULT_RETENTION, TaskRunner
+from .mo import (
     MOIDS,
     STATIC_TYPES,
     ContainerViewImpl,
@@ -42,8 +50,8 @@ from ._objects import (
     TaskImpl,
     VirtualMachineImpl,
 )
-from ._tasks import DEFAULT_RETENTION, TaskRunner
-from ._vmprops import iter_snapshots, ts
+from .mo._vmprops import iter_snapshots, ts
+from .wire import _codec
 
 __all__ = ["COOKIE_NAME", "Context", "Endpoint", "Response", "Session"]
 
@@ -77,8 +85,8 @@ class Session:
     last_active: float
     locale: str = "en"
     call_count: int = 0
-    #: wall-clock (monotonic) time of the last call: idle sessions expire as on a real host
-    last_used: float = field(default_factory=time.monotonic)
+    #: the endpoint clock's time of the last call: idle sessions expire as on a real host
+    last_used: float = 0.0
     collectors: dict[str, Collector] = field(default_factory=dict)
     views: dict[str, View] = field(default_factory=dict)
     retrieve_tokens: dict[str, tuple[list[Any], int]] = field(default_factory=dict)
@@ -113,7 +121,7 @@ class Session:
 
 @dataclass
 class Transfer:
-    """A guest file transfer URL: who may use it, for what, until when (monotonic seconds)."""
+    """A guest file transfer URL: who may use it, for what, until when (endpoint clock)."""
 
     kind: str  # "to" (HTTP PUT into the guest) or "from" (HTTP GET out of it)
     vm: str
@@ -151,6 +159,19 @@ class Response:
     set_cookie: str | None = None
 
 
+def _clock_function(clock: Callable[[], float] | Any) -> Callable[[], float]:
+    """``None`` (the wall clock), a function giving seconds, or an object with ``now``
+    (``VirtualClock``)."""
+    if clock is None:
+        return time.monotonic
+    if callable(clock):
+        return clock  # type: ignore[no-any-return]
+    if isinstance(getattr(clock, "now", None), int | float):
+        return lambda: float(clock.now)
+    raise InvalidInputError("endpoint clock", expected="a function returning seconds, or a VirtualClock",
+                            got=type(clock).__name__)
+
+
 @functools.lru_cache(maxsize=256)
 def _session_key(cookie_header: str) -> str | None:
     """The session key in a ``Cookie`` header, or ``None``."""
@@ -177,8 +198,11 @@ class Endpoint:
         api_version: str = _codec.DEFAULT_VERSION,
         session_idle_seconds: float | None = None,
         async_tasks: bool = False,
+        clock: Callable[[], float] | Any = None,
     ) -> None:
         self.backend = backend
+        #: seconds for session idle expiry, clone tickets and transfer URLs (module docstring)
+        self.clock: Callable[[], float] = _clock_function(clock)
         #: idle seconds after which a session is refused and dropped (``None``: the module's
         #: ``SESSION_IDLE_SECONDS``, 30 minutes as on hostd)
         self.session_idle_seconds = session_idle_seconds
@@ -507,7 +531,7 @@ class Endpoint:
         self._expire_sessions()
         now = self.now()
         key = secrets.token_hex(20)
-        session = Session(key, user, now, now, locale)
+        session = Session(key, user, now, now, locale, last_used=self.clock())
         self.sessions[key] = session
         ctx.session = session
         ctx.new_cookie = key
@@ -516,14 +540,14 @@ class Endpoint:
     def acquire_clone_ticket(self, ctx: Context) -> str:
         """A one-time ticket another connection turns into a session of the same user."""
         ticket = f"cst-{secrets.token_hex(20)}"
-        self._clone_tickets[ticket] = (ctx.sess.user, time.monotonic() + CLONE_TICKET_SECONDS)
+        self._clone_tickets[ticket] = (ctx.sess.user, self.clock() + CLONE_TICKET_SECONDS)
         while len(self._clone_tickets) > MAX_SESSIONS:
             del self._clone_tickets[next(iter(self._clone_tickets))]
         return ticket
 
     def clone_session(self, ctx: Context, ticket: str) -> Any:
         entry = self._clone_tickets.pop(ticket, None)
-        if entry is None or entry[1] < time.monotonic():
+        if entry is None or entry[1] < self.clock():
             raise vim.fault.InvalidLogin(msg="The clone ticket is not valid (unknown, used or expired).")
         return self._new_session(ctx, entry[0], ctx.session.locale if ctx.session else "en")
 
@@ -534,7 +558,7 @@ class Endpoint:
         """Drop sessions idle for ``SESSION_IDLE_SECONDS``, and the least recently used ones
         beyond ``MAX_SESSIONS``: a client that logs in for every call and never logs out
         does not make the host grow."""
-        limit = time.monotonic() - self.idle_limit()
+        limit = self.clock() - self.idle_limit()
         for key in [k for k, s in self.sessions.items() if s.last_used < limit]:
             self._drop_session(key)
         if len(self.sessions) >= MAX_SESSIONS:
@@ -548,7 +572,7 @@ class Endpoint:
     def live_session(self, key: str) -> Session | None:
         """The session ``key`` if it exists and has not been idle too long (else drop it)."""
         session = self.sessions.get(key)
-        if session is not None and time.monotonic() - session.last_used > self.idle_limit():
+        if session is not None and self.clock() - session.last_used > self.idle_limit():
             self._drop_session(key)
             return None
         return session
@@ -562,7 +586,7 @@ class Endpoint:
         self, kind: str, vm: str, user: str, password: str, path: str, overwrite: bool, size: int
     ) -> str:
         """A one-shot URL for ``/guestFile`` (valid for ``TRANSFER_SECONDS``)."""
-        now = time.monotonic()
+        now = self.clock()
         for token in [t for t, x in self.transfers.items() if x.expires < now]:
             del self.transfers[token]
         while len(self.transfers) >= MAX_TRANSFERS:
@@ -576,7 +600,7 @@ class Endpoint:
 
     def take_transfer(self, token: str, kind: str) -> Transfer | None:
         entry = self.transfers.get(token)
-        if entry is None or entry.kind != kind or entry.expires < time.monotonic():
+        if entry is None or entry.kind != kind or entry.expires < self.clock():
             return None
         if self.live_session(entry.session) is None:  # its session logged out or expired
             self.transfers.pop(token, None)
@@ -681,7 +705,7 @@ class Endpoint:
         if ctx.session is not None:
             ctx.session.call_count += 1
             ctx.session.last_active = self.now()
-            ctx.session.last_used = time.monotonic()
+            ctx.session.last_used = self.clock()
         impl = self.require(req.this)
         if req.wsdl_name == "Fetch":
             from ._collector import resolve_path

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 from pyVmomi import VmomiSupport, vim, vmodl
 
 from .._faults import make_fault
-from ._dataobj import make
-from ._vmprops import ts
+from .mo._vmprops import ts
+from .wire._dataobj import make
 
 if TYPE_CHECKING:
     from ._endpoint import Context, Endpoint

@@ -29,10 +29,10 @@ from pyVmomi import SoapAdapter, VmomiSupport, vim, vmodl
 
 from vcbsim.simulator._host import Host
 from vcbsim.simulator.soap import HostAdapter, serve
-from vcbsim.simulator.soap._control import _ROUTES, PREFIX
 from vcbsim.simulator.soap._coverage import coverage_markdown
 from vcbsim.simulator.soap._endpoint import ANONYMOUS
-from vcbsim.simulator.soap._objects import ALL_TYPES, MOIDS
+from vcbsim.simulator.soap.control._handlers import _ROUTES, PREFIX
+from vcbsim.simulator.soap.mo import ALL_TYPES, MOIDS
 
 VERSION = "vim.version.v8_0_3_0"
 #: what real hosts answer without a session (spec: RetrieveServiceContent and Login; the

@@ -181,19 +181,20 @@ def test_a_datastore_in_use_is_refused(tmp_path: Path, servers: list[Served]) ->
     servers.append(_start("--datastore", str(ds)))
     proc = subprocess.run([sys.executable, "-m", "vcbsim", "serve", "--port", "0", "--datastore", str(ds)],
                           capture_output=True, text=True, timeout=30, check=False)
-    assert proc.returncode == 1 and "in use by another host" in proc.stderr, proc.stderr
+    assert proc.returncode == 1 and "in use by another vcbsim" in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize("url", ["https://127.0.0.1:8989/sdk", "http://127.0.0.1:18080/sdk"])
 def test_the_banner_lines_work_as_printed(url: str) -> None:
-    lines = connect_help(url, "user", "p@ss")
+    lines = connect_help(url, "user", "from $VCBSIM_PASSWORD")
     text = "\n".join(lines)
-    assert f"URL:      {url}" in text and "password: p@ss" in text
+    assert f"URL:      {url}" in text and "password: not shown (from $VCBSIM_PASSWORD)" in text
     scheme, rest = url.split("://")
-    assert f"export GOVC_URL={scheme}://user:p%40ss@{rest}" in text
+    assert f'export GOVC_URL={scheme}://{rest} GOVC_USERNAME=user GOVC_PASSWORD="$VCBSIM_PASSWORD"' in text
     assert ("GOVC_INSECURE=1" in text) == (scheme == "https")
     code = next(line for line in lines if line.startswith("pyVmomi:")).split('python -c "', 1)[1].rstrip('"')
     compile(code, "<banner>", "exec")  # the one-liner is valid Python
+    assert "pwd=os.environ['VCBSIM_PASSWORD']" in code
     assert ("protocol='http'" in code) == (scheme == "http")
 
 

@@ -52,8 +52,9 @@ from pyVim.task import WaitForTask
 from pyVmomi import SoapAdapter, VmomiSupport, vim, vmodl
 
 from vcbsim.simulator._host import Host
-from vcbsim.simulator.soap import HostAdapter, _codec, serve
-from vcbsim.simulator.soap._objects import ALL_TYPES
+from vcbsim.simulator.soap import HostAdapter, serve
+from vcbsim.simulator.soap.mo import ALL_TYPES
+from vcbsim.simulator.soap.wire import _codec
 
 SOAPENV = "http://schemas.xmlsoap.org/soap/envelope/"
 #: Every request must be answered within this many seconds (the client's socket timeout).

@@ -11,7 +11,7 @@ from pathlib import Path
 from pyVim.connect import Disconnect, SmartConnect
 
 from vcbsim.simulator.soap._coverage import coverage_markdown
-from vcbsim.simulator.soap._objects import ALL_TYPES
+from vcbsim.simulator.soap.mo import ALL_TYPES
 
 ROOT = Path(__file__).resolve().parents[3]
 

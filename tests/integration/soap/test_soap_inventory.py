@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import ssl
 import threading
-import time
 
 import pytest
 from pyVmomi import vim, vmodl
@@ -212,25 +211,43 @@ def test_wait_for_updates_ex_reports_enter_modify_and_times_out(si, fake):
     assert pc.filter == []
 
 
-def test_cancel_wait_for_updates(si, server):
+def _waiting_filter(si):
+    """A filter on a VM's name and the version after its first report: a wait from there
+    blocks until something changes."""
     pc = si.content.propertyCollector
     vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
     pc.CreateFilter(PC.FilterSpec(objectSet=[PC.ObjectSpec(obj=vm)],
                                   propSet=[PC.PropertySpec(type=vim.VirtualMachine, pathSet=["name"])]), False)
-    version = pc.WaitForUpdatesEx("", PC.WaitOptions(maxWaitSeconds=0)).version
+    return pc, pc.WaitForUpdatesEx("", PC.WaitOptions(maxWaitSeconds=0)).version
+
+
+def test_a_cancel_before_the_wait_cancels_the_next_wait(si):
+    """The API reference: if no wait is outstanding, the next one is cancelled (the cancel is
+    not lost to a wait that starts after it)."""
+    pc, version = _waiting_filter(si)
+    pc.CancelWaitForUpdates()
+    with pytest.raises(vmodl.fault.RequestCanceled):
+        pc.WaitForUpdatesEx(version, PC.WaitOptions(maxWaitSeconds=30))
+    # consumed: the wait after it is an ordinary one
+    assert pc.WaitForUpdatesEx(version, PC.WaitOptions(maxWaitSeconds=0)) is None
+
+
+def test_cancel_ends_a_wait_whichever_call_runs_first(si):
+    """A waiter on one connection and a cancel on another, in whatever order the threads are
+    scheduled: the wait ends with RequestCanceled (no sleep orders them)."""
+    pc, version = _waiting_filter(si)
     outcome: list[object] = []
 
     def waiter() -> None:
         try:
-            outcome.append(pc.WaitForUpdatesEx(version, PC.WaitOptions(maxWaitSeconds=30)))
+            outcome.append(pc.WaitForUpdatesEx(version, PC.WaitOptions(maxWaitSeconds=60)))
         except vmodl.fault.RequestCanceled as exc:
             outcome.append(exc)
 
     t = threading.Thread(target=waiter)
     t.start()
-    time.sleep(0.2)  # the waiter is parked in WaitForUpdatesEx
     pc.CancelWaitForUpdates()
-    t.join(10)
+    t.join(60)
     assert not t.is_alive()
     assert isinstance(outcome[0], vmodl.fault.RequestCanceled)
 

@@ -397,6 +397,29 @@ def test_clone_ticket_gives_a_second_session_and_terminate_ends_it(si, server):
         content.rootFolder.name  # noqa: B018
 
 
+def test_idle_sessions_and_clone_tickets_expire_on_the_endpoint_clock(fake_backend_class):
+    """Session idle time, clone tickets and their expiry follow the clock the server is given:
+    the test moves it, nothing sleeps."""
+    from vcbsim.simulator import VirtualClock
+
+    clock = VirtualClock(0.0)
+    with serve(fake_backend_class(), http=True, session_idle_timeout=60.0, clock=clock) as running:
+        si = SmartConnect(protocol="http", host="127.0.0.1", port=running.port, user="user", pwd="pass")
+        clock.advance(59.0)
+        assert si.content.rootFolder.name == "ha-folder-root"  # a call: idle time starts again
+        clock.advance(59.0)
+        ticket = si.content.sessionManager.AcquireCloneTicket()
+        clock.advance(31.0)  # a clone ticket lives 30 s
+        stub = SoapAdapter.SoapStubAdapter(url=f"http://127.0.0.1:{running.port}/sdk", version="vim.version.v8_0_3_0")
+        other = vim.ServiceInstance("ServiceInstance", stub).RetrieveContent()
+        with pytest.raises(vim.fault.InvalidLogin):
+            other.sessionManager.CloneSession(ticket)
+        clock.advance(30.0)  # 61 s since the last call
+        with pytest.raises(vim.fault.NotAuthenticated):
+            si.content.rootFolder.name  # noqa: B018
+        assert running.endpoint.sessions == {}
+
+
 def test_the_certificate_verifies_for_127_0_0_1(server):
     ctx = ssl.create_default_context(cafile=str(server.cert_path))  # hostname checked too
     conn = SmartConnect(host="127.0.0.1", port=server.port, user="user", pwd="pass", sslContext=ctx)
@@ -405,7 +428,7 @@ def test_the_certificate_verifies_for_127_0_0_1(server):
 
 
 def test_given_certificate_and_key_are_used(fake_backend_class, tmp_path):
-    from vcbsim.simulator.soap._cert import write_self_signed
+    from vcbsim.simulator.soap.http._cert import write_self_signed
 
     cert, key = write_self_signed(tmp_path, common_name="vcbsim-test")
     with serve(fake_backend_class(), certfile=cert, keyfile=key) as running:

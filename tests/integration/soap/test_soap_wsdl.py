@@ -26,9 +26,9 @@ from zeep.transports import Transport
 
 from vcbsim.simulator import Host
 from vcbsim.simulator.soap import serve
-from vcbsim.simulator.soap._codec import DEFAULT_VERSION, vim25_version, wire_version
-from vcbsim.simulator.soap._objects import ALL_TYPES
-from vcbsim.simulator.soap._wsdl import DOCUMENT_NAMES, documents
+from vcbsim.simulator.soap.mo import ALL_TYPES
+from vcbsim.simulator.soap.wire._codec import DEFAULT_VERSION, vim25_version, wire_version
+from vcbsim.simulator.soap.wire._wsdl import DOCUMENT_NAMES, documents
 
 XSD = "http://www.w3.org/2001/XMLSchema"
 WSDL = "http://schemas.xmlsoap.org/wsdl/"

@@ -24,9 +24,9 @@ def test_error_hierarchy() -> None:
     assert issubclass(kit.FlakyAdapterError, kit.AdapterError)
 
 
-def test_esx_host_fixture_is_a_fresh_host(esx_host) -> None:
-    assert esx_host.profile.name == "esx-3.5u2"
-    assert len(esx_host.trace) == 1 and esx_host.trace.events[0].kind == "host.reset"
+def test_esx_host_fixture_is_a_fresh_host(esx_host_empty) -> None:
+    assert esx_host_empty.profile.name == "esx-3.5u2"
+    assert len(esx_host_empty.trace) == 1 and esx_host_empty.trace.events[0].kind == "host.reset"
 
 
 def test_session_host_is_shared(esx_host_session, request) -> None:

@@ -7,8 +7,8 @@ import datetime
 import pytest
 from pyVmomi import vim, vmodl
 
-from vcbsim.simulator.soap._codec import DEFAULT_VERSION, serialize_value
-from vcbsim.simulator.soap._dataobj import make
+from vcbsim.simulator.soap.wire._codec import DEFAULT_VERSION, serialize_value
+from vcbsim.simulator.soap.wire._dataobj import make
 
 PC = vmodl.query.PropertyCollector
 NOW = datetime.datetime(2026, 11, 24, 12, 0, 0, 123000, tzinfo=datetime.UTC)

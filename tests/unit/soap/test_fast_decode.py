@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 from pyVmomi import SoapAdapter, VmomiSupport, vim, vmodl
 from pyVmomi.VmomiSupport import F_LINK, F_OPTIONAL, DataObject, Enum, ManagedMethod, ManagedObject
 
-from vcbsim.simulator.soap import _codec, _fastdecode
-from vcbsim.simulator.soap._objects import ALL_TYPES
+from vcbsim.simulator.soap.mo import ALL_TYPES
+from vcbsim.simulator.soap.wire import _codec, _fastdecode
 
 V = _codec.DEFAULT_VERSION
 PC = vmodl.query.PropertyCollector

@@ -39,8 +39,9 @@ from pyVmomi.VmomiSupport import (
 )
 
 from vcbsim.simulator import Host
-from vcbsim.simulator.soap import _codec, _fastencode, serve
-from vcbsim.simulator.soap._objects import ALL_TYPES
+from vcbsim.simulator.soap import serve
+from vcbsim.simulator.soap.mo import ALL_TYPES
+from vcbsim.simulator.soap.wire import _codec, _fastencode
 
 V = _codec.DEFAULT_VERSION
 V60 = "vim.version.version10"  # 6.0

@@ -7,8 +7,8 @@ import datetime
 import pytest
 from pyVmomi import VmomiSupport, vim, vmodl
 
-from vcbsim.simulator.soap import _codec, _fastencode
-from vcbsim.simulator.soap._codec import DEFAULT_VERSION
+from vcbsim.simulator.soap.wire import _codec, _fastencode
+from vcbsim.simulator.soap.wire._codec import DEFAULT_VERSION
 
 NOW = datetime.datetime(2026, 11, 24, 12, 0, tzinfo=datetime.UTC)
 RETRIEVE = VmomiSupport.GetWsdlMethod("urn:vim25", "RetrieveProperties").info

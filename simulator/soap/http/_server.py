@@ -25,6 +25,7 @@ import ssl
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,17 +34,17 @@ from urllib.parse import urlsplit
 
 from pyVmomi import VmomiSupport
 
-from .._errors import InvalidInputError
-from .._host import Host
-from . import _codec
-from ._backend import HostBackend
+from ..._errors import InvalidInputError
+from ..._host import Host
+from .._backend import HostBackend
+from .._endpoint import Endpoint
+from .._host_adapter import HostAdapter
+from .._tasks import DEFAULT_RETENTION
+from ..control._handlers import MAX_BODY_BYTES, PREFIX, handle_control
+from ..wire import _codec
+from ..wire._wsdl import DOCUMENT_NAMES, document
 from ._cert import write_self_signed
-from ._control import MAX_BODY_BYTES, PREFIX, handle_control
-from ._endpoint import Endpoint
 from ._files import FileResponse, _authorized, handle_folder, handle_guest_file, transfer_pending
-from ._host_adapter import HostAdapter
-from ._tasks import DEFAULT_RETENTION
-from ._wsdl import DOCUMENT_NAMES, document
 
 __all__ = ["RunningServer", "serve", "service_versions_xml", "LOOPBACK"]
 
@@ -576,7 +577,7 @@ class RunningServer:
 
 
 def serve(
-    host_backend: HostBackend,
+    host_backend: Host | HostBackend,
     *,
     port: int = 0,
     http: bool = False,
@@ -589,6 +590,7 @@ def serve(
     api_version: str = _codec.DEFAULT_VERSION,
     session_idle_timeout: float | None = None,
     async_tasks: bool = False,
+    clock: Callable[[], float] | Any = None,
 ) -> RunningServer:
     """Serve ``host_backend`` on loopback; HTTPS with a fresh self-signed certificate unless
     ``http=True`` or ``certfile``/``keyfile`` are given. ``port=0`` picks a free port.
@@ -601,7 +603,9 @@ def serve(
     call, a ``/folder`` request or a guest file transfer URL of such a session is refused.
     ``async_tasks=True`` runs every task on the task thread, so clients see it ``queued`` and
     ``running`` before it ends; by default a task submitted to an idle host ends before the
-    call returns (its work takes virtual time; see ``_tasks.py``).
+    call returns (its work takes virtual time; see ``_tasks.py``). ``clock`` times session
+    expiry, clone tickets and transfer URLs (default the wall clock; ``_endpoint.py`` says why);
+    pass a ``VirtualClock`` or a function to drive them from a test.
     """
     if isinstance(host_backend, Host):
         host_backend = HostAdapter(host_backend)
@@ -637,7 +641,7 @@ def serve(
         tls.load_cert_chain(cert_path, key_path)
     endpoint = Endpoint(host_backend, user=user, password=password, task_retention=task_retention,
                         secure_cookie=not http, api_version=api_version,
-                        session_idle_seconds=session_idle_timeout, async_tasks=async_tasks)
+                        session_idle_seconds=session_idle_timeout, async_tasks=async_tasks, clock=clock)
     bind = "127.0.0.1" if host == "localhost" else host
     try:
         httpd = _HTTPServer((bind, port), endpoint, tls)

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .._errors import InvalidInputError, NotFoundError
+from ..._errors import InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
-    from ._endpoint import Endpoint
+    from .._endpoint import Endpoint
 
 __all__ = ["FileResponse", "handle_folder", "handle_guest_file", "transfer_pending", "CHUNK"]
 

@@ -37,26 +37,23 @@ import base64
 import json
 import logging
 import re
-import ssl
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from .._errors import InvalidInputError, NotFoundError, StateError
-from .._faultrules import FaultRule
-from .._trace import KINDS, Event
+from ..._errors import InvalidInputError, NotFoundError, StateError
+from ..._faultrules import FaultRule
+from ..._trace import KINDS
 
 if TYPE_CHECKING:
-    from .._host import Host
-    from .._vm import VM
-    from ._endpoint import Endpoint
+    from ..._host import Host
+    from ..._vm import VM
+    from .._endpoint import Endpoint
 
 log = logging.getLogger("vcbsim.soap.control")
 
-__all__ = ["PREFIX", "ControlClient", "ControlError", "ControlResponse", "handle_control", "VM_FIELDS"]
+__all__ = ["MAX_BODY_BYTES", "PREFIX", "ControlResponse", "handle_control", "VM_FIELDS"]
 
 PREFIX = "/vcbsim-api"
 #: largest request body accepted (guest files travel in it, base64-encoded)
@@ -266,14 +263,15 @@ def _reset(ep: Endpoint, host: Host, data: dict[str, Any]) -> dict[str, Any]:
         _bad("reset.demo", "true (the demo inventory) or false (no VMs)", demo)
     profile = data.get("profile")
     if profile is not None:
-        from .._profiles import PROFILES, get_profile
+        from ..._profiles import PROFILES, get_profile
 
         if profile not in PROFILES:
             _bad("reset.profile", "one of " + ", ".join(sorted(PROFILES)), profile)
         host.profile = get_profile(profile)
     if demo is not None:  # says what to rebuild: the demo, or nothing (not the inventory file's)
-        host._is_demo = demo  # type: ignore[attr-defined]
-        host._populate = None  # type: ignore[attr-defined]
+        from ..._demo import populate_demo
+
+        host.populate = populate_demo if demo else None
     # the trace's memory bound and JSON Lines sink are the server's settings: keep them
     limit, sink = host.trace.limit, host.trace.sink
     host.reset(seed=seed)
@@ -565,112 +563,3 @@ def _append(host: Host, ev: Any, what: str) -> int:
     vm = ev.get("vm")
     moref = host.find_vm(vm).moref if vm is not None else None
     return host.trace.emit("proxy", kind, vm=moref, step=step, **details).seq
-
-
-# -- the client ------------------------------------------------------------------------------
-
-
-class ControlError(Exception):
-    """A control API request was refused: ``status``, ``error`` and the server's ``message``."""
-
-    def __init__(self, status: int, error: str, message: str) -> None:
-        super().__init__(f"{status} {error}: {message}")
-        self.status, self.error, self.message = status, error, message
-
-
-class ControlClient:
-    """The control API from Python: ``ControlClient("https://127.0.0.1:8989/sdk", "user", "pass")``.
-
-    ``url`` is the SDK URL or the server's base URL. HTTPS certificates are not checked unless
-    ``verify=True`` (the server is on loopback with a self-signed certificate). Refusals raise
-    ``ControlError``.
-    """
-
-    def __init__(self, url: str, user: str = "user", password: str = "pass", *,
-                 verify: bool = False, timeout: float = 30.0) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise InvalidInputError("control API url", expected="http(s)://HOST:PORT[/sdk]", got=url)
-        self.base = f"{parts.scheme}://{parts.netloc}{PREFIX}"
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        self._auth = f"Basic {token}"
-        self._timeout = timeout
-        self._ctx: ssl.SSLContext | None = None
-        if parts.scheme == "https" and not verify:
-            self._ctx = ssl.create_default_context()
-            self._ctx.check_hostname = False
-            self._ctx.verify_mode = ssl.CERT_NONE
-
-    def request(self, method: str, route: str, data: Any = None, *, raw: bytes | None = None) -> tuple[int, bytes, Any]:
-        """One request; returns (status, body, headers). Raises ``ControlError`` on 4xx/5xx."""
-        body = raw if raw is not None else (None if data is None else json.dumps(data).encode())
-        req = urllib.request.Request(f"{self.base}/{route.lstrip('/')}", data=body, method=method)
-        req.add_header("Authorization", self._auth)
-        if body is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=self._timeout, context=self._ctx) as resp:  # noqa: S310
-                return resp.status, resp.read(), resp.headers
-        except urllib.error.HTTPError as exc:
-            payload = exc.read()
-            try:
-                doc = json.loads(payload)
-                error, message = doc.get("error", ""), doc.get("message", "")
-            except (json.JSONDecodeError, AttributeError):
-                error, message = exc.reason, payload.decode("utf-8", "replace")
-            raise ControlError(exc.code, str(error), str(message)) from None
-
-    def _json(self, method: str, route: str, data: Any = None) -> Any:
-        return json.loads(self.request(method, route, data)[1])
-
-    def reset(self, *, seed: int | None = None, profile: str | None = None, demo: bool | None = None) -> dict[str, Any]:
-        data = {k: v for k, v in (("seed", seed), ("profile", profile), ("demo", demo)) if v is not None}
-        return self._json("POST", "reset", data)  # type: ignore[no-any-return]
-
-    def seed(self, seed: int) -> None:
-        self._json("POST", "seed", {"seed": seed})
-
-    def advance(self, seconds: float) -> float:
-        return float(self._json("POST", "clock", {"advance": seconds})["time"])
-
-    def vms(self) -> list[dict[str, Any]]:
-        return self._json("GET", "vms")  # type: ignore[no-any-return]
-
-    def add_vm(self, name: str, **spec: Any) -> dict[str, Any]:
-        """``add_vm("w1", os="windows", disks=["96MiB"], volumes={0: [[None, "C", "SYS"]]})``."""
-        if "volumes" in spec and isinstance(spec["volumes"], dict):
-            spec["volumes"] = {str(k): v for k, v in spec["volumes"].items()}
-        return self._json("POST", "vms", {"name": name, **spec})  # type: ignore[no-any-return]
-
-    def write_guest_files(self, vm: str, files: Mapping[str, str | bytes]) -> list[dict[str, Any]]:
-        entries = [{"path": p, "base64": base64.b64encode(d).decode()} if isinstance(d, bytes)
-                   else {"path": p, "text": d} for p, d in files.items()]
-        return self._json("POST", f"guests/{quote(vm, safe='')}/files", {"files": entries})["written"]  # type: ignore[no-any-return]
-
-    def read_guest_file(self, vm: str, path: str) -> bytes:
-        doc = self._json("GET", f"guests/{quote(vm, safe='')}/files?path={quote(path, safe='')}")
-        if "base64" not in doc:
-            raise ControlError(409, "IsADirectory", f"{path} is a directory: {doc.get('entries')}")
-        return base64.b64decode(doc["base64"])
-
-    def delete_guest_file(self, vm: str, path: str) -> None:
-        self._json("DELETE", f"guests/{quote(vm, safe='')}/files?path={quote(path, safe='')}")
-
-    def add_fault(self, operation: str, **fields: Any) -> dict[str, Any]:
-        return self._json("POST", "faults", {"operation": operation, **fields})  # type: ignore[no-any-return]
-
-    def faults(self) -> list[dict[str, Any]]:
-        return self._json("GET", "faults")  # type: ignore[no-any-return]
-
-    def clear_faults(self) -> int:
-        return int(self._json("DELETE", "faults")["cleared"])
-
-    def trace(self, since: int = 0) -> list[Event]:
-        _status, body, _headers = self.request("GET", f"trace?since={int(since)}")
-        return [Event.from_dict(json.loads(line)) for line in body.decode().splitlines() if line.strip()]
-
-    def post_events(self, events: Iterable[Mapping[str, Any]]) -> list[int]:
-        return self._json("POST", "trace", list(events))["seq"]  # type: ignore[no-any-return]
-
-    def state(self) -> dict[str, Any]:
-        return self._json("GET", "state")  # type: ignore[no-any-return]

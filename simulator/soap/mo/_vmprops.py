@@ -15,7 +15,7 @@ from typing import Any
 
 from pyVmomi import vim
 
-from ._backend import DiskInfo, DiskLayer, NicInfo, SnapshotInfo, VMInfo
+from .._backend import DiskInfo, DiskLayer, NicInfo, SnapshotInfo, VMInfo
 
 __all__ = [
     "build_capability",

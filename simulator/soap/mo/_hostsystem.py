@@ -1,0 +1,118 @@
+"""ComputeResource, HostSystem and ResourcePool: the host itself and its root pool."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pyVmomi import vim
+
+from . import _vmprops
+from ._base import MOIDS, ManagedEntityImpl
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["ComputeResourceImpl", "HostSystemImpl", "ResourcePoolImpl"]
+
+
+class ComputeResourceImpl(ManagedEntityImpl):
+    vim_type = vim.ComputeResource
+    parent_id = MOIDS["hostfolder"]
+
+    def p_name(self) -> str:
+        return self.ep.about().host_name
+
+    def p_host(self) -> list[Any]:
+        return [vim.HostSystem(MOIDS["host"])]
+
+    def p_resourcePool(self) -> Any:  # noqa: N802
+        return vim.ResourcePool(MOIDS["pool"])
+
+    def p_datastore(self) -> list[Any]:
+        return list(self.ep.datastore_refs().values())
+
+    def p_network(self) -> list[Any]:
+        return list(self.ep.network_refs().values())
+
+    def p_summary(self) -> Any:
+        return vim.ComputeResource.Summary(
+            totalCpu=8000,
+            totalMemory=32 * 1024**3,
+            numCpuCores=4,
+            numCpuThreads=8,
+            effectiveCpu=8000,
+            effectiveMemory=32 * 1024,
+            numHosts=1,
+            numEffectiveHosts=1,
+            overallStatus="green",
+        )
+
+    def children(self) -> list[Any]:
+        return [vim.HostSystem(MOIDS["host"]), vim.ResourcePool(MOIDS["pool"])]
+
+
+class HostSystemImpl(ManagedEntityImpl):
+    vim_type = vim.HostSystem
+    parent_id = MOIDS["compute"]
+    parent_type = vim.ComputeResource
+
+    def p_name(self) -> str:
+        return self.ep.about().host_name
+
+    def p_vm(self) -> list[Any]:
+        return [vim.VirtualMachine(vm.moref) for vm in self.ep.backend.vms()]
+
+    def p_datastore(self) -> list[Any]:
+        return list(self.ep.datastore_refs().values())
+
+    def p_network(self) -> list[Any]:
+        return list(self.ep.network_refs().values())
+
+    def p_datastoreBrowser(self) -> Any:  # noqa: N802
+        return vim.host.DatastoreBrowser(MOIDS["browser"])
+
+    def p_runtime(self) -> Any:
+        return vim.host.RuntimeInfo(
+            connectionState="connected",
+            powerState="poweredOn",
+            inMaintenanceMode=False,
+            standbyMode="none",
+            bootTime=_vmprops.ts(self.ep.boot_time),
+        )
+
+    def p_summary(self) -> Any:
+        about = self.ep.about_info()
+        return vim.host.Summary(
+            host=self.ref,
+            runtime=self.p_runtime(),
+            config=vim.host.Summary.ConfigSummary(
+                name=self.ep.about().host_name,
+                port=443,
+                product=about,
+                vmotionEnabled=False,
+                faultToleranceEnabled=False,
+            ),
+            quickStats=vim.host.Summary.QuickStats(overallCpuUsage=0, overallMemoryUsage=0),
+            overallStatus="green",
+            rebootRequired=False,
+            managementServerIp=None,
+        )
+
+
+class ResourcePoolImpl(ManagedEntityImpl):
+    vim_type = vim.ResourcePool
+    entity_name = "Resources"
+    parent_id = MOIDS["compute"]
+    parent_type = vim.ComputeResource
+
+    def p_owner(self) -> Any:
+        return vim.ComputeResource(MOIDS["compute"])
+
+    def p_vm(self) -> list[Any]:
+        return [vim.VirtualMachine(vm.moref) for vm in self.ep.backend.vms()]
+
+    def p_resourcePool(self) -> list[Any]:  # noqa: N802
+        return []
+
+    def children(self) -> list[Any]:
+        return self.p_vm()

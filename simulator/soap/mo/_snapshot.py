@@ -1,0 +1,73 @@
+"""VirtualMachineSnapshot: a snapshot's properties and methods."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pyVmomi import vim
+
+from .._backend import SnapshotInfo, VMInfo
+from . import _vmprops
+from ._base import MOImpl, soap
+
+if TYPE_CHECKING:
+    from .._endpoint import Context
+
+__all__ = ["SnapshotImpl"]
+
+_SNAPSHOT: Any = vim.vm.Snapshot  # its task methods are not in the type stubs
+
+
+class SnapshotImpl(MOImpl):
+    vim_type = vim.vm.Snapshot
+
+    def _owner_vm(self) -> str:
+        """The moid of the VM holding this snapshot (cheaper than ``_owner``)."""
+        vm = self.ep.snapshot_vm(self.moid)
+        if vm is None:
+            raise self.ep._not_found(self.ref)
+        return vm
+
+    def _owner(self) -> tuple[VMInfo, SnapshotInfo]:
+        found = self.ep.find_snapshot(self.moid)
+        if found is None:
+            raise self.ep._not_found(self.ref)
+        return found
+
+    def p_vm(self) -> Any:
+        return vim.VirtualMachine(self._owner_vm())
+
+    def p_childSnapshot(self) -> list[Any]:  # noqa: N802
+        return [vim.vm.Snapshot(c.moref) for c in self._owner()[1].children]
+
+    def p_config(self) -> Any:
+        vm, snap = self._owner()
+        return _vmprops.build_config(
+            vm, snap.disks or vm.disks, ds_ref=self.ep.datastore_ref, net_ref=self.ep.network_ref
+        )
+
+    @soap
+    def RemoveSnapshot_Task(  # noqa: N802
+        self, ctx: Context, removeChildren: bool, consolidate: bool | None = None  # noqa: N803
+    ) -> Any:
+        vm = self._owner_vm()
+        be = self.ep.backend
+
+        def run() -> None:
+            be.remove_snapshot(vm, self.moid, remove_children=bool(removeChildren), consolidate=consolidate is not False)
+            self.ep.forget_snapshots(vm, self.moid)
+
+        return self.ep.tasks.submit(ctx, _SNAPSHOT.RemoveSnapshot_Task, vm, run)
+
+    @soap
+    def RevertToSnapshot_Task(  # noqa: N802
+        self, ctx: Context, host: Any = None, suppressPowerOn: bool | None = None  # noqa: N803
+    ) -> Any:
+        vm = self._owner_vm()
+        be = self.ep.backend
+        return self.ep.tasks.submit(
+            ctx,
+            _SNAPSHOT.RevertToSnapshot_Task,
+            vm,
+            lambda: be.revert_to_snapshot(vm, self.moid, suppress_power_on=bool(suppressPowerOn)),
+        )
