@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyVmomi import VmomiSupport, vmodl
 
+from .wire._anytype import typed_as
 from .wire._codec import comparable
 from .wire._dataobj import make
 
@@ -133,12 +134,11 @@ def resolve_path(impl: MOImpl, path: str) -> Any:
             raise _invalid(path) from None
         declared = info.type
         value = getattr(value, part) if value is not None else None
-    if isinstance(value, list) and not isinstance(value, VmomiSupport.Array):
-        if isinstance(declared, type) and issubclass(declared, list):
-            value = declared(value)
     if isinstance(value, list) and not value and rest:
         return None
-    return value
+    # the value goes into an anyType position (DynamicProperty.val, a Fetch result): it must
+    # carry the declared type, which is all a client has to read it by
+    return typed_as(value, declared)
 
 
 def _named_specs(specs: Iterable[Any]) -> dict[str, Any]:
