@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import hmac
 import itertools
+import logging
 import secrets
 import threading
 import time
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
-from pyVmomi import vim, vmodl
+from pyVmomi import VmomiSupport, vim, vmodl
 
 from .._errors import InvalidInputError, NotFoundError, StateError
 from ._backend import DatastoreInfo, HostAbout, HostBackend, SnapshotInfo, VMInfo
@@ -56,6 +57,10 @@ from .wire import _codec
 __all__ = ["COOKIE_NAME", "Context", "Endpoint", "Response", "Session"]
 
 COOKIE_NAME = "vmware_soap_session"
+#: the message of the fault a client gets for a defect of the endpoint (hostd's words for a
+#: SystemError; what went wrong is in the log, not in the answer)
+INTERNAL_ERROR = "A general system error occurred: internal error in the simulated host; see its log"
+log = logging.getLogger(__name__)
 #: Calls allowed without a session (everything else answers ``NotAuthenticated``).
 ANONYMOUS = frozenset({"RetrieveServiceContent", "Login", "CloneSession"})
 MAX_VIEWS_PER_SESSION = 1000
@@ -282,7 +287,18 @@ class Endpoint:
             searchIndex=vim.SearchIndex(MOIDS["search"]),
             taskManager=vim.TaskManager(MOIDS["taskmgr"]),
             guestOperationsManager=vim.vm.guest.GuestOperationsManager(MOIDS["guestops"]),
+            perfManager=vim.PerformanceManager(MOIDS["perf"]),
+            # where the host's own API has it (OvfManager: since 4.0; an ESX 3.5 host has none)
+            ovfManager=vim.OvfManager(MOIDS["ovf"]) if self._host_api_has("vim.version.version5") else None,
         )
+
+    def _host_api_has(self, version: str) -> bool:
+        """Whether the host's own API version (its profile's) includes ``version``'s additions."""
+        try:
+            own = _codec.vim25_version(self.about().api_version)
+        except ValueError:
+            return True
+        return bool(VmomiSupport.IsChildVersion(own, version))
 
     def current_context(self) -> Context | None:
         return getattr(self._local, "ctx", None)
@@ -515,7 +531,10 @@ class Endpoint:
             return vmodl.fault.InvalidArgument(msg=str(exc))
         if isinstance(exc, StateError):
             return vim.fault.InvalidState(msg=str(exc))
-        return vmodl.fault.SystemError(msg=f"{type(exc).__name__}: {exc}", reason=str(exc))
+        # anything else is a defect of the endpoint: logged here, and the client gets the
+        # host's general fault, never the internal exception's text
+        log.error("internal error answered as SystemError", exc_info=exc)
+        return vmodl.fault.SystemError(msg=INTERNAL_ERROR, reason=INTERNAL_ERROR)
 
     # sessions ----------------------------------------------------------------------------
     def login(self, ctx: Context, user: str, password: str, locale: str | None) -> Any:
@@ -689,10 +708,9 @@ class Endpoint:
         self.calls[method] = self.calls.get(method, 0) + 1
         try:
             body = _codec.serialize_fault(fault, version)
-        except Exception as exc:  # a fault that cannot be encoded still gets an answer
-            body = _codec.serialize_fault(
-                vmodl.fault.SystemError(msg=f"cannot encode {name}: {exc}", reason=str(exc)), version
-            )
+        except Exception:  # a fault that cannot be encoded still gets an answer
+            log.error("cannot encode the fault %s", name, exc_info=True)
+            body = _codec.serialize_fault(vmodl.fault.SystemError(msg=INTERNAL_ERROR, reason=INTERNAL_ERROR), version)
         return Response(500, body)
 
     def _call(self, req: _codec.Request, ctx: Context) -> Any:
@@ -707,6 +725,7 @@ class Endpoint:
             ctx.session.last_active = self.now()
             ctx.session.last_used = self.clock()
         impl = self.require(req.this)
+        req.this = impl.ref  # a _this sent without its type attribute gets it here
         if req.wsdl_name == "Fetch":
             from ._collector import resolve_path
 

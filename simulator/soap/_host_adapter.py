@@ -73,6 +73,17 @@ def _mac(vm_uuid: str) -> str:
     return "00:50:56:" + ":".join(tail[i : i + 2] for i in range(0, 6, 2))
 
 
+#: a VM's ``.nvram`` (its BIOS settings) as the host lists and serves it: 8684 bytes, the size
+#: of a BIOS VM's nvram on ESX; the settings themselves are not modelled (a fixed header and
+#: zeros), so backups that copy the VM's directory find the file they expect
+NVRAM = b"MRVN" + bytes(8684 - 4)
+
+
+def _nvram_path(vm: Any) -> str:
+    """``[ds] vm/vm.nvram``, beside the ``.vmx``."""
+    return str(vm.vmx_path)[: -len(".vmx")] + ".nvram"
+
+
 def _slice(data: bytes, offset: int, length: int) -> bytes:
     return data[offset : offset + length]
 
@@ -229,7 +240,8 @@ class HostAdapter:
             consolidation_needed=vm.consolidation_needed,
             quiesced_snapshots_supported=p.quiesced_snapshots,
             change_tracking_supported=p.change_tracking,
-            files=(VMFile(vm.vmsd_path, "snapshotList", len(vm.vmsd_text().encode())),),
+            files=(VMFile(_nvram_path(vm), "nvram", len(NVRAM)),
+                   VMFile(vm.vmsd_path, "snapshotList", len(vm.vmsd_text().encode()))),
             # the .vmx's ethernet0: a vlance adapter on "VM Network"
             nics=(NicInfo(network=vm.extra_config.get("ethernet0.networkName", "VM Network"),
                           mac_address=_mac(vm.uuid)),),
@@ -301,6 +313,8 @@ class HostAdapter:
                 if name.startswith(prefix):
                     data = reader()
                     files[name[len(prefix) :]] = (len(data), partial(_slice, data))
+            if _nvram_path(vm).startswith(prefix):
+                files[_nvram_path(vm)[len(prefix) :]] = (len(NVRAM), partial(_slice, NVRAM))
             for d in vm.disks:
                 base = d.disk.chain()[-1]
                 stem = base.label[: -len(".vmdk")]

@@ -18,6 +18,7 @@ from ._folder import FolderImpl
 from ._guest import GuestFileManagerImpl, GuestOperationsManagerImpl, GuestProcessManagerImpl
 from ._hostsystem import ComputeResourceImpl, HostSystemImpl, ResourcePoolImpl
 from ._network import NetworkImpl
+from ._perf import OvfManagerImpl, PerformanceManagerImpl
 from ._propertycollector import PropertyCollectorImpl, PropertyFilterImpl
 from ._searchindex import SearchIndexImpl
 from ._serviceinstance import ServiceInstanceImpl
@@ -31,7 +32,7 @@ __all__ = [
     "ALL_TYPES",
     "MOIDS",
     "STATIC_TYPES",
-    "ComputeResourceImpl", "ContainerViewImpl", "DatacenterImpl", "DatastoreBrowserImpl", "DatastoreImpl", "FolderImpl", "GuestFileManagerImpl", "GuestOperationsManagerImpl", "GuestProcessManagerImpl", "HostSystemImpl", "MOImpl", "ManagedEntityImpl", "NetworkImpl", "PropertyCollectorImpl", "PropertyFilterImpl", "ResourcePoolImpl", "SearchIndexImpl", "ServiceInstanceImpl", "SessionManagerImpl", "SnapshotImpl", "TaskImpl", "TaskManagerImpl", "ViewManagerImpl", "VirtualMachineImpl", "soap",
+    "ComputeResourceImpl", "ContainerViewImpl", "DatacenterImpl", "DatastoreBrowserImpl", "DatastoreImpl", "FolderImpl", "GuestFileManagerImpl", "GuestOperationsManagerImpl", "GuestProcessManagerImpl", "HostSystemImpl", "MOImpl", "ManagedEntityImpl", "NetworkImpl", "OvfManagerImpl", "PerformanceManagerImpl", "PropertyCollectorImpl", "PropertyFilterImpl", "ResourcePoolImpl", "SearchIndexImpl", "ServiceInstanceImpl", "SessionManagerImpl", "SnapshotImpl", "TaskImpl", "TaskManagerImpl", "ViewManagerImpl", "VirtualMachineImpl", "soap",
 ]
 
 #: Implementations of the fixed inventory, by managed object id.
@@ -55,6 +56,8 @@ STATIC_TYPES: dict[str, type[MOImpl]] = {
     MOIDS["guestops"]: GuestOperationsManagerImpl,
     MOIDS["guestfiles"]: GuestFileManagerImpl,
     MOIDS["guestprocs"]: GuestProcessManagerImpl,
+    MOIDS["perf"]: PerformanceManagerImpl,
+    MOIDS["ovf"]: OvfManagerImpl,
 }
 
 ALL_TYPES: list[type[MOImpl]] = [
@@ -71,6 +74,8 @@ ALL_TYPES: list[type[MOImpl]] = [
     GuestOperationsManagerImpl,
     GuestFileManagerImpl,
     GuestProcessManagerImpl,
+    PerformanceManagerImpl,
+    OvfManagerImpl,
     FolderImpl,
     DatacenterImpl,
     ComputeResourceImpl,

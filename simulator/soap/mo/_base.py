@@ -54,6 +54,8 @@ MOIDS = {
     "guestops": "ha-guest-operations-manager",
     "guestfiles": "ha-guest-operations-file-manager",
     "guestprocs": "ha-guest-operations-process-manager",
+    "perf": "ha-perfmgr",
+    "ovf": "ha-ovf-manager",
 }
 
 

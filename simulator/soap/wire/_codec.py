@@ -174,6 +174,10 @@ class _RequestDecoder(SoapAdapter.ExpatDeserializerNSHandlers):
         info: Any
         if name == "_this":
             info = Object(name="_this", type=ManagedObject, version=self.version, flags=0)
+            if "type" not in attr:
+                # the schema makes a reference's type optional (core-types.xsd) and some clients
+                # send <_this>ServiceInstance</_this>: the endpoint finds the object by its id
+                attr = {**attr, "type": "ManagedObject"}
         else:
             info = next((p for p in self.method.params if p.name == name), None)
             if info is None:
@@ -294,8 +298,15 @@ def _decode(body: bytes, version: str) -> Request:
         parser.Parse(body, True)
     except RequestError:
         raise
-    except (expat.ExpatError, KeyError, TypeError, AttributeError, ValueError) as exc:
-        msg = f"cannot decode the request: {type(exc).__name__}: {exc}"
+    except expat.ExpatError as exc:  # the XML itself: its syntax error and where it is
+        msg = f"malformed XML: {exc}"
+        raise RequestError(msg) from None
+    except (KeyError, TypeError, AttributeError, ValueError):
+        # pyVmomi's reader failed on a value: say which call did not follow the schema, never
+        # the reader's own exception text (internal detail, meaningless to a client)
+        where = f"a {decoder.wsdl_name} request" if decoder.wsdl_name else "the request"
+        msg = (f"cannot decode {where}: an element or value does not follow the vim25 schema "
+               "(check each parameter's type and required attributes against /sdk/vim.wsdl)")
         raise RequestError(msg) from None
     if decoder.method is None or decoder.wsdl_name is None:
         msg = "the SOAP body holds no method element"
