@@ -70,7 +70,15 @@ class PerformanceManagerImpl(MOImpl):
         return []  # a standalone host keeps no historical intervals (real-time only)
 
     def p_description(self) -> Any:
-        return vim.PerformanceDescription(counterType=[], statsType=[])
+        # counterType describes the rollup types (PerfSummaryType), statsType the kinds of
+        # statistic (PerfStatsType), as the API reference lists them
+        def described(keys: tuple[str, ...]) -> Any:
+            return vim.ElementDescription.Array([vim.ElementDescription(key=k, label=k, summary=k) for k in keys])
+
+        return vim.PerformanceDescription(
+            counterType=described(("average", "maximum", "minimum", "latest", "summation", "none")),
+            statsType=described(("absolute", "delta", "rate")),
+        )
 
     def _vm(self, entity: Any) -> Any:
         if not isinstance(entity, vim.VirtualMachine):

@@ -118,6 +118,7 @@ class Flow {
     }
     if (xsi === 'xsd:long') return BigInt(val.$value);
     if (xsi === 'xsd:boolean') return val.$value === true || val.$value === 'true';
+    if (xsi === 'ManagedObjectReference') return val; // {attributes: {type}, $value: id}
     if ('$value' in val && Object.keys(val).length === 2) return val.$value;
     return val;
   }
