@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pyVmomi import vim
+from pyVmomi import vim, vmodl
 
 from ._base import MOImpl, soap
 from ._hosthardware import hardware_for
@@ -72,8 +72,10 @@ class PerformanceManagerImpl(MOImpl):
     def p_description(self) -> Any:
         # counterType describes the rollup types (PerfSummaryType), statsType the kinds of
         # statistic (PerfStatsType), as the API reference lists them
+        element: Any = vim.ElementDescription
+
         def described(keys: tuple[str, ...]) -> Any:
-            return vim.ElementDescription.Array([vim.ElementDescription(key=k, label=k, summary=k) for k in keys])
+            return element.Array([vim.ElementDescription(key=k, label=k, summary=k) for k in keys])
 
         return vim.PerformanceDescription(
             counterType=described(("average", "maximum", "minimum", "latest", "summation", "none")),
@@ -82,7 +84,7 @@ class PerformanceManagerImpl(MOImpl):
 
     def _vm(self, entity: Any) -> Any:
         if not isinstance(entity, vim.VirtualMachine):
-            raise vim.fault.InvalidArgument(msg="statistics are kept for virtual machines only",
+            raise vmodl.fault.InvalidArgument(msg="statistics are kept for virtual machines only",
                                             invalidProperty="entity")
         self.ep.require(entity)
         return self.ep.backend.vm(entity._moId)
@@ -112,7 +114,7 @@ class PerformanceManagerImpl(MOImpl):
         for spec in querySpec:
             vm = self._vm(spec.entity)
             if spec.intervalId not in (None, REFRESH):
-                raise vim.fault.InvalidArgument(msg=f"interval {spec.intervalId}: a standalone host keeps "
+                raise vmodl.fault.InvalidArgument(msg=f"interval {spec.intervalId}: a standalone host keeps "
                                                 f"real-time statistics only (intervalId {REFRESH})",
                                                 invalidProperty="intervalId")
             if vm.power_state != "poweredOn":

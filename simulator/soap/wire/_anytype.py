@@ -42,19 +42,20 @@ def typed_as(value: Any, declared: Any) -> Any:
     if issubclass(declared, list):
         if not isinstance(value, list):
             return value
-        item = declared.Item
+        item = getattr(declared, "Item", object)
         if type(value) is declared and not _needs_items(item):
             return value
         return declared(typed_as(v, item) for v in value)
     cls = type(value)
+    make: Any = declared
     if cls is declared or cls is bool:
         return value
     if issubclass(declared, Enum):
-        return declared(value) if isinstance(value, str) else value
+        return make(value) if isinstance(value, str) else value
     if declared in _INTEGERS or declared is int:
-        return declared(value) if isinstance(value, int) else value
+        return make(value) if isinstance(value, int) else value
     if declared in _FLOATS:
-        return declared(value) if isinstance(value, (int, float)) else value
+        return make(value) if isinstance(value, (int, float)) else value
     return value
 
 

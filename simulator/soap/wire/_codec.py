@@ -373,7 +373,8 @@ class HostSerializer(SoapAdapter.SoapSerializer):  # type: ignore[misc]
         if not isinstance(val, VmomiSupport.Array):
             super()._Serialize(val, info, defNS)  # pyVmomi refuses a plain list here
             return
-        item_type = val.Item
+        array: Any = val
+        item_type = array.Item
         outer = Object(name=info.name, type=object, version=info.version, flags=info.flags)
         # the array element with no items written by pyVmomi, then the items
         start = StringIO()
