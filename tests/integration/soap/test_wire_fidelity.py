@@ -307,3 +307,57 @@ def test_change_tracking_off_then_on_on_a_powered_on_vm_ends_on(raw: Raw) -> Non
     assert raw.fetch("VirtualMachine", "vm-1", "config.changeTrackingEnabled").text == "false"
     _reconfigure(raw, True)
     assert raw.fetch("VirtualMachine", "vm-1", "config.changeTrackingEnabled").text == "true"
+
+
+# --- cause 6: the guest's own programs ------------------------------------------------------------
+
+
+def _run_in_guest(raw: Raw, vm: str, user: str, program: str, arguments: str) -> int:
+    auth = (f'<auth xsi:type="NamePasswordAuthentication"><interactiveSession>false</interactiveSession>'
+            f"<username>{user}</username><password>vmware</password></auth>")
+    pid = raw.call('<StartProgramInGuest xmlns="urn:vim25"><_this type="GuestProcessManager">'
+                   f'ha-guest-operations-process-manager</_this><vm type="VirtualMachine">{vm}</vm>{auth}'
+                   f"<spec><programPath>{program}</programPath><arguments>{arguments}</arguments></spec>"
+                   "</StartProgramInGuest>").findtext(f"{{{VIM}}}returnval")
+    listed = raw.call('<ListProcessesInGuest xmlns="urn:vim25"><_this type="GuestProcessManager">'
+                      f'ha-guest-operations-process-manager</_this><vm type="VirtualMachine">{vm}</vm>{auth}'
+                      f"<pids>{pid}</pids></ListProcessesInGuest>")
+    info = listed.find(f"{{{VIM}}}returnval")
+    assert info.findtext(f"{{{VIM}}}endTime"), "the program should have ended"
+    return int(info.findtext(f"{{{VIM}}}exitCode"))
+
+
+@pytest.mark.parametrize(("program", "arguments", "code"), [
+    ("/bin/echo", "hello", 0),
+    ("echo", "on the PATH", 0),
+    ("/bin/true", "", 0),
+    ("/bin/false", "", 1),
+    ("/bin/sh", "-c &quot;mkdir -p /tmp/wf/a &amp;&amp; test -d /tmp/wf/a &amp;&amp; exit 3&quot;", 3),
+    ("/bin/sh", "-c &quot;test -e /no/such/file || exit 7&quot;", 7),
+    ("/bin/sh", "-c &quot;no-such-command&quot;", 127),
+    ("/bin/bash", "-c &quot;mkdir -p /tmp; echo done &gt;&gt; /tmp/wf.log; cat /tmp/wf.log&quot;", 0),
+    ("/bin/bash", "-c &quot;echo lost &gt;&gt; /no/dir/wf.log; cat /no/dir/wf.log&quot;", 1),
+])
+def test_linux_guest_programs_run_and_report_their_exit_codes(raw: Raw, program: str, arguments: str, code: int) -> None:
+    assert _run_in_guest(raw, "vm-2", "root", program, arguments) == code
+
+
+@pytest.mark.parametrize(("program", "arguments", "code"), [
+    ("C:\\Windows\\System32\\cmd.exe", "/c echo hello", 0),
+    ("C:\\Windows\\System32\\cmd.exe", "/c &quot;mkdir C:\\wf &amp; echo x &gt; C:\\wf\\f.txt &amp; type C:\\wf\\f.txt&quot;", 0),
+    ("C:\\Windows\\System32\\cmd.exe", "/c &quot;type C:\\no\\such.txt || exit /b 5&quot;", 5),
+    ("cmd.exe", "/c exit /b 2", 2),
+    ("C:\\Windows\\System32\\cmd.exe", "/c nosuchtool.exe", 9009),
+    ("C:\\Windows\\System32\\whoami.exe", "", 0),
+])
+def test_windows_guest_programs_run_and_report_their_exit_codes(raw: Raw, program: str, arguments: str, code: int) -> None:
+    assert _run_in_guest(raw, "vm-1", "Administrator", program, arguments) == code
+
+
+def test_a_program_that_is_not_there_is_file_not_found(raw: Raw) -> None:
+    auth = ('<auth xsi:type="NamePasswordAuthentication"><interactiveSession>false</interactiveSession>'
+            "<username>root</username><password>vmware</password></auth>")
+    r = raw.post('<StartProgramInGuest xmlns="urn:vim25"><_this type="GuestProcessManager">'
+                 f'ha-guest-operations-process-manager</_this><vm type="VirtualMachine">vm-2</vm>{auth}'
+                 "<spec><programPath>/opt/none/tool</programPath><arguments></arguments></spec></StartProgramInGuest>")
+    assert r.status_code == 500 and "FileNotFound" in r.text
