@@ -288,6 +288,7 @@ class Endpoint:
             taskManager=vim.TaskManager(MOIDS["taskmgr"]),
             guestOperationsManager=vim.vm.guest.GuestOperationsManager(MOIDS["guestops"]),
             perfManager=vim.PerformanceManager(MOIDS["perf"]),
+            fileManager=vim.FileManager(MOIDS["files"]),
             # where the host's own API has it (OvfManager: since 4.0; an ESX 3.5 host has none)
             ovfManager=vim.OvfManager(MOIDS["ovf"]) if self._host_api_has("vim.version.version5") else None,
         )

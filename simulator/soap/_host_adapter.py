@@ -366,6 +366,21 @@ class HostAdapter:
             )
         self.uploads[(datastore, path)] = bytes(data)
 
+    def datastore_files_in_use(self, datastore: str) -> list[str]:
+        """The files of ``datastore`` its registered VMs use (generated from their state)."""
+        self._check_datastore(datastore)
+        return list(self._vm_files(datastore))
+
+    def delete_datastore_file(self, datastore: str, path: str) -> None:
+        """Delete a file a client put there (a VM's own files are in use: ``InvalidInputError``)."""
+        self._check_datastore(datastore)
+        if (datastore, path) not in self.uploads:
+            if path in self._vm_files(datastore):
+                raise InvalidInputError("datastore file", expected="a file no VM uses",
+                                        got=f"[{datastore}] {path}")
+            raise NotFoundError("file", f"[{datastore}] {path}")
+        del self.uploads[(datastore, path)]
+
     # --- guest operations -------------------------------------------------------------------------
     def _guest(self, moref: str, user: str, password: str) -> tuple[VM, Any]:
         vm = self._vm(moref)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from ._base import MOIDS, ManagedEntityImpl, MOImpl, soap
 from ._datacenter import DatacenterImpl
 from ._datastore import DatastoreBrowserImpl, DatastoreImpl
+from ._filemanager import FileManagerImpl
 from ._folder import FolderImpl
 from ._guest import GuestFileManagerImpl, GuestOperationsManagerImpl, GuestProcessManagerImpl
 from ._hostsystem import ComputeResourceImpl, HostSystemImpl, ResourcePoolImpl
@@ -32,7 +33,7 @@ __all__ = [
     "ALL_TYPES",
     "MOIDS",
     "STATIC_TYPES",
-    "ComputeResourceImpl", "ContainerViewImpl", "DatacenterImpl", "DatastoreBrowserImpl", "DatastoreImpl", "FolderImpl", "GuestFileManagerImpl", "GuestOperationsManagerImpl", "GuestProcessManagerImpl", "HostSystemImpl", "MOImpl", "ManagedEntityImpl", "NetworkImpl", "OvfManagerImpl", "PerformanceManagerImpl", "PropertyCollectorImpl", "PropertyFilterImpl", "ResourcePoolImpl", "SearchIndexImpl", "ServiceInstanceImpl", "SessionManagerImpl", "SnapshotImpl", "TaskImpl", "TaskManagerImpl", "ViewManagerImpl", "VirtualMachineImpl", "soap",
+    "ComputeResourceImpl", "ContainerViewImpl", "DatacenterImpl", "DatastoreBrowserImpl", "DatastoreImpl", "FileManagerImpl", "FolderImpl", "GuestFileManagerImpl", "GuestOperationsManagerImpl", "GuestProcessManagerImpl", "HostSystemImpl", "MOImpl", "ManagedEntityImpl", "NetworkImpl", "OvfManagerImpl", "PerformanceManagerImpl", "PropertyCollectorImpl", "PropertyFilterImpl", "ResourcePoolImpl", "SearchIndexImpl", "ServiceInstanceImpl", "SessionManagerImpl", "SnapshotImpl", "TaskImpl", "TaskManagerImpl", "ViewManagerImpl", "VirtualMachineImpl", "soap",
 ]
 
 #: Implementations of the fixed inventory, by managed object id.
@@ -58,6 +59,7 @@ STATIC_TYPES: dict[str, type[MOImpl]] = {
     MOIDS["guestprocs"]: GuestProcessManagerImpl,
     MOIDS["perf"]: PerformanceManagerImpl,
     MOIDS["ovf"]: OvfManagerImpl,
+    MOIDS["files"]: FileManagerImpl,
 }
 
 ALL_TYPES: list[type[MOImpl]] = [
@@ -76,6 +78,7 @@ ALL_TYPES: list[type[MOImpl]] = [
     GuestProcessManagerImpl,
     PerformanceManagerImpl,
     OvfManagerImpl,
+    FileManagerImpl,
     FolderImpl,
     DatacenterImpl,
     ComputeResourceImpl,

@@ -56,6 +56,7 @@ MOIDS = {
     "guestprocs": "ha-guest-operations-process-manager",
     "perf": "ha-perfmgr",
     "ovf": "ha-ovf-manager",
+    "files": "ha-nfc-file-manager",
 }
 
 

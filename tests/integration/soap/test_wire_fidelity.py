@@ -361,3 +361,73 @@ def test_a_program_that_is_not_there_is_file_not_found(raw: Raw) -> None:
                  f'ha-guest-operations-process-manager</_this><vm type="VirtualMachine">vm-2</vm>{auth}'
                  "<spec><programPath>/opt/none/tool</programPath><arguments></arguments></spec></StartProgramInGuest>")
     assert r.status_code == 500 and "FileNotFound" in r.text
+
+
+# --- cause 7: FileManager ---------------------------------------------------------------------------
+
+
+def _file_task(raw: Raw, method: str, args: str) -> tuple[str, str]:
+    """Run a FileManager task; (its final state, the fault type name or "")."""
+    task = raw.call(f'<{method} xmlns="urn:vim25"><_this type="FileManager">ha-nfc-file-manager</_this>{args}'
+                    f"</{method}>").findtext(f"{{{VIM}}}returnval")
+    state = raw.wait(task)
+    error = raw.retrieve("Task", task, ["info.error"]).get("info.error")
+    fault = error.find(f"{{{VIM}}}fault") if error is not None else None
+    return state, (xsi_type(fault) or "") if fault is not None else ""
+
+
+def _put(raw: Raw, server: Any, path: str, data: bytes) -> None:
+    r = raw.http.put(f"{server.base_url}/folder/{path}", params={"dcPath": "ha-datacenter", "dsName": "datastore1"},
+                     data=data)
+    assert r.status_code in (200, 201), r.text
+
+
+def _get(raw: Raw, server: Any, path: str) -> requests.Response:
+    return raw.http.get(f"{server.base_url}/folder/{path}", params={"dcPath": "ha-datacenter", "dsName": "datastore1"})
+
+
+def test_file_manager_deletes_moves_and_copies_with_the_hosts_faults(raw: Raw, server: Any) -> None:
+    content = raw.call('<RetrieveServiceContent xmlns="urn:vim25"><_this type="ServiceInstance">ServiceInstance'
+                       "</_this></RetrieveServiceContent>")
+    assert content.find(f".//{{{VIM}}}fileManager").text == "ha-nfc-file-manager"
+    _put(raw, server, "restore/a.img", b"A" * 1000)
+    _put(raw, server, "restore/sub/b.img", b"B" * 10)
+    dc = '<sourceDatacenter type="Datacenter">ha-datacenter</sourceDatacenter>'
+
+    # copy a file, then again without force: FileAlreadyExists; with force: overwritten
+    args = (f"<sourceName>[datastore1] restore/a.img</sourceName>{dc}"
+            "<destinationName>[datastore1] restore/a-copy.img</destinationName>")
+    assert _file_task(raw, "CopyDatastoreFile_Task", args) == ("success", "")
+    assert _get(raw, server, "restore/a-copy.img").content == b"A" * 1000
+    assert _file_task(raw, "CopyDatastoreFile_Task", args) == ("error", "FileAlreadyExists")
+    assert _file_task(raw, "CopyDatastoreFile_Task", args + "<force>true</force>") == ("success", "")
+    # move a folder with its contents
+    assert _file_task(raw, "MoveDatastoreFile_Task", "<sourceName>[datastore1] restore/sub</sourceName>"
+                      "<destinationName>[datastore1] moved</destinationName>") == ("success", "")
+    assert _get(raw, server, "moved/b.img").content == b"B" * 10
+    assert _get(raw, server, "restore/sub/b.img").status_code == 404
+    # delete: a file, then a missing one
+    assert _file_task(raw, "DeleteDatastoreFile_Task", "<name>[datastore1] restore/a-copy.img</name>") == ("success", "")
+    assert _get(raw, server, "restore/a-copy.img").status_code == 404
+    assert _file_task(raw, "DeleteDatastoreFile_Task", "<name>[datastore1] restore/a-copy.img</name>") == ("error", "FileNotFound")
+    # a file a registered VM uses cannot be deleted, moved, or overwritten; it can be copied
+    used = "<name>[datastore1] win2003-sql/win2003-sql.vmx</name>"
+    assert _file_task(raw, "DeleteDatastoreFile_Task", used) == ("error", "CannotDeleteFile")
+    assert _file_task(raw, "MoveDatastoreFile_Task", "<sourceName>[datastore1] win2003-sql/win2003-sql.vmx</sourceName>"
+                      "<destinationName>[datastore1] elsewhere.vmx</destinationName>") == ("error", "CannotDeleteFile")
+    assert _file_task(raw, "CopyDatastoreFile_Task", "<sourceName>[datastore1] restore/a.img</sourceName>"
+                      "<destinationName>[datastore1] win2003-sql/win2003-sql.vmx</destinationName><force>true</force>"
+                      ) == ("error", "CannotDeleteFile")
+    assert _file_task(raw, "CopyDatastoreFile_Task", "<sourceName>[datastore1] win2003-sql/win2003-sql.vmx</sourceName>"
+                      "<destinationName>[datastore1] backup/win2003-sql.vmx</destinationName>") == ("success", "")
+    assert b"displayName" in _get(raw, server, "backup/win2003-sql.vmx").content
+    # a huge extent is not copied into memory
+    assert _file_task(raw, "CopyDatastoreFile_Task", "<sourceName>[datastore1] win2003-sql/win2003-sql-flat.vmdk</sourceName>"
+                      "<destinationName>[datastore1] backup/flat.vmdk</destinationName>") == ("error", "FileTooLarge")
+    # bad names: refused at once with the host's faults
+    r = raw.post('<DeleteDatastoreFile_Task xmlns="urn:vim25"><_this type="FileManager">ha-nfc-file-manager</_this>'
+                 "<name>no brackets</name></DeleteDatastoreFile_Task>")
+    assert r.status_code == 500 and "InvalidDatastorePath" in r.text
+    r = raw.post('<DeleteDatastoreFile_Task xmlns="urn:vim25"><_this type="FileManager">ha-nfc-file-manager</_this>'
+                 "<name>[nosuchds] x</name></DeleteDatastoreFile_Task>")
+    assert r.status_code == 500 and "InvalidDatastore" in r.text
