@@ -235,15 +235,6 @@ class HostBackend(Protocol):
 
     def write_datastore_file(self, datastore: str, path: str, data: bytes) -> None: ...
 
-    def delete_datastore_file(self, datastore: str, path: str) -> None:
-        """Delete a file a client put on ``datastore`` (FileManager); ``NotFoundError`` if
-        there is none, ``InvalidInputError`` for a file a VM uses."""
-        ...
-
-    def datastore_files_in_use(self, datastore: str) -> Sequence[str]:
-        """The files of ``datastore`` its registered VMs use (they cannot be deleted)."""
-        ...
-
 
 @dataclass(frozen=True, slots=True)
 class GuestFile:

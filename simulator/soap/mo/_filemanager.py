@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from pyVmomi import vim
+from pyVmomi import vim, vmodl
 
 from ..._errors import InvalidInputError, NotFoundError
 from ._base import MOIDS, MOImpl, soap
@@ -54,6 +54,14 @@ class FileManagerImpl(MOImpl):
     def _datacenter(self, dc: Any) -> None:
         if dc is not None and dc._moId != MOIDS["dc"]:
             raise self.ep._not_found(dc)
+
+    def _backend(self) -> Any:
+        """The backend, which must delete files too (``HostAdapter.delete_datastore_file``; an
+        optional part of ``HostBackend``: a backend without it answers ``NotSupported``)."""
+        be: Any = self.ep.backend
+        if not callable(getattr(be, "delete_datastore_file", None)):
+            raise vmodl.fault.NotSupported(msg="this host's datastores do not support FileManager")
+        return be
 
     def _files(self, ds: str) -> dict[str, int]:
         return dict(self.ep.backend.datastore_file_list(ds))
@@ -90,7 +98,7 @@ class FileManagerImpl(MOImpl):
                 raise vim.fault.CannotDeleteFile(msg=f"Cannot delete file {name}: it is in use by a virtual machine",
                                                  file=f"[{ds}] {sorted(used)[0]}")
             for p in victims:
-                self.ep.backend.delete_datastore_file(ds, p)
+                self._backend().delete_datastore_file(ds, p)
 
         return self._task(ctx, "DeleteDatastoreFile_Task", run)
 
@@ -116,7 +124,7 @@ class FileManagerImpl(MOImpl):
         dst_ds, dst = self._split(destination)
 
         def run() -> None:
-            be = self.ep.backend
+            be = self._backend()
             files = self._files(src_ds)
             moving = self._under(files, src)
             if not moving:
