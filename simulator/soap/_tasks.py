@@ -62,6 +62,10 @@ class TaskRunner:
         self._queue: deque[tuple[str, Callable[[], Any]]] = deque()
         #: wakes the worker (on the endpoint lock)
         self._work_ready = threading.Condition(ep.lock)
+        #: tasks no serving thread will run after a response (submitted outside a request, or
+        #: held by ``hold``): the only ones the worker takes when ``async_tasks`` is off, so which
+        #: thread runs a task never depends on how fast a serving thread gets to its drain
+        self._worker_owed = False
         self._stopping = False
         self._ids = itertools.count(1)
         self._chain = itertools.count(1)
@@ -88,6 +92,7 @@ class TaskRunner:
         finally:
             self._running_allowed.set()
             with self.ep.lock:
+                self._worker_owed = True
                 self._work_ready.notify_all()
 
     def stop(self) -> None:
@@ -179,6 +184,7 @@ class TaskRunner:
             self._pending.setdefault(vm_moid, []).append(moid)
             self._queue.append((moid, fn))
             if self.async_tasks or self.ep.current_context() is None:
+                self._worker_owed = True
                 self._work_ready.notify()  # no serving thread will run it after a response
         self.ep.changed.notify_all()
         return vim.Task(moid)
@@ -271,15 +277,20 @@ class TaskRunner:
     def _work(self) -> None:
         with self.ep.lock:
             while True:
-                # the timeout is a safety net: every path that queues a task either drains it
-                # (a serving thread, after its response, even a failed one) or wakes this thread;
-                # if one ever did neither, the task would still run within 50 ms
+                # every path that queues a task either drains it (a serving thread, after its
+                # response, even a failed one) or owes it to this thread and wakes it
                 self._work_ready.wait_for(
-                    lambda: self._stopping or (bool(self._queue) and self._running_allowed.is_set()), timeout=0.05
+                    lambda: self._stopping
+                    or (
+                        bool(self._queue)
+                        and self._running_allowed.is_set()
+                        and (self.async_tasks or self._worker_owed)
+                    )
                 )
                 if self._stopping:
                     return
                 if not self.async_tasks:
+                    self._worker_owed = False
                     self._run_queued()
                     continue
                 while self._queue and self._running_allowed.is_set() and not self._stopping:
