@@ -216,8 +216,9 @@ def _mkdir(args: list[str], files: GuestFiles) -> int:
 def _rm(args: list[str], files: GuestFiles, *, force_flag: str = "-f", recursive_flags: tuple[str, ...] = ("-r", "-rf", "-fr")) -> int:
     force = any(a in (force_flag, "-rf", "-fr", "/f", "/q") for a in args)
     recursive = any(a.lower() in recursive_flags for a in args)
-    paths = [a for a in args if not a.startswith(("-", "/"))] if not _windows(files) else [
-        a for a in args if not a.startswith("/")]
+    # options: -x on Linux, /x on Windows (a Linux path starts with "/")
+    flag = "/" if _windows(files) else "-"
+    paths = [a for a in args if not a.startswith(flag)]
     status = 0
     for p in paths:
         if not files.exists(p):
