@@ -9,6 +9,7 @@ whose toolchain is missing skips every case with the install command.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import importlib.util
 import json
@@ -17,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -70,8 +72,8 @@ def _server() -> Iterator[str]:
                 break
         else:
             raise RuntimeError(f"vcbsim serve exited before it was ready: {''.join(seen)[-2000:]}")
-        # the rest of its output goes nowhere (a full pipe would block the server)
-        threading_drain(proc)
+        # the rest of its output is read and dropped (a full pipe would block the server)
+        threading.Thread(target=_drain, args=(proc,), daemon=True).start()
         yield match.group(1)
     finally:
         proc.terminate()
@@ -82,14 +84,10 @@ def _server() -> Iterator[str]:
             proc.wait()
 
 
-def threading_drain(proc: subprocess.Popen[str]) -> None:
-    import threading
-
-    def drain() -> None:
-        assert proc.stdout is not None
-        for _ in proc.stdout:
-            pass
-    threading.Thread(target=drain, daemon=True).start()
+def _drain(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdout is not None
+    for _ in proc.stdout:
+        pass
 
 
 def _json(out: str, what: str, code: int, err: str) -> dict[str, Any]:
@@ -146,10 +144,14 @@ def _interop() -> Any:
 
 def _run_go(base: str) -> list[dict[str, Any]]:
     interop = _interop()
-    try:
-        interop.build_client(force=False)
-    except SystemExit as exc:
-        raise AssertionError(f"building the govmomi client failed: {exc}") from None
+    interop.CACHE.mkdir(parents=True, exist_ok=True)
+    # one build at a time: pytest-xdist workers may reach this together
+    with open(interop.CACHE / "govmomi_client.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            interop.build_client(force=False)
+        except SystemExit as exc:
+            raise AssertionError(f"building the govmomi client failed: {exc}") from None
     url = base.replace("http://", f"http://{USER}:{PASSWORD}@") + "/sdk"
     proc = subprocess.run([str(interop.CLIENT_BIN), "-url", url, "-vm", VM, "-cycles", "0", "-cbt", "-backup",  # noqa: S603
                            "-timeout", f"{TIMEOUT}s"], capture_output=True, text=True, timeout=TIMEOUT + 30)
