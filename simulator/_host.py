@@ -8,6 +8,11 @@ failure state (a quiesced snapshot whose thaw failed is rolled back, spec F7).
 The operations are synchronous and run on the virtual clock; the SOAP endpoint wraps them in
 ``Task`` objects. A per-host re-entrant lock makes them safe to call from server threads; a
 VM already inside an operation answers ``TaskInProgress``.
+
+One cohesive concern, although over 700 lines: the host's own operations on its VMs, each
+short, in the order of the vSphere API. What is not an operation lives beside it: building
+guests (``_guestbuild``), the demo (``_demo``), persistence (``_persist``), the VM model
+(``_vm``).
 """
 
 from __future__ import annotations
@@ -143,6 +148,7 @@ class Host:
             "datastore1": Datastore("datastore1", datastore_capacity, self)
         }
         self.lock = threading.RLock()
+        self._quiesce_step_callbacks: list[Callable[[VM, str], None]] = []
         self._next_moref = 1
         self._next_snapshot_moref = 1
         #: What ``reset()`` rebuilds the inventory with (``None``: no VMs). Public so that the
@@ -463,6 +469,7 @@ class Host:
                         faults=self.faults,
                         profile=self.profile,
                         vm=vm.moref,
+                        on_step=self._quiesce_step_hook(vm),
                     )
                     snap = result.snapshot
                     if snap is None:
@@ -535,6 +542,28 @@ class Host:
         )
         self.crash_point("host.snapshot.after-freeze", vm)
         return snap
+
+    def on_quiesce_step(self, callback: Callable[[VM, str], None]) -> Callable[[], None]:
+        """Call ``callback(vm, step)`` after each of WF-1a … WF-1d of every quiesced snapshot
+        (``VMwareTools.quiesced_snapshot``'s ``on_step``); returns the function that stops it.
+
+        The callback runs inside ``create_snapshot`` with the host's lock held and the VM busy
+        (another operation on it gets ``TaskInProgress``, as on a real host). A callback that
+        waits, as ``vcbsim repl`` waits for its learner between steps, should wait on a
+        ``threading.Condition(host.lock)``, which lets other threads use the host meanwhile."""
+        self._quiesce_step_callbacks.append(callback)
+        return lambda: self._quiesce_step_callbacks.remove(callback)
+
+    def _quiesce_step_hook(self, vm: VM) -> Callable[[str], None] | None:
+        callbacks = list(self._quiesce_step_callbacks)
+        if not callbacks:
+            return None
+
+        def step_done(step: str) -> None:
+            for cb in callbacks:
+                cb(vm, step)
+
+        return step_done
 
     def _delta_name(self, vm: VM, d: VirtualDiskDevice) -> str:
         """``<base>-NNNNNN.vmdk`` (R50); the sequence is per VM, shared by its disks."""

@@ -51,6 +51,12 @@ arguments on each call.
 
 Whether the guest is frozen right now is ``VMwareTools.frozen`` (the host holds guest writes
 while it is true); ``VMwareTools.phase`` is the state-machine state.
+
+Stepping: ``quiesced_snapshot(..., on_step=f)`` calls ``f(step)`` after each of ``WF-1a``,
+``WF-1b``, ``WF-1c`` and ``WF-1d`` has completed and before the next begins, on the one code
+path every quiesced snapshot takes; the guest is then exactly as that step left it (frozen,
+with the snapshot taken, after ``WF-1c``). ``f`` may block: a teaching front end waits there
+for its learner (``vcbsim repl``). Failure paths run to their end without stopping.
 """
 
 from __future__ import annotations
@@ -407,12 +413,14 @@ class VMwareTools:
         faults: FaultInjector | None = None,
         profile: HostProfile | str | None = None,
         vm: str | None = None,
+        on_step: Callable[[str], None] | None = None,
     ) -> QuiesceResult:
         """Run the five steps around ``create()``; see the module docstring for every path.
 
         ``create()`` takes the snapshot (advancing ``clock`` by its duration) and returns it, or
         raises a vim fault. ``rollback(snapshot)`` removes a snapshot the quiesce failed after.
         ``clock``, ``trace``, ``faults``, ``profile`` and ``vm`` default to what ``bind()`` set.
+        ``on_step(step)`` is called after each of WF-1a … WF-1d (module docstring, Stepping).
         Raises ``ApplicationQuiesceFault``, ``FilesystemQuiesceFault``, the abort fault, or the
         host's own fault; on success returns a ``QuiesceResult``.
         """
@@ -435,6 +443,7 @@ class VMwareTools:
             name = "TaskInProgress"
             raise make_fault(name, MSG["busy"])
         op = _Operation(self, create, rollback, clock, trace, faults, get_profile(profile), vm, timeout)
+        op.on_step = on_step
         return op.run()
 
 
@@ -508,6 +517,12 @@ class _Operation:
         self.busy_until: float | None = None
         self.detached: tuple[str, int] | None = None
         self._pending: tuple[ScriptRun, str, str | None] | None = None
+        #: called after each of WF-1a … WF-1d completes (module docstring, Stepping)
+        self.on_step: Callable[[str], None] | None = None
+
+    def _step_done(self, step: str) -> None:
+        if self.on_step is not None:
+            self.on_step(step)
 
     # -- small helpers ------------------------------------------------------------------
     def _emit(self, kind: str, step: str | None, **details: Any) -> None:
@@ -844,12 +859,14 @@ class _Operation:
             self._freeze_fail(below=k)
             self._end("error", 2, MSG["script_failed"])
             raise self._guest_fault(2, MSG["script_failed"])
+        self._step_done("WF-1a")
 
         # Step 2 (WF-1b): engage (R16, R31, R35, R40).
         engaged = self._engage(provider)
         if engaged is not None:
             return self._raise_after_fail(engaged)
         effective = r.provider or provider
+        self._step_done("WF-1b")
 
         # Step 3 (WF-1c): the host's snapshot.
         frozen_at = clock.now
@@ -873,9 +890,11 @@ class _Operation:
             self._host_failed(effective)
             raise
         r.snapshot = snapshot
+        self._step_done("WF-1c")
 
         # Step 4 (WF-1d): snapshotDone -> thaw (T8 / T9).
         self._disengage(effective, snapshot, frozen_at)
+        self._step_done("WF-1d")
 
         # Step 5 (WF-1e): thaw scripts, descending (R23, R28).
         return self._thaw(snapshot)

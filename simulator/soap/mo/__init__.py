@@ -11,15 +11,16 @@ Objects are cheap views: they hold the endpoint and a managed object id and ask 
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from ._base import MOIDS, ManagedEntityImpl, MOImpl, soap
 from ._datacenter import DatacenterImpl
 from ._datastore import DatastoreBrowserImpl, DatastoreImpl
-from ._filemanager import FileManagerImpl
 from ._folder import FolderImpl
 from ._guest import GuestFileManagerImpl, GuestOperationsManagerImpl, GuestProcessManagerImpl
 from ._hostsystem import ComputeResourceImpl, HostSystemImpl, ResourcePoolImpl
 from ._network import NetworkImpl
-from ._perf import OvfManagerImpl, PerformanceManagerImpl
 from ._propertycollector import PropertyCollectorImpl, PropertyFilterImpl
 from ._searchindex import SearchIndexImpl
 from ._serviceinstance import ServiceInstanceImpl
@@ -33,7 +34,7 @@ __all__ = [
     "ALL_TYPES",
     "MOIDS",
     "STATIC_TYPES",
-    "ComputeResourceImpl", "ContainerViewImpl", "DatacenterImpl", "DatastoreBrowserImpl", "DatastoreImpl", "FileManagerImpl", "FolderImpl", "GuestFileManagerImpl", "GuestOperationsManagerImpl", "GuestProcessManagerImpl", "HostSystemImpl", "MOImpl", "ManagedEntityImpl", "NetworkImpl", "OvfManagerImpl", "PerformanceManagerImpl", "PropertyCollectorImpl", "PropertyFilterImpl", "ResourcePoolImpl", "SearchIndexImpl", "ServiceInstanceImpl", "SessionManagerImpl", "SnapshotImpl", "TaskImpl", "TaskManagerImpl", "ViewManagerImpl", "VirtualMachineImpl", "soap",
+    "ComputeResourceImpl", "ContainerViewImpl", "DatacenterImpl", "DatastoreBrowserImpl", "DatastoreImpl", "FolderImpl", "GuestFileManagerImpl", "GuestOperationsManagerImpl", "GuestProcessManagerImpl", "HostSystemImpl", "MOImpl", "ManagedEntityImpl", "NetworkImpl", "PropertyCollectorImpl", "PropertyFilterImpl", "ResourcePoolImpl", "SearchIndexImpl", "ServiceInstanceImpl", "SessionManagerImpl", "SnapshotImpl", "TaskImpl", "TaskManagerImpl", "ViewManagerImpl", "VirtualMachineImpl", "soap",
 ]
 
 #: Implementations of the fixed inventory, by managed object id.
@@ -57,9 +58,6 @@ STATIC_TYPES: dict[str, type[MOImpl]] = {
     MOIDS["guestops"]: GuestOperationsManagerImpl,
     MOIDS["guestfiles"]: GuestFileManagerImpl,
     MOIDS["guestprocs"]: GuestProcessManagerImpl,
-    MOIDS["perf"]: PerformanceManagerImpl,
-    MOIDS["ovf"]: OvfManagerImpl,
-    MOIDS["files"]: FileManagerImpl,
 }
 
 ALL_TYPES: list[type[MOImpl]] = [
@@ -76,9 +74,6 @@ ALL_TYPES: list[type[MOImpl]] = [
     GuestOperationsManagerImpl,
     GuestFileManagerImpl,
     GuestProcessManagerImpl,
-    PerformanceManagerImpl,
-    OvfManagerImpl,
-    FileManagerImpl,
     FolderImpl,
     DatacenterImpl,
     ComputeResourceImpl,
@@ -89,3 +84,18 @@ ALL_TYPES: list[type[MOImpl]] = [
     VirtualMachineImpl,
     SnapshotImpl,
 ]
+
+
+def _register_declared() -> None:
+    """Import every module of this package and add the classes that declare ``static_moids``
+    (a new managed type is one new module: nothing to list here)."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+    for cls in MOImpl.registry:
+        if cls not in ALL_TYPES:
+            ALL_TYPES.append(cls)
+        for moid in cls.static_moids:
+            STATIC_TYPES.setdefault(moid, cls)
+
+
+_register_declared()

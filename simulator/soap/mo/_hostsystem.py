@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pyVmomi import vim
 
 from . import _vmprops
 from ._base import MOIDS, ManagedEntityImpl
 from ._hosthardware import hardware_for, hardware_info, hardware_summary
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["ComputeResourceImpl", "HostSystemImpl", "ResourcePoolImpl"]
 
@@ -62,7 +59,7 @@ class HostSystemImpl(ManagedEntityImpl):
         return self.ep.about().host_name
 
     def p_vm(self) -> list[Any]:
-        return [vim.VirtualMachine(vm.moref) for vm in self.ep.backend.vms()]
+        return [vim.VirtualMachine(m) for m in self.ep.host.vms]
 
     def p_datastore(self) -> list[Any]:
         return list(self.ep.datastore_refs().values())
@@ -116,7 +113,7 @@ class ResourcePoolImpl(ManagedEntityImpl):
         return vim.ComputeResource(MOIDS["compute"])
 
     def p_vm(self) -> list[Any]:
-        return [vim.VirtualMachine(vm.moref) for vm in self.ep.backend.vms()]
+        return [vim.VirtualMachine(m) for m in self.ep.host.vms]
 
     def p_resourcePool(self) -> list[Any]:  # noqa: N802
         return []

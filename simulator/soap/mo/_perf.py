@@ -62,6 +62,8 @@ def _counter(key: int, group: str, name: str, rollup: str, unit: str, stats: str
 
 class PerformanceManagerImpl(MOImpl):
     vim_type = vim.PerformanceManager
+    static_moids = ("ha-perfmgr",)
+    content_property = "perfManager"
 
     def p_perfCounter(self) -> list[Any]:  # noqa: N802
         return [_counter(*c) for c in _COUNTERS]
@@ -87,7 +89,7 @@ class PerformanceManagerImpl(MOImpl):
             raise vmodl.fault.InvalidArgument(msg="statistics are kept for virtual machines only",
                                             invalidProperty="entity")
         self.ep.require(entity)
-        return self.ep.backend.vm(entity._moId)
+        return self.ep.host.vms[entity._moId]
 
     @soap
     def QueryPerfProviderSummary(self, ctx: Context, entity: Any) -> Any:  # noqa: N802
@@ -133,9 +135,9 @@ class PerformanceManagerImpl(MOImpl):
         if spec.endTime is not None:
             times = [t for t in times if t <= spec.endTime.timestamp()]
         hw = hardware_for(self.ep.about().version)
-        mhz = max(1, vm.num_cpu * hw.mhz // 10)
+        mhz = max(1, vm.num_cpus * hw.mhz // 10)
         values = {
-            2: lambda t: mhz * 10000 // (vm.num_cpu * hw.mhz),
+            2: lambda t: mhz * 10000 // (vm.num_cpus * hw.mhz),
             6: lambda t: mhz,
             24: lambda t: 2500,
             98: lambda t: vm.memory_mb * 1024,
@@ -155,4 +157,8 @@ class PerformanceManagerImpl(MOImpl):
 
 
 class OvfManagerImpl(MOImpl):
+    """Served where the host's API has the type (``Endpoint.has_type``: since 4.0)."""
+
     vim_type = vim.OvfManager
+    static_moids = ("ha-ovf-manager",)
+    content_property = "ovfManager"
