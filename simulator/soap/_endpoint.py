@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hmac
 import itertools
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -62,6 +63,10 @@ from .wire import _codec
 
 __all__ = ["COOKIE_NAME", "Context", "Endpoint", "Response", "Session"]
 
+#: the message of the fault a client gets for a defect of the endpoint (hostd's words for a
+#: SystemError; what went wrong is in the log, not in the answer)
+INTERNAL_ERROR = "A general system error occurred: internal error in the simulated host; see its log"
+log = logging.getLogger(__name__)
 #: Calls allowed without a session (everything else answers ``NotAuthenticated``).
 ANONYMOUS = frozenset({"RetrieveServiceContent", "Login", "CloneSession"})
 MAX_VIEWS_PER_SESSION = 1000
@@ -433,7 +438,10 @@ class Endpoint:
             return vmodl.fault.InvalidArgument(msg=str(exc))
         if isinstance(exc, StateError):
             return vim.fault.InvalidState(msg=str(exc))
-        return vmodl.fault.SystemError(msg=f"{type(exc).__name__}: {exc}", reason=str(exc))
+        # anything else is a defect of the endpoint: logged here, and the client gets the
+        # host's general fault, never the internal exception's text
+        log.error("internal error answered as SystemError", exc_info=exc)
+        return vmodl.fault.SystemError(msg=INTERNAL_ERROR, reason=INTERNAL_ERROR)
 
     # sessions ----------------------------------------------------------------------------
     def login(self, ctx: Context, user: str, password: str, locale: str | None) -> Any:
@@ -554,10 +562,9 @@ class Endpoint:
         self.calls[method] = self.calls.get(method, 0) + 1
         try:
             body = _codec.serialize_fault(fault, version)
-        except Exception as exc:  # a fault that cannot be encoded still gets an answer
-            body = _codec.serialize_fault(
-                vmodl.fault.SystemError(msg=f"cannot encode {name}: {exc}", reason=str(exc)), version
-            )
+        except Exception:  # a fault that cannot be encoded still gets an answer
+            log.error("cannot encode the fault %s", name, exc_info=True)
+            body = _codec.serialize_fault(vmodl.fault.SystemError(msg=INTERNAL_ERROR, reason=INTERNAL_ERROR), version)
         return Response(500, body)
 
     def _call(self, req: _codec.Request, ctx: Context) -> Any:
@@ -571,6 +578,7 @@ class Endpoint:
             self.session_store.touch(ctx.session)
             ctx.session.last_active = self.now()
         impl = self.require(req.this)
+        req.this = impl.ref  # a _this sent without its type attribute gets it here
         if req.wsdl_name == "Fetch":
             from ._collector import resolve_path
 
