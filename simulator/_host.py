@@ -309,6 +309,12 @@ class Host:
     @contextmanager
     def _operation(self, vm: VM, op: str) -> Iterator[None]:
         with self.lock:
+            if vm.connection_state != "connected":
+                raise_fault(
+                    "InvalidState",
+                    f"The operation '{op}' is not allowed: {vm.name} is {vm.connection_state} "
+                    "(its files could not be loaded; see the datastore's start report).",
+                )
             if vm.busy is not None:
                 raise_fault(
                     "TaskInProgress",
@@ -749,6 +755,7 @@ class Host:
             "datastores": [{"name": d.name, "capacity": d.capacity, "used": d.used} for d in self.datastores.values()],
             "vms": [vm.summary() for vm in self.vms.values()],
             "faults": [r.to_dict() for r in self.faults.rules],
+            "recovery": None if self.recovery_report is None else self.recovery_report.to_dict(),
             "events": len(self.trace),
         }
 

@@ -129,7 +129,9 @@ class RecoveryReport:
 
     def problems(self) -> list[str]:
         """One line per problem, naming the file and the reason (the server's start report)."""
-        lines = [f"inaccessible VM {e['vm']}: {e['file']}: {e['reason']}" for e in self.errors]
+        lines = [
+            f"{e.get('state', 'invalid')} VM {e['vm']}: {e['file']}: {e['reason']}" for e in self.errors
+        ]
         lines += [f"left in place: {u['file']}: {u['reason']}" for u in self.unaccounted]
         lines += [
             f"quarantined: {q['file']} -> {q['moved_to']}: {q['reason']}" for q in self.quarantined
@@ -186,6 +188,9 @@ class DatastoreStore:
         self.report: RecoveryReport | None = None
         #: VMs registered on this host that could not be loaded: moref -> state file
         self._inaccessible: dict[str, str] = {}
+        self._pending_placeholders: list[
+            tuple[str, str, str | None, dict[str, Any] | None, str]
+        ] = []
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -272,7 +277,11 @@ class DatastoreStore:
         """
         host = self.host
         with host.lock:
-            if host.vms.get(vm.moref) is not vm or vm.moref in self._saving:
+            if (
+                host.vms.get(vm.moref) is not vm
+                or vm.moref in self._saving
+                or vm.connection_state != "connected"
+            ):
                 return
             self._saving.add(vm.moref)
             try:
@@ -417,8 +426,11 @@ class DatastoreStore:
             for d in vm.disks:
                 if isinstance(d.disk, PersistentLayeredDisk):
                     d.disk.close()
-        for state in self.root.glob(f"*/*/*{STATE_SUFFIX}"):
-            shutil.rmtree(state.parent, ignore_errors=True)
+        registered = {self._rel_state(vm) for vm in self.host.vms.values()}
+        registered |= set(self._inaccessible.values())
+        for rel in sorted(registered):  # this host's VMs only: unregistered folders stay
+            shutil.rmtree((self.root / rel).parent, ignore_errors=True)
+        self._inaccessible.clear()
         with contextlib.suppress(FileNotFoundError):
             (self.root / HOST_FILE).unlink()
         self._written.clear()
@@ -695,7 +707,7 @@ class DatastoreStore:
             if rel not in seen:
                 name = rel.split("/")[1] if rel.count("/") == 2 else rel
                 reason = "missing: the VM's state file is gone (its folder renamed, moved or deleted?)"
-                self._inaccessible_vm(name, rel, reason, moref)
+                self._inaccessible_vm(name, rel, reason, moref, state="inaccessible")
         with_state = {p.parent for p in states}
         for directory in sorted(self.root.glob("*/*")):
             if (
@@ -720,29 +732,83 @@ class DatastoreStore:
                 self._load_vm(path, doc, raw, report)
             except DamagedFileError as exc:
                 self._inaccessible_vm(
-                    doc["vm"]["name"], f"{path.parent.relative_to(self.root).as_posix()}/{exc.file}",
-                    exc.reason, doc["vm"]["moref"],
+                    doc["vm"]["name"],
+                    f"{path.parent.relative_to(self.root).as_posix()}/{exc.file}",
+                    exc.reason,
+                    doc["vm"]["moref"],
+                    doc,
+                    state="inaccessible" if exc.reason.startswith("missing") else "invalid",
                 )
             except Exception as exc:  # a broken VM must not keep the host from starting
                 reason = f"state file of the wrong shape or content: {type(exc).__name__}: {exc}"
-                self._inaccessible_vm(doc["vm"]["name"], rel, reason, doc["vm"]["moref"])
+                self._inaccessible_vm(doc["vm"]["name"], rel, reason, doc["vm"]["moref"], doc)
         for vm in host.vms.values():
             host._next_moref = max(host._next_moref, _moref_number(vm.moref) + 1)
             for s in vm.snapshots():
                 host._next_snapshot_moref = max(
                     host._next_snapshot_moref, _moref_number(s.moref) + 1
                 )
-        for moref in self._inaccessible:
-            host._next_moref = max(host._next_moref, _moref_number(moref) + 1)
+        self._add_placeholders(inventory)
 
-    def _inaccessible_vm(self, name: str, file: str, reason: str, moref: str | None) -> None:
-        """A VM that could not be loaded: reported, kept registered, its files untouched."""
+    def _inaccessible_vm(
+        self,
+        name: str,
+        file: str,
+        reason: str,
+        moref: str | None,
+        doc: dict[str, Any] | None = None,
+        *,
+        state: str = "invalid",
+    ) -> None:
+        """A VM that could not be loaded: reported, kept registered, its files untouched.
+
+        It stays in the inventory as a real host keeps such a VM: ``runtime.connectionState``
+        "inaccessible" (a file is missing) or "invalid" (a file is damaged), no disks, and
+        every operation refused (``Host._operation``), until its files are put right and the
+        host is started again.
+        """
         assert self.report is not None
-        self.report.errors.append({"vm": name, "file": file, "reason": reason})
-        if moref is not None:
-            self._inaccessible[moref] = (
-                file if file.endswith(STATE_SUFFIX) else f"{file.split('/')[0]}/{name}/{name}{STATE_SUFFIX}"
+        self.report.errors.append({"vm": name, "file": file, "reason": reason, "state": state})
+        rel = (
+            file
+            if file.endswith(STATE_SUFFIX)
+            else f"{file.split('/')[0]}/{name}/{name}{STATE_SUFFIX}"
+        )
+        self._pending_placeholders.append((name, rel, moref, doc, state))
+
+    def _add_placeholders(self, inventory: dict[str, str] | None) -> None:
+        host = self.host
+        by_rel = {rel: m for m, rel in (inventory or {}).items()}
+        for name, rel, moref, doc, state in self._pending_placeholders:
+            moref = moref or by_rel.get(rel)
+            if moref is None:
+                moref = f"vm-{host._next_moref}"
+                host._next_moref += 1
+            if moref in host.vms or any(v.name == name for v in host.vms.values()):
+                continue
+            v = doc.get("vm", {}) if isinstance(doc, dict) else {}
+            ds = rel.split("/")[0]
+
+            def text(key: str, default: str, v: dict[str, Any] = v) -> str:
+                value = v.get(key)
+                return value if isinstance(value, str) else default
+
+            vm = VM(
+                name=name,
+                moref=moref,
+                uuid=text("uuid", ""),
+                instance_uuid=text("instance_uuid", ""),
+                os_family="linux" if text("os_family", "windows") == "linux" else "windows",
+                datastore=ds,
+                directory=f"[{ds}] {name}",
+                power_state="poweredOff",
+                connection_state=state,
             )
+            host.vms[moref] = vm
+            host.faults.aliases[moref] = name
+            self._inaccessible[moref] = rel
+            host._next_moref = max(host._next_moref, _moref_number(moref) + 1)
+        self._pending_placeholders.clear()
 
     def _build_vm(self, path: Path, doc: dict[str, Any], report: RecoveryReport) -> VM:
         """The VM a state describes, with its disks, snapshots and Tools (not registered)."""
@@ -979,6 +1045,8 @@ def attach_store(
     host.store = store
     host.recovery_report = report
     host.trace.emit("host", "note", text=report.summary())
+    for line in report.problems():
+        host.trace.emit("host", "note", text=line)
     for name, snaps in report.snapshots.items():
         if snaps:
             vm = host.find_vm(name)

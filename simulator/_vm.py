@@ -130,6 +130,10 @@ class VM:
     next_delta: int = 1
     next_snapshot_uid: int = 1
     extra_config: dict[str, str] = field(default_factory=dict)
+    #: ``runtime.connectionState``: "connected", or "inaccessible" (a file is missing) /
+    #: "invalid" (a file is damaged) for a registered VM the datastore could not load;
+    #: such a VM has no disks and refuses operations (simulator/_persist.py)
+    connection_state: str = "connected"
 
     @property
     def guest_id(self) -> str:
@@ -249,6 +253,7 @@ class VM:
             "uuid": self.uuid,
             "os": self.os_family,
             "power": self.power_state,
+            "connection_state": self.connection_state,
             "ip": self.ip_address,
             "tools": self.tools.state if self.tools is not None else "not-installed",
             "change_tracking": self.change_tracking,

@@ -167,6 +167,7 @@ class VMInfo:
     files: Sequence[VMFile] = field(default_factory=tuple)
     annotation: str = ""
     nics: Sequence[NicInfo] = ()
+    connection_state: str = "connected"  # "inaccessible"/"invalid": files not loadable
 
 
 @dataclass(frozen=True, slots=True)

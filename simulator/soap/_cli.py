@@ -387,6 +387,8 @@ def _banner(out: IO[str], host: Host, url: str, args: argparse.Namespace, passwo
         report = host.recovery_report
         print(f"        datastore: {args.datastore}" + (f" ({report.summary()})" if report is not None else ""),
               file=out)
+        for line in report.problems() if report is not None else ():
+            print(f"          {line}", file=out)  # each damaged or unaccounted file, and why
     print("        Ctrl-C to stop", file=out, flush=True)
 
 

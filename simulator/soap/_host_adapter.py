@@ -233,6 +233,7 @@ class HostAdapter:
             # the .vmx's ethernet0: a vlance adapter on "VM Network"
             nics=(NicInfo(network=vm.extra_config.get("ethernet0.networkName", "VM Network"),
                           mac_address=_mac(vm.uuid)),),
+            connection_state=vm.connection_state,
         )
 
     def vms(self) -> list[VMInfo]:
