@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import InvalidInputError, StateError
 from ._iofaults import io_fault
+from ._names import check_vm_name
 from ._vm import VM, Snapshot, VirtualDiskDevice
 from .disk import CREATE_TYPES, Layer, _persistent, render_descriptor
 from .disk._persistent import DamagedFileError, PersistentLayeredDisk, atomic_write
@@ -161,6 +162,10 @@ def _shape(doc: Any, path: str) -> None:
         if not isinstance(doc["vm"].get(key), str):
             msg = f"expected vm.{key} to be a string"
             raise _StateShapeError(msg)
+    try:
+        check_vm_name(doc["vm"]["name"])
+    except InvalidInputError as exc:
+        raise _StateShapeError(str(exc)) from None
 
 
 def _moref_number(moref: str) -> int:
@@ -195,8 +200,7 @@ class DatastoreStore:
     # -- paths -------------------------------------------------------------------------------
 
     def vm_dir(self, vm: VM) -> Path:
-        if vm.name in (".", "..") or "\0" in vm.name or "/" in vm.name:
-            raise InvalidInputError("VM name", expected="a name usable as a directory", got=vm.name)
+        check_vm_name(vm.name)
         return self.root / vm.datastore / vm.name
 
     def state_path(self, vm: VM) -> Path:

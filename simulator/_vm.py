@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._names import vmx_escape
 from .disk import Layer, LayeredDisk
 
 if TYPE_CHECKING:
@@ -213,7 +214,7 @@ class VM:
             }
         )
         lines.update(self.extra_config)
-        return "".join(f'{k} = "{v}"\n' for k, v in lines.items())
+        return "".join(f'{k} = "{vmx_escape(v)}"\n' for k, v in lines.items())
 
     def vmsd_text(self) -> str:
         """Snapshot metadata in the ``<vm>.vmsd`` text format."""
@@ -243,7 +244,7 @@ class VM:
                     out[f"{p}.disk{j}.fileName"] = layer.label.rsplit("/", 1)[-1]
                     out[f"{p}.disk{j}.node"] = f"scsi0:{d.unit_number}"
         out["snapshot.numSnapshots"] = str(len(snaps))
-        return "".join(f'{k} = "{v}"\n' for k, v in out.items())
+        return "".join(f'{k} = "{vmx_escape(v)}"\n' for k, v in out.items())
 
     def summary(self) -> dict[str, Any]:
         """Plain data for dumps, the REPL and the control API."""
