@@ -1097,12 +1097,16 @@ def open_host(
                 if isinstance(d.disk, PersistentLayeredDisk):
                     d.disk.sync = True
     created = not host.vms and host.recovery_report is not None and host.recovery_report.created
-    if created and populate is not None:
-        populate(host)
-        store.save_host()
-    elif created and demo:
-        from ._demo import populate_demo
+    if created and (populate is not None or demo):
+        if populate is None:
+            from ._demo import populate_demo
 
-        populate_demo(host)
-        store.save_host()
+            populate = populate_demo
+        try:
+            populate(host)
+            store.save_host()
+        except BaseException:
+            # everything here was created by this call: a failed fill leaves no half host
+            store.wipe()
+            raise
     return host

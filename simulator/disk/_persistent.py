@@ -721,7 +721,7 @@ class PersistentLayeredDisk(LayeredDisk):
     def fault(self, exc: OSError | OverflowError, name: str, size: int | None = None) -> Any:
         """The host's fault for an I/O error on file ``name`` of this disk."""
         if not isinstance(exc, OSError):
-            exc = OSError(errno.EFBIG, str(exc))
+            exc = OSError(errno.EFBIG, os.strerror(errno.EFBIG))
         return io_fault(exc, datastore=self.datastore, file=self.path_prefix + name, size=size)
 
     def _fd(self, name: str) -> int:

@@ -340,6 +340,8 @@ def _main(argv: list[str], done: threading.Event, handlers: dict[int, Any], stop
 
 
 def _build_host(args: argparse.Namespace, inventory: Inventory | None, profile: str | None, seed: int) -> Host:
+    from pyVmomi import vmodl
+
     from .._errors import InvalidInputError, StateError
     from .._host import Host
 
@@ -353,8 +355,9 @@ def _build_host(args: argparse.Namespace, inventory: Inventory | None, profile: 
             try:
                 host = open_host(args.datastore, profile, seed=seed,
                                  populate=inventory.populate if inventory else None)
-            except (StateError, OSError, ValueError) as exc:
-                msg = f"--datastore {args.datastore}: {exc}"
+            except (StateError, OSError, ValueError, vmodl.MethodFault) as exc:
+                # a host's fault (NoDiskSpace, FileTooLarge ...) says it in its msg
+                msg = f"--datastore {args.datastore}: {getattr(exc, 'msg', None) or exc}"
                 raise _Refused(msg, 1) from None
             if inventory is not None:  # an existing datastore is loaded as it is; reset rebuilds the file's
                 host._populate = inventory.populate  # type: ignore[attr-defined]
