@@ -27,9 +27,12 @@ after it.
 
 Recovery (:func:`attach_store`, run by ``Host.__init__``): read the host and VM states, finish
 interrupted merges, cut torn log tails, release frozen layers no snapshot holds (left by an
-interrupted removal) and merge them, delete leftover files of interrupted operations, and
-report it all in ``host.recovery_report`` (and a trace ``note``). Snapshots that were there
-(e.g. a ``_VCB-BACKUP_`` of a killed backup) are there again and can be removed as usual.
+interrupted removal) and merge them, delete the files a state retired (only this host's own),
+and report it all in ``host.recovery_report`` (and trace ``note``\ s). Damage no kill can
+cause is only reported: the VM stays registered as inaccessible/invalid with its files as they
+are; files no state accounts for are left in place and reported. docs/architecture.md
+("Durability") is the whole model. Snapshots that were there (e.g. a ``_VCB-BACKUP_`` of a
+killed backup) are there again and can be removed as usual.
 
 Not kept: the trace, fault rules, and files of a guest that has no volumes (Tools' in-memory
 guest); the Tools object is rebuilt from its settings.
