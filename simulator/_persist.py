@@ -28,7 +28,7 @@ after it.
 Recovery (:func:`attach_store`, run by ``Host.__init__``): read the host and VM states, finish
 interrupted merges, cut torn log tails, release frozen layers no snapshot holds (left by an
 interrupted removal) and merge them, delete the files a state retired (only this host's own),
-and report it all in ``host.recovery_report`` (and trace ``note``\ s). Damage no kill can
+and report it all in ``host.recovery_report`` (and trace notes). Damage no kill can
 cause is only reported: the VM stays registered as inaccessible/invalid with its files as they
 are; files no state accounts for are left in place and reported. docs/architecture.md
 ("Durability") is the whole model. Snapshots that were there (e.g. a ``_VCB-BACKUP_`` of a
@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import InvalidInputError, StateError
 from ._iofaults import io_fault
-from ._names import check_vm_name
+from ._names import check_name, check_vm_name
 from ._vm import VM, Snapshot, VirtualDiskDevice
 from .disk import CREATE_TYPES, Layer, _persistent, render_descriptor
 from .disk._persistent import DamagedFileError, PersistentLayeredDisk, atomic_write
@@ -478,6 +478,129 @@ class DatastoreStore:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    # -- plain datastore files (``PUT /folder``) ---------------------------------------------
+
+    #: largest file ``put_file`` accepts (``FileTooLarge`` above it); ``serve`` may lower it
+    max_upload_bytes = 1024**3
+    #: space ``put_file`` leaves free on the file system (the VMs' logs need room to grow)
+    reserve_bytes = 64 * 1024**2
+
+    def _file_path(self, datastore: str, path: str) -> Path:
+        if datastore not in self.host.datastores:
+            from ._errors import NotFoundError
+
+            raise NotFoundError("datastore", datastore, known=list(self.host.datastores))
+        parts = [p for p in path.split("/") if p]
+        if not parts or any(p in (".", "..") or p.startswith(".vcbsim") for p in parts):
+            raise InvalidInputError(
+                "datastore path", expected="a relative path without '.', '..' or '.vcbsim*'",
+                got=path,
+            )
+        for part in parts:
+            check_name("datastore file name", part, max_chars=255)
+            if "\\" in part:
+                raise InvalidInputError(
+                    "datastore file name", expected="a name without '\\'", got=part
+                )
+        return self.root.joinpath(datastore, *parts)
+
+    def _vm_files_of(self, datastore: str) -> set[str]:
+        """Datastore paths of every file a VM of this host owns (not plain files)."""
+        out: set[str] = set()
+        for vm in self.host.vms.values():
+            if vm.datastore != datastore:
+                continue
+            for name in self._owned.get(vm.moref, set()) | {self.state_path(vm).name}:
+                out.add(f"{vm.name}/{name}")
+        return out
+
+    def put_file(self, datastore: str, path: str, chunks: Any, length: int | None) -> int:
+        """Write a plain datastore file from ``chunks`` (an iterable of bytes), streamed:
+        refused before a byte is written when ``length`` exceeds :attr:`max_upload_bytes`
+        (``FileTooLarge``) or the free space (``NoDiskSpace``); a file system that fills up
+        meanwhile leaves no partial file (``NoDiskSpace``). Replaced atomically; returns the
+        bytes written. A VM's own files cannot be replaced this way."""
+        import shutil as _shutil
+
+        from ._faults import make_fault
+
+        target = self._file_path(datastore, path)
+        rel = target.relative_to(self.root / datastore).as_posix()
+        ds_path = f"[{datastore}] {rel}"
+        if rel in self._vm_files_of(datastore) or target.name.endswith(STATE_SUFFIX):
+            raise InvalidInputError(
+                "datastore file", expected="a path that is not a VM's own file", got=ds_path,
+                hint="the .vmx, .vmsd, descriptors and extents follow the VM's state",
+            )
+        if length is not None and length > self.max_upload_bytes:
+            raise make_fault(
+                "FileTooLarge", f"File '{ds_path}' ({length} bytes) is larger than the "
+                f"{self.max_upload_bytes} bytes this datastore accepts for an upload.",
+                datastore=datastore, file=ds_path, fileSize=length,
+                maxFileSize=self.max_upload_bytes,
+            )
+        try:
+            free = _shutil.disk_usage(self.root).free
+        except OSError:
+            free = None
+        if length is not None and free is not None and length + self.reserve_bytes > free:
+            raise io_fault(OSError(28, os.strerror(28)), datastore=datastore, file=ds_path)
+        tmp = target.with_name(f".vcbsim-upload-{target.name}.tmp")
+        written = 0
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                for chunk in chunks:
+                    if written + len(chunk) > self.max_upload_bytes:
+                        raise make_fault(
+                            "FileTooLarge", f"File '{ds_path}' is larger than the "
+                            f"{self.max_upload_bytes} bytes this datastore accepts.",
+                            datastore=datastore, file=ds_path, maxFileSize=self.max_upload_bytes,
+                        )
+                    _persistent._write_all(fd, chunk)
+                    written += len(chunk)
+                _persistent.io.fsync(fd)
+            finally:
+                os.close(fd)
+            _persistent.io.replace(tmp, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise io_fault(exc, datastore=datastore, file=ds_path) from None
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        return written
+
+    def plain_files(self, datastore: str) -> dict[str, int]:
+        """``path -> size`` of the plain files of ``datastore`` (uploads, a user's files):
+        everything there but the VMs' own files and vcbsim's bookkeeping."""
+        base = self.root / datastore
+        own = self._vm_files_of(datastore)
+        out: dict[str, int] = {}
+        if not base.is_dir():
+            return out
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".vcbsim")]
+            for name in filenames:
+                if name.startswith(".vcbsim") or name.endswith((STATE_SUFFIX, ".tmp")):
+                    continue
+                full = Path(dirpath) / name
+                rel = full.relative_to(base).as_posix()
+                if rel in own:
+                    continue
+                with contextlib.suppress(OSError):
+                    out[rel] = full.stat().st_size
+        return out
+
+    def read_file(self, datastore: str, path: str, offset: int, length: int) -> bytes:
+        target = self._file_path(datastore, path)
+        with open(target, "rb") as f:
+            f.seek(offset)
+            return f.read(length)
+
     # -- files ---------------------------------------------------------------------------------
 
     def _put(self, path: Path, data: bytes) -> None:
@@ -722,6 +845,7 @@ class DatastoreStore:
                 and directory not in with_state
                 and directory.parts[-2] != QUARANTINE
                 and directory.name != QUARANTINE
+                and _looks_like_a_vm(directory)  # other folders are plain datastore files
             ):
                 report.unaccounted.append(
                     {
@@ -1021,6 +1145,12 @@ class DatastoreStore:
             stats = disk.settle()
             for merged, into in stats.merges:
                 report.repairs.append(f"{vm.name}: merged {merged} into {into or '(discarded)'}")
+
+
+def _looks_like_a_vm(directory: Path) -> bool:
+    with contextlib.suppress(OSError):
+        return any(p.suffix in (".vmx", ".vmdk", ".vmsd") for p in directory.iterdir())
+    return False
 
 
 def _is_empty_own_file(path: Path) -> bool:

@@ -26,7 +26,7 @@ import hmac
 import itertools
 import shlex
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -321,12 +321,16 @@ class HostAdapter:
         self._check_datastore(datastore)
         files = {path: size for path, (size, _read) in self._vm_files(datastore).items()}
         files.update({p: len(data) for (ds, p), data in self.uploads.items() if ds == datastore})
+        if self.host.store is not None:  # the datastore's plain files (uploads survive restarts)
+            files.update(self.host.store.plain_files(datastore))
         return sorted(files.items())
 
     def datastore_file_size(self, datastore: str, path: str) -> int:
         self._check_datastore(datastore)
         if (datastore, path) in self.uploads:
             return len(self.uploads[(datastore, path)])
+        if self.host.store is not None and path in (plain := self.host.store.plain_files(datastore)):
+            return plain[path]
         entry = self._vm_files(datastore).get(path)
         if entry is None:
             raise NotFoundError("file", f"[{datastore}] {path}")
@@ -336,6 +340,8 @@ class HostAdapter:
         self._check_datastore(datastore)
         if (datastore, path) in self.uploads:
             return self.uploads[(datastore, path)][offset : offset + length]
+        if self.host.store is not None and path in self.host.store.plain_files(datastore):
+            return self.host.store.read_file(datastore, path, offset, length)
         entry = self._vm_files(datastore).get(path)
         if entry is None:
             raise NotFoundError("file", f"[{datastore}] {path}")
@@ -353,7 +359,21 @@ class HostAdapter:
                 got=f"[{datastore}] {path}",
                 hint="the .vmx, .vmsd, descriptors and extents follow the VM's state",
             )
+        if self.host.store is not None:
+            self.host.store.put_file(datastore, path, [bytes(data)], len(data))
+            return
         self.uploads[(datastore, path)] = bytes(data)
+
+    def write_datastore_file_stream(
+        self, datastore: str, path: str, chunks: Iterable[bytes], length: int | None
+    ) -> int | None:
+        """A ``PUT /folder`` body written as it arrives (``None``: not streamed, no store)."""
+        self._check_datastore(datastore)
+        if self.host.store is None:
+            return None
+        if path in self._vm_files(datastore):
+            self.write_datastore_file(datastore, path, b"")  # raises the refusal
+        return self.host.store.put_file(datastore, path, chunks, length)
 
     # --- guest operations -------------------------------------------------------------------------
     def _guest(self, moref: str, user: str, password: str) -> tuple[VM, Any]:

@@ -44,7 +44,14 @@ from ..control._handlers import MAX_BODY_BYTES, PREFIX, handle_control
 from ..wire import _codec
 from ..wire._wsdl import DOCUMENT_NAMES, document
 from ._cert import write_self_signed
-from ._files import FileResponse, _authorized, handle_folder, handle_guest_file, transfer_pending
+from ._files import (
+    FileResponse,
+    _authorized,
+    handle_folder,
+    handle_folder_upload,
+    handle_guest_file,
+    transfer_pending,
+)
 
 __all__ = ["RunningServer", "serve", "service_versions_xml", "LOOPBACK"]
 
@@ -486,6 +493,10 @@ class _Handler(BaseHTTPRequestHandler):
             allowed = transfer_pending(ep, self.path, "to")
         else:
             allowed = _authorized(ep, self.headers.get("Cookie"), self.headers.get("Authorization"))
+        store = getattr(getattr(ep.backend, "host", None), "store", None)
+        if allowed and path != "/guestFile" and store is not None:
+            self._folder_upload()  # streamed to the datastore's files, bounded by free space
+            return
         if not allowed:
             # refused from the headers: an unauthenticated client cannot make the host buffer
             # up to MAX_PUT_BYTES; the unread body ends the connection
@@ -499,6 +510,60 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(handle_guest_file(self.server.endpoint, "PUT", self.path, body))
         else:
             self._folder(body)
+
+    def _folder_upload(self) -> None:
+        """``PUT /folder`` to a datastore kept as files: the body goes to the file as it
+        arrives (never whole in memory); a refusal before the end closes the connection."""
+        length_text = self._header("Content-Length")
+        chunked = "chunked" in (self._header("Transfer-Encoding") or "").lower()
+        length: int | None = None
+        if not chunked:
+            try:
+                length = int(length_text) if length_text is not None else -1
+            except ValueError:
+                length = -1
+            if length < 0:
+                self._send(411, b"Content-Length required\n", "text/plain")
+                self.close_connection = True
+                return
+        state = {"done": False}
+
+        def chunks() -> Any:
+            if chunked:
+                while True:
+                    size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                            pass
+                        break
+                    left = size
+                    while left:
+                        data = self.rfile.read(min(left, 1 << 20))
+                        if not data:
+                            raise ConnectionError("the client closed the upload")
+                        left -= len(data)
+                        yield data
+                    self.rfile.readline(1024)
+            else:
+                assert length is not None
+                left = length
+                while left:
+                    data = self.rfile.read(min(left, 1 << 20))
+                    if not data:
+                        raise ConnectionError("the client closed the upload")
+                    left -= len(data)
+                    yield data
+            state["done"] = True
+
+        try:
+            resp = handle_folder_upload(self.server.endpoint, self.path, chunks(), length)
+        except (ConnectionError, ValueError):
+            self.close_connection = True
+            return
+        if not state["done"]:
+            self.close_connection = True  # refused before the end: the rest is not read
+        if resp is not None:
+            self._reply(resp)
 
     def _folder(self, body: bytes = b"") -> None:
         resp = handle_folder(
