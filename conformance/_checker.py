@@ -48,7 +48,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from vcbsim.simulator import Event
+from vcbsim.simulator import Event, get_profile
 
 from ._errors import ConformanceViolation, InvalidDefinition
 from ._rules import HOST_PROFILES, RULES
@@ -63,6 +63,8 @@ STEP_ORDER: dict[str, int] = {
     "WF-2": 20, "WF-3": 30, "WF-3a": 31, "WF-3b": 32,
 }  # fmt: skip
 VCB_SNAPSHOT_NAME = "_VCB-BACKUP_"
+#: What ESX leaves when a commit fails part-way (spec R49, F16): a cleanup may remove it.
+_HELPER = re.compile(r"^Consolidate Helper-\d+$")
 #: One poll tick of VMware Tools (spec R12): the slack allowed on guest timers.
 TICK = 1.0
 _EPS = 1e-6
@@ -174,6 +176,7 @@ class _Snap:
     job: _Job | None
     state: Literal["exists", "removed", "maybe"] = "exists"
     unknown: Event | None = None
+    quiesced: bool | None = None
 
 
 @dataclass(slots=True)
@@ -216,6 +219,14 @@ class _Job:
     crashed: Event | None = None
     removal_attempts: set[str] = field(default_factory=set)
     unmount_attempted: bool = False
+    last_start: Event | None = None
+    #: consistency (WF-1b): the job was configured crash-consistent / a quiesced snapshot
+    #: failed or came back unquiesced / the result said the backup is crash-consistent
+    configured_crash: Event | None = None
+    quiesce_failed: Event | None = None
+    says_crash: Event | None = None
+    #: removals without consolidation still waiting for ConsolidateVMDisks_Task (API 5.0+)
+    unconsolidated: list[Event] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -239,6 +250,12 @@ class _Quiesce:
     reported: set[str] = field(default_factory=set)
 
 
+def _crash(ev: Event) -> bool:
+    """The event says the backup is (or is configured) crash-consistent (WF-1b)."""
+    return ev.details.get("consistency") == "crash" or ev.details.get("quiesce") is False \
+        or ev.details.get("quiesced") is False
+
+
 def _failed(ev: Event) -> bool:
     return ev.details.get("exit_code") != 0
 
@@ -252,6 +269,15 @@ def _is_legacy(ev: Event) -> bool:
         return bool(ev.details["legacy"])
     p = _path(ev).lower()
     return p.endswith(("pre-freeze-script.bat", "post-thaw-script.bat", "/pre-freeze-script", "/post-thaw-script"))
+
+
+#: the legacy post-thaw scripts (spec R20), case-folded
+_LEGACY_POST = frozenset({"c:\\windows\\post-thaw-script.bat", "/usr/sbin/post-thaw-script"})
+
+
+def _fold(p: str) -> str:
+    """A guest path compared as its file system does (Windows paths case-insensitively)."""
+    return p.casefold() if "\\" in p or p[1:2] == ":" else p
 
 
 def _legacy_kind(ev: Event) -> str:
@@ -285,6 +311,13 @@ class _Checker:
         self.guest_changes: dict[str | None, list[Event]] = {}
         self.host_truth = any(e.actor == "host" and e.kind.startswith("snapshot.") for e in events)
         self.guest_events = any(e.kind == "quiesce.start" for e in events)
+        #: API 2.5 (the ESX 3.5 profiles) has no RemoveSnapshot_Task(consolidate=) and no
+        #: ConsolidateVMDisks_Task; both are "since 5.0" (spec R48)
+        self.api25 = get_profile(profile).api_version.startswith("2.")
+        #: names the product gave its backup snapshots (its stale ones may be cleaned up)
+        self.own_names: set[str] = {VCB_SNAPSHOT_NAME}
+        #: per VM, whether the host is merging the redo logs of a snapshot it just removed
+        self.merging: dict[str | None, bool] = {}
 
     # ------------------------------------------------------------------ helpers
     def vm_of(self, ev: Event) -> str | None:
@@ -297,6 +330,8 @@ class _Checker:
         return f"{vm} ('{name}')" if name and name != vm else vm
 
     def add(self, rule_id: str, why: str, *witness: Event | None, vm: str | None = None) -> None:
+        if self.profile not in RULES[rule_id].profiles:
+            return  # the rule describes another era's hosts (its ``profiles``)
         wit = tuple(sorted({e.seq: e for e in witness if e is not None}.values(), key=lambda e: e.seq))
         self.out.append(Violation(rule_id, why, wit, vm))
 
@@ -321,6 +356,9 @@ class _Checker:
 
     def _implicit_end(self, job: _Job) -> None:
         """A job without a ``job`` op ends when the next begins (or the trace ends)."""
+        created = [s for s in job.snaps if s.create.kind != "op.info"]
+        if created and job.crashed is None:
+            self._check_consistency(job, created[-1], created[-1].create)
         if job.mode == "file" and job.copy_ok and job.snaps:
             created = [s for s in job.snaps if s.create.kind != "op.info"]
             if created:
@@ -343,6 +381,8 @@ class _Checker:
                 self.add("TRC-WELL-FORMED", f"event #{ev.seq} follows #{prev.seq}: the {what} is out of order "
                          f"(expected seq {prev.seq + 1} at time >= {prev.time:.3f}, got seq {ev.seq} at {ev.time:.3f})", prev, ev)
             prev = ev
+            if ev.kind not in ("disk.consolidate", "note"):
+                self.merging.pop(self.vm_of(ev), None)
             handler = getattr(self, "on_" + ev.kind.replace(".", "_"), None)
             if handler is not None:
                 handler(ev)
@@ -367,10 +407,7 @@ class _Checker:
         job = self.jobs.get(vm)
         if job is None:
             return
-        if not ev.details.get("quiesce", False):
-            self.add("WF-1b", f"event #{ev.seq}: the backup job of {self.show(vm)} asked for snapshot "
-                     f"'{ev.details.get('name')}' with quiesce=false; step 1b quiesces the VM before step 1c "
-                     "puts it into snapshot mode", job.op.invoke if job.op else None, ev, vm=vm)
+        job.last_start = ev
         if ev.details.get("name") != VCB_SNAPSHOT_NAME:
             self.add("WF-SNAPSHOT-NAME", f"event #{ev.seq}: the backup snapshot of {self.show(vm)} is named "
                      f"'{ev.details.get('name')}', not '{VCB_SNAPSHOT_NAME}'; monitoring will not find it if it is left behind", ev, vm=vm)
@@ -380,12 +417,16 @@ class _Checker:
         sid = str(ev.details.get("snapshot", f"#{ev.seq}"))
         name = str(ev.details.get("name", ""))
         job = self.jobs.get(vm)
-        snap = _Snap(ev, sid, name, vm, owned=job is not None or name == VCB_SNAPSHOT_NAME, job=job)
+        snap = _Snap(ev, sid, name, vm, owned=job is not None or name in self.own_names, job=job)
         self.snaps[sid] = snap
-        if job is not None:
-            job.snaps.append(snap)
         q = self.quiesce.get(vm)
         quiesced = bool(ev.details.get("quiesced", False))
+        if job is not None:
+            job.snaps.append(snap)
+            self.own_names.add(name)
+            snap.quiesced = quiesced
+            if not quiesced and job.last_start is not None and job.last_start.details.get("quiesce"):
+                job.quiesce_failed = job.quiesce_failed or ev  # asked quiesced, came back unquiesced
         if q is not None:
             q.snapshot = ev
             if q.abort is not None:
@@ -415,6 +456,8 @@ class _Checker:
         job = self.jobs.get(vm)
         if job is not None:
             job.snap_fail.append(ev)
+            if job.last_start is not None and job.last_start.details.get("quiesce"):
+                job.quiesce_failed = job.quiesce_failed or ev
         q = self.quiesce.get(vm)
         if q is not None and q.snapshot_failed is None:
             q.snapshot_failed = ev
@@ -427,8 +470,10 @@ class _Checker:
             self.unplaced_event(ev, f"snapshot {sid!r} is not a live snapshot of {self.show(vm)}")
             return
         snap.state = "removed"
+        self.merging[vm] = True
         if snap.job is not None:
             snap.job.snap_fail.append(ev)
+            snap.job.quiesce_failed = snap.job.quiesce_failed or ev
         q = self.quiesce.get(vm)
         if q is not None and q.snapshot_failed is None:
             q.snapshot_failed = ev
@@ -441,16 +486,20 @@ class _Checker:
         job = self.jobs.get(vm)
         if snap is None:
             # a snapshot older than the trace: a stale backup snapshot or a user's own
-            snap = _Snap(ev, sid, name, vm, owned=name == VCB_SNAPSHOT_NAME, job=None, state="removed")
+            stale = name in self.own_names or bool(_HELPER.match(name))
+            snap = _Snap(ev, sid, name, vm, owned=stale, job=None, state="removed")
             self.snaps[sid] = snap
+            self._removed(ev, vm, snap)
             if job is not None and not snap.owned:
                 self.add("CMT-OWN-SNAPSHOT", f"event #{ev.seq}: the backup job of {self.show(vm)} removed snapshot '{name}', "
-                         "which it did not create and which is not a stale backup snapshot", job.op.invoke if job.op else None, ev, vm=vm)
+                         "which it did not create and which is neither a stale backup snapshot "
+                         f"({', '.join(sorted(self.own_names))}) nor a Consolidate Helper", job.op.invoke if job.op else None, ev, vm=vm)
             return
         if snap.state == "removed":
             self.unplaced_event(ev, f"snapshot '{snap.name}' ({sid}) was already removed")
             return
-        if job is not None and not snap.owned:
+        self._removed(ev, vm, snap)
+        if job is not None and not snap.owned and not _HELPER.match(snap.name):
             self.add("CMT-OWN-SNAPSHOT", f"event #{ev.seq}: the backup job of {self.show(vm)} removed snapshot '{snap.name}' "
                      f"(created at #{snap.create.seq}, outside any backup job); a job may remove only its own snapshot",
                      snap.create, ev, vm=vm)
@@ -470,10 +519,41 @@ class _Checker:
                                  f"started at #{c.invoke.seq} was still running; the seed commits (3b) only after the copy (2) ends",
                                  c.invoke, ev, vm=vm)
                         break
-            if ev.details.get("consolidate") is False:
-                self.add("CMT-CONSOLIDATE", f"event #{ev.seq} removed snapshot '{snap.name}' of {self.show(vm)} without "
-                         "consolidating: its redo log is not committed to the disks (step 3b)", snap.create, ev, vm=vm)
         snap.state = "removed"
+
+    def _removed(self, ev: Event, vm: str | None, snap: _Snap) -> None:
+        """A removal without consolidation (CMT-CONSOLIDATE): API 2.5 has no such call; on 5.0
+        and later the redo logs must be consolidated (ConsolidateVMDisks_Task) before the job
+        ends."""
+        self.merging[vm] = True
+        if ev.details.get("consolidate") is not False or not snap.owned:
+            return
+        if self.api25:
+            self.add("CMT-CONSOLIDATE", f"event #{ev.seq} removed snapshot '{snap.name}' of {self.show(vm)} without "
+                     "consolidating; the host's API 2.5 has no such removal (RemoveSnapshot_Task's consolidate "
+                     "parameter is since vSphere API 5.0), and the redo log is not committed (step 3b)", snap.create, ev, vm=vm)
+            return
+        owner = snap.job or self.jobs.get(vm)
+        if owner is not None:
+            owner.unconsolidated.append(ev)
+        else:
+            self.add("CMT-CONSOLIDATE", f"event #{ev.seq} removed snapshot '{snap.name}' of {self.show(vm)} without "
+                     "consolidating: its redo log is not committed to the disks (step 3b)", snap.create, ev, vm=vm)
+
+    def on_disk_consolidate(self, ev: Event) -> None:
+        vm = self.vm_of(ev)
+        if self.merging.get(vm):
+            return  # the merge of the snapshot just removed
+        if self.api25:
+            self.add("CMT-CONSOLIDATE", f"event #{ev.seq}: the redo logs of {self.show(vm)} were consolidated outside a "
+                     "snapshot removal (ConsolidateVMDisks_Task), a call of vSphere API 5.0 and later that an "
+                     "ESX 3.5 host (API 2.5) does not have", ev, vm=vm)
+        for job in self.all_jobs:
+            if job.vm == vm:
+                job.unconsolidated.clear()
+
+    def on_note(self, ev: Event) -> None:
+        pass  # a note keeps a merge going (the host's per-disk merge cost)
 
     def on_snapshot_revert(self, ev: Event) -> None:
         vm = self.vm_of(ev)
@@ -548,8 +628,13 @@ class _Checker:
         if self.profile == "esx-3.5u1" and not legacy:
             self.add("SCR-LAYOUT-LEGACY", f"script {path} (#{ev.seq}) ran on an ESX 3.5 U1 host, which runs only the legacy "
                      "pre-freeze-script / post-thaw-script files", ev, vm=vm)
+        windows = self.os.get(vm or "", "windows").lower().startswith("win") or "\\" in path
         if self.profile != "esx-3.5u1" and not legacy and "backupscripts.d" not in path.lower():
             self.add("SCR-LAYOUT-DIR", f"script {path} (#{ev.seq}) is not in the Tools backupScripts.d directory", ev, vm=vm)
+        elif self.profile == "esx-3.5u2" and not legacy and not windows:
+            self.add("SCR-LAYOUT-DIR", f"script {path} (#{ev.seq}) ran in the Linux guest {self.show(vm)} on an ESX 3.5 U2 host; "
+                     "the seed's Table 2-3 gives \"Other\" guests only /usr/sbin/pre-freeze-script and "
+                     "/usr/sbin/post-thaw-script (the directory came to Linux with the Tools of 2010)", ev, vm=vm)
         q.last_script = ev
         if arg is None and legacy and self.profile == "esx-3.5u1":
             # spec Q3: what arguments the legacy scripts got on 3.5 U1 is unknown; infer the phase
@@ -715,21 +800,29 @@ class _Checker:
         if q.timeout and ev.time - q.start.time > 0.8 * q.timeout and q.abort is None and not q.timer_reported:
             self.add("TMO-NEAR-LIMIT", f"the quiesce operation of {self.show(vm)} took {ev.time - q.start.time:.1f} s of its "
                      f"{q.timeout:g} s abort timer", q.start, ev, vm=vm)
-        deleted = {_path(e) for e in self.guest_changes.get(vm, []) if e.kind == "guest.delete" and e.seq > q.start.seq}
+        deleted = {_fold(_path(e)) for e in self.guest_changes.get(vm, []) if e.kind == "guest.delete" and e.seq > q.start.seq}
         cause = self._failure_cause(q)
+        # the legacy slot (spec R21, R22): when the legacy pre-freeze script ran, the legacy
+        # post-thaw script (known to exist) runs last with thaw or freezeFail
+        post = self._legacy_post(vm, q)
+        tail = [post] if post is not None else []
         if q.failed_freeze is not None:
             k = q.freeze.index(q.failed_freeze)
-            expected = [_path(e) for e in reversed(q.freeze[:k]) if not _is_legacy(e)]
+            # index 0 failing runs no freezeFail at all (open-vm-tools scriptOps.c:293-296)
+            expected = [_path(e) for e in reversed(q.freeze[:k]) if not _is_legacy(e)] + (tail if k > 0 else [])
         elif cause is not None and not (q.abort is not None and q.thaw):
-            expected = [_path(e) for e in reversed(q.freeze) if not _is_legacy(e)]
+            expected = [_path(e) for e in reversed(q.freeze) if not _is_legacy(e)] + tail
         else:
             expected = None
         if expected is not None:
-            got = [_path(e) for e in q.freezefail if not _is_legacy(e)]
-            missing = [p for p in expected if p not in got and p not in deleted]
-            extra = [p for p in got if p not in expected and (q.failed_freeze is None or p != _path(q.failed_freeze))]
+            got = [_path(e) for e in q.freezefail if not _is_legacy(e) or post is not None]
+            got_f, expected_f = {_fold(p) for p in got}, {_fold(p) for p in expected}
+            missing = [p for p in expected if _fold(p) not in got_f and _fold(p) not in deleted]
+            extra = [p for p in got if _fold(p) not in expected_f and (q.failed_freeze is None or p != _path(q.failed_freeze))]
             if missing or extra:
                 rule = cause[0] if cause and cause[0] != "SCR-FREEZEFAIL-REVERSE" else "SCR-FREEZEFAIL-REVERSE"
+                if missing == tail and not extra and rule != "SCR-FREEZEFAIL-REVERSE":
+                    rule = "SCR-ORDER-FREEZEFAIL"  # only the legacy post-thaw, which runs last, is missing
                 parts = []
                 if missing:
                     parts.append("never got freezeFail: " + ", ".join(missing))
@@ -739,12 +832,27 @@ class _Checker:
                 self.add(rule, f"after the quiesce of {self.show(vm)} failed (#{cause[1].seq if cause else ev.seq}), "
                          + "; ".join(parts), cause[1] if cause else None, w, ev, vm=vm)
         elif q.snapshot is not None and q.abort is None:
-            expected_thaw = [_path(e) for e in q.freeze if not _is_legacy(e)]
-            thawed = {_path(e) for e in q.thaw}
-            missing = [p for p in expected_thaw if p not in thawed and p not in deleted]
+            expected_thaw = [_path(e) for e in q.freeze if not _is_legacy(e)] + tail
+            thawed = {_fold(_path(e)) for e in q.thaw}
+            missing = [p for p in expected_thaw if _fold(p) not in thawed and _fold(p) not in deleted]
             if missing:
                 self.add("SCR-THAW-ALL", f"after the snapshot of {self.show(vm)} (#{q.snapshot.seq}) these scripts ran with "
                          f"'freeze' but never with 'thaw': {', '.join(missing)}", q.thaw_failed or q.snapshot, ev, vm=vm)
+
+    def _legacy_post(self, vm: str | None, q: _Quiesce) -> str | None:
+        """The legacy post-thaw script's path when this operation used the legacy slot (its
+        pre-freeze script ran) and the trace shows the post-thaw file written (and not deleted)
+        before the operation began; ``None`` when the checker cannot tell."""
+        if not any(_is_legacy(e) for e in q.freeze):
+            return None
+        found: str | None = None
+        for ch in self.guest_changes.get(vm, []):
+            if ch.seq > q.start.seq:
+                break
+            p = _path(ch)
+            if _fold(p) in _LEGACY_POST:
+                found = p if ch.kind == "guest.write" else None
+        return found
 
     # ------------------------------------------------------------------ proxy
     def on_op_invoke(self, ev: Event) -> None:
@@ -767,6 +875,11 @@ class _Checker:
                          f"#{cur.op.invoke.seq} was still running", cur.op.invoke, ev, vm=vm)
             o = _Op(ev, op, op_id, ev.step, vm, None)
             job = _Job(vm=vm, op=o, mode=ev.details.get("mode") or ev.details.get("type"), level=ev.details.get("level"))
+            if _crash(ev):
+                job.configured_crash = ev
+            name = ev.details.get("snapshot_name")
+            if name:
+                self.own_names.add(str(name))
             o.job = job
             self.jobs[vm] = job
             self.all_jobs.append(job)
@@ -778,6 +891,8 @@ class _Checker:
             job = self._new_implicit_job(vm)
         o = _Op(ev, op, op_id, ev.step, vm, job)
         self.ops[op_id] = o
+        if _crash(ev) and job.configured_crash is None:
+            job.configured_crash = ev
         if ev.step == "WF-3b":
             sid = ev.details.get("snapshot")
             job.removal_attempts.add(str(sid) if sid is not None else "*")
@@ -851,6 +966,8 @@ class _Checker:
         o = self._complete(ev)
         if o is None:
             return
+        if o.job is not None and _crash(ev) and o.job.says_crash is None:
+            o.job.says_crash = ev
         if o.op in JOB_OPS and o.job is not None:
             self._job_end(o.job, ev, ok=True)
             return
@@ -935,8 +1052,13 @@ class _Checker:
                          f"guest runs {os_name}; file-level backups are for Windows guests only", ev, vm=vm)
             letter = ev.details.get("letter")
             if not letter:
-                self.add("FILE-NO-LETTERLESS", f"event #{ev.seq} mounted {path} of {self.show(vm)}, a volume without a drive letter; "
-                         "the proxy recognizes only volumes that have drive letters", ev, vm=vm)
+                if re.search(r"(^|[\\/])letters([\\/]|$)", path, re.IGNORECASE):
+                    self.add("FILE-NO-LETTERLESS", f"event #{ev.seq} mounted {path} of {self.show(vm)}, a volume without a drive "
+                             "letter, under letters\\; the junction points there are named after drive letters (seed "
+                             "file-level step 1)", ev, vm=vm)
+                else:
+                    self.notes.append(f"#{ev.seq}: {path} of {self.show(vm)} is a letterless volume mounted outside letters\\ "
+                                      "(allowed: the seed's caution is a limit of the letters\\ mount)")
             elif not re.search(r"[\\/]letters[\\/]" + re.escape(str(letter)) + r"[\\/]?$", path, re.IGNORECASE):
                 self.add("FILE-JUNCTION", f"event #{ev.seq} mounted drive {letter}: of {self.show(vm)} at {path}; the junction point "
                          f"is <dest>\\letters\\{letter}", ev, vm=vm)
@@ -974,7 +1096,13 @@ class _Checker:
             del self.jobs[vm]
         if ok is None:
             job.infos.append(ev)
+        else:
+            self._check_consolidated(job, ev)
         if not ok:
+            if ok is False and ev.details.get("usable") is True and (job.mode or "") == "file":
+                created = [s for s in job.snaps if s.create.kind != "op.info"]
+                if created and job.copy_ok:
+                    self._check_file_level(job, created[-1], ev)  # usable: it is a base
             return
         created = [s for s in job.snaps if s.create.kind != "op.info"]
         if not created:
@@ -990,6 +1118,7 @@ class _Checker:
             self.add("WF-2", f"the backup job of {self.show(vm)} reported success (#{ev.seq}) but no copy (step 2) completed",
                      job.op.invoke if job.op else None, ev, vm=vm)
         snap = created[-1]
+        self._check_consistency(job, snap, ev)
         mode = job.mode or ("file" if job.file_mounts else None)
         redo = snap.create.details.get("redo")
         if mode == "fullvm" and isinstance(redo, list) and redo and job.exports:
@@ -999,22 +1128,52 @@ class _Checker:
         if mode == "file":
             self._check_file_level(job, snap, ev)
 
+    def _check_consolidated(self, job: _Job, ev: Event) -> None:
+        for rm in job.unconsolidated:
+            self.add("CMT-CONSOLIDATE", f"the backup job of {self.show(job.vm)} ended (#{ev.seq}) after removing snapshot "
+                     f"'{rm.details.get('name')}' without consolidation (#{rm.seq}) and never consolidated the disks "
+                     "(ConsolidateVMDisks_Task): its redo log is not committed (step 3b)", rm, ev, vm=job.vm)
+        job.unconsolidated.clear()
+
+    def _check_consistency(self, job: _Job, snap: _Snap, ev: Event) -> None:
+        """WF-1b: an unquiesced backup snapshot is fine when the job was configured
+        crash-consistent or the VM could not be quiesced, and the result says so; a silent
+        downgrade (reported as a normal backup) fails."""
+        if snap.quiesced is not False:
+            return
+        vm = job.vm
+        asked = job.quiesce_failed
+        if job.says_crash is None:
+            why = (f"asked for a quiesced snapshot, which failed (#{asked.seq}, "
+                   f"{asked.details.get('fault') or asked.kind}), then" if asked is not None else "")
+            self.add("WF-1b", f"the backup job of {self.show(vm)} {why} backed up unquiesced snapshot '{snap.name}' "
+                     f"(#{snap.create.seq}) and reported it (#{ev.seq}) as a normal backup; a crash-consistent backup "
+                     "must say so in its result (consistency: crash)",
+                     job.op.invoke if job.op else None, asked, snap.create, ev, vm=vm)
+        elif job.configured_crash is None and asked is None:
+            self.add("WF-1b", f"the backup job of {self.show(vm)} took unquiesced snapshot '{snap.name}' (#{snap.create.seq}) "
+                     "although it was not configured crash-consistent and never tried to quiesce the VM; step 1b "
+                     "quiesces the VM when it can be (seed scripts step 2: \"(Optional)\" only where no SYNC "
+                     "driver or VSS is available)", job.op.invoke if job.op else None, snap.create, ev, vm=vm)
+
     def _check_file_level(self, job: _Job, snap: _Snap, ev: Event) -> None:
+        """BK-INCR-SINCE-LAST / BK-DIFF-SINCE-FULL. The base (the seed's types of backups): the
+        last full for a differential; the last full or incremental for an incremental (a
+        differential is not one). A file whose content changed since the base must be there
+        (data loss otherwise); one unchanged in content and metadata must not (the seed's
+        "only"); one only rewritten (same bytes, new mtime) may be either way."""
         vm = job.vm
         level = job.level or "full"
         history = self.file_history.setdefault(vm, [])
         history.append((level, snap.create))
         if level not in ("differential", "incremental"):
             return
-        base: Event | None = None
-        for lvl, sev in reversed(history[:-1]):
-            if level == "incremental" or lvl == "full":
-                base = sev
-                break
+        bases = ("full",) if level == "differential" else ("full", "incremental")
+        base = next((sev for lvl, sev in reversed(history[:-1]) if lvl in bases), None)
         rule = "BK-DIFF-SINCE-FULL" if level == "differential" else "BK-INCR-SINCE-LAST"
         if base is None:
             self.notes.append(f"{rule} not checked for the job ending at #{ev.seq}: no earlier "
-                              f"{'full' if level == 'differential' else 'file-level'} backup of {self.show(vm)} in the trace")
+                              f"{' or '.join(bases)} file-level backup of {self.show(vm)} in the trace")
             return
         ends = [*job.copy_ok, *([job.op.end] if job.op is not None and job.op.end is not None else [])]
         lists = [e.details.get("files") for e in ends if isinstance(e.details.get("files"), list)]
@@ -1023,26 +1182,40 @@ class _Checker:
             return
         windows = self.os.get(vm or "", "windows").lower().startswith("win")
         selected = {_norm_guest_path(str(p), windows) for ls in lists for p in (ls or [])}
-        last: dict[str, Event] = {}
         shown: dict[str, str] = {}
         for ls in lists:
             for p in ls or []:
                 shown.setdefault(_norm_guest_path(str(p), windows), str(p))
+        at_base: dict[str, Event] = {}  # the last change of each path before the base snapshot
+        last: dict[str, Event] = {}  # ... between the base snapshot and this one
         for ch in self.guest_changes.get(vm, []):
-            if base.seq < ch.seq < snap.create.seq:
-                last[_norm_guest_path(_path(ch), windows)] = ch
-                shown.setdefault(_norm_guest_path(_path(ch), windows), _path(ch))
-        expected = {p for p, e in last.items() if e.kind == "guest.write"}
-        missing = sorted(expected - selected)
-        extra = sorted(selected - expected)
+            key = _norm_guest_path(_path(ch), windows)
+            if ch.seq < base.seq:
+                at_base[key] = ch
+            elif ch.seq < snap.create.seq:
+                last[key] = ch
+                shown.setdefault(key, _path(ch))
+        touched = {p for p, e in last.items() if e.kind == "guest.write"}  # content or metadata changed
+
+        def same_bytes(p: str) -> bool:
+            before = at_base.get(p)
+            return (before is not None and before.kind == "guest.write"
+                    and before.details.get("sha256") is not None
+                    and before.details.get("sha256") == last[p].details.get("sha256"))
+
+        content = {p for p in touched if not same_bytes(p)}  # unknown base content counts as changed
+        missing = sorted(content - selected)
+        extra = sorted(selected - touched)
         if not missing and not extra:
             return
-        since = "the last full backup" if level == "differential" else "the last backup"
+        since = "the last full backup" if level == "differential" else "the last full or incremental backup"
         parts = []
         if missing:
-            parts.append(f"misses {', '.join(shown[p] for p in missing[:3])}{' ...' if len(missing) > 3 else ''}, changed since {since}")
+            parts.append(f"misses {', '.join(shown[p] for p in missing[:3])}{' ...' if len(missing) > 3 else ''}, whose content "
+                         f"changed since {since} (data loss)")
         if extra:
-            parts.append(f"holds {', '.join(shown[p] for p in extra[:3])}{' ...' if len(extra) > 3 else ''}, unchanged since {since}")
+            parts.append(f"holds {', '.join(shown[p] for p in extra[:3])}{' ...' if len(extra) > 3 else ''}, unchanged in content "
+                         f"and metadata since {since} (the seed: only changed files)")
         w = [last[p] for p in missing[:1] if p in last]
         self.add(rule, f"the {level} backup of {self.show(vm)} (#{ev.seq}) " + " and ".join(parts)
                  + f" (base snapshot #{base.seq}, this snapshot #{snap.create.seq})", base, *w, snap.create, ev, vm=vm)
@@ -1051,6 +1224,10 @@ class _Checker:
         for job in list(self.jobs.values()):
             if job.implicit:
                 self._implicit_end(job)
+        if not self.open_ended:
+            for job in self.all_jobs:
+                if job.unconsolidated:
+                    self._check_consolidated(job, job.unconsolidated[-1])
         for o in self.ops.values():
             what = "backup job" if o.op in JOB_OPS else f"operation {o.op!r}"
             self.add("TRC-OP-PAIRED", f"the {what} of {self.show(o.vm)} begun at #{o.invoke.seq} never ended (no op.ok, op.fail "

@@ -441,7 +441,10 @@ class Catalog:
             ).fetchone()
         elif kind == "incremental":
             row = self.db.execute(
-                "SELECT * FROM backups WHERE vm_uuid = ? AND kind != 'image' AND status = 'complete' "
+                # "since the last backup, whether the last backup was full or incremental"
+                # (the seed's types of backups): a differential is not a base
+                "SELECT * FROM backups WHERE vm_uuid = ? AND kind IN ('full', 'incremental') "
+                "AND status = 'complete' "
                 "ORDER BY id DESC LIMIT 1",
                 (vm_uuid,),
             ).fetchone()

@@ -22,7 +22,7 @@ and, when it fell back to a full one, why (``fallback``, also a ``note`` event).
 
 Failure paths always clean up: nothing exposed stays on the proxy, no ``_VCB-BACKUP_``
 snapshot and no redo log stay on the VM (a removal that fails part-way is retried, then the
-disks are consolidated). The ``JobResult`` names the failed step, the host's fault and, for
+disks are consolidated). The ``RunOutcome`` names the failed step, the host's fault and, for
 pre-backup, the sub-step that failed (read from the VM's events in the trace, else inferred
 from the fault). A run killed by a crash (``SimulatedCrash``, or a real kill at one of the
 ``CRASH_POINTS``) cleans nothing, like a real process that dies; the next run of that VM
@@ -65,7 +65,7 @@ __all__ = [
     "SNAPSHOT_NAME",
     "BackupProxy",
     "BackupRun",
-    "JobResult",
+    "RunOutcome",
     "StepOutcome",
     "force_remove",
 ]
@@ -105,7 +105,7 @@ class StepOutcome:
 
 
 @dataclass(slots=True)
-class JobResult:
+class RunOutcome:
     """What one run did. ``status``: ``ok``, ``mounted`` (pre-backup only, held for a later
     unmount), ``failed``. ``failed_step`` is the first step that failed; ``cause_step`` is
     the sub-step of WF-1 that caused a pre-backup failure.
@@ -287,7 +287,7 @@ class BackupProxy:
         self.client.trace.emit("proxy", "op.invoke", vm=vm.moref, step=step, op=op, op_id=op_id, **details)
         return op_id
 
-    def _ok(self, vm: VMInfo, step: str, op: str, op_id: str, result: JobResult, **details: Any) -> None:
+    def _ok(self, vm: VMInfo, step: str, op: str, op_id: str, result: RunOutcome, **details: Any) -> None:
         self.client.trace.emit("proxy", "op.ok", vm=vm.moref, step=step, op=op, op_id=op_id, **details)
         result.steps.append(StepOutcome(step, op, True))
 
@@ -297,7 +297,7 @@ class BackupProxy:
         step: str,
         op: str,
         op_id: str,
-        result: JobResult,
+        result: RunOutcome,
         exc: BaseException,
         *,
         fail_job: bool = True,
@@ -311,7 +311,7 @@ class BackupProxy:
         step: str,
         op: str,
         op_id: str,
-        result: JobResult,
+        result: RunOutcome,
         exc: BaseException,
         *,
         fail_job: bool = True,
@@ -327,7 +327,7 @@ class BackupProxy:
         step: str,
         op: str,
         op_id: str,
-        result: JobResult,
+        result: RunOutcome,
         exc: BaseException,
         *,
         fail_job: bool,
@@ -378,7 +378,7 @@ class BackupProxy:
     def _session_file(self, vm_name: str) -> Path:
         return self.root / _SESSIONS / f"{vm_name}.json"
 
-    def _save_session(self, vm: VMInfo, state: str, result: JobResult) -> None:
+    def _save_session(self, vm: VMInfo, state: str, result: RunOutcome) -> None:
         p = self._session_file(vm.name)
         p.parent.mkdir(parents=True, exist_ok=True)
         data = {
@@ -446,7 +446,7 @@ class BackupProxy:
             mounted = {m for m in mounted if m != path and not m.startswith((base + "/", base + "\\"))}
         return mounted
 
-    def clean_leftovers(self, vm: VMInfo, result: JobResult) -> bool:
+    def clean_leftovers(self, vm: VMInfo, result: RunOutcome) -> bool:
         """Find and remove what an earlier, interrupted run of this VM left (F16): first the
         paths on the proxy (WF-3a), then the snapshots (WF-3b); each is reported in
         ``result.stale_cleaned`` and the trace. ``False`` if a snapshot could not be removed
@@ -494,7 +494,7 @@ class BackupProxy:
         result.stale_cleaned.extend(notes)
         return ok
 
-    def fail_interrupted_backups(self, vm: VMInfo, catalog: Catalog, result: JobResult) -> list[int]:
+    def fail_interrupted_backups(self, vm: VMInfo, catalog: Catalog, result: RunOutcome) -> list[int]:
         """Catalog records of this VM still ``running``: a process killed in WF-2 never
         completed or failed them. No run of this VM is active on this proxy (R60), so they
         are marked ``failed`` (never offered for restore nor used as a reference) and
@@ -573,11 +573,11 @@ class BackupProxy:
         catalog: Catalog | None = None,
         kind: str | None = None,
         job: str = "",
-    ) -> JobResult:
+    ) -> RunOutcome:
         """Run the whole workflow (WF-1 ... WF-3b) for one VM; never raises for host faults."""
         return self.run(selector, type, catalog=catalog, kind=kind, job=job).run()
 
-    def mount(self, selector: str | VMInfo, type: str = "fullvm") -> JobResult:
+    def mount(self, selector: str | VMInfo, type: str = "fullvm") -> RunOutcome:
         """Pre-backup only (``vcbMounter -a ... -r ... -t ...``): snapshot and expose; the
         snapshot stays until ``unmount``. A failed mount cleans up like any run."""
         vm = selector if isinstance(selector, VMInfo) else self.resolve(selector)
@@ -600,12 +600,12 @@ class BackupProxy:
             if s.get("state") in ("exposing", "exposed", "mounted") and s.get("moref") != besides
         )
 
-    def unmount(self, target: str | Path | VMInfo) -> JobResult:
+    def unmount(self, target: str | Path | VMInfo) -> RunOutcome:
         """Post-backup for a held mount (``vcbMounter -U``): unmount (WF-3a), then remove
         the snapshot (WF-3b). ``target`` is the mount path, or the VM."""
         sess = self._find_session(target)
         vm = self.client.vm_info(sess["moref"])
-        result = JobResult(
+        result = RunOutcome(
             vm=vm.name,
             moref=vm.moref,
             type=sess["type"],
@@ -650,7 +650,7 @@ class BackupProxy:
 
     # -- the steps -----------------------------------------------------------------------
 
-    def pre_backup(self, vm: VMInfo, result: JobResult) -> bool:
+    def pre_backup(self, vm: VMInfo, result: RunOutcome) -> bool:
         """WF-1: the quiesced ``_VCB-BACKUP_`` snapshot. Returns whether it exists."""
         mark = len(self.client.trace)
         op_id = self._invoke(
@@ -680,10 +680,13 @@ class BackupProxy:
             return False
         result.snapshot_id = snap.id
         self._save_session(vm, "snapshot", result)
-        self._ok(vm, "WF-1", "pre-backup", op_id, result, snapshot=snap.id)
+        # the result says what the backup is (rule WF-1b): a snapshot that came back
+        # unquiesced (asked so, or a VM that cannot be quiesced) is a crash-consistent one
+        self._ok(vm, "WF-1", "pre-backup", op_id, result, snapshot=snap.id,
+                 consistency="quiesced" if snap.quiesced else "crash")
         return True
 
-    def prepare_change_tracking(self, vm: VMInfo, result: JobResult) -> bool:
+    def prepare_change_tracking(self, vm: VMInfo, result: RunOutcome) -> bool:
         """Before WF-1 of a requested incremental or differential image backup: enable changed
         block tracking where the host supports it and the VM does not have it on (rule 1 of
         ``_cbt.py``). Returns whether it was enabled now (this backup is then the baseline). A
@@ -719,7 +722,7 @@ class BackupProxy:
         return True
 
     def plan_image(
-        self, vm: VMInfo, result: JobResult, catalog: Catalog | None, *, enabled_now: bool = False
+        self, vm: VMInfo, result: RunOutcome, catalog: Catalog | None, *, enabled_now: bool = False
     ) -> ImagePlan:
         """The level of an image backup (``_cbt.plan_image``), recorded in ``result``; a
         fallback to full is said in the trace (``note``)."""
@@ -738,7 +741,7 @@ class BackupProxy:
         return plan
 
     def expose(
-        self, vm: VMInfo, result: JobResult, *, catalog: Catalog | None = None, enabled_now: bool = False
+        self, vm: VMInfo, result: RunOutcome, *, catalog: Catalog | None = None, enabled_now: bool = False
     ) -> ImagePlan | None:
         """WF-1f: export the image, or mount the volumes (raises; the caller cleans up). An
         image export first decides its level (``plan_image``): ``catalog`` holds the backups an
@@ -800,7 +803,7 @@ class BackupProxy:
         return plan
 
     def copy_to_medium(
-        self, vm: VMInfo, result: JobResult, catalog: Catalog, job: str = "", *, plan: ImagePlan | None = None
+        self, vm: VMInfo, result: RunOutcome, catalog: Catalog, job: str = "", *, plan: ImagePlan | None = None
     ) -> None:
         """WF-2: the backup software moves the exposed data to the medium (an image export
         at the level ``plan`` chose)."""
@@ -852,13 +855,13 @@ class BackupProxy:
             result.fallback = rec.fallback
             result.base_backup_id = rec.base_id
 
-    def _snapshot_time(self, vm: VMInfo, result: JobResult) -> float:
+    def _snapshot_time(self, vm: VMInfo, result: RunOutcome) -> float:
         for s in self.client.list_snapshots(vm.moref):
             if s.id == result.snapshot_id:
                 return s.created
         return self.client.clock.now
 
-    def post_backup(self, vm: VMInfo, result: JobResult) -> None:
+    def post_backup(self, vm: VMInfo, result: RunOutcome) -> None:
         """WF-3a unmount, then WF-3b remove the snapshot (commit). Both always happen: a
         failed unmount is recorded, then the proxy removes the paths by force."""
         if result.path is not None:
@@ -892,7 +895,7 @@ class BackupProxy:
             self.fault_point("crash", "proxy.after-commit", vm)
             self._drop_session(vm.name)
 
-    def _consolidate_if_needed(self, vm: VMInfo, result: JobResult) -> None:
+    def _consolidate_if_needed(self, vm: VMInfo, result: RunOutcome) -> None:
         """A removal that failed part-way leaves "Needs consolidation" (F16): merge the
         redo logs now (WF-3b), so every write reaches the base disk."""
         for attempt in (1, 2):
@@ -906,7 +909,7 @@ class BackupProxy:
                 continue
             self._ok(vm, "WF-3b", "consolidate", op_id, result)
 
-    def _remove_snapshot(self, vm: VMInfo, result: JobResult, *, op: str) -> None:
+    def _remove_snapshot(self, vm: VMInfo, result: RunOutcome, *, op: str) -> None:
         """WF-3b. A failure is retried once (as an operator would; a retry that succeeds
         leaves the job successful, the failed attempt listed in its steps); a snapshot that
         still cannot be removed fails the job and is left for the next run's cleanup."""
@@ -933,7 +936,7 @@ class BackupRun:
 
     ``steps()`` yields the name of each step after it finished, so a scheduler can interleave
     several runs (the proxy's concurrency) and a test can let the guest write between steps.
-    ``run()`` drives all steps and returns the ``JobResult``.
+    ``run()`` drives all steps and returns the ``RunOutcome``.
     """
 
     def __init__(
@@ -952,13 +955,13 @@ class BackupRun:
         self.vm = vm
         self.catalog = catalog
         self.hold = hold
-        self.result = JobResult(vm=vm.name, moref=vm.moref, type=type, kind=kind, requested_level=level)
+        self.result = RunOutcome(vm=vm.name, moref=vm.moref, type=type, kind=kind, requested_level=level)
         self.job = job
         self.plan: ImagePlan | None = None
         self.files: list[str] | None = None
         self._iter: Iterator[str] | None = None
 
-    def run(self) -> JobResult:
+    def run(self) -> RunOutcome:
         while self.advance():
             pass
         return self.result
@@ -1013,9 +1016,18 @@ class BackupRun:
             if job_id is not None:
                 if result.status == "failed":
                     error = f"{result.failed_step}: {result.fault}: {result.reason}"
+                    usable: dict[str, Any] = {}
+                    if result.backup_id is not None and self.catalog is not None:
+                        # a step after the copy failed (unmount, commit): the catalog keeps
+                        # the backup complete and later ones build on it; the report says so
+                        # (rules BK-INCR-SINCE-LAST, BK-DIFF-SINCE-FULL)
+                        usable = {"usable": self.catalog.backup(result.backup_id).status == "complete",
+                                  "backup_id": result.backup_id}
+                        if self.files is not None:
+                            usable["files"] = self.files
                     client.trace.emit(
                         "proxy", "op.fail", vm=vm.moref, op="job", op_id=job_id, error=error,
-                        failed_step=result.failed_step,
+                        failed_step=result.failed_step, **usable,
                     )
                 else:
                     extra: dict[str, Any] = {"backup_id": result.backup_id}
@@ -1030,7 +1042,7 @@ class BackupRun:
             proxy._active.discard(vm.moref)
             result.finished = client.clock.now
 
-    def _steps(self, vm: VMInfo, result: JobResult) -> Iterator[str]:
+    def _steps(self, vm: VMInfo, result: RunOutcome) -> Iterator[str]:
         proxy = self.proxy
         enabled_now = False
         wants_cbt = result.requested_level in ("incremental", "differential")

@@ -387,7 +387,7 @@ class DatastoreStore:
             d.disk.commit = partial(self.save_vm, vm)
         vm.__dict__.update(fresh.__dict__)
         self._load_guest(vm, doc.get("guest"), RecoveryReport(str(self.root)))
-        host._refresh_consolidation(vm)
+        host.refresh_consolidation(vm)
 
     @staticmethod
     def _created_by(vm: VM) -> set[str]:
@@ -404,10 +404,10 @@ class DatastoreStore:
             "name": h.name,
             "profile": h.profile.name,
             "seed": h.seed,
-            "demo": bool(getattr(h, "_is_demo", False)),
+            "demo": h.is_demo,
             "clock": h.clock.now,
-            "next_moref": h._next_moref,
-            "next_snapshot_moref": h._next_snapshot_moref,
+            "next_moref": h.moref_counters.next_vm,
+            "next_snapshot_moref": h.moref_counters.next_snapshot,
             "random": h.random.getstate(),
             # every VM registered on this host and where its state lives: a VM whose state
             # file goes missing stays registered (inaccessible) instead of vanishing
@@ -789,10 +789,11 @@ class DatastoreStore:
             self.quarantine(path, reason)
             return None
         host.clock.advance_to(max(host.clock.now, clock))
-        host._next_moref = max(host._next_moref, next_moref)
-        host._next_snapshot_moref = max(host._next_snapshot_moref, next_snap)
-        if doc.get("demo"):
-            host._is_demo = True  # type: ignore[attr-defined]
+        host.reserve_morefs(next_vm=next_moref, next_snapshot=next_snap)
+        if doc.get("demo") and host.populate is None:
+            from ._demo import populate_demo
+
+            host.populate = populate_demo
         return inventory  # type: ignore[no-any-return]
 
     def _load_all(
@@ -874,11 +875,9 @@ class DatastoreStore:
                 reason = f"state file of the wrong shape or content: {type(exc).__name__}: {exc}"
                 self._inaccessible_vm(doc["vm"]["name"], rel, reason, doc["vm"]["moref"], doc)
         for vm in host.vms.values():
-            host._next_moref = max(host._next_moref, _moref_number(vm.moref) + 1)
+            host.reserve_morefs(next_vm=_moref_number(vm.moref) + 1)
             for s in vm.snapshots():
-                host._next_snapshot_moref = max(
-                    host._next_snapshot_moref, _moref_number(s.moref) + 1
-                )
+                host.reserve_morefs(next_snapshot=_moref_number(s.moref) + 1)
         self._add_placeholders(inventory)
 
     def _inaccessible_vm(
@@ -913,8 +912,7 @@ class DatastoreStore:
         for name, rel, moref, doc, state in self._pending_placeholders:
             moref = moref or by_rel.get(rel)
             if moref is None:
-                moref = f"vm-{host._next_moref}"
-                host._next_moref += 1
+                moref = f"vm-{host.moref_counters.next_vm}"
             if moref in host.vms or any(v.name == name for v in host.vms.values()):
                 continue
             v = doc.get("vm", {}) if isinstance(doc, dict) else {}
@@ -938,7 +936,7 @@ class DatastoreStore:
             host.vms[moref] = vm
             host.faults.aliases[moref] = name
             self._inaccessible[moref] = rel
-            host._next_moref = max(host._next_moref, _moref_number(moref) + 1)
+            host.reserve_morefs(next_vm=_moref_number(moref) + 1)
         self._pending_placeholders.clear()
 
     def _build_vm(self, path: Path, doc: dict[str, Any], report: RecoveryReport) -> VM:
@@ -979,9 +977,7 @@ class DatastoreStore:
                 if idx is None:  # a snapshot whose redo log was already merged away
                     d = vm.disk(key)
                     assert d is not None
-                    gone = Layer(d.disk, None)
-                    gone._disk = None
-                    layers_of[key] = gone
+                    layers_of[key] = Layer.gone()
                 else:
                     layers_of[key] = layer_lists[key][int(idx)]
             parent = None if sd["parent"] is None else by_id[int(sd["parent"])]
@@ -1032,7 +1028,7 @@ class DatastoreStore:
             self._load_guest(vm, doc.get("guest"), report)
             self._release_unheld(vm, report)
             self._reset_damaged_ctk(vm, report)
-            host._refresh_consolidation(vm)
+            host.refresh_consolidation(vm)
             self._account_files(vm, doc, report)
             self._last_doc[vm.moref] = raw
             self.save_vm(vm)
@@ -1230,13 +1226,15 @@ def open_host(
                 if isinstance(d.disk, PersistentLayeredDisk):
                     d.disk.sync = True
     created = not host.vms and host.recovery_report is not None and host.recovery_report.created
-    if created and (populate is not None or demo):
-        if populate is None:
-            from ._demo import populate_demo
+    if populate is not None:  # an existing directory too: its reset() rebuilds this inventory
+        host.populate = populate
+    elif created and demo:
+        from ._demo import populate_demo
 
-            populate = populate_demo
+        host.populate = populate_demo
+    if created and host.populate is not None:
         try:
-            populate(host)
+            host.populate(host)
             store.save_host()
         except BaseException:
             # everything here was created by this call: a failed fill leaves no half host

@@ -14,10 +14,11 @@ backup of win2003-sql prepared (image-level, VMDK export); 'step' runs the first
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from vcbsim.simulator import SimulatedCrash
+from vcbsim.simulator import SimulatedCrash, VcbsimError
 
 from ._teach_core import (
     DOC_STEPS,
@@ -52,8 +53,12 @@ __all__ = ["Interpreter", "main"]
 PROMPT = "vcbsim> "
 
 
-class CommandError(Exception):
+class CommandError(VcbsimError, ValueError):
     """A command was used wrongly; the message says how to use it."""
+
+
+class Refused(Exception):
+    """A command was understood but cannot be done; the message says why and what to do."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,8 @@ class Interpreter:
         self.width = width
         self.color = color
         self.done = False
+        #: whether the last command failed (an error, a usage message, an unknown command)
+        self.failed = False
         self._out: list[RenderableType | str] = []
         self.commands: dict[str, Command] = {}
         for c in (
@@ -142,23 +149,31 @@ class Interpreter:
     def execute(self, line: str) -> str:
         """Run one command line and return its output as text (no trailing spaces)."""
         self._out = []
+        self.failed = False
         try:
             words = split_line(line)
         except ValueError as exc:
+            self.failed = True
             return f"error: {exc} (quote text with \"...\")"
         if not words:
             return ""
         name, args = words[0].lower(), words[1:]
         cmd = self.commands.get(name)
         if cmd is None:
+            self.failed = True
             close = [c for c in self.commands if c.startswith(name[:2])]
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             return f"unknown command {name!r}{hint}; 'help' lists the commands"
         try:
             cmd.func(args)
         except CommandError as exc:
+            self.failed = True
             self._say(f"usage: {cmd.usage}" + (f"\n{exc}" if str(exc) else ""))
+        except Refused as exc:
+            self.failed = True
+            self._say(f"error: {exc}")
         except Exception as exc:  # every simulator error is shown, never kills the REPL
+            self.failed = True
             self._say(f"error: {_describe(exc)}")
         except SimulatedCrash as exc:  # an injected crash point: the proxy "died" here
             self._say(f"the proxy crashed at {exc} (injected); 'backup' again to see the next run clean up")
@@ -277,6 +292,35 @@ class Interpreter:
     def _fs(self, vm: Any) -> Any:
         return self.session.host.guest_fs(vm)
 
+    @contextlib.contextmanager
+    def _guest(self, vm: Any, path: str) -> Iterator[None]:
+        """Say what went wrong with a guest path in the guest's own terms (``D:\\nope.txt``,
+        not the file system's volume-relative path)."""
+        from vcbsim.simulator import InvalidInputError, NotFoundError
+
+        sep = "\\" if vm.os_family == "windows" else "/"
+        parent = path.rstrip(sep).rpartition(sep)[0] or sep
+        if parent.endswith(":"):
+            parent += sep
+        try:
+            yield
+        except NotFoundError as exc:
+            if exc.kind == "drive":
+                drives = ", ".join(str(k) for k in exc.fields.get("known") or [])
+                msg = f"{vm.name} has no drive {exc.name}; its drives: {drives or 'none'}"
+            else:
+                msg = f"{vm.name} has no {path}; 'ls {vm.name} {parent}' lists what is there"
+            raise Refused(msg) from None
+        except InvalidInputError as exc:
+            expected = exc.expected
+            if "a file" in expected:
+                msg = f"{path} on {vm.name} is a folder; 'ls {vm.name} {path}' lists it"
+            elif "directory" in expected:
+                msg = f"{path} on {vm.name} is a file, not a folder; 'cat {vm.name} {path}' shows it"
+            else:
+                msg = f"{path} on {vm.name}: expected {expected}" + (f"; {exc.hint}" if exc.hint else "")
+            raise Refused(msg) from None
+
     # -- commands --------------------------------------------------------------------------------
 
     def do_help(self, args: list[str]) -> None:
@@ -324,17 +368,21 @@ class Interpreter:
         if action == "add":
             if len(args) < 4:
                 raise CommandError('the script text is missing, for example "[freeze] exit 3"')
-            if not fs.exists(d):
-                fs.mkdir(d)
-            newline = "\r\n" if vm.os_family == "windows" else "\n"
-            fs.write_bytes(path, (newline.join(args[3:]) + newline).encode())
+            with self._guest(vm, path):
+                if not fs.exists(d):
+                    fs.mkdir(d)
+                newline = "\r\n" if vm.os_family == "windows" else "\n"
+                fs.write_bytes(path, (newline.join(args[3:]) + newline).encode())
             self._say(f"added {path}")
             self._say(render_scripts(self.session.host, vm))
         elif action == "rm":
-            fs.delete(path)
+            with self._guest(vm, path):
+                fs.delete(path)
             self._say(f"removed {path}")
         else:
-            self._say(fs.read_bytes(path).decode("utf-8", "replace").replace("\r\n", "\n").rstrip("\n"))
+            with self._guest(vm, path):
+                text = fs.read_bytes(path).decode("utf-8", "replace")
+            self._say(text.replace("\r\n", "\n").rstrip("\n"))
 
     def do_ls(self, args: list[str]) -> None:
         vm = self._vm(args)
@@ -347,17 +395,19 @@ class Interpreter:
         t.add_column("name")
         t.add_column("size", justify="right")
         sep = "\\" if vm.os_family == "windows" else "/"
-        for n in sorted(fs.listdir(path), key=str.lower):
-            full = path.rstrip(sep) + sep + n
-            if fs.is_dir(full):
-                t.add_row(n + sep, "<dir>")
-            else:
-                t.add_row(n, str(fs.stat(full).size))
+        with self._guest(vm, path):
+            for n in sorted(fs.listdir(path), key=str.lower):
+                full = path.rstrip(sep) + sep + n
+                if fs.is_dir(full):
+                    t.add_row(n + sep, "<dir>")
+                else:
+                    t.add_row(n, str(fs.stat(full).size))
         self._say(t)
 
     def do_cat(self, args: list[str]) -> None:
         vm = self._vm(args, 2)
-        data = self._fs(vm).read_bytes(args[1])
+        with self._guest(vm, args[1]):
+            data = self._fs(vm).read_bytes(args[1])
         self._say(Text(data.decode("utf-8", "replace").replace("\r\n", "\n").rstrip("\n")))
 
     def do_write(self, args: list[str]) -> None:
@@ -369,7 +419,8 @@ class Interpreter:
         if vm.os_family == "windows":
             text = "\r\n".join(text.split("\n"))
         before = self.session.frame(vm)
-        fs.write_bytes(args[1], text.encode())
+        with self._guest(vm, args[1]):
+            fs.write_bytes(args[1], text.encode())
         self._say(f"wrote {len(text.encode())} bytes to {args[1]}")
         changed = self.session.frame(vm).changes_since(before)
         if changed:
@@ -377,7 +428,8 @@ class Interpreter:
 
     def do_rm(self, args: list[str]) -> None:
         vm = self._vm(args, 2)
-        self._fs(vm).delete(args[1])
+        with self._guest(vm, args[1]):
+            self._fs(vm).delete(args[1])
         self._say(f"deleted {args[1]}")
 
     def do_backup(self, args: list[str]) -> None:
@@ -497,7 +549,7 @@ class Interpreter:
     def do_fault(self, args: list[str]) -> None:
         host = self.session.host
         if not args:
-            raise CommandError("\n".join(f"  {k}: {v[0]}" for k, v in FAULT_PRESETS.items()))
+            raise CommandError(_preset_list())
         what = args[0].lower()
         if what == "list":
             rules = host.faults.rules
@@ -515,17 +567,30 @@ class Interpreter:
             host.faults.clear()
             self._say("all faults cleared")
             return
-        if what not in FAULT_PRESETS or len(args) < 2:
-            raise CommandError("\n".join(f"  {k}: {v[0]}" for k, v in FAULT_PRESETS.items()))
+        preset = FAULT_PRESETS.get(what)
+        if preset is None:
+            msg = f"no fault {args[0]!r}; the faults:\n{_preset_list()}"
+            raise CommandError(msg)
+        if len(args) < 2:
+            msg = f"{preset.usage()}: which VM? ({', '.join(self._vm_names())})"
+            raise CommandError(msg)
+        if len(args) > 3:
+            msg = f"{preset.usage()} takes at most one argument after the VM, got {len(args) - 2}"
+            raise CommandError(msg)
         vm = self.session.vm(args[1])
-        desc, build = FAULT_PRESETS[what]
         try:
-            rule = build(vm, args[2] if len(args) > 2 else None)
+            value = preset.parse(args[2]) if len(args) > 2 else preset.default
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        host.add_fault(rule)
-        target = rule.target if rule.target != "*" else "the next quiesce"
-        self._say(f"armed {what} on {vm.name}: {desc}\n  rule: {rule.operation} target={target}")
+        label = preset.label(vm)
+        if any(r.label == label for r in host.faults.rules):
+            self._say(f"{what} is already armed on {vm.name}; 'fault list' shows it, 'fault clear' removes every fault")
+            return
+        rule = host.add_fault(preset.build(vm, value))
+        self._say(f"armed {what} on {vm.name}: {preset.describe(vm, value)}\n  rule: {rule.operation} target={rule.target}")
+
+    def _vm_names(self) -> list[str]:
+        return [vm.name for vm in self.session.host.vms.values()]
 
     def do_reset(self, args: list[str]) -> None:
         self.session.reset()
@@ -551,13 +616,29 @@ def _next_doc_step(step: str) -> str | None:
     return DOC_STEPS[i + 1] if i + 1 < len(DOC_STEPS) else None
 
 
+def _preset_list() -> str:
+    return "\n".join(f"  {p.usage():<34} {p.describe(_AnyVM, p.default)}" for p in FAULT_PRESETS.values())
+
+
+class _AnyVM:
+    """Stands for "the VM" in the list of faults."""
+
+    name = "the VM"
+    os_family = "windows"
+    tools = None
+
+
 def _describe(exc: BaseException) -> str:
+    """An error in the learner's terms: a vSphere fault by its vSphere name and message (what
+    a real host answers), anything else by its message alone (no Python class names)."""
     from vcbsim.simulator import fault_name
 
     msg = getattr(exc, "msg", None)
-    name = fault_name(exc) if hasattr(exc, "msg") else type(exc).__name__
-    text = msg if isinstance(msg, str) and msg else str(exc)
-    return f"{name}: {text}" if text else name
+    if isinstance(msg, str):  # a vSphere fault (vim.fault.*): its name is what a host says
+        name = fault_name(exc)
+        return f"{name}: {msg}" if msg else name
+    text = str(exc)
+    return text if text else "that did not work (no reason given); 'help' lists the commands"
 
 
 # -- front ends ------------------------------------------------------------------------------
@@ -573,7 +654,7 @@ def _prompt_toolkit_loop(interp: Interpreter, history: Path | None) -> None:
             text = document.text_before_cursor
             last = "" if text.endswith(" ") else (split_line(text)[-1] if _splits(text) else "")
             for c in interp.complete(text):
-                yield Completion(c, start_position=-len(last))
+                yield Completion(completion_text(c), start_position=-len(last), display=c)
 
     hist: Any = InMemoryHistory()
     if history is not None:
@@ -594,6 +675,12 @@ def _prompt_toolkit_loop(interp: Interpreter, history: Path | None) -> None:
         if out:
             sys.stdout.write(out + "\n")
             sys.stdout.flush()
+
+
+def completion_text(word: str) -> str:
+    """What a tab inserts for a completed word: the word and a space, so the next word can be
+    typed at once; a folder (ending in a path separator) takes no space, its contents follow."""
+    return word if word.endswith(("\\", "/")) else word + " "
 
 
 def _splits(text: str) -> bool:
@@ -637,11 +724,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     interp = Interpreter(TeachSession(ns.workdir, seed=ns.seed), width=width, color=tty and not ns.plain)
     try:
         if ns.command:
+            failed = 0
             for line in ns.command:
                 out = interp.execute(line)
                 if out:
                     print(out)
-            return 0
+                failed += interp.failed
+            return 1 if failed else 0
         print(f"vcbsim repl: demo host {interp.session.host.name} with " + ", ".join(interp.session.host.vms[m].name for m in interp.session.host.vms) + ". Type 'help'.")
         if tty and not ns.plain:
             _prompt_toolkit_loop(interp, Path.home() / ".vcbsim_history")

@@ -37,6 +37,8 @@ __all__ = [
     "StepView",
     "TeachSession",
     "FAULT_PRESETS",
+    "FaultPreset",
+    "crash_points",
     "scripts_dir",
     "pipe_safe",
 ]
@@ -194,40 +196,124 @@ def scripts_dir(vm: Any) -> str:
     return "/etc/vmware-tools/backupScripts.d"
 
 
-#: The one-command faults of the REPL: name -> (what it does, builder(vm, arg) -> FaultRule).
-FAULT_PRESETS: dict[str, tuple[str, Callable[[Any, str | None], FaultRule]]] = {
-    "prefreeze": (
-        "the VM's last pre-freeze script exits non-zero (default 1): ApplicationQuiesceFault, freezeFail",
-        lambda vm, arg: FaultRule(
-            "script",
-            target=_last_freeze_script(vm),
-            exit_code=int(arg) if arg else 1,
-            label="prefreeze",
+@dataclass(frozen=True, slots=True)
+class FaultPreset:
+    """One of the REPL's one-command faults: ``fault NAME VM [ARG]``.
+
+    ``arg`` names the optional argument (``""``: none), ``default`` its value when omitted;
+    ``parse`` turns the text into a value (``ValueError`` with a sentence when it cannot);
+    ``describe(vm, value)`` says what will happen with *this* value; ``build(vm, value)`` is the
+    rule, labelled ``NAME VM`` so that each preset on each VM counts its own hits."""
+
+    name: str
+    arg: str
+    default: Any
+    parse: Callable[[str], Any]
+    describe: Callable[[Any, Any], str]
+    build: Callable[[Any, Any], FaultRule]
+
+    def usage(self) -> str:
+        return f"fault {self.name} VM" + (f" [{self.arg}]" if self.arg else "")
+
+    def label(self, vm: Any) -> str:
+        return f"{self.name} {vm.name}"
+
+
+def _exit_code(text: str) -> int:
+    try:
+        code = int(text)
+    except ValueError:
+        code = -1
+    if not 1 <= code <= 255:
+        msg = f"CODE: expected an exit code 1..255 (a script that fails), got {text!r}"
+        raise ValueError(msg)
+    return code
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86400 or value != value:
+        msg = f"SECONDS: expected virtual seconds above 0 (at most a day), got {text!r}"
+        raise ValueError(msg)
+    return value
+
+
+def crash_points() -> tuple[str, ...]:
+    """The proxy's crash points as the REPL names them (``after-expose``), in backup order."""
+    from vcbsim.reference._workflow import CRASH_POINTS
+
+    return tuple(p.removeprefix("proxy.") for p in CRASH_POINTS)
+
+
+def _crash_point(text: str) -> str:
+    points = crash_points()
+    if text not in points:
+        msg = f"POINT: expected one of {', '.join(points)}, got {text!r}"
+        raise ValueError(msg)
+    return text
+
+
+def _fault_name(text: str) -> str:
+    from vcbsim.simulator import make_fault
+
+    try:
+        make_fault(text)
+    except Exception:
+        msg = f"FAULT: expected a vSphere fault name such as GenericVmConfigFault or FileLocked, got {text!r}"
+        raise ValueError(msg) from None
+    return text
+
+
+def _plain(text: str) -> str:
+    return text
+
+
+#: The one-command faults of the REPL, by name.
+FAULT_PRESETS: dict[str, FaultPreset] = {
+    p.name: p
+    for p in (
+        FaultPreset(
+            "prefreeze", "CODE", 1, _exit_code,
+            lambda vm, code: f"{_script_name(vm)} exits {code} when it runs with 'freeze': "
+            "ApplicationQuiesceFault, freezeFail for the scripts that ran before it",
+            lambda vm, code: FaultRule("script", target=_last_freeze_script(vm), exit_code=code,
+                                       label=f"prefreeze {vm.name}"),
         ),
-    ),
-    "slow-snapshot": (
-        "the snapshot takes SECONDS (default 60) while the guest is frozen: VSS gives up, FilesystemQuiesceFault",
-        lambda vm, arg: FaultRule(
-            "snapshot.create", target=vm.name, delay=float(arg) if arg else 60.0, label="slow-snapshot"
+        FaultPreset(
+            "slow-snapshot", "SECONDS", 60.0, _seconds,
+            lambda vm, sec: f"the snapshot of {vm.name} takes {sec:g} s while the guest is frozen; VSS holds "
+            "writes only so long (10 s on ESX 3.5 U2), then the thaw fails: FilesystemQuiesceFault",
+            lambda vm, sec: FaultRule("snapshot.create", target=vm.name, delay=sec, label=f"slow-snapshot {vm.name}"),
         ),
-    ),
-    "vss": (
-        "the SYNC driver / VSS cannot freeze the guest: freezeFail for every script, no snapshot",
-        # the quiesce operations are checked against the VM's moref; '*' with times=1 is the
-        # next quiesce on this host, whichever VM it is
-        lambda vm, arg: FaultRule(
-            "quiesce.engage", target="*", fault=None, message=arg or "VSS writer failed", label="vss"
+        FaultPreset(
+            "vss", "MESSAGE", "VSS writer failed", _plain,
+            lambda vm, msg: f"the SYNC driver / VSS cannot freeze {vm.name} ({msg}): freezeFail for every "
+            "script, no snapshot",
+            lambda vm, msg: FaultRule("quiesce.engage", target=vm.name, message=msg, label=f"vss {vm.name}"),
         ),
-    ),
-    "crash": (
-        "the proxy process dies at a point (after-snapshot, after-expose (default), after-copy); the next run cleans up",
-        lambda vm, arg: FaultRule("crash", target=f"proxy.{arg or 'after-expose'}", label="crash"),
-    ),
-    "remove": (
-        "removing the snapshot fails once (the proxy retries)",
-        lambda vm, arg: FaultRule("snapshot.remove", target=vm.name, fault=arg or "GenericVmConfigFault", label="remove"),
-    ),
+        FaultPreset(
+            "crash", "POINT", "after-expose", _crash_point,
+            lambda vm, point: f"the proxy process dies at {point} in the next backup (of any VM: a crash point "
+            "belongs to the proxy, not to a VM); the run after it cleans up what it left",
+            lambda vm, point: FaultRule("crash", target=f"proxy.{point}", label=f"crash {vm.name}"),
+        ),
+        FaultPreset(
+            "remove", "FAULT", "GenericVmConfigFault", _fault_name,
+            lambda vm, fault: f"removing {vm.name}'s snapshot fails once with {fault} (the proxy retries)",
+            lambda vm, fault: FaultRule("snapshot.remove", target=vm.name, fault=fault, label=f"remove {vm.name}"),
+        ),
+    )
 }
+
+
+def _script_name(vm: Any) -> str:
+    path = _last_freeze_script(vm)
+    if path == "*":
+        return "the VM's last pre-freeze script"
+    return f"{path.replace(chr(92), '/').rsplit('/', 1)[-1]} (the last pre-freeze script of {vm.name})"
 
 
 def _last_freeze_script(vm: Any) -> str:

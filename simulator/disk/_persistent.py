@@ -1048,7 +1048,7 @@ class PersistentLayeredDisk(LayeredDisk):
                     "parent": None if layer.parent is None else index[layer.parent],
                     "frozen": layer.frozen,
                     "released": layer.released,
-                    "auto": layer in self._auto,
+                    "auto": layer in self.auto_merge,
                     "change_epoch": layer.change_epoch,
                     "extent": self.extent_name(layer),
                 }
@@ -1057,8 +1057,8 @@ class PersistentLayeredDisk(LayeredDisk):
             "capacity": self.capacity,
             "grain_size": self.grain_size,
             "delta_suffix": self.delta_suffix,
-            "epoch": self._epoch,
-            "tracking_start": self._tracking_start,
+            "epoch": self.epoch,
+            "tracking_start": self.tracking_start,
             "top": index[self.top],
             "ctk": self.ctk_name,
             "layers": rows,
@@ -1095,6 +1095,7 @@ class PersistentLayeredDisk(LayeredDisk):
             )
         rows = meta["layers"]
         layers: list[Layer] = []
+        auto: list[Layer] = []
         for n, row in enumerate(rows):
             if n == 0:
                 if row["parent"] is not None:
@@ -1109,12 +1110,11 @@ class PersistentLayeredDisk(LayeredDisk):
             layer.released = bool(row["released"])
             layer.change_epoch = None if row["change_epoch"] is None else int(row["change_epoch"])
             if row.get("auto"):
-                disk._auto.add(layer)
+                auto.append(layer)
             disk._extent[layer] = str(row["extent"])
             layers.append(layer)
         disk.top = layers[int(meta["top"])]
-        disk._epoch = int(meta["epoch"])
-        disk._tracking_start = int(meta["tracking_start"])
+        disk.restore(epoch=int(meta["epoch"]), tracking_start=int(meta["tracking_start"]), auto_merge=auto)
         disk._ctk_name = str(meta["ctk"])
         for layer in layers:
             name = disk._extent[layer]
@@ -1133,16 +1133,14 @@ class PersistentLayeredDisk(LayeredDisk):
                 _rewrite_log(path, layer.grains, disk.grain_size)
                 report.append(f"{name}: compacted to {live} bytes")
         changed, reset, disk.ctk_damage = _read_ctk(d / disk._ctk_name, report)
-        if reset is not None and reset > disk._tracking_start:
-            disk._tracking_start = reset
-            disk._epoch = max(disk._epoch, reset)
-        for idx, ep in changed.items():
-            dict.__setitem__(disk._changed, idx, min(ep, disk._epoch))
+        if reset is not None and reset > disk.tracking_start:
+            disk.restore(epoch=max(disk.epoch, reset), tracking_start=reset)
+        disk.restore(changed={idx: min(ep, disk.epoch) for idx, ep in changed.items()})
         ctk_path = d / disk._ctk_name
         if disk.ctk_damage is None and ctk_path.exists() and ctk_path.stat().st_size > 2 * _CTK.size * (len(changed) + 1) + (
             1 << 20
         ):
-            records = [_ctk_record(_CTK_RESET, disk._tracking_start)]
+            records = [_ctk_record(_CTK_RESET, disk.tracking_start)]
             records += [_ctk_record(i, e) for i, e in disk._changed.items()]
             atomic_write(ctk_path, _CTK_MAGIC_HEADER + b"".join(records))
             report.append(f"{disk._ctk_name}: compacted")

@@ -8,21 +8,22 @@ The same port serves the control API (``/vcbsim-api/``: reset, seed, VMs, guest 
 rules, trace, state; ``docs/control-api.md``), and ``ControlClient`` is its Python client.
 """
 
+from .._compat import deprecated_names
 from ._backend import (
     ChangedAreas,
     DatastoreInfo,
-    DiskInfo,
     DiskLayer,
     GuestBackend,
-    GuestFile,
     GuestProcess,
     HostAbout,
     HostBackend,
     NicInfo,
-    SnapshotInfo,
     VMFile,
-    VMInfo,
 )
+from ._backend import DiskInfo as BackendDiskInfo
+from ._backend import GuestFile as BackendGuestFile
+from ._backend import SnapshotInfo as BackendSnapshotInfo
+from ._backend import VMInfo as BackendVMInfo
 from ._endpoint import COOKIE_NAME, Endpoint
 from ._host_adapter import HostAdapter
 from .control import ControlClient, ControlError
@@ -32,24 +33,33 @@ from .wire._codec import DEFAULT_VERSION
 __all__ = [
     "COOKIE_NAME",
     "DEFAULT_VERSION",
+    "BackendDiskInfo",
+    "BackendGuestFile",
+    "BackendSnapshotInfo",
+    "BackendVMInfo",
     "ChangedAreas",
     "ControlClient",
     "ControlError",
     "DatastoreInfo",
-    "DiskInfo",
     "DiskLayer",
     "Endpoint",
     "GuestBackend",
-    "GuestFile",
     "GuestProcess",
     "HostAbout",
     "HostAdapter",
     "HostBackend",
     "NicInfo",
     "RunningServer",
-    "SnapshotInfo",
     "VMFile",
-    "VMInfo",
     "serve",
     "service_versions_xml",
 ]
+
+# One name per concept: VMInfo, SnapshotInfo, DiskInfo and GuestFile are the host-client
+# seam's records (vcbsim.reference); the backend's records are Backend*. Old names: one release.
+__getattr__ = deprecated_names(__name__, {
+    "VMInfo": ("BackendVMInfo", BackendVMInfo),
+    "SnapshotInfo": ("BackendSnapshotInfo", BackendSnapshotInfo),
+    "DiskInfo": ("BackendDiskInfo", BackendDiskInfo),
+    "GuestFile": ("BackendGuestFile", BackendGuestFile),
+})

@@ -159,8 +159,11 @@ class ToyProxy:
             level = "incremental"
         elif level == "incremental" and self.breaks.incremental_since_full:
             level = "differential"
+        # the seed's bases: the last full (differential), the last full or incremental
+        # (incremental; a differential is not one)
+        bases = ("full",) if level == "differential" else ("full", "incremental")
         for lvl, snap_files in reversed(hist):
-            if level == "incremental" or lvl == "full":
+            if lvl in bases:
                 base = snap_files
                 break
         if level == "full" or base is None:

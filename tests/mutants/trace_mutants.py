@@ -101,21 +101,26 @@ def good_file_job(level: str = "full", *, job: str = "j1", snapshot: str = "snap
     return b
 
 
-def good_image_job() -> TraceBuilder:
-    """An image-level backup of a Linux VM with the legacy scripts, on ESX 3.5 U2."""
+def good_image_job(profile: str = "esx-3.5u2") -> TraceBuilder:
+    """An image-level backup of a Linux VM with the legacy scripts, on ESX 3.5 U2; on
+    ESXi 7.0 (Tools of 2010 and later) with a backupScripts.d script as well."""
+    dir_script = profile == "esxi-7.0"
     b = TraceBuilder()
-    b.add("host", "host.reset", None, profile="esx-3.5u2", seed=0)
+    b.add("host", "host.reset", None, profile=profile, seed=0)
     b.add("host", "vm.create", "vm-2", name="rhel5", os="linux")
     b.add("proxy", "op.invoke", "vm-2", None, dt=1.0, op="job", op_id="j1", mode="fullvm")
     b.add("proxy", "op.invoke", "vm-2", "WF-1", op="pre-backup", op_id="p1", snapshot=SNAP, quiesce=True)
     b.add("host", "snapshot.create.start", "vm-2", name=SNAP, quiesce=True, memory=False)
-    b.add("guest", "quiesce.start", "vm-2", "WF-1a", provider="sync", layout="scripts.d", timeout=900.0, scripts=2)
+    # on 3.5 U2 a Linux ("Other") guest runs only the /usr/sbin scripts (seed Table 2-3)
+    b.add("guest", "quiesce.start", "vm-2", "WF-1a", provider="sync", layout="scripts.d", timeout=900.0, scripts=1 + dir_script)
     b.add("guest", "script.run", "vm-2", "WF-1a", dt=1.0, path="/usr/sbin/pre-freeze-script", arg="freeze", exit_code=0, duration=1.0, legacy=True, index=0)
-    b.add("guest", "script.run", "vm-2", "WF-1a", dt=1.0, path="/etc/vmware-tools/backupScripts.d/db", arg="freeze", exit_code=0, duration=1.0, legacy=False, index=1)
+    if dir_script:
+        b.add("guest", "script.run", "vm-2", "WF-1a", dt=1.0, path="/etc/vmware-tools/backupScripts.d/db", arg="freeze", exit_code=0, duration=1.0, legacy=False, index=1)
     b.add("guest", "quiesce.engage", "vm-2", "WF-1b", provider="sync", ok=True)
     b.add("host", "snapshot.create", "vm-2", "WF-1c", dt=1.0, snapshot="snapshot-1", name=SNAP, quiesced=True, redo=["rhel5-000001.vmdk"])
     b.add("guest", "quiesce.disengage", "vm-2", "WF-1d", provider="sync", ok=True)
-    b.add("guest", "script.run", "vm-2", "WF-1e", dt=1.0, path="/etc/vmware-tools/backupScripts.d/db", arg="thaw", exit_code=0, duration=1.0, legacy=False, index=1)
+    if dir_script:
+        b.add("guest", "script.run", "vm-2", "WF-1e", dt=1.0, path="/etc/vmware-tools/backupScripts.d/db", arg="thaw", exit_code=0, duration=1.0, legacy=False, index=1)
     b.add("guest", "script.run", "vm-2", "WF-1e", dt=1.0, path="/usr/sbin/post-thaw-script", arg="thaw", exit_code=0, duration=1.0, legacy=True, index=0)
     b.add("guest", "quiesce.end", "vm-2", "WF-1e", outcome="done", code=0, message="")
     b.add("proxy", "op.ok", "vm-2", "WF-1", op="pre-backup", op_id="p1", snapshot="snapshot-1")
@@ -319,7 +324,7 @@ def export_before_snapshot() -> list[Event]:
 
 
 def legacy_script_not_last() -> list[Event]:
-    evs = good_image_job().events()
+    evs = good_image_job("esxi-7.0").events()
     i = _find(evs, "script.run", path="/usr/sbin/post-thaw-script")
     return _move(evs, i, i - 1)
 
@@ -354,9 +359,9 @@ TRACE_MUTANTS: tuple[TraceMutant, ...] = (
     TraceMutant("forgets-unquiesce", "QSC-UNQUIESCE", forgets_unquiesce),
     TraceMutant("differential-like-incremental", "BK-DIFF-SINCE-FULL", differential_like_incremental),
     TraceMutant("incremental-since-full", "BK-INCR-SINCE-LAST", incremental_since_full),
-    TraceMutant("ignores-abort-timer", "TMO-GUEST-ABORT", ignores_abort_timer),
+    TraceMutant("ignores-abort-timer", "TMO-GUEST-ABORT", ignores_abort_timer, profile="esxi-7.0"),
     TraceMutant("uncommitted-redo-log", "CMT-CONSOLIDATE", uncommitted_redo_log),
     TraceMutant("export-before-snapshot", "WF-1f", export_before_snapshot),
-    TraceMutant("legacy-script-not-last", "SCR-LEGACY-PLACEMENT", legacy_script_not_last),
+    TraceMutant("legacy-script-not-last", "SCR-LEGACY-PLACEMENT", legacy_script_not_last, profile="esxi-7.0"),
     TraceMutant("scripts-overlap", "SCR-ONE-AT-A-TIME", scripts_overlap),
 )

@@ -269,8 +269,9 @@ def _reset(ep: Endpoint, host: Host, data: dict[str, Any]) -> dict[str, Any]:
             _bad("reset.profile", "one of " + ", ".join(sorted(PROFILES)), profile)
         host.profile = get_profile(profile)
     if demo is not None:  # says what to rebuild: the demo, or nothing (not the inventory file's)
-        host._is_demo = demo  # type: ignore[attr-defined]
-        host._populate = None  # type: ignore[attr-defined]
+        from ..._demo import populate_demo
+
+        host.populate = populate_demo if demo else None
     # the trace's memory bound and JSON Lines sink are the server's settings: keep them
     limit, sink = host.trace.limit, host.trace.sink
     host.reset(seed=seed)

@@ -642,7 +642,7 @@ class RunningServer:
 
 
 def serve(
-    host_backend: HostBackend,
+    host_backend: Host | HostBackend,
     *,
     port: int = 0,
     http: bool = False,

@@ -135,7 +135,7 @@ def test_a_failing_pre_freeze_script_gets_freeze_fail_in_descending_order(repl: 
 def test_fault_prefreeze_in_one_command(repl: Interpreter) -> None:
     out = repl.execute("fault prefreeze win2003-sql 7")
     assert "armed prefreeze" in out and "20-app-pause.bat" in out
-    assert "prefreeze: script on" in repl.execute("fault list")
+    assert "prefreeze win2003-sql: script on" in repl.execute("fault list")
     repl.execute("backup win2003-sql file")
     out = repl.execute("run")
     assert script_rows(out, "freeze")[-1] == ("20-app-pause.bat", 7)
@@ -209,13 +209,16 @@ def test_status_trace_and_mounts(repl: Interpreter) -> None:
 def test_errors_are_reported_and_change_nothing(repl: Interpreter) -> None:
     assert "unknown command 'bakup'" in repl.execute("bakup win2003-sql")
     assert repl.execute("step").startswith("usage: step\nno backup in progress")
-    assert "NotFoundError" in repl.execute("backup no-such-vm")
+    assert repl.execute("backup no-such-vm") == "error: no VM named 'no-such-vm'; known: 'win2003-sql', 'rhel5-web'"
+    assert repl.failed
     assert "usage: backup" in repl.execute("backup")
     assert "expected image or file" in repl.execute("backup win2003-sql tape")
     assert "Windows guest" in repl.execute("backup rhel5-web file")
-    assert "error" in repl.execute(r"cat win2003-sql C:\nothing.txt")
+    assert repl.execute(r"cat win2003-sql C:\nothing.txt") == (
+        "error: win2003-sql has no C:\\nothing.txt; 'ls win2003-sql C:\\' lists what is there"
+    )
     assert "quote" in repl.execute('write win2003-sql C:\\x.txt "unterminated')
-    assert repl.execute("") == ""
+    assert repl.execute("") == "" and not repl.failed
     assert repl.session.host.find_vm("win2003-sql").snapshots() == []
     repl.execute("quit")
     assert repl.done

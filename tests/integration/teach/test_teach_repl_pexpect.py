@@ -61,12 +61,12 @@ def test_repl_in_a_terminal_steps_through_a_backup_and_a_failure(tmp_path: Path)
         child.expect("Type 'help'")
         child.expect(r"vcbsim> ?")
         assert "win2003-sql" in _command(child, "vms", "rhel5-web")
-        # tab completion: 'bac' + TAB completes the command, 'win' + TAB the VM
+        # tab completion: 'bac' + TAB completes the command and adds a space, 'win' + TAB the VM
         child.send("bac\t")
         child.expect("backup")
-        child.send(" win\t")
+        child.send("win\t")
         child.expect("win2003-sql")
-        out = _command(child, " file", "prepared")
+        out = _command(child, "file", "prepared")
         assert "prepared (file-level, full)" in out
         seen: list[str] = []
         outputs: dict[str, str] = {}

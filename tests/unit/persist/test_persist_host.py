@@ -440,7 +440,7 @@ def test_open_host_creates_the_demo_once(tmp_path: Path) -> None:
     again = open_host(d)
     assert sorted(vm.name for vm in again.vms.values()) == ["rhel5-web", "win2003-sql"]
     assert again.guest_fs(again.find_vm("win2003-sql")).read_text(r"D:\Data\mine.txt") == "kept"
-    assert getattr(again, "_is_demo", False)
+    assert again.is_demo
 
 
 def test_cost_follows_data_not_capacity(tmp_path: Path) -> None:
