@@ -37,6 +37,7 @@ from .._errors import InvalidInputError, NotFoundError, StateError
 from ._backend import DatastoreInfo, HostAbout, HostBackend, SnapshotInfo, VMInfo
 from ._collector import Collector, FilterState
 from ._tasks import DEFAULT_RETENTION, TaskRunner
+from ._throttle import LoginThrottle
 from .mo import (
     MOIDS,
     STATIC_TYPES,
@@ -143,6 +144,7 @@ class Context:
     version: str
     new_cookie: str | None = None
     logout: bool = False
+    client: str | None = None
 
     @property
     def sess(self) -> Session:
@@ -220,6 +222,9 @@ class Endpoint:
         self._collector_ids = itertools.count(1)
         self.views: dict[str, View] = {}
         self.tasks = TaskRunner(self, task_retention, async_tasks=async_tasks)
+        #: failed logins per (client, user), ESXi's account lockout (``_throttle.py``);
+        #: ``serve(login_lock_failures=0)`` turns it off
+        self.login_throttle = LoginThrottle(self.clock)
         self.stopping = False
         self.boot_time = backend.now()
         self._view_ids = itertools.count(1)
@@ -519,16 +524,31 @@ class Endpoint:
 
     # sessions ----------------------------------------------------------------------------
     def login(self, ctx: Context, user: str, password: str, locale: str | None) -> Any:
+        client = getattr(ctx, "client", None) or "-"
+        refused = vim.fault.InvalidLogin(
+            msg="Cannot complete login due to an incorrect user name or password."
+        )
+        if self.login_throttle.locked(client, user):
+            raise refused  # locked out: the same answer as a wrong password, as on ESXi
         ok_user = hmac.compare_digest(user.encode(), self.user.encode())
         ok_pass = hmac.compare_digest(password.encode(), self.password.encode())
         if not (ok_user and ok_pass):
-            raise vim.fault.InvalidLogin(msg="Cannot complete login due to an incorrect user name or password.")
+            self.login_throttle.failed(client, user)
+            raise refused
+        self.login_throttle.succeeded(client, user)
         if ctx.session is not None:
             self._drop_session(ctx.session.key)
         return self._new_session(ctx, user, locale or "en")
 
     def _new_session(self, ctx: Context, user: str, locale: str) -> Any:
         self._expire_sessions()
+        if len(self.sessions) >= MAX_SESSIONS:
+            # refused, not made room for: evicting the oldest would log out a live client
+            raise vim.fault.InvalidLogin(
+                msg=f"Cannot complete login: the host already has {MAX_SESSIONS} sessions "
+                "(its limit); log out sessions that are not needed, or wait until idle ones "
+                "expire."
+            )
         now = self.now()
         key = secrets.token_hex(20)
         session = Session(key, user, now, now, locale, last_used=self.clock())
@@ -555,16 +575,11 @@ class Endpoint:
         self._drop_session(key)
 
     def _expire_sessions(self) -> None:
-        """Drop sessions idle for ``SESSION_IDLE_SECONDS``, and the least recently used ones
-        beyond ``MAX_SESSIONS``: a client that logs in for every call and never logs out
-        does not make the host grow."""
+        """Drop sessions idle for ``SESSION_IDLE_SECONDS``. A login beyond ``MAX_SESSIONS``
+        is refused (``_new_session``), not made room for by logging out a live client."""
         limit = self.clock() - self.idle_limit()
         for key in [k for k, s in self.sessions.items() if s.last_used < limit]:
             self._drop_session(key)
-        if len(self.sessions) >= MAX_SESSIONS:
-            by_age = sorted(self.sessions.values(), key=lambda s: s.last_used)
-            for s in by_age[: len(self.sessions) - MAX_SESSIONS + 1]:
-                self._drop_session(s.key)
 
     def idle_limit(self) -> float:
         return SESSION_IDLE_SECONDS if self.session_idle_seconds is None else self.session_idle_seconds
@@ -658,7 +673,9 @@ class Endpoint:
         return f'{COOKIE_NAME}="{key}"; Path=/; HttpOnly{secure}'
 
     # SOAP ------------------------------------------------------------------------------------
-    def handle_soap(self, body: bytes, soap_action: str | None, cookie: str | None) -> Response:
+    def handle_soap(
+        self, body: bytes, soap_action: str | None, cookie: str | None, client: str | None = None
+    ) -> Response:
         version = _codec.version_from_soap_action(soap_action, self.api_version)
         try:
             req = _codec.parse_request(body, version)
@@ -668,6 +685,7 @@ class Endpoint:
         with self.lock:
             self.begin_call()
             ctx = Context(self.session_from_cookie(cookie), version)
+            ctx.client = client  # the peer's address: login throttling counts per client
             self._local.ctx = ctx
             try:
                 result = self._call(req, ctx)
