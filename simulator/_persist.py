@@ -312,7 +312,9 @@ class DatastoreStore:
             directory.mkdir(parents=True, exist_ok=True)
             for disk in disks:
                 disk.ensure_files()
+                disk.flush_tracking()  # before the state that may rely on them
             keep = self._keep(vm, disks)
+            listed = [bool(disk.pending_intents()) for disk in disks]
             doc = self._vm_doc(vm, sorted(owned - keep))
             atomic_write(state, doc)  # the commit point
         except Exception as exc:
@@ -324,6 +326,8 @@ class DatastoreStore:
                 raise
             raise fault from None
         self._last_doc[vm.moref] = doc
+        for disk, has in zip(disks, listed, strict=True):
+            disk.listed_intents = has
         owned |= keep
         try:
             self._retire(vm, directory, owned - keep)
@@ -334,6 +338,8 @@ class DatastoreStore:
                 doc = self._vm_doc(vm, sorted(owned - keep))
                 atomic_write(state, doc)
                 self._last_doc[vm.moref] = doc
+                for disk in disks:
+                    disk.listed_intents = False
                 self._retire(vm, directory, owned - keep)
             for disk in disks:
                 disk.persisted_files = disk.files()
@@ -347,6 +353,8 @@ class DatastoreStore:
                 disk.close_unused()
             self.save_host()
         except Exception as exc:  # after the commit point: finished by the next save or load
+            for disk in disks:
+                disk.deferred = exc if isinstance(exc, OSError) else None
             text = f"{vm.name}: finishing the last operation failed, done later: {exc}"
             self.host.trace.emit("host", "note", vm=vm.moref, text=text)
 
@@ -381,7 +389,21 @@ class DatastoreStore:
             self._owned.pop(vm.moref, None)
             return
         doc = json.loads(last)
-        fresh = self._build_vm(self.state_path(vm), doc, RecoveryReport(str(self.root)))
+        try:
+            fresh = self._build_vm(self.state_path(vm), doc, RecoveryReport(str(self.root)))
+        except Exception as exc:
+            # reloading needs I/O too (finishing listed merges, the base's WAL) and the disk
+            # still fails: the VM is taken out of service, its files are its last committed
+            # state, and the next start loads them
+            vm.disks, vm.root_snapshots, vm.current_snapshot, vm.guest = [], [], None, None
+            vm.connection_state = "invalid"
+            text = (
+                f"{vm.name}: a failed operation could not be rolled back in memory ({exc}); "
+                "the VM is out of service until the host is started again (its files hold "
+                "its last committed state)"
+            )
+            host.trace.emit("host", "note", vm=vm.moref, text=text)
+            return
         for d in fresh.disks:
             assert isinstance(d.disk, PersistentLayeredDisk)
             d.disk.commit = partial(self.save_vm, vm)
