@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from pyVim.connect import Disconnect, SmartConnect
-from pyVmomi import vim
+from pyVmomi import vim, vmodl
 
 from vcbsim.simulator._host import Host
 from vcbsim.simulator.soap import serve
@@ -134,3 +134,37 @@ def test_a_login_flood_keeps_the_server_serving(server: Any) -> None:
         assert resp.status == 500 and b"InvalidLogin" in resp.read()
         conn.close()
     assert "win2003-sql" in _normal_client(server.port)
+
+
+def test_finished_tasks_are_kept_per_session_and_by_age_on_the_endpoint_clock() -> None:
+    """A busy client cannot push another client's finished task out of sight; tasks go when
+    they are older than ``max_age`` on the (injected) endpoint clock."""
+    from pyVim.task import WaitForTask
+
+    clock = FakeClock()
+    with serve(Host.demo(), http=True, task_retention=3, clock=clock) as running:
+        quiet = SmartConnect(protocol="http", host="127.0.0.1", port=running.port, user="user", pwd="pass")
+        busy = SmartConnect(protocol="http", host="127.0.0.1", port=running.port, user="user", pwd="pass")
+        try:
+            def vm(si: Any) -> Any:
+                return si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/rhel5-web")
+
+            mine = vm(quiet).CreateSnapshot_Task("quiet", "", False, False)
+            WaitForTask(mine)
+            theirs = []
+            for i in range(8):  # more than the retention, all from the other session
+                t = vm(busy).CreateSnapshot_Task(f"b{i}", "", False, False)
+                WaitForTask(t)
+                theirs.append(t)
+            assert mine.info.state == "success"  # still there
+            with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+                theirs[0].info  # noqa: B018 - the busy session's own oldest went
+            assert theirs[-1].info.state == "success"
+            running.endpoint.tasks.max_age = 60.0
+            clock.now += 61
+            WaitForTask(vm(busy).CreateSnapshot_Task("late", "", False, False))
+            with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+                mine.info  # noqa: B018 - older than max_age on the endpoint clock
+        finally:
+            Disconnect(quiet)
+            Disconnect(busy)
