@@ -16,7 +16,7 @@ a test keeps the two equal. Ids never change meaning; a rule that is withdrawn k
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from ._errors import InvalidDefinition
@@ -363,6 +363,54 @@ RULES: dict[str, Rule] = _r(
          "model cannot fully consume never passes.",
          "kit (TLA+ trace validation)", "TRACE"),
 )
+
+
+#: The discriminating inputs of the rules whose entry above does not name them: what the
+#: kit's scenarios and exploration (``_explore``) do so that a plausible wrong implementation
+#: gives a different trace (docs/rules.md lists them with each rule).
+_DISCRIMINATING: dict[str, str] = {
+    "WF-1a": "two directory scripts and the legacy pair in the Windows guest (the demo), so a "
+             "provider engaged before them shows",
+    "WF-1c": "two disks of different sizes (8 and 4 GiB); guest writes made in snapshot mode "
+             "(`during`), which a live-disk read would contain",
+    "WF-1d": "a VSS guest (10 s hold-writes window) and a SYNC-driver guest",
+    "WF-1e": "thaw scripts in both guests; a failing thaw script",
+    "WF-1f": "a slow snapshot (`snapshot.create` delay) so the quiesce operation is still open "
+             "when an eager proxy exposes",
+    "WF-2": "jobs with faults after the snapshot (`fault_after_snapshot`)",
+    "WF-3a": "file-level jobs (one mount per lettered volume) and image jobs (one export)",
+    "WF-3b": "a copy fault; a commit fault (`snapshot.remove` TaskInProgress) twice in a row",
+    "WF-ORDER": "every job runs all steps; a fault in each step after the snapshot",
+    "WF-SNAPSHOT-NAME": "a user snapshot (`before-upgrade`) beside the backup snapshot",
+    "WF-ONE-JOB": "file-level and image-level jobs of the same VM back to back",
+    "SCR-ARG-EXACT": "a failing freeze script after others (`freezeFail` arguments)",
+    "SCR-FREEZE-STOP": "a failing freeze script with later scripts (`freeze-script-fails`)",
+    "SCR-FREEZEFAIL-NOT-FAILED": "a failing freeze script that is not the first",
+    "SCR-FREEZEFAIL-NO-SNAPSHOT": "a freeze script exiting 3; an unlaunchable `notes.txt` in backupScripts.d",
+    "SCR-ONE-AT-A-TIME": "scripts that sleep (2 s, 700 s)",
+    "SCR-LEGACY-PLACEMENT": "the legacy pair together with directory scripts, in both guests",
+    "SCR-LAYOUT-LEGACY": "the demo's directory scripts on esx-3.5u1",
+    "QSC-ENGAGE-FAIL": "`quiesce.engage` SystemError (`engage-fails`)",
+    "QSC-UNQUIESCE": "a snapshot that fails while the guest is frozen (NoDiskSpace)",
+    "QSC-SNAPSHOT-FAIL-FREEZEFAIL": "a snapshot that fails while frozen; a thaw that fails (rollback)",
+    "QSC-REPORT-FAILURE": "a failing thaw script (the snapshot is kept, the operation is an error)",
+    "QSC-APPFAULT": "a failing freeze script, then a job that must not go on",
+    "QSC-END": "every failure path of the quiesce operation, then a further job of the same VM",
+    "CMT-DATA": "guest writes in snapshot mode (`during`) that must survive the commit",
+    "CMT-BACKUP-CONTENT": "guest writes in snapshot mode, which a backup of live files would contain",
+    "IMG-ALL-DISKS": "a VM with two disks of different sizes",
+    "IMG-LEVEL-CONTENT": "a full, incrementals and a differential image on esxi-7.0 with writes between",
+    "FILE-WINDOWS-ONLY": "a file-level job of the Linux guest (`file-level-linux-refused`)",
+    "FILE-JUNCTION": "two lettered volumes (C:, D:) and a letterless one",
+    "CLN-NO-SNAPSHOT-LEFT": "a commit fault twice in a row, a proxy crash after the snapshot",
+    "CLN-NO-MOUNT-LEFT": "an unmount fault; a proxy crash after the expose",
+    "TMO-RESOLVE-UNKNOWN": "a proxy crash between steps (the next run must resolve)",
+    "TMO-NEAR-LIMIT": "a freeze script of 700 s and one close to the timer",
+    "TRC-WELL-FORMED": "recorded traces (check-trace); the host's own trace cannot break it",
+    "TRC-OP-PAIRED": "a crash in the middle of a job",
+    "TRC-CONSUMED": "cleanup of leftovers from a crashed run (unmounts of earlier mounts)",
+}
+RULES = {rid: replace(r, discriminating=r.discriminating or _DISCRIMINATING.get(rid, "")) for rid, r in RULES.items()}
 
 
 def get_rule(rule_id: str) -> Rule:

@@ -30,9 +30,10 @@ from ._client import (
 from ._filelevel import FileMount, UnsupportedGuestError, mount_files
 from ._image import ImageExport, export_image, read_export_catalog
 from ._jobs import Job, JobRun, JobScheduler, Schedule
+from ._run import BackupRun
 from ._store import BlobStore, CorruptBlobError
 from ._vsphere import VSphereHostClient
-from ._workflow import SNAPSHOT_NAME, BackupProxy, BackupRun, RunOutcome, StepOutcome
+from ._workflow import SNAPSHOT_NAME, BackupProxy, RunOutcome, StepOutcome
 
 __all__ = [
     "BACKUP_KINDS",

@@ -287,7 +287,9 @@ class Catalog:
         self.store = BlobStore(self.root / "blobs")
         self.path = self.root / "catalog.sqlite"
         try:
-            self.db = sqlite3.connect(self.path)
+            # one thread at a time, but not always the one that opened it: vcbsim repl runs the
+            # proxy on a worker thread it hands over to and back (vcbsim/_teach_core.py Handoff)
+            self.db = sqlite3.connect(self.path, check_same_thread=False)
             self.db.row_factory = sqlite3.Row
             # damage shows here, as one line, not as a traceback from some later query
             check = self.db.execute("PRAGMA quick_check").fetchone()[0]
@@ -528,6 +530,11 @@ class Catalog:
             self._fail(bid, now(), exc)
             raise
         return self.backup(bid)
+
+    def fail_backup(self, bid: int, when: float, exc: BaseException) -> None:
+        """Mark backup ``bid`` failed at ``when`` because of ``exc``, its entries dropped: it
+        is never offered for restore nor used as a base (a run killed during WF-2 left it)."""
+        self._fail(bid, when, exc)
 
     def _fail(self, bid: int, when: float, exc: BaseException) -> None:
         self.db.execute("DELETE FROM entries WHERE backup_id = ?", (bid,))

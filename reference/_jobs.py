@@ -21,7 +21,8 @@ from vcbsim.simulator import InvalidInputError, NotFoundError
 
 from ._catalog import Catalog
 from ._client import parse_selector
-from ._workflow import BackupProxy, BackupRun, RunOutcome
+from ._run import BackupRun
+from ._workflow import BackupProxy, RunOutcome
 
 __all__ = ["Job", "JobRun", "JobScheduler", "Schedule"]
 

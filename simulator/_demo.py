@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._host import Host
 
-__all__ = ["populate_demo", "DEMO_WINDOWS", "DEMO_LINUX"]
+__all__ = ["populate_demo", "populate_era_demo", "INVENTORIES", "DEMO_WINDOWS", "DEMO_LINUX"]
 
 DEMO_WINDOWS = "win2003-sql"
 DEMO_LINUX = "rhel5-web"
@@ -89,3 +89,63 @@ def populate_demo(host: Host) -> None:
     _put(lfs, "/usr/sbin/pre-freeze-script", "#!/bin/sh\necho pre $1 >> /var/log/vcb-quiesce.log\n")
     _put(lfs, "/usr/sbin/post-thaw-script", "#!/bin/sh\necho post $1 >> /var/log/vcb-quiesce.log\n")
     _put(lfs, "/var/www/index.html", "<html><body>rhel5-web</body></html>\n")
+
+
+# -- the era inventory (issue 17): one VM per era-specific case ---------------------------------
+
+ERA_XP = "winxp-legacy"
+ERA_W2019 = "w2019-app"
+ERA_INDEPENDENT = "sql-indep"
+ERA_TWO_DATASTORES = "web-2ds"
+ERA_NO_TOOLS = "notools"
+
+
+def populate_era_demo(host: Host) -> None:
+    r"""A second named inventory (``Host.demo(profile, inventory="era")``; the default demo stays
+    as it is): a VM for each behaviour that differs by host era (docs/architecture.md, "Host
+    profiles").
+
+    * ``winxp-legacy`` — Windows XP: the SYNC driver and only ``C:\Windows\pre-freeze-script.bat``
+      / ``post-thaw-script.bat`` (KB 1006671: XP SP2 on 3.5 U2 keeps the legacy location).
+    * ``w2019-app`` — Windows Server 2019 with ``disk.EnableUUID``: application-consistent VSS
+      on esxi-7.0, file-system consistent before 4.1 (spec R42).
+    * ``sql-indep`` — a data disk in ``independent_persistent`` mode: in no snapshot.
+    * ``web-2ds`` — Linux with its second disk on ``datastore2``; redo logs go to the working
+      directory on ``datastore1`` (Broadcom KB 304387).
+    * ``notools`` — VMware Tools not installed: backed up crash-consistently (quiesce=False).
+    """
+    if "datastore2" not in host.datastores:
+        host.add_datastore("datastore2", 1024 * GiB)
+    xp = host.add_vm(ERA_XP, disks=[4 * GiB], guest_os="winXPProGuest", ip_address="192.0.2.21")
+    fs = host.add_guest_volumes(xp, {0: [(None, "C", "SYSTEM")]})
+    _put(fs, r"C:\Windows\system.ini", "[drivers]\r\nwave=mmdrv.dll\r\n")
+    _put(fs, r"C:\Windows\pre-freeze-script.bat", "@echo off\r\necho legacy-pre %1 >> C:\\vcb-quiesce.log\r\n")
+    _put(fs, r"C:\Windows\post-thaw-script.bat", "@echo off\r\necho legacy-post %1 >> C:\\vcb-quiesce.log\r\n")
+    _put(fs, r"C:\Documents and Settings\report.txt", "quarterly figures\r\n")
+
+    w19 = host.add_vm(ERA_W2019, disks=[8 * GiB], guest_os="windows2019srv_64Guest", ip_address="192.0.2.22")
+    w19.extra_config["disk.EnableUUID"] = "TRUE"
+    fs = host.add_guest_volumes(w19, {0: [(None, "C", "SYSTEM")]})
+    _put(fs, _WIN_SCRIPTS_D + r"\10-app.bat", "@echo off\r\necho app %1 >> C:\\vcb-quiesce.log\r\n")
+
+    ind = host.add_vm(
+        ERA_INDEPENDENT, disks=[4 * GiB, 4 * GiB], disk_modes=["persistent", "independent_persistent"],
+        ip_address="192.0.2.23",
+    )
+    fs = host.add_guest_volumes(ind, {0: [(None, "C", "SYSTEM")], 1: [(None, "E", "TEMPDB")]})
+    _put(fs, r"E:\tempdb.mdf", bytes(4096))
+
+    web = host.add_vm(
+        ERA_TWO_DATASTORES, os_family="linux", disks=[4 * GiB, 4 * GiB], disk_datastores=[None, "datastore2"],
+        ip_address="192.0.2.24",
+    )
+    lfs = host.add_guest_volumes(web, {0: [(None, "/", "ROOT")], 1: [(None, "/srv", "SRV")]})
+    _put(lfs, "/srv/index.html", "<html><body>web-2ds</body></html>\n")
+
+    bare = host.add_vm(ERA_NO_TOOLS, os_family="linux", disks=[2 * GiB], tools="not-installed")
+    bfs = host.add_guest_volumes(bare, {0: [(None, "/", "ROOT")]})
+    _put(bfs, "/etc/hostname", "notools\n")
+
+
+#: named inventories ``Host.demo(inventory=...)`` builds
+INVENTORIES = {"demo": populate_demo, "era": populate_era_demo}

@@ -8,6 +8,11 @@ failure state (a quiesced snapshot whose thaw failed is rolled back, spec F7).
 The operations are synchronous and run on the virtual clock; the SOAP endpoint wraps them in
 ``Task`` objects. A per-host re-entrant lock makes them safe to call from server threads; a
 VM already inside an operation answers ``TaskInProgress``.
+
+One cohesive concern, although over 700 lines: the host's own operations on its VMs, each
+short, in the order of the vSphere API. What is not an operation lives beside it: building
+guests (``_guestbuild``), the demo (``_demo``), persistence (``_persist``), the VM model
+(``_vm``).
 """
 
 from __future__ import annotations
@@ -27,7 +32,16 @@ from ._names import check_name, check_text, check_vm_name
 from ._profiles import DEFAULT_PROFILE, HostProfile, get_profile
 from ._random import SimRandom
 from ._trace import Trace
-from ._vm import VM, PowerState, Snapshot, VirtualDiskDevice
+from ._vm import (
+    DISK_MODES,
+    GUEST_OS,
+    VM,
+    PowerState,
+    Snapshot,
+    VirtualDiskDevice,
+    datastore_of,
+    file_ref,
+)
 from .disk import BlockDevice, Layer, LayeredDisk, LayerView, MergeStats
 
 if TYPE_CHECKING:
@@ -39,6 +53,10 @@ MiB = 1024**2
 GiB = 1024**3
 
 VCB_SNAPSHOT_NAME = "_VCB-BACKUP_"
+#: The snapshot a pre-6.0 host leaves when a commit fails (spec R49).
+CONSOLIDATE_HELPER = "Consolidate Helper-0"
+#: The saved configuration in a ``.vmsn`` without memory (bytes; order of magnitude only).
+VMSN_CONFIG_BYTES = 32 * 1024
 
 Populate = Callable[["Host"], None]
 """Builds an inventory on an empty host: ``populate_demo``, an inventory file's ``populate``."""
@@ -65,12 +83,17 @@ class Datastore:
 
     @property
     def used(self) -> int:
+        """Bytes the files on this datastore hold: every disk layer whose file lives here (a
+        base disk where it was placed, redo logs in the VM's working directory) and the
+        ``.vmsn`` files of snapshots taken with their working directory here."""
         total = 0
         for vm in self.host.vms.values():
-            if vm.datastore == self.name:
-                for d in vm.disks:
-                    grains = sum(layer.grain_count for layer in d.disk.layers())
-                    total += grains * d.disk.grain_size
+            for d in vm.disks:
+                for layer in d.disk.layers():
+                    if datastore_of(layer.label) == self.name:
+                        total += layer.grain_count * d.disk.grain_size
+            if datastore_of(vm.snapshot_dir) == self.name:
+                total += sum(s.vmsn_bytes for s in vm.snapshots())
         return total
 
     @property
@@ -115,6 +138,19 @@ class _GuestWriteDevice:
         self._disk.write(offset, data)
 
 
+def _vm_ref(vm: VM) -> Any:
+    """The VM's managed-object reference, for faults that name their receiver."""
+    from pyVmomi import vim
+
+    return vim.VirtualMachine(vm.moref)
+
+
+def _unit_number(controllers: Sequence[str], i: int) -> int:
+    """The disk's unit on its controller: in order per controller; SCSI skips 7 (the HBA)."""
+    n = sum(c == controllers[i] for c in controllers[:i])
+    return n + 1 if controllers[i] == "scsi" and n >= 7 else n
+
+
 class Host:
     """One simulated ESX host. ``Host.demo()`` gives the embedded default inventory."""
 
@@ -144,6 +180,7 @@ class Host:
             "datastore1": Datastore("datastore1", datastore_capacity, self)
         }
         self.lock = threading.RLock()
+        self._quiesce_step_callbacks: list[Callable[[VM, str], None]] = []
         self._next_moref = 1
         self._next_snapshot_moref = 1
         #: What ``reset()`` rebuilds the inventory with (``None``: no VMs). Public so that the
@@ -166,12 +203,30 @@ class Host:
 
     # -- construction -----------------------------------------------------------------------
 
-    @classmethod
-    def demo(cls, profile: str | HostProfile = DEFAULT_PROFILE, *, seed: int = 0) -> Host:
-        """The embedded default: a Windows guest (C:, D:, a letterless volume) and a Linux guest."""
-        from ._demo import populate_demo
+    def add_datastore(self, name: str, capacity: int) -> Datastore:
+        """Add a datastore (a VM's disks may be spread over several, R50 / KB 304387)."""
+        if not isinstance(name, str) or not name or any(c in name for c in "[]/"):
+            raise InvalidInputError("datastore name", expected="a non-empty name without '[', ']' or '/'", got=name)
+        if name in self.datastores:
+            raise InvalidInputError("datastore name", expected="a name not used on this host", got=name)
+        if not isinstance(capacity, int) or capacity <= 0:
+            raise InvalidInputError("datastore capacity", expected="a positive number of bytes", got=capacity)
+        ds = Datastore(name, capacity, self)
+        self.datastores[name] = ds
+        return ds
 
-        return cls(profile, seed=seed, populate=populate_demo)
+    @classmethod
+    def demo(cls, profile: str | HostProfile = DEFAULT_PROFILE, *, seed: int = 0, inventory: str = "demo") -> Host:
+        """The embedded default: a Windows guest (C:, D:, a letterless volume) and a Linux guest.
+
+        ``inventory="era"``: the second named inventory, a VM per era-specific case
+        (``populate_era_demo``: XP with the legacy pair, an independent disk, two datastores,
+        no Tools, Windows 2019 under the VSS rules)."""
+        from ._demo import INVENTORIES
+
+        if inventory not in INVENTORIES:
+            raise InvalidInputError("demo inventory", expected=" | ".join(INVENTORIES), got=inventory)
+        return cls(profile, seed=seed, populate=INVENTORIES[inventory])
 
     @property
     def is_demo(self) -> bool:
@@ -218,8 +273,21 @@ class Host:
         hostname: str | None = None,
         datastore: str = "datastore1",
         memory_mb: int = 1024,
+        disk_datastores: Sequence[str | None] | None = None,
+        disk_modes: Sequence[str] | None = None,
+        disk_controllers: Sequence[str] | None = None,
+        working_dir: str | None = None,
+        guest_os: str | None = None,
     ) -> VM:
-        """Register a VM with blank disks (``add_guest_volumes`` gives it file systems)."""
+        """Register a VM with blank disks (``add_guest_volumes`` gives it file systems).
+
+        Per disk (lists as long as ``disks``): ``disk_datastores`` places a base disk on another
+        datastore (None: the VM's), ``disk_modes`` is a ``VirtualDiskMode`` from ``DISK_MODES``,
+        ``disk_controllers`` ``"scsi"`` or ``"ide"``. ``working_dir`` is a datastore name whose
+        ``<name>/`` folder gets the redo logs and ``.vmsn`` files (the ``workingDir`` setting).
+        ``guest_os`` names a guest from ``GUEST_OS`` (``winXPProGuest``: the SYNC driver only;
+        ``windows2019srv_64Guest``: VSS under the 4.1+ consistency rules).
+        """
         check_vm_name(name)  # what XML, the .vmx, URLs and the datastore can hold (_names.py)
         if any(vm.name == name for vm in self.vms.values()):
             raise InvalidInputError("VM name", expected="a name not used on this host", got=name)
@@ -238,6 +306,28 @@ class Host:
             raise InvalidInputError(
                 "power_state", expected="'poweredOn', 'poweredOff' or 'suspended'", got=power_state
             )
+        if guest_os is not None:
+            if guest_os not in GUEST_OS or GUEST_OS[guest_os][2] != os_family:
+                known = [g for g, v in GUEST_OS.items() if v[2] == os_family]
+                raise InvalidInputError("guest_os", expected="one of " + ", ".join(known), got=guest_os)
+            if providers is None and GUEST_OS[guest_os][3] == "sync":
+                providers = ("sync",)  # XP / 2000: the SYNC driver, no VSS (R42)
+        n = len(disks)
+        places = list(disk_datastores) if disk_datastores is not None else [None] * n
+        modes = list(disk_modes) if disk_modes is not None else ["persistent"] * n
+        ctrls = list(disk_controllers) if disk_controllers is not None else ["scsi"] * n
+        for what, values in (("disk_datastores", places), ("disk_modes", modes), ("disk_controllers", ctrls)):
+            if len(values) != n:
+                raise InvalidInputError(what, expected=f"one entry per disk ({n})", got=values)
+        for ds_name in [*places, working_dir]:
+            if ds_name is not None and ds_name not in self.datastores:
+                raise NotFoundError("datastore", ds_name, known=list(self.datastores))
+        for mode in modes:
+            if mode not in DISK_MODES:
+                raise InvalidInputError("disk mode", expected=" | ".join(DISK_MODES), got=mode)
+        for ctrl in ctrls:
+            if ctrl not in ("scsi", "ide"):
+                raise InvalidInputError("disk controller", expected="'scsi' or 'ide'", got=ctrl)
         with self.lock:
             moref = f"vm-{self._next_moref}"
             self._next_moref += 1
@@ -254,20 +344,26 @@ class Host:
                 hostname=hostname or f"{name}.vcbsim.test",
                 ip_address=ip_address,
                 hw_version=4 if self.profile.version.startswith("3.") else 19,
+                working_dir=f"[{working_dir}] {name}" if working_dir is not None else None,
+                guest_os=guest_os,
             )
             for i, cap in enumerate(disks):
                 disk = LayeredDisk(cap) if self.store is None else self.store.new_disk(vm, cap)
                 base = f"{name}.vmdk" if i == 0 else f"{name}_{i}.vmdk"
-                disk.top.label = f"{vm.directory}/{base}"
+                folder = vm.directory if places[i] is None else f"[{places[i]}] {name}"
+                disk.top.label = f"{folder}/{base}"
                 prefix = " ".join(self.random.hex_id(16)[j : j + 2] for j in range(0, 32, 2))
                 vm.disks.append(
                     VirtualDiskDevice(
                         key=2000 + i,
-                        unit_number=i,
                         label=f"Hard disk {i + 1}",
                         base_name=disk.top.label,
                         disk=disk,
                         change_id_prefix=prefix,
+                        disk_mode=modes[i],
+                        controller=ctrls[i],
+                        unit_number=_unit_number(ctrls, i),
+                        controller_key=1000 if ctrls[i] == "scsi" else 200,
                     )
                 )
             from .tools import MemoryGuestFiles, VMwareTools
@@ -413,8 +509,12 @@ class Host:
                         "NotSupported",
                         f"Changed block tracking is not supported on {self.profile.product} {self.profile.version}.",
                     )
-                if change_tracking != vm.change_tracking:
-                    vm.change_tracking_pending = change_tracking
+                # compared with what the VM will have at the next stun (a pending change
+                # counts), not the active value: off then on before a stun must end on
+                if change_tracking != (vm.change_tracking if vm.change_tracking_pending is None
+                                       else vm.change_tracking_pending):
+                    # back to the active value: nothing is left pending
+                    vm.change_tracking_pending = None if change_tracking == vm.change_tracking else change_tracking
                     if vm.power_state != "poweredOn":
                         self._stun(vm)
                 self.trace.emit("host", "vm.reconfigure", vm=vm.moref, changes={"changeTrackingEnabled": change_tracking})
@@ -428,8 +528,14 @@ class Host:
         description: str = "",
         memory: bool = False,
         quiesce: bool = False,
+        *,
+        quiesce_timeout: float | None = None,
+        vss_context: str = "ctx_auto",
     ) -> Snapshot:
         """``CreateSnapshot_Task``. With ``quiesce`` the seed's five steps run in the guest.
+
+        ``quiesce_timeout`` (seconds) and ``vss_context`` come from ``CreateSnapshotEx_Task``'s
+        quiesce spec (``create_snapshot_ex``): the guest's abort timer and the VSS context.
 
         Faults: ``ApplicationQuiesceFault`` (a pre-freeze script failed),
         ``FilesystemQuiesceFault`` (thaw failed; the snapshot is rolled back),
@@ -448,6 +554,8 @@ class Host:
             if not isinstance(value, bool):
                 raise InvalidInputError(flag, expected="True or False", got=value)
         with self._operation(vm, "CreateSnapshot"):
+            if vm.tools is not None:
+                vm.tools.poll(self.clock.now)  # a 3.5-era guest the host stopped waiting for goes on
             self.trace.emit("host", "snapshot.create.start", vm=vm.moref, name=name, quiesce=quiesce, memory=memory)
             try:
                 if memory and vm.power_state != "poweredOn":
@@ -458,6 +566,9 @@ class Host:
                     raise_fault("TooManySnapshotLevels")
                 if quiesce and vm.power_state == "poweredOn":
                     assert vm.tools is not None
+                    consistency, _why = self.vss_consistency(vm)
+                    if vss_context == "ctx_file_share_backup":
+                        consistency = "filesystem"  # no writers (R44)
                     result = vm.tools.quiesced_snapshot(
                         lambda: self._create_snapshot_now(vm, name, description, memory, True),
                         lambda s: self._rollback(vm, s),
@@ -466,11 +577,19 @@ class Host:
                         faults=self.faults,
                         profile=self.profile,
                         vm=vm.moref,
+                        on_step=self._quiesce_step_hook(vm),
+                        vss_application=consistency == "application",
+                        timeout=quiesce_timeout,
                     )
                     snap = result.snapshot
                     if snap is None:
                         raise_fault("SnapshotFault", result.message or "The snapshot was not created.")
                     snap.quiesced = result.quiesced
+                    snap.quiesce_type = result.consistency if result.quiesced else None
+                    if snap.quiesce_type == "application" and self.profile.vss_application_rules:
+                        # SnapshotTree.backupManifest (API 4.0): the VSS writers' manifest beside
+                        # the snapshot (file name as seen in the field, confidence L)
+                        snap.backup_manifest = f"{vm.name}-vss_manifests{snap.id}.zip"
                 else:
                     snap = self._create_snapshot_now(vm, name, description, memory, False)
             except SimulatedCrash:
@@ -484,6 +603,85 @@ class Host:
             self._stun(vm)
             return snap
 
+    def create_snapshot_ex(
+        self, vm: VM | str, name: str, description: str = "", memory: bool = False, quiesce_spec: Any = None
+    ) -> Snapshot:
+        """``CreateSnapshotEx_Task`` (API 6.5): ``quiesce_spec`` is a ``vim.vm.GuestQuiesceSpec``
+        or ``vim.vm.WindowsQuiesceSpec`` (None: not quiesced).
+
+        ``timeout`` is in minutes, 5 to 240 (spec R45); the host passes it to the guest as the
+        ``startWithOpts`` timeout (INFERRED, spec Q13). ``vssBackupContext``: ``ctx_auto``,
+        ``ctx_backup`` or ``ctx_file_share_backup`` (no writers: file-system consistent, R44).
+        A Windows spec for a Linux guest gets the guest's "Incompatible quiesce parameter
+        version" (R17: Linux takes only version 1 parameters).
+        """
+        vm = self.find_vm(vm)
+        if not self.profile.quiesce_spec:
+            raise_fault(
+                "MethodNotFound",
+                f"CreateSnapshotEx_Task is not in vSphere API {self.profile.api_version} (it arrived in 6.5).",
+                method="CreateSnapshotEx_Task", receiver=_vm_ref(vm),
+            )
+        if quiesce_spec is None:
+            return self.create_snapshot(vm, name, description, memory, False)
+        from pyVmomi import vim
+
+        if not isinstance(quiesce_spec, vim.vm.GuestQuiesceSpec):
+            raise_fault("InvalidArgument", "quiesceSpec: expected a GuestQuiesceSpec or WindowsQuiesceSpec.", invalidProperty="quiesceSpec")
+        minutes = quiesce_spec.timeout
+        if minutes is not None and not 5 <= minutes <= 240:
+            raise_fault(
+                "InvalidArgument",
+                f"quiesceSpec.timeout: expected 5 to 240 minutes, got {minutes}.",
+                invalidProperty="quiesceSpec.timeout",
+            )
+        context = "ctx_auto"
+        if isinstance(quiesce_spec, vim.vm.WindowsQuiesceSpec):
+            context = quiesce_spec.vssBackupContext or "ctx_auto"
+            if context not in ("ctx_auto", "ctx_backup", "ctx_file_share_backup"):
+                raise_fault(
+                    "InvalidArgument",
+                    f"quiesceSpec.vssBackupContext: expected ctx_auto, ctx_backup or ctx_file_share_backup, got {context!r}.",
+                    invalidProperty="quiesceSpec.vssBackupContext",
+                )
+            if vm.os_family != "windows":
+                raise_fault(
+                    "ApplicationQuiesceFault",
+                    "An error occurred while quiescing the virtual machine. The guest OS has reported an "
+                    "error during quiescing. The error message was: Incompatible quiesce parameter version",
+                )
+        return self.create_snapshot(
+            vm, name, description, memory, True,
+            quiesce_timeout=float(minutes) * 60 if minutes else None, vss_context=context,
+        )
+
+    def vss_consistency(self, vm: VM | str) -> tuple[str, str]:
+        """What a VSS quiesce of ``vm`` can give here: ``("application" | "filesystem", why)``.
+
+        Windows 2003: application consistent. Windows 2008 and later (spec R42, DOC-DR): on a
+        host of 4.1 on (``HostProfile.vss_application_rules``) only with ``disk.EnableUUID``,
+        SCSI-only disks, as many free SCSI slots as disks, and no dynamic disks; before 4.1,
+        file-system consistent. XP/2000 (SYNC driver) and Linux: file-system consistent.
+        """
+        vm = self.find_vm(vm)
+        kind = vm.vss_kind
+        if kind == "app":
+            return "application", "Windows Server 2003: VSS with its writers"
+        if kind != "rules":
+            return "filesystem", "no VSS in this guest"
+        if not self.profile.vss_application_rules:
+            return "filesystem", f"Windows 2008 and later on {self.profile.product} {self.profile.version}: before 4.1"
+        scsi = [d for d in vm.disks if d.controller == "scsi"]
+        if vm.extra_config.get("disk.EnableUUID", "").upper() != "TRUE":
+            return "filesystem", "disk.EnableUUID is not TRUE"
+        if len(scsi) != len(vm.disks):
+            return "filesystem", "not every disk is on a SCSI controller"
+        if 15 - len(scsi) < len(scsi):
+            return "filesystem", "fewer free SCSI slots than disks"
+        if vm.dynamic_disks:
+            return "filesystem", "the guest uses dynamic disks"
+        return "application", "every condition holds"
+
     def _create_snapshot_now(
         self, vm: VM, name: str, description: str, memory: bool, quiesced: bool
     ) -> Snapshot:
@@ -495,9 +693,13 @@ class Host:
         self.clock.advance(duration)
         if rule is not None and rule.fault:
             raise_fault(rule.fault, rule.message, datastore=vm.datastore, file=vm.vmsd_path)
-        ds = self.datastores[vm.datastore]
-        if ds.free < len(vm.disks) * 64 * 1024:
-            raise_fault("NoDiskSpace", datastore=ds.name, file=vm.vmsd_path)
+        # Redo logs and the .vmsn go to the working directory, whatever datastore each base
+        # disk is on (Broadcom KB 304387), so that is the datastore that must have room.
+        ds = self.datastores[datastore_of(vm.snapshot_dir)]
+        snapped = [d for d in vm.disks if not d.independent]
+        vmsn = VMSN_CONFIG_BYTES + (vm.memory_mb * MiB if memory else 0)
+        if ds.free < len(snapped) * 64 * 1024 + vmsn:
+            raise_fault("NoDiskSpace", datastore=ds.name, file=f"{vm.snapshot_dir}/{vm.name}-Snapshot{vm.next_snapshot_uid}.vmsn")
         self.crash_point("host.snapshot.before-freeze", vm)
         # Taking the snapshot stuns the VM: pending change-tracking changes take effect now,
         # so the first snapshot after enabling CBT carries the baseline change id (R51).
@@ -505,7 +707,7 @@ class Host:
         layers: dict[int, Layer] = {}
         epochs: dict[int, int] = {}
         redo: list[str] = []
-        for d in vm.disks:
+        for d in snapped:  # independent disks are not part of a snapshot
             frozen = d.disk.freeze()
             layers[d.key] = frozen
             epochs[d.key] = d.disk.epoch
@@ -524,6 +726,7 @@ class Host:
             layers=layers,
             epochs=epochs,
             parent=vm.current_snapshot,
+            vmsn_bytes=vmsn,
         )
         vm.next_snapshot_uid += 1
         self._next_snapshot_moref += 1
@@ -539,10 +742,33 @@ class Host:
         self.crash_point("host.snapshot.after-freeze", vm)
         return snap
 
+    def on_quiesce_step(self, callback: Callable[[VM, str], None]) -> Callable[[], None]:
+        """Call ``callback(vm, step)`` after each of WF-1a … WF-1d of every quiesced snapshot
+        (``VMwareTools.quiesced_snapshot``'s ``on_step``); returns the function that stops it.
+
+        The callback runs inside ``create_snapshot`` with the host's lock held and the VM busy
+        (another operation on it gets ``TaskInProgress``, as on a real host). A callback that
+        waits, as ``vcbsim repl`` waits for its learner between steps, should wait on a
+        ``threading.Condition(host.lock)``, which lets other threads use the host meanwhile."""
+        self._quiesce_step_callbacks.append(callback)
+        return lambda: self._quiesce_step_callbacks.remove(callback)
+
+    def _quiesce_step_hook(self, vm: VM) -> Callable[[str], None] | None:
+        callbacks = list(self._quiesce_step_callbacks)
+        if not callbacks:
+            return None
+
+        def step_done(step: str) -> None:
+            for cb in callbacks:
+                cb(vm, step)
+
+        return step_done
+
     def _delta_name(self, vm: VM, d: VirtualDiskDevice) -> str:
-        """``<base>-NNNNNN.vmdk`` (R50); the sequence is per VM, shared by its disks."""
-        base = d.base_name[: -len(".vmdk")]
-        return f"{base}-{vm.next_delta:06d}.vmdk"
+        """``<base>-NNNNNN.vmdk`` (R50) in the VM's working directory, whatever datastore the
+        base disk is on (Broadcom KB 304387); the sequence is per VM, shared by its disks."""
+        base = d.base_name.rsplit("/", 1)[-1][: -len(".vmdk")]
+        return f"{vm.snapshot_dir}/{base}-{vm.next_delta:06d}.vmdk"
 
     def delta_extent_suffix(self, d: VirtualDiskDevice) -> str:
         """``-delta.vmdk`` (VMFSsparse) or ``-sesparse.vmdk`` (SEsparse), per R50."""
@@ -557,9 +783,16 @@ class Host:
     def remove_snapshot(
         self, vm: VM | str, snapshot: str | int | Snapshot, *, remove_children: bool = False, consolidate: bool = True
     ) -> MergeStats:
-        """``RemoveSnapshot_Task``: the snapshot goes; its redo logs merge (the seed's step 3b)."""
+        """``RemoveSnapshot_Task``: the snapshot goes; its redo logs merge (the seed's step 3b).
+
+        ``consolidate=False`` exists from API 5.0 (R48); a 2.5 host refuses it. A merge that
+        fails (fault rule ``consolidate``, e.g. ``FileLocked`` for a disk a proxy still holds)
+        leaves ``consolidationNeeded`` on hosts of 6.0 on, and a ``Consolidate Helper-0``
+        snapshot on older ones (``HostProfile.consolidate_helper``, R49).
+        """
         vm = self.find_vm(vm)
         snap = self.find_snapshot(vm, snapshot)
+        self._require_consolidate_api(consolidate)
         with self._operation(vm, "RemoveSnapshot"):
             rule = self.faults.check("snapshot.remove", vm.name, vm=vm.moref) if self.faults.rules else None
             if rule is not None:
@@ -592,36 +825,102 @@ class Host:
             # The snapshot leaves the tree before its redo logs merge: a failed merge leaves
             # "consolidation needed", not a snapshot (R48).
             self.trace.emit("host", kind, vm=vm.moref, step="WF-3b", **details)
-            for d in vm.disks:
-                layer = s.layers[d.key]
-                if layer.alive and not layer.released:
-                    if consolidate:
-                        stats = d.disk.release(layer)
-                        total = self._merge_cost(vm, d, stats, total)
-                    else:
-                        d.disk.release(layer, merge=False)
+            live = [
+                (d, s.layers[d.key]) for d in vm.disks
+                if d.key in s.layers and s.layers[d.key].alive and not s.layers[d.key].released
+            ]
+            rule = self._consolidate_rule(vm) if consolidate and live else None
+            if rule is not None and rule.fault:
+                self._commit_failed(vm, live, rule)
+            for d, layer in live:
+                if consolidate:
+                    total = self._merge_cost(vm, d, d.disk.release(layer), total)
+                    if self.profile.consolidate_helper:
+                        # committing through the helper merges what an earlier failed commit left
+                        total = self._merge_cost(vm, d, d.disk.consolidate(), total)
+                else:
+                    d.disk.release(layer, merge=False)
             if not consolidate:
                 vm.consolidation_needed = True
         self.refresh_consolidation(vm)
         return total
 
+    def _consolidate_rule(self, vm: VM) -> FaultRule | None:
+        """The ``consolidate`` fault rule, consulted once before a merge starts."""
+        rule = self.faults.check("consolidate", vm.name, vm=vm.moref) if self.faults.rules else None
+        if rule is not None:
+            self.clock.advance(rule.delay)
+        return rule
+
+    def _commit_failed(self, vm: VM, live: list[tuple[VirtualDiskDevice, Layer]], rule: FaultRule) -> None:
+        """A commit that fails part-way: the snapshot is already out of the tree, its redo logs
+        stay. 6.0 on: ``consolidationNeeded`` (R48). Before: the ``Consolidate Helper-0``
+        snapshot the commit ran through stays (R49). Raises the rule's fault."""
+        for d, layer in live:
+            d.disk.release(layer, merge=False)
+        if self.profile.consolidate_helper:
+            self._helper_snapshot(vm)
+        else:
+            vm.consolidation_needed = True
+        raise_fault(rule.fault or "SnapshotFault", rule.message, datastore=vm.datastore, file=vm.vmsd_path)
+
+    def _helper_snapshot(self, vm: VM) -> Snapshot:
+        """The ``Consolidate Helper-0`` snapshot: a redo log on every disk, so the VM writes on
+        while the older redo logs are committed below it (R49)."""
+        layers: dict[int, Layer] = {}
+        epochs: dict[int, int] = {}
+        redo: list[str] = []
+        for d in vm.disks:
+            if d.independent:
+                continue
+            layers[d.key] = d.disk.freeze()
+            epochs[d.key] = d.disk.epoch
+            d.disk.top.label = self._delta_name(vm, d)
+            redo.append(d.disk.top.label)
+        vm.next_delta += 1
+        snap = Snapshot(
+            id=vm.next_snapshot_uid, moref=f"snapshot-{self._next_snapshot_moref}", name=CONSOLIDATE_HELPER,
+            description="", create_time=self.clock.now, quiesced=False, memory=False,
+            power_state=vm.power_state, layers=layers, epochs=epochs, parent=vm.current_snapshot,
+            vmsn_bytes=VMSN_CONFIG_BYTES,
+        )
+        vm.next_snapshot_uid += 1
+        self._next_snapshot_moref += 1
+        (snap.parent.children if snap.parent is not None else vm.root_snapshots).append(snap)
+        vm.current_snapshot = snap
+        self.trace.emit(
+            "host", "snapshot.create", vm=vm.moref, step="WF-3b",
+            snapshot=snap.moref, name=snap.name, quiesced=False, redo=redo,
+        )
+        return snap
+
+    def _require_consolidate_api(self, consolidate: bool) -> None:
+        if not consolidate and not self.profile.api_consolidation:
+            raise_fault(
+                "InvalidArgument",
+                f"RemoveSnapshot_Task has no 'consolidate' parameter before vSphere API 5.0; "
+                f"this host speaks API {self.profile.api_version}.",
+                invalidProperty="consolidate",
+            )
+
     def _merge_cost(self, vm: VM, d: VirtualDiskDevice, stats: MergeStats, total: MergeStats) -> MergeStats:
         if stats.grains_moved or stats.layers_removed:
-            rule = self.faults.check("consolidate", vm.name, vm=vm.moref) if self.faults.rules else None
-            delay = stats.grains_moved / self.profile.merge_grains_per_second + (rule.delay if rule else 0.0)
+            delay = stats.grains_moved / self.profile.merge_grains_per_second
             self.clock.advance(delay)
             for merged, into in stats.merges:
                 self.trace.emit("host", "disk.consolidate", vm=vm.moref, disk=d.key, layer=merged, into=into)
             if stats.merges:
                 self.trace.emit("host", "note", vm=vm.moref, text=f"disk {d.key}: {stats.grains_moved} grains moved in {delay:.3f} virtual s")
-            if rule is not None and rule.fault:
-                vm.consolidation_needed = True
-                raise_fault(rule.fault, rule.message, datastore=vm.datastore)
         return total + stats
 
     def refresh_consolidation(self, vm: VM) -> None:
         """Recompute ``vm.consolidation_needed`` from its disks (released layers no snapshot
         holds); after an operation, or after loading a VM from a datastore."""
+        if not self.profile.api_consolidation:
+            # API 2.5 has no consolidationNeeded: what a failed commit left waits below the
+            # Consolidate Helper-0 snapshot, and removing that snapshot commits it (R49).
+            vm.consolidation_needed = False
+            return
         held = {id(layer) for s in vm.snapshots() for layer in s.layers.values()}
         vm.consolidation_needed = any(
             layer.released and id(layer) not in held and len(layer.children) <= 1
@@ -632,6 +931,7 @@ class Host:
     def remove_all_snapshots(self, vm: VM | str, *, consolidate: bool = True) -> MergeStats:
         """``RemoveAllSnapshots_Task``: succeeds trivially when there are none (R48)."""
         vm = self.find_vm(vm)
+        self._require_consolidate_api(consolidate)
         total = MergeStats()
         while vm.root_snapshots:
             stats = self.remove_snapshot(vm, vm.root_snapshots[-1], remove_children=True, consolidate=consolidate)
@@ -644,6 +944,8 @@ class Host:
         snap = self.find_snapshot(vm, snapshot)
         with self._operation(vm, "RevertToSnapshot"):
             for d in vm.disks:
+                if d.key not in snap.layers:
+                    continue  # an independent disk keeps its state (it is in no snapshot)
                 d.disk.revert(snap.layers[d.key])
                 d.disk.top.label = self._delta_name(vm, d)
             vm.next_delta += 1
@@ -654,9 +956,20 @@ class Host:
             self.trace.emit("host", "snapshot.revert", vm=vm.moref, snapshot=snap.moref, name=snap.name)
 
     def consolidate_disks(self, vm: VM | str) -> MergeStats:
-        """``ConsolidateVMDisks_Task``: merge redo logs left by removals without consolidation."""
+        """``ConsolidateVMDisks_Task`` (API 5.0): merge redo logs left by removals without
+        consolidation or by a failed commit. A 2.5 host has no such method. A failure (fault
+        rule ``consolidate``) merges nothing and leaves ``consolidationNeeded`` as it was."""
         vm = self.find_vm(vm)
+        if not self.profile.api_consolidation:
+            raise_fault(
+                "MethodNotFound",
+                f"ConsolidateVMDisks_Task is not in vSphere API {self.profile.api_version} (it arrived in 5.0).",
+                method="ConsolidateVMDisks_Task", receiver=_vm_ref(vm),
+            )
         with self._operation(vm, "ConsolidateVMDisks"):
+            rule = self._consolidate_rule(vm) if vm.consolidation_needed else None
+            if rule is not None and rule.fault:
+                raise_fault(rule.fault, rule.message, datastore=vm.datastore, file=vm.vmsd_path)
             total = MergeStats()
             for d in vm.disks:
                 total = self._merge_cost(vm, d, d.disk.consolidate(), total)
@@ -669,7 +982,9 @@ class Host:
         """A read-only block device of one disk as of ``snapshot`` (or the live disk)."""
         vm = self.find_vm(vm)
         d = self._disk(vm, disk_key)
-        layer = None if snapshot is None else self.find_snapshot(vm, snapshot).layers[d.key]
+        # An independent disk is in no snapshot: its backing in the snapshot's configuration is
+        # the live disk, so that is what reading it "as of" the snapshot gives.
+        layer = None if snapshot is None else self.find_snapshot(vm, snapshot).layers.get(d.key)
         if layer is not None and not layer.alive:
             msg = f"the redo log of snapshot {snapshot!r} was already merged away"
             raise StateError(msg)
@@ -705,7 +1020,7 @@ class Host:
             raise_fault("NotSupported", "Changed block tracking is not enabled on this virtual machine.")
         if not isinstance(start_offset, int) or not 0 <= start_offset < d.capacity:
             raise_fault("InvalidArgument", f"startOffset {start_offset!r} is outside the disk (0..{d.capacity - 1}).", invalidProperty="startOffset")
-        at = snap.layers[d.key] if snap else None
+        at = snap.layers.get(d.key) if snap else None
         if change_id == "*":
             areas = [(o, n) for o, n in d.disk.allocated_areas(at) if o + n > start_offset]
         else:
@@ -727,7 +1042,7 @@ class Host:
         if snapshot is None:
             return d.change_id(d.disk.epoch)
         snap = self.find_snapshot(vm, snapshot)
-        return d.change_id(snap.epochs[d.key])
+        return d.change_id(snap.epochs.get(d.key, d.disk.epoch))
 
     # -- guest --------------------------------------------------------------------------------
 
@@ -782,7 +1097,7 @@ class Host:
                 layer.label.rsplit("/", 1)[-1],
                 d.capacity,
                 create_type=create_type,
-                parent=parent.label.rsplit("/", 1)[-1] if parent else None,
+                parent=file_ref(parent.label, layer.label.rpartition("/")[0]) if parent else None,
                 hw_version=vm.hw_version,
             ).encode()
 

@@ -70,6 +70,25 @@ class HostProfile:
     quiesce_without_tools: Literal["fault", "ignore"] = "fault"
     #: consolidation throughput in grains per virtual second (cost grows with grains merged).
     merge_grains_per_second: float = 4096.0
+    #: vSphere API 5.0 consolidation: ``RemoveSnapshot_Task(consolidate=)``,
+    #: ``ConsolidateVMDisks_Task`` and ``runtime.consolidationNeeded`` (spec R48, pyVmomi's
+    #: ``vim.version.version7``). A 2.5 host has none of them.
+    api_consolidation: bool = True
+    #: Before vSphere 6.0 a commit ran through a ``Consolidate Helper-0`` snapshot; a commit
+    #: that fails leaves it in the tree (spec R49). Later hosts use the mirror driver, and a
+    #: failed commit leaves ``consolidationNeeded`` instead (R48).
+    consolidate_helper: bool = False
+    #: Windows VSS application consistency needs ``disk.EnableUUID``, SCSI-only disks, a free
+    #: SCSI slot and no dynamic disks (vSphere 4.1 on, spec R42 / DOC-DR); otherwise (and on
+    #: hosts before 4.1) a VSS snapshot is file-system consistent only.
+    vss_application_rules: bool = True
+    #: ``CreateSnapshotEx_Task`` with ``GuestQuiesceSpec`` / ``WindowsQuiesceSpec`` (API 6.5).
+    quiesce_spec: bool = True
+    #: Linux Tools with FIFREEZE and the freeze options of today (R32, R34): ``excludedFileSystems``
+    #: (10.3.0, OVT ``2c927bb65``), EBUSY on a file system someone else froze fails the freeze
+    #: (12.2.0, ``9d458c53a``) unless ``ignoreFrozenFileSystems`` (12.3.0, ``60c3a80dd``). False:
+    #: the 3.5 era's vmsync driver, which has none of these keys.
+    linux_freeze_options: bool = True
 
 
 PROFILES: dict[str, HostProfile] = {
@@ -86,6 +105,11 @@ PROFILES: dict[str, HostProfile] = {
             legacy_scripts_by="hostd",
             windows_vss=False,
             legacy_slot_defect=False,
+            api_consolidation=False,
+            consolidate_helper=True,
+            vss_application_rules=False,
+            quiesce_spec=False,
+            linux_freeze_options=False,
         ),
         HostProfile(
             name="esx-3.5u2",
@@ -97,6 +121,11 @@ PROFILES: dict[str, HostProfile] = {
             guest_abort_timer=False,
             legacy_scripts_by="hostd",
             legacy_slot_defect=False,
+            api_consolidation=False,
+            consolidate_helper=True,
+            vss_application_rules=False,
+            quiesce_spec=False,
+            linux_freeze_options=False,
         ),
         HostProfile(
             name="esxi-7.0",

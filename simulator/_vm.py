@@ -18,14 +18,52 @@ if TYPE_CHECKING:
     from .guest import GuestFileSystem
     from .tools import VMwareTools
 
-__all__ = ["VM", "Snapshot", "VirtualDiskDevice", "GUEST_IDS", "PowerState"]
+__all__ = [
+    "VM", "Snapshot", "VirtualDiskDevice", "GUEST_IDS", "GUEST_OS", "PowerState", "DISK_MODES",
+    "datastore_of", "file_ref",
+]
 
 PowerState = Literal["poweredOn", "poweredOff", "suspended"]
+
+#: ``VirtualDiskMode`` values a disk can have. The two ``independent_*`` modes are left out of
+#: every snapshot (vSphere "Snapshot Behavior": "all attached non-independent disks are
+#: snapshotted"); ``persistent`` is the ordinary mode.
+DISK_MODES: tuple[str, ...] = ("persistent", "independent_persistent", "independent_nonpersistent")
+
+
+def file_ref(path: str, directory: str) -> str:
+    """How a file in ``directory`` names ``path`` (``.vmx``, ``parentFileNameHint``): the bare
+    name inside the same folder, else ``/vmfs/volumes/<datastore>/<path>``."""
+    folder, _, name = path.rpartition("/")
+    if folder == directory:
+        return name
+    ds = datastore_of(path)
+    if not ds:
+        return path
+    return f"/vmfs/volumes/{ds}/{path[path.index(']') + 1 :].strip()}"
+
+
+def datastore_of(path: str) -> str:
+    """``"[ds2] vm/vm_1.vmdk"`` -> ``"ds2"`` (a datastore path's datastore name)."""
+    if path.startswith("[") and "]" in path:
+        return path[1 : path.index("]")]
+    return ""
 
 #: guest OS family -> (vSphere guestId, .vmx guestOS, full name) for the demo-era guests.
 GUEST_IDS: dict[str, tuple[str, str, str]] = {
     "windows": ("winNetEnterpriseGuest", "winnetenterprise", "Microsoft Windows Server 2003, Enterprise Edition (32-bit)"),
     "linux": ("rhel5Guest", "rhel5", "Red Hat Enterprise Linux 5 (32-bit)"),
+}
+#: other guests a VM can name (``VM.guest_os``): guestId -> (.vmx guestOS, full name, family,
+#: Windows VSS behaviour per spec R42 / DOC-DR: ``"sync"`` = XP/2000, SYNC driver only;
+#: ``"app"`` = 2003, VSS application-consistent; ``"rules"`` = 2008 and later, application
+#: consistent only under the 4.1+ conditions, else file-system consistent).
+GUEST_OS: dict[str, tuple[str, str, str, str]] = {
+    "winXPProGuest": ("winxppro", "Microsoft Windows XP Professional (32-bit)", "windows", "sync"),
+    "winNetEnterpriseGuest": (*GUEST_IDS["windows"][1:], "windows", "app"),
+    "windows7Server64Guest": ("windows7srv-64", "Microsoft Windows Server 2008 R2 (64-bit)", "windows", "rules"),
+    "windows2019srv_64Guest": ("windows2019srv-64", "Microsoft Windows Server 2019 (64-bit)", "windows", "rules"),
+    "rhel5Guest": (*GUEST_IDS["linux"][1:], "linux", ""),
 }
 
 
@@ -47,6 +85,18 @@ class VirtualDiskDevice:
     disk_mode: str = "persistent"
     thin: bool = True
     change_id_prefix: str = ""
+    #: ``"scsi"`` or ``"ide"``: VSS application consistency needs SCSI-only disks (R42).
+    controller: str = "scsi"
+
+    @property
+    def independent(self) -> bool:
+        """Independent disks are not part of any snapshot (``independent_*`` modes)."""
+        return self.disk_mode.startswith("independent")
+
+    @property
+    def datastore(self) -> str:
+        """The datastore the base disk lives on (it may differ from the VM's)."""
+        return datastore_of(self.base_name)
 
     @property
     def capacity(self) -> int:
@@ -82,6 +132,14 @@ class Snapshot:
     epochs: dict[int, int]
     parent: Snapshot | None = None
     children: list[Snapshot] = field(default_factory=list)
+    #: bytes of the ``<vm>-SnapshotN.vmsn`` in the working directory: the saved configuration
+    #: and, for a memory snapshot, the memory image (ESX 3.x/4.x keep it in the .vmsn).
+    vmsn_bytes: int = 0
+    #: what quiescing got: ``"application"`` (VSS with writers), ``"filesystem"`` or None.
+    quiesce_type: str | None = None
+    #: ``SnapshotTree.backupManifest`` (API 4.0): the VSS manifest of an application-consistent
+    #: snapshot, relative to the snapshot directory; None otherwise.
+    backup_manifest: str | None = None
 
     @property
     def state(self) -> PowerState:
@@ -131,18 +189,37 @@ class VM:
     next_delta: int = 1
     next_snapshot_uid: int = 1
     extra_config: dict[str, str] = field(default_factory=dict)
+    #: ``workingDir``: where redo logs and ``.vmsn`` files go, for every disk whatever its
+    #: datastore (Broadcom KB 304387; KB-WDIR). None: the VM's own directory.
+    working_dir: str | None = None
+    #: the Windows guest uses dynamic disks (VSS then gives file-system consistency only, R42).
+    dynamic_disks: bool = False
     #: ``runtime.connectionState``: "connected", or "inaccessible" (a file is missing) /
     #: "invalid" (a file is damaged) for a registered VM the datastore could not load;
     #: such a VM has no disks and refuses operations (simulator/_persist.py)
     connection_state: str = "connected"
+    #: a ``GUEST_OS`` guestId; None: the family's demo-era guest (``GUEST_IDS``).
+    guest_os: str | None = None
+
+    @property
+    def vss_kind(self) -> str:
+        """How this guest's VSS quiesces (``GUEST_OS``'s last column; "" for Linux)."""
+        if self.guest_os is not None:
+            return GUEST_OS[self.guest_os][3]
+        return "app" if self.os_family == "windows" else ""
+
+    @property
+    def snapshot_dir(self) -> str:
+        """The working directory (``[ds] path``): redo logs and snapshot state live here."""
+        return self.working_dir or self.directory
 
     @property
     def guest_id(self) -> str:
-        return GUEST_IDS[self.os_family][0]
+        return self.guest_os or GUEST_IDS[self.os_family][0]
 
     @property
     def guest_full_name(self) -> str:
-        return GUEST_IDS[self.os_family][2]
+        return GUEST_OS[self.guest_os][1] if self.guest_os else GUEST_IDS[self.os_family][2]
 
     @property
     def vmx_path(self) -> str:
@@ -176,7 +253,7 @@ class VM:
 
     def vmx_text(self) -> str:
         """The ``.vmx`` as a person (and VCB's export) reads it."""
-        _, guest_os, _ = GUEST_IDS[self.os_family]
+        guest_os = GUEST_OS[self.guest_os][0] if self.guest_os else GUEST_IDS[self.os_family][1]
 
         def pair(h: str) -> str:
             return " ".join(h[i : i + 2] for i in range(0, 32, 2))
@@ -196,11 +273,13 @@ class VM:
         }
         if self.change_tracking:
             lines["ctkEnabled"] = "TRUE"
+        if self.working_dir:
+            lines["workingDir"] = self.vmx_file(self.working_dir)
         for d in self.disks:
-            node = f"scsi0:{d.unit_number}"
+            node = f"{d.controller}0:{d.unit_number}"
             lines[f"{node}.present"] = "TRUE"
-            lines[f"{node}.fileName"] = d.file_name.rsplit("/", 1)[-1]
-            lines[f"{node}.deviceType"] = "scsi-hardDisk"
+            lines[f"{node}.fileName"] = self.vmx_file(d.file_name)
+            lines[f"{node}.deviceType"] = "scsi-hardDisk" if d.controller == "scsi" else "disk"
             lines[f"{node}.mode"] = d.disk_mode
             if self.change_tracking:
                 lines[f"{node}.ctkEnabled"] = "TRUE"
@@ -215,6 +294,13 @@ class VM:
         )
         lines.update(self.extra_config)
         return "".join(f'{k} = "{vmx_escape(v)}"\n' for k, v in lines.items())
+
+    def vmx_file(self, path: str) -> str:
+        """A ``.vmx`` file reference: a bare name inside the VM's directory, else the
+        ``/vmfs/volumes/<datastore>/...`` path (as a host writes a disk on another datastore)."""
+        if path.startswith(self.directory + "/"):
+            return path[len(self.directory) + 1 :]
+        return file_ref(path, self.directory)
 
     def vmsd_text(self) -> str:
         """Snapshot metadata in the ``<vm>.vmsd`` text format."""
@@ -238,11 +324,13 @@ class VM:
             out[f"{p}.createTimeHigh"] = str(micros >> 32)
             out[f"{p}.createTimeLow"] = str(micros & 0xFFFFFFFF)
             out[f"{p}.numDisks"] = str(len(s.layers))
-            for j, d in enumerate(self.disks):
+            j = 0
+            for d in self.disks:
                 layer = s.layers.get(d.key)
                 if layer is not None:
-                    out[f"{p}.disk{j}.fileName"] = layer.label.rsplit("/", 1)[-1]
-                    out[f"{p}.disk{j}.node"] = f"scsi0:{d.unit_number}"
+                    out[f"{p}.disk{j}.fileName"] = self.vmx_file(layer.label)
+                    out[f"{p}.disk{j}.node"] = f"{d.controller}0:{d.unit_number}"
+                    j += 1
         out["snapshot.numSnapshots"] = str(len(snaps))
         return "".join(f'{k} = "{vmx_escape(v)}"\n' for k, v in out.items())
 
@@ -257,11 +345,16 @@ class VM:
             "connection_state": self.connection_state,
             "ip": self.ip_address,
             "tools": self.tools.state if self.tools is not None else "not-installed",
+            "guest_id": self.guest_id,
+            "working_dir": self.snapshot_dir,
             "change_tracking": self.change_tracking,
             "consolidation_needed": self.consolidation_needed,
             "current_snapshot": self.current_snapshot.name if self.current_snapshot else None,
             "snapshots": [
-                {"moref": s.moref, "name": s.name, "parent": s.parent.moref if s.parent else None, "quiesced": s.quiesced}
+                {
+                    "moref": s.moref, "name": s.name, "parent": s.parent.moref if s.parent else None,
+                    "quiesced": s.quiesced, "quiesce_type": s.quiesce_type,
+                }
                 for s in self.snapshots()
             ],
             "disks": [
@@ -269,6 +362,9 @@ class VM:
                     "key": d.key,
                     "label": d.label,
                     "capacity": d.capacity,
+                    "mode": d.disk_mode,
+                    "datastore": d.datastore,
+                    "controller": d.controller,
                     "chain": [
                         {"file": layer.label, "grains": layer.grain_count}
                         for layer in d.disk.chain()

@@ -32,8 +32,12 @@ from vcbsim.simulator import SimulatedCrash, VcbsimError
 from ._teach_core import (
     DOC_STEPS,
     FAULT_PRESETS,
+    STEP_TITLES,
     GuidedBackup,
     TeachSession,
+    console_width,
+    describe_error,
+    error_code_note,
     pipe_safe,
     scripts_dir,
 )
@@ -289,7 +293,11 @@ class Interpreter:
             raise CommandError
         return self.session.vm(args[0])
 
-    def _fs(self, vm: Any) -> Any:
+    def _fs(self, vm: Any, *, read: bool = False) -> Any:
+        """The guest's file system; for reading, also while the guest is frozen (a frozen
+        guest holds writes, not reads; the host's ``guest_fs`` refuses both then)."""
+        if read and vm.guest is not None:
+            return vm.guest
         return self.session.host.guest_fs(vm)
 
     @contextlib.contextmanager
@@ -361,7 +369,7 @@ class Interpreter:
         name = args[2]
         if "\\" in name or "/" in name:
             raise CommandError("NAME is a file name inside backupScripts.d, such as 30-mine.bat")
-        fs = self._fs(vm)
+        fs = self._fs(vm, read=action == "show")
         d = scripts_dir(vm)
         sep = "\\" if vm.os_family == "windows" else "/"
         path = d + sep + name
@@ -386,7 +394,7 @@ class Interpreter:
 
     def do_ls(self, args: list[str]) -> None:
         vm = self._vm(args)
-        fs = self._fs(vm)
+        fs = self._fs(vm, read=True)
         if len(args) > 1:
             path = args[1]
         else:
@@ -407,18 +415,33 @@ class Interpreter:
     def do_cat(self, args: list[str]) -> None:
         vm = self._vm(args, 2)
         with self._guest(vm, args[1]):
-            data = self._fs(vm).read_bytes(args[1])
+            data = self._fs(vm, read=True).read_bytes(args[1])
         self._say(Text(data.decode("utf-8", "replace").replace("\r\n", "\n").rstrip("\n")))
 
     def do_write(self, args: list[str]) -> None:
         if len(args) < 3:
             raise CommandError
         vm = self.session.vm(args[0])
-        fs = self._fs(vm)
         text = " ".join(args[2:])
         if vm.os_family == "windows":
             text = "\r\n".join(text.split("\n"))
+        if vm.tools is not None and vm.tools.frozen:
+            sep = "\\" if vm.os_family == "windows" else "/"
+            parent = args[1].rpartition(sep)[0]
+            parent = parent + sep if not parent or parent.endswith(":") else parent
+            with self._guest(vm, parent):
+                if not self._fs(vm, read=True).is_dir(parent):
+                    msg = f"{parent} on {vm.name} is not a folder"
+                    raise Refused(msg)
+            self.session.hold_write(vm, args[1], text.encode())
+            self._say(
+                f"{vm.name} is frozen ({vm.tools.phase}, from WF-1b to WF-1d): the guest holds this write of "
+                f"{len(text.encode())} bytes to {args[1]}, as a frozen file system holds an application's write; "
+                "it lands when the guest thaws (WF-1d), in the redo log, so the snapshot does not have it"
+            )
+            return
         before = self.session.frame(vm)
+        fs = self._fs(vm)
         with self._guest(vm, args[1]):
             fs.write_bytes(args[1], text.encode())
         self._say(f"wrote {len(text.encode())} bytes to {args[1]}")
@@ -458,6 +481,8 @@ class Interpreter:
         view = b.step()
         if view is not None:
             self._say(render_step(view, self.session, b.vm.name, width=self.width))
+            for note in view.notes:
+                self._say(note)
         if b.finished:
             self._say_end(b)
         elif view is not None:
@@ -471,8 +496,12 @@ class Interpreter:
         r = b.result
         if r.status == "failed":
             cause = f" (caused in {r.cause_step})" if r.cause_step and r.cause_step != r.failed_step else ""
-            self._say(Text(f"backup FAILED at {r.failed_step}{cause}: {r.fault}", style="bold red"))
+            fault = f": {r.fault}" if r.fault and not _python_name(r.fault) else ""
+            self._say(Text(f"backup FAILED at {r.failed_step}{cause}{fault}", style="bold red"))
             self._say(Text(r.reason))
+            note = error_code_note(r.reason)
+            if note:
+                self._say(Text(note, style="dim"))
         else:
             where = f"; backup #{r.backup_id} on the medium" if r.backup_id is not None else ""
             self._say(Text(f"backup finished: {r.status}{where}", style="bold green"))
@@ -490,6 +519,8 @@ class Interpreter:
             return
         for view in b.run_all():
             self._say(render_step(view, self.session, b.vm.name, width=self.width, state=False))
+            for note in view.notes:
+                self._say(note)
         self._say(render_state(self.session.frame(b.vm), b.vm.name))
         self._say_end(b)
 
@@ -505,7 +536,22 @@ class Interpreter:
         if b.died:
             self._say(f"the run died: {b.died}; what it left stays until the next run cleans up")
         elif b.finished:
-            self._say(b.result.summary().replace(str(self.session.proxy_root), "<proxy>"))
+            summary = b.result.summary().replace(str(self.session.proxy_root), "<proxy>")
+            if b.result.fault and _python_name(b.result.fault):
+                summary = summary.replace(f": {b.result.fault}: ", ": ", 1)
+            self._say(summary)
+        else:
+            nxt = b.pending[0].step if b.pending else (_next_doc_step(done[-1]) if done else DOC_STEPS[0])
+            if nxt:
+                self._say(f"next: {nxt}, {STEP_TITLES.get(nxt, '')} ('step' does it, 'run' does the rest)")
+            paused = self.session.handoff.paused
+            if paused is not None:
+                self._say(
+                    f"the proxy is inside its snapshot call (CreateSnapshot_Task), paused after {paused}: "
+                    f"{b.vm.name} is busy, so removing its snapshot by hand is refused (TaskInProgress)"
+                )
+            for w in self.session.held_writes:
+                self._say(f"held until the guest thaws: {len(w.data)} bytes to {w.path} on {w.vm.name}")
 
     def do_state(self, args: list[str]) -> None:
         vm = self._vm(args)
@@ -586,8 +632,8 @@ class Interpreter:
         if any(r.label == label for r in host.faults.rules):
             self._say(f"{what} is already armed on {vm.name}; 'fault list' shows it, 'fault clear' removes every fault")
             return
-        rule = host.add_fault(preset.build(vm, value))
-        self._say(f"armed {what} on {vm.name}: {preset.describe(vm, value)}\n  rule: {rule.operation} target={rule.target}")
+        rule = host.add_fault(preset.build(host, vm, value))
+        self._say(f"armed {what} on {vm.name}: {preset.describe(host, vm, value)}\n  rule: {rule.operation} target={rule.target}")
 
     def _vm_names(self) -> list[str]:
         return [vm.name for vm in self.session.host.vms.values()]
@@ -617,7 +663,7 @@ def _next_doc_step(step: str) -> str | None:
 
 
 def _preset_list() -> str:
-    return "\n".join(f"  {p.usage():<34} {p.describe(_AnyVM, p.default)}" for p in FAULT_PRESETS.values())
+    return "\n".join(f"  {p.usage():<34} {p.describe(None, _AnyVM, p.default)}" for p in FAULT_PRESETS.values())
 
 
 class _AnyVM:
@@ -628,17 +674,14 @@ class _AnyVM:
     tools = None
 
 
-def _describe(exc: BaseException) -> str:
-    """An error in the learner's terms: a vSphere fault by its vSphere name and message (what
-    a real host answers), anything else by its message alone (no Python class names)."""
-    from vcbsim.simulator import fault_name
+def _python_name(fault: str) -> bool:
+    """A Python exception class name (``NotFoundError``), not a vSphere fault (learners see
+    vSphere's names, which a real host answers, and the message, not Python's)."""
+    return fault.endswith("Error") and not fault.startswith("vim.")
 
-    msg = getattr(exc, "msg", None)
-    if isinstance(msg, str):  # a vSphere fault (vim.fault.*): its name is what a host says
-        name = fault_name(exc)
-        return f"{name}: {msg}" if msg else name
-    text = str(exc)
-    return text if text else "that did not work (no reason given); 'help' lists the commands"
+
+def _describe(exc: BaseException) -> str:
+    return describe_error(exc)
 
 
 # -- front ends ------------------------------------------------------------------------------
@@ -714,7 +757,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="the host's seed (default 0)")
     p.add_argument("--workdir", help="where the proxy exposes snapshots (default: a temporary directory)")
     p.add_argument("--plain", action="store_true", help="plain line input even on a terminal")
-    p.add_argument("--width", type=int, default=None, help="output width (default: the terminal's, or 100)")
+    p.add_argument("--width", type=console_width, default=None,
+                   help="output width in columns, 40 or more (default: the terminal's, or 100)")
     p.add_argument("-c", "--command", action="append", default=[], help="run this command and exit (repeatable)")
     ns = p.parse_args(list(argv) if argv is not None else None)
     tty = sys.stdin.isatty() and sys.stdout.isatty()

@@ -21,6 +21,10 @@ maximum. :meth:`LayeredDisk.freeze` bumps the epoch, and the frozen layer rememb
 and every change of content records the epoch in force, "grains recorded at or after E"
 is a superset of "grains whose content differs from the state at E", across merges and
 reverts alike. See :meth:`LayeredDisk.changed_areas`.
+
+One cohesive concern, although over 700 lines: the layer tree and the grain moves that keep
+it (freeze, revert, release, merge, CBT records). The device protocols are in ``_device``,
+the files in ``_vmdk``/``_cowd``/``_persistent``.
 """
 
 from __future__ import annotations

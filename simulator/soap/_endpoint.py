@@ -1,11 +1,16 @@
-"""The endpoint: sessions, the object registry, and SOAP dispatch, independent of HTTP.
+"""The endpoint: SOAP dispatch and the context the managed objects share, independent of HTTP.
 
 ``Endpoint.handle_soap(body, soap_action, cookie)`` is the whole SOAP service: decode with
 pyVmomi, check the session, find the managed object, call the implementation, encode the
 result or the fault. The HTTP server (``_server.py``) only moves bytes, so the endpoint can be
 driven without sockets as well.
 
-One re-entrant lock guards all state (sessions, filters, tasks, and every backend call);
+The managed objects (``mo/``) read and change the ``Host`` directly; the endpoint holds
+what they share: sessions (``session_store``, ``_sessions.py``), the collectors' filters and
+views, tasks (``tasks``, ``_tasks.py``), the datastores' files (``files``) and the guests
+(``guest``).
+
+One re-entrant lock guards all state (sessions, filters, tasks, and every host call);
 ``changed`` is a condition on it that mutating operations notify, and on which
 ``WaitForUpdatesEx`` waits.
 
@@ -20,25 +25,24 @@ advance it instead of sleeping.
 
 from __future__ import annotations
 
-import functools
 import hmac
 import itertools
-import secrets
+import logging
 import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.cookies import CookieError, SimpleCookie
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from pyVmomi import vim, vmodl
+from pyVmomi import VmomiSupport, vim, vmodl
 
 from .._errors import InvalidInputError, NotFoundError, StateError
-from ._backend import DatastoreInfo, HostAbout, HostBackend, SnapshotInfo, VMInfo
+from .._host import Host
 from ._collector import Collector, FilterState
+from ._sessions import COOKIE_NAME, Session, Sessions, Transfer, clock_function
 from ._tasks import DEFAULT_RETENTION, TaskRunner
 from ._throttle import LoginThrottle
 from .mo import (
+    ALL_TYPES,
     MOIDS,
     STATIC_TYPES,
     ContainerViewImpl,
@@ -51,22 +55,22 @@ from .mo import (
     TaskImpl,
     VirtualMachineImpl,
 )
-from .mo._vmprops import iter_snapshots, ts
+from .mo._dsfiles import DatastoreFiles
+from .mo._guestops import GuestOperations
+from .mo._hostview import DatastoreInfo, HostAbout, datastore_infos, host_about
+from .mo._vmprops import iter_snapshots
+from .mo._vmview import SnapshotView, VMView, network_name
 from .wire import _codec
 
 __all__ = ["COOKIE_NAME", "Context", "Endpoint", "Response", "Session"]
 
-COOKIE_NAME = "vmware_soap_session"
+#: the message of the fault a client gets for a defect of the endpoint (hostd's words for a
+#: SystemError; what went wrong is in the log, not in the answer)
+INTERNAL_ERROR = "A general system error occurred: internal error in the simulated host; see its log"
+log = logging.getLogger(__name__)
 #: Calls allowed without a session (everything else answers ``NotAuthenticated``).
 ANONYMOUS = frozenset({"RetrieveServiceContent", "Login", "CloneSession"})
 MAX_VIEWS_PER_SESSION = 1000
-#: sessions idle this long (wall-clock seconds) are dropped, as hostd does after 30 minutes
-SESSION_IDLE_SECONDS = 1800.0
-MAX_SESSIONS = 500
-CLONE_TICKET_SECONDS = 30.0
-#: open guest file transfer URLs, and how long one stays valid (wall-clock seconds)
-MAX_TRANSFERS = 1000
-TRANSFER_SECONDS = 600.0
 
 
 @dataclass
@@ -76,64 +80,6 @@ class View:
     container: Any
     types: list[Any]
     recursive: bool
-
-
-@dataclass
-class Session:
-    key: str
-    user: str
-    login_time: float
-    last_active: float
-    locale: str = "en"
-    call_count: int = 0
-    #: the endpoint clock's time of the last call: idle sessions expire as on a real host
-    last_used: float = 0.0
-    collectors: dict[str, Collector] = field(default_factory=dict)
-    views: dict[str, View] = field(default_factory=dict)
-    retrieve_tokens: dict[str, tuple[list[Any], int]] = field(default_factory=dict)
-
-    def collector(self, moid: str) -> Collector:
-        """This session's state of collector ``moid`` (the service's one is made on first use)."""
-        coll = self.collectors.get(moid)
-        if coll is None:
-            if moid != MOIDS["pc"]:
-                raise vmodl.fault.ManagedObjectNotFound(
-                    msg=f"The object '{moid}' has already been deleted or has not been completely created",
-                    obj=vmodl.query.PropertyCollector(moid),
-                )
-            coll = self.collectors[moid] = Collector(moid, self.key)
-        return coll
-
-    def user_session(self) -> Any:
-        return vim.UserSession(
-            key=self.key,
-            userName=self.user,
-            fullName=self.user,
-            loginTime=ts(self.login_time),
-            lastActiveTime=ts(self.last_active),
-            locale=self.locale,
-            messageLocale=self.locale,
-            extensionSession=False,
-            ipAddress="127.0.0.1",
-            userAgent="",
-            callCount=self.call_count,
-        )
-
-
-@dataclass
-class Transfer:
-    """A guest file transfer URL: who may use it, for what, until when (endpoint clock)."""
-
-    kind: str  # "to" (HTTP PUT into the guest) or "from" (HTTP GET out of it)
-    vm: str
-    user: str
-    password: str
-    path: str
-    overwrite: bool
-    size: int
-    expires: float
-    #: the session that asked for it: the URL dies with it (logout, idle expiry)
-    session: str = ""
 
 
 @dataclass
@@ -161,37 +107,12 @@ class Response:
     set_cookie: str | None = None
 
 
-def _clock_function(clock: Callable[[], float] | Any) -> Callable[[], float]:
-    """``None`` (the wall clock), a function giving seconds, or an object with ``now``
-    (``VirtualClock``)."""
-    if clock is None:
-        return time.monotonic
-    if callable(clock):
-        return clock  # type: ignore[no-any-return]
-    if isinstance(getattr(clock, "now", None), int | float):
-        return lambda: float(clock.now)
-    raise InvalidInputError("endpoint clock", expected="a function returning seconds, or a VirtualClock",
-                            got=type(clock).__name__)
-
-
-@functools.lru_cache(maxsize=256)
-def _session_key(cookie_header: str) -> str | None:
-    """The session key in a ``Cookie`` header, or ``None``."""
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(cookie_header)
-    except CookieError:
-        return None
-    morsel = jar.get(COOKIE_NAME)
-    return None if morsel is None else morsel.value
-
-
 class Endpoint:
     """The SOAP service of one simulated host."""
 
     def __init__(
         self,
-        backend: HostBackend,
+        host: Host,
         *,
         user: str = "user",
         password: str = "pass",
@@ -201,13 +122,20 @@ class Endpoint:
         session_idle_seconds: float | None = None,
         async_tasks: bool = False,
         clock: Callable[[], float] | Any = None,
+        guest_credentials: Mapping[str, str] | None = None,
     ) -> None:
-        self.backend = backend
+        self.host = host
+        #: the datastores' files (``/folder``, the datastore browser) and uploads
+        self.files = DatastoreFiles(host)
+        #: guest operations, with the guest accounts they accept (``guest_credentials``)
+        self.guest = GuestOperations(host, guest_credentials)
         #: seconds for session idle expiry, clone tickets and transfer URLs (module docstring)
-        self.clock: Callable[[], float] = _clock_function(clock)
-        #: idle seconds after which a session is refused and dropped (``None``: the module's
-        #: ``SESSION_IDLE_SECONDS``, 30 minutes as on hostd)
-        self.session_idle_seconds = session_idle_seconds
+        self.clock: Callable[[], float] = clock_function(clock)
+        #: sessions, clone tickets and transfer URLs; ``session_idle_seconds`` (``None``:
+        #: ``_sessions.SESSION_IDLE_SECONDS``, 30 minutes as on hostd) ends idle sessions
+        self.session_store = Sessions(self.clock, session_idle_seconds, self._session_dropped)
+        self.sessions = self.session_store.by_key
+        self.transfers = self.session_store.transfers
         #: the vim25 version advertised and used for clients that name none (pyVmomi name)
         self.api_version = _codec.vim25_version(api_version)
         self.user = user
@@ -215,7 +143,6 @@ class Endpoint:
         self.secure_cookie = secure_cookie
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
-        self.sessions: dict[str, Session] = {}
         self.filters: dict[str, FilterState] = {}
         #: collectors made with CreatePropertyCollector (the service's own is static)
         self.collectors: dict[str, Collector] = {}
@@ -226,13 +153,10 @@ class Endpoint:
         #: ``serve(login_lock_failures=0)`` turns it off
         self.login_throttle = LoginThrottle(self.clock)
         self.stopping = False
-        self.boot_time = backend.now()
+        self.boot_time = host.clock.now
         self._view_ids = itertools.count(1)
         self._snapshot_owner: dict[str, str] = {}
         self._call_cache: dict[str, Any] = {}
-        self._clone_tickets: dict[str, tuple[str, float]] = {}
-        #: one-shot guest file transfer URLs (InitiateFileTransferTo/FromGuest)
-        self.transfers: dict[str, Transfer] = {}
         self._transfer_ids = itertools.count(1)
         #: where the server listens (set by ``serve``), for the transfer URLs
         self.base_url = "https://127.0.0.1"
@@ -253,10 +177,10 @@ class Endpoint:
 
     # helpers used by the managed objects --------------------------------------------------
     def now(self) -> float:
-        return float(self.backend.now())
+        return float(self.host.clock.now)
 
     def about(self) -> HostAbout:
-        return self.backend.about()
+        return host_about(self.host)
 
     def about_info(self) -> Any:
         a = self.about()
@@ -277,8 +201,14 @@ class Endpoint:
             licenseProductVersion=a.version.split(".")[0] + ".0",
         )
 
+    def has_type(self, impl: type[MOImpl]) -> bool:
+        """Whether this host's API version has ``impl``'s managed type (a type the profile's API
+        predates is not in its ServiceContent and not served)."""
+        host_version = _codec.vim25_version(self.host.profile.api_version)
+        return bool(VmomiSupport.IsChildVersion(host_version, impl.vim_type._version))
+
     def service_content(self) -> Any:
-        return vim.ServiceInstanceContent(
+        content = vim.ServiceInstanceContent(
             rootFolder=vim.Folder(MOIDS["root"]),
             propertyCollector=vmodl.query.PropertyCollector(MOIDS["pc"]),
             viewManager=vim.view.ViewManager(MOIDS["views"]),
@@ -288,6 +218,10 @@ class Endpoint:
             taskManager=vim.TaskManager(MOIDS["taskmgr"]),
             guestOperationsManager=vim.vm.guest.GuestOperationsManager(MOIDS["guestops"]),
         )
+        for impl in ALL_TYPES:  # the managers that declare their ServiceContent property
+            if impl.content_property and impl.static_moids and self.has_type(impl):
+                setattr(content, impl.content_property, impl.vim_type(impl.static_moids[0]))
+        return content
 
     def current_context(self) -> Context | None:
         return getattr(self._local, "ctx", None)
@@ -299,7 +233,7 @@ class Endpoint:
     def datastore_list(self) -> list[tuple[str, DatastoreInfo]]:
         cached = self._call_cache.get("datastores")
         if cached is None:
-            cached = [(f"datastore-{i}", ds) for i, ds in enumerate(self.backend.datastores(), 1)]
+            cached = [(f"datastore-{i}", ds) for i, ds in enumerate(datastore_infos(self.host), 1)]
             self._call_cache["datastores"] = cached
         return cached  # type: ignore[no-any-return]
 
@@ -311,8 +245,10 @@ class Endpoint:
         cached = self._call_cache.get("networks")
         if cached is None:
             names = ["VM Network"]
-            for vm in self.backend.vms():
-                names.extend(n.network for n in vm.nics if n.network not in names)
+            for vm in self.host.vms.values():
+                name = network_name(vm)
+                if name not in names:
+                    names.append(name)
             cached = [(f"network-{i}", name) for i, name in enumerate(names, 1)]
             self._call_cache["networks"] = cached
         return cached  # type: ignore[no-any-return]
@@ -341,63 +277,65 @@ class Endpoint:
             obj=vim.Datastore(moid),
         )
 
-    def find_snapshot(self, moid: str) -> tuple[VMInfo, SnapshotInfo] | None:
-        """The VM that holds snapshot ``moid``, and the snapshot; ``None`` if there is none.
-
-        The owner seen last time is tried first (one VM's state instead of every VM's); the
-        full scan refreshes that index, so the answer is always from current state.
-        """
+    def find_snapshot(self, moid: str) -> tuple[VMView, SnapshotView] | None:
+        """The VM that holds snapshot ``moid``, and the snapshot; ``None`` if there is none."""
         key = f"snapshot:{moid}"
         memo = self._call_cache.get(key)
         if memo is not None:  # found earlier in this call (a lookup, then the method's own)
             return memo  # type: ignore[no-any-return]
-        owner = self._snapshot_owner.get(moid)
-        if owner is not None:
-            try:
-                vm = self.vm_info(owner)
-            except LookupError:
-                vm = None
-            if vm is not None:
-                for snap, _parent in iter_snapshots(vm.snapshots):
-                    if snap.moref == moid:
-                        self._call_cache[key] = vm, snap
-                        return vm, snap
-        # the full scan rebuilds the index from current state (entries of removed snapshots
-        # go: the index holds live snapshots only)
-        found = None
-        index: dict[str, str] = {}
-        for vm in self.backend.vms():
-            for snap, _parent in iter_snapshots(vm.snapshots):
-                index[snap.moref] = vm.moref
-                if snap.moref == moid:
-                    found = vm, snap
-        self._snapshot_owner = index
-        return found
+        owner = self.snapshot_vm(moid)
+        if owner is None:
+            return None
+        vm = self.vm_view(owner)
+        for snap, _parent in iter_snapshots(vm.snapshots):
+            if snap.moref == moid:
+                self._call_cache[key] = vm, snap
+                return vm, snap
+        return None
 
     def snapshot_vm(self, moid: str) -> str | None:
-        """The VM holding snapshot ``moid`` (``None``: no such snapshot), without building VM
-        records when the backend can tell cheaply (``snapshot_owner``)."""
-        owner_of = getattr(self.backend, "snapshot_owner", None)
-        if owner_of is None:
-            found = self.find_snapshot(moid)
-            return None if found is None else found[0].moref
+        """The VM holding snapshot ``moid`` (``None``: no such snapshot).
+
+        The owner seen last time is looked at first (one VM's snapshots instead of every
+        VM's); a miss scans the VMs and remembers what it found, so the answer is always from
+        current state."""
         key = f"snapshot-vm:{moid}"
-        if key not in self._call_cache:
-            self._call_cache[key] = owner_of(moid, self._snapshot_owner.get(moid))
-        return self._call_cache[key]  # type: ignore[no-any-return]
+        if key in self._call_cache:
+            return self._call_cache[key]  # type: ignore[no-any-return]
+        vms = self.host.vms
+        hint = self._snapshot_owner.get(moid)
+        order = [vms[hint]] if hint in vms else []
+        found = None
+        for vm in [*order, *vms.values()]:
+            if any(s.moref == moid for s in vm.snapshots()):
+                found = vm.moref
+                break
+        if found is None:
+            self._snapshot_owner.pop(moid, None)
+        else:
+            self._snapshot_owner[moid] = found
+        self._call_cache[key] = found
+        return found
 
     def vm_name(self, moid: str) -> str:
-        """VM ``moid``'s name (``vm_name`` of the backend when it has one: no whole record)."""
-        name_of = getattr(self.backend, "vm_name", None)
-        return str(name_of(moid)) if name_of is not None else self.vm_info(moid).name
+        """VM ``moid``'s name (``NotFoundError`` if there is none)."""
+        return self.host_vm(moid).name
 
-    def vm_info(self, moid: str) -> VMInfo:
-        """``backend.vm(moid)``, built once per call (the lock is held: state cannot change)."""
+    def host_vm(self, moid: str) -> Any:
+        """The host's ``VM`` ``moid``, or ``NotFoundError``."""
+        vm = self.host.vms.get(moid)
+        if vm is None:
+            raise NotFoundError("VM", moid, known=list(self.host.vms))
+        return vm
+
+    def vm_view(self, moid: str) -> VMView:
+        """VM ``moid`` as the properties read it, one view per call (the lock is held, so
+        what a view built once stays true for the call)."""
         key = f"vm:{moid}"
-        info = self._call_cache.get(key)
-        if info is None:
-            info = self._call_cache[key] = self.backend.vm(moid)
-        return info  # type: ignore[no-any-return]
+        view = self._call_cache.get(key)
+        if view is None:
+            view = self._call_cache[key] = VMView(self.host, self.host_vm(moid))
+        return view  # type: ignore[no-any-return]
 
     def note_snapshot(self, snapshot: str, vm: str) -> None:
         """Remember who holds a snapshot just created (``find_snapshot`` verifies it)."""
@@ -454,6 +392,8 @@ class Endpoint:
         impl: MOImpl | None = None
         static = STATIC_TYPES.get(moid)
         if static is not None:
+            if static.content_property is not None and not self.has_type(static):
+                return None  # a manager this host's API predates
             impl = static(self, moid)
         elif moid in self.collectors and self._mine(self.collectors[moid].session_key):
             impl = PropertyCollectorImpl(self, moid)
@@ -483,24 +423,7 @@ class Endpoint:
         return ctx is None or (ctx.session is not None and ctx.session.key == session_key)
 
     def _vm_exists(self, moid: str) -> bool:
-        # memoised for the call: a request that names one VM in 20,000 object specs would
-        # otherwise build the VM's whole record 20,000 times under the lock
-        key = f"vm-exists:{moid}"
-        known = self._call_cache.get(key)
-        if known is None:
-            has_vm = getattr(self.backend, "has_vm", None)  # optional: a cheap existence check
-            if has_vm is not None:
-                known = bool(has_vm(moid))
-                self._call_cache[key] = known
-                return known
-            try:
-                self.backend.vm(moid)
-            except (NotFoundError, LookupError):
-                known = False
-            else:
-                known = True
-            self._call_cache[key] = known
-        return bool(known)
+        return moid in self.host.vms
 
     def require(self, ref: Any) -> MOImpl:
         impl = self.lookup(ref)
@@ -520,14 +443,15 @@ class Endpoint:
             return vmodl.fault.InvalidArgument(msg=str(exc))
         if isinstance(exc, StateError):
             return vim.fault.InvalidState(msg=str(exc))
-        return vmodl.fault.SystemError(msg=f"{type(exc).__name__}: {exc}", reason=str(exc))
+        # anything else is a defect of the endpoint: logged here, and the client gets the
+        # host's general fault, never the internal exception's text
+        log.error("internal error answered as SystemError", exc_info=exc)
+        return vmodl.fault.SystemError(msg=INTERNAL_ERROR, reason=INTERNAL_ERROR)
 
     # sessions ----------------------------------------------------------------------------
     def login(self, ctx: Context, user: str, password: str, locale: str | None) -> Any:
         client = getattr(ctx, "client", None) or "-"
-        refused = vim.fault.InvalidLogin(
-            msg="Cannot complete login due to an incorrect user name or password."
-        )
+        refused = vim.fault.InvalidLogin(msg="Cannot complete login due to an incorrect user name or password.")
         if self.login_throttle.locked(client, user):
             raise refused  # locked out: the same answer as a wrong password, as on ESXi
         ok_user = hmac.compare_digest(user.encode(), self.user.encode())
@@ -537,91 +461,46 @@ class Endpoint:
             raise refused
         self.login_throttle.succeeded(client, user)
         if ctx.session is not None:
-            self._drop_session(ctx.session.key)
+            self.session_store.drop(ctx.session.key)
         return self._new_session(ctx, user, locale or "en")
 
     def _new_session(self, ctx: Context, user: str, locale: str) -> Any:
-        self._expire_sessions()
-        if len(self.sessions) >= MAX_SESSIONS:
-            # refused, not made room for: evicting the oldest would log out a live client
-            raise vim.fault.InvalidLogin(
-                msg=f"Cannot complete login: the host already has {MAX_SESSIONS} sessions "
-                "(its limit); log out sessions that are not needed, or wait until idle ones "
-                "expire."
-            )
-        now = self.now()
-        key = secrets.token_hex(20)
-        session = Session(key, user, now, now, locale, last_used=self.clock())
-        self.sessions[key] = session
+        session = self.session_store.open(user, locale, self.now())
         ctx.session = session
-        ctx.new_cookie = key
+        ctx.new_cookie = session.key
         return session.user_session()
 
     def acquire_clone_ticket(self, ctx: Context) -> str:
         """A one-time ticket another connection turns into a session of the same user."""
-        ticket = f"cst-{secrets.token_hex(20)}"
-        self._clone_tickets[ticket] = (ctx.sess.user, self.clock() + CLONE_TICKET_SECONDS)
-        while len(self._clone_tickets) > MAX_SESSIONS:
-            del self._clone_tickets[next(iter(self._clone_tickets))]
-        return ticket
+        return self.session_store.acquire_clone_ticket(ctx.sess.user)
 
     def clone_session(self, ctx: Context, ticket: str) -> Any:
-        entry = self._clone_tickets.pop(ticket, None)
-        if entry is None or entry[1] < self.clock():
-            raise vim.fault.InvalidLogin(msg="The clone ticket is not valid (unknown, used or expired).")
-        return self._new_session(ctx, entry[0], ctx.session.locale if ctx.session else "en")
+        user = self.session_store.take_clone_ticket(ticket)
+        return self._new_session(ctx, user, ctx.session.locale if ctx.session else "en")
 
     def drop_session(self, key: str) -> None:
-        self._drop_session(key)
-
-    def _expire_sessions(self) -> None:
-        """Drop sessions idle for ``SESSION_IDLE_SECONDS``. A login beyond ``MAX_SESSIONS``
-        is refused (``_new_session``), not made room for by logging out a live client."""
-        limit = self.clock() - self.idle_limit()
-        for key in [k for k, s in self.sessions.items() if s.last_used < limit]:
-            self._drop_session(key)
-
-    def idle_limit(self) -> float:
-        return SESSION_IDLE_SECONDS if self.session_idle_seconds is None else self.session_idle_seconds
+        self.session_store.drop(key)
 
     def live_session(self, key: str) -> Session | None:
         """The session ``key`` if it exists and has not been idle too long (else drop it)."""
-        session = self.sessions.get(key)
-        if session is not None and self.clock() - session.last_used > self.idle_limit():
-            self._drop_session(key)
-            return None
-        return session
+        return self.session_store.live(key)
 
     def logout(self, ctx: Context) -> None:
         if ctx.session is not None:
-            self._drop_session(ctx.session.key)
+            self.session_store.drop(ctx.session.key)
             ctx.logout = True
 
     def create_transfer(
         self, kind: str, vm: str, user: str, password: str, path: str, overwrite: bool, size: int
     ) -> str:
-        """A one-shot URL for ``/guestFile`` (valid for ``TRANSFER_SECONDS``)."""
-        now = self.clock()
-        for token in [t for t, x in self.transfers.items() if x.expires < now]:
-            del self.transfers[token]
-        while len(self.transfers) >= MAX_TRANSFERS:
-            del self.transfers[next(iter(self.transfers))]
-        token = secrets.token_urlsafe(24)
+        """A one-shot URL for ``/guestFile`` (valid for ``_sessions.TRANSFER_SECONDS``)."""
         ctx = self.current_context()
         owner = ctx.session.key if ctx is not None and ctx.session is not None else ""
-        self.transfers[token] = Transfer(kind, vm, user, password, path, overwrite, size, now + TRANSFER_SECONDS,
-                                         owner)
+        token = self.session_store.create_transfer(kind, vm, user, password, path, overwrite, size, owner)
         return f"{self.base_url}/guestFile?id={next(self._transfer_ids)}&token={token}"
 
     def take_transfer(self, token: str, kind: str) -> Transfer | None:
-        entry = self.transfers.get(token)
-        if entry is None or entry.kind != kind or entry.expires < self.clock():
-            return None
-        if self.live_session(entry.session) is None:  # its session logged out or expired
-            self.transfers.pop(token, None)
-            return None
-        del self.transfers[token]
-        return entry
+        return self.session_store.take_transfer(token, kind)
 
     def create_collector(self, ctx: Context) -> Any:
         session = ctx.sess
@@ -647,26 +526,16 @@ class Endpoint:
             self.filters.pop(moid, None)
         self.collectors.pop(coll.moid, None)
 
-    def _drop_session(self, key: str) -> None:
-        session = self.sessions.pop(key, None)
-        if session is None:
-            return
+    def _session_dropped(self, session: Session) -> None:
+        """A session ended (logout, expiry, termination): its collectors, filters and views go."""
         for coll in session.collectors.values():
             self._drop_collector(coll)
         for moid in session.views:
             self.views.pop(moid, None)
-        for token in [t for t, x in self.transfers.items() if x.session == key]:
-            del self.transfers[token]
         self.changed.notify_all()  # waits of this session end with RequestCanceled
 
     def session_from_cookie(self, cookie_header: str | None) -> Session | None:
-        if not cookie_header:
-            return None
-        # a client sends the same header with every call: parse each distinct one once
-        key = _session_key(cookie_header) if len(cookie_header) <= 512 else _session_key.__wrapped__(cookie_header)
-        if key is None:
-            return None
-        return self.live_session(key)
+        return self.session_store.from_cookie(cookie_header)
 
     def cookie_header(self, key: str) -> str:
         secure = "; Secure" if self.secure_cookie else ""
@@ -707,10 +576,9 @@ class Endpoint:
         self.calls[method] = self.calls.get(method, 0) + 1
         try:
             body = _codec.serialize_fault(fault, version)
-        except Exception as exc:  # a fault that cannot be encoded still gets an answer
-            body = _codec.serialize_fault(
-                vmodl.fault.SystemError(msg=f"cannot encode {name}: {exc}", reason=str(exc)), version
-            )
+        except Exception:  # a fault that cannot be encoded still gets an answer
+            log.error("cannot encode the fault %s", name, exc_info=True)
+            body = _codec.serialize_fault(vmodl.fault.SystemError(msg=INTERNAL_ERROR, reason=INTERNAL_ERROR), version)
         return Response(500, body)
 
     def _call(self, req: _codec.Request, ctx: Context) -> Any:
@@ -721,10 +589,10 @@ class Endpoint:
                 privilegeId="System.View",
             )
         if ctx.session is not None:
-            ctx.session.call_count += 1
+            self.session_store.touch(ctx.session)
             ctx.session.last_active = self.now()
-            ctx.session.last_used = self.clock()
         impl = self.require(req.this)
+        req.this = impl.ref  # a _this sent without its type attribute gets it here
         if req.wsdl_name == "Fetch":
             from ._collector import resolve_path
 

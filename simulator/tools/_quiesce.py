@@ -51,6 +51,12 @@ arguments on each call.
 
 Whether the guest is frozen right now is ``VMwareTools.frozen`` (the host holds guest writes
 while it is true); ``VMwareTools.phase`` is the state-machine state.
+
+Stepping: ``quiesced_snapshot(..., on_step=f)`` calls ``f(step)`` after each of ``WF-1a``,
+``WF-1b``, ``WF-1c`` and ``WF-1d`` has completed and before the next begins, on the one code
+path every quiesced snapshot takes; the guest is then exactly as that step left it (frozen,
+with the snapshot taken, after ``WF-1c``). ``f`` may block: a teaching front end waits there
+for its learner (``vcbsim repl``). Failure paths run to their end without stopping.
 """
 
 from __future__ import annotations
@@ -219,6 +225,9 @@ class QuiesceResult:
     thaw_failed: bool = False
     rolled_back: bool = False
     tools_crashed: bool = False
+    #: what the freeze gave: ``"application"`` (VSS with its writers), ``"filesystem"`` (VSS
+    #: without application quiescing, the SYNC driver, FIFREEZE), None (null provider: sync only)
+    consistency: str | None = None
 
     def calls(self, phase: str | None = None) -> list[tuple[str, str]]:
         """``(path, arg)`` of launched scripts, optionally of one phase."""
@@ -273,6 +282,8 @@ class VMwareTools:
         self.scripts_dir = scripts_dir
         self.switches = switches or ToolsSwitches()
         self.frozen = False
+        #: Linux mount points frozen outside Tools (a script's ``fsfreeze -f``), spec R34
+        self.frozen_by_others: set[str] = set()
         self.phase = "IDLE"
         self.last_result: QuiesceResult | None = None
         self._op: _Operation | None = None
@@ -407,12 +418,18 @@ class VMwareTools:
         faults: FaultInjector | None = None,
         profile: HostProfile | str | None = None,
         vm: str | None = None,
+        on_step: Callable[[str], None] | None = None,
+        vss_application: bool = True,
     ) -> QuiesceResult:
         """Run the five steps around ``create()``; see the module docstring for every path.
+
+        ``vss_application``: the host's verdict on VSS application consistency for this VM
+        (``Host.vss_consistency``); False makes a VSS freeze file-system consistent only.
 
         ``create()`` takes the snapshot (advancing ``clock`` by its duration) and returns it, or
         raises a vim fault. ``rollback(snapshot)`` removes a snapshot the quiesce failed after.
         ``clock``, ``trace``, ``faults``, ``profile`` and ``vm`` default to what ``bind()`` set.
+        ``on_step(step)`` is called after each of WF-1a … WF-1d (module docstring, Stepping).
         Raises ``ApplicationQuiesceFault``, ``FilesystemQuiesceFault``, the abort fault, or the
         host's own fault; on success returns a ``QuiesceResult``.
         """
@@ -435,6 +452,8 @@ class VMwareTools:
             name = "TaskInProgress"
             raise make_fault(name, MSG["busy"])
         op = _Operation(self, create, rollback, clock, trace, faults, get_profile(profile), vm, timeout)
+        op.on_step = on_step
+        op.vss_application = vss_application
         return op.run()
 
 
@@ -508,6 +527,13 @@ class _Operation:
         self.busy_until: float | None = None
         self.detached: tuple[str, int] | None = None
         self._pending: tuple[ScriptRun, str, str | None] | None = None
+        self.vss_application = True
+        #: called after each of WF-1a … WF-1d completes (module docstring, Stepping)
+        self.on_step: Callable[[str], None] | None = None
+
+    def _step_done(self, step: str) -> None:
+        if self.on_step is not None:
+            self.on_step(step)
 
     # -- small helpers ------------------------------------------------------------------
     def _emit(self, kind: str, step: str | None, **details: Any) -> None:
@@ -625,12 +651,14 @@ class _Operation:
         below: int | None = None
         if self.detached is not None:  # a 3.5-era operation the host had stopped waiting for
             below = self.detached[1] if state == "SCRIPT_FREEZE" else None
+            ends = self.busy_until
             self.detached, self.busy_until = None, None
             pending, self._pending = self._pending, None
-            if pending is not None:  # the running script is killed (R9)
+            if pending is not None and ends is not None:  # the running script is killed (R9)
                 run, step, shown_arg = pending
+                ran = self.clock.now - (ends - run.duration)
                 self._emit("script.run", step, path=run.path, arg=shown_arg, exit_code=None,
-                           duration=run.duration, legacy=run.legacy, index=run.index, killed=True)
+                           duration=ran, legacy=run.legacy, index=run.index, killed=True)
             if state == "SCRIPT_FREEZE":
                 self._abort(state, "host", None)
                 self._freeze_fail(below=below)
@@ -696,7 +724,10 @@ class _Operation:
             exit_code, duration, killed = None, budget, True
         else:
             text = self.files.read_bytes(path)
-            out = run_script(text, args, self.files, budget=None if budget is None else budget - delay)
+            out = run_script(
+                text, args, self.files, budget=None if budget is None else budget - delay,
+                frozen=self.tools.frozen_by_others,
+            )
             exit_code, duration, killed = out.exit_code, delay + out.duration, out.killed
         if not killed and rule is not None and rule.exit_code is not None:
             exit_code = rule.exit_code
@@ -844,19 +875,21 @@ class _Operation:
             self._freeze_fail(below=k)
             self._end("error", 2, MSG["script_failed"])
             raise self._guest_fault(2, MSG["script_failed"])
+        self._step_done("WF-1a")
 
         # Step 2 (WF-1b): engage (R16, R31, R35, R40).
         engaged = self._engage(provider)
         if engaged is not None:
             return self._raise_after_fail(engaged)
         effective = r.provider or provider
+        self._step_done("WF-1b")
 
         # Step 3 (WF-1c): the host's snapshot.
         frozen_at = clock.now
         try:
             # only the guest's own timer fires inside create(); a 3.5-era host deadline (no guest
             # timer, ``host_deadline``) is the host's wait, not the guest's abort
-            guest_timer = self.deadline is not None and not getattr(self, "host_deadline", False)
+            guest_timer = self.deadline is not None and not self.host_deadline
             timer = clock.alarm(self.deadline, _timer_fired) if guest_timer and self.deadline is not None else nullcontext()
             with timer:
                 snapshot = self.create()
@@ -873,9 +906,11 @@ class _Operation:
             self._host_failed(effective)
             raise
         r.snapshot = snapshot
+        self._step_done("WF-1c")
 
         # Step 4 (WF-1d): snapshotDone -> thaw (T8 / T9).
         self._disengage(effective, snapshot, frozen_at)
+        self._step_done("WF-1d")
 
         # Step 5 (WF-1e): thaw scripts, descending (R23, R28).
         return self._thaw(snapshot)
@@ -932,16 +967,48 @@ class _Operation:
                 effective = "null"
             else:
                 error = "no freeze backend and enableNullDriver=false"
+        elif provider == "sync" and not windows and self.profile.linux_freeze_options:
+            error = self._fifreeze_error()
         if error is not None:  # F3: straight to step 5 with freezeFail, no snapshot
             self._emit("quiesce.engage", "WF-1b", provider=provider, ok=False, error=error)
             self._error(3, MSG["sync_enable"])
             return (3, MSG["sync_enable"], "SYNC_ERROR")
         r.provider = effective
+        if effective == "vss":
+            app = self.vss_application and not tools.config["vss.disableAppQuiescing"]
+            r.consistency = "application" if app else "filesystem"
+        else:
+            r.consistency = "filesystem" if effective == "sync" else None
         if self.host_deadline:
             self.deadline = None  # the host has what it waited for; nothing times the rest
         tools.frozen = effective in ("vss", "sync")
         self._set_phase("SYNC_FREEZE")
-        self._emit("quiesce.engage", "WF-1b", provider=effective, ok=True, frozen=tools.frozen)
+        self._emit("quiesce.engage", "WF-1b", provider=effective, ok=True, frozen=tools.frozen, consistency=r.consistency)
+        return None
+
+    def _mounts(self) -> list[str]:
+        """The guest's local mount points in mount-table order ("/" for a guest without volumes)."""
+        vols = getattr(self.files, "mounted", None)
+        points = [v.mount_point for v in vols or () if getattr(v, "mount_point", None)]
+        return points or ["/"]
+
+    def _fifreeze_error(self) -> str | None:
+        """R32-R34 with today's Linux Tools: ``excludedFileSystems`` globs (``*`` and ``?`` match
+        ``/`` too) drop mount points, nothing left fails ("No file systems to freeze"); a file
+        system frozen by someone else answers EBUSY, which fails the freeze unless
+        ``ignoreFrozenFileSystems`` skips it. Reverse mount-table order (R33)."""
+        import fnmatch
+
+        conf = self.tools.config
+        globs = [g.strip() for g in str(conf["excludedFileSystems"] or "").split(",") if g.strip()]
+        wanted = [m for m in self._mounts() if not any(fnmatch.fnmatchcase(m, g) for g in globs)]
+        if not wanted:
+            return "No file systems to freeze"
+        for mount in reversed(wanted):
+            if mount in self.tools.frozen_by_others:
+                if conf["ignoreFrozenFileSystems"]:
+                    continue
+                return f"{mount} appears locked or frozen by another process (EBUSY)"
         return None
 
     def _raise_after_fail(self, failure: tuple[int, str, str]) -> QuiesceResult:

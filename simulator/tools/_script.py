@@ -32,6 +32,11 @@ script does many things the simulator does not model: ``@echo off``, ``REM``, ``
     In ``TEXT``, ``%1`` / ``$1`` stand for the first argument (the phase) and ``%2`` / ``$2``
     for the second (``scriptArg``, empty when unset).
 
+``fsfreeze -f MOUNT`` / ``fsfreeze -u MOUNT`` (Linux)
+    Freeze or thaw a mounted file system *outside* VMware Tools, as the KB's example pre-freeze
+    script does. Tools of 12.2.0 on then find it frozen (EBUSY) and fail the freeze unless it is
+    excluded or ``ignoreFrozenFileSystems`` is set (spec R34).
+
 ``[TAGS] STATEMENT``
     The statement applies only when the first argument is one of ``TAGS``, a comma-separated
     list compared exactly (``freezeFail`` is camel-case, R23 / Q1)::
@@ -71,12 +76,13 @@ _EXIT = re.compile(r"^exit(?:\s+/b)?(?:\s+(?P<code>[+-]?\d+))?\s*$", re.IGNORECA
 _SLEEP = re.compile(
     r"^(?:sleep|timeout\s+/t)\s+(?P<secs>\d+(?:\.\d*)?|\.\d+)(?:\s+/nobreak)?\s*$", re.IGNORECASE
 )
+_FSFREEZE = re.compile(r"^fsfreeze\s+(?P<op>-f|--freeze|-u|--unfreeze)\s+(?P<path>/\S*)\s*$")
 _ECHO = re.compile(r"^echo(?:\s|\.)(?P<text>.*?)\s*(?P<op>>>|>)\s*(?P<path>\S.*?)\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
 class Statement:
-    """One understood line: ``kind`` is ``exit``, ``sleep`` or ``echo``."""
+    """One understood line: ``kind`` is ``exit``, ``sleep``, ``echo`` or ``fsfreeze``."""
 
     kind: str
     tags: tuple[str, ...] | None = None
@@ -145,6 +151,10 @@ def parse_script(text: str | bytes) -> Script:
             out.append(Statement("exit", tags, code=code, line=n))
         elif (ms := _SLEEP.match(line)) is not None:
             out.append(Statement("sleep", tags, seconds=float(ms.group("secs")), line=n))
+        elif (mf := _FSFREEZE.match(line)) is not None:
+            out.append(
+                Statement("fsfreeze", tags, path=mf.group("path"), append=mf.group("op") in ("-f", "--freeze"), line=n)
+            )
         elif (me := _ECHO.match(line)) is not None:
             out.append(
                 Statement(
@@ -174,13 +184,15 @@ def run_script(
     files: GuestFiles,
     *,
     budget: float | None = None,
+    frozen: set[str] | None = None,
 ) -> ScriptOutcome:
     """Run ``script`` with ``args`` against the guest's files.
 
     ``budget`` is how many virtual seconds may pass before the script is killed (the time left
     on the guest abort timer; ``None`` means no limit). Nothing here moves the clock: the
     caller advances it by ``duration``. Side effects (``echo``) happen in order, so a killed
-    script leaves exactly the writes made before the kill.
+    script leaves exactly the writes made before the kill. ``frozen`` is the set of mount points
+    frozen outside Tools that ``fsfreeze`` updates (None: ``fsfreeze`` does nothing).
     """
     if not isinstance(script, Script):
         script = parse_script(script)
@@ -208,6 +220,9 @@ def run_script(
                 writes.append(st.path)
             except (VcbsimError, OSError, ValueError, LookupError) as exc:
                 errors.append(f"line {st.line}: cannot write {st.path}: {exc}")
+        elif st.kind == "fsfreeze":
+            if frozen is not None and linux:
+                (frozen.add if st.append else frozen.discard)(st.path.rstrip("/") or "/")
         elif st.kind == "exit":
             code = st.code % 256 if linux else st.code
             return ScriptOutcome(code, elapsed, False, tuple(writes), tuple(errors))

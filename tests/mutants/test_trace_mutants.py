@@ -19,8 +19,11 @@ def test_checker_rejects_trace_mutant(mutant: tm.TraceMutant) -> None:
 @pytest.mark.parametrize(
     ("build", "profile"),
     [(tm.good_file_job, "esx-3.5u2"), (tm.good_image_job, "esx-3.5u2"),
-     (lambda: tm.good_image_job("esxi-7.0"), "esxi-7.0"), (tm.good_file_series, "esx-3.5u2")],
-    ids=["file", "image", "image-7.0", "file-series"],
+     (lambda: tm.good_image_job("esxi-7.0"), "esxi-7.0"), (tm.good_file_series, "esx-3.5u2"),
+     (tm.good_incremental_after_differential, "esx-3.5u2"),
+     (lambda: tm.good_incremental_after_differential(["C:\\data\\b.txt", "C:\\data\\c.txt", "C:\\data\\d.txt",
+                                                      "C:\\data\\during.txt"]), "esx-3.5u2")],
+    ids=["file", "image", "image-7.0", "file-series", "incremental-after-differential", "with-metadata-changed-files"],
 )
 def test_correct_traces_pass(build, profile: str) -> None:
     report = check_trace(build().events(), profile=profile)
@@ -39,3 +42,28 @@ def test_mutants_break_distinct_rules_and_cover_the_families() -> None:
 
     families = {RULES[m.rule].family for m in tm.TRACE_MUTANTS}
     assert {"WF", "SCRIPT", "QUIESCE", "COMMIT", "FILE", "CLEANUP", "TIMEOUT", "TRACE"} <= families
+
+
+def _renamed_snapshot() -> list:
+    evs = tm.good_file_job().events()
+    return tm._set(evs, tm._find(evs, "snapshot.create.start"), name="acme-backup")
+
+
+def _near_the_timer() -> list:
+    evs = tm.good_file_job().events()
+    start = tm._find(evs, "quiesce.start")
+    end = tm._find(evs, "quiesce.end")
+    took = evs[end].time - evs[start].time
+    return tm._set(evs, start, timeout=took / 0.9)  # 90 % of the timer used
+
+
+@pytest.mark.parametrize(
+    ("build", "rule"),
+    [(_renamed_snapshot, "WF-SNAPSHOT-NAME"), (_near_the_timer, "TMO-NEAR-LIMIT")],
+    ids=["renamed-snapshot", "near-the-timer"],
+)
+def test_should_rules_warn_and_do_not_fail(build, rule: str) -> None:
+    """A SHOULD rule is a warning, never a FAIL: the trace passes and names it."""
+    report = check_trace(build(), profile="esx-3.5u2")
+    assert report.ok, report.format()
+    assert [w.rule_id for w in report.warnings] == [rule]

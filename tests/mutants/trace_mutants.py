@@ -151,6 +151,19 @@ def good_file_series() -> TraceBuilder:
     return b
 
 
+def good_incremental_after_differential(files: list[str] | None = None) -> TraceBuilder:
+    """A fourth job, an incremental after the differential: its base is the incremental j2
+    (the seed: "since the last backup, whether the last backup was full or incremental"), so
+    it holds c.txt (written before the differential) and d.txt; during.txt was only rewritten
+    with the same bytes (metadata), and b.txt too, so either way is right."""
+    b = good_file_series()
+    b.add("guest", "guest.write", "vm-1", dt=10.0, path="C:\\data\\d.txt", size=10, sha256="4" * 64)
+    b.add("guest", "guest.write", "vm-1", path="C:\\data\\b.txt", size=10, sha256="2" * 64)
+    good_file_job("incremental", job="j4", snapshot="snapshot-4", builder=b, header=False,
+                  files=files if files is not None else ["C:\\data\\c.txt", "C:\\data\\d.txt"])
+    return b
+
+
 # ------------------------------------------------------------------ edits
 
 
@@ -305,6 +318,17 @@ def incremental_since_full() -> list[Event]:
     return evs
 
 
+def incremental_based_on_the_differential() -> list[Event]:
+    """Takes the differential j3 as its base: misses c.txt."""
+    return good_incremental_after_differential(["C:\\data\\d.txt"]).events()
+
+
+def incremental_holds_an_unchanged_file() -> list[Event]:
+    """Copies a.txt, unchanged in content and metadata since the base (an "incremental" that
+    copies everything)."""
+    return good_incremental_after_differential(["C:\\data\\a.txt", "C:\\data\\c.txt", "C:\\data\\d.txt"]).events()
+
+
 def ignores_abort_timer() -> list[Event]:
     evs = good_file_job().events()
     i = _find(evs, "quiesce.start")
@@ -359,6 +383,8 @@ TRACE_MUTANTS: tuple[TraceMutant, ...] = (
     TraceMutant("forgets-unquiesce", "QSC-UNQUIESCE", forgets_unquiesce),
     TraceMutant("differential-like-incremental", "BK-DIFF-SINCE-FULL", differential_like_incremental),
     TraceMutant("incremental-since-full", "BK-INCR-SINCE-LAST", incremental_since_full),
+    TraceMutant("incremental-based-on-the-differential", "BK-INCR-SINCE-LAST", incremental_based_on_the_differential),
+    TraceMutant("incremental-holds-an-unchanged-file", "BK-INCR-SINCE-LAST", incremental_holds_an_unchanged_file),
     TraceMutant("ignores-abort-timer", "TMO-GUEST-ABORT", ignores_abort_timer, profile="esxi-7.0"),
     TraceMutant("uncommitted-redo-log", "CMT-CONSOLIDATE", uncommitted_redo_log),
     TraceMutant("export-before-snapshot", "WF-1f", export_before_snapshot),

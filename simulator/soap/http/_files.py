@@ -2,7 +2,7 @@
 
 As on a real host, a session cookie (or HTTP Basic credentials) is required, ``Range``
 requests get ``206 Partial Content``, and the bytes are the real files (``.vmx``, descriptors,
-extents) as the backend produces them.
+extents) as the host's datastore files are (``mo/_dsfiles.py``).
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ from __future__ import annotations
 import base64
 import hmac
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..._errors import InvalidInputError, NotFoundError
@@ -53,7 +52,7 @@ def _authorized(ep: Endpoint, cookie: str | None, authorization: str | None) -> 
     with ep.lock:
         session = ep.session_from_cookie(cookie)
         if session is not None:
-            session.last_used = time.monotonic()  # a file transfer keeps the session alive
+            ep.session_store.keep_alive(session)  # a file transfer keeps the session alive
             return True
     if authorization and authorization.lower().startswith("basic "):
         try:
@@ -120,7 +119,7 @@ def handle_folder(
     if method == "PUT":
         try:
             with ep.lock:
-                ep.backend.write_datastore_file(ds, path, body)
+                ep.files.write(ds, path, body)
                 ep.changed.notify_all()
         except NotFoundError as exc:
             return _text(404, str(exc))
@@ -129,7 +128,7 @@ def handle_folder(
         return _text(201, f"wrote {len(body)} bytes to [{ds}] {path}")
     try:
         with ep.lock:
-            size = ep.backend.datastore_file_size(ds, path)
+            size = ep.files.size(ds, path)
     except NotFoundError as exc:
         return _text(404, str(exc))
     rng = _range(range_header, size)
@@ -150,7 +149,7 @@ def handle_folder(
         while pos <= end:
             n = min(CHUNK, end - pos + 1)
             with ep.lock:
-                data = ep.backend.read_datastore_file(ds, path, pos, n)
+                data = ep.files.read(ds, path, pos, n)
             if not data:
                 return
             yield data
@@ -168,7 +167,7 @@ def handle_folder_upload(
     the host's ``NoDiskSpace`` text, an upload over the limit ``413``; neither leaves a file."""
     from pyVmomi import vmodl
 
-    write = getattr(ep.backend, "write_datastore_file_stream", None)
+    write = getattr(ep.files, "write_stream", None)
     target = _target(raw_path)
     if isinstance(target, FileResponse):
         return target
@@ -215,7 +214,7 @@ def handle_guest_file(ep: Endpoint, method: str, raw_path: str, body: bytes = b"
         entry = ep.take_transfer(token, kind)
     if entry is None:
         return _text(404, "unknown, used or expired guest file transfer")
-    be: Any = ep.backend
+    be = ep.guest
     try:
         with ep.lock:
             if kind == "to":

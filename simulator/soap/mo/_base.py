@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from pyVmomi import VmomiSupport, vim, vmodl
 
 from .. import _collector
+from ..wire._anytype import typed_as
 
 if TYPE_CHECKING:
     from .._endpoint import Endpoint
@@ -56,16 +57,21 @@ MOIDS = {
 }
 
 
-def _typed(value: Any, declared: Any) -> Any:
-    """Plain lists become typed arrays (an ``anyType`` value must carry its array type)."""
-    if isinstance(value, list) and not isinstance(value, VmomiSupport.Array):
-        if isinstance(declared, type) and issubclass(declared, list):
-            return declared(value)
-    return value
-
-
 class MOImpl:
     vim_type: ClassVar[Any] = VmomiSupport.ManagedObject
+    #: managed object ids this class serves in every host's fixed inventory (a class that
+    #: declares them is found and registered without being listed anywhere: ``mo/__init__.py``)
+    static_moids: ClassVar[tuple[str, ...]] = ()
+    #: the ``ServiceContent`` property that names it (``fileManager``); set, and the object
+    #: served, only on hosts whose API version has the type (the profile's ``api_version``)
+    content_property: ClassVar[str | None] = None
+    #: every class with ``static_moids``, in definition order
+    registry: ClassVar[list[type[MOImpl]]] = []
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("static_moids"):
+            MOImpl.registry.append(cls)
 
     def __init__(self, ep: Endpoint, moid: str) -> None:
         self.ep = ep
@@ -102,7 +108,7 @@ class MOImpl:
         if name in self._memo:
             return self._memo[name]
         getter = getattr(self, "p_" + name, None)
-        value = None if getter is None else _typed(getter(), _collector.declared_type(self.vim_type, name))
+        value = None if getter is None else typed_as(getter(), _collector.declared_type(self.vim_type, name))
         self._memo[name] = value
         return value
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pyVmomi import vim
 
 from . import _vmprops
 from ._base import MOIDS, ManagedEntityImpl
-
-if TYPE_CHECKING:
-    pass
+from ._hosthardware import hardware_for, hardware_info, hardware_summary
 
 __all__ = ["ComputeResourceImpl", "HostSystemImpl", "ResourcePoolImpl"]
 
@@ -35,13 +33,14 @@ class ComputeResourceImpl(ManagedEntityImpl):
         return list(self.ep.network_refs().values())
 
     def p_summary(self) -> Any:
+        hw = hardware_for(self.ep.about().version)
         return vim.ComputeResource.Summary(
-            totalCpu=8000,
-            totalMemory=32 * 1024**3,
-            numCpuCores=4,
-            numCpuThreads=8,
-            effectiveCpu=8000,
-            effectiveMemory=32 * 1024,
+            totalCpu=hw.cores * hw.mhz,
+            totalMemory=hw.memory,
+            numCpuCores=hw.cores,
+            numCpuThreads=hw.threads,
+            effectiveCpu=hw.cores * hw.mhz,
+            effectiveMemory=hw.memory // 1024**2,
             numHosts=1,
             numEffectiveHosts=1,
             overallStatus="green",
@@ -60,7 +59,7 @@ class HostSystemImpl(ManagedEntityImpl):
         return self.ep.about().host_name
 
     def p_vm(self) -> list[Any]:
-        return [vim.VirtualMachine(vm.moref) for vm in self.ep.backend.vms()]
+        return [vim.VirtualMachine(m) for m in self.ep.host.vms]
 
     def p_datastore(self) -> list[Any]:
         return list(self.ep.datastore_refs().values())
@@ -80,10 +79,15 @@ class HostSystemImpl(ManagedEntityImpl):
             bootTime=_vmprops.ts(self.ep.boot_time),
         )
 
+    def p_hardware(self) -> Any:
+        about = self.ep.about()
+        return hardware_info(hardware_for(about.version), about.host_name)
+
     def p_summary(self) -> Any:
         about = self.ep.about_info()
         return vim.host.Summary(
             host=self.ref,
+            hardware=hardware_summary(hardware_for(about.version), self.ep.about().host_name),
             runtime=self.p_runtime(),
             config=vim.host.Summary.ConfigSummary(
                 name=self.ep.about().host_name,
@@ -109,7 +113,7 @@ class ResourcePoolImpl(ManagedEntityImpl):
         return vim.ComputeResource(MOIDS["compute"])
 
     def p_vm(self) -> list[Any]:
-        return [vim.VirtualMachine(vm.moref) for vm in self.ep.backend.vms()]
+        return [vim.VirtualMachine(m) for m in self.ep.host.vms]
 
     def p_resourcePool(self) -> list[Any]:  # noqa: N802
         return []

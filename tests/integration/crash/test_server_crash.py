@@ -88,7 +88,8 @@ class Model:
 
 
 def _start(ds: Path) -> Any:
-    return served._start("--datastore", str(ds))
+    # esxi-7.0: the operations below include the 5.0 consolidation API, which a 3.5 host lacks
+    return served._start("--profile", "esxi-7.0", "--datastore", str(ds))
 
 
 def _stop(s: Any, sig: int = signal.SIGKILL) -> None:
@@ -101,7 +102,8 @@ def _stop(s: Any, sig: int = signal.SIGKILL) -> None:
 
 def _kill_while_starting(ds: Path, delay: float) -> None:
     """Start the server on ``ds`` and SIGKILL it ``delay`` seconds later, up or not."""
-    proc = subprocess.Popen([sys.executable, "-m", "vcbsim", "serve", "--http", "--port", "0", "--datastore", str(ds)],
+    proc = subprocess.Popen([sys.executable, "-m", "vcbsim", "serve", "--http", "--port", "0", "--profile", "esxi-7.0",
+                             "--datastore", str(ds)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(delay)

@@ -29,8 +29,8 @@ def attach_guest(host: Any, vm: Any, layouts: list[list[tuple[int | None, str | 
         tools.guest = vm.guest  # Tools reads its scripts from the guest's own file system
 
 
-def small_host(seed: int = 0) -> Any:
-    host = Host(seed=seed)
+def small_host(seed: int = 0, profile: str = "esx-3.5u2") -> Any:
+    host = Host(profile, seed=seed)
     win = host.add_vm("win1", os_family="windows", disks=[128 * MiB, 48 * MiB], ip_address="10.0.0.11")
     attach_guest(host, win, [[(64 * MiB, "C", "SYSTEM"), (None, None, "RECOVERY")], [(None, "D", "DATA")]])
     g = win.guest

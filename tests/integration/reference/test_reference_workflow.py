@@ -281,9 +281,26 @@ def test_bad_input_changes_nothing(proxy: BackupProxy, host: Any) -> None:
     assert len(host.trace) == n and snapshots(host) == []
 
 
-def test_snapshot_outlasting_the_guest_abort_timer(host: Any, proxy: BackupProxy, catalog: Catalog) -> None:
+@pytest.fixture
+def host7() -> Any:
+    """The small host on esxi-7.0: Tools with the 900 s abort timer (OVT 7c7a38862, 2010) and
+    the 5.0 consolidation API; a 3.5 host has neither (docs/architecture.md, Host profiles)."""
+    from .conftest import small_host
+
+    return small_host(profile="esxi-7.0")
+
+
+@pytest.fixture
+def proxy7(host7: Any, tmp_path: Path) -> BackupProxy:
+    from vcbsim.reference import InProcessHostClient
+
+    return BackupProxy(InProcessHostClient(host7), tmp_path / "proxy7")
+
+
+def test_snapshot_outlasting_the_guest_abort_timer(host7: Any, proxy7: BackupProxy, catalog: Catalog) -> None:
     """The snapshot takes longer than Tools' 900 s abort timer: the guest aborts, the host
     fails the quiesced snapshot, and the proxy leaves nothing behind."""
+    host, proxy = host7, proxy7
     host.add_fault(operation="snapshot.create", delay=2000.0)
     res = proxy.backup("name:win1", "fullvm", catalog=catalog)
     assert res.status == "failed" and res.failed_step == "WF-1" and res.cause_step == "WF-1c"
@@ -303,10 +320,11 @@ def test_powered_off_vm_image_backup_by_uuid(host: Any, proxy: BackupProxy, cata
 
 
 def test_a_removal_that_fails_part_way_is_resolved_and_consolidated(
-    host: Any, proxy: BackupProxy, catalog: Catalog
+    host7: Any, proxy7: BackupProxy, catalog: Catalog
 ) -> None:
-    """The host drops the snapshot but the merge fails ("Needs consolidation", F16): the
-    proxy records an unknown outcome (op.info), sees the snapshot gone, then consolidates."""
+    """The host drops the snapshot but the merge fails ("Needs consolidation", F16, API 5.0):
+    the proxy records an unknown outcome (op.info), sees the snapshot gone, then consolidates."""
+    host, proxy = host7, proxy7
     vm = host.find_vm("name:win1")
     run = proxy.run("name:win1", "file", catalog=catalog)
     assert run.advance()

@@ -135,3 +135,87 @@ def test_tools_not_running_quiesce_faults(rig, profile: str) -> None:
     with pytest.raises(vim.fault.ApplicationQuiesceFault) as exc:
         r.quiesce()
     assert "VMware Tools is not currently available" in exc.value.msg and r.created == []
+
+
+# -- row: VSS writer failure (the freeze cannot engage) -----------------------------------------
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_writer_failure_fails_the_engage_on_every_profile(rig, profile: str) -> None:
+    """A failed VSS writer (or SYNC driver on 3.5 U1) fails the engage: req.error 3, every
+    script gets freezeFail, no snapshot (spec F3; the API fault is Q6's switch)."""
+    from vcbsim.simulator import FaultRule
+
+    r = rig("windows", profile)
+    a = r.script(r.pre if profile == "esx-3.5u1" else r.in_dir("a.bat"), "")
+    if profile == "esx-3.5u1":
+        r.script(r.post, "")
+    r.faults.add(FaultRule("quiesce.engage", target="vm-1", fault="SystemError", message="VSS writer 'SqlServerWriter' failed"))
+    with pytest.raises(vim.fault.SnapshotFault):
+        r.quiesce()
+    assert r.created == [] and not r.tools.frozen
+    assert r.end()["errors"] == [[3, MSG["sync_enable"]]]
+    engage = r.trace.of_kind("quiesce.engage")[0].details
+    assert engage["ok"] is False and "SqlServerWriter" in engage["error"]
+    assert r.calls()[-1][1] == "freezeFail" and r.calls()[0] == (a, "freeze")
+
+
+# -- row: Linux freeze options ------------------------------------------------------------------
+
+
+def _linux_fat(profile: str, **tools_kw):
+    """A Linux guest with "/" and "/var/www" mounted (the demo's layout), on ``profile``."""
+    from vcbsim.simulator import Host
+
+    host = Host(profile)
+    vm = host.add_vm("lin", os_family="linux", disks=[2 * 1024**3])
+    host.add_guest_volumes(vm, {0: [(1024**3, "/", "ROOT"), (None, "/var/www", "WWW")]})
+    assert vm.tools is not None
+    vm.tools.config.update(tools_kw)
+    return host, vm
+
+
+def _install(fs, path: str, text: str) -> None:
+    parent = path.rsplit("/", 1)[0]
+    if not fs.exists(parent):
+        fs.mkdir(parent, parents=True)
+    fs.write_bytes(path, text.encode())
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_pre_freeze_script_that_froze_a_file_system(profile: str) -> None:
+    """The KB's example pre-freeze script runs ``fsfreeze -f``: Tools of 12.2.0 on get EBUSY and
+    fail the freeze (F3, error 3), unless ``ignoreFrozenFileSystems`` (12.3.0) or
+    ``excludedFileSystems`` covers it. The 3.5 era's vmsync driver has no such rule."""
+    script = "#!/bin/sh\n[freeze] fsfreeze -f /var/www\n[thaw,freezeFail] fsfreeze -u /var/www\n"
+    host, vm = _linux_fat(profile)
+    where = "/usr/sbin/pre-freeze-script" if profile != "esxi-7.0" else "/etc/vmware-tools/backupScripts.d/10-www"
+    _install(host.guest_fs(vm), where, script)
+    if profile != "esxi-7.0":
+        assert host.create_snapshot(vm, "q", quiesce=True).quiesced
+        return
+    with pytest.raises(vim.fault.SnapshotFault) as exc:
+        host.create_snapshot(vm, "q", quiesce=True)
+    assert "error code was: 3" in exc.value.msg and vm.snapshots() == []
+    engage = host.trace.of_kind("quiesce.engage")[-1].details
+    assert engage["ok"] is False and "EBUSY" in engage["error"] and "/var/www" in engage["error"]
+    assert vm.tools.frozen_by_others == set()  # its freezeFail thawed it again
+    for option in ({"ignoreFrozenFileSystems": True}, {"excludedFileSystems": "/var/*"}):
+        host2, vm2 = _linux_fat(profile, **option)
+        _install(host2.guest_fs(vm2), where, script)
+        assert host2.create_snapshot(vm2, "q", quiesce=True).quiesced, option
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_excluded_file_systems(profile: str) -> None:
+    """Excluding every mount leaves nothing to freeze: the freeze fails on 10.3.0+ Tools; the
+    key does not exist in the 3.5 era."""
+    host, vm = _linux_fat(profile, excludedFileSystems="/,/var/www")
+    if profile != "esxi-7.0":
+        assert host.create_snapshot(vm, "q", quiesce=True).quiesced
+        return
+    with pytest.raises(vim.fault.SnapshotFault):
+        host.create_snapshot(vm, "q", quiesce=True)
+    assert host.trace.of_kind("quiesce.engage")[-1].details["error"] == "No file systems to freeze"
+    host2, vm2 = _linux_fat(profile, excludedFileSystems="/var/w?w")
+    assert host2.create_snapshot(vm2, "q", quiesce=True).quiesced
