@@ -11,7 +11,7 @@ overwritten. A folder exists when it was made or when a file lies under it (a VM
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +111,8 @@ class DatastoreFiles:
         self._check(datastore)
         files = {path: size for path, (size, _read) in self._generated(datastore).items()}
         files.update({p: len(data) for (ds, p), data in self.uploads.items() if ds == datastore})
+        if self.host.store is not None:  # the datastore's plain files (uploads survive restarts)
+            files.update(self.host.store.plain_files(datastore))
         return sorted(files.items())
 
     def folders(self, datastore: str) -> list[str]:
@@ -125,14 +127,21 @@ class DatastoreFiles:
         if not path or (datastore, path) in self.directories:
             return True
         prefix = path + "/"
+        plain = self.host.store.plain_files(datastore) if self.host.store is not None else {}
         return any(ds == datastore and p.startswith(prefix) for ds, p in [*self.uploads, *self.directories]) or any(
-            p.startswith(prefix) for p in self._generated(datastore)
+            p.startswith(prefix) for p in [*self._generated(datastore), *plain]
         )
 
     def exists(self, datastore: str, path: str) -> bool:
         """Whether ``path`` is a file or a folder on ``datastore``."""
         path = path.strip("/")
-        return self.is_dir(datastore, path) or (datastore, path) in self.uploads or path in self._generated(datastore)
+        plain = self.host.store.plain_files(datastore) if self.host.store is not None else {}
+        return (
+            self.is_dir(datastore, path)
+            or (datastore, path) in self.uploads
+            or path in plain
+            or path in self._generated(datastore)
+        )
 
     def add_directory(self, datastore: str, path: str) -> None:
         """Record folder ``path`` (its parent's existence is the caller's check)."""
@@ -144,6 +153,8 @@ class DatastoreFiles:
         self._check(datastore)
         if (datastore, path) in self.uploads:
             return len(self.uploads[(datastore, path)])
+        if self.host.store is not None and path in (plain := self.host.store.plain_files(datastore)):
+            return plain[path]
         entry = self._generated(datastore).get(path)
         if entry is None:
             raise NotFoundError("file", f"[{datastore}] {path}")
@@ -153,6 +164,8 @@ class DatastoreFiles:
         self._check(datastore)
         if (datastore, path) in self.uploads:
             return self.uploads[(datastore, path)][offset : offset + length]
+        if self.host.store is not None and path in self.host.store.plain_files(datastore):
+            return self.host.store.read_file(datastore, path, offset, length)
         entry = self._generated(datastore).get(path)
         if entry is None:
             raise NotFoundError("file", f"[{datastore}] {path}")
@@ -189,4 +202,17 @@ class DatastoreFiles:
                 got=f"[{datastore}] {path}",
                 hint="the .vmx, .vmsd, descriptors and extents follow the VM's state",
             )
+        if self.host.store is not None:
+            self.host.store.put_file(datastore, path, [bytes(data)], len(data))
+            return
         self.uploads[(datastore, path)] = bytes(data)
+
+    def write_stream(self, datastore: str, path: str, chunks: Iterable[bytes], length: int | None) -> int | None:
+        """A ``PUT /folder`` body written to the datastore's files as it arrives (``None``:
+        no datastore directory; the caller keeps it in memory)."""
+        self._check(datastore)
+        if self.host.store is None:
+            return None
+        if path in self._generated(datastore):
+            self.write(datastore, path, b"")  # raises the refusal
+        return self.host.store.put_file(datastore, path, chunks, length)
