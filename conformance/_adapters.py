@@ -83,14 +83,18 @@ class JobResult:
     every file the backup holds, as guest path (``D:\\Data\\orders.csv``) to the SHA-256 of
     its content in the backup; the kit compares them with the guest as of the snapshot
     (CMT-BACKUP-CONTENT). ``disks``: for image-level backups, disk key to
-    ``image_digest()`` of the disk image in the backup. ``None`` when the product cannot say
-    (that check is then skipped).
+    ``image_digest()`` of the disk image in the backup. ``copied``: for a file-level backup,
+    the files this job itself copied (path to SHA-256): for an incremental or differential the
+    changed files it stored, judged against the seed's bases (BK-INCR-SINCE-LAST,
+    BK-DIFF-SINCE-FULL). ``None`` when the product cannot say: that check then has no occasion,
+    and the run's evidence says so (a ``certify`` run fails on a rule nothing exercised).
     """
 
     ok: bool
     error: str = ""
     files: Mapping[str, str] | None = None
     disks: Mapping[int, str] | None = None
+    copied: Mapping[str, str] | None = None
     backup_id: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
 
@@ -187,11 +191,14 @@ class ReferenceOrchestrator:
             return JobResult(ok=False, error=str(exc), details={"status": "refused"})
         files: dict[str, str] | None = None
         disks: dict[int, str] | None = None
+        copied: dict[str, str] | None = None
         if r.ok and r.backup_id is not None and policy.mode == "file":
-            files = {e.path: e.sha256 for e in self._catalog.entries(r.backup_id).values() if not e.is_dir and e.sha256}
+            entries = self._catalog.entries(r.backup_id).values()
+            files = {e.path: e.sha256 for e in entries if not e.is_dir and e.sha256}
+            copied = {e.path: e.sha256 for e in entries if not e.is_dir and e.sha256 and e.copied}
         if r.ok and r.backup_id is not None and policy.mode == "fullvm":
             disks = self._image_digests(host, vm_name, r.backup_id)
-        return JobResult(ok=r.ok, error="" if r.ok else r.summary(), files=files, disks=disks,
+        return JobResult(ok=r.ok, error="" if r.ok else r.summary(), files=files, disks=disks, copied=copied,
                          backup_id=None if r.backup_id is None else str(r.backup_id),
                          details={"status": r.status, "failed_step": r.failed_step, "fault": r.fault})
 
@@ -237,6 +244,10 @@ def image_levels(adapter: Any) -> tuple[str, ...]:
     ``("full",)`` when it declares none. The kit asks an orchestrator for an incremental or
     differential image backup only when it declares that level; a declaration that is not a
     subset of ``full``, ``incremental``, ``differential`` holding ``full`` is refused."""
+    if getattr(adapter, "capabilities", None) is not None:
+        from ._capabilities import capabilities_of
+
+        return capabilities_of(adapter).image_levels or ("full",)
     declared = getattr(adapter, "image_levels", None)
     if declared is None:
         return ("full",)

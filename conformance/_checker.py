@@ -1008,7 +1008,7 @@ class _Checker:
             return
         base: Event | None = None
         for lvl, sev in reversed(history[:-1]):
-            if level == "incremental" or lvl == "full":
+            if lvl == "full" or (level == "incremental" and lvl == "incremental"):  # seed: no differential base
                 base = sev
                 break
         rule = "BK-DIFF-SINCE-FULL" if level == "differential" else "BK-INCR-SINCE-LAST"

@@ -339,6 +339,7 @@ def run_parallel(
         out.write(r.output)
     named = next((r for r in runs if r.adapter_name), None)
     names = [c.scenario for c in cases if c.kind == "scenario"]
+    declaration = _declaration(adapter_factory)
     info = RunInfo(**{
         **started.to_dict(),
         "adapter_name": named.adapter_name if named else adapter_ref,
@@ -348,10 +349,29 @@ def run_parallel(
                    "explore": explore, "filters": None if scenarios is None else names,
                    "expectations": dict(expectations or {}), "replay_dir": str(replay_dir or ""),
                    "workers": n, "explore_shards": sum(1 for c in cases if c.kind == "explore"),
-                   "cases": [c.name for c in cases]},
+                   "cases": [c.name for c in cases], "declaration": declaration},
     })
-    bundle = write_bundle(report, info, results, statistics=stats) if report is not None else None
-    totals = {o: sum(1 for c in results if c.outcome == o) for o in ("pass", "fail", "error", "skip")}
+    ran_all = scenarios is None and explore and len(runs) == len(cases)
+    evidence, extra = _suite.conclude(info, results, stats, kp, complete=ran_all)
+    results += extra
+    for c in extra:
+        out.write(f"\n{c.outcome.upper()} {c.name}: {c.message}\n")
+    bundle = (write_bundle(report, info, results, statistics=stats, evidence=evidence)
+              if report is not None else None)
+    totals = {o: sum(1 for c in results if c.outcome == o) for o in ("pass", "fail", "error", "skip", "na")}
     out.write(f"{len(results)} cases: " + ", ".join(f"{v} {k}" for k, v in totals.items())
               + f" (seed {seed}, {n} worker(s))\n")
-    return _suite.RunResult(info, tuple(results), bundle, stats)
+    return _suite.RunResult(info, tuple(results), bundle, stats, evidence)
+
+
+def _declaration(adapter_factory: Callable[[], Any]) -> dict[str, Any]:
+    """The adapter's declaration (``Capabilities``), read from one instance."""
+    from ._capabilities import capabilities_of
+
+    probe = adapter_factory()
+    try:
+        return capabilities_of(probe).to_dict()
+    finally:
+        closer = getattr(probe, "close", None)
+        if callable(closer):
+            closer()

@@ -418,7 +418,10 @@ class Catalog:
         return out
 
     def reference_for(self, vm_uuid: str, kind: str) -> BackupRecord | None:
-        """The backup a new ``kind`` backup of the VM is compared with (``None``: full)."""
+        """The backup a new ``kind`` backup of the VM is compared with (``None``: full): the
+        last complete full for a differential; the last complete full or incremental for an
+        incremental (the seed, "Types of backups": "since the last backup, whether the last
+        backup was full or incremental"; a differential in between is no base)."""
         if kind == "full":
             return None
         if kind == "differential":
@@ -429,7 +432,7 @@ class Catalog:
             ).fetchone()
         elif kind == "incremental":
             row = self.db.execute(
-                "SELECT * FROM backups WHERE vm_uuid = ? AND kind != 'image' AND status = 'complete' "
+                "SELECT * FROM backups WHERE vm_uuid = ? AND kind IN ('full', 'incremental') AND status = 'complete' "
                 "ORDER BY id DESC LIMIT 1",
                 (vm_uuid,),
             ).fetchone()
