@@ -111,7 +111,8 @@ def test_three_backups_prove_differential_versus_incremental_selection(
         "D:\\data\\db.mdf",
         "D:\\data\\new.log",
     ]
-    assert step("incremental") == []
+    # the seed's incremental: since the last full or incremental backup (no differential base)
+    assert step("incremental") == ["C:\\Users\\Admin\\Documents\\report.doc"]
     report = check_trace(host.trace.events)
     assert report.ok, "\n".join(v.format() for v in report.violations)
 
