@@ -81,6 +81,8 @@ class ScenarioBase:
         self.jobs_ok: Counter[str] = Counter()
         #: steps the declaration left out, with the reason
         self.not_asked: list[str] = []
+        #: backup steps asked of the product (the final clean runs aside)
+        self.step_jobs = 0
         #: a fault was armed or a failing script installed: a failed job proves nothing
         self.disturbed = False
         self._file_bases: dict[str, list[tuple[str, int]]] = {}  # vm -> [(level, snapshot seq)]
@@ -129,6 +131,8 @@ class ScenarioBase:
         asked, why = self.caps.ask(mode, level, self._family(vm))
         if asked is None:
             self.not_asked.append(f"{mode} {level} backup of {vm}: {why}")
+        else:
+            self.step_jobs += 1
         return asked
 
     def check(self, *, open_ended: bool = False) -> CheckReport:

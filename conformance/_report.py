@@ -41,6 +41,7 @@ __all__ = [
     "verify_bundle",
     "results_schema",
     "new_run_info",
+    "diagnosis",
 ]
 
 Outcome = Literal["pass", "fail", "error", "skip", "na"]
@@ -158,6 +159,22 @@ class CaseResult:
             "not_asked": list(self.not_asked),
             "reproducer": self.reproducer,
         }
+
+
+def diagnosis(case: CaseResult) -> str:
+    """A failing case as the pytest route prints it: the outcome, the rule (title, source),
+    the sentence, the witness events with their text, and the reproducer."""
+    lines = [f"{case.outcome.upper()} {case.name}" + (f" [{', '.join(case.rules)}]" if case.rules else "")]
+    for v in case.violations or ({"rule": None, "explanation": case.message, "witness": []},):
+        rid = v.get("rule")
+        if rid in RULES:
+            lines.append(f"  {rid}: {RULES[str(rid)].title} ({RULES[str(rid)].source})")
+        lines.append(f"  why: {v.get('explanation') or case.message}")
+        for w in v.get("witness", []):
+            lines.append("  witness " + Event.from_dict(w).line())
+    if case.reproducer:
+        lines += ["Reproduce with:", "", case.reproducer]
+    return "\n".join(lines)
 
 
 def _slug(name: str) -> str:

@@ -228,7 +228,7 @@ class Scenario(ScenarioBase):
             return None
 
     def _snapshot_ids(self, vm: str) -> set[str]:
-        return {str(s.id) for s in self.host.find_vm(vm).snapshots()}
+        return {str(getattr(s, "moref", s.id)) for s in self.host.find_vm(vm).snapshots()}
 
     def _family(self, vm: str) -> str:
         return str(self.host.find_vm(vm).os_family)
@@ -796,8 +796,8 @@ def judge(
         exercised = dict(merge_counts(sc.evidence() for sc in scens)) if scens else dict(occasions(trace))
         not_asked = tuple(dict.fromkeys(r for sc in scens for r in sc.not_asked))
         if exc is None:
-            asked = sum(sum(sc.jobs_asked.values()) for sc in scens)
-            if scens and not asked:
+            asked = sum(sc.step_jobs for sc in scens)
+            if scens and not asked and not_asked:  # every job the case had was scoped out
                 why = "not applicable: " + "; ".join(not_asked[:3])
                 cases.append(CaseResult(name, "na", message=why, duration=dur, steps=codes, not_asked=not_asked))
                 return
