@@ -39,6 +39,7 @@ __all__ = [
     "JobResult",
     "Orchestrator",
     "GuestAgent",
+    "AgentRecorder",
     "FunctionOrchestrator",
     "ReferenceOrchestrator",
     "CommandAdapter",
@@ -119,17 +120,85 @@ class Orchestrator(Protocol):
 
 @runtime_checkable
 class GuestAgent(Protocol):
-    """The guest side of quiescing (VMware Tools' ``vmbackup``), as the host calls it."""
+    """The guest side of quiescing (VMware Tools' ``vmbackup``), exactly as the host calls it.
 
+    ``Host.create_snapshot(..., quiesce=True)`` on a powered-on VM calls
+    ``vm.tools.quiesced_snapshot(create, rollback, clock=..., trace=..., faults=..., profile=...,
+    vm=...)``; the host also reads ``state`` (``"running"``: Tools answer; ``"not-running"``,
+    ``"not-installed"``), ``frozen`` (the host holds guest writes while it is true) and
+    ``providers`` (``("vss",)``, ``("sync",)``). The simulator's ``VMwareTools`` is one; a
+    vendor's agent replaces it on every VM with ``run(..., guest_agent_factory=...)`` or
+    ``vcbsim conform --guest-agent MODULE:FACTORY`` (``factory(default_tools) -> agent``).
+
+    ``quiesced_snapshot`` runs the five steps of "When running the scripts" (seed) around
+    ``create()`` (which makes the snapshot and returns it) and returns an object with
+    ``snapshot`` (what ``create()`` returned, ``None`` if none was made), ``quiesced`` (bool)
+    and ``message``, such as ``vcbsim.simulator.tools.QuiesceResult``; it raises the host's
+    faults (``ApplicationQuiesceFault`` ...) as the spec says and calls ``rollback(snapshot)``
+    to undo a snapshot it must not keep. It records what it does in ``trace`` (the kit judges
+    the guest-side rules from those events and from what the scripts wrote in the guest):
+    ``AgentRecorder(trace, clock, vm)`` emits them with the right kinds and steps, so an agent
+    need not subclass anything of the simulator's.
+    """
+
+    state: str
     frozen: bool
+    providers: Sequence[str]
 
-    @property
-    def running(self) -> bool: ...
-
-    def quiesced_snapshot(self, create: Callable[[], Any], rollback: Callable[[Any], Any], *, timeout: float | None = None) -> Any:
-        """Run the five steps of "When running the scripts" around ``create()``; raise
-        ``ApplicationQuiesceFault`` and friends as the spec says."""
+    def quiesced_snapshot(self, create: Callable[[], Any], rollback: Callable[[Any], Any], *, clock: Any,
+                          trace: Any, faults: Any, profile: Any, vm: str, timeout: float | None = None) -> Any:
+        """Quiesce, call ``create()``, unquiesce; see the class docstring."""
         ...
+
+
+class AgentRecorder:
+    """Records a guest agent's quiesce operation in the host's trace, with the event kinds and
+    seed steps the checker expects (``simulator/schemas/trace.schema.json``): the public way for
+    an agent that does not build on ``VMwareTools`` to be traced.
+
+    >>> from vcbsim.simulator import Trace, VirtualClock
+    >>> rec = AgentRecorder(Trace(VirtualClock()), VirtualClock(), "vm-1")
+    >>> rec.start("sync", "scripts.d", timeout=900).kind
+    'quiesce.start'
+    """
+
+    def __init__(self, trace: Any, clock: Any, vm: str) -> None:
+        self.trace, self.clock, self.vm = trace, clock, vm
+
+    def _emit(self, kind: str, step: str, **details: Any) -> Any:
+        return self.trace.emit("guest", kind, vm=self.vm, step=step, **details)
+
+    def start(self, provider: str, layout: str, *, timeout: float = 0.0, scripts: int = 0) -> Any:
+        """Step 1a begins: the operation, its provider (``vss``/``sync``), script layout
+        (``scripts.d``/``legacy``) and abort timer."""
+        return self._emit("quiesce.start", "WF-1a", provider=provider, layout=layout, timeout=timeout,
+                          scripts=scripts)
+
+    def script(self, path: str, arg: str, exit_code: int | None, *, duration: float = 0.0, legacy: bool = False,
+               index: int = 0, error: str | None = None) -> Any:
+        """A script ran with ``arg`` (``freeze``: step 1a; ``thaw``/``freezeFail``: step 1e);
+        ``exit_code=None`` with ``error``: it could not be launched."""
+        extra = {"error": error} if error is not None else {}
+        return self._emit("script.run", "WF-1a" if arg == "freeze" else "WF-1e", path=path, arg=arg,
+                          exit_code=exit_code, duration=duration, legacy=legacy, index=index, **extra)
+
+    def engage(self, provider: str, ok: bool = True, error: str | None = None) -> Any:
+        """Step 1b: the SYNC driver or VSS froze the guest (or failed to)."""
+        return self._emit("quiesce.engage", "WF-1b", provider=provider, ok=ok,
+                          **({"error": error} if error else {}))
+
+    def disengage(self, provider: str, ok: bool = True, error: str | None = None) -> Any:
+        """Step 1d: the guest is thawed."""
+        return self._emit("quiesce.disengage", "WF-1d", provider=provider, ok=ok,
+                          **({"error": error} if error else {}))
+
+    def abort(self, state: str, reason: str) -> Any:
+        """The abort timer fired (or the host aborted) in ``state``."""
+        return self._emit("quiesce.abort", "WF-1e", state=state, reason=reason, fired_at=self.clock.now)
+
+    def end(self, outcome: str, code: int = 0, message: str = "") -> Any:
+        """The operation ended: ``done``, ``error`` or ``aborted``."""
+        return self._emit("quiesce.end", "WF-1e", outcome=outcome, code=code, message=message)
 
 
 Handler = Callable[["HostClient", str, BackupPolicy], JobResult]
@@ -345,6 +414,8 @@ class CommandAdapter:
     image_levels: tuple[str, ...] = ("full",)
     user: str = "user"
     password: str = "pass"  # noqa: S105 - the simulator's test credential (``vcbsim serve``'s default)
+    #: what the command declares (``Capabilities``; ``None``: the legacy default declaration)
+    capabilities: Any = None
 
     def __post_init__(self) -> None:
         if not self.argv or not all(isinstance(a, str) for a in self.argv):
