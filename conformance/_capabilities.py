@@ -139,7 +139,7 @@ class Capabilities:
         if unknown:
             msg = "capabilities"
             raise InvalidDefinition(msg, expected="fields from " + ", ".join(sorted(known)), got=unknown)
-        args = {k: tuple(v) if isinstance(v, list | tuple) else v for k, v in doc.items()}
+        args: dict[str, Any] = {k: tuple(v) if isinstance(v, list | tuple) else v for k, v in doc.items()}
         return cls(**args)
 
 
