@@ -308,3 +308,17 @@ def test_route_2_certify_refuses_filters_and_a_silent_product_is_no_certificatio
     result = certify_command(CommandAdapter(REFERENCE, name="reference"), scenarios=["file-backup-series"],
                              out=io.StringIO())
     assert result.evidence is not None and "BK-INCR-SINCE-LAST" in result.evidence.unexercised
+
+
+def test_a_product_declaring_proxy_faults_gets_them_and_is_judged_on_them() -> None:
+    from vcbsim.conformance import Capabilities
+
+    caps = Capabilities(image_levels=("full",), file_levels=(), proxy_faults=True)
+    adapter = CommandAdapter([sys.executable, str(HERE / "pyvmomi_proxy.py"), "correct"], name="pyvmomi-faults",
+                             timeout=60, capabilities=caps)
+    out = io.StringIO()
+    result = certify_command(adapter, scenarios=["expose-fails"], out=out)
+    (case,) = result.cases
+    assert case.outcome == "pass", out.getvalue()
+    assert any("file-level" in r for r in case.not_asked)  # its file-level job was not asked
+    assert result.statistics["jobs"] > result.statistics["jobs_ok"]  # the export fault failed a job
