@@ -162,6 +162,7 @@ def run_case(
     replay_dir: str | Path | None = None,
     guest_agent_factory: Callable[[Any], Any] | None = None,
     expectations: Mapping[str, str] | None = None,
+    shrink: bool = True,
 ) -> CaseRun:
     """Judge one case (the suite's ``judge``, as ``run`` does) and return its ``CaseResult`` (named
     ``case.name``), statistics and output. Never raises for a FAIL or an ERROR of the case:
@@ -185,7 +186,7 @@ def run_case(
                 adapter_factory, shard_kp, profile=profile, seed=case.seed,
                 names=[case.scenario] if case.kind == "scenario" and case.scenario else [], filtered=True,
                 host_profile=host_profile, replay_dir=private, guest_agent_factory=guest_agent_factory,
-                expectations=expectations, explore=case.kind == "explore", out=out,
+                expectations=expectations, explore=case.kind == "explore", out=out, shrink=shrink,
             ))
         except Exception as exc:  # noqa: BLE001 - e.g. the adapter factory raised while probed
             problem = exc
@@ -215,12 +216,17 @@ def _failed(r: CaseRun) -> bool:
 def run_cases(adapter_factory: Callable[[], Any], cases: Sequence[KitCase], *, fail_fast: bool = False,
               **options: Any) -> list[CaseRun]:
     """Run a subset of a run's cases in this process, in order (``options``: as ``run_case``);
-    with ``fail_fast``, stop after the first failing case."""
+    with ``fail_fast``, stop after the first failing case. Once an exploration shard failed
+    (with a shrunk witness), later shards still run every example but do not shrink again: a
+    failing certify costs about what a passing one does, and the CLI prints each distinct
+    failure once."""
     runs: list[CaseRun] = []
+    shrunk = False  # an exploration shard already failed with a shrunk witness
     for c in cases:
-        runs.append(run_case(adapter_factory, c, **options))
+        runs.append(run_case(adapter_factory, c, shrink=not shrunk, **options))
         if fail_fast and _failed(runs[-1]):
             break
+        shrunk = shrunk or (c.kind == "explore" and _failed(runs[-1]))
     return runs
 
 

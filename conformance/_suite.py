@@ -752,6 +752,7 @@ def judge(
     expectations: Mapping[str, str] | None,
     explore: bool,
     out: TextIO,
+    shrink: bool = True,
 ) -> tuple[RunInfo, list[CaseResult], dict[str, int]]:
     """Judge the cases of one run under kit profile ``kp`` (already validated by ``run``):
     saved failures, the scenarios ``names``, then the exploration. Returns the run's info,
@@ -863,9 +864,13 @@ def judge(
     if explore and not failed():
         sink: list[Scenario] = []
         machine = _machine(adapter_factory, host_profile, sink, guest_agent_factory, levels)
+        from hypothesis import Phase
+
+        # shrink=False: an earlier case of the run already has a shrunk witness; do not pay again
+        phases = [p for p in Phase if shrink or p is not Phase.shrink]
         hs = settings(max_examples=kp.max_examples, stateful_step_count=kp.step_count, deadline=None, database=None,
                       suppress_health_check=list(HealthCheck), print_blob=False, report_multiple_bugs=False,
-                      verbosity=Verbosity.verbose if kp.verbose else Verbosity.quiet)
+                      verbosity=Verbosity.verbose if kp.verbose else Verbosity.quiet, phases=phases)
         test = hypothesis.seed(seed)(get_state_machine_test(machine, settings=hs))
         started = time.perf_counter()
         try:
