@@ -80,7 +80,9 @@ class BackupPolicy:
 class JobResult:
     """What the orchestrator reports about one job.
 
-    ``ok``: the job completed and the backup is usable. ``files``: for file-level backups,
+    ``ok``: the job completed and the backup is usable; a job that failed after its copy but
+    left a complete backup says so with ``details={"usable": True}`` (it is then the base of
+    the next incremental, as ``usable`` on the job's ``op.fail`` tells the checker). ``files``: for file-level backups,
     every file the backup holds, as guest path (``D:\\Data\\orders.csv``) to the SHA-256 of
     its content in the backup; the kit compares them with the guest as of the snapshot
     (CMT-BACKUP-CONTENT). ``disks``: for image-level backups, disk key to
@@ -124,7 +126,7 @@ class GuestAgent(Protocol):
 
     ``Host.create_snapshot(..., quiesce=True)`` on a powered-on VM calls
     ``vm.tools.quiesced_snapshot(create, rollback, clock=..., trace=..., faults=..., profile=...,
-    vm=...)``; the host also reads ``state`` (``"running"``: Tools answer; ``"not-running"``,
+    vm=..., on_step=...)``; the host also reads ``state`` (``"running"``: Tools answer; ``"not-running"``,
     ``"not-installed"``), ``frozen`` (the host holds guest writes while it is true) and
     ``providers`` (``("vss",)``, ``("sync",)``). The simulator's ``VMwareTools`` is one; a
     vendor's agent replaces it on every VM with ``run(..., guest_agent_factory=...)`` or
@@ -139,6 +141,12 @@ class GuestAgent(Protocol):
     the guest-side rules from those events and from what the scripts wrote in the guest):
     ``AgentRecorder(trace, clock, vm)`` emits them with the right kinds and steps, so an agent
     need not subclass anything of the simulator's.
+
+    Optional members the kit uses when present, before a case's final clean run: ``abort()``
+    (the host's ``vmbackup.abort`` for a guest left frozen), ``busy_until`` (a float: virtual
+    time until which the guest still works on an operation the host stopped waiting for, as
+    3.5-era Tools without the guest abort timer do) and ``poll(now)`` (let the agent finish what
+    is due by virtual time ``now``).
     """
 
     state: str
@@ -146,8 +154,10 @@ class GuestAgent(Protocol):
     providers: Sequence[str]
 
     def quiesced_snapshot(self, create: Callable[[], Any], rollback: Callable[[Any], Any], *, clock: Any,
-                          trace: Any, faults: Any, profile: Any, vm: str, timeout: float | None = None) -> Any:
-        """Quiesce, call ``create()``, unquiesce; see the class docstring."""
+                          trace: Any, faults: Any, profile: Any, vm: str, timeout: float | None = None,
+                          on_step: Callable[[str], None] | None = None) -> Any:
+        """Quiesce, call ``create()``, unquiesce; see the class docstring. ``on_step(step)``,
+        when given, is called after each of ``WF-1a`` ... ``WF-1d`` (the REPL steps through)."""
         ...
 
 
@@ -258,10 +268,13 @@ class ReferenceOrchestrator:
             r = self._proxy.backup(f"name:{vm_name}", policy.mode, catalog=self._catalog, kind=kind)
         except InvalidInputError as exc:  # refused before anything ran (e.g. file-level of Linux)
             return JobResult(ok=False, error=str(exc), details={"status": "refused"})
+        # a job that failed after its copy (e.g. the unmount, WF-3a) may still leave a complete,
+        # usable backup; the result says so, and the next incremental builds on it
+        usable = r.backup_id is not None and self._catalog.backup(r.backup_id).status == "complete"
         files: dict[str, str] | None = None
         disks: dict[int, str] | None = None
         copied: dict[str, str] | None = None
-        if r.ok and r.backup_id is not None and policy.mode == "file":
+        if usable and r.backup_id is not None and policy.mode == "file":
             entries = self._catalog.entries(r.backup_id).values()
             files = {e.path: e.sha256 for e in entries if not e.is_dir and e.sha256}
             copied = {e.path: e.sha256 for e in entries if not e.is_dir and e.sha256 and e.copied}
@@ -269,7 +282,8 @@ class ReferenceOrchestrator:
             disks = self._image_digests(host, vm_name, r.backup_id)
         return JobResult(ok=r.ok, error="" if r.ok else r.summary(), files=files, disks=disks, copied=copied,
                          backup_id=None if r.backup_id is None else str(r.backup_id),
-                         details={"status": r.status, "failed_step": r.failed_step, "fault": r.fault})
+                         details={"status": r.status, "failed_step": r.failed_step, "fault": r.fault,
+                                  "usable": usable})
 
     def _image_digests(self, host: HostClient, vm_name: str, backup_id: int) -> dict[int, str]:
         """Read the image back from the backup medium, as a restore would."""

@@ -1,12 +1,15 @@
-"""The kit's own exceptions: one rooted hierarchy.
+"""The kit's own exceptions, a branch of vcbsim's one hierarchy (``simulator/_errors.py``).
 
 ::
 
-    KitError                         root of everything the kit raises on purpose
-    ├── AdapterError                 the implementation's adapter misbehaved: reported as ERROR
-    │   └── FlakyAdapterError        the same steps gave different outcomes on replay
-    ├── ConformanceViolation         a rule failed: reported as FAIL (rule id, witness, why)
-    └── InvalidDefinition (ValueError)
+    VcbsimError
+    └── KitError                     root of everything the kit raises on purpose
+        ├── AdapterError (RuntimeError)
+        │   │                        the implementation's adapter misbehaved: reported as ERROR
+        │   └── FlakyAdapterError    the same steps gave different outcomes on replay
+        ├── ConformanceViolation (AssertionError)
+        │                            a rule failed: reported as FAIL (rule id, witness, why)
+        └── InvalidDefinition (InvalidInputError, so ValueError)
                                      a bad rule, profile, option or input file
 
 ERROR and FAIL never mix: an ``AdapterError`` says nothing about the rules (the run could not
@@ -21,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from vcbsim.simulator import InvalidInputError, VcbsimError
+
 if TYPE_CHECKING:
     from vcbsim.simulator import Event
 
@@ -33,14 +38,14 @@ __all__ = [
 ]
 
 
-class KitError(Exception):
+class KitError(VcbsimError):
     """Root of every exception the conformance kit raises on purpose. ``case`` names the
     suite case that raised it, when there is one."""
 
     case: str | None = None
 
 
-class AdapterError(KitError):
+class AdapterError(KitError, RuntimeError):
     """The adapter of the implementation under test misbehaved (raised, returned the wrong
     type, never returned). Reported as ERROR, not FAIL: no rule was judged.
 
@@ -58,8 +63,9 @@ class FlakyAdapterError(AdapterError):
     (it reads wall time, global state or its own randomness)."""
 
 
-class ConformanceViolation(KitError):
-    """A conformance rule failed. Reported as FAIL.
+class ConformanceViolation(KitError, AssertionError):
+    """A conformance rule failed. Reported as FAIL (an ``AssertionError``: a test that runs a
+    scenario fails, it does not error).
 
     ``rule_id`` is the catalogue id (``WF-3a``), ``witness`` the few trace events that prove
     the violation, ``explanation`` a plain sentence saying why.
@@ -85,16 +91,10 @@ class ConformanceViolation(KitError):
         super().__init__("\n".join(lines))
 
 
-class InvalidDefinition(KitError, ValueError):
+class InvalidDefinition(KitError, InvalidInputError):
     """A rule, profile, option or input is malformed. The message says what was expected,
-    what came, and how to fix it."""
+    what came, and how to fix it (``InvalidInputError``'s fields: ``what``, ``expected``,
+    ``got``, ``hint``)."""
 
     def __init__(self, what: str, *, expected: str, got: Any, hint: str = "") -> None:
-        msg = f"{what}: expected {expected}, got {got!r}"
-        if hint:
-            msg += f"; {hint}"
-        super().__init__(msg)
-        self.what = what
-        self.expected = expected
-        self.got = got
-        self.hint = hint
+        InvalidInputError.__init__(self, what, expected=expected, got=got, hint=hint)

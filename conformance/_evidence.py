@@ -181,7 +181,7 @@ def occasions(events: Iterable[Event]) -> Counter[str]:
 
 
 def not_applicable(caps: Capabilities, host_profile: str, *, change_tracking: bool = True,
-                   proxy_faults: bool = True) -> dict[str, str]:
+                   proxy_faults: bool = True, abort_timer: bool = True) -> dict[str, str]:
     """Rules that do not apply to this product on this host profile, each with the reason.
     ``proxy_faults``: the kit can inject faults into the product's own steps (in process it
     always can; over the wire only when the product declares ``proxy_faults``)."""
@@ -208,6 +208,9 @@ def not_applicable(caps: Capabilities, host_profile: str, *, change_tracking: bo
             out[rid] = "the product declared no incremental or differential image-level backups"
         elif rid == "IMG-LEVEL-CONTENT" and not change_tracking:
             out[rid] = f"host profile {host_profile} has no changed block tracking"
+        elif rid == "TMO-NEAR-LIMIT" and not abort_timer:
+            out[rid] = (f"the Tools of host profile {host_profile} have no guest abort timer (added in 2010, "
+                        "open-vm-tools 7c7a38862): there is no limit to come near")
         elif rid.startswith(_QUIESCE_RULES) and not caps.quiesces:
             out[rid] = "the product declared crash-consistent backups: it never asks for quiescing"
         elif rid == "TMO-RESOLVE-UNKNOWN" and not (proxy_faults or caps.proxy_faults):
@@ -239,8 +242,9 @@ class Evidence:
            jobs: Mapping[str, int] | None = None, *, proxy_faults: bool = True) -> Evidence:
         from vcbsim.simulator import get_profile
 
-        na = not_applicable(caps, host_profile, change_tracking=get_profile(host_profile).change_tracking,
-                            proxy_faults=proxy_faults)
+        hp = get_profile(host_profile)
+        na = not_applicable(caps, host_profile, change_tracking=hp.change_tracking, proxy_faults=proxy_faults,
+                            abort_timer=bool(getattr(hp, "guest_abort_timer", True)))
         ex = merge_counts(counts)
         ex = {r: n for r, n in ex.items() if r in RULES}
         missing = tuple(r for r in RULES if r not in na and not ex.get(r))

@@ -16,7 +16,7 @@ a test keeps the two equal. Ids never change meaning; a rule that is withdrawn k
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from ._errors import InvalidDefinition
@@ -34,6 +34,11 @@ __all__ = [
 KIT_VERSION = "0.1.0"
 HOST_PROFILES: tuple[str, ...] = ("esx-3.5u1", "esx-3.5u2", "esxi-7.0")
 _ALL = HOST_PROFILES
+#: The VCB era (ESX 3.5, API 2.5): VCB 1.5's own limits (snapshot name, Windows-only file level,
+#: one job per VM) describe these hosts, not VADP-era products on later ones.
+_VCB = ("esx-3.5u1", "esx-3.5u2")
+#: Tools of 2010 and later (open-vm-tools 7c7a38862 added the guest abort timer).
+_TOOLS_2010 = ("esxi-7.0",)
 
 #: Families, in the order the docs list them.
 FAMILIES: dict[str, str] = {
@@ -65,6 +70,8 @@ class Rule:
     since: str = KIT_VERSION
     profiles: tuple[str, ...] = _ALL
     checked_by: tuple[str, ...] = ("trace",)
+    #: the inputs that tell a correct implementation from a plausible wrong one (docs/rules.md)
+    discriminating: str = ""
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -108,10 +115,18 @@ RULES: dict[str, Rule] = _r(
          "Custom pre-freeze scripts MUST run, each with `freeze`, before the guest is quiesced "
          "(step 1a before 1b); no `freeze` script may run once the SYNC driver or VSS is engaged.",
          "seed WF-1a; seed scripts step 1", "WF"),
-    Rule("WF-1b", "The backup snapshot is quiesced",
-         "The backup software MUST request a quiesced snapshot for the backup (step 1b), and a "
-         "quiesced snapshot MUST be created only while the guest is quiesced.",
-         "seed WF-1b; seed scripts steps 2-3", "WF"),
+    Rule("WF-1b", "No silent downgrade to a crash-consistent backup",
+         "A quiesced snapshot MUST be created only while the guest is quiesced, and a job MUST "
+         "NOT report a backup from an unquiesced snapshot as a normal one: quiescing is "
+         "\"(Optional)\" (seed scripts step 2), so a job configured crash-consistent, or of a "
+         "VM that cannot be quiesced (its quiesced snapshot failed or came back unquiesced), may "
+         "use an unquiesced snapshot when its result says so (`consistency: crash` on its "
+         "`op.ok`); a job that asked for quiescing, saw it fail and reports the crash-consistent "
+         "backup as a quiesced one fails.",
+         "seed WF-1b; seed scripts steps 2-3; vSphere API CreateSnapshot_Task (quiesce is "
+         "ignored without Tools); fidelity review D7", "WF",
+         discriminating="a freeze script that fails (the quiesced snapshot fails, a retry without "
+         "quiescing must be announced); `engage-fails`; a job configured crash-consistent"),
     Rule("WF-1c", "Data is read from the snapshot",
          "Every disk read made for a backup MUST be made as of a snapshot that exists at that "
          "moment (step 1c, snapshot mode); reading the live disk or a removed snapshot is a "
@@ -147,12 +162,12 @@ RULES: dict[str, Rule] = _r(
          "seed WF-1..WF-3", "WF"),
     Rule("WF-ONE-JOB", "One backup job per VM at a time",
          "A proxy MUST NOT run two backup jobs (file-level or image-level) of the same VM at "
-         "the same time.",
-         "spec R60", "WF", level="MUST NOT"),
+         "the same time. A VCB 1.5 limit: it applies to the VCB-era profiles only.",
+         "spec R60 (VCB 1.5)", "WF", level="MUST NOT", profiles=_VCB),
     Rule("WF-SNAPSHOT-NAME", "The backup snapshot is named _VCB-BACKUP_",
-         "The backup snapshot SHOULD be named `_VCB-BACKUP_`, so that monitoring finds stale "
-         "ones.",
-         "spec R59", "WF", level="SHOULD"),
+         "On the VCB-era profiles the backup snapshot SHOULD be named `_VCB-BACKUP_`, so that "
+         "monitoring finds stale ones (VADP-era products name their own).",
+         "spec R59; VCB 1.5 config.js PREEXISTING_VCB_SNAPSHOT", "WF", level="SHOULD", profiles=_VCB),
     # ------------------------------------------------------------------ SCRIPT
     Rule("SCR-ARG-EXACT", "Script arguments are exact",
          "Each quiescing script MUST get exactly one of `freeze`, `thaw` or `freezeFail` "
@@ -160,23 +175,31 @@ RULES: dict[str, Rule] = _r(
          "seed Table 2-3; spec R23, Q1", "SCRIPT"),
     Rule("SCR-ORDER-FREEZE", "Freeze scripts run in ascending order",
          "Freeze scripts MUST run in ascending byte-wise (strcmp) order of their paths, the "
-         "legacy pre-freeze script first.",
-         "seed Table 2-3; spec R21, R23", "SCRIPT"),
+         "legacy pre-freeze script first. Stricter than the seed's \"alphabetical\" but what "
+         "VMware Tools does (open-vm-tools scriptOps.c, VmBackupStringCompare: strcmp).",
+         "seed Table 2-3; spec R21, R23; open-vm-tools scriptOps.c:234-239", "SCRIPT",
+         discriminating="names that sort differently by bytes, case and number: `10-x.bat` < "
+         "`9-nine.bat` < `B.bat` < `a.bat`"),
     Rule("SCR-ORDER-THAW", "Thaw scripts run in descending order",
          "Thaw scripts MUST run in descending byte-wise order of their paths, the legacy "
-         "post-thaw script last.",
-         "seed Table 2-3; spec R22, R23", "SCRIPT"),
+         "post-thaw script last (stricter than the seed's \"alphabetical\", as Tools does).",
+         "seed Table 2-3; spec R22, R23; open-vm-tools scriptOps.c", "SCRIPT",
+         discriminating="the same names as SCR-ORDER-FREEZE, each run with `thaw`"),
     Rule("SCR-ORDER-FREEZEFAIL", "freezeFail scripts run in descending order",
          "freezeFail scripts MUST run in descending byte-wise order of their paths, the legacy "
-         "post-thaw script last.",
-         "seed Table 2-3; spec R23", "SCRIPT"),
+         "post-thaw script included and last.",
+         "seed Table 2-3; spec R22, R23; open-vm-tools scriptOps.c:476-538", "SCRIPT",
+         discriminating="a legacy pair and directory scripts, then an engage failure or a "
+         "failing late freeze script"),
     Rule("SCR-FREEZE-STOP", "No freeze script after one failed",
          "Once a freeze script exits non-zero, later freeze scripts MUST NOT run.",
          "spec R26/F1", "SCRIPT", level="MUST NOT"),
     Rule("SCR-FREEZEFAIL-REVERSE", "Scripts before the failed one get freezeFail",
-         "After freeze script k fails, exactly the scripts that ran before it (k-1 down to 0) "
-         "MUST run with `freezeFail`, in descending order.",
-         "spec R26/F1", "SCRIPT"),
+         "After freeze script k fails, exactly the scripts before it (k-1 down to 0) MUST run "
+         "with `freezeFail`, in descending order; when the legacy slot exists (a legacy script "
+         "is present) and k > 0, the legacy post-thaw script is among them, last.",
+         "spec R21, R22, R26/F1; open-vm-tools scriptOps.c:293-296", "SCRIPT",
+         discriminating="a failing freeze script after two others; a legacy pair with it"),
     Rule("SCR-FREEZEFAIL-NOT-FAILED", "The failed script gets no freezeFail",
          "The freeze script that failed MUST NOT itself be called with `freezeFail`.",
          "spec R26/F1", "SCRIPT", level="MUST NOT"),
@@ -186,8 +209,10 @@ RULES: dict[str, Rule] = _r(
          "seed scripts step 1; spec R26, R46", "SCRIPT", level="MUST NOT"),
     Rule("SCR-THAW-ALL", "Every script gets its thaw",
          "After a successful snapshot, every script that ran with `freeze` (and still exists) "
-         "MUST run with `thaw`, even when an earlier thaw script failed.",
-         "seed scripts step 5; spec R22, R28/F8", "SCRIPT"),
+         "MUST run with `thaw`, even when an earlier thaw script failed; the legacy post-thaw "
+         "script, when present, runs with `thaw` too.",
+         "seed scripts step 5; spec R22, R28/F8", "SCRIPT",
+         discriminating="a failing thaw script before others; a legacy post-thaw script"),
     Rule("SCR-ONE-AT-A-TIME", "Scripts run strictly one at a time",
          "A quiescing script MUST NOT start before the previous one has exited.",
          "spec R25", "SCRIPT", level="MUST NOT"),
@@ -200,9 +225,13 @@ RULES: dict[str, Rule] = _r(
          "`post-thaw-script`) MUST run; scripts from `backupScripts.d` MUST NOT.",
          "seed Table 2-3", "SCRIPT", profiles=("esx-3.5u1",)),
     Rule("SCR-LAYOUT-DIR", "ESX 3.5 U2 and later run backupScripts.d",
-         "On ESX Server 3.5 U2 and later, every non-legacy script that runs MUST come from the "
-         "Tools `backupScripts.d` directory.",
-         "seed Table 2-3; spec R19", "SCRIPT", profiles=("esx-3.5u2", "esxi-7.0")),
+         "On ESX Server 3.5 U2 and later, every non-legacy script that runs in a Windows guest "
+         "MUST come from the Tools `backupScripts.d` directory; on 3.5 U2 a Linux (\"Other\") "
+         "guest MUST run only `/usr/sbin/pre-freeze-script` and `/usr/sbin/post-thaw-script` "
+         "(the directory came to Linux with the Tools of 2010).",
+         "seed Table 2-3; spec R19; open-vm-tools 1da06b950; fidelity review D4", "SCRIPT",
+         profiles=("esx-3.5u2", "esxi-7.0"),
+         discriminating="a Linux guest with a script in /etc/vmware-tools/backupScripts.d on 3.5 U2"),
     # ------------------------------------------------------------------ QUIESCE
     Rule("QSC-ENGAGE-FAIL", "A failed engage skips the snapshot",
          "If engaging the SYNC driver or VSS fails, the quiesced snapshot MUST NOT be created "
@@ -231,16 +260,25 @@ RULES: dict[str, Rule] = _r(
     # ------------------------------------------------------------------ COMMIT
     Rule("CMT-CONSOLIDATE", "Removing the snapshot commits the redo log",
          "The backup snapshot MUST be removed with consolidation, committing its redo log into "
-         "the disks (step 3b).",
-         "seed WF-3b; spec R48", "COMMIT"),
+         "the disks (step 3b). On API 5.0 and later a removal without consolidation MUST be "
+         "followed by ConsolidateVMDisks_Task before the job ends; on the API 2.5 profiles "
+         "neither the `consolidate` parameter nor ConsolidateVMDisks_Task exists, and a product "
+         "relying on them fails.",
+         "seed WF-3b; spec R48; vSphere API RemoveSnapshot_Task.consolidate and "
+         "ConsolidateVMDisks_Task (since 5.0); fidelity review D6", "COMMIT",
+         discriminating="a removal with consolidate=false on esx-3.5u2, and on esxi-7.0 one "
+         "followed by ConsolidateVMDisks_Task"),
     Rule("CMT-DATA", "After commit the disks hold every guest write",
          "After the commit the virtual disks MUST hold every write the guest made, including "
          "those made in snapshot mode; the backup snapshot MUST NOT be reverted to.",
          "seed WF-1c, WF-3b", "COMMIT", checked_by=("trace", "suite")),
     Rule("CMT-OWN-SNAPSHOT", "Only the job's own snapshot is removed",
-         "A backup job MUST NOT remove snapshots it did not create, other than stale "
-         "`_VCB-BACKUP_` snapshots of earlier jobs.",
-         "seed WF-3b; spec R49, F16", "COMMIT", level="MUST NOT"),
+         "A backup job MUST NOT remove snapshots it did not create, other than stale backup "
+         "snapshots of earlier jobs (`_VCB-BACKUP_` or the product's own snapshot name) and a "
+         "leftover `Consolidate Helper-<n>` of a failed commit.",
+         "seed WF-3b; spec R49, F16", "COMMIT", level="MUST NOT",
+         discriminating="a user snapshot taken before the backup; a stale backup snapshot of "
+         "the product's own name"),
     Rule("CMT-BACKUP-CONTENT", "The backup equals the disks as of the snapshot",
          "The data a backup holds MUST equal the VM's disks (image level) or files (file level) "
          "as of the backup snapshot.",
@@ -256,23 +294,38 @@ RULES: dict[str, Rule] = _r(
          "spec R51; seed image-level steps 1-2", "IMAGE", checked_by=("suite",)),
     # ------------------------------------------------------------------ FILE
     Rule("FILE-WINDOWS-ONLY", "File-level backups only for Windows guests",
-         "The proxy MUST NOT mount the volumes of a non-Windows guest for a file-level backup.",
-         "seed types of backups; spec R56", "FILE", level="MUST NOT"),
-    Rule("FILE-NO-LETTERLESS", "Only volumes with a drive letter are mounted",
-         "The proxy MUST NOT mount volumes that have no drive letter in a file-level backup.",
-         "seed file-level step 1 (caution); spec R56, Q9", "FILE", level="MUST NOT"),
+         "On the VCB-era profiles the proxy MUST NOT mount the volumes of a non-Windows guest for "
+         "a file-level backup (a VCB 1.5 limit; later products may back up Linux files).",
+         "seed types of backups; spec R56", "FILE", level="MUST NOT", profiles=_VCB),
+    Rule("FILE-NO-LETTERLESS", "No letterless volume under letters\\",
+         "The proxy MUST NOT mount a volume that has no drive letter under `<dest>\\letters\\` "
+         "(the junction points are named after drive letters); backing a letterless volume up "
+         "elsewhere is allowed: the seed's caution states a limit of the `letters\\` mount, not "
+         "a ban.",
+         "seed file-level step 1 (caution); spec R56, Q9", "FILE", level="MUST NOT",
+         discriminating="the demo's Windows guest has a letterless RECOVERY volume"),
     Rule("FILE-JUNCTION", "Volumes are mounted at letters\\X",
          "Each mounted volume MUST appear at a junction point `<dest>\\letters\\<X>` named after "
          "its drive letter.",
          "seed file-level step 1; spec R56", "FILE"),
     Rule("BK-DIFF-SINCE-FULL", "Differential: changed since the last full",
-         "A differential file backup MUST hold exactly the files changed since the last full "
-         "file backup of the VM.",
-         "seed types of backups", "FILE"),
+         "A differential file backup MUST hold every file whose content changed since the last "
+         "full file backup of the VM (missing one is data loss), and MUST NOT hold a file whose "
+         "content and metadata are both unchanged since then (the seed's \"only\"); a file "
+         "whose metadata alone changed (rewritten, same bytes) may be included or left out.",
+         "seed types of backups", "FILE",
+         discriminating="a full, an incremental, then a differential: the differential must "
+         "also hold what the incremental held"),
     Rule("BK-INCR-SINCE-LAST", "Incremental: changed since the last backup",
-         "An incremental file backup MUST hold exactly the files changed since the last file "
-         "backup of the VM, whether that was full or incremental.",
-         "seed types of backups", "FILE"),
+         "An incremental file backup MUST hold every file whose content changed since the last "
+         "full or incremental file backup of the VM (a differential is not a base; a failed job "
+         "is a base only when its result says the backup is usable: `usable: true`), and MUST "
+         "NOT hold a file unchanged in both content and metadata since then; a file whose "
+         "metadata alone changed may be included.",
+         "seed types of backups (\"since the last backup, whether the last backup was full or "
+         "incremental\")", "FILE",
+         discriminating="a differential or a failed job between two incrementals; a "
+         "byte-identical rewrite"),
     # ------------------------------------------------------------------ CLEANUP
     Rule("CLN-NO-SNAPSHOT-LEFT", "No backup snapshot is left behind",
          "When the trace ends, every snapshot a backup job created MUST have been removed or "
@@ -285,8 +338,10 @@ RULES: dict[str, Rule] = _r(
     # ------------------------------------------------------------------ TIMEOUT
     Rule("TMO-GUEST-ABORT", "The guest abort timer is honoured",
          "When a quiesce operation outlives its abort timer (default 900 s), the guest MUST "
-         "abort within one poll tick: no `thaw` script, snapshot or successful end after it.",
-         "spec R15, F9, T16", "TIMEOUT"),
+         "abort within one poll tick: no `thaw` script, snapshot or successful end after it. "
+         "The timer came with the Tools of 2010; the 3.5-era guest had none.",
+         "spec R15, F9, T16; open-vm-tools 7c7a38862 (2010)", "TIMEOUT", profiles=_TOOLS_2010,
+         discriminating="a freeze script slower than the timer; a snapshot slower than the timer"),
     Rule("TMO-RESOLVE-UNKNOWN", "Unknown outcomes are resolved",
          "After an operation ends with an unknown outcome (`op.info`), the proxy SHOULD query "
          "the host before the job ends, so that no snapshot or mount may be left behind.",
@@ -319,6 +374,54 @@ RULES: dict[str, Rule] = _r(
          "on the VM, or a fault in one of its steps with no backup content to show for it.",
          "seed WF-2, WF-3b", "EVIDENCE", since="0.2.0", checked_by=("suite",)),
 )
+
+
+#: The discriminating inputs of the rules whose entry above does not name them: what the
+#: kit's scenarios and exploration (``_explore``) do so that a plausible wrong implementation
+#: gives a different trace (docs/rules.md lists them with each rule).
+_DISCRIMINATING: dict[str, str] = {
+    "WF-1a": "two directory scripts and the legacy pair in the Windows guest (the demo), so a "
+             "provider engaged before them shows",
+    "WF-1c": "two disks of different sizes (8 and 4 GiB); guest writes made in snapshot mode "
+             "(`during`), which a live-disk read would contain",
+    "WF-1d": "a VSS guest (10 s hold-writes window) and a SYNC-driver guest",
+    "WF-1e": "thaw scripts in both guests; a failing thaw script",
+    "WF-1f": "a slow snapshot (`snapshot.create` delay) so the quiesce operation is still open "
+             "when an eager proxy exposes",
+    "WF-2": "jobs with faults after the snapshot (`fault_after_snapshot`)",
+    "WF-3a": "file-level jobs (one mount per lettered volume) and image jobs (one export)",
+    "WF-3b": "a copy fault; a commit fault (`snapshot.remove` TaskInProgress) twice in a row",
+    "WF-ORDER": "every job runs all steps; a fault in each step after the snapshot",
+    "WF-SNAPSHOT-NAME": "a user snapshot (`before-upgrade`) beside the backup snapshot",
+    "WF-ONE-JOB": "file-level and image-level jobs of the same VM back to back",
+    "SCR-ARG-EXACT": "a failing freeze script after others (`freezeFail` arguments)",
+    "SCR-FREEZE-STOP": "a failing freeze script with later scripts (`freeze-script-fails`)",
+    "SCR-FREEZEFAIL-NOT-FAILED": "a failing freeze script that is not the first",
+    "SCR-FREEZEFAIL-NO-SNAPSHOT": "a freeze script exiting 3; an unlaunchable `notes.txt` in backupScripts.d",
+    "SCR-ONE-AT-A-TIME": "scripts that sleep (2 s, 700 s)",
+    "SCR-LEGACY-PLACEMENT": "the legacy pair together with directory scripts, in both guests",
+    "SCR-LAYOUT-LEGACY": "the demo's directory scripts on esx-3.5u1",
+    "QSC-ENGAGE-FAIL": "`quiesce.engage` SystemError (`engage-fails`)",
+    "QSC-UNQUIESCE": "a snapshot that fails while the guest is frozen (NoDiskSpace)",
+    "QSC-SNAPSHOT-FAIL-FREEZEFAIL": "a snapshot that fails while frozen; a thaw that fails (rollback)",
+    "QSC-REPORT-FAILURE": "a failing thaw script (the snapshot is kept, the operation is an error)",
+    "QSC-APPFAULT": "a failing freeze script, then a job that must not go on",
+    "QSC-END": "every failure path of the quiesce operation, then a further job of the same VM",
+    "CMT-DATA": "guest writes in snapshot mode (`during`) that must survive the commit",
+    "CMT-BACKUP-CONTENT": "guest writes in snapshot mode, which a backup of live files would contain",
+    "IMG-ALL-DISKS": "a VM with two disks of different sizes",
+    "IMG-LEVEL-CONTENT": "a full, incrementals and a differential image on esxi-7.0 with writes between",
+    "FILE-WINDOWS-ONLY": "a file-level job of the Linux guest (`file-level-linux-refused`)",
+    "FILE-JUNCTION": "two lettered volumes (C:, D:) and a letterless one",
+    "CLN-NO-SNAPSHOT-LEFT": "a commit fault twice in a row, a proxy crash after the snapshot",
+    "CLN-NO-MOUNT-LEFT": "an unmount fault; a proxy crash after the expose",
+    "TMO-RESOLVE-UNKNOWN": "a proxy crash between steps (the next run must resolve)",
+    "TMO-NEAR-LIMIT": "a freeze script of 700 s and one close to the timer",
+    "TRC-WELL-FORMED": "recorded traces (check-trace); the host's own trace cannot break it",
+    "TRC-OP-PAIRED": "a crash in the middle of a job",
+    "TRC-CONSUMED": "cleanup of leftovers from a crashed run (unmounts of earlier mounts)",
+}
+RULES = {rid: replace(r, discriminating=r.discriminating or _DISCRIMINATING.get(rid, "")) for rid, r in RULES.items()}
 
 
 def get_rule(rule_id: str) -> Rule:

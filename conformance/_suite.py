@@ -154,6 +154,16 @@ _STEP_OPS = ("write", "add_script", "remove_script", "arm_fault", "user_snapshot
 _norm = norm_path
 
 
+def _script_path(name: str) -> tuple[str, str]:
+    """The guest and path of an ``add_script`` name: a bare name is in the Windows guest's
+    backupScripts.d, an absolute path is where it says (``/...``: the Linux guest)."""
+    if name.startswith("/"):
+        return LINUX_VM, name
+    if name[1:3] == ":\\":
+        return WINDOWS_VM, name
+    return WINDOWS_VM, f"{WIN_SCRIPTS}\\{name}"
+
+
 def script_text(name: str, exit_code: int = 0, sleep: float = 0.0, phase: str = "") -> str:
     """The ``.bat`` quiescing script an ``add_script`` step installs: it logs its argument to
     ``C:\\vcb-quiesce.log``, then sleeps and exits as asked, in ``phase`` only when one is given
@@ -260,22 +270,29 @@ class Scenario(ScenarioBase):
         self.statistics["writes"] += 1
 
     def add_script(self, name: str, exit_code: int = 0, sleep: float = 0.0, phase: str = "") -> None:
-        """Install a quiescing script in the Windows guest's backupScripts.d."""
+        """Install a quiescing script in the Windows guest's backupScripts.d; ``name`` may also
+        be an absolute guest path (a legacy script, ``C:\\Windows\\pre-freeze-script.bat``; a
+        Linux one, ``/usr/sbin/post-thaw-script``), installed in that guest."""
         self._record(Step.of("add_script", name=name, exit_code=exit_code, sleep=sleep, phase=phase))
-        fs = self.host.guest_fs(WINDOWS_VM)
-        if not fs.exists(WIN_SCRIPTS):
-            fs.mkdir(WIN_SCRIPTS)
-        fs.write_bytes(f"{WIN_SCRIPTS}\\{name}", script_text(name, exit_code, sleep, phase).encode())
-        self._scripts.add(name.casefold())  # Windows file names are case-insensitive
-        self.disturbed = self.disturbed or bool(exit_code or sleep)
+        vm, path = _script_path(name)
+        fs = self.host.guest_fs(vm)
+        sep = "/" if vm == LINUX_VM else "\\"
+        folder = path.rsplit(sep, 1)[0]
+        if not fs.exists(folder):
+            fs.mkdir(folder)
+        fs.write_bytes(path, script_text(name.rsplit(sep, 1)[-1], exit_code, sleep, phase).encode())
+        self._scripts.add(name if vm == LINUX_VM else name.casefold())  # Windows names are case-insensitive
+        # a failing, slow or unlaunchable script is a fault: a failed job then proves nothing
+        unlaunchable = vm == WINDOWS_VM and not path.lower().endswith((".bat", ".cmd"))
+        self.disturbed = self.disturbed or bool(exit_code or sleep) or unlaunchable
 
     def remove_script(self, name: str) -> None:
         self._record(Step.of("remove_script", name=name))
-        fs = self.host.guest_fs(WINDOWS_VM)
-        path = f"{WIN_SCRIPTS}\\{name}"
+        vm, path = _script_path(name)
+        fs = self.host.guest_fs(vm)
         if fs.exists(path):
             fs.delete(path)
-        self._scripts.discard(name.casefold())
+        self._scripts.discard(name if vm == LINUX_VM else name.casefold())
 
     def arm_fault(self, operation: str, target: str = "*", fault: str | None = None, delay: float = 0.0,
                   exit_code: int | None = None, times: int = 1) -> None:
@@ -391,16 +408,34 @@ class Scenario(ScenarioBase):
     def finish(self) -> CheckReport:
         """Disarm faults, give every VM one clean run, and check that nothing is left behind."""
         self.host.faults.clear()
-        fs = self.host.guest_fs(WINDOWS_VM)
-        for name in sorted(self._scripts):  # a failing script is a fault too
-            if fs.exists(f"{WIN_SCRIPTS}\\{name}"):
-                fs.delete(f"{WIN_SCRIPTS}\\{name}")
-        self._scripts.clear()
         for name in VMS:
             vmobj = self.host.find_vm(name)
+            # a 3.5-era host stops waiting at its timeout while the guest goes on (no guest abort
+            # timer before open-vm-tools 7c7a38862): wait, as an operator would, until the
+            # guest's own work has ended, so the clean run meets a guest that is not busy
+            busy_until = getattr(vmobj.tools, "busy_until", None)
+            if isinstance(busy_until, float) and busy_until > self.host.clock.now:
+                self.host.clock.advance_to(busy_until)
+            poll = getattr(vmobj.tools, "poll", None)
+            if callable(poll):
+                poll(self.host.clock.now)
             abort = getattr(vmobj.tools, "abort", None)
             if vmobj.tools is not None and getattr(vmobj.tools, "frozen", False) and callable(abort):
                 abort()  # the host's vmbackup.abort for a guest left frozen
+        for name in sorted(self._scripts):
+            # the clean run keeps the installed scripts (their order and thaw are judged once
+            # more) but a failing, slow or unlaunchable script is a fault too: each becomes a
+            # plain one that succeeds, and one Windows cannot start goes
+            vm, path = _script_path(name)
+            fs = self.host.guest_fs(vm)
+            if not fs.exists(path):
+                continue
+            if vm == WINDOWS_VM and not path.lower().endswith((".bat", ".cmd")):
+                fs.delete(path)
+            else:
+                fs.write_bytes(path, script_text(name.rsplit("/" if vm == LINUX_VM else "\\", 1)[-1]).encode())
+        for name in VMS:
+            vmobj = self.host.find_vm(name)
             mode = self.caps.clean_mode(str(vmobj.os_family))
             if mode is None:
                 self.not_asked.append(f"clean run of {name}: the product declared no job it can do on this guest")

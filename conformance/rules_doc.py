@@ -28,7 +28,12 @@ def render() -> str:
         "that fails is a warning. Sources: `seed` is the documented VCB workflow "
         "(steps WF-1a ... WF-3b), `spec` the guest-quiescing digest (rules R1-R60, failure paths "
         "F1-F17). `checked by` says which part of the kit judges the rule: `trace` (the trace "
-        "checker, `vcbsim check-trace`) or `suite` (the data checks of the state machine).",
+        "checker, `vcbsim check-trace`) or `suite` (the data checks of the state machine). "
+        "`profiles` scopes a rule to the hosts whose era it describes: VCB 1.5's own limits "
+        "apply to the ESX 3.5 profiles only, the Tools behaviour of 2010 and later (the guest "
+        "abort timer) to `esxi-7.0` only; a rule never fires on a profile it does not list. "
+        "`discriminating inputs` are the inputs the kit's scenarios and exploration use so that "
+        "a plausible wrong implementation gives a different trace from a correct one.",
         "",
         "Host profiles: " + ", ".join(f"`{p}`" for p in HOST_PROFILES) + ".",
         "",
@@ -48,6 +53,7 @@ def render() -> str:
                 f"- level: {r.level}; since {r.since}; profiles: {profiles}",
                 f"- source: {r.source}",
                 f"- checked by: {', '.join(r.checked_by)}",
+                *([f"- discriminating inputs: {r.discriminating}"] if r.discriminating else []),
                 "",
             ]
     return "\n".join(out).rstrip() + "\n"

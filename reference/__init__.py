@@ -10,6 +10,8 @@ post-backup (unmount, commit), restore, scheduled jobs, and ``vcbMounter``-style
 .. versionadded:: 0.1.0
 """
 
+from vcbsim.simulator._compat import deprecated_names
+
 from ._catalog import BACKUP_KINDS, BackupRecord, Catalog, FileEntry, ImageFile, select_changed
 from ._cli import EXIT_CODES, main
 from ._client import (
@@ -28,9 +30,10 @@ from ._client import (
 from ._filelevel import FileMount, UnsupportedGuestError, mount_files
 from ._image import ImageExport, export_image, read_export_catalog
 from ._jobs import Job, JobRun, JobScheduler, Schedule
+from ._run import BackupRun
 from ._store import BlobStore, CorruptBlobError
 from ._vsphere import VSphereHostClient
-from ._workflow import SNAPSHOT_NAME, BackupProxy, BackupRun, JobResult, StepOutcome
+from ._workflow import SNAPSHOT_NAME, BackupProxy, RunOutcome, StepOutcome
 
 __all__ = [
     "BACKUP_KINDS",
@@ -53,9 +56,9 @@ __all__ = [
     "ImageFile",
     "InProcessHostClient",
     "Job",
-    "JobResult",
     "JobRun",
     "JobScheduler",
+    "RunOutcome",
     "Schedule",
     "SnapshotInfo",
     "StepOutcome",
@@ -71,3 +74,7 @@ __all__ = [
     "read_export_catalog",
     "select_changed",
 ]
+
+# One name per concept: vcbsim.conformance.JobResult is what an orchestrator reports about a
+# job; the reference proxy's own record of one run is RunOutcome. The old name: one release.
+__getattr__ = deprecated_names(__name__, {"JobResult": ("RunOutcome", RunOutcome)})

@@ -286,7 +286,9 @@ class Catalog:
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = BlobStore(self.root / "blobs")
         self.path = self.root / "catalog.sqlite"
-        self.db = sqlite3.connect(self.path)
+        # one thread at a time, but not always the one that opened it: vcbsim repl runs the
+        # proxy on a worker thread it hands over to and back (vcbsim/_teach_core.py Handoff)
+        self.db = sqlite3.connect(self.path, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA foreign_keys = ON")
         self.db.executescript(_SCHEMA)
@@ -418,10 +420,7 @@ class Catalog:
         return out
 
     def reference_for(self, vm_uuid: str, kind: str) -> BackupRecord | None:
-        """The backup a new ``kind`` backup of the VM is compared with (``None``: full): the
-        last complete full for a differential; the last complete full or incremental for an
-        incremental (the seed, "Types of backups": "since the last backup, whether the last
-        backup was full or incremental"; a differential in between is no base)."""
+        """The backup a new ``kind`` backup of the VM is compared with (``None``: full)."""
         if kind == "full":
             return None
         if kind == "differential":
@@ -432,7 +431,10 @@ class Catalog:
             ).fetchone()
         elif kind == "incremental":
             row = self.db.execute(
-                "SELECT * FROM backups WHERE vm_uuid = ? AND kind IN ('full', 'incremental') AND status = 'complete' "
+                # "since the last backup, whether the last backup was full or incremental"
+                # (the seed's types of backups): a differential is not a base
+                "SELECT * FROM backups WHERE vm_uuid = ? AND kind IN ('full', 'incremental') "
+                "AND status = 'complete' "
                 "ORDER BY id DESC LIMIT 1",
                 (vm_uuid,),
             ).fetchone()
@@ -516,6 +518,11 @@ class Catalog:
             self._fail(bid, now(), exc)
             raise
         return self.backup(bid)
+
+    def fail_backup(self, bid: int, when: float, exc: BaseException) -> None:
+        """Mark backup ``bid`` failed at ``when`` because of ``exc``, its entries dropped: it
+        is never offered for restore nor used as a base (a run killed during WF-2 left it)."""
+        self._fail(bid, when, exc)
 
     def _fail(self, bid: int, when: float, exc: BaseException) -> None:
         self.db.execute("DELETE FROM entries WHERE backup_id = ?", (bid,))

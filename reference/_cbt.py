@@ -27,7 +27,7 @@ with CBT:
    the next incremental builds on it. A host without CBT (the ESX 3.5 profiles) is left as it
    is, and every image backup there is full.
 2. **Falling back to full.** A requested incremental or differential becomes a full backup,
-   with the reason in ``JobResult.fallback``, the catalog record, a ``note`` trace event and
+   with the reason in ``RunOutcome.fallback``, the catalog record, a ``note`` trace event and
    the CLI's output, when: the host or VM has no CBT, or tracking was only just enabled; there
    is no earlier complete image backup of the VM (no complete *full* one, for a differential);
    that backup recorded no change id for some disk (it was taken without CBT, or by an older

@@ -21,7 +21,8 @@ from vcbsim.simulator import InvalidInputError, NotFoundError
 
 from ._catalog import Catalog
 from ._client import parse_selector
-from ._workflow import BackupProxy, BackupRun, JobResult
+from ._run import BackupRun
+from ._workflow import BackupProxy, RunOutcome
 
 __all__ = ["Job", "JobRun", "JobScheduler", "Schedule"]
 
@@ -119,7 +120,7 @@ class JobRun:
     job: str
     selector: str
     scheduled: float
-    result: JobResult | None = None
+    result: RunOutcome | None = None
     started: float | None = None
     finished: float | None = None
     history_id: int | None = None

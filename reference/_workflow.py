@@ -22,7 +22,7 @@ and, when it fell back to a full one, why (``fallback``, also a ``note`` event).
 
 Failure paths always clean up: nothing exposed stays on the proxy, no ``_VCB-BACKUP_``
 snapshot and no redo log stay on the VM (a removal that fails part-way is retried, then the
-disks are consolidated). The ``JobResult`` names the failed step, the host's fault and, for
+disks are consolidated). The ``RunOutcome`` names the failed step, the host's fault and, for
 pre-backup, the sub-step that failed (read from the VM's events in the trace, else inferred
 from the fault). A run killed by a crash (``SimulatedCrash``, or a real kill at one of the
 ``CRASH_POINTS``) cleans nothing, like a real process that dies; the next run of that VM
@@ -33,16 +33,16 @@ needs consolidation, catalog records left ``running``), reports them and removes
 ``unmount`` events only for mounts its own trace announced (a killed process announced its
 mounts in its own trace). A directory the proxy did not create is never removed: exposing
 into it is refused before any snapshot.
+
+One concern per module: this one holds ``BackupProxy`` and its steps; ``_run.BackupRun``
+drives them in order (through the proxy's public surface), ``_oprecorder.OpRecorder`` writes
+the op events, ``_sessions.SessionStore`` keeps the crash sessions, ``_outcome`` holds the
+records (``RunOutcome``, ``StepOutcome``).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import stat
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -55,18 +55,23 @@ from vcbsim.simulator import (
 )
 
 from ._client import HostClient, SnapshotInfo, VMInfo
+from ._oprecorder import OpRecorder, emit_event
+from ._outcome import RunOutcome, StepOutcome, diagnose_pre_backup, message_of
+from ._sessions import SessionStore, force_remove
 
 if TYPE_CHECKING:
     from ._catalog import Catalog
     from ._cbt import ImagePlan
+    from ._run import BackupRun
 
 __all__ = [
     "CRASH_POINTS",
     "SNAPSHOT_NAME",
     "BackupProxy",
-    "BackupRun",
-    "JobResult",
+    "RunOutcome",
     "StepOutcome",
+    "diagnose_pre_backup",
+    "emit_event",
     "force_remove",
 ]
 
@@ -76,7 +81,6 @@ ExportType = Literal["fullvm", "file"]
 ProgressFn = Callable[[str, int, int], None]
 """``progress(description, advance, total)``: bytes copied (``total`` 0 when unknown)."""
 
-_SESSIONS = ".vcb-sessions"
 #: The proxy's crash points, in the order a backup reaches them (``FaultRule("crash",
 #: target=...)``; the host adds ``host.snapshot.before-freeze`` and ``-after-freeze`` inside
 #: WF-1). ``during-expose`` fires before the second and later disks (image) or volumes (file)
@@ -94,151 +98,6 @@ CRASH_POINTS: tuple[str, ...] = (
 )
 #: ``vcbMounter -m`` transport modes (spec R54).
 TRANSPORTS: tuple[str, ...] = ("san", "hotadd", "nbd", "cos")
-
-
-@dataclass(frozen=True, slots=True)
-class StepOutcome:
-    step: str
-    op: str
-    ok: bool
-    detail: str = ""
-
-
-@dataclass(slots=True)
-class JobResult:
-    """What one run did. ``status``: ``ok``, ``mounted`` (pre-backup only, held for a later
-    unmount), ``failed``. ``failed_step`` is the first step that failed; ``cause_step`` is
-    the sub-step of WF-1 that caused a pre-backup failure.
-
-    Image backups (``kind`` ``image``): ``requested_level`` is the level asked for (``full``,
-    ``incremental``, ``differential``), ``level`` the one done; ``fallback`` says why a
-    requested incremental or differential was a full backup; ``base_backup_id`` is the backup
-    an incremental or differential builds on; ``bytes_stored`` the bytes copied to the medium;
-    ``notes`` what the proxy did besides the workflow (enabling changed block tracking)."""
-
-    vm: str
-    moref: str
-    type: str
-    kind: str | None = None
-    status: str = "running"
-    failed_step: str | None = None
-    cause_step: str | None = None
-    fault: str | None = None
-    reason: str = ""
-    snapshot_id: str | None = None
-    path: str | None = None
-    letters: dict[str, str] = field(default_factory=dict)
-    skipped_volumes: list[str] = field(default_factory=list)
-    backup_id: int | None = None
-    stale_cleaned: list[str] = field(default_factory=list)
-    steps: list[StepOutcome] = field(default_factory=list)
-    started: float = 0.0
-    finished: float = 0.0
-    requested_level: str | None = None
-    level: str | None = None
-    fallback: str = ""
-    base_backup_id: int | None = None
-    bytes_stored: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("ok", "mounted")
-
-    def fail(self, step: str, exc: BaseException) -> None:
-        if self.failed_step is None:
-            self.failed_step = step
-            self.fault = fault_name(exc)
-            self.reason = _message(exc)
-        self.status = "failed"
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["steps"] = [asdict(s) for s in self.steps]
-        return d
-
-    def summary(self) -> str:
-        if self.status == "failed":
-            cause = f" ({self.cause_step})" if self.cause_step and self.cause_step != self.failed_step else ""
-            return f"{self.vm}: failed at {self.failed_step}{cause}: {self.fault}: {self.reason}"
-        where = f" at {self.path}" if self.path else ""
-        return f"{self.vm}: {self.status}{where}"
-
-    def stored(self) -> str:
-        """What the backup put on the medium, in words (empty before WF-2)."""
-        if self.backup_id is None:
-            return ""
-        if self.type != "fullvm":
-            return f"backup {self.backup_id}, {self.kind}"
-        level = self.level or "full"
-        since = f" on backup {self.base_backup_id}" if self.base_backup_id is not None else ""
-        text = f"backup {self.backup_id}, image {level}{since}, {self.bytes_stored} bytes stored"
-        if self.fallback:
-            text += f"; {self.requested_level} requested, full because {self.fallback}"
-        return text
-
-
-def _message(exc: BaseException) -> str:
-    msg = getattr(exc, "msg", None)
-    if isinstance(msg, str) and msg:
-        return msg
-    return str(exc) or type(exc).__name__
-
-
-def emit_event(trace: Any, event: str, /, *, vm: str | None, step: str | None = None, **details: Any) -> Any:
-    """Emit a proxy event (details may include ``kind``: ``mount`` events carry ``fullvm|file``)."""
-    return trace.emit("proxy", event, vm=vm, step=step, **details)
-
-
-def force_remove(path: Path) -> None:
-    """Remove a proxy directory tree even where the mount made it read-only."""
-    if not path.exists() and not path.is_symlink():
-        return
-    if path.is_file() or path.is_symlink():
-        path.unlink()
-        return
-    for dirpath, dirnames, _ in os.walk(path):
-        for d in dirnames:
-            os.chmod(os.path.join(dirpath, d), stat.S_IRWXU)
-    os.chmod(path, stat.S_IRWXU)
-    shutil.rmtree(path)
-
-
-_SUBSTEP_BY_EVENT = (
-    ("script.run", "freeze", "WF-1a"),
-    ("quiesce.engage", None, "WF-1b"),
-    ("snapshot.create.fail", None, "WF-1c"),
-    ("quiesce.disengage", None, "WF-1d"),
-    ("script.run", "thaw", "WF-1e"),
-)
-
-
-def diagnose_pre_backup(events: list[Any], exc: BaseException) -> str:
-    """Which sub-step of WF-1 failed: from the guest/host events of the attempt when the
-    trace has them (in-process), else from the fault the host raised."""
-    for ev in events:
-        d = ev.details
-        if ev.kind == "script.run" and (d.get("exit_code") is None or d.get("exit_code") != 0):
-            return "WF-1e" if d.get("arg") == "thaw" else "WF-1a"
-        if ev.kind == "quiesce.engage" and d.get("ok") is False:
-            return "WF-1b"
-        if ev.kind == "quiesce.disengage" and d.get("ok") is False:
-            return "WF-1d"
-    for ev in events:
-        if ev.kind == "snapshot.create.fail":
-            return "WF-1c"
-    name = fault_name(exc)
-    text = _message(exc)
-    if name == "ApplicationQuiesceFault":
-        if "code was: 3" in text:
-            return "WF-1b"
-        return "WF-1e" if "Thaw" in text else "WF-1a"
-    if name == "FilesystemQuiesceFault":
-        return "WF-1d"
-    if name == "SnapshotFault" and "code was: 3" in text:
-        # guest code 3 is a sync-provider error (spec R47, F3/F7): the quiesce step itself
-        return "WF-1b"
-    return "WF-1c"
 
 
 class BackupProxy:
@@ -278,70 +137,28 @@ class BackupProxy:
         self.split = split
         self.quiesce = quiesce
         self.progress = progress
+        #: the op events of every step (``_oprecorder``)
+        self.ops = OpRecorder(client)
+        #: what each unfinished run had started, for the next run's cleanup (``_sessions``)
+        self.crash_sessions = SessionStore(self.root)
         self._active: set[str] = set()
 
-    # -- trace helpers -----------------------------------------------------------------
+    # -- one run per VM (spec R60) ----------------------------------------------------------
 
-    def _invoke(self, vm: VMInfo, step: str | None, op: str, **details: Any) -> str:
-        op_id = f"op-{len(self.client.trace)}"
-        self.client.trace.emit("proxy", "op.invoke", vm=vm.moref, step=step, op=op, op_id=op_id, **details)
-        return op_id
+    def claim(self, vm: VMInfo) -> None:
+        """Start a run of ``vm`` on this proxy; ``StateError`` if one is running (file-level
+        and image-level backups of one VM cannot run at the same time, spec R60)."""
+        if vm.moref in self._active:
+            msg = (
+                f"a backup of {vm.name} is already running on this proxy; file-level and "
+                "image-level backups of one VM cannot run at the same time (spec R60)"
+            )
+            raise StateError(msg)
+        self._active.add(vm.moref)
 
-    def _ok(self, vm: VMInfo, step: str, op: str, op_id: str, result: JobResult, **details: Any) -> None:
-        self.client.trace.emit("proxy", "op.ok", vm=vm.moref, step=step, op=op, op_id=op_id, **details)
-        result.steps.append(StepOutcome(step, op, True))
-
-    def _failed(
-        self,
-        vm: VMInfo,
-        step: str,
-        op: str,
-        op_id: str,
-        result: JobResult,
-        exc: BaseException,
-        *,
-        fail_job: bool = True,
-    ) -> None:
-        """``op.fail``: the call raised and did not happen."""
-        self._ended("op.fail", vm, step, op, op_id, result, exc, fail_job=fail_job)
-
-    def _unknown(
-        self,
-        vm: VMInfo,
-        step: str,
-        op: str,
-        op_id: str,
-        result: JobResult,
-        exc: BaseException,
-        *,
-        fail_job: bool = True,
-        **details: Any,
-    ) -> None:
-        """``op.info``: the call raised, but what it did is not what the error says."""
-        self._ended("op.info", vm, step, op, op_id, result, exc, fail_job=fail_job, **details)
-
-    def _ended(
-        self,
-        kind: str,
-        vm: VMInfo,
-        step: str,
-        op: str,
-        op_id: str,
-        result: JobResult,
-        exc: BaseException,
-        *,
-        fail_job: bool,
-        **details: Any,
-    ) -> None:
-        error = f"{fault_name(exc)}: {_message(exc)}"
-        self.client.trace.emit(
-            "proxy", kind, vm=vm.moref, step=step, op=op, op_id=op_id, error=error,
-            fault=fault_name(exc), **details,
-        )
-        shown = error if kind == "op.fail" else f"outcome unknown: {error}"
-        result.steps.append(StepOutcome(step, op, False, shown))
-        if fail_job:
-            result.fail(step, exc)
+    def release(self, vm: VMInfo) -> None:
+        """The run of ``vm`` ended (however it ended)."""
+        self._active.discard(vm.moref)
 
     def fault_point(self, operation: str, target: str, vm: VMInfo) -> None:
         """Consult the fault injector where the proxy can fail. Targets (``FaultRule.target``
@@ -375,42 +192,12 @@ class BackupProxy:
 
     # -- sessions (what a crashed run leaves) -------------------------------------------
 
-    def _session_file(self, vm_name: str) -> Path:
-        return self.root / _SESSIONS / f"{vm_name}.json"
-
-    def _save_session(self, vm: VMInfo, state: str, result: JobResult) -> None:
-        p = self._session_file(vm.name)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        data = {
-            "vm": vm.name,
-            "moref": vm.moref,
-            "uuid": vm.uuid,
-            "type": result.type,
-            "state": state,
-            "snapshot_id": result.snapshot_id,
-            "path": result.path,
-            "letters": result.letters,
-            "started": result.started,
-            "disks": len(vm.disks),
-        }
-        tmp = p.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, p)
-
     def session(self, vm_name: str) -> dict[str, Any] | None:
-        p = self._session_file(vm_name)
-        if not p.is_file():
-            return None
-        return json.loads(p.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+        """The session record of ``vm_name`` (``None``: no run of it is unfinished)."""
+        return self.crash_sessions.get(vm_name)
 
     def sessions(self) -> list[dict[str, Any]]:
-        d = self.root / _SESSIONS
-        if not d.is_dir():
-            return []
-        return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(d.glob("*.json"))]
-
-    def _drop_session(self, vm_name: str) -> None:
-        self._session_file(vm_name).unlink(missing_ok=True)
+        return self.crash_sessions.all()
 
     def export_path(self, vm: VMInfo) -> Path:
         return self.root / f"{vm.name}-fullVM"
@@ -446,7 +233,7 @@ class BackupProxy:
             mounted = {m for m in mounted if m != path and not m.startswith((base + "/", base + "\\"))}
         return mounted
 
-    def clean_leftovers(self, vm: VMInfo, result: JobResult) -> bool:
+    def clean_leftovers(self, vm: VMInfo, result: RunOutcome) -> bool:
         """Find and remove what an earlier, interrupted run of this VM left (F16): first the
         paths on the proxy (WF-3a), then the snapshots (WF-3b); each is reported in
         ``result.stale_cleaned`` and the trace. ``False`` if a snapshot could not be removed
@@ -464,37 +251,37 @@ class BackupProxy:
         ok = True
         traced = self._traced_mounts(vm)
         for p in paths:
-            op_id = self._invoke(vm, "WF-3a", "cleanup-unmount", path=str(p), stale=True)
+            op_id = self.ops.invoke(vm, "WF-3a", "cleanup-unmount", path=str(p), stale=True)
             force_remove(p)
             for m in announced:
                 # the trace says unmount only of what it said was mounted: a run of an
                 # earlier process (killed) announced its mounts in that process's trace
                 if (m == p or p in m.parents) and str(m) in traced:
                     self.client.trace.emit("proxy", "unmount", vm=vm.moref, path=str(m))
-            self._ok(vm, "WF-3a", "cleanup-unmount", op_id, result)
+            self.ops.ok(vm, "WF-3a", "cleanup-unmount", op_id, result)
             notes.append(f"removed {p} left on the proxy by an interrupted run")
         for s in snaps:
-            op_id = self._invoke(vm, "WF-3b", "cleanup-snapshot", snapshot=s.id, stale=True)
+            op_id = self.ops.invoke(vm, "WF-3b", "cleanup-snapshot", snapshot=s.id, stale=True)
             try:
                 self.client.remove_snapshot(vm.moref, s.id, consolidate=True)
             except Exception as exc:
-                self._failed(vm, "WF-3b", "cleanup-snapshot", op_id, result, exc)
+                self.ops.failed(vm, "WF-3b", "cleanup-snapshot", op_id, result, exc)
                 notes.append(f"could not remove snapshot {SNAPSHOT_NAME} ({s.id}) left on {vm.name}: {exc}")
                 ok = False
                 continue
-            self._ok(vm, "WF-3b", "cleanup-snapshot", op_id, result, snapshot=s.id)
+            self.ops.ok(vm, "WF-3b", "cleanup-snapshot", op_id, result, snapshot=s.id)
             notes.append(f"removed snapshot {SNAPSHOT_NAME} ({s.id}) left on {vm.name} by an interrupted run")
         if ok and self.client.vm_info(vm.moref).consolidation_needed:
             self._consolidate_if_needed(vm, result)
             notes.append(f"consolidated the redo logs an interrupted removal left on {vm.name}")
         if ok:
-            self._drop_session(vm.name)
+            self.crash_sessions.drop(vm.name)
         for n in notes:
             self.client.trace.emit("proxy", "note", vm=vm.moref, text=n)
         result.stale_cleaned.extend(notes)
         return ok
 
-    def fail_interrupted_backups(self, vm: VMInfo, catalog: Catalog, result: JobResult) -> list[int]:
+    def fail_interrupted_backups(self, vm: VMInfo, catalog: Catalog, result: RunOutcome) -> list[int]:
         """Catalog records of this VM still ``running``: a process killed in WF-2 never
         completed or failed them. No run of this VM is active on this proxy (R60), so they
         are marked ``failed`` (never offered for restore nor used as a reference) and
@@ -504,7 +291,7 @@ class BackupProxy:
             if rec.vm_uuid != vm.uuid:
                 continue
             # the catalog's own failure path: entries dropped, status and error set
-            catalog._fail(rec.id, self.client.clock.now, StateError("interrupted: the proxy died during WF-2"))
+            catalog.fail_backup(rec.id, self.client.clock.now, StateError("interrupted: the proxy died during WF-2"))
             note = f"marked backup {rec.id} of {vm.name} failed: an interrupted run left it incomplete"
             self.client.trace.emit("proxy", "note", vm=vm.moref, text=note)
             result.stale_cleaned.append(note)
@@ -563,6 +350,8 @@ class BackupProxy:
             from ._filelevel import UnsupportedGuestError
 
             raise UnsupportedGuestError(vm)
+        from ._run import BackupRun
+
         return BackupRun(self, vm, type, catalog=catalog, kind=kind, job=job, hold=hold, level=level)
 
     def backup(
@@ -573,17 +362,18 @@ class BackupProxy:
         catalog: Catalog | None = None,
         kind: str | None = None,
         job: str = "",
-    ) -> JobResult:
+    ) -> RunOutcome:
         """Run the whole workflow (WF-1 ... WF-3b) for one VM; never raises for host faults."""
         return self.run(selector, type, catalog=catalog, kind=kind, job=job).run()
 
-    def mount(self, selector: str | VMInfo, type: str = "fullvm") -> JobResult:
+    def mount(self, selector: str | VMInfo, type: str = "fullvm") -> RunOutcome:
         """Pre-backup only (``vcbMounter -a ... -r ... -t ...``): snapshot and expose; the
         snapshot stays until ``unmount``. A failed mount cleans up like any run."""
         vm = selector if isinstance(selector, VMInfo) else self.resolve(selector)
         return self.run(vm, type, hold=True).run()
 
-    def _refuse_if_held(self, vm: VMInfo) -> None:
+    def refuse_if_held(self, vm: VMInfo) -> None:
+        """``StateError`` if ``vm`` is mounted and held for a later ``unmount``."""
         held = self.session(vm.name)
         if held is not None and held.get("state") == "mounted":
             msg = (
@@ -600,12 +390,12 @@ class BackupProxy:
             if s.get("state") in ("exposing", "exposed", "mounted") and s.get("moref") != besides
         )
 
-    def unmount(self, target: str | Path | VMInfo) -> JobResult:
+    def unmount(self, target: str | Path | VMInfo) -> RunOutcome:
         """Post-backup for a held mount (``vcbMounter -U``): unmount (WF-3a), then remove
         the snapshot (WF-3b). ``target`` is the mount path, or the VM."""
-        sess = self._find_session(target)
+        sess = self.crash_sessions.find(target)
         vm = self.client.vm_info(sess["moref"])
-        result = JobResult(
+        result = RunOutcome(
             vm=vm.name,
             moref=vm.moref,
             type=sess["type"],
@@ -635,25 +425,12 @@ class BackupProxy:
         result.finished = self.client.clock.now
         return result
 
-    def _find_session(self, target: str | Path | VMInfo) -> dict[str, Any]:
-        sessions = self.sessions()
-        if isinstance(target, VMInfo):
-            found = [s for s in sessions if s["moref"] == target.moref]
-        else:
-            want = Path(target).resolve()
-            found = [s for s in sessions if s.get("path") and Path(s["path"]).resolve() == want]
-        if len(found) != 1:
-            known = [str(s.get("path")) for s in sessions]
-            msg = f"nothing mounted at {target}; mounted: {', '.join(known) or 'nothing'}"
-            raise StateError(msg, known=known)
-        return found[0]
-
     # -- the steps -----------------------------------------------------------------------
 
-    def pre_backup(self, vm: VMInfo, result: JobResult) -> bool:
+    def pre_backup(self, vm: VMInfo, result: RunOutcome) -> bool:
         """WF-1: the quiesced ``_VCB-BACKUP_`` snapshot. Returns whether it exists."""
         mark = len(self.client.trace)
-        op_id = self._invoke(
+        op_id = self.ops.invoke(
             vm, "WF-1", "pre-backup", name=SNAPSHOT_NAME, quiesce=self.quiesce, transport=self.transport
         )
         try:
@@ -670,20 +447,23 @@ class BackupProxy:
             if left:
                 # the call failed but the snapshot exists: the outcome was not what the
                 # fault said (Jepsen's info); record that, then take it away again
-                self._unknown(vm, "WF-1", "pre-backup", op_id, result, exc, snapshot=left[-1].id)
+                self.ops.unknown(vm, "WF-1", "pre-backup", op_id, result, exc, snapshot=left[-1].id)
             else:
-                self._failed(vm, "WF-1", "pre-backup", op_id, result, exc)
+                self.ops.failed(vm, "WF-1", "pre-backup", op_id, result, exc)
             result.cause_step = diagnose_pre_backup(attempt, exc)
             for s in left:
                 result.snapshot_id = s.id
                 self._remove_snapshot(vm, result, op="cleanup-snapshot")
             return False
         result.snapshot_id = snap.id
-        self._save_session(vm, "snapshot", result)
-        self._ok(vm, "WF-1", "pre-backup", op_id, result, snapshot=snap.id)
+        self.crash_sessions.save(vm, "snapshot", result)
+        # the result says what the backup is (rule WF-1b): a snapshot that came back
+        # unquiesced (asked so, or a VM that cannot be quiesced) is a crash-consistent one
+        self.ops.ok(vm, "WF-1", "pre-backup", op_id, result, snapshot=snap.id,
+                    consistency="quiesced" if snap.quiesced else "crash")
         return True
 
-    def prepare_change_tracking(self, vm: VMInfo, result: JobResult) -> bool:
+    def prepare_change_tracking(self, vm: VMInfo, result: RunOutcome) -> bool:
         """Before WF-1 of a requested incremental or differential image backup: enable changed
         block tracking where the host supports it and the VM does not have it on (rule 1 of
         ``_cbt.py``). Returns whether it was enabled now (this backup is then the baseline). A
@@ -693,17 +473,17 @@ class BackupProxy:
         try:
             state = self.client.change_tracking(vm.moref)
         except Exception as exc:  # the VM's config could not be read: the plan will tell
-            result.notes.append(f"could not read the changed block tracking of {vm.name}: {_message(exc)}")
+            result.notes.append(f"could not read the changed block tracking of {vm.name}: {message_of(exc)}")
             return False
         if not state.supported or state.enabled:
             return False
         trace = self.client.trace
         op = "enable-change-tracking"
-        op_id = self._invoke(vm, None, op)
+        op_id = self.ops.invoke(vm, None, op)
         try:
             self.client.enable_change_tracking(vm.moref)
         except Exception as exc:
-            error = f"{fault_name(exc)}: {_message(exc)}"
+            error = f"{fault_name(exc)}: {message_of(exc)}"
             trace.emit("proxy", "op.fail", vm=vm.moref, op=op, op_id=op_id, error=error, fault=fault_name(exc))
             result.steps.append(StepOutcome("prepare", op, False, error))
             result.notes.append(f"could not enable changed block tracking on {vm.name}: {error}")
@@ -719,7 +499,7 @@ class BackupProxy:
         return True
 
     def plan_image(
-        self, vm: VMInfo, result: JobResult, catalog: Catalog | None, *, enabled_now: bool = False
+        self, vm: VMInfo, result: RunOutcome, catalog: Catalog | None, *, enabled_now: bool = False
     ) -> ImagePlan:
         """The level of an image backup (``_cbt.plan_image``), recorded in ``result``; a
         fallback to full is said in the trace (``note``)."""
@@ -738,7 +518,7 @@ class BackupProxy:
         return plan
 
     def expose(
-        self, vm: VMInfo, result: JobResult, *, catalog: Catalog | None = None, enabled_now: bool = False
+        self, vm: VMInfo, result: RunOutcome, *, catalog: Catalog | None = None, enabled_now: bool = False
     ) -> ImagePlan | None:
         """WF-1f: export the image, or mount the volumes (raises; the caller cleans up). An
         image export first decides its level (``plan_image``): ``catalog`` holds the backups an
@@ -770,7 +550,7 @@ class BackupProxy:
             plan = self.plan_image(vm, result, catalog, enabled_now=enabled_now)
             dest = self.export_path(vm)
             result.path = str(dest)
-            self._save_session(vm, "exposing", result)
+            self.crash_sessions.save(vm, "exposing", result)
             export_image(
                 self.client,
                 vm,
@@ -785,7 +565,7 @@ class BackupProxy:
         else:
             dest = self.mount_path(vm)
             result.path = str(dest)
-            self._save_session(vm, "exposing", result)
+            self.crash_sessions.save(vm, "exposing", result)
             m = mount_files(
                 self.client,
                 vm,
@@ -796,11 +576,11 @@ class BackupProxy:
             )
             result.letters = {k: str(v) for k, v in m.letters.items()}
             result.skipped_volumes = [f"{v.name} ({v.label})" if v.label else v.name for v in m.skipped]
-        self._save_session(vm, "mounted" if result.status == "mounted" else "exposed", result)
+        self.crash_sessions.save(vm, "mounted" if result.status == "mounted" else "exposed", result)
         return plan
 
     def copy_to_medium(
-        self, vm: VMInfo, result: JobResult, catalog: Catalog, job: str = "", *, plan: ImagePlan | None = None
+        self, vm: VMInfo, result: RunOutcome, catalog: Catalog, job: str = "", *, plan: ImagePlan | None = None
     ) -> None:
         """WF-2: the backup software moves the exposed data to the medium (an image export
         at the level ``plan`` chose)."""
@@ -852,18 +632,18 @@ class BackupProxy:
             result.fallback = rec.fallback
             result.base_backup_id = rec.base_id
 
-    def _snapshot_time(self, vm: VMInfo, result: JobResult) -> float:
+    def _snapshot_time(self, vm: VMInfo, result: RunOutcome) -> float:
         for s in self.client.list_snapshots(vm.moref):
             if s.id == result.snapshot_id:
                 return s.created
         return self.client.clock.now
 
-    def post_backup(self, vm: VMInfo, result: JobResult) -> None:
+    def post_backup(self, vm: VMInfo, result: RunOutcome) -> None:
         """WF-3a unmount, then WF-3b remove the snapshot (commit). Both always happen: a
         failed unmount is recorded, then the proxy removes the paths by force."""
         if result.path is not None:
             path = Path(result.path)
-            op_id = self._invoke(vm, "WF-3a", "unmount", path=str(path))
+            op_id = self.ops.invoke(vm, "WF-3a", "unmount", path=str(path))
             # what the trace said was mounted: an ``unmount`` of a held mount made by another
             # process (``vcbsim mount``, then ``vcbsim unmount``) is that process's to announce
             traced = self._traced_mounts(vm)
@@ -872,17 +652,17 @@ class BackupProxy:
                 self.fault_point("unmount", f"{vm.name}:{path.name}", vm)
                 force_remove(path)
             except Exception as exc:
-                self._failed(vm, "WF-3a", "unmount", op_id, result, exc)
-                op_id = self._invoke(vm, "WF-3a", "force-unmount", path=str(path))
+                self.ops.failed(vm, "WF-3a", "unmount", op_id, result, exc)
+                op_id = self.ops.invoke(vm, "WF-3a", "force-unmount", path=str(path))
                 force_remove(path)
                 for p in gone:
                     self.client.trace.emit("proxy", "unmount", vm=vm.moref, path=str(p))
-                self._ok(vm, "WF-3a", "force-unmount", op_id, result)
+                self.ops.ok(vm, "WF-3a", "force-unmount", op_id, result)
             else:
                 for p in gone:
                     self.client.trace.emit("proxy", "unmount", vm=vm.moref, path=str(p))
-                self._ok(vm, "WF-3a", "unmount", op_id, result)
-            self._save_session(vm, "unmounted", result)
+                self.ops.ok(vm, "WF-3a", "unmount", op_id, result)
+            self.crash_sessions.save(vm, "unmounted", result)
         if result.snapshot_id is not None:
             if result.path is not None:
                 self.fault_point("crash", "proxy.after-unmount", vm)
@@ -890,207 +670,39 @@ class BackupProxy:
         if result.snapshot_id is None:
             self._consolidate_if_needed(vm, result)
             self.fault_point("crash", "proxy.after-commit", vm)
-            self._drop_session(vm.name)
+            self.crash_sessions.drop(vm.name)
 
-    def _consolidate_if_needed(self, vm: VMInfo, result: JobResult) -> None:
+    def _consolidate_if_needed(self, vm: VMInfo, result: RunOutcome) -> None:
         """A removal that failed part-way leaves "Needs consolidation" (F16): merge the
         redo logs now (WF-3b), so every write reaches the base disk."""
         for attempt in (1, 2):
             if not self.client.vm_info(vm.moref).consolidation_needed:
                 return
-            op_id = self._invoke(vm, "WF-3b", "consolidate", attempt=attempt)
+            op_id = self.ops.invoke(vm, "WF-3b", "consolidate", attempt=attempt)
             try:
                 self.client.consolidate_disks(vm.moref)
             except Exception as exc:
-                self._failed(vm, "WF-3b", "consolidate", op_id, result, exc, fail_job=attempt == 2)
+                self.ops.failed(vm, "WF-3b", "consolidate", op_id, result, exc, fail_job=attempt == 2)
                 continue
-            self._ok(vm, "WF-3b", "consolidate", op_id, result)
+            self.ops.ok(vm, "WF-3b", "consolidate", op_id, result)
 
-    def _remove_snapshot(self, vm: VMInfo, result: JobResult, *, op: str) -> None:
+    def _remove_snapshot(self, vm: VMInfo, result: RunOutcome, *, op: str) -> None:
         """WF-3b. A failure is retried once (as an operator would; a retry that succeeds
         leaves the job successful, the failed attempt listed in its steps); a snapshot that
         still cannot be removed fails the job and is left for the next run's cleanup."""
         assert result.snapshot_id is not None
         for attempt in (1, 2):
-            op_id = self._invoke(vm, "WF-3b", op, snapshot=result.snapshot_id, attempt=attempt)
+            op_id = self.ops.invoke(vm, "WF-3b", op, snapshot=result.snapshot_id, attempt=attempt)
             try:
                 self.client.remove_snapshot(vm.moref, result.snapshot_id, consolidate=True)
             except Exception as exc:
                 if all(s.id != result.snapshot_id for s in self.client.list_snapshots(vm.moref)):
                     # it raised, yet the snapshot is gone: the commit happened after all
-                    self._unknown(vm, "WF-3b", op, op_id, result, exc, fail_job=False, resolved="removed")
+                    self.ops.unknown(vm, "WF-3b", op, op_id, result, exc, fail_job=False, resolved="removed")
                     result.snapshot_id = None
                     return
-                self._failed(vm, "WF-3b", op, op_id, result, exc, fail_job=attempt == 2)
+                self.ops.failed(vm, "WF-3b", op, op_id, result, exc, fail_job=attempt == 2)
                 continue
-            self._ok(vm, "WF-3b", op, op_id, result, snapshot=result.snapshot_id)
+            self.ops.ok(vm, "WF-3b", op, op_id, result, snapshot=result.snapshot_id)
             result.snapshot_id = None
             return
-
-
-class BackupRun:
-    """One run of the workflow for one VM, as a sequence of steps.
-
-    ``steps()`` yields the name of each step after it finished, so a scheduler can interleave
-    several runs (the proxy's concurrency) and a test can let the guest write between steps.
-    ``run()`` drives all steps and returns the ``JobResult``.
-    """
-
-    def __init__(
-        self,
-        proxy: BackupProxy,
-        vm: VMInfo,
-        type: str,
-        *,
-        catalog: Catalog | None,
-        kind: str | None,
-        job: str,
-        hold: bool,
-        level: str | None = None,
-    ) -> None:
-        self.proxy = proxy
-        self.vm = vm
-        self.catalog = catalog
-        self.hold = hold
-        self.result = JobResult(vm=vm.name, moref=vm.moref, type=type, kind=kind, requested_level=level)
-        self.job = job
-        self.plan: ImagePlan | None = None
-        self.files: list[str] | None = None
-        self._iter: Iterator[str] | None = None
-
-    def run(self) -> JobResult:
-        while self.advance():
-            pass
-        return self.result
-
-    def advance(self) -> bool:
-        """Do the next step; ``False`` once the run has finished."""
-        if self._iter is None:
-            self._iter = self.steps()
-        try:
-            next(self._iter)
-        except StopIteration:
-            return False
-        return True
-
-    def steps(self) -> Iterator[str]:
-        proxy, vm, result = self.proxy, self.vm, self.result
-        client = proxy.client
-        if vm.moref in proxy._active:
-            msg = (
-                f"a backup of {vm.name} is already running on this proxy; file-level and "
-                "image-level backups of one VM cannot run at the same time (spec R60)"
-            )
-            raise StateError(msg)
-        proxy._active.add(vm.moref)
-        try:
-            result.started = client.clock.now
-            vm = self.vm = client.vm_info(vm.moref)
-            proxy._refuse_if_held(vm)
-            if not proxy.clean_leftovers(vm, result):
-                result.status = "failed"
-                return
-            if self.catalog is not None:
-                proxy.fail_interrupted_backups(vm, self.catalog, result)
-            dest = proxy.export_path(vm) if result.type == "fullvm" else proxy.mount_path(vm)
-            if dest.exists():
-                msg = (
-                    f"{dest} already exists and is not a leftover of this proxy; VCB exposes a "
-                    "snapshot in a new directory (spec R57): move it away or use another -r"
-                )
-                raise StateError(msg, path=str(dest))
-            job_id: str | None = None
-            if not self.hold:
-                details: dict[str, Any] = {"mode": result.type, "job": self.job}
-                if result.type == "file":
-                    details["level"] = result.kind
-                elif result.requested_level not in (None, "full"):
-                    details["level"] = result.requested_level
-                job_id = proxy._invoke(vm, None, "job", **details)
-            yield from self._steps(vm, result)
-            if result.status != "failed":
-                result.status = "mounted" if self.hold else "ok"
-            if job_id is not None:
-                if result.status == "failed":
-                    error = f"{result.failed_step}: {result.fault}: {result.reason}"
-                    client.trace.emit(
-                        "proxy", "op.fail", vm=vm.moref, op="job", op_id=job_id, error=error,
-                        failed_step=result.failed_step,
-                    )
-                else:
-                    extra: dict[str, Any] = {"backup_id": result.backup_id}
-                    if self.files is not None:
-                        extra["files"] = self.files
-                    if result.type == "fullvm" and result.requested_level not in (None, "full"):
-                        extra["level"] = result.level
-                        if result.fallback:
-                            extra["fallback"] = result.fallback
-                    client.trace.emit("proxy", "op.ok", vm=vm.moref, op="job", op_id=job_id, **extra)
-        finally:
-            proxy._active.discard(vm.moref)
-            result.finished = client.clock.now
-
-    def _steps(self, vm: VMInfo, result: JobResult) -> Iterator[str]:
-        proxy = self.proxy
-        enabled_now = False
-        wants_cbt = result.requested_level in ("incremental", "differential")
-        if result.type == "fullvm" and wants_cbt and self.catalog is not None and not self.hold:
-            enabled_now = proxy.prepare_change_tracking(vm, result)
-        proxy._save_session(vm, "pre-backup", result)
-        proxy.fault_point("crash", "proxy.before-snapshot", vm)
-        if not proxy.pre_backup(vm, result):
-            proxy._drop_session(vm.name)
-            yield "WF-1"
-            return
-        yield "WF-1"
-        proxy.fault_point("crash", "proxy.after-snapshot", vm)
-        op_id = proxy._invoke(vm, "WF-1f", "expose", type=result.type)
-        try:
-            if self.hold:
-                result.status = "mounted"
-            self.plan = proxy.expose(
-                vm, result, catalog=None if self.hold else self.catalog, enabled_now=enabled_now
-            )
-        except Exception as exc:
-            proxy._failed(vm, "WF-1f", "expose", op_id, result, exc)
-            if result.path is not None and not Path(result.path).exists():
-                result.path = None
-            proxy.post_backup(vm, result)
-            yield "WF-1f"
-            return
-        level: dict[str, Any] = {}
-        if self.plan is not None and self.plan.requested != "full":
-            level = {"level": self.plan.level}
-            if self.plan.fallback:
-                level["fallback"] = self.plan.fallback
-        proxy._ok(
-            vm,
-            "WF-1f",
-            "expose",
-            op_id,
-            result,
-            path=result.path,
-            letters=sorted(result.letters),
-            skipped=result.skipped_volumes,
-            **level,
-        )
-        yield "WF-1f"
-        proxy.fault_point("crash", "proxy.after-expose", vm)
-        if self.hold:
-            return
-        if self.catalog is not None:
-            op_id = proxy._invoke(vm, "WF-2", "copy", level=result.kind)
-            try:
-                proxy.copy_to_medium(vm, result, self.catalog, self.job, plan=self.plan)
-            except Exception as exc:
-                proxy._failed(vm, "WF-2", "copy", op_id, result, exc)
-            else:
-                extra: dict[str, Any] = {"level": result.kind, "backup_id": result.backup_id}
-                if result.type == "file" and result.backup_id is not None:
-                    self.files = self.catalog.copied_paths(result.backup_id)
-                    extra["files"] = self.files
-                proxy._ok(vm, "WF-2", "copy", op_id, result, **extra)
-            yield "WF-2"
-            proxy.fault_point("crash", "proxy.after-copy", vm)
-        proxy.post_backup(vm, result)
-        yield "WF-3"

@@ -7,6 +7,8 @@ exactly. Nothing in the simulator reads the wall clock; everything asks this clo
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 __all__ = ["VirtualClock", "EPOCH"]
@@ -22,10 +24,11 @@ class VirtualClock:
     directly. ``advance`` is how durations (scripts, snapshot creation, consolidation) pass.
     """
 
-    __slots__ = ("_now",)
+    __slots__ = ("_now", "_alarm")
 
     def __init__(self, start: float = EPOCH) -> None:
         self._now = float(start)
+        self._alarm: tuple[float, Callable[[], None]] | None = None
 
     @property
     def now(self) -> float:
@@ -37,14 +40,31 @@ class VirtualClock:
         if seconds < 0:
             msg = f"the virtual clock only moves forward; advance() got {seconds!r} seconds"
             raise ValueError(msg)
-        self._now += float(seconds)
-        return self._now
+        return self.advance_to(self._now + float(seconds))
 
     def advance_to(self, when: float) -> float:
-        """Move time forward to ``when`` if it is later than now; return the new time."""
+        """Move time forward to ``when`` if it is later than now; return the new time. An
+        alarm due on the way fires first, at its own time (and may raise: then time stays
+        there and the operation that advanced the clock stops)."""
+        alarm = self._alarm
+        if alarm is not None and alarm[0] <= when:
+            self._alarm = None
+            self._now = max(self._now, float(alarm[0]))
+            alarm[1]()
         if when > self._now:
             self._now = float(when)
         return self._now
+
+    @contextmanager
+    def alarm(self, when: float, callback: Callable[[], None]) -> Iterator[None]:
+        """Within the block, run ``callback`` when time reaches ``when``: a timer that fires
+        at its own virtual time while a longer operation (a snapshot being taken) advances
+        the clock, as the guest's abort timer does (spec R15, F9)."""
+        outer, self._alarm = self._alarm, (float(when), callback)
+        try:
+            yield
+        finally:
+            self._alarm = outer
 
     def datetime(self) -> datetime:
         """Current virtual time as an aware UTC ``datetime`` (what the SOAP layer serialises)."""

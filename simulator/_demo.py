@@ -89,4 +89,3 @@ def populate_demo(host: Host) -> None:
     _put(lfs, "/usr/sbin/pre-freeze-script", "#!/bin/sh\necho pre $1 >> /var/log/vcb-quiesce.log\n")
     _put(lfs, "/usr/sbin/post-thaw-script", "#!/bin/sh\necho post $1 >> /var/log/vcb-quiesce.log\n")
     _put(lfs, "/var/www/index.html", "<html><body>rhel5-web</body></html>\n")
-    host._is_demo = True  # type: ignore[attr-defined]

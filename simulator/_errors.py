@@ -1,14 +1,31 @@
-"""The simulator's own error hierarchy (for misuse of the Python API).
+"""vcbsim's one error hierarchy: every exception vcbsim raises on purpose descends from
+``VcbsimError``, and also from the built-in that says what kind of error it is (as
+Hypothesis' errors do), so ``except ValueError`` and ``except VcbsimError`` both work.
 
 Faults that a real ESX host would raise are pyVmomi ``vim.fault.*`` objects, built by
 ``simulator._faults.raise_fault``; the classes here are for input that no real host would
-ever be sent (a negative disk size, an unknown profile name) and for kit-level problems::
+ever be sent (a negative disk size, an unknown profile name) and for the project's own
+layers::
 
     VcbsimError
-    ├── InvalidInputError (ValueError)   bad argument: says what was expected and what came
-    ├── NotFoundError (LookupError)       unknown VM, snapshot, volume, file, job ...
-    ├── StateError (RuntimeError)         operation not allowed in the current state
-    └── SimulatedCrash (BaseException)    injected crash point: not caught by ``except Exception``
+    ├── InvalidInputError (ValueError)      bad argument: says what was expected and what came
+    │   ├── GrainLogError                    a redo-log file that is not one (disk/_persistent)
+    │   ├── UnsupportedGuestError            file-level backup of a guest VCB cannot mount
+    │   └── InvalidDefinition (+ KitError)   a bad rule, profile, option or kit input file
+    ├── NotFoundError (LookupError)          unknown VM, snapshot, volume, file, job ...
+    ├── StateError (RuntimeError)            operation not allowed in the current state
+    ├── CorruptBlobError                     a backup blob whose content is not its digest
+    ├── RequestError (ValueError)            not a well-formed vSphere SOAP call (soap/wire)
+    ├── ControlError                         the control API refused a request (its status)
+    ├── CommandError (ValueError)            a REPL command used wrongly (vcbsim/_repl)
+    └── KitError                             the conformance kit (conformance/_errors.py)
+        ├── AdapterError (RuntimeError)      the implementation's adapter misbehaved: ERROR
+        │   └── FlakyAdapterError            the same steps gave different outcomes
+        ├── ConformanceViolation (AssertionError)   a rule failed: FAIL
+        └── InvalidDefinition                (above)
+
+    SimulatedCrash (BaseException)           injected crash point: not caught by
+                                             ``except Exception``, so not a VcbsimError
 
 Each carries structured fields (``expected``, ``got``, ``hint``) besides the message.
 """
@@ -29,7 +46,7 @@ __all__ = [
 class VcbsimError(Exception):
     """Root of every error vcbsim raises that is not a simulated vSphere fault."""
 
-    def __init__(self, message: str, **fields: Any) -> None:
+    def __init__(self, message: str = "", **fields: Any) -> None:
         super().__init__(message)
         self.fields = fields
 
@@ -42,6 +59,7 @@ class InvalidInputError(VcbsimError, ValueError):
         if hint:
             msg += f"; {hint}"
         super().__init__(msg, what=what, expected=expected, got=got, hint=hint)
+        self.what = what
         self.expected = expected
         self.got = got
         self.hint = hint

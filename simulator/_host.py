@@ -8,6 +8,11 @@ failure state (a quiesced snapshot whose thaw failed is rolled back, spec F7).
 The operations are synchronous and run on the virtual clock; the SOAP endpoint wraps them in
 ``Task`` objects. A per-host re-entrant lock makes them safe to call from server threads; a
 VM already inside an operation answers ``TaskInProgress``.
+
+One cohesive concern, although over 700 lines: the host's own operations on its VMs, each
+short, in the order of the vSphere API. What is not an operation lives beside it: building
+guests (``_guestbuild``), the demo (``_demo``), persistence (``_persist``), the VM model
+(``_vm``).
 """
 
 from __future__ import annotations
@@ -32,12 +37,26 @@ from .disk import BlockDevice, Layer, LayeredDisk, LayerView, MergeStats
 if TYPE_CHECKING:
     from ._persist import DatastoreStore, RecoveryReport
 
-__all__ = ["Host", "Datastore", "DiskChangeInfo", "GiB", "MiB"]
+__all__ = ["Host", "Datastore", "DiskChangeInfo", "GiB", "MiB", "MorefCounters", "Populate"]
 
 MiB = 1024**2
 GiB = 1024**3
 
 VCB_SNAPSHOT_NAME = "_VCB-BACKUP_"
+
+Populate = Callable[["Host"], None]
+"""Builds an inventory on an empty host: ``populate_demo``, an inventory file's ``populate``."""
+
+
+@dataclass(frozen=True, slots=True)
+class MorefCounters:
+    """The numbers the next ``vm-N`` and ``snapshot-N`` managed-object ids will take.
+
+    Persistence saves them and gives them back (``Host.reserve_morefs``), so an id handed out
+    before a restart is never handed out again to another object (clients cache morefs)."""
+
+    next_vm: int
+    next_snapshot: int
 
 
 @dataclass(eq=False)
@@ -111,7 +130,11 @@ class Host:
         datastore_capacity: int = 4 * 1024 * GiB,
         name: str = "esx01.vcbsim.test",
         datastore_dir: str | os.PathLike[str] | None = None,
+        populate: Populate | None = None,
     ) -> None:
+        """``populate`` builds the inventory (``Host.demo()`` passes the demo's): on this host
+        when it starts empty (in memory, or a ``datastore_dir`` just created; one that holds
+        VMs is loaded as it is), and again on every ``reset()``."""
         self.profile = get_profile(profile)
         self.seed = seed
         self.name = name
@@ -125,8 +148,13 @@ class Host:
             "datastore1": Datastore("datastore1", datastore_capacity, self)
         }
         self.lock = threading.RLock()
+        self._quiesce_step_callbacks: list[Callable[[VM, str], None]] = []
         self._next_moref = 1
         self._next_snapshot_moref = 1
+        #: What ``reset()`` rebuilds the inventory with (``None``: no VMs). Public so that the
+        #: control API's ``reset(demo=...)`` can choose; a loaded datastore made from the demo
+        #: sets it to the demo's when none was given.
+        self.populate: Populate | None = populate
         self.trace.emit("host", "host.reset", profile=self.profile.name, seed=seed)
         # datastore_dir: the datastore is kept as files there and loaded from them (_persist.py)
         self.store: DatastoreStore | None = None
@@ -135,6 +163,11 @@ class Host:
             from ._persist import attach_store
 
             attach_store(self, datastore_dir)
+        created = self.store is None or (self.recovery_report is not None and self.recovery_report.created)
+        if populate is not None and created and not self.vms:
+            populate(self)
+            if self.store is not None:
+                self.store.save_host()
 
     # -- construction -----------------------------------------------------------------------
 
@@ -143,24 +176,39 @@ class Host:
         """The embedded default: a Windows guest (C:, D:, a letterless volume) and a Linux guest."""
         from ._demo import populate_demo
 
-        host = cls(profile, seed=seed)
-        populate_demo(host)
-        return host
+        return cls(profile, seed=seed, populate=populate_demo)
+
+    @property
+    def is_demo(self) -> bool:
+        """True when ``reset()`` rebuilds the demo inventory (persistence records it)."""
+        from ._demo import populate_demo
+
+        return self.populate is populate_demo
 
     def reset(self, *, seed: int | None = None) -> None:
         """Rebuild this host from scratch with the same profile (moto's ``reset``), and the
-        inventory it was built with: the demo's, or an inventory file's (``_populate``)."""
-        demo = getattr(self, "_is_demo", False)
-        populate = getattr(self, "_populate", None)
+        inventory ``populate`` builds: the demo's, an inventory file's, or none."""
+        populate = self.populate
         if self.store is not None:
             self.store.wipe()
-        self.__init__(self.profile, seed=self.seed if seed is None else seed, **self._init_args)  # type: ignore[misc]
-        if populate is not None:
-            populate(self)
-        elif demo:
-            from ._demo import populate_demo
+        self.__init__(  # type: ignore[misc]
+            self.profile, seed=self.seed if seed is None else seed, populate=populate, **self._init_args
+        )
 
-            populate_demo(self)
+    # -- seams for persistence ------------------------------------------------------------
+
+    @property
+    def moref_counters(self) -> MorefCounters:
+        """The ids the next VM and snapshot will get (what persistence saves)."""
+        return MorefCounters(self._next_moref, self._next_snapshot_moref)
+
+    def reserve_morefs(self, *, next_vm: int = 1, next_snapshot: int = 1) -> None:
+        """Never hand out ``vm-N`` below ``next_vm`` nor ``snapshot-N`` below
+        ``next_snapshot`` (a loaded datastore's saved counters, or past its objects' ids).
+        Counters only move up: an id once given is not reused."""
+        with self.lock:
+            self._next_moref = max(self._next_moref, int(next_vm))
+            self._next_snapshot_moref = max(self._next_snapshot_moref, int(next_snapshot))
 
     def add_vm(
         self,
@@ -417,6 +465,7 @@ class Host:
                         faults=self.faults,
                         profile=self.profile,
                         vm=vm.moref,
+                        on_step=self._quiesce_step_hook(vm),
                     )
                     snap = result.snapshot
                     if snap is None:
@@ -490,6 +539,28 @@ class Host:
         self.crash_point("host.snapshot.after-freeze", vm)
         return snap
 
+    def on_quiesce_step(self, callback: Callable[[VM, str], None]) -> Callable[[], None]:
+        """Call ``callback(vm, step)`` after each of WF-1a … WF-1d of every quiesced snapshot
+        (``VMwareTools.quiesced_snapshot``'s ``on_step``); returns the function that stops it.
+
+        The callback runs inside ``create_snapshot`` with the host's lock held and the VM busy
+        (another operation on it gets ``TaskInProgress``, as on a real host). A callback that
+        waits, as ``vcbsim repl`` waits for its learner between steps, should wait on a
+        ``threading.Condition(host.lock)``, which lets other threads use the host meanwhile."""
+        self._quiesce_step_callbacks.append(callback)
+        return lambda: self._quiesce_step_callbacks.remove(callback)
+
+    def _quiesce_step_hook(self, vm: VM) -> Callable[[str], None] | None:
+        callbacks = list(self._quiesce_step_callbacks)
+        if not callbacks:
+            return None
+
+        def step_done(step: str) -> None:
+            for cb in callbacks:
+                cb(vm, step)
+
+        return step_done
+
     def _delta_name(self, vm: VM, d: VirtualDiskDevice) -> str:
         """``<base>-NNNNNN.vmdk`` (R50); the sequence is per VM, shared by its disks."""
         base = d.base_name[: -len(".vmdk")]
@@ -553,7 +624,7 @@ class Host:
                         d.disk.release(layer, merge=False)
             if not consolidate:
                 vm.consolidation_needed = True
-        self._refresh_consolidation(vm)
+        self.refresh_consolidation(vm)
         return total
 
     def _merge_cost(self, vm: VM, d: VirtualDiskDevice, stats: MergeStats, total: MergeStats) -> MergeStats:
@@ -570,7 +641,9 @@ class Host:
                 raise_fault(rule.fault, rule.message, datastore=vm.datastore)
         return total + stats
 
-    def _refresh_consolidation(self, vm: VM) -> None:
+    def refresh_consolidation(self, vm: VM) -> None:
+        """Recompute ``vm.consolidation_needed`` from its disks (released layers no snapshot
+        holds); after an operation, or after loading a VM from a datastore."""
         held = {id(layer) for s in vm.snapshots() for layer in s.layers.values()}
         vm.consolidation_needed = any(
             layer.released and id(layer) not in held and len(layer.children) <= 1
@@ -598,7 +671,7 @@ class Host:
             vm.next_delta += 1
             vm.current_snapshot = snap
             vm.power_state = snap.power_state if snap.memory else "poweredOff"
-            self._refresh_consolidation(vm)
+            self.refresh_consolidation(vm)
             self._stun(vm)
             self.trace.emit("host", "snapshot.revert", vm=vm.moref, snapshot=snap.moref, name=snap.name)
 
@@ -609,7 +682,7 @@ class Host:
             total = MergeStats()
             for d in vm.disks:
                 total = self._merge_cost(vm, d, d.disk.consolidate(), total)
-            self._refresh_consolidation(vm)
+            self.refresh_consolidation(vm)
             return total
 
     # -- disks as of a snapshot ---------------------------------------------------------------

@@ -50,9 +50,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import InvalidInputError, StateError
+from ._iofaults import io_fault
 from ._vm import VM, Snapshot, VirtualDiskDevice
-from .disk import CREATE_TYPES, Layer, render_descriptor
-from .disk._persistent import PersistentLayeredDisk, atomic_write
+from .disk import CREATE_TYPES, Layer, _persistent, render_descriptor
+from .disk._persistent import DamagedFileError, PersistentLayeredDisk, atomic_write
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -66,31 +67,43 @@ FORMAT = 1
 HOST_FILE = "vcbsim-host.json"
 LOCK_FILE = ".vcbsim.lock"
 STATE_SUFFIX = ".vcbsim.json"
-_SWEPT_SUFFIXES = (".vmdk", ".tmp", ".wal", "-ctk.log")
+#: where damaged files of this host are moved (never deleted), one numbered folder per move
+QUARANTINE = ".vcbsim-quarantine"
 
 
 @dataclass
 class RecoveryReport:
-    """What opening a datastore directory found and did."""
+    """What opening a datastore directory found and did (docs/architecture.md, durability)."""
 
     directory: str
     created: bool = False
     vms: list[str] = field(default_factory=list)
     #: VM name -> names of the snapshots it has (e.g. a leftover ``_VCB-BACKUP_``)
     snapshots: dict[str, list[str]] = field(default_factory=dict)
-    #: finished merges, cut torn tails, redone WAL records, compactions
+    #: finished merges, cut torn tails, redone WAL records, compactions, CBT resets
     repairs: list[str] = field(default_factory=list)
     #: frozen layers no snapshot held (an interrupted removal), released and merged
     released: list[str] = field(default_factory=list)
-    #: files of interrupted operations that no state referred to, deleted
+    #: files an interrupted operation of this host had retired (listed in its state), deleted
     removed_files: list[str] = field(default_factory=list)
-    #: VMs that could not be loaded, with the reason
-    errors: list[str] = field(default_factory=list)
+    #: VMs that could not be loaded: ``{"vm", "file", "reason"}`` (nothing of theirs changed)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    #: files and folders no state accounts for, left in place: ``{"file", "reason"}``
+    unaccounted: list[dict[str, str]] = field(default_factory=list)
+    #: damaged files of this host moved aside: ``{"file", "moved_to", "reason"}``
+    quarantined: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
         """True when nothing needed repair (a clean shutdown, or a new directory)."""
-        return not (self.repairs or self.released or self.removed_files or self.errors)
+        return not (
+            self.repairs
+            or self.released
+            or self.removed_files
+            or self.errors
+            or self.unaccounted
+            or self.quarantined
+        )
 
     def summary(self) -> str:
         if self.created:
@@ -105,13 +118,47 @@ class RecoveryReport:
         if self.released:
             parts.append(f"{len(self.released)} unheld layer(s) merged")
         if self.removed_files:
-            parts.append(f"{len(self.removed_files)} leftover file(s) deleted")
+            parts.append(f"{len(self.removed_files)} retired file(s) of interrupted operations deleted")
         if self.errors:
-            parts.append(f"{len(self.errors)} error(s)")
+            parts.append(f"{len(self.errors)} VM(s) inaccessible")
+        if self.unaccounted:
+            parts.append(f"{len(self.unaccounted)} unaccounted item(s) left in place")
+        if self.quarantined:
+            parts.append(f"{len(self.quarantined)} file(s) quarantined")
         return text + ", recovered: " + ", ".join(parts)
+
+    def problems(self) -> list[str]:
+        """One line per problem, naming the file and the reason (the server's start report)."""
+        lines = [f"inaccessible VM {e['vm']}: {e['file']}: {e['reason']}" for e in self.errors]
+        lines += [f"left in place: {u['file']}: {u['reason']}" for u in self.unaccounted]
+        lines += [
+            f"quarantined: {q['file']} -> {q['moved_to']}: {q['reason']}" for q in self.quarantined
+        ]
+        lines += [f"repaired: {r}" for r in self.repairs]
+        return lines
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+class _StateShapeError(ValueError):
+    """A state file that is JSON but not of the shape this version writes."""
+
+
+def _shape(doc: Any, path: str) -> None:
+    """Check the parts of a VM state the loader indexes, so a wrong shape is one line."""
+    if not isinstance(doc, dict):
+        msg = f"expected a JSON object, got {type(doc).__name__}"
+        raise _StateShapeError(msg)
+    for key, kind in (("vm", dict), ("disks", list), ("snapshots", list)):
+        if not isinstance(doc.get(key), kind):
+            want = "object" if kind is dict else "array"
+            msg = f"expected {key!r} to be a JSON {want}, got {type(doc.get(key)).__name__}"
+            raise _StateShapeError(msg)
+    for key in ("name", "moref", "datastore"):
+        if not isinstance(doc["vm"].get(key), str):
+            msg = f"expected vm.{key} to be a string"
+            raise _StateShapeError(msg)
 
 
 def _moref_number(moref: str) -> int:
@@ -130,9 +177,15 @@ class DatastoreStore:
         self.sync_writes = sync_writes
         self._written: dict[Path, bytes] = {}
         self._saving: set[str] = set()
-        # while loading: files of interrupted operations that sweeps deleted
-        self._removed: list[str] | None = None
+        #: VM moref -> names of the files in its folder this host wrote or loaded (only
+        #: these are ever deleted, and only once no state refers to them)
+        self._owned: dict[str, set[str]] = {}
+        #: VM moref -> the state text last written (what a failed operation rolls back to)
+        self._last_doc: dict[str, bytes] = {}
         self._lock_fd: int | None = None
+        self.report: RecoveryReport | None = None
+        #: VMs registered on this host that could not be loaded: moref -> state file
+        self._inaccessible: dict[str, str] = {}
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -144,6 +197,25 @@ class DatastoreStore:
     def state_path(self, vm: VM) -> Path:
         return self.vm_dir(vm) / f"{vm.name}{STATE_SUFFIX}"
 
+    def _rel_state(self, vm: VM) -> str:
+        return f"{vm.datastore}/{vm.name}/{vm.name}{STATE_SUFFIX}"
+
+    def quarantine(self, path: Path, reason: str) -> str:
+        """Move a damaged file of this host out of the way (never deleted); returns where."""
+        rel = path.relative_to(self.root)
+        n = 1
+        while (self.root / QUARANTINE / str(n) / rel).exists():
+            n += 1
+        dest = self.root / QUARANTINE / str(n) / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, dest)
+        moved = dest.relative_to(self.root).as_posix()
+        if self.report is not None:
+            self.report.quarantined.append(
+                {"file": rel.as_posix(), "moved_to": moved, "reason": reason}
+            )
+        return moved
+
     # -- hooks the host calls ----------------------------------------------------------------
 
     def new_disk(self, vm: VM, capacity: int) -> PersistentLayeredDisk:
@@ -154,22 +226,50 @@ class DatastoreStore:
         delta_suffix = "-sesparse.vmdk" if sesparse else "-delta.vmdk"
         directory = self.vm_dir(vm)
         if not vm.disks:
-            if self.state_path(vm).exists():
-                msg = f"{directory} holds a VM this host did not load; move it away first"
+            if self._rel_state(vm) in self._inaccessible.values():
+                msg = (
+                    f"VM name {vm.name!r} belongs to a VM this host has registered but could "
+                    "not load (see the start report); repair or move its folder first"
+                )
                 raise StateError(msg)
-            if directory.is_dir():  # left by a VM whose creation a kill interrupted
-                self._sweep(directory, set())
-        directory.mkdir(parents=True, exist_ok=True)
-        return PersistentLayeredDisk(
+            if self.state_path(vm).exists():
+                msg = (
+                    f"folder {directory} holds a VM this host did not load (see the start "
+                    "report); move that folder away or choose another name"
+                )
+                raise StateError(msg)
+            if directory.is_dir() and any(directory.iterdir()):
+                msg = (
+                    f"folder {directory} already holds files this host does not know (a VM "
+                    "copied in, or one whose creation was interrupted); move them away or "
+                    "choose another name"
+                )
+                raise StateError(msg)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise io_fault(exc, datastore=vm.datastore, file=f"[{vm.datastore}] {vm.name}") from None
+        disk = PersistentLayeredDisk(
             capacity,
             directory,
             delta_suffix=delta_suffix,
             sync=self.sync_writes,
             commit=partial(self.save_vm, vm),
         )
+        disk.datastore = vm.datastore
+        disk.path_prefix = f"[{vm.datastore}] {vm.name}/"
+        return disk
 
     def save_vm(self, vm: VM) -> None:
-        """Write the VM's state (see the module docstring for the order of steps)."""
+        """Write the VM's state (see the module docstring for the order of steps).
+
+        All or nothing: when writing fails before the state file is replaced (a full disk,
+        an I/O error) the VM is put back in memory as its last state on disk says, the files
+        this call created are removed, and the host's fault is raised (``NoDiskSpace``,
+        ``FileTooLarge``, ``CannotAccessFile``, ``FileFault``). Once the state is replaced
+        the operation is done; a failure after that (merge copies, deleting retired files)
+        is finished later, by the next save or the next load.
+        """
         host = self.host
         with host.lock:
             if host.vms.get(vm.moref) is not vm or vm.moref in self._saving:
@@ -180,31 +280,106 @@ class DatastoreStore:
             finally:
                 self._saving.discard(vm.moref)
 
+    def _keep(self, vm: VM, disks: list[PersistentLayeredDisk]) -> set[str]:
+        keep = {self.state_path(vm).name, f"{vm.name}.vmx", f"{vm.name}.vmsd"}
+        for disk in disks:
+            keep |= disk.files()
+            keep |= {layer.label.rsplit("/", 1)[-1] for layer in disk.layers()}
+        return keep
+
     def _save_vm(self, vm: VM) -> None:
         directory = self.vm_dir(vm)
-        directory.mkdir(parents=True, exist_ok=True)
         disks = [d.disk for d in vm.disks if isinstance(d.disk, PersistentLayeredDisk)]
         state = self.state_path(vm)
-        atomic_write(state, self._vm_doc(vm))
-        if any(disk.pending_intents() for disk in disks):
+        owned = self._owned.setdefault(vm.moref, set())
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
             for disk in disks:
-                disk.apply_intents()
-            atomic_write(state, self._vm_doc(vm))
-        keep = {state.name, f"{vm.name}.vmx", f"{vm.name}.vmsd"}
-        for disk in disks:
-            disk.persisted_files = disk.files()
-            keep |= disk.persisted_files
-        self._put(directory / f"{vm.name}.vmx", vm.vmx_text().encode())
-        self._put(directory / f"{vm.name}.vmsd", vm.vmsd_text().encode())
+                disk.ensure_files()
+            keep = self._keep(vm, disks)
+            doc = self._vm_doc(vm, sorted(owned - keep))
+            atomic_write(state, doc)  # the commit point
+        except Exception as exc:
+            fault = exc
+            if isinstance(exc, OSError):
+                fault = io_fault(exc, datastore=vm.datastore, file=self._ds_path(vm, state.name))
+            self._roll_back(vm)
+            if fault is exc:
+                raise
+            raise fault from None
+        self._last_doc[vm.moref] = doc
+        owned |= keep
+        try:
+            self._retire(vm, directory, owned - keep)
+            if any(disk.pending_intents() for disk in disks):
+                for disk in disks:
+                    disk.apply_intents()
+                keep = self._keep(vm, disks)
+                doc = self._vm_doc(vm, sorted(owned - keep))
+                atomic_write(state, doc)
+                self._last_doc[vm.moref] = doc
+                self._retire(vm, directory, owned - keep)
+            for disk in disks:
+                disk.persisted_files = disk.files()
+            self._put(directory / f"{vm.name}.vmx", vm.vmx_text().encode())
+            self._put(directory / f"{vm.name}.vmsd", vm.vmsd_text().encode())
+            for d in vm.disks:
+                if isinstance(d.disk, PersistentLayeredDisk):
+                    for name, text in self._descriptors(vm, d, d.disk).items():
+                        self._put(directory / name, text.encode())
+            for disk in disks:
+                disk.close_unused()
+            self.save_host()
+        except Exception as exc:  # after the commit point: finished by the next save or load
+            text = f"{vm.name}: finishing the last operation failed, done later: {exc}"
+            self.host.trace.emit("host", "note", vm=vm.moref, text=text)
+
+    def _ds_path(self, vm: VM, name: str) -> str:
+        return f"[{vm.datastore}] {vm.name}/{name}"
+
+    def _retire(self, vm: VM, directory: Path, names: set[str]) -> None:
+        """Delete files of this VM that its written state no longer refers to (ours only)."""
+        owned = self._owned.setdefault(vm.moref, set())
+        for name in sorted(names):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(directory / name)
+            self._written.pop(directory / name, None)
+            owned.discard(name)
+
+    def _roll_back(self, vm: VM) -> None:
+        """Put ``vm`` back as its last written state says (a failed operation)."""
+        host = self.host
+        last = self._last_doc.get(vm.moref)
         for d in vm.disks:
             if isinstance(d.disk, PersistentLayeredDisk):
-                for name, text in self._descriptors(vm, d, d.disk).items():
-                    self._put(directory / name, text.encode())
-                    keep.add(name)
-        self._sweep(directory, keep)
-        for disk in disks:
-            disk.close_unused()
-        self.save_host()
+                d.disk.close()
+        if last is None:  # never written: the VM's creation failed; forget it
+            host.vms.pop(vm.moref, None)
+            host.faults.aliases.pop(vm.moref, None)
+            directory = self.vm_dir(vm)
+            for name in sorted(self._created_by(vm)):
+                with contextlib.suppress(OSError):
+                    os.unlink(directory / name)
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only when empty: nothing of anyone else's goes
+            self._owned.pop(vm.moref, None)
+            return
+        doc = json.loads(last)
+        fresh = self._build_vm(self.state_path(vm), doc, RecoveryReport(str(self.root)))
+        for d in fresh.disks:
+            assert isinstance(d.disk, PersistentLayeredDisk)
+            d.disk.commit = partial(self.save_vm, vm)
+        vm.__dict__.update(fresh.__dict__)
+        self._load_guest(vm, doc.get("guest"), RecoveryReport(str(self.root)))
+        host.refresh_consolidation(vm)
+
+    @staticmethod
+    def _created_by(vm: VM) -> set[str]:
+        names: set[str] = set()
+        for d in vm.disks:
+            if isinstance(d.disk, PersistentLayeredDisk):
+                names |= d.disk.files()
+        return names
 
     def save_host(self) -> None:
         h = self.host
@@ -213,11 +388,21 @@ class DatastoreStore:
             "name": h.name,
             "profile": h.profile.name,
             "seed": h.seed,
-            "demo": bool(getattr(h, "_is_demo", False)),
+            "demo": h.is_demo,
             "clock": h.clock.now,
-            "next_moref": h._next_moref,
-            "next_snapshot_moref": h._next_snapshot_moref,
+            "next_moref": h.moref_counters.next_vm,
+            "next_snapshot_moref": h.moref_counters.next_snapshot,
             "random": h.random.getstate(),
+            # every VM registered on this host and where its state lives: a VM whose state
+            # file goes missing stays registered (inaccessible) instead of vanishing
+            "inventory": {
+                **self._inaccessible,
+                **{
+                    vm.moref: self._rel_state(vm)
+                    for vm in h.vms.values()
+                    if vm.moref in self._last_doc
+                },
+            },
         }
         data = json.dumps(doc, sort_keys=True).encode()
         path = self.root / HOST_FILE
@@ -262,8 +447,9 @@ class DatastoreStore:
         except OSError:
             os.close(fd)
             msg = (
-                f"datastore directory {self.root} is in use by another host (this process or "
-                "another one); close that host first (host.store.close())"
+                f"datastore directory {self.root} is in use by another vcbsim (a server or a "
+                "proxy command on the same --datastore/--state); stop it, or use another "
+                "directory"
             )
             raise StateError(msg) from None
         self._lock_fd = fd
@@ -280,22 +466,14 @@ class DatastoreStore:
         if self._written.get(path) == data:
             return
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        try:
+            tmp.write_bytes(data)
+            _persistent.io.replace(tmp, path)
+        except Exception:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
         self._written[path] = data
-
-    def _sweep(self, directory: Path, keep: set[str]) -> list[str]:
-        removed = []
-        for entry in os.scandir(directory):
-            if entry.name in keep or not entry.name.endswith(_SWEPT_SUFFIXES):
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(entry.path)
-            self._written.pop(Path(entry.path), None)
-            removed.append(entry.name)
-            if self._removed is not None:
-                self._removed.append(f"{directory.name}/{entry.name}")
-        return sorted(removed)
 
     def _descriptors(
         self, vm: VM, d: VirtualDiskDevice, disk: PersistentLayeredDisk
@@ -323,7 +501,7 @@ class DatastoreStore:
 
     # -- documents -----------------------------------------------------------------------------
 
-    def _vm_doc(self, vm: VM) -> bytes:
+    def _vm_doc(self, vm: VM, retired: list[str] | None = None) -> bytes:
         disks = []
         indexes: dict[int, dict[Layer, int]] = {}
         for d in vm.disks:
@@ -418,6 +596,9 @@ class DatastoreStore:
             "snapshots": snaps,
             "current_snapshot": None if vm.current_snapshot is None else vm.current_snapshot.id,
             "guest": guest,
+            # files this state no longer refers to, deleted right after it is written (a
+            # kill in between: the next load deletes them; they are this host's own)
+            "retired": retired or [],
         }
         return json.dumps(doc, indent=1, sort_keys=True).encode()
 
@@ -425,84 +606,173 @@ class DatastoreStore:
 
     def load(self) -> RecoveryReport:
         """Load every VM of the directory into the (empty) host; see the module docstring."""
-        host = self.host
         self.lock()
         report = RecoveryReport(str(self.root))
+        self.report = report
         host_path = self.root / HOST_FILE
-        states = sorted(self.root.glob(f"*/*/*{STATE_SUFFIX}"))
+        states = sorted(
+            p for p in self.root.glob(f"*/*/*{STATE_SUFFIX}") if p.parts[-3] != QUARANTINE
+        )
         if not host_path.exists() and not states:
             report.created = True
             self.root.mkdir(parents=True, exist_ok=True)
             self.save_host()
             return report
-        if host_path.exists():
-            doc = json.loads(host_path.read_text())
-            host.clock.advance_to(max(host.clock.now, float(doc["clock"])))
-            host._next_moref = max(host._next_moref, int(doc["next_moref"]))
-            host._next_snapshot_moref = max(
-                host._next_snapshot_moref, int(doc["next_snapshot_moref"])
-            )
-            version, internal, gauss = doc["random"]
-            host.random.setstate((version, tuple(internal), gauss))
-            if doc.get("demo"):
-                host._is_demo = True  # type: ignore[attr-defined]
-        self._removed = report.removed_files
-        try:
-            self._load_all(states, report)
-        finally:
-            self._removed = None
+        inventory = self._load_host_doc(host_path, report)
+        self._load_all(states, inventory, report)
         self.save_host()
         return report
 
-    def _load_all(self, states: list[Path], report: RecoveryReport) -> None:
+    def _load_host_doc(self, path: Path, report: RecoveryReport) -> dict[str, str] | None:
+        """Apply the host state; a damaged one is quarantined (the VMs still load)."""
         host = self.host
-        with_state = {p.parent for p in states}
-        for directory in self.root.glob("*/*"):
-            if directory.is_dir() and directory not in with_state:
-                self._sweep(directory, set())
+        if not path.exists():
+            return None
+        try:
+            doc = json.loads(path.read_text())
+            clock = float(doc["clock"])
+            next_moref = int(doc["next_moref"])
+            next_snap = int(doc["next_snapshot_moref"])
+            version, internal, gauss = doc["random"]
+            state = (int(version), tuple(int(x) for x in internal), gauss)
+            inventory = doc.get("inventory")
+            if inventory is not None and not (
+                isinstance(inventory, dict)
+                and all(isinstance(v, str) for v in inventory.values())
+            ):
+                raise _StateShapeError("inventory: expected an object of state file paths")
+            host.random.setstate(state)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            reason = f"host state unreadable ({type(exc).__name__}: {exc}); rebuilt from the VMs"
+            self.quarantine(path, reason)
+            return None
+        host.clock.advance_to(max(host.clock.now, clock))
+        host.reserve_morefs(next_vm=next_moref, next_snapshot=next_snap)
+        if doc.get("demo") and host.populate is None:
+            from ._demo import populate_demo
+
+            host.populate = populate_demo
+        return inventory  # type: ignore[no-any-return]
+
+    def _load_all(
+        self, states: list[Path], inventory: dict[str, str] | None, report: RecoveryReport
+    ) -> None:
+        host = self.host
+        seen: set[str] = set()
         docs = []
         for path in states:
+            rel = path.relative_to(self.root).as_posix()
+            seen.add(rel)
             try:
-                docs.append((path, json.loads(path.read_text())))
+                raw = path.read_bytes()
+                doc = json.loads(raw)
+                _shape(doc, rel)
             except (OSError, ValueError) as exc:
-                report.errors.append(f"{path.relative_to(self.root)}: {exc}")
-        docs.sort(key=lambda pd: _moref_number(pd[1]["vm"]["moref"]))
-        for path, doc in docs:
-            try:
-                self._load_vm(path, doc, report)
-            except Exception as exc:  # a broken VM must not keep the host from starting
-                report.errors.append(f"{path.relative_to(self.root)}: {type(exc).__name__}: {exc}")
-        for vm in host.vms.values():
-            host._next_moref = max(host._next_moref, _moref_number(vm.moref) + 1)
-            for s in vm.snapshots():
-                host._next_snapshot_moref = max(
-                    host._next_snapshot_moref, _moref_number(s.moref) + 1
+                reason = f"state file unreadable: {type(exc).__name__}: {exc}"
+                self._inaccessible_vm(path.parent.name, rel, reason, None)
+                continue
+            v = doc["vm"]
+            name, moref = v["name"], v["moref"]
+            if rel != f"{v.get('datastore')}/{name}/{name}{STATE_SUFFIX}":
+                report.unaccounted.append(
+                    {
+                        "file": rel,
+                        "reason": f"holds the state of VM {name!r} ({moref}), whose folder is "
+                        f"{v.get('datastore')}/{name}: a renamed or copied folder is not "
+                        "loaded (move it back to load it); left in place",
+                    }
                 )
+                continue
+            if inventory is not None and inventory.get(moref, rel) != rel:
+                report.unaccounted.append(
+                    {
+                        "file": rel,
+                        "reason": f"{moref} is registered at {inventory[moref]}; left in place",
+                    }
+                )
+                continue
+            docs.append((path, doc, raw))
+        for moref, rel in (inventory or {}).items():
+            if rel not in seen:
+                name = rel.split("/")[1] if rel.count("/") == 2 else rel
+                reason = "missing: the VM's state file is gone (its folder renamed, moved or deleted?)"
+                self._inaccessible_vm(name, rel, reason, moref)
+        with_state = {p.parent for p in states}
+        for directory in sorted(self.root.glob("*/*")):
+            if (
+                directory.is_dir()
+                and directory not in with_state
+                and directory.parts[-2] != QUARANTINE
+                and directory.name != QUARANTINE
+            ):
+                report.unaccounted.append(
+                    {
+                        "file": directory.relative_to(self.root).as_posix() + "/",
+                        "reason": "folder without a vcbsim state: not a VM of this host; "
+                        "left in place",
+                    }
+                )
+        def order(item: tuple[Path, dict[str, Any], bytes]) -> int:
+            return _moref_number(str(item[1]["vm"]["moref"]))
 
-    def _load_vm(self, path: Path, doc: dict[str, Any], report: RecoveryReport) -> None:
+        for path, doc, raw in sorted(docs, key=order):
+            rel = path.relative_to(self.root).as_posix()
+            try:
+                self._load_vm(path, doc, raw, report)
+            except DamagedFileError as exc:
+                self._inaccessible_vm(
+                    doc["vm"]["name"], f"{path.parent.relative_to(self.root).as_posix()}/{exc.file}",
+                    exc.reason, doc["vm"]["moref"],
+                )
+            except Exception as exc:  # a broken VM must not keep the host from starting
+                reason = f"state file of the wrong shape or content: {type(exc).__name__}: {exc}"
+                self._inaccessible_vm(doc["vm"]["name"], rel, reason, doc["vm"]["moref"])
+        for vm in host.vms.values():
+            host.reserve_morefs(next_vm=_moref_number(vm.moref) + 1)
+            for s in vm.snapshots():
+                host.reserve_morefs(next_snapshot=_moref_number(s.moref) + 1)
+        for moref in self._inaccessible:
+            host.reserve_morefs(next_vm=_moref_number(moref) + 1)
+
+    def _inaccessible_vm(self, name: str, file: str, reason: str, moref: str | None) -> None:
+        """A VM that could not be loaded: reported, kept registered, its files untouched."""
+        assert self.report is not None
+        self.report.errors.append({"vm": name, "file": file, "reason": reason})
+        if moref is not None:
+            self._inaccessible[moref] = (
+                file if file.endswith(STATE_SUFFIX) else f"{file.split('/')[0]}/{name}/{name}{STATE_SUFFIX}"
+            )
+
+    def _build_vm(self, path: Path, doc: dict[str, Any], report: RecoveryReport) -> VM:
+        """The VM a state describes, with its disks, snapshots and Tools (not registered)."""
         from .tools import MemoryGuestFiles, VMwareTools
         from .tools._quiesce import ToolsSwitches
 
-        host = self.host
         if doc.get("format") != FORMAT:
             msg = f"state format {doc.get('format')!r} (this version reads {FORMAT})"
             raise ValueError(msg)
         v = doc["vm"]
-        if v["moref"] in host.vms or any(x.name == v["name"] for x in host.vms.values()):
-            msg = f"VM {v['name']!r} ({v['moref']}) is already on the host"
-            raise ValueError(msg)
         vm = VM(**v)
         directory = path.parent
         layer_lists: dict[int, list[Layer]] = {}
-        for dd in doc["disks"]:
-            disk, layers = PersistentLayeredDisk.from_meta(
-                directory, dd["disk"], sync=self.sync_writes
-            )
-            disk.commit = partial(self.save_vm, vm)
-            report.repairs.extend(f"{vm.name}/{msg}" for msg in disk.load_report)
-            fields = {k: dd[k] for k in dd if k != "disk"}
-            vm.disks.append(VirtualDiskDevice(disk=disk, **fields))
-            layer_lists[int(dd["key"])] = layers
+        opened: list[PersistentLayeredDisk] = []
+        try:
+            for dd in doc["disks"]:
+                disk, layers = PersistentLayeredDisk.from_meta(
+                    directory, dd["disk"], sync=self.sync_writes
+                )
+                opened.append(disk)
+                disk.commit = partial(self.save_vm, vm)
+                disk.datastore = vm.datastore
+                disk.path_prefix = f"[{vm.datastore}] {vm.name}/"
+                report.repairs.extend(f"{vm.name}/{msg}" for msg in disk.load_report)
+                fields = {k: dd[k] for k in dd if k != "disk"}
+                vm.disks.append(VirtualDiskDevice(disk=disk, **fields))
+                layer_lists[int(dd["key"])] = layers
+        except BaseException:
+            for disk in opened:
+                disk.close()
+            raise
         by_id: dict[int, Snapshot] = {}
         for sd in doc["snapshots"]:
             layers_of: dict[int, Layer] = {}
@@ -511,9 +781,7 @@ class DatastoreStore:
                 if idx is None:  # a snapshot whose redo log was already merged away
                     d = vm.disk(key)
                     assert d is not None
-                    gone = Layer(d.disk, None)
-                    gone._disk = None
-                    layers_of[key] = gone
+                    layers_of[key] = Layer.gone()
                 else:
                     layers_of[key] = layer_lists[key][int(idx)]
             parent = None if sd["parent"] is None else by_id[int(sd["parent"])]
@@ -549,21 +817,83 @@ class DatastoreStore:
                 scripts_dir=t["scripts_dir"],
                 switches=ToolsSwitches(**sw),
             )
+        return vm
+
+    def _load_vm(self, path: Path, doc: dict[str, Any], raw: bytes, report: RecoveryReport) -> None:
+        host = self.host
+        v = doc["vm"]
+        if v["moref"] in host.vms or any(x.name == v["name"] for x in host.vms.values()):
+            msg = f"VM {v['name']!r} ({v['moref']}) is already on the host"
+            raise ValueError(msg)
+        vm = self._build_vm(path, doc, report)
         host.vms[vm.moref] = vm
         host.faults.aliases[vm.moref] = vm.name  # as add_vm does: rules name VMs either way
         try:
             self._load_guest(vm, doc.get("guest"), report)
             self._release_unheld(vm, report)
-            host._refresh_consolidation(vm)
+            self._reset_damaged_ctk(vm, report)
+            host.refresh_consolidation(vm)
+            self._account_files(vm, doc, report)
+            self._last_doc[vm.moref] = raw
             self.save_vm(vm)
         except BaseException:
             del host.vms[vm.moref]
+            self._last_doc.pop(vm.moref, None)
             for d in vm.disks:
                 if isinstance(d.disk, PersistentLayeredDisk):
                     d.disk.close()
             raise
         report.vms.append(vm.name)
         report.snapshots[vm.name] = [s.name for s in vm.snapshots()]
+
+    def _reset_damaged_ctk(self, vm: VM, report: RecoveryReport) -> None:
+        """A damaged CBT log: moved aside and tracking reset, so old change ids are refused."""
+        for d in vm.disks:
+            disk = d.disk
+            if not isinstance(disk, PersistentLayeredDisk) or disk.ctk_damage is None:
+                continue
+            path = disk.directory / disk.ctk_name
+            reason = f"CBT log damaged ({disk.ctk_damage})"
+            if path.exists():
+                self.quarantine(path, reason)
+            disk.reset_tracking()
+            report.repairs.append(
+                f"{vm.name}/{disk.ctk_name}: {reason}; change tracking reset: changeIds "
+                "issued before are refused and the next incremental backup is a full one"
+            )
+            disk.ctk_damage = None
+
+    def _account_files(self, vm: VM, doc: dict[str, Any], report: RecoveryReport) -> None:
+        """Which files of the VM's folder are this host's: referred to by the state, retired
+        by it (deleted by the next save), leftovers of its own writes; the rest is reported."""
+        disks = [d.disk for d in vm.disks if isinstance(d.disk, PersistentLayeredDisk)]
+        keep = self._keep(vm, disks)
+        retired = {str(n) for n in doc.get("retired", ()) if isinstance(n, str) and "/" not in n}
+        for dd in doc["disks"]:  # files the loaded state names (a finished merge retires some)
+            meta = dd["disk"]
+            retired |= {str(row["extent"]) for row in meta["layers"]}
+            retired |= {str(row["label"]).rsplit("/", 1)[-1] for row in meta["layers"]}
+            for it in meta.get("intents", ()):
+                retired |= {str(it["src"]), str(it["dst"])}
+        retired -= keep
+        owned = self._owned.setdefault(vm.moref, set())
+        owned |= keep
+        directory = self.vm_dir(vm)
+        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            name = entry.name
+            if name in keep:
+                continue
+            rel = f"{directory.relative_to(self.root).as_posix()}/{name}"
+            if name in retired or (name.endswith(".tmp") and name[:-4] in keep | retired):
+                owned.add(name)
+                report.removed_files.append(rel)
+            elif entry.is_file() and _is_empty_own_file(Path(entry.path)):
+                owned.add(name)  # created by an operation a kill cut short; holds nothing
+                report.removed_files.append(rel)
+            else:
+                report.unaccounted.append(
+                    {"file": rel, "reason": "not referred to by the VM's state; left in place"}
+                )
 
     def _load_guest(self, vm: VM, guest: dict[str, Any] | None, report: RecoveryReport) -> None:
         if guest is None:
@@ -615,6 +945,22 @@ class DatastoreStore:
             stats = disk.settle()
             for merged, into in stats.merges:
                 report.repairs.append(f"{vm.name}: merged {merged} into {into or '(discarded)'}")
+
+
+def _is_empty_own_file(path: Path) -> bool:
+    """A grain log or CBT log of ours holding nothing but its header (an operation cut
+    short created it): deleting it loses nothing."""
+    from .disk._persistent import _CTK_MAGIC_HEADER, _file_header
+
+    try:
+        if path.stat().st_size > 64:
+            return False
+        data = path.read_bytes()
+    except OSError:
+        return False
+    return data == _CTK_MAGIC_HEADER or (
+        len(data) == 24 and data[:16] == _file_header(0)[:16]
+    )
 
 
 def attach_store(
@@ -676,12 +1022,13 @@ def open_host(
                 if isinstance(d.disk, PersistentLayeredDisk):
                     d.disk.sync = True
     created = not host.vms and host.recovery_report is not None and host.recovery_report.created
-    if created and populate is not None:
-        populate(host)
-        store.save_host()
+    if populate is not None:  # an existing directory too: its reset() rebuilds this inventory
+        host.populate = populate
     elif created and demo:
         from ._demo import populate_demo
 
-        populate_demo(host)
+        host.populate = populate_demo
+    if created and host.populate is not None:
+        host.populate(host)
         store.save_host()
     return host

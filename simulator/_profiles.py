@@ -36,6 +36,30 @@ class HostProfile:
     max_snapshots: int = 32
     #: guest abort timer default, seconds (R15, F9).
     guest_abort_timeout: float = 900.0
+    #: Whether Tools of this era have the guest abort timer at all. It was added in 2010
+    #: (open-vm-tools ``7c7a38862``), together with the ``[vmbackup] timeout`` key; before, "VC
+    #: would time out the operation but Tools would never be notified", and a retry got "Quiesce
+    #: operation already in progress." (the commit's message).
+    guest_abort_timer: bool = True
+    #: The host's own limit on the guest's part of a quiesced snapshot, seconds: vCenter drops a
+    #: quiesced snapshot after 15 minutes (OVT ``vmBackupInt.h`` comment on the 900 s default).
+    #: It matters only without the guest timer: the host gives up, the guest goes on (F9 note).
+    host_quiesce_timeout: float = 900.0
+    #: Who runs the legacy ``pre-freeze-script`` / ``post-thaw-script`` pair. ``"hostd"``: the
+    #: "sync driver path" of hostd ran them (before open-vm-tools ``1da06b950``, 2010), so they
+    #: run only when the guest quiesces through the SYNC driver (Windows XP/2000, Linux), and a
+    #: VSS guest runs only ``backupScripts.d`` (KB 1006671: "Windows XP SP2 virtual machines
+    #: running on ESX 3.5 Update 2 and later still use the old C:\\Windows\\ location").
+    #: ``"tools"``: Tools runs the legacy pair and the directory as one list (R21).
+    legacy_scripts_by: Literal["hostd", "tools"] = "tools"
+    #: VSS in the Windows guest (KB 5962168: "As of ESX 3.5 Update 2, quiescing is also done by
+    #: Microsoft's VSS"). Without it every Windows guest quiesces with the SYNC driver, which has
+    #: no 10 s hold-writes window.
+    windows_vss: bool = True
+    #: R30 / Q12: the legacy-slot defect (legacy pre-freeze present, post-thaw absent, directory
+    #: scripts present) is in every Tools that runs the legacy pair itself (``1da06b950`` on;
+    #: reproduced against open-vm-tools HEAD, fidelity review D1). ``ToolsSwitches`` can override.
+    legacy_slot_defect: bool = True
     #: VSS hold-writes window, seconds (R43); a snapshot slower than this fails to thaw (F7).
     vss_hold_writes: float = 10.0
     #: virtual seconds a snapshot create takes with no injected delay.
@@ -58,6 +82,10 @@ PROFILES: dict[str, HostProfile] = {
             build="82663",
             api_version="2.5",
             script_layout="legacy",
+            guest_abort_timer=False,
+            legacy_scripts_by="hostd",
+            windows_vss=False,
+            legacy_slot_defect=False,
         ),
         HostProfile(
             name="esx-3.5u2",
@@ -66,6 +94,9 @@ PROFILES: dict[str, HostProfile] = {
             build="110268",
             api_version="2.5u2",
             script_layout="scripts.d",
+            guest_abort_timer=False,
+            legacy_scripts_by="hostd",
+            legacy_slot_defect=False,
         ),
         HostProfile(
             name="esxi-7.0",

@@ -32,7 +32,17 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from ._teach_core import STEP_TITLES, GuidedBackup, StepView, TeachSession, pipe_safe, scripts_dir
+from ._teach_core import (
+    STEP_TITLES,
+    GuidedBackup,
+    StepView,
+    TeachSession,
+    console_width,
+    error_code_note,
+    pipe_safe,
+    piped_width,
+    scripts_dir,
+)
 from ._teach_render import event_line
 
 __all__ = ["Check", "DemoReport", "main", "run_demo"]
@@ -144,6 +154,9 @@ def _steps(n: _Narrator, name: str, backup: GuidedBackup, hooks: dict[str, Any] 
     r = backup.result
     summary = r.summary().replace(str(n.session.proxy_root), "<proxy>")
     n.print(Text("       " + summary, style="bold red" if r.status == "failed" else "bold green"))
+    note = error_code_note(r.reason or "") if r.status == "failed" else None
+    if note:
+        n.print(Text("       " + note))
 
 
 def run_demo(out: Path, console: Console, *, seed: int = 0, quiet: bool = False) -> DemoReport:
@@ -286,9 +299,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", help="directory for the proxy, the medium and the restored VMDK files (default: a temporary one, removed)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of the narration")
     p.add_argument("--seed", type=int, default=0, help="the host's seed (default 0)")
-    p.add_argument("--width", type=int, default=None, help="output width")
+    p.add_argument("--width", type=console_width, default=None,
+                   help="output width in columns, 40 or more (default: the terminal's; 120 when piped)")
     ns = p.parse_args(list(argv) if argv is not None else None)
-    console = Console(width=ns.width, highlight=False, markup=False, emoji=False)
+    console = Console(width=ns.width or piped_width(), highlight=False, markup=False, emoji=False)
     tmp: tempfile.TemporaryDirectory[str] | None = None
     if ns.out:
         out = Path(ns.out)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from ._teach_core import pipe_safe
+from ._teach_core import console_width, pipe_safe, piped_width
 from ._teach_render import render_inventory, script_rows
 
 __all__ = ["main"]
@@ -23,7 +23,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--profile", default="esx-3.5u2", help="host profile (esx-3.5u1, esx-3.5u2, esxi-7.0)")
     p.add_argument("--json", action="store_true", help="print the host dump and scripts as JSON")
-    p.add_argument("--width", type=int, default=None, help="output width")
+    p.add_argument("--width", type=console_width, default=None,
+                   help="output width in columns, 40 or more (default: the terminal's; 120 when piped)")
     ns = p.parse_args(list(argv) if argv is not None else None)
     from vcbsim.simulator import Host, VcbsimError
 
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
         return 0
-    console = Console(width=ns.width, highlight=False, markup=False, emoji=False)
+    console = Console(width=ns.width or piped_width(), highlight=False, markup=False, emoji=False)
     console.print(f"host {host.name} ({host.profile.name}, {host.profile.product} {host.profile.version})")
     console.print(render_inventory(host))
     return 0

@@ -14,10 +14,11 @@ backup of win2003-sql prepared (image-level, VMDK export); 'step' runs the first
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,17 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from vcbsim.simulator import SimulatedCrash
+from vcbsim.simulator import SimulatedCrash, VcbsimError
 
 from ._teach_core import (
     DOC_STEPS,
     FAULT_PRESETS,
+    STEP_TITLES,
     GuidedBackup,
     TeachSession,
+    console_width,
+    describe_error,
+    error_code_note,
     pipe_safe,
     scripts_dir,
 )
@@ -52,8 +57,12 @@ __all__ = ["Interpreter", "main"]
 PROMPT = "vcbsim> "
 
 
-class CommandError(Exception):
+class CommandError(VcbsimError, ValueError):
     """A command was used wrongly; the message says how to use it."""
+
+
+class Refused(Exception):
+    """A command was understood but cannot be done; the message says why and what to do."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +92,8 @@ class Interpreter:
         self.width = width
         self.color = color
         self.done = False
+        #: whether the last command failed (an error, a usage message, an unknown command)
+        self.failed = False
         self._out: list[RenderableType | str] = []
         self.commands: dict[str, Command] = {}
         for c in (
@@ -142,23 +153,31 @@ class Interpreter:
     def execute(self, line: str) -> str:
         """Run one command line and return its output as text (no trailing spaces)."""
         self._out = []
+        self.failed = False
         try:
             words = split_line(line)
         except ValueError as exc:
+            self.failed = True
             return f"error: {exc} (quote text with \"...\")"
         if not words:
             return ""
         name, args = words[0].lower(), words[1:]
         cmd = self.commands.get(name)
         if cmd is None:
+            self.failed = True
             close = [c for c in self.commands if c.startswith(name[:2])]
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             return f"unknown command {name!r}{hint}; 'help' lists the commands"
         try:
             cmd.func(args)
         except CommandError as exc:
+            self.failed = True
             self._say(f"usage: {cmd.usage}" + (f"\n{exc}" if str(exc) else ""))
+        except Refused as exc:
+            self.failed = True
+            self._say(f"error: {exc}")
         except Exception as exc:  # every simulator error is shown, never kills the REPL
+            self.failed = True
             self._say(f"error: {_describe(exc)}")
         except SimulatedCrash as exc:  # an injected crash point: the proxy "died" here
             self._say(f"the proxy crashed at {exc} (injected); 'backup' again to see the next run clean up")
@@ -274,8 +293,41 @@ class Interpreter:
             raise CommandError
         return self.session.vm(args[0])
 
-    def _fs(self, vm: Any) -> Any:
+    def _fs(self, vm: Any, *, read: bool = False) -> Any:
+        """The guest's file system; for reading, also while the guest is frozen (a frozen
+        guest holds writes, not reads; the host's ``guest_fs`` refuses both then)."""
+        if read and vm.guest is not None:
+            return vm.guest
         return self.session.host.guest_fs(vm)
+
+    @contextlib.contextmanager
+    def _guest(self, vm: Any, path: str) -> Iterator[None]:
+        """Say what went wrong with a guest path in the guest's own terms (``D:\\nope.txt``,
+        not the file system's volume-relative path)."""
+        from vcbsim.simulator import InvalidInputError, NotFoundError
+
+        sep = "\\" if vm.os_family == "windows" else "/"
+        parent = path.rstrip(sep).rpartition(sep)[0] or sep
+        if parent.endswith(":"):
+            parent += sep
+        try:
+            yield
+        except NotFoundError as exc:
+            if exc.kind == "drive":
+                drives = ", ".join(str(k) for k in exc.fields.get("known") or [])
+                msg = f"{vm.name} has no drive {exc.name}; its drives: {drives or 'none'}"
+            else:
+                msg = f"{vm.name} has no {path}; 'ls {vm.name} {parent}' lists what is there"
+            raise Refused(msg) from None
+        except InvalidInputError as exc:
+            expected = exc.expected
+            if "a file" in expected:
+                msg = f"{path} on {vm.name} is a folder; 'ls {vm.name} {path}' lists it"
+            elif "directory" in expected:
+                msg = f"{path} on {vm.name} is a file, not a folder; 'cat {vm.name} {path}' shows it"
+            else:
+                msg = f"{path} on {vm.name}: expected {expected}" + (f"; {exc.hint}" if exc.hint else "")
+            raise Refused(msg) from None
 
     # -- commands --------------------------------------------------------------------------------
 
@@ -317,28 +369,32 @@ class Interpreter:
         name = args[2]
         if "\\" in name or "/" in name:
             raise CommandError("NAME is a file name inside backupScripts.d, such as 30-mine.bat")
-        fs = self._fs(vm)
+        fs = self._fs(vm, read=action == "show")
         d = scripts_dir(vm)
         sep = "\\" if vm.os_family == "windows" else "/"
         path = d + sep + name
         if action == "add":
             if len(args) < 4:
                 raise CommandError('the script text is missing, for example "[freeze] exit 3"')
-            if not fs.exists(d):
-                fs.mkdir(d)
-            newline = "\r\n" if vm.os_family == "windows" else "\n"
-            fs.write_bytes(path, (newline.join(args[3:]) + newline).encode())
+            with self._guest(vm, path):
+                if not fs.exists(d):
+                    fs.mkdir(d)
+                newline = "\r\n" if vm.os_family == "windows" else "\n"
+                fs.write_bytes(path, (newline.join(args[3:]) + newline).encode())
             self._say(f"added {path}")
             self._say(render_scripts(self.session.host, vm))
         elif action == "rm":
-            fs.delete(path)
+            with self._guest(vm, path):
+                fs.delete(path)
             self._say(f"removed {path}")
         else:
-            self._say(fs.read_bytes(path).decode("utf-8", "replace").replace("\r\n", "\n").rstrip("\n"))
+            with self._guest(vm, path):
+                text = fs.read_bytes(path).decode("utf-8", "replace")
+            self._say(text.replace("\r\n", "\n").rstrip("\n"))
 
     def do_ls(self, args: list[str]) -> None:
         vm = self._vm(args)
-        fs = self._fs(vm)
+        fs = self._fs(vm, read=True)
         if len(args) > 1:
             path = args[1]
         else:
@@ -347,29 +403,47 @@ class Interpreter:
         t.add_column("name")
         t.add_column("size", justify="right")
         sep = "\\" if vm.os_family == "windows" else "/"
-        for n in sorted(fs.listdir(path), key=str.lower):
-            full = path.rstrip(sep) + sep + n
-            if fs.is_dir(full):
-                t.add_row(n + sep, "<dir>")
-            else:
-                t.add_row(n, str(fs.stat(full).size))
+        with self._guest(vm, path):
+            for n in sorted(fs.listdir(path), key=str.lower):
+                full = path.rstrip(sep) + sep + n
+                if fs.is_dir(full):
+                    t.add_row(n + sep, "<dir>")
+                else:
+                    t.add_row(n, str(fs.stat(full).size))
         self._say(t)
 
     def do_cat(self, args: list[str]) -> None:
         vm = self._vm(args, 2)
-        data = self._fs(vm).read_bytes(args[1])
+        with self._guest(vm, args[1]):
+            data = self._fs(vm, read=True).read_bytes(args[1])
         self._say(Text(data.decode("utf-8", "replace").replace("\r\n", "\n").rstrip("\n")))
 
     def do_write(self, args: list[str]) -> None:
         if len(args) < 3:
             raise CommandError
         vm = self.session.vm(args[0])
-        fs = self._fs(vm)
         text = " ".join(args[2:])
         if vm.os_family == "windows":
             text = "\r\n".join(text.split("\n"))
+        if vm.tools is not None and vm.tools.frozen:
+            sep = "\\" if vm.os_family == "windows" else "/"
+            parent = args[1].rpartition(sep)[0]
+            parent = parent + sep if not parent or parent.endswith(":") else parent
+            with self._guest(vm, parent):
+                if not self._fs(vm, read=True).is_dir(parent):
+                    msg = f"{parent} on {vm.name} is not a folder"
+                    raise Refused(msg)
+            self.session.hold_write(vm, args[1], text.encode())
+            self._say(
+                f"{vm.name} is frozen ({vm.tools.phase}, from WF-1b to WF-1d): the guest holds this write of "
+                f"{len(text.encode())} bytes to {args[1]}, as a frozen file system holds an application's write; "
+                "it lands when the guest thaws (WF-1d), in the redo log, so the snapshot does not have it"
+            )
+            return
         before = self.session.frame(vm)
-        fs.write_bytes(args[1], text.encode())
+        fs = self._fs(vm)
+        with self._guest(vm, args[1]):
+            fs.write_bytes(args[1], text.encode())
         self._say(f"wrote {len(text.encode())} bytes to {args[1]}")
         changed = self.session.frame(vm).changes_since(before)
         if changed:
@@ -377,7 +451,8 @@ class Interpreter:
 
     def do_rm(self, args: list[str]) -> None:
         vm = self._vm(args, 2)
-        self._fs(vm).delete(args[1])
+        with self._guest(vm, args[1]):
+            self._fs(vm).delete(args[1])
         self._say(f"deleted {args[1]}")
 
     def do_backup(self, args: list[str]) -> None:
@@ -406,6 +481,8 @@ class Interpreter:
         view = b.step()
         if view is not None:
             self._say(render_step(view, self.session, b.vm.name, width=self.width))
+            for note in view.notes:
+                self._say(note)
         if b.finished:
             self._say_end(b)
         elif view is not None:
@@ -421,6 +498,9 @@ class Interpreter:
             cause = f" (caused in {r.cause_step})" if r.cause_step and r.cause_step != r.failed_step else ""
             self._say(Text(f"backup FAILED at {r.failed_step}{cause}: {r.fault}", style="bold red"))
             self._say(Text(r.reason))
+            note = error_code_note(r.reason)
+            if note:
+                self._say(Text(note, style="dim"))
         else:
             where = f"; backup #{r.backup_id} on the medium" if r.backup_id is not None else ""
             self._say(Text(f"backup finished: {r.status}{where}", style="bold green"))
@@ -438,6 +518,8 @@ class Interpreter:
             return
         for view in b.run_all():
             self._say(render_step(view, self.session, b.vm.name, width=self.width, state=False))
+            for note in view.notes:
+                self._say(note)
         self._say(render_state(self.session.frame(b.vm), b.vm.name))
         self._say_end(b)
 
@@ -454,6 +536,18 @@ class Interpreter:
             self._say(f"the run died: {b.died}; what it left stays until the next run cleans up")
         elif b.finished:
             self._say(b.result.summary().replace(str(self.session.proxy_root), "<proxy>"))
+        else:
+            nxt = b.pending[0].step if b.pending else (_next_doc_step(done[-1]) if done else DOC_STEPS[0])
+            if nxt:
+                self._say(f"next: {nxt}, {STEP_TITLES.get(nxt, '')} ('step' does it, 'run' does the rest)")
+            paused = self.session.handoff.paused
+            if paused is not None:
+                self._say(
+                    f"the proxy is inside its snapshot call (CreateSnapshot_Task), paused after {paused}: "
+                    f"{b.vm.name} is busy, so removing its snapshot by hand is refused (TaskInProgress)"
+                )
+            for w in self.session.held_writes:
+                self._say(f"held until the guest thaws: {len(w.data)} bytes to {w.path} on {w.vm.name}")
 
     def do_state(self, args: list[str]) -> None:
         vm = self._vm(args)
@@ -497,7 +591,7 @@ class Interpreter:
     def do_fault(self, args: list[str]) -> None:
         host = self.session.host
         if not args:
-            raise CommandError("\n".join(f"  {k}: {v[0]}" for k, v in FAULT_PRESETS.items()))
+            raise CommandError(_preset_list())
         what = args[0].lower()
         if what == "list":
             rules = host.faults.rules
@@ -515,17 +609,30 @@ class Interpreter:
             host.faults.clear()
             self._say("all faults cleared")
             return
-        if what not in FAULT_PRESETS or len(args) < 2:
-            raise CommandError("\n".join(f"  {k}: {v[0]}" for k, v in FAULT_PRESETS.items()))
+        preset = FAULT_PRESETS.get(what)
+        if preset is None:
+            msg = f"no fault {args[0]!r}; the faults:\n{_preset_list()}"
+            raise CommandError(msg)
+        if len(args) < 2:
+            msg = f"{preset.usage()}: which VM? ({', '.join(self._vm_names())})"
+            raise CommandError(msg)
+        if len(args) > 3:
+            msg = f"{preset.usage()} takes at most one argument after the VM, got {len(args) - 2}"
+            raise CommandError(msg)
         vm = self.session.vm(args[1])
-        desc, build = FAULT_PRESETS[what]
         try:
-            rule = build(vm, args[2] if len(args) > 2 else None)
+            value = preset.parse(args[2]) if len(args) > 2 else preset.default
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        host.add_fault(rule)
-        target = rule.target if rule.target != "*" else "the next quiesce"
-        self._say(f"armed {what} on {vm.name}: {desc}\n  rule: {rule.operation} target={target}")
+        label = preset.label(vm)
+        if any(r.label == label for r in host.faults.rules):
+            self._say(f"{what} is already armed on {vm.name}; 'fault list' shows it, 'fault clear' removes every fault")
+            return
+        rule = host.add_fault(preset.build(host, vm, value))
+        self._say(f"armed {what} on {vm.name}: {preset.describe(host, vm, value)}\n  rule: {rule.operation} target={rule.target}")
+
+    def _vm_names(self) -> list[str]:
+        return [vm.name for vm in self.session.host.vms.values()]
 
     def do_reset(self, args: list[str]) -> None:
         self.session.reset()
@@ -551,13 +658,20 @@ def _next_doc_step(step: str) -> str | None:
     return DOC_STEPS[i + 1] if i + 1 < len(DOC_STEPS) else None
 
 
-def _describe(exc: BaseException) -> str:
-    from vcbsim.simulator import fault_name
+def _preset_list() -> str:
+    return "\n".join(f"  {p.usage():<34} {p.describe(None, _AnyVM, p.default)}" for p in FAULT_PRESETS.values())
 
-    msg = getattr(exc, "msg", None)
-    name = fault_name(exc) if hasattr(exc, "msg") else type(exc).__name__
-    text = msg if isinstance(msg, str) and msg else str(exc)
-    return f"{name}: {text}" if text else name
+
+class _AnyVM:
+    """Stands for "the VM" in the list of faults."""
+
+    name = "the VM"
+    os_family = "windows"
+    tools = None
+
+
+def _describe(exc: BaseException) -> str:
+    return describe_error(exc)
 
 
 # -- front ends ------------------------------------------------------------------------------
@@ -573,7 +687,7 @@ def _prompt_toolkit_loop(interp: Interpreter, history: Path | None) -> None:
             text = document.text_before_cursor
             last = "" if text.endswith(" ") else (split_line(text)[-1] if _splits(text) else "")
             for c in interp.complete(text):
-                yield Completion(c, start_position=-len(last))
+                yield Completion(completion_text(c), start_position=-len(last), display=c)
 
     hist: Any = InMemoryHistory()
     if history is not None:
@@ -594,6 +708,12 @@ def _prompt_toolkit_loop(interp: Interpreter, history: Path | None) -> None:
         if out:
             sys.stdout.write(out + "\n")
             sys.stdout.flush()
+
+
+def completion_text(word: str) -> str:
+    """What a tab inserts for a completed word: the word and a space, so the next word can be
+    typed at once; a folder (ending in a path separator) takes no space, its contents follow."""
+    return word if word.endswith(("\\", "/")) else word + " "
 
 
 def _splits(text: str) -> bool:
@@ -627,7 +747,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="the host's seed (default 0)")
     p.add_argument("--workdir", help="where the proxy exposes snapshots (default: a temporary directory)")
     p.add_argument("--plain", action="store_true", help="plain line input even on a terminal")
-    p.add_argument("--width", type=int, default=None, help="output width (default: the terminal's, or 100)")
+    p.add_argument("--width", type=console_width, default=None,
+                   help="output width in columns, 40 or more (default: the terminal's, or 100)")
     p.add_argument("-c", "--command", action="append", default=[], help="run this command and exit (repeatable)")
     ns = p.parse_args(list(argv) if argv is not None else None)
     tty = sys.stdin.isatty() and sys.stdout.isatty()
@@ -637,11 +758,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     interp = Interpreter(TeachSession(ns.workdir, seed=ns.seed), width=width, color=tty and not ns.plain)
     try:
         if ns.command:
+            failed = 0
             for line in ns.command:
                 out = interp.execute(line)
                 if out:
                     print(out)
-            return 0
+                failed += interp.failed
+            return 1 if failed else 0
         print(f"vcbsim repl: demo host {interp.session.host.name} with " + ", ".join(interp.session.host.vms[m].name for m in interp.session.host.vms) + ". Type 'help'.")
         if tty and not ns.plain:
             _prompt_toolkit_loop(interp, Path.home() / ".vcbsim_history")

@@ -8,19 +8,30 @@ redo-log chains with their sizes, and what is mounted on the proxy.
 
 How the steps are cut: the proxy asks the host for a quiesced snapshot in one call (as VCB does
 with one ``CreateSnapshot_Task``), and the host and VMware Tools run 1a-1e inside it. The
-session therefore records the state at every trace event while the call runs, and ``step``
-shows 1a, 1b, 1c, 1d and 1e one after the other from those records. Steps 1f, 2, 3a and 3b run
-when they are asked for (3a and 3b are one proxy call, shown as two steps the same way), so a
-file written between two steps lands in the redo log while the backup reads the snapshot.
+session runs the proxy on a worker thread and pauses it after each of 1a, 1b, 1c and 1d
+(``Host.on_quiesce_step``, the same code path as every quiesced snapshot), so each step really
+happens when ``step`` shows it: at 1a the snapshot does not exist yet, at 1c the guest is
+frozen with the snapshot taken. Only one of the two threads runs at a time (a strict handoff
+on a ``threading.Condition`` over the host's lock), so what a learner sees is deterministic.
+While the proxy waits inside the snapshot call the VM is busy, as on a real host: removing
+its snapshot by hand is refused with ``TaskInProgress``; a guest ``write`` while the guest is
+frozen is held, as the frozen guest holds it, and lands when the guest thaws (1d). Steps 1f,
+2, 3a and 3b run when they are asked for (3a and 3b are one proxy call, shown as two steps), so
+a file written between two steps lands in the redo log while the backup reads the snapshot,
+and a snapshot removed by hand after 1e is missing for 1f.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import functools
 import os
+import re
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +48,14 @@ __all__ = [
     "StepView",
     "TeachSession",
     "FAULT_PRESETS",
+    "FaultPreset",
+    "Handoff",
+    "HeldWrite",
+    "crash_points",
+    "describe_error",
+    "console_width",
+    "piped_width",
+    "error_code_note",
     "scripts_dir",
     "pipe_safe",
 ]
@@ -122,6 +141,32 @@ class Frame:
         return out
 
 
+#: the narrowest output the tables and trace lines are laid out for
+MIN_WIDTH = 40
+#: the width when the output goes to a pipe or a file (rich would take 80, and cut trace lines)
+PIPED_WIDTH = 120
+
+
+def console_width(text: str) -> int:
+    """``--width``: a number of columns, at least ``MIN_WIDTH`` (argparse type)."""
+    try:
+        width = int(text)
+    except ValueError:
+        width = 0
+    if width < MIN_WIDTH or width > 1000:
+        msg = f"expected a number of columns from {MIN_WIDTH} to 1000, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return width
+
+
+def piped_width() -> int | None:
+    """The width to render for: ``None`` (the terminal's, rich finds it) on a terminal or
+    when ``COLUMNS`` says; ``PIPED_WIDTH`` when stdout is a pipe or a file."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return None
+    return PIPED_WIDTH
+
+
 def pipe_safe(on_broken_pipe: int) -> Callable[[Callable[[Sequence[str] | None], int]], Callable[[Sequence[str] | None], int]]:
     """Make a verb's ``main`` end quietly with ``on_broken_pipe`` when its reader goes away
     (``vcbsim demo | head``), instead of a traceback."""
@@ -139,6 +184,45 @@ def pipe_safe(on_broken_pipe: int) -> Callable[[Callable[[Sequence[str] | None],
         return run
 
     return wrap
+
+
+def describe_error(exc: BaseException) -> str:
+    """An error in a learner's terms: a vSphere fault by its vSphere name and message (what a
+    real host answers), a crash point by its name, anything else by its message alone (no
+    Python class names)."""
+    from vcbsim.simulator import SimulatedCrash, fault_name
+
+    msg = getattr(exc, "msg", None)
+    if isinstance(msg, str):  # a vSphere fault (vim.fault.*)
+        name = fault_name(exc)
+        return f"{name}: {msg}" if msg else name
+    if isinstance(exc, SimulatedCrash):
+        return f"the proxy crashed at {exc.point} (injected)"
+    text = str(exc)
+    return text if text else "it failed without a reason"
+
+
+#: VMware Tools' quiesce status codes (open-vm-tools ``services/plugins/vmbackup``, the
+#: ``vmbackup.eventSet`` codes; spec guest-quiescing R2): what "The error code was: N" means
+TOOLS_STATUS = {
+    1: "INVALID_STATE",
+    2: "SCRIPT_ERROR: a custom quiesce script failed",
+    3: "SYNC_ERROR: the SYNC driver or VSS could not freeze or thaw",
+    4: "REMOTE_ABORT: the host or the guest's timer aborted the operation",
+    5: "UNEXPECTED_ERROR",
+}
+
+
+def error_code_note(reason: str) -> str | None:
+    """Why a host message says "The error code was: 2" after a script exited 3: the code is
+    VMware Tools' own quiesce status, not the script's exit code."""
+    m = re.search(r"The error code was: (\d+)", reason)
+    if m is None:
+        return None
+    code = int(m.group(1))
+    meaning = TOOLS_STATUS.get(code, "a status VMware Tools does not define")
+    return (f"The error code {code} is VMware Tools' quiesce status ({meaning}), not a script's exit "
+            "code; each script's exit code is in its script.run line.")
 
 
 def short_file(label: str) -> str:
@@ -169,6 +253,8 @@ class StepView:
     before: Frame | None
     after: Frame
     skipped: tuple[str, ...] = ()
+    #: what else happened right after the step (a write the frozen guest held, landing)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -194,51 +280,134 @@ def scripts_dir(vm: Any) -> str:
     return "/etc/vmware-tools/backupScripts.d"
 
 
-#: The one-command faults of the REPL: name -> (what it does, builder(vm, arg) -> FaultRule).
-FAULT_PRESETS: dict[str, tuple[str, Callable[[Any, str | None], FaultRule]]] = {
-    "prefreeze": (
-        "the VM's last pre-freeze script exits non-zero (default 1): ApplicationQuiesceFault, freezeFail",
-        lambda vm, arg: FaultRule(
-            "script",
-            target=_last_freeze_script(vm),
-            exit_code=int(arg) if arg else 1,
-            label="prefreeze",
+@dataclass(frozen=True, slots=True)
+class FaultPreset:
+    """One of the REPL's one-command faults: ``fault NAME VM [ARG]``.
+
+    ``arg`` names the optional argument (``""``: none), ``default`` its value when omitted;
+    ``parse`` turns the text into a value (``ValueError`` with a sentence when it cannot);
+    ``describe(host, vm, value)`` says what will happen with *this* value; ``build(host, vm,
+    value)`` is the rule, labelled ``NAME VM`` so that each preset on each VM counts its own
+    hits. ``host`` is ``None`` when the list of faults is shown without a VM."""
+
+    name: str
+    arg: str
+    default: Any
+    parse: Callable[[str], Any]
+    describe: Callable[[Any, Any, Any], str]
+    build: Callable[[Any, Any, Any], FaultRule]
+
+    def usage(self) -> str:
+        return f"fault {self.name} VM" + (f" [{self.arg}]" if self.arg else "")
+
+    def label(self, vm: Any) -> str:
+        return f"{self.name} {vm.name}"
+
+
+def _exit_code(text: str) -> int:
+    try:
+        code = int(text)
+    except ValueError:
+        code = -1
+    if not 1 <= code <= 255:
+        msg = f"CODE: expected an exit code 1..255 (a script that fails), got {text!r}"
+        raise ValueError(msg)
+    return code
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86400 or value != value:
+        msg = f"SECONDS: expected virtual seconds above 0 (at most a day), got {text!r}"
+        raise ValueError(msg)
+    return value
+
+
+def crash_points() -> tuple[str, ...]:
+    """The proxy's crash points as the REPL names them (``after-expose``), in backup order."""
+    from vcbsim.reference._workflow import CRASH_POINTS
+
+    return tuple(p.removeprefix("proxy.") for p in CRASH_POINTS)
+
+
+def _crash_point(text: str) -> str:
+    points = crash_points()
+    if text not in points:
+        msg = f"POINT: expected one of {', '.join(points)}, got {text!r}"
+        raise ValueError(msg)
+    return text
+
+
+def _fault_name(text: str) -> str:
+    from vcbsim.simulator import make_fault
+
+    try:
+        make_fault(text)
+    except Exception:
+        msg = f"FAULT: expected a vSphere fault name such as GenericVmConfigFault or FileLocked, got {text!r}"
+        raise ValueError(msg) from None
+    return text
+
+
+def _plain(text: str) -> str:
+    return text
+
+
+#: The one-command faults of the REPL, by name.
+FAULT_PRESETS: dict[str, FaultPreset] = {
+    p.name: p
+    for p in (
+        FaultPreset(
+            "prefreeze", "CODE", 1, _exit_code,
+            lambda host, vm, code: f"{_script_name(host, vm)} exits {code} when it runs with 'freeze': "
+            "ApplicationQuiesceFault, freezeFail for the scripts that ran before it",
+            lambda host, vm, code: FaultRule("script", target=_last_freeze_script(host, vm), exit_code=code,
+                                       label=f"prefreeze {vm.name}"),
         ),
-    ),
-    "slow-snapshot": (
-        "the snapshot takes SECONDS (default 60) while the guest is frozen: VSS gives up, FilesystemQuiesceFault",
-        lambda vm, arg: FaultRule(
-            "snapshot.create", target=vm.name, delay=float(arg) if arg else 60.0, label="slow-snapshot"
+        FaultPreset(
+            "slow-snapshot", "SECONDS", 60.0, _seconds,
+            lambda host, vm, sec: f"the snapshot of {vm.name} takes {sec:g} s while the guest is frozen; VSS holds "
+            "writes only so long (10 s on ESX 3.5 U2), then the thaw fails: FilesystemQuiesceFault",
+            lambda host, vm, sec: FaultRule("snapshot.create", target=vm.name, delay=sec, label=f"slow-snapshot {vm.name}"),
         ),
-    ),
-    "vss": (
-        "the SYNC driver / VSS cannot freeze the guest: freezeFail for every script, no snapshot",
-        # the quiesce operations are checked against the VM's moref; '*' with times=1 is the
-        # next quiesce on this host, whichever VM it is
-        lambda vm, arg: FaultRule(
-            "quiesce.engage", target="*", fault=None, message=arg or "VSS writer failed", label="vss"
+        FaultPreset(
+            "vss", "MESSAGE", "VSS writer failed", _plain,
+            lambda host, vm, msg: f"the SYNC driver / VSS cannot freeze {vm.name} ({msg}): freezeFail for every "
+            "script, no snapshot",
+            lambda host, vm, msg: FaultRule("quiesce.engage", target=vm.name, message=msg, label=f"vss {vm.name}"),
         ),
-    ),
-    "crash": (
-        "the proxy process dies at a point (after-snapshot, after-expose (default), after-copy); the next run cleans up",
-        lambda vm, arg: FaultRule("crash", target=f"proxy.{arg or 'after-expose'}", label="crash"),
-    ),
-    "remove": (
-        "removing the snapshot fails once (the proxy retries)",
-        lambda vm, arg: FaultRule("snapshot.remove", target=vm.name, fault=arg or "GenericVmConfigFault", label="remove"),
-    ),
+        FaultPreset(
+            "crash", "POINT", "after-expose", _crash_point,
+            lambda host, vm, point: f"the proxy process dies at {point} in the next backup (of any VM: a crash point "
+            "belongs to the proxy, not to a VM); the run after it cleans up what it left",
+            lambda host, vm, point: FaultRule("crash", target=f"proxy.{point}", label=f"crash {vm.name}"),
+        ),
+        FaultPreset(
+            "remove", "FAULT", "GenericVmConfigFault", _fault_name,
+            lambda host, vm, fault: f"removing {vm.name}'s snapshot fails once with {fault} (the proxy retries)",
+            lambda host, vm, fault: FaultRule("snapshot.remove", target=vm.name, fault=fault, label=f"remove {vm.name}"),
+        ),
+    )
 }
 
 
-def _last_freeze_script(vm: Any) -> str:
+def _script_name(host: Any, vm: Any) -> str:
+    path = _last_freeze_script(host, vm)
+    if path == "*":
+        return "the VM's last pre-freeze script"
+    return f"{path.replace(chr(92), '/').rsplit('/', 1)[-1]} (the last pre-freeze script of {vm.name})"
+
+
+def _last_freeze_script(host: Any, vm: Any) -> str:
+    """The path of the last script that runs with ``freeze`` on this host's profile (the one
+    list VMware Tools builds for it: ``VMwareTools.script_plan``)."""
     tools = vm.tools
-    plan = tools.scripts("scripts.d") if tools is not None else None
-    entries = [e for e in (plan.entries if plan is not None else ()) if not e.legacy]
-    if entries:
-        return entries[-1].path
-    if plan is not None and plan.entries:
-        return plan.entries[0].path
-    return "*"
+    plan = tools.script_plan(host.profile) if tools is not None and host is not None else None
+    entries = plan.entries if plan is not None else ()
+    return entries[-1].path if entries else "*"
 
 
 class TeachSession:
@@ -268,7 +437,10 @@ class TeachSession:
         self.client = InProcessHostClient(self.host)
         self.proxy = BackupProxy(self.client, self.workdir / "proxy")
         self.mounts = []
+        self.held_writes: list[HeldWrite] = []
         self.host.trace.subscribe(self._track_mounts)
+        self.handoff = Handoff(self.host)
+        self.host.on_quiesce_step(self.handoff.pause)
 
     @property
     def proxy_root(self) -> Path:
@@ -302,6 +474,8 @@ class TeachSession:
 
         A backup in progress is dropped where it stands: its host, proxy directory and medium
         are all rebuilt, so nothing it left matters."""
+        if self.backup is not None and self.handoff.paused is not None:
+            self.backup.finish_quietly()  # the proxy must leave the host before it is rebuilt
         self.backup = None
         if self._catalog is not None:
             self._catalog.close()
@@ -317,7 +491,8 @@ class TeachSession:
 
     def close(self) -> None:
         if self.backup is not None:
-            self.backup.finish_quietly()
+            with contextlib.suppress(Exception):  # closing: what the run did is not shown any more
+                self.backup.finish_quietly()
             self.backup = None
         if self._catalog is not None:
             self._catalog.close()
@@ -356,6 +531,23 @@ class TeachSession:
             mounts=tuple(self.mounts),
         )
 
+    def hold_write(self, vm: Any, path: str, data: bytes) -> None:
+        """A guest write while the guest is frozen: held until the guest thaws."""
+        self.held_writes.append(HeldWrite(vm, path, data))
+
+    def land_held_writes(self) -> list[str]:
+        """Write what the guest held, once it is no longer frozen; says what landed."""
+        out: list[str] = []
+        left: list[HeldWrite] = []
+        for w in self.held_writes:
+            if w.vm.tools is not None and w.vm.tools.frozen:
+                left.append(w)
+                continue
+            self.host.guest_fs(w.vm).write_bytes(w.path, w.data)
+            out.append(f"the write held while {w.vm.name} was frozen landed: {len(w.data)} bytes to {w.path}")
+        self.held_writes = left
+        return out
+
     def start_backup(self, vm_name: str, type: str = "fullvm", kind: str | None = None) -> GuidedBackup:
         """Prepare a backup; nothing happens until ``GuidedBackup.step()``."""
         if self.backup is not None and not self.backup.finished:
@@ -367,6 +559,79 @@ class TeachSession:
         run = self.proxy.run(f"name:{vm.name}", type, catalog=self.catalog, kind=kind)
         self.backup = GuidedBackup(self, vm, run)
         return self.backup
+
+
+@dataclass(frozen=True, slots=True)
+class HeldWrite:
+    """A guest write made while the guest was frozen: it lands when the guest thaws."""
+
+    vm: Any
+    path: str
+    data: bytes
+
+
+class Handoff:
+    """Runs the proxy on a worker thread that pauses after each quiesce step (WF-1a … WF-1d).
+
+    A strict handoff: the learner's thread waits while the worker runs and the worker waits
+    while the learner looks, so one thread runs at a time and the outcome never depends on
+    scheduling. The waits are on a ``threading.Condition`` over the host's lock, which the
+    waiting worker thereby releases (it holds it inside ``create_snapshot``).
+    """
+
+    def __init__(self, host: Host) -> None:
+        self._cond = threading.Condition(host.lock)
+        self._turn = "learner"
+        #: the step the worker is paused after, or ``None`` (not started, or not in a snapshot)
+        self.paused: str | None = None
+        self._thread: threading.Thread | None = None
+        self._outcome: tuple[bool, Any] | None = None
+
+    def pause(self, vm: Any, step: str) -> None:
+        """``Host.on_quiesce_step`` callback: hand over to the learner (only on the worker)."""
+        if threading.current_thread() is not self._thread:
+            return  # a snapshot the learner takes by hand runs through
+        with self._cond:
+            self.paused = step
+            self._turn = "learner"
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._turn == "worker")
+            self.paused = None
+
+    def run(self, work: Callable[[], Any]) -> tuple[bool, Any]:
+        """Start ``work`` on the worker, or resume it where it paused; returns ``(True,
+        result)`` once it returned, ``(False, step)`` when it paused after ``step``. What it
+        raised is raised here."""
+        with self._cond:
+            if self._thread is None:
+                self._outcome = None
+                self._thread = threading.Thread(target=self._work, args=(work,), name="vcbsim-teach-proxy",
+                                                daemon=True)
+                self._turn = "worker"
+                self._thread.start()
+            else:
+                self._turn = "worker"
+                self._cond.notify_all()
+            self._cond.wait_for(lambda: self._turn == "learner")
+            if self.paused is not None:
+                return False, self.paused
+            outcome, self._outcome, thread, self._thread = self._outcome, None, self._thread, None
+        thread.join()
+        assert outcome is not None
+        ok, value = outcome
+        if not ok:
+            raise value
+        return True, value
+
+    def _work(self, work: Callable[[], Any]) -> None:
+        try:
+            outcome: tuple[bool, Any] = (True, work())
+        except BaseException as exc:  # handed to the learner's thread, raised there
+            outcome = (False, exc)
+        with self._cond:
+            self._outcome = outcome
+            self._turn = "learner"
+            self._cond.notify_all()
 
 
 @dataclass(slots=True)
@@ -404,6 +669,8 @@ class GuidedBackup:
             return None
         view = self.pending.pop(0)
         self.done.append(view)
+        if not self.pending:  # the guest is as this step left it: a thawed guest's held writes land
+            view.notes.extend(self.session.land_held_writes())
         r = self.run.result
         if not self.pending and (
             view.step == "WF-3b" or (r.status == "failed" and r.failed_step in ("WF-1", "WF-1f"))
@@ -435,22 +702,22 @@ class GuidedBackup:
 
         unsubscribe = host.trace.subscribe(record)
         try:
-            more = self.run.advance()
+            returned, more = self.session.handoff.run(self.run.advance)
         except BaseException as exc:
             # the run died (an injected crash, or the proxy refused): it cannot go on; what
             # it recorded before dying is still shown
             self.engine_done = True
-            self.died = f"{type(exc).__name__}: {exc}"
+            self.died = describe_error(exc)
             self._group([e for e in host.trace.since(mark) if e.vm in (None, self.vm.moref)])
             raise
         finally:
             unsubscribe()
-        if not more:
+        if returned and not more:
             self.engine_done = True
         events = [e for e in host.trace.since(mark) if e.vm in (None, self.vm.moref)]
-        self._group(events)
+        self._group(events, paused=not returned)
 
-    def _group(self, events: list[Event]) -> None:
+    def _group(self, events: list[Event], *, paused: bool = False) -> None:
         """Cut events into documented steps.
 
         An event without a step (a guest write, a mount, a merge) belongs to the step of the
@@ -483,8 +750,11 @@ class GuidedBackup:
             else:
                 groups.append(("WF-1", buffered))
         previous = self.pending[-1].step if self.pending else (self.done[-1].step if self.done else None)
-        for step, evs in groups:
-            after = self._frames.get(evs[-1].seq) or self.session.frame(self.vm)
+        for i, (step, evs) in enumerate(groups):
+            last = i == len(groups) - 1
+            # paused after a step: the state now is that step's, exactly
+            after = self.session.frame(self.vm) if paused and last else (
+                self._frames.get(evs[-1].seq) or self.session.frame(self.vm))
             skipped: tuple[str, ...] = ()
             if step in DOC_STEPS:
                 i = DOC_STEPS.index(previous) if previous in DOC_STEPS else -1

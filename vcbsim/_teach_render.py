@@ -176,7 +176,7 @@ def script_rows(host: Any, vm: Any) -> list[tuple[str, str, str]]:
     """``(order, path, what it does)`` of the scripts VMware Tools would run, in freeze order."""
     if vm.tools is None or vm.guest is None:
         return []
-    plan = vm.tools.scripts(host.profile.script_layout)
+    plan = vm.tools.script_plan(host.profile)  # the list a quiesce on this profile runs
     rows = []
     for i, e in enumerate(plan.entries, 1):
         paths = [e.path] + ([e.thaw_path] if e.legacy and e.thaw_path else [])

@@ -21,12 +21,16 @@ maximum. :meth:`LayeredDisk.freeze` bumps the epoch, and the frozen layer rememb
 and every change of content records the epoch in force, "grains recorded at or after E"
 is a superset of "grains whose content differs from the state at E", across merges and
 reverts alike. See :meth:`LayeredDisk.changed_areas`.
+
+One cohesive concern, although over 700 lines: the layer tree and the grain moves that keep
+it (freeze, revert, release, merge, CBT records). The device protocols are in ``_device``,
+the files in ``_vmdk``/``_cowd``/``_persistent``.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -116,7 +120,7 @@ class Layer:
         "_disk",
     )
 
-    def __init__(self, disk: LayeredDisk, parent: Layer | None, label: str = "") -> None:
+    def __init__(self, disk: LayeredDisk | None, parent: Layer | None, label: str = "") -> None:
         self.id: int = next(_layer_ids)
         self.label: str = label
         self.parent: Layer | None = parent
@@ -127,6 +131,12 @@ class Layer:
         # For a frozen layer: changes made after it froze are recorded at >= this epoch.
         self.change_epoch: int | None = None
         self._disk: LayeredDisk | None = disk
+
+    @classmethod
+    def gone(cls, label: str = "") -> Layer:
+        """A layer that no longer exists (``alive`` is false): what a loader gives a snapshot
+        whose redo log was merged away before the state was saved."""
+        return cls(None, None, label)
 
     @property
     def grain_count(self) -> int:
@@ -685,6 +695,41 @@ class LayeredDisk:
         self._changed.clear()
         self._tracking_start = self.new_epoch()
         return self._tracking_start
+
+    # -- seam for loaders (``disk/_persistent.py``) ----------------------------------------
+
+    @property
+    def auto_merge(self) -> frozenset[Layer]:
+        """Released layers that merge as soon as the tree allows (``release(merge=True)``)."""
+        return frozenset(self._auto)
+
+    def restore(
+        self,
+        *,
+        epoch: int | None = None,
+        tracking_start: int | None = None,
+        auto_merge: Iterable[Layer] | None = None,
+        changed: Mapping[int, int] | None = None,
+    ) -> None:
+        """Give a disk rebuilt from saved state (its layers already in place) the rest of
+        that state: the change epoch, the oldest epoch tracking answers for, the released
+        layers that merge on their own, and the changed-grain records (grain index to
+        epoch). ``None`` keeps what is there. The records are stored as they are, not as
+        changes (a subclass that logs changes does not log them again)."""
+        if epoch is not None:
+            self._epoch = _check_int("epoch", epoch)
+        if tracking_start is not None:
+            if tracking_start > self._epoch:
+                _invalid("tracking_start", f"<= the epoch {self._epoch}", tracking_start)
+            self._tracking_start = tracking_start
+        if auto_merge is not None:
+            auto = set(auto_merge)
+            for layer in auto:
+                self._own(layer)
+            self._auto = auto
+        if changed is not None:
+            for idx, ep in changed.items():
+                dict.__setitem__(self._changed, idx, ep)
 
     def __repr__(self) -> str:
         return (

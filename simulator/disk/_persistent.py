@@ -66,19 +66,26 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import random
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from .._errors import InvalidInputError, StateError
+from .._iofaults import io_fault
 from ._model import DEFAULT_GRAIN_SIZE, Layer, LayeredDisk, MergeStats, _MergeLog
 
 __all__ = [
     "PersistentLayeredDisk",
     "GrainLogError",
+    "DamagedFileError",
+    "FileIO",
+    "FailingIO",
+    "io",
+    "use_io",
     "read_grain_log",
     "redo_intents",
     "WAL_CHECKPOINT",
@@ -88,6 +95,8 @@ __all__ = [
 FILE_MAGIC = b"VCBSIM-GRAINLOG1"
 _FILE_HEADER = struct.Struct("<16sII")
 _REC = struct.Struct("<4sHHQIII4x")
+#: the same header with its last four bytes: a CRC-32 of the first 28 (0 in old files)
+_REC_H = struct.Struct("<4sHHQIIII")
 _REC_MAGIC = b"GRN1"
 _END = 1
 _CTK = struct.Struct("<QII")
@@ -103,6 +112,113 @@ Mode = Literal["into", "fill"]
 
 class GrainLogError(InvalidInputError):
     """A grain log that is not one (wrong magic or grain size): refuse rather than guess."""
+
+
+class DamagedFileError(StateError):
+    """A file the state refers to is missing or damaged in a way no kill can cause.
+
+    Recovery only reports these (the disk, and so its VM, is not loaded; the file is left
+    exactly as it is): a kill tears at most the tail of a log, so anything else is damage
+    done from outside, and guessing would destroy data (docs/architecture.md, durability).
+    """
+
+    def __init__(self, file: str, reason: str) -> None:
+        super().__init__(f"{file}: {reason}", file=file, reason=reason)
+        self.file = file
+        self.reason = reason
+
+
+class FileIO:
+    """The I/O seam: every write, size change, rename and sync of a datastore file.
+
+    The reliability harness replaces :data:`io` with a subclass that raises
+    ``OSError(ENOSPC)`` (or ``EIO``) at chosen moments, so a full disk is exercised at every
+    step without a real small file system.
+    """
+
+    def write(self, fd: int, data: bytes | bytearray | memoryview) -> int:
+        return os.write(fd, data)
+
+    def pwrite(self, fd: int, data: bytes | bytearray | memoryview, offset: int) -> int:
+        return os.pwrite(fd, data, offset)
+
+    def ftruncate(self, fd: int, length: int) -> None:
+        os.ftruncate(fd, length)
+
+    def fsync(self, fd: int) -> None:
+        os.fsync(fd)
+
+    def replace(self, src: Path, dst: Path) -> None:
+        os.replace(src, dst)
+
+
+#: the seam every datastore write goes through (tests swap in a faulty one)
+io = FileIO()
+
+
+class FailingIO(FileIO):
+    """A :class:`FileIO` that fails on demand: a full disk (``ENOSPC``) or an I/O error.
+
+    Every call fails while ``full`` is set; otherwise each fails with ``probability``
+    (seeded). A failing ``write``/``pwrite`` first writes part of its data, as a short write
+    on a full disk does, so the caller must cut it off. ``injected`` counts the failures.
+    Install it with :func:`use_io` (or ``monkeypatch.setattr(_persistent, "io", ...)``).
+    """
+
+    def __init__(self, *, probability: float = 0.0, seed: int = 0, code: int = errno.ENOSPC) -> None:
+        self.full = False
+        self.probability = probability
+        self.rng = random.Random(seed)
+        self.code = code
+        self.injected = 0
+        self.calls = 0
+
+    def _fails(self) -> bool:
+        self.calls += 1
+        if self.full or (self.probability and self.rng.random() < self.probability):
+            self.injected += 1
+            return True
+        return False
+
+    def _error(self) -> OSError:
+        return OSError(self.code, os.strerror(self.code))
+
+    def write(self, fd: int, data: bytes | bytearray | memoryview) -> int:
+        if self._fails():
+            if len(data) > 1:
+                os.write(fd, memoryview(data)[: len(data) // 2])  # a torn record left behind
+            raise self._error()
+        return os.write(fd, data)
+
+    def pwrite(self, fd: int, data: bytes | bytearray | memoryview, offset: int) -> int:
+        if self._fails():
+            if len(data) > 1:
+                os.pwrite(fd, memoryview(data)[: len(data) // 2], offset)
+            raise self._error()
+        return os.pwrite(fd, data, offset)
+
+    def ftruncate(self, fd: int, length: int) -> None:
+        # shrinking never needs space; growing (a new flat extent) does
+        if length > os.fstat(fd).st_size and self._fails():
+            raise self._error()
+        os.ftruncate(fd, length)
+
+    def fsync(self, fd: int) -> None:
+        if self._fails():
+            raise self._error()
+        os.fsync(fd)
+
+    def replace(self, src: Path, dst: Path) -> None:
+        if self._fails():
+            raise self._error()
+        os.replace(src, dst)
+
+
+def use_io(seam: FileIO) -> FileIO:
+    """Make ``seam`` the datastore's I/O seam; returns the previous one (to put back)."""
+    global io
+    previous, io = io, seam
+    return previous
 
 
 @dataclass
@@ -122,14 +238,44 @@ class _Intent:
 def _write_all(fd: int, data: bytes | memoryview) -> None:
     mv = memoryview(data)
     while mv:
-        n = os.write(fd, mv)
+        n = io.write(fd, mv)
         mv = mv[n:]
+
+
+def _append(fd: int, data: bytes | memoryview) -> None:
+    """Append ``data`` or nothing: a failed append is cut off again (the fence).
+
+    Without the cut a partial record would stay in the log, later appends would sit behind
+    it, and loading (which stops at a torn record) would drop them although they were
+    acknowledged. If even the cut fails the error says so (:class:`_FenceError`), and the
+    disk refuses writes until it is loaded again.
+    """
+    size = os.fstat(fd).st_size
+    try:
+        _write_all(fd, data)
+    except OSError as exc:
+        try:
+            io.ftruncate(fd, size)
+        except OSError as exc2:
+            raise _FenceError(exc, exc2) from None
+        raise
+
+
+class _FenceError(OSError):
+    """A failed write could not be undone in its file: the disk takes no more writes.
+
+    Carries the first error (what the caller is told) and says why the cut failed.
+    """
+
+    def __init__(self, cause: OSError, cut: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        self.cut_error = cut.strerror or str(cut)
 
 
 def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
     mv = memoryview(data)
     while mv:
-        n = os.pwrite(fd, mv, offset)
+        n = io.pwrite(fd, mv, offset)
         mv = mv[n:]
         offset += n
 
@@ -147,9 +293,108 @@ def _encode(items: Iterable[tuple[int, int, bytes | bytearray | memoryview]]) ->
         length = len(payload)
         head = _REC.pack(_REC_MAGIC, flags, 0, grain, off, length, 0)
         crc = zlib.crc32(payload, zlib.crc32(head))
-        parts.append(_REC.pack(_REC_MAGIC, flags, 0, grain, off, length, crc))
+        full = _REC.pack(_REC_MAGIC, flags, 0, grain, off, length, crc)
+        hcrc = zlib.crc32(full[:28]) or 1
+        parts.append(full[:28] + struct.pack("<I", hcrc))
         parts.append(payload)
     return b"".join(parts)
+
+
+def _record_at(
+    raw: bytes, pos: int, end: int, grain_size: int
+) -> tuple[str, int, tuple[int, int, int, memoryview] | None]:
+    """Classify the record at ``pos``: ``("ok", next, (flags, grain, offset, payload))``,
+    ``("torn", ...)`` (the file ends inside it: what a kill leaves) or ``("bad", ...)``
+    (complete but wrong: damage). A header checksum (new files) tells a torn payload from a
+    damaged length field; in older files an intact magic stands in for it."""
+    if end - pos < _REC.size:
+        return "torn", pos, None
+    magic, flags, res, grain, off, length, crc, hcrc = _REC_H.unpack_from(raw, pos)
+    if magic != _REC_MAGIC or off + length > grain_size:
+        return "bad", pos, None
+    if hcrc and hcrc != (zlib.crc32(raw[pos : pos + 28]) or 1):
+        return "bad", pos, None
+    start = pos + _REC.size
+    if start + length > end:
+        return "torn", pos, None
+    payload = memoryview(raw)[start : start + length]
+    head = _REC.pack(_REC_MAGIC, flags, res, grain, off, length, 0)
+    if zlib.crc32(payload, zlib.crc32(head)) != crc:
+        return "bad", pos, None
+    return "ok", start + length, (flags, grain, off, payload)
+
+
+@dataclass
+class _Scan:
+    """A grain log read record by record: its complete batches, where they end, and any
+    damaged regions (offset, length) between intact records."""
+
+    batches: list[list[tuple[int, int, memoryview]]] = field(default_factory=list)
+    good: int = 0
+    damaged: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _scan(raw: bytes, grain_size: int) -> _Scan:
+    """Read every record; a damaged record is skipped up to the next intact one (never
+    the end of the file: records after damage are kept), a torn tail ends the scan."""
+    end = len(raw)
+    pos = _FILE_HEADER.size
+    out = _Scan(good=pos)
+    batch: list[tuple[int, int, memoryview]] = []
+    while pos < end:
+        kind, nxt, rec = _record_at(raw, pos, end, grain_size)
+        if rec is not None:
+            flags, grain, off, payload = rec
+            batch.append((grain, off, payload))
+            pos = nxt
+            if flags & _END:
+                out.batches.append(batch)
+                batch = []
+                out.good = pos
+            continue
+        if kind == "torn":
+            break
+        resume = _resync(raw, pos + 1, end, grain_size)
+        out.damaged.append((pos, (end if resume is None else resume) - pos))
+        batch = []
+        if resume is None:
+            out.good = end
+            break
+        pos = resume
+    return out
+
+
+def _resync(raw: bytes, start: int, end: int, grain_size: int) -> int | None:
+    """Where the next intact record starts after damage (checked by its checksums)."""
+    p = start
+    while True:
+        p = raw.find(_REC_MAGIC, p, end)
+        if p < 0:
+            return None
+        if _record_at(raw, p, end, grain_size)[0] == "ok":
+            return p
+        p += 1
+
+
+def _check_header(path: Path, raw: bytes, grain_size: int) -> None:
+    magic, gsize, _ = _FILE_HEADER.unpack_from(raw)
+    if magic != FILE_MAGIC or gsize != grain_size:
+        msg = f"grain log {path.name}"
+        raise GrainLogError(
+            msg,
+            expected=f"a vcbsim grain log of {grain_size}-byte grains",
+            got=f"magic {magic!r}, grain size {gsize}",
+        )
+
+
+def _damage_text(damaged: list[tuple[int, int]]) -> str:
+    shown = ", ".join(f"{n} bytes at offset {o}" for o, n in damaged[:5])
+    more = f" and {len(damaged) - 5} more" if len(damaged) > 5 else ""
+    return (
+        f"{len(damaged)} damaged region(s) between intact records ({shown}{more}); "
+        "no kill leaves that, so nothing was cut: restore the file from a backup or move "
+        "the VM away"
+    )
 
 
 def read_grain_log(
@@ -158,7 +403,8 @@ def read_grain_log(
     """Replay a grain log: ``(grains, bytes discarded from a torn tail)``.
 
     A missing file is an empty log. With ``repair`` the torn tail is cut off the file, so
-    appends continue after the last complete batch.
+    appends continue after the last complete batch. Damage anywhere else (a complete record
+    whose checksum fails) raises :class:`DamagedFileError` and changes nothing.
     """
     try:
         raw = path.read_bytes()
@@ -170,63 +416,46 @@ def read_grain_log(
             with open(path, "wb") as f:
                 f.write(_file_header(grain_size))
         return {}, len(raw)
-    magic, gsize, _ = _FILE_HEADER.unpack_from(raw)
-    if magic != FILE_MAGIC or gsize != grain_size:
-        msg = f"grain log {path.name}"
-        raise GrainLogError(
-            msg,
-            expected=f"a vcbsim grain log of {grain_size}-byte grains",
-            got=f"magic {magic!r}, grain size {gsize}",
-        )
+    _check_header(path, raw, grain_size)
+    scan = _scan(raw, grain_size)
+    if scan.damaged:
+        raise DamagedFileError(path.name, _damage_text(scan.damaged))
     grains: dict[int, bytearray] = {}
-    pos = good = _FILE_HEADER.size
-    batch: list[tuple[int, int, memoryview]] = []
-    mv = memoryview(raw)
-    end = len(raw)
-    while pos + _REC.size <= end:
-        magic2, flags, _res, grain, off, length, crc = _REC.unpack_from(raw, pos)
-        if magic2 != _REC_MAGIC or off + length > grain_size:
-            break
-        start = pos + _REC.size
-        if start + length > end:
-            break
-        payload = mv[start : start + length]
-        head = _REC.pack(_REC_MAGIC, flags, _res, grain, off, length, 0)
-        if zlib.crc32(payload, zlib.crc32(head)) != crc:
-            break
-        batch.append((grain, off, payload))
-        pos = start + length
-        if flags & _END:
-            for g, o, p in batch:
-                if o == 0 and len(p) == grain_size:
-                    grains[g] = bytearray(p)
-                else:
-                    cur = grains.get(g)
-                    if cur is None:
-                        cur = grains[g] = bytearray(grain_size)
-                    cur[o : o + len(p)] = p
-            batch.clear()
-            good = pos
-    torn = end - good
+    for batch in scan.batches:
+        for g, o, p in batch:
+            if o == 0 and len(p) == grain_size:
+                grains[g] = bytearray(p)
+            else:
+                cur = grains.get(g)
+                if cur is None:
+                    cur = grains[g] = bytearray(grain_size)
+                cur[o : o + len(p)] = p
+    torn = len(raw) - scan.good
     if torn and repair:
         with open(path, "r+b") as f:
-            f.truncate(good)
+            f.truncate(scan.good)
     return grains, torn
 
 
-def _read_ctk(path: Path, report: list[str]) -> tuple[dict[int, int], int | None]:
-    """Replay a CBT log: ``(changed, last reset epoch or None)``; cuts a torn tail."""
+def _read_ctk(path: Path, report: list[str]) -> tuple[dict[int, int], int | None, str | None]:
+    """Replay a CBT log: ``(changed, last reset epoch or None, damage or None)``.
+
+    A torn tail (less than one record: what a kill leaves) is cut. A missing file, a wrong
+    header or a complete record whose checksum fails is damage: nothing is read or changed,
+    and the owner resets change tracking, as a host does when a ``-ctk.vmdk`` is damaged
+    (VMware KB 2136854: the next ``QueryChangedDiskAreas`` with an old change id fails and
+    the backup falls back to a full one).
+    """
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return {}, None
+        return {}, None, "missing"
     changed: dict[int, int] = {}
     reset: int | None = None
     head = len(_CTK_MAGIC_HEADER)
     if raw[:head] != _CTK_MAGIC_HEADER:
         if len(raw) >= head:
-            msg = f"CBT log {path.name}"
-            raise GrainLogError(msg, expected="a vcbsim CBT log", got=raw[:head])
+            return {}, None, f"not a vcbsim CBT log (starts {raw[:head]!r})"
         pos = 0
     else:
         pos = head
@@ -234,7 +463,7 @@ def _read_ctk(path: Path, report: list[str]) -> tuple[dict[int, int], int | None
     while pos + _CTK.size <= len(raw):
         grain, epoch, crc = _CTK.unpack_from(raw, pos)
         if zlib.crc32(raw[pos : pos + 12]) != crc:
-            break
+            return {}, None, f"record at offset {pos} fails its checksum"
         if grain == _CTK_RESET:
             changed.clear()
             reset = epoch
@@ -248,7 +477,7 @@ def _read_ctk(path: Path, report: list[str]) -> tuple[dict[int, int], int | None
             f.truncate(good)
             if good == 0:
                 f.write(_CTK_MAGIC_HEADER)
-    return changed, reset
+    return changed, reset, None
 
 
 def _ctk_record(grain: int, epoch: int) -> bytes:
@@ -371,9 +600,13 @@ def redo_intents(
 def _open_log(path: Path, grain_size: int) -> int:
     """Open a grain log for appending, writing its header when it is new or empty."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    if os.fstat(fd).st_size < _FILE_HEADER.size:
-        os.ftruncate(fd, 0)
-        _write_all(fd, _file_header(grain_size))
+    try:
+        if os.fstat(fd).st_size < _FILE_HEADER.size:
+            io.ftruncate(fd, 0)
+            _write_all(fd, _file_header(grain_size))
+    except BaseException:
+        os.close(fd)
+        raise
     return fd
 
 
@@ -421,6 +654,13 @@ class PersistentLayeredDisk(LayeredDisk):
         self.persisted_files: set[str] = set()
         #: what loading found and repaired (torn tails), for the host's recovery report
         self.load_report: list[str] = []
+        #: why the CBT log could not be read (the owner resets tracking), or None
+        self.ctk_damage: str | None = None
+        #: the datastore and ``[ds] dir/`` prefix named in faults (set by the owner)
+        self.datastore = "datastore1"
+        self.path_prefix = ""
+        #: why the disk takes no more writes (a failed write that could not be undone)
+        self.fenced: str | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled copies reopen their files by name (descriptors are per process)."""
@@ -450,12 +690,10 @@ class PersistentLayeredDisk(LayeredDisk):
             taken = set(self._extent.values()) | self.persisted_files
             name = f"{stem}{self.delta_suffix}"
             n = 1
-            while name in taken:
+            # a file of that name that no state refers to is not ours to delete: skip it
+            while name in taken or (self.directory / name).exists():
                 name = f"{stem}-{n}{self.delta_suffix}"
                 n += 1
-            # a leftover of an operation a kill interrupted: no state refers to it
-            with contextlib.suppress(FileNotFoundError):
-                (self.directory / name).unlink()
         self._extent[layer] = name
         return name
 
@@ -480,26 +718,60 @@ class PersistentLayeredDisk(LayeredDisk):
 
     # -- file handles ------------------------------------------------------------------------
 
+    def fault(self, exc: OSError | OverflowError, name: str, size: int | None = None) -> Any:
+        """The host's fault for an I/O error on file ``name`` of this disk."""
+        if not isinstance(exc, OSError):
+            exc = OSError(errno.EFBIG, str(exc))
+        return io_fault(exc, datastore=self.datastore, file=self.path_prefix + name, size=size)
+
     def _fd(self, name: str) -> int:
         fd = self._fds.get(name)
         if fd is not None:
             return fd
         path = self.directory / name
-        self.directory.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = self._open(path, name)
+        except (OSError, OverflowError) as exc:
+            if not existed:  # created by this very call: ours to take back
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            size = self.capacity if name.endswith("-flat.vmdk") else None
+            raise self.fault(exc, name, size) from None
+        self._fds[name] = fd
+        return fd
+
+    def _open(self, path: Path, name: str) -> int:
         if name.endswith("-flat.vmdk"):
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            if os.fstat(fd).st_size < self.capacity:
-                os.ftruncate(fd, self.capacity)
+            try:
+                if os.fstat(fd).st_size < self.capacity:
+                    io.ftruncate(fd, self.capacity)
+            except BaseException:
+                os.close(fd)
+                raise
         elif name == self.ctk_name:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            if os.fstat(fd).st_size == 0:
-                _write_all(fd, _CTK_MAGIC_HEADER)
+            try:
+                if os.fstat(fd).st_size == 0:
+                    _write_all(fd, _CTK_MAGIC_HEADER)
+            except BaseException:
+                os.close(fd)
+                raise
         else:
             fd = _open_log(path, self.grain_size)
             if name.endswith(".wal"):
                 self._wal_size = os.fstat(fd).st_size
-        self._fds[name] = fd
         return fd
+
+    def ensure_files(self) -> None:
+        """Create every file the live layers use, so a state never names a missing file
+        (loading then treats a missing one as damage, not as an empty layer)."""
+        for name in sorted(self.files()):
+            if name.endswith(".wal") and self.top is not self.base:
+                continue
+            self._fd(name)
 
     def close_unused(self, keep: set[str] | None = None) -> None:
         """Close handles of files no live layer uses (or all of them with ``keep=set()``)."""
@@ -523,12 +795,23 @@ class PersistentLayeredDisk(LayeredDisk):
         pending = self._changed.pending
         if pending:
             fd = self._fd(self.ctk_name)
-            _write_all(fd, b"".join(_ctk_record(g, e) for g, e in pending))
+            _append(fd, b"".join(_ctk_record(g, e) for g, e in pending))
             self._sync(fd)
             pending.clear()
 
+    def _refuse_if_fenced(self) -> None:
+        if self.fenced is not None:
+            raise self.fault(OSError(errno.EIO, self.fenced), self.extent_name(self.top))
+
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        """Write to the top and append it to the top's file before returning."""
+        """Write to the top and append it to the top's file before returning.
+
+        All or nothing: if a file write fails (a full disk, an I/O error) the model and the
+        files are put back as they were (the partial record is cut off again, see
+        :func:`_append`) and the host's fault is raised (``NoDiskSpace`` ...). If even that
+        undo fails, the disk is *fenced*: it refuses further writes until it is loaded
+        again, so nothing is ever acknowledged behind a torn record.
+        """
         if (
             not isinstance(data, (bytes, bytearray, memoryview))
             or isinstance(offset, bool)
@@ -543,6 +826,7 @@ class PersistentLayeredDisk(LayeredDisk):
         if length == 0 or offset < 0 or offset + length > self.capacity:
             super().write(offset, mv)  # raises, or a no-op
             return
+        self._refuse_if_fenced()
         if self._intents:
             self._commit_intents()
         top = self.top
@@ -551,8 +835,21 @@ class PersistentLayeredDisk(LayeredDisk):
         first, last = offset >> shift, (offset + length - 1) >> shift
         flat = self.is_flat(top)
         new = set() if flat else {i for i in range(first, last + 1) if i not in grains}
+        undo = self._undo_record(grains, offset, length)
+        changed_before = {i: self._changed.get(i) for i in range(first, last + 1)}
         super().write(offset, mv)
-        self._flush_ctk()
+        name = self.extent_name(top)
+        try:
+            self._flush_ctk()
+        except OSError as exc:
+            self._changed.pending.clear()
+            for i, ep in changed_before.items():
+                if ep is None:
+                    dict.pop(self._changed, i, None)
+                else:
+                    dict.__setitem__(self._changed, i, ep)
+            self._undo(grains, undo)
+            self._fail(exc, self.ctk_name)
         items: list[tuple[int, int, bytes | bytearray | memoryview]] = []
         pos, end = offset, offset + length
         while pos < end:
@@ -565,20 +862,77 @@ class PersistentLayeredDisk(LayeredDisk):
                 items.append((idx, a, mv[pos - offset : pos - offset + (b - a)]))
             pos += b - a
         record = _encode(items)
+        # the CBT records stay: they over-report a change that did not happen, which is safe
         if flat:
-            wal = self._fd(self.extent_name(top) + ".wal")
+            wal = self._fd(name + ".wal")
             if self._wal_size + len(record) > WAL_CHECKPOINT:
                 self._checkpoint_wal()
-            _write_all(wal, record)
+            try:
+                _append(wal, record)
+            except OSError as exc:
+                self._undo(grains, undo)
+                self._fail(exc, name + ".wal")
             self._sync(wal)
+            fd = self._fd(name)
+            try:
+                _pwrite_all(fd, mv, offset)
+            except OSError as exc:
+                self._undo(grains, undo)
+                self._undo_flat(fd, wal, undo)
+                self._fail(exc, name)
             self._wal_size += len(record)
-            fd = self._fd(self.extent_name(top))
-            _pwrite_all(fd, mv, offset)
             self._sync(fd)
         else:
-            fd = self._fd(self.extent_name(top))
-            _write_all(fd, record)
+            fd = self._fd(name)
+            try:
+                _append(fd, record)
+            except OSError as exc:
+                self._undo(grains, undo)
+                self._fail(exc, name)
             self._sync(fd)
+
+    def _undo_record(
+        self, grains: dict[int, bytearray], offset: int, length: int
+    ) -> list[tuple[int, int, int, bytes | None]]:
+        """What a write will overwrite: ``(grain, start, stop, old bytes or None if new)``."""
+        out: list[tuple[int, int, int, bytes | None]] = []
+        shift, mask, gsize = self._shift, self._mask, self.grain_size
+        pos, end = offset, offset + length
+        while pos < end:
+            idx = pos >> shift
+            a = pos & mask
+            b = min(gsize, a + (end - pos))
+            g = grains.get(idx)
+            out.append((idx, a, b, None if g is None else bytes(g[a:b])))
+            pos += b - a
+        return out
+
+    @staticmethod
+    def _undo(
+        grains: dict[int, bytearray], undo: list[tuple[int, int, int, bytes | None]]
+    ) -> None:
+        for idx, a, b, old in undo:
+            if old is None:
+                grains.pop(idx, None)
+            else:
+                grains[idx][a:b] = old
+
+    def _undo_flat(self, fd: int, wal: int, undo: list[tuple[int, int, int, bytes | None]]) -> None:
+        """Put the flat file's old bytes back and cut the WAL record (or fence the disk)."""
+        try:
+            for idx, a, b, old in undo:
+                _pwrite_all(fd, bytes(b - a) if old is None else old, (idx << self._shift) + a)
+            io.ftruncate(wal, self._wal_size)
+        except OSError as exc:
+            self.fenced = f"a failed write could not be undone ({exc.strerror})"
+
+    def _fail(self, exc: OSError, name: str) -> NoReturn:
+        if isinstance(exc, _FenceError):
+            self.fenced = (
+                f"a failed write ({exc.strerror}) could not be cut off its file "
+                f"({exc.cut_error}); load the datastore again (restart) to recover"
+            )
+        raise self.fault(exc, name) from None
 
     def _checkpoint_wal(self) -> None:
         """Empty the base's WAL: everything in it is in the flat file already."""
@@ -679,7 +1033,11 @@ class PersistentLayeredDisk(LayeredDisk):
     # -- state ---------------------------------------------------------------------------------
 
     def to_meta(self) -> tuple[dict[str, Any], dict[Layer, int]]:
-        """The structure as plain data, and each live layer's index in it (for snapshots)."""
+        """The structure as plain data, and each live layer's index in it (for snapshots).
+
+        Every file it names exists afterwards (:meth:`ensure_files`).
+        """
+        self.ensure_files()
         layers = self.layers()
         index = {layer: n for n, layer in enumerate(layers)}
         rows = []
@@ -690,7 +1048,7 @@ class PersistentLayeredDisk(LayeredDisk):
                     "parent": None if layer.parent is None else index[layer.parent],
                     "frozen": layer.frozen,
                     "released": layer.released,
-                    "auto": layer in self._auto,
+                    "auto": layer in self.auto_merge,
                     "change_epoch": layer.change_epoch,
                     "extent": self.extent_name(layer),
                 }
@@ -699,8 +1057,8 @@ class PersistentLayeredDisk(LayeredDisk):
             "capacity": self.capacity,
             "grain_size": self.grain_size,
             "delta_suffix": self.delta_suffix,
-            "epoch": self._epoch,
-            "tracking_start": self._tracking_start,
+            "epoch": self.epoch,
+            "tracking_start": self.tracking_start,
             "top": index[self.top],
             "ctk": self.ctk_name,
             "layers": rows,
@@ -727,6 +1085,7 @@ class PersistentLayeredDisk(LayeredDisk):
         )
         report = disk.load_report
         d = disk.directory
+        _check_files(d, meta, disk.capacity)
         # the base's WAL first: its records are older than any merge the state lists
         _redo_wal(d, str(meta["layers"][0]["extent"]), disk.grain_size, disk.capacity, report)
         copied = redo_intents(d, meta.get("intents", ()), disk.grain_size, disk.capacity)
@@ -736,6 +1095,7 @@ class PersistentLayeredDisk(LayeredDisk):
             )
         rows = meta["layers"]
         layers: list[Layer] = []
+        auto: list[Layer] = []
         for n, row in enumerate(rows):
             if n == 0:
                 if row["parent"] is not None:
@@ -750,19 +1110,21 @@ class PersistentLayeredDisk(LayeredDisk):
             layer.released = bool(row["released"])
             layer.change_epoch = None if row["change_epoch"] is None else int(row["change_epoch"])
             if row.get("auto"):
-                disk._auto.add(layer)
+                auto.append(layer)
             disk._extent[layer] = str(row["extent"])
             layers.append(layer)
         disk.top = layers[int(meta["top"])]
-        disk._epoch = int(meta["epoch"])
-        disk._tracking_start = int(meta["tracking_start"])
+        disk.restore(epoch=int(meta["epoch"]), tracking_start=int(meta["tracking_start"]), auto_merge=auto)
         disk._ctk_name = str(meta["ctk"])
         for layer in layers:
             name = disk._extent[layer]
             if cls.is_flat_name(name):
                 layer.grains = _load_flat(d / name, disk.capacity, disk.grain_size)
                 continue
-            layer.grains, torn = read_grain_log(d / name, disk.grain_size)
+            try:
+                layer.grains, torn = read_grain_log(d / name, disk.grain_size)
+            except GrainLogError as exc:
+                raise DamagedFileError(name, str(exc)) from None
             if torn:
                 report.append(f"{name}: discarded {torn} torn bytes")
             path = d / name
@@ -770,17 +1132,15 @@ class PersistentLayeredDisk(LayeredDisk):
             if path.exists() and path.stat().st_size > 4 * live + (1 << 20):
                 _rewrite_log(path, layer.grains, disk.grain_size)
                 report.append(f"{name}: compacted to {live} bytes")
-        changed, reset = _read_ctk(d / disk._ctk_name, report)
-        if reset is not None and reset > disk._tracking_start:
-            disk._tracking_start = reset
-            disk._epoch = max(disk._epoch, reset)
-        for idx, ep in changed.items():
-            dict.__setitem__(disk._changed, idx, min(ep, disk._epoch))
+        changed, reset, disk.ctk_damage = _read_ctk(d / disk._ctk_name, report)
+        if reset is not None and reset > disk.tracking_start:
+            disk.restore(epoch=max(disk.epoch, reset), tracking_start=reset)
+        disk.restore(changed={idx: min(ep, disk.epoch) for idx, ep in changed.items()})
         ctk_path = d / disk._ctk_name
-        if ctk_path.exists() and ctk_path.stat().st_size > 2 * _CTK.size * (len(changed) + 1) + (
+        if disk.ctk_damage is None and ctk_path.exists() and ctk_path.stat().st_size > 2 * _CTK.size * (len(changed) + 1) + (
             1 << 20
         ):
-            records = [_ctk_record(_CTK_RESET, disk._tracking_start)]
+            records = [_ctk_record(_CTK_RESET, disk.tracking_start)]
             records += [_ctk_record(i, e) for i, e in disk._changed.items()]
             atomic_write(ctk_path, _CTK_MAGIC_HEADER + b"".join(records))
             report.append(f"{disk._ctk_name}: compacted")
@@ -789,16 +1149,48 @@ class PersistentLayeredDisk(LayeredDisk):
         return disk, layers
 
 
+def _check_files(directory: Path, meta: Mapping[str, Any], capacity: int) -> None:
+    """Every extent the state names exists, and the flat base has the disk's full size.
+
+    Files are created when the state that names them is written (``ensure_files``), so a
+    missing one was deleted or moved from outside; a short flat file was truncated. Both are
+    reported (the merges of listed intents may still be pending, so their sources may be
+    gone legitimately: those are not required).
+    """
+    intents = {it["src"] for it in meta.get("intents", ())}
+    for row in meta["layers"]:
+        name = str(row["extent"])
+        path = directory / name
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            if name in intents:
+                continue
+            raise DamagedFileError(name, "missing (the state refers to it)") from None
+        if name.endswith("-flat.vmdk") and size < capacity:
+            raise DamagedFileError(
+                name, f"{size} bytes where the disk holds {capacity}: truncated from outside"
+            )
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: temporary file, fsync, rename, fsync of the directory."""
+    """Replace ``path`` with ``data``: temporary file, fsync, rename, fsync of the directory.
+
+    On any failure the temporary file is removed and ``path`` is as it was.
+    """
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        _write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            _write_all(fd, data)
+            io.fsync(fd)
+        finally:
+            os.close(fd)
+        io.replace(tmp, path)
+    except Exception:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     dfd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dfd)
@@ -847,24 +1239,9 @@ def _read_wal_records(path: Path, grain_size: int) -> tuple[list[tuple[int, int,
     out: list[tuple[int, int, bytes]] = []
     if len(raw) < _FILE_HEADER.size:
         return out, 0
-    pos = _FILE_HEADER.size
-    batch: list[tuple[int, int, bytes]] = []
-    while pos + _REC.size <= len(raw):
-        magic, flags, res, grain, off, length, crc = _REC.unpack_from(raw, pos)
-        start = pos + _REC.size
-        if magic != _REC_MAGIC or off + length > grain_size or start + length > len(raw):
-            break
-        payload = raw[start : start + length]
-        if (
-            zlib.crc32(
-                payload, zlib.crc32(_REC.pack(_REC_MAGIC, flags, res, grain, off, length, 0))
-            )
-            != crc
-        ):
-            break
-        batch.append((grain, off, payload))
-        pos = start + length
-        if flags & _END:
-            out.extend(batch)
-            batch.clear()
-    return out, pos
+    scan = _scan(raw, grain_size)
+    if scan.damaged:
+        raise DamagedFileError(path.name, _damage_text(scan.damaged))
+    for batch in scan.batches:
+        out.extend((g, o, bytes(p)) for g, o, p in batch)
+    return out, scan.good

@@ -356,13 +356,9 @@ def _build_host(args: argparse.Namespace, inventory: Inventory | None, profile: 
             except (StateError, OSError, ValueError) as exc:
                 msg = f"--datastore {args.datastore}: {exc}"
                 raise _Refused(msg, 1) from None
-            if inventory is not None:  # an existing datastore is loaded as it is; reset rebuilds the file's
-                host._populate = inventory.populate  # type: ignore[attr-defined]
-            return host
+            return host  # open_host keeps the file's populate: an existing datastore's reset rebuilds it
         if inventory is not None:
-            host = Host(profile or "esx-3.5u2", seed=seed)
-            inventory.populate(host)
-            return host
+            return Host(profile or "esx-3.5u2", seed=seed, populate=inventory.populate)
         return Host.demo(profile or "esx-3.5u2", seed=seed)
     except InvalidInputError as exc:
         msg = f"--inventory: {exc}"

@@ -112,11 +112,30 @@ def declared_type(vim_type: Any, name: str) -> Any:
 
 
 
-def resolve_path(impl: MOImpl, path: str) -> Any:
-    """The value at a dotted property path (``summary.runtime.powerState``), or ``None``."""
+@functools.cache
+def _declared_path_type(vim_type: Any, path: str) -> Any:
+    """The declared type at a dotted path whose every step is a declared data object property
+    (the paths ``MOImpl`` answers with ``pp_`` getters)."""
+    top, *rest = path.split(".")
+    declared = declared_type(vim_type, top)
+    for part in rest:
+        declared = declared._GetPropertyInfo(part).type
+    return declared
+
+
+def resolve_path(impl: MOImpl, path: str, *, shortcuts: bool = True) -> Any:
+    """The value at a dotted property path (``summary.runtime.powerState``), or ``None``.
+
+    A path the object answers itself (a ``pp_<path with _ for .>`` getter: ``config.name``
+    without building the whole ``config``) is read from that getter; the answer is the same
+    value (``test_subpaths.py`` holds every getter equal to the full walk)."""
     if not path or "[" in path:
         raise _invalid(path)
     top, *rest = path.split(".")
+    if rest and shortcuts:
+        getter = getattr(impl, "pp_" + path.replace(".", "_"), None)
+        if getter is not None:
+            return _finish(getter(), _declared_path_type(impl.vim_type, path), rest=True)
     value = impl.get(top)
     declared = declared_type(impl.vim_type, top)
     for part in rest:
@@ -133,6 +152,12 @@ def resolve_path(impl: MOImpl, path: str) -> Any:
             raise _invalid(path) from None
         declared = info.type
         value = getattr(value, part) if value is not None else None
+    return _finish(value, declared, rest=bool(rest))
+
+
+def _finish(value: Any, declared: Any, *, rest: bool) -> Any:
+    """A value as the collector answers it: lists as their declared array type; an empty
+    list below the top level is unset."""
     if isinstance(value, list) and not isinstance(value, VmomiSupport.Array):
         if isinstance(declared, type) and issubclass(declared, list):
             value = declared(value)

@@ -5,7 +5,11 @@ pyVmomi, check the session, find the managed object, call the implementation, en
 result or the fault. The HTTP server (``_server.py``) only moves bytes, so the endpoint can be
 driven without sockets as well.
 
-One re-entrant lock guards all state (sessions, filters, tasks, and every backend call);
+The managed objects (``mo/``) read and change the ``Host`` directly; the endpoint holds
+what they share: sessions, the collectors' filters and views, tasks, the datastores' files
+(``files``) and the guests (``guest``).
+
+One re-entrant lock guards all state (sessions, filters, tasks, and every host call);
 ``changed`` is a condition on it that mutating operations notify, and on which
 ``WaitForUpdatesEx`` waits.
 
@@ -26,18 +30,19 @@ import itertools
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
-from pyVmomi import vim, vmodl
+from pyVmomi import VmomiSupport, vim, vmodl
 
 from .._errors import InvalidInputError, NotFoundError, StateError
-from ._backend import DatastoreInfo, HostAbout, HostBackend, SnapshotInfo, VMInfo
+from .._host import Host
 from ._collector import Collector, FilterState
 from ._tasks import DEFAULT_RETENTION, TaskRunner
 from .mo import (
+    ALL_TYPES,
     MOIDS,
     STATIC_TYPES,
     ContainerViewImpl,
@@ -50,7 +55,11 @@ from .mo import (
     TaskImpl,
     VirtualMachineImpl,
 )
+from .mo._dsfiles import DatastoreFiles
+from .mo._guestops import GuestOperations
+from .mo._hostview import DatastoreInfo, HostAbout, datastore_infos, host_about
 from .mo._vmprops import iter_snapshots, ts
+from .mo._vmview import SnapshotView, VMView, network_name
 from .wire import _codec
 
 __all__ = ["COOKIE_NAME", "Context", "Endpoint", "Response", "Session"]
@@ -189,7 +198,7 @@ class Endpoint:
 
     def __init__(
         self,
-        backend: HostBackend,
+        host: Host,
         *,
         user: str = "user",
         password: str = "pass",
@@ -199,8 +208,13 @@ class Endpoint:
         session_idle_seconds: float | None = None,
         async_tasks: bool = False,
         clock: Callable[[], float] | Any = None,
+        guest_credentials: Mapping[str, str] | None = None,
     ) -> None:
-        self.backend = backend
+        self.host = host
+        #: the datastores' files (``/folder``, the datastore browser) and uploads
+        self.files = DatastoreFiles(host)
+        #: guest operations, with the guest accounts they accept (``guest_credentials``)
+        self.guest = GuestOperations(host, guest_credentials)
         #: seconds for session idle expiry, clone tickets and transfer URLs (module docstring)
         self.clock: Callable[[], float] = _clock_function(clock)
         #: idle seconds after which a session is refused and dropped (``None``: the module's
@@ -221,7 +235,7 @@ class Endpoint:
         self.views: dict[str, View] = {}
         self.tasks = TaskRunner(self, task_retention, async_tasks=async_tasks)
         self.stopping = False
-        self.boot_time = backend.now()
+        self.boot_time = host.clock.now
         self._view_ids = itertools.count(1)
         self._snapshot_owner: dict[str, str] = {}
         self._call_cache: dict[str, Any] = {}
@@ -248,10 +262,10 @@ class Endpoint:
 
     # helpers used by the managed objects --------------------------------------------------
     def now(self) -> float:
-        return float(self.backend.now())
+        return float(self.host.clock.now)
 
     def about(self) -> HostAbout:
-        return self.backend.about()
+        return host_about(self.host)
 
     def about_info(self) -> Any:
         a = self.about()
@@ -272,8 +286,14 @@ class Endpoint:
             licenseProductVersion=a.version.split(".")[0] + ".0",
         )
 
+    def has_type(self, impl: type[MOImpl]) -> bool:
+        """Whether this host's API version has ``impl``'s managed type (a type the profile's API
+        predates is not in its ServiceContent and not served)."""
+        host_version = _codec.vim25_version(self.host.profile.api_version)
+        return bool(VmomiSupport.IsChildVersion(host_version, impl.vim_type._version))
+
     def service_content(self) -> Any:
-        return vim.ServiceInstanceContent(
+        content = vim.ServiceInstanceContent(
             rootFolder=vim.Folder(MOIDS["root"]),
             propertyCollector=vmodl.query.PropertyCollector(MOIDS["pc"]),
             viewManager=vim.view.ViewManager(MOIDS["views"]),
@@ -283,6 +303,10 @@ class Endpoint:
             taskManager=vim.TaskManager(MOIDS["taskmgr"]),
             guestOperationsManager=vim.vm.guest.GuestOperationsManager(MOIDS["guestops"]),
         )
+        for impl in ALL_TYPES:  # the managers that declare their ServiceContent property
+            if impl.content_property and impl.static_moids and self.has_type(impl):
+                setattr(content, impl.content_property, impl.vim_type(impl.static_moids[0]))
+        return content
 
     def current_context(self) -> Context | None:
         return getattr(self._local, "ctx", None)
@@ -294,7 +318,7 @@ class Endpoint:
     def datastore_list(self) -> list[tuple[str, DatastoreInfo]]:
         cached = self._call_cache.get("datastores")
         if cached is None:
-            cached = [(f"datastore-{i}", ds) for i, ds in enumerate(self.backend.datastores(), 1)]
+            cached = [(f"datastore-{i}", ds) for i, ds in enumerate(datastore_infos(self.host), 1)]
             self._call_cache["datastores"] = cached
         return cached  # type: ignore[no-any-return]
 
@@ -306,8 +330,10 @@ class Endpoint:
         cached = self._call_cache.get("networks")
         if cached is None:
             names = ["VM Network"]
-            for vm in self.backend.vms():
-                names.extend(n.network for n in vm.nics if n.network not in names)
+            for vm in self.host.vms.values():
+                name = network_name(vm)
+                if name not in names:
+                    names.append(name)
             cached = [(f"network-{i}", name) for i, name in enumerate(names, 1)]
             self._call_cache["networks"] = cached
         return cached  # type: ignore[no-any-return]
@@ -336,63 +362,65 @@ class Endpoint:
             obj=vim.Datastore(moid),
         )
 
-    def find_snapshot(self, moid: str) -> tuple[VMInfo, SnapshotInfo] | None:
-        """The VM that holds snapshot ``moid``, and the snapshot; ``None`` if there is none.
-
-        The owner seen last time is tried first (one VM's state instead of every VM's); the
-        full scan refreshes that index, so the answer is always from current state.
-        """
+    def find_snapshot(self, moid: str) -> tuple[VMView, SnapshotView] | None:
+        """The VM that holds snapshot ``moid``, and the snapshot; ``None`` if there is none."""
         key = f"snapshot:{moid}"
         memo = self._call_cache.get(key)
         if memo is not None:  # found earlier in this call (a lookup, then the method's own)
             return memo  # type: ignore[no-any-return]
-        owner = self._snapshot_owner.get(moid)
-        if owner is not None:
-            try:
-                vm = self.vm_info(owner)
-            except LookupError:
-                vm = None
-            if vm is not None:
-                for snap, _parent in iter_snapshots(vm.snapshots):
-                    if snap.moref == moid:
-                        self._call_cache[key] = vm, snap
-                        return vm, snap
-        # the full scan rebuilds the index from current state (entries of removed snapshots
-        # go: the index holds live snapshots only)
-        found = None
-        index: dict[str, str] = {}
-        for vm in self.backend.vms():
-            for snap, _parent in iter_snapshots(vm.snapshots):
-                index[snap.moref] = vm.moref
-                if snap.moref == moid:
-                    found = vm, snap
-        self._snapshot_owner = index
-        return found
+        owner = self.snapshot_vm(moid)
+        if owner is None:
+            return None
+        vm = self.vm_view(owner)
+        for snap, _parent in iter_snapshots(vm.snapshots):
+            if snap.moref == moid:
+                self._call_cache[key] = vm, snap
+                return vm, snap
+        return None
 
     def snapshot_vm(self, moid: str) -> str | None:
-        """The VM holding snapshot ``moid`` (``None``: no such snapshot), without building VM
-        records when the backend can tell cheaply (``snapshot_owner``)."""
-        owner_of = getattr(self.backend, "snapshot_owner", None)
-        if owner_of is None:
-            found = self.find_snapshot(moid)
-            return None if found is None else found[0].moref
+        """The VM holding snapshot ``moid`` (``None``: no such snapshot).
+
+        The owner seen last time is looked at first (one VM's snapshots instead of every
+        VM's); a miss scans the VMs and remembers what it found, so the answer is always from
+        current state."""
         key = f"snapshot-vm:{moid}"
-        if key not in self._call_cache:
-            self._call_cache[key] = owner_of(moid, self._snapshot_owner.get(moid))
-        return self._call_cache[key]  # type: ignore[no-any-return]
+        if key in self._call_cache:
+            return self._call_cache[key]  # type: ignore[no-any-return]
+        vms = self.host.vms
+        hint = self._snapshot_owner.get(moid)
+        order = [vms[hint]] if hint in vms else []
+        found = None
+        for vm in [*order, *vms.values()]:
+            if any(s.moref == moid for s in vm.snapshots()):
+                found = vm.moref
+                break
+        if found is None:
+            self._snapshot_owner.pop(moid, None)
+        else:
+            self._snapshot_owner[moid] = found
+        self._call_cache[key] = found
+        return found
 
     def vm_name(self, moid: str) -> str:
-        """VM ``moid``'s name (``vm_name`` of the backend when it has one: no whole record)."""
-        name_of = getattr(self.backend, "vm_name", None)
-        return str(name_of(moid)) if name_of is not None else self.vm_info(moid).name
+        """VM ``moid``'s name (``NotFoundError`` if there is none)."""
+        return self.host_vm(moid).name
 
-    def vm_info(self, moid: str) -> VMInfo:
-        """``backend.vm(moid)``, built once per call (the lock is held: state cannot change)."""
+    def host_vm(self, moid: str) -> Any:
+        """The host's ``VM`` ``moid``, or ``NotFoundError``."""
+        vm = self.host.vms.get(moid)
+        if vm is None:
+            raise NotFoundError("VM", moid, known=list(self.host.vms))
+        return vm
+
+    def vm_view(self, moid: str) -> VMView:
+        """VM ``moid`` as the properties read it, one view per call (the lock is held, so
+        what a view built once stays true for the call)."""
         key = f"vm:{moid}"
-        info = self._call_cache.get(key)
-        if info is None:
-            info = self._call_cache[key] = self.backend.vm(moid)
-        return info  # type: ignore[no-any-return]
+        view = self._call_cache.get(key)
+        if view is None:
+            view = self._call_cache[key] = VMView(self.host, self.host_vm(moid))
+        return view  # type: ignore[no-any-return]
 
     def note_snapshot(self, snapshot: str, vm: str) -> None:
         """Remember who holds a snapshot just created (``find_snapshot`` verifies it)."""
@@ -449,6 +477,8 @@ class Endpoint:
         impl: MOImpl | None = None
         static = STATIC_TYPES.get(moid)
         if static is not None:
+            if static.content_property is not None and not self.has_type(static):
+                return None  # a manager this host's API predates
             impl = static(self, moid)
         elif moid in self.collectors and self._mine(self.collectors[moid].session_key):
             impl = PropertyCollectorImpl(self, moid)
@@ -478,24 +508,7 @@ class Endpoint:
         return ctx is None or (ctx.session is not None and ctx.session.key == session_key)
 
     def _vm_exists(self, moid: str) -> bool:
-        # memoised for the call: a request that names one VM in 20,000 object specs would
-        # otherwise build the VM's whole record 20,000 times under the lock
-        key = f"vm-exists:{moid}"
-        known = self._call_cache.get(key)
-        if known is None:
-            has_vm = getattr(self.backend, "has_vm", None)  # optional: a cheap existence check
-            if has_vm is not None:
-                known = bool(has_vm(moid))
-                self._call_cache[key] = known
-                return known
-            try:
-                self.backend.vm(moid)
-            except (NotFoundError, LookupError):
-                known = False
-            else:
-                known = True
-            self._call_cache[key] = known
-        return bool(known)
+        return moid in self.host.vms
 
     def require(self, ref: Any) -> MOImpl:
         impl = self.lookup(ref)

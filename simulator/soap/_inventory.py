@@ -48,8 +48,9 @@ class Inventory:
     faults: tuple[dict[str, Any], ...] = ()
 
     def populate(self, host: Host) -> None:
-        """Add this inventory to ``host`` (an empty one: just built or reset); kept on the host
-        so that ``Host.reset`` rebuilds it. ``InvalidInputError`` names the entry at fault."""
+        """Add this inventory to ``host`` (an empty one: just built or reset); give it as
+        ``Host(populate=...)`` so that ``Host.reset`` rebuilds it. ``InvalidInputError`` names
+        the entry at fault."""
         from .._demo import populate_demo
         from .control._handlers import _add_vm, _Refused, _rule
 
@@ -73,7 +74,6 @@ class Inventory:
                 msg = f"{self.source}: faults[{i}]"
                 raise InvalidInputError(msg, expected=str(exc.extra.get("expected", "")),
                                         got=exc.extra.get("got"), hint=str(exc)) from None
-        host._populate = self.populate  # type: ignore[attr-defined]
 
 
 def read_inventory(path: str | Path) -> Inventory:

@@ -60,6 +60,10 @@ class TaskRunner:
         self._pending: dict[str, list[str]] = {}
         #: queued tasks in submission order (endpoint lock held to touch it)
         self._queue: deque[tuple[str, Callable[[], Any]]] = deque()
+        #: queued tasks a serving thread will run after its response (moid -> that thread):
+        #: the worker's periodic look leaves them to it, so which thread runs a task does not
+        #: depend on scheduling
+        self._owners: dict[str, threading.Thread] = {}
         #: wakes the worker (on the endpoint lock)
         self._work_ready = threading.Condition(ep.lock)
         self._stopping = False
@@ -88,6 +92,7 @@ class TaskRunner:
         finally:
             self._running_allowed.set()
             with self.ep.lock:
+                self._owners.clear()  # the serving threads have answered: the worker runs them
                 self._work_ready.notify_all()
 
     def stop(self) -> None:
@@ -180,6 +185,8 @@ class TaskRunner:
             self._queue.append((moid, fn))
             if self.async_tasks or self.ep.current_context() is None:
                 self._work_ready.notify()  # no serving thread will run it after a response
+            else:
+                self._owners[moid] = threading.current_thread()
         self.ep.changed.notify_all()
         return vim.Task(moid)
 
@@ -196,6 +203,7 @@ class TaskRunner:
             if item[0] == moid:
                 self._queue.remove(item)
                 break
+        self._owners.pop(moid, None)
         info.cancelled = True
         info.cancelable = False
         info.error = vmodl.fault.RequestCanceled(msg="The task was canceled by a user.")
@@ -260,9 +268,26 @@ class TaskRunner:
         with self.ep.lock:
             self._run_queued()
 
-    def _run_queued(self) -> None:
+    def _runnable(self) -> bool:
+        """Whether the worker has a task to run: the first queued one, unless a live serving
+        thread will run it after its response."""
+        if not self._queue:
+            return False
+        if self.async_tasks:
+            return True
+        owner = self._owners.get(self._queue[0][0])
+        return owner is None or not owner.is_alive()
+
+    def _run_queued(self, *, orphans_only: bool = False) -> None:
+        """Run queued tasks in order; ``orphans_only``: stop at the first one a live serving
+        thread will still run after its response (order is kept: nothing overtakes it)."""
         while self._queue and self._running_allowed.is_set() and not self._stopping:
-            moid, fn = self._queue.popleft()
+            moid, fn = self._queue[0]
+            owner = self._owners.get(moid)
+            if orphans_only and owner is not None and owner.is_alive():
+                return
+            self._queue.popleft()
+            self._owners.pop(moid, None)
             info = self._infos.get(moid)
             if info is not None:
                 self._run(info, moid, fn)
@@ -275,15 +300,19 @@ class TaskRunner:
                 # (a serving thread, after its response, even a failed one) or wakes this thread;
                 # if one ever did neither, the task would still run within 50 ms
                 self._work_ready.wait_for(
-                    lambda: self._stopping or (bool(self._queue) and self._running_allowed.is_set()), timeout=0.05
+                    lambda: self._stopping or (self._runnable() and self._running_allowed.is_set()), timeout=0.05
                 )
                 if self._stopping:
                     return
                 if not self.async_tasks:
-                    self._run_queued()
+                    # a task a serving thread owns is that thread's to run, unless the thread
+                    # has gone (its connection broke) or tasks were held (the hold's end and
+                    # the stop hand them over by clearing the owners)
+                    self._run_queued(orphans_only=True)
                     continue
                 while self._queue and self._running_allowed.is_set() and not self._stopping:
                     moid, fn = self._queue.popleft()
+                    self._owners.pop(moid, None)
                     info = self._infos.get(moid)
                     if info is None:
                         continue

@@ -1,15 +1,19 @@
 r"""Where VMware Tools finds quiescing scripts, and in which order it runs them.
 
-Two layouts (``HostProfile.script_layout``, seed Table 2-3):
+Three layouts (seed Table 2-3, KB 1006671, open-vm-tools ``1da06b950``):
 
 - ``"legacy"`` (ESX 3.5 U1 and earlier): only the single legacy scripts,
   ``C:\Windows\pre-freeze-script.bat`` / ``C:\Windows\post-thaw-script.bat`` on Windows and
   ``/usr/sbin/pre-freeze-script`` / ``/usr/sbin/post-thaw-script`` elsewhere (R20).
-- ``"scripts.d"`` (3.5 U2 and later): the legacy scripts **plus** every regular file in
+- ``"scripts.d"`` (Tools that run the legacy pair themselves, open-vm-tools ``1da06b950``,
+  2010 on): the legacy scripts **plus** every regular file in
   ``<Tools install path>\backupScripts.d`` (R19): by default
   ``C:\Program Files\VMware\VMware Tools\backupScripts.d`` on Windows and
-  ``/etc/vmware-tools/backupScripts.d`` on Linux. (The seed's table lists only the
-  ``/usr/sbin`` files for Linux on 3.5 U2; pass ``scripts_dir=""`` to model exactly that.)
+  ``/etc/vmware-tools/backupScripts.d`` on Linux.
+- ``"directory"`` (a VSS guest on ESX 3.5 U2, where hostd still ran the legacy pair on its
+  SYNC-driver path only): the directory alone, no legacy slot.
+
+Which layout a quiesce uses is ``VMwareTools.script_layout(profile, provider)``.
 
 List construction (R21), done once when the operation starts (R22):
 
@@ -41,7 +45,11 @@ __all__ = [
     "default_scripts_dir",
     "WINDOWS_INSTALL_PATH",
     "LINUX_SCRIPTS_DIR",
+    "LAYOUTS",
 ]
+
+#: ``discover_scripts`` layouts: legacy pair only; legacy slot plus directory; directory only.
+LAYOUTS: tuple[str, ...] = ("legacy", "scripts.d", "directory")
 
 Phase = Literal["freeze", "thaw", "freezeFail"]
 
@@ -122,15 +130,15 @@ def discover_scripts(
     the default for the OS and ``install_path``). Q2 says the Windows directory differs by
     Tools version, hence the override.
     """
-    if layout not in ("legacy", "scripts.d"):
-        raise InvalidInputError(what="script layout", expected="'legacy' or 'scripts.d'", got=layout)
+    if layout not in LAYOUTS:
+        raise InvalidInputError(what="script layout", expected=" | ".join(map(repr, LAYOUTS)), got=layout)
     os_family = files.os_family
     pre, post = legacy_paths(os_family)
     entries: list[ScriptEntry] = []
-    if is_file(files, pre) or is_file(files, post):
+    if layout != "directory" and (is_file(files, pre) or is_file(files, post)):
         entries.append(ScriptEntry(pre, legacy=True, thaw_path=post))
     directory: str | None = None
-    if layout == "scripts.d":
+    if layout in ("scripts.d", "directory"):
         directory = default_scripts_dir(os_family, install_path) if scripts_dir is None else scripts_dir
         if directory and files.is_dir(directory):
             names = [n for n in files.listdir(directory) if is_file(files, join(os_family, directory, n))]

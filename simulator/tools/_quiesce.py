@@ -51,11 +51,18 @@ arguments on each call.
 
 Whether the guest is frozen right now is ``VMwareTools.frozen`` (the host holds guest writes
 while it is true); ``VMwareTools.phase`` is the state-machine state.
+
+Stepping: ``quiesced_snapshot(..., on_step=f)`` calls ``f(step)`` after each of ``WF-1a``,
+``WF-1b``, ``WF-1c`` and ``WF-1d`` has completed and before the next begins, on the one code
+path every quiesced snapshot takes; the guest is then exactly as that step left it (frozen,
+with the snapshot taken, after ``WF-1c``). ``f`` may block: a teaching front end waits there
+for its learner (``vcbsim repl``). Failure paths run to their end without stopping.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -128,6 +135,11 @@ MSG = {
     "busy": "Quiesce operation already in progress.",
 }
 
+#: The host's text for a guest RPC that failed with a reply (R47's wording).
+_GUEST_REPLY = (
+    "An error occurred while quiescing the virtual machine. The guest OS has reported an error "
+    "during quiescing. The error message was: {desc}"
+)
 _AQF = "ApplicationQuiesceFault"
 _FQF = "FilesystemQuiesceFault"
 _G_MAXINT_S = 2147483647 // 1000
@@ -161,10 +173,12 @@ class ToolsSwitches:
     #: exists: ``"keep"`` the snapshot (result says ``outcome="error"``) or ``"fail"`` (roll it
     #: back, raise ApplicationQuiesceFault / the abort fault).
     thaw_failure: Literal["keep", "fail"] = "keep"
-    #: R30 / Q12 (INFERRED, confidence L, not reproduced): legacy pre-freeze present, legacy
-    #: post-thaw absent, directory scripts present -> spurious thaw failure, and vmtoolsd
-    #: aborts in the freezeFail phase (also when a freezeFail script cannot launch).
-    legacy_slot_defect: bool = False
+    #: R30 / Q12: legacy pre-freeze present, legacy post-thaw absent, directory scripts present
+    #: -> spurious thaw failure, and vmtoolsd aborts in the freezeFail phase (also when a
+    #: freezeFail script cannot launch). The code path is deterministic (reproduced, fidelity
+    #: review D1), so ``None`` follows ``HostProfile.legacy_slot_defect``: on for Tools that run
+    #: the legacy pair themselves (2010 on), impossible before. True/False force it.
+    legacy_slot_defect: bool | None = None
     #: F6: the host sends ``vmbackup.abort`` when ``create()`` fails. False models a host that
     #: does not: the guest stays frozen until its abort timer fires (ISS-27).
     host_sends_abort: bool = True
@@ -278,10 +292,19 @@ class VMwareTools:
     def running(self) -> bool:
         return self.state == "running"
 
-    def select_provider(self) -> str:
-        """The provider the non-forced path picks (R16): VSS, then the sync driver, then null."""
+    def select_provider(self, profile: HostProfile | str | None = None) -> str:
+        """The provider the non-forced path picks (R16): VSS, then the sync driver, then null.
+
+        On a host without VSS quiescing (``HostProfile.windows_vss`` false: ESX 3.5 U1, KB
+        5962168) every Windows guest uses the SYNC driver, which Tools of that era installed
+        on Windows 2000, XP and 2003 alike (spec R53: "through the SYNC driver; from ESX 3.5
+        U2, VSS too"). ``profile=None``: a host of today.
+        """
         c = self.config
+        vss_host = profile is None or get_profile(profile).windows_vss
         if self.os_family == "windows":
+            if not vss_host:
+                return "sync" if c["enableSyncDriver"] else "null"
             if c["enableVSS"] and "vss" in self.providers:
                 return "vss"
             if c["enableSyncDriver"] and "sync" in self.providers:
@@ -297,11 +320,39 @@ class VMwareTools:
             self.guest, layout, scripts_dir=self.scripts_dir, install_path=self.install_path
         )
 
+    def script_layout(self, profile: HostProfile | str, provider: str | None = None) -> str:
+        """Which scripts a quiesce on ``profile`` runs in this guest (a ``discover_scripts`` layout).
+
+        Tools that run the legacy pair themselves (``legacy_scripts_by="tools"``, open-vm-tools
+        ``1da06b950``, 2010 on) use the profile's layout: the legacy slot plus the directory.
+        Before that hostd ran the legacy pair on its "sync driver path" only, so a guest that
+        quiesces with the SYNC driver (Linux, Windows XP/2000, every Windows guest on 3.5 U1)
+        runs the legacy pair alone (seed Table 2-3 "Other"; KB 1006671 for XP SP2 on 3.5 U2),
+        and a VSS guest runs ``backupScripts.d`` alone (``"directory"``).
+        """
+        prof = get_profile(profile)
+        if prof.legacy_scripts_by == "tools":
+            return prof.script_layout
+        provider = provider if provider is not None else self.select_provider(prof)
+        if self.os_family == "windows" and provider == "vss" and prof.script_layout == "scripts.d":
+            return "directory"
+        return "legacy"
+
+    def script_plan(self, profile: HostProfile | str) -> ScriptPlan:
+        """The script list a quiesced snapshot on ``profile`` would run now (REPL, teach)."""
+        return self.scripts(self.script_layout(profile))
+
     def abort_timeout(self, profile: HostProfile | str, timeout: float | None = None) -> float:
-        """Seconds on the guest abort timer, 0 = none (R15: argument, config, profile)."""
+        """Seconds on the guest abort timer, 0 = none (R15: argument, config, profile).
+
+        Tools older than open-vm-tools ``7c7a38862`` (2010; ``HostProfile.guest_abort_timer``
+        false) have no timer, no ``[vmbackup] timeout`` key and no ``startWithOpts`` timeout: 0.
+        """
+        if timeout is not None and timeout < 0:
+            raise InvalidInputError(what="quiesce timeout", expected="seconds >= 0", got=timeout)
+        if not get_profile(profile).guest_abort_timer:
+            return 0.0
         if timeout is not None:
-            if timeout < 0:
-                raise InvalidInputError(what="quiesce timeout", expected="seconds >= 0", got=timeout)
             if timeout:
                 return float(timeout)
         conf = self.config["timeout"]
@@ -315,6 +366,18 @@ class VMwareTools:
         if value < 0 or value > _G_MAXINT_S:
             return default
         return value
+
+    @property
+    def busy_until(self) -> float | None:
+        """When an operation the host stopped waiting for ends on its own (3.5 era), or None."""
+        op = self._op
+        return op.busy_until if op is not None and op.detached is not None else None
+
+    def poll(self, now: float) -> None:
+        """Let an operation the host stopped waiting for go on once its work has ended."""
+        op = self._op
+        if op is not None and op.detached is not None and op.busy_until is not None and now >= op.busy_until:
+            op.resume()
 
     def abort(self) -> None:
         """The host's ``vmbackup.abort`` (R9) for an operation left open: a host that did not
@@ -350,12 +413,14 @@ class VMwareTools:
         faults: FaultInjector | None = None,
         profile: HostProfile | str | None = None,
         vm: str | None = None,
+        on_step: Callable[[str], None] | None = None,
     ) -> QuiesceResult:
         """Run the five steps around ``create()``; see the module docstring for every path.
 
         ``create()`` takes the snapshot (advancing ``clock`` by its duration) and returns it, or
         raises a vim fault. ``rollback(snapshot)`` removes a snapshot the quiesce failed after.
         ``clock``, ``trace``, ``faults``, ``profile`` and ``vm`` default to what ``bind()`` set.
+        ``on_step(step)`` is called after each of WF-1a … WF-1d (module docstring, Stepping).
         Raises ``ApplicationQuiesceFault``, ``FilesystemQuiesceFault``, the abort fault, or the
         host's own fault; on success returns a ``QuiesceResult``.
         """
@@ -371,10 +436,14 @@ class VMwareTools:
                 expected="clock, trace and profile (as arguments or through bind())",
                 got={"clock": clock, "trace": trace, "profile": profile},
             )
+        self.poll(clock.now)
+        if self._op is not None and self._op.detached is not None:
+            raise make_fault(self.switches.guest_error_fault, _GUEST_REPLY.format(desc=MSG["busy"]))
         if self.phase != "IDLE":
             name = "TaskInProgress"
             raise make_fault(name, MSG["busy"])
         op = _Operation(self, create, rollback, clock, trace, faults, get_profile(profile), vm, timeout)
+        op.on_step = on_step
         return op.run()
 
 
@@ -399,6 +468,14 @@ def quiesced_snapshot(
     return tools.quiesced_snapshot(
         create, rollback, clock=clock, trace=trace, faults=faults, profile=profile, vm=vm, timeout=timeout
     )
+
+
+class _TimerFired(Exception):
+    """The guest abort timer fired while the host was still taking the snapshot."""
+
+
+def _timer_fired() -> None:
+    raise _TimerFired
 
 
 class _Operation:
@@ -431,6 +508,21 @@ class _Operation:
         self.result = QuiesceResult(started=clock.now)
         self.plan: ScriptPlan | None = None
         self.script_arg = tools.config["scriptArg"]
+        sw_defect = self.sw.legacy_slot_defect
+        self.defect = profile.legacy_slot_defect if sw_defect is None else sw_defect
+        # Without a guest timer (3.5 era) the host's own limit still ends its wait for the
+        # guest's part before the snapshot; the guest is never told (``_detach``).
+        self.host_deadline = not profile.guest_abort_timer and profile.host_quiesce_timeout > 0
+        #: when the guest, left running by a host that gave up, finishes on its own (``_detach``)
+        self.busy_until: float | None = None
+        self.detached: tuple[str, int] | None = None
+        self._pending: tuple[ScriptRun, str, str | None] | None = None
+        #: called after each of WF-1a … WF-1d completes (module docstring, Stepping)
+        self.on_step: Callable[[str], None] | None = None
+
+    def _step_done(self, step: str) -> None:
+        if self.on_step is not None:
+            self.on_step(step)
 
     # -- small helpers ------------------------------------------------------------------
     def _emit(self, kind: str, step: str | None, **details: Any) -> None:
@@ -487,11 +579,78 @@ class _Operation:
     def _guest_fault(self, code: int, desc: str, name: str = _AQF) -> Any:
         return make_fault(name, MESSAGES["ApplicationQuiesceFault"], code=code, desc=desc)
 
+    def _detach(self, state: str, index: int) -> None:
+        """3.5 era (no guest timer, open-vm-tools before ``7c7a38862``): the host's limit
+        (``HostProfile.host_quiesce_timeout``) ends its wait, and "Tools would never be
+        notified". The operation stays open in ``state`` until what it was doing ends on its own
+        (``busy_until``); until then a new quiesce gets "Quiesce operation already in
+        progress." (the commit's message). Raises the host's timeout fault."""
+        self.detached = (state, index)
+        self.deadline = None
+        r = self.result
+        r.outcome, r.message = "running", "the host stopped waiting; the guest was not told"
+        self.tools.last_result = r
+        raise self._abort_fault()
+
+    def resume(self) -> None:
+        """The detached operation's work ended (``busy_until`` passed): the guest goes on.
+
+        INFERRED (no source describes it): a freeze script that exited 0 lets the remaining
+        freeze scripts run and the guest freeze, but ``prov.snapshotCommit`` cannot be
+        delivered to a host that no longer waits (T7b / F5), so the guest thaws at once and
+        every script gets ``freezeFail``. A freeze script that failed takes F1's path.
+        """
+        assert self.detached is not None
+        state, index = self.detached
+        self.detached = None
+        self.busy_until = None
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            run, step, shown_arg = pending
+            self.result.runs.append(run)
+            self._emit(
+                "script.run", step, path=run.path, arg=shown_arg, exit_code=run.exit_code,
+                duration=run.duration, legacy=run.legacy, index=run.index,
+            )
+            if run.exit_code != 0:  # F1 / R26
+                self._error(2, MSG["script_failed"])
+                self._error(5, MSG["on_freeze"])
+                self._freeze_fail(below=index)
+                self._end("error", 2, MSG["script_failed"])
+                return
+            failed = self._freeze_scripts(first=index + 1)
+            if failed is not None:
+                self._error(2, MSG["script_failed"])
+                self._error(5, MSG["on_freeze"])
+                self._freeze_fail(below=failed[1])
+                self._end("error", 2, MSG["script_failed"])
+                return
+        provider = self.result.provider or "null"
+        self._emit("quiesce.engage", "WF-1b", provider=provider, ok=False,
+                   error="prov.snapshotCommit could not be sent: the host stopped waiting")
+        self._set_phase("SYNC_ERROR")
+        self._freeze_fail()
+        self._end("error", 3, MSG["sync_enable"])
+
     def late_abort(self) -> None:
         """``vmbackup.abort`` for an operation left open (R9; ignored in the error states)."""
         state = self.tools.phase
         if state in ("SCRIPT_ERROR", "SYNC_ERROR"):
             return
+        below: int | None = None
+        if self.detached is not None:  # a 3.5-era operation the host had stopped waiting for
+            below = self.detached[1] if state == "SCRIPT_FREEZE" else None
+            self.detached, self.busy_until = None, None
+            pending, self._pending = self._pending, None
+            if pending is not None:  # the running script is killed (R9)
+                run, step, shown_arg = pending
+                self._emit("script.run", step, path=run.path, arg=shown_arg, exit_code=None,
+                           duration=run.duration, legacy=run.legacy, index=run.index, killed=True)
+            if state == "SCRIPT_FREEZE":
+                self._abort(state, "host", None)
+                self._freeze_fail(below=below)
+                self._end("aborted", 4, MSG["canceled"])
+                return
         self._abort(state, "host", self.result.provider)
         self._set_phase("SYNC_ERROR")
         self._freeze_fail()
@@ -503,9 +662,9 @@ class _Operation:
         self.rollback(snapshot)
 
     # -- scripts ------------------------------------------------------------------------
-    def _args(self, phase_arg: str) -> list[str]:
-        if self.profile.script_layout == "legacy" and not self.sw.legacy_layout_args:
-            return []
+    def _args(self, phase_arg: str, legacy: bool = False) -> list[str]:
+        if legacy and self.profile.legacy_scripts_by == "hostd" and not self.sw.legacy_layout_args:
+            return []  # Q3: what hostd passed to the legacy pair is unknown
         args = [phase_arg]
         if self.script_arg:  # an empty scriptArg is not passed (R23, 12.3.5+)
             args.append(str(self.script_arg))
@@ -529,7 +688,7 @@ class _Operation:
     def _run(self, phase: str, index: int, path: str, legacy: bool, step: str, *, timed: bool) -> tuple[ScriptRun, bool]:
         """Run one script. Returns the run and whether the abort timer fired during it."""
         arg = self.sw.fail_arg if phase == "freezeFail" else phase
-        args = self._args(arg)
+        args = self._args(arg, legacy)
         shown_arg = args[0] if args else None
         error, forced = self._launch_error(path)
         if error is not None:
@@ -541,7 +700,8 @@ class _Operation:
             )
             return run, False
         start = self.clock.now
-        budget = self._left() if timed else None
+        host_wait = timed and self.host_deadline and self.deadline is not None
+        budget = self._left() if timed and not self.host_deadline else None
         rule = self._check("script", path)
         delay = rule.delay if rule is not None else 0.0
         if forced is not None:
@@ -562,6 +722,14 @@ class _Operation:
             exit_code = None
         else:
             observed = tick_round(duration, self.sw.tick)
+            if host_wait and self.deadline is not None and start + observed > self.deadline:
+                # 3.5 era: the host stops waiting, the script goes on (``_detach``); its exit is
+                # traced when the guest notices it, at ``busy_until``.
+                self.clock.advance_to(self.deadline)
+                self.busy_until = start + observed
+                run = ScriptRun(phase, index, path, arg, exit_code, observed, legacy)
+                self._pending = (run, step, shown_arg)
+                return run, True
             if timed and self.deadline is not None and start + observed > self.deadline:
                 self.clock.advance_to(self.deadline)  # the timer fires before the exit is noticed
                 fired = True
@@ -584,7 +752,7 @@ class _Operation:
     def _defect_applies(self) -> bool:
         """R30's conditions: legacy pre-freeze yes, legacy post-thaw no, directory scripts yes."""
         plan = self.plan
-        if not self.sw.legacy_slot_defect or plan is None or not plan.has_legacy_slot:
+        if not self.defect or plan is None or not plan.has_legacy_slot:
             return False
         pre, post = legacy_paths(plan.os_family)
         return is_file(self.files, pre) and not is_file(self.files, post) and len(plan.entries) > 1
@@ -600,7 +768,7 @@ class _Operation:
                     continue
                 ran = True
                 run, _ = self._run("freezeFail", index, path, plan.entries[index].legacy, "WF-1e", timed=False)
-                if not run.launched and self.sw.legacy_slot_defect:
+                if not run.launched and self.defect:
                     self._crash("a freezeFail script could not be launched (R30)")
                     return
             if (below is None or below > 0) and self._defect_applies():
@@ -620,8 +788,8 @@ class _Operation:
         tools, r = self.tools, self.result
         if not tools.running:
             return self._without_tools()
-        provider = tools.select_provider()
-        layout = self.profile.script_layout
+        provider = tools.select_provider(self.profile)
+        layout = tools.script_layout(self.profile, provider)
         # Anything unexpected escaping from here (an injected crash in the host's callback)
         # leaves the operation as it was at that moment: the guest may still be frozen, as after
         # a real hostd crash (F12), until ``VMwareTools.abort()``.
@@ -649,7 +817,7 @@ class _Operation:
         init_error = None
         if exec_scripts:
             if (
-                layout == "scripts.d"
+                layout in ("scripts.d", "directory")
                 and tools.os_family == "windows"
                 and tools.install_path is None
                 and tools.scripts_dir is None
@@ -667,6 +835,8 @@ class _Operation:
             raise self._guest_fault(2, MSG["script_start"])
         if self.timeout > 0:  # T1: armed after the start (R4, R15)
             self.deadline = clock.now + self.timeout
+        elif self.host_deadline:  # 3.5 era: only the host's own wait is limited (``_detach``)
+            self.deadline = clock.now + self.profile.host_quiesce_timeout
 
         # Step 1 (WF-1a): freeze scripts, ascending (R21-R23).
         failed_at = self._freeze_scripts()
@@ -676,6 +846,8 @@ class _Operation:
                 self._error(2, MSG["script_start"])
                 self._end("error", 2, MSG["script_start"])
                 raise self._guest_fault(2, MSG["script_start"])
+            if kind == "abort" and self.host_deadline:  # 3.5 era: the host gives up alone
+                self._detach("SCRIPT_FREEZE", k)
             if kind == "abort":  # F9, SCRIPT_FREEZE
                 self._abort("SCRIPT_FREEZE", "timer", None)
                 self._freeze_fail(below=k)
@@ -687,36 +859,54 @@ class _Operation:
             self._freeze_fail(below=k)
             self._end("error", 2, MSG["script_failed"])
             raise self._guest_fault(2, MSG["script_failed"])
+        self._step_done("WF-1a")
 
         # Step 2 (WF-1b): engage (R16, R31, R35, R40).
         engaged = self._engage(provider)
         if engaged is not None:
             return self._raise_after_fail(engaged)
         effective = r.provider or provider
+        self._step_done("WF-1b")
 
         # Step 3 (WF-1c): the host's snapshot.
         frozen_at = clock.now
         try:
-            snapshot = self.create()
+            # only the guest's own timer fires inside create(); a 3.5-era host deadline (no guest
+            # timer, ``host_deadline``) is the host's wait, not the guest's abort
+            guest_timer = self.deadline is not None and not getattr(self, "host_deadline", False)
+            timer = clock.alarm(self.deadline, _timer_fired) if guest_timer and self.deadline is not None else nullcontext()
+            with timer:
+                snapshot = self.create()
+        except _TimerFired:
+            # F9 in SYNC_FREEZE while the host is still taking the snapshot: the guest's timer
+            # fires at its own time (spec R15), the guest thaws and aborts; the host's create
+            # stops there and fails with the abort fault
+            self._abort("SYNC_FREEZE", "timer", effective)
+            self._set_phase("SYNC_ERROR")
+            self._freeze_fail()
+            self._end("aborted", 4, MSG["canceled"])
+            raise self._abort_fault() from None
         except Exception:
             self._host_failed(effective)
             raise
         r.snapshot = snapshot
+        self._step_done("WF-1c")
 
         # Step 4 (WF-1d): snapshotDone -> thaw (T8 / T9).
         self._disengage(effective, snapshot, frozen_at)
+        self._step_done("WF-1d")
 
         # Step 5 (WF-1e): thaw scripts, descending (R23, R28).
         return self._thaw(snapshot)
 
-    def _freeze_scripts(self) -> tuple[str, int] | None:
+    def _freeze_scripts(self, first: int = 0) -> tuple[str, int] | None:
         plan = self.plan
-        launched_any = False
+        launched_any = first > 0
         if plan is None or not plan.entries:
             self._idle_tick()
             return None
         for index, path in plan.order("freeze"):
-            if not is_file(self.files, path):  # R22: re-checked just before it runs
+            if index < first or not is_file(self.files, path):  # R22: re-checked just before it runs
                 continue
             run, fired = self._run("freeze", index, path, plan.entries[index].legacy, "WF-1a", timed=True)
             if not run.launched:
@@ -738,6 +928,10 @@ class _Operation:
         rule = self._check("quiesce.engage", self.vm or "")
         delay = rule.delay if rule is not None else 0.0
         left = self._left()
+        if left is not None and delay > left and self.host_deadline:
+            self.busy_until = clock.now + delay
+            clock.advance_to(clock.now + max(left, 0.0))
+            self._detach(tools.phase, -1)
         if left is not None and delay > left:  # F9 / T16 in SYNC_FREEZE_WAIT
             clock.advance_to(clock.now + max(left, 0.0))
             self._abort(tools.phase, "timer", None)
@@ -762,6 +956,8 @@ class _Operation:
             self._error(3, MSG["sync_enable"])
             return (3, MSG["sync_enable"], "SYNC_ERROR")
         r.provider = effective
+        if self.host_deadline:
+            self.deadline = None  # the host has what it waited for; nothing times the rest
         tools.frozen = effective in ("vss", "sync")
         self._set_phase("SYNC_FREEZE")
         self._emit("quiesce.engage", "WF-1b", provider=effective, ok=True, frozen=tools.frozen)

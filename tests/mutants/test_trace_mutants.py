@@ -17,12 +17,16 @@ def test_checker_rejects_trace_mutant(mutant: tm.TraceMutant) -> None:
 
 
 @pytest.mark.parametrize(
-    "build",
-    [tm.good_file_job, tm.good_image_job, tm.good_file_series],
-    ids=["file", "image", "file-series"],
+    ("build", "profile"),
+    [(tm.good_file_job, "esx-3.5u2"), (tm.good_image_job, "esx-3.5u2"),
+     (lambda: tm.good_image_job("esxi-7.0"), "esxi-7.0"), (tm.good_file_series, "esx-3.5u2"),
+     (tm.good_incremental_after_differential, "esx-3.5u2"),
+     (lambda: tm.good_incremental_after_differential(["C:\\data\\b.txt", "C:\\data\\c.txt", "C:\\data\\d.txt",
+                                                      "C:\\data\\during.txt"]), "esx-3.5u2")],
+    ids=["file", "image", "image-7.0", "file-series", "incremental-after-differential", "with-metadata-changed-files"],
 )
-def test_correct_traces_pass(build) -> None:
-    report = check_trace(build().events())
+def test_correct_traces_pass(build, profile: str) -> None:
+    report = check_trace(build().events(), profile=profile)
     assert report.ok, report.format()
     assert report.consumed == report.events
     assert not report.warnings

@@ -43,9 +43,37 @@ class Breaks:
     job_never_ends: bool = False
     backup_live_files: bool = False
     export_first_disk_only: bool = False
+    export_live_disk: bool = False
+    post_backup_before_copy: bool = False
+    nested_verify_job: bool = False
+    never_unmounts: bool = False
+    unmounts_unknown_path: bool = False
+    relies_on_consolidate_disks: bool = False
+    silent_crash_consistent_fallback: bool = False
+    incremental_copies_everything: bool = False
+    incremental_skips_last_change: bool = False
+    # -- correct variants: different but valid implementations (all off: the plain toy) --
+    #: its own snapshot name (VADP-era products on esxi-7.0)
+    snapshot_name: str = ""
+    #: select changed files by content only (skips byte-identical rewrites)
+    select_by_content: bool = False
+    #: also back up the letterless volume, mounted outside letters\
+    letterless_outside_letters: bool = False
+    #: a job configured crash-consistent: an unquiesced snapshot, announced in the result
+    crash_consistent: bool = False
+    #: when quiescing fails, retry unquiesced and say so (consistency: crash)
+    crash_consistent_fallback: bool = False
+    #: mount volumes in descending letter order
+    descending_mounts: bool = False
+    #: poll the snapshot list until the snapshot shows up, instead of trusting the call
+    poll_for_snapshot: bool = False
 
     def active(self) -> list[str]:
         return [f.name for f in fields(self) if getattr(self, f.name)]
+
+    @property
+    def snap(self) -> str:
+        return self.snapshot_name or SNAP
 
 
 class ToyProxy:
@@ -85,7 +113,13 @@ class ToyProxy:
         b = self.breaks
         vm = host.find_vm(f"name:{vm_name}")
         self._cleanup_leftovers(host, vm)
-        job = self._invoke(host, vm, None, "job", mode=policy.mode, level=policy.level)
+        extra_job: dict[str, Any] = {"consistency": "crash"} if b.crash_consistent else {}
+        if b.snapshot_name:
+            extra_job["snapshot_name"] = b.snapshot_name
+        job = self._invoke(host, vm, None, "job", mode=policy.mode, level=policy.level, **extra_job)
+        if b.nested_verify_job:
+            verify = self._invoke(host, vm, None, "job", mode="verify")
+            self._end(host, vm, None, "job", verify)
         if policy.mode == "file" and not vm.is_windows and not b.file_level_linux:
             self._end(host, vm, None, "job", job, "op.fail", error="file-level backups are for Windows guests")
             return JobResult(ok=False, error="refused: not a Windows guest")
@@ -94,19 +128,35 @@ class ToyProxy:
         try:
             if b.export_before_snapshot:
                 mounts, files = self._expose(host, vm, policy, None)
-            pre = self._invoke(host, vm, "WF-1", "pre-backup", snapshot=SNAP)
+            quiesce = not (b.unquiesced_snapshot or b.crash_consistent)
+            pre = self._invoke(host, vm, "WF-1", "pre-backup", snapshot=b.snap, quiesce=quiesce)
             try:
-                snap = host.create_snapshot(vm.moref, SNAP, quiesce=not b.unquiesced_snapshot)
+                snap = host.create_snapshot(vm.moref, b.snap, quiesce=quiesce)
                 snap_id = snap.id
+                if b.poll_for_snapshot:
+                    while all(s.id != snap_id for s in host.list_snapshots(vm.moref)):
+                        pass  # the host lists it once the task is done
             except Exception as exc:
                 self._end(host, vm, "WF-1", "pre-backup", pre, "op.fail", error=type(exc).__name__)
-                if not b.appfault_as_success:
+                fallback = b.crash_consistent_fallback or b.silent_crash_consistent_fallback
+                if fallback and "Quiesce" in type(exc).__name__ + str(exc) and not host.list_snapshots(vm.moref):
+                    # the VM cannot be quiesced: a crash-consistent backup, announced (or not)
+                    pre = self._invoke(host, vm, "WF-1", "pre-backup", snapshot=b.snap, quiesce=False)
+                    snap = host.create_snapshot(vm.moref, b.snap, quiesce=False)
+                    snap_id = snap.id
+                    said = {"consistency": "crash"} if b.crash_consistent_fallback else {}
+                    self._end(host, vm, "WF-1", "pre-backup", pre, snapshot=snap_id, **said)
+                elif not b.appfault_as_success:
                     self._remove_leftovers(host, vm)
                     self._end(host, vm, None, "job", job, "op.fail", error=str(exc))
                     return JobResult(ok=False, error=str(exc))
             else:
-                self._end(host, vm, "WF-1", "pre-backup", pre, snapshot=snap_id)
+                said = {"consistency": "crash"} if b.crash_consistent else {}
+                self._end(host, vm, "WF-1", "pre-backup", pre, snapshot=snap_id, **said)
             self._fault(host, "crash", "proxy.after-snapshot", vm)
+            if b.post_backup_before_copy:
+                pb = self._invoke(host, vm, "WF-3", "post-backup-check")
+                self._end(host, vm, "WF-3", "post-backup-check", pb)
             if b.copy_before_expose:
                 c0 = self._invoke(host, vm, "WF-2", "copy")
                 self._end(host, vm, "WF-2", "copy", c0)
@@ -163,13 +213,22 @@ class ToyProxy:
             level = "incremental"
         elif level == "incremental" and self.breaks.incremental_since_full:
             level = "differential"
+        # the seed's bases: the last full (differential), the last full or incremental
+        # (incremental; a differential is not one)
+        bases = ("full",) if level == "differential" else ("full", "incremental")
         for lvl, snap_files in reversed(hist):
-            if lvl == "full" or (level == "incremental" and lvl == "incremental"):  # seed: no differential base
+            if lvl in bases:
                 base = snap_files
                 break
-        if level == "full" or base is None:
+        if level == "full" or base is None or self.breaks.incremental_copies_everything:
             return sorted(files)
-        return sorted(p for p, v in files.items() if base.get(p) != v)
+        if self.breaks.select_by_content:
+            return sorted(p for p, v in files.items() if base.get(p, (None,))[0] != v[0])
+        out = sorted(p for p, v in files.items() if base.get(p) != v)
+        if self.breaks.incremental_skips_last_change and level == "incremental" and out:
+            latest = max(out, key=lambda p: files[p][2])
+            out.remove(latest)  # a time-window bug: the newest change falls outside it
+        return out
 
     def _expose(self, host: Any, vm: Any, policy: BackupPolicy, snap_id: str | None) -> tuple[list[str], dict[str, tuple[str, int, float]]]:
         b = self.breaks
@@ -181,20 +240,25 @@ class ToyProxy:
                 disks = vm.disks[:1] if b.export_first_disk_only else vm.disks
                 for d in disks:
                     self._fault(host, "export", f"{vm.name}:{d.key}", vm)
-                    reader = host.open_disk(vm.moref, d.key, snap_id)
-                    areas = host.allocated_areas(vm.moref, d.key, snap_id)
+                    at = None if b.export_live_disk else snap_id
+                    reader = host.open_disk(vm.moref, d.key, at)
+                    areas = host.allocated_areas(vm.moref, d.key, at)
                     n = sum(len(reader.read(off, ln)) for off, ln in areas)
-                    host.trace.emit("proxy", "disk.export", vm=vm.moref, disk=d.key, snapshot=snap_id, bytes=n)
+                    host.trace.emit("proxy", "disk.export", vm=vm.moref, disk=d.key, snapshot=at, bytes=n)
                 path = f"/toy/{vm.name}-fullVM"
                 host.trace.emit("proxy", "mount", vm=vm.moref, path=path, kind="fullvm")
                 mounts.append(path)
             else:
-                for i, vol in enumerate(vm.volumes):
-                    if not vol.letter and not b.mount_letterless and vm.is_windows:
+                vols = list(enumerate(vm.volumes))
+                for i, vol in reversed(vols) if b.descending_mounts else vols:
+                    outside = not vol.letter and b.letterless_outside_letters
+                    if not vol.letter and not b.mount_letterless and vm.is_windows and not outside:
                         continue
                     letter = vol.letter or f"vol{i}"
                     self._fault(host, "mount", f"{vm.name}:{letter}", vm)
                     path = f"/toy/{vm.name}/{letter}" if b.wrong_junction else f"/toy/{vm.name}/letters/{letter}"
+                    if outside or not vm.is_windows:
+                        path = f"/toy/{vm.name}/volumes/{letter}"
                     host.trace.emit("proxy", "mount", vm=vm.moref, path=path, kind="file", letter=vol.letter)
                     mounts.append(path)
                     if not vol.letter:
@@ -224,11 +288,13 @@ class ToyProxy:
         return mounts, files
 
     def _unmount(self, host: Any, vm: Any, mounts: list[str]) -> None:
-        if not mounts:
+        if not mounts or self.breaks.never_unmounts:
             return
         op = self._invoke(host, vm, "WF-3a", "unmount")
         for p in mounts:
             host.trace.emit("proxy", "unmount", vm=vm.moref, path=p)
+        if self.breaks.unmounts_unknown_path:
+            host.trace.emit("proxy", "unmount", vm=vm.moref, path=f"/toy/{vm.name}/scratch")
         self.mounted.pop(vm.moref, None)
         self._end(host, vm, "WF-3a", "unmount", op)
 
@@ -245,6 +311,10 @@ class ToyProxy:
                     host.host.revert_to_snapshot(vm.moref, snap_id)
                 if b.remove_all_snapshots:
                     host.host.remove_all_snapshots(vm.moref)
+                elif b.relies_on_consolidate_disks:
+                    # the vSphere 5.0 way: remove without consolidating, then ConsolidateVMDisks_Task
+                    host.remove_snapshot(vm.moref, snap_id, consolidate=False)
+                    host.host.consolidate_disks(vm.moref)
                 else:
                     host.remove_snapshot(vm.moref, snap_id, consolidate=not b.redo_log_uncommitted)
             except Exception as exc:
@@ -258,7 +328,7 @@ class ToyProxy:
 
     def _remove_leftovers(self, host: Any, vm: Any) -> None:
         for s in host.list_snapshots(vm.moref):
-            if s.name == SNAP:
+            if s.name == self.breaks.snap:
                 op = self._invoke(host, vm, "WF-3b", "cleanup-snapshot", snapshot=s.id)
                 try:
                     host.remove_snapshot(vm.moref, s.id)
@@ -278,7 +348,7 @@ class ToyProxy:
         self._remove_leftovers(host, vm)
 
 
-def toy(**breaks: bool) -> type[ToyProxy]:
+def toy(**breaks: Any) -> type[ToyProxy]:
     """A factory class for ``run()``: ``toy(commit_before_copy_ends=True)``."""
     b = replace(Breaks(), **breaks)
 

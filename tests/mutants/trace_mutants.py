@@ -101,21 +101,26 @@ def good_file_job(level: str = "full", *, job: str = "j1", snapshot: str = "snap
     return b
 
 
-def good_image_job() -> TraceBuilder:
-    """An image-level backup of a Linux VM with the legacy scripts, on ESX 3.5 U2."""
+def good_image_job(profile: str = "esx-3.5u2") -> TraceBuilder:
+    """An image-level backup of a Linux VM with the legacy scripts, on ESX 3.5 U2; on
+    ESXi 7.0 (Tools of 2010 and later) with a backupScripts.d script as well."""
+    dir_script = profile == "esxi-7.0"
     b = TraceBuilder()
-    b.add("host", "host.reset", None, profile="esx-3.5u2", seed=0)
+    b.add("host", "host.reset", None, profile=profile, seed=0)
     b.add("host", "vm.create", "vm-2", name="rhel5", os="linux")
     b.add("proxy", "op.invoke", "vm-2", None, dt=1.0, op="job", op_id="j1", mode="fullvm")
     b.add("proxy", "op.invoke", "vm-2", "WF-1", op="pre-backup", op_id="p1", snapshot=SNAP, quiesce=True)
     b.add("host", "snapshot.create.start", "vm-2", name=SNAP, quiesce=True, memory=False)
-    b.add("guest", "quiesce.start", "vm-2", "WF-1a", provider="sync", layout="scripts.d", timeout=900.0, scripts=2)
+    # on 3.5 U2 a Linux ("Other") guest runs only the /usr/sbin scripts (seed Table 2-3)
+    b.add("guest", "quiesce.start", "vm-2", "WF-1a", provider="sync", layout="scripts.d", timeout=900.0, scripts=1 + dir_script)
     b.add("guest", "script.run", "vm-2", "WF-1a", dt=1.0, path="/usr/sbin/pre-freeze-script", arg="freeze", exit_code=0, duration=1.0, legacy=True, index=0)
-    b.add("guest", "script.run", "vm-2", "WF-1a", dt=1.0, path="/etc/vmware-tools/backupScripts.d/db", arg="freeze", exit_code=0, duration=1.0, legacy=False, index=1)
+    if dir_script:
+        b.add("guest", "script.run", "vm-2", "WF-1a", dt=1.0, path="/etc/vmware-tools/backupScripts.d/db", arg="freeze", exit_code=0, duration=1.0, legacy=False, index=1)
     b.add("guest", "quiesce.engage", "vm-2", "WF-1b", provider="sync", ok=True)
     b.add("host", "snapshot.create", "vm-2", "WF-1c", dt=1.0, snapshot="snapshot-1", name=SNAP, quiesced=True, redo=["rhel5-000001.vmdk"])
     b.add("guest", "quiesce.disengage", "vm-2", "WF-1d", provider="sync", ok=True)
-    b.add("guest", "script.run", "vm-2", "WF-1e", dt=1.0, path="/etc/vmware-tools/backupScripts.d/db", arg="thaw", exit_code=0, duration=1.0, legacy=False, index=1)
+    if dir_script:
+        b.add("guest", "script.run", "vm-2", "WF-1e", dt=1.0, path="/etc/vmware-tools/backupScripts.d/db", arg="thaw", exit_code=0, duration=1.0, legacy=False, index=1)
     b.add("guest", "script.run", "vm-2", "WF-1e", dt=1.0, path="/usr/sbin/post-thaw-script", arg="thaw", exit_code=0, duration=1.0, legacy=True, index=0)
     b.add("guest", "quiesce.end", "vm-2", "WF-1e", outcome="done", code=0, message="")
     b.add("proxy", "op.ok", "vm-2", "WF-1", op="pre-backup", op_id="p1", snapshot="snapshot-1")
@@ -143,6 +148,19 @@ def good_file_series() -> TraceBuilder:
     b.add("guest", "guest.write", "vm-1", dt=10.0, path="C:\\data\\c.txt", size=10, sha256="3" * 64)
     good_file_job("differential", job="j3", snapshot="snapshot-3", builder=b, header=False,
                   files=["C:\\data\\during.txt", "C:\\data\\b.txt", "C:\\data\\during.txt", "C:\\data\\c.txt"])
+    return b
+
+
+def good_incremental_after_differential(files: list[str] | None = None) -> TraceBuilder:
+    """A fourth job, an incremental after the differential: its base is the incremental j2
+    (the seed: "since the last backup, whether the last backup was full or incremental"), so
+    it holds c.txt (written before the differential) and d.txt; during.txt was only rewritten
+    with the same bytes (metadata), and b.txt too, so either way is right."""
+    b = good_file_series()
+    b.add("guest", "guest.write", "vm-1", dt=10.0, path="C:\\data\\d.txt", size=10, sha256="4" * 64)
+    b.add("guest", "guest.write", "vm-1", path="C:\\data\\b.txt", size=10, sha256="2" * 64)
+    good_file_job("incremental", job="j4", snapshot="snapshot-4", builder=b, header=False,
+                  files=files if files is not None else ["C:\\data\\c.txt", "C:\\data\\d.txt"])
     return b
 
 
@@ -300,6 +318,17 @@ def incremental_since_full() -> list[Event]:
     return evs
 
 
+def incremental_based_on_the_differential() -> list[Event]:
+    """Takes the differential j3 as its base: misses c.txt."""
+    return good_incremental_after_differential(["C:\\data\\d.txt"]).events()
+
+
+def incremental_holds_an_unchanged_file() -> list[Event]:
+    """Copies a.txt, unchanged in content and metadata since the base (an "incremental" that
+    copies everything)."""
+    return good_incremental_after_differential(["C:\\data\\a.txt", "C:\\data\\c.txt", "C:\\data\\d.txt"]).events()
+
+
 def ignores_abort_timer() -> list[Event]:
     evs = good_file_job().events()
     i = _find(evs, "quiesce.start")
@@ -319,7 +348,7 @@ def export_before_snapshot() -> list[Event]:
 
 
 def legacy_script_not_last() -> list[Event]:
-    evs = good_image_job().events()
+    evs = good_image_job("esxi-7.0").events()
     i = _find(evs, "script.run", path="/usr/sbin/post-thaw-script")
     return _move(evs, i, i - 1)
 
@@ -354,9 +383,11 @@ TRACE_MUTANTS: tuple[TraceMutant, ...] = (
     TraceMutant("forgets-unquiesce", "QSC-UNQUIESCE", forgets_unquiesce),
     TraceMutant("differential-like-incremental", "BK-DIFF-SINCE-FULL", differential_like_incremental),
     TraceMutant("incremental-since-full", "BK-INCR-SINCE-LAST", incremental_since_full),
-    TraceMutant("ignores-abort-timer", "TMO-GUEST-ABORT", ignores_abort_timer),
+    TraceMutant("incremental-based-on-the-differential", "BK-INCR-SINCE-LAST", incremental_based_on_the_differential),
+    TraceMutant("incremental-holds-an-unchanged-file", "BK-INCR-SINCE-LAST", incremental_holds_an_unchanged_file),
+    TraceMutant("ignores-abort-timer", "TMO-GUEST-ABORT", ignores_abort_timer, profile="esxi-7.0"),
     TraceMutant("uncommitted-redo-log", "CMT-CONSOLIDATE", uncommitted_redo_log),
     TraceMutant("export-before-snapshot", "WF-1f", export_before_snapshot),
-    TraceMutant("legacy-script-not-last", "SCR-LEGACY-PLACEMENT", legacy_script_not_last),
+    TraceMutant("legacy-script-not-last", "SCR-LEGACY-PLACEMENT", legacy_script_not_last, profile="esxi-7.0"),
     TraceMutant("scripts-overlap", "SCR-ONE-AT-A-TIME", scripts_overlap),
 )

@@ -13,14 +13,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ..._errors import InvalidInputError
+from ..._errors import InvalidInputError, VcbsimError
 from ..._trace import Event
 from ._handlers import PREFIX
 
 __all__ = ["ControlClient", "ControlError"]
 
 
-class ControlError(Exception):
+class ControlError(VcbsimError):
     """A control API request was refused: ``status``, ``error`` and the server's ``message``."""
 
     def __init__(self, status: int, error: str, message: str) -> None:

@@ -163,10 +163,7 @@ def handle_control(ep: Endpoint, method: str, raw_path: str, body: bytes, *, aut
     parts = urlsplit(raw_path)
     route = unquote(parts.path[len(PREFIX):]).strip("/")
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    host = getattr(ep.backend, "host", None)
-    if host is None:
-        return _json(501, {"error": "NotSupported",
-                           "message": "the control API needs a simulated host (serve(Host) or HostAdapter)"})
+    host = ep.host
     try:
         with ep.lock:
             ep.begin_call()
@@ -269,8 +266,9 @@ def _reset(ep: Endpoint, host: Host, data: dict[str, Any]) -> dict[str, Any]:
             _bad("reset.profile", "one of " + ", ".join(sorted(PROFILES)), profile)
         host.profile = get_profile(profile)
     if demo is not None:  # says what to rebuild: the demo, or nothing (not the inventory file's)
-        host._is_demo = demo  # type: ignore[attr-defined]
-        host._populate = None  # type: ignore[attr-defined]
+        from ..._demo import populate_demo
+
+        host.populate = populate_demo if demo else None
     # the trace's memory bound and JSON Lines sink are the server's settings: keep them
     limit, sink = host.trace.limit, host.trace.sink
     host.reset(seed=seed)
@@ -287,10 +285,8 @@ def _reset(ep: Endpoint, host: Host, data: dict[str, Any]) -> dict[str, Any]:
     # what the endpoint remembers about the old inventory
     ep._snapshot_owner.clear()
     ep.transfers.clear()
-    for attr in ("uploads", "_processes"):
-        table = getattr(ep.backend, attr, None)
-        if isinstance(table, dict):
-            table.clear()
+    ep.files.uploads.clear()
+    ep.guest.processes.clear()
     return {"profile": host.profile.name, "seed": host.seed, "vms": [vm.name for vm in host.vms.values()],
             "next_seq": len(host.trace)}
 

@@ -2,7 +2,7 @@
 
 As on a real host, a session cookie (or HTTP Basic credentials) is required, ``Range``
 requests get ``206 Partial Content``, and the bytes are the real files (``.vmx``, descriptors,
-extents) as the backend produces them.
+extents) as the host's datastore files are (``mo/_dsfiles.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..._errors import InvalidInputError, NotFoundError
@@ -113,7 +113,7 @@ def handle_folder(
     if method == "PUT":
         try:
             with ep.lock:
-                ep.backend.write_datastore_file(ds, path, body)
+                ep.files.write(ds, path, body)
                 ep.changed.notify_all()
         except NotFoundError as exc:
             return _text(404, str(exc))
@@ -122,7 +122,7 @@ def handle_folder(
         return _text(201, f"wrote {len(body)} bytes to [{ds}] {path}")
     try:
         with ep.lock:
-            size = ep.backend.datastore_file_size(ds, path)
+            size = ep.files.size(ds, path)
     except NotFoundError as exc:
         return _text(404, str(exc))
     rng = _range(range_header, size)
@@ -143,7 +143,7 @@ def handle_folder(
         while pos <= end:
             n = min(CHUNK, end - pos + 1)
             with ep.lock:
-                data = ep.backend.read_datastore_file(ds, path, pos, n)
+                data = ep.files.read(ds, path, pos, n)
             if not data:
                 return
             yield data
@@ -175,7 +175,7 @@ def handle_guest_file(ep: Endpoint, method: str, raw_path: str, body: bytes = b"
         entry = ep.take_transfer(token, kind)
     if entry is None:
         return _text(404, "unknown, used or expired guest file transfer")
-    be: Any = ep.backend
+    be = ep.guest
     try:
         with ep.lock:
             if kind == "to":

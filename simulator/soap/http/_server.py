@@ -6,7 +6,7 @@ Why the standard library's ``ThreadingHTTPServer``: no extra dependency, HTTP/1.
 done in the connection's own thread (a slow client cannot block ``accept``). The load is a
 handful of test clients on loopback; the endpoint serialises work on one lock anyway.
 
-``serve(backend)`` returns a ``RunningServer`` (a context manager) whose ``stop()`` closes the
+``serve(host)`` returns a ``RunningServer`` (a context manager) whose ``stop()`` closes the
 listening socket, every open connection and the task worker, and joins the threads.
 """
 
@@ -25,7 +25,7 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -36,7 +36,6 @@ from pyVmomi import VmomiSupport
 
 from ..._errors import InvalidInputError
 from ..._host import Host
-from .._backend import HostBackend
 from .._endpoint import Endpoint
 from .._host_adapter import HostAdapter
 from .._tasks import DEFAULT_RETENTION
@@ -46,13 +45,24 @@ from ..wire._wsdl import DOCUMENT_NAMES, document
 from ._cert import write_self_signed
 from ._files import FileResponse, _authorized, handle_folder, handle_guest_file, transfer_pending
 
-__all__ = ["RunningServer", "serve", "service_versions_xml", "LOOPBACK"]
+__all__ = ["RunningServer", "serve", "service_versions_xml", "LOOPBACK", "KEEPALIVE_IDLE_SECONDS"]
 
 log = logging.getLogger("vcbsim.soap")
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 #: Largest datastore file accepted by PUT.
 MAX_PUT_BYTES = 1024**3
+#: An idle keep-alive connection is closed after this many seconds without a request. No
+#: published source gives hostd's own window, so it is set above the client pool that keeps
+#: connections longest: pyVmomi's ``CONNECTION_POOL_IDLE_TIMEOUT_SEC`` (900 s, pyVmomi's
+#: ``SoapAdapter.py`` since its first release) drops a pooled connection idle that long before
+#: reusing it, so no pyVmomi client ever sends on a connection this server has closed (the
+#: ``SSLEOFError`` of a call after a long download with the old 120 s window). Counted on the
+#: endpoint's clock (injectable: tests drive it); the socket's own timeout is the wall-clock
+#: backstop that frees the thread.
+KEEPALIVE_IDLE_SECONDS = 960.0
+#: the longest wait for the rest of a request once its first line came
+REQUEST_TIMEOUT_SECONDS = 120.0
 #: the standard library's limits on request headers (``http.client``)
 _MAX_HEADER_LINE = 65536
 _MAX_HEADERS = 100
@@ -153,12 +163,29 @@ class _HTTPServer(ThreadingHTTPServer):
             self.idle.wait_for(lambda: not self.connections, timeout=timeout)
 
 
+class _StampedWriter:
+    """The connection's writer, noting the time before each write: the idle window starts
+    when the last piece of an answer goes out, and is noted before the client can have it."""
+
+    __slots__ = ("_raw", "_stamp")
+
+    def __init__(self, raw: Any, stamp: Callable[[], None]) -> None:
+        self._raw, self._stamp = raw, stamp
+
+    def write(self, data: Any) -> int:
+        self._stamp()
+        return int(self._raw.write(data))
+
+    def __getattr__(self, name: str) -> Any:  # flush, close, closed, fileno ...
+        return getattr(self._raw, name)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "vcbsim-esx"
     sys_version = ""
-    #: idle keep-alive connections close after this many seconds
-    timeout = 120
+    #: per receive while a request comes in; between requests, ``KEEPALIVE_IDLE_SECONDS``
+    timeout = REQUEST_TIMEOUT_SECONDS
     #: headers and body go out in separate writes; without TCP_NODELAY the client's delayed
     #: ACK would add 40 ms to every call
     disable_nagle_algorithm = True
@@ -173,12 +200,38 @@ class _Handler(BaseHTTPRequestHandler):
             if isinstance(self.request, ssl.SSLSocket):
                 self.request.do_handshake()
             super().setup()
+            self.wfile = _StampedWriter(self.wfile, self._stamp)  # type: ignore[assignment]
         except BaseException:
             # finish() does not run when setup() fails: forget the connection here
             with self.server.conn_lock:
                 self.server.connections.discard(self.request)
                 self.server.idle.notify_all()
             raise
+
+    def _stamp(self) -> None:
+        self._idle_since = self.server.endpoint.clock()
+
+    def handle(self) -> None:
+        """Requests one after the other on a keep-alive connection; between two, the
+        connection waits up to ``KEEPALIVE_IDLE_SECONDS`` from the last byte written
+        (``parse_request`` checks the gap on the endpoint's clock)."""
+        self.close_connection = True
+        self._stamp()
+        self.handle_one_request()
+        while not self.close_connection:
+            self.request.settimeout(KEEPALIVE_IDLE_SECONDS)
+            self.handle_one_request()
+
+    def _idle_too_long(self) -> bool:
+        """A request that comes after the idle window finds the connection closed, as it
+        would be on a host that closed it when the window ran out (the wall-clock timeout
+        does that when the endpoint's clock is the wall clock)."""
+        self.request.settimeout(self.timeout)
+        if self.server.endpoint.clock() - self._idle_since > KEEPALIVE_IDLE_SECONDS:
+            log.debug("%s idle longer than %g s: connection closed", self.address_string(), KEEPALIVE_IDLE_SECONDS)
+            self.close_connection = True
+            return True
+        return False
 
     def finish(self) -> None:
         try:
@@ -205,6 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
         # The common case, an HTTP/1.1 request line and plain header lines, without the email
         # package's parser (a sixth of the server's CPU per call); anything else (HTTP/1.0 and
         # 0.9, odd request lines, folded or unusual headers) the standard library's way.
+        if self._idle_too_long():
+            return False
         requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
         words = requestline.split()
         self._first_values = None
@@ -577,7 +632,7 @@ class RunningServer:
 
 
 def serve(
-    host_backend: HostBackend,
+    host_or_adapter: Host | HostAdapter,
     *,
     port: int = 0,
     http: bool = False,
@@ -591,13 +646,14 @@ def serve(
     session_idle_timeout: float | None = None,
     async_tasks: bool = False,
     clock: Callable[[], float] | Any = None,
+    guest_credentials: Mapping[str, str] | None = None,
 ) -> RunningServer:
-    """Serve ``host_backend`` on loopback; HTTPS with a fresh self-signed certificate unless
+    """Serve a simulated ``Host`` on loopback; HTTPS with a fresh self-signed certificate unless
     ``http=True`` or ``certfile``/``keyfile`` are given. ``port=0`` picks a free port.
 
-    ``host_backend`` is any ``HostBackend``; a simulated ``Host`` is wrapped in a
-    ``HostAdapter``. ``api_version`` (``8.0.3.0`` by default, so that modern clients read every
-    property) is the vim25 version advertised; ``2.5u2`` is what a real ESX 3.5 host says, and
+    ``guest_credentials`` (user -> password) are the guest accounts guest operations accept
+    (default ``Administrator``/``vmware`` and ``root``/``vmware``). ``api_version``
+    (``8.0.3.0`` by default, so that modern clients read every property) is the vim25 version advertised; ``2.5u2`` is what a real ESX 3.5 host says, and
     pyVmomi then leaves out every property newer than that (``capacityInBytes`` ...).
     ``session_idle_timeout`` (seconds; ``None``: 30 minutes, as hostd) ends idle sessions: a
     call, a ``/folder`` request or a guest file transfer URL of such a session is refused.
@@ -607,8 +663,15 @@ def serve(
     expiry, clone tickets and transfer URLs (default the wall clock; ``_endpoint.py`` says why);
     pass a ``VirtualClock`` or a function to drive them from a test.
     """
-    if isinstance(host_backend, Host):
-        host_backend = HostAdapter(host_backend)
+    if isinstance(host_or_adapter, HostAdapter):  # the deprecated wrapper
+        if guest_credentials is None:
+            guest_credentials = host_or_adapter.guest_credentials
+        host_or_adapter = host_or_adapter.host
+    if not isinstance(host_or_adapter, Host):
+        raise InvalidInputError(
+            "serve host", expected="a simulated host (vcbsim.simulator.Host)", got=type(host_or_adapter).__name__,
+            hint="build one with Host(profile) and add_vm(), or Host.demo()",
+        )
     try:
         api_version = _codec.vim25_version(api_version)
     except ValueError as exc:
@@ -618,11 +681,6 @@ def serve(
         raise InvalidInputError(
             "serve host", expected="a loopback address (127.0.0.1, ::1, localhost)", got=host,
             hint="the simulated host accepts any client that knows the password; keep it local",
-        )
-    if not isinstance(host_backend, HostBackend):
-        raise InvalidInputError(
-            "serve backend", expected="an object implementing vcbsim.simulator.soap.HostBackend",
-            got=type(host_backend).__name__,
         )
     if (certfile is None) != (keyfile is None):
         raise InvalidInputError("serve certificate", expected="both certfile and keyfile, or neither",
@@ -639,9 +697,10 @@ def serve(
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.minimum_version = ssl.TLSVersion.TLSv1_2
         tls.load_cert_chain(cert_path, key_path)
-    endpoint = Endpoint(host_backend, user=user, password=password, task_retention=task_retention,
+    endpoint = Endpoint(host_or_adapter, user=user, password=password, task_retention=task_retention,
                         secure_cookie=not http, api_version=api_version,
-                        session_idle_seconds=session_idle_timeout, async_tasks=async_tasks, clock=clock)
+                        session_idle_seconds=session_idle_timeout, async_tasks=async_tasks, clock=clock,
+                        guest_credentials=guest_credentials)
     bind = "127.0.0.1" if host == "localhost" else host
     try:
         httpd = _HTTPServer((bind, port), endpoint, tls)

@@ -11,6 +11,9 @@ Objects are cheap views: they hold the endpoint and a managed object id and ask 
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from ._base import MOIDS, ManagedEntityImpl, MOImpl, soap
 from ._datacenter import DatacenterImpl
 from ._datastore import DatastoreBrowserImpl, DatastoreImpl
@@ -81,3 +84,18 @@ ALL_TYPES: list[type[MOImpl]] = [
     VirtualMachineImpl,
     SnapshotImpl,
 ]
+
+
+def _register_declared() -> None:
+    """Import every module of this package and add the classes that declare ``static_moids``
+    (a new managed type is one new module: nothing to list here)."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+    for cls in MOImpl.registry:
+        if cls not in ALL_TYPES:
+            ALL_TYPES.append(cls)
+        for moid in cls.static_moids:
+            STATIC_TYPES.setdefault(moid, cls)
+
+
+_register_declared()

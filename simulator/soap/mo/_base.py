@@ -66,6 +66,19 @@ def _typed(value: Any, declared: Any) -> Any:
 
 class MOImpl:
     vim_type: ClassVar[Any] = VmomiSupport.ManagedObject
+    #: managed object ids this class serves in every host's fixed inventory (a class that
+    #: declares them is found and registered without being listed anywhere: ``mo/__init__.py``)
+    static_moids: ClassVar[tuple[str, ...]] = ()
+    #: the ``ServiceContent`` property that names it (``fileManager``); set, and the object
+    #: served, only on hosts whose API version has the type (the profile's ``api_version``)
+    content_property: ClassVar[str | None] = None
+    #: every class with ``static_moids``, in definition order
+    registry: ClassVar[list[type[MOImpl]]] = []
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("static_moids"):
+            MOImpl.registry.append(cls)
 
     def __init__(self, ep: Endpoint, moid: str) -> None:
         self.ep = ep

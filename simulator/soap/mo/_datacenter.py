@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pyVmomi import vim
 
 from ._base import MOIDS, ManagedEntityImpl
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["DatacenterImpl"]
 

@@ -41,14 +41,17 @@ class DatastoreBrowserImpl(MOImpl):
         return name, folder
 
     def _search(self, ds: str, folder: str, spec: Any, recursive: bool) -> list[Any]:
-        files = list(self.ep.backend.datastore_file_list(ds))
+        # files with their sizes, and the folders made empty (size None)
+        files: list[tuple[str, int | None]] = [*self.ep.files.listing(ds)]
+        files.extend((p, None) for p in self.ep.files.folders(ds))
         prefix = f"{folder}/" if folder else ""
-        if folder and not any(p.startswith(prefix) for p, _ in files):
+        if folder and not self.ep.files.is_dir(ds, folder):
             raise vim.fault.FileNotFound(msg=f"File [{ds}] {folder} was not found", file=f"[{ds}] {folder}")
         patterns = list(spec.matchPattern or []) if spec is not None else []
         fold = bool(spec is not None and spec.searchCaseInsensitive)
         details = spec.details if spec is not None else None
         by_folder: dict[str, dict[str, int | None]] = {}
+        by_folder.setdefault(folder, {})  # an empty folder is one result with no entries
         for path, size in files:
             if not path.startswith(prefix):
                 continue
@@ -59,8 +62,10 @@ class DatastoreBrowserImpl(MOImpl):
                 if depth and not recursive:
                     break
                 children = by_folder.setdefault(here, {})
-                is_file = depth == len(parts) - 1
-                children[parts[depth]] = size if is_file else None
+                last = depth == len(parts) - 1
+                children[parts[depth]] = size if last else None
+                if last and size is None and recursive:  # a folder made empty: its own result
+                    by_folder.setdefault("/".join([folder, *parts] if folder else parts), {})
         results = []
         now = _vmprops.ts(self.ep.now())
         ref = self.ep.datastore_ref(ds)
@@ -165,4 +170,4 @@ class DatastoreImpl(ManagedEntityImpl):
 
     def p_vm(self) -> list[Any]:
         name = self._info().name
-        return [vim.VirtualMachine(vm.moref) for vm in self.ep.backend.vms() if name in vm.datastores]
+        return [vim.VirtualMachine(vm.moref) for vm in self.ep.host.vms.values() if vm.datastore == name]

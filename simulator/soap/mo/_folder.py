@@ -45,7 +45,7 @@ class FolderImpl(ManagedEntityImpl):
         if self.moid == MOIDS["root"]:
             return [vim.Datacenter(MOIDS["dc"])]
         if self.moid == MOIDS["vmfolder"]:
-            return [vim.VirtualMachine(vm.moref) for vm in self.ep.backend.vms()]
+            return [vim.VirtualMachine(m) for m in self.ep.host.vms]
         if self.moid == MOIDS["hostfolder"]:
             return [vim.ComputeResource(MOIDS["compute"])]
         if self.moid == MOIDS["dsfolder"]:

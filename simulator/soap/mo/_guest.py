@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from pyVmomi import vim, vmodl
 
-from .._backend import GuestBackend
 from . import _vmprops
 from ._base import MOIDS, MOImpl, soap
+from ._guestops import GuestOperations
 from ._virtualmachine import VirtualMachineImpl
 
 if TYPE_CHECKING:
@@ -31,14 +31,8 @@ class GuestOperationsManagerImpl(MOImpl):
 class _GuestImpl(MOImpl):
     """Shared checks of the guest file and process managers."""
 
-    def _backend(self) -> GuestBackend:
-        be = self.ep.backend
-        if not isinstance(be, GuestBackend):
-            raise vmodl.fault.NotSupported(msg="This host does not support guest operations.")
-        return be
-
-    def _target(self, vm: Any, auth: Any) -> tuple[GuestBackend, str, str, str]:
-        be = self._backend()
+    def _target(self, vm: Any, auth: Any) -> tuple[GuestOperations, str, str, str]:
+        be = self.ep.guest
         impl = self.ep.require(vm)
         if not isinstance(impl, VirtualMachineImpl):
             raise vmodl.fault.InvalidArgument(msg="vm: expected a VirtualMachine", invalidProperty="vm")
@@ -48,7 +42,7 @@ class _GuestImpl(MOImpl):
         return be, impl.moid, auth.username or "", auth.password or ""
 
     def _os(self, moid: str) -> str:
-        return self.ep.backend.vm(moid).os_family
+        return str(self.ep.host_vm(moid).os_family)
 
     def _attributes(self, moid: str, f: Any) -> Any:
         mtime = _vmprops.ts(f.modification_time)
@@ -120,7 +114,7 @@ class GuestFileManagerImpl(_GuestImpl):
     ) -> str:
         be, moid, user, password = self._target(vm, auth)
         # the guest checks the credentials when the transfer is set up (InvalidGuestLogin), not
-        # only at the PUT: listing processes is the backend's side-effect-free check of them
+        # only at the PUT: listing processes is the side-effect-free check of them
         be.guest_list_processes(moid, user, password, [])
         return self.ep.create_transfer("to", moid, user, password, guestFilePath, bool(overwrite), fileSize)
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pyVmomi import vim
 
 from . import _vmprops
 from ._base import MOIDS, ManagedEntityImpl
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["ComputeResourceImpl", "HostSystemImpl", "ResourcePoolImpl"]
 
@@ -60,7 +57,7 @@ class HostSystemImpl(ManagedEntityImpl):
         return self.ep.about().host_name
 
     def p_vm(self) -> list[Any]:
-        return [vim.VirtualMachine(vm.moref) for vm in self.ep.backend.vms()]
+        return [vim.VirtualMachine(m) for m in self.ep.host.vms]
 
     def p_datastore(self) -> list[Any]:
         return list(self.ep.datastore_refs().values())
@@ -109,7 +106,7 @@ class ResourcePoolImpl(ManagedEntityImpl):
         return vim.ComputeResource(MOIDS["compute"])
 
     def p_vm(self) -> list[Any]:
-        return [vim.VirtualMachine(vm.moref) for vm in self.ep.backend.vms()]
+        return [vim.VirtualMachine(m) for m in self.ep.host.vms]
 
     def p_resourcePool(self) -> list[Any]:  # noqa: N802
         return []

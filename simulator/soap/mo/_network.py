@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pyVmomi import vim
 
 from ._base import MOIDS, ManagedEntityImpl
-
-if TYPE_CHECKING:
-    pass
+from ._vmview import network_name
 
 __all__ = ["NetworkImpl"]
 
@@ -31,4 +29,4 @@ class NetworkImpl(ManagedEntityImpl):
 
     def p_vm(self) -> list[Any]:
         name = self.p_name()
-        return [vim.VirtualMachine(vm.moref) for vm in self.ep.backend.vms() if any(n.network == name for n in vm.nics)]
+        return [vim.VirtualMachine(vm.moref) for vm in self.ep.host.vms.values() if network_name(vm) == name]

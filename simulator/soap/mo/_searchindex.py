@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from pyVmomi import vim, vmodl
 
-from .._backend import VMInfo
 from ._base import MOIDS, ManagedEntityImpl, MOImpl, soap
+from ._vmview import VMView
 
 if TYPE_CHECKING:
     from .._endpoint import Context
@@ -19,8 +19,8 @@ __all__ = ["SearchIndexImpl"]
 class SearchIndexImpl(MOImpl):
     vim_type = vim.SearchIndex
 
-    def _vms(self) -> Sequence[VMInfo]:
-        return self.ep.backend.vms()
+    def _vms(self) -> Sequence[VMView]:
+        return [VMView(self.ep.host, vm) for vm in self.ep.host.vms.values()]
 
     def _in_dc(self, datacenter: Any) -> None:
         if datacenter is not None and datacenter._moId != MOIDS["dc"]:

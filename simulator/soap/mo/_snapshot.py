@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from pyVmomi import vim
 
-from .._backend import SnapshotInfo, VMInfo
 from . import _vmprops
 from ._base import MOImpl, soap
+from ._vmview import SnapshotView, VMView
 
 if TYPE_CHECKING:
     from .._endpoint import Context
@@ -28,7 +28,7 @@ class SnapshotImpl(MOImpl):
             raise self.ep._not_found(self.ref)
         return vm
 
-    def _owner(self) -> tuple[VMInfo, SnapshotInfo]:
+    def _owner(self) -> tuple[VMView, SnapshotView]:
         found = self.ep.find_snapshot(self.moid)
         if found is None:
             raise self.ep._not_found(self.ref)
@@ -51,10 +51,10 @@ class SnapshotImpl(MOImpl):
         self, ctx: Context, removeChildren: bool, consolidate: bool | None = None  # noqa: N803
     ) -> Any:
         vm = self._owner_vm()
-        be = self.ep.backend
+        host = self.ep.host
 
         def run() -> None:
-            be.remove_snapshot(vm, self.moid, remove_children=bool(removeChildren), consolidate=consolidate is not False)
+            host.remove_snapshot(vm, self.moid, remove_children=bool(removeChildren), consolidate=consolidate is not False)
             self.ep.forget_snapshots(vm, self.moid)
 
         return self.ep.tasks.submit(ctx, _SNAPSHOT.RemoveSnapshot_Task, vm, run)
@@ -64,10 +64,7 @@ class SnapshotImpl(MOImpl):
         self, ctx: Context, host: Any = None, suppressPowerOn: bool | None = None  # noqa: N803
     ) -> Any:
         vm = self._owner_vm()
-        be = self.ep.backend
+        host = self.ep.host
         return self.ep.tasks.submit(
-            ctx,
-            _SNAPSHOT.RevertToSnapshot_Task,
-            vm,
-            lambda: be.revert_to_snapshot(vm, self.moid, suppress_power_on=bool(suppressPowerOn)),
+            ctx, _SNAPSHOT.RevertToSnapshot_Task, vm, lambda: host.revert_to_snapshot(vm, self.moid)
         )

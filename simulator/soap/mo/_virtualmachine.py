@@ -1,4 +1,5 @@
-"""VirtualMachine: its properties (built by ``_vmprops.py``) and methods."""
+"""VirtualMachine: its properties (built by ``_vmprops.py`` from a ``VMView``) and methods, over the
+``Host`` (whose operations validate, inject faults, trace and raise the real faults)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from pyVmomi import vim, vmodl
 
-from .._backend import VMInfo
 from . import _vmprops
 from ._base import MOIDS, ManagedEntityImpl, soap
+from ._vmview import VMView, network_name
 
 if TYPE_CHECKING:
     from .._endpoint import Context
@@ -21,17 +22,53 @@ class VirtualMachineImpl(ManagedEntityImpl):
     vim_type = vim.VirtualMachine
     parent_id = MOIDS["vmfolder"]
 
-    def vm(self) -> VMInfo:
-        info = self._memo.get("_vminfo")
-        if info is None:
-            info = self._memo["_vminfo"] = self.ep.backend.vm(self.moid)
-        return info  # type: ignore[no-any-return]
+    def vm(self) -> VMView:
+        return self.ep.vm_view(self.moid)
 
     def p_name(self) -> str:
-        return self.vm().name
+        return str(self.ep.host_vm(self.moid).name)
 
     def p_config(self) -> Any:
         return _vmprops.build_config(self.vm(), ds_ref=self.ep.datastore_ref, net_ref=self.ep.network_ref)
+
+    # paths read without building the whole config (the collector's pp_ getters); each is the
+    # value the full ``config`` has at that path (tests/unit/soap/test_subpaths.py)
+    def pp_config_name(self) -> str:
+        return str(self.ep.host_vm(self.moid).name)
+
+    def pp_config_uuid(self) -> str:
+        return str(self.ep.host_vm(self.moid).uuid)
+
+    def pp_config_instanceUuid(self) -> str:  # noqa: N802
+        return str(self.ep.host_vm(self.moid).instance_uuid)
+
+    def pp_config_guestId(self) -> str:  # noqa: N802
+        return str(self.ep.host_vm(self.moid).guest_id)
+
+    def pp_config_guestFullName(self) -> str:  # noqa: N802
+        return str(self.ep.host_vm(self.moid).guest_full_name)
+
+    def pp_config_template(self) -> bool:
+        return False
+
+    def pp_config_changeTrackingEnabled(self) -> bool:  # noqa: N802
+        return bool(self.vm().change_tracking)
+
+    def pp_config_files_vmPathName(self) -> str:  # noqa: N802
+        return str(self.ep.host_vm(self.moid).vmx_path)
+
+    def pp_config_hardware_numCPU(self) -> int:  # noqa: N802
+        return int(self.ep.host_vm(self.moid).num_cpus)
+
+    def pp_config_hardware_memoryMB(self) -> int:  # noqa: N802
+        return int(self.ep.host_vm(self.moid).memory_mb)
+
+    def pp_config_hardware_device(self) -> list[Any]:
+        vm = self.vm()
+        return _vmprops.build_devices(vm, vm.disks, self.ep.datastore_ref, self.ep.network_ref)
+
+    def pp_runtime_powerState(self) -> str:  # noqa: N802
+        return str(self.ep.host_vm(self.moid).power_state)
 
     def p_runtime(self) -> Any:
         return _vmprops.build_runtime(self.vm(), vim.HostSystem(MOIDS["host"]))
@@ -70,7 +107,7 @@ class VirtualMachineImpl(ManagedEntityImpl):
 
     def p_network(self) -> list[Any]:
         refs = self.ep.network_refs()
-        return [refs[n.network] for n in self.vm().nics if n.network in refs]
+        return [refs[n] for n in (network_name(self.ep.host_vm(self.moid)),) if n in refs]
 
     def p_resourcePool(self) -> Any:  # noqa: N802
         return vim.ResourcePool(MOIDS["pool"])
@@ -79,14 +116,23 @@ class VirtualMachineImpl(ManagedEntityImpl):
     def _task(self, ctx: Context, method: str, fn: Callable[[], Any]) -> Any:
         return self.ep.tasks.submit(ctx, getattr(vim.VirtualMachine, method), self.moid, fn)
 
+    def _void_task(self, ctx: Context, method: str, fn: Callable[[], object]) -> Any:
+        """A task whose result is unset (the host's own return value, merge statistics and
+        the like, is not the API's)."""
+
+        def run() -> None:
+            fn()
+
+        return self._task(ctx, method, run)
+
     @soap
     def CreateSnapshot_Task(  # noqa: N802
         self, ctx: Context, name: str, description: str | None = None, memory: bool = False, quiesce: bool = False
     ) -> Any:
-        be = self.ep.backend
+        host = self.ep.host
 
         def run() -> Any:
-            moref = be.create_snapshot(self.moid, name, description or "", bool(memory), bool(quiesce))
+            moref = host.create_snapshot(self.moid, name, description or "", bool(memory), bool(quiesce)).moref
             self.ep.note_snapshot(moref, self.moid)
             return vim.vm.Snapshot(moref)
 
@@ -94,10 +140,10 @@ class VirtualMachineImpl(ManagedEntityImpl):
 
     @soap
     def RemoveAllSnapshots_Task(self, ctx: Context, consolidate: bool | None = None, spec: Any = None) -> Any:  # noqa: N802
-        be = self.ep.backend
+        host = self.ep.host
 
         def run() -> None:
-            be.remove_all_snapshots(self.moid, consolidate=consolidate is not False)
+            host.remove_all_snapshots(self.moid, consolidate=consolidate is not False)
             self.ep.forget_snapshots(self.moid)
 
         return self._task(ctx, "RemoveAllSnapshots_Task", run)
@@ -106,30 +152,26 @@ class VirtualMachineImpl(ManagedEntityImpl):
     def RevertToCurrentSnapshot_Task(  # noqa: N802
         self, ctx: Context, host: Any = None, suppressPowerOn: bool | None = None  # noqa: N803
     ) -> Any:
-        be = self.ep.backend
+        host = self.ep.host
         current = self.vm().current_snapshot
         if current is None:
             raise vim.fault.NotFound(msg="The virtual machine has no current snapshot.")
-        return self._task(
-            ctx,
-            "RevertToCurrentSnapshot_Task",
-            lambda: be.revert_to_snapshot(self.moid, current, suppress_power_on=bool(suppressPowerOn)),
-        )
+        return self._void_task(ctx, "RevertToCurrentSnapshot_Task", lambda: host.revert_to_snapshot(self.moid, current))
 
     @soap
     def ConsolidateVMDisks_Task(self, ctx: Context) -> Any:  # noqa: N802
-        be = self.ep.backend
-        return self._task(ctx, "ConsolidateVMDisks_Task", lambda: be.consolidate_disks(self.moid))
+        host = self.ep.host
+        return self._void_task(ctx, "ConsolidateVMDisks_Task", lambda: host.consolidate_disks(self.moid))
 
     @soap
     def PowerOnVM_Task(self, ctx: Context, host: Any = None) -> Any:  # noqa: N802
-        be = self.ep.backend
-        return self._task(ctx, "PowerOnVM_Task", lambda: be.power_on(self.moid))
+        host = self.ep.host
+        return self._void_task(ctx, "PowerOnVM_Task", lambda: host.power_on(self.moid))
 
     @soap
     def PowerOffVM_Task(self, ctx: Context) -> Any:  # noqa: N802
-        be = self.ep.backend
-        return self._task(ctx, "PowerOffVM_Task", lambda: be.power_off(self.moid))
+        host = self.ep.host
+        return self._void_task(ctx, "PowerOffVM_Task", lambda: host.power_off(self.moid))
 
     @soap
     def ReconfigVM_Task(self, ctx: Context, spec: Any) -> Any:  # noqa: N802
@@ -145,9 +187,9 @@ class VirtualMachineImpl(ManagedEntityImpl):
             )
         if spec.changeTrackingEnabled and not self.vm().change_tracking_supported:
             raise vmodl.fault.NotSupported(msg="Changed block tracking is not supported by this host.")
-        be = self.ep.backend
+        host = self.ep.host
         cbt = spec.changeTrackingEnabled
-        return self._task(ctx, "ReconfigVM_Task", lambda: be.reconfigure(self.moid, change_tracking=cbt))
+        return self._void_task(ctx, "ReconfigVM_Task", lambda: host.reconfigure(self.moid, change_tracking=cbt))
 
     @soap
     def QueryChangedDiskAreas(  # noqa: N802
@@ -161,11 +203,11 @@ class VirtualMachineImpl(ManagedEntityImpl):
                     msg=f"The object '{snap_id}' has already been deleted or has not been completely created",
                     obj=snapshot,
                 )
-        res = self.ep.backend.query_changed_disk_areas(self.moid, snap_id, deviceKey, startOffset, changeId)
+        res = self.ep.host.query_changed_disk_areas(self.moid, snap_id, deviceKey, startOffset, changeId)
         return vim.VirtualMachine.DiskChangeInfo(
             startOffset=res.start_offset,
             length=res.length,
             changedArea=[
-                vim.VirtualMachine.DiskChangeInfo.DiskChangeExtent(start=s, length=n) for s, n in res.areas
+                vim.VirtualMachine.DiskChangeInfo.DiskChangeExtent(start=s, length=n) for s, n in res.changed_area
             ],
         )

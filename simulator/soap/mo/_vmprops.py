@@ -1,9 +1,10 @@
-"""VirtualMachine (and snapshot) properties as real pyVmomi data objects, built from ``VMInfo``.
+"""VirtualMachine (and snapshot) properties as real pyVmomi data objects, built from a
+``VMView`` (``_vmview.py``: the host's VM, read lazily).
 
 Why here and not in the host: these objects are the wire contract (what Ansible and backup
 tools read: ``config.hardware.device[].backing.fileName``, ``parent`` chains, ``changeId``,
-``layoutEx`` ...). Building them in one place from plain records keeps the host free of
-pyVmomi's object model and lets every backend get the same, complete answer.
+``layoutEx`` ...). Building them in one place keeps the host free of pyVmomi's object model.
+Each builder reads only the view attributes its property needs.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import Any
 
 from pyVmomi import vim
 
-from .._backend import DiskInfo, DiskLayer, NicInfo, SnapshotInfo, VMInfo
+from ._vmview import DiskInfo, DiskLayer, NicInfo, SnapshotView, VMView
 
 __all__ = [
     "build_capability",
     "build_config",
+    "build_devices",
     "build_guest",
     "build_layout",
     "build_layout_ex",
@@ -58,9 +60,9 @@ def ts(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
-def iter_snapshots(roots: Sequence[SnapshotInfo]) -> Iterator[tuple[SnapshotInfo, SnapshotInfo | None]]:
+def iter_snapshots(roots: Sequence[SnapshotView]) -> Iterator[tuple[SnapshotView, SnapshotView | None]]:
     """Every snapshot of a tree with its parent, depth first."""
-    stack: list[tuple[SnapshotInfo, SnapshotInfo | None]] = [(r, None) for r in reversed(roots)]
+    stack: list[tuple[SnapshotView, SnapshotView | None]] = [(r, None) for r in reversed(roots)]
     while stack:
         node, parent = stack.pop()
         yield node, parent
@@ -188,12 +190,17 @@ def _devices(disks: Sequence[DiskInfo], ds_ref: DsRef) -> list[Any]:
     return devices
 
 
-def _vm_dir(vm: VMInfo) -> str:
+def _vm_dir(vm: VMView) -> str:
     return vm.vmx_path.rsplit("/", 1)[0] + "/" if "/" in vm.vmx_path else vm.vmx_path
 
 
+def build_devices(vm: VMView, disks: Sequence[DiskInfo], ds_ref: DsRef = None, net_ref: DsRef = None) -> list[Any]:
+    """``config.hardware.device``: the controllers, the disks and the network adapters."""
+    return _devices(disks, ds_ref) + [_nic_device(n, vm.power_state == "poweredOn", net_ref) for n in vm.nics]
+
+
 def build_config(
-    vm: VMInfo, disks: Sequence[DiskInfo] | None = None, ds_ref: DsRef = None, net_ref: DsRef = None
+    vm: VMView, disks: Sequence[DiskInfo] | None = None, ds_ref: DsRef = None, net_ref: DsRef = None
 ) -> Any:
     """``vim.vm.ConfigInfo`` of the VM (or, with ``disks``, as of a snapshot); ``ds_ref`` maps a
     datastore name to its reference (``backing.datastore``)."""
@@ -253,8 +260,7 @@ def build_config(
             numCPU=vm.num_cpu,
             numCoresPerSocket=1,
             memoryMB=vm.memory_mb,
-            device=_devices(disks, ds_ref)
-            + [_nic_device(n, vm.power_state == "poweredOn", net_ref) for n in vm.nics],
+            device=build_devices(vm, disks, ds_ref, net_ref),
         ),
         cpuAllocation=vim.ResourceAllocationInfo(
             reservation=0,
@@ -278,7 +284,7 @@ def build_config(
     )
 
 
-def build_runtime(vm: VMInfo, host_ref: Any) -> Any:
+def build_runtime(vm: VMView, host_ref: Any) -> Any:
     on = vm.power_state == "poweredOn"
     return vim.vm.RuntimeInfo(
         host=host_ref,
@@ -297,7 +303,7 @@ def build_runtime(vm: VMInfo, host_ref: Any) -> Any:
     )
 
 
-def build_guest(vm: VMInfo) -> Any:
+def build_guest(vm: VMView) -> Any:
     running = vm.tools_running and vm.power_state == "poweredOn"
     status = "toolsOk" if running else ("toolsNotRunning" if vm.tools_version else "toolsNotInstalled")
     return vim.vm.GuestInfo(
@@ -330,7 +336,7 @@ def build_guest(vm: VMInfo) -> Any:
     )
 
 
-def build_capability(vm: VMInfo) -> Any:
+def build_capability(vm: VMView) -> Any:
     fields = {p.name for p in vim.vm.Capability._GetPropertyList()}
     values: dict[str, Any] = {
         name: False for name in fields if name not in ("dynamicType", "dynamicProperty")
@@ -354,12 +360,12 @@ def build_capability(vm: VMInfo) -> Any:
     return vim.vm.Capability(**values)
 
 
-def build_snapshot_info(vm: VMInfo, vm_ref: Any, snap_ref: Any) -> Any:
+def build_snapshot_info(vm: VMView, vm_ref: Any, snap_ref: Any) -> Any:
     """``vm.snapshot`` or ``None`` when the VM has no snapshot (Fetch then answers empty)."""
     if not vm.snapshots:
         return None
 
-    def tree(node: SnapshotInfo) -> Any:
+    def tree(node: SnapshotView) -> Any:
         return vim.vm.SnapshotTree(
             snapshot=snap_ref(node.moref),
             vm=vm_ref,
@@ -411,7 +417,7 @@ def _disk_units(files: _Files, chain: Sequence[DiskLayer]) -> list[Any]:
     return units
 
 
-def build_layout_ex(vm: VMInfo, now: float) -> Any:
+def build_layout_ex(vm: VMView, now: float) -> Any:
     files = _Files()
     files.add(vm.vmx_path, "config", 0)
     for f in vm.files:
@@ -441,7 +447,7 @@ def build_layout_ex(vm: VMInfo, now: float) -> Any:
     return vim.vm.FileLayoutEx(file=files.items, disk=disks, snapshot=snapshots, timestamp=ts(now))
 
 
-def build_layout(vm: VMInfo) -> Any:
+def build_layout(vm: VMView) -> Any:
     """The older ``vm.layout`` (Ansible reads it).
 
     ``configFile`` and ``logFile`` are relative to the VM's directory (the API's definition;
@@ -473,7 +479,7 @@ def build_layout(vm: VMInfo) -> Any:
     )
 
 
-def build_storage(vm: VMInfo, ds_refs: dict[str, Any], now: float) -> Any:
+def build_storage(vm: VMView, ds_refs: dict[str, Any], now: float) -> Any:
     committed = sum(layer.size for d in vm.disks for layer in d.chain) + sum(
         f.size for f in vm.files
     )
@@ -490,7 +496,7 @@ def build_storage(vm: VMInfo, ds_refs: dict[str, Any], now: float) -> Any:
     )
 
 
-def build_summary(vm: VMInfo, vm_ref: Any, host_ref: Any, now: float) -> Any:
+def build_summary(vm: VMView, vm_ref: Any, host_ref: Any, now: float) -> Any:
     committed = sum(layer.size for d in vm.disks for layer in d.chain)
     return vim.vm.Summary(
         vm=vm_ref,

@@ -29,6 +29,7 @@ import defusedxml.ElementTree
 from pyVmomi import SoapAdapter, VmomiSupport, vmodl
 from pyVmomi.VmomiSupport import F_OPTIONAL, DataObject, ManagedObject, Object
 
+from ..._errors import VcbsimError
 from . import _fastdecode, _fastencode
 
 __all__ = [
@@ -56,7 +57,7 @@ _NS_SEP = " "
 _SOAPENV = SoapAdapter.XMLNS_SOAPENV
 
 
-class RequestError(Exception):
+class RequestError(VcbsimError, ValueError):
     """The request is not a well-formed vSphere SOAP call (answered with ``InvalidRequest``)."""
 
 

@@ -181,7 +181,7 @@ def test_a_datastore_in_use_is_refused(tmp_path: Path, servers: list[Served]) ->
     servers.append(_start("--datastore", str(ds)))
     proc = subprocess.run([sys.executable, "-m", "vcbsim", "serve", "--port", "0", "--datastore", str(ds)],
                           capture_output=True, text=True, timeout=30, check=False)
-    assert proc.returncode == 1 and "in use by another host" in proc.stderr, proc.stderr
+    assert proc.returncode == 1 and "in use by another vcbsim" in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize("url", ["https://127.0.0.1:8989/sdk", "http://127.0.0.1:18080/sdk"])

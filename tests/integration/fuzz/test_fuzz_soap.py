@@ -185,7 +185,6 @@ class FuzzTarget:
         """Every answer is a result (200, parseable) or a SOAP fault (500, parseable,
         ``soapenv:Fault`` with a ``faultstring``); no secret leaks; returns the fault's name."""
         where = f"request {request[:400]!r} -> {answer.status} {answer.body[:600]!r}"
-        assert answer.seconds < REQUEST_TIMEOUT, where
         assert self.canary not in answer.body, "the canary file's content leaked: " + where
         assert b"root:x:0:0" not in answer.body, "/etc/passwd leaked: " + where
         assert answer.status in (200, 500), where
@@ -847,20 +846,24 @@ def _refused_unread(sock: ssl.SSLSocket, head: bytes, pieces: Iterator[bytes], b
     ``expected`` (or close) before ``budget`` body bytes were sent. Returns the body bytes sent."""
     sock.sendall(head)
     sent = 0
-    start = time.monotonic()
+    # the socket's timeout (REQUEST_TIMEOUT) tells a server that hangs from one that refuses:
+    # a hang fails here, whatever the time the refusal took on a busy machine
     for piece in pieces:
         try:
             sock.sendall(piece)
+        except TimeoutError:
+            pytest.fail("the server neither read the over-limit body nor answered nor closed")
         except (ConnectionError, ssl.SSLError, OSError):
             break  # the server closed the connection without reading the rest
         sent += len(piece)
         assert sent <= budget, f"the server read {sent} bytes of an over-limit body"
     try:
         status = _status_of(sock)
+    except TimeoutError:
+        pytest.fail("the server never answered the over-limit body")
     except (ConnectionError, ssl.SSLError, OSError, http.client.HTTPException):
         status = expected[0]  # reset before we read the answer: refused without reading
     assert status in expected
-    assert time.monotonic() - start < REQUEST_TIMEOUT
     return sent
 
 
@@ -916,8 +919,12 @@ def test_a_stalled_upload_does_not_block_other_clients(fuzz, baseline):
     try:
         sock.sendall(b"POST /sdk HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n<soapenv:")
         for body in fuzz.corpus[:5]:
-            answer = fuzz.post(body)
-            assert answer.seconds < 1.0
+            fuzz.post(body)  # answered (a blocked server fails it at the socket timeout)
+        # ... while the stalled request is still held open: served beside it, not after it
+        # gave up (no time is measured: a busy machine is slow, not wrong)
+        sock.setblocking(False)
+        with pytest.raises((BlockingIOError, ssl.SSLWantReadError)):
+            sock.recv(1)
     finally:
         sock.close()
     _finish(fuzz, baseline)
@@ -977,8 +984,8 @@ def test_regression_find_all_with_no_match_is_an_empty_answer(fuzz):
 def test_regression_many_object_specs_naming_one_vm_read_it_once(fuzz):
     """20,000 object specs naming ``vm-1`` built the VM's record 20,000 times under the
     endpoint lock (seconds during which every other client waited)."""
-    backend = fuzz.server.endpoint.backend
-    original = backend.vm
+    ep = fuzz.server.endpoint
+    original = ep.vm_view
     calls = 0
 
     def counting(moid: str) -> Any:
@@ -990,11 +997,11 @@ def test_regression_many_object_specs_naming_one_vm_read_it_once(fuzz):
     body = _call("RetrievePropertiesEx", "PropertyCollector", "ha-property-collector",
                  f"<specSet><propSet><type>VirtualMachine</type><pathSet>name</pathSet></propSet>{objs}</specSet>"
                  "<options/>")
-    backend.vm = counting
+    ep.vm_view = counting
     try:
         answer = fuzz.post(body)
     finally:
-        del backend.vm
+        del ep.vm_view
     assert answer.status == 200 and b"win2003-sql" in answer.body
     assert calls < 50
 
@@ -1066,7 +1073,6 @@ def test_control_api_bodies_and_routes():
                                     headers={**basic, "Content-Type": "application/json"},
                                     path=f"/vcbsim-api/{route}{query}", method=method)
                 where = f"{method} {route}{query} {raw[:200]!r} -> {answer.status} {answer.body[:300]!r}"
-                assert answer.seconds < REQUEST_TIMEOUT, where
                 assert answer.status in (200, 201, 400, 404, 405, 409, 501), where
                 if answer.status != 200 or not route.startswith("trace"):
                     assert answer.headers.get("content-type", "").startswith("application/json"), where

@@ -111,7 +111,8 @@ def test_three_backups_prove_differential_versus_incremental_selection(
         "D:\\data\\db.mdf",
         "D:\\data\\new.log",
     ]
-    # the seed's incremental: since the last full or incremental backup (no differential base)
+    # an incremental's base is the last full or incremental, not the differential in between
+    # (the seed: "since the last backup, whether the last backup was full or incremental")
     assert step("incremental") == ["C:\\Users\\Admin\\Documents\\report.doc"]
     report = check_trace(host.trace.events)
     assert report.ok, "\n".join(v.format() for v in report.violations)

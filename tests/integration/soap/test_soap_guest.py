@@ -12,16 +12,13 @@ from urllib.parse import urlsplit
 
 import pytest
 from pyVim.task import WaitForTask
-from pyVmomi import vim, vmodl
+from pyVmomi import vim
+
+from .conftest import SCRIPTS_D, find_vm
 
 GuestFM = vim.vm.guest.FileManager
 ADMIN = vim.vm.guest.NamePasswordAuthentication(username="Administrator", password="vmware")
 ROOT = vim.vm.guest.NamePasswordAuthentication(username="root", password="vmware")
-SCRIPTS_D = r"C:\Program Files\VMware\VMware Tools\backupScripts.d"
-
-
-def _vm(si, name="win2003-sql"):
-    return si.content.searchIndex.FindByInventoryPath(f"ha-datacenter/vm/{name}")
 
 
 def _http(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, bytes]:
@@ -41,7 +38,7 @@ def gom(esxi_si):
 
 
 def test_list_make_delete_in_a_windows_guest(esxi_si, gom):
-    vm = _vm(esxi_si)
+    vm = find_vm(esxi_si)
     fm = gom.fileManager
     listing = fm.ListFilesInGuest(vm, ADMIN, "C:\\")
     names = {f.path: f for f in listing.files}
@@ -70,7 +67,7 @@ def test_list_make_delete_in_a_windows_guest(esxi_si, gom):
 
 
 def test_credentials_and_tools_are_checked(esxi_si, gom, esxi):
-    vm = _vm(esxi_si)
+    vm = find_vm(esxi_si)
     fm = gom.fileManager
     bad = vim.vm.guest.NamePasswordAuthentication(username="Administrator", password="nope")
     with pytest.raises(vim.fault.InvalidGuestLogin):
@@ -85,7 +82,7 @@ def test_credentials_and_tools_are_checked(esxi_si, gom, esxi):
 
 
 def test_upload_download_and_the_script_runs_at_the_next_quiesced_snapshot(esxi_si, gom, esxi):
-    vm = _vm(esxi_si)
+    vm = find_vm(esxi_si)
     fm = gom.fileManager
     script = b"@echo off\r\necho vendor-%1 >> C:\\vendor.log\r\n"
     path = SCRIPTS_D + "\\50-vendor.bat"
@@ -109,7 +106,7 @@ def test_upload_download_and_the_script_runs_at_the_next_quiesced_snapshot(esxi_
 
 
 def test_start_program_runs_a_guest_script(esxi_si, gom, esxi):
-    vm = _vm(esxi_si, "rhel5-web")
+    vm = find_vm(esxi_si, "rhel5-web")
     fm, pm = gom.fileManager, gom.processManager
     script = b"#!/bin/sh\necho installed-$1 >> /tmp-install.log\nexit 3\n"
     url = fm.InitiateFileTransferToGuest(vm, ROOT, "/install.sh", GuestFM.FileAttributes(), len(script), True)
@@ -124,8 +121,11 @@ def test_start_program_runs_a_guest_script(esxi_si, gom, esxi):
     assert pid in [p.pid for p in pm.ListProcessesInGuest(vm, ROOT)]
 
 
-def test_guest_operations_on_a_backend_without_them(si):
-    """The fake backend implements no GuestBackend: the calls say so."""
-    vm = _vm(si, "win-db")
-    with pytest.raises(vmodl.fault.NotSupported):
-        si.content.guestOperationsManager.fileManager.ListFilesInGuest(vm, ADMIN, "C:\\")
+def test_guest_operations_need_a_running_guest_with_a_file_system(si):
+    """A powered-off VM: InvalidPowerState; Tools running on a VM whose disks hold no file
+    system yet: the agent cannot be reached (GuestOperationsUnavailable)."""
+    fm = si.content.guestOperationsManager.fileManager
+    with pytest.raises(vim.fault.InvalidPowerState):
+        fm.ListFilesInGuest(find_vm(si, "lin-web"), ROOT, "/")
+    with pytest.raises(vim.fault.GuestOperationsUnavailable):
+        fm.ListFilesInGuest(find_vm(si, "win-db"), ADMIN, "C:\\")

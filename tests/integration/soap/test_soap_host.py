@@ -14,15 +14,9 @@ import pytest
 from pyVim.task import WaitForTask
 from pyVmomi import vim, vmodl
 
+from .conftest import disks, find_vm
+
 PC = vmodl.query.PropertyCollector
-
-
-def _vm(si, name="win2003-sql"):
-    return si.content.searchIndex.FindByInventoryPath(f"ha-datacenter/vm/{name}")
-
-
-def _disks(vm):
-    return [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)]
 
 
 def test_inventory_of_the_demo_host(host_si, host):
@@ -40,10 +34,10 @@ def test_inventory_of_the_demo_host(host_si, host):
     assert set(rows) == {"win2003-sql", "rhel5-web"}
     assert all("snapshot" not in r for r in rows.values())  # unset, so left out
     assert rows["win2003-sql"]["config.uuid"] == host.find_vm("win2003-sql").uuid
-    vm = _vm(host_si)
+    vm = find_vm(host_si)
     assert vm.snapshot is None  # Fetch of an unset property
-    assert [d.capacityInBytes for d in _disks(vm)] == [8 * 1024**3, 4 * 1024**3]
-    assert _disks(vm)[0].backing.fileName == "[datastore1] win2003-sql/win2003-sql.vmdk"
+    assert [d.capacityInBytes for d in disks(vm)] == [8 * 1024**3, 4 * 1024**3]
+    assert disks(vm)[0].backing.fileName == "[datastore1] win2003-sql/win2003-sql.vmdk"
     assert vm.guest.ipAddress == "192.0.2.11" and vm.guest.toolsRunningStatus == "guestToolsRunning"
     assert vm.capability.quiescedSnapshotsSupported is True
     nic = next(d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard))
@@ -54,7 +48,7 @@ def test_inventory_of_the_demo_host(host_si, host):
 
 
 def test_quiesced_snapshot_runs_the_scripts_and_adds_redo_logs(host_si, host):
-    vm = _vm(host_si)
+    vm = find_vm(host_si)
     task = vm.CreateSnapshot_Task("_VCB-BACKUP_", "vcb", False, True)
     assert WaitForTask(task) == "success"
     assert task.info.entity == vm
@@ -64,7 +58,7 @@ def test_quiesced_snapshot_runs_the_scripts_and_adds_redo_logs(host_si, host):
     assert kinds.index("quiesce.start") < kinds.index("snapshot.create") < kinds.index("quiesce.end")
     assert any(e.kind == "script.run" for e in host.trace.events)
     suffix = "-sesparse.vmdk" if host.profile.delta_format == "sesparse" else "-delta.vmdk"
-    d0, d1 = _disks(vm)
+    d0, d1 = disks(vm)
     assert d0.backing.fileName == "[datastore1] win2003-sql/win2003-sql-000001.vmdk"
     assert d1.backing.fileName == "[datastore1] win2003-sql/win2003-sql_1-000001.vmdk"
     assert d0.backing.parent.fileName == "[datastore1] win2003-sql/win2003-sql.vmdk"
@@ -77,14 +71,14 @@ def test_quiesced_snapshot_runs_the_scripts_and_adds_redo_logs(host_si, host):
 
     assert WaitForTask(tree.snapshot.RemoveSnapshot_Task(False)) == "success"
     assert vm.snapshot is None
-    assert _disks(vm)[0].backing.fileName == "[datastore1] win2003-sql/win2003-sql.vmdk"
+    assert disks(vm)[0].backing.fileName == "[datastore1] win2003-sql/win2003-sql.vmdk"
     assert vm.runtime.consolidationNeeded is False
     assert any(e.kind == "snapshot.remove" for e in host.trace.events)
 
 
 def test_failing_pre_freeze_script_is_application_quiesce_fault(host_si, host):
     host.add_fault(operation="script", target="*", exit_code=3, times=None)
-    vm = _vm(host_si)
+    vm = find_vm(host_si)
     task = vm.CreateSnapshot_Task("q", "", False, True)
     with pytest.raises(vim.fault.ApplicationQuiesceFault):
         WaitForTask(task)
@@ -93,7 +87,7 @@ def test_failing_pre_freeze_script_is_application_quiesce_fault(host_si, host):
 
 
 def test_host_faults_reach_the_client(host_si, host):
-    vm = _vm(host_si, "rhel5-web")
+    vm = find_vm(host_si, "rhel5-web")
     with pytest.raises(vim.fault.InvalidPowerState):
         WaitForTask(vm.PowerOnVM_Task())
     with pytest.raises(vim.fault.InvalidName):
@@ -106,7 +100,7 @@ def test_host_faults_reach_the_client(host_si, host):
 
 
 def test_remove_without_consolidation_then_consolidate(host_si):
-    vm = _vm(host_si, "rhel5-web")
+    vm = find_vm(host_si, "rhel5-web")
     WaitForTask(vm.CreateSnapshot_Task("a", "", False, False))
     snap = vm.snapshot.currentSnapshot
     WaitForTask(snap.RemoveSnapshot_Task(False, False))
@@ -116,7 +110,7 @@ def test_remove_without_consolidation_then_consolidate(host_si):
 
 
 def test_revert_and_remove_all(host_si):
-    vm = _vm(host_si, "rhel5-web")
+    vm = find_vm(host_si, "rhel5-web")
     WaitForTask(vm.CreateSnapshot_Task("one", "", False, False))
     WaitForTask(vm.CreateSnapshot_Task("two", "", False, False))
     one = vm.snapshot.rootSnapshotList[0]
@@ -129,17 +123,17 @@ def test_revert_and_remove_all(host_si):
 
 
 def test_changed_block_tracking_on_esxi(esxi_si, esxi):
-    vm = _vm(esxi_si)
+    vm = find_vm(esxi_si)
     assert vm.capability.changeTrackingSupported is True
     assert WaitForTask(vm.ReconfigVM_Task(vim.vm.ConfigSpec(changeTrackingEnabled=True))) == "success"
     assert vm.config.changeTrackingEnabled is True
-    assert _disks(vm)[0].backing.changeId is None  # active from the next stun on
+    assert disks(vm)[0].backing.changeId is None  # active from the next stun on
     WaitForTask(vm.CreateSnapshot_Task("stun", "", False, False))
     WaitForTask(vm.snapshot.currentSnapshot.RemoveSnapshot_Task(False))
-    assert _disks(vm)[0].backing.changeId is not None
+    assert disks(vm)[0].backing.changeId is not None
     WaitForTask(vm.CreateSnapshot_Task("full", "", False, False))
     snap = vm.snapshot.currentSnapshot
-    disk = _disks(vm)[0]
+    disk = disks(vm)[0]
     base_id = disk.backing.changeId
     assert base_id and base_id.count(" ") == 15 and "/" in base_id
     assert disk.backing.deltaDiskFormat == "seSparseFormat"
@@ -169,11 +163,11 @@ def test_change_tracking_is_not_supported_on_esx35():
     from pyVim.connect import Disconnect, SmartConnect
 
     from vcbsim.simulator._host import Host
-    from vcbsim.simulator.soap import HostAdapter, serve
+    from vcbsim.simulator.soap import serve
 
-    with serve(HostAdapter(Host.demo("esx-3.5u2"))) as running:
+    with serve(Host.demo("esx-3.5u2")) as running:
         si = SmartConnect(host="127.0.0.1", port=running.port, user="user", pwd="pass", disableSslCertValidation=True)
-        vm = _vm(si)
+        vm = find_vm(si)
         assert vm.capability.changeTrackingSupported is False
         with pytest.raises(vmodl.fault.NotSupported):
             vm.ReconfigVM_Task(vim.vm.ConfigSpec(changeTrackingEnabled=True))
@@ -198,7 +192,7 @@ def test_vm_files_over_http_are_the_hosts_bytes(host_si, host_server, host):
     q = "?dcPath=ha-datacenter&dsName=datastore1"
     status, _, body = _get(host_server, f"/folder/win2003-sql/win2003-sql.vmx{q}", cookie)
     assert status == 200 and body == vm.vmx_text().encode()
-    WaitForTask(_vm(host_si).CreateSnapshot_Task("s", "", False, False))
+    WaitForTask(find_vm(host_si).CreateSnapshot_Task("s", "", False, False))
     status, _, body = _get(host_server, f"/folder/win2003-sql/win2003-sql-000001.vmdk{q}", cookie)
     assert status == 200 and b'parentFileNameHint="win2003-sql.vmdk"' in body
     if host.profile.delta_format == "vmfssparse":
@@ -223,7 +217,7 @@ def test_vm_files_over_http_are_the_hosts_bytes(host_si, host_server, host):
 
 
 def test_snapshot_cycles_do_not_accumulate_state(host_si, host_server):
-    vm = _vm(host_si, "rhel5-web")
+    vm = find_vm(host_si, "rhel5-web")
     for i in range(30):
         WaitForTask(vm.CreateSnapshot_Task(f"c{i}", "", False, False))
         WaitForTask(vm.snapshot.currentSnapshot.RemoveSnapshot_Task(False))

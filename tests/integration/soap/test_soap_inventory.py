@@ -9,6 +9,8 @@ import threading
 import pytest
 from pyVmomi import vim, vmodl
 
+from .conftest import find_vm
+
 PC = vmodl.query.PropertyCollector
 
 
@@ -104,7 +106,7 @@ def test_classic_traversal_from_the_root_folder(si):
     assert {"ha-folder-root", "ha-datacenter", "vm", "win-db", "lin-web"} <= names
 
 
-def test_inventory_tree_has_parent_and_name_up_to_the_datacenter(si):
+def test_inventory_tree_has_parent_and_name_up_to_the_datacenter(si, small):
     content = si.RetrieveContent()
     vm = content.searchIndex.FindByInventoryPath("ha-datacenter/vm/win-db")
     chain = []
@@ -123,35 +125,39 @@ def test_inventory_tree_has_parent_and_name_up_to_the_datacenter(si):
     compute = dc.hostFolder.childEntity[0]
     assert isinstance(compute, vim.ComputeResource)
     host = compute.host[0]
-    assert host.parent == compute and host.name == "esx.vcbsim.local"
+    assert host.parent == compute and host.name == "esx01.vcbsim.test"
     assert host.runtime.connectionState == "connected"
     assert compute.resourcePool.name == "Resources"
     assert sorted(v.name for v in compute.resourcePool.vm) == ["lin-web", "win-db"]
     ds = dc.datastore[0]
-    assert ds.summary.name == "datastore1" and ds.summary.capacity > ds.summary.freeSpace > 0
+    store = small.datastores["datastore1"]
+    assert ds.summary.name == "datastore1" and ds.summary.capacity == store.capacity > 0
+    assert ds.summary.freeSpace == store.free
     assert ds.parent == dc.datastoreFolder
     assert {v.name for v in ds.vm} == {"win-db", "lin-web"}
     assert vm.resourcePool == compute.resourcePool
 
 
-def test_search_index(si):
+def test_search_index(si, small):
     idx = si.content.searchIndex
-    assert idx.FindByUuid(None, "42000000-0000-0000-0000-000000000001", True).name == "win-db"
-    assert idx.FindByUuid(None, "52000000-0000-0000-0000-000000000002", True, True).name == "lin-web"
+    win, lin = small.find_vm("win-db"), small.find_vm("lin-web")
+    assert idx.FindByUuid(None, win.uuid, True).name == "win-db"
+    assert idx.FindByUuid(None, lin.instance_uuid, True, True).name == "lin-web"
+    assert idx.FindByUuid(None, lin.instance_uuid, True) is None  # not a BIOS uuid
     assert idx.FindByUuid(None, "42000000-0000-0000-0000-0000000000ff", True) is None
     assert idx.FindByIp(None, "10.0.0.11", True).name == "win-db"
     assert idx.FindByDnsName(None, "win-db.example.test", True).name == "win-db"
     assert idx.FindByIp(None, "10.0.0.99", True) is None
     assert idx.FindByInventoryPath("ha-datacenter/vm/nope") is None
     assert idx.FindByInventoryPath("ha-datacenter").name == "ha-datacenter"
-    assert idx.FindByInventoryPath("ha-datacenter/host/esx.vcbsim.local")._moId == "ha-compute-res"
+    assert idx.FindByInventoryPath("ha-datacenter/host/esx01.vcbsim.test")._moId == "ha-compute-res"
     dc = idx.FindByInventoryPath("ha-datacenter")
     assert idx.FindChild(dc.vmFolder, "lin-web").name == "lin-web"
     assert idx.FindByDatastorePath(dc, "[datastore1] lin-web/lin-web.vmx").name == "lin-web"
-    assert [v.name for v in idx.FindAllByUuid(None, "42000000-0000-0000-0000-000000000002", True)] == ["lin-web"]
+    assert [v.name for v in idx.FindAllByUuid(None, lin.uuid.upper(), True)] == ["lin-web"]
 
 
-def test_find_by_ip_and_dns_only_while_tools_run(si, fake):
+def test_find_by_ip_and_dns_only_while_tools_run(si):
     idx = si.content.searchIndex
     vm = idx.FindByIp(None, "10.0.0.11", True)
     from pyVim.task import WaitForTask
@@ -162,7 +168,7 @@ def test_find_by_ip_and_dns_only_while_tools_run(si, fake):
 
 
 def test_fetch_of_unset_property_is_an_empty_fetch_response(si, server):
-    vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
+    vm = find_vm(si, "lin-web")
     assert vm.snapshot is None
     assert vm.rootSnapshot == []
     # on the wire: an empty <FetchResponse/>, nothing typed wrongly
@@ -184,14 +190,14 @@ def test_fetch_of_unset_property_is_an_empty_fetch_response(si, server):
 
 
 def test_fetch_of_unknown_property_is_invalid_property(si):
-    vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
+    vm = find_vm(si, "lin-web")
     with pytest.raises(vmodl.query.InvalidProperty):
         vm._stub.InvokeAccessor(vm, vmodl.query.PropertyCollector.Filter._GetPropertyInfo("spec"))
 
 
-def test_wait_for_updates_ex_reports_enter_modify_and_times_out(si, fake):
+def test_wait_for_updates_ex_reports_enter_modify_and_times_out(si):
     pc = si.content.propertyCollector
-    vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
+    vm = find_vm(si, "lin-web")
     spec = PC.FilterSpec(
         objectSet=[PC.ObjectSpec(obj=vm)], propSet=[PC.PropertySpec(type=vim.VirtualMachine, pathSet=["runtime.powerState"])]
     )
@@ -215,7 +221,7 @@ def _waiting_filter(si):
     """A filter on a VM's name and the version after its first report: a wait from there
     blocks until something changes."""
     pc = si.content.propertyCollector
-    vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
+    vm = find_vm(si, "lin-web")
     pc.CreateFilter(PC.FilterSpec(objectSet=[PC.ObjectSpec(obj=vm)],
                                   propSet=[PC.PropertySpec(type=vim.VirtualMachine, pathSet=["name"])]), False)
     return pc, pc.WaitForUpdatesEx("", PC.WaitOptions(maxWaitSeconds=0)).version
@@ -305,7 +311,7 @@ def test_a_collector_of_its_own_does_not_disturb_the_default_one(si, server):
         default.DestroyPropertyCollector()
 
 
-def test_networks_and_network_adapters(si):
+def test_networks_and_network_adapters(si, small):
     content = si.RetrieveContent()
     dc = content.rootFolder.childEntity[0]
     nets = dc.networkFolder.childEntity
@@ -316,9 +322,11 @@ def test_networks_and_network_adapters(si):
     vm = content.searchIndex.FindByInventoryPath("ha-datacenter/vm/win-db")
     assert vm.network == nets
     nic = next(d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualEthernetCard))
-    assert isinstance(nic, vim.vm.device.VirtualE1000)
+    assert isinstance(nic, vim.vm.device.VirtualPCNet32)  # ethernet0.virtualDev = "vlance"
     assert nic.backing.deviceName == "VM Network" and nic.backing.network == nets[0]
-    assert nic.macAddress == "00:50:56:00:00:01" and nic.connectable.connected is True
+    uuid_tail = small.find_vm("win-db").uuid.replace("-", "")[-6:]
+    assert nic.macAddress == "00:50:56:" + ":".join(uuid_tail[i : i + 2] for i in (0, 2, 4))
+    assert nic.connectable.connected is True
     assert vm.guest.net[0].ipAddress == ["10.0.0.11"] and vm.guest.net[0].macAddress == nic.macAddress
     assert vm.summary.config.numEthernetCards == 1
     off = content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
@@ -336,7 +344,7 @@ def test_a_pyvmomi_client_in_the_same_process_does_not_change_what_the_server_an
     with serve(Host.demo(), http=True) as running:
         si = SmartConnect(host="127.0.0.1", port=running.port, user="user", pwd="pass", protocol="http")
         try:
-            vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/win2003-sql")
+            vm = find_vm(si, "win2003-sql")
             assert [d.name for d in vm.datastore] == ["datastore1"]  # the client's Fetch
             ep = running.endpoint
             with ep.lock:

@@ -17,6 +17,8 @@ from pyVmomi import SoapAdapter, vim, vmodl
 
 from vcbsim.simulator.soap import serve
 
+from .conftest import find_vm, small_host
+
 ENVELOPE = (
     '<?xml version="1.0" encoding="UTF-8"?>'
     '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
@@ -86,8 +88,8 @@ def test_smartconnect_over_https_and_service_content(si, server):
     assert si.CurrentTime().year >= 2008
 
 
-def test_plain_http_mode(fake_backend_class):
-    with serve(fake_backend_class(), http=True) as running:
+def test_plain_http_mode():
+    with serve(small_host(), http=True) as running:
         assert running.url.startswith("http://127.0.0.1:")
         conn = SmartConnect(protocol="http", host="127.0.0.1", port=running.port, user="user", pwd="pass")
         assert conn.content.rootFolder.name == "ha-folder-root"
@@ -145,7 +147,7 @@ def test_method_of_another_type_is_method_not_found(si):
 
 
 def test_unsimulated_method_is_not_supported(si):
-    vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/win-db")
+    vm = find_vm(si, "win-db")
     with pytest.raises(vmodl.fault.NotSupported):
         vm.ResetVM_Task()
 
@@ -255,7 +257,7 @@ def test_concurrent_clients(server):
         try:
             conn = SmartConnect(host="127.0.0.1", port=server.port, user="user", pwd="pass",
                                 disableSslCertValidation=True)
-            vm = conn.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
+            vm = find_vm(conn, "lin-web")
             for _ in range(10):
                 assert vm.runtime.powerState == "poweredOff"
             Disconnect(conn)
@@ -270,14 +272,14 @@ def test_concurrent_clients(server):
     assert not errors
 
 
-def test_serve_refuses_non_loopback_addresses(fake_backend_class):
+def test_serve_refuses_non_loopback_addresses():
     with pytest.raises(ValueError, match="loopback"):
-        serve(fake_backend_class(), host="0.0.0.0")
+        serve(small_host(), host="0.0.0.0")
 
 
-def test_stop_closes_idle_keep_alive_connections(fake):
+def test_stop_closes_idle_keep_alive_connections(small):
     before = {t.ident for t in threading.enumerate()}
-    running = serve(fake)
+    running = serve(small)
     conn = SmartConnect(host="127.0.0.1", port=running.port, user="user", pwd="pass", disableSslCertValidation=True)
     assert conn.content.rootFolder.name == "ha-folder-root"
     running.stop()
@@ -320,30 +322,30 @@ def test_unknown_paths_are_404(server):
     conn.close()
 
 
-def test_an_older_advertised_api_version_is_negotiated(fake_backend_class):
-    with serve(fake_backend_class(), api_version="5.5") as running:
+def test_an_older_advertised_api_version_is_negotiated():
+    with serve(small_host(), api_version="5.5") as running:
         conn = SmartConnect(host="127.0.0.1", port=running.port, user="user", pwd="pass", disableSslCertValidation=True)
         assert conn._stub.versionId == '"urn:vim25/5.5"'
-        vm = conn.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/win-db")
+        vm = find_vm(conn, "win-db")
         disk = next(d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk))
         assert disk.capacityInBytes == 64 * 1024**2  # a 5.5 property
         assert vm.config.vmOpNotificationToAppEnabled is None  # a 7.0 property, not sent to 5.5
         Disconnect(conn)
     with pytest.raises(ValueError, match="API version"):
-        serve(fake_backend_class(), api_version="99.0")
+        serve(small_host(), api_version="99.0")
 
 
-def test_all_properties_are_those_of_the_clients_version(fake_backend_class):
+def test_all_properties_are_those_of_the_clients_version():
     """``all=True`` answers an older client with its version's properties only (a strict
     client of that version's WSDL knows no newer types)."""
     from pyVmomi import vmodl
 
     pc_ = vmodl.query.PropertyCollector
     for version, newer_expected in [("2.5u2", False), ("8.0.3.0", True)]:
-        with serve(fake_backend_class(), api_version=version) as running:
+        with serve(small_host(), api_version=version) as running:
             conn = SmartConnect(host="127.0.0.1", port=running.port, user="user", pwd="pass",
                                 disableSslCertValidation=True)
-            vm = conn.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/win-db")
+            vm = find_vm(conn, "win-db")
             spec = pc_.FilterSpec(objectSet=[pc_.ObjectSpec(obj=vm)], propSet=[pc_.PropertySpec(type=vim.VirtualMachine, all=True)])
             (content,) = conn.content.propertyCollector.RetrieveContents([spec])
             names = {p.name for p in content.propSet}
@@ -397,13 +399,13 @@ def test_clone_ticket_gives_a_second_session_and_terminate_ends_it(si, server):
         content.rootFolder.name  # noqa: B018
 
 
-def test_idle_sessions_and_clone_tickets_expire_on_the_endpoint_clock(fake_backend_class):
+def test_idle_sessions_and_clone_tickets_expire_on_the_endpoint_clock():
     """Session idle time, clone tickets and their expiry follow the clock the server is given:
     the test moves it, nothing sleeps."""
     from vcbsim.simulator import VirtualClock
 
     clock = VirtualClock(0.0)
-    with serve(fake_backend_class(), http=True, session_idle_timeout=60.0, clock=clock) as running:
+    with serve(small_host(), http=True, session_idle_timeout=60.0, clock=clock) as running:
         si = SmartConnect(protocol="http", host="127.0.0.1", port=running.port, user="user", pwd="pass")
         clock.advance(59.0)
         assert si.content.rootFolder.name == "ha-folder-root"  # a call: idle time starts again
@@ -427,11 +429,11 @@ def test_the_certificate_verifies_for_127_0_0_1(server):
     Disconnect(conn)
 
 
-def test_given_certificate_and_key_are_used(fake_backend_class, tmp_path):
+def test_given_certificate_and_key_are_used(tmp_path):
     from vcbsim.simulator.soap.http._cert import write_self_signed
 
     cert, key = write_self_signed(tmp_path, common_name="vcbsim-test")
-    with serve(fake_backend_class(), certfile=cert, keyfile=key) as running:
+    with serve(small_host(), certfile=cert, keyfile=key) as running:
         assert running.cert_path == cert
         ctx = ssl.create_default_context(cafile=str(cert))
         with ctx.wrap_socket(__import__("socket").create_connection(("127.0.0.1", running.port)),
@@ -440,7 +442,7 @@ def test_given_certificate_and_key_are_used(fake_backend_class, tmp_path):
         assert subject["commonName"] == "vcbsim-test"
     assert cert.exists()  # a given certificate is the caller's: not deleted
     with pytest.raises(ValueError, match="certfile and keyfile"):
-        serve(fake_backend_class(), certfile=cert)
+        serve(small_host(), certfile=cert)
 
 
 def _raw_exchange(port: int, pieces: list[bytes]) -> bytes:
@@ -458,7 +460,7 @@ def _raw_exchange(port: int, pieces: list[bytes]) -> bytes:
     return out
 
 
-def test_headers_are_read_the_same_however_they_arrive(fake_backend_class):
+def test_headers_are_read_the_same_however_they_arrive():
     """One header block in the buffer (the fast path), a block split over segments, a folded
     line and a repeated header (the line-by-line way) all give the same answer."""
     body = ENVELOPE.format('<RetrieveServiceContent xmlns="urn:vim25"><_this type="ServiceInstance">'
@@ -466,7 +468,7 @@ def test_headers_are_read_the_same_however_they_arrive(fake_backend_class):
     head = (b"POST /sdk HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml\r\n"
             b'SOAPAction: "urn:vim25/8.0.3.0"\r\n')
     length = b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n"
-    with serve(fake_backend_class(), http=True) as running:
+    with serve(small_host(), http=True) as running:
         whole = _raw_exchange(running.port, [head + length + body])
         split = _raw_exchange(running.port, [head[:20], head[20:] + length[:10], length[10:] + body])
         folded = _raw_exchange(running.port, [head + b"X-Note: one\r\n two\r\n" + length + body])

@@ -12,37 +12,48 @@ from pyVim.task import WaitForTask
 from pyVmomi import vim, vmodl
 
 from vcbsim.simulator import Host
-from vcbsim.simulator.soap import HostAdapter, serve
+from vcbsim.simulator.soap import serve
 
-from .conftest import FakeBackend, _connect
+from .conftest import connect, find_vm, small_host
 
 WORKER = "vcbsim-soap-tasks"
 
 
-class ThreadRecordingBackend(FakeBackend):
-    """Records the thread each snapshot is taken on."""
+class Recording:
+    """A ``small_host()`` whose snapshot and power-on operations record, in order, what they
+    did and on which thread (the host's own operations do the work)."""
 
     def __init__(self) -> None:
-        super().__init__()
+        self.host = small_host()
         self.threads: list[str] = []
+        self.done: list[str] = []
+        create, power_on = self.host.create_snapshot, self.host.power_on
 
-    def create_snapshot(self, vm: str, name: str, description: str, memory: bool, quiesce: bool) -> str:
-        self.threads.append(threading.current_thread().name)
-        return super().create_snapshot(vm, name, description, memory, quiesce)
+        def create_snapshot(vm: object, name: str, *args: object, **kwargs: object) -> object:
+            self.threads.append(threading.current_thread().name)
+            self.done.append(f"snapshot {name}")
+            return create(vm, name, *args, **kwargs)  # type: ignore[arg-type]
+
+        def power(vm: object) -> None:
+            self.done.append(f"power on {self.host.find_vm(vm).moref}")  # type: ignore[arg-type]
+            power_on(vm)  # type: ignore[arg-type]
+
+        self.host.create_snapshot = create_snapshot  # type: ignore[method-assign]
+        self.host.power_on = power  # type: ignore[method-assign]
 
 
 def _vm(si: object) -> object:
-    return si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/win-db")  # type: ignore[attr-defined]
+    return find_vm(si, "win-db")
 
 
 @pytest.fixture
-def recording() -> ThreadRecordingBackend:
-    return ThreadRecordingBackend()
+def recording() -> Recording:
+    return Recording()
 
 
-def test_on_an_idle_host_a_task_has_ended_when_the_client_first_looks(recording: ThreadRecordingBackend) -> None:
-    with serve(recording) as running:
-        for si in _connect(running):
+def test_on_an_idle_host_a_task_has_ended_when_the_client_first_looks(recording: Recording) -> None:
+    with serve(recording.host) as running:
+        for si in connect(running):
             vm = _vm(si)
             for i in range(5):
                 task = vm.CreateSnapshot_Task(f"s{i}", "", False, False)
@@ -54,36 +65,19 @@ def test_on_an_idle_host_a_task_has_ended_when_the_client_first_looks(recording:
     assert recording.threads and WORKER not in recording.threads
 
 
-def test_async_tasks_run_on_the_worker(recording: ThreadRecordingBackend) -> None:
-    with serve(recording, async_tasks=True) as running:
+def test_async_tasks_run_on_the_worker(recording: Recording) -> None:
+    with serve(recording.host, async_tasks=True) as running:
         assert running.endpoint.tasks.async_tasks
-        for si in _connect(running):
+        for si in connect(running):
             vm = _vm(si)
             for i in range(3):
                 assert WaitForTask(vm.CreateSnapshot_Task(f"s{i}", "", False, False)) == "success"
     assert recording.threads == [WORKER] * 3
 
 
-class OrderRecordingBackend(FakeBackend):
-    """Records, in order, the operations the tasks carry out."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.done: list[str] = []
-
-    def create_snapshot(self, vm: str, name: str, description: str, memory: bool, quiesce: bool) -> str:
-        self.done.append(f"snapshot {name}")
-        return super().create_snapshot(vm, name, description, memory, quiesce)
-
-    def power_on(self, vm: str) -> None:
-        self.done.append(f"power on {vm}")
-        super().power_on(vm)
-
-
-def test_tasks_run_in_the_order_submitted() -> None:
-    backend = OrderRecordingBackend()
-    with serve(backend) as running:
-        for si in _connect(running):
+def test_tasks_run_in_the_order_submitted(recording: Recording) -> None:
+    with serve(recording.host) as running:
+        for si in connect(running):
             vm = _vm(si)
             other = vim.VirtualMachine("vm-2", vm._stub)
             with running.endpoint.tasks.hold():
@@ -92,11 +86,11 @@ def test_tasks_run_in_the_order_submitted() -> None:
             for t in tasks:
                 WaitForTask(t)
             assert tasks[0].info.completeTime <= tasks[1].info.startTime
-    assert backend.done == ["power on vm-2", "snapshot a"]
+    assert recording.done == ["power on vm-2", "snapshot a"]
 
 
-def test_a_queued_task_can_be_cancelled_and_then_never_runs(fake: FakeBackend, server: object) -> None:
-    for si in _connect(server):
+def test_a_queued_task_can_be_cancelled_and_then_never_runs(server: object) -> None:
+    for si in connect(server):
         vm = _vm(si)
         with server.endpoint.tasks.hold():  # type: ignore[attr-defined]
             task = vm.CreateSnapshot_Task("never", "", False, False)
@@ -118,14 +112,14 @@ def test_a_queued_task_can_be_cancelled_and_then_never_runs(fake: FakeBackend, s
 
 @pytest.fixture
 def demo_server() -> Iterator[object]:
-    with serve(HostAdapter(Host.demo(seed=3))) as running:
+    with serve(Host.demo(seed=3)) as running:
         yield running
 
 
 def test_the_snapshot_index_holds_live_snapshots_only(demo_server: object) -> None:
     ep = demo_server.endpoint  # type: ignore[attr-defined]
-    for si in _connect(demo_server):
-        vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/win2003-sql")
+    for si in connect(demo_server):
+        vm = find_vm(si, "win2003-sql")
         for i in range(30):
             task = vm.CreateSnapshot_Task(f"c{i}", "", False, False)
             WaitForTask(task)
@@ -142,9 +136,9 @@ def test_the_snapshot_index_holds_live_snapshots_only(demo_server: object) -> No
             snap.RemoveSnapshot_Task(removeChildren=False)
 
 
-def test_a_running_task_is_not_cancelable(fake: FakeBackend, server: object) -> None:
+def test_a_running_task_is_not_cancelable(server: object) -> None:
     ep = server.endpoint  # type: ignore[attr-defined]
-    for si in _connect(server):
+    for si in connect(server):
         vm = _vm(si)
         with ep.tasks.hold():
             task = vm.CreateSnapshot_Task("busy", "", False, False)

@@ -10,21 +10,25 @@ import pytest
 from pyVim.task import WaitForTask
 from pyVmomi import vim, vmodl
 
+from vcbsim.simulator.soap import serve
+
+from .conftest import SCRIPTS_D, connect, disks, find_vm, small_host
+
 PC = vmodl.query.PropertyCollector
 
 
 @pytest.fixture
 def vm(si):
-    return si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/win-db")
+    return find_vm(si, "win-db")
 
 
 def _disk(vm):
-    return next(d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk))
+    return disks(vm)[0]
 
 
-def test_vm_config_and_disk_backing(vm):
+def test_vm_config_and_disk_backing(vm, small):
     cfg = vm.config
-    assert cfg.name == "win-db" and cfg.uuid == "42000000-0000-0000-0000-000000000001"
+    assert cfg.name == "win-db" and cfg.uuid == small.find_vm("win-db").uuid
     assert cfg.files.vmPathName == "[datastore1] win-db/win-db.vmx"
     disk = _disk(vm)
     assert isinstance(disk.backing, vim.vm.device.VirtualDisk.FlatVer2BackingInfo)
@@ -40,7 +44,7 @@ def test_vm_config_and_disk_backing(vm):
     assert disk.key in controller.device
 
 
-def test_vm_runtime_guest_summary_capability(vm):
+def test_vm_runtime_guest_summary_capability(vm, si):
     assert vm.runtime.powerState == "poweredOn" and vm.runtime.consolidationNeeded is False
     assert vm.runtime.host._moId == "ha-host"
     assert vm.guest.toolsRunningStatus == "guestToolsRunning" and vm.guest.ipAddress == "10.0.0.11"
@@ -50,6 +54,9 @@ def test_vm_runtime_guest_summary_capability(vm):
     assert [d.name for d in vm.datastore] == ["datastore1"]
     assert vm.guestHeartbeatStatus == "green"
     assert vm.layout.disk[0].diskFile == ["[datastore1] win-db/win-db.vmdk"]
+    off = find_vm(si, "lin-web")
+    assert off.runtime.powerState == "poweredOff" and off.guestHeartbeatStatus == "gray"
+    assert off.guest.toolsStatus == "toolsNotInstalled" and off.guest.ipAddress is None
 
 
 def test_snapshot_create_and_remove_with_wait_for_task(vm, server):
@@ -113,24 +120,28 @@ def test_nested_snapshots_revert_and_remove_all(vm):
     assert vm.snapshot is None and vm.rootSnapshot == []
 
 
-def test_failed_task_raises_the_hosts_fault(vm, fake):
-    fake.fail_next = "ApplicationQuiesceFault"
+def test_failed_task_raises_the_hosts_fault(vm, small):
+    # the guest's freeze script fails: the host's quiescing fault, the snapshot rolled back
+    small.find_vm("win-db").tools.guest.write_bytes(SCRIPTS_D + r"\freeze.bat", b"[freeze] exit 3\r\n", parents=True)
     task = vm.CreateSnapshot_Task("q", "", False, True)
     with pytest.raises(vim.fault.ApplicationQuiesceFault) as info:
         WaitForTask(task)
-    assert "error code was: 3" in info.value.msg
+    assert "Custom quiesce script failed" in info.value.msg
     assert task.info.state == "error" and task.info.entity == vm
     assert vm.snapshot is None
 
 
 def test_quiesce_on_a_vm_without_tools_fails(si):
-    off = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
-    with pytest.raises(vim.fault.ApplicationQuiesceFault):
-        WaitForTask(off.CreateSnapshot_Task("q", "", False, True))
+    lin = find_vm(si, "lin-web")
+    assert WaitForTask(lin.PowerOnVM_Task()) == "success"  # running, but no Tools to quiesce it
+    with pytest.raises(vim.fault.ApplicationQuiesceFault) as info:
+        WaitForTask(lin.CreateSnapshot_Task("q", "", False, True))
+    assert "VMware Tools is not currently available" in info.value.msg
+    assert lin.snapshot is None
 
 
 def test_power_operations_and_invalid_power_state(si):
-    off = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
+    off = find_vm(si, "lin-web")
     with pytest.raises(vim.fault.InvalidPowerState):
         WaitForTask(off.PowerOffVM_Task())
     assert WaitForTask(off.PowerOnVM_Task()) == "success"
@@ -156,14 +167,12 @@ def test_task_states_go_queued_running_success(vm, si):
     assert [order.index(s) for s in seen] == sorted(order.index(s) for s in seen)
 
 
-def test_finished_tasks_are_retained_within_a_bound(fake_backend_class):
+def test_finished_tasks_are_retained_within_a_bound():
     from pyVim.connect import Disconnect, SmartConnect
 
-    from vcbsim.simulator.soap import serve
-
-    with serve(fake_backend_class(), task_retention=5) as running:
+    with serve(small_host(), task_retention=5) as running:
         conn = SmartConnect(host="127.0.0.1", port=running.port, user="user", pwd="pass", disableSslCertValidation=True)
-        vm = conn.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/win-db")
+        vm = find_vm(conn, "win-db")
         tasks = []
         for i in range(12):
             t = vm.CreateSnapshot_Task(f"s{i}", "", False, False)
@@ -178,32 +187,39 @@ def test_finished_tasks_are_retained_within_a_bound(fake_backend_class):
         Disconnect(conn)
 
 
-def test_change_tracking_and_query_changed_disk_areas(vm, fake):
-    assert vm.config.changeTrackingEnabled is False
-    assert _disk(vm).backing.changeId is None
-    spec = vim.vm.ConfigSpec(changeTrackingEnabled=True)
-    assert WaitForTask(vm.ReconfigVM_Task(spec)) == "success"
-    assert vm.config.changeTrackingEnabled is True
-    WaitForTask(vm.CreateSnapshot_Task("base", "", False, False))
-    snap = vm.snapshot.currentSnapshot
-    change_id = _disk(vm).backing.changeId
-    assert change_id and "/" in change_id
-    # "*" lists allocated areas; callers loop on startOffset + length until the capacity
-    capacity = _disk(vm).capacityInBytes
-    offset, areas = 0, []
-    while offset < capacity:
-        info = vm.QueryChangedDiskAreas(snap, 2000, offset, "*")
-        assert info.startOffset == offset and info.length > 0
-        areas.extend((a.start, a.length) for a in info.changedArea)
-        offset = info.startOffset + info.length
-    assert areas == [(0, 65536), (65536, 65536), (131072, 65536), (196608, 65536)]
-    fake.write("vm-1", 10 * 65536, 100)
-    changed = vm.QueryChangedDiskAreas(None, 2000, 0, change_id)
-    assert (10 * 65536, 65536) in [(a.start, a.length) for a in changed.changedArea]
-    with pytest.raises(vmodl.fault.InvalidArgument):
-        vm.QueryChangedDiskAreas(snap, 2000, 0, "52 00/1")
-    with pytest.raises(vmodl.fault.ManagedObjectNotFound):
-        vm.QueryChangedDiskAreas(vim.vm.Snapshot("snapshot-999", vm._stub), 2000, 0, "*")
+def test_change_tracking_and_query_changed_disk_areas():
+    host = small_host("esxi-7.0")  # changed block tracking needs ESX 4.0 or later
+    guest_disk = host.guest_device(host.find_vm("win-db"), 2000)
+    guest_disk.write(0, b"\x01" * 100)  # data before tracking: "*" reports it as allocated
+    guest_disk.write(3 * 65536, b"\x02" * 100)
+    with serve(host) as running:
+        for si in connect(running):
+            vm = find_vm(si, "win-db")
+            assert vm.config.changeTrackingEnabled is False
+            assert _disk(vm).backing.changeId is None
+            spec = vim.vm.ConfigSpec(changeTrackingEnabled=True)
+            assert WaitForTask(vm.ReconfigVM_Task(spec)) == "success"
+            assert vm.config.changeTrackingEnabled is True
+            WaitForTask(vm.CreateSnapshot_Task("base", "", False, False))
+            snap = vm.snapshot.currentSnapshot
+            change_id = _disk(vm).backing.changeId
+            assert change_id and "/" in change_id
+            # "*" lists allocated areas; callers loop on startOffset + length until the capacity
+            capacity = _disk(vm).capacityInBytes
+            offset, areas = 0, []
+            while offset < capacity:
+                info = vm.QueryChangedDiskAreas(snap, 2000, offset, "*")
+                assert info.startOffset == offset and info.length > 0
+                areas.extend((a.start, a.length) for a in info.changedArea)
+                offset = info.startOffset + info.length
+            assert [start for start, _ in areas] == [0, 3 * 65536]
+            guest_disk.write(10 * 65536, b"\x03" * 100)  # the guest writes after the snapshot
+            changed = vm.QueryChangedDiskAreas(None, 2000, 0, change_id)
+            assert [(a.start, a.length) for a in changed.changedArea] == [(10 * 65536, 65536)]
+            with pytest.raises(vmodl.fault.InvalidArgument):
+                vm.QueryChangedDiskAreas(snap, 2000, 0, "52 00/1")
+            with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+                vm.QueryChangedDiskAreas(vim.vm.Snapshot("snapshot-999", vm._stub), 2000, 0, "*")
 
 
 def test_reconfigure_of_anything_else_is_refused(vm):
@@ -232,18 +248,19 @@ def test_datastore_file_get_requires_a_session(server, si):
     assert status == 401 and "Basic" in headers["WWW-Authenticate"]
     cookie = si._stub.cookie.split(";")[0]
     status, headers, body = _get(server, VMX, {"Cookie": cookie})
-    assert status == 200 and body.startswith(b'displayName = "win-db"')
+    assert status == 200 and b'displayName = "win-db"' in body
     assert headers["Content-Length"] == str(len(body))
     status, _, body = _get(server, VMX, {"Cookie": 'vmware_soap_session="forged"'})
     assert status == 401
 
 
-def test_datastore_file_range_and_basic_auth(server):
+def test_datastore_file_range_and_basic_auth(server, small):
     auth = {"Authorization": "Basic " + base64.b64encode(b"user:pass").decode()}
+    vmx = small.find_vm("win-db").vmx_text().encode()
     status, headers, body = _get(server, VMX, {**auth, "Range": "bytes=0-10"})
-    assert status == 206 and body == b'displayName' and headers["Content-Range"].startswith("bytes 0-10/")
+    assert status == 206 and body == vmx[:11] and headers["Content-Range"] == f"bytes 0-10/{len(vmx)}"
     status, _, body = _get(server, VMX, {**auth, "Range": "bytes=-2"})
-    assert status == 206 and body == b'"\n'
+    assert status == 206 and body == vmx[-2:]
     status, _, _ = _get(server, VMX, {**auth, "Range": "bytes=9999-"})
     assert status == 416
     status, _, _ = _get(server, "/folder/win-db/none.vmdk?dcPath=ha-datacenter&dsName=datastore1", auth)
@@ -254,19 +271,19 @@ def test_datastore_file_range_and_basic_auth(server):
     assert _get(server, VMX, bad)[0] == 401
 
 
-def test_datastore_file_put_then_get(server, fake):
+def test_datastore_file_put_then_get(server):
     auth = {"Authorization": "Basic " + base64.b64encode(b"user:pass").decode()}
     path = "/folder/scripts/pre-freeze.bat?dcPath=ha-datacenter&dsName=datastore1"
     status, _, _ = _get(server, path, auth, method="PUT", body=b"exit 0\r\n")
     assert status == 201
-    assert fake.files[("datastore1", "scripts/pre-freeze.bat")] == b"exit 0\r\n"
+    assert server.endpoint.files.uploads[("datastore1", "scripts/pre-freeze.bat")] == b"exit 0\r\n"
     status, _, body = _get(server, path, auth)
     assert status == 200 and body == b"exit 0\r\n"
     status, headers, body = _get(server, path, auth, method="HEAD")
     assert status == 200 and headers["Content-Length"] == "8" and body == b""
 
 
-def test_a_second_operation_on_a_busy_vm_is_task_in_progress(vm, server, fake):
+def test_a_second_operation_on_a_busy_vm_is_task_in_progress(vm, server):
     with server.endpoint.tasks.hold():  # the first task stays queued
         first = vm.CreateSnapshot_Task("one", "", False, False)
         assert first.info.state == "queued"

@@ -292,7 +292,7 @@ def test_zeep_logs_in_lists_vms_snapshots_and_follows_the_task_from_the_wsdl_alo
                                            type=["VirtualMachine"], recursive=True)
     assert view.type == "ContainerView"
     vms = _props(vim.retrieve(view, "VirtualMachine", ["name"], through_view=True))
-    assert sorted(p["name"] for p in vms.values()) == sorted(vm.name for vm in running.endpoint.backend.vms())
+    assert sorted(p["name"] for p in vms.values()) == sorted(vm.name for vm in running.endpoint.host.vms.values())
 
     vm = next(oc.obj for oc in vim.retrieve(view, "VirtualMachine", ["name"], through_view=True).objects)
     task = vim.service.CreateSnapshot_Task(_this=vm, name="zeep", description="from the WSDL alone",
@@ -344,7 +344,7 @@ def test_zeep_talks_to_an_older_version_from_that_versions_wsdl(tmp_path):
             vim.service.RetrievePropertiesEx  # noqa: B018 - the lookup is the check
         contents = vim.service.RetrieveProperties(_this=vim.content.propertyCollector, specSet=[spec])
     names = sorted(p.val for oc in contents for p in oc.propSet if p.name == "name")
-    assert names == sorted(vm.name for vm in server.endpoint.backend.vms())
+    assert names == sorted(vm.name for vm in server.endpoint.host.vms.values())
     assert "RetrievePropertiesResponse" in vim.validated.checked
 
 

@@ -61,12 +61,12 @@ def test_repl_in_a_terminal_steps_through_a_backup_and_a_failure(tmp_path: Path)
         child.expect("Type 'help'")
         child.expect(r"vcbsim> ?")
         assert "win2003-sql" in _command(child, "vms", "rhel5-web")
-        # tab completion: 'bac' + TAB completes the command, 'win' + TAB the VM
+        # tab completion: 'bac' + TAB completes the command and adds a space, 'win' + TAB the VM
         child.send("bac\t")
         child.expect("backup")
-        child.send(" win\t")
+        child.send("win\t")
         child.expect("win2003-sql")
-        out = _command(child, " file", "prepared")
+        out = _command(child, "file", "prepared")
         assert "prepared (file-level, full)" in out
         seen: list[str] = []
         outputs: dict[str, str] = {}
@@ -92,7 +92,7 @@ def test_repl_in_a_terminal_steps_through_a_backup_and_a_failure(tmp_path: Path)
         assert re.search(r"30-mine\.bat\s+freeze\s+3", out)
         out = _command(child, "step", STEP_END)
         assert "not reached on this path: WF-1b, WF-1c, WF-1d" in out
-        assert _freeze_fail_order(out) == ["20-app-pause.bat", "10-sql-flush.bat", "post-thaw-script.bat"]
+        assert _freeze_fail_order(out) == ["20-app-pause.bat", "10-sql-flush.bat"]
         assert "backup FAILED at WF-1 (caused in WF-1a): ApplicationQuiesceFault" in out
         assert "rebuilt" in _command(child, "reset", "rebuilt")
         child.sendline("quit")
@@ -126,7 +126,7 @@ def test_repl_through_a_pipe_uses_plain_lines(tmp_path: Path) -> None:
     out = child.before
     assert "\x1b[" not in out  # no colours into a pipe
     assert re.search(r"20-app-pause\.bat\s+freeze\s+5", out)
-    assert _freeze_fail_order(out) == ["10-sql-flush.bat", "post-thaw-script.bat"]
+    assert _freeze_fail_order(out) == ["10-sql-flush.bat"]
     child.expect("vcbsim> ")
     child.sendeof()
     child.expect(pexpect.EOF)

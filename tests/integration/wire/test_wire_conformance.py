@@ -228,7 +228,7 @@ def test_a_running_server_is_used_when_given_its_url() -> None:
         result = certify_command(adapter, url=running.url, scenarios=["file-level-linux-refused"],
                                  out=io.StringIO())
         assert result.ok
-        assert sorted(vm.name for vm in running.endpoint.backend.host.vms.values()) == ["rhel5-web", "win2003-sql"]
+        assert sorted(vm.name for vm in running.endpoint.host.vms.values()) == ["rhel5-web", "win2003-sql"]
 
 
 # -- merging a product's trace file with the host's ------------------------------------------

@@ -23,7 +23,9 @@ def seq(*items) -> list[Event]:
 
 @pytest.mark.parametrize("path", sorted(TRACES.glob("*.jsonl")), ids=lambda p: p.stem)
 def test_shipped_example_traces(path: Path) -> None:
-    report = check_trace(load_jsonl(path))
+    events = load_jsonl(path)
+    recorded = [e.details["profile"] for e in events if e.kind == "host.reset"]
+    report = check_trace(events, profile=recorded[0] if recorded else "esx-3.5u2")
     if path.name.startswith("good-"):
         assert report.ok, report.format()
     else:
@@ -173,3 +175,33 @@ def test_report_round_trips_to_json() -> None:
     doc = json.loads(json.dumps(report.to_dict(), default=str))
     assert doc["ok"] is False and doc["violations"][0]["rule"] == "SCR-ORDER-THAW"
     assert "descending" in doc["violations"][0]["explanation"]
+
+
+def test_the_guest_abort_timer_fires_inside_a_long_snapshot() -> None:
+    """A snapshot slower than the guest's abort timer (esxi-7.0, Tools of 2010 and later):
+    the timer fires at its own virtual time while the host's create() runs, the guest thaws
+    and aborts, the create fails; the reference Tools model keeps TMO-GUEST-ABORT."""
+    from vcbsim.simulator import Host
+
+    host = Host.demo("esxi-7.0", seed=0)
+    host.add_fault(operation="snapshot.create", target="*", delay=1000.0)
+    with pytest.raises(Exception, match="(?i)quiesce|cancel|timeout"):
+        host.create_snapshot("win2003-sql", "_VCB-BACKUP_", quiesce=True)
+    evs = host.trace.events
+    start = next(e for e in evs if e.kind == "quiesce.start")
+    abort = next(e for e in evs if e.kind == "quiesce.abort")
+    assert abort.details["reason"] == "timer"
+    assert abort.time == pytest.approx(start.time + start.details["timeout"])
+    assert [e.kind for e in evs if e.kind.startswith("snapshot.create")] == ["snapshot.create.start", "snapshot.create.fail"]
+    assert not host.find_vm("win2003-sql").snapshots()
+    report = check_trace(evs, profile="esxi-7.0")
+    assert report.ok, report.format()
+    assert "TMO-GUEST-ABORT" in report.rules_checked
+
+
+def test_guest_abort_timer_is_not_judged_on_the_3_5_profiles() -> None:
+    """The timer came with the Tools of 2010 (open-vm-tools 7c7a38862): a 2008 guest that
+    never aborts is not a TMO-GUEST-ABORT violation on esx-3.5u2, and is one on esxi-7.0."""
+    late = load_jsonl(TRACES / "TMO-GUEST-ABORT--ignores-abort-timer.jsonl")
+    assert check_trace(late, profile="esxi-7.0").rule_ids() == ["TMO-GUEST-ABORT"]
+    assert "TMO-GUEST-ABORT" not in check_trace(late, profile="esx-3.5u2").rule_ids()

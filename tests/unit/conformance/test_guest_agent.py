@@ -34,11 +34,22 @@ class Delegating:
     def providers(self) -> Sequence[str]:
         return tuple(self._tools.providers)
 
+    @property
+    def busy_until(self) -> float | None:  # optional members the kit uses (GuestAgent docstring)
+        return getattr(self._tools, "busy_until", None)
+
+    def poll(self, now: float) -> None:
+        self._tools.poll(now)
+
+    def abort(self) -> None:
+        self._tools.abort()
+
     def quiesced_snapshot(self, create: Callable[[], Any], rollback: Callable[[Any], Any], *, clock: Any,
-                          trace: Any, faults: Any, profile: Any, vm: str, timeout: float | None = None) -> Any:
+                          trace: Any, faults: Any, profile: Any, vm: str, timeout: float | None = None,
+                          on_step: Callable[[str], None] | None = None) -> Any:
         self.calls += 1
         return self._tools.quiesced_snapshot(create, rollback, clock=clock, trace=trace, faults=faults,
-                                             profile=profile, vm=vm, timeout=timeout)
+                                             profile=profile, vm=vm, timeout=timeout, on_step=on_step)
 
 
 def test_the_simulators_tools_and_a_public_agent_satisfy_the_protocol() -> None:

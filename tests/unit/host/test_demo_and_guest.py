@@ -46,20 +46,32 @@ def test_files_live_on_blocks_and_snapshot_shows_old_files(host: Host) -> None:
     assert d_disk.disk.top is snap.layers[d_disk.key]
 
 
-def test_quiesced_snapshot_runs_demo_scripts_in_order(host: Host) -> None:
+#: The demo's Windows VSS guest per profile: 3.5 U1 has no VSS, so the SYNC driver and hostd's
+#: legacy pair; on 3.5 U2 VSS runs backupScripts.d alone; Tools of 2010 on run both (R21).
+DEMO_RUNS = {
+    "esx-3.5u1": [("pre-freeze-script.bat", "freeze"), ("post-thaw-script.bat", "thaw")],
+    "esx-3.5u2": [
+        ("10-sql-flush.bat", "freeze"), ("20-app-pause.bat", "freeze"),
+        ("20-app-pause.bat", "thaw"), ("10-sql-flush.bat", "thaw"),
+    ],
+    "esxi-7.0": [
+        ("pre-freeze-script.bat", "freeze"), ("10-sql-flush.bat", "freeze"), ("20-app-pause.bat", "freeze"),
+        ("20-app-pause.bat", "thaw"), ("10-sql-flush.bat", "thaw"), ("post-thaw-script.bat", "thaw"),
+    ],
+}
+
+
+@pytest.mark.parametrize("profile", sorted(DEMO_RUNS))
+def test_quiesced_snapshot_runs_demo_scripts_in_order(profile: str) -> None:
+    host = Host.demo(profile)
     vm = host.find_vm(WIN)
-    host.create_snapshot(vm, "q", quiesce=True)
+    snap = host.create_snapshot(vm, "q", quiesce=True)
     runs = [(e.details["path"].rsplit("\\", 1)[-1], e.details["arg"]) for e in host.trace.of_kind("script.run")]
-    assert runs == [
-        ("pre-freeze-script.bat", "freeze"),
-        ("10-sql-flush.bat", "freeze"),
-        ("20-app-pause.bat", "freeze"),
-        ("20-app-pause.bat", "thaw"),
-        ("10-sql-flush.bat", "thaw"),
-        ("post-thaw-script.bat", "thaw"),
-    ]
+    assert runs == DEMO_RUNS[profile]
+    assert snap.quiesced
     log = host.guest_fs(vm).read_text(r"C:\vcb-quiesce.log")
-    assert "sql freeze" in log and "app thaw" in log
+    assert ("sql freeze" in log) == (profile != "esx-3.5u1")
+    assert ("legacy-pre freeze" in log) == (profile != "esx-3.5u2")
 
 
 def test_failing_prefreeze_leaves_no_snapshot_or_redo_log(host: Host) -> None:
@@ -74,6 +86,18 @@ def test_failing_prefreeze_leaves_no_snapshot_or_redo_log(host: Host) -> None:
     assert [d.file_name for d in vm.disks] == files_before
     assert all(len(d.disk.chain()) == 1 for d in vm.disks)
     assert not vm.tools.frozen
+    args = [(e.details["path"].rsplit("\\", 1)[-1], e.details["arg"]) for e in host.trace.of_kind("script.run")]
+    assert args[-1:] == [("10-sql-flush.bat", "freezeFail")]  # F1 (3.5 U2, VSS: the directory alone)
+
+
+def test_failing_prefreeze_on_7_0_gives_the_legacy_post_thaw_freeze_fail_last() -> None:
+    host = Host.demo("esxi-7.0")
+    vm = host.find_vm(WIN)
+    host.guest_fs(vm).write_text(
+        r"C:\Program Files\VMware\VMware Tools\backupScripts.d\15-broken.bat", "[freeze] exit 3\r\n"
+    )
+    with pytest.raises(vim.fault.ApplicationQuiesceFault):
+        host.create_snapshot(vm, "_VCB-BACKUP_", quiesce=True)
     args = [(e.details["path"].rsplit("\\", 1)[-1], e.details["arg"]) for e in host.trace.of_kind("script.run")]
     assert args[-2:] == [("10-sql-flush.bat", "freezeFail"), ("post-thaw-script.bat", "freezeFail")]  # F1: legacy post-thaw runs last
 

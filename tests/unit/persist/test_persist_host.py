@@ -15,7 +15,7 @@ import pytest
 from vcbsim.simulator._errors import InvalidInputError, StateError
 from vcbsim.simulator._host import GiB, Host, MiB
 from vcbsim.simulator._persist import STATE_SUFFIX, open_host
-from vcbsim.simulator.disk._persistent import PersistentLayeredDisk
+from vcbsim.simulator.disk._persistent import PersistentLayeredDisk, _encode, _file_header
 
 VCB = "_VCB-BACKUP_"
 
@@ -255,7 +255,7 @@ def test_torn_tails_are_cut_and_data_kept(tmp_path: Path) -> None:
     host.store.close()
     vmdir = d / "datastore1" / "t"
     with open(vmdir / "t-000001-delta.vmdk", "ab") as f:
-        f.write(b"GRN1\x01\x00\x00\x00" + b"\x07" * 40)  # a record torn by a kill
+        f.write(_encode([(7, 0, b"\x07" * 65536)])[:48])  # a record torn by a kill
     with open(vmdir / "t-ctk.log", "ab") as f:
         f.write(b"\x01\x02\x03")
     again = Host(datastore_dir=d)
@@ -354,30 +354,40 @@ def test_frozen_layer_no_snapshot_holds_is_merged_on_load(tmp_path: Path) -> Non
     assert vm2.disks[0].chain_files() == ["[datastore1] u/u.vmdk"]
 
 
-def test_leftover_files_are_deleted_others_kept(tmp_path: Path) -> None:
+def test_nothing_unaccounted_is_deleted_only_reported(tmp_path: Path) -> None:
+    """Recovery deletes only its own leftovers (a temporary file of its state, an empty log
+    a cut-short operation created); a user's files, and folders without vcbsim metadata,
+    stay where they are and are reported with the reason."""
     d = tmp_path / "ds"
     host = Host(datastore_dir=d)
     host.add_vm("f", disks=[8 * MiB])
     assert host.store is not None
     host.store.close()
     vmdir = d / "datastore1" / "f"
-    (vmdir / "f-000042-delta.vmdk").write_bytes(b"from a killed snapshot")
-    (vmdir / "f-000007.vmdk.tmp").write_bytes(b"half a descriptor")
+    (vmdir / "f-000042-delta.vmdk").write_bytes(b"a user's own disk")
+    (vmdir / f"f{STATE_SUFFIX}.tmp").write_bytes(b"half a state")
+    (vmdir / "f-000003-delta.vmdk").write_bytes(_file_header(65536))
     (vmdir / "notes.txt").write_text("not ours")
-    (d / "datastore1" / "half-created").mkdir()
-    (d / "datastore1" / "half-created" / "half-created-flat.vmdk").write_bytes(b"x")
+    (d / "datastore1" / "copied-in").mkdir()
+    (d / "datastore1" / "copied-in" / "copied-in-flat.vmdk").write_bytes(b"x")
     again = Host(datastore_dir=d)
     report = again.recovery_report
     assert report is not None
     assert sorted(report.removed_files) == [
-        "f/f-000007.vmdk.tmp",
-        "f/f-000042-delta.vmdk",
-        "half-created/half-created-flat.vmdk",
+        "datastore1/f/f-000003-delta.vmdk",
+        f"datastore1/f/f{STATE_SUFFIX}.tmp",
     ]
-    assert (vmdir / "notes.txt").exists() and not (vmdir / "f-000042-delta.vmdk").exists()
-    # a VM of that name starts from blank disks
-    vm = again.add_vm("half-created", disks=[MiB])
-    assert vm.disks[0].disk.read(0, 1) == b"\0"
+    assert sorted(u["file"] for u in report.unaccounted) == [
+        "datastore1/copied-in/",
+        "datastore1/f/f-000042-delta.vmdk",
+        "datastore1/f/notes.txt",
+    ]
+    assert (vmdir / "notes.txt").exists() and (vmdir / "f-000042-delta.vmdk").exists()
+    assert (d / "datastore1" / "copied-in" / "copied-in-flat.vmdk").read_bytes() == b"x"
+    # a VM of that name is refused with the reason rather than built over someone's files
+    with pytest.raises(StateError, match="already holds files"):
+        again.add_vm("copied-in", disks=[MiB])
+    assert "copied-in" not in [vm.name for vm in again.vms.values()]
 
 
 def test_broken_state_is_reported_and_others_load(tmp_path: Path) -> None:
@@ -385,15 +395,25 @@ def test_broken_state_is_reported_and_others_load(tmp_path: Path) -> None:
     host = Host(datastore_dir=d)
     host.add_vm("good", disks=[MiB])
     host.add_vm("bad", disks=[MiB])
+    host.add_vm("shape", disks=[MiB])
     assert host.store is not None
     host.store.close()
     (d / "datastore1" / "bad" / f"bad{STATE_SUFFIX}").write_text("{not json")
+    (d / "datastore1" / "shape" / f"shape{STATE_SUFFIX}").write_text('{"vm": [1, 2]}')
     again = Host(datastore_dir=d)
     assert [vm.name for vm in again.vms.values()] == ["good"]
     report = again.recovery_report
-    assert report is not None and len(report.errors) == 1 and "bad" in report.errors[0]
-    with pytest.raises(Exception, match="did not load"):
+    assert report is not None
+    by_vm = {e["vm"]: e for e in report.errors}
+    assert by_vm["bad"]["file"] == f"datastore1/bad/bad{STATE_SUFFIX}"
+    assert "JSONDecodeError" in by_vm["bad"]["reason"]
+    assert "expected 'vm' to be a JSON object, got list" in by_vm["shape"]["reason"]
+    with pytest.raises(StateError, match="did not load"):
         again.add_vm("bad", disks=[MiB])
+    # still registered after a second restart, files untouched
+    third = reopen(again, d)
+    assert third.recovery_report is not None
+    assert {e["vm"] for e in third.recovery_report.errors} == {"bad", "shape"}
 
 
 def test_reset_wipes_the_directory(tmp_path: Path) -> None:
@@ -418,7 +438,7 @@ def test_open_host_creates_the_demo_once(tmp_path: Path) -> None:
     again = open_host(d)
     assert sorted(vm.name for vm in again.vms.values()) == ["rhel5-web", "win2003-sql"]
     assert again.guest_fs(again.find_vm("win2003-sql")).read_text(r"D:\Data\mine.txt") == "kept"
-    assert getattr(again, "_is_demo", False)
+    assert again.is_demo
 
 
 def test_cost_follows_data_not_capacity(tmp_path: Path) -> None:

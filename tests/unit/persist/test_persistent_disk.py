@@ -11,6 +11,7 @@ import pytest
 
 from vcbsim.simulator.disk import LayeredDisk
 from vcbsim.simulator.disk._persistent import (
+    DamagedFileError,
     GrainLogError,
     PersistentLayeredDisk,
     read_grain_log,
@@ -77,7 +78,28 @@ def test_a_torn_batch_is_dropped_whole(tmp_path: Path) -> None:
     assert reload(again).read(0, 8) == b"aaaaacaa"
 
 
-def test_a_corrupt_record_ends_the_log(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["last", "middle"])
+def test_a_damaged_record_is_reported_and_nothing_is_cut(tmp_path: Path, where: str) -> None:
+    """A flipped byte is damage, not a torn tail: the file stays as it is, records after it
+    included, and the error names the file and the offset."""
+    disk = new_disk(tmp_path)
+    disk.freeze()
+    disk.top.label = "d-000001.vmdk"
+    disk.write(0, b"a" * 100)
+    disk.write(G, b"b" * 100)
+    disk.write(2 * G, b"c" * 100)
+    meta = disk.to_meta()[0]
+    disk.close()
+    log = tmp_path / "d-000001-delta.vmdk"
+    raw = bytearray(log.read_bytes())
+    raw[-5 if where == "last" else 24 + 32 + G + 40] ^= 0xFF
+    log.write_bytes(bytes(raw))
+    with pytest.raises(DamagedFileError, match="d-000001-delta.vmdk: 1 damaged region"):
+        reload(disk, meta)
+    assert log.read_bytes() == bytes(raw)
+
+
+def test_a_kill_torn_record_is_cut(tmp_path: Path) -> None:
     disk = new_disk(tmp_path)
     disk.freeze()
     disk.top.label = "d-000001.vmdk"
@@ -86,11 +108,11 @@ def test_a_corrupt_record_ends_the_log(tmp_path: Path) -> None:
     meta = disk.to_meta()[0]
     disk.close()
     log = tmp_path / "d-000001-delta.vmdk"
-    raw = bytearray(log.read_bytes())
-    raw[-5] ^= 0xFF  # a flipped bit in the last payload
-    log.write_bytes(bytes(raw))
+    raw = log.read_bytes()
+    log.write_bytes(raw[:-5])  # the last write's record, torn by a kill
     again = reload(disk, meta)
     assert again.read(0, 100) == b"a" * 100 and again.read(G, 100) == bytes(100)
+    assert any("discarded" in r for r in again.load_report)
 
 
 def test_not_a_grain_log_is_refused(tmp_path: Path) -> None:

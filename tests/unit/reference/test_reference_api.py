@@ -11,8 +11,8 @@ def test_public_names_are_pinned() -> None:
         [
             "BACKUP_KINDS", "EXIT_CODES", "SNAPSHOT_NAME", "BackupProxy", "BackupRecord", "BackupRun",
             "BlobStore", "BlockReader", "Catalog", "ChangeTracking", "CorruptBlobError", "DiskInfo", "FileEntry", "FileMount",
-            "GuestFile", "HostClient", "ImageExport", "ImageFile", "InProcessHostClient", "Job", "JobResult",
-            "JobRun", "JobScheduler", "Schedule", "SnapshotInfo", "StepOutcome", "UnsupportedGuestError",
+            "GuestFile", "HostClient", "ImageExport", "ImageFile", "InProcessHostClient", "Job",
+            "JobRun", "JobScheduler", "RunOutcome", "Schedule", "SnapshotInfo", "StepOutcome", "UnsupportedGuestError",
             "VMInfo", "VSphereHostClient", "VolumeInfo", "VolumeReader", "export_image", "main", "mount_files", "parse_selector",
             "read_export_catalog", "select_changed",
         ]

@@ -101,7 +101,7 @@ def test_full_differential_incremental_selection_and_restore(tmp_path: Path) -> 
     diff = backup(cat, vol, "differential", clock, 3)
     inc2 = backup(cat, vol, "incremental", clock, 4)
     # differential: everything changed since the full; incremental: since the last full or
-    # incremental backup (the seed), so the differential in between is not its base
+    # incremental (the seed's types of backups: a differential is not an incremental's base)
     assert cat.copied_paths(diff) == ["C:\\a.txt", "C:\\docs\\b.txt"]
     assert cat.copied_paths(inc2) == ["C:\\docs\\b.txt"]
     assert cat.backup(diff).base_id == full
@@ -116,7 +116,7 @@ def test_full_differential_incremental_selection_and_restore(tmp_path: Path) -> 
     assert restored(inc1) == {"a.txt": b"a2", "docs/b.txt": b"b1", "docs/c.txt": b"c1"}
     assert restored(diff) == {"a.txt": b"a2", "docs/b.txt": b"b2"}
     assert restored(inc2) == {"a.txt": b"a2", "docs/b.txt": b"b2"}
-    assert cat.chain(inc2) == [inc1, inc2]  # a.txt from the first incremental, b.txt its own
+    assert cat.chain(inc2) == [inc1, inc2]  # a.txt as the first incremental copied it
     assert cat.chain(inc1) == [full, inc1]
     # one file, case-insensitively, with its guest mtime
     files = cat.restore_files(inc1, "c:\\A.TXT", tmp_path / "one")

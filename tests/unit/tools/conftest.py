@@ -23,7 +23,7 @@ class Rig:
     def __init__(
         self,
         os_family: str = "windows",
-        profile: Any = "esx-3.5u2",
+        profile: Any = "esxi-7.0",
         *,
         snapshot_duration: float = 1.0,
         create_fault: BaseException | None = None,

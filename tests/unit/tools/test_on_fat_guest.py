@@ -50,7 +50,7 @@ def test_quiesce_with_scripts_on_fat(os_family: str, where: str, sdir: str, log:
     with pytest.raises(vim.fault.ApplicationQuiesceFault):
         tools.quiesced_snapshot(
             create, lambda s: None, clock=clock, trace=trace,
-            faults=FaultInjector(SimRandom(0), trace), profile="esx-3.5u2", vm="vm-1",
+            faults=FaultInjector(SimRandom(0), trace), profile="esxi-7.0", vm="vm-1",
         )
     nl = "\r\n" if os_family == "windows" else "\n"
     want = nl.join(["10-db freeze", "20-app freeze", "20-app freezeFail", "10-db freezeFail"]) + nl

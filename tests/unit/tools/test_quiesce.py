@@ -22,8 +22,9 @@ def _exact_case(rig, profile: str):
     return r
 
 
-def test_exact_case_3_5_u2(rig) -> None:
-    r = _exact_case(rig, "esx-3.5u2")
+def test_exact_case_tools_run_the_legacy_pair_and_the_directory(rig) -> None:
+    """Tools of 2010 on (esxi-7.0) run the legacy slot and backupScripts.d as one list (R21)."""
+    r = _exact_case(rig, "esxi-7.0")
     res = r.quiesce()
     d = r.in_dir
     assert r.calls() == [
@@ -59,8 +60,49 @@ def test_exact_case_3_5_u2(rig) -> None:
 
 def test_exact_case_3_5_u1_runs_only_the_legacy_files(rig) -> None:
     r = _exact_case(rig, "esx-3.5u1")
+    res = r.quiesce()
+    assert r.calls() == [(r.pre, "freeze"), (r.post, "thaw")]
+    assert res.provider == "sync"  # no VSS before 3.5 U2 (KB 5962168)
+
+
+def test_exact_case_3_5_u2_vss_guest_runs_only_the_directory(rig) -> None:
+    """hostd ran the legacy pair on its SYNC-driver path only (OVT 1da06b950): a VSS guest on
+    3.5 U2 runs backupScripts.d alone, in the same byte-wise order."""
+    r = _exact_case(rig, "esx-3.5u2")
+    res = r.quiesce()
+    d = r.in_dir
+    names = ["10-a.bat", "2-b.bat", "B.bat", "a.bat"]
+    assert r.calls() == [(d(n), "freeze") for n in names] + [(d(n), "thaw") for n in reversed(names)]
+    assert res.provider == "vss" and res.outcome == "done"
+    assert r.trace.of_kind("quiesce.start")[0].details["layout"] == "directory"
+
+
+def test_exact_case_3_5_u2_xp_guest_runs_only_the_legacy_pair(rig) -> None:
+    """KB 1006671: Windows XP SP2 on 3.5 U2 still uses C:\\Windows\\*.bat (SYNC driver)."""
+    r = rig("windows", "esx-3.5u2", providers=("sync",))
+    for n in NAMES:
+        r.script(r.in_dir(n), "")
+    r.script(r.pre, "")
+    r.script(r.post, "")
+    res = r.quiesce()
+    assert r.calls() == [(r.pre, "freeze"), (r.post, "thaw")] and res.provider == "sync"
+
+
+@pytest.mark.parametrize("profile", ["esx-3.5u1", "esx-3.5u2"])
+def test_linux_on_3_5_runs_only_usr_sbin(rig, profile: str) -> None:
+    """Seed Table 2-3 "Other": /usr/sbin/pre-freeze-script and post-thaw-script on U1 and U2."""
+    r = rig("linux", profile)
+    r.script(r.in_dir("10-db"), "")
+    r.script(r.pre, "")
+    r.script(r.post, "")
     r.quiesce()
     assert r.calls() == [(r.pre, "freeze"), (r.post, "thaw")]
+    r7 = rig("linux", "esxi-7.0")
+    d = r7.script(r7.in_dir("10-db"), "")
+    r7.script(r7.pre, "")
+    r7.script(r7.post, "")
+    r7.quiesce()
+    assert r7.calls() == [(r7.pre, "freeze"), (d, "freeze"), (d, "thaw"), (r7.post, "thaw")]
 
 
 def test_third_of_five_freeze_scripts_fails(rig) -> None:
@@ -165,6 +207,9 @@ def test_linux_without_freeze_backend_uses_null_or_fails(rig) -> None:
 
 
 def test_provider_selection(rig) -> None:
+    assert rig("windows").tools.select_provider("esx-3.5u1") == "sync"  # KB 5962168
+    assert rig("windows").tools.select_provider("esx-3.5u2") == "vss"
+    assert rig("windows", config={"enableSyncDriver": False}).tools.select_provider("esx-3.5u1") == "null"
     assert rig("windows").tools.select_provider() == "vss"
     assert rig("windows", providers=("sync",)).tools.select_provider() == "sync"
     assert rig("windows", config={"enableVSS": False}).tools.select_provider() == "null"
@@ -219,13 +264,17 @@ def test_abort_timer_in_script_freeze(rig) -> None:
     assert r.end()["errors"] == [[4, MSG["canceled"]]]
 
 
-def test_abort_timer_in_sync_freeze_rolls_back(rig) -> None:
+def test_abort_timer_in_sync_freeze_fires_inside_the_snapshot(rig) -> None:
+    """A snapshot slower than the timer: the timer fires at its own time while the host's
+    create() runs (R15, F9); the guest thaws and aborts and the create stops there."""
     r = rig("linux", snapshot_duration=100.0)
     a = r.script(r.in_dir("a"), "")
+    t0 = r.clock.now
     with pytest.raises(vim.fault.SnapshotFault):
         r.quiesce(timeout=30)
-    assert r.rolled_back == ["snapshot-1"] and not r.tools.frozen
-    assert r.trace.of_kind("quiesce.abort")[0].details["state"] == "SYNC_FREEZE"
+    assert r.created == [] and r.rolled_back == [] and not r.tools.frozen
+    abort = r.trace.of_kind("quiesce.abort")[0]
+    assert abort.details["state"] == "SYNC_FREEZE" and abort.time == pytest.approx(t0 + 30)
     assert r.calls() == [(a, "freeze"), (a, "freezeFail")]
 
 
@@ -256,7 +305,7 @@ def test_abort_timer_during_engage(rig) -> None:
 
 
 def test_timeout_precedence(rig) -> None:
-    prof = get_profile("esx-3.5u2")
+    prof = get_profile("esxi-7.0")
     t = rig("linux").tools
     assert t.abort_timeout(prof) == 900.0
     assert t.abort_timeout(prof, 60) == 60.0
@@ -412,10 +461,10 @@ def test_legacy_slot_defect_switch(rig) -> None:
         r.script(r.in_dir("a"), "")
         return r
 
-    assert build().quiesce().outcome == "done"  # default: the suspected defect is off
-    res = build(switches=ToolsSwitches(legacy_slot_defect=True)).quiesce()
+    assert build(switches=ToolsSwitches(legacy_slot_defect=False)).quiesce().outcome == "done"
+    res = build().quiesce()  # on by default for Tools that run the legacy pair (esxi-7.0)
     assert res.outcome == "error" and res.thaw_failed  # spurious thaw failure (R30)
-    r = build(switches=ToolsSwitches(legacy_slot_defect=True))
+    r = build()
     r.script(r.in_dir("b"), "[freeze] exit 1")
     with pytest.raises(vim.fault.ApplicationQuiesceFault):
         r.quiesce()
@@ -458,7 +507,7 @@ def test_bound_tools_need_only_the_callbacks_and_function_form(rig) -> None:
     a = r.script(r.in_dir("a"), "")
     with pytest.raises(InvalidInputError):
         r.tools.quiesced_snapshot(r.create, r.rollback)
-    r.tools.bind(clock=r.clock, trace=r.trace, faults=r.faults, profile="esx-3.5u2", vm="vm-1")
+    r.tools.bind(clock=r.clock, trace=r.trace, faults=r.faults, profile="esxi-7.0", vm="vm-1")
     assert r.tools.quiesced_snapshot(r.create, r.rollback, timeout=60).outcome == "done"
     assert r.trace.of_kind("quiesce.start")[0].details["timeout"] == 60.0
     assert r.trace.of_kind("quiesce.start")[0].vm == "vm-1"

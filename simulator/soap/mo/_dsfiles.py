@@ -1,0 +1,160 @@
+"""The files of the host's datastores, as ``/folder`` and the datastore browser show them.
+
+``.vmx``, ``.vmsd`` and disk descriptors are the host's own text (``Host.datastore_files``); a
+base disk's ``-flat.vmdk`` extent is the base layer's bytes, read in chunks; a redo log's
+``-delta.vmdk`` / ``-sesparse.vmdk`` extent is the layer's grains as a COWD / SEsparse extent
+(``disk.CowdExtent``, ``disk.SeSparseExtent``, rendered lazily), so ``qemu-img`` reads a
+downloaded chain. Files a client uploads with ``PUT /folder`` (scripts, notes) and folders
+made with ``FileManager.MakeDirectory`` are kept here; a VM's generated files cannot be
+overwritten. A folder exists when it was made or when a file lies under it (a VM's directory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from ..._errors import InvalidInputError, NotFoundError
+from ...disk import CowdExtent, SeSparseExtent, cowd_extent, sesparse_extent
+
+if TYPE_CHECKING:
+    from ..._host import Host
+    from ..._vm import VM, VirtualDiskDevice
+
+__all__ = ["DatastoreFiles"]
+
+Reader = Callable[[int, int], bytes]
+
+
+def _slice(data: bytes, offset: int, length: int) -> bytes:
+    return data[offset : offset + length]
+
+
+def _read_view(view: Any, capacity: int, offset: int, length: int) -> bytes:
+    return bytes(view.read(offset, max(0, min(length, capacity - offset))))
+
+
+def _delta_extents(vm: VM, d: VirtualDiskDevice, prefix: str, suffix: str) -> dict[str, tuple[int, Reader]]:
+    """``<stem>-delta.vmdk`` (a COWD extent) or ``<stem>-sesparse.vmdk`` (SEsparse), rendered
+    lazily, of every redo layer of a disk on the current chain or held by a snapshot."""
+    layers = {layer.id: layer for layer in d.disk.chain()}
+    for snap in vm.snapshots():
+        held = snap.layers.get(d.key)
+        if held is not None and held.alive:
+            layers.update((layer.id, layer) for layer in d.disk.chain(held))
+    out: dict[str, tuple[int, Reader]] = {}
+    for layer in layers.values():
+        if layer.parent is None or not layer.label.startswith(prefix) or not layer.label.endswith(".vmdk"):
+            continue
+        parent = layer.parent.label.rsplit("/", 1)[-1]
+        extent: CowdExtent | SeSparseExtent
+        if suffix == "-sesparse.vmdk":
+            extent = sesparse_extent(layer, d.capacity, grain_size=d.disk.grain_size)
+        else:
+            extent = cowd_extent(layer, d.capacity, grain_size=d.disk.grain_size, parent=parent)
+        out[layer.label[len(prefix) : -len(".vmdk")] + suffix] = (extent.size, extent.read)
+    return out
+
+
+class DatastoreFiles:
+    """The datastores' files over a ``Host`` (paths relative to a datastore's root)."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        #: (datastore, path) -> bytes a client uploaded
+        self.uploads: dict[tuple[str, str], bytes] = {}
+        #: (datastore, path) of folders made empty (``MakeDirectory``)
+        self.directories: set[tuple[str, str]] = set()
+
+    def _generated(self, datastore: str) -> dict[str, tuple[int, Reader]]:
+        """``path -> (size, read(offset, length))`` for every VM file on ``datastore``."""
+        files: dict[str, tuple[int, Reader]] = {}
+        prefix = f"[{datastore}] "
+        for vm in self.host.vms.values():
+            if vm.datastore != datastore:
+                continue
+            for name, reader in self.host.datastore_files(vm).items():
+                if name.startswith(prefix):
+                    data = reader()
+                    files[name[len(prefix) :]] = (len(data), partial(_slice, data))
+            for d in vm.disks:
+                base = d.disk.chain()[-1]
+                stem = base.label[: -len(".vmdk")]
+                if stem.startswith(prefix):
+                    files[stem[len(prefix) :] + "-flat.vmdk"] = (
+                        d.capacity,
+                        partial(_read_view, d.disk.view(base), d.capacity),
+                    )
+                files.update(_delta_extents(vm, d, prefix, self.host.delta_extent_suffix(d)))
+        return files
+
+    def _check(self, datastore: str) -> None:
+        if datastore not in self.host.datastores:
+            raise NotFoundError("datastore", datastore, known=list(self.host.datastores))
+
+    def listing(self, datastore: str) -> list[tuple[str, int]]:
+        """Every file on ``datastore``: (path, size), sorted; folders are implied by the paths."""
+        self._check(datastore)
+        files = {path: size for path, (size, _read) in self._generated(datastore).items()}
+        files.update({p: len(data) for (ds, p), data in self.uploads.items() if ds == datastore})
+        return sorted(files.items())
+
+    def folders(self, datastore: str) -> list[str]:
+        """The folders made on ``datastore`` (those implied by files are not listed)."""
+        self._check(datastore)
+        return sorted(p for ds, p in self.directories if ds == datastore)
+
+    def is_dir(self, datastore: str, path: str) -> bool:
+        """Whether folder ``path`` exists (``""`` is the datastore's root)."""
+        self._check(datastore)
+        path = path.strip("/")
+        if not path or (datastore, path) in self.directories:
+            return True
+        prefix = path + "/"
+        return any(ds == datastore and p.startswith(prefix) for ds, p in [*self.uploads, *self.directories]) or any(
+            p.startswith(prefix) for p in self._generated(datastore)
+        )
+
+    def exists(self, datastore: str, path: str) -> bool:
+        """Whether ``path`` is a file or a folder on ``datastore``."""
+        path = path.strip("/")
+        return self.is_dir(datastore, path) or (datastore, path) in self.uploads or path in self._generated(datastore)
+
+    def add_directory(self, datastore: str, path: str) -> None:
+        """Record folder ``path`` (its parent's existence is the caller's check)."""
+        self._check(datastore)
+        self.directories.add((datastore, path.strip("/")))
+
+    def size(self, datastore: str, path: str) -> int:
+        """Size of ``path``, or ``NotFoundError``."""
+        self._check(datastore)
+        if (datastore, path) in self.uploads:
+            return len(self.uploads[(datastore, path)])
+        entry = self._generated(datastore).get(path)
+        if entry is None:
+            raise NotFoundError("file", f"[{datastore}] {path}")
+        return entry[0]
+
+    def read(self, datastore: str, path: str, offset: int, length: int) -> bytes:
+        self._check(datastore)
+        if (datastore, path) in self.uploads:
+            return self.uploads[(datastore, path)][offset : offset + length]
+        entry = self._generated(datastore).get(path)
+        if entry is None:
+            raise NotFoundError("file", f"[{datastore}] {path}")
+        size, read = entry
+        if offset >= size:
+            return b""
+        return read(offset, min(length, size - offset))
+
+    def write(self, datastore: str, path: str, data: bytes) -> None:
+        self._check(datastore)
+        if path in self._generated(datastore):
+            raise InvalidInputError(
+                "datastore file",
+                expected="a path that is not a VM's generated file",
+                got=f"[{datastore}] {path}",
+                hint="the .vmx, .vmsd, descriptors and extents follow the VM's state",
+            )
+        self.uploads[(datastore, path)] = bytes(data)
