@@ -55,7 +55,7 @@ from pyVmomi.VmomiSupport import (
     binary,
 )
 
-from . import _codec
+from . import _meta
 
 __all__ = ["encode_fast"]
 
@@ -252,7 +252,8 @@ class _Slot:
         else:
             tag, typ = GetQualifiedWsdlName(item_type)[1], cls
         xsi = ctx.xsi_type(typ, array=True)
-        item = ctx.slot(tag, item_type, self.flags, self.version)
+        # each item as in an anyType slot: it carries its own xsi:type (_codec.HostSerializer)
+        item = ctx.slot(tag, object, self.flags, self.version)
         head = "<" + self.name
         tail = xsi + ">"
         close = f"</{self.name}>"
@@ -426,7 +427,7 @@ class _Context:
 
     def __init__(self, version: str) -> None:
         self.version = version
-        ser: Any = _codec.HostSerializer(StringIO(), version, _codec._ns_map(version))
+        ser: Any = _meta.HostSerializer(StringIO(), version, _meta.ns_map(version))
         self.serializer = ser
         self.ns: str = ser.defaultNS
         #: attributes of the outermost element (`` versionId="8.0.3.0"``)
@@ -510,7 +511,7 @@ def _context(version: str) -> _Context:
 
 def encode_fast(result: Any, info: Any, version: str) -> str | None:
     """The ``returnval`` element of ``info``'s response holding ``result``, exactly as
-    ``SoapAdapter.SerializeToStr(result, returnval info, version, _codec._ns_map(version))``
+    ``SoapAdapter.SerializeToStr(result, returnval info, version, _meta.ns_map(version))``
     writes it (outermost ``versionId`` included), or ``None`` if it is not a value this
     serializer handles (then pyVmomi's serializer decides)."""
     try:
