@@ -142,7 +142,13 @@ class ToyProxy:
                 if fallback and "Quiesce" in type(exc).__name__ + str(exc) and not host.list_snapshots(vm.moref):
                     # the VM cannot be quiesced: a crash-consistent backup, announced (or not)
                     pre = self._invoke(host, vm, "WF-1", "pre-backup", snapshot=b.snap, quiesce=False)
-                    snap = host.create_snapshot(vm.moref, b.snap, quiesce=False)
+                    try:
+                        snap = host.create_snapshot(vm.moref, b.snap, quiesce=False)
+                    except Exception as again:
+                        self._end(host, vm, "WF-1", "pre-backup", pre, "op.fail", error=type(again).__name__)
+                        self._remove_leftovers(host, vm)
+                        self._end(host, vm, None, "job", job, "op.fail", error=str(again))
+                        return JobResult(ok=False, error=str(again))
                     snap_id = snap.id
                     said = {"consistency": "crash"} if b.crash_consistent_fallback else {}
                     self._end(host, vm, "WF-1", "pre-backup", pre, snapshot=snap_id, **said)
