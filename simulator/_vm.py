@@ -339,6 +339,8 @@ class VM:
             "power": self.power_state,
             "ip": self.ip_address,
             "tools": self.tools.state if self.tools is not None else "not-installed",
+            # a 3.5-era guest still in an operation the host stopped waiting for (virtual time)
+            "tools_busy_until": self.tools.busy_until if self.tools is not None else None,
             "guest_id": self.guest_id,
             "working_dir": self.snapshot_dir,
             "change_tracking": self.change_tracking,
