@@ -7,7 +7,7 @@ from ._clock import EPOCH, VirtualClock
 from ._errors import InvalidInputError, NotFoundError, SimulatedCrash, StateError, VcbsimError
 from ._faultrules import OPERATIONS, FaultInjector, FaultRule
 from ._faults import fault_name, make_fault, raise_fault
-from ._host import Datastore, DiskChangeInfo, Host
+from ._host import Datastore, DiskChangeInfo, Host, MorefCounters, Populate
 from ._persist import DatastoreStore, RecoveryReport, open_host
 from ._profiles import PROFILES, HostProfile, get_profile
 from ._random import SimRandom
@@ -25,6 +25,8 @@ __all__ = [
     "DiskChangeInfo",
     "Event",
     "Host",
+    "MorefCounters",
+    "Populate",
     "FaultInjector",
     "FaultRule",
     "HostProfile",

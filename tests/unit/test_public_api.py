@@ -11,7 +11,7 @@ import pytest
 
 SIMULATOR = {
     "ACTORS", "EPOCH", "KINDS", "OPERATIONS", "PROFILES",
-    "Datastore", "DatastoreStore", "DiskChangeInfo", "RecoveryReport", "Event", "FaultInjector", "FaultRule", "Host", "HostProfile",
+    "Datastore", "DatastoreStore", "DiskChangeInfo", "RecoveryReport", "Event", "FaultInjector", "FaultRule", "Host", "HostProfile", "MorefCounters", "Populate",
     "InvalidInputError", "NotFoundError", "SimRandom", "SimulatedCrash", "Snapshot", "StateError",
     "Trace", "VM", "VcbsimError", "VirtualClock", "VirtualDiskDevice",
     "fault_name", "get_profile", "load_jsonl", "make_fault", "open_host", "raise_fault",

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from vcbsim.simulator import Host, InvalidInputError, open_host
+from vcbsim.simulator import Host, InvalidInputError, MorefCounters, open_host
 from vcbsim.simulator._demo import populate_demo
-from vcbsim.simulator._host import MorefCounters
 from vcbsim.simulator.disk import Layer, LayeredDisk
 
 MiB = 1024**2
