@@ -1046,6 +1046,17 @@ class Host:
 
     # -- guest --------------------------------------------------------------------------------
 
+    def advance(self, seconds: float) -> float:
+        """Let ``seconds`` of virtual time pass on the host: the clock moves, then every guest
+        catches up with work that ended meanwhile (a 3.5-era quiesce the host had stopped
+        waiting for, ``VMwareTools.poll``). Returns the new time."""
+        with self.lock:
+            now = self.clock.advance(seconds)
+            for vm in self.vms.values():
+                if vm.tools is not None:
+                    vm.tools.poll(now)
+            return self.clock.now
+
     def guest_fs(self, vm: VM | str) -> Any:
         """The live guest file system (writes land in the top redo log)."""
         vm = self.find_vm(vm)

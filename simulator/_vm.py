@@ -345,9 +345,8 @@ class VM:
             "connection_state": self.connection_state,
             "ip": self.ip_address,
             "tools": self.tools.state if self.tools is not None else "not-installed",
-            # 3.5 era: when a quiesce operation the host stopped waiting for ends in the guest
-            # (virtual seconds since the epoch; None when Tools are not busy)
-            "tools_busy_until": getattr(self.tools, "busy_until", None),
+            # a 3.5-era guest still in an operation the host stopped waiting for (virtual time)
+            "tools_busy_until": self.tools.busy_until if self.tools is not None else None,
             "guest_id": self.guest_id,
             "working_dir": self.snapshot_dir,
             "change_tracking": self.change_tracking,

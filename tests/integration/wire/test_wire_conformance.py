@@ -80,9 +80,12 @@ def test_the_reference_cli_passes_every_scenario_over_the_wire(scenario: str, tm
     assert proxy and {e.kind for e in proxy} >= {"op.invoke", "op.ok"}
     assert [e.seq for e in scen.events] == list(range(len(scen.events)))
     assert all(a.time <= b.time + 1e-6 for a, b in zip(scen.events, scen.events[1:], strict=False))
+    # a 3.5-era guest ends, on its own time, an operation the host had stopped waiting for
+    gave_up = {e.vm for e in scen.events if e.kind == "quiesce.engage" and "stopped waiting" in str(e.details.get("error"))}
     for ev in scen.events:
         backup = ev.details.get("name") == "_VCB-BACKUP_"  # not the user's own snapshot
-        if ev.kind in ("snapshot.create", "snapshot.create.fail") and backup or ev.kind == "quiesce.end":
+        late = ev.kind == "quiesce.end" and ev.vm in gave_up and ev.details.get("code") == 3
+        if ev.kind in ("snapshot.create", "snapshot.create.fail") and backup or ev.kind == "quiesce.end" and not late:
             assert _between(scen.events, ev, frozenset({"WF-1"})), ev.line()
         if ev.kind == "snapshot.remove" and backup:
             assert _between(scen.events, ev, frozenset({"WF-3b"})), ev.line()
