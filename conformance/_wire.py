@@ -88,7 +88,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, TextIO
 
 from vcbsim.simulator import Event
 
@@ -486,7 +486,7 @@ class WireScenario(ScenarioBase):
     job, and the declaration gate, are ``ScenarioBase``'s, shared with the in-process route)."""
 
     def __init__(self, adapter: CommandAdapter, ep: WireEndpoint, *, host_profile: str = "esx-3.5u2",
-                 seed: int = 0, workdir: Path, out: IO[str] | None = None) -> None:
+                 seed: int = 0, workdir: Path, out: TextIO | None = None) -> None:
         if host_profile not in HOST_PROFILES:
             msg = "host profile"
             raise InvalidDefinition(msg, expected="one of " + ", ".join(HOST_PROFILES), got=host_profile)
@@ -689,7 +689,7 @@ class WireScenario(ScenarioBase):
         self.ctl.clear_faults()
         self._proxy_faults.clear()
         now = self.ctl.advance(0)
-        busy = [v.get("tools_busy_until") for v in self.ctl.vms() if v.get("tools_busy_until")]
+        busy = [float(v["tools_busy_until"]) for v in self.ctl.vms() if v.get("tools_busy_until")]
         if busy and max(busy) > now:  # a 3.5-era guest finishes what the host stopped waiting for
             self.ctl.advance(max(busy) - now)
         for name in sorted(self._scripts):
@@ -759,7 +759,7 @@ def certify_command(
     scenarios: Iterable[str] | None = None,
     host_profile: str = "esx-3.5u2",
     report: str | Path | None = None,
-    out: IO[str] | None = None,
+    out: TextIO | None = None,
     seed: int = 0,
     kit_profile: str = "dev",
 ) -> WireRunResult:
