@@ -155,9 +155,12 @@ class GuestAgent(Protocol):
 
     def quiesced_snapshot(self, create: Callable[[], Any], rollback: Callable[[Any], Any], *, clock: Any,
                           trace: Any, faults: Any, profile: Any, vm: str, timeout: float | None = None,
-                          on_step: Callable[[str], None] | None = None) -> Any:
+                          on_step: Callable[[str], None] | None = None, vss_application: bool = True,
+                          **options: Any) -> Any:
         """Quiesce, call ``create()``, unquiesce; see the class docstring. ``on_step(step)``,
-        when given, is called after each of ``WF-1a`` ... ``WF-1d`` (the REPL steps through)."""
+        when given, is called after each of ``WF-1a`` ... ``WF-1d`` (the REPL steps through);
+        ``vss_application``: an application-consistent VSS snapshot was asked (else file-system
+        consistent). Accept ``**options`` and pass them on: a later host may add keywords."""
         ...
 
 
