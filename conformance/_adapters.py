@@ -142,7 +142,8 @@ class GuestAgent(Protocol):
     ``AgentRecorder(trace, clock, vm)`` emits them with the right kinds and steps, so an agent
     need not subclass anything of the simulator's.
 
-    Optional members the kit uses when present, before a case's final clean run: ``abort()``
+    Members the host and the kit also use (``poll`` by the host before an operation on a VM;
+    the others when present, before a case's final clean run): ``abort()``
     (the host's ``vmbackup.abort`` for a guest left frozen), ``busy_until`` (a float: virtual
     time until which the guest still works on an operation the host stopped waiting for, as
     3.5-era Tools without the guest abort timer do) and ``poll(now)`` (let the agent finish what
