@@ -142,7 +142,8 @@ class GuestAgent(Protocol):
     ``AgentRecorder(trace, clock, vm)`` emits them with the right kinds and steps, so an agent
     need not subclass anything of the simulator's.
 
-    Optional members the kit uses when present, before a case's final clean run: ``abort()``
+    Members the host and the kit also use (``poll`` by the host before an operation on a VM;
+    the others when present, before a case's final clean run): ``abort()``
     (the host's ``vmbackup.abort`` for a guest left frozen), ``busy_until`` (a float: virtual
     time until which the guest still works on an operation the host stopped waiting for, as
     3.5-era Tools without the guest abort timer do) and ``poll(now)`` (let the agent finish what
@@ -155,9 +156,12 @@ class GuestAgent(Protocol):
 
     def quiesced_snapshot(self, create: Callable[[], Any], rollback: Callable[[Any], Any], *, clock: Any,
                           trace: Any, faults: Any, profile: Any, vm: str, timeout: float | None = None,
-                          on_step: Callable[[str], None] | None = None) -> Any:
+                          on_step: Callable[[str], None] | None = None, vss_application: bool = True,
+                          **options: Any) -> Any:
         """Quiesce, call ``create()``, unquiesce; see the class docstring. ``on_step(step)``,
-        when given, is called after each of ``WF-1a`` ... ``WF-1d`` (the REPL steps through)."""
+        when given, is called after each of ``WF-1a`` ... ``WF-1d`` (the REPL steps through);
+        ``vss_application``: an application-consistent VSS snapshot was asked (else file-system
+        consistent). Accept ``**options`` and pass them on: a later host may add keywords."""
         ...
 
 

@@ -389,7 +389,9 @@ class JobModel(Model):
                          "creates the snapshot (1c) before exposing (1f) and copying (2) it",
                          job.op.invoke if job.op else None, ev, vm=vm)
         q = self.guest.running(vm)
-        if q is not None:
+        if q is not None and not (snap is not None and snap.quiesced is False):
+            # an unquiesced (crash-consistent) snapshot does not wait for a guest operation
+            # left running by an earlier, failed quiesced attempt (3.5 era: no guest timer)
             self.add("WF-1f", f"event #{ev.seq} began {op} of {self.show(vm)} while the guest's quiesce operation "
                      f"(#{q.start.seq}) was still running; steps 1d-1e come before 1f", q.start, ev, vm=vm)
         if is_copy:
@@ -502,7 +504,7 @@ class JobModel(Model):
                 self.add("WF-1f", f"event #{ev.seq} mounted {path} of {self.show(vm)} before its backup snapshot existed; the seed "
                          "creates the snapshot (1c) before making it available (1f)", job.op.invoke if job.op else None, ev, vm=vm)
         q = self.guest.running(vm)
-        if q is not None:
+        if q is not None and not (snap is not None and snap.quiesced is False):
             self.add("WF-1f", f"event #{ev.seq} mounted {path} of {self.show(vm)} while the guest's quiesce operation "
                      f"(#{q.start.seq}) was still running; steps 1d-1e come before 1f", q.start, ev, vm=vm)
         if job is not None:

@@ -8,6 +8,10 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 
+def pytest_configure(config) -> None:  # noqa: ANN001 - pytest's hook signature
+    config.addinivalue_line("markers", "slow: a certify run (minutes); runs only with KIT_SLOW=1 (tests/mutants)")
+
+
 def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001 - pytest's hook signature
     """``slow`` tests here (certify runs: minutes each) run only with ``KIT_SLOW=1``; the normal
     run keeps a few quick-sized seeds and one quick run per variant."""

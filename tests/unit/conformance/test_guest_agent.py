@@ -46,10 +46,10 @@ class Delegating:
 
     def quiesced_snapshot(self, create: Callable[[], Any], rollback: Callable[[Any], Any], *, clock: Any,
                           trace: Any, faults: Any, profile: Any, vm: str, timeout: float | None = None,
-                          on_step: Callable[[str], None] | None = None) -> Any:
+                          on_step: Callable[[str], None] | None = None, **options: Any) -> Any:
         self.calls += 1
         return self._tools.quiesced_snapshot(create, rollback, clock=clock, trace=trace, faults=faults,
-                                             profile=profile, vm=vm, timeout=timeout, on_step=on_step)
+                                             profile=profile, vm=vm, timeout=timeout, on_step=on_step, **options)
 
 
 def test_the_simulators_tools_and_a_public_agent_satisfy_the_protocol() -> None:
