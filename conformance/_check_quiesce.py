@@ -106,8 +106,11 @@ class QuiesceModel(Model):
     def on_quiesce_start(self, ev: Event) -> None:
         vm = self.vm_of(ev)
         if vm in self.quiesce:
-            self.unplaced_event(ev, f"the quiesce operation begun at #{self.quiesce[vm].start.seq} has not ended "
+            old = self.quiesce[vm]
+            self.unplaced_event(ev, f"the quiesce operation begun at #{old.start.seq} has not ended "
                                 "(only one operation runs at a time, spec R3)")
+            self.add("QSC-END", f"a quiesce operation of {self.show(vm)} began (#{ev.seq}) while the one begun at "
+                     f"#{old.start.seq} never ended (a guest refuses a second one: spec R3)", old.start, ev, vm=vm)
             return
         t = ev.details.get("timeout")
         self.quiesce[vm] = _Quiesce(ev, float(t) if t else None)

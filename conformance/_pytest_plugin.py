@@ -8,7 +8,8 @@ Fixtures for testing your own code against a simulated host (``docs/pytest-fixtu
 moto's ``mock_aws`` / ``ThreadedMotoServer`` and vcsim's ``simulator.Test`` give one:
 
 - ``esx_host``: a fresh demo host (``Host.demo()``: ``win2003-sql`` and ``rhel5-web``) per
-  test, of the ``--kit-host-profile`` profile (default ``esx-3.5u2``).
+  test, of the ``--kit-host-profile`` profile (default ``esx-3.5u2``); ``--kit-small-disks``
+  puts its VMs on 64-96 MiB disks (every host and server fixture).
 - ``esx_host_empty``: a fresh host with no VMs, for a test that builds its own inventory.
 - ``esx_host_module`` / ``esx_host_session``: one demo host per module / per session, rebuilt
   (``reset()``) before each test that uses it: cheaper when many tests need a host.
@@ -88,6 +89,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="esx-3.5u2",
         help="host profile of the esx_host and vsphere_server fixtures: esx-3.5u1, esx-3.5u2 or esxi-7.0",
     )
+    group.addoption(
+        "--kit-small-disks",
+        action="store_true",
+        default=False,
+        help="the demo VMs of the esx_host and vsphere_server fixtures on 64-96 MiB disks instead of "
+             "4-8 GiB (as 'vcbsim serve --small'): a test that downloads whole disks stays quick",
+    )
 
 
 class VSphereServer:
@@ -98,6 +106,7 @@ class VSphereServer:
         profile: host profile for the demo host (``esx-3.5u1``, ``esx-3.5u2``, ``esxi-7.0``).
         user, password: the login the server accepts.
         http: plain HTTP instead of HTTPS (a fresh self-signed certificate).
+        small: the demo VMs on 64-96 MiB disks (``vcbsim serve --small``).
 
     ``start()`` (or ``with``) listens on a free loopback port; then ``url``
     (``https://127.0.0.1:PORT/sdk``), ``host``, ``port``, ``user``, ``password`` say how to
@@ -109,9 +118,10 @@ class VSphereServer:
     """
 
     def __init__(self, host: Host | None = None, *, profile: str = "esx-3.5u2", user: str = "user",
-                 password: str = "pass", http: bool = False) -> None:
+                 password: str = "pass", http: bool = False, small: bool = False) -> None:
         self._host_arg = host
         self.profile = profile
+        self.small = small
         self.user = user
         self.password = password
         self.http = http
@@ -125,12 +135,11 @@ class VSphereServer:
 
     def start(self) -> VSphereServer:
         """Build the host (unless given) and serve it; returns ``self``."""
-        from vcbsim.simulator import Host
         from vcbsim.simulator.soap import serve
 
         if self._running is not None:
             return self
-        host = self._host_arg if self._host_arg is not None else Host.demo(self.profile)
+        host = self._host_arg if self._host_arg is not None else _new_demo(self.profile, small=self.small)
         self._esx_host = host
         self._running = serve(host, port=0, http=self.http, user=self.user, password=self.password)
         return self
@@ -229,10 +238,22 @@ def _host_profile(config: pytest.Config) -> str:
     return str(config.getoption("--kit-host-profile"))
 
 
-def _demo_host(config: pytest.Config) -> Host:
+def _new_demo(profile: str, *, small: bool = False) -> Host:
     from vcbsim.simulator import Host  # imported here: keep the plugin light
 
-    return Host.demo(_host_profile(config))
+    if not small:
+        return Host.demo(profile)
+    from vcbsim.simulator.soap._cli import small_inventory
+
+    return Host(profile, populate=small_inventory().populate)
+
+
+def _small(config: pytest.Config) -> bool:
+    return bool(config.getoption("--kit-small-disks"))
+
+
+def _demo_host(config: pytest.Config) -> Host:
+    return _new_demo(_host_profile(config), small=_small(config))
 
 
 # -- in-process hosts ---------------------------------------------------------------------------
@@ -282,19 +303,19 @@ def esx_host_session(_vcbsim_session_host: Host) -> Host:
 @pytest.fixture
 def vsphere_server(request: pytest.FixtureRequest) -> Iterator[VSphereServer]:
     """The demo host served over the vSphere API for one test (``url``, ``si``, ``control``)."""
-    with VSphereServer(profile=_host_profile(request.config)) as server:
+    with VSphereServer(profile=_host_profile(request.config), small=_small(request.config)) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def _vcbsim_module_server(request: pytest.FixtureRequest) -> Iterator[VSphereServer]:
-    with VSphereServer(profile=_host_profile(request.config)) as server:
+    with VSphereServer(profile=_host_profile(request.config), small=_small(request.config)) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def _vcbsim_session_server(request: pytest.FixtureRequest) -> Iterator[VSphereServer]:
-    with VSphereServer(profile=_host_profile(request.config)) as server:
+    with VSphereServer(profile=_host_profile(request.config), small=_small(request.config)) as server:
         yield server
 
 

@@ -22,7 +22,8 @@ letters); ``--state`` then keeps only the proxy directory and medium, and whole-
 not available (writing a disk needs VDDK).
 
 Otherwise the host is the demo inventory, kept between invocations in ``--state DIR`` (default
-``./vcbsim-state``) as a persisted datastore (``STATE/datastore``, ``open_host``: real disk
+``$VCBSIM_STATE``, else ``./vcbsim-state``, which the checkout's ``.gitignore`` ignores) as a
+persisted datastore (``STATE/datastore``, ``open_host``: real disk
 files that survive a killed process; the profile and seed of its first use are recorded),
 next to the proxy's own files: the proxy directory (``STATE/proxy``, with the session records
 of interrupted runs in ``.vcb-sessions``) and the medium (``STATE/medium``: catalog, blobs, jobs
@@ -33,7 +34,8 @@ invocation at a time uses it (the datastore is locked). The trace (``--trace``) 
 the one invocation. ``VCBSIM_CRASH_AT=<crash point>`` in the environment kills the process
 (SIGKILL) at that crash point, for crash-safety tests. ``--json`` prints one JSON
 document for scripts. Times (``--at``/``--until``) are virtual:
-``+3600`` (from now), seconds since the epoch, or an ISO date-time.
+``+3600`` (from now), seconds since the epoch, or an ISO date-time; the verbs print them as
+UTC date-times (``2008-07-25 00:00:02 UTC``), the JSON as seconds since the epoch.
 
 Exit codes (``EXIT_CODES``): 0 success; 1 a backup, mount or unmount failed (the output names
 the seed step and the host's fault); 2 bad usage or input; 3 not found (VM, backup, file,
@@ -47,6 +49,7 @@ import argparse
 import json
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -71,6 +74,10 @@ __all__ = [
     "main_unmount",
 ]
 
+#: where the state verbs keep their host, proxy directory and medium (``--state``)
+DEFAULT_STATE = "vcbsim-state"
+STATE_ENV = "VCBSIM_STATE"
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "a workflow step failed (the output names the step and the fault)",
@@ -83,8 +90,9 @@ EXIT_CODES: dict[int, str] = {
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--state", default="vcbsim-state", metavar="DIR",
-                        help="directory keeping the host, proxy directory and medium between runs")
+    common.add_argument("--state", default=os.environ.get(STATE_ENV) or DEFAULT_STATE, metavar="DIR",
+                        help=f"directory keeping the host, proxy directory and medium between runs "
+                             f"(default: ${STATE_ENV}, else ./{DEFAULT_STATE}; created on first use)")
     common.add_argument("--json", action="store_true", help="print one JSON document")
     common.add_argument("--profile", default="esx-3.5u2", help="host profile of a new demo host")
     common.add_argument("--seed", type=int, default=0, help="seed of a new demo host")
@@ -96,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--server", metavar="URL",
                         help="a vSphere endpoint (https://127.0.0.1:8989/sdk) instead of the demo host")
     common.add_argument("--user", default="user", help="vSphere user name (with --server)")
-    common.add_argument("--password", default="pass", help="vSphere password (with --server)")
+    common.add_argument("--password", default=os.environ.get("VCBSIM_PASSWORD") or "pass",
+                        help="vSphere password (with --server; default: $VCBSIM_PASSWORD, else 'pass')")
     common.add_argument("--insecure", action="store_true",
                         help="accept the endpoint's certificate without checking it (with --server)")
     common.add_argument("--guest-user", help="guest account, to read drive letters from the guest")
@@ -109,42 +118,74 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="verb", required=True)
 
-    m = sub.add_parser("mount", parents=[common], help="pre-backup: snapshot and expose a VM")
-    m.add_argument("-a", dest="selector", required=True, help="name:|uuid:|ipaddr:|moref: selector")
+    sel = "VM selector: name:<vm>, uuid:<uuid>, ipaddr:<ip> or moref:<id> (name:win2003-sql)"
+    types = ("fullvm: the VM's disks as VMDK files (any guest); file: each Windows volume "
+             "with a drive letter, mounted under letters\\<X>")
+    m = sub.add_parser(
+        "mount", parents=[common], help="pre-backup: snapshot and expose a VM",
+        description="vcbMounter's pre-backup (seed steps 1a-1f): take the _VCB-BACKUP_ snapshot "
+        "(quiesced unless --no-quiesce) and expose it on the proxy; prints the mount directory, "
+        "which 'vcbsim unmount -r DIR' takes back (steps 3a, 3b).",
+    )
+    m.add_argument("-a", dest="selector", required=True, help=sel)
     m.add_argument("-r", dest="root", help="proxy directory (default: STATE/proxy)")
-    m.add_argument("-t", dest="type", choices=("fullvm", "file"), default="fullvm")
+    m.add_argument("-t", dest="type", choices=("fullvm", "file"), default="fullvm", help=types)
     m.add_argument("--monolithic", action="store_true", help="one sparse file per disk, not 2 GB splits")
-    m.add_argument("--no-quiesce", action="store_true", help="crash-consistent snapshot")
-    m.add_argument("-m", dest="transport", choices=TRANSPORTS, default="nbd", help="transport mode")
+    m.add_argument("--no-quiesce", action="store_true", help="crash-consistent snapshot (no scripts, no VSS)")
+    m.add_argument("-m", dest="transport", choices=TRANSPORTS, default="nbd",
+                   help="transport mode, as vcbMounter -m (default nbd)")
 
-    u = sub.add_parser("unmount", parents=[common], help="post-backup: unmount and commit")
-    u.add_argument("-r", dest="root", required=True, help="the mount directory mount printed")
+    u = sub.add_parser(
+        "unmount", parents=[common], help="post-backup: unmount and commit",
+        description="vcbMounter -U: unmount what 'vcbsim mount' exposed (step 3a) and remove the "
+        "snapshot, committing its redo logs into the disks (step 3b).",
+    )
+    u.add_argument("-r", dest="root", required=True, help="the mount directory 'vcbsim mount' printed")
 
-    b = sub.add_parser("backup", parents=[common], help="the whole workflow into the medium")
-    b.add_argument("-a", dest="selectors", action="append", required=True, help="selector (repeatable)")
-    b.add_argument("-t", dest="type", choices=("fullvm", "file"), default="fullvm")
+    b = sub.add_parser(
+        "backup", parents=[common], help="the whole workflow into the medium",
+        description="One backup job per -a: pre-backup (1a-1f), copy to the medium (2), "
+        "post-backup (3a, 3b). The medium (STATE/medium) keeps the catalog that 'vcbsim restore' "
+        "reads. Exit status 1 when a job failed; the output names the step and the host's fault.",
+    )
+    b.add_argument("-a", dest="selectors", action="append", required=True,
+                   help=sel + "; repeat -a for several VMs")
+    b.add_argument("-t", dest="type", choices=("fullvm", "file"), default="fullvm", help=types)
     b.add_argument("--kind", choices=("full", "differential", "incremental"), default=None,
                    help="backup level (default full); -t fullvm incremental/differential use changed "
                         "block tracking")
     b.add_argument("-r", dest="root", help="proxy directory (default: STATE/proxy)")
-    b.add_argument("--monolithic", action="store_true")
-    b.add_argument("--no-quiesce", action="store_true")
-    b.add_argument("-m", dest="transport", choices=TRANSPORTS, default="nbd", help="transport mode")
+    b.add_argument("--monolithic", action="store_true", help="one sparse file per disk, not 2 GB splits")
+    b.add_argument("--no-quiesce", action="store_true", help="crash-consistent snapshot (no scripts, no VSS)")
+    b.add_argument("-m", dest="transport", choices=TRANSPORTS, default="nbd",
+                   help="transport mode, as vcbMounter -m (default nbd)")
 
-    r = sub.add_parser("restore", parents=[common], help="list backups, restore files or a VM")
+    r = sub.add_parser(
+        "restore", parents=[common], help="list backups, restore files or a VM",
+        description="Read the medium: --list shows the complete backups (times are the "
+        "host's virtual UTC); --backup ID --path P --to DIR restores files; --backup ID --vm "
+        "restores a whole VM from an image backup (not with --server).",
+    )
     r.add_argument("--list", action="store_true", help="list complete backups")
-    r.add_argument("-a", dest="selector", help="VM selector (for --list or --vm)")
-    r.add_argument("--backup", type=int, help="backup id")
+    r.add_argument("-a", dest="selector", help=sel + " (for --list or --vm)")
+    r.add_argument("--backup", type=int, help="backup id, as --list shows it (#ID)")
     r.add_argument("--path", help="guest path of a file or directory (C:\\Dir\\f.txt)")
     r.add_argument("--to", help="target directory on the proxy for --path")
     r.add_argument("--vm", action="store_true", help="restore the whole VM from an image backup")
 
-    j = sub.add_parser("jobs", parents=[common], help="scheduled backup jobs")
-    j.add_argument("action", choices=("add", "list", "run", "history", "remove"))
-    j.add_argument("name", nargs="?")
-    j.add_argument("-a", dest="selectors", action="append", default=[])
-    j.add_argument("-t", dest="type", choices=("fullvm", "file"), default="fullvm")
-    j.add_argument("--kind", choices=("image", "full", "differential", "incremental"))
+    j = sub.add_parser(
+        "jobs", parents=[common], help="scheduled backup jobs",
+        description="Backup jobs on the host's virtual clock: 'add NAME -a SEL ... --at T "
+        "[--every S]' schedules one, 'run [--until T]' runs what is due (the clock moves to T), "
+        "'list', 'history [NAME]', 'remove NAME'. Times: +SECONDS from now, seconds since the "
+        "epoch, or an ISO date-time (UTC unless it says otherwise).",
+    )
+    j.add_argument("action", choices=("add", "list", "run", "history", "remove"), help="what to do")
+    j.add_argument("name", nargs="?", help="the job's name (add, remove; history: only this job)")
+    j.add_argument("-a", dest="selectors", action="append", default=[], help=sel + " (add; repeatable)")
+    j.add_argument("-t", dest="type", choices=("fullvm", "file"), default="fullvm", help=types)
+    j.add_argument("--kind", choices=("image", "full", "differential", "incremental"),
+                   help="backup level of the job (default: image for fullvm, full for file)")
     j.add_argument("--at", help="first run: +SECONDS, epoch seconds or ISO date-time (default: now)")
     j.add_argument("--every", type=float, help="repeat interval in seconds")
     j.add_argument("--count", type=int, help="at most this many runs")
@@ -209,6 +250,17 @@ def _arm_crash(host: Any, point: str) -> None:
 
     host.faults.add(FaultRule("crash", target=point, label=CRASH_ENV))
     host.faults.on_crash = kill
+
+
+def show_time(t: float | None) -> str:
+    """A virtual time as people read it: ``2008-07-25 00:00:02 UTC`` (the JSON keeps seconds)."""
+    if t is None:
+        return "-"
+    from datetime import UTC
+
+    when = datetime.fromtimestamp(round(float(t), 3), UTC)
+    ms = when.microsecond // 1000
+    return when.strftime("%Y-%m-%d %H:%M:%S") + (f".{ms:03d}" if ms else "") + " UTC"
 
 
 def _parse_time(text: str | None, now: float) -> float:
@@ -277,7 +329,16 @@ def _run_verb(args: argparse.Namespace) -> int:
     from ._workflow import BackupProxy
 
     state = Path(args.state)
-    state.mkdir(parents=True, exist_ok=True)
+    if state.exists() and not state.is_dir():
+        msg = f"--state {state}"
+        raise InvalidInputError(msg, expected="a directory (new or used before)",
+                                got="a file", hint="give another path with --state DIR")
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        msg = f"--state {state}"
+        raise InvalidInputError(msg, expected="a directory vcbsim can create and write",
+                                got=exc.strerror or str(exc), hint="give another path with --state DIR") from None
     host = None
     client: Any
     if args.server:
@@ -359,7 +420,7 @@ def _run_verb(args: argparse.Namespace) -> int:
                             args,
                             [j.to_dict() for j in jobs],
                             "\n".join(
-                                f"{j.name}: {j.type}/{j.kind} {' '.join(j.selectors)} at {j.schedule.at}"
+                                f"{j.name}: {j.type}/{j.kind} {' '.join(j.selectors)} at {show_time(j.schedule.at)}"
                                 + (f" every {j.schedule.every}s" if j.schedule.every else "")
                                 for j in jobs
                             )
@@ -375,7 +436,7 @@ def _run_verb(args: argparse.Namespace) -> int:
                             for r in runs
                         ]
                         text = "\n".join(
-                            f"{r.job} @ {r.scheduled}: " + (r.result.summary() if r.result else r.error)
+                            f"{r.job} @ {show_time(r.scheduled)}: " + (r.result.summary() if r.result else r.error)
                             for r in runs
                         )
                         _emit(args, data, text or "no job was due")
@@ -425,7 +486,7 @@ def _restore(args: argparse.Namespace, client: Any, medium: Path) -> int:
                     + (f"/{r.level}" if r.kind == "image" and r.level else "")
                     + (f" on #{r.base_id}" if r.kind == "image" and r.base_id else "")
                     + f" files={r.files_copied}/{r.files_total} "
-                    f"bytes={r.bytes_copied} snapshot_time={r.snapshot_time}"
+                    f"bytes={r.bytes_copied} snapshot taken {show_time(r.snapshot_time)}"
                     for r in recs
                 )
                 or "no backups",
@@ -457,6 +518,10 @@ def main(argv: list[str] | None = None) -> int:
     err: Exception
     try:
         return _run_verb(args)
+    except KeyboardInterrupt:
+        print(f"vcbsim {args.verb}: interrupted; a backup cut short is cleaned up by the next run of that VM",
+              file=sys.stderr)
+        return 130
     except UnsupportedGuestError as exc:
         code, err = 5, exc
     except (InvalidInputError, ValueError) as exc:
@@ -467,8 +532,17 @@ def main(argv: list[str] | None = None) -> int:
         code, err = 4, exc
     except vmodl.MethodFault as exc:  # a host fault outside the workflow (--server: login, restore)
         code, err = (3 if isinstance(exc, vmodl.fault.ManagedObjectNotFound) else 1), exc
+    except sqlite3.DatabaseError as exc:  # the medium's catalog is not a catalog (damaged, or another file)
+        code = 1
+        err = StateError(f"the medium's catalog ({Path(args.medium or Path(args.state) / 'medium') / 'catalog.sqlite'}) "
+                         f"cannot be read: {exc}; give another --medium, or move the damaged one away")
+    except OSError as exc:  # a path the verb was given cannot be used (--trace, --medium, --to ...)
+        code = 2
+        where = exc.filename if exc.filename is not None else "a file"
+        err = InvalidInputError(f"{where}", expected="a path vcbsim can create and write",
+                                got=exc.strerror or str(exc), hint="give another path")
     name = type(err).__name__
-    message = str(err)
+    message = _vm_not_found(err) or str(err)
     if isinstance(err, vmodl.MethodFault):
         name = name.rsplit(".", 1)[-1]
         text = getattr(err, "msg", None)
@@ -478,6 +552,20 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"vcbsim {args.verb}: {message}", file=sys.stderr)
     return code
+
+
+def _vm_not_found(err: Exception) -> str | None:
+    """``-a name:nosuchvm``: say which VM was asked for and what a selector looks like,
+    instead of the host's "no VM named 'name:nosuchvm'"."""
+    if not isinstance(err, NotFoundError) or err.kind != "VM":
+        return None
+    asked = str(err.name)
+    kind, _, value = asked.partition(":")
+    what = f"no VM with {kind} {value!r}" if kind in ("name", "uuid", "ipaddr", "moref") and value else \
+        f"no VM {asked!r}"
+    known = err.fields.get("known") or []
+    return (f"-a {asked}: {what} on this host (VMs: {', '.join(known) or 'none'}); "
+            "a selector is name:<vm>, uuid:<uuid>, ipaddr:<ip> or moref:<id>")
 
 
 def main_mount(argv: list[str] | None = None) -> int:

@@ -505,8 +505,12 @@ class Host:
                         "NotSupported",
                         f"Changed block tracking is not supported on {self.profile.product} {self.profile.version}.",
                     )
-                if change_tracking != vm.change_tracking:
-                    vm.change_tracking_pending = change_tracking
+                # compared with what the VM will have at the next stun (a pending change
+                # counts), not the active value: off then on before a stun must end on
+                if change_tracking != (vm.change_tracking if vm.change_tracking_pending is None
+                                       else vm.change_tracking_pending):
+                    # back to the active value: nothing is left pending
+                    vm.change_tracking_pending = None if change_tracking == vm.change_tracking else change_tracking
                     if vm.power_state != "poweredOn":
                         self._stun(vm)
                 self.trace.emit("host", "vm.reconfigure", vm=vm.moref, changes={"changeTrackingEnabled": change_tracking})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -54,17 +55,40 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+#: set to 1 to see the Python traceback of an unexpected error instead of one line
+DEBUG_ENV = "VCBSIM_DEBUG"
+#: exit status of an unexpected error (sysexits.h EX_SOFTWARE) and of an interrupt (128 + SIGINT)
+EXIT_INTERNAL, EXIT_INTERRUPTED = 70, 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``vcbsim`` console script."""
+    """Entry point of the ``vcbsim`` console script.
+
+    Every verb reports its own errors in one line; what still escapes it becomes one line too:
+    an interrupt (Ctrl-C) ends with status 130, an unexpected error with status 70 and a line
+    that says how to see the traceback (``VCBSIM_DEBUG=1``), never a traceback by default."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in VERBS:
-        return int(_resolve(args[0])(args[1:]) or 0)
-    parser = _parser()
-    ns = parser.parse_args(args)
-    if ns.verb is None:
-        parser.print_help()
-        return 0
-    return int(_resolve(ns.verb)(ns.args) or 0)
+    verb = args[0] if args and args[0] in VERBS else None
+    try:
+        if verb is not None:
+            return int(_resolve(verb)(args[1:]) or 0)
+        parser = _parser()
+        ns = parser.parse_args(args)
+        if ns.verb is None:
+            parser.print_help()
+            return 0
+        verb = ns.verb
+        return int(_resolve(ns.verb)(ns.args) or 0)
+    except KeyboardInterrupt:
+        print(f"vcbsim{' ' + verb if verb else ''}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        what = str(exc) or type(exc).__name__
+        print(f"vcbsim{' ' + verb if verb else ''}: unexpected error: {what} (a bug in vcbsim: "
+              f"{DEBUG_ENV}=1 shows where; please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

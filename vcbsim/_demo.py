@@ -306,7 +306,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp: tempfile.TemporaryDirectory[str] | None = None
     if ns.out:
         out = Path(ns.out)
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            console.print(f"vcbsim demo: --out {out}: expected a directory vcbsim can create and write, "
+                          f"got: {exc.strerror or exc}; give another directory")
+            return 2
         if any(out.iterdir()):
             console.print(f"vcbsim demo: --out {out} is not empty; give an empty or new directory")
             return 2

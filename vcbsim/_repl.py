@@ -496,7 +496,8 @@ class Interpreter:
         r = b.result
         if r.status == "failed":
             cause = f" (caused in {r.cause_step})" if r.cause_step and r.cause_step != r.failed_step else ""
-            self._say(Text(f"backup FAILED at {r.failed_step}{cause}: {r.fault}", style="bold red"))
+            fault = f": {r.fault}" if r.fault and not _python_name(r.fault) else ""
+            self._say(Text(f"backup FAILED at {r.failed_step}{cause}{fault}", style="bold red"))
             self._say(Text(r.reason))
             note = error_code_note(r.reason)
             if note:
@@ -535,7 +536,10 @@ class Interpreter:
         if b.died:
             self._say(f"the run died: {b.died}; what it left stays until the next run cleans up")
         elif b.finished:
-            self._say(b.result.summary().replace(str(self.session.proxy_root), "<proxy>"))
+            summary = b.result.summary().replace(str(self.session.proxy_root), "<proxy>")
+            if b.result.fault and _python_name(b.result.fault):
+                summary = summary.replace(f": {b.result.fault}: ", ": ", 1)
+            self._say(summary)
         else:
             nxt = b.pending[0].step if b.pending else (_next_doc_step(done[-1]) if done else DOC_STEPS[0])
             if nxt:
@@ -668,6 +672,12 @@ class _AnyVM:
     name = "the VM"
     os_family = "windows"
     tools = None
+
+
+def _python_name(fault: str) -> bool:
+    """A Python exception class name (``NotFoundError``), not a vSphere fault (learners see
+    vSphere's names, which a real host answers, and the message, not Python's)."""
+    return fault.endswith("Error") and not fault.startswith("vim.")
 
 
 def _describe(exc: BaseException) -> str:

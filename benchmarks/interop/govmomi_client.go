@@ -18,6 +18,19 @@
 //	read_after         the disk chain and snapshot once more
 //	check_consolidated the chain is back to what it was before, no snapshot left
 //	cycles             -cycles plain create+remove cycles (no quiesce), timed
+//
+// -backup adds what a backup product reads besides the snapshot (tests/interop/ runs it so):
+//
+//	host_hardware      after find_vm: every host's hardware (cpuInfo, cpuFeature, systemInfo,
+//	                   memorySize) and summary.hardware, each datastore's summary.capacity
+//	                   and each VM's runtime.powerState and summary.storage.committed read as
+//	                   single property paths (anyType values decoded by their xsi:type)
+//	check_change_ids   after check_redo_log: the writable link of every disk and every disk
+//	                   of the snapshot carry a changeId (with -cbt)
+//	download_disk      after check_change_ids: the first disk's descriptor over /folder and
+//	                   the first 64 KiB of its extent (Range), as a backup copies the base
+//	cbt_reset          after check_consolidated: ReconfigVM_Task changeTrackingEnabled=false
+//	                   then true; config.changeTrackingEnabled must be true again
 //	logout             SessionManager.Logout
 //
 // It prints one JSON object on stdout with what it saw. Exit status: 0 when every step
@@ -36,8 +49,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"io"
+	"net/http"
 	"path"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -46,6 +62,7 @@ import (
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/task"
+	"github.com/vmware/govmomi/view"
 	"github.com/vmware/govmomi/vim25/debug"
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/mo"
@@ -285,14 +302,166 @@ func main() {
 	vmName := flag.String("vm", "", "VM name (default: the first VM by name)")
 	cycles := flag.Int("cycles", 100, "plain create+remove snapshot cycles to time after the workflow")
 	cbt := flag.Bool("cbt", false, "enable changed block tracking first (ReconfigVM_Task), as backup products do")
+	backup := flag.Bool("backup", false, "also host_hardware, check_change_ids, download_disk and cbt_reset (see the top of this file)")
 	debugDir := flag.String("debug", "", "write every SOAP request/response into this directory (govmomi's vim25/debug)")
 	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long")
 	flag.Parse()
 
-	os.Exit(run(*rawURL, *insecure, *vmName, *cycles, *cbt, *debugDir, *timeout))
+	os.Exit(run(*rawURL, *insecure, *vmName, *cycles, *cbt, *backup, *debugDir, *timeout))
 }
 
-func run(rawURL string, insecure bool, vmName string, cycles int, cbt bool, debugDir string, timeout time.Duration) (code int) {
+// hostHardware reads, as a management tool does, the hosts' hardware and the single property
+// paths whose anyType values a typed decoder reads by their xsi:type (an xsd:int above 2^31
+// overflows govmomi's int32; an xsd:string is not a VirtualMachinePowerState).
+func hostHardware(ctx context.Context, c *govmomi.Client) (string, error) {
+	m := view.NewManager(c.Client)
+	v, err := m.CreateContainerView(ctx, c.ServiceContent.RootFolder, nil, true)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = v.Destroy(ctx) }()
+	var parts []string
+	var dss []mo.Datastore
+	if err := v.Retrieve(ctx, []string{"Datastore"}, []string{"name", "summary.capacity"}, &dss); err != nil {
+		return "", fmt.Errorf("Datastore summary.capacity: %w", err)
+	}
+	for _, ds := range dss {
+		parts = append(parts, fmt.Sprintf("%s: %d bytes", ds.Name, ds.Summary.Capacity))
+	}
+	var vms []mo.VirtualMachine
+	if err := v.Retrieve(ctx, []string{"VirtualMachine"}, []string{"name", "runtime.powerState", "summary.storage.committed"}, &vms); err != nil {
+		return "", fmt.Errorf("VirtualMachine runtime.powerState, summary.storage.committed: %w", err)
+	}
+	for _, vm := range vms {
+		if vm.Runtime.PowerState == "" || vm.Summary.Storage == nil {
+			return "", fmt.Errorf("VM %s: runtime.powerState or summary.storage.committed unset", vm.Name)
+		}
+	}
+	var hosts []mo.HostSystem
+	if err := v.Retrieve(ctx, []string{"HostSystem"}, []string{"name", "hardware", "summary.hardware"}, &hosts); err != nil {
+		return "", fmt.Errorf("HostSystem hardware: %w", err)
+	}
+	if len(hosts) == 0 {
+		return "", errors.New("no HostSystem in the inventory")
+	}
+	for _, h := range hosts {
+		hw := h.Hardware
+		switch {
+		case hw == nil:
+			return "", fmt.Errorf("host %s: hardware unset", h.Name)
+		case hw.CpuInfo.NumCpuCores == 0 || hw.MemorySize == 0 || hw.SystemInfo.Uuid == "" || len(hw.CpuFeature) == 0:
+			return "", fmt.Errorf("host %s: hardware incomplete (cores %d, memory %d, uuid %q, %d cpuFeature)",
+				h.Name, hw.CpuInfo.NumCpuCores, hw.MemorySize, hw.SystemInfo.Uuid, len(hw.CpuFeature))
+		case h.Summary.Hardware == nil || h.Summary.Hardware.CpuModel == "":
+			return "", fmt.Errorf("host %s: summary.hardware unset", h.Name)
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s, %d bytes", h.Name, h.Summary.Hardware.CpuModel, hw.MemorySize))
+	}
+	return strings.Join(parts, "; "), nil
+}
+
+func checkChangeIDs(during, frozen []Disk) error {
+	var problems []string
+	for _, d := range during {
+		if len(d.Chain) == 0 || d.Chain[0].ChangeID == "" {
+			problems = append(problems, fmt.Sprintf("disk %d: the writable link has no changeId", d.Key))
+		}
+	}
+	for _, d := range frozen {
+		if len(d.Chain) == 0 || d.Chain[0].ChangeID == "" {
+			problems = append(problems, fmt.Sprintf("snapshot disk %d: no changeId", d.Key))
+		}
+	}
+	if len(frozen) == 0 {
+		problems = append(problems, "the snapshot has no disks")
+	}
+	if problems != nil {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+var extentLine = regexp.MustCompile(`(?m)^(?:RW|RDONLY) \d+ \S+ "([^"]+)"`)
+
+// downloadDisk: the descriptor of the snapshot's first disk and the first 64 KiB of its
+// extent over /folder, with the session cookie (object.Datastore.Download).
+func downloadDisk(ctx context.Context, c *govmomi.Client, frozen []Disk) (string, error) {
+	if len(frozen) == 0 || len(frozen[0].Chain) == 0 {
+		return "", errors.New("no disk to download")
+	}
+	var p object.DatastorePath
+	if !p.FromString(frozen[0].Chain[0].FileName) {
+		return "", fmt.Errorf("not a datastore path: %q", frozen[0].Chain[0].FileName)
+	}
+	finder := find.NewFinder(c.Client, true)
+	dc, err := finder.DefaultDatacenter(ctx)
+	if err != nil {
+		return "", err
+	}
+	finder.SetDatacenter(dc)
+	ds, err := finder.Datastore(ctx, p.Datastore)
+	if err != nil {
+		return "", err
+	}
+	// DownloadRequest, not Download: Download takes only 200 for success, and a ranged read
+	// is answered 206 Partial Content
+	read := func(name string, param *soap.Download, want int) ([]byte, error) {
+		u, err := ds.URL(ctx, dc, name)
+		if err != nil {
+			return nil, err
+		}
+		res, err := c.Client.DownloadRequest(ctx, u, param)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		defer res.Body.Close()
+		if res.StatusCode != want {
+			return nil, fmt.Errorf("%s: HTTP %s, want %d", name, res.Status, want)
+		}
+		return io.ReadAll(res.Body)
+	}
+	desc, err := read(p.Path, &soap.DefaultDownload, http.StatusOK)
+	if err != nil {
+		return "", err
+	}
+	m := extentLine.FindSubmatch(desc)
+	if m == nil {
+		return "", fmt.Errorf("%s: no extent line in %q", p.Path, desc)
+	}
+	extent := path.Join(path.Dir(p.Path), string(m[1]))
+	param := soap.DefaultDownload
+	param.Headers = map[string]string{"Range": "bytes=0-65535"}
+	data, err := read(extent, &param, http.StatusPartialContent)
+	if err != nil {
+		return "", err
+	}
+	if len(data) != 65536 || data[510] != 0x55 || data[511] != 0xaa {
+		return "", fmt.Errorf("%s: %d bytes, no MBR in the first sector", extent, len(data))
+	}
+	return fmt.Sprintf("%s (%d bytes) and 64 KiB of %s", p.Path, len(desc), extent), nil
+}
+
+func cbtReset(ctx context.Context, vm *object.VirtualMachine) error {
+	for _, on := range []bool{false, true} {
+		tk, err := vm.Reconfigure(ctx, types.VirtualMachineConfigSpec{ChangeTrackingEnabled: types.NewBool(on)})
+		if err == nil {
+			err = tk.Wait(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("ReconfigVM_Task changeTrackingEnabled=%v: %w", on, err)
+		}
+	}
+	var m mo.VirtualMachine
+	if err := vm.Properties(ctx, vm.Reference(), []string{"config.changeTrackingEnabled"}, &m); err != nil {
+		return err
+	}
+	if m.Config == nil || m.Config.ChangeTrackingEnabled == nil || !*m.Config.ChangeTrackingEnabled {
+		return errors.New("config.changeTrackingEnabled is false after off then on")
+	}
+	return nil
+}
+
+func run(rawURL string, insecure bool, vmName string, cycles int, cbt bool, backup bool, debugDir string, timeout time.Duration) (code int) {
 	r := &Report{Client: "govmomi 0.24.2 (Debian golang-github-vmware-govmomi-dev)", CyclesPlanned: cycles,
 		ChainBefore: []Disk{}, ChainDuring: []Disk{}, ChainAfter: []Disk{}, SnapshotDisks: []Disk{},
 		SnapshotsBefor: []Snapshot{}, SnapshotsDurin: []Snapshot{}, SnapshotsAfter: []Snapshot{},
@@ -382,6 +551,15 @@ func run(rawURL string, insecure bool, vmName string, cycles int, cbt bool, debu
 	r.VM, r.VMRef = path.Base(vm.InventoryPath), vm.Reference().Value
 	r.step("find_vm", t0, true, vm.InventoryPath)
 
+	if backup {
+		t0 = time.Now()
+		detail, err := hostHardware(ctx, c)
+		check("host_hardware", t0, err)
+		if err == nil {
+			r.Steps[len(r.Steps)-1].Detail = detail
+		}
+	}
+
 	if cbt {
 		t0 = time.Now()
 		var m mo.VirtualMachine
@@ -457,6 +635,19 @@ func run(rawURL string, insecure bool, vmName string, cycles int, cbt bool, debu
 	t0 = time.Now()
 	check("check_redo_log", t0, checkRedoLog(r.ChainBefore, r.ChainDuring))
 
+	if backup {
+		if cbt {
+			t0 = time.Now()
+			check("check_change_ids", t0, checkChangeIDs(r.ChainDuring, r.SnapshotDisks))
+		}
+		t0 = time.Now()
+		detail, err := downloadDisk(ctx, c, r.SnapshotDisks)
+		check("download_disk", t0, err)
+		if err == nil {
+			r.Steps[len(r.Steps)-1].Detail = detail
+		}
+	}
+
 	t0 = time.Now()
 	tk, err = vm.RemoveSnapshot(ctx, r.SnapshotName, false, types.NewBool(true))
 	if err != nil {
@@ -482,6 +673,11 @@ func run(rawURL string, insecure bool, vmName string, cycles int, cbt bool, debu
 		cerr = fmt.Errorf("%d snapshots after removal, %d before", len(r.SnapshotsAfter), len(r.SnapshotsBefor))
 	}
 	check("check_consolidated", t0, cerr)
+
+	if backup {
+		t0 = time.Now()
+		check("cbt_reset", t0, cbtReset(ctx, vm))
+	}
 
 	// plain cycles: create (no memory, no quiesce), wait, remove by reference, wait
 	t0 = time.Now()

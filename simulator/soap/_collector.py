@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyVmomi import VmomiSupport, vmodl
 
+from .wire._anytype import typed_as
 from .wire._codec import comparable
 from .wire._dataobj import make
 
@@ -156,14 +157,13 @@ def resolve_path(impl: MOImpl, path: str, *, shortcuts: bool = True) -> Any:
 
 
 def _finish(value: Any, declared: Any, *, rest: bool) -> Any:
-    """A value as the collector answers it: lists as their declared array type; an empty
-    list below the top level is unset."""
-    if isinstance(value, list) and not isinstance(value, VmomiSupport.Array):
-        if isinstance(declared, type) and issubclass(declared, list):
-            value = declared(value)
+    """A value as the collector answers it: an empty list below the top level is unset; any
+    other value goes into an anyType position (DynamicProperty.val, a Fetch result), so it
+    carries the declared type, which is all a client has to read it by (arrays as their
+    declared array type, ``long``, enums: ``wire/_anytype.typed_as``)."""
     if isinstance(value, list) and not value and rest:
         return None
-    return value
+    return typed_as(value, declared)
 
 
 def _named_specs(specs: Iterable[Any]) -> dict[str, Any]:

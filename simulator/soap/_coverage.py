@@ -53,6 +53,26 @@ Basic credentials; `Range` gives `206`).
 | quiesced snapshots | no guest | VMware Tools runs the guest's scripts; `ApplicationQuiesceFault` on a failing script (`test_failing_pre_freeze_script_is_application_quiesce_fault`) |
 | bad input | - | wrong password `InvalidLogin`, no session `NotAuthenticated`, unknown id `ManagedObjectNotFound`, malformed XML, entity expansion, external entities, unknown method `InvalidRequest` with HTTP 500; the server keeps serving (`test_soap_protocol.py`) |
 
+## Wire fidelity for clients that are not pyVmomi (issue 13)
+
+Pinned on the raw wire by `tests/integration/soap/test_wire_fidelity.py`, for every answer by
+the schema walk `tests/integration/soap/test_schema_walk.py`, and end to end by zeep, node-soap
+and govmomi running a backup flow (`tests/interop/`).
+
+| what | here |
+| --- | --- |
+| `xsi:type` of `anyType` values | the declared type of the property path: `xsd:long` (also above 2^31), enum types (`VirtualMachinePowerState`, `ManagedEntityStatus`), `ArrayOf<declared item>`; every item of such an array carries its own `xsi:type` (`wire/_anytype.py`, `wire/_codec.HostSerializer`) |
+| `Connection: close` | announced on every answer after which the server closes; keep-alive (pipelining too) otherwise |
+| `_this` without a `type` attribute | found by its id (the schema's `type` is optional) |
+| faults | never an internal exception's text: a defect is `SystemError` with the host's general message, the detail in the log |
+| `HostSystem.hardware`, `summary.hardware` | `systemInfo` (BIOS uuid), `cpuInfo`, `cpuPkg`, `cpuFeature` (CPUID leaves 0 and 1), `memorySize`; one description per era, shared with `ComputeResource.summary` (`mo/_hosthardware.py`) |
+| `VirtualMachine.config.bootOptions`, `layoutEx.file` | boot options set; the `.nvram` file listed and served over `/folder` |
+| `content.perfManager` | `PerformanceManager`: counters, `QueryPerfProviderSummary`, `QueryAvailablePerfMetric`, `QueryPerf` (real-time, 20 s) (`mo/_perf.py`) |
+| `content.ovfManager` | `OvfManager` where the host's API has it (4.0 and later) |
+| `content.fileManager` | `FileManager`: delete, move, copy; `FileNotFound`, `FileAlreadyExists`, `CannotDeleteFile` for a VM's files, `InvalidDatastorePath`, `InvalidDatastore`, `FileTooLarge` (`mo/_filemanager.py`) |
+| `StartProgramInGuest` | the guest's shells and common tools run with their real exit codes (`sh`/`bash -c`, `echo`, `true`, `false`, `mkdir`, `rm`, `test`, `cmd.exe /c` and its built-ins, ...) (`simulator/tools/_programs.py`) |
+| `ReconfigVM_Task(changeTrackingEnabled)` twice before a stun | compared with the pending value: off then on ends on |
+
 """
 
 

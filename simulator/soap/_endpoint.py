@@ -1,4 +1,4 @@
-"""The endpoint: sessions, the object registry, and SOAP dispatch, independent of HTTP.
+"""The endpoint: SOAP dispatch and the context the managed objects share, independent of HTTP.
 
 ``Endpoint.handle_soap(body, soap_action, cookie)`` is the whole SOAP service: decode with
 pyVmomi, check the session, find the managed object, call the implementation, encode the
@@ -6,8 +6,9 @@ result or the fault. The HTTP server (``_server.py``) only moves bytes, so the e
 driven without sockets as well.
 
 The managed objects (``mo/``) read and change the ``Host`` directly; the endpoint holds
-what they share: sessions, the collectors' filters and views, tasks, the datastores' files
-(``files``) and the guests (``guest``).
+what they share: sessions (``session_store``, ``_sessions.py``), the collectors' filters and
+views, tasks (``tasks``, ``_tasks.py``), the datastores' files (``files``) and the guests
+(``guest``).
 
 One re-entrant lock guards all state (sessions, filters, tasks, and every host call);
 ``changed`` is a condition on it that mutating operations notify, and on which
@@ -24,15 +25,12 @@ advance it instead of sleeping.
 
 from __future__ import annotations
 
-import functools
 import hmac
 import itertools
-import secrets
+import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from http.cookies import CookieError, SimpleCookie
+from dataclasses import dataclass
 from typing import Any
 
 from pyVmomi import VmomiSupport, vim, vmodl
@@ -40,6 +38,7 @@ from pyVmomi import VmomiSupport, vim, vmodl
 from .._errors import InvalidInputError, NotFoundError, StateError
 from .._host import Host
 from ._collector import Collector, FilterState
+from ._sessions import COOKIE_NAME, Session, Sessions, Transfer, clock_function
 from ._tasks import DEFAULT_RETENTION, TaskRunner
 from .mo import (
     ALL_TYPES,
@@ -58,23 +57,19 @@ from .mo import (
 from .mo._dsfiles import DatastoreFiles
 from .mo._guestops import GuestOperations
 from .mo._hostview import DatastoreInfo, HostAbout, datastore_infos, host_about
-from .mo._vmprops import iter_snapshots, ts
+from .mo._vmprops import iter_snapshots
 from .mo._vmview import SnapshotView, VMView, network_name
 from .wire import _codec
 
 __all__ = ["COOKIE_NAME", "Context", "Endpoint", "Response", "Session"]
 
-COOKIE_NAME = "vmware_soap_session"
+#: the message of the fault a client gets for a defect of the endpoint (hostd's words for a
+#: SystemError; what went wrong is in the log, not in the answer)
+INTERNAL_ERROR = "A general system error occurred: internal error in the simulated host; see its log"
+log = logging.getLogger(__name__)
 #: Calls allowed without a session (everything else answers ``NotAuthenticated``).
 ANONYMOUS = frozenset({"RetrieveServiceContent", "Login", "CloneSession"})
 MAX_VIEWS_PER_SESSION = 1000
-#: sessions idle this long (wall-clock seconds) are dropped, as hostd does after 30 minutes
-SESSION_IDLE_SECONDS = 1800.0
-MAX_SESSIONS = 500
-CLONE_TICKET_SECONDS = 30.0
-#: open guest file transfer URLs, and how long one stays valid (wall-clock seconds)
-MAX_TRANSFERS = 1000
-TRANSFER_SECONDS = 600.0
 
 
 @dataclass
@@ -84,64 +79,6 @@ class View:
     container: Any
     types: list[Any]
     recursive: bool
-
-
-@dataclass
-class Session:
-    key: str
-    user: str
-    login_time: float
-    last_active: float
-    locale: str = "en"
-    call_count: int = 0
-    #: the endpoint clock's time of the last call: idle sessions expire as on a real host
-    last_used: float = 0.0
-    collectors: dict[str, Collector] = field(default_factory=dict)
-    views: dict[str, View] = field(default_factory=dict)
-    retrieve_tokens: dict[str, tuple[list[Any], int]] = field(default_factory=dict)
-
-    def collector(self, moid: str) -> Collector:
-        """This session's state of collector ``moid`` (the service's one is made on first use)."""
-        coll = self.collectors.get(moid)
-        if coll is None:
-            if moid != MOIDS["pc"]:
-                raise vmodl.fault.ManagedObjectNotFound(
-                    msg=f"The object '{moid}' has already been deleted or has not been completely created",
-                    obj=vmodl.query.PropertyCollector(moid),
-                )
-            coll = self.collectors[moid] = Collector(moid, self.key)
-        return coll
-
-    def user_session(self) -> Any:
-        return vim.UserSession(
-            key=self.key,
-            userName=self.user,
-            fullName=self.user,
-            loginTime=ts(self.login_time),
-            lastActiveTime=ts(self.last_active),
-            locale=self.locale,
-            messageLocale=self.locale,
-            extensionSession=False,
-            ipAddress="127.0.0.1",
-            userAgent="",
-            callCount=self.call_count,
-        )
-
-
-@dataclass
-class Transfer:
-    """A guest file transfer URL: who may use it, for what, until when (endpoint clock)."""
-
-    kind: str  # "to" (HTTP PUT into the guest) or "from" (HTTP GET out of it)
-    vm: str
-    user: str
-    password: str
-    path: str
-    overwrite: bool
-    size: int
-    expires: float
-    #: the session that asked for it: the URL dies with it (logout, idle expiry)
-    session: str = ""
 
 
 @dataclass
@@ -168,31 +105,6 @@ class Response:
     set_cookie: str | None = None
 
 
-def _clock_function(clock: Callable[[], float] | Any) -> Callable[[], float]:
-    """``None`` (the wall clock), a function giving seconds, or an object with ``now``
-    (``VirtualClock``)."""
-    if clock is None:
-        return time.monotonic
-    if callable(clock):
-        return clock  # type: ignore[no-any-return]
-    if isinstance(getattr(clock, "now", None), int | float):
-        return lambda: float(clock.now)
-    raise InvalidInputError("endpoint clock", expected="a function returning seconds, or a VirtualClock",
-                            got=type(clock).__name__)
-
-
-@functools.lru_cache(maxsize=256)
-def _session_key(cookie_header: str) -> str | None:
-    """The session key in a ``Cookie`` header, or ``None``."""
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(cookie_header)
-    except CookieError:
-        return None
-    morsel = jar.get(COOKIE_NAME)
-    return None if morsel is None else morsel.value
-
-
 class Endpoint:
     """The SOAP service of one simulated host."""
 
@@ -216,10 +128,12 @@ class Endpoint:
         #: guest operations, with the guest accounts they accept (``guest_credentials``)
         self.guest = GuestOperations(host, guest_credentials)
         #: seconds for session idle expiry, clone tickets and transfer URLs (module docstring)
-        self.clock: Callable[[], float] = _clock_function(clock)
-        #: idle seconds after which a session is refused and dropped (``None``: the module's
-        #: ``SESSION_IDLE_SECONDS``, 30 minutes as on hostd)
-        self.session_idle_seconds = session_idle_seconds
+        self.clock: Callable[[], float] = clock_function(clock)
+        #: sessions, clone tickets and transfer URLs; ``session_idle_seconds`` (``None``:
+        #: ``_sessions.SESSION_IDLE_SECONDS``, 30 minutes as on hostd) ends idle sessions
+        self.session_store = Sessions(self.clock, session_idle_seconds, self._session_dropped)
+        self.sessions = self.session_store.by_key
+        self.transfers = self.session_store.transfers
         #: the vim25 version advertised and used for clients that name none (pyVmomi name)
         self.api_version = _codec.vim25_version(api_version)
         self.user = user
@@ -227,7 +141,6 @@ class Endpoint:
         self.secure_cookie = secure_cookie
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
-        self.sessions: dict[str, Session] = {}
         self.filters: dict[str, FilterState] = {}
         #: collectors made with CreatePropertyCollector (the service's own is static)
         self.collectors: dict[str, Collector] = {}
@@ -239,9 +152,6 @@ class Endpoint:
         self._view_ids = itertools.count(1)
         self._snapshot_owner: dict[str, str] = {}
         self._call_cache: dict[str, Any] = {}
-        self._clone_tickets: dict[str, tuple[str, float]] = {}
-        #: one-shot guest file transfer URLs (InitiateFileTransferTo/FromGuest)
-        self.transfers: dict[str, Transfer] = {}
         self._transfer_ids = itertools.count(1)
         #: where the server listens (set by ``serve``), for the transfer URLs
         self.base_url = "https://127.0.0.1"
@@ -528,7 +438,10 @@ class Endpoint:
             return vmodl.fault.InvalidArgument(msg=str(exc))
         if isinstance(exc, StateError):
             return vim.fault.InvalidState(msg=str(exc))
-        return vmodl.fault.SystemError(msg=f"{type(exc).__name__}: {exc}", reason=str(exc))
+        # anything else is a defect of the endpoint: logged here, and the client gets the
+        # host's general fault, never the internal exception's text
+        log.error("internal error answered as SystemError", exc_info=exc)
+        return vmodl.fault.SystemError(msg=INTERNAL_ERROR, reason=INTERNAL_ERROR)
 
     # sessions ----------------------------------------------------------------------------
     def login(self, ctx: Context, user: str, password: str, locale: str | None) -> Any:
@@ -537,89 +450,46 @@ class Endpoint:
         if not (ok_user and ok_pass):
             raise vim.fault.InvalidLogin(msg="Cannot complete login due to an incorrect user name or password.")
         if ctx.session is not None:
-            self._drop_session(ctx.session.key)
+            self.session_store.drop(ctx.session.key)
         return self._new_session(ctx, user, locale or "en")
 
     def _new_session(self, ctx: Context, user: str, locale: str) -> Any:
-        self._expire_sessions()
-        now = self.now()
-        key = secrets.token_hex(20)
-        session = Session(key, user, now, now, locale, last_used=self.clock())
-        self.sessions[key] = session
+        session = self.session_store.open(user, locale, self.now())
         ctx.session = session
-        ctx.new_cookie = key
+        ctx.new_cookie = session.key
         return session.user_session()
 
     def acquire_clone_ticket(self, ctx: Context) -> str:
         """A one-time ticket another connection turns into a session of the same user."""
-        ticket = f"cst-{secrets.token_hex(20)}"
-        self._clone_tickets[ticket] = (ctx.sess.user, self.clock() + CLONE_TICKET_SECONDS)
-        while len(self._clone_tickets) > MAX_SESSIONS:
-            del self._clone_tickets[next(iter(self._clone_tickets))]
-        return ticket
+        return self.session_store.acquire_clone_ticket(ctx.sess.user)
 
     def clone_session(self, ctx: Context, ticket: str) -> Any:
-        entry = self._clone_tickets.pop(ticket, None)
-        if entry is None or entry[1] < self.clock():
-            raise vim.fault.InvalidLogin(msg="The clone ticket is not valid (unknown, used or expired).")
-        return self._new_session(ctx, entry[0], ctx.session.locale if ctx.session else "en")
+        user = self.session_store.take_clone_ticket(ticket)
+        return self._new_session(ctx, user, ctx.session.locale if ctx.session else "en")
 
     def drop_session(self, key: str) -> None:
-        self._drop_session(key)
-
-    def _expire_sessions(self) -> None:
-        """Drop sessions idle for ``SESSION_IDLE_SECONDS``, and the least recently used ones
-        beyond ``MAX_SESSIONS``: a client that logs in for every call and never logs out
-        does not make the host grow."""
-        limit = self.clock() - self.idle_limit()
-        for key in [k for k, s in self.sessions.items() if s.last_used < limit]:
-            self._drop_session(key)
-        if len(self.sessions) >= MAX_SESSIONS:
-            by_age = sorted(self.sessions.values(), key=lambda s: s.last_used)
-            for s in by_age[: len(self.sessions) - MAX_SESSIONS + 1]:
-                self._drop_session(s.key)
-
-    def idle_limit(self) -> float:
-        return SESSION_IDLE_SECONDS if self.session_idle_seconds is None else self.session_idle_seconds
+        self.session_store.drop(key)
 
     def live_session(self, key: str) -> Session | None:
         """The session ``key`` if it exists and has not been idle too long (else drop it)."""
-        session = self.sessions.get(key)
-        if session is not None and self.clock() - session.last_used > self.idle_limit():
-            self._drop_session(key)
-            return None
-        return session
+        return self.session_store.live(key)
 
     def logout(self, ctx: Context) -> None:
         if ctx.session is not None:
-            self._drop_session(ctx.session.key)
+            self.session_store.drop(ctx.session.key)
             ctx.logout = True
 
     def create_transfer(
         self, kind: str, vm: str, user: str, password: str, path: str, overwrite: bool, size: int
     ) -> str:
-        """A one-shot URL for ``/guestFile`` (valid for ``TRANSFER_SECONDS``)."""
-        now = self.clock()
-        for token in [t for t, x in self.transfers.items() if x.expires < now]:
-            del self.transfers[token]
-        while len(self.transfers) >= MAX_TRANSFERS:
-            del self.transfers[next(iter(self.transfers))]
-        token = secrets.token_urlsafe(24)
+        """A one-shot URL for ``/guestFile`` (valid for ``_sessions.TRANSFER_SECONDS``)."""
         ctx = self.current_context()
         owner = ctx.session.key if ctx is not None and ctx.session is not None else ""
-        self.transfers[token] = Transfer(kind, vm, user, password, path, overwrite, size, now + TRANSFER_SECONDS,
-                                         owner)
+        token = self.session_store.create_transfer(kind, vm, user, password, path, overwrite, size, owner)
         return f"{self.base_url}/guestFile?id={next(self._transfer_ids)}&token={token}"
 
     def take_transfer(self, token: str, kind: str) -> Transfer | None:
-        entry = self.transfers.get(token)
-        if entry is None or entry.kind != kind or entry.expires < self.clock():
-            return None
-        if self.live_session(entry.session) is None:  # its session logged out or expired
-            self.transfers.pop(token, None)
-            return None
-        del self.transfers[token]
-        return entry
+        return self.session_store.take_transfer(token, kind)
 
     def create_collector(self, ctx: Context) -> Any:
         session = ctx.sess
@@ -645,26 +515,16 @@ class Endpoint:
             self.filters.pop(moid, None)
         self.collectors.pop(coll.moid, None)
 
-    def _drop_session(self, key: str) -> None:
-        session = self.sessions.pop(key, None)
-        if session is None:
-            return
+    def _session_dropped(self, session: Session) -> None:
+        """A session ended (logout, expiry, termination): its collectors, filters and views go."""
         for coll in session.collectors.values():
             self._drop_collector(coll)
         for moid in session.views:
             self.views.pop(moid, None)
-        for token in [t for t, x in self.transfers.items() if x.session == key]:
-            del self.transfers[token]
         self.changed.notify_all()  # waits of this session end with RequestCanceled
 
     def session_from_cookie(self, cookie_header: str | None) -> Session | None:
-        if not cookie_header:
-            return None
-        # a client sends the same header with every call: parse each distinct one once
-        key = _session_key(cookie_header) if len(cookie_header) <= 512 else _session_key.__wrapped__(cookie_header)
-        if key is None:
-            return None
-        return self.live_session(key)
+        return self.session_store.from_cookie(cookie_header)
 
     def cookie_header(self, key: str) -> str:
         secure = "; Secure" if self.secure_cookie else ""
@@ -702,10 +562,9 @@ class Endpoint:
         self.calls[method] = self.calls.get(method, 0) + 1
         try:
             body = _codec.serialize_fault(fault, version)
-        except Exception as exc:  # a fault that cannot be encoded still gets an answer
-            body = _codec.serialize_fault(
-                vmodl.fault.SystemError(msg=f"cannot encode {name}: {exc}", reason=str(exc)), version
-            )
+        except Exception:  # a fault that cannot be encoded still gets an answer
+            log.error("cannot encode the fault %s", name, exc_info=True)
+            body = _codec.serialize_fault(vmodl.fault.SystemError(msg=INTERNAL_ERROR, reason=INTERNAL_ERROR), version)
         return Response(500, body)
 
     def _call(self, req: _codec.Request, ctx: Context) -> Any:
@@ -716,10 +575,10 @@ class Endpoint:
                 privilegeId="System.View",
             )
         if ctx.session is not None:
-            ctx.session.call_count += 1
+            self.session_store.touch(ctx.session)
             ctx.session.last_active = self.now()
-            ctx.session.last_used = self.clock()
         impl = self.require(req.this)
+        req.this = impl.ref  # a _this sent without its type attribute gets it here
         if req.wsdl_name == "Fetch":
             from ._collector import resolve_path
 

@@ -889,7 +889,7 @@ class _Operation:
         try:
             # only the guest's own timer fires inside create(); a 3.5-era host deadline (no guest
             # timer, ``host_deadline``) is the host's wait, not the guest's abort
-            guest_timer = self.deadline is not None and not getattr(self, "host_deadline", False)
+            guest_timer = self.deadline is not None and not self.host_deadline
             timer = clock.alarm(self.deadline, _timer_fired) if guest_timer and self.deadline is not None else nullcontext()
             with timer:
                 snapshot = self.create()

@@ -71,6 +71,13 @@ def _without_legacy_post(plan: ScriptPlan, phase: str, below: int | None) -> lis
     return out if phase == "freeze" else [e for e in out if not plan.entries[e[0]].legacy]
 
 
+def _no_freezefail_after_a_failed_script(plan: ScriptPlan, phase: str, below: int | None) -> list[tuple[int, str]]:
+    """After a failed freeze script (``below`` set) the scripts before it never get freezeFail."""
+    if phase == "freezeFail" and below is not None:
+        return []
+    return plan.order(phase, below)  # type: ignore[arg-type]
+
+
 class _QuiescesBeforeScripts(q._Operation):
     """Engages the quiescing provider before the pre-freeze scripts run (1b before 1a)."""
 
@@ -258,6 +265,7 @@ GUEST_AGENTS: dict[str, Callable[[Any], Any]] = {
     "ignores-abort-timer": _rebuild(_tools_class(_IgnoresTimer)),
     "forgets-unquiesce-on-snapshot-failure": _rebuild(_tools_class(_ForgetsUnquiesce)),
     "legacy-post-thaw-first": _rebuild(_tools_class(order_fn=_legacy_thaw_first)),
+    "no-freezefail-after-a-failed-script": _rebuild(_tools_class(order_fn=_no_freezefail_after_a_failed_script)),
     "freeze-scripts-case-insensitive": _rebuild(_tools_class(order_fn=_freeze_case_insensitive)),
     "freezefail-directory-ascending": _rebuild(_tools_class(order_fn=_freezefail_dir_ascending)),
     "never-runs-legacy-post-thaw": _rebuild(_tools_class(order_fn=_without_legacy_post)),

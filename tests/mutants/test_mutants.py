@@ -52,6 +52,7 @@ GUEST_MUTANTS = [
     ("ignores-abort-timer", "TMO-GUEST-ABORT"),
     ("forgets-unquiesce-on-snapshot-failure", "QSC-UNQUIESCE"),
     ("legacy-post-thaw-first", "SCR-LEGACY-PLACEMENT"),
+    ("no-freezefail-after-a-failed-script", "SCR-FREEZEFAIL-REVERSE"),
     ("freeze-scripts-case-insensitive", "SCR-ORDER-FREEZE"),
     ("freezefail-directory-ascending", "SCR-ORDER-FREEZEFAIL"),
     ("never-runs-legacy-post-thaw", "SCR-THAW-ALL"),
@@ -92,7 +93,16 @@ def test_quick_rejects_orchestrator_mutant(name: str, factory, rule: str) -> Non
 
 
 #: guest agent mutants judged on another host profile than esx-3.5u2 (the rule's era)
-GUEST_MUTANT_PROFILES = {"ignores-abort-timer": "esxi-7.0", "directory-scripts-on-3.5u1": "esx-3.5u1"}
+GUEST_MUTANT_PROFILES = {
+    "ignores-abort-timer": "esxi-7.0",  # the guest timer came with the Tools of 2010
+    "directory-scripts-on-3.5u1": "esx-3.5u1",
+    # the Tools of 2010 and later run the legacy pair and the directory in one list; on 3.5 U2
+    # hostd ran the legacy pair on the SYNC path only (open-vm-tools 1da06b950)
+    "legacy-post-thaw-first": "esxi-7.0",
+    "linux-scripts-from-a-directory": "esxi-7.0",
+    # a 3.5-era operation the host stopped waiting for may still be running (no guest timer)
+    "never-ends-failed-operation": "esxi-7.0",
+}
 
 
 @pytest.mark.parametrize(("name", "rule"), GUEST_MUTANTS, ids=[m[0] for m in GUEST_MUTANTS])

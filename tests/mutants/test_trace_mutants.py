@@ -42,3 +42,28 @@ def test_mutants_break_distinct_rules_and_cover_the_families() -> None:
 
     families = {RULES[m.rule].family for m in tm.TRACE_MUTANTS}
     assert {"WF", "SCRIPT", "QUIESCE", "COMMIT", "FILE", "CLEANUP", "TIMEOUT", "TRACE"} <= families
+
+
+def _renamed_snapshot() -> list:
+    evs = tm.good_file_job().events()
+    return tm._set(evs, tm._find(evs, "snapshot.create.start"), name="acme-backup")
+
+
+def _near_the_timer() -> list:
+    evs = tm.good_file_job().events()
+    start = tm._find(evs, "quiesce.start")
+    end = tm._find(evs, "quiesce.end")
+    took = evs[end].time - evs[start].time
+    return tm._set(evs, start, timeout=took / 0.9)  # 90 % of the timer used
+
+
+@pytest.mark.parametrize(
+    ("build", "rule"),
+    [(_renamed_snapshot, "WF-SNAPSHOT-NAME"), (_near_the_timer, "TMO-NEAR-LIMIT")],
+    ids=["renamed-snapshot", "near-the-timer"],
+)
+def test_should_rules_warn_and_do_not_fail(build, rule: str) -> None:
+    """A SHOULD rule is a warning, never a FAIL: the trace passes and names it."""
+    report = check_trace(build(), profile="esx-3.5u2")
+    assert report.ok, report.format()
+    assert [w.rule_id for w in report.warnings] == [rule]

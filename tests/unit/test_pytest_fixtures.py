@@ -111,3 +111,11 @@ def test_stop_logs_the_sessions_out() -> None:
         assert len(watcher.content.sessionManager.sessionList) == 1
     finally:
         srv.stop()
+
+
+def test_small_disks_keep_the_demo_inventory_on_small_disks() -> None:
+    with VSphereServer(small=True, http=True) as srv:
+        assert sorted(vm["name"] for vm in srv.control.vms()) == DEMO
+        assert all(d.capacity <= 96 * 1024 * 1024 for vm in srv.esx_host.vms.values() for d in vm.disks)
+        srv.reset()  # the reset rebuilds the small inventory
+        assert all(d.capacity <= 96 * 1024 * 1024 for vm in srv.esx_host.vms.values() for d in vm.disks)

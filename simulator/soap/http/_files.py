@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hmac
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -46,7 +45,7 @@ def _authorized(ep: Endpoint, cookie: str | None, authorization: str | None) -> 
     with ep.lock:
         session = ep.session_from_cookie(cookie)
         if session is not None:
-            session.last_used = time.monotonic()  # a file transfer keeps the session alive
+            ep.session_store.keep_alive(session)  # a file transfer keeps the session alive
             return True
     if authorization and authorization.lower().startswith("basic "):
         try:

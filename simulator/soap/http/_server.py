@@ -394,13 +394,19 @@ class _Handler(BaseHTTPRequestHandler):
             f"Content-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\n"
         ]
+        announced = False
         for k, v in (headers or {}).items():
             parts.append(f"{k}: {v}\r\n")
             if k.lower() == "connection":
+                announced = True
                 if v.lower() == "close":
                     self.close_connection = True
                 elif v.lower() == "keep-alive":
                     self.close_connection = False
+        if self.close_connection and not announced:
+            # RFC 9112 9.6: a server that closes after this response says so, or a keep-alive
+            # client (Node's default agent) sends its next request into the closed socket
+            parts.append("Connection: close\r\n")
         parts.append("\r\n")
         head = "".join(parts).encode("latin-1", "strict")
         self.wfile.write(head if self.command == "HEAD" else head + body)
@@ -424,31 +430,31 @@ class _Handler(BaseHTTPRequestHandler):
                 try:
                     size = int(size_line.split(b";")[0].strip(), 16)
                 except ValueError:
-                    self._send(400, b"bad chunked encoding\n", "text/plain")
                     self.close_connection = True
+                    self._send(400, b"bad chunked encoding\n", "text/plain")
                     return None
                 if size == 0:
                     while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                         pass
                     return bytes(out)
                 if len(out) + size > limit:
-                    self._send(413, b"request too large\n", "text/plain")
                     self.close_connection = True
+                    self._send(413, b"request too large\n", "text/plain")
                     return None
                 out += self.rfile.read(size)
                 self.rfile.readline(1024)
         length = self._header("Content-Length")
         if length is None:
-            self._send(411, b"Content-Length required\n", "text/plain")
             self.close_connection = True
+            self._send(411, b"Content-Length required\n", "text/plain")
             return None
         try:
             n = int(length)
         except ValueError:
             n = -1
         if n < 0 or n > limit:
-            self._send(413, b"request too large\n", "text/plain")
             self.close_connection = True
+            self._send(413, b"request too large\n", "text/plain")
             return None
         return self.rfile.read(n)
 
@@ -574,6 +580,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(resp.status)
         for k, v in resp.headers.items():
             self.send_header(k, v)
+        if self.close_connection and not any(k.lower() == "connection" for k in resp.headers):
+            self.send_header("Connection", "close")  # announced, as in _send
         self.send_header("Content-Length", str(resp.length))
         self.end_headers()
         sent = 0

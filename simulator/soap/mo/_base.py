@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from pyVmomi import VmomiSupport, vim, vmodl
 
 from .. import _collector
+from ..wire._anytype import typed_as
 
 if TYPE_CHECKING:
     from .._endpoint import Endpoint
@@ -54,14 +55,6 @@ MOIDS = {
     "guestfiles": "ha-guest-operations-file-manager",
     "guestprocs": "ha-guest-operations-process-manager",
 }
-
-
-def _typed(value: Any, declared: Any) -> Any:
-    """Plain lists become typed arrays (an ``anyType`` value must carry its array type)."""
-    if isinstance(value, list) and not isinstance(value, VmomiSupport.Array):
-        if isinstance(declared, type) and issubclass(declared, list):
-            return declared(value)
-    return value
 
 
 class MOImpl:
@@ -115,7 +108,7 @@ class MOImpl:
         if name in self._memo:
             return self._memo[name]
         getter = getattr(self, "p_" + name, None)
-        value = None if getter is None else _typed(getter(), _collector.declared_type(self.vim_type, name))
+        value = None if getter is None else typed_as(getter(), _collector.declared_type(self.vim_type, name))
         self._memo[name] = value
         return value
 

@@ -23,9 +23,20 @@ if TYPE_CHECKING:
     from ..._host import Host
     from ..._vm import VM, VirtualDiskDevice
 
-__all__ = ["DatastoreFiles"]
+__all__ = ["NVRAM", "DatastoreFiles", "nvram_path"]
 
 Reader = Callable[[int, int], bytes]
+
+
+#: a VM's ``.nvram`` (its BIOS settings) as the host lists and serves it: 8684 bytes, the size
+#: of a BIOS VM's nvram on ESX; the settings themselves are not modelled (a fixed header and
+#: zeros), so backups that copy the VM's directory find the file they expect
+NVRAM = b"MRVN" + bytes(8684 - 4)
+
+
+def nvram_path(vm: Any) -> str:
+    """``[ds] vm/vm.nvram``, beside the ``.vmx``."""
+    return str(vm.vmx_path)[: -len(".vmx")] + ".nvram"
 
 
 def _slice(data: bytes, offset: int, length: int) -> bytes:
@@ -78,6 +89,8 @@ class DatastoreFiles:
                 if name.startswith(prefix):
                     data = reader()
                     files[name[len(prefix) :]] = (len(data), partial(_slice, data))
+            if nvram_path(vm).startswith(prefix):
+                files[nvram_path(vm)[len(prefix) :]] = (len(NVRAM), partial(_slice, NVRAM))
             for d in vm.disks:
                 base = d.disk.chain()[-1]
                 stem = base.label[: -len(".vmdk")]
@@ -147,6 +160,25 @@ class DatastoreFiles:
         if offset >= size:
             return b""
         return read(offset, min(length, size - offset))
+
+    def in_use(self, datastore: str) -> set[str]:
+        """The files of ``datastore`` its registered VMs use (generated from their state)."""
+        self._check(datastore)
+        return set(self._generated(datastore))
+
+    def delete(self, datastore: str, path: str) -> None:
+        """Delete a file a client put there, or a folder made with ``MakeDirectory`` (a VM's
+        own files are in use: ``InvalidInputError``; nothing there: ``NotFoundError``)."""
+        self._check(datastore)
+        path = path.strip("/")
+        if (datastore, path) in self.uploads:
+            del self.uploads[(datastore, path)]
+        elif (datastore, path) in self.directories:
+            self.directories.discard((datastore, path))
+        elif path in self._generated(datastore):
+            raise InvalidInputError("datastore file", expected="a file no VM uses", got=f"[{datastore}] {path}")
+        else:
+            raise NotFoundError("file", f"[{datastore}] {path}")
 
     def write(self, datastore: str, path: str, data: bytes) -> None:
         self._check(datastore)

@@ -32,8 +32,6 @@ __all__ = ["DEFAULT_GUEST_CREDENTIALS", "GuestFile", "GuestOperations", "GuestPr
 
 #: Guest accounts the simulated guests accept (user -> password).
 DEFAULT_GUEST_CREDENTIALS: dict[str, str] = {"Administrator": "vmware", "root": "vmware"}
-#: Interpreters whose script argument is what runs (``cmd.exe /c x.bat``, ``/bin/sh x.sh``).
-_SHELLS = {"cmd.exe", "cmd", "sh", "bash", "powershell.exe", "powershell"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +165,7 @@ class GuestOperations:
     def guest_start_program(
         self, vm: str, user: str, password: str, program: str, arguments: str, cwd: str | None
     ) -> int:
-        from ...tools._script import run_script
+        from ...tools._programs import find_program, run_program
 
         v, fs = self._guest(vm, user, password)
         windows = fs.os_family == "windows"
@@ -178,24 +176,13 @@ class GuestOperations:
         if windows:
             args = [a.strip('"') for a in args]
         name = program.replace("\\", "/").rsplit("/", 1)[-1]
-        script_path, script_text = program, None
-        if name.lower() in _SHELLS:
-            if args and args[0].lower() in ("/c", "-c", "/k", "-command"):
-                args = args[1:]
-                candidate = args[0] if args else ""
-                if candidate and fs.is_file(candidate):
-                    script_path, args = candidate, args[1:]
-                else:
-                    script_path, script_text, args = program, " ".join(args), []
-            elif args and fs.is_file(args[0]):
-                script_path, args = args[0], args[1:]
-            else:
-                raise make_fault("FileNotFound", "File {file} was not found", file=args[0] if args else program)
-        elif not fs.is_file(program):
+        # the guest's own programs (sh, echo, cmd.exe, ...) exist and run; a guest file runs
+        # as a script (simulator/tools/_programs.py)
+        found = find_program(program, fs)
+        if found is None:
             raise make_fault("FileNotFound", "File {file} was not found", file=program)
-        text = script_text if script_text is not None else fs.read_bytes(script_path)
         start = self.host.clock.now
-        outcome = run_script(text, args, fs)
+        outcome = run_program(found, args, fs)
         self.host.clock.advance(outcome.duration)
         pid = next(self._pids)
         table = self.processes.setdefault(v.moref, {})

@@ -8,6 +8,7 @@ from pyVmomi import vim
 
 from . import _vmprops
 from ._base import MOIDS, ManagedEntityImpl
+from ._hosthardware import hardware_for, hardware_info, hardware_summary
 
 __all__ = ["ComputeResourceImpl", "HostSystemImpl", "ResourcePoolImpl"]
 
@@ -32,13 +33,14 @@ class ComputeResourceImpl(ManagedEntityImpl):
         return list(self.ep.network_refs().values())
 
     def p_summary(self) -> Any:
+        hw = hardware_for(self.ep.about().version)
         return vim.ComputeResource.Summary(
-            totalCpu=8000,
-            totalMemory=32 * 1024**3,
-            numCpuCores=4,
-            numCpuThreads=8,
-            effectiveCpu=8000,
-            effectiveMemory=32 * 1024,
+            totalCpu=hw.cores * hw.mhz,
+            totalMemory=hw.memory,
+            numCpuCores=hw.cores,
+            numCpuThreads=hw.threads,
+            effectiveCpu=hw.cores * hw.mhz,
+            effectiveMemory=hw.memory // 1024**2,
             numHosts=1,
             numEffectiveHosts=1,
             overallStatus="green",
@@ -77,10 +79,15 @@ class HostSystemImpl(ManagedEntityImpl):
             bootTime=_vmprops.ts(self.ep.boot_time),
         )
 
+    def p_hardware(self) -> Any:
+        about = self.ep.about()
+        return hardware_info(hardware_for(about.version), about.host_name)
+
     def p_summary(self) -> Any:
         about = self.ep.about_info()
         return vim.host.Summary(
             host=self.ref,
+            hardware=hardware_summary(hardware_for(about.version), self.ep.about().host_name),
             runtime=self.p_runtime(),
             config=vim.host.Summary.ConfigSummary(
                 name=self.ep.about().host_name,

@@ -247,6 +247,12 @@ def build_config(
             diskUuidEnabled=False,
             snapshotPowerOffBehavior="powerOff",
         ),
+        # BIOS boot without delay or retry, as a new VM has it (properties of later API
+        # versions than the client's are not written)
+        bootOptions=vim.vm.BootOptions(
+            bootDelay=0, enterBIOSSetup=False, bootRetryEnabled=False, bootRetryDelay=10000,
+            efiSecureBootEnabled=False, networkBootProtocol="ipv4",
+        ),
         defaultPowerOps=vim.vm.DefaultPowerOpInfo(
             powerOffType="soft",
             suspendType="hard",

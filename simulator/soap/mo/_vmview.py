@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._dsfiles import NVRAM, nvram_path
+
 if TYPE_CHECKING:
     from ..._host import Host
     from ..._vm import VM, Snapshot, VirtualDiskDevice
@@ -275,7 +277,8 @@ class VMView:
     @property
     def files(self) -> tuple[VMFile, ...]:
         if self._files is None:
-            self._files = (VMFile(self.vm.vmsd_path, "snapshotList", len(self.vm.vmsd_text().encode())),)
+            self._files = (VMFile(nvram_path(self.vm), "nvram", len(NVRAM)),
+                           VMFile(self.vm.vmsd_path, "snapshotList", len(self.vm.vmsd_text().encode())))
         return self._files
 
     @property

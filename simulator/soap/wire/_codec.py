@@ -27,7 +27,7 @@ from xml.parsers import expat
 import defusedxml
 import defusedxml.ElementTree
 from pyVmomi import SoapAdapter, VmomiSupport, vmodl
-from pyVmomi.VmomiSupport import F_OPTIONAL, DataObject, ManagedObject, Object
+from pyVmomi.VmomiSupport import F_OPTIONAL, DataObject, IsChildVersion, ManagedObject, Object
 
 from ..._errors import VcbsimError
 from . import _fastdecode, _fastencode
@@ -174,6 +174,10 @@ class _RequestDecoder(SoapAdapter.ExpatDeserializerNSHandlers):
         info: Any
         if name == "_this":
             info = Object(name="_this", type=ManagedObject, version=self.version, flags=0)
+            if "type" not in attr:
+                # the schema makes a reference's type optional (core-types.xsd) and some clients
+                # send <_this>ServiceInstance</_this>: the endpoint finds the object by its id
+                attr = {**attr, "type": "ManagedObject"}
         else:
             info = next((p for p in self.method.params if p.name == name), None)
             if info is None:
@@ -294,8 +298,15 @@ def _decode(body: bytes, version: str) -> Request:
         parser.Parse(body, True)
     except RequestError:
         raise
-    except (expat.ExpatError, KeyError, TypeError, AttributeError, ValueError) as exc:
-        msg = f"cannot decode the request: {type(exc).__name__}: {exc}"
+    except expat.ExpatError as exc:  # the XML itself: its syntax error and where it is
+        msg = f"malformed XML: {exc}"
+        raise RequestError(msg) from None
+    except (KeyError, TypeError, AttributeError, ValueError):
+        # pyVmomi's reader failed on a value: say which call did not follow the schema, never
+        # the reader's own exception text (internal detail, meaningless to a client)
+        where = f"a {decoder.wsdl_name} request" if decoder.wsdl_name else "the request"
+        msg = (f"cannot decode {where}: an element or value does not follow the vim25 schema "
+               "(check each parameter's type and required attributes against /sdk/vim.wsdl)")
         raise RequestError(msg) from None
     if decoder.method is None or decoder.wsdl_name is None:
         msg = "the SOAP body holds no method element"
@@ -349,6 +360,43 @@ class HostSerializer(SoapAdapter.SoapSerializer):  # type: ignore[misc]
         if typ is ManagedObject:
             name += "Reference"
         return attr, name
+
+    def _Serialize(self, val: Any, info: Any, defNS: str) -> None:  # noqa: N802,N803 - pyVmomi's names
+        """An array in an ``anyType`` slot: each item is written as in an ``anyType`` slot
+        too, so it carries its own ``xsi:type`` (``<ManagedObjectReference type="HostSystem"
+        xsi:type="ManagedObjectReference">``, ``<VirtualDevice xsi:type="VirtualDisk">``), as
+        a host writes it; pyVmomi leaves items untyped, which strict clients refuse. The
+        array's own element is pyVmomi's (``ArrayOfX``); so is everything else."""
+        if info.type is not object or not isinstance(val, list) or not IsChildVersion(self.version, info.version):
+            super()._Serialize(val, info, defNS)
+            return
+        if not isinstance(val, VmomiSupport.Array):
+            super()._Serialize(val, info, defNS)  # pyVmomi refuses a plain list here
+            return
+        array: Any = val
+        item_type = array.Item
+        outer = Object(name=info.name, type=object, version=info.version, flags=info.flags)
+        # the array element with no items written by pyVmomi, then the items
+        start = StringIO()
+        saved, self.writer = self.writer, start
+        try:
+            super()._Serialize(type(val)(), outer, defNS)
+        finally:
+            self.writer = saved
+        text = start.getvalue()
+        close = f"</{info.name}>"
+        self.writer.write(text[: -len(close)] if text.endswith(close) else text.replace("/>", ">", 1))
+        if SoapAdapter.isDynamicType(item_type):
+            tag = "string"
+        elif issubclass(item_type, ManagedObject):
+            tag = "ManagedObjectReference"
+        else:
+            tag = VmomiSupport.GetWsdlName(item_type)
+        item_info = Object(name=tag, type=object, version=info.version, flags=info.flags)
+        current_ns = VmomiSupport.GetWsdlNamespace(info.version)
+        for item in val:
+            super()._Serialize(item, item_info, current_ns)
+        self.writer.write(close)
 
 
 def serialize_to_str(value: Any, info: Any, version: str) -> str:

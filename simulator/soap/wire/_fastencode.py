@@ -252,7 +252,8 @@ class _Slot:
         else:
             tag, typ = GetQualifiedWsdlName(item_type)[1], cls
         xsi = ctx.xsi_type(typ, array=True)
-        item = ctx.slot(tag, item_type, self.flags, self.version)
+        # each item as in an anyType slot: it carries its own xsi:type (_codec.HostSerializer)
+        item = ctx.slot(tag, object, self.flags, self.version)
         head = "<" + self.name
         tail = xsi + ">"
         close = f"</{self.name}>"

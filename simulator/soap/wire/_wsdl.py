@@ -249,7 +249,9 @@ class _Builder:
         node = ET.SubElement(schema, "complexType", {"name": _MOREF})
         content = ET.SubElement(node, "simpleContent")
         extension = ET.SubElement(content, "extension", {"base": "xsd:string"})
-        ET.SubElement(extension, "attribute", {"name": "type", "type": "xsd:string", "use": "required"})
+        # the host's core-types.xsd leaves "type" optional (JAX-WS stubs generated from it do
+        # not mark it required); the endpoint finds a reference sent without it by its id
+        ET.SubElement(extension, "attribute", {"name": "type", "type": "xsd:string", "use": "optional"})
         ET.SubElement(extension, "attribute", {"name": "serverGuid", "type": "xsd:string", "use": "optional"})
 
     def _request_type_names(self) -> dict[str, str]:

@@ -16,7 +16,6 @@ import contextlib
 import datetime
 import http.client
 import ssl
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
@@ -27,6 +26,7 @@ import pytest
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import SoapAdapter, VmomiSupport, vim, vmodl
 
+from vcbsim.simulator import VirtualClock
 from vcbsim.simulator._host import Host
 from vcbsim.simulator.soap import HostAdapter, serve
 from vcbsim.simulator.soap._coverage import coverage_markdown
@@ -181,10 +181,14 @@ def server() -> Iterator[Any]:
         yield running
 
 
+#: the idle server's clock: tests move it past the idle timeout instead of sleeping
+IDLE_CLOCK = VirtualClock(0.0)
+
+
 @pytest.fixture(scope="module")
 def idle_server() -> Iterator[Any]:
-    """A server whose sessions expire after ``IDLE`` seconds without a call."""
-    with serve(HostAdapter(Host.demo("esxi-7.0", seed=7)), session_idle_timeout=IDLE) as running:
+    """A server whose sessions expire after ``IDLE`` seconds without a call (on ``IDLE_CLOCK``)."""
+    with serve(HostAdapter(Host.demo("esxi-7.0", seed=7)), session_idle_timeout=IDLE, clock=IDLE_CLOCK) as running:
         yield running
 
 
@@ -195,7 +199,7 @@ def _expired_cookies(server: Any, n: int) -> list[str]:
         cookies.append(_login(server))
         if i < 3:  # they work while fresh
             assert _fault(*_soap(server, _request("ServiceInstance", "CurrentTime"), cookies[-1])) is None
-    time.sleep(IDLE * 1.5)
+    IDLE_CLOCK.advance(IDLE * 1.5)
     return cookies
 
 
@@ -241,18 +245,17 @@ def test_every_method_refuses_an_expired_session(idle_server):
 
 def test_a_session_in_use_does_not_expire(idle_server):
     cookie = _login(idle_server)
-    deadline = time.monotonic() + IDLE * 3
-    while time.monotonic() < deadline:
+    for _ in range(30):  # three idle timeouts, a call every tenth of one
         assert _fault(*_soap(idle_server, _request("ServiceInstance", "CurrentTime"), cookie)) is None
-        time.sleep(IDLE / 10)
-    time.sleep(IDLE * 1.5)
+        IDLE_CLOCK.advance(IDLE / 10)
+    IDLE_CLOCK.advance(IDLE * 1.5)
     assert _fault(*_soap(idle_server, _request("ServiceInstance", "CurrentTime"), cookie)) == "NotAuthenticated"
 
 
 def test_pyvmomi_sees_an_idle_session_expire(idle_server):
     si = SmartConnect(host="127.0.0.1", port=idle_server.port, user="user", pwd="pass", disableSslCertValidation=True)
     assert si.content.rootFolder.name == "ha-folder-root"
-    time.sleep(IDLE * 1.5)
+    IDLE_CLOCK.advance(IDLE * 1.5)
     with pytest.raises(vim.fault.NotAuthenticated):
         si.content.rootFolder.name  # noqa: B018 - the read is the call under test
     Disconnect(si)
@@ -365,7 +368,7 @@ def test_guest_file_transfer_urls_refuse_missing_logged_out_and_expired_sessions
     # expired
     cookie = _login(idle_server)
     url = _transfer_url(idle_server, cookie, direction)
-    time.sleep(IDLE * 1.5)
+    IDLE_CLOCK.advance(IDLE * 1.5)
     assert _use(url, direction) in (401, 403, 404)
     # control: a URL of a live session works once
     cookie = _login(server)
@@ -445,8 +448,7 @@ def test_datastore_file_requests_keep_a_session_alive(idle_server):
     SOAP call in between, can still remove its snapshot afterwards."""
     path = _vmx_path(idle_server)
     cookie = _login(idle_server)
-    deadline = time.monotonic() + IDLE * 3
-    while time.monotonic() < deadline:
+    for _ in range(30):  # three idle timeouts, a request every tenth of one
         assert _http(idle_server, "GET", path, None, {"Cookie": cookie})[0] == 200
-        time.sleep(IDLE / 10)
+        IDLE_CLOCK.advance(IDLE / 10)
     assert _fault(*_soap(idle_server, _request("ServiceInstance", "CurrentTime"), cookie)) is None

@@ -365,16 +365,16 @@ def test_serve_wraps_a_simulated_host():
 
 
 def test_sessions_are_bounded(server, monkeypatch):
-    from vcbsim.simulator.soap import _endpoint
+    from vcbsim.simulator.soap import _sessions
 
-    monkeypatch.setattr(_endpoint, "MAX_SESSIONS", 5)
+    monkeypatch.setattr(_sessions, "MAX_SESSIONS", 5)
     first = SmartConnect(host="127.0.0.1", port=server.port, user="user", pwd="pass", disableSslCertValidation=True)
     for _ in range(8):  # a script that logs in for every call and never logs out
         SmartConnect(host="127.0.0.1", port=server.port, user="user", pwd="pass", disableSslCertValidation=True)
     assert len(server.endpoint.sessions) <= 5
     with pytest.raises(vim.fault.NotAuthenticated):  # the least recently used went first
         first.content.rootFolder.name  # noqa: B018
-    monkeypatch.setattr(_endpoint, "SESSION_IDLE_SECONDS", 0.0)
+    monkeypatch.setattr(_sessions, "SESSION_IDLE_SECONDS", 0.0)
     SmartConnect(host="127.0.0.1", port=server.port, user="user", pwd="pass", disableSslCertValidation=True)
     assert len(server.endpoint.sessions) == 1  # the idle ones expired at this login
 

@@ -49,6 +49,13 @@ def test_the_example_runs_on_another_profile(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_the_example_runs_with_small_disks(tmp_path: Path) -> None:
+    example = tmp_path / "test_with_vcbsim.py"
+    example.write_text(_example(), encoding="utf-8")
+    done = _pytest(tmp_path, example.name, "--kit-small-disks")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_a_broken_product_fails_the_example(tmp_path: Path) -> None:
     """The example's assertions can fail: a test that expects a third demo VM does."""
     example = tmp_path / "test_with_vcbsim.py"

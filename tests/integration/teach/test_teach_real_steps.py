@@ -79,8 +79,11 @@ def test_a_snapshot_removed_after_1e_is_missing_for_1f(repl: Interpreter) -> Non
     assert f.startswith("WF-1f") and "op.fail [WF-1f]" in f
     assert "nothing changed" not in f.lower()
     status = repl.execute("status")
-    assert "backup finished: ok" not in repl.execute("run")
+    end = repl.execute("run")
+    failed = next(line for line in end.splitlines() if line.startswith("backup FAILED"))
+    assert failed == "backup FAILED at WF-1f"  # the proxy's Python error is not named as a fault
     assert "done: WF-1a, WF-1b, WF-1c, WF-1d, WF-1e, WF-1f" in status
+    assert "failed at WF-1f" in repl.execute("status")
 
 
 def test_status_says_what_comes_next(repl: Interpreter) -> None:

@@ -205,3 +205,15 @@ def test_guest_abort_timer_is_not_judged_on_the_3_5_profiles() -> None:
     late = load_jsonl(TRACES / "TMO-GUEST-ABORT--ignores-abort-timer.jsonl")
     assert check_trace(late, profile="esxi-7.0").rule_ids() == ["TMO-GUEST-ABORT"]
     assert "TMO-GUEST-ABORT" not in check_trace(late, profile="esx-3.5u2").rule_ids()
+
+
+@pytest.mark.parametrize("profile", ["esx-3.5u2", "esxi-7.0"])
+def test_a_second_quiesce_operation_while_one_is_open_is_qsc_end(profile: str) -> None:
+    """Even in the 3.5 era (no guest timer: an operation the host stopped waiting for may still
+    run), a guest never starts a second operation over an open one (spec R3)."""
+    evs = seq(
+        ("guest", "quiesce.start", "vm-1", None, {"provider": "vss", "layout": "scripts.d", "timeout": 900}),
+        ("guest", "quiesce.start", "vm-1", None, {"provider": "vss", "layout": "scripts.d", "timeout": 900}),
+    )
+    report = check_trace(evs, profile=profile, open_ended=True)
+    assert "QSC-END" in report.rule_ids(), report.format()

@@ -163,3 +163,19 @@ def test_remove_all_snapshots_adds_up_the_merges(host: Host) -> None:
     assert stats.layers_removed == 4  # two redo layers on each of the two disks
     assert len(stats.merges) == stats.layers_removed
     assert d.disk.read(2 * MiB, 10) == b"c" * 10 and len(d.disk.chain()) == 1
+
+
+def test_cbt_off_then_on_before_a_stun_ends_on_and_keeps_tracking(host: Host) -> None:
+    vm = host.find_vm("plain")
+    d = vm.disks[0]
+    host.reconfigure(vm, change_tracking=True)
+    s1 = host.create_snapshot(vm, "active")  # the stun: tracking is now on
+    cid = host.change_id(vm, d.key, s1)
+    assert vm.change_tracking and cid is not None
+    host.reconfigure(vm, change_tracking=False)  # pending off ...
+    assert vm.change_tracking_pending is False
+    host.reconfigure(vm, change_tracking=True)  # ... and back on before any stun
+    assert vm.change_tracking_pending is None and vm.change_tracking
+    s2 = host.create_snapshot(vm, "next")
+    assert vm.change_tracking  # the stun changed nothing: tracking stayed on, not reset
+    host.query_changed_disk_areas(vm, s2, d.key, 0, cid)  # the earlier change id still holds

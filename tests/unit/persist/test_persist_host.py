@@ -161,7 +161,7 @@ def test_leftover_backup_snapshot_is_visible_and_removable(tmp_path: Path) -> No
 
 def test_revert_and_consolidate_later_round_trip(tmp_path: Path) -> None:
     d = tmp_path / "ds"
-    host = build(d)
+    host = build(d, "esxi-7.0")  # consolidate=False and ConsolidateVMDisks_Task are API 5.0
     lin = host.find_vm("lin")
     fs = host.guest_fs(lin)
     host.create_snapshot(lin, "a")
@@ -173,13 +173,13 @@ def test_revert_and_consolidate_later_round_trip(tmp_path: Path) -> None:
     host.remove_snapshot(lin, "b", consolidate=False)
     assert lin.consolidation_needed
     before = fingerprint(host)
-    again = reopen(host, d)
+    again = reopen(host, d, "esxi-7.0")
     assert fingerprint(again) == before
     lin2 = again.find_vm("lin")
     assert lin2.consolidation_needed
     again.consolidate_disks(lin2)
     assert not lin2.consolidation_needed
-    third = reopen(again, d)
+    third = reopen(again, d, "esxi-7.0")
     assert fingerprint(third) == fingerprint(again)
     assert third.guest_fs(third.find_vm("lin")).read_text("/etc/hostname") == "lin\n"
 
