@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._adapters import (
+        AgentRecorder,
         BackupPolicy,
         CommandAdapter,
         FunctionOrchestrator,
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
         Orchestrator,
         ReferenceOrchestrator,
     )
+    from ._capabilities import Capabilities
     from ._checker import CheckReport, Violation, check_trace
     from ._errors import (
         AdapterError,
@@ -29,17 +31,21 @@ if TYPE_CHECKING:
         InvalidDefinition,
         KitError,
     )
+    from ._evidence import Evidence
+    from ._judge import ScenarioBase
     from ._parallel import run_parallel
-    from ._report import CaseResult, RunInfo, verify_bundle, write_bundle
+    from ._report import CaseResult, RunInfo, diagnosis, verify_bundle, write_bundle
     from ._rules import FAMILIES, KIT_VERSION, RULES, Rule, get_rule, rules_for
     from ._suite import KIT_PROFILES, SCENARIOS, KitProfile, RunResult, Scenario, Step, run
+    from ._wire import certify_command
 
 #: Where each public name lives. Resolved on first use (PEP 562), so importing the package,
 #: as pytest does for the plugin, stays light.
 _LAZY = {
     "BackupPolicy": "_adapters", "CommandAdapter": "_adapters", "FunctionOrchestrator": "_adapters",
     "GuestAgent": "_adapters", "JobResult": "_adapters", "Orchestrator": "_adapters",
-    "ReferenceOrchestrator": "_adapters",
+    "ReferenceOrchestrator": "_adapters", "AgentRecorder": "_adapters", "Capabilities": "_capabilities", "Evidence": "_evidence",
+    "ScenarioBase": "_judge", "diagnosis": "_report", "certify_command": "_wire",
     "CheckReport": "_checker", "Violation": "_checker", "check_trace": "_checker",
     "AdapterError": "_errors", "ConformanceViolation": "_errors", "FlakyAdapterError": "_errors",
     "InvalidDefinition": "_errors", "KitError": "_errors",
@@ -74,11 +80,14 @@ __all__ = [
     "RULES",
     "SCENARIOS",
     "AdapterError",
+    "AgentRecorder",
     "BackupPolicy",
+    "Capabilities",
     "CaseResult",
     "CheckReport",
     "CommandAdapter",
     "ConformanceViolation",
+    "Evidence",
     "FlakyAdapterError",
     "FunctionOrchestrator",
     "GuestAgent",
@@ -92,9 +101,12 @@ __all__ = [
     "RunInfo",
     "RunResult",
     "Scenario",
+    "ScenarioBase",
     "Step",
     "Violation",
+    "certify_command",
     "check_trace",
+    "diagnosis",
     "get_rule",
     "rules_for",
     "run",

@@ -39,6 +39,7 @@ __all__ = [
     "JobResult",
     "Orchestrator",
     "GuestAgent",
+    "AgentRecorder",
     "FunctionOrchestrator",
     "ReferenceOrchestrator",
     "CommandAdapter",
@@ -79,18 +80,24 @@ class BackupPolicy:
 class JobResult:
     """What the orchestrator reports about one job.
 
-    ``ok``: the job completed and the backup is usable. ``files``: for file-level backups,
+    ``ok``: the job completed and the backup is usable; a job that failed after its copy but
+    left a complete backup says so with ``details={"usable": True}`` (it is then the base of
+    the next incremental, as ``usable`` on the job's ``op.fail`` tells the checker). ``files``: for file-level backups,
     every file the backup holds, as guest path (``D:\\Data\\orders.csv``) to the SHA-256 of
     its content in the backup; the kit compares them with the guest as of the snapshot
     (CMT-BACKUP-CONTENT). ``disks``: for image-level backups, disk key to
-    ``image_digest()`` of the disk image in the backup. ``None`` when the product cannot say
-    (that check is then skipped).
+    ``image_digest()`` of the disk image in the backup. ``copied``: for a file-level backup,
+    the files this job itself copied (path to SHA-256): for an incremental or differential the
+    changed files it stored, judged against the seed's bases (BK-INCR-SINCE-LAST,
+    BK-DIFF-SINCE-FULL). ``None`` when the product cannot say: that check then has no occasion,
+    and the run's evidence says so (a ``certify`` run fails on a rule nothing exercised).
     """
 
     ok: bool
     error: str = ""
     files: Mapping[str, str] | None = None
     disks: Mapping[int, str] | None = None
+    copied: Mapping[str, str] | None = None
     backup_id: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
 
@@ -115,17 +122,93 @@ class Orchestrator(Protocol):
 
 @runtime_checkable
 class GuestAgent(Protocol):
-    """The guest side of quiescing (VMware Tools' ``vmbackup``), as the host calls it."""
+    """The guest side of quiescing (VMware Tools' ``vmbackup``), exactly as the host calls it.
 
+    ``Host.create_snapshot(..., quiesce=True)`` on a powered-on VM calls
+    ``vm.tools.quiesced_snapshot(create, rollback, clock=..., trace=..., faults=..., profile=...,
+    vm=..., on_step=...)``; the host also reads ``state`` (``"running"``: Tools answer; ``"not-running"``,
+    ``"not-installed"``), ``frozen`` (the host holds guest writes while it is true) and
+    ``providers`` (``("vss",)``, ``("sync",)``). The simulator's ``VMwareTools`` is one; a
+    vendor's agent replaces it on every VM with ``run(..., guest_agent_factory=...)`` or
+    ``vcbsim conform --guest-agent MODULE:FACTORY`` (``factory(default_tools) -> agent``).
+
+    ``quiesced_snapshot`` runs the five steps of "When running the scripts" (seed) around
+    ``create()`` (which makes the snapshot and returns it) and returns an object with
+    ``snapshot`` (what ``create()`` returned, ``None`` if none was made), ``quiesced`` (bool)
+    and ``message``, such as ``vcbsim.simulator.tools.QuiesceResult``; it raises the host's
+    faults (``ApplicationQuiesceFault`` ...) as the spec says and calls ``rollback(snapshot)``
+    to undo a snapshot it must not keep. It records what it does in ``trace`` (the kit judges
+    the guest-side rules from those events and from what the scripts wrote in the guest):
+    ``AgentRecorder(trace, clock, vm)`` emits them with the right kinds and steps, so an agent
+    need not subclass anything of the simulator's.
+
+    Optional members the kit uses when present, before a case's final clean run: ``abort()``
+    (the host's ``vmbackup.abort`` for a guest left frozen), ``busy_until`` (a float: virtual
+    time until which the guest still works on an operation the host stopped waiting for, as
+    3.5-era Tools without the guest abort timer do) and ``poll(now)`` (let the agent finish what
+    is due by virtual time ``now``).
+    """
+
+    state: str
     frozen: bool
+    providers: Sequence[str]
 
-    @property
-    def running(self) -> bool: ...
-
-    def quiesced_snapshot(self, create: Callable[[], Any], rollback: Callable[[Any], Any], *, timeout: float | None = None) -> Any:
-        """Run the five steps of "When running the scripts" around ``create()``; raise
-        ``ApplicationQuiesceFault`` and friends as the spec says."""
+    def quiesced_snapshot(self, create: Callable[[], Any], rollback: Callable[[Any], Any], *, clock: Any,
+                          trace: Any, faults: Any, profile: Any, vm: str, timeout: float | None = None,
+                          on_step: Callable[[str], None] | None = None) -> Any:
+        """Quiesce, call ``create()``, unquiesce; see the class docstring. ``on_step(step)``,
+        when given, is called after each of ``WF-1a`` ... ``WF-1d`` (the REPL steps through)."""
         ...
+
+
+class AgentRecorder:
+    """Records a guest agent's quiesce operation in the host's trace, with the event kinds and
+    seed steps the checker expects (``simulator/schemas/trace.schema.json``): the public way for
+    an agent that does not build on ``VMwareTools`` to be traced.
+
+    >>> from vcbsim.simulator import Trace, VirtualClock
+    >>> rec = AgentRecorder(Trace(VirtualClock()), VirtualClock(), "vm-1")
+    >>> rec.start("sync", "scripts.d", timeout=900).kind
+    'quiesce.start'
+    """
+
+    def __init__(self, trace: Any, clock: Any, vm: str) -> None:
+        self.trace, self.clock, self.vm = trace, clock, vm
+
+    def _emit(self, kind: str, step: str, **details: Any) -> Any:
+        return self.trace.emit("guest", kind, vm=self.vm, step=step, **details)
+
+    def start(self, provider: str, layout: str, *, timeout: float = 0.0, scripts: int = 0) -> Any:
+        """Step 1a begins: the operation, its provider (``vss``/``sync``), script layout
+        (``scripts.d``/``legacy``) and abort timer."""
+        return self._emit("quiesce.start", "WF-1a", provider=provider, layout=layout, timeout=timeout,
+                          scripts=scripts)
+
+    def script(self, path: str, arg: str, exit_code: int | None, *, duration: float = 0.0, legacy: bool = False,
+               index: int = 0, error: str | None = None) -> Any:
+        """A script ran with ``arg`` (``freeze``: step 1a; ``thaw``/``freezeFail``: step 1e);
+        ``exit_code=None`` with ``error``: it could not be launched."""
+        extra = {"error": error} if error is not None else {}
+        return self._emit("script.run", "WF-1a" if arg == "freeze" else "WF-1e", path=path, arg=arg,
+                          exit_code=exit_code, duration=duration, legacy=legacy, index=index, **extra)
+
+    def engage(self, provider: str, ok: bool = True, error: str | None = None) -> Any:
+        """Step 1b: the SYNC driver or VSS froze the guest (or failed to)."""
+        return self._emit("quiesce.engage", "WF-1b", provider=provider, ok=ok,
+                          **({"error": error} if error else {}))
+
+    def disengage(self, provider: str, ok: bool = True, error: str | None = None) -> Any:
+        """Step 1d: the guest is thawed."""
+        return self._emit("quiesce.disengage", "WF-1d", provider=provider, ok=ok,
+                          **({"error": error} if error else {}))
+
+    def abort(self, state: str, reason: str) -> Any:
+        """The abort timer fired (or the host aborted) in ``state``."""
+        return self._emit("quiesce.abort", "WF-1e", state=state, reason=reason, fired_at=self.clock.now)
+
+    def end(self, outcome: str, code: int = 0, message: str = "") -> Any:
+        """The operation ended: ``done``, ``error`` or ``aborted``."""
+        return self._emit("quiesce.end", "WF-1e", outcome=outcome, code=code, message=message)
 
 
 Handler = Callable[["HostClient", str, BackupPolicy], JobResult]
@@ -185,15 +268,22 @@ class ReferenceOrchestrator:
             r = self._proxy.backup(f"name:{vm_name}", policy.mode, catalog=self._catalog, kind=kind)
         except InvalidInputError as exc:  # refused before anything ran (e.g. file-level of Linux)
             return JobResult(ok=False, error=str(exc), details={"status": "refused"})
+        # a job that failed after its copy (e.g. the unmount, WF-3a) may still leave a complete,
+        # usable backup; the result says so, and the next incremental builds on it
+        usable = r.backup_id is not None and self._catalog.backup(r.backup_id).status == "complete"
         files: dict[str, str] | None = None
         disks: dict[int, str] | None = None
-        if r.ok and r.backup_id is not None and policy.mode == "file":
-            files = {e.path: e.sha256 for e in self._catalog.entries(r.backup_id).values() if not e.is_dir and e.sha256}
+        copied: dict[str, str] | None = None
+        if usable and r.backup_id is not None and policy.mode == "file":
+            entries = self._catalog.entries(r.backup_id).values()
+            files = {e.path: e.sha256 for e in entries if not e.is_dir and e.sha256}
+            copied = {e.path: e.sha256 for e in entries if not e.is_dir and e.sha256 and e.copied}
         if r.ok and r.backup_id is not None and policy.mode == "fullvm":
             disks = self._image_digests(host, vm_name, r.backup_id)
-        return JobResult(ok=r.ok, error="" if r.ok else r.summary(), files=files, disks=disks,
+        return JobResult(ok=r.ok, error="" if r.ok else r.summary(), files=files, disks=disks, copied=copied,
                          backup_id=None if r.backup_id is None else str(r.backup_id),
-                         details={"status": r.status, "failed_step": r.failed_step, "fault": r.fault})
+                         details={"status": r.status, "failed_step": r.failed_step, "fault": r.fault,
+                                  "usable": usable})
 
     def _image_digests(self, host: HostClient, vm_name: str, backup_id: int) -> dict[int, str]:
         """Read the image back from the backup medium, as a restore would."""
@@ -237,6 +327,10 @@ def image_levels(adapter: Any) -> tuple[str, ...]:
     ``("full",)`` when it declares none. The kit asks an orchestrator for an incremental or
     differential image backup only when it declares that level; a declaration that is not a
     subset of ``full``, ``incremental``, ``differential`` holding ``full`` is refused."""
+    if getattr(adapter, "capabilities", None) is not None:
+        from ._capabilities import capabilities_of
+
+        return capabilities_of(adapter).image_levels or ("full",)
     declared = getattr(adapter, "image_levels", None)
     if declared is None:
         return ("full",)
@@ -334,6 +428,8 @@ class CommandAdapter:
     image_levels: tuple[str, ...] = ("full",)
     user: str = "user"
     password: str = "pass"  # noqa: S105 - the simulator's test credential (``vcbsim serve``'s default)
+    #: what the command declares (``Capabilities``; ``None``: the legacy default declaration)
+    capabilities: Any = None
 
     def __post_init__(self) -> None:
         if not self.argv or not all(isinstance(a, str) for a in self.argv):

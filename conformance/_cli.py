@@ -12,10 +12,11 @@ message that says what was expected.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -119,7 +120,7 @@ def main_verify_bundle(argv: list[str] | None = None) -> int:
 
     out = _console()
     path = Path(args.path)
-    if not path.is_dir():
+    if not path.is_dir() or not (path / "results.json").is_file():
         _console(sys.stderr).print(f"vcbsim verify-bundle: expected a bundle directory, got "
                                    f"{escape(str(path))!r}; write one with run(..., report=DIR)")
         return 2
@@ -150,8 +151,17 @@ def main_conformance(argv: list[str] | None = None) -> int:
     parser.add_argument("target", nargs="?", default=None, metavar="MODULE:FACTORY",
                         help="a callable returning an Orchestrator (default: the reference proxy)")
     parser.add_argument("--adapter", default=None, metavar="MODULE:FACTORY", help="the same, as an option")
-    parser.add_argument("--profile", default="quick", choices=("quick", "dev", "certify", "teach"))
-    parser.add_argument("--host-profile", default="esx-3.5u2", choices=HOST_PROFILES)
+    parser.add_argument("--kit-profile", default=None, choices=("quick", "dev", "certify", "teach"),
+                        help="the kit's test profile (default: quick); certify is the result you hand over")
+    parser.add_argument("--profile", default=None, choices=("quick", "dev", "certify", "teach"),
+                        help="deprecated alias of --kit-profile (elsewhere --profile names a host profile)")
+    parser.add_argument("--host-profile", default="esx-3.5u2", choices=HOST_PROFILES,
+                        help="the simulated host's profile (default: esx-3.5u2)")
+    parser.add_argument("--guest-agent", default=None, metavar="MODULE:FACTORY",
+                        help="certify a guest agent: factory(default_tools) -> GuestAgent on every VM")
+    parser.add_argument("--capabilities", default=None, metavar="FILE|JSON",
+                        help="the product's declaration (Capabilities fields as JSON, or a file of it); "
+                        "default: the adapter's own 'capabilities' attribute")
     parser.add_argument("--seed", type=int, default=None, help="Hypothesis seed (default: a random one, printed)")
     parser.add_argument("--report", metavar="DIR", default=None, help="write a results bundle here")
     parser.add_argument("--replay-dir", metavar="DIR", default=None,
@@ -166,39 +176,127 @@ def main_conformance(argv: list[str] | None = None) -> int:
     if args.target and args.adapter and args.target != args.adapter:
         parser.error(f"two adapters given: {args.target!r} and --adapter {args.adapter!r}; give one")
     args.adapter = args.target or args.adapter or "vcbsim.conformance:ReferenceOrchestrator"
-    import importlib
-
+    kit_profile = _kit_profile(args, parser)
     from ._errors import AdapterError, ConformanceViolation, InvalidDefinition
 
     err = _console(sys.stderr)
-    module, _, attr = args.adapter.partition(":")
     try:
-        factory = getattr(importlib.import_module(module), attr or "Orchestrator")
-    except (ImportError, AttributeError, ValueError) as exc:
-        err.print(f"vcbsim conformance: --adapter expected MODULE:FACTORY naming an importable callable, got "
-                  f"{escape(args.adapter)!r} ({escape(str(exc))})")
+        factory = _load(args.adapter, "--adapter", "Orchestrator")
+        agent = _load(args.guest_agent, "--guest-agent", "GuestAgent") if args.guest_agent else None
+        if args.capabilities:
+            factory = _declared(factory, load_capabilities(args.capabilities))
+    except InvalidDefinition as exc:
+        err.print(f"vcbsim conform: {escape(str(exc))}")
         return 2
     from ._parallel import run_parallel
 
     try:
-        result = run_parallel(factory, profile=args.profile, seed=args.seed, report=args.report,
-                              host_profile=args.host_profile, replay_dir=args.replay_dir, workers=args.workers)
+        result = run_parallel(factory, profile=kit_profile, seed=args.seed, report=args.report,
+                              host_profile=args.host_profile, replay_dir=args.replay_dir, workers=args.workers,
+                              guest_agent_factory=agent, out=io.StringIO())
+    except KeyboardInterrupt:
+        err.print("vcbsim conform: interrupted; no verdict (run again to certify)")
+        return 130
     except InvalidDefinition as exc:
-        err.print(f"vcbsim conformance: {escape(str(exc))}")
+        err.print(f"vcbsim conform: {escape(str(exc))}")
         return 2
     except (ConformanceViolation, AdapterError) as exc:  # the harness itself, outside any case
         err.print(f"[bold red]ERROR[/] {escape(str(exc))}")
         return 3
+    return print_verdict(result, report=args.report)
+
+
+def _kit_profile(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """``--kit-profile``, or its deprecated alias ``--profile`` (with a note)."""
+    if args.profile and args.kit_profile and args.profile != args.kit_profile:
+        parser.error(f"--profile {args.profile} and --kit-profile {args.kit_profile} disagree; give --kit-profile")
+    if args.profile and not args.kit_profile:
+        sys.stderr.write("vcbsim conform: --profile is deprecated here (it names a host profile in other verbs); "
+                         "use --kit-profile\n")
+    return str(args.kit_profile or args.profile or "quick")
+
+
+def _load(ref: str, option: str, default_attr: str) -> Any:
+    import importlib
+
+    from ._errors import InvalidDefinition
+
+    module, _, attr = ref.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr or default_attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise InvalidDefinition(option, expected="MODULE:FACTORY naming an importable callable", got=ref,
+                                hint=str(exc)) from None
+
+
+def load_capabilities(text: str) -> Any:
+    """A declaration from ``--capabilities``: inline JSON or a file holding it."""
+    from ._capabilities import Capabilities
+    from ._errors import InvalidDefinition
+
+    raw = text
+    if not text.lstrip().startswith("{"):
+        path = Path(text)
+        if not path.is_file():
+            raise InvalidDefinition("--capabilities", expected="a JSON object or a file holding one", got=text)
+        raw = path.read_text(encoding="utf-8")
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidDefinition("--capabilities", expected="JSON", got=raw[:60], hint=exc.msg) from None
+    if not isinstance(doc, dict):
+        raise InvalidDefinition("--capabilities", expected="a JSON object of Capabilities fields", got=doc)
+    return Capabilities.from_mapping(doc)
+
+
+def _declared(factory: Any, caps: Any) -> Any:
+    """``factory`` whose products carry the declaration ``caps``."""
+    def make() -> Any:
+        product = factory()
+        product.capabilities = caps
+        return product
+
+    make.__qualname__ = getattr(factory, "__qualname__", "adapter")
+    make.__module__ = getattr(factory, "__module__", __name__)
+    return make
+
+
+def print_verdict(result: Any, *, report: str | None, out: IO[str] | None = None) -> int:
+    """The CLI's end of a run, the same for both routes: the diagnosis of every failure
+    (rule, title and source, the sentence, the witness events with their text, the reproducer),
+    each distinct failure once with the cases that share it, the rules exercised, and the
+    verdict. Returns the exit code: 0 conformant, 1 a rule failed, 3 an ERROR only."""
+    from ._report import diagnosis
+
+    con, err = _console(out), _console(out or sys.stderr)
     failing = [c for c in result.cases if c.outcome in ("fail", "error")]
+    seen: dict[tuple[str, ...], list[str]] = {}
     for case in failing:
-        if case.outcome == "fail":
-            why = str(case.violations[0].get("explanation", case.message)) if case.violations else case.message
-            err.print(f"[bold red]FAIL[/] {escape(', '.join(case.rules))} in {escape(case.name)}: {escape(why)}")
-        else:
-            err.print(f"[bold red]ERROR[/] {escape(case.name)}: {escape(case.message)}")
+        v = case.violations[0] if case.violations else {}
+        key = (case.outcome, *case.rules, str(v.get("explanation", case.message)))
+        if key in seen:
+            seen[key].append(case.name)
+            continue
+        seen[key] = [case.name]
+        err.print(escape(diagnosis(case)))
+    for key, names in seen.items():
+        if len(names) > 1:
+            err.print(f"(the same {key[0].upper()} in {len(names)} cases: {escape(', '.join(names))})")
+    if result.evidence is not None:
+        con.print("declaration: " + escape(json.dumps(dict(result.evidence.declaration), sort_keys=True)))
+        con.print("rules exercised (occasions; n/a: not applicable):")
+        for line in result.evidence.table():
+            con.print(escape(line))
+    totals = {o: sum(1 for c in result.cases if c.outcome == o) for o in ("pass", "fail", "error", "skip", "na")}
+    con.print(f"{len(result.cases)} cases: " + ", ".join(f"{v} {k}" for k, v in totals.items() if v))
+    where = f"; bundle in {escape(report)}" if report else ""
     if failing:
-        return 1 if failing[0].outcome == "fail" else 3
-    _console().print("[bold green]CONFORMANT[/]" + (f"; bundle in {escape(args.report)}" if args.report else ""))
+        con.print(f"[bold red]NOT CONFORMANT[/]{where}")
+        return 1 if any(c.outcome == "fail" for c in failing) else 3
+    if totals["skip"]:
+        con.print(f"[bold yellow]NOT CONFORMANT[/] ({totals['skip']} skipped){where}")
+        return 1
+    con.print(f"[bold green]CONFORMANT[/]{where}")
     return 0
 
 

@@ -162,6 +162,7 @@ def run_case(
     replay_dir: str | Path | None = None,
     guest_agent_factory: Callable[[Any], Any] | None = None,
     expectations: Mapping[str, str] | None = None,
+    shrink: bool = True,
 ) -> CaseRun:
     """Judge one case (the suite's ``judge``, as ``run`` does) and return its ``CaseResult`` (named
     ``case.name``), statistics and output. Never raises for a FAIL or an ERROR of the case:
@@ -185,7 +186,7 @@ def run_case(
                 adapter_factory, shard_kp, profile=profile, seed=case.seed,
                 names=[case.scenario] if case.kind == "scenario" and case.scenario else [], filtered=True,
                 host_profile=host_profile, replay_dir=private, guest_agent_factory=guest_agent_factory,
-                expectations=expectations, explore=case.kind == "explore", out=out,
+                expectations=expectations, explore=case.kind == "explore", out=out, shrink=shrink,
             ))
         except Exception as exc:  # noqa: BLE001 - e.g. the adapter factory raised while probed
             problem = exc
@@ -215,12 +216,17 @@ def _failed(r: CaseRun) -> bool:
 def run_cases(adapter_factory: Callable[[], Any], cases: Sequence[KitCase], *, fail_fast: bool = False,
               **options: Any) -> list[CaseRun]:
     """Run a subset of a run's cases in this process, in order (``options``: as ``run_case``);
-    with ``fail_fast``, stop after the first failing case."""
+    with ``fail_fast``, stop after the first failing case. Once an exploration shard failed
+    (with a shrunk witness), later shards still run every example but do not shrink again: a
+    failing certify costs about what a passing one does, and the CLI prints each distinct
+    failure once."""
     runs: list[CaseRun] = []
+    shrunk = False  # an exploration shard already failed with a shrunk witness
     for c in cases:
-        runs.append(run_case(adapter_factory, c, **options))
+        runs.append(run_case(adapter_factory, c, shrink=not shrunk, **options))
         if fail_fast and _failed(runs[-1]):
             break
+        shrunk = shrunk or (c.kind == "explore" and _failed(runs[-1]))
     return runs
 
 
@@ -339,6 +345,7 @@ def run_parallel(
         out.write(r.output)
     named = next((r for r in runs if r.adapter_name), None)
     names = [c.scenario for c in cases if c.kind == "scenario"]
+    declaration = _declaration(adapter_factory)
     info = RunInfo(**{
         **started.to_dict(),
         "adapter_name": named.adapter_name if named else adapter_ref,
@@ -348,10 +355,29 @@ def run_parallel(
                    "explore": explore, "filters": None if scenarios is None else names,
                    "expectations": dict(expectations or {}), "replay_dir": str(replay_dir or ""),
                    "workers": n, "explore_shards": sum(1 for c in cases if c.kind == "explore"),
-                   "cases": [c.name for c in cases]},
+                   "cases": [c.name for c in cases], "declaration": declaration},
     })
-    bundle = write_bundle(report, info, results, statistics=stats) if report is not None else None
-    totals = {o: sum(1 for c in results if c.outcome == o) for o in ("pass", "fail", "error", "skip")}
+    ran_all = scenarios is None and explore and len(runs) == len(cases)
+    evidence, extra = _suite.conclude(info, results, stats, kp, complete=ran_all)
+    results += extra
+    for c in extra:
+        out.write(f"\n{c.outcome.upper()} {c.name}: {c.message}\n")
+    bundle = (write_bundle(report, info, results, statistics=stats, evidence=evidence)
+              if report is not None else None)
+    totals = {o: sum(1 for c in results if c.outcome == o) for o in ("pass", "fail", "error", "skip", "na")}
     out.write(f"{len(results)} cases: " + ", ".join(f"{v} {k}" for k, v in totals.items())
               + f" (seed {seed}, {n} worker(s))\n")
-    return _suite.RunResult(info, tuple(results), bundle, stats)
+    return _suite.RunResult(info, tuple(results), bundle, stats, evidence)
+
+
+def _declaration(adapter_factory: Callable[[], Any]) -> dict[str, Any]:
+    """The adapter's declaration (``Capabilities``), read from one instance."""
+    from ._capabilities import capabilities_of
+
+    probe = adapter_factory()
+    try:
+        return capabilities_of(probe).to_dict()
+    finally:
+        closer = getattr(probe, "close", None)
+        if callable(closer):
+            closer()

@@ -41,11 +41,14 @@ __all__ = [
     "verify_bundle",
     "results_schema",
     "new_run_info",
+    "diagnosis",
 ]
 
-Outcome = Literal["pass", "fail", "error", "skip"]
-OUTCOMES: tuple[str, ...] = ("pass", "fail", "error", "skip")
-RESULTS_SCHEMA_VERSION = 1
+Outcome = Literal["pass", "fail", "error", "skip", "na"]
+#: ``na``: not applicable, the product's declaration leaves out every job of the case (not a
+#: skip: certify accepts it, and the message says which declaration scoped it out)
+OUTCOMES: tuple[str, ...] = ("pass", "fail", "error", "skip", "na")
+RESULTS_SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,12 @@ class CaseResult:
     steps: tuple[str, ...] = ()
     violations: tuple[Mapping[str, Any], ...] = ()
     trace: tuple[Event, ...] = ()
+    #: occasions per rule in this case (``_evidence``): the rules it exercised, how often
+    exercised: Mapping[str, int] = field(default_factory=dict)
+    #: jobs of the case the declaration left out, with the reason
+    not_asked: tuple[str, ...] = ()
+    #: a pasteable pytest function that replays a failing case
+    reproducer: str = ""
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -146,7 +155,26 @@ class CaseResult:
             "violations": [dict(v) for v in self.violations],
             "events": len(self.trace),
             "timeline": f"timelines/{_slug(self.name)}.html" if self.outcome in ("fail", "error") else None,
+            "exercised": dict(sorted(self.exercised.items())),
+            "not_asked": list(self.not_asked),
+            "reproducer": self.reproducer,
         }
+
+
+def diagnosis(case: CaseResult) -> str:
+    """A failing case as the pytest route prints it: the outcome, the rule (title, source),
+    the sentence, the witness events with their text, and the reproducer."""
+    lines = [f"{case.outcome.upper()} {case.name}" + (f" [{', '.join(case.rules)}]" if case.rules else "")]
+    for v in case.violations or ({"rule": None, "explanation": case.message, "witness": []},):
+        rid = v.get("rule")
+        if rid in RULES:
+            lines.append(f"  {rid}: {RULES[str(rid)].title} ({RULES[str(rid)].source})")
+        lines.append(f"  why: {v.get('explanation') or case.message}")
+        for w in v.get("witness", []):
+            lines.append("  witness " + Event.from_dict(w).line())
+    if case.reproducer:
+        lines += ["Reproduce with:", "", case.reproducer]
+    return "\n".join(lines)
 
 
 def _slug(name: str) -> str:
@@ -173,8 +201,11 @@ def write_bundle(
     cases: Iterable[CaseResult],
     *,
     statistics: Mapping[str, Any] | None = None,
+    evidence: Any = None,
 ) -> Path:
-    """Write a results bundle to ``path`` (created; existing bundle files are replaced)."""
+    """Write a results bundle to ``path`` (created; existing bundle files are replaced).
+    ``evidence``: the run's ``_evidence.Evidence`` (declaration, rules exercised, not
+    applicable, not exercised), written to results.json, junit.xml and summary.txt."""
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
     case_list = list(cases)
@@ -191,9 +222,11 @@ def write_bundle(
         "statistics": stats,
         "cases": [c.to_dict() for c in case_list],
     }
+    if evidence is not None:
+        doc["evidence"] = evidence.to_dict()
     (root / "results.json").write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
-    (root / "junit.xml").write_bytes(_junit(run_info, case_list, stats))
-    (root / "summary.txt").write_text(_summary(run_info, case_list, totals, stats), encoding="utf-8")
+    (root / "junit.xml").write_bytes(_junit(run_info, case_list, stats, evidence))
+    (root / "summary.txt").write_text(_summary(run_info, case_list, totals, stats, evidence), encoding="utf-8")
     tl = root / "timelines"
     for c in case_list:
         if c.outcome in ("fail", "error"):
@@ -202,7 +235,19 @@ def write_bundle(
     return root
 
 
-def _junit(info: RunInfo, cases: Sequence[CaseResult], stats: Mapping[str, Any]) -> bytes:
+def _evidence_props(evidence: Any) -> dict[str, Any]:
+    if evidence is None:
+        return {}
+    props: dict[str, Any] = {"declaration": json.dumps(dict(evidence.declaration), sort_keys=True)}
+    for rid in RULES:
+        if rid in evidence.not_applicable:
+            props[f"rule.{rid}"] = "n/a: " + evidence.not_applicable[rid]
+        else:
+            props[f"rule.{rid}"] = evidence.exercised.get(rid, 0)
+    return props
+
+
+def _junit(info: RunInfo, cases: Sequence[CaseResult], stats: Mapping[str, Any], evidence: Any = None) -> bytes:
     totals = _totals(cases)
     suites = ET.Element("testsuites")
     suite = ET.SubElement(
@@ -212,7 +257,7 @@ def _junit(info: RunInfo, cases: Sequence[CaseResult], stats: Mapping[str, Any])
         tests=str(totals["total"]),
         failures=str(totals["fail"]),
         errors=str(totals["error"]),
-        skipped=str(totals["skip"]),
+        skipped=str(totals["skip"] + totals["na"]),
         time=f"{sum(c.duration for c in cases):.3f}",
         timestamp=info.started,
         hostname="vcbsim",
@@ -227,6 +272,7 @@ def _junit(info: RunInfo, cases: Sequence[CaseResult], stats: Mapping[str, Any])
         "hypothesis_version": info.hypothesis_version,
         "adapter": f"{info.adapter_name} {info.adapter_version}".strip(),
         **{f"stat.{k}": v for k, v in stats.items()},
+        **_evidence_props(evidence),
     }.items():
         ET.SubElement(props, "property", name=str(k), value=str(v))
     for c in cases:
@@ -240,11 +286,14 @@ def _junit(info: RunInfo, cases: Sequence[CaseResult], stats: Mapping[str, Any])
             el.text = body
         elif c.outcome == "skip":
             ET.SubElement(tc, "skipped", message=c.message)
+        elif c.outcome == "na":
+            ET.SubElement(tc, "skipped", message=c.message, type="not-applicable")
     ET.indent(suites)
     return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="utf-8") + b"\n"
 
 
-def _summary(info: RunInfo, cases: Sequence[CaseResult], totals: Mapping[str, int], stats: Mapping[str, Any]) -> str:
+def _summary(info: RunInfo, cases: Sequence[CaseResult], totals: Mapping[str, int], stats: Mapping[str, Any],
+             evidence: Any = None) -> str:
     lines = [
         f"vcbsim conformance kit {info.kit_version}  run {info.run_uuid}",
         f"kit profile: {info.kit_profile}   host profile: {info.host_profile}   seed: {info.seed}",
@@ -258,6 +307,9 @@ def _summary(info: RunInfo, cases: Sequence[CaseResult], totals: Mapping[str, in
     lines += ["", "totals: " + ", ".join(f"{k} {v}" for k, v in totals.items())]
     if stats:
         lines.append("statistics: " + ", ".join(f"{k}={v}" for k, v in stats.items()))
+    if evidence is not None:
+        lines += ["", "declaration: " + json.dumps(dict(evidence.declaration), sort_keys=True),
+                  "rules exercised (occasions in the run; n/a: not applicable, with the reason):", *evidence.table()]
     verdict = "CONFORMANT" if totals["fail"] == totals["error"] == totals["skip"] == 0 else "NOT CONFORMANT"
     lines.append(f"verdict: {verdict}")
     return "\n".join(lines) + "\n"
@@ -339,8 +391,8 @@ def verify_bundle(path: str | Path, *, certified: bool = False) -> list[str]:
             if not tl or not (root / tl).is_file():
                 problems.append(f"case {c['name']!r} failed but its timeline {tl!r} is missing")
     for k in OUTCOMES:
-        if doc["totals"][k] != counted[k]:
-            problems.append(f"totals.{k} is {doc['totals'][k]} but {counted[k]} case(s) have outcome {k!r}")
+        if doc["totals"].get(k, 0) != counted[k]:
+            problems.append(f"totals.{k} is {doc['totals'].get(k, 0)} but {counted[k]} case(s) have outcome {k!r}")
     if doc["totals"]["total"] != len(cases):
         problems.append(f"totals.total is {doc['totals']['total']} but there are {len(cases)} cases")
     try:
@@ -353,9 +405,13 @@ def verify_bundle(path: str | Path, *, certified: bool = False) -> list[str]:
         if suite is None:
             problems.append("junit.xml has no <testsuite>")
         else:
-            for attr, key in (("tests", "total"), ("failures", "fail"), ("errors", "error"), ("skipped", "skip")):
-                if suite.get(attr) != str(doc["totals"][key]):
-                    problems.append(f"junit.xml {attr}={suite.get(attr)!r} disagrees with results.json totals.{key}={doc['totals'][key]}")
+            want = {k: doc["totals"].get(k, 0) for k in OUTCOMES}
+            want["total"] = doc["totals"]["total"]
+            want["skipped"] = want["skip"] + want["na"]
+            for attr, key in (("tests", "total"), ("failures", "fail"), ("errors", "error"), ("skipped", "skipped")):
+                if suite.get(attr) != str(want[key]):
+                    problems.append(f"junit.xml {attr}={suite.get(attr)!r} disagrees with results.json totals "
+                                    f"({key}={want[key]})")
             props = {p.get("name"): p.get("value") for p in suite.iter("property")}
             if props.get("run_uuid") != doc["run_info"]["run_uuid"]:
                 problems.append("junit.xml run_uuid property differs from results.json run_info.run_uuid")
@@ -373,6 +429,12 @@ def verify_bundle(path: str | Path, *, certified: bool = False) -> list[str]:
         if counted["fail"] or counted["error"] or counted["skip"]:
             problems.append(f"a certified bundle has no failures, errors or skips; this one has "
                             f"{counted['fail']} FAIL, {counted['error']} ERROR, {counted['skip']} SKIP")
+        ev = doc.get("evidence")
+        if ev is None:
+            problems.append("results.json has no evidence (declaration and rules exercised); certify runs of kit "
+                            "0.2 and later record it")
+        elif ev.get("unexercised"):
+            problems.append(f"rules that apply to the declaration were never exercised: {', '.join(ev['unexercised'])}")
         cfg = ri.get("config", {})
         for key in ("filters", "expectations", "skips"):
             if cfg.get(key):

@@ -51,6 +51,7 @@ FAMILIES: dict[str, str] = {
     "CLEANUP": "nothing left behind: snapshots, mounts, frozen guests",
     "TIMEOUT": "timers and operations whose outcome is unknown",
     "TRACE": "the trace itself: complete, well formed, fully consumed by the model",
+    "EVIDENCE": "what the product declares and reports, against what the host saw happen",
 }
 
 Level = Literal["MUST", "MUST NOT", "SHOULD", "SHOULD NOT"]
@@ -362,6 +363,16 @@ RULES: dict[str, Rule] = _r(
          "of an unknown snapshot, no guest event outside a quiesce operation); a trace the "
          "model cannot fully consume never passes.",
          "kit (TLA+ trace validation)", "TRACE"),
+    # ------------------------------------------------------------------ EVIDENCE
+    Rule("EV-DECLARED-WORKS", "A declared capability works",
+         "A job the product declares it can do (its `Capabilities`) MUST succeed when no fault is "
+         "armed, and every declared mode and level MUST succeed at least once in a run.",
+         "kit (declared capabilities); seed types of backups", "EVIDENCE", since="0.2.0",
+         checked_by=("suite",)),
+    Rule("EV-OUTCOME-TRUE", "A reported success is what happened",
+         "A job MUST NOT report success when the host shows otherwise: its backup snapshot still "
+         "on the VM, or a fault in one of its steps with no backup content to show for it.",
+         "seed WF-2, WF-3b", "EVIDENCE", since="0.2.0", checked_by=("suite",)),
 )
 
 

@@ -55,7 +55,8 @@ from typing import Any, TextIO
 from vcbsim.simulator import Event
 
 from ._adapters import BackupPolicy, JobResult, Orchestrator, call_adapter, image_levels
-from ._checker import CheckReport, check_trace
+from ._capabilities import capabilities_of
+from ._checker import CheckReport
 from ._errors import (
     AdapterError,
     ConformanceViolation,
@@ -63,7 +64,9 @@ from ._errors import (
     InvalidDefinition,
     KitError,
 )
+from ._evidence import Evidence, evidence_case, merge_counts, occasions
 from ._explore import _machine, explored_image_levels
+from ._judge import ScenarioBase, norm_path
 from ._report import CaseResult, RunInfo, new_run_info, write_bundle
 from ._rules import HOST_PROFILES, KIT_VERSION
 
@@ -148,8 +151,7 @@ _STEP_OPS = ("write", "add_script", "remove_script", "arm_fault", "user_snapshot
 # ----------------------------------------------------------------------------- scenario
 
 
-def _norm(path: str) -> str:
-    return path.replace("/", "\\").casefold() if ":" in path[:2] else path
+_norm = norm_path
 
 
 def _script_path(name: str) -> tuple[str, str]:
@@ -175,12 +177,13 @@ def script_text(name: str, exit_code: int = 0, sleep: float = 0.0, phase: str = 
     return "\r\n".join(lines) + "\r\n"
 
 
-class Scenario:
+class Scenario(ScenarioBase):
     """One simulated host, one orchestrator, and the steps applied so far.
 
     Every method is one step and is recorded (``steps``), so a failing case prints as a
     pasteable test. Violations raise ``ConformanceViolation`` (FAIL); adapter misbehaviour
-    raises ``AdapterError`` (ERROR).
+    raises ``AdapterError`` (ERROR). What is judged after each job beyond the trace, and the
+    declaration gate, are ``ScenarioBase``'s (``_judge.py``), shared with the wire route.
     """
 
     def __init__(
@@ -210,11 +213,12 @@ class Scenario:
         except Exception as exc:
             msg = f"adapter factory {adapter_factory!r} raised {type(exc).__name__}: {exc}"
             raise AdapterError(msg, operation="factory") from exc
+        #: what the product declares (``Capabilities``); jobs outside it are not asked
+        self.caps = capabilities_of(self.adapter)
         #: the image-backup levels the orchestrator declares (others are asked as full)
         self.image_levels = image_levels(self.adapter)
-        self.steps: list[Step] = []
-        self.results: list[JobResult] = []
         self.out = out
+        self._init_case()
         self.statistics: dict[str, int] = {"jobs": 0, "jobs_ok": 0, "faults_armed": 0, "writes": 0}
         self._during: list[tuple[str, str, str]] = []
         self._scripts: set[str] = set()
@@ -223,12 +227,29 @@ class Scenario:
         self._snap_digests: dict[str, dict[int, str]] = {}
         self._unsubscribe = self.host.trace.subscribe(self._on_event)
 
-    # -- steps ------------------------------------------------------------------------
-    def _record(self, step: Step) -> None:
-        self.steps.append(step)
-        if self.out is not None:
-            self.out.write(step.code() + "\n")
+    # -- host access (ScenarioBase) ----------------------------------------------------
+    def _events(self) -> Sequence[Event]:
+        return self.host.trace.events
 
+    def _read_guest(self, vm: str, path: str) -> bytes | None:
+        try:
+            return bytes(self.host.guest_fs(vm).read_bytes(path))
+        except Exception:  # noqa: BLE001 - frozen guest, no such file: nothing to read now
+            return None
+
+    def _snapshot_ids(self, vm: str) -> set[str]:
+        return {str(getattr(s, "moref", s.id)) for s in self.host.find_vm(vm).snapshots()}
+
+    def _family(self, vm: str) -> str:
+        return str(self.host.find_vm(vm).os_family)
+
+    def _moref(self, vm: str) -> str | None:
+        return str(self.host.find_vm(vm).moref)
+
+    def _vm_names(self) -> Sequence[str]:
+        return VMS
+
+    # -- steps ------------------------------------------------------------------------
     def write(self, vm: str, path: str, text: str) -> None:
         """The guest writes a file (between jobs)."""
         self._record(Step.of("write", vm=vm, path=path, text=text))
@@ -261,6 +282,9 @@ class Scenario:
             fs.mkdir(folder)
         fs.write_bytes(path, script_text(name.rsplit(sep, 1)[-1], exit_code, sleep, phase).encode())
         self._scripts.add(name if vm == LINUX_VM else name.casefold())  # Windows names are case-insensitive
+        # a failing, slow or unlaunchable script is a fault: a failed job then proves nothing
+        unlaunchable = vm == WINDOWS_VM and not path.lower().endswith((".bat", ".cmd"))
+        self.disturbed = self.disturbed or bool(exit_code or sleep) or unlaunchable
 
     def remove_script(self, name: str) -> None:
         self._record(Step.of("remove_script", name=name))
@@ -278,6 +302,7 @@ class Scenario:
         self.host.add_fault(operation=operation, target=target, fault=fault, delay=delay, exit_code=exit_code,
                             times=times, label=f"kit:{operation}")
         self.statistics["faults_armed"] += 1
+        self.disturbed = True
 
     def user_snapshot(self, vm: str, name: str = "before-upgrade") -> None:
         """The VM's administrator takes a snapshot of their own; backups must leave it alone."""
@@ -293,9 +318,10 @@ class Scenario:
         from vcbsim.simulator import SimulatedCrash
 
         self._record(Step.of("backup", vm=vm, mode=mode, level=level, during=tuple(tuple(d) for d in during)))
-        if mode == "fullvm" and level not in self.image_levels:
-            level = "full"
-        policy = BackupPolicy(mode, level)  # type: ignore[arg-type]
+        asked = self.gate(vm, mode, level)
+        if asked is None:
+            return None
+        policy = BackupPolicy(mode, asked)  # type: ignore[arg-type]
         mark = len(self.host.trace)
         self._during = [(vm, p, t) for p, t in during]
         self._busy = self.host.find_vm(vm).moref
@@ -313,6 +339,7 @@ class Scenario:
             self.statistics["jobs_ok"] += int(result.ok)
         self.check(open_ended=True)
         self._check_data(vm, policy, result, mark)
+        self.judge_job(vm, policy, result, mark)
         return result
 
     def apply(self, step: Step) -> Any:
@@ -337,40 +364,15 @@ class Scenario:
                 else:
                     self._during.append((vm, path, text))
 
-    def check(self, *, open_ended: bool = False) -> CheckReport:
-        report = check_trace(self.host.trace.events, profile=self.host_profile, open_ended=open_ended)
-        report.raise_for_violations()
-        return report
-
-    def _model(self, vm: str, upto: int) -> dict[str, tuple[str, str]]:
-        """Guest files of ``vm`` as the trace says they were before event ``upto``:
-        normalised path -> (path, sha256)."""
-        moref = self.host.find_vm(vm).moref
-        files: dict[str, tuple[str, str]] = {}
-        for e in self.host.trace.events[:upto]:
-            if e.vm != moref:
-                continue
-            if e.kind == "guest.write":
-                files[_norm(str(e.details["path"]))] = (str(e.details["path"]), str(e.details.get("sha256")))
-            elif e.kind == "guest.delete":
-                files.pop(_norm(str(e.details["path"])), None)
-        return files
-
     def _check_data(self, vm: str, policy: BackupPolicy, result: JobResult | None, mark: int) -> None:
         events = self.host.trace.events
         moref = self.host.find_vm(vm).moref
-        # the backup holds the files as of the snapshot
-        if result is not None and result.ok and policy.mode == "file" and result.files is not None:
-            snaps = [e for e in events[mark:] if e.kind == "snapshot.create" and e.vm == moref]
-            if snaps:
-                snap = snaps[-1]
-                check_backup_content(
-                    self._model(vm, snap.seq), result.files, _norm, level=policy.level, vm=vm, snap=snap, moref=moref
-                )
+        # the image backup holds the disks as of the snapshot (file-level: ScenarioBase.judge_job)
         if result is not None and result.ok and policy.mode == "fullvm" and result.disks is not None:
             snaps = [e for e in events[mark:] if e.kind == "snapshot.create" and e.vm == moref]
             want = self._snap_digests.get(str(snaps[-1].details.get("snapshot"))) if snaps else None
             if want is not None:
+                self.occasion("IMG-LEVEL-CONTENT" if policy.level != "full" else "CMT-BACKUP-CONTENT")
                 bad = sorted(k for k in want if result.disks.get(k) != want[k])
                 if bad and policy.level != "full":
                     # the image the product restores of an incremental or differential: its chain
@@ -390,7 +392,9 @@ class Scenario:
             if vmobj.tools is not None and vmobj.tools.frozen:
                 continue
             fs = self.host.guest_fs(name)
-            for _, (path, digest) in self._model(name, len(events)).items():
+            written = self.model(name, len(events))
+            self.occasion("CMT-DATA", int(bool(written)))
+            for _, (path, digest) in written.items():
                 try:
                     data = fs.read_bytes(path)
                 except Exception:  # noqa: BLE001 - reported below as a lost write
@@ -432,13 +436,26 @@ class Scenario:
             else:
                 fs.write_bytes(path, script_text(name.rsplit("/" if vm == LINUX_VM else "\\", 1)[-1]).encode())
         for name in VMS:
-            result = call_adapter(self.adapter, self.client, name, BackupPolicy("fullvm"))
+            vmobj = self.host.find_vm(name)
+            mode = self.caps.clean_mode(str(vmobj.os_family))
+            if mode is None:
+                self.not_asked.append(f"clean run of {name}: the product declared no job it can do on this guest")
+                continue
+            policy = BackupPolicy(mode)  # type: ignore[arg-type]
+            mark = len(self.host.trace)
+            result = call_adapter(self.adapter, self.client, name, policy)
             self.check(open_ended=True)  # a broken rule is a FAIL before it is an ERROR
+            self.jobs_asked[f"{mode}/full"] += 1
+            self.jobs_ok[f"{mode}/full"] += int(result.ok)
+            self.occasion("EV-DECLARED-WORKS")
             if not result.ok:
                 snaps = [s.name for s in self.host.find_vm(name).snapshots()]
-                msg = (f"the clean run of {name} after the case failed: {result.error or 'no reason given'}; with no "
-                       f"faults armed a job must succeed (snapshots on the VM: {snaps or 'none'})")
-                raise AdapterError(msg, adapter=getattr(self.adapter, "name", ""), operation="backup")
+                why = (f"the clean run of {name} ({mode}, full) after the case failed: "
+                       f"{result.error or 'no reason given'}; with no faults armed a job the product declares must "
+                       f"succeed (snapshots on the VM: {snaps or 'none'})")
+                raise ConformanceViolation("EV-DECLARED-WORKS", why, vm=vmobj.moref)
+            self._judge_outcome(name, policy, result, mark)
+            self._judge_guest_log()
         report = self.check()
         for name in VMS:
             left = [s.name for s in self.host.find_vm(name).snapshots() if (name, s.name) not in self._user_snapshots]
@@ -484,6 +501,11 @@ SCENARIOS: dict[str, tuple[Step, ...]] = {
         _S("add_script", name="15-check.bat", exit_code=3, sleep=0.0, phase="freeze"),
         _S("add_script", name="30-late.bat", exit_code=0, sleep=0.0, phase=""),
         _S("backup", vm=WINDOWS_VM, mode="file", level="full", during=()),
+    ),
+    "freeze-script-fault": (
+        # the first script to run fails (on 3.5 U1 the legacy pre-freeze script, the only one)
+        _S("arm_fault", operation="script", target="*", fault=None, delay=0.0, exit_code=3, times=1),
+        _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=()),
     ),
     "thaw-script-fails": (
         _S("add_script", name="25-thaw.bat", exit_code=1, sleep=0.0, phase="thaw"),
@@ -558,10 +580,12 @@ class RunResult:
     cases: tuple[CaseResult, ...]
     bundle: Path | None = None
     statistics: Mapping[str, Any] = field(default_factory=dict)
+    #: which rules the run exercised, which do not apply and why (``_evidence``)
+    evidence: Evidence | None = None
 
     @property
     def ok(self) -> bool:
-        return all(c.outcome == "pass" for c in self.cases)
+        return all(c.outcome in ("pass", "na") for c in self.cases)
 
 
 def check_backup_content(
@@ -703,8 +727,10 @@ def run(
         host_profile=host_profile, replay_dir=replay_dir, guest_agent_factory=guest_agent_factory,
         expectations=expectations, explore=explore, out=out,
     )
-    bundle = write_bundle(report, info, cases, statistics=stats) if report is not None else None
-    totals = {o: sum(1 for c in cases if c.outcome == o) for o in ("pass", "fail", "error", "skip")}
+    evidence, extra = conclude(info, cases, stats, kp, complete=scenarios is None and explore)
+    cases += extra
+    bundle = write_bundle(report, info, cases, statistics=stats, evidence=evidence) if report is not None else None
+    totals = {o: sum(1 for c in cases if c.outcome == o) for o in ("pass", "fail", "error", "skip", "na")}
     out.write(f"{len(cases)} cases: " + ", ".join(f"{v} {k}" for k, v in totals.items()) + f" (seed {seed})\n")
     failing = [c for c in cases if c.outcome in ("fail", "error")]
     if failing:
@@ -722,7 +748,30 @@ def run(
         for other in failing[1:]:
             err.add_note(f"also {other.outcome.upper()} {other.name}: {', '.join(other.rules)} {other.message}")
         raise err
-    return RunResult(info, tuple(cases), bundle, stats)
+    return RunResult(info, tuple(cases), bundle, stats, evidence)
+
+
+def job_counts(s: Scenario) -> dict[str, int]:
+    """A case's jobs as statistics: ``asked.MODE/LEVEL`` and ``ok.MODE/LEVEL``."""
+    out = {f"asked.{k}": v for k, v in s.jobs_asked.items()}
+    out.update({f"ok.{k}": v for k, v in s.jobs_ok.items()})
+    return out
+
+
+def conclude(info: RunInfo, cases: Sequence[CaseResult], stats: Mapping[str, int], kp: KitProfile, *,
+             complete: bool) -> tuple[Evidence, list[CaseResult]]:
+    """The run's evidence, and the verdict it adds: an ``evidence`` case that fails when a
+    declared capability never worked, or (``certify``) when an applicable rule was never
+    exercised. ``complete``: every scenario and the exploration ran (no filter)."""
+    from ._capabilities import Capabilities
+
+    caps = Capabilities.from_mapping(dict(info.config.get("declaration") or {}))
+    jobs = {k: v for k, v in stats.items() if k.startswith(("asked.", "ok."))}
+    evidence = Evidence.of(caps, info.host_profile, [c.exercised for c in cases], jobs)
+    if not complete or any(c.outcome in ("fail", "error") for c in cases):
+        return evidence, []
+    case = evidence_case(evidence, caps, info.host_profile, certify=kp.name == "certify")
+    return evidence, [case] if case is not None else []
 
 
 def judge(
@@ -739,6 +788,7 @@ def judge(
     expectations: Mapping[str, str] | None,
     explore: bool,
     out: TextIO,
+    shrink: bool = True,
 ) -> tuple[RunInfo, list[CaseResult], dict[str, int]]:
     """Judge the cases of one run under kit profile ``kp`` (already validated by ``run``):
     saved failures, the scenarios ``names``, then the exploration. Returns the run's info,
@@ -753,6 +803,7 @@ def judge(
     adapter_name = str(getattr(probe, "name", type(probe).__name__))
     adapter_version = str(getattr(probe, "version", ""))
     levels = explored_image_levels(probe, host_profile)
+    declaration = capabilities_of(probe).to_dict()
     closer = getattr(probe, "close", None)
     if callable(closer):
         closer()
@@ -761,7 +812,8 @@ def judge(
                         config={"max_examples": kp.max_examples, "step_count": kp.step_count,
                                 "scenarios": list(names), "explore": explore,
                                 "filters": list(names) if filtered else None,
-                                "expectations": dict(expectations or {}), "replay_dir": str(replay_dir or "")})
+                                "expectations": dict(expectations or {}), "replay_dir": str(replay_dir or ""),
+                                "declaration": declaration})
     out.write(f"vcbsim conformance kit {KIT_VERSION}, hypothesis {hypothesis.__version__}, profile {profile}, "
               f"host {host_profile}, adapter {adapter_name} {adapter_version}, seed {seed}\n")
     teach_out = out if kp.verbose else None
@@ -770,21 +822,31 @@ def judge(
     adapter_ref = f"{getattr(adapter_factory, '__module__', '')}:{getattr(adapter_factory, '__qualname__', repr(adapter_factory))}"
 
     def record(name: str, steps: Sequence[Step], started: float, exc: BaseException | None, trace: Sequence[Event],
-               scen_stats: Mapping[str, int]) -> None:
+               scen_stats: Mapping[str, int], scens: Sequence[Scenario] = ()) -> None:
         for k, v in scen_stats.items():
             stats[k] = stats.get(k, 0) + v
+        for sc in scens:
+            for k, v in job_counts(sc).items():
+                stats[k] = stats.get(k, 0) + v
         dur = time.perf_counter() - started
         codes = tuple(st.code() for st in steps)
+        exercised = dict(merge_counts(sc.evidence() for sc in scens)) if scens else dict(occasions(trace))
+        not_asked = tuple(dict.fromkeys(r for sc in scens for r in sc.not_asked))
         if exc is None:
-            cases.append(CaseResult(name, "pass", duration=dur, steps=codes))
+            asked = sum(sc.step_jobs for sc in scens)
+            if scens and not asked and not_asked:  # every job the case had was scoped out
+                why = "not applicable: " + "; ".join(not_asked[:3])
+                cases.append(CaseResult(name, "na", message=why, duration=dur, steps=codes, not_asked=not_asked))
+                return
+            cases.append(CaseResult(name, "pass", duration=dur, steps=codes, exercised=exercised, not_asked=not_asked))
             return
         outcome, rules, message, viol = _outcome(exc)
         if expectations and expectations.get(name) == outcome:
             cases.append(CaseResult(name, "skip", message=f"expected {outcome}: {message}", duration=dur, steps=codes))
             return
-        cases.append(CaseResult(name, outcome, message=message, rules=rules, duration=dur, steps=codes,  # type: ignore[arg-type]
-                                violations=viol, trace=tuple(trace)))
         src = pytest_source(steps, name=name, host_profile=host_profile, adapter=adapter_ref)
+        cases.append(CaseResult(name, outcome, message=message, rules=rules, duration=dur, steps=codes,  # type: ignore[arg-type]
+                                violations=viol, trace=tuple(trace), exercised=exercised, reproducer=src))
         out.write(f"\n{outcome.upper()} {name}: {message}\nReproduce with:\n\n{src}\n")
         if replay_dir is not None:
             d = Path(replay_dir)
@@ -819,7 +881,7 @@ def judge(
                         steps, trace, problem = small, small_trace, small_exc
             record(name, steps, started, problem, trace, {})
         else:
-            record(name, steps, started, None, (), s.statistics)
+            record(name, steps, started, None, (), s.statistics, (s,))
 
     # 1. saved failures replay first
     if replay_dir is not None and Path(replay_dir).is_dir():
@@ -838,9 +900,13 @@ def judge(
     if explore and not failed():
         sink: list[Scenario] = []
         machine = _machine(adapter_factory, host_profile, sink, guest_agent_factory, levels)
+        from hypothesis import Phase
+
+        # shrink=False: an earlier case of the run already has a shrunk witness; do not pay again
+        phases = [p for p in Phase if shrink or p is not Phase.shrink]
         hs = settings(max_examples=kp.max_examples, stateful_step_count=kp.step_count, deadline=None, database=None,
                       suppress_health_check=list(HealthCheck), print_blob=False, report_multiple_bugs=False,
-                      verbosity=Verbosity.verbose if kp.verbose else Verbosity.quiet)
+                      verbosity=Verbosity.verbose if kp.verbose else Verbosity.quiet, phases=phases)
         test = hypothesis.seed(seed)(get_state_machine_test(machine, settings=hs))
         started = time.perf_counter()
         try:
@@ -851,7 +917,8 @@ def judge(
                    {k: sum(s.statistics.get(k, 0) for s in sink) for k in last.statistics})
         else:
             record("explore", (), started, None, (),
-                   {k: sum(s.statistics.get(k, 0) for s in sink) for k in ("jobs", "jobs_ok", "faults_armed", "writes")})
+                   {k: sum(s.statistics.get(k, 0) for s in sink) for k in ("jobs", "jobs_ok", "faults_armed", "writes")},
+                   sink)
             stats["examples"] = len(sink)
     info = RunInfo(**{**info.to_dict(), "finished": _now()})
     return info, cases, stats

@@ -35,6 +35,8 @@ placeholder      environment           value
 ``{trace}``      ``VCBSIM_TRACE``      a file for the product's proxy events (JSON Lines, optional)
 ``{control}``    ``VCBSIM_CONTROL``    the control API (``.../vcbsim-api``), to post events live
 ``{workdir}``    ``VCBSIM_WORKDIR``    a directory kept for the whole case (catalogs, state)
+(none)           ``VCBSIM_PROXY_FAULTS``  faults of the product's own steps to inject (JSON list;
+                                       only for a product that declares ``proxy_faults``)
 ===============  ====================  =============================================================
 
 ``VCBSIM_INSECURE=1`` is set when the endpoint uses HTTPS with a self-signed certificate.
@@ -58,10 +60,14 @@ of a removal inside its commit operation (``WF-3b``), a failed attempt before th
 
 Guest writes made "during" a job (the VM keeps running in snapshot mode) are written as soon as
 the host's trace shows the job's snapshot (the kit watches it while the command runs).
-What the wire cannot drive: faults of the product's own steps (``mount``, ``export``,
-``copy``, ``unmount``, proxy crash points: the product, not the host, would have to inject
-them). Cases that need them are reported as ``skip`` with the reason; the in-process kit
-(``run``) covers them.
+Faults of the product's own steps (``mount``, ``export``, ``copy``, ``unmount``, proxy crash
+points) are the product's to inject: a host cannot. A product that declares ``proxy_faults``
+(``Capabilities``) gets them in ``VCBSIM_PROXY_FAULTS``, a JSON list of fault rules
+(``{"operation", "target", "fault", "times"}``, as ``FaultRule``) armed for the jobs that
+follow, and must fail the step as the host would have (a crash point: exit without cleaning
+up, killed by signal 9 is reported as the crash). Cases that need them are ``na`` (not
+applicable, with the reason) for a product that does not declare it; the in-process kit
+(``run``) covers those paths.
 
 ``certify_command(adapter)`` runs the cases; ``vcbsim conform --command "..."``
 (``main_conform_command``) is the command line.
@@ -82,23 +88,26 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, TextIO
 
 from vcbsim.simulator import Event
 
-from ._adapters import BackupPolicy, CommandAdapter, JobResult, image_levels
-from ._checker import STEP_ORDER, CheckReport, check_trace
+from ._adapters import BackupPolicy, CommandAdapter, JobResult
+from ._capabilities import Capabilities, capabilities_of
+from ._checker import STEP_ORDER, CheckReport
 from ._errors import AdapterError, ConformanceViolation, InvalidDefinition, KitError
+from ._evidence import Evidence, evidence_case, occasions
+from ._judge import ScenarioBase, norm_path
 from ._report import CaseResult, RunInfo, new_run_info, write_bundle
 from ._rules import HOST_PROFILES, KIT_VERSION
 from ._suite import (
+    KIT_PROFILES,
     LINUX_VM,
     SCENARIOS,
     WIN_SCRIPTS,
     WINDOWS_VM,
     RunResult,
     Step,
-    check_backup_content,
     script_text,
 )
 
@@ -162,13 +171,14 @@ WIRE_VMS: dict[str, dict[str, Any]] = {
 }
 
 
-def wire_skip_reason(steps: Sequence[Step]) -> str | None:
-    """Why a case cannot run over the wire, or ``None`` when it can."""
+def wire_skip_reason(steps: Sequence[Step], caps: Capabilities | None = None) -> str | None:
+    """Why a case does not apply over the wire to a product with declaration ``caps``, or
+    ``None`` when it does: a fault of the product's own steps needs ``proxy_faults``."""
     for st in steps:
         args = dict(st.args)
-        if st.op == "arm_fault" and (args.get("operation") in PROXY_OPERATIONS):
-            return (f"it injects a fault into the product's own {args['operation']!r} step, which a host "
-                    "cannot do over the wire; the in-process kit (run) covers it")
+        if st.op == "arm_fault" and (args.get("operation") in PROXY_OPERATIONS) and not (caps and caps.proxy_faults):
+            return (f"it injects a fault into the product's own {args['operation']!r} step, which a host cannot do "
+                    "over the wire and the product declared no proxy_faults; the in-process kit (run) covers it")
     return None
 
 
@@ -364,7 +374,8 @@ def _values(adapter: CommandAdapter, ep: WireEndpoint, vm: str, policy: BackupPo
 
 def run_command_job(adapter: CommandAdapter, ep: WireEndpoint, vm: str, policy: BackupPolicy, *,
                     workdir: Path, morefs: Mapping[str, str] | None = None,
-                    watch: Callable[[], object] | None = None) -> WireJob:
+                    watch: Callable[[], object] | None = None,
+                    proxy_faults: Sequence[Mapping[str, Any]] = ()) -> WireJob:
     """Run the product's command for one job; ``AdapterError`` if it misbehaves.
 
     ``watch()`` is called every ``WATCH_SECONDS`` while the command runs (the kit's guest
@@ -384,6 +395,8 @@ def run_command_job(adapter: CommandAdapter, ep: WireEndpoint, vm: str, policy: 
     env = {**os.environ, **{f"VCBSIM_{k.upper()}": v for k, v in values.items()}, **dict(adapter.env)}
     if ep.url.startswith("https:"):
         env["VCBSIM_INSECURE"] = "1"
+    if proxy_faults:
+        env["VCBSIM_PROXY_FAULTS"] = json.dumps(list(proxy_faults))
     started = time.perf_counter()
     try:
         proc = subprocess.Popen(argv, cwd=adapter.cwd, env=env, stdin=subprocess.DEVNULL,  # noqa: S603
@@ -407,6 +420,10 @@ def run_command_job(adapter: CommandAdapter, ep: WireEndpoint, vm: str, policy: 
     seconds = time.perf_counter() - started
     rc = proc.returncode
     tail = (stderr or stdout).strip()[-600:]
+    crashed = rc == -9 and any(f.get("operation") == "crash" for f in proxy_faults)
+    if crashed:  # the product crashed itself at the kit's crash point, as asked
+        return WireJob(JobResult(ok=False, error="crashed at the kit's crash point", details={"exit_code": rc}),
+                       rc, tuple(argv), stdout, stderr, (), time.perf_counter() - started)
     if rc != 0 and rc not in REPORTED_FAILURE:
         how = f"was killed by signal {-rc}" if rc < 0 else f"exited with {rc}"
         msg = f"adapter {adapter.name!r}: {shlex.join(argv)} {how}; output: {tail or '(none)'}"
@@ -450,10 +467,12 @@ def _json_result(stdout: str) -> JobResult | None:
         return None
     files = doc.get("files")
     disks = doc.get("disks")
+    copied = doc.get("copied")
     return JobResult(
         ok=doc["ok"], error=str(doc.get("error", "")),
         files={str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else None,
         disks={int(k): str(v) for k, v in disks.items()} if isinstance(disks, dict) else None,
+        copied={str(k): str(v) for k, v in copied.items()} if isinstance(copied, dict) else None,
         backup_id=None if doc.get("backup_id") is None else str(doc["backup_id"]),
     )
 
@@ -461,21 +480,22 @@ def _json_result(stdout: str) -> JobResult | None:
 # ----------------------------------------------------------------------------- scenario
 
 
-class WireScenario:
+class WireScenario(ScenarioBase):
     """One case over the wire: the endpoint reset to the kit's inventory, the product's
-    command, and the steps so far (the methods are ``Scenario``'s steps)."""
+    command, and the steps so far (the methods are ``Scenario``'s steps; what is judged after a
+    job, and the declaration gate, are ``ScenarioBase``'s, shared with the in-process route)."""
 
     def __init__(self, adapter: CommandAdapter, ep: WireEndpoint, *, host_profile: str = "esx-3.5u2",
-                 seed: int = 0, workdir: Path, out: IO[str] | None = None) -> None:
+                 seed: int = 0, workdir: Path, out: TextIO | None = None) -> None:
         if host_profile not in HOST_PROFILES:
             msg = "host profile"
             raise InvalidDefinition(msg, expected="one of " + ", ".join(HOST_PROFILES), got=host_profile)
         self.adapter, self.ep, self.host_profile = adapter, ep, host_profile
+        self.caps = capabilities_of(adapter)
         self.ctl = ep.control
         self.workdir = workdir
         self.out = out
-        self.steps: list[Step] = []
-        self.results: list[JobResult] = []
+        self._init_case()
         self.jobs: list[WireJob] = []
         self.events: list[Event] = []
         self._mark = 0
@@ -483,11 +503,36 @@ class WireScenario:
         self._scripts: set[str] = set()
         self._user_snapshots: set[tuple[str, str]] = set()
         self._backed_up: list[str] = []
+        self._proxy_faults: list[dict[str, Any]] = []  # armed for the product (proxy_faults)
         self.ctl.reset(profile=host_profile, demo=False, seed=seed)
         for name, spec in WIRE_VMS.items():
             self.ctl.add_vm(name, **json.loads(json.dumps(spec)))
         self.morefs = {vm["name"]: vm["moref"] for vm in self.ctl.vms()}
         self._sync()
+
+    # -- host access (ScenarioBase) ----------------------------------------------------
+    def _events(self) -> Sequence[Event]:
+        return self.events
+
+    def _read_guest(self, vm: str, path: str) -> bytes | None:
+        from vcbsim.simulator.soap import ControlError
+
+        try:
+            return self.ctl.read_guest_file(vm, path)
+        except ControlError:
+            return None
+
+    def _snapshot_ids(self, vm: str) -> set[str]:
+        return {str(sn["moref"]) for v in self.ctl.state()["vms"] if v["name"] == vm for sn in v["snapshots"]}
+
+    def _family(self, vm: str) -> str:
+        return str(WIRE_VMS[vm]["os"])
+
+    def _moref(self, vm: str) -> str | None:
+        return self.morefs.get(vm)
+
+    def _vm_names(self) -> Sequence[str]:
+        return tuple(WIRE_VMS)
 
     # -- the trace --------------------------------------------------------------------
     def _sync(self, proxy: Sequence[Event] = ()) -> list[Event]:
@@ -506,32 +551,19 @@ class WireScenario:
         self.events.extend(merged)
         return merged
 
-    def check(self, *, open_ended: bool = False) -> CheckReport:
-        report = check_trace(self.events, profile=self.host_profile, open_ended=open_ended)
-        report.raise_for_violations()
-        return report
-
     # -- steps ----------------------------------------------------------------------------
-    def _record(self, step: Step) -> None:
-        self.steps.append(step)
-        if self.out is not None:
-            self.out.write(step.code() + "\n")
-
-    def apply(self, step: Step) -> Any:
-        return getattr(self, step.op)(**dict(step.args))
-
     def write(self, vm: str, path: str, text: str) -> None:
         self._record(Step.of("write", vm=vm, path=path, text=text))
         data = text.encode()
         self.ctl.write_guest_files(vm, {path: data})
-        key = path.replace("/", "\\").casefold() if ":" in path[:2] else path
-        self._writes[(vm, key)] = (path, hashlib.sha256(data).hexdigest())
+        self._writes[(vm, norm_path(path))] = (path, hashlib.sha256(data).hexdigest())
         self._sync()
 
     def add_script(self, name: str, exit_code: int = 0, sleep: float = 0.0, phase: str = "") -> None:
         self._record(Step.of("add_script", name=name, exit_code=exit_code, sleep=sleep, phase=phase))
         self.ctl.write_guest_files(WINDOWS_VM, {f"{WIN_SCRIPTS}\\{name}": script_text(name, exit_code, sleep, phase)})
         self._scripts.add(name.casefold())
+        self.disturbed = self.disturbed or bool(exit_code or sleep)
         self._sync()
 
     def remove_script(self, name: str) -> None:
@@ -545,13 +577,21 @@ class WireScenario:
 
     def arm_fault(self, operation: str, target: str = "*", fault: str | None = None, delay: float = 0.0,
                   exit_code: int | None = None, times: int = 1) -> None:
+        """Arm a fault: a host operation through the control API; one of the product's own
+        steps (``PROXY_OPERATIONS``) for a product that declares ``proxy_faults``, handed to
+        its next jobs in ``VCBSIM_PROXY_FAULTS``."""
         self._record(Step.of("arm_fault", operation=operation, target=target, fault=fault, delay=delay,
                              exit_code=exit_code, times=times))
+        self.disturbed = True
         if operation in PROXY_OPERATIONS:
-            msg = "arm_fault operation over the wire"
-            raise InvalidDefinition(msg, expected="a host operation (" + ", ".join(sorted(
-                {"snapshot.create", "snapshot.remove", "quiesce.engage", "quiesce.disengage", "script",
-                 "consolidate", "disk.write"})) + ")", got=operation)
+            if not self.caps.proxy_faults:
+                msg = "arm_fault operation over the wire"
+                raise InvalidDefinition(msg, expected="a host operation (" + ", ".join(sorted(
+                    {"snapshot.create", "snapshot.remove", "quiesce.engage", "quiesce.disengage", "script",
+                     "consolidate", "disk.write"})) + ")", got=operation,
+                    hint="faults of the product's own steps need a product that declares proxy_faults")
+            self._proxy_faults.append({"operation": operation, "target": target, "fault": fault, "times": times})
+            return
         self.ctl.add_fault(operation, target=target, fault=fault, delay=delay, exit_code=exit_code, times=times,
                            label=f"kit:{operation}")
 
@@ -576,11 +616,12 @@ class WireScenario:
         self._sync()
 
     def backup(self, vm: str, mode: str = "fullvm", level: str = "full",
-               during: tuple[tuple[str, str], ...] = ()) -> JobResult:
+               during: tuple[tuple[str, str], ...] = ()) -> JobResult | None:
         self._record(Step.of("backup", vm=vm, mode=mode, level=level, during=tuple(tuple(d) for d in during)))
-        if mode == "fullvm" and level not in image_levels(self.adapter):
-            level = "full"  # the command does not declare this image level: asked as a full one
-        policy = BackupPolicy(mode, level)  # type: ignore[arg-type]
+        asked = self.gate(vm, mode, level)
+        if asked is None:
+            return None
+        policy = BackupPolicy(mode, asked)  # type: ignore[arg-type]
         self._sync()
         pending = list(during)
         mark = [self._mark]
@@ -599,57 +640,39 @@ class WireScenario:
                 writes, pending = pending, []
                 self.ctl.write_guest_files(vm, {p: t.encode() for p, t in writes})
                 for p, t in writes:
-                    key = p.replace("/", "\\").casefold() if ":" in p[:2] else p
-                    self._writes[(vm, key)] = (p, hashlib.sha256(t.encode()).hexdigest())
+                    self._writes[(vm, norm_path(p))] = (p, hashlib.sha256(t.encode()).hexdigest())
 
+        faults = self._take_proxy_faults()
         job = run_command_job(self.adapter, self.ep, vm, policy, workdir=self.workdir, morefs=self.morefs,
-                              watch=watch if pending else None)
+                              watch=watch if pending else None, proxy_faults=faults)
         self.jobs.append(job)
-        self.results.append(job.result)
+        crashed = job.exit_code == -9 and any(f["operation"] == "crash" for f in faults)
+        result = None if crashed else job.result
+        if result is not None:
+            self.results.append(result)
         if vm not in self._backed_up:
             self._backed_up.append(vm)
         first = len(self.events)
         self._sync(job.proxy_events)
         self.check(open_ended=True)
-        self._check_content(vm, policy, job.result, first)
+        self.judge_job(vm, policy, result, first)
         self._check_writes(vm)
-        return job.result
+        return result
+
+    def _take_proxy_faults(self) -> list[dict[str, Any]]:
+        """The product-step faults for the next job (each used once per ``times``)."""
+        out = [dict(f) for f in self._proxy_faults]
+        for f in self._proxy_faults:
+            f["times"] -= 1
+        self._proxy_faults = [f for f in self._proxy_faults if f["times"] > 0]
+        return out
 
     # -- data checks ----------------------------------------------------------------------
-    def _check_content(self, vm: str, policy: BackupPolicy, result: JobResult, first: int) -> None:
-        """A file-level backup whose files the product reported holds the guest's files as of
-        its snapshot (CMT-BACKUP-CONTENT), as the trace's guest writes say they were."""
-        if not (result.ok and policy.mode == "file" and result.files is not None):
-            return
-        moref = self.morefs.get(vm)
-        snaps = [e for e in self.events[first:] if e.kind == "snapshot.create" and e.vm == moref]
-        if not snaps:
-            return
-        snap = snaps[-1]
-
-        def norm(p: str) -> str:
-            return p.replace("/", "\\").casefold() if ":" in p[:2] else p
-
-        model: dict[str, tuple[str, str]] = {}
-        for e in self.events[: snap.seq]:
-            if e.vm != moref:
-                continue
-            path = str(e.details.get("path", ""))
-            if e.kind == "guest.write":
-                model[norm(path)] = (path, str(e.details.get("sha256")))
-            elif e.kind == "guest.delete":
-                model.pop(norm(path), None)
-        check_backup_content(model, result.files, norm, level=policy.level, vm=vm, snap=snap, moref=moref)
-
     def _check_writes(self, after: str) -> None:
         """The live guests still hold every write the kit made (the commit lost nothing)."""
-        from vcbsim.simulator.soap import ControlError
-
+        self.occasion("CMT-DATA", int(bool(self._writes)))
         for (vm, _key), (path, digest) in self._writes.items():
-            try:
-                data: bytes | None = self.ctl.read_guest_file(vm, path)
-            except ControlError:
-                data = None
+            data = self._read_guest(vm, path)
             if data is None or hashlib.sha256(data).hexdigest() != digest:
                 last = next((e for e in reversed(self.events) if e.kind == "guest.write"
                              and str(e.details.get("path", "")).casefold() == path.casefold()), None)
@@ -660,29 +683,45 @@ class WireScenario:
 
     def finish(self) -> CheckReport:
         """Disarm faults, remove the kit's scripts, give every VM the case backed up one clean
-        image job, and check that nothing is left behind."""
+        job of a declared mode, and check that nothing is left behind."""
         from vcbsim.simulator.soap import ControlError
 
         self.ctl.clear_faults()
+        self._proxy_faults.clear()
+        now = self.ctl.advance(0)
+        busy = [float(v["tools_busy_until"]) for v in self.ctl.vms() if v.get("tools_busy_until")]
+        if busy and max(busy) > now:  # a 3.5-era guest finishes what the host stopped waiting for
+            self.ctl.advance(max(busy) - now)
         for name in sorted(self._scripts):
             with contextlib.suppress(ControlError):
                 self.ctl.delete_guest_file(WINDOWS_VM, f"{WIN_SCRIPTS}\\{name}")
         self._scripts.clear()
         self._sync()
         for vm in self._backed_up or [WINDOWS_VM]:
-            job = run_command_job(self.adapter, self.ep, vm, BackupPolicy("fullvm"), workdir=self.workdir,
-                                  morefs=self.morefs)
+            mode = self.caps.clean_mode(self._family(vm))
+            if mode is None:
+                self.not_asked.append(f"clean run of {vm}: the product declared no job it can do on this guest")
+                continue
+            policy = BackupPolicy(mode)  # type: ignore[arg-type]
+            job = run_command_job(self.adapter, self.ep, vm, policy, workdir=self.workdir, morefs=self.morefs)
             self.jobs.append(job)
+            first = len(self.events)
             self._sync(job.proxy_events)
             self.check(open_ended=True)
+            self.jobs_asked[f"{mode}/full"] += 1
+            self.jobs_ok[f"{mode}/full"] += int(job.result.ok)
+            self.occasion("EV-DECLARED-WORKS")
             if not job.result.ok:
-                msg = (f"the clean run of {vm} after the case failed: {job.result.error or 'no reason given'}; "
-                       "with no faults armed a job must succeed")
-                raise AdapterError(msg, adapter=self.adapter.name, operation="backup")
+                why = (f"the clean run of {vm} ({mode}, full) after the case failed: "
+                       f"{job.result.error or 'no reason given'}; with no faults armed a job the product declares "
+                       "must succeed")
+                raise ConformanceViolation("EV-DECLARED-WORKS", why, vm=self.morefs.get(vm))
+            self._judge_outcome(vm, policy, job.result, first)
+            self._judge_guest_log()
         report = self.check()
         self._check_writes("the final clean run")
         for vm in self.ctl.state()["vms"]:
-            left = [s["name"] for s in vm["snapshots"] if (vm["name"], s["name"]) not in self._user_snapshots]
+            left = [sn["name"] for sn in vm["snapshots"] if (vm["name"], sn["name"]) not in self._user_snapshots]
             if left:
                 why = f"after the final clean run {vm['name']} still has snapshots {left}; nothing may be left behind"
                 raise ConformanceViolation("CLN-NO-SNAPSHOT-LEFT", why, vm=vm["moref"])
@@ -694,12 +733,7 @@ class WireScenario:
 
 @dataclass(frozen=True, slots=True)
 class WireRunResult(RunResult):
-    """What ``certify_command`` did: a ``RunResult`` in which a scenario the host cannot drive
-    over the wire (reported as ``skip`` with its reason) does not fail the run."""
-
-    @property
-    def ok(self) -> bool:
-        return all(c.outcome in ("pass", "skip") for c in self.cases)
+    """What ``certify_command`` did: a ``RunResult`` of the wire cases."""
 
     def failures(self) -> list[CaseResult]:
         return [c for c in self.cases if c.outcome in ("fail", "error")]
@@ -713,6 +747,11 @@ def _outcome(exc: BaseException) -> tuple[str, tuple[str, ...], str, tuple[dict[
     return "error", (), f"{type(exc).__name__}: {exc}", ()
 
 
+def _reproducer(adapter: CommandAdapter, name: str, host_profile: str) -> str:
+    return (f"vcbsim conform --command {shlex.quote(shlex.join(adapter.argv))} --kit-profile dev "
+            f"--host-profile {host_profile} --scenario {name.removeprefix('wire/')}")
+
+
 def certify_command(
     adapter: CommandAdapter,
     *,
@@ -720,39 +759,53 @@ def certify_command(
     scenarios: Iterable[str] | None = None,
     host_profile: str = "esx-3.5u2",
     report: str | Path | None = None,
-    out: IO[str] | None = None,
+    out: TextIO | None = None,
     seed: int = 0,
+    kit_profile: str = "dev",
 ) -> WireRunResult:
     """Run the built-in scenarios over the wire against ``adapter``'s command.
 
     ``url``: a running ``vcbsim serve`` (its user and password are the adapter's); by default
     a host is served in this process for the run. ``scenarios``: names from ``SCENARIOS``
-    (default: all; those the wire cannot drive are ``skip`` with the reason). Returns a
-    ``WireRunResult``; ``report`` writes a results bundle there.
+    (default: all; a filter, refused by ``certify``). A scenario the declaration leaves out
+    (``adapter.capabilities``; faults of the product's own steps without ``proxy_faults``) is
+    ``na`` with the reason. ``kit_profile``: ``certify`` refuses filters and, with the evidence,
+    fails the run when an applicable rule was never exercised. Returns a ``WireRunResult``
+    (with ``evidence``); ``report`` writes a results bundle there.
     """
+    if kit_profile not in KIT_PROFILES:
+        msg = "kit profile"
+        raise InvalidDefinition(msg, expected="one of " + ", ".join(KIT_PROFILES), got=kit_profile)
+    kp = KIT_PROFILES[kit_profile]
+    if scenarios is not None and not kp.allow_skips:
+        msg = f"filters with profile {kit_profile!r}"
+        raise InvalidDefinition(msg, expected="every scenario", got=list(scenarios),
+                                hint="certify refuses skips and filters")
     names = list(SCENARIOS) if scenarios is None else list(scenarios)
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         msg = "scenarios"
         raise InvalidDefinition(msg, expected="names from SCENARIOS: " + ", ".join(SCENARIOS), got=unknown)
+    caps = capabilities_of(adapter)
     out = out if out is not None else sys.stdout
-    info = new_run_info(kit_profile="dev", host_profile=host_profile, seed=seed, adapter_name=adapter.name,
+    info = new_run_info(kit_profile=kit_profile, host_profile=host_profile, seed=seed, adapter_name=adapter.name,
                         adapter_version=adapter.version,
                         config={"transport": "wire", "command": list(adapter.argv), "scenarios": names,
-                                "filters": None if scenarios is None else names, "url": url or "(in process)"})
-    out.write(f"vcbsim conformance kit {KIT_VERSION} over the wire, host {host_profile}, adapter {adapter.name} "
-              f"{adapter.version}: {shlex.join(adapter.argv)}\n")
+                                "filters": None if scenarios is None else names, "url": url or "(in process)",
+                                "declaration": caps.to_dict()})
+    out.write(f"vcbsim conformance kit {KIT_VERSION} over the wire, profile {kit_profile}, host {host_profile}, "
+              f"adapter {adapter.name} {adapter.version}: {shlex.join(adapter.argv)}\n")
     cases: list[CaseResult] = []
-    stats = {"jobs": 0, "jobs_ok": 0, "command_seconds": 0.0}
+    stats: dict[str, Any] = {"jobs": 0, "jobs_ok": 0, "command_seconds": 0.0}
     with WireEndpoint(url, user=adapter.user, password=adapter.password, host_profile=host_profile) as ep, \
             tempfile.TemporaryDirectory(prefix="vcbsim-wire-") as tmp:
         for n, name in enumerate(names):
             steps = SCENARIOS[name]
             case = f"wire/{name}"
-            skip = wire_skip_reason(steps)
-            if skip is not None:
-                cases.append(CaseResult(case, "skip", message=f"skipped over the wire: {skip}"))
-                out.write(f"SKIP {case}: {skip}\n")
+            scoped = wire_skip_reason(steps, caps)
+            if scoped is not None:
+                cases.append(CaseResult(case, "na", message=f"not applicable: {scoped}"))
+                out.write(f"N/A  {case}: {scoped}\n")
                 continue
             workdir = Path(tmp) / f"case-{n}"
             workdir.mkdir()
@@ -769,22 +822,40 @@ def certify_command(
                 done = tuple(st.code() for st in (scen.steps if scen is not None else steps))
                 cases.append(CaseResult(case, outcome, message=message, rules=rules,  # type: ignore[arg-type]
                                         duration=time.perf_counter() - started, steps=done, violations=viol,
-                                        trace=trace))
+                                        trace=trace, exercised=dict(occasions(trace)),
+                                        reproducer=_reproducer(adapter, case, host_profile)))
                 out.write(f"{outcome.upper()} {case}: {', '.join(rules)} {message}\n")
             else:
-                cases.append(CaseResult(case, "pass", duration=time.perf_counter() - started,
-                                        steps=tuple(st.code() for st in scen.steps)))
-                out.write(f"PASS {case} ({len(scen.jobs)} jobs)\n")
+                if scen.step_jobs == 0 and scen.not_asked:
+                    why = "not applicable: " + "; ".join(scen.not_asked[:3])
+                    cases.append(CaseResult(case, "na", message=why, not_asked=tuple(scen.not_asked)))
+                    out.write(f"N/A  {case}: {why}\n")
+                else:
+                    cases.append(CaseResult(case, "pass", duration=time.perf_counter() - started,
+                                            steps=tuple(st.code() for st in scen.steps), exercised=scen.evidence(),
+                                            not_asked=tuple(scen.not_asked)))
+                    out.write(f"PASS {case} ({len(scen.jobs)} jobs)\n")
             if scen is not None:
                 stats["jobs"] += len(scen.jobs)
                 stats["jobs_ok"] += sum(1 for j in scen.jobs if j.result.ok)
                 stats["command_seconds"] += sum(j.seconds for j in scen.jobs)
+                for k, v in scen.jobs_asked.items():
+                    stats[f"asked.{k}"] = stats.get(f"asked.{k}", 0) + v
+                for k, v in scen.jobs_ok.items():
+                    stats[f"ok.{k}"] = stats.get(f"ok.{k}", 0) + v
     info = RunInfo(**{**info.to_dict(), "finished": _now()})
-    bundle = write_bundle(report, info, cases, statistics=stats) if report is not None else None
-    totals = {o: sum(1 for c in cases if c.outcome == o) for o in ("pass", "fail", "error", "skip")}
+    jobs = {k: int(v) for k, v in stats.items() if k.startswith(("asked.", "ok."))}
+    evidence = Evidence.of(caps, host_profile, [c.exercised for c in cases], jobs, proxy_faults=caps.proxy_faults)
+    if scenarios is None and not any(c.outcome in ("fail", "error") for c in cases):
+        extra = evidence_case(evidence, caps, host_profile, certify=kit_profile == "certify")
+        if extra is not None:
+            cases.append(extra)
+            out.write(f"{extra.outcome.upper()} {extra.name}: {extra.message}\n")
+    bundle = write_bundle(report, info, cases, statistics=stats, evidence=evidence) if report is not None else None
+    totals = {o: sum(1 for c in cases if c.outcome == o) for o in ("pass", "fail", "error", "skip", "na")}
     out.write(f"{len(cases)} cases: " + ", ".join(f"{v} {k}" for k, v in totals.items())
               + f"; {stats['jobs']} jobs\n")
-    return WireRunResult(info, tuple(cases), bundle, stats)
+    return WireRunResult(info, tuple(cases), bundle, stats, evidence)
 
 
 def _now() -> str:
@@ -799,8 +870,9 @@ def _now() -> str:
 def main_conform_command(argv: list[str] | None = None) -> int:
     """``vcbsim conform --command "CMD ..."``: certify a product run as a command, over the wire.
 
-    Exit codes (as ``vcbsim conform``): 0 every case passed (or was skipped as not drivable
-    over the wire), 1 a rule failed (FAIL), 2 bad usage, 3 the command misbehaved (ERROR only).
+    Exit codes (as ``vcbsim conform``): 0 conformant (every case passed or is not applicable to
+    the declaration), 1 a rule failed (FAIL) or a case was skipped, 2 bad usage, 3 an ERROR only
+    (the command misbehaved, or a certify run left a rule unexercised), 130 interrupted.
     """
     p = argparse.ArgumentParser(
         prog="vcbsim conform",
@@ -816,8 +888,15 @@ def main_conform_command(argv: list[str] | None = None) -> int:
     p.add_argument("--user", default="user", help="vSphere user (default: user, as vcbsim serve)")
     p.add_argument("--password", default="pass", help="vSphere password (default: pass)")
     p.add_argument("--scenario", action="append", dest="scenarios", metavar="NAME",
-                   help=f"run only this scenario (repeatable): {', '.join(SCENARIOS)}")
-    p.add_argument("--host-profile", default="esx-3.5u2", choices=HOST_PROFILES)
+                   help=f"run only this scenario (repeatable; refused by certify): {', '.join(SCENARIOS)}")
+    p.add_argument("--kit-profile", default=None, choices=tuple(KIT_PROFILES),
+                   help="the kit's test profile (default: dev); certify is the result you hand over")
+    p.add_argument("--profile", default=None, choices=tuple(KIT_PROFILES),
+                   help="deprecated alias of --kit-profile (elsewhere --profile names a host profile)")
+    p.add_argument("--host-profile", default="esx-3.5u2", choices=HOST_PROFILES,
+                   help="the simulated host's profile (default: esx-3.5u2)")
+    p.add_argument("--capabilities", metavar="FILE|JSON",
+                   help="the product's declaration (Capabilities fields as JSON, or a file of it)")
     p.add_argument("--timeout", type=float, default=600.0, help="wall-clock seconds per job (default 600)")
     p.add_argument("--name", default="command", help="product name for the report")
     p.add_argument("--version", default="0", dest="product_version", help="product version for the report")
@@ -826,13 +905,25 @@ def main_conform_command(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from vcbsim.simulator.soap import ControlError
 
+    from ._cli import load_capabilities, print_verdict
+
+    if args.profile and args.kit_profile and args.profile != args.kit_profile:
+        p.error(f"--profile {args.profile} and --kit-profile {args.kit_profile} disagree; give --kit-profile")
+    if args.profile and not args.kit_profile:
+        print("vcbsim conform: --profile is deprecated here (it names a host profile in other verbs); use "
+              "--kit-profile", file=sys.stderr)
+    kit_profile = args.kit_profile or args.profile or "dev"
     try:
+        caps = load_capabilities(args.capabilities) if args.capabilities else None
         adapter = CommandAdapter(shlex.split(args.command), name=args.name, version=args.product_version,
-                                 timeout=args.timeout, user=args.user, password=args.password)
+                                 timeout=args.timeout, user=args.user, password=args.password, capabilities=caps)
         quiet = open(os.devnull, "w", encoding="utf-8") if args.json else None  # noqa: SIM115
         with quiet if quiet is not None else contextlib.nullcontext():
             result = certify_command(adapter, url=args.url, scenarios=args.scenarios, host_profile=args.host_profile,
-                                     report=args.report, out=quiet)
+                                     report=args.report, out=quiet, kit_profile=kit_profile)
+    except KeyboardInterrupt:
+        print("vcbsim conform: interrupted; no verdict (run again to certify)", file=sys.stderr)
+        return 130
     except (InvalidDefinition, ValueError) as exc:
         print(f"vcbsim conform: {exc}", file=sys.stderr)
         return 2
@@ -843,6 +934,6 @@ def main_conform_command(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps([{k: v for k, v in c.to_dict().items() if k != "trace"} for c in result.cases],
                          indent=2, default=str))
-    outcomes = {c.outcome for c in result.cases}
-    return 1 if "fail" in outcomes else 3 if "error" in outcomes else 0
-
+        outcomes = {c.outcome for c in result.cases}
+        return 1 if "fail" in outcomes or "skip" in outcomes else 3 if "error" in outcomes else 0
+    return print_verdict(result, report=args.report)

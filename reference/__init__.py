@@ -1,6 +1,6 @@
 """The reference VCB backup proxy.
 
-The proxy runs the documented VCB workflow (``seed/vcb-workflow.txt``) against any host
+The proxy runs the documented VCB workflow (``docs/seed/vcb-workflow.txt``) against any host
 reached through the ``HostClient`` seam: pre-backup (the quiesced ``_VCB-BACKUP_`` snapshot),
 exposure (image export or file-level mount), backup to a medium (a SQLite catalog plus a
 content-addressed store; full, differential and incremental file backups; full image

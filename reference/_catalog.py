@@ -333,14 +333,26 @@ class Catalog:
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = BlobStore(self.root / "blobs")
         self.path = self.root / "catalog.sqlite"
-        # one thread at a time, but not always the one that opened it: vcbsim repl runs the
-        # proxy on a worker thread it hands over to and back (vcbsim/_teach_core.py Handoff)
-        self.db = sqlite3.connect(self.path, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.executescript(_SCHEMA)
-        self._migrate()
-        self.db.commit()
+        try:
+            # one thread at a time, but not always the one that opened it: vcbsim repl runs the
+            # proxy on a worker thread it hands over to and back (vcbsim/_teach_core.py Handoff)
+            self.db = sqlite3.connect(self.path, check_same_thread=False)
+            self.db.row_factory = sqlite3.Row
+            # damage shows here, as one line, not as a traceback from some later query
+            check = self.db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(check)
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.executescript(_SCHEMA)
+            self._migrate()
+            self.db.commit()
+        except sqlite3.Error as exc:
+            msg = (
+                f"backup catalog {self.path} cannot be used ({exc}): it is damaged, locked by "
+                "another program, or not a vcbsim catalog; restore it from a copy, or move it "
+                "away to start a new catalog (the blobs beside it are kept)"
+            )
+            raise StateError(msg) from None
 
     def _migrate(self) -> None:
         """Columns added after the first release (a medium written by an older vcbsim)."""
@@ -781,14 +793,22 @@ class Catalog:
         for e in sorted(chosen, key=lambda e: e.key):
             letter, _, rel = e.path.partition(":\\")
             dest = target.joinpath(letter, *[p for p in rel.split("\\") if p])
-            if e.is_dir:
-                dest.mkdir(parents=True, exist_ok=True)
-                continue
-            if e.stored_in not in sources or e.sha256 is None:
+            if not e.is_dir and (e.stored_in not in sources or e.sha256 is None):
                 msg = f"catalog entry for {e.path} in backup {backup_id} has no copy in its chain"
                 raise StateError(msg)
-            self.store.copy_to(e.sha256, dest)
-            os.utime(dest, (e.mtime, e.mtime))
+            try:
+                if e.is_dir:
+                    dest.mkdir(parents=True, exist_ok=True)
+                    continue
+                assert e.sha256 is not None
+                self.store.copy_to(e.sha256, dest)
+                os.utime(dest, (e.mtime, e.mtime))
+            except OSError as exc:  # the target, not the backup: one line that says so
+                msg = (
+                    f"restore target {target}: cannot write {dest} ({exc.strerror or exc}); "
+                    f"{len(out)} file(s) were restored before; choose a directory you can write"
+                )
+                raise StateError(msg) from None
             out.append(dest)
         return out
 

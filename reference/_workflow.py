@@ -1,4 +1,4 @@
-"""The reference VCB proxy: the documented workflow (``seed/vcb-workflow.txt``), step by step.
+"""The reference VCB proxy: the documented workflow (``docs/seed/vcb-workflow.txt``), step by step.
 
 One backup of one VM::
 

@@ -28,6 +28,7 @@ from ._clock import VirtualClock
 from ._errors import InvalidInputError, NotFoundError, SimulatedCrash, StateError
 from ._faultrules import FaultInjector, FaultRule
 from ._faults import fault_name, make_fault, raise_fault
+from ._names import check_name, check_text, check_vm_name
 from ._profiles import DEFAULT_PROFILE, HostProfile, get_profile
 from ._random import SimRandom
 from ._trace import Trace
@@ -287,10 +288,7 @@ class Host:
         ``guest_os`` names a guest from ``GUEST_OS`` (``winXPProGuest``: the SYNC driver only;
         ``windows2019srv_64Guest``: VSS under the 4.1+ consistency rules).
         """
-        if not isinstance(name, str) or not name or "/" in name or len(name) > 80:
-            raise InvalidInputError(
-                "VM name", expected="a non-empty name of at most 80 characters without '/'", got=name
-            )
+        check_vm_name(name)  # what XML, the .vmx, URLs and the datastore can hold (_names.py)
         if any(vm.name == name for vm in self.vms.values()):
             raise InvalidInputError("VM name", expected="a name not used on this host", got=name)
         if os_family not in ("windows", "linux"):
@@ -447,6 +445,12 @@ class Host:
     @contextmanager
     def _operation(self, vm: VM, op: str) -> Iterator[None]:
         with self.lock:
+            if vm.connection_state != "connected":
+                raise_fault(
+                    "InvalidState",
+                    f"The operation '{op}' is not allowed: {vm.name} is {vm.connection_state} "
+                    "(its files could not be loaded; see the datastore's start report).",
+                )
             if vm.busy is not None:
                 raise_fault(
                     "TaskInProgress",
@@ -541,8 +545,11 @@ class Host:
         vm = self.find_vm(vm)
         if not isinstance(name, str) or not name.strip() or len(name) > 80:
             raise_fault("InvalidName", f"The snapshot name {name!r} is not valid: expected 1 to 80 characters.", name=str(name))
-        if not isinstance(description, str):
-            raise InvalidInputError("description", expected="a string", got=description)
+        try:  # what XML, the .vmsd and the datastore can hold (simulator/_names.py)
+            check_name("snapshot name", name)
+        except InvalidInputError as exc:
+            raise_fault("InvalidName", f"The snapshot name {name!r} is not valid: {exc}", name=name)
+        check_text("description", description)
         for flag, value in (("memory", memory), ("quiesce", quiesce)):
             if not isinstance(value, bool):
                 raise InvalidInputError(flag, expected="True or False", got=value)
@@ -1039,6 +1046,17 @@ class Host:
 
     # -- guest --------------------------------------------------------------------------------
 
+    def advance(self, seconds: float) -> float:
+        """Let ``seconds`` of virtual time pass on the host: the clock moves, then every guest
+        catches up with work that ended meanwhile (a 3.5-era quiesce the host had stopped
+        waiting for, ``VMwareTools.poll``). Returns the new time."""
+        with self.lock:
+            now = self.clock.advance(seconds)
+            for vm in self.vms.values():
+                if vm.tools is not None:
+                    vm.tools.poll(now)
+            return self.clock.now
+
     def guest_fs(self, vm: VM | str) -> Any:
         """The live guest file system (writes land in the top redo log)."""
         vm = self.find_vm(vm)
@@ -1108,6 +1126,7 @@ class Host:
             "datastores": [{"name": d.name, "capacity": d.capacity, "used": d.used} for d in self.datastores.values()],
             "vms": [vm.summary() for vm in self.vms.values()],
             "faults": [r.to_dict() for r in self.faults.rules],
+            "recovery": None if self.recovery_report is None else self.recovery_report.to_dict(),
             "events": len(self.trace),
         }
 

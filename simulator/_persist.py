@@ -27,9 +27,12 @@ after it.
 
 Recovery (:func:`attach_store`, run by ``Host.__init__``): read the host and VM states, finish
 interrupted merges, cut torn log tails, release frozen layers no snapshot holds (left by an
-interrupted removal) and merge them, delete leftover files of interrupted operations, and
-report it all in ``host.recovery_report`` (and a trace ``note``). Snapshots that were there
-(e.g. a ``_VCB-BACKUP_`` of a killed backup) are there again and can be removed as usual.
+interrupted removal) and merge them, delete the files a state retired (only this host's own),
+and report it all in ``host.recovery_report`` (and trace notes). Damage no kill can
+cause is only reported: the VM stays registered as inaccessible/invalid with its files as they
+are; files no state accounts for are left in place and reported. docs/architecture.md
+("Durability") is the whole model. Snapshots that were there (e.g. a ``_VCB-BACKUP_`` of a
+killed backup) are there again and can be removed as usual.
 
 Not kept: the trace, fault rules, and files of a guest that has no volumes (Tools' in-memory
 guest); the Tools object is rebuilt from its settings.
@@ -51,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import InvalidInputError, StateError
 from ._iofaults import io_fault
+from ._names import check_name, check_vm_name
 from ._vm import VM, Snapshot, VirtualDiskDevice
 from .disk import CREATE_TYPES, Layer, _persistent, render_descriptor
 from .disk._persistent import DamagedFileError, PersistentLayeredDisk, atomic_write
@@ -129,7 +133,9 @@ class RecoveryReport:
 
     def problems(self) -> list[str]:
         """One line per problem, naming the file and the reason (the server's start report)."""
-        lines = [f"inaccessible VM {e['vm']}: {e['file']}: {e['reason']}" for e in self.errors]
+        lines = [
+            f"{e.get('state', 'invalid')} VM {e['vm']}: {e['file']}: {e['reason']}" for e in self.errors
+        ]
         lines += [f"left in place: {u['file']}: {u['reason']}" for u in self.unaccounted]
         lines += [
             f"quarantined: {q['file']} -> {q['moved_to']}: {q['reason']}" for q in self.quarantined
@@ -159,6 +165,10 @@ def _shape(doc: Any, path: str) -> None:
         if not isinstance(doc["vm"].get(key), str):
             msg = f"expected vm.{key} to be a string"
             raise _StateShapeError(msg)
+    try:
+        check_vm_name(doc["vm"]["name"])
+    except InvalidInputError as exc:
+        raise _StateShapeError(str(exc)) from None
 
 
 def _moref_number(moref: str) -> int:
@@ -186,12 +196,14 @@ class DatastoreStore:
         self.report: RecoveryReport | None = None
         #: VMs registered on this host that could not be loaded: moref -> state file
         self._inaccessible: dict[str, str] = {}
+        self._pending_placeholders: list[
+            tuple[str, str, str | None, dict[str, Any] | None, str]
+        ] = []
 
     # -- paths -------------------------------------------------------------------------------
 
     def vm_dir(self, vm: VM) -> Path:
-        if vm.name in (".", "..") or "\0" in vm.name or "/" in vm.name:
-            raise InvalidInputError("VM name", expected="a name usable as a directory", got=vm.name)
+        check_vm_name(vm.name)
         return self.root / vm.datastore / vm.name
 
     def state_path(self, vm: VM) -> Path:
@@ -272,7 +284,11 @@ class DatastoreStore:
         """
         host = self.host
         with host.lock:
-            if host.vms.get(vm.moref) is not vm or vm.moref in self._saving:
+            if (
+                host.vms.get(vm.moref) is not vm
+                or vm.moref in self._saving
+                or vm.connection_state != "connected"
+            ):
                 return
             self._saving.add(vm.moref)
             try:
@@ -296,7 +312,9 @@ class DatastoreStore:
             directory.mkdir(parents=True, exist_ok=True)
             for disk in disks:
                 disk.ensure_files()
+                disk.flush_tracking()  # before the state that may rely on them
             keep = self._keep(vm, disks)
+            listed = [bool(disk.pending_intents()) for disk in disks]
             doc = self._vm_doc(vm, sorted(owned - keep))
             atomic_write(state, doc)  # the commit point
         except Exception as exc:
@@ -308,6 +326,8 @@ class DatastoreStore:
                 raise
             raise fault from None
         self._last_doc[vm.moref] = doc
+        for disk, has in zip(disks, listed, strict=True):
+            disk.listed_intents = has
         owned |= keep
         try:
             self._retire(vm, directory, owned - keep)
@@ -318,6 +338,8 @@ class DatastoreStore:
                 doc = self._vm_doc(vm, sorted(owned - keep))
                 atomic_write(state, doc)
                 self._last_doc[vm.moref] = doc
+                for disk in disks:
+                    disk.listed_intents = False
                 self._retire(vm, directory, owned - keep)
             for disk in disks:
                 disk.persisted_files = disk.files()
@@ -331,6 +353,8 @@ class DatastoreStore:
                 disk.close_unused()
             self.save_host()
         except Exception as exc:  # after the commit point: finished by the next save or load
+            for disk in disks:
+                disk.deferred = exc if isinstance(exc, OSError) else None
             text = f"{vm.name}: finishing the last operation failed, done later: {exc}"
             self.host.trace.emit("host", "note", vm=vm.moref, text=text)
 
@@ -365,7 +389,21 @@ class DatastoreStore:
             self._owned.pop(vm.moref, None)
             return
         doc = json.loads(last)
-        fresh = self._build_vm(self.state_path(vm), doc, RecoveryReport(str(self.root)))
+        try:
+            fresh = self._build_vm(self.state_path(vm), doc, RecoveryReport(str(self.root)))
+        except Exception as exc:
+            # reloading needs I/O too (finishing listed merges, the base's WAL) and the disk
+            # still fails: the VM is taken out of service, its files are its last committed
+            # state, and the next start loads them
+            vm.disks, vm.root_snapshots, vm.current_snapshot, vm.guest = [], [], None, None
+            vm.connection_state = "invalid"
+            text = (
+                f"{vm.name}: a failed operation could not be rolled back in memory ({exc}); "
+                "the VM is out of service until the host is started again (its files hold "
+                "its last committed state)"
+            )
+            host.trace.emit("host", "note", vm=vm.moref, text=text)
+            return
         for d in fresh.disks:
             assert isinstance(d.disk, PersistentLayeredDisk)
             d.disk.commit = partial(self.save_vm, vm)
@@ -417,8 +455,11 @@ class DatastoreStore:
             for d in vm.disks:
                 if isinstance(d.disk, PersistentLayeredDisk):
                     d.disk.close()
-        for state in self.root.glob(f"*/*/*{STATE_SUFFIX}"):
-            shutil.rmtree(state.parent, ignore_errors=True)
+        registered = {self._rel_state(vm) for vm in self.host.vms.values()}
+        registered |= set(self._inaccessible.values())
+        for rel in sorted(registered):  # this host's VMs only: unregistered folders stay
+            shutil.rmtree((self.root / rel).parent, ignore_errors=True)
+        self._inaccessible.clear()
         with contextlib.suppress(FileNotFoundError):
             (self.root / HOST_FILE).unlink()
         self._written.clear()
@@ -458,6 +499,129 @@ class DatastoreStore:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    # -- plain datastore files (``PUT /folder``) ---------------------------------------------
+
+    #: largest file ``put_file`` accepts (``FileTooLarge`` above it); ``serve`` may lower it
+    max_upload_bytes = 1024**3
+    #: space ``put_file`` leaves free on the file system (the VMs' logs need room to grow)
+    reserve_bytes = 64 * 1024**2
+
+    def _file_path(self, datastore: str, path: str) -> Path:
+        if datastore not in self.host.datastores:
+            from ._errors import NotFoundError
+
+            raise NotFoundError("datastore", datastore, known=list(self.host.datastores))
+        parts = [p for p in path.split("/") if p]
+        if not parts or any(p in (".", "..") or p.startswith(".vcbsim") for p in parts):
+            raise InvalidInputError(
+                "datastore path", expected="a relative path without '.', '..' or '.vcbsim*'",
+                got=path,
+            )
+        for part in parts:
+            check_name("datastore file name", part, max_chars=255)
+            if "\\" in part:
+                raise InvalidInputError(
+                    "datastore file name", expected="a name without '\\'", got=part
+                )
+        return self.root.joinpath(datastore, *parts)
+
+    def _vm_files_of(self, datastore: str) -> set[str]:
+        """Datastore paths of every file a VM of this host owns (not plain files)."""
+        out: set[str] = set()
+        for vm in self.host.vms.values():
+            if vm.datastore != datastore:
+                continue
+            for name in self._owned.get(vm.moref, set()) | {self.state_path(vm).name}:
+                out.add(f"{vm.name}/{name}")
+        return out
+
+    def put_file(self, datastore: str, path: str, chunks: Any, length: int | None) -> int:
+        """Write a plain datastore file from ``chunks`` (an iterable of bytes), streamed:
+        refused before a byte is written when ``length`` exceeds :attr:`max_upload_bytes`
+        (``FileTooLarge``) or the free space (``NoDiskSpace``); a file system that fills up
+        meanwhile leaves no partial file (``NoDiskSpace``). Replaced atomically; returns the
+        bytes written. A VM's own files cannot be replaced this way."""
+        import shutil as _shutil
+
+        from ._faults import make_fault
+
+        target = self._file_path(datastore, path)
+        rel = target.relative_to(self.root / datastore).as_posix()
+        ds_path = f"[{datastore}] {rel}"
+        if rel in self._vm_files_of(datastore) or target.name.endswith(STATE_SUFFIX):
+            raise InvalidInputError(
+                "datastore file", expected="a path that is not a VM's own file", got=ds_path,
+                hint="the .vmx, .vmsd, descriptors and extents follow the VM's state",
+            )
+        if length is not None and length > self.max_upload_bytes:
+            raise make_fault(
+                "FileTooLarge", f"File '{ds_path}' ({length} bytes) is larger than the "
+                f"{self.max_upload_bytes} bytes this datastore accepts for an upload.",
+                datastore=datastore, file=ds_path, fileSize=length,
+                maxFileSize=self.max_upload_bytes,
+            )
+        try:
+            free = _shutil.disk_usage(self.root).free
+        except OSError:
+            free = None
+        if length is not None and free is not None and length + self.reserve_bytes > free:
+            raise io_fault(OSError(28, os.strerror(28)), datastore=datastore, file=ds_path)
+        tmp = target.with_name(f".vcbsim-upload-{target.name}.tmp")
+        written = 0
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                for chunk in chunks:
+                    if written + len(chunk) > self.max_upload_bytes:
+                        raise make_fault(
+                            "FileTooLarge", f"File '{ds_path}' is larger than the "
+                            f"{self.max_upload_bytes} bytes this datastore accepts.",
+                            datastore=datastore, file=ds_path, maxFileSize=self.max_upload_bytes,
+                        )
+                    _persistent._write_all(fd, chunk)
+                    written += len(chunk)
+                _persistent.io.fsync(fd)
+            finally:
+                os.close(fd)
+            _persistent.io.replace(tmp, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise io_fault(exc, datastore=datastore, file=ds_path) from None
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        return written
+
+    def plain_files(self, datastore: str) -> dict[str, int]:
+        """``path -> size`` of the plain files of ``datastore`` (uploads, a user's files):
+        everything there but the VMs' own files and vcbsim's bookkeeping."""
+        base = self.root / datastore
+        own = self._vm_files_of(datastore)
+        out: dict[str, int] = {}
+        if not base.is_dir():
+            return out
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".vcbsim")]
+            for name in filenames:
+                if name.startswith(".vcbsim") or name.endswith((STATE_SUFFIX, ".tmp")):
+                    continue
+                full = Path(dirpath) / name
+                rel = full.relative_to(base).as_posix()
+                if rel in own:
+                    continue
+                with contextlib.suppress(OSError):
+                    out[rel] = full.stat().st_size
+        return out
+
+    def read_file(self, datastore: str, path: str, offset: int, length: int) -> bytes:
+        target = self._file_path(datastore, path)
+        with open(target, "rb") as f:
+            f.seek(offset)
+            return f.read(length)
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -696,7 +860,7 @@ class DatastoreStore:
             if rel not in seen:
                 name = rel.split("/")[1] if rel.count("/") == 2 else rel
                 reason = "missing: the VM's state file is gone (its folder renamed, moved or deleted?)"
-                self._inaccessible_vm(name, rel, reason, moref)
+                self._inaccessible_vm(name, rel, reason, moref, state="inaccessible")
         with_state = {p.parent for p in states}
         for directory in sorted(self.root.glob("*/*")):
             if (
@@ -704,6 +868,7 @@ class DatastoreStore:
                 and directory not in with_state
                 and directory.parts[-2] != QUARANTINE
                 and directory.name != QUARANTINE
+                and _looks_like_a_vm(directory)  # other folders are plain datastore files
             ):
                 report.unaccounted.append(
                     {
@@ -721,27 +886,80 @@ class DatastoreStore:
                 self._load_vm(path, doc, raw, report)
             except DamagedFileError as exc:
                 self._inaccessible_vm(
-                    doc["vm"]["name"], f"{path.parent.relative_to(self.root).as_posix()}/{exc.file}",
-                    exc.reason, doc["vm"]["moref"],
+                    doc["vm"]["name"],
+                    f"{path.parent.relative_to(self.root).as_posix()}/{exc.file}",
+                    exc.reason,
+                    doc["vm"]["moref"],
+                    doc,
+                    state="inaccessible" if exc.reason.startswith("missing") else "invalid",
                 )
             except Exception as exc:  # a broken VM must not keep the host from starting
                 reason = f"state file of the wrong shape or content: {type(exc).__name__}: {exc}"
-                self._inaccessible_vm(doc["vm"]["name"], rel, reason, doc["vm"]["moref"])
+                self._inaccessible_vm(doc["vm"]["name"], rel, reason, doc["vm"]["moref"], doc)
         for vm in host.vms.values():
             host.reserve_morefs(next_vm=_moref_number(vm.moref) + 1)
             for s in vm.snapshots():
                 host.reserve_morefs(next_snapshot=_moref_number(s.moref) + 1)
-        for moref in self._inaccessible:
-            host.reserve_morefs(next_vm=_moref_number(moref) + 1)
+        self._add_placeholders(inventory)
 
-    def _inaccessible_vm(self, name: str, file: str, reason: str, moref: str | None) -> None:
-        """A VM that could not be loaded: reported, kept registered, its files untouched."""
+    def _inaccessible_vm(
+        self,
+        name: str,
+        file: str,
+        reason: str,
+        moref: str | None,
+        doc: dict[str, Any] | None = None,
+        *,
+        state: str = "invalid",
+    ) -> None:
+        """A VM that could not be loaded: reported, kept registered, its files untouched.
+
+        It stays in the inventory as a real host keeps such a VM: ``runtime.connectionState``
+        "inaccessible" (a file is missing) or "invalid" (a file is damaged), no disks, and
+        every operation refused (``Host._operation``), until its files are put right and the
+        host is started again.
+        """
         assert self.report is not None
-        self.report.errors.append({"vm": name, "file": file, "reason": reason})
-        if moref is not None:
-            self._inaccessible[moref] = (
-                file if file.endswith(STATE_SUFFIX) else f"{file.split('/')[0]}/{name}/{name}{STATE_SUFFIX}"
+        self.report.errors.append({"vm": name, "file": file, "reason": reason, "state": state})
+        rel = (
+            file
+            if file.endswith(STATE_SUFFIX)
+            else f"{file.split('/')[0]}/{name}/{name}{STATE_SUFFIX}"
+        )
+        self._pending_placeholders.append((name, rel, moref, doc, state))
+
+    def _add_placeholders(self, inventory: dict[str, str] | None) -> None:
+        host = self.host
+        by_rel = {rel: m for m, rel in (inventory or {}).items()}
+        for name, rel, moref, doc, state in self._pending_placeholders:
+            moref = moref or by_rel.get(rel)
+            if moref is None:
+                moref = f"vm-{host.moref_counters.next_vm}"
+            if moref in host.vms or any(v.name == name for v in host.vms.values()):
+                continue
+            v = doc.get("vm", {}) if isinstance(doc, dict) else {}
+            ds = rel.split("/")[0]
+
+            def text(key: str, default: str, v: dict[str, Any] = v) -> str:
+                value = v.get(key)
+                return value if isinstance(value, str) else default
+
+            vm = VM(
+                name=name,
+                moref=moref,
+                uuid=text("uuid", ""),
+                instance_uuid=text("instance_uuid", ""),
+                os_family="linux" if text("os_family", "windows") == "linux" else "windows",
+                datastore=ds,
+                directory=f"[{ds}] {name}",
+                power_state="poweredOff",
+                connection_state=state,
             )
+            host.vms[moref] = vm
+            host.faults.aliases[moref] = name
+            self._inaccessible[moref] = rel
+            host.reserve_morefs(next_vm=_moref_number(moref) + 1)
+        self._pending_placeholders.clear()
 
     def _build_vm(self, path: Path, doc: dict[str, Any], report: RecoveryReport) -> VM:
         """The VM a state describes, with its disks, snapshots and Tools (not registered)."""
@@ -947,6 +1165,12 @@ class DatastoreStore:
                 report.repairs.append(f"{vm.name}: merged {merged} into {into or '(discarded)'}")
 
 
+def _looks_like_a_vm(directory: Path) -> bool:
+    with contextlib.suppress(OSError):
+        return any(p.suffix in (".vmx", ".vmdk", ".vmsd") for p in directory.iterdir())
+    return False
+
+
 def _is_empty_own_file(path: Path) -> bool:
     """A grain log or CBT log of ours holding nothing but its header (an operation cut
     short created it): deleting it loses nothing."""
@@ -976,6 +1200,8 @@ def attach_store(
     host.store = store
     host.recovery_report = report
     host.trace.emit("host", "note", text=report.summary())
+    for line in report.problems():
+        host.trace.emit("host", "note", text=line)
     for name, snaps in report.snapshots.items():
         if snaps:
             vm = host.find_vm(name)
@@ -1029,6 +1255,11 @@ def open_host(
 
         host.populate = populate_demo
     if created and host.populate is not None:
-        host.populate(host)
-        store.save_host()
+        try:
+            host.populate(host)
+            store.save_host()
+        except BaseException:
+            # everything here was created by this call: a failed fill leaves no half host
+            store.wipe()
+            raise
     return host

@@ -52,6 +52,10 @@ class HostProfile:
     #: running on ESX 3.5 Update 2 and later still use the old C:\\Windows\\ location").
     #: ``"tools"``: Tools runs the legacy pair and the directory as one list (R21).
     legacy_scripts_by: Literal["hostd", "tools"] = "tools"
+    #: Switch (INFERRED, fidelity review D3: no source says): on a ``"hostd"`` profile, whether a
+    #: VSS guest also runs the legacy pair (as one list with the directory). False: the
+    #: directory alone, the reading of KB 1006671 and OVT ``1da06b950``.
+    vss_guest_legacy_pair: bool = False
     #: VSS in the Windows guest (KB 5962168: "As of ESX 3.5 Update 2, quiescing is also done by
     #: Microsoft's VSS"). Without it every Windows guest quiesces with the SYNC driver, which has
     #: no 10 s hold-writes window.

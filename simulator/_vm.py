@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._names import vmx_escape
 from .disk import Layer, LayeredDisk
 
 if TYPE_CHECKING:
@@ -193,6 +194,10 @@ class VM:
     working_dir: str | None = None
     #: the Windows guest uses dynamic disks (VSS then gives file-system consistency only, R42).
     dynamic_disks: bool = False
+    #: ``runtime.connectionState``: "connected", or "inaccessible" (a file is missing) /
+    #: "invalid" (a file is damaged) for a registered VM the datastore could not load;
+    #: such a VM has no disks and refuses operations (simulator/_persist.py)
+    connection_state: str = "connected"
     #: a ``GUEST_OS`` guestId; None: the family's demo-era guest (``GUEST_IDS``).
     guest_os: str | None = None
 
@@ -288,7 +293,7 @@ class VM:
             }
         )
         lines.update(self.extra_config)
-        return "".join(f'{k} = "{v}"\n' for k, v in lines.items())
+        return "".join(f'{k} = "{vmx_escape(v)}"\n' for k, v in lines.items())
 
     def vmx_file(self, path: str) -> str:
         """A ``.vmx`` file reference: a bare name inside the VM's directory, else the
@@ -327,7 +332,7 @@ class VM:
                     out[f"{p}.disk{j}.node"] = f"{d.controller}0:{d.unit_number}"
                     j += 1
         out["snapshot.numSnapshots"] = str(len(snaps))
-        return "".join(f'{k} = "{v}"\n' for k, v in out.items())
+        return "".join(f'{k} = "{vmx_escape(v)}"\n' for k, v in out.items())
 
     def summary(self) -> dict[str, Any]:
         """Plain data for dumps, the REPL and the control API."""
@@ -337,8 +342,11 @@ class VM:
             "uuid": self.uuid,
             "os": self.os_family,
             "power": self.power_state,
+            "connection_state": self.connection_state,
             "ip": self.ip_address,
             "tools": self.tools.state if self.tools is not None else "not-installed",
+            # a 3.5-era guest still in an operation the host stopped waiting for (virtual time)
+            "tools_busy_until": self.tools.busy_until if self.tools is not None else None,
             "guest_id": self.guest_id,
             "working_dir": self.snapshot_dir,
             "change_tracking": self.change_tracking,

@@ -349,7 +349,7 @@ class Interpreter:
         self._say(t)
         self._say(
             "A backup: 'backup win2003-sql file', then 'step' (or 'next') until it is over.\n"
-            "Documented steps: " + ", ".join(DOC_STEPS) + " (seed/vcb-workflow.txt)."
+            "Documented steps: " + ", ".join(DOC_STEPS) + " (docs/seed/vcb-workflow.txt)."
         )
 
     def do_vms(self, args: list[str]) -> None:

@@ -60,7 +60,7 @@ __all__ = [
     "pipe_safe",
 ]
 
-#: The documented steps a backup goes through, in order (seed/vcb-workflow.txt).
+#: The documented steps a backup goes through, in order (docs/seed/vcb-workflow.txt).
 DOC_STEPS: tuple[str, ...] = ("WF-1a", "WF-1b", "WF-1c", "WF-1d", "WF-1e", "WF-1f", "WF-2", "WF-3a", "WF-3b")
 
 #: One line of the seed per step.

@@ -590,7 +590,7 @@ def redo_intents(
         fd = _open_log(dst_path, grain_size)
         try:
             for n in range(0, len(items), _MERGE_BATCH):
-                _write_all(fd, _encode((i, 0, g) for i, g in items[n : n + _MERGE_BATCH]))
+                _append(fd, _encode((i, 0, g) for i, g in items[n : n + _MERGE_BATCH]))
             copied += len(items)
         finally:
             os.close(fd)
@@ -661,6 +661,11 @@ class PersistentLayeredDisk(LayeredDisk):
         self.path_prefix = ""
         #: why the disk takes no more writes (a failed write that could not be undone)
         self.fenced: str | None = None
+        #: the state last written lists merges (intents): until a state without them is
+        #: written, no write may reach a file (loading would redo the merges over it)
+        self.listed_intents = False
+        #: why finishing the last operation failed (re-raised by the next write), or None
+        self.deferred: OSError | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled copies reopen their files by name (descriptors are per process)."""
@@ -721,7 +726,7 @@ class PersistentLayeredDisk(LayeredDisk):
     def fault(self, exc: OSError | OverflowError, name: str, size: int | None = None) -> Any:
         """The host's fault for an I/O error on file ``name`` of this disk."""
         if not isinstance(exc, OSError):
-            exc = OSError(errno.EFBIG, str(exc))
+            exc = OSError(errno.EFBIG, os.strerror(errno.EFBIG))
         return io_fault(exc, datastore=self.datastore, file=self.path_prefix + name, size=size)
 
     def _fd(self, name: str) -> int:
@@ -827,8 +832,11 @@ class PersistentLayeredDisk(LayeredDisk):
             super().write(offset, mv)  # raises, or a no-op
             return
         self._refuse_if_fenced()
-        if self._intents:
-            self._commit_intents()
+        if self._intents or self.listed_intents:
+            try:
+                self._commit_intents()  # merges the state lists reach the files first
+            except OSError as exc:  # not written: the merge copies are retried next time
+                self._fail(exc, self.extent_name(self.top))
         top = self.top
         grains = top.grains
         shift, mask, gsize = self._shift, self._mask, self.grain_size
@@ -878,7 +886,11 @@ class PersistentLayeredDisk(LayeredDisk):
                 _pwrite_all(fd, mv, offset)
             except OSError as exc:
                 self._undo(grains, undo)
-                self._undo_flat(fd, wal, undo)
+                if not self._undo_flat(fd, wal, undo):
+                    # the old bytes cannot be put back: roll forward instead (the complete
+                    # WAL record makes the write whole at the next load), and fence
+                    LayeredDisk.write(self, offset, mv)
+                    self._wal_size += len(record)
                 self._fail(exc, name)
             self._wal_size += len(record)
             self._sync(fd)
@@ -917,14 +929,23 @@ class PersistentLayeredDisk(LayeredDisk):
             else:
                 grains[idx][a:b] = old
 
-    def _undo_flat(self, fd: int, wal: int, undo: list[tuple[int, int, int, bytes | None]]) -> None:
-        """Put the flat file's old bytes back and cut the WAL record (or fence the disk)."""
+    def _undo_flat(self, fd: int, wal: int, undo: list[tuple[int, int, int, bytes | None]]) -> bool:
+        """Put the flat file's old bytes back, then cut the WAL record; ``False`` (and the
+        disk fenced) when the old bytes cannot be written back."""
         try:
             for idx, a, b, old in undo:
                 _pwrite_all(fd, bytes(b - a) if old is None else old, (idx << self._shift) + a)
-            io.ftruncate(wal, self._wal_size)
         except OSError as exc:
-            self.fenced = f"a failed write could not be undone ({exc.strerror})"
+            self.fenced = (
+                f"a failed write could not be undone ({exc.strerror}); it was completed "
+                "instead; load the datastore again (restart) to go on"
+            )
+            return False
+        try:
+            io.ftruncate(wal, self._wal_size)
+        except OSError as exc:  # the record stays: its bytes are the old ones now, in place
+            self.fenced = f"a failed write's log record could not be cut ({exc.strerror})"
+        return True
 
     def _fail(self, exc: OSError, name: str) -> NoReturn:
         if isinstance(exc, _FenceError):
@@ -935,7 +956,10 @@ class PersistentLayeredDisk(LayeredDisk):
         raise self.fault(exc, name) from None
 
     def _checkpoint_wal(self) -> None:
-        """Empty the base's WAL: everything in it is in the flat file already."""
+        """Empty the base's WAL: everything in it is in the flat file already (not on a
+        fenced disk: a write completed by its record only is not in place)."""
+        if self.fenced is not None:
+            return
         name = self.extent_name(self.base) + ".wal"
         if name not in self._fds and not (self.directory / name).exists():
             return
@@ -963,9 +987,13 @@ class PersistentLayeredDisk(LayeredDisk):
         return start
 
     def revert(self, layer: Layer) -> MergeStats:
-        stats = super().revert(layer)
+        # the change records of the revert reach the CBT log with the owner's state write
+        # (:meth:`flush_tracking`), or with the next write: never after a state that needs them
+        return super().revert(layer)
+
+    def flush_tracking(self) -> None:
+        """Append pending change records to the CBT log (a failed append is cut off)."""
         self._flush_ctk()
-        return stats
 
     def settle(self) -> MergeStats:
         """Merge the released layers that may merge now (after loading a state)."""
@@ -1006,6 +1034,10 @@ class PersistentLayeredDisk(LayeredDisk):
             self.commit()
         if self._intents:
             self.apply_intents()
+        if self.listed_intents and self.commit is not None:
+            # the owner could not write the state without them: a write now would sit
+            # under merges that loading redoes
+            raise self.deferred or OSError(errno.EIO, "the disk's state could not be written")
 
     def apply_intents(self) -> int:
         """Do the file copies of the recorded merges (after the owner saved them)."""
@@ -1020,7 +1052,8 @@ class PersistentLayeredDisk(LayeredDisk):
                 fd = self._fd(it.dst)
                 items = it.grains
                 for n in range(0, len(items), _MERGE_BATCH):
-                    _write_all(fd, _encode((i, 0, g) for i, g in items[n : n + _MERGE_BATCH]))
+                    # a failed batch is cut off: the copy is redone whole later (idempotent)
+                    _append(fd, _encode((i, 0, g) for i, g in items[n : n + _MERGE_BATCH]))
             self._sync(fd)
             copied += len(it.grains)
         self._intents.clear()
@@ -1146,6 +1179,9 @@ class PersistentLayeredDisk(LayeredDisk):
             report.append(f"{disk._ctk_name}: compacted")
         disk.persisted_files = disk.files()
         disk.commit = commit
+        # merges the state lists were redone here: until a state without them is written,
+        # a write must not reach a file (a second load would redo them over it)
+        disk.listed_intents = bool(meta.get("intents"))
         return disk, layers
 
 

@@ -340,6 +340,8 @@ def _main(argv: list[str], done: threading.Event, handlers: dict[int, Any], stop
 
 
 def _build_host(args: argparse.Namespace, inventory: Inventory | None, profile: str | None, seed: int) -> Host:
+    from pyVmomi import vmodl
+
     from .._errors import InvalidInputError, StateError
     from .._host import Host
 
@@ -353,8 +355,9 @@ def _build_host(args: argparse.Namespace, inventory: Inventory | None, profile: 
             try:
                 host = open_host(args.datastore, profile, seed=seed,
                                  populate=inventory.populate if inventory else None)
-            except (StateError, OSError, ValueError) as exc:
-                msg = f"--datastore {args.datastore}: {exc}"
+            except (StateError, OSError, ValueError, vmodl.MethodFault) as exc:
+                # a host's fault (NoDiskSpace, FileTooLarge ...) says it in its msg
+                msg = f"--datastore {args.datastore}: {getattr(exc, 'msg', None) or exc}"
                 raise _Refused(msg, 1) from None
             return host  # open_host keeps the file's populate: an existing datastore's reset rebuilds it
         if inventory is not None:
@@ -383,6 +386,8 @@ def _banner(out: IO[str], host: Host, url: str, args: argparse.Namespace, passwo
         report = host.recovery_report
         print(f"        datastore: {args.datastore}" + (f" ({report.summary()})" if report is not None else ""),
               file=out)
+        for line in report.problems() if report is not None else ():
+            print(f"          {line}", file=out)  # each damaged or unaccounted file, and why
     print("        Ctrl-C to stop", file=out, flush=True)
 
 

@@ -40,6 +40,7 @@ from .._host import Host
 from ._collector import Collector, FilterState
 from ._sessions import COOKIE_NAME, Session, Sessions, Transfer, clock_function
 from ._tasks import DEFAULT_RETENTION, TaskRunner
+from ._throttle import LoginThrottle
 from .mo import (
     ALL_TYPES,
     MOIDS,
@@ -89,6 +90,7 @@ class Context:
     version: str
     new_cookie: str | None = None
     logout: bool = False
+    client: str | None = None
 
     @property
     def sess(self) -> Session:
@@ -147,6 +149,9 @@ class Endpoint:
         self._collector_ids = itertools.count(1)
         self.views: dict[str, View] = {}
         self.tasks = TaskRunner(self, task_retention, async_tasks=async_tasks)
+        #: failed logins per (client, user), ESXi's account lockout (``_throttle.py``);
+        #: ``serve(login_lock_failures=0)`` turns it off
+        self.login_throttle = LoginThrottle(self.clock)
         self.stopping = False
         self.boot_time = host.clock.now
         self._view_ids = itertools.count(1)
@@ -445,10 +450,16 @@ class Endpoint:
 
     # sessions ----------------------------------------------------------------------------
     def login(self, ctx: Context, user: str, password: str, locale: str | None) -> Any:
+        client = getattr(ctx, "client", None) or "-"
+        refused = vim.fault.InvalidLogin(msg="Cannot complete login due to an incorrect user name or password.")
+        if self.login_throttle.locked(client, user):
+            raise refused  # locked out: the same answer as a wrong password, as on ESXi
         ok_user = hmac.compare_digest(user.encode(), self.user.encode())
         ok_pass = hmac.compare_digest(password.encode(), self.password.encode())
         if not (ok_user and ok_pass):
-            raise vim.fault.InvalidLogin(msg="Cannot complete login due to an incorrect user name or password.")
+            self.login_throttle.failed(client, user)
+            raise refused
+        self.login_throttle.succeeded(client, user)
         if ctx.session is not None:
             self.session_store.drop(ctx.session.key)
         return self._new_session(ctx, user, locale or "en")
@@ -531,7 +542,9 @@ class Endpoint:
         return f'{COOKIE_NAME}="{key}"; Path=/; HttpOnly{secure}'
 
     # SOAP ------------------------------------------------------------------------------------
-    def handle_soap(self, body: bytes, soap_action: str | None, cookie: str | None) -> Response:
+    def handle_soap(
+        self, body: bytes, soap_action: str | None, cookie: str | None, client: str | None = None
+    ) -> Response:
         version = _codec.version_from_soap_action(soap_action, self.api_version)
         try:
             req = _codec.parse_request(body, version)
@@ -541,6 +554,7 @@ class Endpoint:
         with self.lock:
             self.begin_call()
             ctx = Context(self.session_from_cookie(cookie), version)
+            ctx.client = client  # the peer's address: login throttling counts per client
             self._local.ctx = ctx
             try:
                 result = self._call(req, ctx)

@@ -2,7 +2,7 @@
 
 Time is the store's ``clock`` (seconds, any origin; ``_endpoint.py`` says why it is the wall
 clock by default and how tests drive it). A session idle for ``SESSION_IDLE_SECONDS`` is
-dropped, as hostd does after 30 minutes; beyond ``MAX_SESSIONS`` the least recently used go
+dropped, as hostd does after 30 minutes; beyond ``MAX_SESSIONS`` a login is refused (``InvalidLogin``), nobody is logged out to make room; the rest of this sentence:
 first, so a client that logs in for every call and never logs out does not make the host
 grow. A transfer URL is good for one transfer, for ``TRANSFER_SECONDS``, and dies with its
 session. What else a session holds (collectors, filters, views) is the endpoint's: it is told
@@ -144,6 +144,13 @@ class Sessions:
     def open(self, user: str, locale: str, login_time: float) -> Session:
         """A new session of ``user`` (idle and surplus sessions go first)."""
         self.expire()
+        if len(self.by_key) >= MAX_SESSIONS:
+            # refused, not made room for: evicting the oldest would log out a live client
+            raise vim.fault.InvalidLogin(
+                msg=f"Cannot complete login: the host already has {MAX_SESSIONS} sessions "
+                "(its limit); log out sessions that are not needed, or wait until idle ones "
+                "expire."
+            )
         session = Session(secrets.token_hex(20), user, login_time, login_time, locale, last_used=self.clock())
         self.by_key[session.key] = session
         return session
@@ -160,10 +167,6 @@ class Sessions:
         limit = self.clock() - self.idle_limit()
         for key in [k for k, s in self.by_key.items() if s.last_used < limit]:
             self.drop(key)
-        if len(self.by_key) >= MAX_SESSIONS:
-            by_age = sorted(self.by_key.values(), key=lambda s: s.last_used)
-            for s in by_age[: len(self.by_key) - MAX_SESSIONS + 1]:
-                self.drop(s.key)
 
     def live(self, key: str) -> Session | None:
         """The session ``key`` if it exists and has not been idle too long (else drop it)."""

@@ -42,6 +42,12 @@ if TYPE_CHECKING:
 __all__ = ["TaskRunner", "DEFAULT_RETENTION"]
 
 DEFAULT_RETENTION = 200
+#: finished tasks are kept per session (``retention`` each) and for at most this many seconds
+#: of the endpoint clock; what no source decides (hostd shows recent tasks for about ten
+#: minutes) is this switch: ``TaskRunner.max_age``
+TASK_MAX_AGE = 600.0
+#: finished tasks kept in all, whatever the sessions (a bound on memory)
+MAX_FINISHED = 20_000
 
 #: bound once: every ``vim.TaskInfo.State`` lookup goes through pyVmomi's lazy type loader
 _State: Any = vim.TaskInfo.State
@@ -54,7 +60,13 @@ class TaskRunner:
         #: every task through the worker thread (clients see ``queued`` and ``running``)
         self.async_tasks = async_tasks
         self._infos: OrderedDict[str, Any] = OrderedDict()
-        self._finished: deque[str] = deque()
+        #: finished tasks, oldest first: (moid, finished at on the endpoint clock)
+        self._finished: deque[tuple[str, float]] = deque()
+        #: the session each task was submitted by, and each session's finished tasks: one
+        #: busy client cannot push another client's task out of sight
+        self._owner: dict[str, str] = {}
+        self._finished_by: dict[str, deque[str]] = {}
+        self.max_age = TASK_MAX_AGE
         #: entity moid -> its queued or running tasks, oldest first (the one-operation-per-VM
         #: check without a scan of every retained task on each submit)
         self._pending: dict[str, list[str]] = {}
@@ -162,6 +174,7 @@ class TaskRunner:
             eventChainId=next(self._chain),
         )
         self._infos[moid] = info
+        self._owner[moid] = ctx.session.key if ctx.session else ""
         pending = self._pending.get(vm_moid)
         busy = self._infos.get(pending[0]) if exclusive and pending else None
         if busy is not None:
@@ -222,9 +235,25 @@ class TaskRunner:
             pending.remove(moid)
             if not pending:
                 del self._pending[entity]
-        self._finished.append(moid)
-        while len(self._finished) > self.retention:
-            self._infos.pop(self._finished.popleft(), None)
+        now = self.ep.clock()
+        self._finished.append((moid, now))
+        owner = self._owner.get(moid, "")
+        mine = self._finished_by.setdefault(owner, deque())
+        mine.append(moid)
+        while len(mine) > self.retention:  # this session's oldest finished task goes
+            self._forget(mine.popleft())
+        while self._finished and (
+            now - self._finished[0][1] > self.max_age or len(self._finished) > MAX_FINISHED
+        ):
+            self._forget(self._finished.popleft()[0])
+
+    def _forget(self, moid: str) -> None:
+        self._infos.pop(moid, None)
+        owner = self._owner.pop(moid, None)
+        if owner is not None:
+            mine = self._finished_by.get(owner)
+            if mine is not None and not mine:
+                del self._finished_by[owner]
 
     # running a task (endpoint lock held) -----------------------------------------------------
     def _start(self, info: Any) -> None:

@@ -340,7 +340,7 @@ class VMwareTools:
             return prof.script_layout
         provider = provider if provider is not None else self.select_provider(prof)
         if self.os_family == "windows" and provider == "vss" and prof.script_layout == "scripts.d":
-            return "directory"
+            return "scripts.d" if prof.vss_guest_legacy_pair else "directory"
         return "legacy"
 
     def script_plan(self, profile: HostProfile | str) -> ScriptPlan:

@@ -142,7 +142,13 @@ class ToyProxy:
                 if fallback and "Quiesce" in type(exc).__name__ + str(exc) and not host.list_snapshots(vm.moref):
                     # the VM cannot be quiesced: a crash-consistent backup, announced (or not)
                     pre = self._invoke(host, vm, "WF-1", "pre-backup", snapshot=b.snap, quiesce=False)
-                    snap = host.create_snapshot(vm.moref, b.snap, quiesce=False)
+                    try:
+                        snap = host.create_snapshot(vm.moref, b.snap, quiesce=False)
+                    except Exception as again:
+                        self._end(host, vm, "WF-1", "pre-backup", pre, "op.fail", error=type(again).__name__)
+                        self._remove_leftovers(host, vm)
+                        self._end(host, vm, None, "job", job, "op.fail", error=str(again))
+                        return JobResult(ok=False, error=str(again))
                     snap_id = snap.id
                     said = {"consistency": "crash"} if b.crash_consistent_fallback else {}
                     self._end(host, vm, "WF-1", "pre-backup", pre, snapshot=snap_id, **said)
@@ -184,11 +190,15 @@ class ToyProxy:
             self._post_backup(host, vm, snap_id, mounts)
             self._end(host, vm, None, "job", job, "op.fail", error=str(exc))
             return JobResult(ok=False, error=f"{type(exc).__name__}: {exc}")
-        if policy.mode == "file":
-            self.history.setdefault(vm.moref, []).append((self._level(vm, policy), files))
-        self._post_backup(host, vm, snap_id, mounts)
+        level = self._level(vm, policy)
+        committed = self._post_backup(host, vm, snap_id, mounts)
         if copy is not None and b.commit_before_copy_ends:
-            self._end(host, vm, "WF-2", "copy", copy, level=self._level(vm, policy), files=selected)
+            self._end(host, vm, "WF-2", "copy", copy, level=level, files=selected)
+        if not committed:  # the VM is still in snapshot mode: the job failed (the next run cleans up)
+            self._end(host, vm, None, "job", job, "op.fail", error="commit failed")
+            return JobResult(ok=False, error="the backup snapshot could not be removed (commit failed)")
+        if policy.mode == "file":
+            self.history.setdefault(vm.moref, []).append((level, files))
         if not b.job_never_ends:
             self._end(host, vm, None, "job", job, files=selected if policy.mode == "file" else None)
         out = {p: v[0] for p, v in files.items()} if policy.mode == "file" else None
@@ -294,8 +304,10 @@ class ToyProxy:
         self.mounted.pop(vm.moref, None)
         self._end(host, vm, "WF-3a", "unmount", op)
 
-    def _post_backup(self, host: Any, vm: Any, snap_id: str | None, mounts: list[str]) -> None:
+    def _post_backup(self, host: Any, vm: Any, snap_id: str | None, mounts: list[str]) -> bool:
+        """Unmount and commit; whether the snapshot is gone (or was never there to remove)."""
         b = self.breaks
+        committed = True
         if not b.unmount_after_commit:
             self._unmount(host, vm, mounts)
         if snap_id is not None and not b.never_remove_snapshot:
@@ -313,10 +325,12 @@ class ToyProxy:
                     host.remove_snapshot(vm.moref, snap_id, consolidate=not b.redo_log_uncommitted)
             except Exception as exc:
                 self._end(host, vm, "WF-3b", "commit", op, "op.fail", error=type(exc).__name__)
+                committed = False
             else:
                 self._end(host, vm, "WF-3b", "commit", op, snapshot=snap_id)
         if b.unmount_after_commit:
             self._unmount(host, vm, mounts)
+        return committed
 
     def _remove_leftovers(self, host: Any, vm: Any) -> None:
         for s in host.list_snapshots(vm.moref):

@@ -234,7 +234,7 @@ def _route(ep: Endpoint, host: Host, method: str, route: str, query: dict[str, s
         advance = data.get("advance")
         if isinstance(advance, bool) or not isinstance(advance, int | float) or advance < 0:
             _bad("clock.advance", "virtual seconds >= 0", advance)
-        host.clock.advance(float(advance))
+        host.advance(float(advance))  # guests catch up with work that ended meanwhile
         return _json(200, {"time": host.clock.now})
     if route == "vms":
         if method == "GET":

@@ -20,7 +20,14 @@ from ..._errors import InvalidInputError, NotFoundError
 if TYPE_CHECKING:
     from .._endpoint import Endpoint
 
-__all__ = ["FileResponse", "handle_folder", "handle_guest_file", "transfer_pending", "CHUNK"]
+__all__ = [
+    "FileResponse",
+    "handle_folder",
+    "handle_folder_upload",
+    "handle_guest_file",
+    "transfer_pending",
+    "CHUNK",
+]
 
 CHUNK = 1024 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -150,6 +157,39 @@ def handle_folder(
             pos += len(data)
 
     return FileResponse(status, headers, b"", chunks() if method == "GET" else None, length)
+
+
+def handle_folder_upload(
+    ep: Endpoint, raw_path: str, chunks: Iterator[bytes], length: int | None
+) -> FileResponse | None:
+    """``PUT /folder`` streamed to a datastore kept as files (``None``: the backend keeps
+    uploads in memory; the caller reads the body and uses :func:`handle_folder`). The caller
+    checked the credentials before reading a byte. A full file system answers ``507`` with
+    the host's ``NoDiskSpace`` text, an upload over the limit ``413``; neither leaves a file."""
+    from pyVmomi import vmodl
+
+    write = getattr(ep.files, "write_stream", None)
+    target = _target(raw_path)
+    if isinstance(target, FileResponse):
+        return target
+    ds, path = target
+    if write is None:
+        return None
+    try:
+        n = write(ds, path, chunks, length)  # not under ep.lock: a big upload stalls no call
+    except NotFoundError as exc:
+        return _text(404, str(exc))
+    except (InvalidInputError, ValueError) as exc:
+        return _text(400, str(exc))
+    except vmodl.MethodFault as exc:
+        name = type(exc).__name__.rsplit(".", 1)[-1]
+        status = {"NoDiskSpace": 507, "FileTooLarge": 413}.get(name, 500)
+        return _text(status, f"{name}: {getattr(exc, 'msg', '')}")
+    if n is None:
+        return None
+    with ep.lock:
+        ep.changed.notify_all()
+    return _text(201, f"wrote {n} bytes to [{ds}] {path}")
 
 
 def transfer_pending(ep: Endpoint, raw_path: str, kind: str) -> bool:

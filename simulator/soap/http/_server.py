@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,13 +40,21 @@ from ..._host import Host
 from .._endpoint import Endpoint
 from .._host_adapter import HostAdapter
 from .._tasks import DEFAULT_RETENTION
+from .._throttle import ACCOUNT_LOCK_FAILURES, ACCOUNT_UNLOCK_SECONDS
 from ..control._handlers import MAX_BODY_BYTES, PREFIX, handle_control
 from ..wire import _codec
 from ..wire._wsdl import DOCUMENT_NAMES, document
 from ._cert import write_self_signed
-from ._files import FileResponse, _authorized, handle_folder, handle_guest_file, transfer_pending
+from ._files import (
+    FileResponse,
+    _authorized,
+    handle_folder,
+    handle_folder_upload,
+    handle_guest_file,
+    transfer_pending,
+)
 
-__all__ = ["RunningServer", "serve", "service_versions_xml", "LOOPBACK", "KEEPALIVE_IDLE_SECONDS"]
+__all__ = ["Limits", "RunningServer", "serve", "service_versions_xml", "LOOPBACK", "KEEPALIVE_IDLE_SECONDS"]
 
 log = logging.getLogger("vcbsim.soap")
 
@@ -124,19 +133,99 @@ def _url_path(target: str) -> str:
     return urlsplit(target).path
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one client may hold of the server (``serve(limits=...)``).
+
+    ``max_connections`` bounds connections and so threads (one per connection), well under
+    the usual 1,024 file descriptors; ``head_timeout`` is the time a request's head may take
+    once its first byte came (slow-headers clients), the keep-alive window (``_Handler.timeout``)
+    the time an idle connection may wait; ``body_timeout`` + one second per ``body_rate``
+    bytes the time a body may take. ``anonymous_body_bytes`` bounds a SOAP body sent without
+    a session (a Login is well under 4 KiB), checked from the headers before a byte is read.
+    """
+
+    max_connections: int = 256
+    head_timeout: float = 20.0
+    body_timeout: float = 60.0
+    body_rate: float = 1024.0 * 1024.0
+    anonymous_body_bytes: int = 256 * 1024
+
+
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    #: the listen backlog (socketserver's default is 5: a burst of connects then waits for
+    #: SYN retransmits, a second or more each)
+    request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], endpoint: Endpoint, tls: ssl.SSLContext | None) -> None:
+    def __init__(self, address: tuple[str, int], endpoint: Endpoint, tls: ssl.SSLContext | None,
+                 limits: Limits | None = None) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.endpoint = endpoint
         self.tls = tls
+        self.limits = limits or Limits()
+        #: the time deadlines are measured on (seconds; tests drive a fake one and call reap)
+        self.clock: Callable[[], float] = time.monotonic
         self.connections: set[socket.socket] = set()
+        #: per open connection: (phase, since, deadline) — "idle" (waiting for a request),
+        #: "head" (its first byte came: the rest of the head must follow), "body", "busy"
+        self.phases: dict[socket.socket, tuple[str, float, float]] = {}
+        self.refused = 0
+        self.evicted = 0
+        self.reaped = 0
         self.conn_lock = threading.Lock()
         self.idle = threading.Condition(self.conn_lock)
         super().__init__(address, _Handler)
+
+    def set_phase(self, sock: socket.socket, phase: str, seconds: float | None = None) -> None:
+        """Record what ``sock`` waits for, and until when (``None``: no deadline)."""
+        now = self.clock()
+        deadline = float("inf") if seconds is None else now + seconds
+        with self.conn_lock:
+            if sock in self.connections:
+                self.phases[sock] = (phase, now, deadline)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Start a thread for the connection, within ``limits.max_connections``: at the cap
+        the connection that has waited longest for a request (idle keep-alive, or a slow
+        head) is closed to make room; if every one is busy the new one is refused (closed).
+        So a flood of slow or idle connections never stops a client that sends requests."""
+        with self.conn_lock:
+            if len(self.connections) >= self.limits.max_connections:
+                waiting = [(since, sock) for sock, (phase, since, _) in self.phases.items()
+                           if phase in ("idle", "head")]
+                if not waiting:
+                    self.refused += 1
+                    self.shutdown_request(request)
+                    return
+                _, oldest = min(waiting, key=lambda x: x[0])
+                self.evicted += 1
+                self._close(oldest)
+            self.connections.add(request)
+            self.phases[request] = ("idle", self.clock(), self.clock() + self.limits.head_timeout)
+        super().process_request(request, client_address)
+
+    def _close(self, sock: socket.socket) -> None:
+        self.phases.pop(sock, None)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def reap(self) -> int:
+        """Close every connection past its deadline (a head or body that does not come, a
+        keep-alive connection idle past its window); returns how many."""
+        now = self.clock()
+        with self.conn_lock:
+            late = [sock for sock, (_, _, deadline) in self.phases.items() if deadline < now]
+            for sock in late:
+                self._close(sock)
+            self.reaped += len(late)
+        return len(late)
+
+    def reap_forever(self, stop: threading.Event, every: float = 0.5) -> None:
+        while not stop.wait(every):
+            self.reap()
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the address's FQDN (a reverse DNS lookup that can
@@ -194,7 +283,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         with self.server.conn_lock:
-            self.server.connections.add(self.request)
+            self.server.connections.add(self.request)  # process_request did; direct use too
         try:
             self.request.settimeout(self.timeout)
             if isinstance(self.request, ssl.SSLSocket):
@@ -239,7 +328,23 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with self.server.conn_lock:
                 self.server.connections.discard(self.request)
+                self.server.phases.pop(self.request, None)
                 self.server.idle.notify_all()
+
+    def handle_one_request(self) -> None:
+        """Wait for a request's first byte (idle, up to the keep-alive window), then give
+        the whole head ``limits.head_timeout`` (a slow-headers client is cut off then)."""
+        limits = self.server.limits
+        self.server.set_phase(self.request, "idle", float(self.timeout))
+        try:
+            if not self.rfile.peek(1):  # type: ignore[attr-defined]
+                self.close_connection = True
+                return
+        except (OSError, ValueError):
+            self.close_connection = True
+            return
+        self.server.set_phase(self.request, "head", limits.head_timeout)
+        super().handle_one_request()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s " + format, self.address_string(), *args)
@@ -264,7 +369,10 @@ class _Handler(BaseHTTPRequestHandler):
         words = requestline.split()
         self._first_values = None
         if len(words) != 3 or words[2] != "HTTP/1.1" or self.protocol_version < "HTTP/1.1":
-            return bool(super().parse_request())
+            ok = bool(super().parse_request())
+            if ok:
+                self.server.set_phase(self.request, "busy")
+            return ok
         self.requestline = requestline
         self.command, path, self.request_version = words
         if path.startswith("//"):
@@ -284,6 +392,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif conntype == "keep-alive":
             self.close_connection = False
+        self.server.set_phase(self.request, "busy")
         if (self._header("Expect") or "").lower() == "100-continue":
             return bool(self.handle_expect_100())
         return True
@@ -424,6 +533,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self, limit: int) -> bytes | None:
         if "chunked" in (self._header("Transfer-Encoding") or "").lower():
+            self._body_phase(limit)
             out = bytearray()
             while True:
                 size_line = self.rfile.readline(1024)
@@ -456,7 +566,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(413, b"request too large\n", "text/plain")
             return None
-        return self.rfile.read(n)
+        self._body_phase(n)
+        data = self.rfile.read(n)
+        self.server.set_phase(self.request, "busy")
+        if len(data) < n:  # cut off (the body deadline) or the client went away
+            self.close_connection = True
+            return None
+        return data
+
+    def _body_phase(self, n: int | None) -> None:
+        """The body must arrive within ``body_timeout`` plus a second per ``body_rate`` bytes."""
+        limits = self.server.limits
+        self.server.set_phase(self.request, "body", limits.body_timeout + (n or 0) / limits.body_rate)
 
     def _path(self) -> str:
         return _url_path(self.path) if len(self.path) <= 256 else urlsplit(self.path).path
@@ -496,11 +617,15 @@ class _Handler(BaseHTTPRequestHandler):
         if self._path().rstrip("/") != "/sdk":
             self._send(404, b"not found\n", "text/plain")
             return
-        body = self._read_body(_codec.MAX_REQUEST_BYTES)
+        endpoint = self.server.endpoint
+        with endpoint.lock:  # the session, from the headers, before a byte of the body
+            known = endpoint.session_from_cookie(self._header("Cookie")) is not None
+        limit = _codec.MAX_REQUEST_BYTES if known else self.server.limits.anonymous_body_bytes
+        body = self._read_body(limit)
         if body is None:
             return
-        endpoint = self.server.endpoint
-        resp = endpoint.handle_soap(body, self._header("SOAPAction"), self._header("Cookie"))
+        resp = endpoint.handle_soap(body, self._header("SOAPAction"), self._header("Cookie"),
+                                    client=str(self.client_address[0]))
         headers = {"Set-Cookie": resp.set_cookie} if resp.set_cookie else {}
         try:
             self._send(resp.status, resp.body, "text/xml; charset=utf-8", headers)
@@ -547,6 +672,10 @@ class _Handler(BaseHTTPRequestHandler):
             allowed = transfer_pending(ep, self.path, "to")
         else:
             allowed = _authorized(ep, self.headers.get("Cookie"), self.headers.get("Authorization"))
+        store = getattr(getattr(ep.files, "host", None), "store", None)
+        if allowed and path != "/guestFile" and store is not None:
+            self._folder_upload()  # streamed to the datastore's files, bounded by free space
+            return
         if not allowed:
             # refused from the headers: an unauthenticated client cannot make the host buffer
             # up to MAX_PUT_BYTES; the unread body ends the connection
@@ -560,6 +689,61 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(handle_guest_file(self.server.endpoint, "PUT", self.path, body))
         else:
             self._folder(body)
+
+    def _folder_upload(self) -> None:
+        """``PUT /folder`` to a datastore kept as files: the body goes to the file as it
+        arrives (never whole in memory); a refusal before the end closes the connection."""
+        length_text = self._header("Content-Length")
+        chunked = "chunked" in (self._header("Transfer-Encoding") or "").lower()
+        length: int | None = None
+        if not chunked:
+            try:
+                length = int(length_text) if length_text is not None else -1
+            except ValueError:
+                length = -1
+            if length < 0:
+                self._send(411, b"Content-Length required\n", "text/plain")
+                self.close_connection = True
+                return
+        state = {"done": False}
+        self._body_phase(length)
+
+        def chunks() -> Any:
+            if chunked:
+                while True:
+                    size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                            pass
+                        break
+                    left = size
+                    while left:
+                        data = self.rfile.read(min(left, 1 << 20))
+                        if not data:
+                            raise ConnectionError("the client closed the upload")
+                        left -= len(data)
+                        yield data
+                    self.rfile.readline(1024)
+            else:
+                assert length is not None
+                left = length
+                while left:
+                    data = self.rfile.read(min(left, 1 << 20))
+                    if not data:
+                        raise ConnectionError("the client closed the upload")
+                    left -= len(data)
+                    yield data
+            state["done"] = True
+
+        try:
+            resp = handle_folder_upload(self.server.endpoint, self.path, chunks(), length)
+        except (ConnectionError, ValueError):
+            self.close_connection = True
+            return
+        if not state["done"]:
+            self.close_connection = True  # refused before the end: the rest is not read
+        if resp is not None:
+            self._reply(resp)
 
     def _folder(self, body: bytes = b"") -> None:
         resp = handle_folder(
@@ -611,11 +795,17 @@ class RunningServer:
         )
         self._stopped = False
         self._thread.start()
+        self._stop_reaper = threading.Event()
+        self._reaper = threading.Thread(
+            target=httpd.reap_forever, args=(self._stop_reaper,), name="vcbsim-soap-reaper", daemon=True
+        )
+        self._reaper.start()
 
     def stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
+        self._stop_reaper.set()
         self.endpoint.stop()
         self._httpd.shutdown()
         self._httpd.server_close()
@@ -655,6 +845,9 @@ def serve(
     async_tasks: bool = False,
     clock: Callable[[], float] | Any = None,
     guest_credentials: Mapping[str, str] | None = None,
+    limits: Limits | None = None,
+    login_lock_failures: int = ACCOUNT_LOCK_FAILURES,
+    login_unlock_seconds: float = ACCOUNT_UNLOCK_SECONDS,
 ) -> RunningServer:
     """Serve a simulated ``Host`` on loopback; HTTPS with a fresh self-signed certificate unless
     ``http=True`` or ``certfile``/``keyfile`` are given. ``port=0`` picks a free port.
@@ -669,7 +862,11 @@ def serve(
     ``running`` before it ends; by default a task submitted to an idle host ends before the
     call returns (its work takes virtual time; see ``_tasks.py``). ``clock`` times session
     expiry, clone tickets and transfer URLs (default the wall clock; ``_endpoint.py`` says why);
-    pass a ``VirtualClock`` or a function to drive them from a test.
+    pass a ``VirtualClock`` or a function to drive them from a test. ``limits`` bounds what
+    a client may hold (:class:`Limits`: connections, head and body deadlines, anonymous body
+    size); ``login_lock_failures`` failed logins from one client for one user lock that pair
+    out for ``login_unlock_seconds`` (ESXi's ``Security.AccountLockFailures`` 5 and
+    ``AccountUnlockTime`` 900 s; ``0`` turns locking off).
     """
     if isinstance(host_or_adapter, HostAdapter):  # the deprecated wrapper
         if guest_credentials is None:
@@ -709,9 +906,11 @@ def serve(
                         secure_cookie=not http, api_version=api_version,
                         session_idle_seconds=session_idle_timeout, async_tasks=async_tasks, clock=clock,
                         guest_credentials=guest_credentials)
+    endpoint.login_throttle.failures = login_lock_failures
+    endpoint.login_throttle.unlock_seconds = login_unlock_seconds
     bind = "127.0.0.1" if host == "localhost" else host
     try:
-        httpd = _HTTPServer((bind, port), endpoint, tls)
+        httpd = _HTTPServer((bind, port), endpoint, tls, limits)
     except BaseException:
         if tmpdir is not None:
             tmpdir.cleanup()

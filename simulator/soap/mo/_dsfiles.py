@@ -19,7 +19,7 @@ the index. ``/folder`` opens a file once per request and streams its chunks from
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -173,6 +173,8 @@ class DatastoreFiles:
         self._check(datastore)
         files = {path: size for path, (size, _read) in self._generated(datastore).items()}
         files.update({p: len(data) for (ds, p), data in self.uploads.items() if ds == datastore})
+        if self.host.store is not None:  # the datastore's plain files (uploads survive restarts)
+            files.update(self.host.store.plain_files(datastore))
         return sorted(files.items())
 
     def folders(self, datastore: str) -> list[str]:
@@ -187,14 +189,21 @@ class DatastoreFiles:
         if not path or (datastore, path) in self.directories:
             return True
         prefix = path + "/"
+        plain = self.host.store.plain_files(datastore) if self.host.store is not None else {}
         return any(ds == datastore and p.startswith(prefix) for ds, p in [*self.uploads, *self.directories]) or any(
-            p.startswith(prefix) for p in self._named(datastore)
+            p.startswith(prefix) for p in [*self._named(datastore), *plain]
         )
 
     def exists(self, datastore: str, path: str) -> bool:
         """Whether ``path`` is a file or a folder on ``datastore``."""
         path = path.strip("/")
-        return self.is_dir(datastore, path) or (datastore, path) in self.uploads or self._lookup(datastore, path) is not None
+        plain = self.host.store.plain_files(datastore) if self.host.store is not None else {}
+        return (
+            self.is_dir(datastore, path)
+            or (datastore, path) in self.uploads
+            or path in plain
+            or self._lookup(datastore, path) is not None
+        )
 
     def add_directory(self, datastore: str, path: str) -> None:
         """Record folder ``path`` (its parent's existence is the caller's check)."""
@@ -207,6 +216,9 @@ class DatastoreFiles:
         self._check(datastore)
         if (datastore, path) in self.uploads:
             return _fixed(self.uploads[(datastore, path)])
+        if self.host.store is not None and path in (plain := self.host.store.plain_files(datastore)):
+            size = plain[path]
+            return size, partial(_bounded, size, partial(self.host.store.read_file, datastore, path))
         opener = self._lookup(datastore, path)
         if opener is None:
             raise NotFoundError("file", f"[{datastore}] {path}")
@@ -248,4 +260,17 @@ class DatastoreFiles:
                 got=f"[{datastore}] {path}",
                 hint="the .vmx, .vmsd, descriptors and extents follow the VM's state",
             )
+        if self.host.store is not None:
+            self.host.store.put_file(datastore, path, [bytes(data)], len(data))
+            return
         self.uploads[(datastore, path)] = bytes(data)
+
+    def write_stream(self, datastore: str, path: str, chunks: Iterable[bytes], length: int | None) -> int | None:
+        """A ``PUT /folder`` body written to the datastore's files as it arrives (``None``:
+        no datastore directory; the caller keeps it in memory)."""
+        self._check(datastore)
+        if self.host.store is None:
+            return None
+        if self._lookup(datastore, path) is not None:
+            self.write(datastore, path, b"")  # raises the refusal
+        return self.host.store.put_file(datastore, path, chunks, length)

@@ -294,7 +294,7 @@ def build_runtime(vm: VMView, host_ref: Any) -> Any:
     on = vm.power_state == "poweredOn"
     return vim.vm.RuntimeInfo(
         host=host_ref,
-        connectionState=vim.VirtualMachine.ConnectionState.connected,
+        connectionState=vm.connection_state,
         powerState=vm.power_state,
         faultToleranceState=vim.VirtualMachine.FaultToleranceState.notConfigured,
         toolsInstallerMounted=False,

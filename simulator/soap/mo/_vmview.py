@@ -212,6 +212,8 @@ class VMView:
     guest_full_name = property(lambda self: self.vm.guest_full_name)
     os_family = property(lambda self: self.vm.os_family)
     power_state = property(lambda self: self.vm.power_state)
+    #: "connected", or "inaccessible"/"invalid" for a VM whose files could not be loaded
+    connection_state = property(lambda self: self.vm.connection_state)
     vmx_path = property(lambda self: self.vm.vmx_path)
     memory_mb = property(lambda self: self.vm.memory_mb)
     num_cpu = property(lambda self: self.vm.num_cpus)

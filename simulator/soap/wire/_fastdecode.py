@@ -46,7 +46,7 @@ from pyVmomi.VmomiSupport import (
     ManagedObject,
 )
 
-from . import _codec
+from . import _meta
 
 __all__ = ["decode_fast"]
 
@@ -319,7 +319,7 @@ class _Context:
             f'xmlns="{_SOAPENV}"'.encode(),
         })
         self.default_declaration = f'xmlns="{self.ns}"'.encode()
-        self.unsafe = _codec._UNSAFE_ID.search
+        self.unsafe = _meta.UNSAFE_ID.search
         self.plans: dict[Any, _Plan] = {}
         self.methods: dict[str, _Method] = {}
         self.mo_types: dict[str, Any] = {}
@@ -423,7 +423,7 @@ class _Context:
                 prop_plan = self._make(item, pending)
             plan.props[self.tag + prop.name] = (prop.name, prop_plan, is_array)
         plan.required = tuple(
-            name for name, required in _codec._properties(cls, self.version)
+            name for name, required in _meta.properties(cls, self.version)
             if required and defaults[name] is None
         )
 
@@ -440,7 +440,7 @@ class _Context:
             raise _Fallback
         name = tag[len(self.tag):]
         if name == "Fetch":
-            info = _codec.fetch_info(self.version)
+            info = _meta.fetch_info(self.version)
         else:
             info = VmomiSupport.GetWsdlMethod(self.ns, name).info
         if not IsChildVersion(self.version, info.version):
@@ -477,7 +477,7 @@ def _context(version: str) -> _Context:
 # --- the decoder --------------------------------------------------------------------------------
 
 
-def decode_fast(body: bytes, version: str) -> _codec.Request | None:
+def decode_fast(body: bytes, version: str) -> _meta.Request | None:
     """The request ``body`` decoded exactly as ``_codec._decode`` would, or ``None`` if it is
     not the plain shape this decoder handles (then ``_codec._decode`` decides)."""
     try:
@@ -486,8 +486,8 @@ def decode_fast(body: bytes, version: str) -> _codec.Request | None:
         return None
 
 
-def _decode(body: bytes, version: str) -> _codec.Request | None:
-    if len(body) > _codec.MAX_REQUEST_BYTES:
+def _decode(body: bytes, version: str) -> _meta.Request | None:
+    if len(body) > _meta.MAX_REQUEST_BYTES:
         return None
     ctx = _CONTEXTS.get(version) or _context(version)
     soap_body: Element | None
@@ -535,7 +535,7 @@ def _decode(body: bytes, version: str) -> _codec.Request | None:
             if array is None:
                 return None
             args[name] = array()
-    return _codec.Request(method.wsdl_name, method.info, this, version, args)
+    return _meta.Request(method.wsdl_name, method.info, this, version, args)
 
 
 def _plain(data: bytes) -> bool:

@@ -55,7 +55,7 @@ from pyVmomi.VmomiSupport import (
     binary,
 )
 
-from . import _codec
+from . import _meta
 
 __all__ = ["encode_fast"]
 
@@ -427,7 +427,7 @@ class _Context:
 
     def __init__(self, version: str) -> None:
         self.version = version
-        ser: Any = _codec.HostSerializer(StringIO(), version, _codec._ns_map(version))
+        ser: Any = _meta.HostSerializer(StringIO(), version, _meta.ns_map(version))
         self.serializer = ser
         self.ns: str = ser.defaultNS
         #: attributes of the outermost element (`` versionId="8.0.3.0"``)
@@ -511,7 +511,7 @@ def _context(version: str) -> _Context:
 
 def encode_fast(result: Any, info: Any, version: str) -> str | None:
     """The ``returnval`` element of ``info``'s response holding ``result``, exactly as
-    ``SoapAdapter.SerializeToStr(result, returnval info, version, _codec._ns_map(version))``
+    ``SoapAdapter.SerializeToStr(result, returnval info, version, _meta.ns_map(version))``
     writes it (outermost ``versionId`` included), or ``None`` if it is not a value this
     serializer handles (then pyVmomi's serializer decides)."""
     try:

@@ -14,6 +14,10 @@ Behaviours:
 - ``live``: as ``correct``, but the events are posted to the control API as they happen
   (``POST $VCBSIM_CONTROL/trace``) instead of written to ``VCBSIM_TRACE``.
 
+A fault the kit arms in the product's own ``export`` or ``copy`` step (``VCBSIM_PROXY_FAULTS``,
+for a product declaring ``proxy_faults``) fails that step; the correct product still unmounts
+and removes its snapshot.
+
 Exit codes: 0 the job succeeded, 1 it failed, 5 a file-level job was asked (not supported).
 """
 
@@ -141,13 +145,28 @@ def main() -> int:
             def remove() -> None:
                 WaitForTask(snap.RemoveSnapshot_Task(removeChildren=False))
 
-            rec.op("export", "WF-1f", expose)
-            if behaviour == "early-remove":
-                rec.op("commit", "WF-3b", remove)
-            rec.op("copy", "WF-2", copy)
-            rec.op("unmount", "WF-3a", unmount)
-            if behaviour in ("correct", "live"):
-                rec.op("commit", "WF-3b", remove)
+            faults = {f["operation"] for f in json.loads(env.get("VCBSIM_PROXY_FAULTS") or "[]")}
+
+            def step(name: str, fn: Any) -> Any:
+                """A step that fails when the kit armed a fault of it (VCBSIM_PROXY_FAULTS)."""
+                def run() -> Any:
+                    if name in faults:
+                        raise vim.fault.FileFault(msg=f"injected {name} fault")
+                    return fn()
+                return run
+
+            exposed = False
+            try:
+                rec.op("export", "WF-1f", step("export", expose))
+                exposed = True
+                if behaviour == "early-remove":
+                    rec.op("commit", "WF-3b", remove)
+                rec.op("copy", "WF-2", step("copy", copy))
+            finally:
+                if exposed:
+                    rec.op("unmount", "WF-3a", unmount)
+                if behaviour in ("correct", "live"):
+                    rec.op("commit", "WF-3b", remove)
         except vmodl.MethodFault as exc:
             rec.emit("op.fail", None, op="job", op_id=job, error=type(exc).__name__.rsplit(".", 1)[-1])
             print(json.dumps({"ok": False, "error": str(getattr(exc, "msg", exc))}))

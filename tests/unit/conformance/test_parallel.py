@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 from defusedxml import ElementTree as DET
 
-from vcbsim.conformance import SCENARIOS, InvalidDefinition, ReferenceOrchestrator, verify_bundle
+from vcbsim.conformance import (
+    SCENARIOS,
+    InvalidDefinition,
+    ReferenceOrchestrator,
+    verify_bundle,
+)
 from vcbsim.conformance._cli import main_conformance
 from vcbsim.conformance._parallel import (
     EXPLORE_SHARDS,
@@ -145,3 +150,24 @@ def test_a_worker_that_dies_is_an_error_case_of_the_same_bundle(tmp_path: Path) 
     assert [c.name for c in result.cases] == ["scenario/image-backup", "scenario/copy-fails"]
     assert all(c.outcome == "error" and "worker" in c.message for c in result.cases)
     assert verify_bundle(tmp_path) == []
+
+
+def test_after_a_failing_shard_later_shards_do_not_shrink_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_cases' policy alone (judge stubbed): once an exploration shard failed with its
+    shrunk witness, the later shards run without Hypothesis' shrink phase."""
+    from vcbsim.conformance import CaseResult, _suite
+    from vcbsim.conformance._parallel import KitCase, run_cases
+    from vcbsim.conformance._report import new_run_info
+
+    seen: list[bool] = []
+
+    def judge(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(kwargs["shrink"])
+        info = new_run_info(kit_profile="dev", host_profile="esx-3.5u2", seed=1, adapter_name="stub")
+        return info, [CaseResult("explore", "fail", message="left", rules=("CLN-NO-SNAPSHOT-LEFT",))], {}
+
+    monkeypatch.setattr(_suite, "judge", judge)
+    cases = [KitCase(f"explore/{k}", "explore", 100 + k, shard=k, examples=2) for k in range(3)]
+    runs = run_cases(ReferenceOrchestrator, cases, profile="dev")
+    assert [r.results[0].outcome for r in runs] == ["fail"] * 3
+    assert seen == [True, False, False]

@@ -20,7 +20,15 @@ from vcbsim.simulator import load_jsonl
 TRACES = Path(__file__).resolve().parents[2] / "data" / "traces"
 
 
-def _bundle(tmp_path: Path, kit_profile: str = "quick", *, failing: bool = True) -> Path:
+def _evidence(*, missing: tuple[str, ...] = ()):
+    from vcbsim.conformance import RULES
+    from vcbsim.conformance._capabilities import Capabilities
+    from vcbsim.conformance._evidence import Evidence
+
+    return Evidence.of(Capabilities(), "esx-3.5u2", [{r: 1 for r in RULES if r not in missing}])
+
+
+def _bundle(tmp_path: Path, kit_profile: str = "quick", *, failing: bool = True, missing: tuple[str, ...] = ()) -> Path:
     info = new_run_info(kit_profile=kit_profile, host_profile="esx-3.5u2", seed=1234,
                         adapter_name="reference", adapter_version="0.1.0", config={"max_examples": 10})
     events = load_jsonl(TRACES / "WF-3a--commit-while-mounted.jsonl")
@@ -33,14 +41,14 @@ def _bundle(tmp_path: Path, kit_profile: str = "quick", *, failing: bool = True)
                        violations=tuple(v.to_dict() for v in report.violations), trace=tuple(events)),
             CaseResult("workflow/adapter-crash", "error", message="AdapterError: backup() returned None"),
         ]
-    return write_bundle(tmp_path / "bundle", info, cases, statistics={"steps": 12})
+    return write_bundle(tmp_path / "bundle", info, cases, statistics={"steps": 12}, evidence=_evidence(missing=missing))
 
 
 def test_written_bundle_verifies(tmp_path: Path) -> None:
     root = _bundle(tmp_path)
     assert verify_bundle(root) == []
     doc = json.loads((root / "results.json").read_text())
-    assert doc["totals"] == {"pass": 1, "fail": 1, "error": 1, "skip": 0, "total": 3}
+    assert doc["totals"] == {"pass": 1, "fail": 1, "error": 1, "skip": 0, "na": 0, "total": 3}
     assert doc["run_info"]["seed"] == 1234 and doc["run_info"]["hypothesis_version"]
     html = (root / "timelines" / "workflow-commit-while-mounted.html").read_text()
     assert 'class="w" id="e17"' in html and "WF-3a" in html
@@ -88,6 +96,22 @@ def test_certified_needs_a_clean_certify_run(tmp_path: Path, capsys: pytest.Capt
     assert main_verify_bundle([str(clean), "--certified"]) == 0
     assert main_verify_bundle([str(_bundle(tmp_path / "d"))]) == 0
     assert "VALID" in capsys.readouterr().out
+    # a certify run that left an applicable rule without an occasion certifies nothing
+    thin = _bundle(tmp_path / "e", "certify", failing=False, missing=("BK-INCR-SINCE-LAST",))
+    assert any("never exercised: BK-INCR-SINCE-LAST" in p for p in verify_bundle(thin, certified=True))
+
+
+def test_evidence_is_in_every_part_of_the_bundle(tmp_path: Path) -> None:
+    root = _bundle(tmp_path, failing=False, missing=("CMT-DATA",))
+    doc = json.loads((root / "results.json").read_text())
+    assert doc["schema_version"] == 2 and doc["evidence"]["unexercised"] == ["CMT-DATA"]
+    assert doc["evidence"]["exercised"]["WF-3a"] == 1
+    assert "SCR-LAYOUT-LEGACY" in doc["evidence"]["not_applicable"]
+    props = {p.get("name"): p.get("value") for p in DET.parse(str(root / "junit.xml")).getroot().iter("property")}
+    assert props["rule.WF-3a"] == "1" and props["rule.CMT-DATA"] == "0"
+    assert props["rule.SCR-LAYOUT-LEGACY"].startswith("n/a: ")
+    summary = (root / "summary.txt").read_text()
+    assert "CMT-DATA" in summary and "NOT EXERCISED" in summary and "declaration:" in summary
 
 
 def test_case_results_are_validated() -> None:

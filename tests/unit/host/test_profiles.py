@@ -242,3 +242,21 @@ def test_unknown_inventory_is_refused() -> None:
 
     with pytest.raises(InvalidInputError, match="demo inventory"):
         Host.demo(inventory="nope")
+
+
+@pytest.mark.parametrize("profile", ["esx-3.5u1", "esx-3.5u2"])
+def test_host_advance_lets_a_guest_the_host_gave_up_on_finish(profile: str) -> None:
+    """3.5 era: after the host's 900 s the guest keeps its operation; once virtual time passes
+    the end of the hung script (``Host.advance``, the control API's clock), it finishes."""
+    host = Host.demo(profile)
+    vm = host.find_vm("rhel5-web")
+    host.guest_fs(vm).write_text("/usr/sbin/pre-freeze-script", "[freeze] sleep 1000\n")
+    with pytest.raises(vim.fault.SnapshotFault):
+        host.create_snapshot(vm, "q", quiesce=True)
+    assert vm.tools is not None and vm.tools.busy_until is not None
+    assert vm.summary()["tools_busy_until"] == vm.tools.busy_until
+    host.advance(50)
+    assert vm.tools.phase == "SCRIPT_FREEZE" and host.trace.of_kind("quiesce.end") == []
+    host.advance(vm.tools.busy_until - host.clock.now)
+    assert vm.tools.phase == "IDLE" and vm.tools.busy_until is None
+    assert host.trace.of_kind("quiesce.end")[-1].details["outcome"] == "error"

@@ -200,6 +200,17 @@ def test_damage_makes_one_vm_inaccessible_and_is_reported_with_its_file(
     assert report.errors[0]["file"] == f"datastore1/a/{file}"
     assert reason in report.errors[0]["reason"]
     assert any(f"datastore1/a/{file}" in line for line in report.problems())
+    # it stays in the inventory, inaccessible or invalid, refusing operations
+    vm_a = again.find_vm("a")
+    expected_state = "inaccessible" if reason == "missing" else "invalid"
+    assert vm_a.connection_state == expected_state and vm_a.disks == []
+    assert report.errors[0]["state"] == expected_state
+    with pytest.raises(vim.fault.InvalidState, match=expected_state):
+        again.create_snapshot(vm_a, "x")
+    assert again.dump()["recovery"]["errors"][0]["file"] == f"datastore1/a/{file}"
+    assert any(
+        e.kind == "note" and f"datastore1/a/{file}" in e.details["text"] for e in again.trace
+    )
     # the other VM works, the damaged one's files are exactly as they were
     vm_b = again.find_vm("b")
     assert vm_b.disks[0].disk.read(0, 4 * MiB) == b_live
@@ -209,6 +220,7 @@ def test_damage_makes_one_vm_inaccessible_and_is_reported_with_its_file(
     third = reopen(again, d)
     assert third.recovery_report is not None
     assert [e["vm"] for e in third.recovery_report.errors] == ["a"]
+    assert third.find_vm("a").moref == vm_a.moref
 
 
 def test_a_damaged_ctk_resets_tracking_so_the_old_change_id_is_refused(tmp_path: Path) -> None:
@@ -249,9 +261,9 @@ def test_a_renamed_vm_folder_is_no_split_brain(tmp_path: Path) -> None:
     assert report is not None
     assert [(e["vm"], e["file"]) for e in report.errors] == [("a", f"datastore1/a/a{STATE_SUFFIX}")]
     assert [u["file"] for u in report.unaccounted] == [f"datastore1/a-renamed/a{STATE_SUFFIX}"]
-    assert "a" not in [vm.name for vm in again.vms.values()]
-    with pytest.raises(StateError):  # the name is still taken by the registered VM
-        again.add_vm("a", disks=[MiB])
+    assert again.find_vm("a").connection_state == "inaccessible"
+    with pytest.raises(Exception, match="not a name used|not used on this host"):
+        again.add_vm("a", disks=[MiB])  # the name is still taken by the registered VM
     third = reopen(again, d)  # a second restart changes nothing
     assert third.recovery_report is not None and len(third.recovery_report.errors) == 1
     assert third.store is not None

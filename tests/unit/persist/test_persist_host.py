@@ -401,14 +401,16 @@ def test_broken_state_is_reported_and_others_load(tmp_path: Path) -> None:
     (d / "datastore1" / "bad" / f"bad{STATE_SUFFIX}").write_text("{not json")
     (d / "datastore1" / "shape" / f"shape{STATE_SUFFIX}").write_text('{"vm": [1, 2]}')
     again = Host(datastore_dir=d)
-    assert [vm.name for vm in again.vms.values()] == ["good"]
+    states = {vm.name: vm.connection_state for vm in again.vms.values()}
+    assert states == {"good": "connected", "bad": "invalid", "shape": "invalid"}
+    assert again.find_vm("bad").moref == "vm-2"  # registered under its own moref still
     report = again.recovery_report
     assert report is not None
     by_vm = {e["vm"]: e for e in report.errors}
     assert by_vm["bad"]["file"] == f"datastore1/bad/bad{STATE_SUFFIX}"
     assert "JSONDecodeError" in by_vm["bad"]["reason"]
     assert "expected 'vm' to be a JSON object, got list" in by_vm["shape"]["reason"]
-    with pytest.raises(StateError, match="did not load"):
+    with pytest.raises(InvalidInputError, match="not used on this host"):
         again.add_vm("bad", disks=[MiB])
     # still registered after a second restart, files untouched
     third = reopen(again, d)

@@ -36,6 +36,22 @@ def test_vss_hold_writes_window_applies_only_where_vss_exists(rig, profile: str,
         assert r.quiesce().outcome == "done" and r.rolled_back == []
 
 
+# -- row: scripts of a Windows VSS guest on 3.5 U2 (switch) -------------------------------------
+
+
+def test_vss_guest_legacy_pair_switch(rig) -> None:
+    """The INFERRED 3.5 U2 case is a switch: on, a VSS guest runs the legacy pair too."""
+    import dataclasses
+
+    prof = dataclasses.replace(get_profile("esx-3.5u2"), vss_guest_legacy_pair=True)
+    r = rig("windows", prof)
+    d = r.script(r.in_dir("10-a.bat"), "")
+    r.script(r.pre, "")
+    r.script(r.post, "")
+    r.quiesce()
+    assert r.calls() == [(r.pre, "freeze"), (d, "freeze"), (d, "thaw"), (r.post, "thaw")]
+
+
 # -- row: guest abort timer ------------------------------------------------------------------
 
 

@@ -1,0 +1,316 @@
+"""Evidence, not silence: which rules a case and a run actually exercised.
+
+A rule that never had an occasion in a run was not judged, however green the run looks: a
+product that refuses every file-level job "passes" every file rule. So the kit counts, for
+every rule, its *occasions*: the events (or the suite's own data checks) that gave the rule
+something to decide, as Hypothesis' statistics count what a test did. Every rule of every case
+is then either
+
+- **exercised** ``n`` times (``n`` occasions; a pass means it held on every one), or
+- **not applicable**, with the reason: the host profile (the rule's ``profiles``), the product's
+  declaration (``Capabilities``: "the product declared no file-level support"), or
+- **not exercised**: applicable, yet nothing in the run gave it an occasion. A ``certify`` run
+  with such a rule is not a certification (``judge_evidence``).
+
+The occasions are counted from the trace the host, the guest and the product recorded
+(``occasions``), independently of the checker that judges them: they say what happened, not
+what was concluded. The suite adds the occasions only it sees (``CMT-BACKUP-CONTENT``: a
+backup's content compared with the snapshot; ``FILE-WINDOWS-ONLY``: a file-level job asked of a
+Linux guest ...) with ``Scenario.occasion``.
+
+Every rule of the catalogue has an occasion here; ``tests/unit/conformance/test_evidence.py``
+keeps the two in step (a new rule needs a line in ``_TRACE_OCCASIONS`` or ``SUITE_OCCASIONS``).
+
+.. versionadded:: 0.2.0
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from vcbsim.simulator import Event
+
+from ._capabilities import Capabilities
+from ._rules import RULES
+
+__all__ = [
+    "SUITE_OCCASIONS",
+    "Evidence",
+    "occasions",
+    "not_applicable",
+    "merge_counts",
+    "evidence_case",
+]
+
+#: Rules whose occasions only the suite sees (its data checks and the jobs it asks), with
+#: what an occasion is; ``Scenario.occasion(rule)`` counts them.
+SUITE_OCCASIONS: dict[str, str] = {
+    "CMT-DATA": "the live guest compared, after a job, with every write the kit made",
+    "CMT-BACKUP-CONTENT": "a successful job's backup compared with the disks or files as of its snapshot",
+    "IMG-LEVEL-CONTENT": "an incremental or differential image backup restored and compared with its snapshot",
+    "FILE-WINDOWS-ONLY": "a file-level job asked of a non-Windows guest",
+    "BK-DIFF-SINCE-FULL": "a differential file backup completed after a full one",
+    "BK-INCR-SINCE-LAST": "an incremental file backup completed after a full one",
+    "EV-DECLARED-WORKS": "a job within the declaration asked in a case with no fault armed",
+    "EV-OUTCOME-TRUE": "a job's reported outcome compared with the host's facts",
+}
+
+#: rules about several scripts of one phase (their order, the ones after a failure)
+_SEVERAL_SCRIPTS = frozenset({"SCR-ORDER-FREEZE", "SCR-ORDER-THAW", "SCR-ORDER-FREEZEFAIL", "SCR-FREEZE-STOP",
+                              "SCR-ONE-AT-A-TIME"})
+_QUIESCE_RULES = ("WF-1a", "WF-1d", "WF-1e", "QSC-", "SCR-", "TMO-GUEST-ABORT", "TMO-NEAR-LIMIT")
+
+
+@dataclass(slots=True)
+class _Q:
+    """One quiesce operation of one VM, as far as it went."""
+
+    args: list[tuple[str, str, Any]] = field(default_factory=list)  # (path, arg, exit code)
+    engaged: bool = False
+
+
+def occasions(events: Iterable[Event]) -> Counter[str]:
+    """Occasions per rule in one trace (rules with none are absent)."""
+    c: Counter[str] = Counter()
+    quiesce: dict[str | None, _Q] = {}
+    last_q: dict[str | None, _Q] = {}  # the VM's latest quiesce operation, ended or not
+    snaps: dict[str | None, int] = {}
+    open_ops: dict[str, Event] = {}
+    n = 0
+    for ev in events:
+        n += 1
+        k, d, vm = ev.kind, ev.details, ev.vm
+        if k == "op.invoke":
+            c["TRC-OP-PAIRED"] += 1
+            open_ops[str(d.get("op_id"))] = ev
+            if ev.step in ("WF-1", "WF-1b"):
+                c["WF-ORDER"] += 1
+                c["WF-ONE-JOB"] += 1
+            if ev.step == "WF-2":
+                c["WF-2"] += 1
+            if ev.step == "WF-3b":
+                c["WF-3b"] += 1
+        elif k in ("op.ok", "op.fail", "op.info"):
+            open_ops.pop(str(d.get("op_id")), None)
+            if k == "op.info":
+                c["TMO-RESOLVE-UNKNOWN"] += 1
+        elif k == "crash":
+            c["TMO-RESOLVE-UNKNOWN"] += 1  # every operation the crash cut short ended unknown
+        elif k == "snapshot.create.start":
+            c["WF-1b"] += 1
+            c["WF-SNAPSHOT-NAME"] += 1
+        elif k == "snapshot.create":
+            snaps[vm] = snaps.get(vm, 0) + 1
+            c["CLN-NO-SNAPSHOT-LEFT"] += 1
+            if vm in quiesce:
+                c["QSC-UNQUIESCE"] += int(quiesce[vm].engaged)
+        elif k in ("snapshot.create.fail", "snapshot.rollback"):
+            c["QSC-APPFAULT"] += int(k == "snapshot.create.fail")
+            q = quiesce.get(vm) or last_q.get(vm)
+            if k == "snapshot.rollback" or (q is not None and q.engaged):
+                c["QSC-SNAPSHOT-FAIL-FREEZEFAIL"] += 1  # the snapshot itself failed while quiesced
+        elif k == "snapshot.remove":
+            if snaps.get(vm, 0) > 1:
+                c["CMT-OWN-SNAPSHOT"] += 1  # another snapshot on the VM: the job had to pick its own
+            snaps[vm] = max(0, snaps.get(vm, 0) - 1)
+            c["CMT-CONSOLIDATE"] += 1
+            c["WF-3b"] += 1
+        elif k == "disk.export":
+            c["WF-1c"] += 1
+            c["WF-1f"] += 1
+            c["IMG-ALL-DISKS"] += 1
+        elif k == "mount":
+            c["WF-1f"] += 1
+            c["WF-1c"] += 1
+            c["CLN-NO-MOUNT-LEFT"] += 1
+            if d.get("kind") == "file" or d.get("letter") is not None:
+                c["FILE-JUNCTION"] += 1
+                c["FILE-NO-LETTERLESS"] += 1
+            elif d.get("kind") == "fullvm":
+                c["IMG-ALL-DISKS"] += 1
+        elif k == "unmount":
+            c["WF-3a"] += 1
+        elif k == "quiesce.start":
+            quiesce[vm] = last_q[vm] = _Q()
+            c["QSC-END"] += 1
+            layout = str(d.get("layout", ""))
+            c["SCR-LAYOUT-LEGACY" if layout == "legacy" else "SCR-LAYOUT-DIR"] += 1
+            if d.get("timeout"):
+                c["TMO-NEAR-LIMIT"] += 1
+        elif k == "script.run" and vm in quiesce:
+            q = quiesce[vm]
+            arg = str(d.get("arg", ""))
+            q.args.append((str(d.get("path", "")), arg, d.get("exit_code")))
+            c["SCR-ARG-EXACT"] += 1
+            c["SCR-ONE-AT-A-TIME"] += int(len(q.args) > 1)
+            c["SCR-LEGACY-PLACEMENT"] += int(bool(d.get("legacy")))
+            if arg == "freeze":
+                c["WF-1a"] += 1
+                if d.get("exit_code") not in (0, None):
+                    c["SCR-FREEZE-STOP"] += 1
+                    c["SCR-FREEZEFAIL-NO-SNAPSHOT"] += 1
+                    c["SCR-FREEZEFAIL-NOT-FAILED"] += 1
+                    c["QSC-REPORT-FAILURE"] += 1
+            elif arg == "thaw":
+                c["WF-1e"] += 1
+                c["SCR-THAW-ALL"] += 1
+            elif arg == "freezeFail":
+                c["SCR-FREEZEFAIL-REVERSE"] += 1
+        elif k == "quiesce.engage" and vm in quiesce:
+            quiesce[vm].engaged = bool(d.get("ok", True))
+            if not d.get("ok", True):
+                c["QSC-ENGAGE-FAIL"] += 1
+                c["QSC-REPORT-FAILURE"] += 1
+        elif k == "quiesce.disengage":
+            c["WF-1d"] += 1
+        elif k == "quiesce.abort":
+            c["TMO-GUEST-ABORT"] += 1
+            c["QSC-REPORT-FAILURE"] += 1
+        elif k == "quiesce.end":
+            q = quiesce.pop(vm, _Q())
+            for arg, rule in (("freeze", "SCR-ORDER-FREEZE"), ("thaw", "SCR-ORDER-THAW"),
+                              ("freezeFail", "SCR-ORDER-FREEZEFAIL")):
+                c[rule] += int(sum(1 for a in q.args if a[1] == arg) > 1)
+    if n:
+        c["TRC-WELL-FORMED"] += 1
+        c["TRC-CONSUMED"] += 1
+    return +c
+
+
+def not_applicable(caps: Capabilities, host_profile: str, *, change_tracking: bool = True,
+                   proxy_faults: bool = True, abort_timer: bool = True) -> dict[str, str]:
+    """Rules that do not apply to this product on this host profile, each with the reason.
+    ``proxy_faults``: the kit can inject faults into the product's own steps (in process it
+    always can; over the wire only when the product declares ``proxy_faults``)."""
+    out: dict[str, str] = {}
+    for rid, rule in RULES.items():
+        if host_profile not in rule.profiles:
+            out[rid] = f"the rule describes host profiles {', '.join(rule.profiles)}, not {host_profile}"
+        elif rid in _SEVERAL_SCRIPTS and host_profile == "esx-3.5u1":
+            out[rid] = ("on ESX 3.5 U1 only the single legacy pre-freeze and post-thaw scripts run (seed Table 2-3): "
+                        "there is no order among scripts and no later script to stop")
+        elif rule.family == "FILE" and not caps.file:
+            out[rid] = "the product declared no file-level support"
+        elif rid == "FILE-WINDOWS-ONLY" and "linux" not in caps.guest_families:
+            out[rid] = "the product declared no support for Linux guests"
+        elif rule.family == "FILE" and "windows" not in caps.guest_families:
+            out[rid] = "the product declared no support for Windows guests (file-level backups are Windows-only)"
+        elif rid == "BK-INCR-SINCE-LAST" and "incremental" not in caps.file_levels:
+            out[rid] = "the product declared no incremental file-level backups"
+        elif rid == "BK-DIFF-SINCE-FULL" and "differential" not in caps.file_levels:
+            out[rid] = "the product declared no differential file-level backups"
+        elif rule.family == "IMAGE" and not caps.image:
+            out[rid] = "the product declared no image-level support"
+        elif rid == "IMG-LEVEL-CONTENT" and set(caps.image_levels) <= {"full"}:
+            out[rid] = "the product declared no incremental or differential image-level backups"
+        elif rid == "IMG-LEVEL-CONTENT" and not change_tracking:
+            out[rid] = f"host profile {host_profile} has no changed block tracking"
+        elif rid == "TMO-NEAR-LIMIT" and not abort_timer:
+            out[rid] = (f"the Tools of host profile {host_profile} have no guest abort timer (added in 2010, "
+                        "open-vm-tools 7c7a38862): there is no limit to come near")
+        elif rid.startswith(_QUIESCE_RULES) and not caps.quiesces:
+            out[rid] = "the product declared crash-consistent backups: it never asks for quiescing"
+        elif rid == "TMO-RESOLVE-UNKNOWN" and not (proxy_faults or caps.proxy_faults):
+            out[rid] = ("its occasions (an operation of the product that ends unknown, e.g. after a crash) "
+                        "need faults injected into the product's own steps, which it did not declare")
+    return out
+
+
+def merge_counts(parts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for p in parts:
+        total.update({k: int(v) for k, v in p.items()})
+    return dict(sorted(total.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """The evidence of one run: the declaration, occasions per rule (summed over its cases),
+    the rules not applicable and why, and the applicable rules nothing exercised."""
+
+    declaration: Mapping[str, Any]
+    exercised: Mapping[str, int]
+    not_applicable: Mapping[str, str]
+    unexercised: tuple[str, ...]
+    jobs: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, caps: Capabilities, host_profile: str, counts: Sequence[Mapping[str, int]],
+           jobs: Mapping[str, int] | None = None, *, proxy_faults: bool = True) -> Evidence:
+        from vcbsim.simulator import get_profile
+
+        hp = get_profile(host_profile)
+        na = not_applicable(caps, host_profile, change_tracking=hp.change_tracking, proxy_faults=proxy_faults,
+                            abort_timer=bool(getattr(hp, "guest_abort_timer", True)))
+        ex = merge_counts(counts)
+        ex = {r: n for r, n in ex.items() if r in RULES}
+        missing = tuple(r for r in RULES if r not in na and not ex.get(r))
+        return cls(caps.to_dict(), ex, na, missing, dict(jobs or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "declaration": dict(self.declaration),
+            "exercised": dict(self.exercised),
+            "not_applicable": dict(self.not_applicable),
+            "unexercised": list(self.unexercised),
+            "jobs": dict(self.jobs),
+        }
+
+    def table(self) -> list[str]:
+        """One line per rule: ``RULE  n`` exercised, ``n/a (reason)``, ``NOT EXERCISED``."""
+        width = max(len(r) for r in RULES)
+        lines = []
+        for rid in RULES:
+            if rid in self.not_applicable:
+                lines.append(f"  {rid:<{width}}  n/a: {self.not_applicable[rid]}")
+            elif self.exercised.get(rid):
+                lines.append(f"  {rid:<{width}}  {self.exercised[rid]:>6}")
+            else:
+                lines.append(f"  {rid:<{width}}  NOT EXERCISED")
+        return lines
+
+
+def evidence_case(evidence: Evidence, caps: Capabilities, host_profile: str, *, certify: bool) -> Any:
+    """The run-level case the evidence adds to a complete run, or ``None`` when it adds none:
+
+    - FAIL ``EV-DECLARED-WORKS`` when a declared mode and level was asked and never succeeded
+      (a product that refuses every file-level job while declaring file-level support);
+    - in ``certify``, ERROR (not judged, so not a certification) when a rule that applies to the
+      declaration was never exercised, or a declared mode and level was never asked.
+    """
+    from vcbsim.simulator import get_profile
+
+    from ._report import CaseResult
+
+    cbt = get_profile(host_profile).change_tracking
+    never_ok, never_asked = [], []
+    for mode in ("fullvm", "file"):
+        for level in caps.levels(mode):
+            if mode == "fullvm" and level != "full" and not cbt:
+                continue  # asked as full where the host cannot track changes
+            key = f"{mode}/{level}"
+            if not evidence.jobs.get(f"asked.{key}"):
+                never_asked.append(key)
+            elif not evidence.jobs.get(f"ok.{key}"):
+                never_ok.append(f"{key} ({evidence.jobs[f'asked.{key}']} asked)")
+    if never_ok:
+        why = (f"the product declares {', '.join(k.split(' ')[0] for k in never_ok)} backups, but not one such job "
+               f"succeeded in the run: {', '.join(never_ok)}; a declared capability must be shown to work "
+               "(declare only what the product does)")
+        return CaseResult("evidence", "fail", message=why, rules=("EV-DECLARED-WORKS",),
+                          violations=({"rule": "EV-DECLARED-WORKS", "severity": "fail", "vm": None,
+                                       "explanation": why, "witness": []},))
+    if certify and (evidence.unexercised or never_asked):
+        parts = []
+        if evidence.unexercised:
+            parts.append(f"{len(evidence.unexercised)} rule(s) that apply to the declaration were never exercised: "
+                         + ", ".join(evidence.unexercised))
+        if never_asked:
+            parts.append("declared jobs never asked: " + ", ".join(never_asked))
+        return CaseResult("evidence", "error", message="not a certification: " + "; ".join(parts)
+                          + " (see the evidence table; a product that reports no content, e.g. no "
+                          "JobResult.files / copied, leaves the content rules without an occasion)")
+    return None
