@@ -151,12 +151,12 @@ def mount_files(
             walked: list[GuestFile] = []
             for entry in reader.walk():
                 walked.append(entry)
+                if not entry.is_dir and not materialise:
+                    continue  # read from the volume by the backup; nothing on the proxy
                 target = _safe_join(root, entry.path)
                 if entry.is_dir:
                     target.mkdir(parents=True, exist_ok=True)
                     dir_times.append((target, entry.mtime))
-                    continue
-                if not materialise:
                     continue
                 data = reader.read_bytes(entry.path)
                 target.parent.mkdir(parents=True, exist_ok=True)
