@@ -26,9 +26,19 @@ change id of the disk backing as of its snapshot (``image_disks``). A restore of
 incremental rebuilds each disk from its chain: the full, then each later backup's areas.
 
 "Changed" compares the file's sha256, size and mtime with the reference backup's entry.
-The content hash matters: FAT keeps mtimes to 2 seconds, so a write in the same 2-second
-window as the previous snapshot would be missed by an mtime-only rule. Hashing is cheap
-here because the file-level mount already materialised every file on the proxy.
+The content hash matters: FAT keeps mtimes to 2 seconds (``DIR_WrtTime``, Microsoft's FAT
+specification), so a write in the same 2-second window as the previous snapshot would be
+missed by an mtime-only rule. But a backup reading a snapshot volume (``volumes=``, what the
+proxy's mount opened) hashes only where the metadata cannot vouch for the content, so an
+incremental costs what changed (issue 18): a file whose size and mtime equal the reference
+entry's, and whose mtime is at least ``MTIME_GRANULARITY`` before the reference backup's
+snapshot, was last written before that snapshot (the guest's clock only moves forward and
+stamps every write), so its bytes are the reference's and its recorded sha256 is reused
+unread. A file within the window is "racily clean" and is read and hashed (the same rule as
+git's racy-git check, Documentation/technical/racy-git.txt). A proxy directory
+(``letters=``) is always hashed in full: anyone can set a proxy file's mtime. Known limit:
+reverting the VM to a snapshot older than the reference can bring back an older file under
+the same size and mtime; ``verify="content"`` hashes every file for such a chain.
 """
 
 from __future__ import annotations
@@ -45,8 +55,8 @@ from typing import Any, Literal
 from vcbsim.simulator import InvalidInputError, NotFoundError, StateError
 
 from ._cbt import ImagePlan, merge_areas, read_areas_file, split_chunks
-from ._client import HostClient, VMInfo
-from ._store import BlobStore
+from ._client import GuestFile, HostClient, VMInfo, VolumeReader
+from ._store import BlobStore, sha256_bytes
 
 __all__ = [
     "BACKUP_KINDS",
@@ -56,6 +66,7 @@ __all__ = [
     "ImageDisk",
     "ImageFile",
     "guest_path",
+    "MTIME_GRANULARITY",
     "path_key",
     "scan_tree",
     "select_changed",
@@ -229,20 +240,56 @@ def select_changed(
     """Keys of the files to copy: new, or different in sha256, size or mtime from the
     reference backup's entry (every file when there is no reference). Directories are
     never copied (they have no content; every backup records them)."""
-    out: set[str] = set()
-    for e in current:
-        if e.is_dir:
-            continue
-        ref = None if reference is None else reference.get(e.key)
-        if (
-            ref is None
-            or ref.is_dir
-            or ref.sha256 != e.sha256
-            or ref.size != e.size
-            or abs(ref.mtime - e.mtime) > 1e-6
-        ):
-            out.add(e.key)
-    return out
+    return {e.key for e in current if not e.is_dir and _is_changed(e, None if reference is None else reference.get(e.key))}
+
+
+def _is_changed(e: FileEntry, ref: FileEntry | None) -> bool:
+    return (
+        ref is None
+        or ref.is_dir
+        or ref.sha256 != e.sha256
+        or ref.size != e.size
+        or abs(ref.mtime - e.mtime) > 1e-6
+    )
+
+
+#: seconds: FAT's write-time resolution; a file whose mtime is this far before the reference
+#: snapshot cannot have been written after it (see the module docstring)
+MTIME_GRANULARITY = 2.0
+
+
+def _vouched(size: int, mtime: float, ref: FileEntry | None, ref_snapshot: float) -> bool:
+    """Whether the metadata alone proves the file's bytes are ``ref``'s (no read needed)."""
+    return (
+        ref is not None
+        and not ref.is_dir
+        and ref.sha256 is not None
+        and ref.size == size
+        and abs(ref.mtime - mtime) <= 1e-6
+        and mtime + MTIME_GRANULARITY <= ref_snapshot
+    )
+
+
+class _DirectoryVolume:
+    """A proxy directory read as a volume (``file_backup(letters=...)``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def walk(self) -> Iterator[GuestFile]:
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames.sort()
+            here = Path(dirpath)
+            for d in dirnames:
+                p = here / d
+                yield GuestFile(p.relative_to(self.root).as_posix(), True, 0, p.stat().st_mtime)
+            for f in sorted(filenames):
+                p = here / f
+                st = p.stat()
+                yield GuestFile(p.relative_to(self.root).as_posix(), False, st.st_size, st.st_mtime)
+
+    def read_bytes(self, path: str) -> bytes:
+        return (self.root / path).read_bytes()
 
 
 def _hash_file(path: Path) -> str:
@@ -465,15 +512,20 @@ class Catalog:
         vm_name: str,
         vm_uuid: str,
         kind: str,
-        letters: Mapping[str, Path],
+        letters: Mapping[str, Path] | None = None,
         snapshot_time: float,
         now: Callable[[], float],
         job: str = "",
         before_copy: Callable[[str], None] | None = None,
         progress: Callable[[int], None] | None = None,
+        volumes: Mapping[str, VolumeReader] | None = None,
+        verify: Literal["metadata", "content"] = "metadata",
     ) -> BackupRecord:
-        """Back up mounted volumes (``{"C": <proxy dir>}``) as a ``kind`` backup.
+        """Back up volumes as a ``kind`` backup: snapshot volumes (``volumes={"C": reader}``,
+        what the proxy's mount opened) or proxy directories (``letters={"C": <dir>}``).
 
+        A file of a snapshot volume is read only when it is copied or when its metadata
+        cannot vouch for its content (module docstring; ``verify="content"`` reads all).
         ``before_copy(guest_path)`` runs before each selected file is copied to the medium
         (the proxy consults fault injection there). On any error the backup is recorded as
         ``failed`` (never used as a reference or offered for restore) and the error re-raised.
@@ -483,6 +535,22 @@ class Catalog:
             raise InvalidInputError(
                 msg, expected="full, differential or incremental", got=kind
             )
+        if verify not in ("metadata", "content"):
+            msg = "file-level verify"
+            raise InvalidInputError(msg, expected="'metadata' or 'content'", got=str(verify))
+        if (volumes is None) == (letters is None):
+            msg = "file-level backup source"
+            raise InvalidInputError(
+                msg, expected="either volumes= (snapshot volumes) or letters= (proxy directories)",
+                got="both" if volumes is not None else "neither",
+            )
+        sources: Mapping[str, VolumeReader]
+        if volumes is not None:
+            sources = volumes
+        else:
+            assert letters is not None
+            sources = {k: _DirectoryVolume(Path(v)) for k, v in letters.items()}
+            verify = "content"  # a proxy file's mtime is anyone's to set
         ref = self.reference_for(vm_uuid, kind)
         actual = kind if ref is not None else "full"
         ref_entries = None if ref is None else self.entries(ref.id)
@@ -494,30 +562,48 @@ class Catalog:
         self.db.commit()
         bid = int(cur.lastrowid or 0)
         total = copied = nbytes = 0
+        ref_snapshot = ref.snapshot_time if ref is not None else float("-inf")
         try:
-            scanned = list(scan_tree(letters))
-            selected = select_changed((e for e, _ in scanned), ref_entries)
-            rows = []
-            for e, src in scanned:
-                stored_in: int | None = None
-                is_copied = e.key in selected
-                if is_copied:
-                    if before_copy is not None:
-                        before_copy(e.path)
-                    digest, size, _ = self.store.put_file(src, progress=progress)
-                    if digest != e.sha256:
-                        msg = f"{e.path} changed on the proxy while it was being backed up"
-                        raise StateError(msg)
-                    stored_in = bid
-                    copied += 1
-                    nbytes += size
-                elif not e.is_dir:
-                    assert ref_entries is not None
-                    stored_in = ref_entries[e.key].stored_in
-                total += 0 if e.is_dir else 1
-                rows.append(
-                    (bid, e.key, e.path, int(e.is_dir), e.size, e.mtime, e.sha256, int(is_copied), stored_in)
-                )
+            rows: list[tuple[Any, ...]] = []
+            for letter in sorted(sources):
+                vol = sources[letter]
+                root_mtime = Path(letters[letter]).stat().st_mtime if letters is not None else snapshot_time
+                root = FileEntry(guest_path(letter, ""), True, 0, root_mtime, None)
+                rows.append((bid, root.key, root.path, 1, 0, root.mtime, None, 0, None))
+                for g in vol.walk():
+                    path = guest_path(letter, g.path)
+                    if g.is_dir:
+                        rows.append((bid, path_key(path), path, 1, 0, g.mtime, None, 0, None))
+                        continue
+                    key = path_key(path)
+                    ref_e = None if ref_entries is None else ref_entries.get(key)
+                    data: bytes | None = None
+                    if verify == "metadata" and _vouched(g.size, g.mtime, ref_e, ref_snapshot):
+                        assert ref_e is not None
+                        digest = ref_e.sha256
+                    else:
+                        data = vol.read_bytes(g.path)
+                        digest = sha256_bytes(data)
+                    e = FileEntry(path, False, g.size if data is None else len(data), g.mtime, digest)
+                    stored_in: int | None
+                    is_copied = _is_changed(e, ref_e)
+                    if is_copied:
+                        assert data is not None
+                        if before_copy is not None:
+                            before_copy(e.path)
+                        self.store.put_bytes(data)
+                        if progress is not None:
+                            progress(len(data))
+                        stored_in = bid
+                        copied += 1
+                        nbytes += len(data)
+                    else:
+                        assert ref_e is not None
+                        stored_in = ref_e.stored_in
+                    total += 1
+                    rows.append(
+                        (bid, key, e.path, 0, e.size, e.mtime, e.sha256, int(is_copied), stored_in)
+                    )
             self.db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             self.db.execute(
                 "UPDATE backups SET status = 'complete', finished = ?, files_total = ?, "

@@ -317,6 +317,9 @@ class _FatVolumeReader:
 
     def __init__(self, fs: Any) -> None:
         self._fs = fs
+        #: path -> (first cluster, size) from the walk: the volume is a frozen snapshot, so a
+        #: file is read by its chain without resolving its path again (issue 18)
+        self._chains: dict[str, tuple[int, int]] = {}
 
     def walk(self) -> Iterator[GuestFile]:
         for dirpath, dirnames, filenames in self._fs.walk("/"):
@@ -328,9 +331,13 @@ class _FatVolumeReader:
             for name in filenames:
                 rel = f"{base}/{name}" if base else name
                 st = stats[name]
+                self._chains[rel] = (int(st.first_cluster), int(st.size))
                 yield GuestFile(rel, False, int(st.size), float(st.mtime))
 
     def read_bytes(self, path: str) -> bytes:
+        chain = self._chains.get(path.strip("/"))
+        if chain is not None:
+            return bytes(self._fs.read_chain(chain[0], chain[1], path))
         return bytes(self._fs.read_file("/" + path.strip("/")))
 
 

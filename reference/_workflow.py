@@ -54,7 +54,7 @@ from vcbsim.simulator import (
     make_fault,
 )
 
-from ._client import HostClient, SnapshotInfo, VMInfo
+from ._client import HostClient, SnapshotInfo, VMInfo, VolumeReader
 from ._oprecorder import OpRecorder, emit_event
 from ._outcome import RunOutcome, StepOutcome, diagnose_pre_backup, message_of
 from ._sessions import SessionStore, force_remove
@@ -142,6 +142,8 @@ class BackupProxy:
         #: what each unfinished run had started, for the next run's cleanup (``_sessions``)
         self.crash_sessions = SessionStore(self.root)
         self._active: set[str] = set()
+        #: the snapshot volumes each backup run's mount opened (WF-1f), read by WF-2
+        self._file_volumes: dict[str, dict[str, VolumeReader]] = {}
 
     # -- one run per VM (spec R60) ----------------------------------------------------------
 
@@ -573,7 +575,11 @@ class BackupProxy:
                 dest,
                 fault_point=fault_point,
                 progress=self.progress,
+                # a held mount is read by whoever asked for it; a backup run reads the
+                # snapshot volumes the mount opened (``_filelevel`` says why)
+                materialise=result.status == "mounted",
             )
+            self._file_volumes[vm.moref] = m.volumes
             result.letters = {k: str(v) for k, v in m.letters.items()}
             result.skipped_volumes = [f"{v.name} ({v.label})" if v.label else v.name for v in m.skipped]
         self.crash_sessions.save(vm, "mounted" if result.status == "mounted" else "exposed", result)
@@ -613,11 +619,17 @@ class BackupProxy:
                 plan=plan,
             )
         else:
+            from ._filelevel import open_volumes
+
+            volumes = self._file_volumes.pop(vm.moref, None)
+            if volumes is None:
+                assert result.snapshot_id is not None
+                volumes = open_volumes(self.client, vm, result.snapshot_id)
             rec = catalog.file_backup(
                 vm_name=vm.name,
                 vm_uuid=vm.uuid,
                 kind=result.kind or "full",
-                letters={k: Path(v) for k, v in result.letters.items()},
+                volumes={k: volumes[k] for k in result.letters},
                 snapshot_time=snap_time,
                 now=lambda: self.client.clock.now,
                 job=job,
@@ -641,6 +653,7 @@ class BackupProxy:
     def post_backup(self, vm: VMInfo, result: RunOutcome) -> None:
         """WF-3a unmount, then WF-3b remove the snapshot (commit). Both always happen: a
         failed unmount is recorded, then the proxy removes the paths by force."""
+        self._file_volumes.pop(vm.moref, None)
         if result.path is not None:
             path = Path(result.path)
             op_id = self.ops.invoke(vm, "WF-3a", "unmount", path=str(path))

@@ -997,19 +997,28 @@ class FatFileSystem:
             )
         if e.is_dir:
             raise InvalidInputError(what="read", expected="a file", got=f"directory {path!r}")
-        if e.size == 0:
+        return self._read_chain(op, e.cluster, e.size, path)
+
+    def read_chain(self, first_cluster: int, size: int, path: str = "") -> bytes:
+        """The ``size`` bytes of the cluster chain from ``first_cluster`` (a file's, as
+        ``scandir`` stated it): a reader of a frozen (snapshot) volume that already walked the
+        directories reads a file without resolving its path again."""
+        return self._read_chain(_Op(self), first_cluster, size, path or f"cluster {first_cluster}")
+
+    def _read_chain(self, op: _Op, first: int, size: int, path: str) -> bytes:
+        if size == 0:
             return b""
         cs = op.geo.cluster_size
-        need = -(-e.size // cs)
+        need = -(-size // cs)
         clusters: list[int] = []
-        c = e.cluster
+        c = first
         while len(clusters) < need and 2 <= c <= op.geo.max_cluster:
             clusters.append(c)
             c = op.get(c)
         if len(clusters) < need:
             msg = f"{path!r}: its cluster chain is shorter than its size; run fsck.fat"
             raise StateError(msg)
-        return op.read_clusters(clusters)[: e.size]
+        return op.read_clusters(clusters)[:size]
 
     def walk(self, path: str = "/") -> Iterator[tuple[str, list[str], list[str]]]:
         """Like ``os.walk`` (top-down): ``(dirpath, dirnames, filenames)``, ``/``-separated."""

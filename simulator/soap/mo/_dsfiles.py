@@ -7,6 +7,14 @@ base disk's ``-flat.vmdk`` extent is the base layer's bytes, read in chunks; a r
 downloaded chain. Files a client uploads with ``PUT /folder`` (scripts, notes) and folders
 made with ``FileManager.MakeDirectory`` are kept here; a VM's generated files cannot be
 overwritten. A folder exists when it was made or when a file lies under it (a VM's directory).
+
+Cost follows the file asked for (issue 18): each VM's files are named without rendering any
+(``_vm_files``: path -> an opener), and a folder index (``(datastore, folder)`` -> the VMs with
+files there) sends a lookup to the one VM that owns the folder, whose file alone is then
+opened, so ``open``/``size``/``read`` do not grow with the inventory. The index is only a
+hint: a hit is checked against that VM's current files, and a miss (a new VM, a 404, a path
+being uploaded) falls back to naming every VM's files (still without rendering) and rebuilds
+the index. ``/folder`` opens a file once per request and streams its chunks from that opener.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["NVRAM", "DatastoreFiles", "nvram_path"]
 
 Reader = Callable[[int, int], bytes]
+#: opens one file: ``(size, read(offset, length))``; renders text files only when called
+Opener = Callable[[], tuple[int, Reader]]
 
 
 #: a VM's ``.nvram`` (its BIOS settings) as the host lists and serves it: 8684 bytes, the size
@@ -47,7 +57,44 @@ def _read_view(view: Any, capacity: int, offset: int, length: int) -> bytes:
     return bytes(view.read(offset, max(0, min(length, capacity - offset))))
 
 
-def _delta_extents(vm: VM, d: VirtualDiskDevice, prefix: str, suffix: str) -> dict[str, tuple[int, Reader]]:
+def _text(render: Callable[[], bytes]) -> tuple[int, Reader]:
+    data = render()
+    return len(data), partial(_slice, data)
+
+
+def _fixed(data: bytes) -> tuple[int, Reader]:
+    return len(data), partial(_slice, data)
+
+
+def _flat(d: VirtualDiskDevice, base: Any) -> tuple[int, Reader]:
+    return d.capacity, partial(_read_view, d.disk.view(base), d.capacity)
+
+
+def _delta(layer: Any, d: VirtualDiskDevice, suffix: str) -> tuple[int, Reader]:
+    extent: CowdExtent | SeSparseExtent
+    if suffix == "-sesparse.vmdk":
+        extent = sesparse_extent(layer, d.capacity, grain_size=d.disk.grain_size)
+    else:
+        parent = file_ref(layer.parent.label, layer.label.rpartition("/")[0])
+        extent = cowd_extent(layer, d.capacity, grain_size=d.disk.grain_size, parent=parent)
+    return extent.size, extent.read
+
+
+def _bounded(size: int, read: Reader, offset: int, length: int) -> bytes:
+    if offset >= size:
+        return b""
+    return read(offset, min(length, size - offset))
+
+
+def _folder_key(name: str) -> tuple[str, str] | None:
+    """``"[ds] vm/vm.vmx"`` -> ``("ds", "vm")``."""
+    if not name.startswith("["):
+        return None
+    ds, sep, path = name[1:].partition("] ")
+    return (ds, path.rpartition("/")[0]) if sep else None
+
+
+def _delta_extents(vm: VM, d: VirtualDiskDevice, prefix: str, suffix: str) -> dict[str, Opener]:
     """``<stem>-delta.vmdk`` (a COWD extent) or ``<stem>-sesparse.vmdk`` (SEsparse), rendered
     lazily, of every redo layer of a disk on the current chain or held by a snapshot."""
     layers = {layer.id: layer for layer in d.disk.chain()}
@@ -55,17 +102,11 @@ def _delta_extents(vm: VM, d: VirtualDiskDevice, prefix: str, suffix: str) -> di
         held = snap.layers.get(d.key)
         if held is not None and held.alive:
             layers.update((layer.id, layer) for layer in d.disk.chain(held))
-    out: dict[str, tuple[int, Reader]] = {}
+    out: dict[str, Opener] = {}
     for layer in layers.values():
         if layer.parent is None or not layer.label.startswith(prefix) or not layer.label.endswith(".vmdk"):
             continue
-        parent = file_ref(layer.parent.label, layer.label.rpartition("/")[0])
-        extent: CowdExtent | SeSparseExtent
-        if suffix == "-sesparse.vmdk":
-            extent = sesparse_extent(layer, d.capacity, grain_size=d.disk.grain_size)
-        else:
-            extent = cowd_extent(layer, d.capacity, grain_size=d.disk.grain_size, parent=parent)
-        out[layer.label[len(prefix) : -len(".vmdk")] + suffix] = (extent.size, extent.read)
+        out[layer.label[len(prefix) : -len(".vmdk")] + suffix] = partial(_delta, layer, d, suffix)
     return out
 
 
@@ -78,29 +119,50 @@ class DatastoreFiles:
         self.uploads: dict[tuple[str, str], bytes] = {}
         #: (datastore, path) of folders made empty (``MakeDirectory``)
         self.directories: set[tuple[str, str]] = set()
+        #: (datastore, folder) -> morefs of the VMs with files there (a hint: ``_lookup``)
+        self._folders: dict[tuple[str, str], set[str]] = {}
+
+    def _vm_files(self, vm: VM) -> dict[str, Opener]:
+        """``"[ds] path" -> opener`` for every file of ``vm``; nothing is rendered here."""
+        files: dict[str, Opener] = {name: partial(_text, reader) for name, reader in self.host.datastore_files(vm).items()}
+        files[nvram_path(vm)] = partial(_fixed, NVRAM)
+        for d in vm.disks:
+            base = d.disk.chain()[-1]
+            files[base.label[: -len(".vmdk")] + "-flat.vmdk"] = partial(_flat, d, base)
+            # every file keeps its own datastore: a VM's disks may be on several
+            files.update(_delta_extents(vm, d, "", self.host.delta_extent_suffix(d)))
+        return files
+
+    def _named(self, datastore: str) -> dict[str, Opener]:
+        """``path -> opener`` for every VM file on ``datastore`` (and the folder index rebuilt)."""
+        prefix = f"[{datastore}] "
+        files: dict[str, Opener] = {}
+        folders: dict[tuple[str, str], set[str]] = {}
+        for vm in self.host.vms.values():
+            for name, opener in self._vm_files(vm).items():
+                key = _folder_key(name)
+                if key is not None:
+                    folders.setdefault(key, set()).add(vm.moref)
+                if name.startswith(prefix):
+                    files[name[len(prefix) :]] = opener
+        self._folders = folders
+        return files
 
     def _generated(self, datastore: str) -> dict[str, tuple[int, Reader]]:
-        """``path -> (size, read(offset, length))`` for every VM file on ``datastore``."""
-        files: dict[str, tuple[int, Reader]] = {}
-        prefix = f"[{datastore}] "
-        for vm in self.host.vms.values():
-            # every file is filtered by its own datastore: a VM's disks may be on several
-            for name, reader in self.host.datastore_files(vm).items():
-                if name.startswith(prefix):
-                    data = reader()
-                    files[name[len(prefix) :]] = (len(data), partial(_slice, data))
-            if nvram_path(vm).startswith(prefix):
-                files[nvram_path(vm)[len(prefix) :]] = (len(NVRAM), partial(_slice, NVRAM))
-            for d in vm.disks:
-                base = d.disk.chain()[-1]
-                stem = base.label[: -len(".vmdk")]
-                if stem.startswith(prefix):
-                    files[stem[len(prefix) :] + "-flat.vmdk"] = (
-                        d.capacity,
-                        partial(_read_view, d.disk.view(base), d.capacity),
-                    )
-                files.update(_delta_extents(vm, d, prefix, self.host.delta_extent_suffix(d)))
-        return files
+        """``path -> (size, read(offset, length))`` for every VM file on ``datastore``
+        (renders every text file: for listings, which show every size)."""
+        return {path: opener() for path, opener in self._named(datastore).items()}
+
+    def _lookup(self, datastore: str, path: str) -> Opener | None:
+        """The opener of VM file ``path`` on ``datastore``: the VMs the folder index names
+        for its folder first (O(1) of the inventory), every VM's names on a miss."""
+        name = f"[{datastore}] {path}"
+        for moref in self._folders.get((datastore, path.rpartition("/")[0]), ()):
+            vm = self.host.vms.get(moref)
+            opener = None if vm is None else self._vm_files(vm).get(name)
+            if opener is not None:
+                return opener
+        return self._named(datastore).get(path)
 
     def _check(self, datastore: str) -> None:
         if datastore not in self.host.datastores:
@@ -129,7 +191,7 @@ class DatastoreFiles:
         prefix = path + "/"
         plain = self.host.store.plain_files(datastore) if self.host.store is not None else {}
         return any(ds == datastore and p.startswith(prefix) for ds, p in [*self.uploads, *self.directories]) or any(
-            p.startswith(prefix) for p in [*self._generated(datastore), *plain]
+            p.startswith(prefix) for p in [*self._named(datastore), *plain]
         )
 
     def exists(self, datastore: str, path: str) -> bool:
@@ -140,7 +202,7 @@ class DatastoreFiles:
             self.is_dir(datastore, path)
             or (datastore, path) in self.uploads
             or path in plain
-            or path in self._generated(datastore)
+            or self._lookup(datastore, path) is not None
         )
 
     def add_directory(self, datastore: str, path: str) -> None:
@@ -148,36 +210,32 @@ class DatastoreFiles:
         self._check(datastore)
         self.directories.add((datastore, path.strip("/")))
 
+    def open(self, datastore: str, path: str) -> tuple[int, Reader]:
+        """``(size, read(offset, length))`` of file ``path`` (reads past the end give fewer
+        bytes), or ``NotFoundError``: what a download opens once and reads chunk by chunk."""
+        self._check(datastore)
+        if (datastore, path) in self.uploads:
+            return _fixed(self.uploads[(datastore, path)])
+        if self.host.store is not None and path in (plain := self.host.store.plain_files(datastore)):
+            size = plain[path]
+            return size, partial(_bounded, size, partial(self.host.store.read_file, datastore, path))
+        opener = self._lookup(datastore, path)
+        if opener is None:
+            raise NotFoundError("file", f"[{datastore}] {path}")
+        size, read = opener()
+        return size, partial(_bounded, size, read)
+
     def size(self, datastore: str, path: str) -> int:
         """Size of ``path``, or ``NotFoundError``."""
-        self._check(datastore)
-        if (datastore, path) in self.uploads:
-            return len(self.uploads[(datastore, path)])
-        if self.host.store is not None and path in (plain := self.host.store.plain_files(datastore)):
-            return plain[path]
-        entry = self._generated(datastore).get(path)
-        if entry is None:
-            raise NotFoundError("file", f"[{datastore}] {path}")
-        return entry[0]
+        return self.open(datastore, path)[0]
 
     def read(self, datastore: str, path: str, offset: int, length: int) -> bytes:
-        self._check(datastore)
-        if (datastore, path) in self.uploads:
-            return self.uploads[(datastore, path)][offset : offset + length]
-        if self.host.store is not None and path in self.host.store.plain_files(datastore):
-            return self.host.store.read_file(datastore, path, offset, length)
-        entry = self._generated(datastore).get(path)
-        if entry is None:
-            raise NotFoundError("file", f"[{datastore}] {path}")
-        size, read = entry
-        if offset >= size:
-            return b""
-        return read(offset, min(length, size - offset))
+        return self.open(datastore, path)[1](offset, length)
 
     def in_use(self, datastore: str) -> set[str]:
         """The files of ``datastore`` its registered VMs use (generated from their state)."""
         self._check(datastore)
-        return set(self._generated(datastore))
+        return set(self._named(datastore))
 
     def delete(self, datastore: str, path: str) -> None:
         """Delete a file a client put there, or a folder made with ``MakeDirectory`` (a VM's
@@ -188,14 +246,14 @@ class DatastoreFiles:
             del self.uploads[(datastore, path)]
         elif (datastore, path) in self.directories:
             self.directories.discard((datastore, path))
-        elif path in self._generated(datastore):
+        elif self._lookup(datastore, path) is not None:
             raise InvalidInputError("datastore file", expected="a file no VM uses", got=f"[{datastore}] {path}")
         else:
             raise NotFoundError("file", f"[{datastore}] {path}")
 
     def write(self, datastore: str, path: str, data: bytes) -> None:
         self._check(datastore)
-        if path in self._generated(datastore):
+        if self._lookup(datastore, path) is not None:
             raise InvalidInputError(
                 "datastore file",
                 expected="a path that is not a VM's generated file",
@@ -213,6 +271,6 @@ class DatastoreFiles:
         self._check(datastore)
         if self.host.store is None:
             return None
-        if path in self._generated(datastore):
+        if self._lookup(datastore, path) is not None:
             self.write(datastore, path, b"")  # raises the refusal
         return self.host.store.put_file(datastore, path, chunks, length)
