@@ -260,9 +260,9 @@ def _capture(server: Any) -> list[bytes]:
     ep = server.endpoint
     original = ep.handle_soap
 
-    def record(body: bytes, soap_action: str | None, cookie: str | None) -> Any:
+    def record(body: bytes, soap_action: str | None, cookie: str | None, client: str | None = None) -> Any:
         bodies.append(body)
-        return original(body, soap_action, cookie)
+        return original(body, soap_action, cookie, client)
 
     ep.handle_soap = record
     try:
