@@ -10,6 +10,8 @@ EXPECTED = {
     "FlakyAdapterError", "FunctionOrchestrator", "GuestAgent", "InvalidDefinition", "JobResult", "KitError",
     "KitProfile", "Orchestrator", "ReferenceOrchestrator", "Rule", "RunInfo", "RunResult", "Scenario", "Step",
     "Violation", "check_trace", "get_rule", "rules_for", "run", "run_parallel", "verify_bundle", "write_bundle",
+    # declared capabilities, evidence per rule, one scenario protocol, route 2, traced guest agents
+    "AgentRecorder", "Capabilities", "Evidence", "ScenarioBase", "certify_command", "diagnosis",
 }
 
 
