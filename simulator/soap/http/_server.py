@@ -708,6 +708,15 @@ class _Handler(BaseHTTPRequestHandler):
         state = {"done": False}
         self._body_phase(length)
 
+        def exactly(left: int) -> Any:
+            """``left`` bytes of the body, in pieces of at most 1 MiB."""
+            while left:
+                data = self.rfile.read(min(left, 1 << 20))
+                if not data:
+                    raise ConnectionError("the client closed the upload")
+                left -= len(data)
+                yield data
+
         def chunks() -> Any:
             if chunked:
                 while True:
@@ -716,23 +725,11 @@ class _Handler(BaseHTTPRequestHandler):
                         while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                             pass
                         break
-                    left = size
-                    while left:
-                        data = self.rfile.read(min(left, 1 << 20))
-                        if not data:
-                            raise ConnectionError("the client closed the upload")
-                        left -= len(data)
-                        yield data
+                    yield from exactly(size)
                     self.rfile.readline(1024)
             else:
                 assert length is not None
-                left = length
-                while left:
-                    data = self.rfile.read(min(left, 1 << 20))
-                    if not data:
-                        raise ConnectionError("the client closed the upload")
-                    left -= len(data)
-                    yield data
+                yield from exactly(length)
             state["done"] = True
 
         try:
