@@ -5,9 +5,10 @@ default; 100 for the full run): create a snapshot, let the "guest" write a marke
 new redo log, check the snapshot tree, remove the snapshot (every fifth cycle: two snapshots
 and ``RemoveAllSnapshots``). Half the clients wait with ``pyVim.task.WaitForTask``, half poll
 ``task.info.state`` as Ansible does. Afterwards: no client saw an error, no snapshot is left,
-every disk chain is back to its base and holds the last marker, every task succeeded, the trace
-is consistent (each VM's creates and removes pair up, in order), and the server's RSS is
-printed (bounded only loosely: < 2x).
+every disk chain is back to its base and holds the last marker, every task succeeded and is
+kept (``retention`` per session) until it is older than ``max_age`` on the endpoint clock
+(injected, held still, then moved on), the trace is consistent (each VM's creates and
+removes pair up, in order), and the server's RSS is printed (bounded only loosely: < 2x).
 
 Loopback only; the loops are bounded; no timing assertions.
 """
@@ -29,7 +30,6 @@ from pyVmomi import vim
 from vcbsim.simulator import Host
 from vcbsim.simulator.soap import RunningServer, serve
 from vcbsim.simulator.soap._host_adapter import HostAdapter
-from vcbsim.simulator.soap._tasks import DEFAULT_RETENTION
 
 CLIENTS = 16
 CYCLES = int(os.environ.get("KIT_LOAD_CYCLES", "10"))
@@ -48,18 +48,30 @@ def rss_kib() -> int:
     return -1
 
 
+class FrozenClock:
+    """The endpoint's clock (session idle time, task age), held still: which tasks are kept
+    must not depend on how long the run takes on the wall clock; the test moves it on."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def marker(vm: str, cycle: int) -> bytes:
     return f"{vm}:cycle={cycle:05d}".encode().ljust(64, b".")
 
 
 @pytest.fixture
-def loaded() -> Iterator[tuple[Host, RunningServer]]:
+def loaded() -> Iterator[tuple[Host, RunningServer, FrozenClock]]:
     assert 1 <= CYCLES <= 10_000, "KIT_LOAD_CYCLES must be from 1 to 10,000"
     host = Host(seed=7)
     for i in range(CLIENTS):
         host.add_vm(f"load-{i:02d}", os_family="windows" if i % 2 else "linux", disks=(DISK, DISK // 2))
-    with serve(HostAdapter(host), port=0, user=USER, password=PASSWORD) as server:
-        yield host, server
+    clock = FrozenClock()
+    with serve(HostAdapter(host), port=0, user=USER, password=PASSWORD, clock=clock) as server:
+        yield host, server, clock
 
 
 def wait_for_task(task: Any) -> Any:
@@ -113,7 +125,7 @@ def client(
 
 
 def test_sixteen_clients_snapshot_cycles_leave_a_consistent_host(loaded) -> None:
-    host, server = loaded
+    host, server, clock = loaded
     names = [vm.name for vm in host.vms.values()]
     base = {vm.name: {d.key: d.disk.chain()[-1].label for d in vm.disks} for vm in host.vms.values()}
     first_event = len(host.trace.events)
@@ -165,11 +177,14 @@ def test_sixteen_clients_snapshot_cycles_leave_a_consistent_host(loaded) -> None
     assert counts["remove"] == CLIENTS * (CYCLES - CYCLES // 5)
     runner = server.endpoint.tasks
     assert runner.failed == 0 and runner.completed == sum(counts.values())
-    # nothing accumulates: finished tasks are pruned, WaitForTask's filters were destroyed,
-    # every client logged out
-    assert len(runner) <= DEFAULT_RETENTION
+    # WaitForTask's filters were destroyed, every client logged out
     assert server.endpoint.filters == {}
     assert server.endpoint.sessions == {}
+    # finished tasks are kept per session (``retention`` each, so one busy client cannot push
+    # another's out of sight) and by age on the endpoint clock, not ``retention`` in all: with
+    # the clock still, each client's newest ``retention`` tasks are all there
+    per_client_tasks = per_client_creates + CYCLES
+    assert len(runner) == CLIENTS * min(per_client_tasks, runner.retention)
 
     # no snapshot left, every chain back to its base, holding the last marker
     for vm in host.vms.values():
@@ -197,6 +212,18 @@ def test_sixteen_clients_snapshot_cycles_leave_a_consistent_host(loaded) -> None
         assert e.kind not in ("snapshot.create.fail", "snapshot.rollback"), e
     assert all(not s for s in live.values())
     assert set(created.values()) == {per_client_creates}
+
+    # nothing accumulates: once they are older than ``max_age`` on the endpoint clock, the next
+    # finished task takes them all away (this comes after the checks that count snapshots)
+    clock.now += runner.max_age + 1
+    si = SmartConnect(host="127.0.0.1", port=server.port, user=USER, pwd=PASSWORD, disableSslCertValidation=True)
+    try:
+        late = si.content.searchIndex.FindByInventoryPath(f"ha-datacenter/vm/{names[0]}")
+        WaitForTask(late.CreateSnapshot_Task("late", "", False, False))
+        WaitForTask(late.RemoveAllSnapshots_Task())
+    finally:
+        Disconnect(si)
+    assert len(runner) == 2 and runner.failed == 0
 
     # memory: printed above; only a loose bound (the trace grows with every event by design)
     assert rss_after < 2 * rss_before
