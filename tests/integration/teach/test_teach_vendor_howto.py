@@ -35,11 +35,37 @@ def test_the_toy_adapter_passes_the_image_backup_scenario() -> None:
     assert "1 cases: 1 pass" in out.getvalue()
 
 
+def test_the_toy_adapter_cleans_up_after_a_failed_commit() -> None:
+    """The how-to's toy reports a failed commit as a failed job and removes the stale snapshot
+    before its next job (recorded before that job's op.invoke): the scenario passes."""
+    from vcbsim.conformance import run
+
+    toy = _toy_module()
+    out = io.StringIO()
+    result = run(toy.ToyBackup, profile="dev", seed=1, scenarios=["commit-fails-then-next-run-cleans"],
+                 explore=False, out=out)
+    assert result.ok, out.getvalue()
+    assert "1 cases: 1 pass" in out.getvalue()
+
+
 def test_the_toy_adapter_is_caught_leaving_a_snapshot_behind() -> None:
+    """The toy changed to ignore a failed commit (as the how-to's toy did before it was rewritten)
+    reports success with its snapshot still on the VM, and the kit names it."""
     from vcbsim.conformance import ConformanceViolation, run
 
     toy = _toy_module()
+
+    class IgnoresAFailedCommit(toy.ToyBackup):
+        def _op(self, host, vm, step, op, call, **details):
+            try:
+                return super()._op(host, vm, step, op, call, **details)
+            except Exception:
+                if step != "WF-3b":
+                    raise
+                return None  # the removal failed (op.fail is recorded); carry on as if it had not
+
     with pytest.raises(ConformanceViolation) as info:
-        run(toy.ToyBackup, profile="dev", seed=1, scenarios=["commit-fails-then-next-run-cleans"],
+        run(IgnoresAFailedCommit, profile="dev", seed=1, scenarios=["commit-fails-then-next-run-cleans"],
             explore=False, out=io.StringIO())
-    assert str(info.value).startswith("WF-ORDER:")
+    assert info.value.rule_id == "EV-OUTCOME-TRUE", info.value
+    assert "'_VCB-BACKUP_'" in str(info.value) and "is still on the VM" in str(info.value)
