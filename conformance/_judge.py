@@ -32,6 +32,7 @@ A subclass supplies the host access: ``_events()``, ``_read_guest()``, ``_snapsh
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
@@ -61,7 +62,7 @@ def _lettered(model: Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, str]
     return {k: v for k, v in model.items() if v[0][1:2] == ":"}
 
 
-class ScenarioBase:
+class ScenarioBase(ABC):
     """The shared half of a case. Subclasses set ``adapter``, ``caps``, ``host_profile``,
     ``out`` and call ``_init_case()``."""
 
@@ -91,20 +92,25 @@ class ScenarioBase:
         self._log_mark = 0  # events up to here have had their scripts' log compared
 
     # -- host access (subclasses) -----------------------------------------------------
+    @abstractmethod
     def _events(self) -> Sequence[Event]:
-        raise NotImplementedError
+        """Supplied by the route (in process or over the wire)."""
 
+    @abstractmethod
     def _read_guest(self, vm: str, path: str) -> bytes | None:
-        raise NotImplementedError
+        """Supplied by the route (in process or over the wire)."""
 
+    @abstractmethod
     def _snapshot_ids(self, vm: str) -> set[str]:
-        raise NotImplementedError
+        """Supplied by the route (in process or over the wire)."""
 
+    @abstractmethod
     def _family(self, vm: str) -> str:
-        raise NotImplementedError
+        """Supplied by the route (in process or over the wire)."""
 
+    @abstractmethod
     def _moref(self, vm: str) -> str | None:
-        raise NotImplementedError
+        """Supplied by the route (in process or over the wire)."""
 
     # -- steps ------------------------------------------------------------------------
     def _record(self, step: Any) -> None:
