@@ -316,8 +316,9 @@ class ScenarioBase(ABC):
                 raise ConformanceViolation("SCR-ARG-EXACT", why, witness=tuple(runs.get(vm, [])[:4]),
                                            vm=self._moref(vm))
 
+    @abstractmethod
     def _vm_names(self) -> Sequence[str]:
-        raise NotImplementedError
+        """Supplied by the route (in process or over the wire)."""
 
 
 def _first_echo(text: str) -> tuple[str, str] | None:
