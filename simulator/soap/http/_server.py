@@ -827,7 +827,7 @@ class RunningServer:
 
 
 def serve(
-    host_or_adapter: Host | HostAdapter,
+    host_or_adapter: Host | HostAdapter,  # HostAdapter: deprecated, unwrapped below
     *,
     port: int = 0,
     http: bool = False,
