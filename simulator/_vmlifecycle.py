@@ -616,8 +616,7 @@ def create_vm(
         check_name("extraConfig key", k)
         check_text("extraConfig value", v)
     with host.lock:
-        if any(vm.name == name for vm in host.vms.values()):
-            raise_fault("DuplicateName", f"The name '{name}' already exists.", name=name)
+        _check_unique(host, name)
         vmx = f"[{datastore}] {name}/{name}.vmx"
         if (datastore, f"{name}/{name}.vmx") not in consume and DiskFiles(host).plain_exists(datastore, f"{name}/{name}.vmx"):
             raise_fault("FileAlreadyExists", f"Cannot complete the operation because the file or folder {vmx} already exists", file=vmx)
@@ -654,6 +653,15 @@ def create_vm(
             disks=[d.file_name for d in vm.disks],
         )
         return vm
+
+
+def _check_unique(host: Host, name: str) -> None:
+    """``DuplicateName`` (naming the VM that has the name) when a VM is called ``name``."""
+    from pyVmomi import vim
+
+    for vm in host.vms.values():
+        if vm.name == name:
+            raise_fault("DuplicateName", f"The name '{name}' already exists.", name=name, object=vim.VirtualMachine(vm.moref))
 
 
 def mount_guest(host: Host, vm: VM) -> None:
@@ -744,8 +752,7 @@ def _kept_vm(host: Host, ds: str, path: str) -> VM | None:
     kept = host.unregistered.get(vmx_path)
     if kept is None:
         return None
-    if any(vm.name == kept.name for vm in host.vms.values()):
-        raise_fault("DuplicateName", f"The name '{kept.name}' already exists.", name=kept.name)
+    _check_unique(host, kept.name)
     host.reattach_vm(kept)
     del host.unregistered[vmx_path]
     return kept

@@ -54,19 +54,36 @@ def _file_name(backing: Any) -> str | None:
     return name
 
 
-def _controller(index: int, key: Any) -> str:
+def _controller(index: int, key: Any, added: dict[int, str]) -> str:
     if key in (None, _SCSI_KEY):
         return "scsi"
     if key in _IDE_KEYS:
         return "ide"
+    if key in added:
+        return added[key]
     raise _invalid(index, f"controllerKey {key} is not a controller of this VM (SCSI {_SCSI_KEY}, IDE {_IDE_KEYS}).")
 
 
-def disk_changes(spec: Any) -> list[DiskChange]:
-    """The disk changes of a ``ConfigSpec``; any other device is ``NotSupported``."""
+def disk_changes(spec: Any, *, creating: bool = False) -> list[DiskChange]:
+    """The disk changes of a ``ConfigSpec``; any other device is ``NotSupported``.
+
+    ``creating`` (``CreateVM_Task``): the spec also adds the VM's controllers (a SCSI or IDE
+    controller with a temporary negative key the disks name) and its other devices (NICs,
+    CD-ROMs); the new VM gets the host's standard set (one LSI Logic SCSI controller, two IDE
+    controllers, one NIC), and the disks are placed on the controller kind they name."""
     out: list[DiskChange] = []
+    added: dict[int, str] = {}
+    if creating:
+        for change in spec.deviceChange or []:
+            device = change.device
+            if isinstance(device, vim.vm.device.VirtualSCSIController):
+                added[device.key] = "scsi"
+            elif isinstance(device, vim.vm.device.VirtualIDEController):
+                added[device.key] = "ide"
     for i, change in enumerate(spec.deviceChange or []):
         device = change.device
+        if creating and not isinstance(device, vim.vm.device.VirtualDisk):
+            continue
         if not isinstance(device, vim.vm.device.VirtualDisk):
             raise vmodl.fault.NotSupported(
                 msg=f"deviceChange[{i}]: vcbsim adds and removes virtual disks only; got {type(device).__name__}."
@@ -88,7 +105,7 @@ def disk_changes(spec: Any) -> list[DiskChange]:
         thin = bool(getattr(backing, "thinProvisioned", True)) if backing is not None else True
         capacity = device.capacityInBytes or ((device.capacityInKB or 0) * 1024) or None
         unit = device.unitNumber if device.unitNumber is not None and device.unitNumber >= 0 else None
-        controller = _controller(i, device.controllerKey)
+        controller = _controller(i, device.controllerKey, added)
         if file_op == "create":
             if capacity is None:
                 raise _invalid(i, "a new disk needs capacityInKB or capacityInBytes.")

@@ -218,6 +218,26 @@ class VirtualMachineImpl(ManagedEntityImpl):
 
         return self._void_task(ctx, "ReconfigVM_Task", run)
 
+    # --- life cycle (issue 16, simulator/_vmlifecycle.py) ---------------------------------
+    @soap
+    def UnregisterVM(self, ctx: Context) -> None:  # noqa: N802
+        """``UnregisterVM`` (API 2.0, not a task): out of the inventory, files kept;
+        ``InvalidPowerState`` when powered on."""
+        self.ep.host.unregister_vm(self.moid)
+        self.ep.forget_snapshots(self.moid)
+
+    @soap
+    def Destroy_Task(self, ctx: Context) -> Any:  # noqa: N802
+        """``Destroy_Task`` (API 2.0): unregistered and its files deleted; ``InvalidPowerState``
+        when powered on."""
+        host = self.ep.host
+
+        def run() -> None:
+            host.destroy_vm(self.moid)
+            self.ep.forget_snapshots(self.moid)
+
+        return self._task(ctx, "Destroy_Task", run)
+
     @soap
     def QueryChangedDiskAreas(  # noqa: N802
         self, ctx: Context, deviceKey: int, startOffset: int, changeId: str, snapshot: Any = None  # noqa: N803
