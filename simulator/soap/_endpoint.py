@@ -58,6 +58,7 @@ from .mo import (
 from .mo._dsfiles import DatastoreFiles
 from .mo._guestops import GuestOperations
 from .mo._hostview import DatastoreInfo, HostAbout, datastore_infos, host_about
+from .mo._nfclease import HttpNfcLeaseImpl, LeaseTable
 from .mo._vmprops import iter_snapshots
 from .mo._vmview import SnapshotView, VMView, network_name
 from .wire import _codec
@@ -149,6 +150,8 @@ class Endpoint:
         self._collector_ids = itertools.count(1)
         self.views: dict[str, View] = {}
         self.tasks = TaskRunner(self, task_retention, async_tasks=async_tasks)
+        #: NFC export leases (``mo/_nfclease.py``), timed on ``clock``
+        self.leases = LeaseTable(self)
         #: failed logins per (client, user), ESXi's account lockout (``_throttle.py``);
         #: ``serve(login_lock_failures=0)`` turns it off
         self.login_throttle = LoginThrottle(self.clock)
@@ -403,6 +406,8 @@ class Endpoint:
             impl = ContainerViewImpl(self, moid)
         elif self.tasks.exists(moid):
             impl = TaskImpl(self, moid)
+        elif moid in self.leases:
+            impl = HttpNfcLeaseImpl(self, moid)
         elif moid.startswith("datastore-") and any(m == moid for m, _ in self.datastore_list()):
             impl = DatastoreImpl(self, moid)
         elif moid.startswith("network-") and any(m == moid for m, _ in self.network_list()):
