@@ -28,6 +28,7 @@ from ._clock import VirtualClock
 from ._errors import InvalidInputError, NotFoundError, SimulatedCrash, StateError
 from ._faultrules import FaultInjector, FaultRule
 from ._faults import fault_name, make_fault, raise_fault
+from ._holds import DiskHolds
 from ._names import check_name, check_text, check_vm_name
 from ._profiles import DEFAULT_PROFILE, HostProfile, get_profile
 from ._random import SimRandom
@@ -146,6 +147,13 @@ def _vm_ref(vm: VM) -> Any:
     return vim.VirtualMachine(vm.moref)
 
 
+def _task_ref(moid: str) -> Any:
+    """A task's managed-object reference (``TaskInProgress`` names the task in the way)."""
+    from pyVmomi import vim
+
+    return vim.Task(moid)
+
+
 def _unit_number(controllers: Sequence[str], i: int) -> int:
     """The disk's unit on its controller: in order per controller; SCSI skips 7 (the HBA)."""
     n = sum(c == controllers[i] for c in controllers[:i])
@@ -181,6 +189,8 @@ class Host:
             "datastore1": Datastore("datastore1", datastore_capacity, self)
         }
         self.lock = threading.RLock()
+        #: export leases and hot-added disks holding VMs' disk files open (``_holds.py``)
+        self.holds = DiskHolds()
         self._quiesce_step_callbacks: list[Callable[[VM, str], None]] = []
         self._next_moref = 1
         self._next_snapshot_moref = 1
@@ -462,6 +472,16 @@ class Host:
                 raise_fault(
                     "TaskInProgress",
                     f"The operation '{op}' is not allowed: task '{vm.busy}' is in progress on {vm.name}.",
+                )
+            leases = self.holds.on(vm.moref, "export") if len(self.holds) else []
+            if leases:
+                # "operations that alter the state of the virtual machines covered by the
+                # lease are blocked" (API reference, HttpNfcLease; _holds.py)
+                raise_fault(
+                    "TaskInProgress",
+                    f"The operation '{op}' is not allowed: export lease {leases[0].holder} holds "
+                    f"{vm.name}; complete or abort it first (HttpNfcLeaseComplete / HttpNfcLeaseAbort).",
+                    task=_task_ref(leases[0].task or f"haTask-{vm.moref}-ExportVm"),
                 )
             vm.busy = op
             try:
@@ -842,6 +862,8 @@ class Host:
                 if d.key in s.layers and s.layers[d.key].alive and not s.layers[d.key].released
             ]
             rule = self._consolidate_rule(vm) if consolidate and live else None
+            if consolidate and live and (rule is None or not rule.fault):
+                rule = self._hotadd_lock(vm) or rule
             if rule is not None and rule.fault:
                 self._commit_failed(vm, live, rule)
             for d, layer in live:
@@ -863,6 +885,18 @@ class Host:
         if rule is not None:
             self.clock.advance(rule.delay)
         return rule
+
+    def _hotadd_lock(self, vm: VM) -> FaultRule | None:
+        """A commit into base disks another VM has open (hot-added to a proxy) fails with
+        ``FileLocked``, as the consolidate fault rule would (``_holds.py``)."""
+        held = self.holds.on(vm.moref, "hotadd") if len(self.holds) else []
+        if not held:
+            return None
+        files = ", ".join(d.base_name for d in vm.disks if d.key in held[0].disks) or vm.vmx_path
+        return FaultRule(
+            "consolidate", vm.name, fault="FileLocked",
+            message=f"Unable to access file {files} since it is locked (hot-added to {held[0].holder}).",
+        )
 
     def _commit_failed(self, vm: VM, live: list[tuple[VirtualDiskDevice, Layer]], rule: FaultRule) -> None:
         """A commit that fails part-way: the snapshot is already out of the tree, its redo logs
@@ -980,6 +1014,8 @@ class Host:
             )
         with self._operation(vm, "ConsolidateVMDisks"):
             rule = self._consolidate_rule(vm) if vm.consolidation_needed else None
+            if vm.consolidation_needed and (rule is None or not rule.fault):
+                rule = self._hotadd_lock(vm) or rule
             if rule is not None and rule.fault:
                 raise_fault(rule.fault, rule.message, datastore=vm.datastore, file=vm.vmsd_path)
             total = MergeStats()

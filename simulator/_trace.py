@@ -53,6 +53,11 @@ KINDS: dict[str, str] = {
     "snapshot.revert": "the VM was reverted to a snapshot {snapshot}",
     "disk.consolidate": "a redo-log layer was merged {disk, layer, into, grains}",
     "disk.export": "a disk was read out as of a snapshot {disk, snapshot, bytes}",
+    "nfc.lease": "an NFC export lease changed state {lease, state: initializing|ready|done|error, snapshot?, disks?, reason?}",
+    "nfc.read": "a disk was downloaded through an NFC lease as stream-optimized VMDK {lease, disk, snapshot?, bytes}",
+    "disk.hotadd": "a VM's disk as of a snapshot was attached read-only to a proxy VM {proxy, disk, snapshot, proxy_disk}",
+    "disk.hotremove": "a hot-added disk was removed from the proxy VM {proxy, disk, snapshot, proxy_disk}",
+    "disk.hotread": "the proxy VM read a hot-added disk (a read of the target's disk) {proxy, disk, snapshot, bytes}",
     "fault.injected": "a fault rule fired {rule, operation, target, fault?, delay?}",
     "crash": "an injected crash point fired {point}",
     # guest
