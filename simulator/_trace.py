@@ -44,6 +44,7 @@ KINDS: dict[str, str] = {
     "snapshot.revert": "the VM was reverted to a snapshot {snapshot}",
     "disk.consolidate": "a redo-log layer was merged {disk, layer, into, grains}",
     "disk.export": "a disk was read out as of a snapshot {disk, snapshot, bytes}",
+    "disk.discard": "a nonpersistent disk's session redo log was deleted with its writes {disk, layer, grains, reason: power off|revert}",
     "fault.injected": "a fault rule fired {rule, operation, target, fault?, delay?}",
     "crash": "an injected crash point fired {point}",
     # guest
