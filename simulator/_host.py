@@ -217,6 +217,8 @@ class Host:
             raise InvalidInputError("datastore capacity", expected="a positive number of bytes", got=capacity)
         ds = Datastore(name, capacity, self)
         self.datastores[name] = ds
+        if self.store is not None:
+            self.store.save_host()  # the datastore survives a restart (simulator/_persist.py)
         return ds
 
     @classmethod
