@@ -32,10 +32,12 @@ from ._holds import DiskHolds
 from ._names import check_name, check_text, check_vm_name
 from ._profiles import DEFAULT_PROFILE, HostProfile, get_profile
 from ._random import SimRandom
+from ._rdm import RDM_MODES, lun_identity
 from ._trace import Trace
 from ._vm import (
     DISK_MODES,
     GUEST_OS,
+    SESSION_REDO_SUFFIX,
     VM,
     PowerState,
     Snapshot,
@@ -92,6 +94,8 @@ class Datastore:
         for vm in self.host.vms.values():
             for d in vm.disks:
                 for layer in d.disk.layers():
+                    if d.rdm is not None and layer.parent is None:
+                        continue  # an RDM's base is the LUN: its mapping file takes no room
                     if datastore_of(layer.label) == self.name:
                         total += layer.grain_count * d.disk.grain_size
             if datastore_of(vm.snapshot_dir) == self.name:
@@ -230,6 +234,8 @@ class Host:
             raise InvalidInputError("datastore capacity", expected="a positive number of bytes", got=capacity)
         ds = Datastore(name, capacity, self)
         self.datastores[name] = ds
+        if self.store is not None:
+            self.store.save_host()  # the datastore survives a restart (simulator/_persist.py)
         return ds
 
     @classmethod
@@ -295,6 +301,7 @@ class Host:
         disk_controllers: Sequence[str] | None = None,
         working_dir: str | None = None,
         guest_os: str | None = None,
+        disk_rdms: Sequence[str | None] | None = None,
     ) -> VM:
         """Register a VM with blank disks (``add_guest_volumes`` gives it file systems).
 
@@ -303,7 +310,10 @@ class Host:
         ``disk_controllers`` ``"scsi"`` or ``"ide"``. ``working_dir`` is a datastore name whose
         ``<name>/`` folder gets the redo logs and ``.vmsn`` files (the ``workingDir`` setting).
         ``guest_os`` names a guest from ``GUEST_OS`` (``winXPProGuest``: the SYNC driver only;
-        ``windows2019srv_64Guest``: VSS under the 4.1+ consistency rules).
+        ``windows2019srv_64Guest``: VSS under the 4.1+ consistency rules). ``disk_rdms`` makes a
+        disk a raw device mapping (``"physicalMode"`` / ``"virtualMode"``, None: a virtual disk;
+        ``simulator/_rdm.py``): a physical one has no disk mode, so it gets
+        ``independent_persistent`` and another mode is refused.
         """
         check_vm_name(name)  # what XML, the .vmx, URLs and the datastore can hold (_names.py)
         if any(vm.name == name for vm in self.vms.values()):
@@ -333,7 +343,10 @@ class Host:
         places = list(disk_datastores) if disk_datastores is not None else [None] * n
         modes = list(disk_modes) if disk_modes is not None else ["persistent"] * n
         ctrls = list(disk_controllers) if disk_controllers is not None else ["scsi"] * n
-        for what, values in (("disk_datastores", places), ("disk_modes", modes), ("disk_controllers", ctrls)):
+        rdms = list(disk_rdms) if disk_rdms is not None else [None] * n
+        for what, values in (
+            ("disk_datastores", places), ("disk_modes", modes), ("disk_controllers", ctrls), ("disk_rdms", rdms),
+        ):
             if len(values) != n:
                 raise InvalidInputError(what, expected=f"one entry per disk ({n})", got=values)
         for ds_name in [*places, working_dir]:
@@ -345,6 +358,18 @@ class Host:
         for ctrl in ctrls:
             if ctrl not in ("scsi", "ide"):
                 raise InvalidInputError("disk controller", expected="'scsi' or 'ide'", got=ctrl)
+        for i, rdm in enumerate(rdms):
+            if rdm is not None and rdm not in RDM_MODES:
+                raise InvalidInputError("RDM compatibility mode", expected="None, " + " or ".join(RDM_MODES), got=rdm)
+            if rdm == "physicalMode":
+                # "A disk device backed by a physical compatibility mode raw disk mapping cannot
+                # use disk modes" (API VirtualDiskCompatibilityMode): independent_persistent
+                if disk_modes is not None and modes[i] not in ("persistent", "independent_persistent"):
+                    raise InvalidInputError(
+                        "disk mode of a physical RDM", expected="independent_persistent (it has no disk modes)",
+                        got=modes[i], hint="use virtualMode for a nonpersistent RDM",
+                    )
+                modes[i] = "independent_persistent"
         with self.lock:
             moref = f"vm-{self._next_moref}"
             self._next_moref += 1
@@ -370,6 +395,7 @@ class Host:
                 folder = vm.directory if places[i] is None else f"[{places[i]}] {name}"
                 disk.top.label = f"{folder}/{base}"
                 prefix = " ".join(self.random.hex_id(16)[j : j + 2] for j in range(0, 32, 2))
+                device_name, lun_uuid = lun_identity(self.random.hex_id(16)) if rdms[i] else ("", "")
                 vm.disks.append(
                     VirtualDiskDevice(
                         key=2000 + i,
@@ -381,8 +407,13 @@ class Host:
                         controller=ctrls[i],
                         unit_number=_unit_number(ctrls, i),
                         controller_key=1000 if ctrls[i] == "scsi" else 200,
+                        rdm=rdms[i],
+                        lun_uuid=lun_uuid,
+                        device_name=device_name,
                     )
                 )
+            if power_state == "poweredOn":
+                self._start_sessions(vm)
             from .tools import MemoryGuestFiles, VMwareTools
 
             # Until add_guest_volumes() gives the VM file systems on its disks, Tools sees an
@@ -510,6 +541,7 @@ class Host:
             if vm.power_state == "poweredOn":
                 raise_fault("InvalidPowerState", state=vm.power_state, requestedState="poweredOn", existingState=vm.power_state)
             vm.power_state = "poweredOn"
+            self._start_sessions(vm)
             self._stun(vm)
             self.trace.emit("host", "vm.power", vm=vm.moref, state="poweredOn")
 
@@ -520,6 +552,33 @@ class Host:
                 raise_fault("InvalidPowerState", state=vm.power_state, requestedState="poweredOff", existingState=vm.power_state)
             vm.power_state = "poweredOff"
             self.trace.emit("host", "vm.power", vm=vm.moref, state="poweredOff")
+            self._end_sessions(vm, "power off")
+
+    def _start_sessions(self, vm: VM) -> None:
+        """A VM starts running: each ``independent_nonpersistent`` disk gets its session redo
+        log, which takes every write until power off (vSphere "Virtual Disk Modes"). A
+        resumed VM keeps the one it had."""
+        for d in vm.disks:
+            if d.nonpersistent and d.session_redo() is None:
+                d.disk.freeze()
+                base = d.base_name.rsplit("/", 1)[-1]
+                d.disk.top.label = f"{vm.snapshot_dir}/{base}{SESSION_REDO_SUFFIX}"
+
+    def _end_sessions(self, vm: VM, reason: str) -> None:
+        """Power off, reset or revert: a nonpersistent disk's session redo log is deleted,
+        and with it every write since power on ("changes ... are discarded when you power
+        off or reset"); the trace says how much (``disk.discard``)."""
+        for d in vm.disks:
+            redo = d.session_redo()
+            if redo is None:
+                continue
+            grains, label = redo.grain_count, redo.label
+            base = d.disk.chain()[1]
+            d.disk.revert(base)
+            d.disk.release(base)  # the new empty top folds into the base: nothing moves
+            self.trace.emit(
+                "host", "disk.discard", vm=vm.moref, disk=d.key, layer=label, grains=grains, reason=reason,
+            )
 
     def _stun(self, vm: VM) -> None:
         """A stun/unstun cycle: pending change-tracking changes take effect (R51)."""
@@ -996,7 +1055,12 @@ class Host:
                 d.disk.top.label = self._delta_name(vm, d)
             vm.next_delta += 1
             vm.current_snapshot = snap
+            # the running VM is gone: a nonpersistent disk loses its session's writes, and
+            # a VM reverted to a running state starts a new session
+            self._end_sessions(vm, "revert")
             vm.power_state = snap.power_state if snap.memory else "poweredOff"
+            if vm.power_state == "poweredOn":
+                self._start_sessions(vm)
             self.refresh_consolidation(vm)
             self._stun(vm)
             self.trace.emit("host", "snapshot.revert", vm=vm.moref, snapshot=snap.moref, name=snap.name)
@@ -1066,6 +1130,11 @@ class Host:
         snap = None if snapshot is None else self.find_snapshot(vm, snapshot)
         if not vm.change_tracking:
             raise_fault("NotSupported", "Changed block tracking is not enabled on this virtual machine.")
+        if d.physical_rdm:  # KB 1020128: no CBT on a physical RDM (the fault is INFERRED)
+            raise_fault(
+                "FileFault", f"Error caused by file {d.base_name}: changed block tracking is not "
+                "available on a physical compatibility RDM.", file=d.base_name,
+            )
         if not isinstance(start_offset, int) or not 0 <= start_offset < d.capacity:
             raise_fault("InvalidArgument", f"startOffset {start_offset!r} is outside the disk (0..{d.capacity - 1}).", invalidProperty="startOffset")
         at = snap.layers.get(d.key) if snap else None
@@ -1087,6 +1156,8 @@ class Host:
         if not vm.change_tracking:
             return None
         d = self._disk(vm, disk_key)
+        if d.physical_rdm:
+            return None  # KB 1020128: a physical RDM is not tracked
         if snapshot is None:
             return d.change_id(d.disk.epoch)
         snap = self.find_snapshot(vm, snapshot)
@@ -1234,7 +1305,7 @@ class Host:
             vm.vmsd_path: lambda: vm.vmsd_text().encode(),
         }
         for d in vm.disks:
-            chain = d.disk.chain()
+            chain = d.backing_chain()  # a session redo log is no descriptor of the disk
             for i, layer in enumerate(chain):
                 parent = chain[i + 1] if i + 1 < len(chain) else None
                 files[layer.label] = self._descriptor_reader(vm, d, layer, parent)
@@ -1246,6 +1317,11 @@ class Host:
         from .disk import render_descriptor
 
         def read() -> bytes:
+            if parent is None and d.rdm is not None:  # the mapping file (simulator/_rdm.py)
+                from ._rdm import rdm_descriptor
+
+                name = layer.label.rsplit("/", 1)[-1]
+                return rdm_descriptor(name, d.capacity, d.rdm, hw_version=vm.hw_version).encode()
             create_type = "vmfs"
             if parent is not None:
                 create_type = "seSparse" if self.delta_extent_suffix(d) == "-sesparse.vmdk" else "vmfsSparse"
