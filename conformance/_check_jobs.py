@@ -280,6 +280,23 @@ class JobModel(Model):
     def on_note(self, ev: Event) -> None:
         pass  # a note keeps a merge going (the host's per-disk merge cost)
 
+    def on_host_call_refused(self, ev: Event) -> None:
+        """The host refused a call its API lacks (``host.call.refused``, the host's own fact).
+        A removal without consolidation or ConsolidateVMDisks_Task refused by an API 2.5 host
+        is a product relying on vSphere 5.0 calls (CMT-CONSOLIDATE), even though the call
+        never ran; other refusals are the product's business (it may probe and fall back)."""
+        vm = self.vm_of(ev)
+        method = str(ev.details.get("method", ""))
+        consolidating = method == "ConsolidateVMDisks_Task" or ev.details.get("parameter") == "consolidate"
+        if not consolidating:
+            return
+        what = ("ConsolidateVMDisks_Task" if method == "ConsolidateVMDisks_Task"
+                else f"{method} with consolidate=false")
+        self.add("CMT-CONSOLIDATE", f"event #{ev.seq}: the product called {what} on {self.show(vm)}, and the host "
+                 f"(vSphere API {ev.details.get('api_version')}) refused it: the call is since API "
+                 f"{ev.details.get('since')}; on an ESX 3.5 host removing the snapshot commits its redo log, "
+                 "and a Consolidate Helper snapshot is removed the same way (step 3b; spec R48, R49)", ev, vm=vm)
+
     def on_snapshot_revert(self, ev: Event) -> None:
         vm = self.vm_of(ev)
         sid = str(ev.details.get("snapshot"))

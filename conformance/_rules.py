@@ -266,9 +266,9 @@ RULES: dict[str, Rule] = _r(
          "relying on them fails.",
          "seed WF-3b; spec R48; vSphere API RemoveSnapshot_Task.consolidate and "
          "ConsolidateVMDisks_Task (since 5.0); fidelity review D6", "COMMIT",
-         discriminating="a removal with consolidate=false in a trace recorded on esx-3.5u2 (the "
-         "simulated 2.5 host refuses that call before tracing it, so in the suite the product's job "
-         "fails: EV-DECLARED-WORKS), and on esxi-7.0 one followed by ConsolidateVMDisks_Task"),
+         discriminating="a removal with consolidate=false or ConsolidateVMDisks_Task on esx-3.5u2 (the "
+         "simulated 2.5 host refuses the call and records `host.call.refused`, the host's own fact), "
+         "and on esxi-7.0 a removal without consolidation followed by ConsolidateVMDisks_Task"),
     Rule("CMT-DATA", "After commit the disks hold every guest write",
          "After the commit the virtual disks MUST hold every write the guest made, including "
          "those made in snapshot mode; the backup snapshot MUST NOT be reverted to.",

@@ -39,10 +39,9 @@ PROXY_MUTANTS = [
     ("runs-a-nested-verify-job", toy(nested_verify_job=True), "WF-ONE-JOB"),
     ("never-unmounts", toy(never_unmounts=True), "CLN-NO-MOUNT-LEFT"),
     ("unmounts-an-unknown-path", toy(unmounts_unknown_path=True), "TRC-CONSUMED"),
-    # a 2.5 host refuses consolidate=false (InvalidArgument, API 5.0) before any task or trace
-    # event, so CMT-CONSOLIDATE cannot see the call; the commit fails and the snapshot stays, and
-    # the first job with no fault armed already fails: the kit rejects it as EV-DECLARED-WORKS
-    ("relies-on-consolidate-disks-on-api-2.5", toy(relies_on_consolidate_disks=True), "EV-DECLARED-WORKS"),
+    # a 2.5 host refuses consolidate=false (InvalidArgument, API 5.0) and records the refusal
+    # (host.call.refused): CMT-CONSOLIDATE judges the call from the host's own fact
+    ("relies-on-consolidate-disks-on-api-2.5", toy(relies_on_consolidate_disks=True), "CMT-CONSOLIDATE"),
     ("silent-crash-consistent-fallback", toy(silent_crash_consistent_fallback=True), "WF-1b"),
     ("incremental-copies-everything", toy(incremental_copies_everything=True), "BK-INCR-SINCE-LAST"),
     ("incremental-misses-the-newest-change", toy(incremental_skips_last_change=True), "BK-INCR-SINCE-LAST"),
