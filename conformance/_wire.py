@@ -108,6 +108,7 @@ from ._suite import (
     WINDOWS_VM,
     RunResult,
     Step,
+    case_warnings,
     script_text,
 )
 
@@ -831,10 +832,13 @@ def certify_command(
                     cases.append(CaseResult(case, "na", message=why, not_asked=tuple(scen.not_asked)))
                     out.write(f"N/A  {case}: {why}\n")
                 else:
+                    warnings = case_warnings([scen])
                     cases.append(CaseResult(case, "pass", duration=time.perf_counter() - started,
                                             steps=tuple(st.code() for st in scen.steps), exercised=scen.evidence(),
-                                            not_asked=tuple(scen.not_asked)))
+                                            not_asked=tuple(scen.not_asked), warnings=warnings))
                     out.write(f"PASS {case} ({len(scen.jobs)} jobs)\n")
+                    for w in warnings:
+                        out.write(f"WARN {case} [{w['rule']}]: {w['explanation']}\n")
             if scen is not None:
                 stats["jobs"] += len(scen.jobs)
                 stats["jobs_ok"] += sum(1 for j in scen.jobs if j.result.ok)
