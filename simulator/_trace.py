@@ -61,6 +61,7 @@ KINDS: dict[str, str] = {
     "disk.discard": "a nonpersistent disk's session redo log was deleted with its writes {disk, layer, grains, reason: power off|revert}",
     "fault.injected": "a fault rule fired {rule, operation, target, fault?, delay?}",
     "crash": "an injected crash point fired {point}",
+    "host.call.refused": "the host refused a call its profile's API lacks {method, api_version, since, parameter?}",
     # guest
     "guest.write": "a guest wrote a file {path, size, sha256}",
     "guest.delete": "a guest deleted a file {path}",
