@@ -51,6 +51,7 @@ from ._sessions import COOKIE_NAME, Session, Sessions, clock_function
 from ._tasks import DEFAULT_RETENTION, TaskRunner
 from .mo._dsfiles import DatastoreFiles
 from .mo._guestops import GuestOperations
+from .mo._nfclease import LeaseTable
 from .wire import _codec
 
 __all__ = ["ANONYMOUS", "COOKIE_NAME", "INTERNAL_ERROR", "Context", "Endpoint", "Response", "Session", "View"]
@@ -129,6 +130,8 @@ class Endpoint(EndpointCompat):
         )
         self.registry = Registry(self, self.current_context)
         self.tasks = TaskRunner(self, task_retention, async_tasks=async_tasks)
+        #: NFC export leases (``mo/_nfclease.py``), timed on ``clock``
+        self.leases = LeaseTable(self)
         #: calls served and faults answered, by method name (for reports and tests)
         self.calls: dict[str, int] = {}
         self.faults: dict[str, int] = {}

@@ -26,6 +26,7 @@ from .mo import (
     STATIC_TYPES,
     ContainerViewImpl,
     DatastoreImpl,
+    HttpNfcLeaseImpl,
     MOImpl,
     NetworkImpl,
     PropertyCollectorImpl,
@@ -96,6 +97,8 @@ class Registry:
             impl = ContainerViewImpl(ep, moid)
         elif ep.tasks.exists(moid):
             impl = TaskImpl(ep, moid)
+        elif moid in ep.leases:
+            impl = HttpNfcLeaseImpl(ep, moid)
         elif inventory.has_datastore(moid):
             impl = DatastoreImpl(ep, moid)
         elif inventory.has_network(moid):

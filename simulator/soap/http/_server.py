@@ -58,6 +58,7 @@ from ._files import (
     handle_guest_file,
     transfer_pending,
 )
+from ._nfc import NFC_PREFIX, handle_nfc
 
 __all__ = ["Limits", "RunningServer", "serve", "service_versions_xml", "LOOPBACK", "KEEPALIVE_IDLE_SECONDS"]
 
@@ -653,6 +654,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._folder()
         elif path == "/guestFile":
             self._reply(handle_guest_file(self.server.endpoint, "GET", self.path))
+        elif path.startswith(NFC_PREFIX):
+            self._reply(handle_nfc(self.server.endpoint, self.command, self.path))
         elif self._is_control():
             self._control()
         else:
@@ -768,6 +771,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         if self.close_connection and not any(k.lower() == "connection" for k in resp.headers):
             self.send_header("Connection", "close")  # announced, as in _send
+        if resp.length < 0:  # produced as it is sent (an NFC disk): chunked, length unknown
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            if self.command != "HEAD":
+                for chunk in resp.stream or ():
+                    if chunk:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.write(b"0\r\n\r\n")
+            return
         self.send_header("Content-Length", str(resp.length))
         self.end_headers()
         sent = 0

@@ -8,6 +8,7 @@ from pyVmomi import vim
 
 from . import _vmprops
 from ._base import MOImpl, soap
+from ._nfclease import start_export
 from ._vmview import SnapshotView, VMView
 
 if TYPE_CHECKING:
@@ -68,3 +69,9 @@ class SnapshotImpl(MOImpl):
         return self.ep.tasks.submit(
             ctx, _SNAPSHOT.RevertToSnapshot_Task, vm, lambda: host.revert_to_snapshot(vm, self.moid)
         )
+
+    @soap
+    def ExportSnapshot(self, ctx: Context) -> Any:  # noqa: N802
+        """An export lease on the disks as of this snapshot, the VM running on (API 5.5,
+        pyVmomi ``vim.version.version9``; ``mo/_nfclease.py``)."""
+        return start_export(self.ep, ctx, _SNAPSHOT.ExportSnapshot, self._owner_vm(), self.moid)

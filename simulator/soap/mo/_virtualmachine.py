@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from pyVmomi import vim, vmodl
 
-from . import _vmprops
+from . import _devicechange, _vmprops
 from ._base import MOIDS, ManagedEntityImpl, soap
+from ._nfclease import start_export
 from ._vmview import VMView, network_name
 
 if TYPE_CHECKING:
@@ -190,7 +191,9 @@ class VirtualMachineImpl(ManagedEntityImpl):
 
     @soap
     def ReconfigVM_Task(self, ctx: Context, spec: Any) -> Any:  # noqa: N802
-        ignored = {"dynamicType", "dynamicProperty", "changeTrackingEnabled", "changeVersion"}
+        """``changeTrackingEnabled`` and ``deviceChange`` add/remove of a ``VirtualDisk``
+        (``_devicechange.py``: new or existing files, remove keeping or destroying them)."""
+        ignored = {"dynamicType", "dynamicProperty", "changeTrackingEnabled", "changeVersion", "deviceChange"}
         other = [
             p.name
             for p in spec._GetPropertyList()
@@ -198,13 +201,48 @@ class VirtualMachineImpl(ManagedEntityImpl):
         ]
         if other:
             raise vmodl.fault.NotSupported(
-                msg="vcbsim reconfigures changeTrackingEnabled only; also given: " + ", ".join(other)
+                msg="vcbsim reconfigures changeTrackingEnabled and disk devices only; also given: " + ", ".join(other)
             )
         if spec.changeTrackingEnabled and not self.vm().change_tracking_supported:
             raise vmodl.fault.NotSupported(msg="Changed block tracking is not supported by this host.")
         host = self.ep.host
         cbt = spec.changeTrackingEnabled
-        return self._void_task(ctx, "ReconfigVM_Task", lambda: host.reconfigure(self.moid, change_tracking=cbt))
+        has_devices = _devicechange.has_device_change(spec)
+
+        def run() -> None:
+            # a device spec the host cannot follow fails the task, as hostd's validation does
+            changes = _devicechange.disk_changes(spec) if has_devices else []
+            if changes:
+                _devicechange.apply_disk_changes(host, self.moid, changes)
+            if cbt is not None or not changes:
+                host.reconfigure(self.moid, change_tracking=cbt)
+
+        return self._void_task(ctx, "ReconfigVM_Task", run)
+
+    # --- life cycle (issue 16, simulator/_vmlifecycle.py) ---------------------------------
+    @soap
+    def UnregisterVM(self, ctx: Context) -> None:  # noqa: N802
+        """``UnregisterVM`` (API 2.0, not a task): out of the inventory, files kept;
+        ``InvalidPowerState`` when powered on."""
+        self.ep.host.unregister_vm(self.moid)
+        self.ep.inventory.forget_snapshots(self.moid)
+
+    @soap
+    def Destroy_Task(self, ctx: Context) -> Any:  # noqa: N802
+        """``Destroy_Task`` (API 2.0): unregistered and its files deleted; ``InvalidPowerState``
+        when powered on."""
+        host = self.ep.host
+
+        def run() -> None:
+            host.destroy_vm(self.moid)
+            self.ep.inventory.forget_snapshots(self.moid)
+
+        return self._task(ctx, "Destroy_Task", run)
+
+    @soap
+    def ExportVm(self, ctx: Context) -> Any:  # noqa: N802
+        """An export lease on the powered-off VM's disks (API 4.0; ``mo/_nfclease.py``)."""
+        return start_export(self.ep, ctx, vim.VirtualMachine.ExportVm, self.moid, None)
 
     @soap
     def QueryChangedDiskAreas(  # noqa: N802
