@@ -414,8 +414,10 @@ class _Aside:
             if store is None:
                 self.host.uploads[(ds, path)] = kept
             else:
+                target = store.plain_path(ds, path)
                 with contextlib.suppress(OSError):
-                    os.replace(kept, store.plain_path(ds, path))
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(kept, target)
         self.host.loose_disks.update(self.loose)
         self.moved, self.loose = [], []
 
@@ -424,6 +426,8 @@ class _Aside:
             if isinstance(kept, Path):
                 with contextlib.suppress(OSError):
                     kept.unlink()
+                with contextlib.suppress(OSError):
+                    kept.parent.rmdir()  # only when empty
         self.moved, self.loose = [], []
 
 
