@@ -511,11 +511,35 @@ def _exists_anywhere(host: Host, ds_path: str) -> bool:
     return any(vm.vmx_path == ds_path or vm.vmsd_path == ds_path for vm in host.vms.values())
 
 
-def _attach(host: Host, vm: VM, spec: DiskSpec, aside: _Aside) -> VirtualDiskDevice:
+def _take_all(host: Host, specs: Sequence[DiskSpec], aside: _Aside) -> dict[str, LayeredDisk]:
+    """Read every existing disk file ``specs`` name, then set their files aside (before a VM
+    folder is made: a datastore directory refuses a folder holding files it does not know)."""
+    files = DiskFiles(host)
+    out: dict[str, LayeredDisk] = {}
+    consumed: list[tuple[str, str]] = []
+    for spec in specs:
+        if spec.file is None or spec.create or spec.file in out:
+            continue
+        owner = files.vm_using(spec.file)
+        if owner is not None:
+            raise_fault(
+                "FileLocked", f"Unable to access file {spec.file}: it is in use by virtual machine {owner[0].name}.",
+                file=spec.file,
+            )
+        out[spec.file], _uuid, names = files.take(spec.file)
+        consumed += names
+    for spec in specs:
+        if spec.file in out:
+            aside.take_loose(*parse_ds_path(spec.file))
+    for ds, path in consumed:
+        aside.take(ds, path)
+    return out
+
+
+def _attach(host: Host, vm: VM, spec: DiskSpec, aside: _Aside, taken: dict[str, LayeredDisk] | None = None) -> VirtualDiskDevice:
     """Build one disk device of ``vm`` from ``spec`` (the VM is not saved here). The files an
     import consumes are set ``aside`` (deleted when the operation succeeds, else put back)."""
     _check_spec(spec)
-    uuid: str | None = None
     if spec.file is not None and not spec.create:
         if DiskFiles(host).vm_using(spec.file) is not None:
             owner = DiskFiles(host).vm_using(spec.file)
@@ -525,12 +549,11 @@ def _attach(host: Host, vm: VM, spec: DiskSpec, aside: _Aside) -> VirtualDiskDev
                 f"Unable to access file {spec.file}: it is in use by virtual machine {owner[0].name}.",
                 file=spec.file, property="backing.fileName",
             )
-        source, uuid, consumed = DiskFiles(host).take(spec.file)
+        if taken is not None and spec.file in taken:
+            source = taken[spec.file]
+        else:
+            source = _take_all(host, [spec], aside)[spec.file]
         label = spec.file
-        ds, path = parse_ds_path(spec.file)
-        aside.take_loose(ds, path)
-        for f_ds, f_path in consumed:
-            aside.take(f_ds, f_path)
     else:
         label = spec.file or _default_file(vm)
         if spec.file is not None:
@@ -632,12 +655,13 @@ def create_vm(
         vm.change_tracking = change_tracking and host.profile.change_tracking
         aside = _Aside(host)
         try:
+            taken = _take_all(host, disks, aside)
             for ds, path in consume:
                 aside.take(ds, path)
             host.vms[vm.moref] = vm
             host.faults.aliases[vm.moref] = name
             for spec in disks:
-                vm.disks.append(_attach(host, vm, spec, aside))
+                vm.disks.append(_attach(host, vm, spec, aside, taken))
             mount_guest(host, vm)
             if host.store is not None:
                 host.store.save_vm(vm)
