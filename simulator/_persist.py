@@ -173,6 +173,13 @@ def _shape(doc: Any, path: str) -> None:
         raise _StateShapeError(str(exc)) from None
 
 
+def _inventory_name(host: Host) -> str | None:
+    """The name of the named demo inventory ``host.populate`` builds, if it is one."""
+    from ._demo import INVENTORIES
+
+    return next((name for name, fill in INVENTORIES.items() if fill is host.populate), None)
+
+
 def _moref_number(moref: str) -> int:
     m = re.search(r"(\d+)$", moref)
     return int(m.group(1)) if m else 0
@@ -429,10 +436,14 @@ class DatastoreStore:
             "profile": h.profile.name,
             "seed": h.seed,
             "demo": h.is_demo,
+            # which named demo inventory reset() rebuilds ("era": Host.demo(inventory="era"))
+            "demo_inventory": _inventory_name(h),
             "clock": h.clock.now,
             "next_moref": h.moref_counters.next_vm,
             "next_snapshot_moref": h.moref_counters.next_snapshot,
             "random": h.random.getstate(),
+            # every datastore and its capacity (a VM's disks and workingDir may be on any)
+            "datastores": {name: ds.capacity for name, ds in h.datastores.items()},
             # every VM registered on this host and where its state lives: a VM whose state
             # file goes missing stays registered (inaccessible) instead of vanishing
             "inventory": {
@@ -757,6 +768,11 @@ class DatastoreStore:
                     "disk_mode": d.disk_mode,
                     "thin": d.thin,
                     "change_id_prefix": d.change_id_prefix,
+                    # the era fields (issue 17): controller (VSS rules), raw device mapping
+                    "controller": d.controller,
+                    "rdm": d.rdm,
+                    "lun_uuid": d.lun_uuid,
+                    "device_name": d.device_name,
                     "disk": meta,
                 }
             )
@@ -777,6 +793,9 @@ class DatastoreStore:
                         str(k): indexes.get(k, {}).get(layer) for k, layer in s.layers.items()
                     },
                     "epochs": {str(k): e for k, e in s.epochs.items()},
+                    "vmsn_bytes": s.vmsn_bytes,
+                    "quiesce_type": s.quiesce_type,
+                    "backup_manifest": s.backup_manifest,
                 }
             )
         tools = None
@@ -829,6 +848,10 @@ class DatastoreStore:
                 "next_delta": vm.next_delta,
                 "next_snapshot_uid": vm.next_snapshot_uid,
                 "extra_config": dict(vm.extra_config),
+                # the era fields (issue 17): where redo logs go, the VSS inputs
+                "working_dir": vm.working_dir,
+                "dynamic_disks": vm.dynamic_disks,
+                "guest_os": vm.guest_os,
             },
             "tools": tools,
             "disks": disks,
@@ -887,10 +910,23 @@ class DatastoreStore:
             return None
         host.clock.advance_to(max(host.clock.now, clock))
         host.reserve_morefs(next_vm=next_moref, next_snapshot=next_snap)
+        from ._host import Datastore
+
+        saved = doc.get("datastores")
+        for name, capacity in (saved.items() if isinstance(saved, dict) else ()):
+            if (
+                name not in host.datastores and isinstance(capacity, int) and capacity > 0
+                and name and not any(c in name for c in "[]/")
+            ):
+                host.datastores[name] = Datastore(name, capacity, host)  # not add_datastore: no save mid-load
         if doc.get("demo") and host.populate is None:
             from ._demo import populate_demo
 
             host.populate = populate_demo
+        if host.populate is None:
+            from ._demo import INVENTORIES
+
+            host.populate = INVENTORIES.get(str(doc.get("demo_inventory")))
         return inventory  # type: ignore[no-any-return]
 
     def _load_all(
@@ -1090,6 +1126,9 @@ class DatastoreStore:
                 layers=layers_of,
                 epochs={int(k): int(e) for k, e in sd["epochs"].items()},
                 parent=parent,
+                vmsn_bytes=int(sd.get("vmsn_bytes", 0)),
+                quiesce_type=sd.get("quiesce_type"),
+                backup_manifest=sd.get("backup_manifest"),
             )
             by_id[snap.id] = snap
             (vm.root_snapshots if parent is None else parent.children).append(snap)
@@ -1223,6 +1262,10 @@ class DatastoreStore:
     def _release_unheld(self, vm: VM, report: RecoveryReport) -> None:
         """Release frozen layers that no snapshot holds (an interrupted removal) and merge."""
         held = {id(layer) for s in vm.snapshots() for layer in s.layers.values()}
+        for d in vm.disks:  # a running nonpersistent disk's session redo log holds its base
+            redo = d.session_redo()
+            if redo is not None and redo.parent is not None:
+                held.add(id(redo.parent))
         for d in vm.disks:
             disk = d.disk
             assert isinstance(disk, PersistentLayeredDisk)

@@ -149,7 +149,8 @@ class DatastoreFiles:
         files[nvram_path(vm)] = partial(_fixed, NVRAM)
         for d in vm.disks:
             base = d.disk.chain()[-1]
-            files[base.label[: -len(".vmdk")] + "-flat.vmdk"] = partial(_flat, d, base)
+            # an RDM's mapping extent (-rdmp.vmdk / -rdm.vmdk) reads through to the LUN
+            files[d.base_extent] = partial(_flat, d, base)
             # every file keeps its own datastore: a VM's disks may be on several
             files.update(_delta_extents(vm, d, "", self.host.delta_extent_suffix(d)))
         return files

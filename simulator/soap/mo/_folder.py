@@ -52,9 +52,9 @@ class FolderImpl(ManagedEntityImpl):
         if self.moid == MOIDS["hostfolder"]:
             return [vim.ComputeResource(MOIDS["compute"])]
         if self.moid == MOIDS["dsfolder"]:
-            return list(self.ep.datastore_refs().values())
+            return list(self.ep.inventory.datastore_refs().values())
         if self.moid == MOIDS["netfolder"]:
-            return list(self.ep.network_refs().values())
+            return list(self.ep.inventory.network_refs().values())
         return []
 
     # --- restore surface (issue 16): VMs made and registered in the VM folder ----------------
