@@ -16,8 +16,10 @@ a documented vSphere call:
    vSphere does for a copied VM); over the original it keeps the original's.
 
 A failure before the register removes the uploads again (``DeleteDatastoreFile_Task``) and
-registers nothing; the host's register is itself all or nothing. Every step is a proxy event
-(``op.invoke`` / ``op.info`` / ``op.ok`` / ``op.fail``, ``op="restore-vm"``).
+registers nothing; the host's register is itself all or nothing. The restore is one proxy
+operation (``op.invoke`` then ``op.ok`` / ``op.fail``, ``op="restore-vm"``) with one nested
+operation per disk upload (``upload-disk``) and, over the original, ``replace-vm``; the kit
+judges them (``conformance/_check_restore.py``).
 
 Files into a guest: the chosen files of a file-level backup are written with guest operations
 (``InitiateFileTransferToGuest`` and an HTTP ``PUT`` of the URL it returns), their folders made
@@ -243,10 +245,7 @@ def restore_vm_over_wire(
     if over is not None:
         info = client.find_vm(over)
         original = client._vm(info.moref)
-        if original.runtime.powerState == "poweredOn":
-            msg = (f"{info.name} is powered on: a restore never overwrites a running VM; power it "
-                   "off first, or restore as a new VM with --name")
-            raise StateError(msg)
+        _refuse_running(original, info.name)
         target = info.name
     else:
         target = name or f"{rec.vm_name}-restored"
@@ -300,12 +299,18 @@ def _upload_all(client: VSphereHostClient, ds: str, target: str, over: bool, bac
                 if progress is not None:
                     progress(_what, n, 0)
 
-            _put(client, client.folder.url(ds, path), local, progress=step)
+            sub = f"{op_id}-disk{key}"
+            client.trace.emit("proxy", "op.invoke", op="upload-disk", op_id=sub, disk=key, file=f"[{ds}] {path}",
+                              capacity=image.size)
+            try:
+                _put(client, client.folder.url(ds, path), local, progress=step)
+            except BaseException as exc:
+                client.trace.emit("proxy", "op.fail", op="upload-disk", op_id=sub, error=f"{type(exc).__name__}: {exc}")
+                raise
+            client.trace.emit("proxy", "op.ok", op="upload-disk", op_id=sub, bytes=local.stat().st_size)
             uploaded.append(path)
             names[fname.rsplit("/", 1)[-1]] = upload
             result.disks[key] = f"[{ds}] {path}"
-            client.trace.emit("proxy", "op.info", op="restore-vm", op_id=op_id, disk=key,
-                              file=f"[{ds}] {path}", capacity=image.size)
     text = restore_vmx(vmx_text, target, names, keep_uuid=over, settings=settings)
     vmx_path = f"{target}/{stem}.vmx"
     _put(client, client.folder.url(ds, vmx_path), text.encode())
@@ -317,14 +322,27 @@ def _register(client: VSphereHostClient, ds: str, vmx_path: str, target: str, or
               result: VmRestoreResult, op_id: str) -> None:
     """Replace the original (powered off, checked again) and register the uploaded ``.vmx``."""
     if original is not None:
-        if original.runtime.powerState == "poweredOn":  # powered on meanwhile: still refused
-            msg = f"{target} was powered on during the restore; nothing was replaced"
-            raise StateError(msg)
+        _refuse_running(original, target)  # powered on meanwhile: still refused, nothing replaced
         result.replaced = original._moId
-        _wait(original.Destroy_Task())
-        client.trace.emit("proxy", "op.info", op="restore-vm", op_id=op_id, destroyed=result.replaced)
+        sub = f"{op_id}-replace"
+        client.trace.emit("proxy", "op.invoke", vm=original._moId, op="replace-vm", op_id=sub)
+        try:
+            _wait(original.Destroy_Task())
+        except BaseException as exc:
+            client.trace.emit("proxy", "op.fail", vm=original._moId, op="replace-vm", op_id=sub,
+                              error=f"{type(exc).__name__}: {getattr(exc, 'msg', None) or exc}")
+            raise
+        client.trace.emit("proxy", "op.ok", vm=original._moId, op="replace-vm", op_id=sub)
     vm = _wait(_vm_folder(client).RegisterVM_Task(f"[{ds}] {vmx_path}", target, False, _pool(client)))
     result.moref = vm._moId
+
+
+def _refuse_running(vm: Any, name: str) -> None:
+    """A restore never overwrites a powered-on VM (RST-NO-RUNNING-OVERWRITE): one line."""
+    if vm.runtime.powerState == "poweredOn":
+        msg = (f"{name} is powered on: a restore never overwrites a running VM; power it off first, "
+               "or restore as a new VM with --name")
+        raise StateError(msg)
 
 
 def _datastore_of_vmx(vm: Any) -> str | None:
@@ -349,6 +367,15 @@ def _delete_uploads(client: VSphereHostClient, ds: str, paths: list[str]) -> Non
 
 
 # -- files into a running guest ---------------------------------------------------------------
+
+
+def _in_guest(gom: Any, vm: Any, auth: Any, path: str) -> bool:
+    """Whether ``path`` is in the guest already (what the restore reports as overwritten)."""
+    try:
+        gom.fileManager.ListFilesInGuest(vm, auth, path)
+    except vim.fault.FileNotFound:
+        return False
+    return True
 
 
 def restore_files_into_guest(
@@ -387,11 +414,7 @@ def restore_files_into_guest(
                 parent = str(PureWindowsPath(guest_path).parent)
                 with contextlib.suppress(vim.fault.FileAlreadyExists):
                     gom.fileManager.MakeDirectoryInGuest(vm, auth, parent, True)
-                existed = True
-                try:
-                    gom.fileManager.ListFilesInGuest(vm, auth, guest_path)
-                except vim.fault.FileNotFound:
-                    existed = False
+                existed = _in_guest(gom, vm, auth, guest_path)
                 data = local.read_bytes()
                 url = gom.fileManager.InitiateFileTransferToGuest(
                     vm, auth, guest_path, vim.vm.guest.FileManager.FileAttributes(), len(data), True
@@ -403,8 +426,6 @@ def restore_files_into_guest(
                 result.bytes_written += len(data)
                 if progress is not None:
                     progress(f"{info.name}: files into the guest", len(data), 0)
-                trace.emit("proxy", "op.info", vm=info.moref, op="restore-files", op_id=op_id,
-                           file=guest_path, overwrote=existed, bytes=len(data))
     except BaseException as exc:
         trace.emit("proxy", "op.fail", vm=info.moref, op="restore-files", op_id=op_id,
                    error=f"{type(exc).__name__}: {getattr(exc, 'msg', None) or exc}",

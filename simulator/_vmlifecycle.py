@@ -677,7 +677,7 @@ def create_vm(
             raise
         aside.drop()
         host.trace.emit(
-            "host", event, vm=vm.moref, name=name, os=vm.os_family,
+            "host", event, vm=vm.moref, name=name, os=vm.os_family, power=vm.power_state,
             disks=[d.file_name for d in vm.disks],
         )
         return vm
@@ -751,7 +751,8 @@ def register_vm(host: Host, vmx_path: str, *, name: str | None = None) -> VM:
                 raise_fault("AlreadyExists", f"The specified key, name, or identifier '{vmx_path}' already exists.", name=vmx_path)
         kept = _kept_vm(host, ds, path)
         if kept is not None:
-            host.trace.emit("host", "vm.register", vm=kept.moref, name=kept.name, vmx=vmx_path, disks=[d.file_name for d in kept.disks])
+            host.trace.emit("host", "vm.register", vm=kept.moref, name=kept.name, vmx=vmx_path, os=kept.os_family,
+                            power=kept.power_state, disks=[d.file_name for d in kept.disks])
             return kept
         files = DiskFiles(host)
         if not files.plain_exists(ds, path):
