@@ -452,18 +452,22 @@ def _check_spec(spec: DiskSpec) -> None:
         raise_fault("InvalidDeviceSpec", f"Invalid disk mode '{spec.mode}': expected one of {', '.join(DISK_MODES)}.", property="backing.diskMode")
     if spec.controller not in ("scsi", "ide"):
         raise_fault("InvalidController", f"Invalid controller '{spec.controller}': expected scsi or ide.")
-    if spec.file is None or spec.create:
-        cap = spec.capacity
-        if not isinstance(cap, int) or isinstance(cap, bool) or cap <= 0 or cap % SECTOR:
-            raise_fault(
-                "InvalidDeviceSpec",
-                f"Invalid capacity {cap!r} for a new disk: expected a positive number of bytes, a multiple of 512.",
-                property="capacityInKB",
-            )
+    if spec.file is None:
+        _check_capacity(spec)  # a named new file: after its existence (_attach), as a host does
     if spec.file is not None:
         ds, path = parse_ds_path(spec.file)
         if not path.endswith(".vmdk"):
             raise_fault("InvalidDeviceSpec", f"Invalid disk file '{spec.file}': expected a .vmdk file.", property="backing.fileName")
+
+
+def _check_capacity(spec: DiskSpec) -> None:
+    cap = spec.capacity
+    if not isinstance(cap, int) or isinstance(cap, bool) or cap <= 0 or cap % SECTOR:
+        raise_fault(
+            "InvalidDeviceSpec",
+            f"Invalid capacity {cap!r} for a new disk: expected a positive number of bytes, a multiple of 512.",
+            property="capacityInKB",
+        )
 
 
 def _free_unit(vm: VM, controller: str, wanted: int | None) -> int:
@@ -559,7 +563,10 @@ def _attach(host: Host, vm: VM, spec: DiskSpec, aside: _Aside, taken: dict[str, 
         if spec.file is not None:
             _check_datastore(host, parse_ds_path(spec.file)[0])
             if _exists_anywhere(host, label):
+                # fileOperation=create names a file that is there (govmomi issue 790: "Just don't
+                # specify FileOperation if the disk already exists")
                 raise_fault("FileAlreadyExists", f"Cannot complete the operation because the file or folder {label} already exists", file=label)
+        _check_capacity(spec)
         assert spec.capacity is not None
         source = LayeredDisk(spec.capacity)
     if any(d.base_name.rsplit("/", 1)[-1] == label.rsplit("/", 1)[-1] for d in vm.disks) and host.store is not None:
