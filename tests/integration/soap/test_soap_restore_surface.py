@@ -248,6 +248,10 @@ def test_virtual_disk_manager(small: Host, server: Any, si: Any) -> None:
         vdm.QueryVirtualDiskUuid("[datastore1] disks/a.vmdk", None)
     kinds = [e.kind for e in small.trace.events if e.kind.startswith("vdisk.")]
     assert kinds == ["vdisk.create", "vdisk.copy", "vdisk.copy", "vdisk.delete"]
+    # FileManager deletes a disk file no VM holds too (descriptor and extent together)
+    fm = si.content.fileManager
+    assert WaitForTask(fm.DeleteDatastoreFile_Task("[datastore1] disks/b.vmdk", None)) == "success"
+    assert small.loose_disks == {}
 
 
 def test_the_restore_surface_on_esxi_7() -> None:
