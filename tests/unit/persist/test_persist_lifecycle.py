@@ -97,3 +97,26 @@ def test_a_detached_disk_stays_as_a_disk_file(tmp_path: Path) -> None:
     d = again.add_disk(back, DiskSpec(file="[datastore1] det/det_1.vmdk", create=False))
     assert again.read_disk(back, d.key, MiB, 11) == b"second disk"
     again.store.close()
+
+
+def test_the_over_the_original_flow_in_a_datastore_directory(tmp_path: Path) -> None:
+    """What a wire restore over the original does: uploads in the original's folder beside its
+    files, the original destroyed, the .vmx registered under the same name; then a restart."""
+    root = tmp_path / "ds"
+    host = _open(root)
+    orig = host.create_vm("same", datastore="datastore1", disks=[DiskSpec(capacity=4 * MiB)])
+    host.guest_device(orig, 2000).write(0, b"today")
+    src = LayeredDisk(4 * MiB)
+    src.write(0, b"backup")
+    write_vmdk(src.view(), tmp_path / "up.vmdk", split=False)
+    _put(host, "same/same-r1.vmdk", (tmp_path / "up.vmdk").read_bytes())
+    _put(host, "same/same-r1.vmx", b'displayName = "same"\nscsi0:0.present = "TRUE"\nscsi0:0.fileName = "same-r1.vmdk"\n')
+    host.destroy_vm(orig)
+    vm = host.register_vm("[datastore1] same/same-r1.vmx", name="same")
+    assert vm.moref != orig.moref and host.read_disk(vm, 2000, 0, 6) == b"backup"
+    assert host.store.plain_files("datastore1") == {}
+    host.store.close()
+    again = _open(root)
+    assert again.read_disk("same", 2000, 0, 6) == b"backup"
+    assert again.recovery_report is not None and again.recovery_report.clean, again.recovery_report.summary()
+    again.store.close()
