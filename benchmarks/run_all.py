@@ -133,6 +133,8 @@ def main() -> int:
         ("filelevel", "File-level backups: full and 1%-changed incremental against rsync and tar",
          "benchmarks/bench_filelevel.py"),
         ("folder", "/folder downloads at 1, 100 and 1,000 VMs", "benchmarks/bench_folder.py"),
+        # issue 16: a whole-VM restore over the wire against qemu-img convert of the same data
+        ("restore", "Whole-VM restore over the wire against qemu-img convert", "benchmarks/bench_restore.py"),
     ):
         doc = out / f"{key}.json"
         doc.unlink(missing_ok=True)
