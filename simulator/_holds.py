@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["DiskHold", "DiskHolds", "HOLD_KINDS"]
 
@@ -62,6 +63,8 @@ class DiskHolds:
     def __init__(self) -> None:
         self._holds: dict[str, DiskHold] = {}
         self._ids = itertools.count(1)
+        #: proxy VM moref -> the disks hot-added to it (``_hotadd.HotAddedDisk``)
+        self.attached: dict[str, list[Any]] = {}
 
     def add(
         self, kind: str, vm: str, snapshot: str | None, holder: str, disks: tuple[int, ...] = (),
@@ -96,6 +99,7 @@ class DiskHolds:
 
     def clear(self) -> None:
         self._holds.clear()
+        self.attached.clear()
 
     def __len__(self) -> int:
         return len(self._holds)
