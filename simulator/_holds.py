@@ -88,7 +88,7 @@ class DiskHolds:
         out = []
         for hold in list(self._holds.values()):
             if not hold.alive():
-                del self._holds[hold.id]
+                self._holds.pop(hold.id, None)  # alive() may have released it itself
                 continue
             if hold.vm == vm and (kind is None or hold.kind == kind):
                 out.append(hold)
