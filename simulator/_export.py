@@ -20,6 +20,7 @@ the host's virtual clock in process.
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -131,6 +132,11 @@ class ExportLease:
                                  **details)
 
 
+def _api(host: Host) -> tuple[int, ...]:
+    """The profile's vSphere API version as numbers (``2.5u2`` → ``(2, 5)``)."""
+    return tuple(int(n) for n in re.findall(r"\d+", host.profile.api_version.split("u")[0]))
+
+
 def open_export(
     host: Host, vm_ref: str, snapshot: str | None, *, clock: Callable[[], float] | None = None,
     timeout: int = LEASE_TIMEOUT_SECONDS, lease_id: str | None = None,
@@ -139,6 +145,17 @@ def open_export(
     ``initializing``, holding the VM (see the module docstring for what is refused)."""
     with host.lock:
         vm = host.find_vm(vm_ref)
+        method, since = ("ExportSnapshot", (5, 5)) if snapshot is not None else ("ExportVm", (4, 0))
+        if _api(host) < since:
+            from pyVmomi import vim
+
+            raise make_fault(
+                "MethodNotFound",
+                f"{method} is not in vSphere API {host.profile.api_version} (it arrived in "
+                f"{since[0]}.{since[1]}; pyVmomi vim.version.version{'9' if snapshot else '5'}).",
+                method=method,
+                receiver=vim.vm.Snapshot(snapshot) if snapshot is not None else vim.VirtualMachine(vm.moref),
+            )
         if vm.connection_state != "connected":
             raise make_fault("InvalidState", f"{vm.name} is {vm.connection_state}: its files could not be loaded.")
         if snapshot is None and vm.power_state != "poweredOff":
