@@ -620,7 +620,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         endpoint = self.server.endpoint
         with endpoint.lock:  # the session, from the headers, before a byte of the body
-            known = endpoint.session_from_cookie(self._header("Cookie")) is not None
+            known = endpoint.sessions.from_cookie(self._header("Cookie")) is not None
         limit = _codec.MAX_REQUEST_BYTES if known else self.server.limits.anonymous_body_bytes
         body = self._read_body(limit)
         if body is None:
@@ -915,8 +915,8 @@ def serve(
                         secure_cookie=not http, api_version=api_version,
                         session_idle_seconds=session_idle_timeout, async_tasks=async_tasks, clock=clock,
                         guest_credentials=guest_credentials)
-    endpoint.login_throttle.failures = login_lock_failures
-    endpoint.login_throttle.unlock_seconds = login_unlock_seconds
+    endpoint.auth.throttle.failures = login_lock_failures
+    endpoint.auth.throttle.unlock_seconds = login_unlock_seconds
     bind = "127.0.0.1" if host == "localhost" else host
     try:
         httpd = _HTTPServer((bind, port), endpoint, tls, limits)

@@ -33,6 +33,7 @@ from pyVmomi import VmomiSupport, vim, vmodl
 
 from ..._export import LEASE_TIMEOUT_SECONDS, ExportDisk, ExportLease, open_export
 from ..._faults import make_fault
+from .._index import not_found
 from ..wire import _codec
 from ._base import MOImpl, soap
 
@@ -112,7 +113,7 @@ class HttpNfcLeaseImpl(MOImpl):
     def lease(self) -> ExportLease:
         lease = self.ep.leases.get(self.moid)
         if lease is None:
-            raise self.ep._not_found(self.ref)
+            raise not_found(self.ref)
         return lease
 
     def p_state(self) -> Any:

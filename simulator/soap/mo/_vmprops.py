@@ -79,8 +79,25 @@ def _backing(disk: DiskInfo, layers: Sequence[DiskLayer], change_id: str | None,
     """
     top = layers[0]
     all_sesparse = all(layer.format == "seSparse" for layer in layers)
-    if all_sesparse:
-        backing: Any = vim.vm.device.VirtualDisk.SeSparseBackingInfo(
+    if disk.rdm is not None:
+        # an RDM and the redo logs of a snapshotted virtual-mode one (``parent``,
+        # ``deltaDiskFormat``): RawDiskMappingVer1BackingInfo throughout (simulator/_rdm.py)
+        backing: Any = vim.vm.device.VirtualDisk.RawDiskMappingVer1BackingInfo(
+            fileName=top.descriptor,
+            compatibilityMode=disk.rdm,
+            diskMode=disk.disk_mode,
+            lunUuid=disk.lun_uuid,
+            deviceName=disk.device_name,
+            uuid=disk.uuid or None,
+            changeId=change_id,
+        )
+        if top.format == "vmfsSparse":
+            backing.deltaDiskFormat = "redoLogFormat"
+        elif top.format == "seSparse":
+            backing.deltaDiskFormat = "seSparseFormat"
+            backing.deltaGrainSize = 4096
+    elif all_sesparse:
+        backing = vim.vm.device.VirtualDisk.SeSparseBackingInfo(
             fileName=top.descriptor,
             diskMode=disk.disk_mode,
             uuid=disk.uuid or None,
