@@ -29,7 +29,7 @@ from vcbsim.simulator.disk import BlockReader, read_vmdk
 
 from ._client import VMInfo
 
-__all__ = ["TRANSPORTS", "MODES", "ALIASES", "DiskSource", "transport_mode", "open_source"]
+__all__ = ["TRANSPORTS", "MODES", "ALIASES", "DiskSource", "transport_mode", "open_source", "release_leftovers"]
 
 #: the real transports
 MODES: tuple[str, ...] = ("folder", "nfc", "hotadd")
@@ -254,3 +254,27 @@ def open_source(
     raise InvalidInputError("transport", expected=" or ".join(MODES), got=mode)
 
 
+
+
+def release_leftovers(client: Any, vm: VMInfo, snapshots: set[str]) -> list[str]:
+    """End what an interrupted run left holding ``vm``'s ``snapshots``: export leases aborted,
+    its disks hot-added to the proxy VM removed (in process, where the host says who holds
+    what; over ``--server`` a leftover lease times out on the host). Returns one note each."""
+    host = getattr(client, "host", None)
+    if host is None:
+        return []
+    from vcbsim.simulator._hotadd import hot_remove
+
+    notes = []
+    with host.lock:
+        for hold in host.holds.on(vm.moref):
+            if hold.snapshot not in snapshots:
+                continue  # not the backup snapshot an interrupted run of this proxy left
+            if hold.kind == "export" and hold.owner is not None:
+                hold.owner.abort()
+                notes.append(f"aborted export lease {hold.holder} of {vm.name} left by an interrupted run")
+            elif hold.kind == "hotadd":
+                gone = hot_remove(host, hold.holder, vm.moref)
+                notes.append(f"removed {len(gone)} disk(s) of {vm.name} left hot-added to the proxy VM by an "
+                             "interrupted run")
+    return notes

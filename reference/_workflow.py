@@ -58,7 +58,7 @@ from ._client import HostClient, SnapshotInfo, VMInfo, VolumeReader, api_at_leas
 from ._oprecorder import OpRecorder, emit_event
 from ._outcome import RunOutcome, StepOutcome, diagnose_pre_backup, message_of
 from ._sessions import SessionStore, force_remove
-from ._transports import TRANSPORTS, DiskSource, open_source, transport_mode
+from ._transports import TRANSPORTS, DiskSource, open_source, release_leftovers, transport_mode
 
 if TYPE_CHECKING:
     from ._catalog import Catalog
@@ -258,6 +258,12 @@ class BackupProxy:
             notes.append(f"removed the session record of an interrupted run of {vm.name}")
         ok = True
         traced = self._traced_mounts(vm)
+        self._sources.pop(vm.moref, None)  # an interrupted run's transport: the host says what it left
+        held = release_leftovers(self.client, vm, {s.id for s in snaps}) if snaps else []
+        if held:
+            op_id = self.ops.invoke(vm, "WF-3a", "cleanup-release-disks", stale=True)
+            self.ops.ok(vm, "WF-3a", "cleanup-release-disks", op_id, result)
+            notes.extend(held)
         for p in paths:
             op_id = self.ops.invoke(vm, "WF-3a", "cleanup-unmount", path=str(p), stale=True)
             force_remove(p)

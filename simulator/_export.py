@@ -191,5 +191,6 @@ def open_export(
         hold = host.holds.add("export", vm.moref, lease.snapshot, lease.id, tuple(d.device_key for d in disks),
                               alive=lambda: lease.live)
         lease.hold_id = hold.id
+        hold.owner = lease
         lease._trace("initializing", disks=[d.device_key for d in disks])
         return lease

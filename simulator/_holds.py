@@ -55,6 +55,8 @@ class DiskHold:
     alive: Callable[[], bool] = field(default=_always, repr=False)
     #: the task that holds them (an export's ``ExportVm`` task), named by ``TaskInProgress``
     task: str | None = None
+    #: the object that holds them (an export's ``ExportLease``), to end it from outside
+    owner: Any = field(default=None, repr=False)
 
 
 class DiskHolds:
