@@ -8,8 +8,10 @@
   ``HttpNfcLeaseComplete`` (or ``HttpNfcLeaseAbort`` when the run failed). VCB's ``nbd`` and
   ``nbdssl`` map here: both are copies over the host's network file copy (NFC) service, the
   one the export lease's URLs are served by.
-* ``hotadd``: the snapshot's disks attached read-only to the proxy VM (``simulator/_hotadd.py``),
-  read through it, detached. VCB 1.5's ``hotadd`` is the same mode.
+* ``hotadd``: the snapshot's disks attached read-only to the proxy VM (``simulator/_hotadd.py``;
+  over ``--server`` a ``ReconfigVM_Task`` disk add of each snapshot file to the proxy VM, the
+  VM marked ``vcbsim.backupProxy`` or ``--proxy-vm``), read through it, detached. VCB 1.5's
+  ``hotadd`` is the same mode.
 * ``san`` is refused: it reads the VMFS LUN over a storage fabric, which the simulator has not.
 
 Seed order: the lease ends or the disks are detached at WF-3a (with the unmount), always
@@ -234,6 +236,74 @@ class _InProcessHotAdd(DiskSource):
         self.released = True
 
 
+class _WireHotAdd(DiskSource):
+    """Hot-add over ``--server``: ``ReconfigVM_Task`` on the proxy VM adds each disk file of the
+    snapshot (as the snapshot's configuration names it) read-only, and removes them at release.
+
+    The host attaches them to the proxy (``simulator/_hotadd.py``: the lock on the commit, the
+    trace, the proxy's devices). This process is not the proxy VM's guest, so it has no SCSI
+    path to those devices: it reads the same files through the datastore's HTTP access, the
+    bytes the proxy's guest would read."""
+
+    mode = "hotadd"
+
+    def __init__(self, client: Any, vm: VMInfo, snapshot_id: str, proxy_vm: str | None) -> None:
+        from pyVmomi import vim
+
+        super().__init__(client, vm, snapshot_id)
+        stub = client.si._stub
+        self.proxy = self._find_proxy(client, proxy_vm)
+        snap: Any = vim.vm.Snapshot(snapshot_id, stub)
+        files = {d.key: getattr(d.backing, "fileName", "") for d in snap.config.hardware.device
+                 if isinstance(d, vim.vm.device.VirtualDisk)}
+        changes = [
+            vim.vm.device.VirtualDeviceSpec(
+                operation="add",
+                device=vim.vm.device.VirtualDisk(
+                    key=-(i + 1), controllerKey=1000, capacityInKB=0,
+                    backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                        fileName=name, diskMode="independent_nonpersistent"),
+                ),
+            )
+            for i, name in enumerate(files.values())
+        ]
+        client._wait(self.proxy.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=changes)), "VM", self.proxy.name)
+        by_file = {getattr(d.backing, "fileName", ""): d.key for d in self.proxy.config.hardware.device
+                   if isinstance(d, vim.vm.device.VirtualDisk)}
+        self.keys = {key: by_file[name] for key, name in files.items() if name in by_file}
+
+    @staticmethod
+    def _find_proxy(client: Any, name: str | None) -> Any:
+        for candidate in client._vms():
+            if name is not None:
+                if candidate.name == name:
+                    return candidate
+                continue
+            extra = {o.key: str(o.value) for o in (candidate.config.extraConfig or [])}
+            if extra.get("vcbsim.backupProxy", "").upper() == "TRUE":
+                return candidate
+        raise InvalidInputError(
+            "proxy VM (hot-add)", expected="a VM marked as the backup proxy" if name is None else f"a VM named {name}",
+            got="none in the inventory", hint="vcbsim serve --proxy-vm NAME, or give --proxy-vm NAME",
+        )
+
+    def details(self) -> dict[str, Any]:
+        return {"proxy": self.proxy._moId, "disks": sorted(self.keys.values())}
+
+    def release(self, ok: bool) -> None:
+        from pyVmomi import vim
+
+        changes = [
+            vim.vm.device.VirtualDeviceSpec(operation="remove", device=vim.vm.device.VirtualDisk(
+                key=key, controllerKey=1000, capacityInKB=0))
+            for key in self.keys.values()
+        ]
+        if changes:
+            self.client._wait(self.proxy.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=changes)), "VM",
+                              self.proxy.name)
+        self.released = True
+
+
 def open_source(
     mode: str, client: Any, vm: VMInfo, snapshot_id: str, *, spool: Path, proxy_vm: str | None = None
 ) -> DiskSource:
@@ -247,9 +317,7 @@ def open_source(
         return _InProcessNfc(client, vm, snapshot_id, spool) if in_process else _WireNfc(client, vm, snapshot_id, spool)
     if mode == "hotadd":
         if not in_process:
-            msg = ("hot-add over --server needs ReconfigVM_Task to add an existing disk to the proxy VM, "
-                   "which this endpoint does not serve yet; use -m nfc or -m folder")
-            raise StateError(msg)
+            return _WireHotAdd(client, vm, snapshot_id, proxy_vm)
         return _InProcessHotAdd(client, vm, snapshot_id, proxy_vm)
     raise InvalidInputError("transport", expected=" or ".join(MODES), got=mode)
 

@@ -32,7 +32,10 @@ if TYPE_CHECKING:
     from ._vm import VM
     from .disk import BlockReader
 
-__all__ = ["PROXY_KEY", "HotAddedDisk", "hot_add", "hot_remove", "hot_added", "is_proxy", "mark_proxy"]
+__all__ = [
+    "PROXY_KEY", "HotAddedDisk", "hot_add", "hot_add_file", "hot_remove", "hot_remove_key", "hot_added",
+    "is_proxy", "mark_proxy", "snapshot_file",
+]
 
 #: the ``.vmx`` key that marks the backup proxy VM
 PROXY_KEY = "vcbsim.backupProxy"
@@ -56,6 +59,8 @@ class HotAddedDisk:
     hold_id: str
     source: BlockReader = field(repr=False)
     bytes_read: int = 0
+    #: the SCSI unit on the proxy's controller 0 (over the wire the proxy's config shows it)
+    unit: int = 0
 
     @property
     def size(self) -> int:
@@ -90,6 +95,46 @@ def hot_added(host: Host, proxy: VM | str) -> list[HotAddedDisk]:
     return list(host.holds.attached.get(p.moref, []))
 
 
+def _free_unit(p: VM, attached: list[HotAddedDisk]) -> int:
+    used = {d.unit_number for d in p.disks if d.controller == "scsi"} | {a.unit for a in attached}
+    return next(u for u in range(64) if u != 7 and u not in used)
+
+
+def snapshot_file(host: Host, ds_path: str) -> tuple[VM, int, str] | None:
+    """The VM, disk key and snapshot whose frozen layer is the file ``ds_path`` (a snapshot's
+    disk as its configuration names it), or ``None``."""
+    for vm in host.vms.values():
+        for snap in vm.snapshots():
+            for key, layer in snap.layers.items():
+                if layer.label == ds_path and layer.alive:
+                    return vm, key, snap.moref
+    return None
+
+
+def hot_add_file(host: Host, proxy: VM | str, ds_path: str) -> HotAddedDisk | None:
+    """``ReconfigVM_Task`` on the proxy adding the existing file ``ds_path`` that is a disk of
+    another VM as of one of its snapshots: that one disk is hot-added (``None``: the file is
+    no such disk, the caller treats it as an ordinary disk add)."""
+    with host.lock:
+        p = host.find_vm(proxy)
+        found = snapshot_file(host, ds_path)
+        if found is None or not is_proxy(p) or found[0].moref == p.moref:
+            return None
+        target, key, snap = found
+        return _attach_disks(host, p, target, snap, [key])[0]
+
+
+def hot_remove_key(host: Host, proxy: VM | str, proxy_key: int) -> HotAddedDisk | None:
+    """``ReconfigVM_Task`` on the proxy removing device ``proxy_key`` when it is a hot-added disk."""
+    with host.lock:
+        p = host.find_vm(proxy)
+        att = next((a for a in host.holds.attached.get(p.moref, []) if a.proxy_key == proxy_key), None)
+        if att is None:
+            return None
+        _detach(host, p, [att])
+        return att
+
+
 def hot_add(host: Host, proxy: VM | str, target: VM | str, snapshot: str) -> list[HotAddedDisk]:
     """Attach every disk of ``target`` as of ``snapshot`` to ``proxy``, read-only.
 
@@ -110,25 +155,46 @@ def hot_add(host: Host, proxy: VM | str, target: VM | str, snapshot: str) -> lis
             raise_fault("InvalidPowerState", f"The proxy VM {p.name} is {p.power_state}: hot-add needs it powered on.",
                         requestedState="poweredOn", existingState=p.power_state)
         snap = host.find_snapshot(t, snapshot)
-        attached = host.holds.attached.setdefault(p.moref, [])
-        if any(a.vm == t.moref and a.snapshot == snap.moref for a in attached):
-            raise_fault("FileLocked", f"The disks of {t.name} as of {snap.name} are already attached to {p.name}.")
-        keys = [d.key for d in t.disks if d.key in snap.layers]
-        hold = host.holds.add("hotadd", t.moref, snap.moref, p.moref, tuple(keys))
-        used = {d.key for d in p.disks} | {a.proxy_key for a in attached}
-        out = []
-        for d in t.disks:
-            if d.key not in snap.layers:
-                continue  # an independent disk is in no snapshot
-            key = next(k for k in range(_FIRST_KEY, _FIRST_KEY + 1000) if k not in used)
-            used.add(key)
-            layer = snap.layers[d.key]
-            att = HotAddedDisk(p.moref, key, t.moref, d.key, snap.moref, layer.label, hold.id, d.disk.view(layer))
-            attached.append(att)
-            out.append(att)
-            host.trace.emit("host", "disk.hotadd", vm=t.moref, proxy=p.moref, disk=d.key, snapshot=snap.moref,
-                            proxy_disk=key, file=layer.label)
-        return out
+        return _attach_disks(host, p, t, snap.moref, [d.key for d in t.disks if d.key in snap.layers])
+
+
+def _attach_disks(host: Host, p: VM, t: VM, snapshot: str, keys: list[int]) -> list[HotAddedDisk]:
+    snap = host.find_snapshot(t, snapshot)
+    attached = host.holds.attached.setdefault(p.moref, [])
+    if any(a.vm == t.moref and a.snapshot == snap.moref and a.disk in keys for a in attached):
+        raise_fault("FileLocked", f"A disk of {t.name} as of {snap.name} is already attached to {p.name}.",
+                    file=snap.layers[keys[0]].label)
+    hold = host.holds.add("hotadd", t.moref, snap.moref, p.moref, tuple(keys))
+    used = {d.key for d in p.disks} | {a.proxy_key for a in attached}
+    out = []
+    for d in t.disks:
+        if d.key not in keys:
+            continue
+        key = next(k for k in range(_FIRST_KEY, _FIRST_KEY + 1000) if k not in used)
+        used.add(key)
+        layer = snap.layers[d.key]
+        att = HotAddedDisk(p.moref, key, t.moref, d.key, snap.moref, layer.label, hold.id, d.disk.view(layer),
+                           unit=_free_unit(p, attached))
+        attached.append(att)
+        out.append(att)
+        host.trace.emit("host", "disk.hotadd", vm=t.moref, proxy=p.moref, disk=d.key, snapshot=snap.moref,
+                        proxy_disk=key, file=layer.label)
+    return out
+
+
+def _detach(host: Host, p: VM, gone: list[HotAddedDisk]) -> None:
+    attached = host.holds.attached.get(p.moref, [])
+    for a in gone:
+        attached.remove(a)
+        host.trace.emit("host", "disk.hotread", vm=a.vm, proxy=p.moref, disk=a.disk, snapshot=a.snapshot,
+                        bytes=a.bytes_read)
+        host.trace.emit("host", "disk.hotremove", vm=a.vm, proxy=p.moref, disk=a.disk, snapshot=a.snapshot,
+                        proxy_disk=a.proxy_key)
+    for hold_id in {a.hold_id for a in gone}:
+        if not any(a.hold_id == hold_id for a in attached):
+            host.holds.release(hold_id)
+    if not attached:
+        host.holds.attached.pop(p.moref, None)
 
 
 def hot_remove(host: Host, proxy: VM | str, target: VM | str | None = None) -> list[HotAddedDisk]:
@@ -136,16 +202,6 @@ def hot_remove(host: Host, proxy: VM | str, target: VM | str | None = None) -> l
     with host.lock:
         p = host.find_vm(proxy)
         t = host.find_vm(target) if target is not None else None
-        attached = host.holds.attached.get(p.moref, [])
-        gone = [a for a in attached if t is None or a.vm == t.moref]
-        for a in gone:
-            attached.remove(a)
-            host.trace.emit("host", "disk.hotread", vm=a.vm, proxy=p.moref, disk=a.disk, snapshot=a.snapshot,
-                            bytes=a.bytes_read)
-            host.trace.emit("host", "disk.hotremove", vm=a.vm, proxy=p.moref, disk=a.disk, snapshot=a.snapshot,
-                            proxy_disk=a.proxy_key)
-        for hold_id in {a.hold_id for a in gone}:
-            host.holds.release(hold_id)
-        if not attached:
-            host.holds.attached.pop(p.moref, None)
+        gone = [a for a in host.holds.attached.get(p.moref, []) if t is None or a.vm == t.moref]
+        _detach(host, p, gone)
         return gone
