@@ -255,6 +255,20 @@ def test_certify_passes_the_reference_proxy_with_changed_block_tracking() -> Non
     assert result.ok
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("transport", "host_profile"),
+                         [("nfc", "esxi-7.0"), ("hotadd", "esxi-7.0"), ("hotadd", "esx-3.5u2")])
+def test_certify_passes_the_reference_proxy_on_each_transport(transport: str, host_profile: str) -> None:
+    """Declared as reading through an export lease or hot-added disks, the reference proxy is
+    certified: the TR-* rule of its transport is exercised and holds (folder: the tests above)."""
+    import functools
+
+    out = io.StringIO()
+    result = run(functools.partial(ReferenceOrchestrator, transport=transport), profile="certify", seed=0,
+                 host_profile=host_profile, out=out)
+    assert result.ok, out.getvalue()[-3000:]
+
+
 def test_quick_passes_the_toy_proxy() -> None:
     """A second, independent implementation passes: the kit judges behaviour, not code."""
     assert run(ToyProxy, profile="quick", seed=7, out=io.StringIO()).ok
