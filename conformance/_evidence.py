@@ -144,6 +144,10 @@ def occasions(events: Iterable[Event]) -> Counter[str]:
                 c["IMG-ALL-DISKS"] += 1
         elif k == "unmount":
             c["WF-3a"] += 1
+        elif k == "nfc.lease" and d.get("state") == "initializing":
+            c["TR-NFC-LEASE-END"] += 1
+        elif k == "disk.hotadd":
+            c["TR-HOTADD-DETACH"] += 1
         elif k == "quiesce.start":
             quiesce[vm] = last_q[vm] = _Q()
             c["QSC-END"] += 1
@@ -224,6 +228,10 @@ def not_applicable(caps: Capabilities, host_profile: str, *, change_tracking: bo
                         "open-vm-tools 7c7a38862): there is no limit to come near")
         elif rule.family == "RESTORE" and not caps.wire_restore:
             out[rid] = "the product declared no restore over the wire (whole VM, files into a guest)"
+        elif rid == "TR-NFC-LEASE-END" and not set(caps.transports) & {"nfc", "nbd", "nbdssl"}:
+            out[rid] = "the product declared no NFC transport (nfc, or VCB's nbd / nbdssl)"
+        elif rid == "TR-HOTADD-DETACH" and "hotadd" not in caps.transports:
+            out[rid] = "the product declared no hot-add transport"
         elif rid.startswith(_QUIESCE_RULES) and not caps.quiesces:
             out[rid] = "the product declared crash-consistent backups: it never asks for quiescing"
         elif rid == "TMO-RESOLVE-UNKNOWN" and not (proxy_faults or caps.proxy_faults):

@@ -53,6 +53,7 @@ FAMILIES: dict[str, str] = {
     "TRACE": "the trace itself: complete, well formed, fully consumed by the model",
     "EVIDENCE": "what the product declares and reports, against what the host saw happen",
     "RESTORE": "restores over the wire: a whole VM (new or over the original) and files into a guest",
+    "TRANSPORT": "how the proxy reads the snapshot's disks: NFC export leases, disks hot-added to the proxy VM",
 }
 
 Level = Literal["MUST", "MUST NOT", "SHOULD", "SHOULD NOT"]
@@ -419,6 +420,27 @@ RULES: dict[str, Rule] = _r(
          "issue 16; vSphere (CreateVM_Task / RegisterVM_Task are all or nothing)", "RESTORE",
          since="0.3.0",
          discriminating="a restore that fails after the VM was created (its data upload fails)"),
+    # ------------------------------------------------------------------ TRANSPORT
+    Rule("TR-NFC-LEASE-END", "An NFC export lease ends before the commit",
+         "An export lease on the job's VM (`ExportSnapshot` / `ExportVm` -> `HttpNfcLease`) MUST "
+         "be completed (`HttpNfcLeaseComplete`) or aborted (`HttpNfcLeaseAbort`) before the proxy "
+         "removes the backup snapshot (step 3b), and before the job ends: while the lease is "
+         "held the host blocks the VM's operations, the commit among them (API reference, "
+         "HttpNfcLease), and a lease left to time out holds the VM for its timeout.",
+         "seed WF-3a, WF-3b; vSphere API HttpNfcLease (since 4.0), ExportSnapshot (5.5)", "TRANSPORT",
+         since="0.2.0", profiles=("esxi-7.0",),
+         discriminating="a backup through an export lease (`-m nfc`) whose commit comes before "
+         "HttpNfcLeaseComplete"),
+    Rule("TR-HOTADD-DETACH", "Hot-added disks are removed from the proxy before the commit",
+         "Every disk of the backup snapshot hot-added to the proxy VM MUST be removed from it "
+         "(step 3a, the successor of the seed's unmount) before the proxy removes the snapshot "
+         "(step 3b), and before the job ends: an attached base disk is locked, and the commit "
+         "fails with FileLocked, leaving the VM needing consolidation (7.0) or a Consolidate "
+         "Helper snapshot (3.5).",
+         "seed WF-3a, WF-3b (\"mounts ... on the VCB proxy\"); VCB 1.5 -m hotadd; KB 1004790", "TRANSPORT",
+         since="0.2.0",
+         discriminating="a backup through hot-added disks (`-m hotadd`) whose commit comes before "
+         "the disks are removed from the proxy VM"),
 )
 
 

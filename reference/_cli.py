@@ -136,8 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-t", dest="type", choices=("fullvm", "file"), default="fullvm", help=types)
     m.add_argument("--monolithic", action="store_true", help="one sparse file per disk, not 2 GB splits")
     m.add_argument("--no-quiesce", action="store_true", help="crash-consistent snapshot (no scripts, no VSS)")
-    m.add_argument("-m", dest="transport", choices=TRANSPORTS, default="nbd",
-                   help="transport mode, as vcbMounter -m (default nbd)")
+    m.add_argument("-m", dest="transport", choices=TRANSPORTS, default="folder",
+                   help="transport mode, as vcbMounter -m: folder (default), nfc, hotadd; nbd/nbdssl are nfc, "
+                        "cos is folder, san is refused")
+    m.add_argument("--proxy-vm", help="the proxy VM for -m hotadd (default: the VM marked as the proxy)")
 
     u = sub.add_parser(
         "unmount", parents=[common], help="post-backup: unmount and commit",
@@ -161,8 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-r", dest="root", help="proxy directory (default: STATE/proxy)")
     b.add_argument("--monolithic", action="store_true", help="one sparse file per disk, not 2 GB splits")
     b.add_argument("--no-quiesce", action="store_true", help="crash-consistent snapshot (no scripts, no VSS)")
-    b.add_argument("-m", dest="transport", choices=TRANSPORTS, default="nbd",
-                   help="transport mode, as vcbMounter -m (default nbd)")
+    b.add_argument("-m", dest="transport", choices=TRANSPORTS, default="folder",
+                   help="transport mode, as vcbMounter -m: folder (default), nfc, hotadd; nbd/nbdssl are nfc, "
+                        "cos is folder, san is refused")
+    b.add_argument("--proxy-vm", help="the proxy VM for -m hotadd (default: the VM marked as the proxy)")
 
     r = sub.add_parser(
         "restore", parents=[common], help="list backups, restore files or a VM",
@@ -382,7 +386,8 @@ def _run_verb(args: argparse.Namespace) -> int:
                 split=not getattr(args, "monolithic", False),
                 quiesce=not getattr(args, "no_quiesce", False),
                 progress=progress,
-                transport=getattr(args, "transport", "nbd"),
+                transport=getattr(args, "transport", "folder"),
+                proxy_vm=getattr(args, "proxy_vm", None),
             )
             if args.verb == "mount":
                 res = proxy.mount(args.selector, args.type)
