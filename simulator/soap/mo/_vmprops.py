@@ -14,6 +14,7 @@ constructors) and kept per VM until what it is built from changes (``build_devic
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -193,8 +194,18 @@ def _nic_device(nic: NicInfo, powered_on: bool, net_ref: DsRef) -> Any:
 
 
 def _devices(disks: Sequence[DiskInfo], ds_ref: DsRef) -> list[Any]:
-    scsi_units = [d.key for d in disks if d.controller_key == _SCSI_KEY]
-    devices: list[Any] = [
+    scsi_units = tuple(d.key for d in disks if d.controller_key == _SCSI_KEY)
+    devices: list[Any] = list(_controllers(scsi_units))
+    devices.extend(_disk_device(d, ds_ref) for d in disks)
+    return devices
+
+
+@functools.lru_cache(maxsize=64)
+def _controllers(scsi_units: tuple[int, ...]) -> tuple[Any, ...]:
+    """The PCI, IDE and SCSI controllers of a VM whose SCSI disks are ``scsi_units``: the
+    same for every VM with those disk keys, so built once and shared by their (frozen)
+    device lists."""
+    return tuple(freeze(c) for c in (
         make(
             _PCI_CONTROLLER,
             key=_PCI_KEY,
@@ -221,11 +232,9 @@ def _devices(disks: Sequence[DiskInfo], ds_ref: DsRef) -> list[Any]:
             controllerKey=_PCI_KEY,
             unitNumber=3,
             deviceInfo=make(_DESCRIPTION, label="SCSI controller 0", summary="LSI Logic"),
-            device=scsi_units,
+            device=list(scsi_units),
         ),
-    ]
-    devices.extend(_disk_device(d, ds_ref) for d in disks)
-    return devices
+    ))
 
 
 def _vm_dir(vm: VMView) -> str:
