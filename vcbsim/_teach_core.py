@@ -417,13 +417,20 @@ class TeachSession:
         workdir: where the proxy exposes snapshots (``<workdir>/proxy``) and keeps the medium
             (``<workdir>/medium``); a new temporary directory (removed by ``close``) if omitted.
         seed: the host's seed.
+        inventory: ``"demo"`` (the default) or ``"era"``, the VM per era-specific case
+            (``Host.demo(inventory=...)``).
+        profile: the host profile (default: ``Host.demo``'s).
     """
 
-    def __init__(self, workdir: str | Path | None = None, *, seed: int = 0) -> None:
+    def __init__(
+        self, workdir: str | Path | None = None, *, seed: int = 0, inventory: str = "demo", profile: str | None = None,
+    ) -> None:
         self._own_workdir = workdir is None
-        self.workdir = Path(tempfile.mkdtemp(prefix="vcbsim-teach-")) if workdir is None else Path(workdir)
         self.seed = seed
-        self.host = Host.demo(seed=seed)
+        self.host = Host.demo(seed=seed, inventory=inventory) if profile is None else Host.demo(
+            profile, seed=seed, inventory=inventory
+        )
+        self.workdir = Path(tempfile.mkdtemp(prefix="vcbsim-teach-")) if workdir is None else Path(workdir)
         self._catalog: Any = None
         self.mounts: list[str] = []
         self.backup: GuidedBackup | None = None

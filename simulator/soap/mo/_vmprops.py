@@ -64,6 +64,7 @@ _IO_ALLOCATION: Any = vim.StorageResourceManager.IOAllocationInfo
 _VIRTUAL_DISK: Any = vim.vm.device.VirtualDisk
 _FLAT_BACKING: Any = vim.vm.device.VirtualDisk.FlatVer2BackingInfo
 _SESPARSE_BACKING: Any = vim.vm.device.VirtualDisk.SeSparseBackingInfo
+_RDM_BACKING: Any = vim.vm.device.VirtualDisk.RawDiskMappingVer1BackingInfo
 _NETWORK_BACKING: Any = vim.vm.device.VirtualEthernetCard.NetworkBackingInfo
 _CONNECT_INFO: Any = vim.vm.device.VirtualDevice.ConnectInfo
 _PCI_CONTROLLER: Any = vim.vm.device.VirtualPCIController
@@ -107,8 +108,22 @@ def _backing(disk: DiskInfo, layers: Sequence[DiskLayer], change_id: str | None,
     """
     top = layers[0]
     all_sesparse = all(layer.format == "seSparse" for layer in layers)
-    if all_sesparse:
+    if disk.rdm is not None:
+        # an RDM and the redo logs of a snapshotted virtual-mode one (``parent``,
+        # ``deltaDiskFormat``): RawDiskMappingVer1BackingInfo throughout (simulator/_rdm.py)
         backing: Any = make(
+            _RDM_BACKING,
+            fileName=top.descriptor,
+            compatibilityMode=disk.rdm,
+            diskMode=disk.disk_mode,
+            lunUuid=disk.lun_uuid,
+            deviceName=disk.device_name,
+            uuid=disk.uuid or None,
+            changeId=change_id,
+        )
+        _delta_format(backing, top)
+    elif all_sesparse:
+        backing = make(
             _SESPARSE_BACKING,
             fileName=top.descriptor,
             diskMode=disk.disk_mode,
@@ -129,18 +144,24 @@ def _backing(disk: DiskInfo, layers: Sequence[DiskLayer], change_id: str | None,
             split=False,
             eagerlyScrub=False,
         )
-        state = backing.__dict__  # a fresh object of our own: set without the checks again
-        if top.format == "vmfsSparse":
-            state["deltaDiskFormat"] = "redoLogFormat"
-        elif top.format == "seSparse":
-            state["deltaDiskFormat"] = "seSparseFormat"
-            state["deltaGrainSize"] = 4096
+        _delta_format(backing, top)
     name = _datastore_of(top.descriptor)
     if ds_ref is not None and name is not None:
         backing.__dict__["datastore"] = ds_ref(name)
     if len(layers) > 1:
         backing.__dict__["parent"] = _backing(disk, layers[1:], None, ds_ref)
     return backing
+
+
+def _delta_format(backing: Any, top: DiskLayer) -> None:
+    """A redo log's ``deltaDiskFormat`` (and SEsparse's grain size) on a backing just made
+    (set in its state: the values are the enum's own, the object is ours alone)."""
+    state = backing.__dict__
+    if top.format == "vmfsSparse":
+        state["deltaDiskFormat"] = "redoLogFormat"
+    elif top.format == "seSparse":
+        state["deltaDiskFormat"] = "seSparseFormat"
+        state["deltaGrainSize"] = 4096
 
 
 def _disk_device(disk: DiskInfo, ds_ref: DsRef) -> Any:

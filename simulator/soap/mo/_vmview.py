@@ -69,6 +69,10 @@ class DiskInfo:
     #: set when change tracking is active for this disk (``<16 hex pairs>/<seq>``)
     change_id: str | None = None
     uuid: str = ""
+    #: an RDM's ``compatibilityMode`` and LUN (``simulator/_rdm.py``); None: a virtual disk
+    rdm: str | None = None
+    lun_uuid: str = ""
+    device_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,13 +126,14 @@ def network_name(vm: VM) -> str:
 
 
 def _layers(host: Host, d: VirtualDiskDevice, top: Any = None) -> tuple[DiskLayer, ...]:
-    chain = d.disk.chain(top) if top is not None else d.disk.chain()
+    chain = d.backing_chain(top)  # without a nonpersistent disk's session redo log
     suffix = host.delta_extent_suffix(d)
     out = []
     for layer in chain:
         stem = layer.label[: -len(".vmdk")] if layer.label.endswith(".vmdk") else layer.label
         if layer.parent is None:
-            out.append(DiskLayer(layer.label, f"{stem}-flat.vmdk", d.capacity, "flat"))
+            # an RDM's mapping extent takes no room on the datastore: the bytes are the LUN's
+            out.append(DiskLayer(layer.label, d.base_extent, 0 if d.rdm else d.capacity, "flat"))
         else:
             allocated = layer.grain_count * d.disk.grain_size
             fmt: Literal["seSparse", "vmfsSparse"] = "seSparse" if suffix == "-sesparse.vmdk" else "vmfsSparse"
@@ -153,6 +158,9 @@ def _disk(host: Host, vm: VM, d: VirtualDiskDevice, snap: Snapshot | None = None
         disk_mode=d.disk_mode,
         change_id=change_id,
         uuid=disk_uuid(vm.uuid, d.key),
+        rdm=d.rdm,
+        lun_uuid=d.lun_uuid,
+        device_name=d.device_name,
     )
 
 

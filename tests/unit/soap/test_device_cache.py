@@ -4,7 +4,7 @@ from changes, and its XML kept on it (``_vmprops.build_devices``, ``_fastencode.
 Properties:
 
 - every object the unchecked builders make is one pyVmomi's checked constructors accept, and
-  it is written exactly as its checked copy is (on every VM of the demo host, both profiles);
+  it is written exactly as its checked copy is (on every VM of both demo inventories, both profiles);
 - a second read of an unchanged VM answers the same list without building it again; a
   snapshot, a power operation, a new change id and a datastore renumbering
   each give a new list that shows the change;
@@ -67,19 +67,25 @@ def text(value: Any) -> str:
     return str(SoapAdapter.SerializeToStr(value, Object(name="val", type=object, version=V, flags=0), V))
 
 
+@pytest.mark.parametrize("inventory", ["demo", "era"])
 @pytest.mark.parametrize("profile", ["esx-3.5u2", "esxi-7.0"])
-def test_the_unchecked_builders_make_what_the_checked_constructors_accept(profile: str) -> None:
-    host = Host.demo(profile, seed=3)
+def test_the_unchecked_builders_make_what_the_checked_constructors_accept(profile: str, inventory: str) -> None:
+    host = Host.demo(profile, seed=3, inventory=inventory)  # era: RDMs, IDE disks, SEsparse
     vm0 = next(iter(host.vms.values()))
     host.create_snapshot(vm0, "one")  # a chain of two: parent backings too
     seen = 0
+    backings: set[str] = set()
     for vm in host.vms.values():
         built = devices(host, vm)
         assert any(isinstance(d, vim.vm.device.VirtualDisk) for d in built)
         for device in built:
             assert text(checked_copy(device)) == text(device)
             seen += 1
+            if isinstance(device, vim.vm.device.VirtualDisk):
+                backings.add(type(device.backing).__name__.rsplit(".", 1)[-1])
     assert seen > 10
+    if inventory == "era":
+        assert "RawDiskMappingVer1BackingInfo" in backings
 
 
 def test_an_unchanged_vm_answers_the_same_list_and_changes_give_new_ones() -> None:
