@@ -28,6 +28,7 @@ from ._clock import VirtualClock
 from ._errors import InvalidInputError, NotFoundError, SimulatedCrash, StateError
 from ._faultrules import FaultInjector, FaultRule
 from ._faults import fault_name, make_fault, raise_fault
+from ._holds import DiskHolds
 from ._names import check_name, check_text, check_vm_name
 from ._profiles import DEFAULT_PROFILE, HostProfile, get_profile
 from ._random import SimRandom
@@ -48,6 +49,7 @@ from .disk import BlockDevice, Layer, LayeredDisk, LayerView, MergeStats
 
 if TYPE_CHECKING:
     from ._persist import DatastoreStore, RecoveryReport
+    from ._vmlifecycle import DiskSpec, LooseDisk
 
 __all__ = ["Host", "Datastore", "DiskChangeInfo", "GiB", "MiB", "MorefCounters", "Populate"]
 
@@ -149,6 +151,13 @@ def _vm_ref(vm: VM) -> Any:
     return vim.VirtualMachine(vm.moref)
 
 
+def _task_ref(moid: str) -> Any:
+    """A task's managed-object reference (``TaskInProgress`` names the task in the way)."""
+    from pyVmomi import vim
+
+    return vim.Task(moid)
+
+
 def _unit_number(controllers: Sequence[str], i: int) -> int:
     """The disk's unit on its controller: in order per controller; SCSI skips 7 (the HBA)."""
     n = sum(c == controllers[i] for c in controllers[:i])
@@ -184,9 +193,17 @@ class Host:
             "datastore1": Datastore("datastore1", datastore_capacity, self)
         }
         self.lock = threading.RLock()
+        #: export leases and hot-added disks holding VMs' disk files open (``_holds.py``)
+        self.holds = DiskHolds()
         self._quiesce_step_callbacks: list[Callable[[VM, str], None]] = []
         self._next_moref = 1
         self._next_snapshot_moref = 1
+        #: files clients put on a datastore kept in memory (no ``datastore_dir``): (ds, path) -> bytes
+        self.uploads: dict[tuple[str, str], bytes] = {}
+        #: disk files no VM holds, in memory (``VirtualDiskManager``; ``_vmlifecycle``)
+        self.loose_disks: dict[tuple[str, str], LooseDisk] = {}
+        #: VMs unregistered (``UnregisterVM``) by their ``.vmx`` path: registering it brings them back
+        self.unregistered: dict[str, VM] = {}
         #: What ``reset()`` rebuilds the inventory with (``None``: no VMs). Public so that the
         #: control API's ``reset(demo=...)`` can choose; a loaded datastore made from the demo
         #: sets it to the demo's when none was given.
@@ -474,7 +491,7 @@ class Host:
     # -- task bookkeeping -------------------------------------------------------------------
 
     @contextmanager
-    def _operation(self, vm: VM, op: str) -> Iterator[None]:
+    def _operation(self, vm: VM, op: str, *, save: bool = True) -> Iterator[None]:
         with self.lock:
             if vm.connection_state != "connected":
                 raise_fault(
@@ -487,13 +504,28 @@ class Host:
                     "TaskInProgress",
                     f"The operation '{op}' is not allowed: task '{vm.busy}' is in progress on {vm.name}.",
                 )
+            leases = self.holds.on(vm.moref, "export") if len(self.holds) else []
+            if leases:
+                # "operations that alter the state of the virtual machines covered by the
+                # lease are blocked" (API reference, HttpNfcLease; _holds.py)
+                raise_fault(
+                    "TaskInProgress",
+                    f"The operation '{op}' is not allowed: export lease {leases[0].holder} holds "
+                    f"{vm.name}; complete or abort it first (HttpNfcLeaseComplete / HttpNfcLeaseAbort).",
+                    task=_task_ref(leases[0].task or f"haTask-{vm.moref}-ExportVm"),
+                )
             vm.busy = op
             try:
                 yield
             finally:
                 vm.busy = None
-                if self.store is not None:
+                if self.store is not None and save:
                     self.store.save_vm(vm)
+
+    def operation(self, vm: VM, op: str, *, save: bool = True) -> Any:
+        """The bookkeeping of one host operation on ``vm`` (busy, connection state, saved
+        afterwards unless ``save=False``): for operation modules beside this one."""
+        return self._operation(vm, op, save=save)
 
     def crash_point(self, point: str, vm: VM | None = None) -> None:
         """An injected crash point: raises ``SimulatedCrash`` when a ``crash`` rule matches."""
@@ -889,6 +921,8 @@ class Host:
                 if d.key in s.layers and s.layers[d.key].alive and not s.layers[d.key].released
             ]
             rule = self._consolidate_rule(vm) if consolidate and live else None
+            if consolidate and live and (rule is None or not rule.fault):
+                rule = self._hotadd_lock(vm) or rule
             if rule is not None and rule.fault:
                 self._commit_failed(vm, live, rule)
             for d, layer in live:
@@ -910,6 +944,18 @@ class Host:
         if rule is not None:
             self.clock.advance(rule.delay)
         return rule
+
+    def _hotadd_lock(self, vm: VM) -> FaultRule | None:
+        """A commit into base disks another VM has open (hot-added to a proxy) fails with
+        ``FileLocked``, as the consolidate fault rule would (``_holds.py``)."""
+        held = self.holds.on(vm.moref, "hotadd") if len(self.holds) else []
+        if not held:
+            return None
+        files = ", ".join(d.base_name for d in vm.disks if d.key in held[0].disks) or vm.vmx_path
+        return FaultRule(
+            "consolidate", vm.name, fault="FileLocked",
+            message=f"Unable to access file {files} since it is locked (hot-added to {held[0].holder}).",
+        )
 
     def _commit_failed(self, vm: VM, live: list[tuple[VirtualDiskDevice, Layer]], rule: FaultRule) -> None:
         """A commit that fails part-way: the snapshot is already out of the tree, its redo logs
@@ -1032,6 +1078,8 @@ class Host:
             )
         with self._operation(vm, "ConsolidateVMDisks"):
             rule = self._consolidate_rule(vm) if vm.consolidation_needed else None
+            if vm.consolidation_needed and (rule is None or not rule.fault):
+                rule = self._hotadd_lock(vm) or rule
             if rule is not None and rule.fault:
                 raise_fault(rule.fault, rule.message, datastore=vm.datastore, file=vm.vmsd_path)
             total = MergeStats()
@@ -1114,6 +1162,103 @@ class Host:
             return d.change_id(d.disk.epoch)
         snap = self.find_snapshot(vm, snapshot)
         return d.change_id(snap.epochs.get(d.key, d.disk.epoch))
+
+    # -- VM life cycle and disk files (simulator/_vmlifecycle.py) -----------------------------
+
+    def create_vm(self, name: str, *, datastore: str, guest_id: str | None = None, memory_mb: int = 1024,
+                  num_cpus: int = 1, disks: Sequence[DiskSpec] = (), extra_config: dict[str, str] | None = None) -> VM:
+        """``Folder.CreateVM_Task``: a new powered-off VM with new or existing disk files."""
+        from ._vmlifecycle import create_vm
+
+        return create_vm(self, name, datastore=datastore, guest_id=guest_id, memory_mb=memory_mb,
+                         num_cpus=num_cpus, disks=disks, extra_config=extra_config)
+
+    def register_vm(self, vmx_path: str, *, name: str | None = None) -> VM:
+        """``Folder.RegisterVM_Task``: the VM whose ``.vmx`` is at ``vmx_path``."""
+        from ._vmlifecycle import register_vm
+
+        return register_vm(self, vmx_path, name=name)
+
+    def unregister_vm(self, vm: VM | str) -> None:
+        """``VirtualMachine.UnregisterVM``: out of the inventory, files kept."""
+        from ._vmlifecycle import unregister_vm
+
+        unregister_vm(self, self.find_vm(vm))
+
+    def destroy_vm(self, vm: VM | str) -> None:
+        """``VirtualMachine.Destroy_Task``: out of the inventory, files deleted."""
+        from ._vmlifecycle import destroy_vm
+
+        destroy_vm(self, self.find_vm(vm))
+
+    def add_disk(self, vm: VM | str, spec: DiskSpec) -> VirtualDiskDevice:
+        """``ReconfigVM_Task`` deviceChange ``add`` of a ``VirtualDisk``."""
+        from ._vmlifecycle import add_disk
+
+        return add_disk(self, self.find_vm(vm), spec)
+
+    def remove_disk(self, vm: VM | str, disk_key: int, *, destroy: bool = False) -> None:
+        """``ReconfigVM_Task`` deviceChange ``remove`` of a ``VirtualDisk``."""
+        from ._vmlifecycle import remove_disk
+
+        remove_disk(self, self.find_vm(vm), disk_key, destroy=destroy)
+
+    def create_virtual_disk(self, path: str, capacity: int, *, adapter: str = "lsilogic") -> str:
+        """``VirtualDiskManager.CreateVirtualDisk_Task``."""
+        from ._vmlifecycle import create_virtual_disk
+
+        return create_virtual_disk(self, path, capacity, adapter=adapter)
+
+    def copy_virtual_disk(self, source: str, dest: str, *, force: bool = False) -> str:
+        """``VirtualDiskManager.CopyVirtualDisk_Task``."""
+        from ._vmlifecycle import copy_virtual_disk
+
+        return copy_virtual_disk(self, source, dest, force=force)
+
+    def delete_virtual_disk(self, path: str) -> None:
+        """``VirtualDiskManager.DeleteVirtualDisk_Task``."""
+        from ._vmlifecycle import delete_virtual_disk
+
+        delete_virtual_disk(self, path)
+
+    def new_vm_record(self, name: str, *, datastore: str, guest_os: str, memory_mb: int = 1024,
+                      uuid: str | None = None) -> VM:
+        """A VM object with the next moref, not yet registered (``_vmlifecycle`` fills its disks
+        and registers it). Tools are those of a guest not yet seen: ``not-running``."""
+        from .tools import MemoryGuestFiles, VMwareTools
+
+        family = GUEST_OS[guest_os][2]
+        with self.lock:
+            moref = f"vm-{self._next_moref}"
+            self._next_moref += 1
+        vm = VM(
+            name=name, moref=moref, uuid=uuid or self.random.uuid(), instance_uuid=self.random.uuid(),
+            os_family=family,  # type: ignore[arg-type]
+            datastore=datastore, directory=f"[{datastore}] {name}", memory_mb=memory_mb,
+            power_state="poweredOff", hostname=f"{name}.vcbsim.test",
+            hw_version=4 if self.profile.version.startswith("3.") else 19, guest_os=guest_os,
+        )
+        vm.tools = VMwareTools(MemoryGuestFiles(family), state="not-running")
+        return vm
+
+    def detach_vm(self, vm: VM, *, delete_files: bool = False) -> None:
+        """Take ``vm`` out of the inventory (unregister; with ``delete_files`` destroy)."""
+        with self.lock:
+            self.vms.pop(vm.moref, None)
+            self.faults.aliases.pop(vm.moref, None)
+            if self.store is not None:
+                if delete_files:
+                    self.store.destroy_vm(vm)
+                else:
+                    self.store.unregister_vm(vm)
+
+    def reattach_vm(self, vm: VM) -> None:
+        """Put an unregistered VM back in the inventory (register of its kept ``.vmx``)."""
+        with self.lock:
+            self.vms[vm.moref] = vm
+            self.faults.aliases[vm.moref] = vm.name
+            if self.store is not None:
+                self.store.save_vm(vm)
 
     # -- guest --------------------------------------------------------------------------------
 

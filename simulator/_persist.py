@@ -73,6 +73,8 @@ LOCK_FILE = ".vcbsim.lock"
 STATE_SUFFIX = ".vcbsim.json"
 #: where damaged files of this host are moved (never deleted), one numbered folder per move
 QUARANTINE = ".vcbsim-quarantine"
+#: the state of a VM unregistered from this host, kept in its folder (not loaded at a start)
+UNREGISTERED = ".vcbsim-unregistered.json"
 
 
 @dataclass
@@ -627,6 +629,79 @@ class DatastoreStore:
                 with contextlib.suppress(OSError):
                     out[rel] = full.stat().st_size
         return out
+
+    # -- VM life cycle (simulator/_vmlifecycle.py) ---------------------------------------------
+
+    def plain_path(self, datastore: str, path: str) -> Path:
+        """Where plain file ``path`` of ``datastore`` lives (checked as ``put_file`` checks)."""
+        return self._file_path(datastore, path)
+
+    def forget_vm(self, vm: VM) -> None:
+        """A VM whose creation failed before its state was written: its files go, the host
+        forgets it (nothing of anyone else's is touched)."""
+        if vm.moref in self._last_doc:
+            return
+        for d in vm.disks:
+            if isinstance(d.disk, PersistentLayeredDisk):
+                d.disk.close()
+        directory = self.vm_dir(vm)
+        for name in sorted(self._created_by(vm)):
+            with contextlib.suppress(OSError):
+                os.unlink(directory / name)
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+        self._owned.pop(vm.moref, None)
+
+    def _unregistered_path(self, datastore: str, folder: str) -> Path:
+        return self.root / datastore / folder / UNREGISTERED
+
+    def unregister_vm(self, vm: VM) -> None:
+        """``UnregisterVM``: the VM's files stay; its state is set aside (not loaded at the
+        next start) until ``reregister`` brings it back."""
+        for d in vm.disks:
+            if isinstance(d.disk, PersistentLayeredDisk):
+                d.disk.close()
+        state = self.state_path(vm)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(state, state.with_name(UNREGISTERED))
+        self._last_doc.pop(vm.moref, None)
+        self._owned.pop(vm.moref, None)
+        self.save_host()
+
+    def reregister(self, datastore: str, folder: str) -> VM | None:
+        """``RegisterVM_Task`` of a VM this host unregistered: loaded from its kept state."""
+        aside = self._unregistered_path(datastore, folder)
+        if not aside.is_file():
+            return None
+        raw = aside.read_bytes()
+        doc = json.loads(raw)
+        _shape(doc, aside.relative_to(self.root).as_posix())
+        state = aside.with_name(f"{doc['vm']['name']}{STATE_SUFFIX}")
+        os.replace(aside, state)
+        try:
+            self._load_vm(state, doc, raw, RecoveryReport(str(self.root)))
+        except BaseException:
+            os.replace(state, aside)
+            raise
+        self.save_host()
+        return self.host.vms[doc["vm"]["moref"]]
+
+    def destroy_vm(self, vm: VM) -> None:
+        """``Destroy_Task``: the VM's own files are deleted (plain files in its folder stay)."""
+        for d in vm.disks:
+            if isinstance(d.disk, PersistentLayeredDisk):
+                d.disk.close()
+        directory = self.vm_dir(vm)
+        names = self._owned.pop(vm.moref, set()) | self._created_by(vm)
+        names |= {self.state_path(vm).name, f"{vm.name}.vmx", f"{vm.name}.vmsd"}
+        for name in sorted(names):
+            with contextlib.suppress(OSError):
+                os.unlink(directory / name)
+            self._written.pop(directory / name, None)
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+        self._last_doc.pop(vm.moref, None)
+        self.save_host()
 
     def read_file(self, datastore: str, path: str, offset: int, length: int) -> bytes:
         target = self._file_path(datastore, path)

@@ -207,7 +207,7 @@ def collect_objects(ep: Endpoint, spec: Any, *, missing_ok: bool = False) -> lis
             for target in targets:
                 if not isinstance(target, VmomiSupport.ManagedObject):
                     continue
-                timpl = ep.lookup(target)
+                timpl = ep.registry.lookup(target)
                 if timpl is None:
                     continue
                 if not ts.skip:
@@ -215,7 +215,7 @@ def collect_objects(ep: Endpoint, spec: Any, *, missing_ok: bool = False) -> lis
                 visit(timpl, ts.selectSet or [])
 
     for ospec in spec.objectSet:
-        impl = ep.lookup(ospec.obj)
+        impl = ep.registry.lookup(ospec.obj)
         if impl is None:
             if missing_ok:
                 continue
@@ -331,12 +331,12 @@ def create_filter(ep: Endpoint, session: Session, coll: Collector, spec: Any, pa
     moid = f"session[{session.key[:8]}]filter-{next(_filter_ids)}"
     state = FilterState(moid, session.key, coll.moid, spec, bool(partial))
     coll.filters[moid] = state
-    ep.filters[moid] = state
+    ep.scoped.filters[moid] = state
     return PC.Filter(moid)
 
 
 def destroy_filter(ep: Endpoint, moid: str) -> None:
-    state = ep.filters.pop(moid, None)
+    state = ep.scoped.filters.pop(moid, None)
     if state is not None:
         sess = ep.sessions.get(state.session_key)
         coll = sess.collectors.get(state.collector) if sess is not None else None

@@ -283,8 +283,8 @@ def _reset(ep: Endpoint, host: Host, data: dict[str, Any]) -> dict[str, Any]:
         del trace.events[:cut]
         trace.dropped += cut
     # what the endpoint remembers about the old inventory
-    ep._snapshot_owner.clear()
-    ep.transfers.clear()
+    ep.inventory.forget_all()
+    ep.sessions.transfers.clear()
     ep.files.uploads.clear()
     ep.guest.processes.clear()
     return {"profile": host.profile.name, "seed": host.seed, "vms": [vm.name for vm in host.vms.values()],

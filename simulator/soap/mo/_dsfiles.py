@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import InvalidInputError, NotFoundError
 from ..._vm import file_ref
-from ...disk import CowdExtent, SeSparseExtent, cowd_extent, sesparse_extent
+from ...disk import CowdExtent, SeSparseExtent, cowd_extent, render_descriptor, sesparse_extent
 
 if TYPE_CHECKING:
     from ..._host import Host
@@ -68,6 +68,10 @@ def _fixed(data: bytes) -> tuple[int, Reader]:
 
 def _flat(d: VirtualDiskDevice, base: Any) -> tuple[int, Reader]:
     return d.capacity, partial(_read_view, d.disk.view(base), d.capacity)
+
+
+def _flat_disk(disk: Any) -> tuple[int, Reader]:
+    return disk.capacity, partial(_read_view, disk.view(None), disk.capacity)
 
 
 def _delta(layer: Any, d: VirtualDiskDevice, suffix: str) -> tuple[int, Reader]:
@@ -115,12 +119,29 @@ class DatastoreFiles:
 
     def __init__(self, host: Host) -> None:
         self.host = host
-        #: (datastore, path) -> bytes a client uploaded
-        self.uploads: dict[tuple[str, str], bytes] = {}
         #: (datastore, path) of folders made empty (``MakeDirectory``)
         self.directories: set[tuple[str, str]] = set()
         #: (datastore, folder) -> morefs of the VMs with files there (a hint: ``_lookup``)
         self._folders: dict[tuple[str, str], set[str]] = {}
+
+    @property
+    def uploads(self) -> dict[tuple[str, str], bytes]:
+        """(datastore, path) -> bytes a client uploaded (kept by the host, which turns an
+        uploaded disk into a VM's disk: ``simulator/_vmlifecycle.py``)."""
+        return self.host.uploads
+
+    def _loose_files(self, datastore: str) -> dict[str, Opener]:
+        """Disk files no VM holds (in memory): a ``vmfs`` descriptor and its flat extent."""
+        out: dict[str, Opener] = {}
+        for (ds, path), loose in self.host.loose_disks.items():
+            if ds != datastore:
+                continue
+            name = path.rsplit("/", 1)[-1]
+            text = render_descriptor(name, loose.disk.capacity, create_type="vmfs", adapter=loose.adapter)
+            text += f'ddb.uuid = "{" ".join(loose.uuid.replace("-", "")[i : i + 2] for i in range(0, 32, 2))}"\n'
+            out[path] = partial(_fixed, text.encode())
+            out[path[: -len(".vmdk")] + "-flat.vmdk"] = partial(_flat_disk, loose.disk)
+        return out
 
     def _vm_files(self, vm: VM) -> dict[str, Opener]:
         """``"[ds] path" -> opener`` for every file of ``vm``; nothing is rendered here."""
@@ -147,6 +168,8 @@ class DatastoreFiles:
                 if name.startswith(prefix):
                     files[name[len(prefix) :]] = opener
         self._folders = folders
+        if self.host.loose_disks:
+            files.update(self._loose_files(datastore))
         return files
 
     def _generated(self, datastore: str) -> dict[str, tuple[int, Reader]]:

@@ -227,11 +227,11 @@ class FuzzTarget:
         assert threading.active_count() <= baseline_threads, threading.enumerate()
         ep = self.server.endpoint
         with ep.lock:  # no filter, view, collector or transfer outlives its session
-            assert len(ep.sessions) <= 500 and len(ep.transfers) <= 1000
-            assert all(f.session_key in ep.sessions for f in ep.filters.values())
-            assert all(v.session_key in ep.sessions for v in ep.views.values())
-            assert all(c.session_key in ep.sessions for c in ep.collectors.values())
-            assert all(t.session in ep.sessions for t in ep.transfers.values())
+            assert len(ep.sessions) <= 500 and len(ep.sessions.transfers) <= 1000
+            assert all(f.session_key in ep.sessions for f in ep.scoped.filters.values())
+            assert all(v.session_key in ep.sessions for v in ep.scoped.views.values())
+            assert all(c.session_key in ep.sessions for c in ep.scoped.collectors.values())
+            assert all(t.session in ep.sessions for t in ep.sessions.transfers.values())
 
     # --- afterwards -------------------------------------------------------------------------
     def smoke(self) -> None:
@@ -985,7 +985,7 @@ def test_regression_many_object_specs_naming_one_vm_read_it_once(fuzz):
     """20,000 object specs naming ``vm-1`` built the VM's record 20,000 times under the
     endpoint lock (seconds during which every other client waited)."""
     ep = fuzz.server.endpoint
-    original = ep.vm_view
+    original = ep.inventory.vm_view
     calls = 0
 
     def counting(moid: str) -> Any:
@@ -997,11 +997,11 @@ def test_regression_many_object_specs_naming_one_vm_read_it_once(fuzz):
     body = _call("RetrievePropertiesEx", "PropertyCollector", "ha-property-collector",
                  f"<specSet><propSet><type>VirtualMachine</type><pathSet>name</pathSet></propSet>{objs}</specSet>"
                  "<options/>")
-    ep.vm_view = counting
+    ep.inventory.vm_view = counting
     try:
         answer = fuzz.post(body)
     finally:
-        del ep.vm_view
+        del ep.inventory.vm_view
     assert answer.status == 200 and b"win2003-sql" in answer.body
     assert calls < 50
 

@@ -178,7 +178,7 @@ def test_sixteen_clients_snapshot_cycles_leave_a_consistent_host(loaded) -> None
     runner = server.endpoint.tasks
     assert runner.failed == 0 and runner.completed == sum(counts.values())
     # WaitForTask's filters were destroyed, every client logged out
-    assert server.endpoint.filters == {}
+    assert server.endpoint.scoped.filters == {}
     assert server.endpoint.sessions == {}
     # finished tasks are kept per session (``retention`` each, so one busy client cannot push
     # another's out of sight) and by age on the endpoint clock, not ``retention`` in all: with
