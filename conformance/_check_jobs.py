@@ -32,6 +32,10 @@ from ._check_quiesce import QuiesceModel
 
 __all__ = ["JobModel"]
 
+#: the steps that create or remove the backup snapshot (an unknown outcome there leaves the
+#: snapshot's existence in doubt)
+_SNAPSHOT_STEPS = frozenset({"WF-1", "WF-1b", "WF-1c", "WF-3b"})
+
 
 @dataclass(slots=True)
 class _Snap:
@@ -94,6 +98,8 @@ class _Job:
     says_crash: Event | None = None
     #: removals without consolidation still waiting for ConsolidateVMDisks_Task (API 5.0+)
     unconsolidated: list[Event] = field(default_factory=list)
+    #: snapshot steps that ended with an unknown outcome the proxy has not resolved yet
+    unresolved: list[Event] = field(default_factory=list)
 
 
 
@@ -140,6 +146,8 @@ class JobModel(Model):
 
     def _implicit_end(self, job: _Job) -> None:
         """A job without a ``job`` op ends when the next begins (or the trace ends)."""
+        if job.unresolved:
+            self._check_resolved(job, job.unresolved[-1])
         created = [s for s in job.snaps if s.create.kind != "op.info"]
         if created and job.crashed is None:
             self._check_consistency(job, created[-1], created[-1].create)
@@ -280,6 +288,23 @@ class JobModel(Model):
     def on_note(self, ev: Event) -> None:
         pass  # a note keeps a merge going (the host's per-disk merge cost)
 
+    def on_host_call_refused(self, ev: Event) -> None:
+        """The host refused a call its API lacks (``host.call.refused``, the host's own fact).
+        A removal without consolidation or ConsolidateVMDisks_Task refused by an API 2.5 host
+        is a product relying on vSphere 5.0 calls (CMT-CONSOLIDATE), even though the call
+        never ran; other refusals are the product's business (it may probe and fall back)."""
+        vm = self.vm_of(ev)
+        method = str(ev.details.get("method", ""))
+        consolidating = method == "ConsolidateVMDisks_Task" or ev.details.get("parameter") == "consolidate"
+        if not consolidating:
+            return
+        what = ("ConsolidateVMDisks_Task" if method == "ConsolidateVMDisks_Task"
+                else f"{method} with consolidate=false")
+        self.add("CMT-CONSOLIDATE", f"event #{ev.seq}: the product called {what} on {self.show(vm)}, and the host "
+                 f"(vSphere API {ev.details.get('api_version')}) refused it: the call is since API "
+                 f"{ev.details.get('since')}; on an ESX 3.5 host removing the snapshot commits its redo log, "
+                 "and a Consolidate Helper snapshot is removed the same way (step 3b; spec R48, R49)", ev, vm=vm)
+
     def on_snapshot_revert(self, ev: Event) -> None:
         vm = self.vm_of(ev)
         sid = str(ev.details.get("snapshot"))
@@ -319,6 +344,9 @@ class JobModel(Model):
         if op in JOB_OPS and ev.step is None:
             self._job_invoke(ev, vm, op, op_id)
         else:
+            job = self.jobs.get(vm)
+            if job is not None and ev.step in _SNAPSHOT_STEPS:
+                job.unresolved.clear()  # the proxy went back to the host about the snapshot
             self._step_invoke(ev, vm, op, op_id)
 
     def _job_invoke(self, ev: Event, vm: str | None, op: str, op_id: str) -> None:
@@ -476,6 +504,8 @@ class JobModel(Model):
         if o.job is None:
             return
         o.job.infos.append(ev)
+        if self.host_truth and o.step in _SNAPSHOT_STEPS and not ev.details.keys() & {"resolved", "snapshot"}:
+            o.job.unresolved.append(ev)
         if not self.host_truth and self._is_snapshot_op(o, ev):
             snap = _Snap(ev, str(o.op_id), str(o.invoke.details.get("name", "")), o.vm, True, o.job, state="maybe", unknown=ev)
             self.snaps[snap.sid] = snap
@@ -555,10 +585,24 @@ class JobModel(Model):
                     if o.job.op is o and self.jobs.get(o.vm) is o.job:
                         del self.jobs[o.vm]
 
+    def _check_resolved(self, job: _Job, ev: Event) -> None:
+        """TMO-RESOLVE-UNKNOWN with the host's events at hand: the host shows what happened,
+        but a proxy that never asked cannot know whether it left a snapshot behind. A snapshot
+        step that ended ``op.info`` is resolved by the proxy going back to the host (a later
+        WF-1 / WF-3b step of the job, e.g. a check or a retry) or by saying what it found on
+        the ``op.info`` itself (``resolved``, or the ``snapshot`` it found)."""
+        for info in job.unresolved:
+            self.add("TMO-RESOLVE-UNKNOWN", f"the backup job of {self.show(job.vm)} ended (#{ev.seq}) after "
+                     f"{info.details.get('op')} (#{info.seq}) ended with an unknown outcome "
+                     f"({info.details.get('error', 'op.info')}), and the proxy never asked the host whether the "
+                     "snapshot is there or gone (no later snapshot step, no 'resolved' on the op.info)", info, ev, vm=job.vm)
+        job.unresolved.clear()
+
     def _job_end(self, job: _Job, ev: Event, ok: bool | None) -> None:
         vm = job.vm
         if self.jobs.get(vm) is job:
             del self.jobs[vm]
+        self._check_resolved(job, ev)
         if ok is None:
             job.infos.append(ev)
         else:

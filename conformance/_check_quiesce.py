@@ -47,7 +47,20 @@ class _Quiesce:
     last_script: Event | None = None
     timer_reported: bool = False
     reported: set[str] = field(default_factory=set)
+    #: seconds the scripts themselves ran (their ``duration``): the scripts' time, not the agent's
+    script_time: float = 0.0
 
+
+
+def _agent_time(q: _Quiesce, end: Event) -> float:
+    """The operation's time spent by the guest agent itself: all of it, less what the scripts
+    ran (the customer's, or the kit's own slow scripts) and the host's snapshot creation
+    (from the engage to the snapshot, or to its failure)."""
+    total = end.time - q.start.time - q.script_time
+    snap = q.snapshot or q.snapshot_failed
+    if q.engage is not None and snap is not None and snap.time >= q.engage.time:
+        total -= snap.time - q.engage.time
+    return total
 
 
 class QuiesceModel(Model):
@@ -134,6 +147,7 @@ class QuiesceModel(Model):
             self.unplaced_event(ev, f"script {_path(ev)} ran outside any quiesce operation of {self.show(vm)}")
             return
         self._check_timer(q, ev, vm)
+        q.script_time += float(ev.details.get("duration") or 0.0)
         arg = ev.details.get("arg")
         path = _path(ev)
         legacy = _is_legacy(ev)
@@ -336,9 +350,11 @@ class QuiesceModel(Model):
         if failed is not None and ev.details.get("outcome") == "done":
             self.add("QSC-REPORT-FAILURE", f"the quiesce operation of {self.show(vm)} ended 'done' (#{ev.seq}) although "
                      f"#{failed.seq} ({failed.kind}) failed; a failed quiesce ends with 'error' or 'aborted'", failed, ev, vm=vm)
-        if q.timeout and ev.time - q.start.time > 0.8 * q.timeout and q.abort is None and not q.timer_reported:
+        own = _agent_time(q, ev)
+        if q.timeout and own > 0.8 * q.timeout and q.abort is None and not q.timer_reported:
             self.add("TMO-NEAR-LIMIT", f"the quiesce operation of {self.show(vm)} took {ev.time - q.start.time:.1f} s of its "
-                     f"{q.timeout:g} s abort timer", q.start, ev, vm=vm)
+                     f"{q.timeout:g} s abort timer, {own:.1f} s of it the agent's own (besides {q.script_time:.1f} s "
+                     "of scripts and the host's snapshot)", q.start, ev, vm=vm)
 
     def _expected_freezefail(self, q: _Quiesce, tail: list[str]) -> list[str] | None:
         """The scripts that must get freezeFail, in order; ``None`` on the success path."""

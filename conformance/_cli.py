@@ -288,6 +288,12 @@ def print_verdict(result: Any, *, report: str | None, out: IO[str] | None = None
         for line in result.evidence.table():
             con.print(escape(line))
     totals = {o: sum(1 for c in result.cases if c.outcome == o) for o in ("pass", "fail", "error", "skip", "na")}
+    warned: dict[str, str] = {}
+    for c in result.cases:
+        for w in c.warnings:
+            warned.setdefault(str(w.get("rule")), f"{c.name}: {w.get('explanation')}")
+    for rid, first in warned.items():
+        con.print(f"[yellow]WARN[/] {escape(rid)} (SHOULD; does not fail certification) {escape(first)}")
     con.print(f"{len(result.cases)} cases: " + ", ".join(f"{v} {k}" for k, v in totals.items() if v))
     where = f"; bundle in {escape(report)}" if report else ""
     if failing:

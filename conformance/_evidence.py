@@ -118,6 +118,9 @@ def occasions(events: Iterable[Event]) -> Counter[str]:
             snaps[vm] = max(0, snaps.get(vm, 0) - 1)
             c["CMT-CONSOLIDATE"] += 1
             c["WF-3b"] += 1
+        elif k == "host.call.refused":
+            if d.get("method") == "ConsolidateVMDisks_Task" or d.get("parameter") == "consolidate":
+                c["CMT-CONSOLIDATE"] += 1
         elif k == "disk.export":
             c["WF-1c"] += 1
             c["WF-1f"] += 1

@@ -90,6 +90,9 @@ class ScenarioBase(ABC):
         self._file_bases: dict[str, list[tuple[str, int]]] = {}  # vm -> [(level, snapshot seq)]
         self._log_lines: dict[tuple[str, str], int] = {}  # (vm, log path) -> lines judged
         self._log_mark = 0  # events up to here have had their scripts' log compared
+        #: SHOULD / SHOULD NOT violations seen by any check of the case, once each (warnings:
+        #: reported, never a FAIL; docs/rules.md "Warnings")
+        self.warnings: dict[tuple[str, str], dict[str, Any]] = {}
 
     # -- host access (subclasses) -----------------------------------------------------
     @abstractmethod
@@ -144,6 +147,8 @@ class ScenarioBase(ABC):
 
     def check(self, *, open_ended: bool = False) -> CheckReport:
         report = check_trace(self._events(), profile=self.host_profile, open_ended=open_ended)
+        for w in report.warnings:
+            self.warnings.setdefault((w.rule_id, w.explanation), w.to_dict())
         report.raise_for_violations()
         return report
 

@@ -42,6 +42,7 @@ __all__ = [
     "results_schema",
     "new_run_info",
     "diagnosis",
+    "warning_rules",
 ]
 
 Outcome = Literal["pass", "fail", "error", "skip", "na"]
@@ -134,6 +135,8 @@ class CaseResult:
     not_asked: tuple[str, ...] = ()
     #: a pasteable pytest function that replays a failing case
     reproducer: str = ""
+    #: SHOULD / SHOULD NOT rules the case broke (``severity: warn``): reported, never a FAIL
+    warnings: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -158,6 +161,7 @@ class CaseResult:
             "exercised": dict(sorted(self.exercised.items())),
             "not_asked": list(self.not_asked),
             "reproducer": self.reproducer,
+            "warnings": [dict(w) for w in self.warnings],
         }
 
 
@@ -175,6 +179,11 @@ def diagnosis(case: CaseResult) -> str:
     if case.reproducer:
         lines += ["Reproduce with:", "", case.reproducer]
     return "\n".join(lines)
+
+
+def warning_rules(cases: Iterable[CaseResult]) -> list[str]:
+    """The SHOULD / SHOULD NOT rules the cases broke, in order of first warning."""
+    return list(dict.fromkeys(str(w.get("rule")) for c in cases for w in c.warnings))
 
 
 def _slug(name: str) -> str:
@@ -275,8 +284,14 @@ def _junit(info: RunInfo, cases: Sequence[CaseResult], stats: Mapping[str, Any],
         **_evidence_props(evidence),
     }.items():
         ET.SubElement(props, "property", name=str(k), value=str(v))
+    warned = warning_rules(cases)
+    if warned:
+        ET.SubElement(props, "property", name="warnings", value=",".join(warned))
     for c in cases:
         tc = ET.SubElement(suite, "testcase", classname="vcbsim.conformance", name=c.name, time=f"{c.duration:.3f}")
+        if c.warnings:
+            ET.SubElement(tc, "system-out").text = "\n".join(
+                f"WARN {w.get('rule')}: {w.get('explanation')}" for w in c.warnings)
         body = "\n".join([*c.steps, *(f"{v.get('rule')}: {v.get('explanation')}" for v in c.violations)])
         if c.outcome == "fail":
             el = ET.SubElement(tc, "failure", message=c.message or ", ".join(c.rules), type=",".join(c.rules) or "ConformanceViolation")
@@ -304,7 +319,11 @@ def _summary(info: RunInfo, cases: Sequence[CaseResult], totals: Mapping[str, in
     for c in cases:
         what = f" [{', '.join(c.rules)}]" if c.rules else ""
         lines.append(f"{c.outcome.upper():5} {c.name}{what}{': ' + c.message if c.message else ''}")
+        lines += [f"      WARN {w.get('rule')}: {w.get('explanation')}" for w in c.warnings]
     lines += ["", "totals: " + ", ".join(f"{k} {v}" for k, v in totals.items())]
+    warned = warning_rules(cases)
+    if warned:
+        lines.append(f"warnings (SHOULD rules broken; they do not fail certification): {', '.join(warned)}")
     if stats:
         lines.append("statistics: " + ", ".join(f"{k}={v}" for k, v in stats.items()))
     if evidence is not None:

@@ -266,9 +266,9 @@ RULES: dict[str, Rule] = _r(
          "relying on them fails.",
          "seed WF-3b; spec R48; vSphere API RemoveSnapshot_Task.consolidate and "
          "ConsolidateVMDisks_Task (since 5.0); fidelity review D6", "COMMIT",
-         discriminating="a removal with consolidate=false in a trace recorded on esx-3.5u2 (the "
-         "simulated 2.5 host refuses that call before tracing it, so in the suite the product's job "
-         "fails: EV-DECLARED-WORKS), and on esxi-7.0 one followed by ConsolidateVMDisks_Task"),
+         discriminating="a removal with consolidate=false or ConsolidateVMDisks_Task on esx-3.5u2 (the "
+         "simulated 2.5 host refuses the call and records `host.call.refused`, the host's own fact), "
+         "and on esxi-7.0 a removal without consolidation followed by ConsolidateVMDisks_Task"),
     Rule("CMT-DATA", "After commit the disks hold every guest write",
          "After the commit the virtual disks MUST hold every write the guest made, including "
          "those made in snapshot mode; the backup snapshot MUST NOT be reverted to.",
@@ -345,11 +345,20 @@ RULES: dict[str, Rule] = _r(
          discriminating="a freeze script slower than the timer; a snapshot slower than the timer"),
     Rule("TMO-RESOLVE-UNKNOWN", "Unknown outcomes are resolved",
          "After an operation ends with an unknown outcome (`op.info`), the proxy SHOULD query "
-         "the host before the job ends, so that no snapshot or mount may be left behind.",
-         "kit (Jepsen history model)", "TIMEOUT", level="SHOULD"),
+         "the host before the job ends, so that no snapshot or mount may be left behind. A "
+         "snapshot step (WF-1, WF-3b) that ended `op.info` is resolved by a later snapshot step "
+         "of the job (a check, a retry, a cleanup) or by the `op.info` saying what the proxy "
+         "found (`resolved`, or the `snapshot` it found).",
+         "kit (Jepsen history model)", "TIMEOUT", level="SHOULD",
+         discriminating="a commit fault (`snapshot.remove` TaskInProgress) that a proxy records "
+         "as an unknown outcome; a proxy crash between steps (the next run must resolve)"),
     Rule("TMO-NEAR-LIMIT", "Steps stay clear of the timeout",
-         "A quiesce operation SHOULD NOT use more than 80 % of its abort timer.",
-         "spec R15; kit", "TIMEOUT", level="SHOULD NOT"),
+         "A quiesce operation SHOULD NOT use more than 80 % of its abort timer for the guest "
+         "agent's own work: the time the scripts ran and the host's snapshot creation are not "
+         "the agent's and are left out.",
+         "spec R15; kit (wpt: flag steps close to a timeout)", "TIMEOUT", level="SHOULD NOT",
+         discriminating="a guest agent slow to engage VSS in a run without slow scripts; freeze "
+         "scripts of 700 s and close to the timer (their time is the scripts', not the agent's)"),
     # ------------------------------------------------------------------ TRACE
     Rule("TRC-WELL-FORMED", "The trace is well formed",
          "Event sequence numbers MUST increase by one from 0, and virtual time MUST NOT go "
@@ -416,8 +425,6 @@ _DISCRIMINATING: dict[str, str] = {
     "FILE-JUNCTION": "two lettered volumes (C:, D:) and a letterless one",
     "CLN-NO-SNAPSHOT-LEFT": "a commit fault twice in a row, a proxy crash after the snapshot",
     "CLN-NO-MOUNT-LEFT": "an unmount fault; a proxy crash after the expose",
-    "TMO-RESOLVE-UNKNOWN": "a proxy crash between steps (the next run must resolve)",
-    "TMO-NEAR-LIMIT": "a freeze script of 700 s and one close to the timer",
     "TRC-WELL-FORMED": "recorded traces (check-trace); the host's own trace cannot break it",
     "TRC-OP-PAIRED": "a crash in the middle of a job",
     "TRC-CONSUMED": "cleanup of leftovers from a crashed run (unmounts of earlier mounts)",

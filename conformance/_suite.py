@@ -67,7 +67,7 @@ from ._errors import (
 from ._evidence import Evidence, evidence_case, merge_counts, occasions
 from ._explore import _machine, explored_image_levels
 from ._judge import ScenarioBase, norm_path
-from ._report import CaseResult, RunInfo, new_run_info, write_bundle
+from ._report import CaseResult, RunInfo, new_run_info, warning_rules, write_bundle
 from ._rules import HOST_PROFILES, KIT_VERSION
 
 __all__ = [
@@ -587,6 +587,11 @@ class RunResult:
     def ok(self) -> bool:
         return all(c.outcome in ("pass", "na") for c in self.cases)
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The SHOULD / SHOULD NOT rules the run broke (reported; they do not fail it)."""
+        return tuple(warning_rules(self.cases))
+
 
 def check_backup_content(
     model: Mapping[str, tuple[str, str]],
@@ -732,6 +737,9 @@ def run(
     bundle = write_bundle(report, info, cases, statistics=stats, evidence=evidence) if report is not None else None
     totals = {o: sum(1 for c in cases if c.outcome == o) for o in ("pass", "fail", "error", "skip", "na")}
     out.write(f"{len(cases)} cases: " + ", ".join(f"{v} {k}" for k, v in totals.items()) + f" (seed {seed})\n")
+    warned = warning_rules(cases)
+    if warned:
+        out.write(f"warnings (SHOULD rules broken; they do not fail certification): {', '.join(warned)}\n")
     failing = [c for c in cases if c.outcome in ("fail", "error")]
     if failing:
         first = failing[0]
@@ -749,6 +757,20 @@ def run(
             err.add_note(f"also {other.outcome.upper()} {other.name}: {', '.join(other.rules)} {other.message}")
         raise err
     return RunResult(info, tuple(cases), bundle, stats, evidence)
+
+
+def case_warnings(scens: Iterable[ScenarioBase]) -> tuple[dict[str, Any], ...]:
+    """The SHOULD warnings of a case's scenarios: each distinct one once, and at most three
+    per rule (an exploration repeats the same warning in many examples)."""
+    per_rule: dict[str, int] = {}
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for sc in scens:
+        for key, w in sc.warnings.items():
+            if key in out or per_rule.get(key[0], 0) >= 3:
+                continue
+            per_rule[key[0]] = per_rule.get(key[0], 0) + 1
+            out[key] = w
+    return tuple(out.values())
 
 
 def job_counts(s: Scenario) -> dict[str, int]:
@@ -832,13 +854,17 @@ def judge(
         codes = tuple(st.code() for st in steps)
         exercised = dict(merge_counts(sc.evidence() for sc in scens)) if scens else dict(occasions(trace))
         not_asked = tuple(dict.fromkeys(r for sc in scens for r in sc.not_asked))
+        warnings = case_warnings(scens)
         if exc is None:
             asked = sum(sc.step_jobs for sc in scens)
             if scens and not asked and not_asked:  # every job the case had was scoped out
                 why = "not applicable: " + "; ".join(not_asked[:3])
                 cases.append(CaseResult(name, "na", message=why, duration=dur, steps=codes, not_asked=not_asked))
                 return
-            cases.append(CaseResult(name, "pass", duration=dur, steps=codes, exercised=exercised, not_asked=not_asked))
+            cases.append(CaseResult(name, "pass", duration=dur, steps=codes, exercised=exercised, not_asked=not_asked,
+                                    warnings=warnings))
+            for w in warnings:
+                out.write(f"WARN {name} [{w['rule']}]: {w['explanation']}\n")
             return
         outcome, rules, message, viol = _outcome(exc)
         if expectations and expectations.get(name) == outcome:

@@ -108,6 +108,7 @@ from ._suite import (
     WINDOWS_VM,
     RunResult,
     Step,
+    case_warnings,
     script_text,
 )
 
@@ -456,13 +457,18 @@ def run_command_job(adapter: CommandAdapter, ep: WireEndpoint, vm: str, policy: 
 
 
 def _json_result(stdout: str) -> JobResult | None:
+    """The ``JobResult`` a command printed: one JSON object, or a list holding exactly one
+    (a product whose command takes several VMs prints one object per VM, as the reference's
+    ``vcbsim backup --json`` does)."""
     text = stdout.strip()
-    if not text.startswith("{"):
+    if not text.startswith(("{", "[")):
         return None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError:
         return None
+    if isinstance(doc, list) and len(doc) == 1:
+        doc = doc[0]
     if not isinstance(doc, dict) or not isinstance(doc.get("ok"), bool):
         return None
     files = doc.get("files")
@@ -474,6 +480,7 @@ def _json_result(stdout: str) -> JobResult | None:
         disks={int(k): str(v) for k, v in disks.items()} if isinstance(disks, dict) else None,
         copied={str(k): str(v) for k, v in copied.items()} if isinstance(copied, dict) else None,
         backup_id=None if doc.get("backup_id") is None else str(doc["backup_id"]),
+        details={"usable": doc["usable"]} if isinstance(doc.get("usable"), bool) else {},
     )
 
 
@@ -831,10 +838,13 @@ def certify_command(
                     cases.append(CaseResult(case, "na", message=why, not_asked=tuple(scen.not_asked)))
                     out.write(f"N/A  {case}: {why}\n")
                 else:
+                    warnings = case_warnings([scen])
                     cases.append(CaseResult(case, "pass", duration=time.perf_counter() - started,
                                             steps=tuple(st.code() for st in scen.steps), exercised=scen.evidence(),
-                                            not_asked=tuple(scen.not_asked)))
+                                            not_asked=tuple(scen.not_asked), warnings=warnings))
                     out.write(f"PASS {case} ({len(scen.jobs)} jobs)\n")
+                    for w in warnings:
+                        out.write(f"WARN {case} [{w['rule']}]: {w['explanation']}\n")
             if scen is not None:
                 stats["jobs"] += len(scen.jobs)
                 stats["jobs_ok"] += sum(1 for j in scen.jobs if j.result.ok)

@@ -37,6 +37,16 @@ def render() -> str:
         "",
         "Host profiles: " + ", ".join(f"`{p}`" for p in HOST_PROFILES) + ".",
         "",
+        "**Warnings.** A broken SHOULD or SHOULD NOT rule is a *warning*: the case still passes, "
+        "and a `certify` run with warnings still certifies. RFC 2119 allows valid reasons to "
+        "depart from a SHOULD, and the kit cannot know them; Kubernetes conformance certifies on "
+        "MUST tests only, and web-platform-tests *flags* steps close to a timeout rather than "
+        "failing them. Warnings are never silent: each is printed (`WARN case [RULE]: why`), "
+        "listed per case in results.json (`warnings`), summary.txt and junit.xml (`system-out`, "
+        "and the `warnings` property), and in the CLI's verdict; `RunResult.warnings` lists "
+        "the rules. A mutant of each SHOULD rule (`tests/mutants/test_mutants.py`) must be "
+        "reported by `quick` naming its rule.",
+        "",
     ]
     for family, about in FAMILIES.items():
         rules = [r for r in RULES.values() if r.family == family]

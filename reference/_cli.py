@@ -384,6 +384,7 @@ def _run_verb(args: argparse.Namespace) -> int:
                     results = [
                         proxy.backup(sel, args.type, catalog=cat, kind=args.kind) for sel in args.selectors
                     ]
+                    docs = [_backup_doc(r, cat) for r in results]
                 code = 0 if all(r.ok for r in results) else 1
                 text = "\n".join(
                     "\n".join(
@@ -393,7 +394,7 @@ def _run_verb(args: argparse.Namespace) -> int:
                     )
                     for r in results
                 )
-                _emit(args, [r.to_dict() for r in results], text)
+                _emit(args, docs, text)
             elif args.verb == "restore":
                 code = _restore(args, client, medium)
             elif args.verb == "jobs":
@@ -469,6 +470,23 @@ def _run_verb(args: argparse.Namespace) -> int:
             else:
                 client.close()
     return code
+
+
+def _backup_doc(r: Any, cat: Any) -> dict[str, Any]:
+    """One backup run as ``--json`` prints it: the run (``RunOutcome``), whether it succeeded
+    (``ok``), whether the medium holds a complete backup (``usable``: a job that failed after
+    its copy, e.g. at the unmount, may still leave one), and for a file-level backup what a
+    restore of it gives (``files``: guest path to SHA-256, from the catalog) and what this job
+    itself copied (``copied``). The conformance kit's command route reads ``ok``, ``files``,
+    ``copied`` and ``usable`` (the shape of ``vcbsim.conformance.JobResult``)."""
+    doc: dict[str, Any] = {**r.to_dict(), "ok": r.ok}
+    usable = r.backup_id is not None and cat.backup(r.backup_id).status == "complete"
+    doc["usable"] = usable
+    if usable and r.type == "file":
+        entries = cat.entries(r.backup_id).values()
+        doc["files"] = {e.path: e.sha256 for e in entries if not e.is_dir and e.sha256}
+        doc["copied"] = {e.path: e.sha256 for e in entries if not e.is_dir and e.sha256 and e.copied}
+    return doc
 
 
 def _restore(args: argparse.Namespace, client: Any, medium: Path) -> int:

@@ -28,7 +28,8 @@ method                   vSphere
 ``create_snapshot``      ``CreateSnapshot_Task(name, description, memory, quiesce)``
 ``remove_snapshot``      ``RemoveSnapshot_Task(removeChildren=False, consolidate=True)``
 ``list_snapshots``       ``snapshot.rootSnapshotList`` (flattened)
-``consolidate_disks``    ``ConsolidateVMDisks_Task`` (``runtime.consolidationNeeded``)
+``consolidate_disks``    ``ConsolidateVMDisks_Task`` (``runtime.consolidationNeeded``; since API 5.0)
+``api_version``          ``content.about.apiVersion``
 ``open_disk``            VDDK / NFC read of the snapshot's disk backing
 ``write_disk``           VDDK write (restore)
 ``allocated_areas``      ``QueryChangedDiskAreas(changeId="*")``
@@ -70,12 +71,23 @@ __all__ = [
     "VMInfo",
     "VolumeInfo",
     "VolumeReader",
+    "api_at_least",
     "parse_selector",
 ]
 
 SelectorKind = Literal["name", "uuid", "ipaddr", "moref"]
 #: The ``-a`` selector prefixes the proxy accepts (VCB's ``vcbMounter``/``vcbVmName``).
 SELECTOR_KINDS: tuple[str, ...] = ("name", "uuid", "ipaddr", "moref")
+
+
+def api_at_least(client: object, major: int) -> bool:
+    """Whether ``client``'s host speaks vSphere API ``major`` or later (``api_version``
+    ``2.5u2`` is 2, ``7.0.3.0`` is 7). A client that does not say is taken as recent: the
+    property or method it is about to use tells it the rest."""
+    version = getattr(client, "api_version", None)
+    if not isinstance(version, str) or not version[:1].isdigit():
+        return True
+    return int(version.split(".", 1)[0]) >= major
 
 
 def parse_selector(selector: str) -> tuple[SelectorKind, str]:
@@ -234,6 +246,12 @@ class HostClient(Protocol):
     @property
     def host_name(self) -> str: ...
 
+    @property
+    def api_version(self) -> str:
+        """The host's vSphere API version (``AboutInfo.apiVersion``: ``2.5u2``, ``7.0.3.0``):
+        what the proxy may call (``ConsolidateVMDisks_Task`` is since 5.0)."""
+        ...
+
     def list_vms(self) -> list[VMInfo]: ...
 
     def find_vm(self, selector: str) -> VMInfo:
@@ -365,6 +383,10 @@ class InProcessHostClient:
     @property
     def host_name(self) -> str:
         return str(self.host.name)
+
+    @property
+    def api_version(self) -> str:
+        return str(self.host.profile.api_version)
 
     # -- inventory -------------------------------------------------------------------------
 

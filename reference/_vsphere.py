@@ -459,6 +459,10 @@ class VSphereHostClient:
             self._host_name = str(hosts[0].name) if hosts else str(self.content.about.name)
         return self._host_name
 
+    @property
+    def api_version(self) -> str:
+        return str(self.content.about.apiVersion)
+
     # -- inventory ---------------------------------------------------------------------------------
 
     def _vms(self) -> list[Any]:

@@ -54,7 +54,7 @@ from vcbsim.simulator import (
     make_fault,
 )
 
-from ._client import HostClient, SnapshotInfo, VMInfo, VolumeReader
+from ._client import HostClient, SnapshotInfo, VMInfo, VolumeReader, api_at_least
 from ._oprecorder import OpRecorder, emit_event
 from ._outcome import RunOutcome, StepOutcome, diagnose_pre_backup, message_of
 from ._sessions import SessionStore, force_remove
@@ -273,7 +273,7 @@ class BackupProxy:
                 continue
             self.ops.ok(vm, "WF-3b", "cleanup-snapshot", op_id, result, snapshot=s.id)
             notes.append(f"removed snapshot {SNAPSHOT_NAME} ({s.id}) left on {vm.name} by an interrupted run")
-        if ok and self.client.vm_info(vm.moref).consolidation_needed:
+        if ok and api_at_least(self.client, 5) and self.client.vm_info(vm.moref).consolidation_needed:
             self._consolidate_if_needed(vm, result)
             notes.append(f"consolidated the redo logs an interrupted removal left on {vm.name}")
         if ok:
@@ -687,7 +687,13 @@ class BackupProxy:
 
     def _consolidate_if_needed(self, vm: VMInfo, result: RunOutcome) -> None:
         """A removal that failed part-way leaves "Needs consolidation" (F16): merge the
-        redo logs now (WF-3b), so every write reaches the base disk."""
+        redo logs now (WF-3b), so every write reaches the base disk. Only on API 5.0 and later:
+        an ESX 3.5 host (API 2.5) has neither ``runtime.consolidationNeeded`` nor
+        ``ConsolidateVMDisks_Task`` (vSphere API reference, "since 5.0"); what its failed commit
+        left waits below the ``Consolidate Helper-0`` snapshot, which the next removal commits
+        (spec R49), so the proxy never calls the 5.0 method there (CMT-CONSOLIDATE)."""
+        if not api_at_least(self.client, 5):
+            return
         for attempt in (1, 2):
             if not self.client.vm_info(vm.moref).consolidation_needed:
                 return

@@ -708,6 +708,7 @@ class Host:
         """
         vm = self.find_vm(vm)
         if not self.profile.quiesce_spec:
+            self._refuse_call(vm, "CreateSnapshotEx_Task", "6.5")
             raise_fault(
                 "MethodNotFound",
                 f"CreateSnapshotEx_Task is not in vSphere API {self.profile.api_version} (it arrived in 6.5).",
@@ -883,7 +884,7 @@ class Host:
         """
         vm = self.find_vm(vm)
         snap = self.find_snapshot(vm, snapshot)
-        self._require_consolidate_api(consolidate)
+        self._require_consolidate_api(vm, "RemoveSnapshot_Task", consolidate)
         with self._operation(vm, "RemoveSnapshot"):
             rule = self.faults.check("snapshot.remove", vm.name, vm=vm.moref) if self.faults.rules else None
             if rule is not None:
@@ -999,8 +1000,18 @@ class Host:
         )
         return snap
 
-    def _require_consolidate_api(self, consolidate: bool) -> None:
+    def _refuse_call(self, vm: VM, method: str, since: str, parameter: str | None = None) -> None:
+        """Record that this host refused a call its profile's API lacks (``host.call.refused``),
+        before the fault is raised: the host's own fact, so the kit judges a product relying on
+        a later API (CMT-CONSOLIDATE) from the trace, not from the job's failure it causes."""
+        details: dict[str, Any] = {"method": method, "api_version": self.profile.api_version, "since": since}
+        if parameter is not None:
+            details["parameter"] = parameter
+        self.trace.emit("host", "host.call.refused", vm=vm.moref, **details)
+
+    def _require_consolidate_api(self, vm: VM, method: str, consolidate: bool) -> None:
         if not consolidate and not self.profile.api_consolidation:
+            self._refuse_call(vm, method, "5.0", parameter="consolidate")
             raise_fault(
                 "InvalidArgument",
                 f"RemoveSnapshot_Task has no 'consolidate' parameter before vSphere API 5.0; "
@@ -1036,7 +1047,7 @@ class Host:
     def remove_all_snapshots(self, vm: VM | str, *, consolidate: bool = True) -> MergeStats:
         """``RemoveAllSnapshots_Task``: succeeds trivially when there are none (R48)."""
         vm = self.find_vm(vm)
-        self._require_consolidate_api(consolidate)
+        self._require_consolidate_api(vm, "RemoveAllSnapshots_Task", consolidate)
         total = MergeStats()
         while vm.root_snapshots:
             stats = self.remove_snapshot(vm, vm.root_snapshots[-1], remove_children=True, consolidate=consolidate)
@@ -1071,6 +1082,7 @@ class Host:
         rule ``consolidate``) merges nothing and leaves ``consolidationNeeded`` as it was."""
         vm = self.find_vm(vm)
         if not self.profile.api_consolidation:
+            self._refuse_call(vm, "ConsolidateVMDisks_Task", "5.0")
             raise_fault(
                 "MethodNotFound",
                 f"ConsolidateVMDisks_Task is not in vSphere API {self.profile.api_version} (it arrived in 5.0).",

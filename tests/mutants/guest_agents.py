@@ -218,6 +218,18 @@ class _ForgetsUnquiesce(q._Operation):
         self._end("error", 3, "snapshot failed")
 
 
+class _SlowEngage(q._Operation):
+    """Takes 85 % of the abort timer to engage the quiescing provider (slow VSS writers),
+    then quiesces correctly: within the timer, but too close to it (TMO-NEAR-LIMIT)."""
+
+    def _engage(self, provider: str) -> tuple[int, str, str] | None:
+        left = self._left()
+        delay = 0.85 * self.timeout if left is None else min(0.85 * self.timeout, left - 1.0)
+        if self.timeout > 0 and delay > 0:
+            self.clock.advance(delay)  # never past the timer: this agent is slow, not broken
+        return super()._engage(provider)
+
+
 def _tools_class(op_cls: type[q._Operation] | None = None, order_fn: Any = None) -> type[q.VMwareTools]:
     class Broken(q.VMwareTools):
         def scripts(self, layout: str) -> ScriptPlan:
@@ -280,4 +292,5 @@ GUEST_AGENTS: dict[str, Callable[[Any], Any]] = {
     "scripts-overlap": _rebuild(_tools_class(_ScriptsOverlap)),
     "directory-scripts-on-3.5u1": _rebuild(_AlwaysScriptsDir),
     "linux-scripts-from-a-directory": _rebuild(q.VMwareTools, scripts_dir="/usr/sbin"),
+    "engages-near-the-abort-timer": _rebuild(_tools_class(_SlowEngage)),
 }

@@ -39,10 +39,9 @@ PROXY_MUTANTS = [
     ("runs-a-nested-verify-job", toy(nested_verify_job=True), "WF-ONE-JOB"),
     ("never-unmounts", toy(never_unmounts=True), "CLN-NO-MOUNT-LEFT"),
     ("unmounts-an-unknown-path", toy(unmounts_unknown_path=True), "TRC-CONSUMED"),
-    # a 2.5 host refuses consolidate=false (InvalidArgument, API 5.0) before any task or trace
-    # event, so CMT-CONSOLIDATE cannot see the call; the commit fails and the snapshot stays, and
-    # the first job with no fault armed already fails: the kit rejects it as EV-DECLARED-WORKS
-    ("relies-on-consolidate-disks-on-api-2.5", toy(relies_on_consolidate_disks=True), "EV-DECLARED-WORKS"),
+    # a 2.5 host refuses consolidate=false (InvalidArgument, API 5.0) and records the refusal
+    # (host.call.refused): CMT-CONSOLIDATE judges the call from the host's own fact
+    ("relies-on-consolidate-disks-on-api-2.5", toy(relies_on_consolidate_disks=True), "CMT-CONSOLIDATE"),
     ("silent-crash-consistent-fallback", toy(silent_crash_consistent_fallback=True), "WF-1b"),
     ("incremental-copies-everything", toy(incremental_copies_everything=True), "BK-INCR-SINCE-LAST"),
     ("incremental-misses-the-newest-change", toy(incremental_skips_last_change=True), "BK-INCR-SINCE-LAST"),
@@ -76,6 +75,50 @@ IMAGE_LEVEL_RULES = [
     ("incremental-stores-one-changed-area-too-few", "IMG-LEVEL-CONTENT"),
     ("incremental-queries-with-the-wrong-change-id", "IMG-LEVEL-CONTENT"),
 ]
+
+
+#: SHOULD / SHOULD NOT rules: (mutant, orchestrator factory, guest agent name or None, host
+#: profile, the rule it breaks). A broken SHOULD is a warning, not a FAIL (docs/rules.md,
+#: "Warnings"): quick passes the run and reports the rule.
+SHOULD_MUTANTS = [
+    ("names-its-own-snapshot-on-3.5", toy(snapshot_name="acme-backup"), None, "esx-3.5u2", "WF-SNAPSHOT-NAME"),
+    ("never-resolves-an-unknown-commit", toy(unknown_commit_unresolved=True), None, "esx-3.5u2",
+     "TMO-RESOLVE-UNKNOWN"),
+    ("engages-near-the-abort-timer", ReferenceOrchestrator, "engages-near-the-abort-timer", "esxi-7.0",
+     "TMO-NEAR-LIMIT"),
+]
+
+
+@pytest.mark.parametrize(("name", "factory", "agent", "host_profile", "rule"), SHOULD_MUTANTS,
+                         ids=[m[0] for m in SHOULD_MUTANTS])
+def test_quick_reports_a_should_mutant_naming_its_rule(name: str, factory, agent: str | None, host_profile: str,
+                                                       rule: str, tmp_path) -> None:
+    import json
+
+    from vcbsim.conformance import verify_bundle
+
+    out = io.StringIO()
+    result = run(factory, profile="quick", seed=0, host_profile=host_profile, out=out, report=tmp_path,
+                 guest_agent_factory=GUEST_AGENTS[agent] if agent else None)
+    assert verify_bundle(tmp_path) == []  # the warnings fit the published schema
+    doc = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert any(w["rule"] == rule for c in doc["cases"] for w in c["warnings"])
+    assert f"WARN {rule}:" in (tmp_path / "summary.txt").read_text(encoding="utf-8")
+    assert 'name="warnings" value="' in (tmp_path / "junit.xml").read_text(encoding="utf-8")
+    assert result.ok, out.getvalue()[-3000:]  # a warning does not fail the run
+    assert rule in result.warnings, (result.warnings, out.getvalue()[-3000:])
+    printed = out.getvalue()
+    assert f"[{rule}]" in printed and "WARN " in printed
+    assert f"do not fail certification): {rule}" in printed or f", {rule}" in printed
+    warned = [w for c in result.cases for w in c.warnings if w["rule"] == rule]
+    assert warned and warned[0]["severity"] == "warn" and warned[0]["witness"]
+
+
+def test_the_reference_proxy_has_no_should_warnings() -> None:
+    """The SHOULD mutants' warnings come from their defects: the reference gives none."""
+    for host_profile in ("esx-3.5u2", "esxi-7.0"):
+        result = run(ReferenceOrchestrator, profile="quick", seed=0, host_profile=host_profile, out=io.StringIO())
+        assert result.ok and result.warnings == (), result.warnings
 
 
 def _rejects(rule: str, **kwargs) -> ConformanceViolation:

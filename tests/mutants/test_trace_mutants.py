@@ -50,11 +50,16 @@ def _renamed_snapshot() -> list:
 
 
 def _near_the_timer() -> list:
+    """The guest agent itself takes 90 s to engage (the scripts' time and the host's snapshot
+    are not the agent's, TMO-NEAR-LIMIT), with a timer it uses 90 % of."""
+    from vcbsim.simulator import Event
+
     evs = tm.good_file_job().events()
     start = tm._find(evs, "quiesce.start")
-    end = tm._find(evs, "quiesce.end")
-    took = evs[end].time - evs[start].time
-    return tm._set(evs, start, timeout=took / 0.9)  # 90 % of the timer used
+    engage = tm._find(evs, "quiesce.engage")
+    evs = [e if i < engage else Event(e.seq, e.time + 90.0, e.actor, e.kind, e.vm, e.step, e.details)
+           for i, e in enumerate(evs)]
+    return tm._set(evs, start, timeout=90.0 / 0.9)  # 90 % of the timer used by the agent
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,8 @@ class Breaks:
     silent_crash_consistent_fallback: bool = False
     incremental_copies_everything: bool = False
     incremental_skips_last_change: bool = False
+    #: a failed commit is recorded as an unknown outcome (op.info) and never looked into
+    unknown_commit_unresolved: bool = False
     # -- correct variants: different but valid implementations (all off: the plain toy) --
     #: its own snapshot name (VADP-era products on esxi-7.0)
     snapshot_name: str = ""
@@ -324,7 +326,8 @@ class ToyProxy:
                 else:
                     host.remove_snapshot(vm.moref, snap_id, consolidate=not b.redo_log_uncommitted)
             except Exception as exc:
-                self._end(host, vm, "WF-3b", "commit", op, "op.fail", error=type(exc).__name__)
+                kind = "op.info" if b.unknown_commit_unresolved else "op.fail"
+                self._end(host, vm, "WF-3b", "commit", op, kind, error=type(exc).__name__)
                 committed = False
             else:
                 self._end(host, vm, "WF-3b", "commit", op, snapshot=snap_id)

@@ -29,6 +29,8 @@ HERE = Path(__file__).parent
 REFERENCE = [sys.executable, "-m", "vcbsim", "backup", "--server", "{url}", "--user", "{user}",
              "--password", "{password}", "-a", "name:{vm}", "-t", "{mode}", "--kind", "{level}",
              "--state", "{workdir}", "--trace", "{trace}", "--no-progress"]
+#: the plain reference CLI printing one JSON document: it reports what its backups hold
+REFERENCE_JSON = [*REFERENCE, "--json"]
 WIRE_SCENARIOS = [n for n, steps in SCENARIOS.items() if wire_skip_reason(steps) is None]
 
 
@@ -150,8 +152,20 @@ def test_a_broken_product_gets_the_violated_rule_named(behaviour: str, rule: str
     assert case.trace and case.trace[-1].seq == len(case.trace) - 1  # the merged trace, for the timeline
 
 
+def test_the_plain_reference_cli_reports_backup_content_the_kit_judges() -> None:
+    """``vcbsim backup --json`` prints ``ok``, ``usable``, ``files`` and ``copied`` itself (no
+    wrapper): the content rules and the seed's bases get their occasions over the wire."""
+    out = io.StringIO()
+    result = certify_command(CommandAdapter(REFERENCE_JSON, name="reference"), scenarios=["file-backup-series"],
+                             out=out)
+    assert result.ok, out.getvalue()
+    assert result.evidence is not None
+    for rule in ("CMT-BACKUP-CONTENT", "BK-INCR-SINCE-LAST", "BK-DIFF-SINCE-FULL"):
+        assert result.evidence.exercised.get(rule, 0) > 0, (rule, result.evidence.exercised)
+
+
 def test_files_a_product_reports_are_checked_against_the_guest_at_the_snapshot(tmp_path: Path) -> None:
-    honest = CommandAdapter([sys.executable, str(HERE / "reference_with_files.py")], name="ref-files")
+    honest = CommandAdapter(REFERENCE_JSON, name="ref-files")
     with WireEndpoint() as ep:
         scen = WireScenario(honest, ep, workdir=tmp_path)
         scen.write("win2003-sql", "D:\\Data\\new.txt", "before the backup")
@@ -287,11 +301,12 @@ def test_merge_keeps_time_order_over_the_heuristic() -> None:
 @pytest.mark.slow
 def test_route_2_certify_gives_a_bundle_verify_bundle_certifies(tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    """The reference CLI over --server, reporting what its backups hold, certified over the wire:
-    the product-side fault scenarios are 'na' by its declaration (no proxy_faults), not skips."""
+    """The plain reference CLI over --server (``--json``: it reports what its backups hold),
+    certified over the wire: the product-side fault scenarios are 'na' by its declaration (no
+    proxy_faults), not skips."""
     from vcbsim.conformance._cli import main_verify_bundle
 
-    command = shlex.join([sys.executable, str(HERE / "reference_with_files.py")])
+    command = shlex.join(REFERENCE_JSON)
     code = main_conform_command(["--command", command, "--kit-profile", "certify", "--report", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0, out
