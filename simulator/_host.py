@@ -555,20 +555,20 @@ class Host:
             self._end_sessions(vm, "power off")
 
     def _start_sessions(self, vm: VM) -> None:
-        """A VM starts running: each ``independent_nonpersistent`` disk gets its session redo
-        log, which takes every write until power off (vSphere "Virtual Disk Modes"). A
-        resumed VM keeps the one it had."""
+        """A VM starts running (or a disk is hot-added to a running one): each
+        ``independent_nonpersistent`` disk gets its session redo log, which takes every write
+        until power off (vSphere "Virtual Disk Modes"). A resumed VM keeps the one it had."""
         for d in vm.disks:
             if d.nonpersistent and d.session_redo() is None:
                 d.disk.freeze()
                 base = d.base_name.rsplit("/", 1)[-1]
                 d.disk.top.label = f"{vm.snapshot_dir}/{base}{SESSION_REDO_SUFFIX}"
 
-    def _end_sessions(self, vm: VM, reason: str) -> None:
-        """Power off, reset or revert: a nonpersistent disk's session redo log is deleted,
-        and with it every write since power on ("changes ... are discarded when you power
-        off or reset"); the trace says how much (``disk.discard``)."""
-        for d in vm.disks:
+    def _end_sessions(self, vm: VM, reason: str, *, disk: VirtualDiskDevice | None = None) -> None:
+        """Power off, reset or revert (or ``disk`` hot-removed): a nonpersistent disk's
+        session redo log is deleted, and with it every write since power on ("changes ... are
+        discarded when you power off or reset"); the trace says how much (``disk.discard``)."""
+        for d in vm.disks if disk is None else [disk]:
             redo = d.session_redo()
             if redo is None:
                 continue

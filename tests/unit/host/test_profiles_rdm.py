@@ -243,3 +243,20 @@ def test_rdm_and_disk_mode_backings_over_soap(profile: str) -> None:
         assert status == 206 and data == b"LUN-P" and head["Content-Range"] == f"bytes 0-4/{GiB}"
         assert _folder(running, "db/db_1-flat.vmdk")[0] == 404
         assert _folder(running, "db/db_2.vmdk")[1].count(b'VMFSRDM "db_2-rdm.vmdk"') == 1
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_nonpersistent_disk_hot_added_and_removed(profile: str) -> None:
+    """A nonpersistent disk added to a running VM writes to a session redo log at once; removing
+    it deletes that redo log (its writes are not kept in the disk file left behind)."""
+    from vcbsim.simulator._vmlifecycle import DiskSpec
+
+    host = Host(profile)
+    vm = host.add_vm("vm1", disks=[GiB])
+    d = host.add_disk(vm, DiskSpec(capacity=GiB, mode="independent_nonpersistent"))
+    assert d.session_redo() is not None
+    host.guest_device(vm, d.key).write(0, b"temp")
+    host.remove_disk(vm, d.key)  # kept as a disk file: the session's writes are not in it
+    (ev,) = host.trace.of_kind("disk.discard")
+    assert ev.details["reason"] == "disk removed" and ev.details["disk"] == d.key
+    assert len(d.disk.chain()) == 1 and d.disk.read(0, 4) == bytes(4)
