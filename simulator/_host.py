@@ -1150,7 +1150,12 @@ class Host:
         if not isinstance(start_offset, int) or not 0 <= start_offset < d.capacity:
             raise_fault("InvalidArgument", f"startOffset {start_offset!r} is outside the disk (0..{d.capacity - 1}).", invalidProperty="startOffset")
         at = snap.layers.get(d.key) if snap else None
-        if change_id == "*":
+        if change_id == "*" and d.rdm is not None:
+            # a LUN has no VMFS file holes: "*" answers "a single extent covering the entire
+            # disk" (VDDK guide, "About Changed Block Tracking": CBT's allocation relies on
+            # VMFS; a full backup of an RDM reads it all)
+            areas = [(0, d.capacity)]
+        elif change_id == "*":
             areas = [(o, n) for o, n in d.disk.allocated_areas(at) if o + n > start_offset]
         else:
             prefix, _, seq = change_id.rpartition("/")

@@ -129,6 +129,10 @@ def test_cbt_on_rdms(profile: str) -> None:
     snap = host.create_snapshot(vm, "incr")
     info = host.query_changed_disk_areas(vm, snap, vrdm.key, 0, since)
     assert info.changed_area == ((3 * GRAIN, GRAIN),)
+    # "*" on a LUN: one extent over the whole disk (no VMFS holes to tell allocation by)
+    assert host.query_changed_disk_areas(vm, snap, vrdm.key, 0, "*").changed_area == ((0, GiB),)
+    sys_disk = vm.disks[0]
+    assert host.query_changed_disk_areas(vm, snap, sys_disk.key, 0, "*").changed_area == ()  # a blank disk
     with pytest.raises(vim.fault.FileFault) as exc:
         host.query_changed_disk_areas(vm, snap, prdm.key, 0, "*")
     assert exc.value.file == "[datastore1] db/db_1.vmdk"
