@@ -651,6 +651,13 @@ class Host:
             try:
                 if memory and vm.power_state != "poweredOn":
                     raise_fault("InvalidPowerState", state=vm.power_state, requestedState="poweredOn", existingState=vm.power_state)
+                if memory and any(d.independent for d in vm.disks):
+                    # API 2.0 MemorySnapshotOnIndependentDisk: the memory would not match disks
+                    # a revert leaves as they are (a physical RDM counts: independent_persistent)
+                    raise_fault(
+                        "MemorySnapshotOnIndependentDisk",
+                        "Cannot take a memory snapshot, since the virtual machine is configured with independent disks.",
+                    )
                 if quiesce and not self.profile.quiesced_snapshots:
                     raise_fault("NotSupported", "Quiesced snapshots are not supported on this host.")
                 if len(vm.snapshots()) >= self.profile.max_snapshots:

@@ -185,11 +185,22 @@ def test_nonpersistent_disk_discards_writes_at_revert(profile: str) -> None:
     assert vm.power_state == "poweredOff" and host.read_disk(vm, nonp.key, 0, 1) == b"\0"
     assert [e.details["reason"] for e in host.trace.of_kind("disk.discard")] == ["revert"]
     host.power_on(vm)
-    mem = host.create_snapshot(vm, "m", memory=True)
-    host.guest_device(vm, nonp.key).write(0, b"v")
-    host.revert_to_snapshot(vm, mem)  # back to a running VM: a new, empty session
-    assert vm.power_state == "poweredOn" and nonp.session_redo() is not None
-    assert host.read_disk(vm, nonp.key, 0, 1) == b"\0"
+    # a memory snapshot would not match what a revert leaves on the independent disk
+    with pytest.raises(vim.fault.MemorySnapshotOnIndependentDisk):
+        host.create_snapshot(vm, "m", memory=True)
+    assert [s.name for s in vm.snapshots()] == ["s"]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_memory_snapshot_refused_with_a_physical_rdm(profile: str) -> None:
+    """API 2.0 ``MemorySnapshotOnIndependentDisk``: a physical RDM is independent_persistent."""
+    host = Host(profile)
+    vm = _rdm_vm(host)
+    with pytest.raises(vim.fault.MemorySnapshotOnIndependentDisk) as exc:
+        host.create_snapshot(vm, "m", memory=True)
+    assert "independent disks" in exc.value.msg and vm.snapshots() == []
+    only_virtual = host.add_vm("v", disks=[GiB, GiB], disk_rdms=[None, "virtualMode"])
+    assert host.create_snapshot(only_virtual, "m", memory=True).memory
 
 
 # -- over SOAP: config.hardware.device and /folder -----------------------------------------------
