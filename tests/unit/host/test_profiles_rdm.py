@@ -237,6 +237,8 @@ def test_rdm_and_disk_mode_backings_over_soap(profile: str) -> None:
     host.guest_device(vm, vm.disks[1].key).write(0, b"LUN-P")
     with _connected(host) as (si, running):
         mo = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/db")
+        with pytest.raises(vim.fault.MemorySnapshotOnIndependentDisk):
+            WaitForTask(mo.CreateSnapshot_Task("with memory", "", True, False))
         WaitForTask(mo.CreateSnapshot_Task("_VCB-BACKUP_", "", False, False))
         disks = [d for d in mo.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)]
         _sys, prdm, vrdm, nonp = (d.backing for d in disks)
