@@ -1149,10 +1149,10 @@ class Host:
         snap = None if snapshot is None else self.find_snapshot(vm, snapshot)
         if not vm.change_tracking:
             raise_fault("NotSupported", "Changed block tracking is not enabled on this virtual machine.")
-        if d.physical_rdm:  # KB 1020128: no CBT on a physical RDM (the fault is INFERRED)
+        if d.physical_rdm:  # KB 1020128: no CBT on a physical RDM (the fault: a profile switch)
             raise_fault(
-                "FileFault", f"Error caused by file {d.base_name}: changed block tracking is not "
-                "available on a physical compatibility RDM.", file=d.base_name,
+                self.profile.physical_rdm_cbt_fault, f"Error caused by file {d.base_name}: changed block "
+                "tracking is not available on a physical compatibility RDM.", file=d.base_name,
             )
         if not isinstance(start_offset, int) or not 0 <= start_offset < d.capacity:
             raise_fault("InvalidArgument", f"startOffset {start_offset!r} is outside the disk (0..{d.capacity - 1}).", invalidProperty="startOffset")

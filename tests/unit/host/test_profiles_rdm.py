@@ -136,6 +136,14 @@ def test_cbt_on_rdms(profile: str) -> None:
     with pytest.raises(vim.fault.FileFault) as exc:
         host.query_changed_disk_areas(vm, snap, prdm.key, 0, "*")
     assert exc.value.file == "[datastore1] db/db_1.vmdk"
+    # the fault is a switch (no source shows it): another answer is one field away
+    import dataclasses
+
+    other = Host(dataclasses.replace(host.profile, physical_rdm_cbt_fault="NotSupported"))
+    vm2 = _rdm_vm(other)
+    other.reconfigure(vm2, change_tracking=True)
+    with pytest.raises(vmodl.fault.NotSupported):
+        other.query_changed_disk_areas(vm2, other.create_snapshot(vm2, "s"), vm2.disks[1].key, 0, "*")
 
 
 # -- row: nonpersistent independent disks --------------------------------------------------------
