@@ -59,7 +59,7 @@ KINDS: dict[str, str] = {
     "disk.hotadd": "a VM's disk as of a snapshot was attached read-only to a proxy VM {proxy, disk, snapshot, proxy_disk, file}",
     "disk.hotremove": "a hot-added disk was removed from the proxy VM {proxy, disk, snapshot, proxy_disk}",
     "disk.hotread": "the proxy VM read a hot-added disk (a read of the target's disk) {proxy, disk, snapshot, bytes}",
-    "disk.discard": "a nonpersistent disk's session redo log was deleted with its writes {disk, layer, grains, reason: power off|revert}",
+    "disk.discard": "a nonpersistent disk's session redo log was deleted with its writes {disk, layer, grains, reason: power off|revert|disk removed}",
     "fault.injected": "a fault rule fired {rule, operation, target, fault?, delay?}",
     "crash": "an injected crash point fired {point}",
     "host.call.refused": "the host refused a call its profile's API lacks {method, api_version, since, parameter?}",

@@ -838,6 +838,8 @@ def add_disk(host: Host, vm: VM, spec: DiskSpec) -> VirtualDiskDevice:
             raise
         # a disk added after a snapshot is in no snapshot: no snapshot's layers name its key
         vm.disks.append(d)
+        if vm.power_state == "poweredOn":
+            host._start_sessions(vm)  # a nonpersistent disk hot-added: its session starts now
         aside.drop()
         host.trace.emit(
             "host", "vm.disk.add", vm=vm.moref, disk=d.key, file=d.file_name,
@@ -856,6 +858,7 @@ def remove_disk(host: Host, vm: VM, key: int, *, destroy: bool) -> None:
         if vm.power_state == "poweredOn" and d.controller != "scsi":
             raise_fault("DeviceHotPlugNotSupported", f"The {d.controller} disk cannot be removed while {vm.name} is powered on.", device="VirtualDisk", reason="hotplug")
         held = any(d.key in s.layers for s in vm.snapshots())
+        host._end_sessions(vm, "disk removed", disk=d)  # a nonpersistent disk's writes go with it
         if held or len(d.disk.chain()) > 1:
             raise_fault(
                 "InvalidState",
