@@ -441,6 +441,18 @@ RULES: dict[str, Rule] = _r(
          since="0.2.0",
          discriminating="a backup through hot-added disks (`-m hotadd`) whose commit comes before "
          "the disks are removed from the proxy VM"),
+    # ------------------------------------------------------------------ restored and observed
+    # (what the product's restore gives back, and what its proxy's file system shows)
+    Rule("IMG-CONFIG", "An image backup restores the VM's configuration",
+         "The configuration an image-level backup restores to MUST be the VM's as of the backup "
+         "snapshot: its `.vmx` holds every setting the host's `.vmx` had, with the same value, and "
+         "no other (a disk's `fileName` may name the backed-up disk instead of the snapshot's redo "
+         "log: the export is a consistent VM); a `.vmsd` or `.nvram` it backs up equals the host's.",
+         "seed image-level step 1 (the export holds the .vmx with the disks); spec R57", "IMAGE",
+         since="0.2.0", checked_by=("suite",),
+         discriminating="the demo VM's .vmx has a network, a guest OS, two disks on one controller "
+         "and its uuids: a proxy that drops or rewrites a line gives another configuration; the "
+         "snapshot's redo-log names, which an export rewrites to the base disks"),
 )
 
 
