@@ -31,7 +31,7 @@ def _disks_at_backup(host: Any, tmp_path: Path, backup_id: int) -> dict[int, byt
     from vcbsim.reference import Catalog
 
     with Catalog(tmp_path / "state" / "medium") as cat:
-        _meta, images = cat._image_meta_and_disks(backup_id, tmp_path / "rebuild")
+        _meta, images = cat.image_as_of_snapshot(backup_id, tmp_path / "rebuild")
         return {k: img.read(0, img.size) for k, (_f, img) in images.items()}
 
 
@@ -172,7 +172,7 @@ def test_independent_disks_and_disks_on_two_datastores_are_restored_as_they_were
                 assert res.ok and res.backup_id is not None, res.summary()
                 _wirerestore.restore_vm_over_wire(cat, res.backup_id, client, name=f"{name}-r", datastore="datastore1")
                 vm = host.find_vm(f"{name}-r")
-                _meta, images = cat._image_meta_and_disks(res.backup_id, tmp_path / f"rb-{name}")
+                _meta, images = cat.image_as_of_snapshot(res.backup_id, tmp_path / f"rb-{name}")
                 found = check_restored_disks({k: img.read for k, (_f, img) in images.items()},
                                              [(d.key, d.capacity, host.disk_view(vm, d.key).read) for d in vm.disks])
                 found += check_restored_settings(settings(_wirerestore._vmx_of_backup(cat, res.backup_id)),
