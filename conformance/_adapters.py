@@ -268,8 +268,13 @@ class ReferenceOrchestrator:
         #: ``transport``: how the proxy reads the disks (``BackupProxy(transport=...)``), declared
         #: as the one transport (the kit then judges its TR-* rule)
         self.transport = transport
-        if getattr(type(self), "capabilities", None) is None:  # a subclass's own declaration wins
+        declared = getattr(type(self), "capabilities", None)
+        if declared is None:
             self.capabilities = Capabilities(image_levels=self.image_levels, transports=(transport,))
+        elif declared is ReferenceOrchestrator.capabilities:  # a subclass's own declaration wins
+            import dataclasses
+
+            self.capabilities = dataclasses.replace(declared, transports=(transport,))
         self._factory = proxy_factory or (lambda client, root: BackupProxy(client, root, transport=transport))
         self._tmp = tempfile.TemporaryDirectory(prefix="vcbsim-kit-", dir=_scratch_dir())
         self._root = Path(self._tmp.name)
