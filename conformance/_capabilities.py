@@ -60,6 +60,10 @@ class Capabilities:
     restore: bool = False
     #: over the wire: the command honours ``VCBSIM_PROXY_FAULTS`` (faults of its own steps)
     proxy_faults: bool = False
+    #: the product restores over the endpoint: whole VMs (``RegisterVM_Task``/``CreateVM_Task``
+    #: of uploaded disks) and files into a running guest (guest operations); the RESTORE rules
+    #: apply (``conformance/_check_restore.py``)
+    wire_restore: bool = False
 
     def __post_init__(self) -> None:
         for name, allowed in (("image_levels", LEVELS), ("file_levels", LEVELS), ("guest_families", FAMILIES),

@@ -56,6 +56,7 @@ from vcbsim.simulator import Event
 from ._check_base import _EPS, JOB_OPS, STEP_ORDER, VCB_SNAPSHOT_NAME, Context, Violation
 from ._check_jobs import JobModel
 from ._check_quiesce import QuiesceModel
+from ._check_restore import RestoreModel
 from ._check_transport import TransportModel
 from ._errors import InvalidDefinition
 from ._rules import HOST_PROFILES, RULES
@@ -127,6 +128,7 @@ def _run(events: Sequence[Event], profile: str, open_ended: bool) -> CheckReport
     ctx = Context(events, profile, open_ended)
     guest = QuiesceModel(ctx)
     jobs = JobModel(ctx, guest)
+    restores = RestoreModel(ctx)  # restores over the wire (issue 16)
     transport = TransportModel(ctx)
     prev: Event | None = None
     for ev in events:
@@ -137,7 +139,7 @@ def _run(events: Sequence[Event], profile: str, open_ended: bool) -> CheckReport
         prev = ev
         jobs.see(ev)
         name = "on_" + ev.kind.replace(".", "_")
-        for model in (ctx, jobs, guest, transport):
+        for model in (ctx, jobs, guest, restores, transport):
             handler = getattr(model, name, None)
             if handler is not None:
                 handler(ev)

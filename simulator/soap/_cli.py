@@ -258,7 +258,6 @@ def _main(argv: list[str], done: threading.Event, handlers: dict[int, Any], stop
         raise _Refused("--small and --inventory both say which VMs to build: keep one")
     password, password_source = _password(args)
     from .._errors import InvalidInputError
-    from ._host_adapter import HostAdapter
     from .http._server import serve
 
     inventory = None
@@ -303,7 +302,7 @@ def _main(argv: list[str], done: threading.Event, handlers: dict[int, Any], stop
     host.trace.limit, host.trace.sink = args.trace_limit, sink
     try:
         running = serve(
-            HostAdapter(host),
+            host,
             port=args.port,
             http=args.http,
             user=args.user,

@@ -7,7 +7,13 @@ import io
 
 import pytest
 from guest_agents import GUEST_AGENTS
-from image_level_mutants import IMAGE_LEVEL_MUTANTS, image_level_mutant
+from image_level_mutants import (
+    CONFIG_MUTANTS,
+    IMAGE_LEVEL_MUTANTS,
+    AnnouncesTheUnmountButLeavesTheFolder,
+    RestoresThePreviousFileBackup,
+    image_level_mutant,
+)
 from toy_proxy import ToyProxy, toy
 from transport_mutants import TRANSPORT_MUTANTS, transport_mutant
 
@@ -183,6 +189,26 @@ def test_quick_passes_the_reference_on_each_transport(transport: str) -> None:
     result = run(functools.partial(ReferenceOrchestrator, transport=transport), profile="quick", seed=0,
                  host_profile="esxi-7.0", out=io.StringIO())
     assert result.ok
+
+@pytest.mark.parametrize("name", sorted(CONFIG_MUTANTS))
+def test_quick_rejects_a_proxy_whose_image_backup_restores_another_configuration(name: str) -> None:
+    """The kit restores the image through the product's restore and compares the .vmx with
+    the host's as of the snapshot (IMG-CONFIG)."""
+    exc = _rejects("IMG-CONFIG", adapter_factory=image_level_mutant(name))
+    assert exc.rule_id == "IMG-CONFIG" and "as the product restores it" in str(exc)
+
+
+def test_quick_rejects_a_restore_that_gives_back_another_backup() -> None:
+    """The jobs report the right files; the restore gives the previous backup's: judged from
+    what the kit reads in the restore, the backup lacks what the guest had at the snapshot."""
+    exc = _rejects("CMT-BACKUP-CONTENT", adapter_factory=RestoresThePreviousFileBackup)
+    assert "file-level backup" in str(exc)
+
+
+def test_quick_rejects_a_proxy_that_announces_its_unmount_but_leaves_the_folder() -> None:
+    """The kit looks at the proxy's mount root: the unmount events are there, the folder too."""
+    exc = _rejects("WF-3a", adapter_factory=AnnouncesTheUnmountButLeavesTheFolder)
+    assert "still on the proxy" in str(exc)
 
 
 def test_every_image_level_mutant_is_listed() -> None:

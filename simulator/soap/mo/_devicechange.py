@@ -107,7 +107,7 @@ def disk_changes(spec: Any, *, creating: bool = False) -> list[DiskChange]:
         unit = device.unitNumber if device.unitNumber is not None and device.unitNumber >= 0 else None
         controller = _controller(i, device.controllerKey, added)
         if file_op == "create":
-            if capacity is None:
+            if capacity is None and name is None:
                 raise _invalid(i, "a new disk needs capacityInKB or capacityInBytes.")
             disk = DiskSpec(capacity=capacity, file=name, create=True, mode=mode, controller=controller,
                             unit_number=unit, thin=thin)

@@ -250,6 +250,9 @@ class VMView:
     num_cpu = property(lambda self: self.vm.num_cpus)
     ip_address = property(lambda self: self.vm.ip_address)
     consolidation_needed = property(lambda self: self.vm.consolidation_needed)
+    #: the ``.vmx``'s own settings (``disk.EnableUUID`` ...): ``config.extraConfig``
+    extra_config = property(lambda self: self.vm.extra_config)
+    hw_version = property(lambda self: self.vm.hw_version)
     annotation = ""
 
     @property
@@ -258,7 +261,12 @@ class VMView:
 
     @property
     def datastores(self) -> tuple[str, ...]:
-        return (self.vm.datastore,)
+        """Every datastore the VM has files on: its own, its disks' and its working
+        directory's (``VirtualMachine.datastore``; disks may be on several, KB 304387)."""
+        from ..._vm import datastore_of
+
+        names = [self.vm.datastore, *(d.datastore for d in self.vm.disks), datastore_of(self.vm.snapshot_dir)]
+        return tuple(dict.fromkeys(n for n in names if n))
 
     @property
     def current_snapshot(self) -> str | None:
