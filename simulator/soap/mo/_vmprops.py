@@ -380,10 +380,6 @@ def build_config(
             shares=vim.SharesInfo(shares=10 * vm.memory_mb, level=vim.SharesInfo.Level.normal),
         ),
         changeTrackingEnabled=vm.change_tracking,
-        # the .vmx keys of vcbsim's own (the backup proxy's mark, simulator/_hotadd.py), as a
-        # host lists a VM's other .vmx keys
-        extraConfig=[vim.option.OptionValue(key=k, value=v) for k, v in sorted(vm.vm.extra_config.items())
-                     if k.startswith("vcbsim.")] or None,
         firmware="bios",
         datastoreUrl=[
             vim.vm.ConfigInfo.DatastoreUrlPair(name=ds, url=f"/vmfs/volumes/{ds}")
