@@ -133,6 +133,11 @@ def main() -> int:
         ("filelevel", "File-level backups: full and 1%-changed incremental against rsync and tar",
          "benchmarks/bench_filelevel.py"),
         ("folder", "/folder downloads at 1, 100 and 1,000 VMs", "benchmarks/bench_folder.py"),
+        # issue 16: a whole-VM restore over the wire against qemu-img convert of the same data
+        ("restore", "Whole-VM restore over the wire against qemu-img convert", "benchmarks/bench_restore.py"),
+        # issue 16: the transports a backup reads disks with
+        ("transports", "Transports: an image backup through folder, nfc and hotadd against qemu-img convert",
+         "benchmarks/bench_transports.py"),
     ):
         doc = out / f"{key}.json"
         doc.unlink(missing_ok=True)
@@ -193,6 +198,12 @@ def main() -> int:
     if isinstance(rows, list) and rows:
         last = rows[-1]
         lines.append(f"| /folder throughput at {last['vms']:,} VMs / 1 VM (CPU) | {last['flat_ratio_cpu']:.2f} (target >= 0.90) |")
+    trows = data.get("transports", {}).get("rows")
+    if isinstance(trows, list):
+        for r in trows:
+            if r.get("cpu_over_qemu") is not None and not r["path"].startswith("qemu-img"):
+                lines.append(f"| image backup {r['path']}, CPU / qemu-img convert of the same data | "
+                             f"{r['cpu_over_qemu']:.2f} ({r['mib_per_s_cpu']:.0f} MiB/s of CPU) |")
     lines.append("")
     for title, cmd, text, secs, code in sections:
         status = "" if code == 0 else f" (exit {code})"

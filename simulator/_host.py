@@ -423,7 +423,7 @@ class Host:
             self.faults.aliases[moref] = name
             if self.store is not None:
                 self.store.save_vm(vm)
-            self.trace.emit("host", "vm.create", vm=moref, name=name, os=os_family)
+            self.trace.emit("host", "vm.create", vm=moref, name=name, os=os_family, power=power_state)
             return vm
 
     def add_guest_volumes(

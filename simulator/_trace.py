@@ -31,9 +31,9 @@ ACTORS: tuple[str, ...] = ("host", "guest", "proxy")
 KINDS: dict[str, str] = {
     # host
     "host.reset": "the host was rebuilt from its profile {profile}",
-    "vm.create": "a VM was registered {name, os, disks?}",
+    "vm.create": "a VM was registered {name, os, power?, disks?}",
     "vm.create.fail": "a VM create or register failed and left nothing registered {name, op}",
-    "vm.register": "a VM's .vmx was registered {name, vmx?, os?, disks}",
+    "vm.register": "a VM's .vmx was registered {name, vmx?, os?, power?, disks}",
     "vm.unregister": "a VM left the inventory, its files kept {name, vmx}",
     "vm.destroy": "a VM left the inventory and its files were deleted {name}",
     "vm.disk.add": "a disk was added to a VM {disk, file, capacity, created}",
@@ -41,6 +41,7 @@ KINDS: dict[str, str] = {
     "vdisk.create": "a disk file no VM holds was created {name, capacity}",
     "vdisk.copy": "a disk file was copied {source, dest, capacity}",
     "vdisk.delete": "a disk file no VM holds was deleted {name}",
+    "guest.file.put": "a file was put into the guest by guest operations {path, size, existed}",
     "vm.power": "power state changed {state}",
     "vm.reconfigure": "VM configuration changed {changes}",
     "task.start": "a host task started {task, op}",
@@ -55,7 +56,7 @@ KINDS: dict[str, str] = {
     "disk.export": "a disk was read out as of a snapshot {disk, snapshot, bytes}",
     "nfc.lease": "an NFC export lease changed state {lease, state: initializing|ready|done|error, snapshot?, disks?, reason?}",
     "nfc.read": "a disk was downloaded through an NFC lease as stream-optimized VMDK {lease, disk, snapshot?, bytes}",
-    "disk.hotadd": "a VM's disk as of a snapshot was attached read-only to a proxy VM {proxy, disk, snapshot, proxy_disk}",
+    "disk.hotadd": "a VM's disk as of a snapshot was attached read-only to a proxy VM {proxy, disk, snapshot, proxy_disk, file}",
     "disk.hotremove": "a hot-added disk was removed from the proxy VM {proxy, disk, snapshot, proxy_disk}",
     "disk.hotread": "the proxy VM read a hot-added disk (a read of the target's disk) {proxy, disk, snapshot, bytes}",
     "disk.discard": "a nonpersistent disk's session redo log was deleted with its writes {disk, layer, grains, reason: power off|revert|disk removed}",

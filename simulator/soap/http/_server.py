@@ -8,6 +8,11 @@ handful of test clients on loopback; the endpoint serialises work on one lock an
 
 ``serve(host)`` returns a ``RunningServer`` (a context manager) whose ``stop()`` closes the
 listening socket, every open connection and the task worker, and joins the threads.
+
+One concern, although over 700 lines: the HTTP front of one endpoint (connections and their
+limits, request parsing, keep-alive, routing ``/sdk``, ``/folder``, ``/guestFile``, the WSDL and
+the control API to their handlers, and the server's lifetime). What a request does is
+elsewhere: SOAP in ``_endpoint.py``, files in ``_files.py``, the control API in ``control/``.
 """
 
 from __future__ import annotations
@@ -839,7 +844,7 @@ class RunningServer:
 
 
 def serve(
-    host_or_adapter: Host | HostAdapter,
+    host_or_adapter: Host | HostAdapter,  # HostAdapter: deprecated, unwrapped below
     *,
     port: int = 0,
     http: bool = False,

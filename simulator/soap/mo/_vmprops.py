@@ -264,8 +264,9 @@ def build_config(
             diskUuidEnabled=vm.extra_config.get("disk.EnableUUID", "").upper() == "TRUE",  # the same setting
             snapshotPowerOffBehavior="powerOff",
         ),
-        # the .vmx's own settings; disk.EnableUUID decides VSS application consistency (R42)
-        extraConfig=[vim.option.OptionValue(key=k, value=v) for k, v in sorted(vm.extra_config.items())],
+        # the .vmx's own settings: disk.EnableUUID decides VSS application consistency (R42);
+        # vcbsim's own keys too (the backup proxy's mark, simulator/_hotadd.py)
+        extraConfig=[vim.option.OptionValue(key=k, value=v) for k, v in sorted(vm.extra_config.items())] or None,
         # BIOS boot without delay or retry, as a new VM has it (properties of later API
         # versions than the client's are not written)
         bootOptions=vim.vm.BootOptions(

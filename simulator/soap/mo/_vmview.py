@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import uuid as uuidlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._dsfiles import NVRAM, nvram_path
@@ -164,6 +164,29 @@ def _disk(host: Host, vm: VM, d: VirtualDiskDevice, snap: Snapshot | None = None
     )
 
 
+def _hot_added(host: Host, vm: VM) -> tuple[DiskInfo, ...]:
+    """Disks of other VMs hot-added to this one (a backup proxy, ``simulator/_hotadd.py``): as
+    on a host, devices of the proxy whose backing is the other VM's disk as of its snapshot,
+    independent-nonpersistent (the proxy cannot change them)."""
+    attached = host.holds.attached.get(vm.moref) if len(host.holds) else None
+    if not attached:
+        return ()
+    out = []
+    n = len(vm.disks)
+    for a in attached:
+        target = host.vms.get(a.vm)
+        if target is None:
+            continue
+        d, snap = target.disk(a.disk), target.find_snapshot(a.snapshot)
+        if d is None or snap is None:
+            continue
+        n += 1
+        info = _disk(host, target, d, snap)
+        out.append(replace(info, key=a.proxy_key, label=f"Hard disk {n}", controller_key=1000, unit_number=a.unit,
+                           disk_mode="independent_nonpersistent", change_id=None))
+    return tuple(out)
+
+
 class SnapshotView:
     """A snapshot of the VM, its children, and (built on first use) its disks."""
 
@@ -282,7 +305,7 @@ class VMView:
     @property
     def disks(self) -> tuple[DiskInfo, ...]:
         if self._disks is None:
-            self._disks = tuple(_disk(self.host, self.vm, d) for d in self.vm.disks)
+            self._disks = tuple(_disk(self.host, self.vm, d) for d in self.vm.disks) + _hot_added(self.host, self.vm)
         return self._disks
 
     @property

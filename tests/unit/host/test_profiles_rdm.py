@@ -21,7 +21,7 @@ from pyVmomi import vim, vmodl
 
 from vcbsim.simulator import Host, InvalidInputError
 from vcbsim.simulator._host import GiB
-from vcbsim.simulator.soap import HostAdapter, serve
+from vcbsim.simulator.soap import serve
 
 PROFILES = ("esx-3.5u1", "esx-3.5u2", "esxi-7.0")
 GRAIN = 65536
@@ -216,7 +216,7 @@ def test_memory_snapshot_refused_with_a_physical_rdm(profile: str) -> None:
 
 @contextmanager
 def _connected(host: Host) -> Iterator[tuple[Any, Any]]:
-    with serve(HostAdapter(host)) as running:
+    with serve(host) as running:
         si = SmartConnect(host="127.0.0.1", port=running.port, user="user", pwd="pass", disableSslCertValidation=True)
         try:
             yield si, running
