@@ -12,6 +12,7 @@ their short entry are ignored). Pure functions over bytes: no device, no state.
 from __future__ import annotations
 
 import calendar
+import functools
 import struct
 import time
 from dataclasses import dataclass
@@ -73,7 +74,10 @@ def _fat_datetime(t: float) -> tuple[int, int, int]:
     return d, tt, min(tenths, 199)
 
 
+@functools.lru_cache(maxsize=4096)
 def _unix_time(d: int, tt: int, tenths: int = 0) -> float:
+    """A FAT date, time and tenths as Unix seconds (a pure function; remembered, because a
+    walk converts two per entry and a volume's entries share few distinct times)."""
     if d == 0:
         return 315532800.0
     year, month, day = 1980 + (d >> 9), max((d >> 5) & 0xF, 1), max(d & 0x1F, 1)
@@ -134,6 +138,10 @@ class _Entry:
 
 
 def _short_display(short: bytes, nt_flags: int) -> str:
+    if nt_flags == 0 and short[0] != 0x05 and short.isascii():
+        # code page 437 is ASCII below 0x80: the common case without the charmap codec
+        base, ext = short[:8].decode("ascii").rstrip(" "), short[8:].decode("ascii").rstrip(" ")
+        return f"{base}.{ext}" if ext else base
     raw = bytearray(short)
     if raw[0] == 0x05:
         raw[0] = 0xE5

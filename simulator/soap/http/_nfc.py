@@ -34,11 +34,11 @@ def handle_nfc(ep: Endpoint, method: str, raw_path: str) -> FileResponse:
         if lease is None:
             return _text(404, "no export lease with this URL: unknown, completed, aborted or timed out")
         if lease.state != "ready":
-            return _text(403, f"the export lease {lease.moid} is {lease.state}; download when it is ready")
+            return _text(403, f"the export lease {lease.id} is {lease.state}; download when it is ready")
         disk = next((d for d in lease.disks if d.name == name), None)
         if disk is None:
             names = ", ".join(d.name for d in lease.disks)
-            return _text(404, f"the lease {lease.moid} has no disk {name!r}; it has {names}")
+            return _text(404, f"the lease {lease.id} has no disk {name!r}; it has {names}")
     headers = {"Content-Type": "application/x-vnd.vmware-streamVmdk"}
     if method == "HEAD":
         return FileResponse(200, headers, b"", None, -1)
