@@ -67,6 +67,62 @@ def conformance_rate() -> dict[str, Any]:
     }
 
 
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a and b else "n/a"
+
+
+def issue18_rows(data: dict[str, Any]) -> list[str]:
+    """Headline rows for issue 18's figures against their peers: server CPU per snapshot cycle
+    and per 2-property read, the inventory read, memory per VM and start-up (vcsim), file-level
+    full against tar, image backup against qemu-img."""
+    lines: list[str] = []
+    soap = data.get("soap")
+    if isinstance(soap, dict):
+        by = {(r["server"], r["mode"]): r for r in soap.get("runs", [])}
+        ours, peer = by.get(("vcbsim", "collector")), by.get(("vcsim", "collector"))
+        if ours:
+            p = f" vs vcsim {peer['server_cpu_ms_per_cycle']:.2f} ms, ratio {_ratio(ours['server_cpu_ms_per_cycle'], peer['server_cpu_ms_per_cycle'])}" if peer else ""
+            lines.append(f"| server CPU per snapshot cycle (collector polling) | {ours['server_cpu_ms_per_cycle']:.2f} ms{p} |")
+    inv = data.get("inventory")
+    if isinstance(inv, dict):
+        conc = {(r["server"], r["clients"]): r for r in inv.get("concurrent", []) if not r.get("error")}
+        for k in inv.get("clients", []):
+            a, b = conc.get(("vcbsim", k)), conc.get(("vcsim", k))
+            if a:
+                p = (f" vs vcsim {b['server_cpu_us_per_read']:.0f} µs, {b['reads_per_s']:,.0f}/s; CPU ratio "
+                     f"{_ratio(a['server_cpu_us_per_read'], b['server_cpu_us_per_read'])}") if b else ""
+                lines.append(f"| server CPU per 2-property read, {k} client(s) | {a['server_cpu_us_per_read']:.0f} µs, "
+                             f"{a['reads_per_s']:,.0f} reads/s{p} |")
+        reads = {(r["server"], r["vms"]): r for r in inv.get("inventory", []) if not r.get("error")}
+        for n in inv.get("sizes", []):
+            a, b = reads.get(("vcbsim", n)), reads.get(("vcsim", n))
+            if a:
+                p = (f" vs vcsim {b['first_cpu_s']:.2f} / {b['best_cpu_s']:.2f} s; ratio "
+                     f"{_ratio(a['first_cpu_s'], b['first_cpu_s'])} / {_ratio(a['best_cpu_s'], b['best_cpu_s'])}") if b else ""
+                lines.append(f"| server CPU to read name, power state, devices of {n:,} VMs (first / later) | "
+                             f"{a['first_cpu_s']:.2f} / {a['best_cpu_s']:.2f} s{p} |")
+        sizes = inv.get("sizes", [])
+        if len(sizes) >= 2:
+            lo, hi = sizes[0], sizes[-1]
+            for server in ("vcbsim", "vcsim"):
+                a, b = reads.get((server, lo)), reads.get((server, hi))
+                if a and b:
+                    per = (b["rss_mib"] - a["rss_mib"]) * 1024 / (hi - lo)
+                    lines.append(f"| {server}: memory per extra VM ({lo:,} -> {hi:,} VMs) / start-up at {hi:,} VMs | "
+                                 f"{per:.1f} KiB / {b['start_s']:.1f} s |")
+    fl = data.get("filelevel", {})
+    tools, ours_fl = fl.get("tools", {}), fl.get("vcbsim", {})
+    if "tar full" in tools and "full" in ours_fl:
+        lines.append(f"| file-level full / tar full, same files (CPU) | {_ratio(ours_fl['full']['cpu'], tools['tar full']['cpu'])} |")
+    img = data.get("image")
+    if isinstance(img, dict) and img.get("vcbsim"):
+        peer = img.get("peer")
+        p = f" vs qemu-img convert + sha256sum + cp {peer['cpu']:.2f} s CPU, {peer['wall']:.2f} s wall; CPU ratio {_ratio(img['vcbsim']['cpu'], peer['cpu'])}" if peer else ""
+        lines.append(f"| image backup, {img['data_mib']} MiB of data on a {img['capacity_gib']} GiB disk | "
+                     f"{img['vcbsim']['cpu']:.2f} s CPU, {img['vcbsim']['wall']:.2f} s wall{p} |")
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(HERE / "report"), help="directory for report.md and report.json")
@@ -128,11 +184,18 @@ def main() -> int:
         sections.append(("Interop: a govmomi (Go) client against vcbsim and vcsim", "python benchmarks/interop/run_interop.py",
                          "skipped: no Go toolchain and no built client (see benchmarks/interop/run_interop.py)", 0.0, 0))
 
-    # issue 18: file-level backups against rsync/tar, /folder against the inventory size
+    # issue 18: file-level backups against rsync/tar, /folder against the inventory size, an
+    # image backup against qemu-img
     for key, title, script in (
         ("filelevel", "File-level backups: full and 1%-changed incremental against rsync and tar",
          "benchmarks/bench_filelevel.py"),
         ("folder", "/folder downloads at 1, 100 and 1,000 VMs", "benchmarks/bench_folder.py"),
+        # issue 16: a whole-VM restore over the wire against qemu-img convert of the same data
+        ("restore", "Whole-VM restore over the wire against qemu-img convert", "benchmarks/bench_restore.py"),
+        # issue 16: the transports a backup reads disks with
+        ("transports", "Transports: an image backup through folder, nfc and hotadd against qemu-img convert",
+         "benchmarks/bench_transports.py"),
+        ("image", "Image backup against qemu-img convert + sha256sum + cp on the same data", "benchmarks/bench_image.py"),
     ):
         doc = out / f"{key}.json"
         doc.unlink(missing_ok=True)
@@ -140,6 +203,22 @@ def main() -> int:
         if doc.exists():
             data[key] = json.loads(doc.read_text())
         sections.append((title, f"python {script}", text, secs, code))
+
+    # issue 18: the whole-inventory read and concurrent small reads against vcsim
+    doc = out / "inventory.json"
+    doc.unlink(missing_ok=True)
+    inv_args = ["benchmarks/bench_inventory.py", "--json-out", os.path.relpath(doc, REPO)]
+    if ns.vcsim:
+        inv_args += ["--vcsim", ns.vcsim]
+    else:
+        build = REPO.parent / "shared" / "tools" / "build-vcsim.sh"
+        if build.exists():
+            inv_args += ["--build-script", os.path.relpath(build, REPO)]
+    text, secs, code = run(inv_args, timeout=ns.timeout * 3)
+    if doc.exists():
+        data["inventory"] = json.loads(doc.read_text())
+    sections.append(("Inventory reads (1k / 5k / 10k VMs) and 1 / 4 / 16 concurrent clients against vcsim",
+                     "python " + " ".join(inv_args), text, secs, code))
 
     data["conformance"] = conformance_rate()
 
@@ -191,8 +270,16 @@ def main() -> int:
                      f"(target <= 0.15; rsync {fmt(fl.get('rsync incremental / full (cpu)'))}) |")
     rows = data.get("folder", {}).get("rows")
     if isinstance(rows, list) and rows:
-        last = rows[-1]
-        lines.append(f"| /folder throughput at {last['vms']:,} VMs / 1 VM (CPU) | {last['flat_ratio_cpu']:.2f} (target >= 0.90) |")
+        for row in rows:
+            lines.append(f"| /folder download at {row['vms']:,} VMs, MiB/s (CPU) | {row['flat']['mib_s_cpu']:.0f} "
+                         f"({row['flat_ratio_cpu']:.2f} of {rows[0]['vms']:,} VM; target >= 0.90) |")
+    trows = data.get("transports", {}).get("rows")
+    if isinstance(trows, list):
+        for r in trows:
+            if r.get("cpu_over_qemu") is not None and not r["path"].startswith("qemu-img"):
+                lines.append(f"| image backup {r['path']}, CPU / qemu-img convert of the same data | "
+                             f"{r['cpu_over_qemu']:.2f} ({r['mib_per_s_cpu']:.0f} MiB/s of CPU) |")
+    lines += issue18_rows(data)
     lines.append("")
     for title, cmd, text, secs, code in sections:
         status = "" if code == 0 else f" (exit {code})"

@@ -258,12 +258,19 @@ class ReferenceOrchestrator:
     capabilities: Any = Capabilities(image_levels=("full", "incremental", "differential"), restore=True)
 
     def __init__(self, proxy_factory: Callable[[Any, Path], Any] | None = None, *, name: str = "reference",
-                 version: str | None = None) -> None:
+                 version: str | None = None, transport: str = "folder") -> None:
         from vcbsim.reference import BackupProxy
+
+        from ._capabilities import Capabilities
 
         self.name = name
         self.version = version or _version()
-        self._factory = proxy_factory or (lambda client, root: BackupProxy(client, root))
+        #: ``transport``: how the proxy reads the disks (``BackupProxy(transport=...)``), declared
+        #: as the one transport (the kit then judges its TR-* rule)
+        self.transport = transport
+        if getattr(type(self), "capabilities", None) is None:  # a subclass's own declaration wins
+            self.capabilities = Capabilities(image_levels=self.image_levels, transports=(transport,))
+        self._factory = proxy_factory or (lambda client, root: BackupProxy(client, root, transport=transport))
         self._tmp = tempfile.TemporaryDirectory(prefix="vcbsim-kit-", dir=_scratch_dir())
         self._root = Path(self._tmp.name)
         self._catalog: Any = None

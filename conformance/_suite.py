@@ -218,6 +218,8 @@ class Scenario(ScenarioBase):
             raise AdapterError(msg, operation="factory") from exc
         #: what the product declares (``Capabilities``); jobs outside it are not asked
         self.caps = capabilities_of(self.adapter)
+        if "hotadd" in self.caps.transports:
+            self._add_proxy_vm()
         #: the image-backup levels the orchestrator declares (others are asked as full)
         self.image_levels = image_levels(self.adapter)
         self.out = out
@@ -237,6 +239,14 @@ class Scenario(ScenarioBase):
         #: what the folder held at each snapshot removal (WF-3a)
         self._held_at_remove: dict[int, frozenset[str]] = {}
         self._unsubscribe = self.host.trace.subscribe(self._on_event)
+
+    def _add_proxy_vm(self) -> None:
+        """A product that hot-adds gets a proxy VM in the inventory, marked as such
+        (``simulator/_hotadd.py``); the scenarios never back it up (``VMS``)."""
+        from vcbsim.simulator._hotadd import mark_proxy
+
+        vm = self.host.add_vm("vcb-proxy", os_family="windows", disks=[64 << 20])
+        mark_proxy(self.host, vm)
 
     # -- host access (ScenarioBase) ----------------------------------------------------
     def _events(self) -> Sequence[Event]:

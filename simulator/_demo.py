@@ -98,6 +98,7 @@ ERA_W2019 = "w2019-app"
 ERA_INDEPENDENT = "sql-indep"
 ERA_TWO_DATASTORES = "web-2ds"
 ERA_NO_TOOLS = "notools"
+ERA_RDM = "db-rdm"
 
 
 def populate_era_demo(host: Host) -> None:
@@ -113,6 +114,9 @@ def populate_era_demo(host: Host) -> None:
     * ``web-2ds`` — Linux with its second disk on ``datastore2``; redo logs go to the working
       directory on ``datastore1`` (Broadcom KB 304387).
     * ``notools`` — VMware Tools not installed: backed up crash-consistently (quiesce=False).
+    * ``db-rdm`` — Windows 2003 with ``E:`` on a physical RDM (no redo log: in no snapshot, its
+      data changes with the LUN), ``F:`` on a virtual RDM (snapshotted like a disk) and ``T:``
+      on an ``independent_nonpersistent`` disk (its writes go at power off).
     """
     if "datastore2" not in host.datastores:
         host.add_datastore("datastore2", 1024 * GiB)
@@ -145,6 +149,20 @@ def populate_era_demo(host: Host) -> None:
     bare = host.add_vm(ERA_NO_TOOLS, os_family="linux", disks=[2 * GiB], tools="not-installed")
     bfs = host.add_guest_volumes(bare, {0: [(None, "/", "ROOT")]})
     _put(bfs, "/etc/hostname", "notools\n")
+
+    # built powered off, then started: what the nonpersistent disk holds now is its base
+    rdm = host.add_vm(
+        ERA_RDM, disks=[4 * GiB, 8 * GiB, 4 * GiB, 2 * GiB], power_state="poweredOff", ip_address="192.0.2.25",
+        disk_rdms=[None, "physicalMode", "virtualMode", None],
+        disk_modes=["persistent", "independent_persistent", "persistent", "independent_nonpersistent"],
+    )
+    fs = host.add_guest_volumes(
+        rdm, {0: [(None, "C", "SYSTEM")], 1: [(None, "E", "SANDATA")], 2: [(None, "F", "LOGS")], 3: [(None, "T", "TEMP")]},
+    )
+    _put(fs, r"E:\db\orders.mdf", bytes(range(256)) * 64)
+    _put(fs, r"F:\db\orders.ldf", b"log" * 1024)
+    _put(fs, r"T:\README.txt", "scratch space: emptied at every power off\r\n")
+    host.power_on(rdm)
 
 
 #: named inventories ``Host.demo(inventory=...)`` builds

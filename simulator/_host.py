@@ -28,13 +28,16 @@ from ._clock import VirtualClock
 from ._errors import InvalidInputError, NotFoundError, SimulatedCrash, StateError
 from ._faultrules import FaultInjector, FaultRule
 from ._faults import fault_name, make_fault, raise_fault
+from ._holds import DiskHolds
 from ._names import check_name, check_text, check_vm_name
 from ._profiles import DEFAULT_PROFILE, HostProfile, get_profile
 from ._random import SimRandom
+from ._rdm import RDM_MODES, lun_identity
 from ._trace import Trace
 from ._vm import (
     DISK_MODES,
     GUEST_OS,
+    SESSION_REDO_SUFFIX,
     VM,
     PowerState,
     Snapshot,
@@ -46,6 +49,7 @@ from .disk import BlockDevice, Layer, LayeredDisk, LayerView, MergeStats
 
 if TYPE_CHECKING:
     from ._persist import DatastoreStore, RecoveryReport
+    from ._vmlifecycle import DiskSpec, LooseDisk
 
 __all__ = ["Host", "Datastore", "DiskChangeInfo", "GiB", "MiB", "MorefCounters", "Populate"]
 
@@ -90,6 +94,8 @@ class Datastore:
         for vm in self.host.vms.values():
             for d in vm.disks:
                 for layer in d.disk.layers():
+                    if d.rdm is not None and layer.parent is None:
+                        continue  # an RDM's base is the LUN: its mapping file takes no room
                     if datastore_of(layer.label) == self.name:
                         total += layer.grain_count * d.disk.grain_size
             if datastore_of(vm.snapshot_dir) == self.name:
@@ -145,6 +151,13 @@ def _vm_ref(vm: VM) -> Any:
     return vim.VirtualMachine(vm.moref)
 
 
+def _task_ref(moid: str) -> Any:
+    """A task's managed-object reference (``TaskInProgress`` names the task in the way)."""
+    from pyVmomi import vim
+
+    return vim.Task(moid)
+
+
 def _unit_number(controllers: Sequence[str], i: int) -> int:
     """The disk's unit on its controller: in order per controller; SCSI skips 7 (the HBA)."""
     n = sum(c == controllers[i] for c in controllers[:i])
@@ -180,9 +193,17 @@ class Host:
             "datastore1": Datastore("datastore1", datastore_capacity, self)
         }
         self.lock = threading.RLock()
+        #: export leases and hot-added disks holding VMs' disk files open (``_holds.py``)
+        self.holds = DiskHolds()
         self._quiesce_step_callbacks: list[Callable[[VM, str], None]] = []
         self._next_moref = 1
         self._next_snapshot_moref = 1
+        #: files clients put on a datastore kept in memory (no ``datastore_dir``): (ds, path) -> bytes
+        self.uploads: dict[tuple[str, str], bytes] = {}
+        #: disk files no VM holds, in memory (``VirtualDiskManager``; ``_vmlifecycle``)
+        self.loose_disks: dict[tuple[str, str], LooseDisk] = {}
+        #: VMs unregistered (``UnregisterVM``) by their ``.vmx`` path: registering it brings them back
+        self.unregistered: dict[str, VM] = {}
         #: What ``reset()`` rebuilds the inventory with (``None``: no VMs). Public so that the
         #: control API's ``reset(demo=...)`` can choose; a loaded datastore made from the demo
         #: sets it to the demo's when none was given.
@@ -213,6 +234,8 @@ class Host:
             raise InvalidInputError("datastore capacity", expected="a positive number of bytes", got=capacity)
         ds = Datastore(name, capacity, self)
         self.datastores[name] = ds
+        if self.store is not None:
+            self.store.save_host()  # the datastore survives a restart (simulator/_persist.py)
         return ds
 
     @classmethod
@@ -278,6 +301,7 @@ class Host:
         disk_controllers: Sequence[str] | None = None,
         working_dir: str | None = None,
         guest_os: str | None = None,
+        disk_rdms: Sequence[str | None] | None = None,
     ) -> VM:
         """Register a VM with blank disks (``add_guest_volumes`` gives it file systems).
 
@@ -286,7 +310,10 @@ class Host:
         ``disk_controllers`` ``"scsi"`` or ``"ide"``. ``working_dir`` is a datastore name whose
         ``<name>/`` folder gets the redo logs and ``.vmsn`` files (the ``workingDir`` setting).
         ``guest_os`` names a guest from ``GUEST_OS`` (``winXPProGuest``: the SYNC driver only;
-        ``windows2019srv_64Guest``: VSS under the 4.1+ consistency rules).
+        ``windows2019srv_64Guest``: VSS under the 4.1+ consistency rules). ``disk_rdms`` makes a
+        disk a raw device mapping (``"physicalMode"`` / ``"virtualMode"``, None: a virtual disk;
+        ``simulator/_rdm.py``): a physical one has no disk mode, so it gets
+        ``independent_persistent`` and another mode is refused.
         """
         check_vm_name(name)  # what XML, the .vmx, URLs and the datastore can hold (_names.py)
         if any(vm.name == name for vm in self.vms.values()):
@@ -316,7 +343,10 @@ class Host:
         places = list(disk_datastores) if disk_datastores is not None else [None] * n
         modes = list(disk_modes) if disk_modes is not None else ["persistent"] * n
         ctrls = list(disk_controllers) if disk_controllers is not None else ["scsi"] * n
-        for what, values in (("disk_datastores", places), ("disk_modes", modes), ("disk_controllers", ctrls)):
+        rdms = list(disk_rdms) if disk_rdms is not None else [None] * n
+        for what, values in (
+            ("disk_datastores", places), ("disk_modes", modes), ("disk_controllers", ctrls), ("disk_rdms", rdms),
+        ):
             if len(values) != n:
                 raise InvalidInputError(what, expected=f"one entry per disk ({n})", got=values)
         for ds_name in [*places, working_dir]:
@@ -328,6 +358,18 @@ class Host:
         for ctrl in ctrls:
             if ctrl not in ("scsi", "ide"):
                 raise InvalidInputError("disk controller", expected="'scsi' or 'ide'", got=ctrl)
+        for i, rdm in enumerate(rdms):
+            if rdm is not None and rdm not in RDM_MODES:
+                raise InvalidInputError("RDM compatibility mode", expected="None, " + " or ".join(RDM_MODES), got=rdm)
+            if rdm == "physicalMode":
+                # "A disk device backed by a physical compatibility mode raw disk mapping cannot
+                # use disk modes" (API VirtualDiskCompatibilityMode): independent_persistent
+                if disk_modes is not None and modes[i] not in ("persistent", "independent_persistent"):
+                    raise InvalidInputError(
+                        "disk mode of a physical RDM", expected="independent_persistent (it has no disk modes)",
+                        got=modes[i], hint="use virtualMode for a nonpersistent RDM",
+                    )
+                modes[i] = "independent_persistent"
         with self.lock:
             moref = f"vm-{self._next_moref}"
             self._next_moref += 1
@@ -353,6 +395,7 @@ class Host:
                 folder = vm.directory if places[i] is None else f"[{places[i]}] {name}"
                 disk.top.label = f"{folder}/{base}"
                 prefix = " ".join(self.random.hex_id(16)[j : j + 2] for j in range(0, 32, 2))
+                device_name, lun_uuid = lun_identity(self.random.hex_id(16)) if rdms[i] else ("", "")
                 vm.disks.append(
                     VirtualDiskDevice(
                         key=2000 + i,
@@ -364,8 +407,13 @@ class Host:
                         controller=ctrls[i],
                         unit_number=_unit_number(ctrls, i),
                         controller_key=1000 if ctrls[i] == "scsi" else 200,
+                        rdm=rdms[i],
+                        lun_uuid=lun_uuid,
+                        device_name=device_name,
                     )
                 )
+            if power_state == "poweredOn":
+                self._start_sessions(vm)
             from .tools import MemoryGuestFiles, VMwareTools
 
             # Until add_guest_volumes() gives the VM file systems on its disks, Tools sees an
@@ -375,7 +423,7 @@ class Host:
             self.faults.aliases[moref] = name
             if self.store is not None:
                 self.store.save_vm(vm)
-            self.trace.emit("host", "vm.create", vm=moref, name=name, os=os_family)
+            self.trace.emit("host", "vm.create", vm=moref, name=name, os=os_family, power=power_state)
             return vm
 
     def add_guest_volumes(
@@ -443,7 +491,7 @@ class Host:
     # -- task bookkeeping -------------------------------------------------------------------
 
     @contextmanager
-    def _operation(self, vm: VM, op: str) -> Iterator[None]:
+    def _operation(self, vm: VM, op: str, *, save: bool = True) -> Iterator[None]:
         with self.lock:
             if vm.connection_state != "connected":
                 raise_fault(
@@ -456,13 +504,28 @@ class Host:
                     "TaskInProgress",
                     f"The operation '{op}' is not allowed: task '{vm.busy}' is in progress on {vm.name}.",
                 )
+            leases = self.holds.on(vm.moref, "export") if len(self.holds) else []
+            if leases:
+                # "operations that alter the state of the virtual machines covered by the
+                # lease are blocked" (API reference, HttpNfcLease; _holds.py)
+                raise_fault(
+                    "TaskInProgress",
+                    f"The operation '{op}' is not allowed: export lease {leases[0].holder} holds "
+                    f"{vm.name}; complete or abort it first (HttpNfcLeaseComplete / HttpNfcLeaseAbort).",
+                    task=_task_ref(leases[0].task or f"haTask-{vm.moref}-ExportVm"),
+                )
             vm.busy = op
             try:
                 yield
             finally:
                 vm.busy = None
-                if self.store is not None:
+                if self.store is not None and save:
                     self.store.save_vm(vm)
+
+    def operation(self, vm: VM, op: str, *, save: bool = True) -> Any:
+        """The bookkeeping of one host operation on ``vm`` (busy, connection state, saved
+        afterwards unless ``save=False``): for operation modules beside this one."""
+        return self._operation(vm, op, save=save)
 
     def crash_point(self, point: str, vm: VM | None = None) -> None:
         """An injected crash point: raises ``SimulatedCrash`` when a ``crash`` rule matches."""
@@ -478,6 +541,7 @@ class Host:
             if vm.power_state == "poweredOn":
                 raise_fault("InvalidPowerState", state=vm.power_state, requestedState="poweredOn", existingState=vm.power_state)
             vm.power_state = "poweredOn"
+            self._start_sessions(vm)
             self._stun(vm)
             self.trace.emit("host", "vm.power", vm=vm.moref, state="poweredOn")
 
@@ -488,6 +552,33 @@ class Host:
                 raise_fault("InvalidPowerState", state=vm.power_state, requestedState="poweredOff", existingState=vm.power_state)
             vm.power_state = "poweredOff"
             self.trace.emit("host", "vm.power", vm=vm.moref, state="poweredOff")
+            self._end_sessions(vm, "power off")
+
+    def _start_sessions(self, vm: VM) -> None:
+        """A VM starts running (or a disk is hot-added to a running one): each
+        ``independent_nonpersistent`` disk gets its session redo log, which takes every write
+        until power off (vSphere "Virtual Disk Modes"). A resumed VM keeps the one it had."""
+        for d in vm.disks:
+            if d.nonpersistent and d.session_redo() is None:
+                d.disk.freeze()
+                base = d.base_name.rsplit("/", 1)[-1]
+                d.disk.top.label = f"{vm.snapshot_dir}/{base}{SESSION_REDO_SUFFIX}"
+
+    def _end_sessions(self, vm: VM, reason: str, *, disk: VirtualDiskDevice | None = None) -> None:
+        """Power off, reset or revert (or ``disk`` hot-removed): a nonpersistent disk's
+        session redo log is deleted, and with it every write since power on ("changes ... are
+        discarded when you power off or reset"); the trace says how much (``disk.discard``)."""
+        for d in vm.disks if disk is None else [disk]:
+            redo = d.session_redo()
+            if redo is None:
+                continue
+            grains, label = redo.grain_count, redo.label
+            base = d.disk.chain()[1]
+            d.disk.revert(base)
+            d.disk.release(base)  # the new empty top folds into the base: nothing moves
+            self.trace.emit(
+                "host", "disk.discard", vm=vm.moref, disk=d.key, layer=label, grains=grains, reason=reason,
+            )
 
     def _stun(self, vm: VM) -> None:
         """A stun/unstun cycle: pending change-tracking changes take effect (R51)."""
@@ -560,6 +651,13 @@ class Host:
             try:
                 if memory and vm.power_state != "poweredOn":
                     raise_fault("InvalidPowerState", state=vm.power_state, requestedState="poweredOn", existingState=vm.power_state)
+                if memory and any(d.independent for d in vm.disks):
+                    # API 2.0 MemorySnapshotOnIndependentDisk: the memory would not match disks
+                    # a revert leaves as they are (a physical RDM counts: independent_persistent)
+                    raise_fault(
+                        "MemorySnapshotOnIndependentDisk",
+                        "Cannot take a memory snapshot, since the virtual machine is configured with independent disks.",
+                    )
                 if quiesce and not self.profile.quiesced_snapshots:
                     raise_fault("NotSupported", "Quiesced snapshots are not supported on this host.")
                 if len(vm.snapshots()) >= self.profile.max_snapshots:
@@ -831,6 +929,8 @@ class Host:
                 if d.key in s.layers and s.layers[d.key].alive and not s.layers[d.key].released
             ]
             rule = self._consolidate_rule(vm) if consolidate and live else None
+            if consolidate and live and (rule is None or not rule.fault):
+                rule = self._hotadd_lock(vm) or rule
             if rule is not None and rule.fault:
                 self._commit_failed(vm, live, rule)
             for d, layer in live:
@@ -852,6 +952,18 @@ class Host:
         if rule is not None:
             self.clock.advance(rule.delay)
         return rule
+
+    def _hotadd_lock(self, vm: VM) -> FaultRule | None:
+        """A commit into base disks another VM has open (hot-added to a proxy) fails with
+        ``FileLocked``, as the consolidate fault rule would (``_holds.py``)."""
+        held = self.holds.on(vm.moref, "hotadd") if len(self.holds) else []
+        if not held:
+            return None
+        files = ", ".join(d.base_name for d in vm.disks if d.key in held[0].disks) or vm.vmx_path
+        return FaultRule(
+            "consolidate", vm.name, fault="FileLocked",
+            message=f"Unable to access file {files} since it is locked (hot-added to {held[0].holder}).",
+        )
 
     def _commit_failed(self, vm: VM, live: list[tuple[VirtualDiskDevice, Layer]], rule: FaultRule) -> None:
         """A commit that fails part-way: the snapshot is already out of the tree, its redo logs
@@ -961,7 +1073,12 @@ class Host:
                 d.disk.top.label = self._delta_name(vm, d)
             vm.next_delta += 1
             vm.current_snapshot = snap
+            # the running VM is gone: a nonpersistent disk loses its session's writes, and
+            # a VM reverted to a running state starts a new session
+            self._end_sessions(vm, "revert")
             vm.power_state = snap.power_state if snap.memory else "poweredOff"
+            if vm.power_state == "poweredOn":
+                self._start_sessions(vm)
             self.refresh_consolidation(vm)
             self._stun(vm)
             self.trace.emit("host", "snapshot.revert", vm=vm.moref, snapshot=snap.moref, name=snap.name)
@@ -980,6 +1097,8 @@ class Host:
             )
         with self._operation(vm, "ConsolidateVMDisks"):
             rule = self._consolidate_rule(vm) if vm.consolidation_needed else None
+            if vm.consolidation_needed and (rule is None or not rule.fault):
+                rule = self._hotadd_lock(vm) or rule
             if rule is not None and rule.fault:
                 raise_fault(rule.fault, rule.message, datastore=vm.datastore, file=vm.vmsd_path)
             total = MergeStats()
@@ -1030,10 +1149,20 @@ class Host:
         snap = None if snapshot is None else self.find_snapshot(vm, snapshot)
         if not vm.change_tracking:
             raise_fault("NotSupported", "Changed block tracking is not enabled on this virtual machine.")
+        if d.physical_rdm:  # KB 1020128: no CBT on a physical RDM (the fault: a profile switch)
+            raise_fault(
+                self.profile.physical_rdm_cbt_fault, f"Error caused by file {d.base_name}: changed block "
+                "tracking is not available on a physical compatibility RDM.", file=d.base_name,
+            )
         if not isinstance(start_offset, int) or not 0 <= start_offset < d.capacity:
             raise_fault("InvalidArgument", f"startOffset {start_offset!r} is outside the disk (0..{d.capacity - 1}).", invalidProperty="startOffset")
         at = snap.layers.get(d.key) if snap else None
-        if change_id == "*":
+        if change_id == "*" and d.rdm is not None:
+            # a LUN has no VMFS file holes: "*" answers "a single extent covering the entire
+            # disk" (VDDK guide, "About Changed Block Tracking": CBT's allocation relies on
+            # VMFS; a full backup of an RDM reads it all)
+            areas = [(0, d.capacity)]
+        elif change_id == "*":
             areas = [(o, n) for o, n in d.disk.allocated_areas(at) if o + n > start_offset]
         else:
             prefix, _, seq = change_id.rpartition("/")
@@ -1051,10 +1180,109 @@ class Host:
         if not vm.change_tracking:
             return None
         d = self._disk(vm, disk_key)
+        if d.physical_rdm:
+            return None  # KB 1020128: a physical RDM is not tracked
         if snapshot is None:
             return d.change_id(d.disk.epoch)
         snap = self.find_snapshot(vm, snapshot)
         return d.change_id(snap.epochs.get(d.key, d.disk.epoch))
+
+    # -- VM life cycle and disk files (simulator/_vmlifecycle.py) -----------------------------
+
+    def create_vm(self, name: str, *, datastore: str, guest_id: str | None = None, memory_mb: int = 1024,
+                  num_cpus: int = 1, disks: Sequence[DiskSpec] = (), extra_config: dict[str, str] | None = None) -> VM:
+        """``Folder.CreateVM_Task``: a new powered-off VM with new or existing disk files."""
+        from ._vmlifecycle import create_vm
+
+        return create_vm(self, name, datastore=datastore, guest_id=guest_id, memory_mb=memory_mb,
+                         num_cpus=num_cpus, disks=disks, extra_config=extra_config)
+
+    def register_vm(self, vmx_path: str, *, name: str | None = None) -> VM:
+        """``Folder.RegisterVM_Task``: the VM whose ``.vmx`` is at ``vmx_path``."""
+        from ._vmlifecycle import register_vm
+
+        return register_vm(self, vmx_path, name=name)
+
+    def unregister_vm(self, vm: VM | str) -> None:
+        """``VirtualMachine.UnregisterVM``: out of the inventory, files kept."""
+        from ._vmlifecycle import unregister_vm
+
+        unregister_vm(self, self.find_vm(vm))
+
+    def destroy_vm(self, vm: VM | str) -> None:
+        """``VirtualMachine.Destroy_Task``: out of the inventory, files deleted."""
+        from ._vmlifecycle import destroy_vm
+
+        destroy_vm(self, self.find_vm(vm))
+
+    def add_disk(self, vm: VM | str, spec: DiskSpec) -> VirtualDiskDevice:
+        """``ReconfigVM_Task`` deviceChange ``add`` of a ``VirtualDisk``."""
+        from ._vmlifecycle import add_disk
+
+        return add_disk(self, self.find_vm(vm), spec)
+
+    def remove_disk(self, vm: VM | str, disk_key: int, *, destroy: bool = False) -> None:
+        """``ReconfigVM_Task`` deviceChange ``remove`` of a ``VirtualDisk``."""
+        from ._vmlifecycle import remove_disk
+
+        remove_disk(self, self.find_vm(vm), disk_key, destroy=destroy)
+
+    def create_virtual_disk(self, path: str, capacity: int, *, adapter: str = "lsilogic") -> str:
+        """``VirtualDiskManager.CreateVirtualDisk_Task``."""
+        from ._vmlifecycle import create_virtual_disk
+
+        return create_virtual_disk(self, path, capacity, adapter=adapter)
+
+    def copy_virtual_disk(self, source: str, dest: str, *, force: bool = False) -> str:
+        """``VirtualDiskManager.CopyVirtualDisk_Task``."""
+        from ._vmlifecycle import copy_virtual_disk
+
+        return copy_virtual_disk(self, source, dest, force=force)
+
+    def delete_virtual_disk(self, path: str) -> None:
+        """``VirtualDiskManager.DeleteVirtualDisk_Task``."""
+        from ._vmlifecycle import delete_virtual_disk
+
+        delete_virtual_disk(self, path)
+
+    def new_vm_record(self, name: str, *, datastore: str, guest_os: str, memory_mb: int = 1024,
+                      uuid: str | None = None) -> VM:
+        """A VM object with the next moref, not yet registered (``_vmlifecycle`` fills its disks
+        and registers it). Tools are those of a guest not yet seen: ``not-running``."""
+        from .tools import MemoryGuestFiles, VMwareTools
+
+        family = GUEST_OS[guest_os][2]
+        with self.lock:
+            moref = f"vm-{self._next_moref}"
+            self._next_moref += 1
+        vm = VM(
+            name=name, moref=moref, uuid=uuid or self.random.uuid(), instance_uuid=self.random.uuid(),
+            os_family=family,  # type: ignore[arg-type]
+            datastore=datastore, directory=f"[{datastore}] {name}", memory_mb=memory_mb,
+            power_state="poweredOff", hostname=f"{name}.vcbsim.test",
+            hw_version=4 if self.profile.version.startswith("3.") else 19, guest_os=guest_os,
+        )
+        vm.tools = VMwareTools(MemoryGuestFiles(family), state="not-running")
+        return vm
+
+    def detach_vm(self, vm: VM, *, delete_files: bool = False) -> None:
+        """Take ``vm`` out of the inventory (unregister; with ``delete_files`` destroy)."""
+        with self.lock:
+            self.vms.pop(vm.moref, None)
+            self.faults.aliases.pop(vm.moref, None)
+            if self.store is not None:
+                if delete_files:
+                    self.store.destroy_vm(vm)
+                else:
+                    self.store.unregister_vm(vm)
+
+    def reattach_vm(self, vm: VM) -> None:
+        """Put an unregistered VM back in the inventory (register of its kept ``.vmx``)."""
+        with self.lock:
+            self.vms[vm.moref] = vm
+            self.faults.aliases[vm.moref] = vm.name
+            if self.store is not None:
+                self.store.save_vm(vm)
 
     # -- guest --------------------------------------------------------------------------------
 
@@ -1101,7 +1329,7 @@ class Host:
             vm.vmsd_path: lambda: vm.vmsd_text().encode(),
         }
         for d in vm.disks:
-            chain = d.disk.chain()
+            chain = d.backing_chain()  # a session redo log is no descriptor of the disk
             for i, layer in enumerate(chain):
                 parent = chain[i + 1] if i + 1 < len(chain) else None
                 files[layer.label] = self._descriptor_reader(vm, d, layer, parent)
@@ -1113,6 +1341,11 @@ class Host:
         from .disk import render_descriptor
 
         def read() -> bytes:
+            if parent is None and d.rdm is not None:  # the mapping file (simulator/_rdm.py)
+                from ._rdm import rdm_descriptor
+
+                name = layer.label.rsplit("/", 1)[-1]
+                return rdm_descriptor(name, d.capacity, d.rdm, hw_version=vm.hw_version).encode()
             create_type = "vmfs"
             if parent is not None:
                 create_type = "seSparse" if self.delta_extent_suffix(d) == "-sesparse.vmdk" else "vmfsSparse"

@@ -73,6 +73,8 @@ LOCK_FILE = ".vcbsim.lock"
 STATE_SUFFIX = ".vcbsim.json"
 #: where damaged files of this host are moved (never deleted), one numbered folder per move
 QUARANTINE = ".vcbsim-quarantine"
+#: the state of a VM unregistered from this host, kept in its folder (not loaded at a start)
+UNREGISTERED = ".vcbsim-unregistered.json"
 
 
 @dataclass
@@ -169,6 +171,13 @@ def _shape(doc: Any, path: str) -> None:
         check_vm_name(doc["vm"]["name"])
     except InvalidInputError as exc:
         raise _StateShapeError(str(exc)) from None
+
+
+def _inventory_name(host: Host) -> str | None:
+    """The name of the named demo inventory ``host.populate`` builds, if it is one."""
+    from ._demo import INVENTORIES
+
+    return next((name for name, fill in INVENTORIES.items() if fill is host.populate), None)
 
 
 def _moref_number(moref: str) -> int:
@@ -427,10 +436,14 @@ class DatastoreStore:
             "profile": h.profile.name,
             "seed": h.seed,
             "demo": h.is_demo,
+            # which named demo inventory reset() rebuilds ("era": Host.demo(inventory="era"))
+            "demo_inventory": _inventory_name(h),
             "clock": h.clock.now,
             "next_moref": h.moref_counters.next_vm,
             "next_snapshot_moref": h.moref_counters.next_snapshot,
             "random": h.random.getstate(),
+            # every datastore and its capacity (a VM's disks and workingDir may be on any)
+            "datastores": {name: ds.capacity for name, ds in h.datastores.items()},
             # every VM registered on this host and where its state lives: a VM whose state
             # file goes missing stays registered (inaccessible) instead of vanishing
             "inventory": {
@@ -617,6 +630,79 @@ class DatastoreStore:
                     out[rel] = full.stat().st_size
         return out
 
+    # -- VM life cycle (simulator/_vmlifecycle.py) ---------------------------------------------
+
+    def plain_path(self, datastore: str, path: str) -> Path:
+        """Where plain file ``path`` of ``datastore`` lives (checked as ``put_file`` checks)."""
+        return self._file_path(datastore, path)
+
+    def forget_vm(self, vm: VM) -> None:
+        """A VM whose creation failed before its state was written: its files go, the host
+        forgets it (nothing of anyone else's is touched)."""
+        if vm.moref in self._last_doc:
+            return
+        for d in vm.disks:
+            if isinstance(d.disk, PersistentLayeredDisk):
+                d.disk.close()
+        directory = self.vm_dir(vm)
+        for name in sorted(self._created_by(vm)):
+            with contextlib.suppress(OSError):
+                os.unlink(directory / name)
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+        self._owned.pop(vm.moref, None)
+
+    def _unregistered_path(self, datastore: str, folder: str) -> Path:
+        return self.root / datastore / folder / UNREGISTERED
+
+    def unregister_vm(self, vm: VM) -> None:
+        """``UnregisterVM``: the VM's files stay; its state is set aside (not loaded at the
+        next start) until ``reregister`` brings it back."""
+        for d in vm.disks:
+            if isinstance(d.disk, PersistentLayeredDisk):
+                d.disk.close()
+        state = self.state_path(vm)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(state, state.with_name(UNREGISTERED))
+        self._last_doc.pop(vm.moref, None)
+        self._owned.pop(vm.moref, None)
+        self.save_host()
+
+    def reregister(self, datastore: str, folder: str) -> VM | None:
+        """``RegisterVM_Task`` of a VM this host unregistered: loaded from its kept state."""
+        aside = self._unregistered_path(datastore, folder)
+        if not aside.is_file():
+            return None
+        raw = aside.read_bytes()
+        doc = json.loads(raw)
+        _shape(doc, aside.relative_to(self.root).as_posix())
+        state = aside.with_name(f"{doc['vm']['name']}{STATE_SUFFIX}")
+        os.replace(aside, state)
+        try:
+            self._load_vm(state, doc, raw, RecoveryReport(str(self.root)))
+        except BaseException:
+            os.replace(state, aside)
+            raise
+        self.save_host()
+        return self.host.vms[doc["vm"]["moref"]]
+
+    def destroy_vm(self, vm: VM) -> None:
+        """``Destroy_Task``: the VM's own files are deleted (plain files in its folder stay)."""
+        for d in vm.disks:
+            if isinstance(d.disk, PersistentLayeredDisk):
+                d.disk.close()
+        directory = self.vm_dir(vm)
+        names = self._owned.pop(vm.moref, set()) | self._created_by(vm)
+        names |= {self.state_path(vm).name, f"{vm.name}.vmx", f"{vm.name}.vmsd"}
+        for name in sorted(names):
+            with contextlib.suppress(OSError):
+                os.unlink(directory / name)
+            self._written.pop(directory / name, None)
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+        self._last_doc.pop(vm.moref, None)
+        self.save_host()
+
     def read_file(self, datastore: str, path: str, offset: int, length: int) -> bytes:
         target = self._file_path(datastore, path)
         with open(target, "rb") as f:
@@ -659,6 +745,13 @@ class DatastoreStore:
                 hw_version=vm.hw_version,
             )
             suffix = CREATE_TYPES[create_type][1] or ""
+            if parent is None and d.rdm is not None:
+                # an RDM's mapping file: its createType says physical or virtual (what a
+                # datastore-level reader greps for); the extent is the file the LUN is kept in
+                from ._rdm import RDM_CREATE_TYPES, rdm_descriptor
+
+                text = rdm_descriptor(name, disk.capacity, d.rdm, hw_version=vm.hw_version)
+                suffix = RDM_CREATE_TYPES[d.rdm][1]
             expected = f'"{name[: -len(".vmdk")]}{suffix}"'
             out[name] = text.replace(expected, f'"{disk.extent_name(layer)}"', 1)
         return out
@@ -682,6 +775,11 @@ class DatastoreStore:
                     "disk_mode": d.disk_mode,
                     "thin": d.thin,
                     "change_id_prefix": d.change_id_prefix,
+                    # the era fields (issue 17): controller (VSS rules), raw device mapping
+                    "controller": d.controller,
+                    "rdm": d.rdm,
+                    "lun_uuid": d.lun_uuid,
+                    "device_name": d.device_name,
                     "disk": meta,
                 }
             )
@@ -702,6 +800,9 @@ class DatastoreStore:
                         str(k): indexes.get(k, {}).get(layer) for k, layer in s.layers.items()
                     },
                     "epochs": {str(k): e for k, e in s.epochs.items()},
+                    "vmsn_bytes": s.vmsn_bytes,
+                    "quiesce_type": s.quiesce_type,
+                    "backup_manifest": s.backup_manifest,
                 }
             )
         tools = None
@@ -754,6 +855,10 @@ class DatastoreStore:
                 "next_delta": vm.next_delta,
                 "next_snapshot_uid": vm.next_snapshot_uid,
                 "extra_config": dict(vm.extra_config),
+                # the era fields (issue 17): where redo logs go, the VSS inputs
+                "working_dir": vm.working_dir,
+                "dynamic_disks": vm.dynamic_disks,
+                "guest_os": vm.guest_os,
             },
             "tools": tools,
             "disks": disks,
@@ -812,10 +917,23 @@ class DatastoreStore:
             return None
         host.clock.advance_to(max(host.clock.now, clock))
         host.reserve_morefs(next_vm=next_moref, next_snapshot=next_snap)
+        from ._host import Datastore
+
+        saved = doc.get("datastores")
+        for name, capacity in (saved.items() if isinstance(saved, dict) else ()):
+            if (
+                name not in host.datastores and isinstance(capacity, int) and capacity > 0
+                and name and not any(c in name for c in "[]/")
+            ):
+                host.datastores[name] = Datastore(name, capacity, host)  # not add_datastore: no save mid-load
         if doc.get("demo") and host.populate is None:
             from ._demo import populate_demo
 
             host.populate = populate_demo
+        if host.populate is None:
+            from ._demo import INVENTORIES
+
+            host.populate = INVENTORIES.get(str(doc.get("demo_inventory")))
         return inventory  # type: ignore[no-any-return]
 
     def _load_all(
@@ -1015,6 +1133,9 @@ class DatastoreStore:
                 layers=layers_of,
                 epochs={int(k): int(e) for k, e in sd["epochs"].items()},
                 parent=parent,
+                vmsn_bytes=int(sd.get("vmsn_bytes", 0)),
+                quiesce_type=sd.get("quiesce_type"),
+                backup_manifest=sd.get("backup_manifest"),
             )
             by_id[snap.id] = snap
             (vm.root_snapshots if parent is None else parent.children).append(snap)
@@ -1148,6 +1269,10 @@ class DatastoreStore:
     def _release_unheld(self, vm: VM, report: RecoveryReport) -> None:
         """Release frozen layers that no snapshot holds (an interrupted removal) and merge."""
         held = {id(layer) for s in vm.snapshots() for layer in s.layers.values()}
+        for d in vm.disks:  # a running nonpersistent disk's session redo log holds its base
+            redo = d.session_redo()
+            if redo is not None and redo.parent is not None:
+                held.add(id(redo.parent))
         for d in vm.disks:
             disk = d.disk
             assert isinstance(disk, PersistentLayeredDisk)

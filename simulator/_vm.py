@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "VM", "Snapshot", "VirtualDiskDevice", "GUEST_IDS", "GUEST_OS", "PowerState", "DISK_MODES",
-    "datastore_of", "file_ref",
+    "datastore_of", "file_ref", "vmx_disk_mode", "SESSION_REDO_SUFFIX",
 ]
 
 PowerState = Literal["poweredOn", "poweredOff", "suspended"]
@@ -29,6 +29,19 @@ PowerState = Literal["poweredOn", "poweredOff", "suspended"]
 #: every snapshot (vSphere "Snapshot Behavior": "all attached non-independent disks are
 #: snapshotted"); ``persistent`` is the ordinary mode.
 DISK_MODES: tuple[str, ...] = ("persistent", "independent_persistent", "independent_nonpersistent")
+
+#: The redo log an ``independent_nonpersistent`` disk writes to while the VM runs: "Changes to
+#: the disk are written to and read from a redo log file that is deleted when you power off or
+#: reset" (vSphere "Virtual Disk Modes"). Named after its disk with ``.REDO`` appended, as ESX
+#: names the redo log of a mapped volume (ESX Server "Using Raw Device Mapping"); a later
+#: host's exact name is not documented. It is in no snapshot and not a backing of the disk.
+SESSION_REDO_SUFFIX = ".REDO"
+
+
+def vmx_disk_mode(mode: str) -> str:
+    """A ``VirtualDiskMode`` as the ``.vmx`` spells it: ``independent-persistent`` (the API's
+    underscores are hyphens in ``scsi0:N.mode``)."""
+    return mode.replace("_", "-")
 
 
 def file_ref(path: str, directory: str) -> str:
@@ -87,11 +100,49 @@ class VirtualDiskDevice:
     change_id_prefix: str = ""
     #: ``"scsi"`` or ``"ide"``: VSS application consistency needs SCSI-only disks (R42).
     controller: str = "scsi"
+    #: a raw device mapping's ``compatibilityMode`` (``physicalMode`` / ``virtualMode``,
+    #: ``simulator/_rdm.py``); None for a virtual disk. The layers' base is then the LUN.
+    rdm: str | None = None
+    #: the mapped LUN: ``backing.lunUuid`` and ``backing.deviceName`` (RDMs only)
+    lun_uuid: str = ""
+    device_name: str = ""
 
     @property
     def independent(self) -> bool:
-        """Independent disks are not part of any snapshot (``independent_*`` modes)."""
+        """Independent disks are not part of any snapshot (``independent_*`` modes; a physical
+        RDM has ``independent_persistent``, ``simulator/_rdm.py``)."""
         return self.disk_mode.startswith("independent")
+
+    @property
+    def physical_rdm(self) -> bool:
+        return self.rdm == "physicalMode"
+
+    @property
+    def nonpersistent(self) -> bool:
+        return self.disk_mode == "independent_nonpersistent"
+
+    @property
+    def base_extent(self) -> str:
+        """The base's data file: ``<disk>-flat.vmdk``, or an RDM's mapping extent
+        (``-rdmp.vmdk`` / ``-rdm.vmdk``), whose bytes are the LUN's."""
+        if self.rdm is not None:
+            from ._rdm import rdm_extent_name
+
+            return rdm_extent_name(self.base_name, self.rdm)
+        return self.base_name[: -len(".vmdk")] + "-flat.vmdk"
+
+    def session_redo(self) -> Layer | None:
+        """The running VM's redo log of a nonpersistent disk (deleted at power off), if any."""
+        top = self.disk.top
+        if self.nonpersistent and top.parent is not None and top.label.endswith(SESSION_REDO_SUFFIX):
+            return top
+        return None
+
+    def backing_chain(self, at: Layer | None = None) -> list[Layer]:
+        """The layers the disk's backing shows, top first: its chain without a nonpersistent
+        disk's session redo log (a host shows the disk's own file as its backing)."""
+        chain = self.disk.chain(at)
+        return [layer for layer in chain if not layer.label.endswith(SESSION_REDO_SUFFIX)] or chain
 
     @property
     def datastore(self) -> str:
@@ -104,8 +155,9 @@ class VirtualDiskDevice:
 
     @property
     def file_name(self) -> str:
-        """Current backing file (the writable layer's descriptor)."""
-        return self.disk.top.label
+        """Current backing file (the writable layer's descriptor; for a nonpersistent disk its
+        own file, whatever session redo log it writes to)."""
+        return self.backing_chain()[0].label
 
     def chain_files(self) -> list[str]:
         """Descriptor file names from the writable layer down to the base."""
@@ -280,7 +332,7 @@ class VM:
             lines[f"{node}.present"] = "TRUE"
             lines[f"{node}.fileName"] = self.vmx_file(d.file_name)
             lines[f"{node}.deviceType"] = "scsi-hardDisk" if d.controller == "scsi" else "disk"
-            lines[f"{node}.mode"] = d.disk_mode
+            lines[f"{node}.mode"] = vmx_disk_mode(d.disk_mode)
             if self.change_tracking:
                 lines[f"{node}.ctkEnabled"] = "TRUE"
         lines.update(
@@ -365,6 +417,7 @@ class VM:
                     "label": d.label,
                     "capacity": d.capacity,
                     "mode": d.disk_mode,
+                    "rdm": d.rdm,
                     "datastore": d.datastore,
                     "controller": d.controller,
                     "chain": [

@@ -159,12 +159,14 @@ def _steps(n: _Narrator, name: str, backup: GuidedBackup, hooks: dict[str, Any] 
         n.print(Text("       " + note))
 
 
-def run_demo(out: Path, console: Console, *, seed: int = 0, quiet: bool = False) -> DemoReport:
+def run_demo(
+    out: Path, console: Console, *, seed: int = 0, quiet: bool = False, profile: str | None = None
+) -> DemoReport:
     """Run the three backups and the checks; ``out`` receives the proxy dir and the medium."""
     from vcbsim.simulator.disk import read_vmdk
 
     report = DemoReport(out=str(out))
-    session = TeachSession(out, seed=seed)
+    session = TeachSession(out, seed=seed, profile=profile)
     n = _Narrator(console, session, report, quiet)
     host = session.host
     try:
@@ -299,6 +301,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", help="directory for the proxy, the medium and the restored VMDK files (default: a temporary one, removed)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of the narration")
     p.add_argument("--seed", type=int, default=0, help="the host's seed (default 0)")
+    p.add_argument("--inventory", default="demo", choices=("demo", "era"),
+                   help="'era': one image backup per era-specific case (XP with the legacy scripts, "
+                        "Windows 2019, an independent disk, two datastores, no Tools, RDMs and a "
+                        "nonpersistent disk), checked against the profile")
+    p.add_argument("--profile", default="esx-3.5u2", choices=("esx-3.5u1", "esx-3.5u2", "esxi-7.0"),
+                   help="host profile (default esx-3.5u2)")
     p.add_argument("--width", type=console_width, default=None,
                    help="output width in columns, 40 or more (default: the terminal's; 120 when piped)")
     ns = p.parse_args(list(argv) if argv is not None else None)
@@ -319,7 +327,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         tmp = tempfile.TemporaryDirectory(prefix="vcbsim-demo-")
         out = Path(tmp.name)
     try:
-        report = run_demo(out, console, seed=ns.seed, quiet=ns.json)
+        if ns.inventory == "era":
+            from ._demo_era import run_era_demo
+
+            report = run_era_demo(out, console, seed=ns.seed, quiet=ns.json, profile=ns.profile)
+        else:
+            report = run_demo(out, console, seed=ns.seed, quiet=ns.json, profile=ns.profile)
     finally:
         if tmp is not None:
             from vcbsim.reference._workflow import force_remove

@@ -24,7 +24,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--profile", default="esx-3.5u2", help="host profile (esx-3.5u1, esx-3.5u2, esxi-7.0)")
     p.add_argument("--inventory", default="demo", choices=("demo", "era"),
                    help="'era': the second inventory, a VM per era-specific case (XP with the legacy "
-                        "scripts, an independent disk, two datastores, no Tools, Windows 2019)")
+                        "scripts, an independent disk, two datastores, no Tools, Windows 2019, RDMs and a "
+                        "nonpersistent disk)")
     p.add_argument("--json", action="store_true", help="print the host dump and scripts as JSON")
     p.add_argument("--width", type=console_width, default=None,
                    help="output width in columns, 40 or more (default: the terminal's; 120 when piped)")

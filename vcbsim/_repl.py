@@ -9,6 +9,9 @@ reads plain lines, so a pipe or pexpect drives the same commands.
 >>> repl("backup win2003-sql image")
 backup of win2003-sql prepared (image-level, VMDK export); 'step' runs the first documented step
 >>> repl.close()
+
+One concern, although over 700 lines: the REPL's commands (``Interpreter``, one method per
+command) and its two front ends; the session it drives is ``_teach_core.py``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from vcbsim.simulator import SimulatedCrash, VcbsimError
+from vcbsim.simulator import PROFILES, SimulatedCrash, VcbsimError
+from vcbsim.simulator._demo import INVENTORIES
 
 from ._teach_core import (
     DOC_STEPS,
@@ -137,7 +141,8 @@ class Interpreter:
                 self.do_fault,
                 ("word:prefreeze|slow-snapshot|vss|crash|remove|list|clear", "vm"),
             ),
-            Command("reset", "reset", "rebuild the demo host from scratch (forgets scripts, files, faults)", self.do_reset),
+            Command("reset", "reset [demo|era]", "rebuild the demo host from scratch (forgets scripts, files, faults); 'era': the era inventory", self.do_reset,
+                    ("word:demo|era",)),
             Command("quit", "quit", "leave the REPL", self.do_quit),
             Command("exit", "exit", "leave the REPL", self.do_quit),
         ):
@@ -639,6 +644,11 @@ class Interpreter:
         return [vm.name for vm in self.session.host.vms.values()]
 
     def do_reset(self, args: list[str]) -> None:
+        if args:  # reset era | reset demo: rebuild with that named inventory
+            if len(args) != 1 or args[0] not in INVENTORIES:
+                msg = f"reset: expected no argument or one of {', '.join(INVENTORIES)}, got {' '.join(args)!r}"
+                raise CommandError(msg)
+            self.session.host.populate = INVENTORIES[args[0]]
         self.session.reset()
         self._say("the demo host is rebuilt: " + ", ".join(vm.name for vm in self.session.host.vms.values()))
 
@@ -755,6 +765,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "through it one documented step at a time ('help' inside lists the commands).",
     )
     p.add_argument("--seed", type=int, default=0, help="the host's seed (default 0)")
+    p.add_argument("--profile", default=None, choices=sorted(PROFILES),
+                   help="host profile (default: esx-3.5u2); the era inventory differs by it")
+    p.add_argument("--inventory", default="demo", choices=sorted(INVENTORIES),
+                   help="'era': a VM per era-specific case (XP with the legacy scripts, Windows 2019, "
+                        "an independent disk, two datastores, no Tools, RDMs and a nonpersistent disk)")
     p.add_argument("--workdir", help="where the proxy exposes snapshots (default: a temporary directory)")
     p.add_argument("--plain", action="store_true", help="plain line input even on a terminal")
     p.add_argument("--width", type=console_width, default=None,
@@ -765,7 +780,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import shutil
 
     width = ns.width or (shutil.get_terminal_size((100, 24)).columns if tty else 100)
-    interp = Interpreter(TeachSession(ns.workdir, seed=ns.seed), width=width, color=tty and not ns.plain)
+    session = TeachSession(ns.workdir, seed=ns.seed, inventory=ns.inventory, profile=ns.profile)
+    interp = Interpreter(session, width=width, color=tty and not ns.plain)
     try:
         if ns.command:
             failed = 0
@@ -775,7 +791,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(out)
                 failed += interp.failed
             return 1 if failed else 0
-        print(f"vcbsim repl: demo host {interp.session.host.name} with " + ", ".join(interp.session.host.vms[m].name for m in interp.session.host.vms) + ". Type 'help'.")
+        print(f"vcbsim repl: {'era' if ns.inventory == 'era' else 'demo'} host {interp.session.host.name} "
+              f"({interp.session.host.profile.name}) with " + ", ".join(interp.session.host.vms[m].name for m in interp.session.host.vms) + ". Type 'help'.")
         if tty and not ns.plain:
             _prompt_toolkit_loop(interp, Path.home() / ".vcbsim_history")
         else:

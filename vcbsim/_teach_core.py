@@ -19,6 +19,10 @@ frozen is held, as the frozen guest holds it, and lands when the guest thaws (1d
 2, 3a and 3b run when they are asked for (3a and 3b are one proxy call, shown as two steps), so
 a file written between two steps lands in the redo log while the backup reads the snapshot,
 and a snapshot removed by hand after 1e is missing for 1f.
+
+One concern, although over 700 lines: the teaching session (``TeachSession``, the guided run
+``GuidedBackup`` with its thread ``Handoff``, and what a step shows); the commands that drive
+it are ``_repl.py``, its rendering ``_teach_render.py``.
 """
 
 from __future__ import annotations
@@ -417,13 +421,20 @@ class TeachSession:
         workdir: where the proxy exposes snapshots (``<workdir>/proxy``) and keeps the medium
             (``<workdir>/medium``); a new temporary directory (removed by ``close``) if omitted.
         seed: the host's seed.
+        inventory: ``"demo"`` (the default) or ``"era"``, the VM per era-specific case
+            (``Host.demo(inventory=...)``).
+        profile: the host profile (default: ``Host.demo``'s).
     """
 
-    def __init__(self, workdir: str | Path | None = None, *, seed: int = 0) -> None:
+    def __init__(
+        self, workdir: str | Path | None = None, *, seed: int = 0, inventory: str = "demo", profile: str | None = None,
+    ) -> None:
         self._own_workdir = workdir is None
-        self.workdir = Path(tempfile.mkdtemp(prefix="vcbsim-teach-")) if workdir is None else Path(workdir)
         self.seed = seed
-        self.host = Host.demo(seed=seed)
+        self.host = Host.demo(seed=seed, inventory=inventory) if profile is None else Host.demo(
+            profile, seed=seed, inventory=inventory
+        )
+        self.workdir = Path(tempfile.mkdtemp(prefix="vcbsim-teach-")) if workdir is None else Path(workdir)
         self._catalog: Any = None
         self.mounts: list[str] = []
         self.backup: GuidedBackup | None = None

@@ -129,7 +129,7 @@ def render_vms(host: Any) -> Table:
         t.add_row(
             vm.name,
             vm.moref,
-            vm.os_family,
+            vm.os_family if vm.guest_os is None else vm.guest_os.removesuffix("Guest"),
             vm.power_state,
             vm.tools.state if vm.tools is not None else "not-installed",
             vm.ip_address or "-",
@@ -152,23 +152,37 @@ def _volumes(vm: Any) -> Iterable[tuple[str, str, str, str]]:
     return out
 
 
+def _disk_mode(d: Any) -> str:
+    """``persistent``, ``indep-nonpersistent``, ``RDM physical`` ... (short: a table cell)."""
+    rdm = getattr(d, "rdm", None)
+    if rdm:
+        return "RDM " + str(rdm).removesuffix("Mode")
+    return str(d.disk_mode).replace("independent_", "indep-")
+
+
 def render_disks(host: Any) -> Table:
     t = Table(title="disks and volumes", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for col in ("vm", "disk", "capacity", "volume", "label", "partition"):
-        t.add_column(col, no_wrap=col in ("vm", "disk"))
+    # the era inventory's cases (disk modes, RDMs, a second datastore) get their own columns
+    era = any(
+        _disk_mode(d) != "persistent" or d.datastore != vm.datastore for vm in host.vms.values() for d in vm.disks
+    )
+    # (there the partition column makes room for them)
+    cols = ("vm", "disk", "capacity", "mode", "datastore", "volume", "label") if era else (
+        "vm", "disk", "capacity", "volume", "label", "partition"
+    )
+    for col in cols:
+        t.add_column(col, no_wrap=col in ("vm", "disk", "mode"))
     for vm in host.vms.values():
         vols = list(_volumes(vm))
         for d in vm.disks:
             mine = [v for v in vols if v[2] == d.label] or [("-", "", d.label, "")]
             for i, (name, label, _, part) in enumerate(mine):
-                t.add_row(
-                    vm.name if i == 0 else "",
-                    d.label if i == 0 else "",
-                    human(d.capacity) if i == 0 else "",
-                    name,
-                    label,
-                    part,
-                )
+                first = (vm.name, d.label, human(d.capacity)) if i == 0 else ("", "", "")
+                if era:
+                    mode = (_disk_mode(d), d.datastore) if i == 0 else ("", "")
+                    t.add_row(*first, *mode, name, label)
+                else:
+                    t.add_row(*first, name, label, part)
     return t
 
 

@@ -32,6 +32,7 @@ from ._model import (
     coalesce_grains,
 )
 from ._persistent import GrainLogError, PersistentLayeredDisk
+from ._streamvmdk import stream_optimized
 from ._vmdk import (
     ADAPTER_TYPES,
     CREATE_TYPES,
@@ -63,6 +64,7 @@ __all__ = [
     "render_descriptor",
     "vmdk",
     "write_vmdk",
+    "stream_optimized",
     "DEFAULT_GRAIN_SIZE",
     "SECTOR_SIZE",
     "BlockDevice",

@@ -2,11 +2,13 @@
 
 Time is the store's ``clock`` (seconds, any origin; ``_endpoint.py`` says why it is the wall
 clock by default and how tests drive it). A session idle for ``SESSION_IDLE_SECONDS`` is
-dropped, as hostd does after 30 minutes; beyond ``MAX_SESSIONS`` a login is refused (``InvalidLogin``), nobody is logged out to make room; the rest of this sentence:
-first, so a client that logs in for every call and never logs out does not make the host
-grow. A transfer URL is good for one transfer, for ``TRANSFER_SECONDS``, and dies with its
-session. What else a session holds (collectors, filters, views) is the endpoint's: it is told
-through ``on_drop``.
+dropped, as hostd does after 30 minutes; beyond ``MAX_SESSIONS`` a login is refused
+(``InvalidLogin``; nobody is logged out to make room), so a client that logs in for every call
+and never logs out does not make the host grow. A transfer URL is good for one transfer, for ``TRANSFER_SECONDS``, and dies with its
+session. What else a session holds (collectors, filters, views) is ``SessionScoped``'s
+(``_scoped.py``): it is told through ``on_drop``. Who may open a session is ``Auth``'s
+(``_auth.py``). The store reads as a mapping of the sessions by key
+(``key in ep.sessions``, ``ep.sessions.get(key)``, ``ep.sessions.values()``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import functools
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING, Any
@@ -27,7 +29,7 @@ from .mo._base import MOIDS
 from .mo._vmprops import ts
 
 if TYPE_CHECKING:
-    from ._endpoint import View
+    from ._scoped import View
 
 __all__ = ["COOKIE_NAME", "Session", "Sessions", "Transfer", "clock_function"]
 
@@ -124,8 +126,9 @@ def _session_key(cookie_header: str) -> str | None:
     return None if morsel is None else morsel.value
 
 
-class Sessions:
-    """The sessions of one endpoint (``by_key``), their clone tickets and transfer URLs."""
+class Sessions(Mapping[str, Session]):
+    """The sessions of one endpoint (a mapping by key: ``by_key``), their clone tickets and
+    transfer URLs."""
 
     def __init__(
         self, clock: Callable[[], float], idle_seconds: float | None, on_drop: Callable[[Session], None]
@@ -137,6 +140,15 @@ class Sessions:
         self.transfers: dict[str, Transfer] = {}
         self._clone_tickets: dict[str, tuple[str, float]] = {}
         self._on_drop = on_drop
+
+    def __getitem__(self, key: str) -> Session:
+        return self.by_key[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.by_key)
+
+    def __len__(self) -> int:
+        return len(self.by_key)
 
     def idle_limit(self) -> float:
         return SESSION_IDLE_SECONDS if self.idle_seconds is None else self.idle_seconds
@@ -222,6 +234,11 @@ class Sessions:
         self.transfers[token] = Transfer(kind, vm, user, password, path, overwrite, size, now + TRANSFER_SECONDS,
                                          session)
         return token
+
+    def transfer_pending(self, token: str, kind: str) -> bool:
+        """Whether ``token`` is a good ``kind`` transfer (not taken: ``take_transfer`` does)."""
+        entry = self.transfers.get(token)
+        return entry is not None and entry.kind == kind and self.live(entry.session) is not None
 
     def take_transfer(self, token: str, kind: str) -> Transfer | None:
         entry = self.transfers.get(token)

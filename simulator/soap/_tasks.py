@@ -142,7 +142,7 @@ class TaskRunner:
     # submission (endpoint lock held) ---------------------------------------------------------
     def submit(self, ctx: Context, method: Any, vm_moid: str, fn: Callable[[], Any]) -> Any:
         """A task on a VM (its entity); one operation per VM at a time."""
-        name = self.ep.vm_name(vm_moid)
+        name = self.ep.inventory.vm_name(vm_moid)
         return self._submit(ctx, method, vim.VirtualMachine(vm_moid), name, fn, exclusive=True)
 
     def submit_for(self, ctx: Context, method: Any, entity: Any, entity_name: str, fn: Callable[[], Any]) -> Any:
@@ -276,7 +276,7 @@ class TaskRunner:
             if not isinstance(exc, Exception):
                 info.error = vmodl.fault.SystemError(msg=f"the host stopped: {exc}", reason=str(exc))
             else:
-                info.error = self.ep.to_fault(exc)
+                info.error = self.ep.registry.to_fault(exc)
             info.state = _State.error
             self.failed += 1
         else:

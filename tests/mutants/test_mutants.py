@@ -15,6 +15,7 @@ from image_level_mutants import (
     image_level_mutant,
 )
 from toy_proxy import ToyProxy, toy
+from transport_mutants import TRANSPORT_MUTANTS, transport_mutant
 
 from vcbsim.conformance import ConformanceViolation, ReferenceOrchestrator, run
 
@@ -174,6 +175,21 @@ def test_quick_rejects_image_level_mutant(name: str, rule: str) -> None:
     assert exc.rule_id == rule and "restored through its chain" in str(exc)
 
 
+@pytest.mark.parametrize("name", sorted(TRANSPORT_MUTANTS))
+def test_quick_rejects_transport_mutant(name: str) -> None:
+    _proxy, _transport, host_profile, rule = TRANSPORT_MUTANTS[name]
+    exc = _rejects(rule, adapter_factory=transport_mutant(name), host_profile=host_profile)
+    assert "while" in str(exc) and ("lease" in str(exc) or "hot-added" in str(exc))
+
+
+@pytest.mark.parametrize("transport", ["nfc", "hotadd"])
+def test_quick_passes_the_reference_on_each_transport(transport: str) -> None:
+    import functools
+
+    result = run(functools.partial(ReferenceOrchestrator, transport=transport), profile="quick", seed=0,
+                 host_profile="esxi-7.0", out=io.StringIO())
+    assert result.ok
+
 @pytest.mark.parametrize("name", sorted(CONFIG_MUTANTS))
 def test_quick_rejects_a_proxy_whose_image_backup_restores_another_configuration(name: str) -> None:
     """The kit restores the image through the product's restore and compares the .vmx with
@@ -289,6 +305,20 @@ def test_certify_passes_the_reference_proxy_with_changed_block_tracking() -> Non
     result = run(ReferenceOrchestrator, profile="certify", seed=20260101, host_profile="esxi-7.0",
                  out=io.StringIO())
     assert result.ok
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("transport", "host_profile"),
+                         [("nfc", "esxi-7.0"), ("hotadd", "esxi-7.0"), ("hotadd", "esx-3.5u2")])
+def test_certify_passes_the_reference_proxy_on_each_transport(transport: str, host_profile: str) -> None:
+    """Declared as reading through an export lease or hot-added disks, the reference proxy is
+    certified: the TR-* rule of its transport is exercised and holds (folder: the tests above)."""
+    import functools
+
+    out = io.StringIO()
+    result = run(functools.partial(ReferenceOrchestrator, transport=transport), profile="certify", seed=0,
+                 host_profile=host_profile, out=out)
+    assert result.ok, out.getvalue()[-3000:]
 
 
 def test_quick_passes_the_toy_proxy() -> None:

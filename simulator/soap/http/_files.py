@@ -8,7 +8,6 @@ extents) as the host's datastore files are (``mo/_dsfiles.py``).
 from __future__ import annotations
 
 import base64
-import hmac
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -50,18 +49,16 @@ def _text(status: int, message: str, **headers: str) -> FileResponse:
 
 def _authorized(ep: Endpoint, cookie: str | None, authorization: str | None) -> bool:
     with ep.lock:
-        session = ep.session_from_cookie(cookie)
+        session = ep.sessions.from_cookie(cookie)
         if session is not None:
-            ep.session_store.keep_alive(session)  # a file transfer keeps the session alive
+            ep.sessions.keep_alive(session)  # a file transfer keeps the session alive
             return True
     if authorization and authorization.lower().startswith("basic "):
         try:
             user, _, password = base64.b64decode(authorization[6:].strip()).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             return False
-        return hmac.compare_digest(user.encode(), ep.user.encode()) and hmac.compare_digest(
-            password.encode(), ep.password.encode()
-        )
+        return ep.auth.credentials_ok(user, password)
     return False
 
 
@@ -197,8 +194,7 @@ def transfer_pending(ep: Endpoint, raw_path: str, kind: str) -> bool:
     body is read; ``handle_guest_file`` checks again and takes it)."""
     token = parse_qs(urlsplit(raw_path).query).get("token", [""])[0]
     with ep.lock:
-        entry = ep.transfers.get(token)
-        return entry is not None and entry.kind == kind and ep.live_session(entry.session) is not None
+        return ep.sessions.transfer_pending(token, kind)
 
 
 def handle_guest_file(ep: Endpoint, method: str, raw_path: str, body: bytes = b"") -> FileResponse:
@@ -212,7 +208,7 @@ def handle_guest_file(ep: Endpoint, method: str, raw_path: str, body: bytes = b"
     token = parse_qs(urlsplit(raw_path).query).get("token", [""])[0]
     kind = "to" if method == "PUT" else "from"
     with ep.lock:
-        entry = ep.take_transfer(token, kind)
+        entry = ep.sessions.take_transfer(token, kind)
     if entry is None:
         return _text(404, "unknown, used or expired guest file transfer")
     be = ep.guest

@@ -8,6 +8,11 @@ handful of test clients on loopback; the endpoint serialises work on one lock an
 
 ``serve(host)`` returns a ``RunningServer`` (a context manager) whose ``stop()`` closes the
 listening socket, every open connection and the task worker, and joins the threads.
+
+One concern, although over 700 lines: the HTTP front of one endpoint (connections and their
+limits, request parsing, keep-alive, routing ``/sdk``, ``/folder``, ``/guestFile``, the WSDL and
+the control API to their handlers, and the server's lifetime). What a request does is
+elsewhere: SOAP in ``_endpoint.py``, files in ``_files.py``, the control API in ``control/``.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from ._files import (
     handle_guest_file,
     transfer_pending,
 )
+from ._nfc import NFC_PREFIX, handle_nfc
 
 __all__ = ["Limits", "RunningServer", "serve", "service_versions_xml", "LOOPBACK", "KEEPALIVE_IDLE_SECONDS"]
 
@@ -619,7 +625,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         endpoint = self.server.endpoint
         with endpoint.lock:  # the session, from the headers, before a byte of the body
-            known = endpoint.session_from_cookie(self._header("Cookie")) is not None
+            known = endpoint.sessions.from_cookie(self._header("Cookie")) is not None
         limit = _codec.MAX_REQUEST_BYTES if known else self.server.limits.anonymous_body_bytes
         body = self._read_body(limit)
         if body is None:
@@ -648,6 +654,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._folder()
         elif path == "/guestFile":
             self._reply(handle_guest_file(self.server.endpoint, "GET", self.path))
+        elif path.startswith(NFC_PREFIX):
+            self._reply(handle_nfc(self.server.endpoint, self.command, self.path))
         elif self._is_control():
             self._control()
         else:
@@ -763,6 +771,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         if self.close_connection and not any(k.lower() == "connection" for k in resp.headers):
             self.send_header("Connection", "close")  # announced, as in _send
+        if resp.length < 0:  # produced as it is sent (an NFC disk): chunked, length unknown
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            if self.command != "HEAD":
+                for chunk in resp.stream or ():
+                    if chunk:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.write(b"0\r\n\r\n")
+            return
         self.send_header("Content-Length", str(resp.length))
         self.end_headers()
         sent = 0
@@ -827,7 +844,7 @@ class RunningServer:
 
 
 def serve(
-    host_or_adapter: Host | HostAdapter,
+    host_or_adapter: Host | HostAdapter,  # HostAdapter: deprecated, unwrapped below
     *,
     port: int = 0,
     http: bool = False,
@@ -903,8 +920,8 @@ def serve(
                         secure_cookie=not http, api_version=api_version,
                         session_idle_seconds=session_idle_timeout, async_tasks=async_tasks, clock=clock,
                         guest_credentials=guest_credentials)
-    endpoint.login_throttle.failures = login_lock_failures
-    endpoint.login_throttle.unlock_seconds = login_unlock_seconds
+    endpoint.auth.throttle.failures = login_lock_failures
+    endpoint.auth.throttle.unlock_seconds = login_unlock_seconds
     bind = "127.0.0.1" if host == "localhost" else host
     try:
         httpd = _HTTPServer((bind, port), endpoint, tls, limits)

@@ -21,6 +21,7 @@ from ._folder import FolderImpl
 from ._guest import GuestFileManagerImpl, GuestOperationsManagerImpl, GuestProcessManagerImpl
 from ._hostsystem import ComputeResourceImpl, HostSystemImpl, ResourcePoolImpl
 from ._network import NetworkImpl
+from ._nfclease import HttpNfcLeaseImpl
 from ._propertycollector import PropertyCollectorImpl, PropertyFilterImpl
 from ._searchindex import SearchIndexImpl
 from ._serviceinstance import ServiceInstanceImpl
@@ -31,6 +32,7 @@ from ._view import ContainerViewImpl, ViewManagerImpl
 from ._virtualmachine import VirtualMachineImpl
 
 __all__ = [
+    "HttpNfcLeaseImpl",
     "ALL_TYPES",
     "MOIDS",
     "STATIC_TYPES",
@@ -83,6 +85,7 @@ ALL_TYPES: list[type[MOImpl]] = [
     NetworkImpl,
     VirtualMachineImpl,
     SnapshotImpl,
+    HttpNfcLeaseImpl,
 ]
 
 

@@ -29,10 +29,10 @@ class DatacenterImpl(ManagedEntityImpl):
         return vim.Folder(MOIDS["netfolder"])
 
     def p_datastore(self) -> list[Any]:
-        return list(self.ep.datastore_refs().values())
+        return list(self.ep.inventory.datastore_refs().values())
 
     def p_network(self) -> list[Any]:
-        return list(self.ep.network_refs().values())
+        return list(self.ep.inventory.network_refs().values())
 
     def children(self) -> list[Any]:
         return [vim.Folder(MOIDS[k]) for k in ("vmfolder", "hostfolder", "dsfolder", "netfolder")]

@@ -24,7 +24,7 @@ class DatastoreBrowserImpl(MOImpl):
     _B: Any = vim.host.DatastoreBrowser
 
     def p_datastore(self) -> list[Any]:
-        return list(self.ep.datastore_refs().values())
+        return list(self.ep.inventory.datastore_refs().values())
 
     def p_supportedType(self) -> list[Any]:  # noqa: N802
         return [self._B.FolderQuery(), self._B.Query()]
@@ -36,7 +36,7 @@ class DatastoreBrowserImpl(MOImpl):
                 msg=f"Invalid datastore path '{datastore_path}'.", datastorePath=datastore_path or ""
             )
         name, folder = m.group(1), m.group(2).strip("/")
-        if name not in self.ep.datastore_refs():
+        if name not in self.ep.inventory.datastore_refs():
             raise vim.fault.InvalidDatastore(msg=f"Invalid datastore '{name}'.", name=name)
         return name, folder
 
@@ -68,7 +68,7 @@ class DatastoreBrowserImpl(MOImpl):
                     by_folder.setdefault("/".join([folder, *parts] if folder else parts), {})
         results = []
         now = _vmprops.ts(self.ep.now())
-        ref = self.ep.datastore_ref(ds)
+        ref = self.ep.inventory.datastore_ref(ds)
         for here in sorted(by_folder):
             entries = []
             for name, entry_size in by_folder[here].items():
@@ -97,10 +97,10 @@ class DatastoreBrowserImpl(MOImpl):
         def run() -> Any:
             results = self._search(ds, folder, searchSpec, recursive=False)
             return results[0] if results else self._B.SearchResults(
-                datastore=self.ep.datastore_ref(ds), folderPath=datastorePath, file=[]
+                datastore=self.ep.inventory.datastore_ref(ds), folderPath=datastorePath, file=[]
             )
 
-        return self.ep.tasks.submit_for(ctx, self._B.SearchDatastore_Task, self.ep.datastore_ref(ds), ds, run)
+        return self.ep.tasks.submit_for(ctx, self._B.SearchDatastore_Task, self.ep.inventory.datastore_ref(ds), ds, run)
 
     @soap
     def SearchDatastoreSubFolders_Task(self, ctx: Context, datastorePath: str, searchSpec: Any = None) -> Any:  # noqa: N802, N803
@@ -110,7 +110,7 @@ class DatastoreBrowserImpl(MOImpl):
             return self._B.SearchResults.Array(self._search(ds, folder, searchSpec, recursive=True))
 
         return self.ep.tasks.submit_for(
-            ctx, self._B.SearchDatastoreSubFolders_Task, self.ep.datastore_ref(ds), ds, run
+            ctx, self._B.SearchDatastoreSubFolders_Task, self.ep.inventory.datastore_ref(ds), ds, run
         )
 
 
@@ -119,7 +119,7 @@ class DatastoreImpl(ManagedEntityImpl):
     parent_id = MOIDS["dsfolder"]
 
     def _info(self) -> Any:
-        return self.ep.datastore_info(self.moid)
+        return self.ep.inventory.datastore_info(self.moid)
 
     def p_name(self) -> str:
         return str(self._info().name)

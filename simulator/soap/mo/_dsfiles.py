@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import InvalidInputError, NotFoundError
 from ..._vm import file_ref
-from ...disk import CowdExtent, SeSparseExtent, cowd_extent, sesparse_extent
+from ...disk import CowdExtent, SeSparseExtent, cowd_extent, render_descriptor, sesparse_extent
 
 if TYPE_CHECKING:
     from ..._host import Host
@@ -68,6 +68,10 @@ def _fixed(data: bytes) -> tuple[int, Reader]:
 
 def _flat(d: VirtualDiskDevice, base: Any) -> tuple[int, Reader]:
     return d.capacity, partial(_read_view, d.disk.view(base), d.capacity)
+
+
+def _flat_disk(disk: Any) -> tuple[int, Reader]:
+    return disk.capacity, partial(_read_view, disk.view(None), disk.capacity)
 
 
 def _delta(layer: Any, d: VirtualDiskDevice, suffix: str) -> tuple[int, Reader]:
@@ -115,12 +119,38 @@ class DatastoreFiles:
 
     def __init__(self, host: Host) -> None:
         self.host = host
-        #: (datastore, path) -> bytes a client uploaded
-        self.uploads: dict[tuple[str, str], bytes] = {}
+        #: the other file of a loose disk just deleted (descriptor or extent: they go together)
+        self._gone_pair: set[tuple[str, str]] = set()
         #: (datastore, path) of folders made empty (``MakeDirectory``)
         self.directories: set[tuple[str, str]] = set()
         #: (datastore, folder) -> morefs of the VMs with files there (a hint: ``_lookup``)
         self._folders: dict[tuple[str, str], set[str]] = {}
+
+    @property
+    def uploads(self) -> dict[tuple[str, str], bytes]:
+        """(datastore, path) -> bytes a client uploaded (kept by the host, which turns an
+        uploaded disk into a VM's disk: ``simulator/_vmlifecycle.py``)."""
+        return self.host.uploads
+
+    def _loose_files(self, datastore: str) -> dict[str, Opener]:
+        """Disk files no VM holds (in memory): a ``vmfs`` descriptor and its flat extent."""
+        out: dict[str, Opener] = {}
+        for (ds, path), loose in self.host.loose_disks.items():
+            if ds != datastore:
+                continue
+            name = path.rsplit("/", 1)[-1]
+            text = render_descriptor(name, loose.disk.capacity, create_type="vmfs", adapter=loose.adapter)
+            text += f'ddb.uuid = "{" ".join(loose.uuid.replace("-", "")[i : i + 2] for i in range(0, 32, 2))}"\n'
+            out[path] = partial(_fixed, text.encode())
+            out[path[: -len(".vmdk")] + "-flat.vmdk"] = partial(_flat_disk, loose.disk)
+        return out
+
+    def _loose_key(self, datastore: str, path: str) -> tuple[str, str] | None:
+        """The loose disk whose descriptor or flat extent ``path`` is, or None."""
+        for key in ((datastore, path), (datastore, path.removesuffix("-flat.vmdk") + ".vmdk")):
+            if key in self.host.loose_disks:
+                return key
+        return None
 
     def _vm_files(self, vm: VM) -> dict[str, Opener]:
         """``"[ds] path" -> opener`` for every file of ``vm``; nothing is rendered here."""
@@ -128,7 +158,8 @@ class DatastoreFiles:
         files[nvram_path(vm)] = partial(_fixed, NVRAM)
         for d in vm.disks:
             base = d.disk.chain()[-1]
-            files[base.label[: -len(".vmdk")] + "-flat.vmdk"] = partial(_flat, d, base)
+            # an RDM's mapping extent (-rdmp.vmdk / -rdm.vmdk) reads through to the LUN
+            files[d.base_extent] = partial(_flat, d, base)
             # every file keeps its own datastore: a VM's disks may be on several
             files.update(_delta_extents(vm, d, "", self.host.delta_extent_suffix(d)))
         return files
@@ -146,6 +177,8 @@ class DatastoreFiles:
                 if name.startswith(prefix):
                     files[name[len(prefix) :]] = opener
         self._folders = folders
+        if self.host.loose_disks:
+            files.update(self._loose_files(datastore))
         return files
 
     def _generated(self, datastore: str) -> dict[str, tuple[int, Reader]]:
@@ -233,17 +266,26 @@ class DatastoreFiles:
         return self.open(datastore, path)[1](offset, length)
 
     def in_use(self, datastore: str) -> set[str]:
-        """The files of ``datastore`` its registered VMs use (generated from their state)."""
+        """The files of ``datastore`` its registered VMs use (generated from their state);
+        disk files no VM holds are not in use."""
         self._check(datastore)
-        return set(self._named(datastore))
+        return set(self._named(datastore)) - set(self._loose_files(datastore))
 
     def delete(self, datastore: str, path: str) -> None:
         """Delete a file a client put there, or a folder made with ``MakeDirectory`` (a VM's
         own files are in use: ``InvalidInputError``; nothing there: ``NotFoundError``)."""
         self._check(datastore)
         path = path.strip("/")
+        loose = self._loose_key(datastore, path)
         if (datastore, path) in self.uploads:
             del self.uploads[(datastore, path)]
+        elif loose is not None:  # a disk file no VM holds: its descriptor and extent go together
+            del self.host.loose_disks[loose]
+            desc = loose[1]
+            flat = desc[: -len(".vmdk")] + "-flat.vmdk"
+            self._gone_pair = {(datastore, desc), (datastore, flat)} - {(datastore, path)}
+        elif (datastore, path) in self._gone_pair:
+            self._gone_pair = set()  # went with its pair (a folder delete lists both)
         elif (datastore, path) in self.directories:
             self.directories.discard((datastore, path))
         elif self._lookup(datastore, path) is not None:

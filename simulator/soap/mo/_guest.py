@@ -33,7 +33,7 @@ class _GuestImpl(MOImpl):
 
     def _target(self, vm: Any, auth: Any) -> tuple[GuestOperations, str, str, str]:
         be = self.ep.guest
-        impl = self.ep.require(vm)
+        impl = self.ep.registry.require(vm)
         if not isinstance(impl, VirtualMachineImpl):
             raise vmodl.fault.InvalidArgument(msg="vm: expected a VirtualMachine", invalidProperty="vm")
         if not isinstance(auth, vim.vm.guest.NamePasswordAuthentication):
@@ -42,7 +42,7 @@ class _GuestImpl(MOImpl):
         return be, impl.moid, auth.username or "", auth.password or ""
 
     def _os(self, moid: str) -> str:
-        return str(self.ep.host_vm(moid).os_family)
+        return str(self.ep.inventory.host_vm(moid).os_family)
 
     def _attributes(self, moid: str, f: Any) -> Any:
         mtime = _vmprops.ts(f.modification_time)
@@ -116,7 +116,7 @@ class GuestFileManagerImpl(_GuestImpl):
         # the guest checks the credentials when the transfer is set up (InvalidGuestLogin), not
         # only at the PUT: listing processes is the side-effect-free check of them
         be.guest_list_processes(moid, user, password, [])
-        return self.ep.create_transfer("to", moid, user, password, guestFilePath, bool(overwrite), fileSize)
+        return self.ep.auth.create_transfer("to", moid, user, password, guestFilePath, bool(overwrite), fileSize)
 
     @soap
     def InitiateFileTransferFromGuest(self, ctx: Context, vm: Any, auth: Any, guestFilePath: str) -> Any:  # noqa: N802, N803
@@ -124,7 +124,7 @@ class GuestFileManagerImpl(_GuestImpl):
         found = be.guest_list_files(moid, user, password, guestFilePath)
         if len(found) != 1 or found[0].type != "file":
             raise vim.fault.NotAFile(msg=f"{guestFilePath} is not a file", file=guestFilePath)
-        url = self.ep.create_transfer("from", moid, user, password, guestFilePath, False, found[0].size)
+        url = self.ep.auth.create_transfer("from", moid, user, password, guestFilePath, False, found[0].size)
         return vim.vm.guest.FileManager.FileTransferInformation(
             attributes=self._attributes(moid, found[0]), size=found[0].size, url=url
         )

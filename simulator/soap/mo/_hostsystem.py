@@ -18,7 +18,7 @@ class ComputeResourceImpl(ManagedEntityImpl):
     parent_id = MOIDS["hostfolder"]
 
     def p_name(self) -> str:
-        return self.ep.about().host_name
+        return self.ep.inventory.about().host_name
 
     def p_host(self) -> list[Any]:
         return [vim.HostSystem(MOIDS["host"])]
@@ -27,13 +27,13 @@ class ComputeResourceImpl(ManagedEntityImpl):
         return vim.ResourcePool(MOIDS["pool"])
 
     def p_datastore(self) -> list[Any]:
-        return list(self.ep.datastore_refs().values())
+        return list(self.ep.inventory.datastore_refs().values())
 
     def p_network(self) -> list[Any]:
-        return list(self.ep.network_refs().values())
+        return list(self.ep.inventory.network_refs().values())
 
     def p_summary(self) -> Any:
-        hw = hardware_for(self.ep.about().version)
+        hw = hardware_for(self.ep.inventory.about().version)
         return vim.ComputeResource.Summary(
             totalCpu=hw.cores * hw.mhz,
             totalMemory=hw.memory,
@@ -56,16 +56,16 @@ class HostSystemImpl(ManagedEntityImpl):
     parent_type = vim.ComputeResource
 
     def p_name(self) -> str:
-        return self.ep.about().host_name
+        return self.ep.inventory.about().host_name
 
     def p_vm(self) -> list[Any]:
         return [vim.VirtualMachine(m) for m in self.ep.host.vms]
 
     def p_datastore(self) -> list[Any]:
-        return list(self.ep.datastore_refs().values())
+        return list(self.ep.inventory.datastore_refs().values())
 
     def p_network(self) -> list[Any]:
-        return list(self.ep.network_refs().values())
+        return list(self.ep.inventory.network_refs().values())
 
     def p_datastoreBrowser(self) -> Any:  # noqa: N802
         return vim.host.DatastoreBrowser(MOIDS["browser"])
@@ -80,17 +80,17 @@ class HostSystemImpl(ManagedEntityImpl):
         )
 
     def p_hardware(self) -> Any:
-        about = self.ep.about()
+        about = self.ep.inventory.about()
         return hardware_info(hardware_for(about.version), about.host_name)
 
     def p_summary(self) -> Any:
-        about = self.ep.about_info()
+        about = self.ep.inventory.about_info()
         return vim.host.Summary(
             host=self.ref,
-            hardware=hardware_summary(hardware_for(about.version), self.ep.about().host_name),
+            hardware=hardware_summary(hardware_for(about.version), self.ep.inventory.about().host_name),
             runtime=self.p_runtime(),
             config=vim.host.Summary.ConfigSummary(
-                name=self.ep.about().host_name,
+                name=self.ep.inventory.about().host_name,
                 port=443,
                 product=about,
                 vmotionEnabled=False,

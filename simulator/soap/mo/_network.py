@@ -19,7 +19,7 @@ class NetworkImpl(ManagedEntityImpl):
     parent_id = MOIDS["netfolder"]
 
     def p_name(self) -> str:
-        return self.ep.network_name(self.moid)
+        return self.ep.inventory.network_name(self.moid)
 
     def p_summary(self) -> Any:
         return vim.Network.Summary(network=self.ref, name=self.p_name(), accessible=True, ipPoolName="")

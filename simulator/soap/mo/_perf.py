@@ -88,7 +88,7 @@ class PerformanceManagerImpl(MOImpl):
         if not isinstance(entity, vim.VirtualMachine):
             raise vmodl.fault.InvalidArgument(msg="statistics are kept for virtual machines only",
                                             invalidProperty="entity")
-        self.ep.require(entity)
+        self.ep.registry.require(entity)
         return self.ep.host.vms[entity._moId]
 
     @soap
@@ -134,7 +134,7 @@ class PerformanceManagerImpl(MOImpl):
             times = [t for t in times if t > spec.startTime.timestamp()]
         if spec.endTime is not None:
             times = [t for t in times if t <= spec.endTime.timestamp()]
-        hw = hardware_for(self.ep.about().version)
+        hw = hardware_for(self.ep.inventory.about().version)
         mhz = max(1, vm.num_cpus * hw.mhz // 10)
         values = {
             2: lambda t: mhz * 10000 // (vm.num_cpus * hw.mhz),

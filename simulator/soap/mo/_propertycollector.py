@@ -67,18 +67,18 @@ class PropertyCollectorImpl(MOImpl):
 
     @soap
     def CreatePropertyCollector(self, ctx: Context) -> Any:  # noqa: N802
-        return self.ep.create_collector(ctx)
+        return self.ep.scoped.create_collector(ctx.sess)
 
     @soap
     def DestroyPropertyCollector(self, ctx: Context) -> None:  # noqa: N802
-        self.ep.destroy_collector(ctx, self.moid)
+        self.ep.scoped.destroy_collector(ctx.sess, self.moid)
 
 
 class PropertyFilterImpl(MOImpl):
     vim_type = vmodl.query.PropertyCollector.Filter
 
     def _filter(self) -> Any:
-        return self.ep.find_filter(self.moid)
+        return self.ep.scoped.find_filter(self.moid)
 
     def p_spec(self) -> Any:
         return self._filter().spec

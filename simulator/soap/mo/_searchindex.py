@@ -31,7 +31,7 @@ class SearchIndexImpl(MOImpl):
 
     def _match_uuid(self, uuid: str, vm_search: bool | None, instance: bool | None) -> list[Any]:
         if vm_search is False:
-            host_uuid = self.ep.about().instance_uuid
+            host_uuid = self.ep.inventory.about().instance_uuid
             return [vim.HostSystem(MOIDS["host"])] if host_uuid and host_uuid.lower() == uuid.lower() else []
         out = []
         for vm in self._vms():
@@ -42,7 +42,7 @@ class SearchIndexImpl(MOImpl):
 
     def _match(self, attr: str, value: str, vm_search: bool | None) -> list[Any]:
         if vm_search is False:
-            about = self.ep.about()
+            about = self.ep.inventory.about()
             return [vim.HostSystem(MOIDS["host"])] if attr == "host_name" and about.host_name.lower() == value.lower() else []
         out = []
         for vm in self._vms():
@@ -95,11 +95,11 @@ class SearchIndexImpl(MOImpl):
     @soap
     def FindByInventoryPath(self, ctx: Context, inventoryPath: str) -> Any:  # noqa: N802, N803
         parts = [p for p in inventoryPath.strip("/").split("/") if p]
-        current: Any = self.ep.lookup(vim.Folder(MOIDS["root"]))
+        current: Any = self.ep.registry.lookup(vim.Folder(MOIDS["root"]))
         for part in parts:
             nxt = None
             for child in current.children() if isinstance(current, ManagedEntityImpl) else []:
-                cimpl = self.ep.lookup(child)
+                cimpl = self.ep.registry.lookup(child)
                 if isinstance(cimpl, ManagedEntityImpl) and cimpl.p_name() == part:
                     nxt = cimpl
                     break
@@ -110,9 +110,9 @@ class SearchIndexImpl(MOImpl):
 
     @soap
     def FindChild(self, ctx: Context, entity: Any, name: str) -> Any:  # noqa: N802
-        impl = self.ep.require(entity)
+        impl = self.ep.registry.require(entity)
         for child in impl.children() if isinstance(impl, ManagedEntityImpl) else []:
-            cimpl = self.ep.lookup(child)
+            cimpl = self.ep.registry.lookup(child)
             if isinstance(cimpl, ManagedEntityImpl) and cimpl.p_name() == name:
                 return child
         return None

@@ -19,7 +19,7 @@ class ServiceInstanceImpl(MOImpl):
     vim_type = vim.ServiceInstance
 
     def p_content(self) -> Any:
-        return self.ep.service_content()
+        return self.ep.registry.service_content()
 
     def p_serverClock(self) -> Any:  # noqa: N802
         return _vmprops.ts(self.ep.now())
@@ -35,7 +35,7 @@ class ServiceInstanceImpl(MOImpl):
 
     @soap
     def RetrieveServiceContent(self, ctx: Context) -> Any:  # noqa: N802
-        return self.ep.service_content()
+        return self.ep.registry.service_content()
 
     @soap
     def CurrentTime(self, ctx: Context) -> Any:  # noqa: N802

@@ -35,19 +35,19 @@ class SessionManagerImpl(MOImpl):
 
     @soap
     def Login(self, ctx: Context, userName: str, password: str, locale: str | None = None) -> Any:  # noqa: N802, N803
-        return self.ep.login(ctx, userName, password, locale)
+        return self.ep.auth.login(ctx, userName, password, locale)
 
     @soap
     def Logout(self, ctx: Context) -> None:  # noqa: N802
-        self.ep.logout(ctx)
+        self.ep.auth.logout(ctx)
 
     @soap
     def AcquireCloneTicket(self, ctx: Context) -> str:  # noqa: N802
-        return self.ep.acquire_clone_ticket(ctx)
+        return self.ep.auth.acquire_clone_ticket(ctx)
 
     @soap
     def CloneSession(self, ctx: Context, cloneTicket: str) -> Any:  # noqa: N802, N803
-        return self.ep.clone_session(ctx, cloneTicket)
+        return self.ep.auth.clone_session(ctx, cloneTicket)
 
     @soap
     def TerminateSession(self, ctx: Context, sessionId: list[str]) -> None:  # noqa: N802, N803
@@ -59,7 +59,7 @@ class SessionManagerImpl(MOImpl):
                 msg="A session cannot terminate itself; use Logout.", invalidProperty="sessionId"
             )
         for key in sessionId:
-            self.ep.drop_session(key)
+            self.ep.sessions.drop(key)
 
     @soap
     def SetLocale(self, ctx: Context, locale: str) -> None:  # noqa: N802

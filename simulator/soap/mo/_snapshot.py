@@ -8,6 +8,7 @@ from pyVmomi import vim
 
 from . import _vmprops
 from ._base import MOImpl, soap
+from ._nfclease import start_export
 from ._vmview import SnapshotView, VMView
 
 if TYPE_CHECKING:
@@ -23,15 +24,15 @@ class SnapshotImpl(MOImpl):
 
     def _owner_vm(self) -> str:
         """The moid of the VM holding this snapshot (cheaper than ``_owner``)."""
-        vm = self.ep.snapshot_vm(self.moid)
+        vm = self.ep.inventory.snapshot_vm(self.moid)
         if vm is None:
-            raise self.ep._not_found(self.ref)
+            raise self.ep.registry.not_found(self.ref)
         return vm
 
     def _owner(self) -> tuple[VMView, SnapshotView]:
-        found = self.ep.find_snapshot(self.moid)
+        found = self.ep.inventory.find_snapshot(self.moid)
         if found is None:
-            raise self.ep._not_found(self.ref)
+            raise self.ep.registry.not_found(self.ref)
         return found
 
     def p_vm(self) -> Any:
@@ -43,7 +44,7 @@ class SnapshotImpl(MOImpl):
     def p_config(self) -> Any:
         vm, snap = self._owner()
         return _vmprops.build_config(
-            vm, snap.disks or vm.disks, ds_ref=self.ep.datastore_ref, net_ref=self.ep.network_ref
+            vm, snap.disks or vm.disks, ds_ref=self.ep.inventory.datastore_ref, net_ref=self.ep.inventory.network_ref
         )
 
     @soap
@@ -55,7 +56,7 @@ class SnapshotImpl(MOImpl):
 
         def run() -> None:
             host.remove_snapshot(vm, self.moid, remove_children=bool(removeChildren), consolidate=consolidate is not False)
-            self.ep.forget_snapshots(vm, self.moid)
+            self.ep.inventory.forget_snapshots(vm, self.moid)
 
         return self.ep.tasks.submit(ctx, _SNAPSHOT.RemoveSnapshot_Task, vm, run)
 
@@ -68,3 +69,9 @@ class SnapshotImpl(MOImpl):
         return self.ep.tasks.submit(
             ctx, _SNAPSHOT.RevertToSnapshot_Task, vm, lambda: host.revert_to_snapshot(vm, self.moid)
         )
+
+    @soap
+    def ExportSnapshot(self, ctx: Context) -> Any:  # noqa: N802
+        """An export lease on the disks as of this snapshot, the VM running on (API 5.5,
+        pyVmomi ``vim.version.version9``; ``mo/_nfclease.py``)."""
+        return start_export(self.ep, ctx, _SNAPSHOT.ExportSnapshot, self._owner_vm(), self.moid)

@@ -27,20 +27,20 @@ class ViewManagerImpl(MOImpl):
     def CreateContainerView(  # noqa: N802
         self, ctx: Context, container: Any, type: list[Any] | None = None, recursive: bool = False
     ) -> Any:
-        target = self.ep.lookup(container)
+        target = self.ep.registry.lookup(container)
         if target is None:
             raise vmodl.fault.ManagedObjectNotFound(
                 msg=f"The object '{container._moId}' has already been deleted or has not been completely created",
                 obj=container,
             )
-        return self.ep.create_view(ctx, container, list(type or []), bool(recursive))
+        return self.ep.scoped.create_view(ctx.sess, container, list(type or []), bool(recursive))
 
 
 class ContainerViewImpl(MOImpl):
     vim_type = vim.view.ContainerView
 
     def _view(self) -> Any:
-        return self.ep.find_view(self.moid)
+        return self.ep.scoped.find_view(self.moid)
 
     def p_container(self) -> Any:
         return self._view().container
@@ -53,7 +53,7 @@ class ContainerViewImpl(MOImpl):
 
     def p_view(self) -> list[Any]:
         v = self._view()
-        root = self.ep.lookup(v.container)
+        root = self.ep.registry.lookup(v.container)
         if root is None:
             return []
         found: list[Any] = []
@@ -64,7 +64,7 @@ class ContainerViewImpl(MOImpl):
                 if child._moId in seen:
                     continue
                 seen.add(child._moId)
-                cimpl = self.ep.lookup(child)
+                cimpl = self.ep.registry.lookup(child)
                 if cimpl is None:
                     continue
                 if not v.types or any(issubclass(cimpl.vim_type, t) for t in v.types):
@@ -78,4 +78,4 @@ class ContainerViewImpl(MOImpl):
 
     @soap
     def DestroyView(self, ctx: Context) -> None:  # noqa: N802
-        self.ep.destroy_view(self.moid)
+        self.ep.scoped.destroy_view(self.moid)

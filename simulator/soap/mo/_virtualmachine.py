@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from pyVmomi import vim, vmodl
 
-from . import _vmprops
+from . import _devicechange, _vmprops
 from ._base import MOIDS, ManagedEntityImpl, soap
+from ._nfclease import start_export
 from ._vmview import VMView, network_name
 
 if TYPE_CHECKING:
@@ -23,30 +24,30 @@ class VirtualMachineImpl(ManagedEntityImpl):
     parent_id = MOIDS["vmfolder"]
 
     def vm(self) -> VMView:
-        return self.ep.vm_view(self.moid)
+        return self.ep.inventory.vm_view(self.moid)
 
     def p_name(self) -> str:
-        return str(self.ep.host_vm(self.moid).name)
+        return str(self.ep.inventory.host_vm(self.moid).name)
 
     def p_config(self) -> Any:
-        return _vmprops.build_config(self.vm(), ds_ref=self.ep.datastore_ref, net_ref=self.ep.network_ref)
+        return _vmprops.build_config(self.vm(), ds_ref=self.ep.inventory.datastore_ref, net_ref=self.ep.inventory.network_ref)
 
     # paths read without building the whole config (the collector's pp_ getters); each is the
     # value the full ``config`` has at that path (tests/unit/soap/test_subpaths.py)
     def pp_config_name(self) -> str:
-        return str(self.ep.host_vm(self.moid).name)
+        return str(self.ep.inventory.host_vm(self.moid).name)
 
     def pp_config_uuid(self) -> str:
-        return str(self.ep.host_vm(self.moid).uuid)
+        return str(self.ep.inventory.host_vm(self.moid).uuid)
 
     def pp_config_instanceUuid(self) -> str:  # noqa: N802
-        return str(self.ep.host_vm(self.moid).instance_uuid)
+        return str(self.ep.inventory.host_vm(self.moid).instance_uuid)
 
     def pp_config_guestId(self) -> str:  # noqa: N802
-        return str(self.ep.host_vm(self.moid).guest_id)
+        return str(self.ep.inventory.host_vm(self.moid).guest_id)
 
     def pp_config_guestFullName(self) -> str:  # noqa: N802
-        return str(self.ep.host_vm(self.moid).guest_full_name)
+        return str(self.ep.inventory.host_vm(self.moid).guest_full_name)
 
     def pp_config_template(self) -> bool:
         return False
@@ -55,20 +56,20 @@ class VirtualMachineImpl(ManagedEntityImpl):
         return bool(self.vm().change_tracking)
 
     def pp_config_files_vmPathName(self) -> str:  # noqa: N802
-        return str(self.ep.host_vm(self.moid).vmx_path)
+        return str(self.ep.inventory.host_vm(self.moid).vmx_path)
 
     def pp_config_hardware_numCPU(self) -> int:  # noqa: N802
-        return int(self.ep.host_vm(self.moid).num_cpus)
+        return int(self.ep.inventory.host_vm(self.moid).num_cpus)
 
     def pp_config_hardware_memoryMB(self) -> int:  # noqa: N802
-        return int(self.ep.host_vm(self.moid).memory_mb)
+        return int(self.ep.inventory.host_vm(self.moid).memory_mb)
 
     def pp_config_hardware_device(self) -> list[Any]:
         vm = self.vm()
-        return _vmprops.build_devices(vm, vm.disks, self.ep.datastore_ref, self.ep.network_ref)
+        return _vmprops.build_devices(vm, vm.disks, self.ep.inventory.datastore_ref, self.ep.inventory.network_ref)
 
     def pp_runtime_powerState(self) -> str:  # noqa: N802
-        return str(self.ep.host_vm(self.moid).power_state)
+        return str(self.ep.inventory.host_vm(self.moid).power_state)
 
     def p_runtime(self) -> Any:
         return _vmprops.build_runtime(self.vm(), vim.HostSystem(MOIDS["host"]))
@@ -93,7 +94,7 @@ class VirtualMachineImpl(ManagedEntityImpl):
         return _vmprops.build_layout_ex(self.vm(), self.ep.now())
 
     def p_storage(self) -> Any:
-        return _vmprops.build_storage(self.vm(), self.ep.datastore_refs(), self.ep.now())
+        return _vmprops.build_storage(self.vm(), self.ep.inventory.datastore_refs(), self.ep.now())
 
     def p_snapshot(self) -> Any:
         return _vmprops.build_snapshot_info(self.vm(), self.ref, vim.vm.Snapshot)
@@ -102,12 +103,12 @@ class VirtualMachineImpl(ManagedEntityImpl):
         return [vim.vm.Snapshot(s.moref) for s in self.vm().snapshots]
 
     def p_datastore(self) -> list[Any]:
-        refs = self.ep.datastore_refs()
+        refs = self.ep.inventory.datastore_refs()
         return [refs[n] for n in self.vm().datastores if n in refs]
 
     def p_network(self) -> list[Any]:
-        refs = self.ep.network_refs()
-        return [refs[n] for n in (network_name(self.ep.host_vm(self.moid)),) if n in refs]
+        refs = self.ep.inventory.network_refs()
+        return [refs[n] for n in (network_name(self.ep.inventory.host_vm(self.moid)),) if n in refs]
 
     def p_resourcePool(self) -> Any:  # noqa: N802
         return vim.ResourcePool(MOIDS["pool"])
@@ -133,7 +134,7 @@ class VirtualMachineImpl(ManagedEntityImpl):
 
         def run() -> Any:
             moref = host.create_snapshot(self.moid, name, description or "", bool(memory), bool(quiesce)).moref
-            self.ep.note_snapshot(moref, self.moid)
+            self.ep.inventory.note_snapshot(moref, self.moid)
             return vim.vm.Snapshot(moref)
 
         return self._task(ctx, "CreateSnapshot_Task", run)
@@ -148,7 +149,7 @@ class VirtualMachineImpl(ManagedEntityImpl):
 
         def run() -> Any:
             moref = host.create_snapshot_ex(self.moid, name, description or "", bool(memory), quiesceSpec).moref
-            self.ep.note_snapshot(moref, self.moid)
+            self.ep.inventory.note_snapshot(moref, self.moid)
             return vim.vm.Snapshot(moref)
 
         return self._task(ctx, "CreateSnapshotEx_Task", run)
@@ -159,7 +160,7 @@ class VirtualMachineImpl(ManagedEntityImpl):
 
         def run() -> None:
             host.remove_all_snapshots(self.moid, consolidate=consolidate is not False)
-            self.ep.forget_snapshots(self.moid)
+            self.ep.inventory.forget_snapshots(self.moid)
 
         return self._task(ctx, "RemoveAllSnapshots_Task", run)
 
@@ -190,7 +191,9 @@ class VirtualMachineImpl(ManagedEntityImpl):
 
     @soap
     def ReconfigVM_Task(self, ctx: Context, spec: Any) -> Any:  # noqa: N802
-        ignored = {"dynamicType", "dynamicProperty", "changeTrackingEnabled", "changeVersion"}
+        """``changeTrackingEnabled`` and ``deviceChange`` add/remove of a ``VirtualDisk``
+        (``_devicechange.py``: new or existing files, remove keeping or destroying them)."""
+        ignored = {"dynamicType", "dynamicProperty", "changeTrackingEnabled", "changeVersion", "deviceChange"}
         other = [
             p.name
             for p in spec._GetPropertyList()
@@ -198,13 +201,48 @@ class VirtualMachineImpl(ManagedEntityImpl):
         ]
         if other:
             raise vmodl.fault.NotSupported(
-                msg="vcbsim reconfigures changeTrackingEnabled only; also given: " + ", ".join(other)
+                msg="vcbsim reconfigures changeTrackingEnabled and disk devices only; also given: " + ", ".join(other)
             )
         if spec.changeTrackingEnabled and not self.vm().change_tracking_supported:
             raise vmodl.fault.NotSupported(msg="Changed block tracking is not supported by this host.")
         host = self.ep.host
         cbt = spec.changeTrackingEnabled
-        return self._void_task(ctx, "ReconfigVM_Task", lambda: host.reconfigure(self.moid, change_tracking=cbt))
+        has_devices = _devicechange.has_device_change(spec)
+
+        def run() -> None:
+            # a device spec the host cannot follow fails the task, as hostd's validation does
+            changes = _devicechange.disk_changes(spec) if has_devices else []
+            if changes:
+                _devicechange.apply_disk_changes(host, self.moid, changes)
+            if cbt is not None or not changes:
+                host.reconfigure(self.moid, change_tracking=cbt)
+
+        return self._void_task(ctx, "ReconfigVM_Task", run)
+
+    # --- life cycle (issue 16, simulator/_vmlifecycle.py) ---------------------------------
+    @soap
+    def UnregisterVM(self, ctx: Context) -> None:  # noqa: N802
+        """``UnregisterVM`` (API 2.0, not a task): out of the inventory, files kept;
+        ``InvalidPowerState`` when powered on."""
+        self.ep.host.unregister_vm(self.moid)
+        self.ep.inventory.forget_snapshots(self.moid)
+
+    @soap
+    def Destroy_Task(self, ctx: Context) -> Any:  # noqa: N802
+        """``Destroy_Task`` (API 2.0): unregistered and its files deleted; ``InvalidPowerState``
+        when powered on."""
+        host = self.ep.host
+
+        def run() -> None:
+            host.destroy_vm(self.moid)
+            self.ep.inventory.forget_snapshots(self.moid)
+
+        return self._task(ctx, "Destroy_Task", run)
+
+    @soap
+    def ExportVm(self, ctx: Context) -> Any:  # noqa: N802
+        """An export lease on the powered-off VM's disks (API 4.0; ``mo/_nfclease.py``)."""
+        return start_export(self.ep, ctx, vim.VirtualMachine.ExportVm, self.moid, None)
 
     @soap
     def QueryChangedDiskAreas(  # noqa: N802
@@ -212,7 +250,7 @@ class VirtualMachineImpl(ManagedEntityImpl):
     ) -> Any:
         snap_id = snapshot._moId if snapshot is not None else None
         if snap_id is not None:
-            owner = self.ep.find_snapshot(snap_id)
+            owner = self.ep.inventory.find_snapshot(snap_id)
             if owner is None or owner[0].moref != self.moid:
                 raise vmodl.fault.ManagedObjectNotFound(
                     msg=f"The object '{snap_id}' has already been deleted or has not been completely created",

@@ -5,17 +5,26 @@ Why here and not in the host: these objects are the wire contract (what Ansible 
 tools read: ``config.hardware.device[].backing.fileName``, ``parent`` chains, ``changeId``,
 ``layoutEx`` ...). Building them in one place keeps the host free of pyVmomi's object model.
 Each builder reads only the view attributes its property needs.
+
+The device list (``config.hardware.device``, what an inventory read asks of every VM) is
+built with ``wire/_dataobj.make`` (the objects ``__init__`` would make, without its checks
+per field: ``tests/unit/soap/test_device_cache.py`` rebuilds each through the checked
+constructors) and kept per VM until what it is built from changes (``build_devices``).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pyVmomi import vim
+from pyVmomi import VmomiSupport, vim
 
+from ..wire._dataobj import make
+from ..wire._fastencode import freeze
 from ._vmview import DiskInfo, DiskLayer, NicInfo, SnapshotView, VMView
 
 __all__ = [
@@ -46,6 +55,26 @@ _NIC_TYPES: dict[str, Any] = {
     "e1000": vim.vm.device.VirtualE1000,
     "vmxnet3": vim.vm.device.VirtualVmxnet3,
 }
+# the device builders' classes, looked up once: each ``vim.vm.device.X`` is a lookup through
+# pyVmomi's lazy modules (some 20 µs), more than building the object with ``make``
+_DESCRIPTION: Any = vim.Description
+_SHARES: Any = vim.SharesInfo
+_NORMAL: Any = vim.SharesInfo.Level.normal
+_IO_ALLOCATION: Any = vim.StorageResourceManager.IOAllocationInfo
+_VIRTUAL_DISK: Any = vim.vm.device.VirtualDisk
+_FLAT_BACKING: Any = vim.vm.device.VirtualDisk.FlatVer2BackingInfo
+_SESPARSE_BACKING: Any = vim.vm.device.VirtualDisk.SeSparseBackingInfo
+_RDM_BACKING: Any = vim.vm.device.VirtualDisk.RawDiskMappingVer1BackingInfo
+_NETWORK_BACKING: Any = vim.vm.device.VirtualEthernetCard.NetworkBackingInfo
+_CONNECT_INFO: Any = vim.vm.device.VirtualDevice.ConnectInfo
+_PCI_CONTROLLER: Any = vim.vm.device.VirtualPCIController
+_IDE_CONTROLLER: Any = vim.vm.device.VirtualIDEController
+_LSI_CONTROLLER: Any = vim.vm.device.VirtualLsiLogicController
+_NO_SHARING: Any = vim.vm.device.VirtualSCSIController.Sharing.noSharing
+_DEVICE_ARRAY: Any = VmomiSupport.GetVmodlType("vim.vm.device.VirtualDevice[]")
+#: host VM -> (what its device list was built from, the list): ``build_devices`` answers the
+#: same list, typed and frozen, while that stays the same (module docstring)
+_DEVICES: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
 
 
 def _datastore_of(path: str) -> str | None:
@@ -79,8 +108,23 @@ def _backing(disk: DiskInfo, layers: Sequence[DiskLayer], change_id: str | None,
     """
     top = layers[0]
     all_sesparse = all(layer.format == "seSparse" for layer in layers)
-    if all_sesparse:
-        backing: Any = vim.vm.device.VirtualDisk.SeSparseBackingInfo(
+    if disk.rdm is not None:
+        # an RDM and the redo logs of a snapshotted virtual-mode one (``parent``,
+        # ``deltaDiskFormat``): RawDiskMappingVer1BackingInfo throughout (simulator/_rdm.py)
+        backing: Any = make(
+            _RDM_BACKING,
+            fileName=top.descriptor,
+            compatibilityMode=disk.rdm,
+            diskMode=disk.disk_mode,
+            lunUuid=disk.lun_uuid,
+            deviceName=disk.device_name,
+            uuid=disk.uuid or None,
+            changeId=change_id,
+        )
+        _delta_format(backing, top)
+    elif all_sesparse:
+        backing = make(
+            _SESPARSE_BACKING,
             fileName=top.descriptor,
             diskMode=disk.disk_mode,
             uuid=disk.uuid or None,
@@ -89,7 +133,8 @@ def _backing(disk: DiskInfo, layers: Sequence[DiskLayer], change_id: str | None,
             grainSize=4,
         )
     else:
-        backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+        backing = make(
+            _FLAT_BACKING,
             fileName=top.descriptor,
             diskMode=disk.disk_mode,
             uuid=disk.uuid or None,
@@ -99,33 +144,42 @@ def _backing(disk: DiskInfo, layers: Sequence[DiskLayer], change_id: str | None,
             split=False,
             eagerlyScrub=False,
         )
-        if top.format == "vmfsSparse":
-            backing.deltaDiskFormat = "redoLogFormat"
-        elif top.format == "seSparse":
-            backing.deltaDiskFormat = "seSparseFormat"
-            backing.deltaGrainSize = 4096
+        _delta_format(backing, top)
     name = _datastore_of(top.descriptor)
     if ds_ref is not None and name is not None:
-        backing.datastore = ds_ref(name)
+        backing.__dict__["datastore"] = ds_ref(name)
     if len(layers) > 1:
-        backing.parent = _backing(disk, layers[1:], None, ds_ref)
+        backing.__dict__["parent"] = _backing(disk, layers[1:], None, ds_ref)
     return backing
+
+
+def _delta_format(backing: Any, top: DiskLayer) -> None:
+    """A redo log's ``deltaDiskFormat`` (and SEsparse's grain size) on a backing just made
+    (set in its state: the values are the enum's own, the object is ours alone)."""
+    state = backing.__dict__
+    if top.format == "vmfsSparse":
+        state["deltaDiskFormat"] = "redoLogFormat"
+    elif top.format == "seSparse":
+        state["deltaDiskFormat"] = "seSparseFormat"
+        state["deltaGrainSize"] = 4096
 
 
 def _disk_device(disk: DiskInfo, ds_ref: DsRef) -> Any:
     kb = disk.capacity // 1024
-    dev = vim.vm.device.VirtualDisk(
+    dev = make(
+        _VIRTUAL_DISK,
         key=disk.key,
-        deviceInfo=vim.Description(label=disk.label, summary=f"{kb:,} KB"),
+        deviceInfo=make(_DESCRIPTION, label=disk.label, summary=f"{kb:,} KB"),
         backing=_backing(disk, list(disk.chain), disk.change_id, ds_ref),
         controllerKey=disk.controller_key,
         unitNumber=disk.unit_number,
         capacityInKB=kb,
         capacityInBytes=disk.capacity,
-        shares=vim.SharesInfo(shares=1000, level=vim.SharesInfo.Level.normal),
-        storageIOAllocation=vim.StorageResourceManager.IOAllocationInfo(
+        shares=make(_SHARES, shares=1000, level=_NORMAL),
+        storageIOAllocation=make(
+            _IO_ALLOCATION,
             limit=-1,
-            shares=vim.SharesInfo(shares=1000, level=vim.SharesInfo.Level.normal),
+            shares=make(_SHARES, shares=1000, level=_NORMAL),
             reservation=0,
         ),
         diskObjectId=f"1-{disk.key}",
@@ -135,15 +189,18 @@ def _disk_device(disk: DiskInfo, ds_ref: DsRef) -> Any:
 
 
 def _nic_device(nic: NicInfo, powered_on: bool, net_ref: DsRef) -> Any:
-    return _NIC_TYPES[nic.type](
+    return make(
+        _NIC_TYPES[nic.type],
         key=nic.key,
-        deviceInfo=vim.Description(label=nic.label, summary=nic.network),
-        backing=vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(
+        deviceInfo=make(_DESCRIPTION, label=nic.label, summary=nic.network),
+        backing=make(
+            _NETWORK_BACKING,
             deviceName=nic.network,
             useAutoDetect=False,
             network=net_ref(nic.network) if net_ref is not None else None,
         ),
-        connectable=vim.vm.device.VirtualDevice.ConnectInfo(
+        connectable=make(
+            _CONNECT_INFO,
             startConnected=nic.connected,
             allowGuestControl=True,
             connected=nic.connected and powered_on,
@@ -158,36 +215,47 @@ def _nic_device(nic: NicInfo, powered_on: bool, net_ref: DsRef) -> Any:
 
 
 def _devices(disks: Sequence[DiskInfo], ds_ref: DsRef) -> list[Any]:
-    scsi_units = [d.key for d in disks if d.controller_key == _SCSI_KEY]
-    devices: list[Any] = [
-        vim.vm.device.VirtualPCIController(
+    scsi_units = tuple(d.key for d in disks if d.controller_key == _SCSI_KEY)
+    devices: list[Any] = list(_controllers(scsi_units))
+    devices.extend(_disk_device(d, ds_ref) for d in disks)
+    return devices
+
+
+@functools.lru_cache(maxsize=64)
+def _controllers(scsi_units: tuple[int, ...]) -> tuple[Any, ...]:
+    """The PCI, IDE and SCSI controllers of a VM whose SCSI disks are ``scsi_units``: the
+    same for every VM with those disk keys, so built once and shared by their (frozen)
+    device lists."""
+    return tuple(freeze(c) for c in (
+        make(
+            _PCI_CONTROLLER,
             key=_PCI_KEY,
             busNumber=0,
-            deviceInfo=vim.Description(label="PCI controller 0", summary="PCI controller 0"),
+            deviceInfo=make(_DESCRIPTION, label="PCI controller 0", summary="PCI controller 0"),
             device=[_SCSI_KEY],
         ),
         *(
-            vim.vm.device.VirtualIDEController(
+            make(
+                _IDE_CONTROLLER,
                 key=k,
                 busNumber=i,
-                deviceInfo=vim.Description(label=f"IDE {i}", summary=f"IDE {i}"),
+                deviceInfo=make(_DESCRIPTION, label=f"IDE {i}", summary=f"IDE {i}"),
             )
             for i, k in enumerate(_IDE_KEYS)
         ),
-        vim.vm.device.VirtualLsiLogicController(
+        make(
+            _LSI_CONTROLLER,
             key=_SCSI_KEY,
             busNumber=0,
-            sharedBus=vim.vm.device.VirtualSCSIController.Sharing.noSharing,
+            sharedBus=_NO_SHARING,
             scsiCtlrUnitNumber=7,
             hotAddRemove=True,
             controllerKey=_PCI_KEY,
             unitNumber=3,
-            deviceInfo=vim.Description(label="SCSI controller 0", summary="LSI Logic"),
-            device=scsi_units,
+            deviceInfo=make(_DESCRIPTION, label="SCSI controller 0", summary="LSI Logic"),
+            device=list(scsi_units),
         ),
-    ]
-    devices.extend(_disk_device(d, ds_ref) for d in disks)
-    return devices
+    ))
 
 
 def _vm_dir(vm: VMView) -> str:
@@ -195,8 +263,37 @@ def _vm_dir(vm: VMView) -> str:
 
 
 def build_devices(vm: VMView, disks: Sequence[DiskInfo], ds_ref: DsRef = None, net_ref: DsRef = None) -> list[Any]:
-    """``config.hardware.device``: the controllers, the disks and the network adapters."""
-    return _devices(disks, ds_ref) + [_nic_device(n, vm.power_state == "poweredOn", net_ref) for n in vm.nics]
+    """``config.hardware.device``: the controllers, the disks and the network adapters.
+
+    Built once per state of what they are built from (the disks as ``disks`` describes them:
+    chain, formats, change ids, uuids; the adapters; the power state, which the adapters'
+    ``connected`` follows; the references of the datastores and port groups they name) and
+    answered as the same typed, frozen list until that changes: a snapshot, a consolidation,
+    a write under change tracking, a power operation or a reconfigure gives a new key and so
+    a new list. The fast encoder keeps the list's XML on it (``_fastencode.freeze``), so an
+    inventory read of unchanged VMs neither builds nor encodes their devices again."""
+    powered_on = vm.power_state == "poweredOn"
+    nics = vm.nics
+    disks = tuple(disks)
+    refs: tuple[Any, ...] = ()
+    if ds_ref is not None or net_ref is not None:
+        names = {_datastore_of(layer.descriptor) for d in disks for layer in d.chain}
+        refs = (
+            tuple(_moid(ds_ref(n)) for n in sorted(n for n in names if n is not None)) if ds_ref is not None else (),
+            tuple(_moid(net_ref(n.network)) for n in nics) if net_ref is not None else (),
+        )
+    key = (powered_on, disks, nics, refs)
+    host_vm = vm.vm
+    cached = _DEVICES.get(host_vm)
+    if cached is not None and cached[0] == key:
+        return cached[1]  # type: ignore[no-any-return]
+    built = _DEVICE_ARRAY(_devices(disks, ds_ref) + [_nic_device(n, powered_on, net_ref) for n in nics])
+    _DEVICES[host_vm] = (key, freeze(built))
+    return built  # type: ignore[no-any-return]
+
+
+def _moid(ref: Any) -> str | None:
+    return None if ref is None else str(ref._moId)
 
 
 def build_config(
@@ -214,7 +311,7 @@ def build_config(
         modified=ts(0),
         name=vm.name,
         guestFullName=vm.guest_full_name,
-        version="vmx-04",
+        version=f"vmx-{vm.hw_version:02d}",
         uuid=vm.uuid,
         instanceUuid=vm.instance_uuid,
         locationId=vm.uuid,
@@ -244,9 +341,11 @@ def build_config(
             runWithDebugInfo=False,
             snapshotDisabled=False,
             snapshotLocked=False,
-            diskUuidEnabled=False,
+            diskUuidEnabled=vm.extra_config.get("disk.EnableUUID", "").upper() == "TRUE",  # the same setting
             snapshotPowerOffBehavior="powerOff",
         ),
+        # the .vmx's own settings; disk.EnableUUID decides VSS application consistency (R42)
+        extraConfig=[vim.option.OptionValue(key=k, value=v) for k, v in sorted(vm.extra_config.items())],
         # BIOS boot without delay or retry, as a new VM has it (properties of later API
         # versions than the client's are not written)
         bootOptions=vim.vm.BootOptions(
@@ -281,6 +380,10 @@ def build_config(
             shares=vim.SharesInfo(shares=10 * vm.memory_mb, level=vim.SharesInfo.Level.normal),
         ),
         changeTrackingEnabled=vm.change_tracking,
+        # the .vmx keys of vcbsim's own (the backup proxy's mark, simulator/_hotadd.py), as a
+        # host lists a VM's other .vmx keys
+        extraConfig=[vim.option.OptionValue(key=k, value=v) for k, v in sorted(vm.vm.extra_config.items())
+                     if k.startswith("vcbsim.")] or None,
         firmware="bios",
         datastoreUrl=[
             vim.vm.ConfigInfo.DatastoreUrlPair(name=ds, url=f"/vmfs/volumes/{ds}")
@@ -486,17 +589,21 @@ def build_layout(vm: VMView) -> Any:
 
 
 def build_storage(vm: VMView, ds_refs: dict[str, Any], now: float) -> Any:
-    committed = sum(layer.size for d in vm.disks for layer in d.chain) + sum(
-        f.size for f in vm.files
-    )
+    # per datastore: the files that lie there (a VM's disks may be on several)
+    committed = dict.fromkeys(vm.datastores, 0)
+    for d in vm.disks:
+        for layer in d.chain:
+            name = _datastore_of(layer.descriptor) or vm.datastores[0]
+            committed[name] = committed.get(name, 0) + layer.size
+    committed[vm.datastores[0]] += sum(f.size for f in vm.files)
     uncommitted = sum(d.capacity for d in vm.disks)
     return vim.vm.StorageInfo(
         perDatastoreUsage=[
             vim.vm.StorageInfo.UsageOnDatastore(
-                datastore=ref, committed=committed, uncommitted=uncommitted, unshared=committed
+                datastore=ref, committed=committed[name], uncommitted=uncommitted, unshared=committed[name]
             )
             for name, ref in ds_refs.items()
-            if name in vm.datastores
+            if name in committed
         ],
         timestamp=ts(now),
     )

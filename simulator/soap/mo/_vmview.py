@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import uuid as uuidlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._dsfiles import NVRAM, nvram_path
@@ -69,6 +69,10 @@ class DiskInfo:
     #: set when change tracking is active for this disk (``<16 hex pairs>/<seq>``)
     change_id: str | None = None
     uuid: str = ""
+    #: an RDM's ``compatibilityMode`` and LUN (``simulator/_rdm.py``); None: a virtual disk
+    rdm: str | None = None
+    lun_uuid: str = ""
+    device_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,13 +126,14 @@ def network_name(vm: VM) -> str:
 
 
 def _layers(host: Host, d: VirtualDiskDevice, top: Any = None) -> tuple[DiskLayer, ...]:
-    chain = d.disk.chain(top) if top is not None else d.disk.chain()
+    chain = d.backing_chain(top)  # without a nonpersistent disk's session redo log
     suffix = host.delta_extent_suffix(d)
     out = []
     for layer in chain:
         stem = layer.label[: -len(".vmdk")] if layer.label.endswith(".vmdk") else layer.label
         if layer.parent is None:
-            out.append(DiskLayer(layer.label, f"{stem}-flat.vmdk", d.capacity, "flat"))
+            # an RDM's mapping extent takes no room on the datastore: the bytes are the LUN's
+            out.append(DiskLayer(layer.label, d.base_extent, 0 if d.rdm else d.capacity, "flat"))
         else:
             allocated = layer.grain_count * d.disk.grain_size
             fmt: Literal["seSparse", "vmfsSparse"] = "seSparse" if suffix == "-sesparse.vmdk" else "vmfsSparse"
@@ -153,7 +158,33 @@ def _disk(host: Host, vm: VM, d: VirtualDiskDevice, snap: Snapshot | None = None
         disk_mode=d.disk_mode,
         change_id=change_id,
         uuid=disk_uuid(vm.uuid, d.key),
+        rdm=d.rdm,
+        lun_uuid=d.lun_uuid,
+        device_name=d.device_name,
     )
+
+
+def _hot_added(host: Host, vm: VM) -> tuple[DiskInfo, ...]:
+    """Disks of other VMs hot-added to this one (a backup proxy, ``simulator/_hotadd.py``): as
+    on a host, devices of the proxy whose backing is the other VM's disk as of its snapshot,
+    independent-nonpersistent (the proxy cannot change them)."""
+    attached = host.holds.attached.get(vm.moref) if len(host.holds) else None
+    if not attached:
+        return ()
+    out = []
+    n = len(vm.disks)
+    for a in attached:
+        target = host.vms.get(a.vm)
+        if target is None:
+            continue
+        d, snap = target.disk(a.disk), target.find_snapshot(a.snapshot)
+        if d is None or snap is None:
+            continue
+        n += 1
+        info = _disk(host, target, d, snap)
+        out.append(replace(info, key=a.proxy_key, label=f"Hard disk {n}", controller_key=1000, unit_number=a.unit,
+                           disk_mode="independent_nonpersistent", change_id=None))
+    return tuple(out)
 
 
 class SnapshotView:
@@ -219,6 +250,9 @@ class VMView:
     num_cpu = property(lambda self: self.vm.num_cpus)
     ip_address = property(lambda self: self.vm.ip_address)
     consolidation_needed = property(lambda self: self.vm.consolidation_needed)
+    #: the ``.vmx``'s own settings (``disk.EnableUUID`` ...): ``config.extraConfig``
+    extra_config = property(lambda self: self.vm.extra_config)
+    hw_version = property(lambda self: self.vm.hw_version)
     annotation = ""
 
     @property
@@ -227,7 +261,12 @@ class VMView:
 
     @property
     def datastores(self) -> tuple[str, ...]:
-        return (self.vm.datastore,)
+        """Every datastore the VM has files on: its own, its disks' and its working
+        directory's (``VirtualMachine.datastore``; disks may be on several, KB 304387)."""
+        from ..._vm import datastore_of
+
+        names = [self.vm.datastore, *(d.datastore for d in self.vm.disks), datastore_of(self.vm.snapshot_dir)]
+        return tuple(dict.fromkeys(n for n in names if n))
 
     @property
     def current_snapshot(self) -> str | None:
@@ -266,7 +305,7 @@ class VMView:
     @property
     def disks(self) -> tuple[DiskInfo, ...]:
         if self._disks is None:
-            self._disks = tuple(_disk(self.host, self.vm, d) for d in self.vm.disks)
+            self._disks = tuple(_disk(self.host, self.vm, d) for d in self.vm.disks) + _hot_added(self.host, self.vm)
         return self._disks
 
     @property

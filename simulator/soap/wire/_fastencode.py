@@ -57,7 +57,7 @@ from pyVmomi.VmomiSupport import (
 
 from . import _meta
 
-__all__ = ["encode_fast"]
+__all__ = ["encode_fast", "freeze"]
 
 _MethodFault: Any = VmomiSupport.GetVmodlType("vmodl.MethodFault")
 _LMF: Any = VmomiSupport.GetVmodlType("vmodl.LocalizedMethodFault")
@@ -257,11 +257,33 @@ class _Slot:
         head = "<" + self.name
         tail = xsi + ">"
         close = f"</{self.name}>"
+        token = object()  # this writer's key in a frozen value's memo
 
         def write_array(val: Any, attr: str, out: list[str]) -> None:
+            memo = val.__dict__.get(_MEMO)
+            if memo is not None:
+                text = memo.get((token, attr))
+                if text is None:
+                    parts: list[str] = []
+                    write_array_now(val, attr, parts)
+                    text = memo[token, attr] = "".join(parts)
+                out.append(text)
+                return
+            write_array_now(val, attr, out)
+
+        def write_array_now(val: Any, attr: str, out: list[str]) -> None:
             out.append(f"{head}{attr}{tail}")
             for it in val:
-                item.put(it, "", out)
+                kept = getattr(it, "__dict__", _NO_MEMO).get(_MEMO)
+                if kept is None:
+                    item.put(it, "", out)
+                    continue
+                text = kept.get(token)
+                if text is None:
+                    parts: list[str] = []
+                    item.put(it, "", parts)
+                    text = kept[token] = "".join(parts)
+                out.append(text)
             out.append(close)
         return write_array
 
@@ -344,6 +366,23 @@ def _base64(val: Any) -> str:
 
 def _bool(val: Any) -> str:
     return "true" if val else "false"
+
+
+#: the attribute of a frozen value that holds its text per writer (``freeze``)
+_MEMO = "_vcbsim_encoded"
+_NO_MEMO: dict[str, Any] = {}
+
+
+def freeze(value: Any) -> Any:
+    """Mark a typed array (a pyVmomi ``Array``) or a data object as never to change again, it
+    and everything in it, so that its text, once written in an ``anyType`` position (a
+    property collector value: the array, or an item of such an array), is kept on it and
+    written again as is (``_vmprops.build_devices`` keeps a VM's device list so until the VM
+    changes, and the controllers every such list shares). The caller owns the promise: a
+    frozen value that is changed afterwards would be answered as it was. Returns ``value``."""
+    if isinstance(value, Array | DataObject):
+        value.__dict__.setdefault(_MEMO, {})
+    return value
 
 
 # --- data object plans ------------------------------------------------------------------------

@@ -52,7 +52,7 @@ from pyVim.task import WaitForTask
 from pyVmomi import SoapAdapter, VmomiSupport, vim, vmodl
 
 from vcbsim.simulator._host import Host
-from vcbsim.simulator.soap import HostAdapter, serve
+from vcbsim.simulator.soap import serve
 from vcbsim.simulator.soap.mo import ALL_TYPES
 from vcbsim.simulator.soap.wire import _codec
 
@@ -227,11 +227,11 @@ class FuzzTarget:
         assert threading.active_count() <= baseline_threads, threading.enumerate()
         ep = self.server.endpoint
         with ep.lock:  # no filter, view, collector or transfer outlives its session
-            assert len(ep.sessions) <= 500 and len(ep.transfers) <= 1000
-            assert all(f.session_key in ep.sessions for f in ep.filters.values())
-            assert all(v.session_key in ep.sessions for v in ep.views.values())
-            assert all(c.session_key in ep.sessions for c in ep.collectors.values())
-            assert all(t.session in ep.sessions for t in ep.transfers.values())
+            assert len(ep.sessions) <= 500 and len(ep.sessions.transfers) <= 1000
+            assert all(f.session_key in ep.sessions for f in ep.scoped.filters.values())
+            assert all(v.session_key in ep.sessions for v in ep.scoped.views.values())
+            assert all(c.session_key in ep.sessions for c in ep.scoped.collectors.values())
+            assert all(t.session in ep.sessions for t in ep.sessions.transfers.values())
 
     # --- afterwards -------------------------------------------------------------------------
     def smoke(self) -> None:
@@ -345,7 +345,7 @@ def fuzz(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzTarget]:
     canary_path.write_bytes(canary)
     listener = Listener()
     host = Host.demo("esxi-7.0", seed=7)
-    with serve(HostAdapter(host)) as running:
+    with serve(host) as running:
         target = FuzzTarget(running, canary_path, canary, listener, _capture(running), _moids(running))
         target.login()
         try:
@@ -985,7 +985,7 @@ def test_regression_many_object_specs_naming_one_vm_read_it_once(fuzz):
     """20,000 object specs naming ``vm-1`` built the VM's record 20,000 times under the
     endpoint lock (seconds during which every other client waited)."""
     ep = fuzz.server.endpoint
-    original = ep.vm_view
+    original = ep.inventory.vm_view
     calls = 0
 
     def counting(moid: str) -> Any:
@@ -997,11 +997,11 @@ def test_regression_many_object_specs_naming_one_vm_read_it_once(fuzz):
     body = _call("RetrievePropertiesEx", "PropertyCollector", "ha-property-collector",
                  f"<specSet><propSet><type>VirtualMachine</type><pathSet>name</pathSet></propSet>{objs}</specSet>"
                  "<options/>")
-    ep.vm_view = counting
+    ep.inventory.vm_view = counting
     try:
         answer = fuzz.post(body)
     finally:
-        del ep.vm_view
+        del ep.inventory.vm_view
     assert answer.status == 200 and b"win2003-sql" in answer.body
     assert calls < 50
 
@@ -1053,7 +1053,7 @@ def test_control_api_bodies_and_routes():
     """With valid credentials, any JSON (or not) to any route is a JSON answer with a 2xx or
     4xx status, within the time limit; afterwards the SOAP smoke workflow still passes."""
     basic = {"Authorization": "Basic " + base64.b64encode(b"user:pass").decode()}
-    with serve(HostAdapter(Host.demo("esxi-7.0", seed=7))) as running:
+    with serve(Host.demo("esxi-7.0", seed=7)) as running:
         target = FuzzTarget(running, Path("/nonexistent"), b"\0never\0", Listener(), [], {})
         try:
             @fuzz_settings(0.05)

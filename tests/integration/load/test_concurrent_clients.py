@@ -29,7 +29,6 @@ from pyVmomi import vim
 
 from vcbsim.simulator import Host
 from vcbsim.simulator.soap import RunningServer, serve
-from vcbsim.simulator.soap._host_adapter import HostAdapter
 
 CLIENTS = 16
 CYCLES = int(os.environ.get("KIT_LOAD_CYCLES", "10"))
@@ -70,7 +69,7 @@ def loaded() -> Iterator[tuple[Host, RunningServer, FrozenClock]]:
     for i in range(CLIENTS):
         host.add_vm(f"load-{i:02d}", os_family="windows" if i % 2 else "linux", disks=(DISK, DISK // 2))
     clock = FrozenClock()
-    with serve(HostAdapter(host), port=0, user=USER, password=PASSWORD, clock=clock) as server:
+    with serve(host, port=0, user=USER, password=PASSWORD, clock=clock) as server:
         yield host, server, clock
 
 
@@ -178,7 +177,7 @@ def test_sixteen_clients_snapshot_cycles_leave_a_consistent_host(loaded) -> None
     runner = server.endpoint.tasks
     assert runner.failed == 0 and runner.completed == sum(counts.values())
     # WaitForTask's filters were destroyed, every client logged out
-    assert server.endpoint.filters == {}
+    assert server.endpoint.scoped.filters == {}
     assert server.endpoint.sessions == {}
     # finished tasks are kept per session (``retention`` each, so one busy client cannot push
     # another's out of sight) and by age on the endpoint clock, not ``retention`` in all: with

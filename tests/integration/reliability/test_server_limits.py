@@ -101,13 +101,13 @@ def test_an_anonymous_body_is_refused_from_its_headers(server: Any) -> None:
 def test_logins_lock_out_a_guesser_as_esxi_does(server: Any) -> None:
     ep = server.endpoint
     clock = FakeClock()
-    ep.login_throttle.clock = clock
+    ep.auth.throttle.clock = clock
     for _ in range(5):  # Security.AccountLockFailures = 5
         with pytest.raises(vim.fault.InvalidLogin):
             SmartConnect(protocol="http", host="127.0.0.1", port=server.port, user="user", pwd="guess")
     with pytest.raises(vim.fault.InvalidLogin):  # now even the right password is refused
         SmartConnect(protocol="http", host="127.0.0.1", port=server.port, user="user", pwd="pass")
-    assert ep.login_throttle.refused == 1
+    assert ep.auth.throttle.refused == 1
     clock.now += 901  # Security.AccountUnlockTime = 900 s
     assert "win2003-sql" in _normal_client(server.port)
 

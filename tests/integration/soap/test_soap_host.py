@@ -228,7 +228,7 @@ def test_snapshot_cycles_do_not_accumulate_state(host_si, host_server):
         WaitForTask(vm.CreateSnapshot_Task(f"c{i}", "", False, False))
         WaitForTask(vm.snapshot.currentSnapshot.RemoveSnapshot_Task(False))
     ep = host_server.endpoint
-    assert ep.filters == {}
+    assert ep.scoped.filters == {}
     assert len(ep.tasks) <= ep.tasks.retention
     assert ep.tasks.completed == 60 and ep.tasks.failed == 0
 

@@ -276,7 +276,7 @@ def test_filters_and_views_belong_to_their_session(si, server):
     assert len(view.view) == 2 and content.propertyCollector.filter == [f]
     # logging out drops the session's filters and views
     content.sessionManager.Logout()
-    assert server.endpoint.filters == {} and server.endpoint.views == {}
+    assert server.endpoint.scoped.filters == {} and server.endpoint.scoped.views == {}
 
 
 def test_a_collector_of_its_own_does_not_disturb_the_default_one(si, server):
@@ -304,7 +304,7 @@ def test_a_collector_of_its_own_does_not_disturb_the_default_one(si, server):
         False,
     )
     own.DestroyPropertyCollector()
-    assert not any(f.collector == own._moId for f in server.endpoint.filters.values())
+    assert not any(f.collector == own._moId for f in server.endpoint.scoped.filters.values())
     with pytest.raises(vmodl.fault.ManagedObjectNotFound):
         own.WaitForUpdatesEx("", PC.WaitOptions(maxWaitSeconds=0))
     with pytest.raises(vmodl.fault.NotSupported):
@@ -348,7 +348,7 @@ def test_a_pyvmomi_client_in_the_same_process_does_not_change_what_the_server_an
             assert [d.name for d in vm.datastore] == ["datastore1"]  # the client's Fetch
             ep = running.endpoint
             with ep.lock:
-                value = ep.require(vim.VirtualMachine(vm._moId)).get("datastore")
+                value = ep.registry.require(vim.VirtualMachine(vm._moId)).get("datastore")
             assert type(value).Item is vim.Datastore
         finally:
             Disconnect(si)

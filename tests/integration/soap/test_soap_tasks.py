@@ -126,12 +126,12 @@ def test_the_snapshot_index_holds_live_snapshots_only(demo_server: object) -> No
             snap = task.info.result
             assert snap.vm == vm
             WaitForTask(snap.RemoveSnapshot_Task(removeChildren=False))
-        assert len(ep._snapshot_owner) == 0
+        assert len(ep.inventory.snapshot_owner) == 0
         for i in range(3):
             WaitForTask(vm.CreateSnapshot_Task(f"k{i}", "", False, False))
-        assert len(ep._snapshot_owner) == 3
+        assert len(ep.inventory.snapshot_owner) == 3
         WaitForTask(vm.RemoveAllSnapshots_Task())
-        assert len(ep._snapshot_owner) == 0
+        assert len(ep.inventory.snapshot_owner) == 0
         with pytest.raises(vmodl.fault.ManagedObjectNotFound):
             snap.RemoveSnapshot_Task(removeChildren=False)
 

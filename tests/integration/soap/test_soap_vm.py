@@ -96,7 +96,7 @@ def test_snapshot_create_and_remove_with_wait_for_task(vm, server):
     with pytest.raises(vmodl.fault.ManagedObjectNotFound):
         snap.config  # noqa: B018 - the snapshot is gone
     # WaitForTask destroyed its filters: nothing leaks per cycle
-    assert server.endpoint.filters == {}
+    assert server.endpoint.scoped.filters == {}
 
 
 def _disk_of(config):
@@ -183,7 +183,7 @@ def test_finished_tasks_are_retained_within_a_bound():
         with pytest.raises(vmodl.fault.ManagedObjectNotFound):
             tasks[0].info  # noqa: B018
         assert len(conn.content.taskManager.recentTask) == 5
-        assert running.endpoint.filters == {}
+        assert running.endpoint.scoped.filters == {}
         Disconnect(conn)
 
 
