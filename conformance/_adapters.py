@@ -25,10 +25,11 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from ._capabilities import Capabilities
 from ._errors import AdapterError, InvalidDefinition
 
 if TYPE_CHECKING:
@@ -109,6 +110,13 @@ class Orchestrator(Protocol):
     Optional attribute ``image_levels``: the levels of image-level (``fullvm``) backups the
     product can do, ``("full",)`` when absent; ``("full", "incremental", "differential")``
     lets the kit ask for incremental and differential image backups (``image_levels()``).
+
+    Optional method ``restore(host, vm_name, backup_id, target) -> None``, with
+    ``Capabilities(restore=True)``: write what backup ``backup_id`` (``JobResult.backup_id``)
+    restores to into the new directory ``target``: for an image backup the VM's files
+    (``<vm>.vmx``, one VMDK per disk, and ``<vm>.vmsd`` / ``<vm>.nvram`` where the product
+    backs them up), for a file-level backup ``target/<letter>/<path>`` per file. The kit then
+    judges what it reads there (``_restored``), not the digests the result reports.
     """
 
     name: str
@@ -238,19 +246,30 @@ class ReferenceOrchestrator:
     ``proxy_factory(client, root)`` builds the proxy (mutants pass a broken subclass); the
     proxy's working directory and the backup catalog live in a temporary directory owned by
     this object (``close()`` removes it). Image backups of every level are passed on as
-    ``BackupProxy.backup(..., kind=level)``; the digests it reports are read from what
-    ``Catalog.restore_image_files`` rebuilds (for an incremental or differential: the chain).
+    ``BackupProxy.backup(..., kind=level)``. It declares a restore (``restore``: the catalog's
+    ``restore_image_files``, which rebuilds an incremental or differential through its chain,
+    and ``restore_files``), so the kit judges what the reference restores, not what it reports.
     """
 
     image_levels: tuple[str, ...] = ("full", "incremental", "differential")
 
+    #: every level of both kinds, and a restore (``Catalog.restore_image_files`` /
+    #: ``restore_files``): the kit judges what the reference's own restore gives back
+    capabilities: Any = Capabilities(image_levels=("full", "incremental", "differential"), restore=True)
+
     def __init__(self, proxy_factory: Callable[[Any, Path], Any] | None = None, *, name: str = "reference",
-                 version: str | None = None) -> None:
+                 version: str | None = None, transport: str = "folder") -> None:
         from vcbsim.reference import BackupProxy
 
         self.name = name
         self.version = version or _version()
-        self._factory = proxy_factory or (lambda client, root: BackupProxy(client, root))
+        #: ``transport``: how the proxy reads the disks (``BackupProxy(transport=...)``), declared
+        #: as the one transport (the kit then judges its TR-* rule)
+        self.transport = transport
+        if transport != "folder" and type(self).capabilities is ReferenceOrchestrator.capabilities:
+            # the reference's declaration with its transport (a subclass's own declaration wins)
+            self.capabilities = replace(ReferenceOrchestrator.capabilities, transports=(transport,))
+        self._factory = proxy_factory or (lambda client, root: BackupProxy(client, root, transport=transport))
         self._tmp = tempfile.TemporaryDirectory(prefix="vcbsim-kit-", dir=_scratch_dir())
         self._root = Path(self._tmp.name)
         self._catalog: Any = None
@@ -282,27 +301,27 @@ class ReferenceOrchestrator:
             entries = self._catalog.entries(r.backup_id).values()
             files = {e.path: e.sha256 for e in entries if not e.is_dir and e.sha256}
             copied = {e.path: e.sha256 for e in entries if not e.is_dir and e.sha256 and e.copied}
-        if r.ok and r.backup_id is not None and policy.mode == "fullvm":
-            disks = self._image_digests(host, vm_name, r.backup_id)
         return JobResult(ok=r.ok, error="" if r.ok else r.summary(), files=files, disks=disks, copied=copied,
                          backup_id=None if r.backup_id is None else str(r.backup_id),
                          details={"status": r.status, "failed_step": r.failed_step, "fault": r.fault,
                                   "usable": usable})
 
-    def _image_digests(self, host: HostClient, vm_name: str, backup_id: int) -> dict[int, str]:
-        """Read the image back from the backup medium, as a restore would."""
-        import shutil
+    @property
+    def mount_root(self) -> Path:
+        """Where the proxy mounts and exports (the kit looks at it: ``_observed``)."""
+        return self._root / "mnt"
 
-        from vcbsim.reference._image import disk_export_name
-        from vcbsim.simulator.disk import read_vmdk
-
-        target = self._root / f"verify-{backup_id}"
-        self._catalog.restore_image_files(backup_id, target)
-        try:
-            vm = host.find_vm(f"name:{vm_name}")
-            return {d.key: image_digest(read_vmdk(target / disk_export_name(d))) for d in vm.disks}
-        finally:
-            shutil.rmtree(target, ignore_errors=True)
+    def restore(self, host: HostClient, vm_name: str, backup_id: str, target: Path) -> None:
+        """What backup ``backup_id`` restores to, written into ``target`` (``Orchestrator``):
+        an image backup's files, or a file-level backup's files per volume letter."""
+        bid = int(backup_id)
+        if self._catalog.backup(bid).kind == "image":
+            self._catalog.restore_image_files(bid, target)
+            return
+        target.mkdir(parents=True, exist_ok=True)
+        letters = sorted({e.path[:1] for e in self._catalog.entries(bid).values() if e.path[1:3] == ":\\"})
+        for letter in letters:
+            self._catalog.restore_files(bid, f"{letter}:", target)
 
     def close(self) -> None:
         if self._catalog is not None:

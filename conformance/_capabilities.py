@@ -14,8 +14,9 @@ level, of Windows and Linux guests, application-consistent.
 
 The fields mirror the choices the seed leaves to a product (``docs/seed/vcb-workflow.txt``,
 "Types of backups"): image-level and/or file-level, full / differential / incremental, the
-transport that moves the data (recorded for the reader; the simulator serves every one the
-same way), the guest families, the snapshot name (spec R59: ``_VCB-BACKUP_`` by VCB's
+transport that moves the data (``folder``: datastore files, ``nfc``: an export lease,
+``hotadd``: disks attached to the proxy VM; VCB's ``nbd``/``nbdssl`` are NFC, ``cos`` and ``file``
+read the files; the ``TR-*`` rules apply to a declared ``nfc`` or ``hotadd``), the guest families, the snapshot name (spec R59: ``_VCB-BACKUP_`` by VCB's
 convention; a product of the 7.0 era may name its own), and the consistency it claims:
 ``application`` or ``filesystem`` (quiesced snapshots, seed step 1b) or ``crash`` (no
 quiescing: the quiescing and script rules are then not applicable, and say so).
@@ -37,8 +38,8 @@ MODES: tuple[str, ...] = ("fullvm", "file")
 LEVELS: tuple[str, ...] = ("full", "differential", "incremental")
 FAMILIES: tuple[str, ...] = ("windows", "linux")
 CONSISTENCY: tuple[str, ...] = ("application", "filesystem", "crash")
-#: VCB's transports (seed: "SAN, hot-add or LAN (NBD)"); recorded, not simulated apart
-TRANSPORTS: tuple[str, ...] = ("san", "hotadd", "nbd", "nbdssl", "file")
+#: the transports (seed: "SAN, hot-add or LAN (NBD)"): the simulator's three and VCB's names
+TRANSPORTS: tuple[str, ...] = ("folder", "nfc", "hotadd", "san", "nbd", "nbdssl", "cos", "file")
 VCB_SNAPSHOT = "_VCB-BACKUP_"
 
 
@@ -51,7 +52,7 @@ class Capabilities:
     image_levels: tuple[str, ...] = ("full",)
     file_levels: tuple[str, ...] = LEVELS
     guest_families: tuple[str, ...] = FAMILIES
-    transports: tuple[str, ...] = ("nbd",)
+    transports: tuple[str, ...] = ("folder",)
     snapshot_name: str = VCB_SNAPSHOT
     consistency: str = "application"
     #: the product restores what it backed up (``Orchestrator.restore``); the kit then judges
@@ -59,6 +60,10 @@ class Capabilities:
     restore: bool = False
     #: over the wire: the command honours ``VCBSIM_PROXY_FAULTS`` (faults of its own steps)
     proxy_faults: bool = False
+    #: the product restores over the endpoint: whole VMs (``RegisterVM_Task``/``CreateVM_Task``
+    #: of uploaded disks) and files into a running guest (guest operations); the RESTORE rules
+    #: apply (``conformance/_check_restore.py``)
+    wire_restore: bool = False
 
     def __post_init__(self) -> None:
         for name, allowed in (("image_levels", LEVELS), ("file_levels", LEVELS), ("guest_families", FAMILIES),

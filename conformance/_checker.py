@@ -9,7 +9,9 @@ independent models (one module each, as Jepsen's elle has one checker per model)
   the host's ``snapshot.*`` / ``disk.export`` events;
 - a **quiesce operation** model (guest side, ``_check_quiesce``): freeze scripts -> engage -> snapshot ->
   disengage -> thaw scripts, or the failure paths (freezeFail, abort), fed by ``quiesce.*``
-  and ``script.run``.
+  and ``script.run``;
+- a **transport** model (``_check_transport``): export leases and hot-added disks, judged at
+  the commit, fed by ``nfc.lease`` and ``disk.hotadd`` / ``disk.hotremove``.
 
 Every rule it judges is in the catalogue (``RULES``); each violation carries the rule id, the
 **minimal witness** (the few events that prove it) and a plain sentence saying why.
@@ -54,6 +56,8 @@ from vcbsim.simulator import Event
 from ._check_base import _EPS, JOB_OPS, STEP_ORDER, VCB_SNAPSHOT_NAME, Context, Violation
 from ._check_jobs import JobModel
 from ._check_quiesce import QuiesceModel
+from ._check_restore import RestoreModel
+from ._check_transport import TransportModel
 from ._errors import InvalidDefinition
 from ._rules import HOST_PROFILES, RULES
 
@@ -124,6 +128,8 @@ def _run(events: Sequence[Event], profile: str, open_ended: bool) -> CheckReport
     ctx = Context(events, profile, open_ended)
     guest = QuiesceModel(ctx)
     jobs = JobModel(ctx, guest)
+    restores = RestoreModel(ctx)  # restores over the wire (issue 16)
+    transport = TransportModel(ctx)
     prev: Event | None = None
     for ev in events:
         if prev is not None and (ev.seq != prev.seq + 1 or ev.time + _EPS < prev.time):
@@ -133,12 +139,13 @@ def _run(events: Sequence[Event], profile: str, open_ended: bool) -> CheckReport
         prev = ev
         jobs.see(ev)
         name = "on_" + ev.kind.replace(".", "_")
-        for model in (ctx, jobs, guest):
+        for model in (ctx, jobs, guest, restores, transport):
             handler = getattr(model, name, None)
             if handler is not None:
                 handler(ev)
     jobs.finish()
     guest.finish()
+    transport.finish()
     fails = tuple(v for v in ctx.out if v.severity == "fail")
     warns = tuple(v for v in ctx.out if v.severity == "warn")
     checked = tuple(r.id for r in RULES.values() if profile in r.profiles and "trace" in r.checked_by)

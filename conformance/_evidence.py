@@ -56,6 +56,9 @@ SUITE_OCCASIONS: dict[str, str] = {
     "BK-INCR-SINCE-LAST": "an incremental file backup completed after a full one",
     "EV-DECLARED-WORKS": "a job within the declaration asked in a case with no fault armed",
     "EV-OUTCOME-TRUE": "a job's reported outcome compared with the host's facts",
+    "RST-DISKS-EQUAL": "a whole-VM restore's disks compared with the backup's snapshot (check_restored_disks)",
+    "RST-VMX-KEPT": "a whole-VM restore's .vmx settings compared with the backup's and those asked",
+    "IMG-CONFIG": "an image backup restored by the product's restore and its configuration files compared",
 }
 
 #: rules about several scripts of one phase (their order, the ones after a failure)
@@ -85,6 +88,8 @@ def occasions(events: Iterable[Event]) -> Counter[str]:
         k, d, vm = ev.kind, ev.details, ev.vm
         if k == "op.invoke":
             c["TRC-OP-PAIRED"] += 1
+            if d.get("op") == "restore-vm" and d.get("target") == "over":
+                c["RST-NO-RUNNING-OVERWRITE"] += 1  # a restore that names a VM it may replace
             open_ops[str(d.get("op_id"))] = ev
             if ev.step in ("WF-1", "WF-1b"):
                 c["WF-ORDER"] += 1
@@ -94,7 +99,11 @@ def occasions(events: Iterable[Event]) -> Counter[str]:
             if ev.step == "WF-3b":
                 c["WF-3b"] += 1
         elif k in ("op.ok", "op.fail", "op.info"):
-            open_ops.pop(str(d.get("op_id")), None)
+            began = open_ops.pop(str(d.get("op_id")), None)
+            if began is not None and began.details.get("op") == "restore-vm":
+                c["RST-NO-HALF-VM"] += int(k == "op.fail")  # the failure a half-made VM would follow
+            elif began is not None and began.details.get("op") == "restore-files" and k == "op.ok":
+                c["RST-FILES-EXACT"] += 1
             if k == "op.info":
                 c["TMO-RESOLVE-UNKNOWN"] += 1
         elif k == "crash":
@@ -136,6 +145,10 @@ def occasions(events: Iterable[Event]) -> Counter[str]:
                 c["IMG-ALL-DISKS"] += 1
         elif k == "unmount":
             c["WF-3a"] += 1
+        elif k == "nfc.lease" and d.get("state") == "initializing":
+            c["TR-NFC-LEASE-END"] += 1
+        elif k == "disk.hotadd":
+            c["TR-HOTADD-DETACH"] += 1
         elif k == "quiesce.start":
             quiesce[vm] = last_q[vm] = _Q()
             c["QSC-END"] += 1
@@ -184,7 +197,7 @@ def occasions(events: Iterable[Event]) -> Counter[str]:
 
 
 def not_applicable(caps: Capabilities, host_profile: str, *, change_tracking: bool = True,
-                   proxy_faults: bool = True, abort_timer: bool = True) -> dict[str, str]:
+                   proxy_faults: bool = True, abort_timer: bool = True, restore: bool = True) -> dict[str, str]:
     """Rules that do not apply to this product on this host profile, each with the reason.
     ``proxy_faults``: the kit can inject faults into the product's own steps (in process it
     always can; over the wire only when the product declares ``proxy_faults``)."""
@@ -209,11 +222,22 @@ def not_applicable(caps: Capabilities, host_profile: str, *, change_tracking: bo
             out[rid] = "the product declared no image-level support"
         elif rid == "IMG-LEVEL-CONTENT" and set(caps.image_levels) <= {"full"}:
             out[rid] = "the product declared no incremental or differential image-level backups"
+        elif rid == "IMG-CONFIG" and not caps.restore:
+            out[rid] = ("the product declared no restore (Capabilities.restore): the kit compares configuration "
+                        "files in what the product restores")
+        elif rid == "IMG-CONFIG" and not restore:
+            out[rid] = "over the wire the kit does not drive the product's restore"
         elif rid == "IMG-LEVEL-CONTENT" and not change_tracking:
             out[rid] = f"host profile {host_profile} has no changed block tracking"
         elif rid == "TMO-NEAR-LIMIT" and not abort_timer:
             out[rid] = (f"the Tools of host profile {host_profile} have no guest abort timer (added in 2010, "
                         "open-vm-tools 7c7a38862): there is no limit to come near")
+        elif rule.family == "RESTORE" and not caps.wire_restore:
+            out[rid] = "the product declared no restore over the wire (whole VM, files into a guest)"
+        elif rid == "TR-NFC-LEASE-END" and not set(caps.transports) & {"nfc", "nbd", "nbdssl"}:
+            out[rid] = "the product declared no NFC transport (nfc, or VCB's nbd / nbdssl)"
+        elif rid == "TR-HOTADD-DETACH" and "hotadd" not in caps.transports:
+            out[rid] = "the product declared no hot-add transport"
         elif rid.startswith(_QUIESCE_RULES) and not caps.quiesces:
             out[rid] = "the product declared crash-consistent backups: it never asks for quiescing"
         elif rid == "TMO-RESOLVE-UNKNOWN" and not (proxy_faults or caps.proxy_faults):
@@ -242,12 +266,12 @@ class Evidence:
 
     @classmethod
     def of(cls, caps: Capabilities, host_profile: str, counts: Sequence[Mapping[str, int]],
-           jobs: Mapping[str, int] | None = None, *, proxy_faults: bool = True) -> Evidence:
+           jobs: Mapping[str, int] | None = None, *, proxy_faults: bool = True, restore: bool = True) -> Evidence:
         from vcbsim.simulator import get_profile
 
         hp = get_profile(host_profile)
         na = not_applicable(caps, host_profile, change_tracking=hp.change_tracking, proxy_faults=proxy_faults,
-                            abort_timer=bool(getattr(hp, "guest_abort_timer", True)))
+                            abort_timer=bool(getattr(hp, "guest_abort_timer", True)), restore=restore)
         ex = merge_counts(counts)
         ex = {r: n for r, n in ex.items() if r in RULES}
         missing = tuple(r for r in RULES if r not in na and not ex.get(r))

@@ -52,6 +52,8 @@ FAMILIES: dict[str, str] = {
     "TIMEOUT": "timers and operations whose outcome is unknown",
     "TRACE": "the trace itself: complete, well formed, fully consumed by the model",
     "EVIDENCE": "what the product declares and reports, against what the host saw happen",
+    "RESTORE": "restores over the wire: a whole VM (new or over the original) and files into a guest",
+    "TRANSPORT": "how the proxy reads the snapshot's disks: NFC export leases, disks hot-added to the proxy VM",
 }
 
 Level = Literal["MUST", "MUST NOT", "SHOULD", "SHOULD NOT"]
@@ -383,6 +385,74 @@ RULES: dict[str, Rule] = _r(
          "A job MUST NOT report success when the host shows otherwise: its backup snapshot still "
          "on the VM, or a fault in one of its steps with no backup content to show for it.",
          "seed WF-2, WF-3b", "EVIDENCE", since="0.2.0", checked_by=("suite",)),
+    # ------------------------------------------------------------------ RESTORE (issue 16)
+    Rule("RST-DISKS-EQUAL", "A restored VM's disks equal the backup's snapshot",
+         "After a whole-VM restore every disk of the restored VM MUST read, byte for byte, as the "
+         "backed-up disk did as of the backup snapshot, whatever the guest wrote since.",
+         "seed WF-1c, WF-2 (the backup is the snapshot's data); issue 16", "RESTORE", since="0.3.0",
+         checked_by=("suite",),
+         discriminating="guest writes after the backup (a restore of the live disk or of a later "
+                        "backup would hold them); two disks of different sizes"),
+    Rule("RST-VMX-KEPT", "A restored VM keeps its settings, or takes those asked",
+         "A restored VM's `.vmx` settings (memory, CPUs, guest OS, extra settings) MUST be the "
+         "backed-up VM's, except those the restore was asked to change, which MUST be as asked; "
+         "a restore as a new VM MUST NOT keep the original's BIOS uuid.",
+         "issue 16; vSphere (a copied VM gets a new uuid.bios)", "RESTORE", since="0.3.0",
+         checked_by=("suite",),
+         discriminating="a restore asked to change memsize, beside settings it must keep"),
+    Rule("RST-FILES-EXACT", "A file restore writes exactly the chosen files and says what it overwrote",
+         "A restore of files into a guest MUST write exactly the files it reports (`written`), all "
+         "under the path it was asked for, and MUST report as `overwritten` exactly those that "
+         "were already in the guest.",
+         "issue 16", "RESTORE", since="0.3.0",
+         discriminating="a chosen folder beside files outside it; one file present in the guest, "
+                        "one deleted since the backup"),
+    Rule("RST-NO-RUNNING-OVERWRITE", "A restore never overwrites a powered-on VM",
+         "A restore over an existing VM MUST NOT destroy, unregister, power off or change the disks "
+         "of that VM while it is powered on: it fails and leaves the VM as it was.",
+         "issue 16; vSphere (Destroy_Task and UnregisterVM refuse a powered-on VM)", "RESTORE",
+         since="0.3.0",
+         discriminating="a restore over the original while it runs (a product that powers it off "
+                        "first would pass a check of the host's refusals alone)"),
+    Rule("RST-NO-HALF-VM", "A failed restore leaves no half-made VM",
+         "A whole-VM restore that fails MUST leave no VM it created or registered during it "
+         "registered on the host.",
+         "issue 16; vSphere (CreateVM_Task / RegisterVM_Task are all or nothing)", "RESTORE",
+         since="0.3.0",
+         discriminating="a restore that fails after the VM was created (its data upload fails)"),
+    # ------------------------------------------------------------------ TRANSPORT
+    Rule("TR-NFC-LEASE-END", "An NFC export lease ends before the commit",
+         "An export lease on the job's VM (`ExportSnapshot` / `ExportVm` -> `HttpNfcLease`) MUST "
+         "be completed (`HttpNfcLeaseComplete`) or aborted (`HttpNfcLeaseAbort`) before the proxy "
+         "removes the backup snapshot (step 3b), and before the job ends: while the lease is "
+         "held the host blocks the VM's operations, the commit among them (API reference, "
+         "HttpNfcLease), and a lease left to time out holds the VM for its timeout.",
+         "seed WF-3a, WF-3b; vSphere API HttpNfcLease (since 4.0), ExportSnapshot (5.5)", "TRANSPORT",
+         since="0.2.0", profiles=("esxi-7.0",),
+         discriminating="a backup through an export lease (`-m nfc`) whose commit comes before "
+         "HttpNfcLeaseComplete"),
+    Rule("TR-HOTADD-DETACH", "Hot-added disks are removed from the proxy before the commit",
+         "Every disk of the backup snapshot hot-added to the proxy VM MUST be removed from it "
+         "(step 3a, the successor of the seed's unmount) before the proxy removes the snapshot "
+         "(step 3b), and before the job ends: an attached base disk is locked, and the commit "
+         "fails with FileLocked, leaving the VM needing consolidation (7.0) or a Consolidate "
+         "Helper snapshot (3.5).",
+         "seed WF-3a, WF-3b (\"mounts ... on the VCB proxy\"); VCB 1.5 -m hotadd; KB 1004790", "TRANSPORT",
+         since="0.2.0",
+         discriminating="a backup through hot-added disks (`-m hotadd`) whose commit comes before "
+         "the disks are removed from the proxy VM"),
+    # ------------------------------------------------------------------ restored and observed
+    # (what the product's restore gives back, and what its proxy's file system shows)
+    Rule("IMG-CONFIG", "An image backup restores the VM's configuration",
+         "The configuration an image-level backup restores to MUST be the VM's as of the backup "
+         "snapshot: its `.vmx` holds every setting the host's `.vmx` had, with the same value, and "
+         "no other (a disk's `fileName` may name the backed-up disk instead of the snapshot's redo "
+         "log: the export is a consistent VM); a `.vmsd` or `.nvram` it backs up equals the host's.",
+         "seed image-level step 1 (the export holds the .vmx with the disks); spec R57", "IMAGE",
+         since="0.2.0", checked_by=("suite",),
+         discriminating="the demo VM's .vmx has a network, a guest OS, two disks on one controller "
+         "and its uuids: a proxy that drops or rewrites a line gives another configuration; the "
+         "snapshot's redo-log names, which an export rewrites to the base disks"),
 )
 
 

@@ -67,6 +67,7 @@ from ._errors import (
 from ._evidence import Evidence, evidence_case, merge_counts, occasions
 from ._explore import _machine, explored_image_levels
 from ._judge import ScenarioBase, norm_path
+from ._observed import ProxyFolder
 from ._report import CaseResult, RunInfo, new_run_info, warning_rules, write_bundle
 from ._rules import HOST_PROFILES, KIT_VERSION
 
@@ -152,6 +153,8 @@ _STEP_OPS = ("write", "add_script", "remove_script", "arm_fault", "user_snapshot
 
 
 _norm = norm_path
+#: host events at which the kit looks at the proxy's mount root (besides every proxy event)
+_LOOK_AT = frozenset({"snapshot.create.start", "snapshot.create", "snapshot.remove", "snapshot.rollback"})
 
 
 def _script_path(name: str) -> tuple[str, str]:
@@ -215,6 +218,8 @@ class Scenario(ScenarioBase):
             raise AdapterError(msg, operation="factory") from exc
         #: what the product declares (``Capabilities``); jobs outside it are not asked
         self.caps = capabilities_of(self.adapter)
+        if "hotadd" in self.caps.transports:
+            self._add_proxy_vm()
         #: the image-backup levels the orchestrator declares (others are asked as full)
         self.image_levels = image_levels(self.adapter)
         self.out = out
@@ -225,7 +230,23 @@ class Scenario(ScenarioBase):
         self._user_snapshots: set[tuple[str, str]] = set()
         self._busy: str | None = None
         self._snap_digests: dict[str, dict[int, str]] = {}
+        #: the VM's configuration files as of each snapshot (IMG-CONFIG): .vmx, .vmsd
+        self._snap_config: dict[str, dict[str, str]] = {}
+        self._restore_dir: Any = None
+        #: the proxy's mount root, looked at by the kit (``_observed``); None: not declared
+        root = getattr(self.adapter, "mount_root", None)
+        self.folder: ProxyFolder | None = ProxyFolder(Path(root)) if root else None
+        #: what the folder held at each snapshot removal (WF-3a)
+        self._held_at_remove: dict[int, frozenset[str]] = {}
         self._unsubscribe = self.host.trace.subscribe(self._on_event)
+
+    def _add_proxy_vm(self) -> None:
+        """A product that hot-adds gets a proxy VM in the inventory, marked as such
+        (``simulator/_hotadd.py``); the scenarios never back it up (``VMS``)."""
+        from vcbsim.simulator._hotadd import mark_proxy
+
+        vm = self.host.add_vm("vcb-proxy", os_family="windows", disks=[64 << 20])
+        mark_proxy(self.host, vm)
 
     # -- host access (ScenarioBase) ----------------------------------------------------
     def _events(self) -> Sequence[Event]:
@@ -338,15 +359,162 @@ class Scenario(ScenarioBase):
             self.results.append(result)
             self.statistics["jobs_ok"] += int(result.ok)
         self.check(open_ended=True)
+        if result is not None and result.ok:
+            self._judge_folder(vm, policy, mark)
+        if result is not None:
+            result = self._restored(vm, policy, result, mark)
         self._check_data(vm, policy, result, mark)
         self.judge_job(vm, policy, result, mark)
         return result
+
+    # -- the proxy's file system, observed (``_observed``) --------------------------------
+    def _judge_folder(self, vm: str, policy: BackupPolicy, mark: int) -> None:
+        """A successful job judged from what appeared and disappeared under the proxy's mount
+        root (``_observed``), whatever its ``mount`` / ``unmount`` events said."""
+        folder = self.folder
+        if folder is None:
+            return
+        folder.observe(len(self.host.trace))
+        events = self.host.trace.events
+        vmobj = self.host.find_vm(vm)
+        mine = folder.since(mark)
+        if not mine:
+            return
+        made = [e for e in events[mark:] if e.kind == "snapshot.create" and e.vm == vmobj.moref]
+        removed = [e for e in events[mark:] if e.kind == "snapshot.remove" and e.vm == vmobj.moref]
+        for path in mine:
+            self.occasion("WF-1f")
+            seen = folder.first_seen[path]
+            if made and seen < made[0].seq:
+                why = (f"{folder.display(path)} appeared on the proxy (seen at #{seen}) before the job's snapshot of "
+                       f"{vm} existed (#{made[0].seq}); a mount or export exposes the snapshot, so it comes after it "
+                       "(step 1f)")
+                raise ConformanceViolation("WF-1f", why, witness=(events[seen], made[0]), vm=vmobj.moref)
+            for rm in removed:
+                self.occasion("WF-3a")
+                if path in self._held_at_remove.get(rm.seq, frozenset()):
+                    why = (f"{folder.display(path)} was still on the proxy when the snapshot of {vm} was removed "
+                           f"(#{rm.seq}); the mounts go before the commit (step 3a before 3b)")
+                    raise ConformanceViolation("WF-3a", why, witness=(rm,), vm=vmobj.moref)
+            self.occasion("CLN-NO-MOUNT-LEFT")
+            if path in folder.present:
+                said = [e for e in events[mark:] if e.kind == "unmount" and e.vm == vmobj.moref
+                        and str(e.details.get("path", "")).replace("\\", "/").endswith(path)]
+                how = (f"the product announced its unmount (#{said[0].seq}) but the folder is still there" if said
+                       else "nothing removed it")
+                why = (f"the job of {vm} reported success, but {folder.display(path)}, which it mounted (seen at "
+                       f"#{seen}), is still on the proxy: {how}; a job leaves no mount behind (steps 3a, F16)")
+                raise ConformanceViolation("CLN-NO-MOUNT-LEFT", why, witness=tuple(said[:1]) or (events[seen],),
+                                           vm=vmobj.moref)
+            if policy.mode == "file" and "/letters/" in path:
+                self._judge_junction(vm, folder, path, events[seen])
+
+    def _judge_junction(self, vm: str, folder: ProxyFolder, path: str, seen: Event) -> None:
+        """A ``letters\\<X>`` junction the kit saw: X is a drive letter of the VM (FILE-JUNCTION);
+        a name that is no letter at all, on a VM with letterless volumes, is one of those
+        mounted under ``letters\\`` (FILE-NO-LETTERLESS)."""
+        self.occasion("FILE-JUNCTION")
+        self.occasion("FILE-NO-LETTERLESS")
+        name = path.rsplit("/", 1)[-1]
+        volumes = self.host.guest_fs(vm).volumes
+        letters = {str(v.letter).upper().rstrip(":") for v in volumes if v.letter}
+        if name.upper() in letters:
+            return
+        moref = self.host.find_vm(vm).moref
+        if not (len(name) == 1 and name.isalpha()) and any(not v.letter for v in volumes):
+            why = (f"the file-level mount of {vm} made {folder.display(path)}: a volume without a drive letter "
+                   f"mounted under letters\\ (the junctions there are named after drive letters: "
+                   f"{', '.join(sorted(letters))})")
+            raise ConformanceViolation("FILE-NO-LETTERLESS", why, witness=(seen,), vm=moref)
+        why = (f"the file-level mount of {vm} made {folder.display(path)}, but {name!r} is not a drive letter of the "
+               f"VM's volumes ({', '.join(sorted(letters))}); each volume is mounted at letters\\<its drive letter>")
+        raise ConformanceViolation("FILE-JUNCTION", why, witness=(seen,), vm=moref)
+
+    # -- the product's restore (Capabilities.restore) -----------------------------------
+    def _restored(self, vm: str, policy: BackupPolicy, result: JobResult, mark: int) -> JobResult:
+        """A product that declares a restore is judged on what it restores: its restore of this
+        job's backup is read by the kit, whose data replaces what the result reports (the
+        data checks then compare it with the snapshot), and an image backup's configuration
+        files are compared with the host's as of the snapshot (IMG-CONFIG; ``_restored``)."""
+        import dataclasses
+        import shutil
+        import tempfile
+
+        usable = result.ok or result.details.get("usable") is True
+        restore = getattr(self.adapter, "restore", None)
+        if not (self.caps.restore and usable and result.backup_id is not None and callable(restore)):
+            return result
+        snap = self.job_snapshot(vm, mark)
+        if snap is None:
+            return result
+        if self._restore_dir is None:
+            from ._adapters import _scratch_dir
+
+            self._restore_dir = tempfile.TemporaryDirectory(prefix="vcbsim-restore-", dir=_scratch_dir())
+        target = Path(self._restore_dir.name) / f"backup-{len(self.results)}"
+        moref = self.host.find_vm(vm).moref
+        try:
+            restore(self.client, vm, result.backup_id, target)
+        except Exception as exc:
+            why = (f"the product declares a restore (Capabilities.restore), but restoring backup {result.backup_id} of "
+                   f"{vm} failed: {type(exc).__name__}: {exc}")
+            raise ConformanceViolation("EV-DECLARED-WORKS", why, witness=(snap,), vm=moref) from exc
+        try:
+            if policy.mode == "file":
+                from ._restored import restored_files
+
+                return dataclasses.replace(result, files=restored_files(target))
+            disks = self._restored_image(vm, target, snap)
+            return dataclasses.replace(result, disks=disks)
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
+
+    def _restored_image(self, vm: str, target: Path, snap: Event) -> dict[int, str]:
+        """The restored image's disk digests, after its configuration files were judged."""
+        from vcbsim.simulator.disk import read_vmdk
+
+        from ._adapters import image_digest
+        from ._restored import compare_config_file, compare_vmx, find_vmx, node_keys
+
+        vmobj = self.host.find_vm(vm)
+        sid = str(snap.details.get("snapshot"))
+        config = self._snap_config.get(sid, {})
+        vmx_path = find_vmx(target, vm)
+        held = {p.name for p in target.iterdir()} if target.is_dir() else set()
+        problems = ["holds no .vmx"] if vmx_path is None else []
+        vmx = vmx_path.read_text(encoding="utf-8", errors="replace") if vmx_path is not None else ""
+        if vmx_path is not None and ".vmx" in config:
+            problems += compare_vmx(config[".vmx"], vmx, held)
+        for suffix in (".vmsd", ".nvram"):
+            extra = target / f"{vm}{suffix}"
+            if extra.is_file():
+                problems += compare_config_file(extra.name, config.get(suffix),
+                                                extra.read_text(encoding="utf-8", errors="replace"))
+        self.occasion("IMG-CONFIG")
+        if problems:
+            why = (f"the image backup of {vm}, as the product restores it, does not hold the VM's configuration as of "
+                   f"the snapshot (#{snap.seq}): the .vmx " + "; ".join(problems[:4])
+                   + (f" (and {len(problems) - 4} more)" if len(problems) > 4 else "")
+                   + "; an image backup restores to the VM as it was, its disks pointing at the backed-up ones")
+            raise ConformanceViolation("IMG-CONFIG", why, witness=(snap,), vm=vmobj.moref)
+        nodes = {f"{d.controller}0:{d.unit_number}": d.key for d in vmobj.disks}
+        out: dict[int, str] = {}
+        for key, name in node_keys(nodes, vmx).items():
+            path = target / name.replace("\\", "/").rsplit("/", 1)[-1]
+            out[key] = image_digest(read_vmdk(path)) if path.is_file() else "(missing)"
+        for key in nodes.values():
+            out.setdefault(key, "(missing)")
+        return out
 
     def apply(self, step: Step) -> Any:
         return getattr(self, step.op)(**dict(step.args))
 
     # -- checks -----------------------------------------------------------------------
     def _on_event(self, ev: Event) -> None:
+        if self.folder is not None and (ev.actor == "proxy" or ev.kind in _LOOK_AT):
+            self.folder.observe(ev.seq)
+            if ev.kind == "snapshot.remove":
+                self._held_at_remove[ev.seq] = frozenset(self.folder.present)
         if ev.kind == "snapshot.create" and self._busy is not None and ev.vm == self._busy:
             # the disks as of the snapshot, read the moment it exists (CMT-BACKUP-CONTENT)
             from ._adapters import image_digest
@@ -356,6 +524,8 @@ class Scenario(ScenarioBase):
             self._snap_digests[sid] = {
                 d.key: image_digest(self.host.disk_view(vmobj, d.key, sid)) for d in vmobj.disks
             }
+            if self.caps.restore and self.caps.image:
+                self._snap_config[sid] = {".vmx": vmobj.vmx_text(), ".vmsd": vmobj.vmsd_text()}
         if self._during and ev.kind in ("mount", "disk.export") and ev.vm is not None:
             pending, self._during = self._during, []
             for vm, path, text in pending:
@@ -457,6 +627,14 @@ class Scenario(ScenarioBase):
             self._judge_outcome(name, policy, result, mark)
             self._judge_guest_log()
         report = self.check()
+        if self.folder is not None:
+            self.folder.observe(len(self.host.trace))
+            self.occasion("CLN-NO-MOUNT-LEFT")
+            if self.folder.present:
+                left = sorted(self.folder.present)
+                why = (f"after the final clean run the proxy still holds {', '.join(self.folder.display(p) for p in left[:3])}"
+                       f" under its mount root; nothing may be left behind (spec F16)")
+                raise ConformanceViolation("CLN-NO-MOUNT-LEFT", why)
         for name in VMS:
             left = [s.name for s in self.host.find_vm(name).snapshots() if (name, s.name) not in self._user_snapshots]
             if left:
@@ -466,6 +644,9 @@ class Scenario(ScenarioBase):
 
     def close(self) -> None:
         self._unsubscribe()
+        if self._restore_dir is not None:
+            self._restore_dir.cleanup()
+            self._restore_dir = None
         closer = getattr(self.adapter, "close", None)
         if callable(closer):
             closer()

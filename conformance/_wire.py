@@ -855,7 +855,8 @@ def certify_command(
                     stats[f"ok.{k}"] = stats.get(f"ok.{k}", 0) + v
     info = RunInfo(**{**info.to_dict(), "finished": _now()})
     jobs = {k: int(v) for k, v in stats.items() if k.startswith(("asked.", "ok."))}
-    evidence = Evidence.of(caps, host_profile, [c.exercised for c in cases], jobs, proxy_faults=caps.proxy_faults)
+    evidence = Evidence.of(caps, host_profile, [c.exercised for c in cases], jobs, proxy_faults=caps.proxy_faults,
+                           restore=False)
     if scenarios is None and not any(c.outcome in ("fail", "error") for c in cases):
         extra = evidence_case(evidence, caps, host_profile, certify=kit_profile == "certify")
         if extra is not None:

@@ -12,14 +12,18 @@
     restore  --list [-a <selector>]
     restore  --backup <id> --path 'C:\\Dir' --to <dir>       (files or a directory)
     restore  --backup <id> --vm [<selector>]                  (a whole VM from an image backup)
+    restore  --server URL --backup <id> --vm [--name N] [--datastore DS] [--set K=V]  (a new VM)
+    restore  --server URL --backup <id> --vm --over [-a <selector>]     (over the powered-off VM)
+    restore  --server URL --backup <id> --path 'C:\\Dir' --into-guest  (into the running guest)
     jobs     add <name> -a <selector> ... -t fullvm|file [--kind K] --at <time> [--every S]
     jobs     list | run [--until <time>] [--concurrency N] | history [<name>] | remove <name>
 
 Against a vSphere endpoint (``vcbsim serve``, or an ESX host): ``--server
 https://127.0.0.1:8989/sdk --user U --password P [--insecure]`` runs the same verbs through
 ``VSphereHostClient`` (``--guest-user``/``--guest-password`` let it ask the guest for its drive
-letters); ``--state`` then keeps only the proxy directory and medium, and whole-VM restore is
-not available (writing a disk needs VDDK).
+letters); ``--state`` then keeps only the proxy directory and medium, and a restore goes over
+the wire (``_wirerestore.py``: the disks uploaded with ``PUT /folder`` and registered with
+``RegisterVM_Task``; files through guest operations).
 
 Otherwise the host is the demo inventory, kept between invocations in ``--state DIR`` (default
 ``$VCBSIM_STATE``, else ``./vcbsim-state``, which the checkout's ``.gitignore`` ignores) as a
@@ -132,8 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-t", dest="type", choices=("fullvm", "file"), default="fullvm", help=types)
     m.add_argument("--monolithic", action="store_true", help="one sparse file per disk, not 2 GB splits")
     m.add_argument("--no-quiesce", action="store_true", help="crash-consistent snapshot (no scripts, no VSS)")
-    m.add_argument("-m", dest="transport", choices=TRANSPORTS, default="nbd",
-                   help="transport mode, as vcbMounter -m (default nbd)")
+    m.add_argument("-m", dest="transport", choices=TRANSPORTS, default="folder",
+                   help="transport mode, as vcbMounter -m: folder (default), nfc, hotadd; nbd/nbdssl are nfc, "
+                        "cos is folder, san is refused")
+    m.add_argument("--proxy-vm", help="the proxy VM for -m hotadd (default: the VM marked as the proxy)")
 
     u = sub.add_parser(
         "unmount", parents=[common], help="post-backup: unmount and commit",
@@ -157,14 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-r", dest="root", help="proxy directory (default: STATE/proxy)")
     b.add_argument("--monolithic", action="store_true", help="one sparse file per disk, not 2 GB splits")
     b.add_argument("--no-quiesce", action="store_true", help="crash-consistent snapshot (no scripts, no VSS)")
-    b.add_argument("-m", dest="transport", choices=TRANSPORTS, default="nbd",
-                   help="transport mode, as vcbMounter -m (default nbd)")
+    b.add_argument("-m", dest="transport", choices=TRANSPORTS, default="folder",
+                   help="transport mode, as vcbMounter -m: folder (default), nfc, hotadd; nbd/nbdssl are nfc, "
+                        "cos is folder, san is refused")
+    b.add_argument("--proxy-vm", help="the proxy VM for -m hotadd (default: the VM marked as the proxy)")
 
     r = sub.add_parser(
         "restore", parents=[common], help="list backups, restore files or a VM",
         description="Read the medium: --list shows the complete backups (times are the "
         "host's virtual UTC); --backup ID --path P --to DIR restores files; --backup ID --vm "
-        "restores a whole VM from an image backup (not with --server).",
+        "restores a whole VM from an image backup. With --server: --vm makes a new VM (--name, "
+        "--datastore, --set KEY=VALUE for its .vmx) or, with --over, replaces the powered-off "
+        "original; --path P --into-guest writes the files into the running guest (guest "
+        "operations, --guest-user/--guest-password).",
     )
     r.add_argument("--list", action="store_true", help="list complete backups")
     r.add_argument("-a", dest="selector", help=sel + " (for --list or --vm)")
@@ -172,6 +183,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--path", help="guest path of a file or directory (C:\\Dir\\f.txt)")
     r.add_argument("--to", help="target directory on the proxy for --path")
     r.add_argument("--vm", action="store_true", help="restore the whole VM from an image backup")
+    r.add_argument("--name", help="with --server --vm: the new VM's name (default <vm>-restored)")
+    r.add_argument("--datastore", help="with --server --vm: where the VM goes (default the backed-up VM's)")
+    r.add_argument("--over", action="store_true",
+                   help="with --server --vm: replace the original VM (-a, else the backed-up one); "
+                   "it must be powered off")
+    r.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --server --vm: a .vmx setting of the restored VM (repeatable)")
+    r.add_argument("--into-guest", action="store_true",
+                   help="with --server --path: write the files into the running guest")
 
     j = sub.add_parser(
         "jobs", parents=[common], help="scheduled backup jobs",
@@ -366,7 +386,8 @@ def _run_verb(args: argparse.Namespace) -> int:
                 split=not getattr(args, "monolithic", False),
                 quiesce=not getattr(args, "no_quiesce", False),
                 progress=progress,
-                transport=getattr(args, "transport", "nbd"),
+                transport=getattr(args, "transport", "folder"),
+                proxy_vm=getattr(args, "proxy_vm", None),
             )
             if args.verb == "mount":
                 res = proxy.mount(args.selector, args.type)
@@ -396,7 +417,7 @@ def _run_verb(args: argparse.Namespace) -> int:
                 )
                 _emit(args, docs, text)
             elif args.verb == "restore":
-                code = _restore(args, client, medium)
+                code = _restore(args, client, medium, progress)
             elif args.verb == "jobs":
                 with Catalog(medium) as cat:
                     sched = JobScheduler(proxy, cat, concurrency=args.concurrency)
@@ -489,10 +510,47 @@ def _backup_doc(r: Any, cat: Any) -> dict[str, Any]:
     return doc
 
 
-def _restore(args: argparse.Namespace, client: Any, medium: Path) -> int:
+def _settings(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError("--set", expected="KEY=VALUE (a .vmx setting)", got=pair)
+        out[key.strip()] = value
+    return out
+
+
+def _restore_over_wire(args: argparse.Namespace, client: Any, cat: Any, progress: Any) -> int:
+    """``restore --server``: a whole VM or files into the guest (``_wirerestore.py``)."""
+    from ._wirerestore import restore_files_into_guest, restore_vm_over_wire
+
+    if args.vm:
+        if args.over and args.name:
+            raise InvalidInputError("--name", expected="no --name with --over (the original keeps its name)",
+                                    got=args.name)
+        over = (args.selector or f"uuid:{cat.backup(args.backup).vm_uuid}") if args.over else None
+        res = restore_vm_over_wire(cat, args.backup, client, name=args.name, datastore=args.datastore,
+                                   over=over, settings=_settings(args.settings), progress=progress)
+        _emit(args, res.to_dict(), res.summary())
+        return 0
+    if args.path and args.into_guest:
+        out = restore_files_into_guest(cat, args.backup, client, args.path, vm_selector=args.selector,
+                                       progress=progress)
+        _emit(args, out.to_dict(), out.summary())
+        return 0
+    raise InvalidInputError("restore --server", expected="--vm, or --path with --into-guest (or --path --to)",
+                            got=vars(args).get("path"))
+
+
+def _restore(args: argparse.Namespace, client: Any, medium: Path, progress: Any = None) -> int:
     from ._catalog import Catalog
 
     with Catalog(medium) as cat:
+        if args.server and args.backup is not None and not args.list and (args.vm or args.into_guest):
+            return _restore_over_wire(args, client, cat, progress)
+        if not args.server and (args.into_guest or args.over or args.name or args.datastore or args.settings):
+            raise InvalidInputError("restore", expected="--name/--datastore/--over/--set/--into-guest with --server",
+                                    got="no --server", hint="give --server URL to restore over the wire")
         if args.list or args.backup is None:
             vm_name = client.find_vm(args.selector).name if args.selector else None
             recs = cat.backups(vm_name)

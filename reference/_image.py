@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from vcbsim.simulator import StateError
+from vcbsim.simulator.disk import BlockReader
 
 from ._cbt import AreasView, ImagePlan, write_areas_file
 from ._client import DiskInfo, HostClient, VMInfo
@@ -92,11 +93,13 @@ def export_image(
     fault_point: Callable[[str, str], None] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     plan: ImagePlan | None = None,
+    open_disk: Callable[[str, int, str | None], BlockReader] | None = None,
 ) -> ImageExport:
     """Export the VM as of ``snapshot_id`` into ``dest`` (which must not exist, R57).
 
     ``plan`` (``_cbt.plan_image``) records each disk's change id in the catalog and, for an
-    incremental or differential, limits each VMDK to the disk's changed areas."""
+    incremental or differential, limits each VMDK to the disk's changed areas. ``open_disk``
+    reads a disk through the run's transport (``_transports.py``; default the client's own)."""
     from vcbsim.simulator.disk import SPLIT_EXTENT_SIZE, write_vmdk
 
     if dest.exists():
@@ -123,7 +126,7 @@ def export_image(
             name = exported[disk.key]
             if fault_point is not None:
                 fault_point("export", f"{vm.name}:{name}")
-            view = client.open_disk(vm.moref, disk.key, snapshot_id)
+            view = (open_disk or client.open_disk)(vm.moref, disk.key, snapshot_id)
             target = dest / name
             dp = plan.disks.get(disk.key) if plan is not None else None
             # disk.export details (level, areas, since): never vm or step, which emit() takes itself

@@ -35,7 +35,9 @@ method                   how
 ``check_fault``/``trace`` a proxy-local ``FaultInjector`` and ``Trace``; the host's own events
                          stay on the host
 ``write_disk``           not possible here: ``/folder`` serves a VM's disks read-only, writing
-                         needs VDDK/NFC (raises ``NotSupported``)
+                         needs VDDK/NFC (raises ``NotSupported``); a restore over the wire
+                         uploads whole disk files and registers them instead
+                         (``_wirerestore.py``)
 =======================  ===================================================================
 
 Drive letters of Windows volumes (file-level backups mount only lettered volumes) come, in
@@ -867,7 +869,8 @@ class VSphereHostClient:
         raise make_fault(
             "NotSupported",
             "writing a virtual disk needs VDDK/NFC; the datastore's /folder interface serves a "
-            "VM's disks read-only, so whole-VM restore runs through the in-process binding",
+            "VM's disks read-only: restore over the wire uploads disk files and registers the VM "
+            "(vcbsim restore --server ... --vm)",
         )
 
     def _qcda(

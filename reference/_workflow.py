@@ -58,6 +58,7 @@ from ._client import HostClient, SnapshotInfo, VMInfo, VolumeReader, api_at_leas
 from ._oprecorder import OpRecorder, emit_event
 from ._outcome import RunOutcome, StepOutcome, diagnose_pre_backup, message_of
 from ._sessions import SessionStore, force_remove
+from ._transports import TRANSPORTS, DiskSource, open_source, release_leftovers, transport_mode
 
 if TYPE_CHECKING:
     from ._catalog import Catalog
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CRASH_POINTS",
     "SNAPSHOT_NAME",
+    "TRANSPORTS",
     "BackupProxy",
     "RunOutcome",
     "StepOutcome",
@@ -96,8 +98,6 @@ CRASH_POINTS: tuple[str, ...] = (
     "proxy.after-unmount",
     "proxy.after-commit",
 )
-#: ``vcbMounter -m`` transport modes (spec R54).
-TRANSPORTS: tuple[str, ...] = ("san", "hotadd", "nbd", "cos")
 
 
 class BackupProxy:
@@ -110,8 +110,11 @@ class BackupProxy:
         quiesce: ask VMware Tools to quiesce (steps 1a-1e) when creating the snapshot.
         progress: ``progress(description, advance, total)`` for long copies.
         max_mounted_disks: VCB 1.5's limit of concurrently mounted VM disks (spec R60).
-        transport: ``vcbMounter -m``: ``san``, ``hotadd``, ``nbd`` or ``cos``; the simulator
-            reads disks in-process whatever the mode, so it is only recorded in the trace.
+        transport: ``vcbMounter -m``: how an image export reads the snapshot's disks:
+            ``folder`` (default), ``nfc`` (an export lease) or ``hotadd`` (attached to the
+            proxy VM); VCB's ``nbd``/``nbdssl`` are ``nfc``, ``cos`` is ``folder``, ``san`` is
+            refused (``_transports.py``). File-level mounts read through ``folder``.
+        proxy_vm: the proxy VM for ``hotadd`` (default: the VM the inventory marks as the proxy).
 
     .. versionadded:: 0.1.0
     """
@@ -125,13 +128,16 @@ class BackupProxy:
         quiesce: bool = True,
         progress: ProgressFn | None = None,
         max_mounted_disks: int = 60,
-        transport: str = "nbd",
+        transport: str = "folder",
+        proxy_vm: str | None = None,
     ) -> None:
-        if transport not in TRANSPORTS:
-            msg = "transport (-m)"
-            raise InvalidInputError(msg, expected=" or ".join(TRANSPORTS), got=transport)
+        #: the real transport (``transport_mode``: one clear error for ``san`` or a bad name)
+        self.mode = transport_mode(transport)
         self.max_mounted_disks = max_mounted_disks
         self.transport = transport
+        self.proxy_vm = proxy_vm
+        #: the transport each run's image export reads through, until WF-3a releases it
+        self._sources: dict[str, DiskSource] = {}
         self.client = client
         self.root = Path(root)
         self.split = split
@@ -252,6 +258,12 @@ class BackupProxy:
             notes.append(f"removed the session record of an interrupted run of {vm.name}")
         ok = True
         traced = self._traced_mounts(vm)
+        self._sources.pop(vm.moref, None)  # an interrupted run's transport: the host says what it left
+        held = release_leftovers(self.client, vm, {s.id for s in snaps}) if snaps else []
+        if held:
+            op_id = self.ops.invoke(vm, "WF-3a", "cleanup-release-disks", stale=True)
+            self.ops.ok(vm, "WF-3a", "cleanup-release-disks", op_id, result)
+            notes.extend(held)
         for p in paths:
             op_id = self.ops.invoke(vm, "WF-3a", "cleanup-unmount", path=str(p), stale=True)
             force_remove(p)
@@ -553,6 +565,7 @@ class BackupProxy:
             dest = self.export_path(vm)
             result.path = str(dest)
             self.crash_sessions.save(vm, "exposing", result)
+            source = self._attach(vm, result)
             export_image(
                 self.client,
                 vm,
@@ -562,6 +575,7 @@ class BackupProxy:
                 fault_point=fault_point,
                 progress=self.progress,
                 plan=plan,
+                open_disk=source.open,
             )
             emit_event(self.client.trace, "mount", vm=vm.moref, path=str(dest), kind="fullvm")
         else:
@@ -584,6 +598,39 @@ class BackupProxy:
             result.skipped_volumes = [f"{v.name} ({v.label})" if v.label else v.name for v in m.skipped]
         self.crash_sessions.save(vm, "mounted" if result.status == "mounted" else "exposed", result)
         return plan
+
+    def _attach(self, vm: VMInfo, result: RunOutcome) -> DiskSource:
+        """WF-1f: open the snapshot's disks through the transport (a ready export lease, the
+        disks attached to the proxy VM); recorded as ``attach-disks`` for nfc and hotadd."""
+        assert result.snapshot_id is not None
+        if self.mode == "folder":
+            return DiskSource(self.client, vm, result.snapshot_id)
+        op_id = self.ops.invoke(vm, "WF-1f", "attach-disks", transport=self.mode, snapshot=result.snapshot_id)
+        try:
+            source = open_source(self.mode, self.client, vm, result.snapshot_id,
+                                 spool=self.root / ".transport", proxy_vm=self.proxy_vm)
+        except Exception as exc:
+            self.ops.failed(vm, "WF-1f", "attach-disks", op_id, result, exc, fail_job=False)
+            raise
+        self._sources[vm.moref] = source
+        self.ops.ok(vm, "WF-1f", "attach-disks", op_id, result, transport=self.mode, **source.details())
+        return source
+
+    def _detach(self, vm: VMInfo, result: RunOutcome) -> None:
+        """WF-3a: complete (or, after a failure, abort) the export lease, or detach the disks
+        from the proxy VM, before the snapshot is removed (seed 3a before 3b)."""
+        source = self._sources.pop(vm.moref, None)
+        if source is None or source.released:
+            return
+        ok = result.failed_step is None
+        op_id = self.ops.invoke(vm, "WF-3a", "release-disks", transport=source.mode, complete=ok,
+                                **source.details())
+        try:
+            source.release(ok)
+        except Exception as exc:
+            self.ops.failed(vm, "WF-3a", "release-disks", op_id, result, exc)
+        else:
+            self.ops.ok(vm, "WF-3a", "release-disks", op_id, result, transport=source.mode)
 
     def copy_to_medium(
         self, vm: VMInfo, result: RunOutcome, catalog: Catalog, job: str = "", *, plan: ImagePlan | None = None
@@ -654,6 +701,7 @@ class BackupProxy:
         """WF-3a unmount, then WF-3b remove the snapshot (commit). Both always happen: a
         failed unmount is recorded, then the proxy removes the paths by force."""
         self._file_volumes.pop(vm.moref, None)
+        self._detach(vm, result)
         if result.path is not None:
             path = Path(result.path)
             op_id = self.ops.invoke(vm, "WF-3a", "unmount", path=str(path))

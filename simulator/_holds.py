@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["DiskHold", "DiskHolds", "HOLD_KINDS"]
 
@@ -54,6 +55,8 @@ class DiskHold:
     alive: Callable[[], bool] = field(default=_always, repr=False)
     #: the task that holds them (an export's ``ExportVm`` task), named by ``TaskInProgress``
     task: str | None = None
+    #: the object that holds them (an export's ``ExportLease``), to end it from outside
+    owner: Any = field(default=None, repr=False)
 
 
 class DiskHolds:
@@ -62,6 +65,8 @@ class DiskHolds:
     def __init__(self) -> None:
         self._holds: dict[str, DiskHold] = {}
         self._ids = itertools.count(1)
+        #: proxy VM moref -> the disks hot-added to it (``_hotadd.HotAddedDisk``)
+        self.attached: dict[str, list[Any]] = {}
 
     def add(
         self, kind: str, vm: str, snapshot: str | None, holder: str, disks: tuple[int, ...] = (),
@@ -85,7 +90,7 @@ class DiskHolds:
         out = []
         for hold in list(self._holds.values()):
             if not hold.alive():
-                del self._holds[hold.id]
+                self._holds.pop(hold.id, None)  # alive() may have released it itself
                 continue
             if hold.vm == vm and (kind is None or hold.kind == kind):
                 out.append(hold)
@@ -96,6 +101,7 @@ class DiskHolds:
 
     def clear(self) -> None:
         self._holds.clear()
+        self.attached.clear()
 
     def __len__(self) -> int:
         return len(self._holds)

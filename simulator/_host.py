@@ -423,7 +423,7 @@ class Host:
             self.faults.aliases[moref] = name
             if self.store is not None:
                 self.store.save_vm(vm)
-            self.trace.emit("host", "vm.create", vm=moref, name=name, os=os_family)
+            self.trace.emit("host", "vm.create", vm=moref, name=name, os=os_family, power=power_state)
             return vm
 
     def add_guest_volumes(
@@ -555,20 +555,20 @@ class Host:
             self._end_sessions(vm, "power off")
 
     def _start_sessions(self, vm: VM) -> None:
-        """A VM starts running: each ``independent_nonpersistent`` disk gets its session redo
-        log, which takes every write until power off (vSphere "Virtual Disk Modes"). A
-        resumed VM keeps the one it had."""
+        """A VM starts running (or a disk is hot-added to a running one): each
+        ``independent_nonpersistent`` disk gets its session redo log, which takes every write
+        until power off (vSphere "Virtual Disk Modes"). A resumed VM keeps the one it had."""
         for d in vm.disks:
             if d.nonpersistent and d.session_redo() is None:
                 d.disk.freeze()
                 base = d.base_name.rsplit("/", 1)[-1]
                 d.disk.top.label = f"{vm.snapshot_dir}/{base}{SESSION_REDO_SUFFIX}"
 
-    def _end_sessions(self, vm: VM, reason: str) -> None:
-        """Power off, reset or revert: a nonpersistent disk's session redo log is deleted,
-        and with it every write since power on ("changes ... are discarded when you power
-        off or reset"); the trace says how much (``disk.discard``)."""
-        for d in vm.disks:
+    def _end_sessions(self, vm: VM, reason: str, *, disk: VirtualDiskDevice | None = None) -> None:
+        """Power off, reset or revert (or ``disk`` hot-removed): a nonpersistent disk's
+        session redo log is deleted, and with it every write since power on ("changes ... are
+        discarded when you power off or reset"); the trace says how much (``disk.discard``)."""
+        for d in vm.disks if disk is None else [disk]:
             redo = d.session_redo()
             if redo is None:
                 continue
@@ -651,6 +651,13 @@ class Host:
             try:
                 if memory and vm.power_state != "poweredOn":
                     raise_fault("InvalidPowerState", state=vm.power_state, requestedState="poweredOn", existingState=vm.power_state)
+                if memory and any(d.independent for d in vm.disks):
+                    # API 2.0 MemorySnapshotOnIndependentDisk: the memory would not match disks
+                    # a revert leaves as they are (a physical RDM counts: independent_persistent)
+                    raise_fault(
+                        "MemorySnapshotOnIndependentDisk",
+                        "Cannot take a memory snapshot, since the virtual machine is configured with independent disks.",
+                    )
                 if quiesce and not self.profile.quiesced_snapshots:
                     raise_fault("NotSupported", "Quiesced snapshots are not supported on this host.")
                 if len(vm.snapshots()) >= self.profile.max_snapshots:
@@ -1142,15 +1149,20 @@ class Host:
         snap = None if snapshot is None else self.find_snapshot(vm, snapshot)
         if not vm.change_tracking:
             raise_fault("NotSupported", "Changed block tracking is not enabled on this virtual machine.")
-        if d.physical_rdm:  # KB 1020128: no CBT on a physical RDM (the fault is INFERRED)
+        if d.physical_rdm:  # KB 1020128: no CBT on a physical RDM (the fault: a profile switch)
             raise_fault(
-                "FileFault", f"Error caused by file {d.base_name}: changed block tracking is not "
-                "available on a physical compatibility RDM.", file=d.base_name,
+                self.profile.physical_rdm_cbt_fault, f"Error caused by file {d.base_name}: changed block "
+                "tracking is not available on a physical compatibility RDM.", file=d.base_name,
             )
         if not isinstance(start_offset, int) or not 0 <= start_offset < d.capacity:
             raise_fault("InvalidArgument", f"startOffset {start_offset!r} is outside the disk (0..{d.capacity - 1}).", invalidProperty="startOffset")
         at = snap.layers.get(d.key) if snap else None
-        if change_id == "*":
+        if change_id == "*" and d.rdm is not None:
+            # a LUN has no VMFS file holes: "*" answers "a single extent covering the entire
+            # disk" (VDDK guide, "About Changed Block Tracking": CBT's allocation relies on
+            # VMFS; a full backup of an RDM reads it all)
+            areas = [(0, d.capacity)]
+        elif change_id == "*":
             areas = [(o, n) for o, n in d.disk.allocated_areas(at) if o + n > start_offset]
         else:
             prefix, _, seq = change_id.rpartition("/")

@@ -745,6 +745,13 @@ class DatastoreStore:
                 hw_version=vm.hw_version,
             )
             suffix = CREATE_TYPES[create_type][1] or ""
+            if parent is None and d.rdm is not None:
+                # an RDM's mapping file: its createType says physical or virtual (what a
+                # datastore-level reader greps for); the extent is the file the LUN is kept in
+                from ._rdm import RDM_CREATE_TYPES, rdm_descriptor
+
+                text = rdm_descriptor(name, disk.capacity, d.rdm, hw_version=vm.hw_version)
+                suffix = RDM_CREATE_TYPES[d.rdm][1]
             expected = f'"{name[: -len(".vmdk")]}{suffix}"'
             out[name] = text.replace(expected, f'"{disk.extent_name(layer)}"', 1)
         return out

@@ -93,6 +93,10 @@ class HostProfile:
     #: (12.2.0, ``9d458c53a``) unless ``ignoreFrozenFileSystems`` (12.3.0, ``60c3a80dd``). False:
     #: the 3.5 era's vmsync driver, which has none of these keys.
     linux_freeze_options: bool = True
+    #: Switch (INFERRED: KB 1020128 says a physical RDM has no CBT, no source shows the answer):
+    #: the fault ``QueryChangedDiskAreas`` on a physical RDM raises. ``FileFault`` naming the
+    #: mapping file is what a disk without a change-tracking file answers (simulator/_rdm.py).
+    physical_rdm_cbt_fault: str = "FileFault"
 
 
 PROFILES: dict[str, HostProfile] = {

@@ -414,8 +414,10 @@ class _Aside:
             if store is None:
                 self.host.uploads[(ds, path)] = kept
             else:
+                target = store.plain_path(ds, path)
                 with contextlib.suppress(OSError):
-                    os.replace(kept, store.plain_path(ds, path))
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(kept, target)
         self.host.loose_disks.update(self.loose)
         self.moved, self.loose = [], []
 
@@ -424,6 +426,8 @@ class _Aside:
             if isinstance(kept, Path):
                 with contextlib.suppress(OSError):
                     kept.unlink()
+                with contextlib.suppress(OSError):
+                    kept.parent.rmdir()  # only when empty
         self.moved, self.loose = [], []
 
 
@@ -448,18 +452,22 @@ def _check_spec(spec: DiskSpec) -> None:
         raise_fault("InvalidDeviceSpec", f"Invalid disk mode '{spec.mode}': expected one of {', '.join(DISK_MODES)}.", property="backing.diskMode")
     if spec.controller not in ("scsi", "ide"):
         raise_fault("InvalidController", f"Invalid controller '{spec.controller}': expected scsi or ide.")
-    if spec.file is None or spec.create:
-        cap = spec.capacity
-        if not isinstance(cap, int) or isinstance(cap, bool) or cap <= 0 or cap % SECTOR:
-            raise_fault(
-                "InvalidDeviceSpec",
-                f"Invalid capacity {cap!r} for a new disk: expected a positive number of bytes, a multiple of 512.",
-                property="capacityInKB",
-            )
+    if spec.file is None:
+        _check_capacity(spec)  # a named new file: after its existence (_attach), as a host does
     if spec.file is not None:
         ds, path = parse_ds_path(spec.file)
         if not path.endswith(".vmdk"):
             raise_fault("InvalidDeviceSpec", f"Invalid disk file '{spec.file}': expected a .vmdk file.", property="backing.fileName")
+
+
+def _check_capacity(spec: DiskSpec) -> None:
+    cap = spec.capacity
+    if not isinstance(cap, int) or isinstance(cap, bool) or cap <= 0 or cap % SECTOR:
+        raise_fault(
+            "InvalidDeviceSpec",
+            f"Invalid capacity {cap!r} for a new disk: expected a positive number of bytes, a multiple of 512.",
+            property="capacityInKB",
+        )
 
 
 def _free_unit(vm: VM, controller: str, wanted: int | None) -> int:
@@ -507,11 +515,35 @@ def _exists_anywhere(host: Host, ds_path: str) -> bool:
     return any(vm.vmx_path == ds_path or vm.vmsd_path == ds_path for vm in host.vms.values())
 
 
-def _attach(host: Host, vm: VM, spec: DiskSpec, aside: _Aside) -> VirtualDiskDevice:
+def _take_all(host: Host, specs: Sequence[DiskSpec], aside: _Aside) -> dict[str, LayeredDisk]:
+    """Read every existing disk file ``specs`` name, then set their files aside (before a VM
+    folder is made: a datastore directory refuses a folder holding files it does not know)."""
+    files = DiskFiles(host)
+    out: dict[str, LayeredDisk] = {}
+    consumed: list[tuple[str, str]] = []
+    for spec in specs:
+        if spec.file is None or spec.create or spec.file in out:
+            continue
+        owner = files.vm_using(spec.file)
+        if owner is not None:
+            raise_fault(
+                "FileLocked", f"Unable to access file {spec.file}: it is in use by virtual machine {owner[0].name}.",
+                file=spec.file,
+            )
+        out[spec.file], _uuid, names = files.take(spec.file)
+        consumed += names
+    for spec in specs:
+        if spec.file in out:
+            aside.take_loose(*parse_ds_path(spec.file))
+    for ds, path in consumed:
+        aside.take(ds, path)
+    return out
+
+
+def _attach(host: Host, vm: VM, spec: DiskSpec, aside: _Aside, taken: dict[str, LayeredDisk] | None = None) -> VirtualDiskDevice:
     """Build one disk device of ``vm`` from ``spec`` (the VM is not saved here). The files an
     import consumes are set ``aside`` (deleted when the operation succeeds, else put back)."""
     _check_spec(spec)
-    uuid: str | None = None
     if spec.file is not None and not spec.create:
         if DiskFiles(host).vm_using(spec.file) is not None:
             owner = DiskFiles(host).vm_using(spec.file)
@@ -521,18 +553,20 @@ def _attach(host: Host, vm: VM, spec: DiskSpec, aside: _Aside) -> VirtualDiskDev
                 f"Unable to access file {spec.file}: it is in use by virtual machine {owner[0].name}.",
                 file=spec.file, property="backing.fileName",
             )
-        source, uuid, consumed = DiskFiles(host).take(spec.file)
+        if taken is not None and spec.file in taken:
+            source = taken[spec.file]
+        else:
+            source = _take_all(host, [spec], aside)[spec.file]
         label = spec.file
-        ds, path = parse_ds_path(spec.file)
-        aside.take_loose(ds, path)
-        for f_ds, f_path in consumed:
-            aside.take(f_ds, f_path)
     else:
         label = spec.file or _default_file(vm)
         if spec.file is not None:
             _check_datastore(host, parse_ds_path(spec.file)[0])
             if _exists_anywhere(host, label):
+                # fileOperation=create names a file that is there (govmomi issue 790: "Just don't
+                # specify FileOperation if the disk already exists")
                 raise_fault("FileAlreadyExists", f"Cannot complete the operation because the file or folder {label} already exists", file=label)
+        _check_capacity(spec)
         assert spec.capacity is not None
         source = LayeredDisk(spec.capacity)
     if any(d.base_name.rsplit("/", 1)[-1] == label.rsplit("/", 1)[-1] for d in vm.disks) and host.store is not None:
@@ -628,12 +662,13 @@ def create_vm(
         vm.change_tracking = change_tracking and host.profile.change_tracking
         aside = _Aside(host)
         try:
+            taken = _take_all(host, disks, aside)
             for ds, path in consume:
                 aside.take(ds, path)
             host.vms[vm.moref] = vm
             host.faults.aliases[vm.moref] = name
             for spec in disks:
-                vm.disks.append(_attach(host, vm, spec, aside))
+                vm.disks.append(_attach(host, vm, spec, aside, taken))
             mount_guest(host, vm)
             if host.store is not None:
                 host.store.save_vm(vm)
@@ -649,7 +684,7 @@ def create_vm(
             raise
         aside.drop()
         host.trace.emit(
-            "host", event, vm=vm.moref, name=name, os=vm.os_family,
+            "host", event, vm=vm.moref, name=name, os=vm.os_family, power=vm.power_state,
             disks=[d.file_name for d in vm.disks],
         )
         return vm
@@ -723,7 +758,8 @@ def register_vm(host: Host, vmx_path: str, *, name: str | None = None) -> VM:
                 raise_fault("AlreadyExists", f"The specified key, name, or identifier '{vmx_path}' already exists.", name=vmx_path)
         kept = _kept_vm(host, ds, path)
         if kept is not None:
-            host.trace.emit("host", "vm.register", vm=kept.moref, name=kept.name, vmx=vmx_path, disks=[d.file_name for d in kept.disks])
+            host.trace.emit("host", "vm.register", vm=kept.moref, name=kept.name, vmx=vmx_path, os=kept.os_family,
+                            power=kept.power_state, disks=[d.file_name for d in kept.disks])
             return kept
         files = DiskFiles(host)
         if not files.plain_exists(ds, path):
@@ -802,6 +838,8 @@ def add_disk(host: Host, vm: VM, spec: DiskSpec) -> VirtualDiskDevice:
             raise
         # a disk added after a snapshot is in no snapshot: no snapshot's layers name its key
         vm.disks.append(d)
+        if vm.power_state == "poweredOn":
+            host._start_sessions(vm)  # a nonpersistent disk hot-added: its session starts now
         aside.drop()
         host.trace.emit(
             "host", "vm.disk.add", vm=vm.moref, disk=d.key, file=d.file_name,
@@ -820,6 +858,7 @@ def remove_disk(host: Host, vm: VM, key: int, *, destroy: bool) -> None:
         if vm.power_state == "poweredOn" and d.controller != "scsi":
             raise_fault("DeviceHotPlugNotSupported", f"The {d.controller} disk cannot be removed while {vm.name} is powered on.", device="VirtualDisk", reason="hotplug")
         held = any(d.key in s.layers for s in vm.snapshots())
+        host._end_sessions(vm, "disk removed", disk=d)  # a nonpersistent disk's writes go with it
         if held or len(d.disk.chain()) > 1:
             raise_fault(
                 "InvalidState",

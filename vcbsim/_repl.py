@@ -9,6 +9,9 @@ reads plain lines, so a pipe or pexpect drives the same commands.
 >>> repl("backup win2003-sql image")
 backup of win2003-sql prepared (image-level, VMDK export); 'step' runs the first documented step
 >>> repl.close()
+
+One concern, although over 700 lines: the REPL's commands (``Interpreter``, one method per
+command) and its two front ends; the session it drives is ``_teach_core.py``.
 """
 
 from __future__ import annotations

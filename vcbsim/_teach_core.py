@@ -19,6 +19,10 @@ frozen is held, as the frozen guest holds it, and lands when the guest thaws (1d
 2, 3a and 3b run when they are asked for (3a and 3b are one proxy call, shown as two steps), so
 a file written between two steps lands in the redo log while the backup reads the snapshot,
 and a snapshot removed by hand after 1e is missing for 1f.
+
+One concern, although over 700 lines: the teaching session (``TeachSession``, the guided run
+``GuidedBackup`` with its thread ``Handoff``, and what a step shows); the commands that drive
+it are ``_repl.py``, its rendering ``_teach_render.py``.
 """
 
 from __future__ import annotations

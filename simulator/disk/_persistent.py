@@ -59,6 +59,11 @@ layer uses. Both copies are idempotent and never change the view of any layer th
 state shows (the destination only gains grains the view already shows through the chain),
 so a kill at any point leaves either the old state with its files intact, or the new state
 whose intents :func:`redo_intents` finishes on load.
+
+One concern, although over 700 lines: a layered disk kept durable in files (the grain log, the
+base's WAL and the CBT log, their formats, writes and recovery). The formats are not a module
+of their own because the I/O seam every write goes through (``io``, swapped by ``use_io`` for
+fault-injecting tests) is this module's global, which ``simulator/_persist.py`` also reads.
 """
 
 from __future__ import annotations

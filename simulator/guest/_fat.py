@@ -29,22 +29,39 @@ Rules this module keeps:
 - **Honest timestamps.** Times come from the supplied clock (virtual time, treated as UTC, as
   FAT stores local time without a zone); modification times have FAT's 2-second resolution.
 
+One concern, although over 700 lines: the file system's operations on its device (geometry,
+the FAT and its page cache, cluster allocation, directories, files, format, open); how names,
+timestamps and directory entries are encoded as bytes is ``_fatentry.py``.
+
 Paths given to ``FatFileSystem`` are volume-relative, ``/``-separated (a leading ``/`` is
 optional); names compare case-insensitively and are stored case-preserving, as on Windows.
 """
 
 from __future__ import annotations
 
-import calendar
-import functools
 import struct
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .._clock import EPOCH, VirtualClock
 from .._errors import InvalidInputError, NotFoundError, StateError
+from ._fatentry import (
+    ATTR_ARCHIVE,
+    ATTR_DIRECTORY,
+    ATTR_VOLUME_ID,
+    FatStat,
+    _Entry,
+    _fat_datetime,
+    _index,
+    _label_bytes,
+    _lfn_slots,
+    _make_short,
+    _parse_dir,
+    _short_display,
+    _short_entry,
+    valid_name,
+)
 from ._partition import BlockDevice, BlockReader, Partition, PartitionDevice
 
 __all__ = [
@@ -71,128 +88,8 @@ PAGE = 4096  # FAT pages are read and written 4 KiB at a time
 MAX_FILE = 0xFFFFFFFF
 MAX_DIR_BYTES = 65536 * 32
 
-ATTR_READ_ONLY = 0x01
-ATTR_HIDDEN = 0x02
-ATTR_SYSTEM = 0x04
-ATTR_VOLUME_ID = 0x08
-ATTR_DIRECTORY = 0x10
-ATTR_ARCHIVE = 0x20
-ATTR_LFN = 0x0F
-
-_BAD_LFN_CHARS = set('"*/:<>?\\|') | {chr(c) for c in range(0x20)}
-_SFN_OK = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789$%'-_@~`!(){}^#&")
 
 Clock = Callable[[], float]
-
-
-def valid_name(name: str) -> str | None:
-    """Why ``name`` cannot be a FAT long file name, or ``None`` if it can."""
-    if not name:
-        return "a name cannot be empty"
-    if name in (".", ".."):
-        return "'.' and '..' are reserved"
-    bad = sorted({c for c in name if c in _BAD_LFN_CHARS})
-    if bad:
-        return f"names cannot contain {''.join(bad)!r}"
-    if name[-1] in ". ":
-        return "names cannot end with a dot or a space"
-    try:
-        units = len(name.encode("utf-16-le")) // 2
-    except UnicodeEncodeError:
-        return "names must be valid Unicode (no lone surrogates)"
-    if units > 255:
-        return "names are limited to 255 UTF-16 characters"
-    return None
-
-
-def _fat_datetime(t: float) -> tuple[int, int, int]:
-    """(date, time, tenths-of-10ms) for a Unix time, clamped to FAT's 1980-2107 range."""
-    t = min(max(t, 315532800.0), 4354819198.0)
-    tm = time.gmtime(int(t))
-    d = ((tm.tm_year - 1980) << 9) | (tm.tm_mon << 5) | tm.tm_mday
-    tt = (tm.tm_hour << 11) | (tm.tm_min << 5) | (tm.tm_sec // 2)
-    tenths = (tm.tm_sec % 2) * 100 + int((t - int(t)) * 100)
-    return d, tt, min(tenths, 199)
-
-
-@functools.lru_cache(maxsize=4096)
-def _unix_time(d: int, tt: int, tenths: int = 0) -> float:
-    """A FAT date, time and tenths as Unix seconds (a pure function; remembered, because a
-    walk converts two per entry and a volume's entries share few distinct times)."""
-    if d == 0:
-        return 315532800.0
-    year, month, day = 1980 + (d >> 9), max((d >> 5) & 0xF, 1), max(d & 0x1F, 1)
-    hour, minute, sec = tt >> 11, (tt >> 5) & 0x3F, (tt & 0x1F) * 2
-    return calendar.timegm((year, month, day, hour, minute, sec, 0, 0, 0)) + tenths / 100
-
-
-def _lfn_checksum(short: bytes) -> int:
-    s = 0
-    for b in short:
-        s = (((s & 1) << 7) + (s >> 1) + b) & 0xFF
-    return s
-
-
-@dataclass(frozen=True, slots=True)
-class FatStat:
-    """What ``stat`` returns. ``mtime``/``ctime`` are Unix seconds (virtual, UTC)."""
-
-    name: str
-    short_name: str
-    is_dir: bool
-    size: int
-    mtime: float
-    ctime: float
-    attributes: int
-    first_cluster: int
-
-
-@dataclass(slots=True)
-class _Entry:
-    name: str
-    short: bytes  # 11 bytes
-    attr: int
-    cluster: int
-    size: int
-    first_slot: int  # index of the first 32-byte slot (LFN or short)
-    slot: int  # index of the short entry
-    raw: bytes  # the 32-byte short entry
-
-    @property
-    def is_dir(self) -> bool:
-        return bool(self.attr & ATTR_DIRECTORY)
-
-    def stat(self) -> FatStat:
-        r = self.raw
-        ctenth, ctime, cdate = r[13], *struct.unpack_from("<HH", r, 14)
-        wtime, wdate = struct.unpack_from("<HH", r, 22)
-        return FatStat(
-            name=self.name,
-            short_name=_short_display(self.short, 0),
-            is_dir=self.is_dir,
-            size=0 if self.is_dir else self.size,
-            mtime=_unix_time(wdate, wtime),
-            ctime=_unix_time(cdate, ctime, ctenth),
-            attributes=self.attr,
-            first_cluster=self.cluster,
-        )
-
-
-def _short_display(short: bytes, nt_flags: int) -> str:
-    if nt_flags == 0 and short[0] != 0x05 and short.isascii():
-        # code page 437 is ASCII below 0x80: the common case without the charmap codec
-        base, ext = short[:8].decode("ascii").rstrip(" "), short[8:].decode("ascii").rstrip(" ")
-        return f"{base}.{ext}" if ext else base
-    raw = bytearray(short)
-    if raw[0] == 0x05:
-        raw[0] = 0xE5
-    base = raw[:8].decode("cp437").rstrip(" ")
-    ext = raw[8:].decode("cp437").rstrip(" ")
-    if nt_flags & 0x08:
-        base = base.lower()
-    if nt_flags & 0x10:
-        ext = ext.lower()
-    return f"{base}.{ext}" if ext else base
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,17 +360,6 @@ def _fsinfo_sector(free: int, hint: int) -> bytes:
     return bytes(s)
 
 
-def _label_bytes(label: str) -> bytes:
-    lab = label.upper()
-    if len(lab) > 11 or any(c not in _SFN_OK and c != " " for c in lab):
-        raise InvalidInputError(
-            what="volume label",
-            expected="up to 11 characters A-Z, 0-9, space or $%'-_@~`!(){}^#&",
-            got=label,
-        )
-    return lab.ljust(11).encode("ascii")
-
-
 class _Dir:
     """One directory read in full: its clusters, its raw bytes and its parsed entries.
 
@@ -526,144 +412,6 @@ class _Dir:
 
 
 _FREE_MARKS = bytes(70 if b in (0x00, 0xE5) else 85 for b in range(256))  # "F" free, "U" used
-
-
-def _index(entries: list[_Entry]) -> dict[str, _Entry]:
-    idx: dict[str, _Entry] = {}
-    for e in entries:
-        idx.setdefault(e.name.casefold(), e)
-        idx.setdefault(_short_display(e.short, 0).casefold(), e)
-    return idx
-
-
-def _parse_dir(data: bytes | bytearray) -> list[_Entry]:
-    entries: list[_Entry] = []
-    lfn: list[str] = []
-    lfn_sum = -1
-    lfn_expect = 0
-    lfn_first = -1
-    for i in range(len(data) // 32):
-        raw = bytes(data[i * 32 : i * 32 + 32])
-        first = raw[0]
-        if first == 0x00:
-            break
-        if first == 0xE5:
-            lfn, lfn_expect = [], 0
-            continue
-        attr = raw[11]
-        if attr & 0x3F == ATTR_LFN:
-            seq = first & 0x1F
-            chars = raw[1:11] + raw[14:26] + raw[28:32]
-            part = chars.decode("utf-16-le", "replace")
-            if first & 0x40:
-                lfn, lfn_expect, lfn_sum, lfn_first = [part], seq - 1, raw[13], i
-            elif lfn and seq == lfn_expect and raw[13] == lfn_sum:
-                lfn.append(part)
-                lfn_expect -= 1
-            else:
-                lfn, lfn_expect = [], 0
-            continue
-        short = raw[0:11]
-        name = ""
-        first_slot = i
-        if lfn and lfn_expect == 0 and _lfn_checksum(short) == lfn_sum:
-            full = "".join(reversed(lfn))
-            name = full.split("\x00", 1)[0]
-            first_slot = lfn_first
-        lfn, lfn_expect = [], 0
-        if attr & ATTR_VOLUME_ID:
-            continue
-        if not name:
-            name = _short_display(short, raw[12])
-        if name in (".", ".."):
-            continue
-        hi, lo = struct.unpack_from("<H", raw, 20)[0], struct.unpack_from("<H", raw, 26)[0]
-        size = struct.unpack_from("<I", raw, 28)[0]
-        entries.append(_Entry(name, short, attr, (hi << 16) | lo, size, first_slot, i, raw))
-    return entries
-
-
-def _basis_short(name: str) -> tuple[str, str, bool]:
-    """(base, ext, lossy) for the 8.3 basis name of a long name (Microsoft's algorithm)."""
-    up = name.upper()
-    lossy = False
-    stripped = up.lstrip(".").replace(" ", "")
-    if stripped != up:
-        lossy = True
-    if "." in stripped:
-        base, ext = stripped.rsplit(".", 1)
-        base = base.replace(".", "")
-    else:
-        base, ext = stripped, ""
-
-    def conv(s: str) -> str:
-        nonlocal lossy
-        out = []
-        for ch in s:
-            if ch in _SFN_OK:
-                out.append(ch)
-            else:
-                out.append("_")
-                lossy = True
-        return "".join(out)
-
-    base, ext = conv(base), conv(ext)
-    if len(base) > 8 or len(ext) > 3:
-        lossy = True
-    return base[:8] or "_", ext[:3], lossy
-
-
-def _make_short(name: str, existing: set[bytes]) -> tuple[bytes, bool]:
-    """An 8.3 name unique in the directory, and whether a long-name entry is needed."""
-    base, ext, lossy = _basis_short(name)
-    exact = f"{base}.{ext}" if ext else base
-    if not lossy:
-        short = base.ljust(8).encode() + ext.ljust(3).encode()
-        if short not in existing:
-            return short, exact != name
-    for n in range(1, 1_000_000):
-        tail = f"~{n}"
-        cand = (base[: 8 - len(tail)] + tail).ljust(8).encode() + ext.ljust(3).encode()
-        if cand not in existing:
-            return cand, True
-    msg = f"no free 8.3 name for {name!r} in this directory"
-    raise StateError(msg)
-
-
-def _lfn_slots(name: str, short: bytes) -> list[bytes]:
-    """The LFN entries for ``name``, in on-disk order (last part first)."""
-    units = name.encode("utf-16-le")
-    n_units = len(units) // 2
-    n = -(-n_units // 13)
-    padded = units + (b"\x00\x00" if n_units % 13 else b"")
-    padded += b"\xff\xff" * (n * 13 - len(padded) // 2)
-    csum = _lfn_checksum(short)
-    out = []
-    for seq in range(n, 0, -1):
-        chunk = padded[(seq - 1) * 26 : seq * 26]
-        e = bytearray(32)
-        e[0] = seq | (0x40 if seq == n else 0)
-        e[1:11] = chunk[0:10]
-        e[11] = ATTR_LFN
-        e[13] = csum
-        e[14:26] = chunk[10:22]
-        e[28:32] = chunk[22:26]
-        out.append(bytes(e))
-    return out
-
-
-def _short_entry(short: bytes, attr: int, cluster: int, size: int, now: float) -> bytearray:
-    d, t, tenths = _fat_datetime(now)
-    e = bytearray(32)
-    e[0:11] = short
-    e[11] = attr
-    e[13] = tenths
-    struct.pack_into("<HHH", e, 14, t, d, d)
-    struct.pack_into("<H", e, 20, cluster >> 16)
-    struct.pack_into("<HH", e, 22, t, d)
-    struct.pack_into("<H", e, 26, cluster & 0xFFFF)
-    struct.pack_into("<I", e, 28, size)
-    return e
 
 
 def _split(path: str) -> list[str]:

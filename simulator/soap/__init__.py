@@ -10,8 +10,8 @@ rules, trace, state; ``docs/control-api.md``), and ``ControlClient`` is its Pyth
 
 from .._compat import deprecated_names
 from .._host import DiskChangeInfo, Host
+from . import _host_adapter
 from ._endpoint import COOKIE_NAME, Endpoint
-from ._host_adapter import HostAdapter
 from .control import ControlClient, ControlError
 from .http._server import RunningServer, serve, service_versions_xml
 from .mo import _guestops, _hostview, _vmview
@@ -23,16 +23,18 @@ __all__ = [
     "ControlClient",
     "ControlError",
     "Endpoint",
-    "HostAdapter",
     "RunningServer",
     "serve",
     "service_versions_xml",
 ]
 
-# The HostBackend protocol and its records are gone: the managed objects read the Host
+# ``HostAdapter(host)`` was what ``serve`` took; ``serve(host)`` takes the host itself (and
+# ``guest_credentials=``). It stays importable for one release, with a DeprecationWarning, and
+# ``serve`` still unwraps it. The HostBackend protocol and its records are gone: the managed objects read the Host
 # directly (mo/). Their names stay importable for one release, each answering the class that
 # now plays its part, with a DeprecationWarning.
 __getattr__ = deprecated_names(__name__, {
+    "HostAdapter": ("serve(host, guest_credentials=...) (serve takes the simulated host)", _host_adapter.HostAdapter),
     "HostBackend": ("Host (serve takes the simulated host)", Host),
     "GuestBackend": ("mo._guestops.GuestOperations", _guestops.GuestOperations),
     "ChangedAreas": ("DiskChangeInfo (vcbsim.simulator)", DiskChangeInfo),

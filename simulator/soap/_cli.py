@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inventory", metavar="FILE",
                    help="build the host from FILE (JSON or TOML: profile, seed, demo, vms, faults, in the "
                         "control API's shapes; docs/control-api.md) instead of the demo inventory")
+    p.add_argument("--proxy-vm", metavar="NAME",
+                   help="mark VM NAME as the backup proxy (hot-add: products attach snapshot disks to it)")
     p.add_argument("--print-url", action="store_true",
                    help="print only the SDK URL on stdout once serving (the banner goes to stderr): "
                         "URL=$(vcbsim serve --port 0 --print-url | head -1)")
@@ -256,7 +258,6 @@ def _main(argv: list[str], done: threading.Event, handlers: dict[int, Any], stop
         raise _Refused("--small and --inventory both say which VMs to build: keep one")
     password, password_source = _password(args)
     from .._errors import InvalidInputError
-    from ._host_adapter import HostAdapter
     from .http._server import serve
 
     inventory = None
@@ -287,13 +288,21 @@ def _main(argv: list[str], done: threading.Event, handlers: dict[int, Any], stop
         if sink is not None:
             sink.close()
         raise
+    if args.proxy_vm:
+        from .._hotadd import mark_proxy
+
+        try:
+            mark_proxy(host, args.proxy_vm)
+        except Exception as exc:  # noqa: BLE001 - one line: which VMs there are
+            msg = f"--proxy-vm {args.proxy_vm}: {exc}"
+            raise _Refused(msg) from None
     if sink is not None:  # what the host did while it was built (or recovered)
         for ev in host.trace.events:
             sink.write(json.dumps(ev.to_dict(), default=str, sort_keys=True) + "\n")
     host.trace.limit, host.trace.sink = args.trace_limit, sink
     try:
         running = serve(
-            HostAdapter(host),
+            host,
             port=args.port,
             http=args.http,
             user=args.user,

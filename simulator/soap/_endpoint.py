@@ -16,7 +16,8 @@ attribute of the endpoint, each a small object with one job:
 - ``auth`` (``_auth.py``): login, clones, logout, the cookie, guest transfer URLs;
 - ``scoped`` (``_scoped.py``): what a session makes (collectors, filters, views) and drops;
 - ``tasks`` (``_tasks.py``), ``files`` (the datastores' files, ``mo/_dsfiles.py``),
-  ``guest`` (guest operations, ``mo/_guestops.py``).
+  ``guest`` (guest operations, ``mo/_guestops.py``), ``leases`` (NFC export leases,
+  ``mo/_nfclease.py``).
 
 One re-entrant lock guards all state (sessions, filters, tasks, and every host call);
 ``changed`` is a condition on it that mutating operations notify, and on which

@@ -1,8 +1,10 @@
-"""``HostAdapter``: kept importable for one release; ``serve(host)`` is the way now.
+"""Deprecated: ``HostAdapter``, kept importable for one release; ``serve(host)`` is the way now.
 
 The endpoint used to reach the ``Host`` through a ``HostBackend`` protocol that this class
 implemented; the managed objects now read and change the ``Host`` directly (``mo/``), so the
-adapter only carries the host and its guest accounts to ``serve``.
+adapter only carries the host and its guest accounts to ``serve``. Nothing in vcbsim builds
+one any more; ``vcbsim.simulator.soap.HostAdapter`` answers it with a ``DeprecationWarning``
+and ``serve`` unwraps it (``tests/unit/soap/test_host_adapter_alias.py``).
 """
 
 from __future__ import annotations
@@ -10,13 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from .mo._guestops import DEFAULT_GUEST_CREDENTIALS
-from .mo._vmview import tools_version_number
-
 if TYPE_CHECKING:
     from .._host import Host
 
-__all__ = ["DEFAULT_GUEST_CREDENTIALS", "HostAdapter", "tools_version_number"]
+__all__ = ["HostAdapter"]
 
 
 class HostAdapter:

@@ -57,6 +57,11 @@ Stepping: ``quiesced_snapshot(..., on_step=f)`` calls ``f(step)`` after each of 
 path every quiesced snapshot takes; the guest is then exactly as that step left it (frozen,
 with the snapshot taken, after ``WF-1c``). ``f`` may block: a teaching front end waits there
 for its learner (``vcbsim repl``). Failure paths run to their end without stopping.
+
+One concern, although over 700 lines: one quiescing operation as the Tools run it
+(``VMwareTools`` holds the Tools' state and switches, ``_Operation`` is the ``vmbackup`` state
+machine of one operation, with its timers and the SYNC driver/VSS providers it engages);
+which scripts run and in what order is ``_discovery.py``, what a script does ``_script.py``.
 """
 
 from __future__ import annotations

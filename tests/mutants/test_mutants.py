@@ -7,8 +7,15 @@ import io
 
 import pytest
 from guest_agents import GUEST_AGENTS
-from image_level_mutants import IMAGE_LEVEL_MUTANTS, image_level_mutant
+from image_level_mutants import (
+    CONFIG_MUTANTS,
+    IMAGE_LEVEL_MUTANTS,
+    AnnouncesTheUnmountButLeavesTheFolder,
+    RestoresThePreviousFileBackup,
+    image_level_mutant,
+)
 from toy_proxy import ToyProxy, toy
+from transport_mutants import TRANSPORT_MUTANTS, transport_mutant
 
 from vcbsim.conformance import ConformanceViolation, ReferenceOrchestrator, run
 
@@ -168,6 +175,42 @@ def test_quick_rejects_image_level_mutant(name: str, rule: str) -> None:
     assert exc.rule_id == rule and "restored through its chain" in str(exc)
 
 
+@pytest.mark.parametrize("name", sorted(TRANSPORT_MUTANTS))
+def test_quick_rejects_transport_mutant(name: str) -> None:
+    _proxy, _transport, host_profile, rule = TRANSPORT_MUTANTS[name]
+    exc = _rejects(rule, adapter_factory=transport_mutant(name), host_profile=host_profile)
+    assert "while" in str(exc) and ("lease" in str(exc) or "hot-added" in str(exc))
+
+
+@pytest.mark.parametrize("transport", ["nfc", "hotadd"])
+def test_quick_passes_the_reference_on_each_transport(transport: str) -> None:
+    import functools
+
+    result = run(functools.partial(ReferenceOrchestrator, transport=transport), profile="quick", seed=0,
+                 host_profile="esxi-7.0", out=io.StringIO())
+    assert result.ok
+
+@pytest.mark.parametrize("name", sorted(CONFIG_MUTANTS))
+def test_quick_rejects_a_proxy_whose_image_backup_restores_another_configuration(name: str) -> None:
+    """The kit restores the image through the product's restore and compares the .vmx with
+    the host's as of the snapshot (IMG-CONFIG)."""
+    exc = _rejects("IMG-CONFIG", adapter_factory=image_level_mutant(name))
+    assert exc.rule_id == "IMG-CONFIG" and "as the product restores it" in str(exc)
+
+
+def test_quick_rejects_a_restore_that_gives_back_another_backup() -> None:
+    """The jobs report the right files; the restore gives the previous backup's: judged from
+    what the kit reads in the restore, the backup lacks what the guest had at the snapshot."""
+    exc = _rejects("CMT-BACKUP-CONTENT", adapter_factory=RestoresThePreviousFileBackup)
+    assert "file-level backup" in str(exc)
+
+
+def test_quick_rejects_a_proxy_that_announces_its_unmount_but_leaves_the_folder() -> None:
+    """The kit looks at the proxy's mount root: the unmount events are there, the folder too."""
+    exc = _rejects("WF-3a", adapter_factory=AnnouncesTheUnmountButLeavesTheFolder)
+    assert "still on the proxy" in str(exc)
+
+
 def test_every_image_level_mutant_is_listed() -> None:
     assert {m[0] for m in IMAGE_LEVEL_RULES} == set(IMAGE_LEVEL_MUTANTS)
 
@@ -200,18 +243,44 @@ def test_printed_step_list_is_minimal_exact_and_replays_the_failure() -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_quick_passes_the_reference_proxy_for_several_seeds(seed: int) -> None:
-    """Seed 0 included: certify with seed 0 once rejected the reference itself (a full backup
-    whose unmount failed was reported failed but kept as an incremental's base)."""
+def test_certify_passes_the_reference_proxy_for_several_seeds(seed: int) -> None:
+    """A full certify run (every scenario, the exploration, the evidence), in CI, for seeds
+    0, 1 and 2 on one host profile: seed 0 once rejected the reference itself (a full backup
+    whose unmount failed was reported failed but kept as an incremental's base). The other
+    profiles and route 2 are the slow matrix below."""
     out = io.StringIO()
-    assert run(ReferenceOrchestrator, profile="quick", seed=seed, host_profile="esx-3.5u2", out=out).ok, out.getvalue()[-3000:]
+    result = run(ReferenceOrchestrator, profile="certify", seed=seed, host_profile="esx-3.5u2", out=out)
+    assert result.ok, out.getvalue()[-3000:]
+    assert result.evidence is not None and result.evidence.unexercised == (), result.evidence.unexercised
+    assert result.warnings == ()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("seed", "host_profile"), [(0, "esx-3.5u2"), (0, "esxi-7.0"), (1, "esx-3.5u1"), (2, "esx-3.5u2")])
+@pytest.mark.parametrize("host_profile", ["esx-3.5u1", "esx-3.5u2", "esxi-7.0"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_certify_passes_the_reference_proxy_for_any_seed(seed: int, host_profile: str) -> None:
     out = io.StringIO()
     assert run(ReferenceOrchestrator, profile="certify", seed=seed, host_profile=host_profile, out=out).ok, out.getvalue()[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("host_profile", ["esx-3.5u1", "esx-3.5u2", "esxi-7.0"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_certify_passes_the_plain_reference_cli_over_the_wire(seed: int, host_profile: str, tmp_path) -> None:
+    """Route 2: the reference's own command line (``vcbsim backup --json``), every scenario,
+    certified into a bundle ``verify-bundle --certified`` accepts."""
+    import sys
+
+    from vcbsim.conformance import CommandAdapter, certify_command, verify_bundle
+
+    argv = [sys.executable, "-m", "vcbsim", "backup", "--server", "{url}", "--user", "{user}", "--password",
+            "{password}", "-a", "name:{vm}", "-t", "{mode}", "--kind", "{level}", "--state", "{workdir}", "--trace",
+            "{trace}", "--no-progress", "--json"]
+    out = io.StringIO()
+    result = certify_command(CommandAdapter(argv, name="reference", version="0.1.0"), host_profile=host_profile,
+                             seed=seed, kit_profile="certify", report=tmp_path, out=out)
+    assert result.ok, out.getvalue()[-3000:]
+    assert verify_bundle(tmp_path, certified=True) == [], out.getvalue()[-3000:]
 
 
 @pytest.mark.slow
@@ -236,6 +305,20 @@ def test_certify_passes_the_reference_proxy_with_changed_block_tracking() -> Non
     result = run(ReferenceOrchestrator, profile="certify", seed=20260101, host_profile="esxi-7.0",
                  out=io.StringIO())
     assert result.ok
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("transport", "host_profile"),
+                         [("nfc", "esxi-7.0"), ("hotadd", "esxi-7.0"), ("hotadd", "esx-3.5u2")])
+def test_certify_passes_the_reference_proxy_on_each_transport(transport: str, host_profile: str) -> None:
+    """Declared as reading through an export lease or hot-added disks, the reference proxy is
+    certified: the TR-* rule of its transport is exercised and holds (folder: the tests above)."""
+    import functools
+
+    out = io.StringIO()
+    result = run(functools.partial(ReferenceOrchestrator, transport=transport), profile="certify", seed=0,
+                 host_profile=host_profile, out=out)
+    assert result.ok, out.getvalue()[-3000:]
 
 
 def test_quick_passes_the_toy_proxy() -> None:

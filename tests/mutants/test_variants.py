@@ -5,7 +5,8 @@ snapshot name on esxi-7.0, changed files selected by content (a byte-identical r
 out) or by metadata (an extra file whose mtime changed kept in), the letterless volume backed
 up outside ``letters\\``, a crash-consistent backup announced as one (configured, or after the
 VM could not be quiesced), descending mount order, polling for the snapshot, and on API 5.0+
-a removal without consolidation followed by ConsolidateVMDisks_Task. ``quick`` runs each
+a removal without consolidation followed by ConsolidateVMDisks_Task, mounts that are never
+announced (the kit looks at the proxy's folder). ``quick`` runs each
 (cheap, every commit); one slow test runs ``certify`` over all of them.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from image_level_mutants import NeverAnnouncesMounts
 from toy_proxy import toy
 
 from vcbsim.conformance import run
@@ -30,6 +32,8 @@ VARIANTS = [
     ("polls-for-the-snapshot", toy(poll_for_snapshot=True), "esx-3.5u2", "WF"),
     ("consolidate-disks-on-7.0", toy(relies_on_consolidate_disks=True), "esxi-7.0", "COMMIT"),
     ("linux-file-level-on-7.0", toy(file_level_linux=True), "esxi-7.0", "FILE"),
+    # mounts and unmounts as the reference does, announcing none of it: judged from its folder
+    ("never-announces-mounts", NeverAnnouncesMounts, "esx-3.5u2", "FILE"),
 ]
 
 

@@ -359,6 +359,74 @@ def scripts_overlap() -> list[Event]:
     return _set(evs, i, duration=5.0)
 
 
+# -- restores over the wire (issue 16: RST-*) -------------------------------------------------
+
+
+def good_restore_vm(over: bool = False, fail: bool = False) -> TraceBuilder:
+    """A whole-VM restore as ``reference/_wirerestore.py`` records it: uploads, then (over the
+    original) the original powered off by the user and destroyed, then the register."""
+    b = TraceBuilder()
+    b.add("host", "host.reset", None, profile="esx-3.5u2", seed=0)
+    b.add("host", "vm.create", "vm-1", name="win2003", os="windows", power="poweredOn")
+    if over:
+        b.add("host", "vm.power", "vm-1", state="poweredOff", dt=5.0)
+    b.add("proxy", "op.invoke", "vm-1" if over else None, op="restore-vm", op_id="r1", backup_id=1,
+          target="over" if over else "new", name="win2003" if over else "copy", datastore="datastore1", dt=1.0)
+    b.add("proxy", "op.invoke", None, op="upload-disk", op_id="r1-disk2000", disk=2000, file="[datastore1] x/x.vmdk")
+    b.add("proxy", "op.ok", None, op="upload-disk", op_id="r1-disk2000", bytes=65536, dt=1.0)
+    if fail:
+        b.add("proxy", "op.fail", None, op="restore-vm", op_id="r1", error="FileNotFound: x", dt=1.0)
+        return b
+    if over:
+        b.add("proxy", "op.invoke", "vm-1", op="replace-vm", op_id="r1-replace")
+        b.add("host", "vm.destroy", "vm-1", name="win2003", dt=1.0)
+        b.add("proxy", "op.ok", "vm-1", op="replace-vm", op_id="r1-replace")
+    b.add("host", "vm.register", "vm-2", name="win2003" if over else "copy", os="windows", power="poweredOff",
+          disks=["[datastore1] x/x.vmdk"], dt=1.0)
+    b.add("proxy", "op.ok", "vm-2", op="restore-vm", op_id="r1", backup_id=1, dt=1.0)
+    return b
+
+
+def good_restore_files() -> TraceBuilder:
+    b = TraceBuilder()
+    b.add("host", "host.reset", None, profile="esx-3.5u2", seed=0)
+    b.add("host", "vm.create", "vm-1", name="win2003", os="windows", power="poweredOn")
+    b.add("proxy", "op.invoke", "vm-1", op="restore-files", op_id="f1", backup_id=2, path="C:\\data", dt=1.0)
+    b.add("host", "guest.file.put", "vm-1", path="C:\\data\\a.txt", size=3, existed=True, dt=1.0)
+    b.add("host", "guest.file.put", "vm-1", path="C:\\data\\sub\\b.txt", size=3, existed=False, dt=1.0)
+    b.add("proxy", "op.ok", "vm-1", op="restore-files", op_id="f1", written=["C:\\data\\a.txt", "C:\\DATA\\sub\\b.txt"],
+          overwritten=["c:\\data\\a.txt"], dt=1.0)
+    return b
+
+
+def overwrites_the_running_original() -> list[Event]:
+    """The proxy powers the running original off itself and replaces it."""
+    evs = good_restore_vm(over=True).events()
+    invoke = _find(evs, "op.invoke", op="restore-vm")
+    return _move(evs, _find(evs, "vm.power"), invoke + 1)
+
+
+def leaves_a_half_made_vm() -> list[Event]:
+    """The VM was created before the data upload, which failed; the VM stays registered."""
+    evs = good_restore_vm(fail=True).events()
+    i = _find(evs, "op.fail", op="restore-vm")
+    made = Event(0, evs[i].time, "host", "vm.create", "vm-3", None, {"name": "copy", "os": "windows", "power": "poweredOff"})
+    return _insert(evs, i, made, 0.0)
+
+
+def file_restore_writes_an_unreported_file() -> list[Event]:
+    evs = good_restore_files().events()
+    i = _find(evs, "op.ok", op="restore-files")
+    extra = Event(0, evs[i].time, "host", "guest.file.put", "vm-1", None,
+                  {"path": "C:\\data\\c.txt", "size": 1, "existed": False})
+    return _insert(evs, i, extra, 0.0)
+
+
+def file_restore_hides_an_overwrite() -> list[Event]:
+    evs = good_restore_files().events()
+    return _set(evs, _find(evs, "op.ok", op="restore-files"), overwritten=[])
+
+
 @dataclass(frozen=True)
 class TraceMutant:
     name: str
@@ -390,4 +458,8 @@ TRACE_MUTANTS: tuple[TraceMutant, ...] = (
     TraceMutant("export-before-snapshot", "WF-1f", export_before_snapshot),
     TraceMutant("legacy-script-not-last", "SCR-LEGACY-PLACEMENT", legacy_script_not_last, profile="esxi-7.0"),
     TraceMutant("scripts-overlap", "SCR-ONE-AT-A-TIME", scripts_overlap),
+    TraceMutant("overwrites-the-running-original", "RST-NO-RUNNING-OVERWRITE", overwrites_the_running_original),
+    TraceMutant("leaves-a-half-made-vm", "RST-NO-HALF-VM", leaves_a_half_made_vm),
+    TraceMutant("file-restore-writes-an-unreported-file", "RST-FILES-EXACT", file_restore_writes_an_unreported_file),
+    TraceMutant("file-restore-hides-an-overwrite", "RST-FILES-EXACT", file_restore_hides_an_overwrite),
 )

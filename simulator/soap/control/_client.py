@@ -73,8 +73,12 @@ class ControlClient:
     def _json(self, method: str, route: str, data: Any = None) -> Any:
         return json.loads(self.request(method, route, data)[1])
 
-    def reset(self, *, seed: int | None = None, profile: str | None = None, demo: bool | None = None) -> dict[str, Any]:
-        data = {k: v for k, v in (("seed", seed), ("profile", profile), ("demo", demo)) if v is not None}
+    def reset(
+        self, *, seed: int | None = None, profile: str | None = None, demo: bool | None = None,
+        inventory: str | None = None,
+    ) -> dict[str, Any]:
+        pairs = (("seed", seed), ("profile", profile), ("demo", demo), ("inventory", inventory))
+        data = {k: v for k, v in pairs if v is not None}
         return self._json("POST", "reset", data)  # type: ignore[no-any-return]
 
     def seed(self, seed: int) -> None:

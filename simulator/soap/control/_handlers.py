@@ -72,7 +72,16 @@ VM_FIELDS: dict[str, str] = {
     "change_tracking": "enable changed block tracking (default false)",
     "volumes": "{disk index: [[size | null, letter | mount point | null, label], ...]}",
     "files": "guest files to write after the volumes exist: {path: text}",
+    # the era cases (docs/architecture.md "Host profiles"): what Host.add_vm takes per disk
+    "guest_os": "a guestId, e.g. winXPProGuest or windows2019srv_64Guest (default: the OS's)",
+    "disk_modes": "per disk: persistent | independent_persistent | independent_nonpersistent",
+    "disk_rdms": "per disk: null (a virtual disk) | physicalMode | virtualMode (a raw device mapping)",
+    "disk_datastores": "per disk: null (the VM's datastore) or a datastore name",
+    "disk_controllers": "per disk: scsi | ide",
+    "working_dir": "a datastore name: redo logs and .vmsn files go there (workingDir)",
+    "extra_config": "{key: value} .vmx settings, e.g. {\"disk.EnableUUID\": \"TRUE\"}",
 }
+_PER_DISK = ("disk_modes", "disk_rdms", "disk_datastores", "disk_controllers")
 _UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1024**2, "MB": 1024**2, "MIB": 1024**2,
           "G": 1024**3, "GB": 1024**3, "GIB": 1024**3, "T": 1024**4, "TB": 1024**4, "TIB": 1024**4}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
@@ -253,11 +262,16 @@ def _state(host: Host) -> dict[str, Any]:
 
 
 def _reset(ep: Endpoint, host: Host, data: dict[str, Any]) -> dict[str, Any]:
-    _only(data, "reset", ("seed", "profile", "demo"))
+    _only(data, "reset", ("seed", "profile", "demo", "inventory"))
     seed = _int(data, "seed", "reset")
     demo = data.get("demo")
     if demo is not None and not isinstance(demo, bool):
         _bad("reset.demo", "true (the demo inventory) or false (no VMs)", demo)
+    from ..._demo import INVENTORIES
+
+    inventory = data.get("inventory")  # a named demo inventory: "demo" or "era" (issue 17)
+    if inventory is not None and (inventory not in INVENTORIES or demo is False):
+        _bad("reset.inventory", "one of " + ", ".join(INVENTORIES) + " (without demo: false)", inventory)
     profile = data.get("profile")
     if profile is not None:
         from ..._profiles import PROFILES, get_profile
@@ -265,7 +279,9 @@ def _reset(ep: Endpoint, host: Host, data: dict[str, Any]) -> dict[str, Any]:
         if profile not in PROFILES:
             _bad("reset.profile", "one of " + ", ".join(sorted(PROFILES)), profile)
         host.profile = get_profile(profile)
-    if demo is not None:  # says what to rebuild: the demo, or nothing (not the inventory file's)
+    if inventory is not None:
+        host.populate = INVENTORIES[inventory]
+    elif demo is not None:  # says what to rebuild: the demo, or nothing (not the inventory file's)
         from ..._demo import populate_demo
 
         host.populate = populate_demo if demo else None
@@ -329,9 +345,20 @@ def _add_vm(host: Host, data: dict[str, Any]) -> dict[str, Any]:
     providers = data.get("providers")
     if providers is not None and (not isinstance(providers, list) or not all(isinstance(p, str) for p in providers)):
         _bad("vms.providers", "a list of provider names such as ['vss']", providers)
-    for key in ("ip", "hostname", "power", "tools"):
+    for key in ("ip", "hostname", "power", "tools", "guest_os", "working_dir"):
         if key in data and not isinstance(data[key], str):
             _bad(f"vms.{key}", "a string", data[key])
+    per_disk: dict[str, Any] = {}
+    for key in _PER_DISK:
+        value = data.get(key)
+        if value is not None and (not isinstance(value, list) or not all(x is None or isinstance(x, str) for x in value)):
+            _bad(f"vms.{key}", f"a list of strings or nulls, one per disk ({len(disks)})", value)
+        per_disk[key] = value
+    extra = data.get("extra_config")
+    if extra is not None and (
+        not isinstance(extra, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items())
+    ):
+        _bad("vms.extra_config", "an object of .vmx keys to string values", extra)
     memory = _int(data, "memory_mb", "vms", minimum=4)
     volumes = data.get("volumes")
     if volumes is not None and not isinstance(volumes, dict):
@@ -356,8 +383,15 @@ def _add_vm(host: Host, data: dict[str, Any]) -> dict[str, Any]:
         ip_address=data.get("ip"),
         hostname=data.get("hostname"),
         memory_mb=1024 if memory is None else memory,
+        guest_os=data.get("guest_os"),
+        working_dir=data.get("working_dir"),
+        **per_disk,
     )
     try:
+        if extra:
+            vm.extra_config.update(extra)
+            if host.store is not None:
+                host.store.save_vm(vm)
         if layouts:
             host.add_guest_volumes(vm, layouts)
         if files is not None:

@@ -8,6 +8,11 @@ handful of test clients on loopback; the endpoint serialises work on one lock an
 
 ``serve(host)`` returns a ``RunningServer`` (a context manager) whose ``stop()`` closes the
 listening socket, every open connection and the task worker, and joins the threads.
+
+One concern, although over 700 lines: the HTTP front of one endpoint (connections and their
+limits, request parsing, keep-alive, routing ``/sdk``, ``/folder``, ``/guestFile``, the WSDL and
+the control API to their handlers, and the server's lifetime). What a request does is
+elsewhere: SOAP in ``_endpoint.py``, files in ``_files.py``, the control API in ``control/``.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ from ._files import (
     handle_guest_file,
     transfer_pending,
 )
-from ._nfc import NFC_PREFIX, handle_nfc
+from ._nfc import NFC_PREFIX, handle_nfc, handle_nfc_upload
 
 __all__ = ["Limits", "RunningServer", "serve", "service_versions_xml", "LOOPBACK", "KEEPALIVE_IDLE_SECONDS"]
 
@@ -615,6 +620,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self._is_control():
             self._control()
             return
+        if self._path().startswith(NFC_PREFIX):
+            self._nfc_upload()
+            return
         if self._path().rstrip("/") != "/sdk":
             self._send(404, b"not found\n", "text/plain")
             return
@@ -662,9 +670,27 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.do_GET()
 
+    def _nfc_upload(self) -> None:
+        """``PUT``/``POST /nfc/<token>/disk-N.vmdk``: an import lease's upload (``_nfc.py``),
+        refused from the URL before the body is read when no such ready lease exists."""
+        ep = self.server.endpoint
+        with ep.lock:
+            token = self._path()[len(NFC_PREFIX):].partition("/")[0]
+            live = ep.leases.by_token(token)
+        if live is None or live.kind != "import":
+            self.close_connection = True
+            self._reply(handle_nfc_upload(ep, self.path, b""))
+            return
+        body = self._read_body(MAX_PUT_BYTES)
+        if body is not None:
+            self._reply(handle_nfc_upload(ep, self.path, body))
+
     def do_PUT(self) -> None:  # noqa: N802
         if self._is_control():
             self._control()
+            return
+        if self._path().startswith(NFC_PREFIX):
+            self._nfc_upload()
             return
         path = self._path()
         if not path.startswith("/folder/") and path != "/guestFile":
@@ -839,7 +865,7 @@ class RunningServer:
 
 
 def serve(
-    host_or_adapter: Host | HostAdapter,
+    host_or_adapter: Host | HostAdapter,  # HostAdapter: deprecated, unwrapped below
     *,
     port: int = 0,
     http: bool = False,

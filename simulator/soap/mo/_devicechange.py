@@ -107,7 +107,7 @@ def disk_changes(spec: Any, *, creating: bool = False) -> list[DiskChange]:
         unit = device.unitNumber if device.unitNumber is not None and device.unitNumber >= 0 else None
         controller = _controller(i, device.controllerKey, added)
         if file_op == "create":
-            if capacity is None:
+            if capacity is None and name is None:
                 raise _invalid(i, "a new disk needs capacityInKB or capacityInBytes.")
             disk = DiskSpec(capacity=capacity, file=name, create=True, mode=mode, controller=controller,
                             unit_number=unit, thin=thin)
@@ -125,17 +125,29 @@ def apply_disk_changes(host: Host, vm_id: str, changes: list[DiskChange]) -> Non
     """Apply the changes in order; when one fails, the disks added before it are removed
     again (their new files deleted, existing files put back as they were) and the fault is
     raised: the VM keeps the disks it had."""
+    from ..._hotadd import hot_add_file, hot_remove_key
+
     added: list[tuple[int, bool]] = []
+    hot: list[int] = []
     try:
         for change in changes:
             if change.operation == "add":
                 assert change.spec is not None
-                d = host.add_disk(vm_id, change.spec)
-                added.append((d.key, change.spec.create))
+                spec = change.spec
+                # a snapshot's disk of another VM added to the backup proxy: a hot-add
+                att = hot_add_file(host, vm_id, spec.file) if spec.file and not spec.create else None
+                if att is not None:
+                    hot.append(att.proxy_key)
+                    continue
+                d = host.add_disk(vm_id, spec)
+                added.append((d.key, spec.create))
             else:
                 assert change.key is not None
-                host.remove_disk(vm_id, change.key, destroy=change.destroy)
+                if hot_remove_key(host, vm_id, change.key) is None:
+                    host.remove_disk(vm_id, change.key, destroy=change.destroy)
     except BaseException:
+        for key in reversed(hot):
+            hot_remove_key(host, vm_id, key)
         for key, created in reversed(added):
             host.remove_disk(vm_id, key, destroy=created)
         raise

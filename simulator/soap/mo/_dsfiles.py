@@ -119,6 +119,8 @@ class DatastoreFiles:
 
     def __init__(self, host: Host) -> None:
         self.host = host
+        #: the other file of a loose disk just deleted (descriptor or extent: they go together)
+        self._gone_pair: set[tuple[str, str]] = set()
         #: (datastore, path) of folders made empty (``MakeDirectory``)
         self.directories: set[tuple[str, str]] = set()
         #: (datastore, folder) -> morefs of the VMs with files there (a hint: ``_lookup``)
@@ -142,6 +144,13 @@ class DatastoreFiles:
             out[path] = partial(_fixed, text.encode())
             out[path[: -len(".vmdk")] + "-flat.vmdk"] = partial(_flat_disk, loose.disk)
         return out
+
+    def _loose_key(self, datastore: str, path: str) -> tuple[str, str] | None:
+        """The loose disk whose descriptor or flat extent ``path`` is, or None."""
+        for key in ((datastore, path), (datastore, path.removesuffix("-flat.vmdk") + ".vmdk")):
+            if key in self.host.loose_disks:
+                return key
+        return None
 
     def _vm_files(self, vm: VM) -> dict[str, Opener]:
         """``"[ds] path" -> opener`` for every file of ``vm``; nothing is rendered here."""
@@ -257,17 +266,26 @@ class DatastoreFiles:
         return self.open(datastore, path)[1](offset, length)
 
     def in_use(self, datastore: str) -> set[str]:
-        """The files of ``datastore`` its registered VMs use (generated from their state)."""
+        """The files of ``datastore`` its registered VMs use (generated from their state);
+        disk files no VM holds are not in use."""
         self._check(datastore)
-        return set(self._named(datastore))
+        return set(self._named(datastore)) - set(self._loose_files(datastore))
 
     def delete(self, datastore: str, path: str) -> None:
         """Delete a file a client put there, or a folder made with ``MakeDirectory`` (a VM's
         own files are in use: ``InvalidInputError``; nothing there: ``NotFoundError``)."""
         self._check(datastore)
         path = path.strip("/")
+        loose = self._loose_key(datastore, path)
         if (datastore, path) in self.uploads:
             del self.uploads[(datastore, path)]
+        elif loose is not None:  # a disk file no VM holds: its descriptor and extent go together
+            del self.host.loose_disks[loose]
+            desc = loose[1]
+            flat = desc[: -len(".vmdk")] + "-flat.vmdk"
+            self._gone_pair = {(datastore, desc), (datastore, flat)} - {(datastore, path)}
+        elif (datastore, path) in self._gone_pair:
+            self._gone_pair = set()  # went with its pair (a folder delete lists both)
         elif (datastore, path) in self.directories:
             self.directories.discard((datastore, path))
         elif self._lookup(datastore, path) is not None:

@@ -160,7 +160,11 @@ class GuestOperations:
         parent = self._parent(fs, path)
         if not fs.is_dir(parent):
             raise make_fault("FileNotFound", "File {file} was not found", file=parent)
+        existed = fs.exists(path)
         fs.write_bytes(path, data)
+        # host truth for the kit (RST-FILES-EXACT): a file put into the guest, and whether it
+        # replaced one, whatever the product reports
+        self.host.trace.emit("host", "guest.file.put", vm=vm, path=path, size=len(data), existed=existed)
 
     def guest_start_program(
         self, vm: str, user: str, password: str, program: str, arguments: str, cwd: str | None

@@ -316,7 +316,7 @@ def build_config(
         modified=ts(0),
         name=vm.name,
         guestFullName=vm.guest_full_name,
-        version="vmx-04",
+        version=f"vmx-{vm.hw_version:02d}",
         uuid=vm.uuid,
         instanceUuid=vm.instance_uuid,
         locationId=vm.uuid,
@@ -346,9 +346,12 @@ def build_config(
             runWithDebugInfo=False,
             snapshotDisabled=False,
             snapshotLocked=False,
-            diskUuidEnabled=False,
+            diskUuidEnabled=vm.extra_config.get("disk.EnableUUID", "").upper() == "TRUE",  # the same setting
             snapshotPowerOffBehavior="powerOff",
         ),
+        # the .vmx's own settings (vcbsim's own keys among them: the backup proxy's mark,
+        # simulator/_hotadd.py); disk.EnableUUID decides VSS application consistency (R42)
+        extraConfig=[vim.option.OptionValue(key=k, value=v) for k, v in sorted(vm.extra_config.items())],
         # BIOS boot without delay or retry, as a new VM has it (properties of later API
         # versions than the client's are not written)
         bootOptions=vim.vm.BootOptions(
@@ -588,17 +591,21 @@ def build_layout(vm: VMView) -> Any:
 
 
 def build_storage(vm: VMView, ds_refs: dict[str, Any], now: float) -> Any:
-    committed = sum(layer.size for d in vm.disks for layer in d.chain) + sum(
-        f.size for f in vm.files
-    )
+    # per datastore: the files that lie there (a VM's disks may be on several)
+    committed = dict.fromkeys(vm.datastores, 0)
+    for d in vm.disks:
+        for layer in d.chain:
+            name = _datastore_of(layer.descriptor) or vm.datastores[0]
+            committed[name] = committed.get(name, 0) + layer.size
+    committed[vm.datastores[0]] += sum(f.size for f in vm.files)
     uncommitted = sum(d.capacity for d in vm.disks)
     return vim.vm.StorageInfo(
         perDatastoreUsage=[
             vim.vm.StorageInfo.UsageOnDatastore(
-                datastore=ref, committed=committed, uncommitted=uncommitted, unshared=committed
+                datastore=ref, committed=committed[name], uncommitted=uncommitted, unshared=committed[name]
             )
             for name, ref in ds_refs.items()
-            if name in vm.datastores
+            if name in committed
         ],
         timestamp=ts(now),
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import uuid as uuidlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._dsfiles import NVRAM, nvram_path
@@ -164,6 +164,29 @@ def _disk(host: Host, vm: VM, d: VirtualDiskDevice, snap: Snapshot | None = None
     )
 
 
+def _hot_added(host: Host, vm: VM) -> tuple[DiskInfo, ...]:
+    """Disks of other VMs hot-added to this one (a backup proxy, ``simulator/_hotadd.py``): as
+    on a host, devices of the proxy whose backing is the other VM's disk as of its snapshot,
+    independent-nonpersistent (the proxy cannot change them)."""
+    attached = host.holds.attached.get(vm.moref) if len(host.holds) else None
+    if not attached:
+        return ()
+    out = []
+    n = len(vm.disks)
+    for a in attached:
+        target = host.vms.get(a.vm)
+        if target is None:
+            continue
+        d, snap = target.disk(a.disk), target.find_snapshot(a.snapshot)
+        if d is None or snap is None:
+            continue
+        n += 1
+        info = _disk(host, target, d, snap)
+        out.append(replace(info, key=a.proxy_key, label=f"Hard disk {n}", controller_key=1000, unit_number=a.unit,
+                           disk_mode="independent_nonpersistent", change_id=None))
+    return tuple(out)
+
+
 class SnapshotView:
     """A snapshot of the VM, its children, and (built on first use) its disks."""
 
@@ -227,6 +250,9 @@ class VMView:
     num_cpu = property(lambda self: self.vm.num_cpus)
     ip_address = property(lambda self: self.vm.ip_address)
     consolidation_needed = property(lambda self: self.vm.consolidation_needed)
+    #: the ``.vmx``'s own settings (``disk.EnableUUID`` ...): ``config.extraConfig``
+    extra_config = property(lambda self: self.vm.extra_config)
+    hw_version = property(lambda self: self.vm.hw_version)
     annotation = ""
 
     @property
@@ -235,7 +261,12 @@ class VMView:
 
     @property
     def datastores(self) -> tuple[str, ...]:
-        return (self.vm.datastore,)
+        """Every datastore the VM has files on: its own, its disks' and its working
+        directory's (``VirtualMachine.datastore``; disks may be on several, KB 304387)."""
+        from ..._vm import datastore_of
+
+        names = [self.vm.datastore, *(d.datastore for d in self.vm.disks), datastore_of(self.vm.snapshot_dir)]
+        return tuple(dict.fromkeys(n for n in names if n))
 
     @property
     def current_snapshot(self) -> str | None:
@@ -274,7 +305,7 @@ class VMView:
     @property
     def disks(self) -> tuple[DiskInfo, ...]:
         if self._disks is None:
-            self._disks = tuple(_disk(self.host, self.vm, d) for d in self.vm.disks)
+            self._disks = tuple(_disk(self.host, self.vm, d) for d in self.vm.disks) + _hot_added(self.host, self.vm)
         return self._disks
 
     @property

@@ -25,7 +25,6 @@ import pytest
 
 from vcbsim.simulator import Host
 from vcbsim.simulator.soap import RunningServer, serve
-from vcbsim.simulator.soap._host_adapter import HostAdapter
 
 #: the one installed next to this interpreter first (same environment, same pyVmomi)
 ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or shutil.which(
@@ -69,7 +68,7 @@ class TaskResult:
 @pytest.fixture
 def esx() -> Iterator[Esx]:
     host = Host.demo()
-    with serve(HostAdapter(host), port=0, user=USER, password=PASSWORD) as server:
+    with serve(host, port=0, user=USER, password=PASSWORD) as server:
         yield Esx(host, server)
 
 

@@ -28,7 +28,7 @@ from pyVmomi import SoapAdapter, VmomiSupport, vim, vmodl
 
 from vcbsim.simulator import VirtualClock
 from vcbsim.simulator._host import Host
-from vcbsim.simulator.soap import HostAdapter, serve
+from vcbsim.simulator.soap import serve
 from vcbsim.simulator.soap._coverage import coverage_markdown
 from vcbsim.simulator.soap._endpoint import ANONYMOUS
 from vcbsim.simulator.soap.control._handlers import _ROUTES, PREFIX
@@ -177,7 +177,7 @@ def _logout(server: Any, cookie: str) -> None:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Any]:
-    with serve(HostAdapter(Host.demo("esxi-7.0", seed=7))) as running:
+    with serve(Host.demo("esxi-7.0", seed=7)) as running:
         yield running
 
 
@@ -188,7 +188,7 @@ IDLE_CLOCK = VirtualClock(0.0)
 @pytest.fixture(scope="module")
 def idle_server() -> Iterator[Any]:
     """A server whose sessions expire after ``IDLE`` seconds without a call (on ``IDLE_CLOCK``)."""
-    with serve(HostAdapter(Host.demo("esxi-7.0", seed=7)), session_idle_timeout=IDLE, clock=IDLE_CLOCK) as running:
+    with serve(Host.demo("esxi-7.0", seed=7), session_idle_timeout=IDLE, clock=IDLE_CLOCK) as running:
         yield running
 
 

@@ -52,7 +52,7 @@ from pyVim.task import WaitForTask
 from pyVmomi import SoapAdapter, VmomiSupport, vim, vmodl
 
 from vcbsim.simulator._host import Host
-from vcbsim.simulator.soap import HostAdapter, serve
+from vcbsim.simulator.soap import serve
 from vcbsim.simulator.soap.mo import ALL_TYPES
 from vcbsim.simulator.soap.wire import _codec
 
@@ -345,7 +345,7 @@ def fuzz(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzTarget]:
     canary_path.write_bytes(canary)
     listener = Listener()
     host = Host.demo("esxi-7.0", seed=7)
-    with serve(HostAdapter(host)) as running:
+    with serve(host) as running:
         target = FuzzTarget(running, canary_path, canary, listener, _capture(running), _moids(running))
         target.login()
         try:
@@ -1053,7 +1053,7 @@ def test_control_api_bodies_and_routes():
     """With valid credentials, any JSON (or not) to any route is a JSON answer with a 2xx or
     4xx status, within the time limit; afterwards the SOAP smoke workflow still passes."""
     basic = {"Authorization": "Basic " + base64.b64encode(b"user:pass").decode()}
-    with serve(HostAdapter(Host.demo("esxi-7.0", seed=7))) as running:
+    with serve(Host.demo("esxi-7.0", seed=7)) as running:
         target = FuzzTarget(running, Path("/nonexistent"), b"\0never\0", Listener(), [], {})
         try:
             @fuzz_settings(0.05)

@@ -29,7 +29,6 @@ from pyVmomi import vim
 
 from vcbsim.simulator import Host
 from vcbsim.simulator.soap import RunningServer, serve
-from vcbsim.simulator.soap._host_adapter import HostAdapter
 
 CLIENTS = 16
 CYCLES = int(os.environ.get("KIT_LOAD_CYCLES", "10"))
@@ -70,7 +69,7 @@ def loaded() -> Iterator[tuple[Host, RunningServer, FrozenClock]]:
     for i in range(CLIENTS):
         host.add_vm(f"load-{i:02d}", os_family="windows" if i % 2 else "linux", disks=(DISK, DISK // 2))
     clock = FrozenClock()
-    with serve(HostAdapter(host), port=0, user=USER, password=PASSWORD, clock=clock) as server:
+    with serve(host, port=0, user=USER, password=PASSWORD, clock=clock) as server:
         yield host, server, clock
 
 

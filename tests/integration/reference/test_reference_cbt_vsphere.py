@@ -1,5 +1,5 @@
 """The incremental image workflow over vSphere SOAP (``VSphereHostClient`` against
-``serve(HostAdapter(Host.demo("esxi-7.0")))``) gives the catalog and restorable disks the
+``serve(Host.demo("esxi-7.0"))``) gives the catalog and restorable disks the
 in-process binding gives on a twin host."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from vcbsim.reference import (
 )
 from vcbsim.simulator._host import Host
 from vcbsim.simulator.disk import read_vmdk
-from vcbsim.simulator.soap import HostAdapter, serve
+from vcbsim.simulator.soap import serve
 
 GRAIN = 64 * 1024
 GiB = 1024**3
@@ -85,7 +85,7 @@ def restored(cat: Catalog, backup_id: int, where: Path) -> dict[int, dict[int, b
 def test_the_incremental_workflow_over_vsphere_gives_the_in_process_catalog_and_disks(tmp_path: Path) -> None:
     hosts = [Host.demo("esxi-7.0", seed=7) for _ in range(2)]
     twin = InProcessHostClient(hosts[1])
-    with serve(HostAdapter(hosts[0])) as running, VSphereHostClient(
+    with serve(hosts[0]) as running, VSphereHostClient(
         f"https://127.0.0.1:{running.port}/sdk", "user", "pass", insecure=True
     ) as client:
         remote, rcat, rexp = workflow(client, hosts[0], tmp_path / "vsphere")

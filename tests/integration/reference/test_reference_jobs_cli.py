@@ -161,7 +161,9 @@ def test_cli_verb_entry_points_for_the_vcbsim_command(tmp_path: Path, capsys: py
     from vcbsim.reference._cli import main_backup, main_jobs, main_mount, main_restore, main_unmount
 
     state = ["--state", str(tmp_path / "s")]
-    assert main_mount(["-a", "name:rhel5-web", "-t", "fullvm", "-m", "san", *state]) == 0
+    assert main_mount(["-a", "name:rhel5-web", "-t", "fullvm", "-m", "san", *state]) == 2  # no SAN fabric
+    assert "storage fabric" in capsys.readouterr().err
+    assert main_mount(["-a", "name:rhel5-web", "-t", "fullvm", "-m", "cos", *state]) == 0
     assert "rhel5-web: mounted" in capsys.readouterr().out
     assert main_unmount(["-r", str(tmp_path / "s" / "proxy" / "rhel5-web-fullVM"), *state]) == 0
     assert main_backup(["-a", "name:rhel5-web", *state]) == 0

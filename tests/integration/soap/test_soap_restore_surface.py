@@ -116,6 +116,11 @@ def test_uploaded_vmdk_becomes_the_disk_of_a_new_vm(subformat: str, small: Host,
     for path, data in FILES.items():
         assert host_vm.guest.read_bytes(path) == data
     assert WaitForTask(vm.PowerOnVM_Task()) == "success"
+    # boot check: the powered-on guest serves its file through guest operations
+    auth = vim.vm.guest.NamePasswordAuthentication(username="Administrator", password="vmware")
+    info = si.content.guestOperationsManager.fileManager.InitiateFileTransferFromGuest(vm, auth, r"C:\restore\hello.txt")
+    status, _, body = _get(server, info.url[info.url.index("/guestFile"):])
+    assert status == 200 and body == FILES[r"C:\restore\hello.txt"]
     # /folder serves the disk back: a vmfs descriptor and the flat extent, the same bytes
     flat = _download(server, "restored/disk-flat.vmdk")
     assert hashlib.sha256(flat).digest() == hashlib.sha256(raw).digest()
@@ -243,3 +248,35 @@ def test_virtual_disk_manager(small: Host, server: Any, si: Any) -> None:
         vdm.QueryVirtualDiskUuid("[datastore1] disks/a.vmdk", None)
     kinds = [e.kind for e in small.trace.events if e.kind.startswith("vdisk.")]
     assert kinds == ["vdisk.create", "vdisk.copy", "vdisk.copy", "vdisk.delete"]
+    # FileManager deletes a disk file no VM holds too (descriptor and extent together)
+    fm = si.content.fileManager
+    assert WaitForTask(fm.DeleteDatastoreFile_Task("[datastore1] disks/b.vmdk", None)) == "success"
+    assert small.loose_disks == {}
+
+
+def test_the_restore_surface_on_esxi_7() -> None:
+    """The same calls on the ESXi 7.0 profile (hardware version 19, SEsparse redo logs): a VM
+    made from a disk VirtualDiskManager created, a snapshot over it, a disk added while it runs."""
+    from vcbsim.simulator.soap import serve
+
+    from .conftest import connect
+
+    host = Host("esxi-7.0", seed=4)
+    with serve(host, port=0) as running:
+        for si in connect(running):
+            vdm = si.content.virtualDiskManager
+            spec = vim.VirtualDiskManager.FileBackedVirtualDiskSpec(capacityKb=8192, adapterType="lsiLogic", diskType="thin")
+            assert WaitForTask(vdm.CreateVirtualDisk_Task("[datastore1] seven/seven.vmdk", None, spec)) == "success"
+            task = _vm_folder(si).CreateVM_Task(_create_spec("seven", "[datastore1] seven/seven.vmdk"), _pool(si))
+            assert WaitForTask(task) == "success"
+            vm = task.info.result
+            assert 'virtualHW.version = "19"' in host.find_vm("seven").vmx_text()
+            assert WaitForTask(vm.PowerOnVM_Task()) == "success"
+            assert WaitForTask(vm.CreateSnapshot_Task("s", "", False, False)) == "success"
+            assert disks(vm)[0].backing.fileName.endswith("-000001.vmdk")
+            add = vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create", device=vim.vm.device.VirtualDisk(
+                key=-1, controllerKey=1000, capacityInKB=4096,
+                backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(fileName="", diskMode="persistent")))
+            assert WaitForTask(vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[add]))) == "success"
+            assert [d.capacityInKB for d in disks(vm)] == [8192, 4096]
+            assert WaitForTask(vm.RemoveAllSnapshots_Task()) == "success"

@@ -15,7 +15,7 @@ import pytest
 
 from vcbsim.reference import InProcessHostClient, VSphereHostClient
 from vcbsim.simulator._host import Host, MiB
-from vcbsim.simulator.soap import HostAdapter, serve
+from vcbsim.simulator.soap import serve
 
 SMALL = "win-small"
 SCRIPTS_D = r"C:\Program Files\VMware\VMware Tools\backupScripts.d"
@@ -47,7 +47,7 @@ def host() -> Host:
 
 @pytest.fixture
 def server(host: Host) -> Iterator[Any]:
-    with serve(HostAdapter(host)) as running:
+    with serve(host) as running:
         yield running
 
 

@@ -237,13 +237,13 @@ def test_the_same_backup_in_process_and_over_vsphere_gives_the_same_catalog(
 
 def test_changed_areas_come_from_query_changed_disk_areas(tmp_path: Path) -> None:
     from vcbsim.simulator._host import Host
-    from vcbsim.simulator.soap import HostAdapter, serve
+    from vcbsim.simulator.soap import serve
 
     hosts = [Host.demo("esxi-7.0", seed=7) for _ in range(2)]
     twin = InProcessHostClient(hosts[1])
     for h in hosts:
         h.reconfigure("vm-1", change_tracking=True)
-    with serve(HostAdapter(hosts[0])) as running, VSphereHostClient(
+    with serve(hosts[0]) as running, VSphereHostClient(
         f"https://127.0.0.1:{running.port}/sdk", "user", "pass", insecure=True
     ) as client:
         for c in (client, twin):  # the first stun turns tracking on
@@ -271,7 +271,7 @@ def test_changed_areas_come_from_query_changed_disk_areas(tmp_path: Path) -> Non
 def test_esxi_image_backup_over_sesparse_redo_logs_with_cbt(tmp_path: Path) -> None:
     """ESXi 7.0: SEsparse redo logs, allocated areas from changed block tracking."""
     from vcbsim.simulator._host import Host
-    from vcbsim.simulator.soap import HostAdapter, serve
+    from vcbsim.simulator.soap import serve
 
     hosts = [Host.demo("esxi-7.0", seed=7) for _ in range(2)]
     for h in hosts:
@@ -279,7 +279,7 @@ def test_esxi_image_backup_over_sesparse_redo_logs_with_cbt(tmp_path: Path) -> N
         h.create_snapshot("vm-2", "user", quiesce=False)  # a user's snapshot: the chain is deeper
         h.guest_fs("vm-2").write_bytes("/var/www/index.html", b"<html>after the user's snapshot</html>")
     twin = InProcessHostClient(hosts[1])
-    with serve(HostAdapter(hosts[0])) as running, VSphereHostClient(
+    with serve(hosts[0]) as running, VSphereHostClient(
         f"https://127.0.0.1:{running.port}/sdk", "user", "pass", insecure=True
     ) as client:
         proxy = BackupProxy(client, tmp_path / "proxy")

@@ -21,7 +21,7 @@ from pyVmomi import vim, vmodl
 
 from vcbsim.simulator import Host, InvalidInputError
 from vcbsim.simulator._host import GiB
-from vcbsim.simulator.soap import HostAdapter, serve
+from vcbsim.simulator.soap import serve
 
 PROFILES = ("esx-3.5u1", "esx-3.5u2", "esxi-7.0")
 GRAIN = 65536
@@ -129,9 +129,21 @@ def test_cbt_on_rdms(profile: str) -> None:
     snap = host.create_snapshot(vm, "incr")
     info = host.query_changed_disk_areas(vm, snap, vrdm.key, 0, since)
     assert info.changed_area == ((3 * GRAIN, GRAIN),)
+    # "*" on a LUN: one extent over the whole disk (no VMFS holes to tell allocation by)
+    assert host.query_changed_disk_areas(vm, snap, vrdm.key, 0, "*").changed_area == ((0, GiB),)
+    sys_disk = vm.disks[0]
+    assert host.query_changed_disk_areas(vm, snap, sys_disk.key, 0, "*").changed_area == ()  # a blank disk
     with pytest.raises(vim.fault.FileFault) as exc:
         host.query_changed_disk_areas(vm, snap, prdm.key, 0, "*")
     assert exc.value.file == "[datastore1] db/db_1.vmdk"
+    # the fault is a switch (no source shows it): another answer is one field away
+    import dataclasses
+
+    other = Host(dataclasses.replace(host.profile, physical_rdm_cbt_fault="NotSupported"))
+    vm2 = _rdm_vm(other)
+    other.reconfigure(vm2, change_tracking=True)
+    with pytest.raises(vmodl.fault.NotSupported):
+        other.query_changed_disk_areas(vm2, other.create_snapshot(vm2, "s"), vm2.disks[1].key, 0, "*")
 
 
 # -- row: nonpersistent independent disks --------------------------------------------------------
@@ -181,11 +193,22 @@ def test_nonpersistent_disk_discards_writes_at_revert(profile: str) -> None:
     assert vm.power_state == "poweredOff" and host.read_disk(vm, nonp.key, 0, 1) == b"\0"
     assert [e.details["reason"] for e in host.trace.of_kind("disk.discard")] == ["revert"]
     host.power_on(vm)
-    mem = host.create_snapshot(vm, "m", memory=True)
-    host.guest_device(vm, nonp.key).write(0, b"v")
-    host.revert_to_snapshot(vm, mem)  # back to a running VM: a new, empty session
-    assert vm.power_state == "poweredOn" and nonp.session_redo() is not None
-    assert host.read_disk(vm, nonp.key, 0, 1) == b"\0"
+    # a memory snapshot would not match what a revert leaves on the independent disk
+    with pytest.raises(vim.fault.MemorySnapshotOnIndependentDisk):
+        host.create_snapshot(vm, "m", memory=True)
+    assert [s.name for s in vm.snapshots()] == ["s"]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_memory_snapshot_refused_with_a_physical_rdm(profile: str) -> None:
+    """API 2.0 ``MemorySnapshotOnIndependentDisk``: a physical RDM is independent_persistent."""
+    host = Host(profile)
+    vm = _rdm_vm(host)
+    with pytest.raises(vim.fault.MemorySnapshotOnIndependentDisk) as exc:
+        host.create_snapshot(vm, "m", memory=True)
+    assert "independent disks" in exc.value.msg and vm.snapshots() == []
+    only_virtual = host.add_vm("v", disks=[GiB, GiB], disk_rdms=[None, "virtualMode"])
+    assert host.create_snapshot(only_virtual, "m", memory=True).memory
 
 
 # -- over SOAP: config.hardware.device and /folder -----------------------------------------------
@@ -193,7 +216,7 @@ def test_nonpersistent_disk_discards_writes_at_revert(profile: str) -> None:
 
 @contextmanager
 def _connected(host: Host) -> Iterator[tuple[Any, Any]]:
-    with serve(HostAdapter(host)) as running:
+    with serve(host) as running:
         si = SmartConnect(host="127.0.0.1", port=running.port, user="user", pwd="pass", disableSslCertValidation=True)
         try:
             yield si, running
@@ -222,6 +245,8 @@ def test_rdm_and_disk_mode_backings_over_soap(profile: str) -> None:
     host.guest_device(vm, vm.disks[1].key).write(0, b"LUN-P")
     with _connected(host) as (si, running):
         mo = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/db")
+        with pytest.raises(vim.fault.MemorySnapshotOnIndependentDisk):
+            WaitForTask(mo.CreateSnapshot_Task("with memory", "", True, False))
         WaitForTask(mo.CreateSnapshot_Task("_VCB-BACKUP_", "", False, False))
         disks = [d for d in mo.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)]
         _sys, prdm, vrdm, nonp = (d.backing for d in disks)
@@ -243,3 +268,20 @@ def test_rdm_and_disk_mode_backings_over_soap(profile: str) -> None:
         assert status == 206 and data == b"LUN-P" and head["Content-Range"] == f"bytes 0-4/{GiB}"
         assert _folder(running, "db/db_1-flat.vmdk")[0] == 404
         assert _folder(running, "db/db_2.vmdk")[1].count(b'VMFSRDM "db_2-rdm.vmdk"') == 1
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_nonpersistent_disk_hot_added_and_removed(profile: str) -> None:
+    """A nonpersistent disk added to a running VM writes to a session redo log at once; removing
+    it deletes that redo log (its writes are not kept in the disk file left behind)."""
+    from vcbsim.simulator._vmlifecycle import DiskSpec
+
+    host = Host(profile)
+    vm = host.add_vm("vm1", disks=[GiB])
+    d = host.add_disk(vm, DiskSpec(capacity=GiB, mode="independent_nonpersistent"))
+    assert d.session_redo() is not None
+    host.guest_device(vm, d.key).write(0, b"temp")
+    host.remove_disk(vm, d.key)  # kept as a disk file: the session's writes are not in it
+    (ev,) = host.trace.of_kind("disk.discard")
+    assert ev.details["reason"] == "disk removed" and ev.details["disk"] == d.key
+    assert len(d.disk.chain()) == 1 and d.disk.read(0, 4) == bytes(4)

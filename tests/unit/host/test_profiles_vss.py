@@ -17,7 +17,7 @@ from pyVmomi import vim, vmodl
 
 from vcbsim.simulator import Host
 from vcbsim.simulator._host import GiB
-from vcbsim.simulator.soap import HostAdapter, serve
+from vcbsim.simulator.soap import serve
 
 PROFILES = ("esx-3.5u1", "esx-3.5u2", "esxi-7.0")
 
@@ -92,7 +92,7 @@ def test_unknown_guest_os_is_one_clear_error() -> None:
 
 @contextmanager
 def _connected(host: Host) -> Iterator[Any]:
-    with serve(HostAdapter(host)) as running:
+    with serve(host) as running:
         si = SmartConnect(host="127.0.0.1", port=running.port, user="user", pwd="pass", disableSslCertValidation=True)
         try:
             yield si

@@ -177,3 +177,17 @@ def test_era_inventory_is_what_reset_rebuilds_after_a_restart(tmp_path: Path) ->
     assert sorted(vm.name for vm in again.vms.values()) == names
     assert again.store is not None
     again.store.close()
+
+
+def test_rdm_mapping_descriptor_in_the_datastore_directory(tmp_path: Path) -> None:
+    """What a datastore-level reader (a ghettoVCB-style script) greps: the mapping file's
+    createType, physical or virtual; its extent is the file the LUN is kept in here."""
+    host = Host("esx-3.5u2", datastore_dir=tmp_path)
+    host.add_vm("db", disks=[DISK, DISK, DISK], disk_rdms=[None, "physicalMode", "virtualMode"])
+    folder = tmp_path / "datastore1" / "db"
+    assert 'createType="vmfs"' in (folder / "db.vmdk").read_text()
+    prdm = (folder / "db_1.vmdk").read_text()
+    assert 'createType="vmfsPassthroughRawDeviceMap"' in prdm and 'VMFSRDM "db_1-flat.vmdk"' in prdm
+    assert 'createType="vmfsRawDeviceMap"' in (folder / "db_2.vmdk").read_text()
+    assert host.store is not None
+    host.store.close()

@@ -1,0 +1,121 @@
+"""Benchmark: a whole-VM restore over the wire against ``qemu-img convert`` of the same data.
+
+Run: ``python benchmarks/bench_restore.py [--mib 128] [--fill 50] [--repeat 3] [--json-out FILE]``
+(prints a table; no assertions on time).
+
+A host (in memory, served in this process on loopback) gets a VM with one ``--mib`` MiB disk,
+``--fill`` percent of it written (1 MiB runs spread over the disk); the reference proxy takes
+an image backup of it over the wire (not measured). Then, ``--repeat`` times (the best run
+kept):
+
+- **wire restore**: ``reference/_wirerestore.restore_vm_over_wire`` as a new VM: the disk
+  rebuilt from the catalog, written as a monolithic sparse VMDK, uploaded with ``PUT /folder``,
+  registered with ``RegisterVM_Task`` (the host imports it); wall time, and CPU time of this
+  process (proxy and server threads together, steady on a shared machine);
+- **qemu-img**: ``qemu-img convert -O vmdk`` of the backup's own VMDK to a monolithic sparse
+  VMDK (what a restore must at least do with the data: read and write it once); wall time and
+  the child's CPU time.
+
+Throughput is the data written to the disk (``--fill`` of the capacity) per second. The ratio
+column is vcbsim's time over qemu-img's: the price of the wire (HTTP, the import) over a
+local conversion of the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from vcbsim.reference import BackupProxy, Catalog, VSphereHostClient
+from vcbsim.reference._wirerestore import restore_vm_over_wire
+from vcbsim.simulator._host import Host, MiB
+from vcbsim.simulator.soap import serve
+
+
+def build(mib: int, fill: int) -> Host:
+    host = Host("esx-3.5u2", seed=0)
+    vm = host.add_vm("big", disks=[mib * MiB], tools="not-installed", power_state="poweredOn")
+    runs = max(1, mib * fill // 100)
+    stride = max(1, mib // runs)
+    for i in range(runs):
+        off = (i * stride) * MiB
+        vm.disks[0].disk.write(off, bytes([(i % 251) + 1]) * MiB)
+    return host
+
+
+def child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def measure(mib: int, fill: int, repeat: int) -> dict[str, Any]:
+    host = build(mib, fill)
+    data_bytes = max(1, mib * fill // 100) * MiB
+    with tempfile.TemporaryDirectory(prefix="bench-restore-") as tmp, serve(host, port=0) as server:
+        url = f"https://127.0.0.1:{server.port}/sdk"
+        with VSphereHostClient(url, "user", "pass", insecure=True) as client, Catalog(Path(tmp) / "medium") as cat:
+            res = BackupProxy(client, Path(tmp) / "proxy", quiesce=False, split=False).backup("name:big", "fullvm", catalog=cat)
+            assert res.ok and res.backup_id is not None, res.summary()
+            wire: list[tuple[float, float]] = []
+            for i in range(repeat):
+                c0, w0 = time.process_time(), time.perf_counter()
+                restore_vm_over_wire(cat, res.backup_id, client, name=f"copy{i}")
+                wire.append((time.perf_counter() - w0, time.process_time() - c0))
+                host.destroy_vm(f"copy{i}")  # the next run starts from the same datastore
+            vmdk = next(f for f in cat.image_files(res.backup_id) if f.name.endswith(".vmdk"))
+            src = Path(tmp) / vmdk.name
+            cat.store.copy_to(vmdk.sha256, src)
+            qemu: list[tuple[float, float]] = []
+            if shutil.which("qemu-img"):
+                for i in range(repeat):
+                    dst = Path(tmp) / f"conv{i}.vmdk"
+                    c0, w0 = child_cpu(), time.perf_counter()
+                    subprocess.run(["qemu-img", "convert", "-O", "vmdk", str(src), str(dst)], check=True)
+                    qemu.append((time.perf_counter() - w0, child_cpu() - c0))
+                    dst.unlink()
+    best_wire = min(wire)
+    out: dict[str, Any] = {
+        "mib": mib, "fill_percent": fill, "data_mib": data_bytes / MiB,
+        "wire": {"seconds": best_wire[0], "cpu_seconds": best_wire[1], "mib_per_s": data_bytes / MiB / best_wire[0]},
+    }
+    if qemu:
+        best_q = min(qemu)
+        out["qemu_img"] = {"seconds": best_q[0], "cpu_seconds": best_q[1], "mib_per_s": data_bytes / MiB / best_q[0]}
+        out["ratio_wall"] = best_wire[0] / best_q[0]
+        out["ratio_cpu"] = best_wire[1] / max(best_q[1], 1e-6)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--mib", default="64,256", help="disk sizes in MiB, comma-separated (default 64,256)")
+    p.add_argument("--fill", type=int, default=50, help="percent of the disk holding data (default 50)")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--json-out", help="write the figures as JSON here")
+    ns = p.parse_args(argv)
+    rows = [measure(int(m), ns.fill, ns.repeat) for m in ns.mib.split(",")]
+    print(f"Whole-VM restore over the wire against qemu-img convert (fill {ns.fill} %, best of {ns.repeat})")
+    print()
+    print("| disk | data | wire s | wire CPU s | wire MiB/s | qemu-img s | qemu-img CPU s | qemu-img MiB/s | wall ratio | CPU ratio |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        w, q = r["wire"], r.get("qemu_img")
+        qs = (f"{q['seconds']:.3f} | {q['cpu_seconds']:.3f} | {q['mib_per_s']:.0f} | {r['ratio_wall']:.1f}x | "
+              f"{r['ratio_cpu']:.1f}x") if q else "n/a | n/a | n/a | n/a | n/a"
+        print(f"| {r['mib']} MiB | {r['data_mib']:.0f} MiB | {w['seconds']:.3f} | {w['cpu_seconds']:.3f} | "
+              f"{w['mib_per_s']:.0f} | {qs} |")
+    if ns.json_out:
+        Path(ns.json_out).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
