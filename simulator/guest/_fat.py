@@ -60,6 +60,7 @@ from ._fatentry import (
     _parse_dir,
     _short_display,
     _short_entry,
+    _unix_time,
     valid_name,
 )
 from ._partition import BlockDevice, BlockReader, Partition, PartitionDevice
