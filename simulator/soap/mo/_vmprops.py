@@ -344,7 +344,8 @@ def build_config(
             diskUuidEnabled=vm.extra_config.get("disk.EnableUUID", "").upper() == "TRUE",  # the same setting
             snapshotPowerOffBehavior="powerOff",
         ),
-        # the .vmx's own settings; disk.EnableUUID decides VSS application consistency (R42)
+        # the .vmx's own settings (vcbsim's own keys among them: the backup proxy's mark,
+        # simulator/_hotadd.py); disk.EnableUUID decides VSS application consistency (R42)
         extraConfig=[vim.option.OptionValue(key=k, value=v) for k, v in sorted(vm.extra_config.items())],
         # BIOS boot without delay or retry, as a new VM has it (properties of later API
         # versions than the client's are not written)
