@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -261,20 +261,14 @@ class ReferenceOrchestrator:
                  version: str | None = None, transport: str = "folder") -> None:
         from vcbsim.reference import BackupProxy
 
-        from ._capabilities import Capabilities
-
         self.name = name
         self.version = version or _version()
         #: ``transport``: how the proxy reads the disks (``BackupProxy(transport=...)``), declared
         #: as the one transport (the kit then judges its TR-* rule)
         self.transport = transport
-        declared = getattr(type(self), "capabilities", None)
-        if declared is None:
-            self.capabilities = Capabilities(image_levels=self.image_levels, transports=(transport,))
-        elif declared is ReferenceOrchestrator.capabilities:  # a subclass's own declaration wins
-            import dataclasses
-
-            self.capabilities = dataclasses.replace(declared, transports=(transport,))
+        if transport != "folder" and type(self).capabilities is ReferenceOrchestrator.capabilities:
+            # the reference's declaration with its transport (a subclass's own declaration wins)
+            self.capabilities = replace(ReferenceOrchestrator.capabilities, transports=(transport,))
         self._factory = proxy_factory or (lambda client, root: BackupProxy(client, root, transport=transport))
         self._tmp = tempfile.TemporaryDirectory(prefix="vcbsim-kit-", dir=_scratch_dir())
         self._root = Path(self._tmp.name)

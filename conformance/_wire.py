@@ -514,6 +514,9 @@ class WireScenario(ScenarioBase):
         self.ctl.reset(profile=host_profile, demo=False, seed=seed)
         for name, spec in WIRE_VMS.items():
             self.ctl.add_vm(name, **json.loads(json.dumps(spec)))
+        if "hotadd" in self.caps.transports:
+            # a product that hot-adds gets a proxy VM, marked as such (simulator/_hotadd.py)
+            self.ctl.add_vm("vcb-proxy", os="windows", disks=["64MiB"], extra_config={"vcbsim.backupProxy": "TRUE"})
         self.morefs = {vm["name"]: vm["moref"] for vm in self.ctl.vms()}
         self._sync()
 

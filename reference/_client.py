@@ -340,17 +340,18 @@ class _FatVolumeReader:
         self._chains: dict[str, tuple[int, int]] = {}
 
     def walk(self) -> Iterator[GuestFile]:
-        for dirpath, dirnames, filenames in self._fs.walk("/"):
+        # each directory read once, and only what a GuestFile holds (walk_entries)
+        for dirpath, entries in self._fs.walk_entries("/"):
             base = dirpath.strip("/")
-            stats = {st.name: st for st in self._fs.scandir(dirpath)}  # one directory read
-            for name in dirnames:
-                rel = f"{base}/{name}" if base else name
-                yield GuestFile(rel, True, 0, float(stats[name].mtime))
-            for name in filenames:
-                rel = f"{base}/{name}" if base else name
-                st = stats[name]
-                self._chains[rel] = (int(st.first_cluster), int(st.size))
-                yield GuestFile(rel, False, int(st.size), float(st.mtime))
+            prefix = base + "/" if base else ""
+            for name, is_dir, _size, mtime, _first in entries:
+                if is_dir:
+                    yield GuestFile(prefix + name, True, 0, float(mtime))
+            for name, is_dir, size, mtime, first in entries:
+                if not is_dir:
+                    rel = prefix + name
+                    self._chains[rel] = (int(first), int(size))
+                    yield GuestFile(rel, False, int(size), float(mtime))
 
     def read_bytes(self, path: str) -> bytes:
         chain = self._chains.get(path.strip("/"))

@@ -204,11 +204,13 @@ class _InProcessHotAdd(DiskSource):
     mode = "hotadd"
 
     def __init__(self, client: Any, vm: VMInfo, snapshot_id: str, proxy_vm: str | None) -> None:
-        from vcbsim.simulator._hotadd import hot_add, is_proxy
+        from vcbsim.simulator._hotadd import hot_add, is_proxy, mark_proxy
 
         super().__init__(client, vm, snapshot_id)
         host = client.host
         with host.lock:
+            if proxy_vm is not None and not is_proxy(host.find_vm(proxy_vm)):
+                mark_proxy(host, proxy_vm)  # the operator named it: the proxy is marked as such
             if proxy_vm is None:
                 marked = [v.name for v in host.vms.values() if is_proxy(v)]
                 if not marked:

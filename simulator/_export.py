@@ -19,6 +19,7 @@ the host's virtual clock in process.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import secrets
@@ -32,7 +33,7 @@ from .disk import BlockReader, stream_optimized
 if TYPE_CHECKING:
     from ._host import Host
 
-__all__ = ["ExportDisk", "ExportLease", "LEASE_TIMEOUT_SECONDS", "open_export"]
+__all__ = ["ExportDisk", "ExportLease", "LEASE_TIMEOUT_SECONDS", "open_export", "open_import"]
 
 #: seconds without progress before a ready lease times out: what no source pins down exactly
 #: (five minutes, the order of hostd's NFC lease timeout); ``info.leaseTimeout`` reports it
@@ -50,6 +51,9 @@ class ExportDisk:
     capacity: int
     view: Callable[[], BlockReader] = field(repr=False)
     sent: int = 0
+    #: SHA-1 and size of the last download that went to its end (``HttpNfcLeaseGetManifest``)
+    sha1: str | None = None
+    size: int | None = None
 
 
 @dataclass
@@ -70,6 +74,11 @@ class ExportLease:
     hold_id: str | None = None
     #: called whenever the state changes (the endpoint wakes property waiters)
     on_change: Callable[[], None] = field(default=lambda: None, repr=False)
+    #: "export", or "import" (``ImportVApp``: the disks are uploaded to a VM made for it,
+    #: which an abort or a timeout destroys: no half-made VM stays registered)
+    kind: str = "export"
+    #: an import lease's ``importKey`` per disk (the import spec's ``fileItem.deviceId``)
+    import_keys: dict[int, str] = field(default_factory=dict)
 
     def _trace(self, state: str, **details: Any) -> None:
         if self.snapshot is not None:
@@ -110,7 +119,33 @@ class ExportLease:
             self.host.holds.release(self.hold_id)
             self.hold_id = None
         self._trace(state, **({"reason": reason} if reason else {}))
+        if self.kind == "import" and state == "error" and self.vm in self.host.vms:
+            from ._vmlifecycle import destroy_vm
+
+            destroy_vm(self.host, self.host.vms[self.vm])  # an import that failed leaves no VM
         self.on_change()
+
+    def upload(self, disk: ExportDisk, path: Any) -> int:
+        """An import lease's disk: the VMDK file at ``path`` (stream-optimized, or any sparse
+        or flat VMDK ``read_vmdk`` reads) becomes the disk's content; its bytes of data."""
+        from .disk import read_vmdk
+
+        if self.kind != "import":
+            raise make_fault("InvalidState", f"{self.id} is an export lease: its disks are downloaded, not uploaded.")
+        source = read_vmdk(path)
+        if source.capacity > disk.capacity:
+            raise make_fault("InvalidArgument", f"{disk.name} holds {source.capacity} bytes, the disk only "
+                             f"{disk.capacity}.", invalidProperty="file")
+        target = self.host.vms[self.vm].disk(disk.device_key)
+        if target is None:
+            raise make_fault("InvalidState", f"{self.vm_name} has no disk {disk.device_key} any more.")
+        written = 0
+        for offset, length in source.allocated_areas():
+            target.disk.write(offset, source.read(offset, length))
+            written += length
+        disk.sent += written
+        self.host.trace.emit("host", "nfc.write", vm=self.vm, lease=self.id, disk=disk.device_key, bytes=written)
+        return written
 
     @property
     def live(self) -> bool:
@@ -121,10 +156,13 @@ class ExportLease:
         an ``nfc.read`` event with the bytes sent when it ends."""
         view = disk.view()
         sent = 0
+        digest = hashlib.sha1()  # noqa: S324 - the manifest's algorithm (API 4.1), not security
         try:
             for chunk in stream_optimized(view, disk.name, read_lock=lock, level=1):
                 sent += len(chunk)
+                digest.update(chunk)
                 yield chunk
+            disk.sha1, disk.size = digest.hexdigest(), sent
         finally:
             disk.sent += sent
             details: dict[str, Any] = {"snapshot": self.snapshot} if self.snapshot else {}
@@ -193,4 +231,24 @@ def open_export(
         lease.hold_id = hold.id
         hold.owner = lease
         lease._trace("initializing", disks=[d.device_key for d in disks])
+        return lease
+
+
+def open_import(host: Host, vm_ref: str, *, clock: Callable[[], float] | None = None,
+                timeout: int = LEASE_TIMEOUT_SECONDS, lease_id: str | None = None) -> ExportLease:
+    """An import lease on the VM ``ImportVApp`` just made: one upload per disk (``disk-N.vmdk``),
+    the VM held until the lease ends; an abort or a timeout destroys it."""
+    with host.lock:
+        vm = host.find_vm(vm_ref)
+        disks = [ExportDisk(d.key, d.unit_number, f"disk-{i}.vmdk", d.capacity, lambda: None)  # type: ignore[arg-type,return-value]
+                 for i, d in enumerate(vm.disks)]
+        tick = clock or (lambda: float(host.clock.now))
+        lease = ExportLease(host=host, id=lease_id or f"nfclease-{next(_ids)}", vm=vm.moref, vm_name=vm.name,
+                            snapshot=None, disks=disks, clock=tick, timeout=timeout, kind="import")
+        lease.touched = tick()
+        hold = host.holds.add("export", vm.moref, None, lease.id, tuple(d.device_key for d in disks),
+                              alive=lambda: lease.live)
+        lease.hold_id = hold.id
+        hold.owner = lease
+        lease._trace("initializing", disks=[d.device_key for d in disks], kind="import")
         return lease

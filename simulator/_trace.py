@@ -56,6 +56,7 @@ KINDS: dict[str, str] = {
     "disk.export": "a disk was read out as of a snapshot {disk, snapshot, bytes}",
     "nfc.lease": "an NFC export lease changed state {lease, state: initializing|ready|done|error, snapshot?, disks?, reason?}",
     "nfc.read": "a disk was downloaded through an NFC lease as stream-optimized VMDK {lease, disk, snapshot?, bytes}",
+    "nfc.write": "a disk was uploaded through an NFC import lease {lease, disk, bytes}",
     "disk.hotadd": "a VM's disk as of a snapshot was attached read-only to a proxy VM {proxy, disk, snapshot, proxy_disk, file}",
     "disk.hotremove": "a hot-added disk was removed from the proxy VM {proxy, disk, snapshot, proxy_disk}",
     "disk.hotread": "the proxy VM read a hot-added disk (a read of the target's disk) {proxy, disk, snapshot, bytes}",

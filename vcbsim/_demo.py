@@ -14,6 +14,9 @@ Three backups with the reference proxy, each printed step by step from the host'
 Then the data checks: the image export equals the snapshot's disks; the file backup equals the
 snapshot's files (without the edit); after the commit the live disk holds the edit; nothing is
 left behind (no snapshot, nothing mounted). The exit status is 0 only if every check passed.
+
+``--inventory era`` runs ``vcbsim/_demo_era.py`` instead: one image backup per VM of the era
+inventory, each checked against what a host of ``--profile`` does.
 """
 
 from __future__ import annotations

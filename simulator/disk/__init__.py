@@ -13,10 +13,7 @@ from ._cowd import (
     CowdExtent,
     CowdHeader,
     CowdReader,
-    SeSparseExtent,
-    SeSparseReader,
     cowd_extent,
-    sesparse_extent,
 )
 from ._model import (
     DEFAULT_GRAIN_SIZE,
@@ -32,6 +29,7 @@ from ._model import (
     coalesce_grains,
 )
 from ._persistent import GrainLogError, PersistentLayeredDisk
+from ._sesparse import SeSparseExtent, SeSparseReader, sesparse_extent
 from ._streamvmdk import stream_optimized
 from ._vmdk import (
     ADAPTER_TYPES,

@@ -24,7 +24,7 @@ reverts alike. See :meth:`LayeredDisk.changed_areas`.
 
 One cohesive concern, although over 700 lines: the layer tree and the grain moves that keep
 it (freeze, revert, release, merge, CBT records). The device protocols are in ``_device``,
-the files in ``_vmdk``/``_cowd``/``_persistent``.
+the files in ``_vmdk``/``_cowd``/``_sesparse``/``_persistent``.
 """
 
 from __future__ import annotations

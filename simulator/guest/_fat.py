@@ -60,6 +60,7 @@ from ._fatentry import (
     _parse_dir,
     _short_display,
     _short_entry,
+    _unix_time,
     valid_name,
 )
 from ._partition import BlockDevice, BlockReader, Partition, PartitionDevice
@@ -775,6 +776,28 @@ class FatFileSystem:
             msg = f"{path!r}: its cluster chain is shorter than its size; run fsck.fat"
             raise StateError(msg)
         return op.read_clusters(clusters)[:size]
+
+    def walk_entries(self, path: str = "/") -> Iterator[tuple[str, list[tuple[str, bool, int, float, int]]]]:
+        """Each directory of the tree once, in ``walk``'s order, as ``(dirpath, entries)``
+        with ``(name, is_dir, size, mtime, first_cluster)`` per entry in on-disk order: what
+        ``scandir`` says of them, for a reader of a whole tree (a backup of a snapshot
+        volume) that needs no short names or creation times and should not read a
+        directory twice (``walk`` and then ``scandir`` of each ``dirpath``)."""
+        op = _Op(self)
+        parts = _split(path)
+        start = self._dir_of(op, parts)
+        stack = [("/" + "/".join(parts), start.cluster)]
+        while stack:
+            dpath, cluster = stack.pop()
+            d = _Dir(_Op(self), cluster)
+            rows = []
+            for e in d.entries:
+                wtime, wdate = struct.unpack_from("<HH", e.raw, 22)
+                is_dir = e.is_dir
+                rows.append((e.name, is_dir, 0 if is_dir else e.size, _unix_time(wdate, wtime), e.cluster))
+            yield dpath, rows
+            base = dpath.rstrip("/")
+            stack.extend((base + "/" + name, first) for name, is_dir, _, _, first in reversed(rows) if is_dir)
 
     def walk(self, path: str = "/") -> Iterator[tuple[str, list[str], list[str]]]:
         """Like ``os.walk`` (top-down): ``(dirpath, dirnames, filenames)``, ``/``-separated."""

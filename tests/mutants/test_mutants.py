@@ -243,18 +243,44 @@ def test_printed_step_list_is_minimal_exact_and_replays_the_failure() -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_quick_passes_the_reference_proxy_for_several_seeds(seed: int) -> None:
-    """Seed 0 included: certify with seed 0 once rejected the reference itself (a full backup
-    whose unmount failed was reported failed but kept as an incremental's base)."""
+def test_certify_passes_the_reference_proxy_for_several_seeds(seed: int) -> None:
+    """A full certify run (every scenario, the exploration, the evidence), in CI, for seeds
+    0, 1 and 2 on one host profile: seed 0 once rejected the reference itself (a full backup
+    whose unmount failed was reported failed but kept as an incremental's base). The other
+    profiles and route 2 are the slow matrix below."""
     out = io.StringIO()
-    assert run(ReferenceOrchestrator, profile="quick", seed=seed, host_profile="esx-3.5u2", out=out).ok, out.getvalue()[-3000:]
+    result = run(ReferenceOrchestrator, profile="certify", seed=seed, host_profile="esx-3.5u2", out=out)
+    assert result.ok, out.getvalue()[-3000:]
+    assert result.evidence is not None and result.evidence.unexercised == (), result.evidence.unexercised
+    assert result.warnings == ()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("seed", "host_profile"), [(0, "esx-3.5u2"), (0, "esxi-7.0"), (1, "esx-3.5u1"), (2, "esx-3.5u2")])
+@pytest.mark.parametrize("host_profile", ["esx-3.5u1", "esx-3.5u2", "esxi-7.0"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_certify_passes_the_reference_proxy_for_any_seed(seed: int, host_profile: str) -> None:
     out = io.StringIO()
     assert run(ReferenceOrchestrator, profile="certify", seed=seed, host_profile=host_profile, out=out).ok, out.getvalue()[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("host_profile", ["esx-3.5u1", "esx-3.5u2", "esxi-7.0"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_certify_passes_the_plain_reference_cli_over_the_wire(seed: int, host_profile: str, tmp_path) -> None:
+    """Route 2: the reference's own command line (``vcbsim backup --json``), every scenario,
+    certified into a bundle ``verify-bundle --certified`` accepts."""
+    import sys
+
+    from vcbsim.conformance import CommandAdapter, certify_command, verify_bundle
+
+    argv = [sys.executable, "-m", "vcbsim", "backup", "--server", "{url}", "--user", "{user}", "--password",
+            "{password}", "-a", "name:{vm}", "-t", "{mode}", "--kind", "{level}", "--state", "{workdir}", "--trace",
+            "{trace}", "--no-progress", "--json"]
+    out = io.StringIO()
+    result = certify_command(CommandAdapter(argv, name="reference", version="0.1.0"), host_profile=host_profile,
+                             seed=seed, kit_profile="certify", report=tmp_path, out=out)
+    assert result.ok, out.getvalue()[-3000:]
+    assert verify_bundle(tmp_path, certified=True) == [], out.getvalue()[-3000:]
 
 
 @pytest.mark.slow

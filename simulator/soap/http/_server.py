@@ -58,7 +58,7 @@ from ._files import (
     handle_guest_file,
     transfer_pending,
 )
-from ._nfc import NFC_PREFIX, handle_nfc
+from ._nfc import NFC_PREFIX, handle_nfc, handle_nfc_upload
 
 __all__ = ["Limits", "RunningServer", "serve", "service_versions_xml", "LOOPBACK", "KEEPALIVE_IDLE_SECONDS"]
 
@@ -620,6 +620,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self._is_control():
             self._control()
             return
+        if self._path().startswith(NFC_PREFIX):
+            self._nfc_upload()
+            return
         if self._path().rstrip("/") != "/sdk":
             self._send(404, b"not found\n", "text/plain")
             return
@@ -667,9 +670,27 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.do_GET()
 
+    def _nfc_upload(self) -> None:
+        """``PUT``/``POST /nfc/<token>/disk-N.vmdk``: an import lease's upload (``_nfc.py``),
+        refused from the URL before the body is read when no such ready lease exists."""
+        ep = self.server.endpoint
+        with ep.lock:
+            token = self._path()[len(NFC_PREFIX):].partition("/")[0]
+            live = ep.leases.by_token(token)
+        if live is None or live.kind != "import":
+            self.close_connection = True
+            self._reply(handle_nfc_upload(ep, self.path, b""))
+            return
+        body = self._read_body(MAX_PUT_BYTES)
+        if body is not None:
+            self._reply(handle_nfc_upload(ep, self.path, body))
+
     def do_PUT(self) -> None:  # noqa: N802
         if self._is_control():
             self._control()
+            return
+        if self._path().startswith(NFC_PREFIX):
+            self._nfc_upload()
             return
         path = self._path()
         if not path.startswith("/folder/") and path != "/guestFile":

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyVmomi import vim
 
 from . import _vmprops
-from ._base import MOIDS, ManagedEntityImpl
+from ._base import MOIDS, ManagedEntityImpl, soap
 from ._hosthardware import hardware_for, hardware_info, hardware_summary
+
+if TYPE_CHECKING:
+    from .._endpoint import Context
 
 __all__ = ["ComputeResourceImpl", "HostSystemImpl", "ResourcePoolImpl"]
 
@@ -120,3 +123,10 @@ class ResourcePoolImpl(ManagedEntityImpl):
 
     def children(self) -> list[Any]:
         return self.p_vm()
+
+    @soap
+    def ImportVApp(self, ctx: Context, spec: Any, folder: Any = None, host: Any = None) -> Any:  # noqa: N802
+        """An import lease for an OVF import (API 4.0; ``mo/_nfclease.py`` ``start_import``)."""
+        from ._nfclease import start_import
+
+        return start_import(self.ep, ctx, spec, folder)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyVmomi import VmomiSupport, vim, vmodl
 
-from ..._export import LEASE_TIMEOUT_SECONDS, ExportDisk, ExportLease, open_export
+from ..._export import LEASE_TIMEOUT_SECONDS, ExportDisk, ExportLease, open_export, open_import
 from ..._faults import make_fault
 from .._index import not_found
 from ..wire import _codec
@@ -40,7 +40,7 @@ from ._base import MOImpl, soap
 if TYPE_CHECKING:
     from .._endpoint import Context, Endpoint
 
-__all__ = ["HttpNfcLeaseImpl", "LeaseTable", "require_api", "start_export"]
+__all__ = ["HttpNfcLeaseImpl", "LeaseTable", "require_api", "start_export", "start_import"]
 
 _State: Any = vim.HttpNfcLease.State
 
@@ -139,7 +139,8 @@ class HttpNfcLeaseImpl(MOImpl):
         urls = [
             vim.HttpNfcLease.DeviceUrl(
                 key=f"/{lease.vm}/VirtualLsiLogicController0:{d.unit}",
-                importKey=f"/{lease.vm_name}/VirtualLsiLogicController0:{d.unit}",
+                importKey=lease.import_keys.get(d.device_key, f"/{lease.vm_name}/VirtualLsiLogicController0:{d.unit}")
+                if lease.kind == "import" else f"/{lease.vm_name}/VirtualLsiLogicController0:{d.unit}",
                 url=f"{base}/nfc/{lease.token}/{d.name}",
                 sslThumbprint="",
                 disk=True,
@@ -180,6 +181,16 @@ class HttpNfcLeaseImpl(MOImpl):
         lease.complete()
 
     @soap
+    def HttpNfcLeaseGetManifest(self, ctx: Context) -> list[Any]:  # noqa: N802
+        """SHA-1 and size of each disk downloaded to its end through this lease (API 4.1: what
+        an OVF export writes to its ``.mf``); ``InvalidState`` unless the lease is ready."""
+        lease = self.lease()
+        self._timed_out(lease)
+        if lease.state != "ready":
+            raise make_fault("InvalidState", f"The lease is {lease.state}, not ready.")
+        return _manifest_entries(lease)
+
+    @soap
     def HttpNfcLeaseAbort(self, ctx: Context, fault: Any = None) -> None:  # noqa: N802
         lease = self.lease()
         self._timed_out(lease)
@@ -187,6 +198,14 @@ class HttpNfcLeaseImpl(MOImpl):
             raise make_fault("InvalidState", f"The lease is {lease.state}: it cannot be aborted.")
         lease.abort(fault if fault is not None else vmodl.fault.RequestCanceled(
             msg="The lease was aborted by the client."))
+
+
+def _manifest_entries(lease: ExportLease) -> list[Any]:
+    return [
+        vim.HttpNfcLease.ManifestEntry(key=f"/{lease.vm}/VirtualLsiLogicController0:{d.unit}", sha1=d.sha1,
+                                       size=d.size, disk=True, capacity=d.capacity)
+        for d in lease.disks if d.sha1 is not None
+    ]
 
 
 def start_export(ep: Endpoint, ctx: Context, method: Any, vm_moid: str, snapshot: str | None) -> Any:
@@ -204,5 +223,42 @@ def start_export(ep: Endpoint, ctx: Context, method: Any, vm_moid: str, snapshot
     hold = ep.host.holds.get(lease.hold_id) if lease.hold_id is not None else None
     if hold is not None:
         hold.task = task._moId
+    ep.changed.notify_all()
+    return vim.HttpNfcLease(lease.id)
+
+
+def start_import(ep: Endpoint, ctx: Context, spec: Any, folder: Any) -> Any:
+    """``ResourcePool.ImportVApp`` (API 4.0) of a ``VirtualMachineImportSpec``
+    (``OvfManager.CreateImportSpec``): the VM is made now, powered off, with the spec's new
+    disks (``Host.create_vm``: its faults, all or nothing); the lease's uploads fill them.
+    The lease's ``importKey`` per disk is the ``fileItem.deviceId`` of the spec
+    (``/<vm name>/VirtualLsiLogicController0:<unit>``). An abort or a timeout destroys the VM."""
+    from . import _devicechange
+
+    require_api(ep, vim.ResourcePool.ImportVApp, vim.ResourcePool("ha-root-pool"))
+    if not isinstance(spec, vim.vm.VmImportSpec) or spec.configSpec is None:
+        raise vmodl.fault.NotSupported(msg="ImportVApp: vcbsim imports a VirtualMachineImportSpec (one VM), "
+                                       f"got {type(spec).__name__}.")
+    if folder is not None and folder._moId != "ha-folder-vm":
+        raise vmodl.fault.NotSupported(msg="ImportVApp: the VM goes to the VM folder (ha-folder-vm).")
+    config = spec.configSpec
+    vmx = (config.files.vmPathName if config.files is not None else None) or ""
+    datastore = vmx[1: vmx.index("]")] if vmx.startswith("[") and "]" in vmx else None
+    if not config.name or datastore is None:
+        raise vmodl.fault.InvalidArgument(msg="configSpec: a name and files.vmPathName '[datastore]' are needed.",
+                                          invalidProperty="configSpec")
+    disks = [c.spec for c in _devicechange.disk_changes(config, creating=True) if c.spec is not None]
+    vm = ep.host.create_vm(
+        config.name, datastore=datastore, guest_id=config.guestId or None, memory_mb=int(config.memoryMB or 1024),
+        num_cpus=int(config.numCPUs or 1), disks=disks,
+        extra_config={o.key: str(o.value) for o in (config.extraConfig or [])},
+    )
+    lease = open_import(ep.host, vm.moref, clock=ep.clock, timeout=ep.leases.timeout,
+                        lease_id=f"nfclease-{next(ep.leases._ids)}")
+    ctl = {"scsi": "VirtualLsiLogicController0", "ide": "VirtualIDEController0"}
+    lease.import_keys = {d.key: f"/{vm.name}/{ctl.get(d.controller, 'VirtualLsiLogicController0')}:{d.unit_number}"
+                         for d in vm.disks}
+    ep.leases.add(lease)
+    ep.tasks.submit(ctx, vim.ResourcePool.ImportVApp, vm.moref, lease.ready)
     ep.changed.notify_all()
     return vim.HttpNfcLease(lease.id)

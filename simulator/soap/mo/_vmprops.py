@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -75,6 +76,8 @@ _DEVICE_ARRAY: Any = VmomiSupport.GetVmodlType("vim.vm.device.VirtualDevice[]")
 #: host VM -> (what its device list was built from, the list): ``build_devices`` answers the
 #: same list, typed and frozen, while that stays the same (module docstring)
 _DEVICES: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
+#: endpoints of different hosts in one process read and fill ``_DEVICES`` from their own threads
+_DEVICES_LOCK = threading.Lock()
 
 
 def _datastore_of(path: str) -> str | None:
@@ -284,11 +287,13 @@ def build_devices(vm: VMView, disks: Sequence[DiskInfo], ds_ref: DsRef = None, n
         )
     key = (powered_on, disks, nics, refs)
     host_vm = vm.vm
-    cached = _DEVICES.get(host_vm)
+    with _DEVICES_LOCK:
+        cached = _DEVICES.get(host_vm)
     if cached is not None and cached[0] == key:
         return cached[1]  # type: ignore[no-any-return]
     built = _DEVICE_ARRAY(_devices(disks, ds_ref) + [_nic_device(n, powered_on, net_ref) for n in nics])
-    _DEVICES[host_vm] = (key, freeze(built))
+    with _DEVICES_LOCK:
+        _DEVICES[host_vm] = (key, freeze(built))
     return built  # type: ignore[no-any-return]
 
 

@@ -114,3 +114,13 @@ def test_nfc_on_an_esx_3_5_host_is_method_not_found(tmp_path: Path, helpers: Any
         res = proxy.backup("name:win1", "fullvm", catalog=cat)
     assert not res.ok and res.failed_step == "WF-1f" and res.fault == "MethodNotFound"
     assert host.find_vm("name:win1").snapshots() == []
+
+
+def test_the_cli_backs_up_through_hotadd_with_a_named_proxy_vm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vcbsim.reference._cli import main_backup
+
+    state = ["--state", str(tmp_path / "s"), "--no-progress"]
+    assert main_backup(["-a", "name:rhel5-web", "-m", "hotadd", "--proxy-vm", "win2003-sql", *state]) == 0
+    assert "rhel5-web: ok" in capsys.readouterr().out
+    assert main_backup(["-a", "name:rhel5-web", "-m", "san", *state]) == 2
+    assert "storage fabric" in capsys.readouterr().err

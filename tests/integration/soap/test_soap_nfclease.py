@@ -3,6 +3,7 @@ the disks downloaded from ``info.deviceUrl`` and read by ``qemu-img`` (equal to 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import ssl
@@ -108,6 +109,8 @@ def test_export_snapshot_downloads_the_snapshot_as_stream_optimized_vmdk(
     out = tmp_path / "disk-0.vmdk"
     n = download(si, url.url, out)
     lease.HttpNfcLeaseProgress(percent=100)
+    [entry] = lease.HttpNfcLeaseGetManifest()
+    assert entry.sha1 == hashlib.sha1(out.read_bytes()).hexdigest() and entry.size == n and entry.disk
 
     raw = tmp_path / "snap.raw"
     raw.write_bytes(want)
@@ -195,3 +198,83 @@ def test_an_esx_3_5_host_has_no_export(tmp_path: Path) -> None:
             vm = vm_by_name(si, "lin-web")
             with pytest.raises(vmodl.fault.MethodNotFound):
                 vm.ExportVm()
+
+
+# --- OVF: CreateDescriptor, then the way back (CreateImportSpec, ImportVApp, uploads) --------
+
+
+def upload(si: Any, url: str, data: bytes) -> int:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    req = urllib.request.Request(url, data=data, method="PUT",
+                                 headers={"Cookie": si._stub.cookie, "Content-Type": "application/x-vnd.vmware-streamVmdk"})
+    with urllib.request.urlopen(req, context=ctx) as resp:
+        return int(resp.status)
+
+
+def test_an_exported_vm_is_restored_through_ovf_import(si: Any, esxi_small: Host, tmp_path: Path) -> None:
+    guest_writes(esxi_small, "win-db", b"R")
+    vm = vm_by_name(si, "win-db")
+    snap = snapshot(si, vm)
+    want = esxi_small.disk_view("vm-1", esxi_small.vms["vm-1"].disks[0].key, snap._moId)
+    want_bytes = want.read(0, want.size)
+    lease = snap.ExportSnapshot()
+    wait_ready(lease)
+    files = []
+    for u in lease.info.deviceUrl:
+        out = tmp_path / u.targetId
+        n = download(si, u.url, out)
+        files.append(vim.OvfManager.OvfFile(deviceId=u.key, path=u.targetId, size=n))
+    ovf = si.content.ovfManager.CreateDescriptor(
+        obj=vm, cdp=vim.OvfManager.CreateDescriptorParams(ovfFiles=files, snapshot=snap))
+    lease.HttpNfcLeaseComplete()
+    WaitForTask(snap.RemoveSnapshot_Task(removeChildren=False))
+    assert "<ovf:Envelope" in ovf.ovfDescriptor and "disk-0.vmdk" in ovf.ovfDescriptor
+
+    pool = vim.ResourcePool("ha-root-pool", si._stub)
+    ds = vm.datastore[0]
+    res = si.content.ovfManager.CreateImportSpec(
+        ovfDescriptor=ovf.ovfDescriptor, resourcePool=pool, datastore=ds,
+        cisp=vim.OvfManager.CreateImportSpecParams(entityName="win-db-restored"))
+    assert not res.error, res.error
+    folder = si.content.rootFolder.childEntity[0].vmFolder
+    imp = pool.ImportVApp(spec=res.importSpec, folder=folder)
+    wait_ready(imp)
+    assert imp.state == vim.HttpNfcLease.State.ready
+    by_key = {u.importKey: u.url for u in imp.info.deviceUrl}
+    for item in res.fileItem:
+        assert upload(si, by_key[item.deviceId], (tmp_path / item.path).read_bytes()) == 200
+    imp.HttpNfcLeaseProgress(percent=100)
+    imp.HttpNfcLeaseComplete()
+    restored = esxi_small.find_vm("name:win-db-restored")
+    assert restored.power_state == "poweredOff" and restored.guest_id == esxi_small.vms["vm-1"].guest_id
+    got = restored.disks[0].disk.read(0, want.size)
+    assert got == want_bytes
+    assert any(e.kind == "nfc.write" for e in esxi_small.trace.events)
+
+
+def test_an_aborted_import_leaves_no_vm(si: Any, esxi_small: Host) -> None:
+    vm = vm_by_name(si, "lin-web")
+    lease = vm.ExportVm()
+    wait_ready(lease)
+    ovf = si.content.ovfManager.CreateDescriptor(obj=vm, cdp=vim.OvfManager.CreateDescriptorParams())
+    lease.HttpNfcLeaseComplete()
+    pool = vim.ResourcePool("ha-root-pool", si._stub)
+    res = si.content.ovfManager.CreateImportSpec(
+        ovfDescriptor=ovf.ovfDescriptor, resourcePool=pool, datastore=vm.datastore[0],
+        cisp=vim.OvfManager.CreateImportSpecParams(entityName="half-made"))
+    imp = pool.ImportVApp(spec=res.importSpec, folder=si.content.rootFolder.childEntity[0].vmFolder)
+    wait_ready(imp)
+    assert "half-made" in [v.name for v in esxi_small.vms.values()]
+    imp.HttpNfcLeaseAbort()
+    assert "half-made" not in [v.name for v in esxi_small.vms.values()]
+    bad = si.content.ovfManager.CreateImportSpec(ovfDescriptor="<not-ovf/>", resourcePool=pool,
+                                                 datastore=vm.datastore[0], cisp=vim.OvfManager.CreateImportSpecParams())
+    assert bad.error and "ovf:Envelope" in bad.error[0].msg
+
+
+def test_an_esx_3_5_host_has_no_ovf_manager() -> None:
+    with serve(small_host("esx-3.5u2")) as server:
+        for si in connect(server):
+            assert si.content.ovfManager is None

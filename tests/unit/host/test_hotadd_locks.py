@@ -99,3 +99,11 @@ def test_misuse_is_refused_with_one_clear_line() -> None:
     hot_add(host, "proxy", "target", snap.moref)
     with pytest.raises(vim.fault.FileLocked):
         hot_add(host, "proxy", "target", snap.moref)
+
+
+def test_serve_refuses_an_unknown_proxy_vm_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from vcbsim.simulator.soap._cli import main
+
+    assert main(["--port", "0", "--http", "--proxy-vm", "nosuch"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--proxy-vm nosuch" in err[0] and "win2003-sql" in err[0]
