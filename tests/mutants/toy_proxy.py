@@ -204,7 +204,9 @@ class ToyProxy:
         if not b.job_never_ends:
             self._end(host, vm, None, "job", job, files=selected if policy.mode == "file" else None)
         out = {p: v[0] for p, v in files.items()} if policy.mode == "file" else None
-        return JobResult(ok=True, files=out)
+        # what this job itself stored: the kit judges the seed's bases from it (BK-*)
+        copied = {p: files[p][0] for p in selected if p in files} if policy.mode == "file" else None
+        return JobResult(ok=True, files=out, copied=copied)
 
     def _level(self, vm: Any, policy: BackupPolicy) -> str:
         if policy.mode != "file":
