@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from vcbsim.conformance import BackupPolicy, JobResult
+from vcbsim.conformance import BackupPolicy, Capabilities, JobResult
 from vcbsim.simulator import SimulatedCrash, make_fault
 
 SNAP = "_VCB-BACKUP_"
@@ -85,6 +85,10 @@ class ToyProxy:
 
     def __init__(self, breaks: Breaks | None = None) -> None:
         self.breaks = breaks or Breaks()
+        if self.breaks.crash_consistent:
+            # a product whose jobs are configured crash-consistent declares so: the quiescing
+            # and script rules are then not applicable to it (Capabilities.consistency)
+            self.capabilities = Capabilities(consistency="crash")
         self.name = "toy" + "".join(f"+{b}" for b in self.breaks.active())
         self.history: dict[str, list[tuple[str, dict[str, tuple[str, int, float]]]]] = {}
         self.mounted: dict[str, list[str]] = {}
