@@ -117,6 +117,15 @@ class Orchestrator(Protocol):
     (``<vm>.vmx``, one VMDK per disk, and ``<vm>.vmsd`` / ``<vm>.nvram`` where the product
     backs them up), for a file-level backup ``target/<letter>/<path>`` per file. The kit then
     judges what it reads there (``_restored``), not the digests the result reports.
+
+    Optional methods, with ``Capabilities(wire_restore=True)`` (products that do not declare
+    it are never asked): ``restore_vm(endpoint, vm_name, backup_id, *, name, over, settings)``
+    restores image backup ``backup_id`` of ``vm_name`` through the endpoint
+    (``_scenario_restore.RestoreEndpoint``) as a new VM ``name`` or, with ``over=True``, over
+    the original (refusing, by raising, while it is powered on), with the ``.vmx`` settings
+    ``settings`` changed; ``restore_files(endpoint, vm_name, backup_id, path)`` writes the files
+    of file-level backup ``backup_id`` under guest ``path`` into the running guest. Failures
+    raise; the kit judges the RESTORE rules (``_scenario_restore``).
     """
 
     name: str
@@ -255,7 +264,8 @@ class ReferenceOrchestrator:
 
     #: every level of both kinds, and a restore (``Catalog.restore_image_files`` /
     #: ``restore_files``): the kit judges what the reference's own restore gives back
-    capabilities: Any = Capabilities(image_levels=("full", "incremental", "differential"), restore=True)
+    capabilities: Any = Capabilities(image_levels=("full", "incremental", "differential"), restore=True,
+                                     wire_restore=True)
 
     def __init__(self, proxy_factory: Callable[[Any, Path], Any] | None = None, *, name: str = "reference",
                  version: str | None = None, transport: str = "folder") -> None:
@@ -322,6 +332,33 @@ class ReferenceOrchestrator:
         letters = sorted({e.path[:1] for e in self._catalog.entries(bid).values() if e.path[1:3] == ":\\"})
         for letter in letters:
             self._catalog.restore_files(bid, f"{letter}:", target)
+
+    def restore_vm(self, endpoint: Any, vm_name: str, backup_id: str, *, name: str | None = None,
+                   over: bool = False, settings: Mapping[str, str] | None = None) -> None:
+        """A whole-VM restore over the wire (``Orchestrator``): ``vcbsim restore --server``'s
+        ``restore_vm_over_wire``, its proxy events into the kit's trace."""
+        from vcbsim.reference._wirerestore import restore_vm_over_wire
+
+        with self._wire_client(endpoint) as client:
+            restore_vm_over_wire(self._catalog, int(backup_id), client, name=name,
+                                 over=f"name:{vm_name}" if over else None,
+                                 settings=dict(settings) if settings else None)
+
+    def restore_files(self, endpoint: Any, vm_name: str, backup_id: str, path: str) -> None:
+        """Files into the running guest over the wire (``restore_files_into_guest``)."""
+        from vcbsim.reference._wirerestore import restore_files_into_guest
+
+        with self._wire_client(endpoint) as client:
+            restore_files_into_guest(self._catalog, int(backup_id), client, path)
+
+    @staticmethod
+    def _wire_client(endpoint: Any) -> Any:
+        from vcbsim.reference import VSphereHostClient
+
+        client = VSphereHostClient(endpoint.url, endpoint.user, endpoint.password, guest_user=endpoint.guest_user,
+                                   guest_password=endpoint.guest_password)
+        client.trace.subscribe(endpoint.record)
+        return client
 
     def close(self) -> None:
         if self._catalog is not None:

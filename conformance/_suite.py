@@ -146,7 +146,7 @@ class Step:
         return cls.of(str(d["op"]), **args)
 
 
-_STEP_OPS = ("write", "add_script", "remove_script", "arm_fault", "user_snapshot", "backup")
+_STEP_OPS = ("write", "add_script", "remove_script", "arm_fault", "user_snapshot", "backup", "restore")
 
 
 # ----------------------------------------------------------------------------- scenario
@@ -366,6 +366,14 @@ class Scenario(ScenarioBase):
         self._check_data(vm, policy, result, mark)
         self.judge_job(vm, policy, result, mark)
         return result
+
+    def restore(self, vm: str) -> None:
+        """Back ``vm`` up, let the guest write, and ask the product's restore over the wire
+        (a declared ``wire_restore``): judged on the RESTORE rules (``_scenario_restore``)."""
+        from ._scenario_restore import run_restore_step
+
+        self._record(Step.of("restore", vm=vm))
+        run_restore_step(self, vm)
 
     # -- the proxy's file system, observed (``_observed``) --------------------------------
     def _judge_folder(self, vm: str, policy: BackupPolicy, mark: int) -> None:
@@ -741,6 +749,10 @@ SCENARIOS: dict[str, tuple[Step, ...]] = {
         _S("backup", vm=LINUX_VM, mode="fullvm", level="incremental", during=()),
         _S("write", vm=LINUX_VM, path="/var/www/new.html", text="web"),
         _S("backup", vm=LINUX_VM, mode="fullvm", level="incremental", during=()),
+    ),
+    "wire-restore": (  # a product that declares wire_restore (_scenario_restore); others: na
+        _S("restore", vm=WINDOWS_VM),
+        _S("restore", vm=LINUX_VM),
     ),
     "proxy-crash-then-next-run-cleans": (
         _S("arm_fault", operation="crash", target="proxy.after-expose", fault=None, delay=0.0, exit_code=None, times=1),

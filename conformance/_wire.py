@@ -182,6 +182,9 @@ def wire_skip_reason(steps: Sequence[Step], caps: Capabilities | None = None) ->
     ``None`` when it does: a fault of the product's own steps needs ``proxy_faults``."""
     for st in steps:
         args = dict(st.args)
+        if st.op == "restore":
+            return ("it asks the product's restore hooks (Orchestrator.restore_vm / restore_files), which a command "
+                    "does not have; the in-process kit (run) covers it (_scenario_restore)")
         if st.op == "arm_fault" and (args.get("operation") in PROXY_OPERATIONS) and not (caps and caps.proxy_faults):
             return (f"it injects a fault into the product's own {args['operation']!r} step, which a host cannot do "
                     "over the wire and the product declared no proxy_faults; the in-process kit (run) covers it")
