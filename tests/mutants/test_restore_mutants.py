@@ -1,0 +1,57 @@
+"""The kit's ``wire-restore`` scenario (issue 16): ``quick`` passes the reference on both host
+eras and exercises every RST-* rule; it rejects each restore mutant naming its rule; a product
+that declares no restore over the wire is not asked (``na``), nor is a command over the wire."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from restore_mutants import RESTORE_MUTANTS, restore_mutant
+
+from vcbsim.conformance import (
+    SCENARIOS,
+    Capabilities,
+    ConformanceViolation,
+    ReferenceOrchestrator,
+    run,
+)
+from vcbsim.conformance._wire import wire_skip_reason
+
+RST_RULES = {"RST-DISKS-EQUAL", "RST-VMX-KEPT", "RST-FILES-EXACT", "RST-NO-RUNNING-OVERWRITE", "RST-NO-HALF-VM"}
+
+
+@pytest.mark.parametrize("host_profile", ["esx-3.5u2", "esxi-7.0"])
+def test_quick_passes_the_reference_and_exercises_every_restore_rule(host_profile: str) -> None:
+    result = run(ReferenceOrchestrator, profile="quick", seed=0, host_profile=host_profile, out=io.StringIO())
+    assert result.ok, [(c.name, c.message) for c in result.cases if c.outcome != "pass"]
+    case = next(c for c in result.cases if c.name == "scenario/wire-restore")
+    assert case.outcome == "pass"
+    assert {r for r, n in case.exercised.items() if n and r.startswith("RST-")} == RST_RULES
+
+
+@pytest.mark.parametrize("name", sorted(RESTORE_MUTANTS))
+def test_quick_rejects_a_restore_mutant_naming_its_rule(name: str) -> None:
+    rule = RESTORE_MUTANTS[name][1]
+    out = io.StringIO()
+    with pytest.raises(ConformanceViolation) as info:
+        run(restore_mutant(name), profile="quick", seed=0, out=out)
+    assert info.value.rule_id == rule, str(info.value)
+    printed = out.getvalue()
+    assert "FAIL scenario/wire-restore" in printed and rule in printed
+    assert "s.restore(vm=" in printed
+
+
+class _NoWireRestore(ReferenceOrchestrator):
+    capabilities = Capabilities(image_levels=("full", "incremental", "differential"), restore=True)
+
+
+def test_a_product_without_wire_restore_is_not_asked() -> None:
+    result = run(_NoWireRestore, profile="quick", seed=0, scenarios=["wire-restore"], out=io.StringIO())
+    case = next(c for c in result.cases if c.name == "scenario/wire-restore")
+    assert case.outcome == "na" and "no restore over the wire" in case.message
+
+
+def test_the_wire_route_skips_the_restore_scenario() -> None:
+    why = wire_skip_reason(SCENARIOS["wire-restore"])
+    assert why is not None and "restore hooks" in why
