@@ -288,9 +288,11 @@ class VMView:
     @property
     def tools_version(self) -> str:
         tools = self.vm.tools
-        if tools is None or tools.state == "not-installed":
+        # a vendor's guest agent (conformance GuestAgent) need not say a Tools version
+        version = getattr(tools, "version", None) if tools is not None else None
+        if version is None or tools is None or tools.state == "not-installed":
             return ""
-        return tools_version_number(tools.version)
+        return tools_version_number(version)
 
     # the host's profile ------------------------------------------------------------------
     @property
