@@ -524,6 +524,8 @@ class VSphereHostClient:
             if not isinstance(dev, vim.vm.device.VirtualDisk):
                 continue
             backing: Any = dev.backing
+            disk_mode = str(getattr(backing, "diskMode", None) or "persistent")
+            rdm = getattr(backing, "compatibilityMode", None)
             while getattr(backing, "parent", None) is not None:
                 backing = backing.parent
             capacity = dev.capacityInBytes or int(dev.capacityInKB) * 1024
@@ -533,6 +535,8 @@ class VSphereHostClient:
                     label=str(getattr(dev.deviceInfo, "label", "") or ""),
                     file_name=str(backing.fileName),
                     capacity=int(capacity),
+                    disk_mode=disk_mode,
+                    rdm=str(rdm) if rdm else None,
                 )
             )
         os_family = self._os_family(config, guest)
