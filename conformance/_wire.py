@@ -177,6 +177,9 @@ def wire_skip_reason(steps: Sequence[Step], caps: Capabilities | None = None) ->
     ``None`` when it does: a fault of the product's own steps needs ``proxy_faults``."""
     for st in steps:
         args = dict(st.args)
+        if st.op == "backup" and args.get("vm") not in WIRE_VMS:
+            return (f"it backs up {args.get('vm')}, which only the in-process kit's host has (WIRE_VMS has "
+                    "no VM with disks no snapshot covers); the in-process kit (run) covers it")
         if st.op == "arm_fault" and (args.get("operation") in PROXY_OPERATIONS) and not (caps and caps.proxy_faults):
             return (f"it injects a fault into the product's own {args['operation']!r} step, which a host cannot do "
                     "over the wire and the product declared no proxy_faults; the in-process kit (run) covers it")
@@ -859,7 +862,7 @@ def certify_command(
     info = RunInfo(**{**info.to_dict(), "finished": _now()})
     jobs = {k: int(v) for k, v in stats.items() if k.startswith(("asked.", "ok."))}
     evidence = Evidence.of(caps, host_profile, [c.exercised for c in cases], jobs, proxy_faults=caps.proxy_faults,
-                           restore=False)
+                           restore=False, unsnapshotted=False)
     if scenarios is None and not any(c.outcome in ("fail", "error") for c in cases):
         extra = evidence_case(evidence, caps, host_profile, certify=kit_profile == "certify")
         if extra is not None:
