@@ -662,12 +662,6 @@ class Scenario(ScenarioBase):
 _S = Step.of
 #: Built-in scenarios: one per documented path, run before the random exploration.
 SCENARIOS: dict[str, tuple[Step, ...]] = {
-    "image-unsnapshotted-disks": (  # IMG-NO-UNSNAPSHOTTED (in process only: _check_disks)
-        _S("write", vm=UNSNAPSHOTTED_VM, path="E:\\before.txt", text="before"),
-        _S("backup", vm=UNSNAPSHOTTED_VM, mode="fullvm", level="full",
-           during=(("C:\\during.txt", "c"), ("E:\\during.txt", "e"), ("P:\\during.txt", "p"),
-                   ("V:\\during.txt", "v"))),
-    ),
     "image-backup": (
         _S("write", vm=WINDOWS_VM, path="D:\\Data\\new.txt", text="before"),
         _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=(("D:\\Data\\during.txt", "in snapshot mode"),)),
@@ -757,6 +751,12 @@ SCENARIOS: dict[str, tuple[Step, ...]] = {
         _S("arm_fault", operation="crash", target="proxy.after-expose", fault=None, delay=0.0, exit_code=None, times=1),
         _S("backup", vm=WINDOWS_VM, mode="file", level="full", during=()),
         _S("backup", vm=WINDOWS_VM, mode="file", level="full", during=()),
+    ),
+    "image-unsnapshotted-disks": (  # IMG-NO-UNSNAPSHOTTED (in process only: _check_disks)
+        _S("write", vm=UNSNAPSHOTTED_VM, path="E:\\before.txt", text="before"),
+        _S("backup", vm=UNSNAPSHOTTED_VM, mode="fullvm", level="full",
+           during=(("C:\\during.txt", "c"), ("E:\\during.txt", "e"), ("P:\\during.txt", "p"),
+                   ("V:\\during.txt", "v"))),
     ),
 }
 
