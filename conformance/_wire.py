@@ -137,6 +137,11 @@ _REMOVE_STEPS = frozenset({"WF-3b", "WF-3"})
 _EPS = 1e-6
 
 _WIN_SCRIPT_FILES = {
+    # the legacy pair the demo has (simulator/_demo.py): on esx-3.5u1 the only scripts that run
+    "C:\\Windows\\pre-freeze-script.bat":
+        "@echo off\r\nREM legacy pre-freeze script (ESX 3.5 U1 and earlier)\r\necho legacy-pre %1 >> C:\\vcb-quiesce.log\r\n",
+    "C:\\Windows\\post-thaw-script.bat":
+        "@echo off\r\nREM legacy post-thaw script\r\necho legacy-post %1 >> C:\\vcb-quiesce.log\r\n",
     WIN_SCRIPTS + "\\10-sql-flush.bat":
         "@echo off\r\nREM flush SQL Server buffers before the snapshot\r\necho sql %1 >> C:\\vcb-quiesce.log\r\n",
     WIN_SCRIPTS + "\\20-app-pause.bat": "@echo off\r\necho app %1 >> C:\\vcb-quiesce.log\r\n",

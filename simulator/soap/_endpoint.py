@@ -44,7 +44,6 @@ from pyVmomi import vim, vmodl
 
 from .._host import Host
 from ._auth import Auth
-from ._endpoint_compat import EndpointCompat
 from ._index import InventoryIndex
 from ._registry import INTERNAL_ERROR, Registry
 from ._scoped import SessionScoped, View
@@ -87,7 +86,7 @@ class Response:
     set_cookie: str | None = None
 
 
-class Endpoint(EndpointCompat):
+class Endpoint:
     """The SOAP service of one simulated host."""
 
     def __init__(

@@ -59,6 +59,7 @@ _NIC_TYPES: dict[str, Any] = {
 # the device builders' classes, looked up once: each ``vim.vm.device.X`` is a lookup through
 # pyVmomi's lazy modules (some 20 µs), more than building the object with ``make``
 _DESCRIPTION: Any = vim.Description
+_NETWORK: Any = vim.Network
 _SHARES: Any = vim.SharesInfo
 _NORMAL: Any = vim.SharesInfo.Level.normal
 _IO_ALLOCATION: Any = vim.StorageResourceManager.IOAllocationInfo
@@ -169,46 +170,63 @@ def _delta_format(backing: Any, top: DiskLayer) -> None:
 
 def _disk_device(disk: DiskInfo, ds_ref: DsRef) -> Any:
     kb = disk.capacity // 1024
+    shares, io_allocation = _disk_allocation()
     dev = make(
         _VIRTUAL_DISK,
         key=disk.key,
-        deviceInfo=make(_DESCRIPTION, label=disk.label, summary=f"{kb:,} KB"),
+        deviceInfo=_description(disk.label, f"{kb:,} KB"),
         backing=_backing(disk, list(disk.chain), disk.change_id, ds_ref),
         controllerKey=disk.controller_key,
         unitNumber=disk.unit_number,
         capacityInKB=kb,
         capacityInBytes=disk.capacity,
-        shares=make(_SHARES, shares=1000, level=_NORMAL),
-        storageIOAllocation=make(
-            _IO_ALLOCATION,
-            limit=-1,
-            shares=make(_SHARES, shares=1000, level=_NORMAL),
-            reservation=0,
-        ),
+        shares=shares,
+        storageIOAllocation=io_allocation,
         diskObjectId=f"1-{disk.key}",
         nativeUnmanagedLinkedClone=False,
     )
     return dev
 
 
+# The parts of a device that many devices have alike (a disk's shares and I/O allocation, a
+# description, an adapter's connection state and port group) are built once and shared by
+# the kept device lists, which nothing changes (``build_devices``): fewer objects to build
+# on a first read, and fewer for every garbage collection to walk while they are kept.
+
+
+@functools.lru_cache(maxsize=1)
+def _disk_allocation() -> tuple[Any, Any]:
+    """A disk's ``shares`` and ``storageIOAllocation``: normal shares, no limit."""
+    return (
+        make(_SHARES, shares=1000, level=_NORMAL),
+        make(_IO_ALLOCATION, limit=-1, shares=make(_SHARES, shares=1000, level=_NORMAL), reservation=0),
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _description(label: str, summary: str) -> Any:
+    return make(_DESCRIPTION, label=label, summary=summary)
+
+
+@functools.lru_cache(maxsize=16)
+def _connect_info(start_connected: bool, connected: bool) -> Any:
+    return make(_CONNECT_INFO, startConnected=start_connected, allowGuestControl=True, connected=connected,
+                status="ok")
+
+
+@functools.lru_cache(maxsize=1024)
+def _network_backing(network: str, moid: str | None) -> Any:
+    return make(_NETWORK_BACKING, deviceName=network, useAutoDetect=False,
+                network=_NETWORK(moid) if moid is not None else None)
+
+
 def _nic_device(nic: NicInfo, powered_on: bool, net_ref: DsRef) -> Any:
     return make(
         _NIC_TYPES[nic.type],
         key=nic.key,
-        deviceInfo=make(_DESCRIPTION, label=nic.label, summary=nic.network),
-        backing=make(
-            _NETWORK_BACKING,
-            deviceName=nic.network,
-            useAutoDetect=False,
-            network=net_ref(nic.network) if net_ref is not None else None,
-        ),
-        connectable=make(
-            _CONNECT_INFO,
-            startConnected=nic.connected,
-            allowGuestControl=True,
-            connected=nic.connected and powered_on,
-            status="ok",
-        ),
+        deviceInfo=_description(nic.label, nic.network),
+        backing=_network_backing(nic.network, _moid(net_ref(nic.network)) if net_ref is not None else None),
+        connectable=_connect_info(nic.connected, nic.connected and powered_on),
         controllerKey=_PCI_KEY,
         unitNumber=nic.unit_number,
         addressType="generated",

@@ -1,21 +1,16 @@
 """The endpoint as a small context object: each shared concern is one part with one job
 (``registry``, ``inventory``, ``sessions``, ``auth``, ``scoped``), driven here without sockets;
-the former method names are one-line delegates that nothing in the package calls any more."""
+the endpoint itself keeps only dispatch and the wiring."""
 
 from __future__ import annotations
-
-import re
-from pathlib import Path
 
 import pytest
 from pyVmomi import vim, vmodl
 
-import vcbsim.simulator.soap as soap_pkg
 from vcbsim.simulator import Host, VirtualClock
 from vcbsim.simulator.soap import Endpoint
 from vcbsim.simulator.soap._auth import Auth
 from vcbsim.simulator.soap._endpoint import Context
-from vcbsim.simulator.soap._endpoint_compat import DEPRECATED_NAMES
 from vcbsim.simulator.soap._index import InventoryIndex
 from vcbsim.simulator.soap._registry import Registry
 from vcbsim.simulator.soap._scoped import SessionScoped
@@ -110,30 +105,12 @@ def test_login_lockout_and_cookie_are_the_auths() -> None:
     assert ep.auth.cookie_header("k").endswith("; Secure")
 
 
-@pytest.mark.parametrize(
-    ("old", "new"),
-    [("host_vm", "inventory.host_vm"), ("vm_name", "inventory.vm_name"), ("network_name", "inventory.network_name"),
-     ("datastore_info", "inventory.datastore_info")],
-)
-def test_a_deprecated_name_answers_what_its_part_answers(old: str, new: str) -> None:
+def test_the_endpoint_itself_is_dispatch_and_wiring() -> None:
+    """What the managed objects share is a part (``ep.inventory.host_vm``, not ``ep.host_vm``):
+    a method added to the endpoint is a concern that belongs in a part, or a deliberate change
+    of this list."""
+    public = {n for n, v in vars(Endpoint).items() if callable(v) and not n.startswith("_")}
+    assert public == {"start", "stop", "now", "current_context", "begin_call", "handle_soap"}
     ep, _clock = _endpoint()
-    arg = {"host_vm": "vm-1", "vm_name": "vm-1", "network_name": "network-1", "datastore_info": "datastore-1"}[old]
-    part, method = new.split(".")
-    with ep.lock:
-        ep.begin_call()
-        assert getattr(ep, old)(arg) == getattr(getattr(ep, part), method)(arg)
-    assert ep.filters is ep.scoped.filters and ep.session_store is ep.sessions
-
-
-def test_no_module_of_the_package_calls_a_deprecated_name() -> None:
-    root = Path(soap_pkg.__file__).parent
-    names = "|".join(sorted(re.escape(n) for n in DEPRECATED_NAMES))
-    use = re.compile(rf"\b(?:ep|endpoint|self\.ep|impl\.ep)\.(?:{names})\b")
-    found = [
-        f"{path.relative_to(root)}:{n}: {line.strip()}"
-        for path in sorted(root.rglob("*.py"))
-        if path.name != "_endpoint_compat.py"
-        for n, line in enumerate(path.read_text().splitlines(), 1)
-        if use.search(line)
-    ]
-    assert found == []
+    for old in ("host_vm", "lookup", "login", "create_view", "filters", "session_store", "datastore_refs"):
+        assert not hasattr(ep, old), f"Endpoint.{old} is back: use the part that holds it"
