@@ -959,7 +959,7 @@ class Catalog:
             except Exception as exc:
                 trace.emit("proxy", "op.fail", vm=vm.moref, op="restore-vm", op_id=op_id, error=f"{type(exc).__name__}: {exc}")
                 raise
-            extra = {"left": left} if left else {}
+            extra: dict[str, Any] = {"left": left} if left else {}
             trace.emit("proxy", "op.ok", vm=vm.moref, op="restore-vm", op_id=op_id, backup_id=backup_id, **extra)
         return client.vm_info(vm.moref)
 
