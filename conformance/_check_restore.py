@@ -206,7 +206,13 @@ def check_restored_settings(backed_up: Mapping[str, str], restored: Mapping[str,
     for key, value in want.items():
         if after.get(key) != value:
             out.append(Violation("RST-VMX-KEPT", f"{key} was asked to be {value!r}, the restored VM has {after.get(key)!r}", (), vm))
-    for key in ("memsize", "numvcpus", "guestos"):
+    modes = [k for k in before if k.endswith(".mode") and k[:3] in ("scs", "ide", "sat", "nvm")]
+    for key in ("memsize", "numvcpus", "guestos", *modes):
+        if key.endswith(".mode") and key not in want:
+            if after.get(key, "").replace("_", "-") != before[key].replace("_", "-"):
+                out.append(Violation("RST-VMX-KEPT", f"disk {key[:-5]} was {before[key]!r} when backed up, the restored "
+                                     f"VM has {after.get(key)!r}", (), vm))
+            continue
         if key in before and key not in want and after.get(key) != before[key]:
             out.append(Violation("RST-VMX-KEPT", f"{key} was {before[key]!r} when backed up, the restored VM has "
                                  f"{after.get(key)!r} (not asked to change)", (), vm))

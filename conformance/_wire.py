@@ -137,6 +137,11 @@ _REMOVE_STEPS = frozenset({"WF-3b", "WF-3"})
 _EPS = 1e-6
 
 _WIN_SCRIPT_FILES = {
+    # the legacy pair the demo has (simulator/_demo.py): on esx-3.5u1 the only scripts that run
+    "C:\\Windows\\pre-freeze-script.bat":
+        "@echo off\r\nREM legacy pre-freeze script (ESX 3.5 U1 and earlier)\r\necho legacy-pre %1 >> C:\\vcb-quiesce.log\r\n",
+    "C:\\Windows\\post-thaw-script.bat":
+        "@echo off\r\nREM legacy post-thaw script\r\necho legacy-post %1 >> C:\\vcb-quiesce.log\r\n",
     WIN_SCRIPTS + "\\10-sql-flush.bat":
         "@echo off\r\nREM flush SQL Server buffers before the snapshot\r\necho sql %1 >> C:\\vcb-quiesce.log\r\n",
     WIN_SCRIPTS + "\\20-app-pause.bat": "@echo off\r\necho app %1 >> C:\\vcb-quiesce.log\r\n",
@@ -514,6 +519,9 @@ class WireScenario(ScenarioBase):
         self.ctl.reset(profile=host_profile, demo=False, seed=seed)
         for name, spec in WIRE_VMS.items():
             self.ctl.add_vm(name, **json.loads(json.dumps(spec)))
+        if "hotadd" in self.caps.transports:
+            # a product that hot-adds gets a proxy VM, marked as such (simulator/_hotadd.py)
+            self.ctl.add_vm("vcb-proxy", os="windows", disks=["64MiB"], extra_config={"vcbsim.backupProxy": "TRUE"})
         self.morefs = {vm["name"]: vm["moref"] for vm in self.ctl.vms()}
         self._sync()
 

@@ -852,6 +852,12 @@ class Catalog:
             meta = read_export_catalog(top / "catalog")
         return meta, disks
 
+    def image_as_of_snapshot(self, backup_id: int, work: str | Path) -> tuple[dict[str, str], dict[int, tuple[str, Any]]]:
+        """The disks of image backup ``backup_id`` as of its snapshot, rebuilt through its chain
+        in ``work`` (a directory the caller removes): its export catalog and ``{disk key:
+        (exported file name, disk)}``. What a restore writes back (``_wirerestore.py``)."""
+        return self._image_meta_and_disks(backup_id, Path(work))
+
     def _copy_image_files(self, backup_id: int, target: Path) -> None:
         target.mkdir(parents=True, exist_ok=True)
         for f in self.image_files(backup_id):

@@ -257,7 +257,7 @@ def restore_vm_over_wire(
     vmx_text = _vmx_of_backup(cat, backup_id)
     uploaded: list[str] = []
     with tempfile.TemporaryDirectory(prefix="vcbsim-wire-restore-") as tmp:
-        meta, images = cat._image_meta_and_disks(backup_id, Path(tmp))
+        meta, images = cat.image_as_of_snapshot(backup_id, Path(tmp))
         m = re.match(r"\[([^\]]+)\]", meta.get("config.vmx", ""))
         ds = datastore or _datastore_of_vmx(original) or (m.group(1) if m else "datastore1")
         trace.emit("proxy", "op.invoke", vm=original._moId if original is not None else None, op="restore-vm",

@@ -19,6 +19,7 @@ the host's virtual clock in process.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import secrets
@@ -50,6 +51,9 @@ class ExportDisk:
     capacity: int
     view: Callable[[], BlockReader] = field(repr=False)
     sent: int = 0
+    #: SHA-1 and size of the last download that went to its end (``HttpNfcLeaseGetManifest``)
+    sha1: str | None = None
+    size: int | None = None
 
 
 @dataclass
@@ -152,10 +156,13 @@ class ExportLease:
         an ``nfc.read`` event with the bytes sent when it ends."""
         view = disk.view()
         sent = 0
+        digest = hashlib.sha1()  # noqa: S324 - the manifest's algorithm (API 4.1), not security
         try:
             for chunk in stream_optimized(view, disk.name, read_lock=lock, level=1):
                 sent += len(chunk)
+                digest.update(chunk)
                 yield chunk
+            disk.sha1, disk.size = digest.hexdigest(), sent
         finally:
             disk.sent += sent
             details: dict[str, Any] = {"snapshot": self.snapshot} if self.snapshot else {}

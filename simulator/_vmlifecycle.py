@@ -768,7 +768,7 @@ def register_vm(host: Host, vmx_path: str, *, name: str | None = None) -> VM:
         cfg = parse_vmx(text, vmx_path)
         folder = path.rpartition("/")[0]
         specs = [
-            DiskSpec(file=_resolve(ref, ds, folder), create=False, mode=mode if mode in DISK_MODES else "persistent",
+            DiskSpec(file=_resolve(ref, ds, folder), create=False, mode=_disk_mode(mode),
                      controller="ide" if node.startswith("ide") else "scsi",
                      unit_number=int(node.partition(":")[2]))
             for node, ref, mode in cfg.disks
@@ -778,6 +778,13 @@ def register_vm(host: Host, vmx_path: str, *, name: str | None = None) -> VM:
             num_cpus=cfg.num_cpus, disks=specs, extra_config=dict(cfg.extra), uuid=cfg.uuid,
             change_tracking=cfg.change_tracking, event="vm.register", consume=[(ds, path)],
         )
+
+
+def _disk_mode(vmx_mode: str) -> str:
+    """A ``.vmx`` disk mode (``independent-persistent``, as hosts spell it there) as a
+    ``VirtualDiskMode`` (``independent_persistent``); unknown modes are ``persistent``."""
+    mode = vmx_mode.strip().lower().replace("-", "_")
+    return mode if mode in DISK_MODES else "persistent"
 
 
 def _kept_vm(host: Host, ds: str, path: str) -> VM | None:

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from vcbsim.conformance import BackupPolicy, JobResult
+from vcbsim.conformance import BackupPolicy, Capabilities, JobResult
 from vcbsim.simulator import SimulatedCrash, make_fault
 
 SNAP = "_VCB-BACKUP_"
@@ -85,6 +85,10 @@ class ToyProxy:
 
     def __init__(self, breaks: Breaks | None = None) -> None:
         self.breaks = breaks or Breaks()
+        if self.breaks.crash_consistent:
+            # a product whose jobs are configured crash-consistent declares so: the quiescing
+            # and script rules are then not applicable to it (Capabilities.consistency)
+            self.capabilities = Capabilities(consistency="crash")
         self.name = "toy" + "".join(f"+{b}" for b in self.breaks.active())
         self.history: dict[str, list[tuple[str, dict[str, tuple[str, int, float]]]]] = {}
         self.mounted: dict[str, list[str]] = {}
@@ -204,7 +208,9 @@ class ToyProxy:
         if not b.job_never_ends:
             self._end(host, vm, None, "job", job, files=selected if policy.mode == "file" else None)
         out = {p: v[0] for p, v in files.items()} if policy.mode == "file" else None
-        return JobResult(ok=True, files=out)
+        # what this job itself stored: the kit judges the seed's bases from it (BK-*)
+        copied = {p: files[p][0] for p in selected if p in files} if policy.mode == "file" else None
+        return JobResult(ok=True, files=out, copied=copied)
 
     def _level(self, vm: Any, policy: BackupPolicy) -> str:
         if policy.mode != "file":

@@ -181,6 +181,16 @@ class HttpNfcLeaseImpl(MOImpl):
         lease.complete()
 
     @soap
+    def HttpNfcLeaseGetManifest(self, ctx: Context) -> list[Any]:  # noqa: N802
+        """SHA-1 and size of each disk downloaded to its end through this lease (API 4.1: what
+        an OVF export writes to its ``.mf``); ``InvalidState`` unless the lease is ready."""
+        lease = self.lease()
+        self._timed_out(lease)
+        if lease.state != "ready":
+            raise make_fault("InvalidState", f"The lease is {lease.state}, not ready.")
+        return _manifest_entries(lease)
+
+    @soap
     def HttpNfcLeaseAbort(self, ctx: Context, fault: Any = None) -> None:  # noqa: N802
         lease = self.lease()
         self._timed_out(lease)
@@ -188,6 +198,14 @@ class HttpNfcLeaseImpl(MOImpl):
             raise make_fault("InvalidState", f"The lease is {lease.state}: it cannot be aborted.")
         lease.abort(fault if fault is not None else vmodl.fault.RequestCanceled(
             msg="The lease was aborted by the client."))
+
+
+def _manifest_entries(lease: ExportLease) -> list[Any]:
+    return [
+        vim.HttpNfcLease.ManifestEntry(key=f"/{lease.vm}/VirtualLsiLogicController0:{d.unit}", sha1=d.sha1,
+                                       size=d.size, disk=True, capacity=d.capacity)
+        for d in lease.disks if d.sha1 is not None
+    ]
 
 
 def start_export(ep: Endpoint, ctx: Context, method: Any, vm_moid: str, snapshot: str | None) -> Any:

@@ -3,6 +3,7 @@ the disks downloaded from ``info.deviceUrl`` and read by ``qemu-img`` (equal to 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import ssl
@@ -108,6 +109,8 @@ def test_export_snapshot_downloads_the_snapshot_as_stream_optimized_vmdk(
     out = tmp_path / "disk-0.vmdk"
     n = download(si, url.url, out)
     lease.HttpNfcLeaseProgress(percent=100)
+    [entry] = lease.HttpNfcLeaseGetManifest()
+    assert entry.sha1 == hashlib.sha1(out.read_bytes()).hexdigest() and entry.size == n and entry.disk
 
     raw = tmp_path / "snap.raw"
     raw.write_bytes(want)

@@ -31,7 +31,7 @@ def _disks_at_backup(host: Any, tmp_path: Path, backup_id: int) -> dict[int, byt
     from vcbsim.reference import Catalog
 
     with Catalog(tmp_path / "state" / "medium") as cat:
-        _meta, images = cat._image_meta_and_disks(backup_id, tmp_path / "rebuild")
+        _meta, images = cat.image_as_of_snapshot(backup_id, tmp_path / "rebuild")
         return {k: img.read(0, img.size) for k, (_f, img) in images.items()}
 
 
@@ -141,3 +141,42 @@ def test_without_server_the_wire_options_are_refused(tmp_path: Path, capsys: Any
     assert main(args) == 2
     assert "--server" in json.loads(capsys.readouterr().out)["message"]
 
+
+
+def test_independent_disks_and_disks_on_two_datastores_are_restored_as_they_were(tmp_path: Path) -> None:
+    """An independent disk (its mode kept) and a disk on a second datastore (both disks restored,
+    equal to the backup), as the era inventory has them: RST-DISKS-EQUAL and RST-VMX-KEPT."""
+    import re as _re
+
+    from vcbsim.conformance._check_restore import check_restored_disks, check_restored_settings
+    from vcbsim.reference import BackupProxy, Catalog, VSphereHostClient, _wirerestore
+    from vcbsim.simulator import Host
+    from vcbsim.simulator.soap import serve
+
+    def settings(text: str) -> dict[str, str]:
+        return {m.group(1): m.group(2) for m in _re.finditer(r'^\s*([^=\s]+)\s*=\s*"(.*)"\s*$', text, _re.M)}
+
+    mib = 1024 * 1024
+    host = Host("esxi-7.0", seed=8)
+    host.add_datastore("datastore2", 64 * 1024 * mib)
+    for name, kw in (("indep", {"disk_modes": ["persistent", "independent_persistent"]}),
+                     ("twods", {"disk_datastores": [None, "datastore2"]})):
+        vm = host.add_vm(name, disks=[8 * mib, 4 * mib], tools="not-installed", **kw)
+        for d in vm.disks:
+            host.guest_device(vm, d.key).write(mib, name.encode() * 1000)
+    with serve(host, port=0) as srv, Catalog(tmp_path / "m") as cat:
+        url = f"https://127.0.0.1:{srv.port}/sdk"
+        with VSphereHostClient(url, "user", "pass", insecure=True) as client:
+            for name in ("indep", "twods"):
+                res = BackupProxy(client, tmp_path / "p", quiesce=False).backup(f"name:{name}", "fullvm", catalog=cat)
+                assert res.ok and res.backup_id is not None, res.summary()
+                _wirerestore.restore_vm_over_wire(cat, res.backup_id, client, name=f"{name}-r", datastore="datastore1")
+                vm = host.find_vm(f"{name}-r")
+                _meta, images = cat.image_as_of_snapshot(res.backup_id, tmp_path / f"rb-{name}")
+                found = check_restored_disks({k: img.read for k, (_f, img) in images.items()},
+                                             [(d.key, d.capacity, host.disk_view(vm, d.key).read) for d in vm.disks])
+                found += check_restored_settings(settings(_wirerestore._vmx_of_backup(cat, res.backup_id)),
+                                                 settings(vm.vmx_text()), {}, new_vm=True)
+                assert found == [], [v.format() for v in found]
+    assert [d.disk_mode for d in host.find_vm("indep-r").disks] == ["persistent", "independent_persistent"]
+    assert [d.capacity for d in host.find_vm("twods-r").disks] == [8 * mib, 4 * mib]

@@ -59,7 +59,7 @@ def _judge(s: dict[str, Any], vm_name: str | None = None, asked: dict[str, str] 
     broken = {v.rule_id for v in report.violations}
     if vm_name is not None:
         cat = s["cat"]
-        _meta, images = cat._image_meta_and_disks(s["image"], s["tmp"] / f"rebuild-{len(host.trace)}")
+        _meta, images = cat.image_as_of_snapshot(s["image"], s["tmp"] / f"rebuild-{len(host.trace)}")
         vm = host.find_vm(vm_name)
         restored = [(d.key, d.capacity, host.disk_view(vm, d.key).read) for d in vm.disks]
         found = check_restored_disks({k: img.read for k, (_f, img) in images.items()}, restored, vm=vm.moref)

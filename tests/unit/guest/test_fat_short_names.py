@@ -9,7 +9,7 @@ import calendar
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vcbsim.simulator.guest import _fat
+from vcbsim.simulator.guest import _fatentry as _fat
 
 
 def by_codec(short: bytes, nt_flags: int) -> str:
