@@ -71,6 +71,10 @@ applicable, with the reason) for a product that does not declare it; the in-proc
 
 ``certify_command(adapter)`` runs the cases; ``vcbsim conform --command "..."``
 (``main_conform_command``) is the command line.
+
+One cohesive concern, although over 700 lines: route 2, driving a product as a command
+against the endpoint and judging it; the scenarios themselves are shared with the in-process
+route (``_judge.ScenarioBase``).
 """
 
 from __future__ import annotations

@@ -46,6 +46,10 @@ this order, from ``guest.disk`` (what VMware Tools reports: ``diskPath``, ``capa
 compared with each volume's root directory, when guest credentials are given), or else from
 Windows' default order (``C:`` for the first partition of the first disk, then ``D:`` ...),
 which cannot know that a volume's letter was removed.
+
+One cohesive concern, although over 700 lines: the ``HostClient`` seam over pyVmomi, one
+method per row of the table below; wire restores are ``_wirerestore.py``, transports
+``_transports.py``.
 """
 
 from __future__ import annotations
