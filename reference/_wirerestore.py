@@ -262,6 +262,14 @@ def restore_vm_over_wire(
     uploaded: list[str] = []
     with tempfile.TemporaryDirectory(prefix="vcbsim-wire-restore-") as tmp:
         meta, images = cat.image_as_of_snapshot(backup_id, Path(tmp))
+        if original is not None and any(k.startswith("disk.") and k.endswith(".excluded") for k in meta):
+            # replacing the original destroys its files, the left-out disks' live data with them
+            left_out = sorted(int(k.split(".")[1]) for k in meta if k.startswith("disk.") and k.endswith(".excluded"))
+            raise InvalidInputError(
+                "--over", expected="a backup that holds every disk of the VM", got=f"backup {backup_id}",
+                hint=f"it left out disk(s) {left_out} (no snapshot covers them) and replacing the VM would "
+                     "destroy them; restore as a new VM (--name) instead",
+            )
         m = re.match(r"\[([^\]]+)\]", meta.get("config.vmx", ""))
         ds = datastore or _datastore_of_vmx(original) or (m.group(1) if m else "datastore1")
         trace.emit("proxy", "op.invoke", vm=original._moId if original is not None else None, op="restore-vm",

@@ -42,3 +42,22 @@ def test_image_backup_and_restore_over_the_wire_leave_out_unsnapshotted_disks(
     assert len(copy.disks) == 2 and "rdm-small_1" not in copy.vmx_text()
     # the guest of the copy finds its volumes anew: the third disk is its second
     assert copy.guest is not None and copy.guest.read_bytes("D:\\log.txt") == b"a plain disk"
+
+
+def test_restore_over_the_original_is_refused_when_the_backup_left_disks_out(
+    host: Any, url: str, tmp_path: Path, capsys: Any
+) -> None:
+    """Replacing the original would destroy the independent disk the backup does not hold."""
+    vm = host.add_vm("indep-small", disks=[48 * MiB, 48 * MiB], ip_address="192.0.2.42",
+                     disk_modes=["persistent", "independent_persistent"])
+    host.add_guest_volumes(vm, {0: [(None, "C", "SYSTEM")], 1: [(None, "E", "DATA")]})
+    host.guest_fs(vm).write_bytes("E:\\live.txt", b"only here")
+    assert main(["backup", *_remote(url, tmp_path), "-a", "name:indep-small", "-t", "fullvm"]) == 0
+    (run,) = json.loads(capsys.readouterr().out)
+    host.power_off(vm)
+    args = ["restore", *_remote(url, tmp_path), "--backup", str(run["backup_id"]), "--vm", "--over",
+            "-a", "name:indep-small"]
+    assert main(args) == 2
+    err = json.loads(capsys.readouterr().out)
+    assert "left out disk(s)" in err["message"] and "\n" not in err["message"]
+    assert host.find_vm("indep-small") is vm and host.guest_fs(vm).read_bytes("E:\\live.txt") == b"only here"
