@@ -23,6 +23,7 @@ address, and reads the result the command prints.
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -90,7 +91,9 @@ class JobResult:
     ``image_digest()`` of the disk image in the backup. ``copied``: for a file-level backup,
     the files this job itself copied (path to SHA-256): for an incremental or differential the
     changed files it stored, judged against the seed's bases (BK-INCR-SINCE-LAST,
-    BK-DIFF-SINCE-FULL). ``None`` when the product cannot say: that check then has no occasion,
+    BK-DIFF-SINCE-FULL). ``details["excluded_disks"]``: the keys of the disks an image backup
+    left out because no snapshot covers them (IMG-SAYS-UNSNAPSHOTTED, ``_check_disks``).
+    ``None`` when the product cannot say: that check then has no occasion,
     and the run's evidence says so (a ``certify`` run fails on a rule nothing exercised).
     """
 
@@ -249,6 +252,11 @@ class FunctionOrchestrator:
         return self.handler(host, vm_name, policy)
 
 
+def _excluded_keys(lines: Sequence[str]) -> list[int]:
+    """The keys in the reference's ``RunOutcome.excluded_disks`` (``disk <key> (<label>): ...``)."""
+    return [int(m.group(1)) for ln in lines if (m := re.match(r"disk (\d+) ", ln))]
+
+
 class ReferenceOrchestrator:
     """The reference proxy (``vcbsim.reference.BackupProxy``) as an ``Orchestrator``.
 
@@ -314,7 +322,7 @@ class ReferenceOrchestrator:
         return JobResult(ok=r.ok, error="" if r.ok else r.summary(), files=files, disks=disks, copied=copied,
                          backup_id=None if r.backup_id is None else str(r.backup_id),
                          details={"status": r.status, "failed_step": r.failed_step, "fault": r.fault,
-                                  "usable": usable})
+                                  "usable": usable, "excluded_disks": _excluded_keys(r.excluded_disks)})
 
     @property
     def mount_root(self) -> Path:

@@ -6,6 +6,9 @@ A job per VM (a ``job`` op, or split from the steps): pre-backup -> snapshot -> 
 It judges the WF order rules, COMMIT, IMAGE, FILE, CLEANUP and the TRACE pairing, with
 Jepsen's semantics for unknown outcomes. Of the guest it asks only whether a quiesce operation
 is still running (``QuiesceModel.running``).
+
+One cohesive concern, although over 700 lines: the proxy's job model of the checker (one
+state machine per job); the guest's quiescing model is ``_check_quiesce.py``.
 """
 
 from __future__ import annotations

@@ -59,6 +59,8 @@ SUITE_OCCASIONS: dict[str, str] = {
     "RST-DISKS-EQUAL": "a whole-VM restore's disks compared with the backup's snapshot (check_restored_disks)",
     "RST-VMX-KEPT": "a whole-VM restore's .vmx settings compared with the backup's and those asked",
     "IMG-CONFIG": "an image backup restored by the product's restore and its configuration files compared",
+    "IMG-NO-UNSNAPSHOTTED": "an image backup of a VM with independent disks or physical RDMs compared with them",
+    "IMG-SAYS-UNSNAPSHOTTED": "an image backup that left out disks no snapshot covers, its result read",
 }
 
 #: rules about several scripts of one phase (their order, the ones after a failure)
@@ -197,10 +199,13 @@ def occasions(events: Iterable[Event]) -> Counter[str]:
 
 
 def not_applicable(caps: Capabilities, host_profile: str, *, change_tracking: bool = True,
-                   proxy_faults: bool = True, abort_timer: bool = True, restore: bool = True) -> dict[str, str]:
+                   proxy_faults: bool = True, abort_timer: bool = True, restore: bool = True,
+                   unsnapshotted: bool = True) -> dict[str, str]:
     """Rules that do not apply to this product on this host profile, each with the reason.
     ``proxy_faults``: the kit can inject faults into the product's own steps (in process it
-    always can; over the wire only when the product declares ``proxy_faults``)."""
+    always can; over the wire only when the product declares ``proxy_faults``).
+    ``unsnapshotted``: the run's inventory has a VM with disks no snapshot covers
+    (``_check_disks``; the in-process kit's has)."""
     out: dict[str, str] = {}
     for rid, rule in RULES.items():
         if host_profile not in rule.profiles:
@@ -227,6 +232,9 @@ def not_applicable(caps: Capabilities, host_profile: str, *, change_tracking: bo
                         "files in what the product restores")
         elif rid == "IMG-CONFIG" and not restore:
             out[rid] = "over the wire the kit does not drive the product's restore"
+        elif rid in ("IMG-NO-UNSNAPSHOTTED", "IMG-SAYS-UNSNAPSHOTTED") and not unsnapshotted:
+            out[rid] = ("the run's inventory has no VM with an independent disk or a physical RDM "
+                        "(the in-process kit's host has one: _check_disks)")
         elif rid == "IMG-LEVEL-CONTENT" and not change_tracking:
             out[rid] = f"host profile {host_profile} has no changed block tracking"
         elif rid == "TMO-NEAR-LIMIT" and not abort_timer:
@@ -266,12 +274,14 @@ class Evidence:
 
     @classmethod
     def of(cls, caps: Capabilities, host_profile: str, counts: Sequence[Mapping[str, int]],
-           jobs: Mapping[str, int] | None = None, *, proxy_faults: bool = True, restore: bool = True) -> Evidence:
+           jobs: Mapping[str, int] | None = None, *, proxy_faults: bool = True, restore: bool = True,
+           unsnapshotted: bool = True) -> Evidence:
         from vcbsim.simulator import get_profile
 
         hp = get_profile(host_profile)
         na = not_applicable(caps, host_profile, change_tracking=hp.change_tracking, proxy_faults=proxy_faults,
-                            abort_timer=bool(getattr(hp, "guest_abort_timer", True)), restore=restore)
+                            abort_timer=bool(getattr(hp, "guest_abort_timer", True)), restore=restore,
+                            unsnapshotted=unsnapshotted)
         ex = merge_counts(counts)
         ex = {r: n for r, n in ex.items() if r in RULES}
         missing = tuple(r for r in RULES if r not in na and not ex.get(r))

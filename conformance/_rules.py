@@ -453,6 +453,28 @@ RULES: dict[str, Rule] = _r(
          discriminating="the demo VM's .vmx has a network, a guest OS, two disks on one controller "
          "and its uuids: a proxy that drops or rewrites a line gives another configuration; the "
          "snapshot's redo-log names, which an export rewrites to the base disks"),
+    # ------------------------------------------------------------------ disks no snapshot covers
+    # (independent disks and physical RDMs: ``_check_disks``)
+    Rule("IMG-NO-UNSNAPSHOTTED", "An image backup holds no disk the snapshot does not cover",
+         "An image-level backup MUST NOT present data the backup snapshot does not cover as part of "
+         "the snapshot: an independent disk (`independent_persistent`, `independent_nonpersistent`) "
+         "or a physical-mode RDM, which a snapshot leaves out and which read as of the snapshot is "
+         "the live disk, is left out of the backup.",
+         "API enum VirtualDiskMode (2.0: \"not affected by snapshots\"); ESX Server \"Using Raw "
+         "Device Mapping\" (no redo log in physical compatibility mode); VADP products (IBM Spectrum "
+         "Protect vmprocessvmwithindependent / vmprocessvmwithprdm)", "IMAGE", level="MUST NOT",
+         since="0.3.0", checked_by=("suite",),
+         discriminating="a VM with a disk, an independent_persistent disk, a physical and a virtual "
+         "RDM, each written while the snapshot exists: a proxy that exports every disk holds the "
+         "live ones; the virtual RDM must be backed up like a disk"),
+    Rule("IMG-SAYS-UNSNAPSHOTTED", "An image backup names the disks it left out",
+         "An image-level backup that leaves out disks the snapshot does not cover SHOULD say which "
+         "(`JobResult.details[\"excluded_disks\"]`: their keys), so that whoever restores it knows "
+         "those disks must be recreated.",
+         "IBM Spectrum Protect vmprocessvmwithindependent (\"Independent disks must be manually "
+         "recreated on a restored machine\")", "IMAGE", level="SHOULD", since="0.3.0",
+         checked_by=("suite",),
+         discriminating="the same VM: a proxy that leaves the disks out silently"),
 )
 
 

@@ -56,6 +56,7 @@ from vcbsim.simulator import Event
 
 from ._adapters import BackupPolicy, JobResult, Orchestrator, call_adapter, image_levels
 from ._capabilities import capabilities_of
+from ._check_disks import UNSNAPSHOTTED_VM, add_unsnapshotted_vm, judge_unsnapshotted
 from ._checker import CheckReport
 from ._errors import (
     AdapterError,
@@ -220,6 +221,7 @@ class Scenario(ScenarioBase):
         self.caps = capabilities_of(self.adapter)
         if "hotadd" in self.caps.transports:
             self._add_proxy_vm()
+        add_unsnapshotted_vm(self.host)  # independent disks and RDMs (IMG-NO-UNSNAPSHOTTED)
         #: the image-backup levels the orchestrator declares (others are asked as full)
         self.image_levels = image_levels(self.adapter)
         self.out = out
@@ -550,6 +552,9 @@ class Scenario(ScenarioBase):
             snaps = [e for e in events[mark:] if e.kind == "snapshot.create" and e.vm == moref]
             want = self._snap_digests.get(str(snaps[-1].details.get("snapshot"))) if snaps else None
             if want is not None:
+                # disks no snapshot covers are judged apart: they must not be in the backup
+                left = judge_unsnapshotted(self, vm, moref, self.host.find_vm(vm).disks, result, snaps[-1])
+                want = {k: v for k, v in want.items() if k not in left}
                 self.occasion("IMG-LEVEL-CONTENT" if policy.level != "full" else "CMT-BACKUP-CONTENT")
                 bad = sorted(k for k in want if result.disks.get(k) != want[k])
                 if bad and policy.level != "full":
@@ -758,6 +763,12 @@ SCENARIOS: dict[str, tuple[Step, ...]] = {
         _S("arm_fault", operation="crash", target="proxy.after-expose", fault=None, delay=0.0, exit_code=None, times=1),
         _S("backup", vm=WINDOWS_VM, mode="file", level="full", during=()),
         _S("backup", vm=WINDOWS_VM, mode="file", level="full", during=()),
+    ),
+    "image-unsnapshotted-disks": (  # IMG-NO-UNSNAPSHOTTED (in process only: _check_disks)
+        _S("write", vm=UNSNAPSHOTTED_VM, path="E:\\before.txt", text="before"),
+        _S("backup", vm=UNSNAPSHOTTED_VM, mode="fullvm", level="full",
+           during=(("C:\\during.txt", "c"), ("E:\\during.txt", "e"), ("P:\\during.txt", "p"),
+                   ("V:\\during.txt", "v"))),
     ),
 }
 

@@ -71,6 +71,10 @@ applicable, with the reason) for a product that does not declare it; the in-proc
 
 ``certify_command(adapter)`` runs the cases; ``vcbsim conform --command "..."``
 (``main_conform_command``) is the command line.
+
+One cohesive concern, although over 700 lines: route 2, driving a product as a command
+against the endpoint and judging it; the scenarios themselves are shared with the in-process
+route (``_judge.ScenarioBase``).
 """
 
 from __future__ import annotations
@@ -185,6 +189,9 @@ def wire_skip_reason(steps: Sequence[Step], caps: Capabilities | None = None) ->
         if st.op == "restore":
             return ("it asks the product's restore hooks (Orchestrator.restore_vm / restore_files), which a command "
                     "does not have; the in-process kit (run) covers it (_scenario_restore)")
+        if st.op == "backup" and args.get("vm") not in WIRE_VMS:
+            return (f"it backs up {args.get('vm')}, which only the in-process kit's host has (WIRE_VMS has "
+                    "no VM with disks no snapshot covers); the in-process kit (run) covers it")
         if st.op == "arm_fault" and (args.get("operation") in PROXY_OPERATIONS) and not (caps and caps.proxy_faults):
             return (f"it injects a fault into the product's own {args['operation']!r} step, which a host cannot do "
                     "over the wire and the product declared no proxy_faults; the in-process kit (run) covers it")
@@ -867,7 +874,7 @@ def certify_command(
     info = RunInfo(**{**info.to_dict(), "finished": _now()})
     jobs = {k: int(v) for k, v in stats.items() if k.startswith(("asked.", "ok."))}
     evidence = Evidence.of(caps, host_profile, [c.exercised for c in cases], jobs, proxy_faults=caps.proxy_faults,
-                           restore=False)
+                           restore=False, unsnapshotted=False)
     if scenarios is None and not any(c.outcome in ("fail", "error") for c in cases):
         extra = evidence_case(evidence, caps, host_profile, certify=kit_profile == "certify")
         if extra is not None:

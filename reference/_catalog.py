@@ -924,8 +924,16 @@ class Catalog:
             trace = client.trace
             op_id = f"op-{len(trace)}"
             trace.emit("proxy", "op.invoke", vm=vm.moref, op="restore-vm", op_id=op_id, backup_id=backup_id)
+            left: list[int] = []
             try:
                 for disk in vm.disks:
+                    if disk.key not in images and f"disk.{disk.key}.excluded" in meta:
+                        # left out of the image (no snapshot covers it, ``_image.py``): its
+                        # data is not in the backup, so the disk is left as it is, as VADP
+                        # products do ("only the volumes that participated in snapshot
+                        # operations are restored", IBM Spectrum Protect for VMware)
+                        left.append(disk.key)
+                        continue
                     if disk.key not in images:
                         msg = (
                             f"image backup {backup_id} has no disk {disk.key} ({disk.label}); "
@@ -951,8 +959,27 @@ class Catalog:
             except Exception as exc:
                 trace.emit("proxy", "op.fail", vm=vm.moref, op="restore-vm", op_id=op_id, error=f"{type(exc).__name__}: {exc}")
                 raise
-            trace.emit("proxy", "op.ok", vm=vm.moref, op="restore-vm", op_id=op_id, backup_id=backup_id)
+            extra: dict[str, Any] = {"left": left} if left else {}
+            trace.emit("proxy", "op.ok", vm=vm.moref, op="restore-vm", op_id=op_id, backup_id=backup_id, **extra)
         return client.vm_info(vm.moref)
+
+    def excluded_disks(self, backup_id: int) -> dict[int, str]:
+        """The disks image backup ``backup_id`` left out (``disk.<key>.excluded=`` in its
+        export catalog, ``_image.py``): ``{key: reason}``; a whole-VM restore leaves them as
+        they are."""
+        from ._image import read_export_catalog
+
+        f = next((f for f in self.image_files(backup_id) if f.name == "catalog"), None)
+        if f is None:
+            return {}
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="vcbsim-catalog-") as tmp:
+            self.store.copy_to(f.sha256, Path(tmp) / "catalog")
+            meta = read_export_catalog(Path(tmp) / "catalog")
+        return {
+            int(k.split(".")[1]): v for k, v in meta.items() if k.startswith("disk.") and k.endswith(".excluded")
+        }
 
     # -- job history -------------------------------------------------------------------
 

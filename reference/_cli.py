@@ -394,6 +394,7 @@ def _run_verb(args: argparse.Namespace) -> int:
                 code = 0 if res.ok else 1
                 lines = [res.summary()] + [f"  {k}: {v}" for k, v in sorted(res.letters.items())]
                 lines += [f"  not mounted (no drive letter): {v}" for v in res.skipped_volumes]
+                lines += [f"  not exported: {d}" for d in res.excluded_disks]
                 lines += [f"  cleaned: {n}" for n in res.stale_cleaned]
                 _emit(args, res.to_dict(), "\n".join(lines))
             elif args.verb == "unmount":
@@ -411,6 +412,7 @@ def _run_verb(args: argparse.Namespace) -> int:
                     "\n".join(
                         [r.summary() + (f" ({r.stored()})" if r.backup_id else "")]
                         + [f"  note: {n}" for n in r.notes]
+                        + [f"  not backed up: {d}" for d in r.excluded_disks]
                         + [f"  cleaned: {n}" for n in r.stale_cleaned]
                     )
                     for r in results
@@ -571,7 +573,15 @@ def _restore(args: argparse.Namespace, client: Any, medium: Path, progress: Any 
         if args.vm:
             moref = client.find_vm(args.selector).moref if args.selector else None
             vm = cat.restore_vm(args.backup, client, moref)
-            _emit(args, {"restored": vm.name, "backup": args.backup}, f"{vm.name} restored from backup {args.backup}")
+            left = cat.excluded_disks(args.backup)
+            _emit(
+                args,
+                {"restored": vm.name, "backup": args.backup, **({"left": {str(k): v for k, v in left.items()}} if left else {})},
+                "\n".join(
+                    [f"{vm.name} restored from backup {args.backup}"]
+                    + [f"  left as it is (not in the backup): disk {k}: {v}" for k, v in sorted(left.items())]
+                ),
+            )
             return 0
         if not args.path or not args.to:
             raise InvalidInputError(

@@ -124,6 +124,23 @@ class DiskInfo:
     label: str
     file_name: str
     capacity: int
+    #: the backing's ``diskMode`` (``VirtualDiskMode``): ``independent_*`` disks are in no snapshot
+    disk_mode: str = "persistent"
+    #: an RDM's ``compatibilityMode`` (``physicalMode`` / ``virtualMode``); None for a virtual disk
+    rdm: str | None = None
+
+    @property
+    def snapshot_exclusion(self) -> str | None:
+        """Why a snapshot of the VM does not cover this disk, or None when it does.
+
+        "independent_persistent: Same as persistent, but not affected by snapshots" (API enum
+        ``VirtualDiskMode``, since 2.0); a physical-mode RDM has no redo log and is in no
+        snapshot (``simulator/_rdm.py``); a virtual-mode RDM is snapshotted like a disk."""
+        if self.rdm == "physicalMode":
+            return "physical-mode RDM: a snapshot does not cover it (no redo log on a physical RDM)"
+        if self.disk_mode.startswith("independent"):
+            return f"{self.disk_mode} disk: a snapshot does not cover it (independent disks are not affected by snapshots)"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,7 +413,10 @@ class InProcessHostClient:
 
     def _info(self, vm: Any) -> VMInfo:
         disks = tuple(
-            DiskInfo(key=d.key, label=d.label, file_name=d.base_name, capacity=d.capacity)
+            DiskInfo(
+                key=d.key, label=d.label, file_name=d.base_name, capacity=d.capacity,
+                disk_mode=d.disk_mode, rdm=d.rdm,
+            )
             for d in vm.disks
         )
         return VMInfo(

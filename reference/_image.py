@@ -7,6 +7,20 @@
 - one VMDK per virtual disk, as of the snapshot, named like the disk's base file
   (``<vm>.vmdk``); by default VCB's 2 GB split sparse extents (``twoGbMaxExtentSparse``: a
   descriptor plus ``-s001.vmdk`` ... extents), or one ``monolithicSparse`` file;
+- disks a snapshot does not cover are left out: independent disks ("not affected by
+  snapshots", API enum ``VirtualDiskMode``) and physical-mode RDMs (no redo log, in no
+  snapshot: ``simulator/_rdm.py``). Exporting their live data would present bytes from after
+  the snapshot as part of it. VADP products do the same: IBM Spectrum Protect for VMware
+  ("Independent disks cannot be backed up because they do not support snapshots ... Only
+  normal disk volumes are backed up", option ``vmprocessvmwithindependent``; "pRDM volumes do
+  not support snapshots ... vRDM volumes ... are included", ``vmprocessvmwithprdm``), Hitachi
+  Ops Center Protector ("Physical compatibility mode RDM disks are not backed up because they
+  are not included in a VMware snapshot"). The exported ``.vmx`` keeps their device lines
+  unchanged (the configuration as of the snapshot, kit rule IMG-CONFIG: it names the disk,
+  which is not in the export) and the catalog names each with ``disk.<key>.excluded=`` (the
+  reason) instead of a ``filename``; a restore as a new VM drops those lines
+  (``drop_vmx_disks``, ``_wirerestore.py``: such a disk "must be manually recreated on a
+  restored machine"). A virtual-mode RDM is exported like a disk;
 - ``catalog``: a text file in VCB's ``key= value`` style naming the VM, the host, the
   snapshot and each disk, written last, so an export without it is incomplete. Where the host
   tracks changed blocks it names each disk's ``changeId`` as of the snapshot.
@@ -26,7 +40,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +51,15 @@ from vcbsim.simulator.disk import BlockReader
 from ._cbt import AreasView, ImagePlan, write_areas_file
 from ._client import DiskInfo, HostClient, VMInfo
 
-__all__ = ["ImageExport", "disk_export_name", "export_image", "read_export_catalog", "rewrite_vmx_disks"]
+__all__ = [
+    "ImageExport",
+    "disk_export_name",
+    "drop_vmx_disks",
+    "export_image",
+    "read_export_catalog",
+    "rewrite_vmx_disks",
+    "snapshot_covered",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +69,8 @@ class ImageExport:
     disks: dict[int, Path]
     catalog: Path
     bytes_written: int
+    #: disk key -> why the export left it out (``DiskInfo.snapshot_exclusion``)
+    excluded: dict[int, str] = field(default_factory=dict)
 
 
 def disk_export_name(disk: DiskInfo) -> str:
@@ -79,6 +103,28 @@ def rewrite_vmx_disks(text: str, names: dict[str, str]) -> str:
     return _FILENAME.sub(fix, text)
 
 
+def drop_vmx_disks(text: str, base_names: set[str]) -> str:
+    """Remove every ``<node>.*`` line of the devices whose ``fileName`` is one of ``base_names``
+    (the disks an image export leaves out, so the exported VM does not point at them)."""
+    nodes = {
+        m.group("dev")
+        for m in _FILENAME.finditer(text)
+        if _REDO.sub("", posixpath.basename(m.group("file"))) in base_names
+    }
+    if not nodes:
+        return text
+    keep = [ln for ln in text.splitlines(keepends=True) if ln.split(".", 1)[0].strip() not in nodes]
+    return "".join(keep)
+
+
+def snapshot_covered(vm: VMInfo) -> tuple[VMInfo, dict[int, str]]:
+    """The VM with only the disks a snapshot covers, and ``{key: reason}`` for the others."""
+    excluded = {d.key: r for d in vm.disks if (r := d.snapshot_exclusion) is not None}
+    if not excluded:
+        return vm, {}
+    return replace(vm, disks=tuple(d for d in vm.disks if d.key not in excluded)), excluded
+
+
 def _q(value: object) -> str:
     return '"' + str(value).replace('"', "'") + '"'
 
@@ -108,6 +154,8 @@ def export_image(
             "(remove it, or unmount the earlier export first)"
         )
         raise StateError(msg, path=str(dest))
+    full_vm = vm
+    vm, excluded = snapshot_covered(vm)
     dest.mkdir(parents=True)
     try:
         disks: dict[int, Path] = {}
@@ -192,6 +240,19 @@ def export_image(
                     f"{tag}.sinceChangeId= " + _q(dp.since),
                     f"{tag}.changedAreas= " + _q(disks[disk.key].with_suffix(".changed").name),
                 ]
+        for disk in full_vm.disks:
+            if disk.key in excluded:
+                tag = f"disk.{disk.key}"
+                lines += [
+                    f"{tag}.diskname= " + _q(disk.file_name),
+                    f"{tag}.label= " + _q(disk.label),
+                    f"{tag}.capacity= {disk.capacity}",
+                    f"{tag}.excluded= " + _q(excluded[disk.key]),
+                ]
+                client.trace.emit(
+                    "proxy", "note", vm=vm.moref,
+                    text=f"disk {disk.key} ({disk.label}) left out of the image: {excluded[disk.key]}",
+                )
         catalog = dest / "catalog"
         catalog.write_text("\n".join(lines) + "\n", encoding="utf-8")
     except Exception:
@@ -199,7 +260,7 @@ def export_image(
 
         force_remove(dest)
         raise
-    return ImageExport(dest, vmx, disks, catalog, total)
+    return ImageExport(dest, vmx, disks, catalog, total, excluded)
 
 
 def read_export_catalog(path: str | Path) -> dict[str, str]:

@@ -58,6 +58,9 @@ class RunOutcome:
     base_backup_id: int | None = None
     bytes_stored: int = 0
     notes: list[str] = field(default_factory=list)
+    #: disks an image backup left out, one line each: ``disk <key> (<label>): <reason>``
+    #: (independent disks and physical RDMs: no snapshot covers them, ``_image.py``)
+    excluded_disks: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -46,6 +46,10 @@ this order, from ``guest.disk`` (what VMware Tools reports: ``diskPath``, ``capa
 compared with each volume's root directory, when guest credentials are given), or else from
 Windows' default order (``C:`` for the first partition of the first disk, then ``D:`` ...),
 which cannot know that a volume's letter was removed.
+
+One cohesive concern, although over 700 lines: the ``HostClient`` seam over pyVmomi, one
+method per row of the table below; wire restores are ``_wirerestore.py``, transports
+``_transports.py``.
 """
 
 from __future__ import annotations
@@ -524,6 +528,8 @@ class VSphereHostClient:
             if not isinstance(dev, vim.vm.device.VirtualDisk):
                 continue
             backing: Any = dev.backing
+            disk_mode = str(getattr(backing, "diskMode", None) or "persistent")
+            rdm = getattr(backing, "compatibilityMode", None)
             while getattr(backing, "parent", None) is not None:
                 backing = backing.parent
             capacity = dev.capacityInBytes or int(dev.capacityInKB) * 1024
@@ -533,6 +539,8 @@ class VSphereHostClient:
                     label=str(getattr(dev.deviceInfo, "label", "") or ""),
                     file_name=str(backing.fileName),
                     capacity=int(capacity),
+                    disk_mode=disk_mode,
+                    rdm=str(rdm) if rdm else None,
                 )
             )
         os_family = self._os_family(config, guest)

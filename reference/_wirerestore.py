@@ -67,19 +67,23 @@ class VmRestoreResult:
     disks: dict[int, str] = field(default_factory=dict)
     bytes_uploaded: int = 0
     replaced: str | None = None
+    #: disks the image backup left out (``_image.py``), not in the restored VM: key -> reason
+    not_restored: dict[int, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "backup": self.backup_id, "restored": self.name, "moref": self.moref,
             "datastore": self.datastore, "over_original": self.over_original,
             "disks": {str(k): v for k, v in self.disks.items()}, "bytes_uploaded": self.bytes_uploaded,
-            "replaced": self.replaced,
+            "replaced": self.replaced, "not_restored": {str(k): v for k, v in self.not_restored.items()},
         }
 
     def summary(self) -> str:
         how = f"over the original ({self.replaced})" if self.over_original else "as a new VM"
-        return (f"{self.name} ({self.moref}) restored from backup {self.backup_id} {how} on "
+        text = (f"{self.name} ({self.moref}) restored from backup {self.backup_id} {how} on "
                 f"{self.datastore}: {len(self.disks)} disk(s), {self.bytes_uploaded} bytes uploaded")
+        return "\n".join([text] + [f"  not restored (not in the backup): disk {k}: {v}"
+                                    for k, v in sorted(self.not_restored.items())])
 
 
 @dataclass
@@ -258,12 +262,30 @@ def restore_vm_over_wire(
     uploaded: list[str] = []
     with tempfile.TemporaryDirectory(prefix="vcbsim-wire-restore-") as tmp:
         meta, images = cat.image_as_of_snapshot(backup_id, Path(tmp))
+        if original is not None and any(k.startswith("disk.") and k.endswith(".excluded") for k in meta):
+            # replacing the original destroys its files, the left-out disks' live data with them
+            left_out = sorted(int(k.split(".")[1]) for k in meta if k.startswith("disk.") and k.endswith(".excluded"))
+            raise InvalidInputError(
+                "--over", expected="a backup that holds every disk of the VM", got=f"backup {backup_id}",
+                hint=f"it left out disk(s) {left_out} (no snapshot covers them) and replacing the VM would "
+                     "destroy them; restore as a new VM (--name) instead",
+            )
         m = re.match(r"\[([^\]]+)\]", meta.get("config.vmx", ""))
         ds = datastore or _datastore_of_vmx(original) or (m.group(1) if m else "datastore1")
         trace.emit("proxy", "op.invoke", vm=original._moId if original is not None else None, op="restore-vm",
                    op_id=op_id, backup_id=backup_id, target="over" if original is not None else "new",
                    name=target, datastore=ds)
         result = VmRestoreResult(backup_id, target, "", ds, original is not None)
+        left = {int(k.split(".")[1]): v for k, v in meta.items() if k.startswith("disk.") and k.endswith(".excluded")}
+        if left:
+            # the backup holds no data of these disks (``_image.py``): the VM is restored without
+            # them, as VADP products do ("Independent disks must be manually recreated on a
+            # restored machine", IBM Spectrum Protect for VMware, vmprocessvmwithindependent)
+            from ._image import drop_vmx_disks
+
+            result.not_restored = left
+            files = {meta.get(f"disk.{k}.diskname", "").split("]")[-1].strip().rsplit("/", 1)[-1] for k in left}
+            vmx_text = drop_vmx_disks(vmx_text, files)
         try:
             vmx_path = _upload_all(client, ds, target, original is not None, backup_id, images, vmx_text,
                                    settings, result, uploaded, progress, op_id)

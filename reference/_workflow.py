@@ -538,7 +538,7 @@ class BackupProxy:
         image export first decides its level (``plan_image``): ``catalog`` holds the backups an
         incremental or differential builds on. Returns that plan (``None`` for file level)."""
         from ._filelevel import mount_files
-        from ._image import export_image
+        from ._image import export_image, snapshot_covered
 
         assert result.snapshot_id is not None
         self.root.mkdir(parents=True, exist_ok=True)
@@ -561,11 +561,17 @@ class BackupProxy:
 
         plan: ImagePlan | None = None
         if result.type == "fullvm":
-            plan = self.plan_image(vm, result, catalog, enabled_now=enabled_now)
+            # only the disks the snapshot covers are read (``_image.py``: independent disks
+            # and physical RDMs are left out, and said so)
+            covered, excluded = snapshot_covered(vm)
+            result.excluded_disks = [
+                f"disk {d.key} ({d.label}): {excluded[d.key]}" for d in vm.disks if d.key in excluded
+            ]
+            plan = self.plan_image(covered, result, catalog, enabled_now=enabled_now)
             dest = self.export_path(vm)
             result.path = str(dest)
             self.crash_sessions.save(vm, "exposing", result)
-            source = self._attach(vm, result)
+            source = self._attach(covered, result)
             export_image(
                 self.client,
                 vm,

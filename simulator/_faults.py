@@ -8,9 +8,10 @@ clients see identical faults.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any, NoReturn
 
-from pyVmomi import vim, vmodl
+from pyVmomi import VmomiSupport, vim, vmodl
 
 __all__ = ["make_fault", "raise_fault", "fault_name", "MESSAGES"]
 
@@ -66,11 +67,53 @@ def make_fault(name: str, message: str | None = None, /, **fields: Any) -> Any:
         text = template.format(**fields)
     except (KeyError, IndexError):
         text = template
-    own = {p.name for p in cls._GetPropertyList()}  # type: ignore[attr-defined]
+    declared = cls._GetPropertyList()  # type: ignore[attr-defined]
+    own = {p.name for p in declared}
     props = {k: v for k, v in fields.items() if k in own}
+    for p in declared:  # a required property nobody gave (an injected fault's, usually)
+        if p.name not in props and not p.flags & VmomiSupport.F_OPTIONAL:
+            props[p.name] = _placeholder(name, p.name, p.type)
     fault = cls(msg=text, **props)
     fault.faultMessage = [vmodl.LocalizableMessage(key=f"vcbsim.{name}", message=text)]
     return fault
+
+
+def _placeholder(fault: str, prop: str, kind: type, depth: int = 0) -> Any:
+    """A value for a fault's required property that its raiser did not give.
+
+    A real host always fills them (``TaskInProgress.task`` names the task in the way), and a
+    fault without one cannot be written on the wire (pyVmomi: "Required field ... not
+    provided"), so the client would get a ``SystemError`` instead of the fault. The host's own
+    raisers pass the real value; this covers faults injected by name (``Host.add_fault``),
+    whose rule knows none: references whose ids say they are stand-ins, empty lists and
+    strings, zero, the epoch, one-item lists and data objects built the same way."""
+    if issubclass(kind, list):  # pyVmomi's array types: a required one holds an item
+        item = _placeholder(fault, f"{prop}[0]", kind.Item, depth + 1)  # type: ignore[attr-defined]
+        return kind([item] if item is not None else [])
+    if kind is type:  # a type name (``UnexpectedFault.faultName``)
+        return vmodl.MethodFault
+    if kind is object:  # anyType
+        return ""
+    if issubclass(kind, VmomiSupport.ManagedObject):
+        return kind(f"vcbsim-{fault}-{prop}")
+    if issubclass(kind, bool):
+        return False
+    if issubclass(kind, str | bytes):
+        return kind()
+    if issubclass(kind, int | float):
+        return kind(0)
+    if issubclass(kind, datetime.datetime):
+        return datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+    if issubclass(kind, vmodl.MethodFault):
+        return vmodl.fault.SystemError(msg=f"{fault}.{prop}", reason=f"{fault}.{prop}")
+    if issubclass(kind, VmomiSupport.DataObject) and depth < 4:
+        values = {
+            p.name: _placeholder(fault, f"{prop}.{p.name}", p.type, depth + 1)
+            for p in kind._GetPropertyList()  # type: ignore[attr-defined]
+            if not p.flags & VmomiSupport.F_OPTIONAL
+        }
+        return kind(**values)
+    return None
 
 
 def raise_fault(name: str, message: str | None = None, /, **fields: Any) -> NoReturn:

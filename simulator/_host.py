@@ -503,6 +503,7 @@ class Host:
                 raise_fault(
                     "TaskInProgress",
                     f"The operation '{op}' is not allowed: task '{vm.busy}' is in progress on {vm.name}.",
+                    task=_task_ref(f"haTask-{vm.moref}-{vm.busy}"),
                 )
             leases = self.holds.on(vm.moref, "export") if len(self.holds) else []
             if leases:

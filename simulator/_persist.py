@@ -36,6 +36,10 @@ killed backup) are there again and can be removed as usual.
 
 Not kept: the trace, fault rules, and files of a guest that has no volumes (Tools' in-memory
 guest); the Tools object is rebuilt from its settings.
+
+One cohesive concern, although over 700 lines: the on-disk form of a host (layout, state
+files, intents, recovery and quarantine) and its load/save; the disk byte formats and their
+I/O seam are in ``disk/_persistent.py``.
 """
 
 from __future__ import annotations

@@ -40,6 +40,10 @@ What no source decides (documented switches of this module):
 
 Every failure leaves the host as it was: a create or register that fails registers nothing and
 leaves no file it made; files it consumed (uploads turned into disks) are put back.
+
+One cohesive concern, although over 700 lines: the operations that make, register and end
+VMs and their disk files, with each one's faults; the per-VM snapshot operations stay in
+``_host.py``.
 """
 
 from __future__ import annotations

@@ -263,3 +263,16 @@ def test_datastore_browser_lists_the_vm_files(host_si, host):
     assert missing.info.entity == ds
     with pytest.raises(vim.fault.InvalidDatastorePath):
         browser.SearchDatastore_Task("no brackets", None)
+
+
+@pytest.mark.parametrize("fault", ["TaskInProgress", "FileLocked", "InvalidState"])
+def test_a_fault_injected_by_name_reaches_the_client_as_that_fault(host_si, host, fault):
+    """Injected faults with required properties a rule cannot know (``TaskInProgress.task``)
+    still reach pyVmomi as themselves, not as the endpoint's ``SystemError``."""
+    vm = find_vm(host_si)
+    assert WaitForTask(vm.CreateSnapshot_Task("s", "", False, False)) == "success"
+    host.add_fault(operation="snapshot.remove", target="*", fault=fault, times=1)
+    task = vm.snapshot.rootSnapshotList[0].snapshot.RemoveSnapshot_Task(False)
+    with pytest.raises(getattr(vim.fault, fault)) as caught:
+        WaitForTask(task)
+    assert type(caught.value).__name__.endswith(fault)
