@@ -67,6 +67,21 @@ def child_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def qemu_convert(src: Path, repeat: int) -> tuple[float, float] | None:
+    """Best (wall, child CPU) of ``repeat`` ``qemu-img convert`` runs of ``src`` to a
+    monolithic sparse VMDK beside it; ``None`` without qemu-img."""
+    if not shutil.which("qemu-img"):
+        return None
+    runs: list[tuple[float, float]] = []
+    for i in range(repeat):
+        dst = src.with_name(f"conv{i}.vmdk")
+        c0, w0 = child_cpu(), time.perf_counter()
+        subprocess.run(["qemu-img", "convert", "-O", "vmdk", str(src), str(dst)], check=True)
+        runs.append((time.perf_counter() - w0, child_cpu() - c0))
+        dst.unlink()
+    return min(runs)
+
+
 def measure(mib: int, fill: int, repeat: int) -> dict[str, Any]:
     host = build(mib, fill)
     data_bytes = max(1, mib * fill // 100) * MiB
@@ -84,15 +99,8 @@ def measure(mib: int, fill: int, repeat: int) -> dict[str, Any]:
             vmdk = next(f for f in cat.image_files(res.backup_id) if f.name.endswith(".vmdk"))
             src = Path(tmp) / vmdk.name
             cat.store.copy_to(vmdk.sha256, src)
-            qemu: list[tuple[float, float]] = []
-            if shutil.which("qemu-img"):
-                for i in range(repeat):
-                    dst = Path(tmp) / f"conv{i}.vmdk"
-                    c0, w0 = child_cpu(), time.perf_counter()
-                    subprocess.run(["qemu-img", "convert", "-O", "vmdk", str(src), str(dst)], check=True)
-                    qemu.append((time.perf_counter() - w0, child_cpu() - c0))
-                    dst.unlink()
-    return _row(mib, fill, data_bytes, "folder upload", min(wire), min(qemu) if qemu else None)
+            qemu = qemu_convert(src, repeat)
+    return _row(mib, fill, data_bytes, "folder upload", min(wire), qemu)
 
 def _http(url: str, cookie: str, data: bytes | None = None) -> bytes:
     ctx = ssl.create_default_context()
@@ -146,15 +154,8 @@ def measure_nfc(mib: int, fill: int, repeat: int) -> dict[str, Any]:
             Disconnect(si)
         src = Path(tmp) / "disk-0.vmdk"
         src.write_bytes(disk)
-        qemu: list[tuple[float, float]] = []
-        if shutil.which("qemu-img"):
-            for i in range(repeat):
-                dst = Path(tmp) / f"conv{i}.vmdk"
-                c0, w0 = child_cpu(), time.perf_counter()
-                subprocess.run(["qemu-img", "convert", "-O", "vmdk", str(src), str(dst)], check=True)
-                qemu.append((time.perf_counter() - w0, child_cpu() - c0))
-                dst.unlink()
-    return _row(mib, fill, data_bytes, "nfc import", min(nfc), min(qemu) if qemu else None)
+        qemu = qemu_convert(src, repeat)
+    return _row(mib, fill, data_bytes, "nfc import", min(nfc), qemu)
 
 
 def _row(mib: int, fill: int, data_bytes: int, path: str, best: tuple[float, float],
