@@ -26,6 +26,16 @@ if TYPE_CHECKING:
 
 __all__ = ["OvfManagerImpl", "import_key"]
 
+#: ``CreateImportSpecParams.diskProvisioning`` a host takes, and whether the disks are thin
+#: (``""``: the default, thin). The hosted formats (``monolithicSparse``, ``twoGbMaxExtent*``,
+#: ``sparse``) are refused with ``OvfUnsupportedDiskProvisioning`` in the result, as govmomi's
+#: simulator (``simulator/ovf_manager.go``) does for all but ``monolithicSparse``, which it
+#: lets fail later at import (here: at once, the same fault)
+_PROVISIONING = {"": True, "thin": True, "seSparse": True, "thick": False, "flat": False, "monolithicFlat": False,
+                 "eagerZeroedThick": False}
+#: the key of a VM's first IDE controller (the host's standard devices, ``_devicechange.py``)
+_IDE_KEY = 200
+
 #: the ``.vmx``'s ``ethernetN.virtualDev`` as the OVF's RASD ``ResourceSubType``
 _NIC_SUBTYPE = {"vlance": "PCNet32", "e1000": "E1000", "e1000e": "E1000e", "vmxnet3": "VmxNet3"}
 
@@ -104,24 +114,36 @@ class OvfManagerImpl(MOImpl):
         except InvalidInputError as exc:
             return vim.OvfManager.CreateImportSpecResult(error=[vmodl.fault.InvalidArgument(msg=str(exc))])
         name = getattr(cisp, "entityName", None) or system.name
+        provisioning = getattr(cisp, "diskProvisioning", None) or ""
+        if provisioning not in _PROVISIONING:
+            # hosted formats a host does not run VMs on (govmomi's simulator answers the same)
+            return vim.OvfManager.CreateImportSpecResult(error=[vim.fault.OvfUnsupportedDiskProvisioning(
+                msg=f"Disk provisioning type not supported: {provisioning} (this host takes "
+                    f"{', '.join(sorted(p for p in _PROVISIONING if p))}).",
+                diskProvisioning=provisioning, supportedDiskProvisioning=", ".join(sorted(p for p in _PROVISIONING if p)))])
+        thin = _PROVISIONING[provisioning]
         scsi = vim.vm.device.VirtualDeviceSpec(operation="add", device=vim.vm.device.VirtualLsiLogicController(
             key=-100, busNumber=0, sharedBus="noSharing"))
         changes = [scsi]
         items = []
         for i, d in enumerate(system.disks):
+            backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                fileName=f"[{ds}]" if ds else "", diskMode="persistent", thinProvisioned=thin,
+                eagerlyScrub=True if provisioning == "eagerZeroedThick" else None)
             changes.append(vim.vm.device.VirtualDeviceSpec(
                 operation="add", fileOperation="create",
                 device=vim.vm.device.VirtualDisk(
-                    key=-(200 + i), controllerKey=-100, unitNumber=d.unit, capacityInKB=d.capacity // 1024,
-                    backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
-                        fileName=f"[{ds}]" if ds else "", diskMode="persistent", thinProvisioned=True),
-                ),
+                    key=-(200 + i), controllerKey=-100 if d.controller == "scsi" else _IDE_KEY, unitNumber=d.unit,
+                    capacityInKB=d.capacity // 1024, backing=backing),
             ))
+            # the disk is made by ImportVApp and its content uploaded into it: ``create`` false
+            # (a POST of the stream-optimized VMDK; true would mean "created by the caller, for
+            # example using HTTP PUT", OvfFileItem), cimType 17 "Disk drive"
             items.append(vim.OvfManager.FileItem(deviceId=import_key(name, d), path=d.href, size=d.size or 0,
-                                                 create=True))
+                                                 create=False, cimType=17))
         config = vim.vm.ConfigSpec(
             name=name, guestId=system.guest_id, numCPUs=system.num_cpus, memoryMB=system.memory_mb,
-            annotation=system.annotation or None,
+            version=f"vmx-{system.hw_version:02d}", annotation=system.annotation or None,
             files=vim.vm.FileInfo(vmPathName=f"[{ds}]" if ds else None),
             extraConfig=[vim.option.OptionValue(key=k, value=v) for k, v in sorted(system.extra_config.items())] or None,
             deviceChange=changes,

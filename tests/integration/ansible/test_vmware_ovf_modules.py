@@ -209,17 +209,25 @@ def test_deploy_ovf_restores_an_exported_vm_with_equal_disks(esx: Any, playbook:
     (exported,) = playbook(export(WIN, tmp_path / "export"))
     ovf = Path(ok(exported)["instance"]["ovf_file"])
     count = len(host.vms)
-    restored, again = playbook(
+    restored, again, thick, hosted = playbook(
         deploy(ovf, name="win-restored", power_on=False),
         deploy(ovf, name="win-restored", power_on=False),  # idempotent: the VM is there
+        deploy(ovf, name="win-thick", power_on=False, disk_provisioning="eagerZeroedThick"),
+        # a hosted format no ESXi runs VMs on: OvfUnsupportedDiskProvisioning in the spec
+        deploy(ovf, name="win-hosted", power_on=False, disk_provisioning="twoGbMaxExtentSparse"),
     )
     facts = ok(restored)
     assert facts["changed"] is True and facts["instance"]["hw_name"] == "win-restored"
-    assert ok(again)["changed"] is False and len(host.vms) == count + 1
+    assert ok(again)["changed"] is False
+    ok(thick)
+    assert "Failure validating OVF import spec" in failure(hosted) and "twoGbMaxExtentSparse" in failure(hosted)
+    names = [vm.name for vm in host.vms.values()]
+    assert len(names) == count + 2 and {"win-restored", "win-thick"} <= set(names) and "win-hosted" not in names
+    assert [d.thin for d in host.find_vm("win-thick").disks] == [False, False]
     vm = host.find_vm("win-restored")
     assert (vm.guest_id, vm.num_cpus, vm.memory_mb, vm.power_state) == (
         source.guest_id, source.num_cpus, source.memory_mb, "poweredOff")
-    assert [d.capacity for d in vm.disks] == [d.capacity for d in source.disks]
+    assert [d.capacity for d in vm.disks] == [d.capacity for d in source.disks] and all(d.thin for d in vm.disks)
     for new, old in zip(vm.disks, source.disks, strict=True):
         assert same_data(host.disk_view(vm.moref, new.key), host.disk_view(source.moref, old.key)), new.label
     [states] = lease_states(esx, vm.moref).values()

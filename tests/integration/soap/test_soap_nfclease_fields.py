@@ -123,3 +123,27 @@ def test_manifest_gives_the_data_size_and_the_descriptor_describes_the_vm(served
     assert parse_ovf(full.ovfDescriptor).extra_config == host_vm.extra_config
     assert "vmw:ExtraConfig" in full.ovfDescriptor
     assert [o.option for o in si.content.ovfManager.ovfExportOption] == ["extraconfig"]
+
+
+def test_import_spec_file_items_are_disks_the_import_makes(served: tuple[Any, Any], esxi: Host) -> None:
+    """A host makes the disks itself and takes their content by POST: ``create`` false, CIM
+    type 17; the spec carries the OVF's hardware version and the provisioning asked for."""
+    _server, si = served
+    vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
+    ovf = si.content.ovfManager.CreateDescriptor(obj=vm, cdp=vim.OvfManager.CreateDescriptorParams()).ovfDescriptor
+    pool = vim.ResourcePool("ha-root-pool", si._stub)
+    res = si.content.ovfManager.CreateImportSpec(
+        ovfDescriptor=ovf, resourcePool=pool, datastore=vm.datastore[0],
+        cisp=vim.OvfManager.CreateImportSpecParams(entityName="copy", diskProvisioning="thick"))
+    assert not res.error
+    [item] = res.fileItem
+    assert (item.deviceId, item.create, item.cimType) == ("/copy/VirtualLsiLogicController0:0", False, 17)
+    config = res.importSpec.configSpec
+    assert config.version == f"vmx-{esxi.find_vm('lin-web').hw_version:02d}"
+    [disk] = [c.device for c in config.deviceChange if isinstance(c.device, vim.vm.device.VirtualDisk)]
+    assert disk.backing.thinProvisioned is False
+    bad = si.content.ovfManager.CreateImportSpec(
+        ovfDescriptor=ovf, resourcePool=pool, datastore=vm.datastore[0],
+        cisp=vim.OvfManager.CreateImportSpecParams(entityName="copy", diskProvisioning="monolithicSparse"))
+    assert bad.importSpec is None and isinstance(bad.error[0], vim.fault.OvfUnsupportedDiskProvisioning)
+    assert bad.error[0].diskProvisioning == "monolithicSparse"
