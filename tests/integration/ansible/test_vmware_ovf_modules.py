@@ -262,7 +262,7 @@ def test_deploy_ovf_restores_an_exported_vm_with_equal_disks(esx: Any, playbook:
 
 
 @needs_qemu
-def test_deploy_ovf_under_a_taken_name_is_refused_and_leaves_nothing(esx: Any, playbook: Any, tmp_path: Path) -> None:
+def test_deploy_ovf_under_a_taken_name_or_without_its_disks_leaves_nothing(esx: Any, playbook: Any, tmp_path: Path) -> None:
     host = esx.host
     guest_data(esx, LINUX, seed=11)
     (exported,) = playbook(export(LINUX, tmp_path / "export"))
@@ -276,6 +276,20 @@ def test_deploy_ovf_under_a_taken_name_is_refused_and_leaves_nothing(esx: Any, p
     assert {m: vm.name for m, vm in host.vms.items()} == before
     assert len([e for e in host.trace.events if e.kind == "nfc.lease"]) == leases_before
     assert not any(ds == "datastore1" and path.startswith(f"{LINUX}_") for ds, path in host.loose_disks)
+
+    # a package missing its disk file: the module aborts the import lease (HttpNfcLeaseAbort
+    # with its SystemError), and the host destroys the VM the import had made
+    for f in ovf.parent.glob("*.vmdk"):
+        f.unlink()
+    (partial,) = playbook(deploy(ovf, name="half-made", power_on=False))
+    assert "Failed to find VMDK file" in failure(partial)
+    assert {m: vm.name for m, vm in host.vms.items()} == before
+    made = [e for e in host.trace.events if e.kind == "nfc.lease" and e.details.get("kind") == "import"]
+    assert len(made) == 1
+    states = [e.details["state"] for e in host.trace.events
+              if e.kind == "nfc.lease" and e.details["lease"] == made[0].details["lease"]]
+    assert states == ["initializing", "ready", "error"]
+    assert not any(path.startswith("half-made/") for _, path in host.loose_disks)
 
 
 @needs_qemu
