@@ -268,10 +268,10 @@ def _attach_disks(host: Host, p: VM, t: VM, snapshot: str | None, keys: list[int
     if any(a.vm == t.moref and a.snapshot == snapshot and a.disk in keys for a in attached):
         what = f"as of {snap.name} " if snap is not None else ""
         raise_fault("FileLocked", f"A disk of {t.name} {what}is already attached to {p.name}.", file=first_file)
-    if snapshot is None and host.holds.on(t.moref, "hotadd"):
-        holder = host.holds.on(t.moref, "hotadd")[0].holder
-        raise_fault("FileLocked", f"Unable to access the disks of {t.name} since they are locked (attached to "
-                    f"{holder}).", file=first_file)
+    busy = [h for h in host.holds.on(t.moref, "hotadd") if h.snapshot is None and set(h.disks) & set(keys)]
+    if snapshot is None and busy:
+        raise_fault("FileLocked", f"Unable to access file {first_file} since it is locked (attached to "
+                    f"{busy[0].holder}).", file=first_file)
     hold = host.holds.add("hotadd", t.moref, snapshot, p.moref, tuple(keys))
     used = {d.key for d in p.disks} | {a.proxy_key for a in attached}
     devices = device_dir(p)
