@@ -102,6 +102,7 @@ from ._checker import STEP_ORDER, CheckReport
 from ._errors import AdapterError, ConformanceViolation, InvalidDefinition, KitError
 from ._evidence import Evidence, evidence_case, occasions
 from ._judge import ScenarioBase, norm_path
+from ._observed import Look, judge_looks, junction_problem, mounts_under
 from ._report import CaseResult, RunInfo, new_run_info, write_bundle
 from ._rules import HOST_PROFILES, KIT_VERSION
 from ._suite import (
@@ -526,6 +527,8 @@ class WireScenario(ScenarioBase):
         self._user_snapshots: set[tuple[str, str]] = set()
         self._backed_up: list[str] = []
         self._proxy_faults: list[dict[str, Any]] = []  # armed for the product (proxy_faults)
+        #: the product's declared mount root, looked at around and during each command (``_observed``)
+        self.mount_root = Path(self.caps.mount_root.format(workdir=workdir)) if self.caps.mount_root else None
         self.ctl.reset(profile=host_profile, demo=False, seed=seed)
         for name, spec in WIRE_VMS.items():
             self.ctl.add_vm(name, **json.loads(json.dumps(spec)))
@@ -651,26 +654,44 @@ class WireScenario(ScenarioBase):
         pending = list(during)
         mark = [self._mark]
         moref = self.morefs.get(vm)
+        host: list[Event] = []  # the host's events of this job, as the kit read them while it ran
+        looks: list[Look] = []
 
-        def watch() -> None:
-            """Once the VM runs in snapshot mode (the host's ``snapshot.create``), the guest
-            keeps writing (seed step 2): the writes must reach the live disk, not the backup."""
-            nonlocal pending
-            if not pending:
-                return
+        def read() -> list[Event]:
             new = self.ctl.trace(since=mark[0])
             if new:
                 mark[0] = new[-1].seq + 1
-            if any(e.kind == "snapshot.create" and e.vm == moref for e in new):
+                host.extend(new)
+            if looks and looks[-1].after is None:
+                looks[-1].after = len(host)
+            return new
+
+        def look() -> None:
+            if self.mount_root is not None:
+                looks.append(Look(frozenset(mounts_under(self.mount_root)), len(host)))
+
+        def watch() -> None:
+            """Look at the mount root, then read the host's trace (``_observed``: a look between two
+            reads). Once the VM runs in snapshot mode (the host's ``snapshot.create``), the guest
+            keeps writing (seed step 2): the writes must reach the live disk, not the backup."""
+            nonlocal pending
+            look()
+            new = read()
+            if pending and any(e.kind == "snapshot.create" and e.vm == moref for e in new):
                 writes, pending = pending, []
                 self.ctl.write_guest_files(vm, {p: t.encode() for p, t in writes})
                 for p, t in writes:
                     self._writes[(vm, norm_path(p))] = (p, hashlib.sha256(t.encode()).hexdigest())
 
         faults = self._take_proxy_faults()
+        look()
+        read()
         job = run_command_job(self.adapter, self.ep, vm, policy, workdir=self.workdir, morefs=self.morefs,
-                              watch=watch if pending else None, proxy_faults=faults)
+                              watch=watch if pending or self.mount_root is not None else None, proxy_faults=faults)
         self.jobs.append(job)
+        read()
+        look()
+        read()
         crashed = job.exit_code == -9 and any(f["operation"] == "crash" for f in faults)
         result = None if crashed else job.result
         if result is not None:
@@ -680,9 +701,37 @@ class WireScenario(ScenarioBase):
         first = len(self.events)
         self._sync(job.proxy_events)
         self.check(open_ended=True)
+        self._judge_folder(vm, looks, host, ok=result is not None and result.ok)
         self.judge_job(vm, policy, result, first)
         self._check_writes(vm)
         return result
+
+    def _judge_folder(self, vm: str, looks: Sequence[Look], host: Sequence[Event], *, ok: bool) -> None:
+        """The job judged from what appeared and disappeared under the declared mount root
+        (``_observed.judge_looks``), whatever its ``mount`` / ``unmount`` events said."""
+        if self.mount_root is None:
+            return
+        moref = self.morefs.get(vm)
+        verdict = judge_looks(self.mount_root, looks, host, moref, ok=ok, vm=vm)
+        for rule, n in verdict.occasions.items():
+            self.occasion(rule, n)
+        if verdict.violation is not None:
+            rule, why, seen = verdict.violation
+            witness = [e for e in self.events if seen is not None and e.kind == seen.kind and e.vm == seen.vm
+                       and e.details.get("snapshot") == seen.details.get("snapshot")][-1:]
+            raise ConformanceViolation(rule, why, witness=tuple(witness), vm=moref)
+        windows = WIRE_VMS.get(vm, {}).get("volumes", {})
+        letters = {str(v[1]) for vols in windows.values() for v in vols if v[1]}
+        letterless = any(not v[1] for vols in windows.values() for v in vols)
+        for path in verdict.mounts:
+            if "/letters/" not in path:
+                continue
+            self.occasion("FILE-JUNCTION")
+            self.occasion("FILE-NO-LETTERLESS")
+            problem = junction_problem(path, letters, letterless)
+            if problem is not None:
+                raise ConformanceViolation(problem[0], f"the file-level mount of {vm} made {self.mount_root / path}: "
+                                           + problem[1], vm=moref)
 
     def _take_proxy_faults(self) -> list[dict[str, Any]]:
         """The product-step faults for the next job (each used once per ``times``)."""
@@ -744,6 +793,13 @@ class WireScenario(ScenarioBase):
             self._judge_outcome(vm, policy, job.result, first)
             self._judge_guest_log()
         report = self.check()
+        if self.mount_root is not None:
+            self.occasion("CLN-NO-MOUNT-LEFT")
+            left = sorted(mounts_under(self.mount_root))
+            if left:
+                why = (f"after the final clean run the proxy still holds {', '.join(str(self.mount_root / p) for p in left[:3])}"
+                       " under its declared mount root; nothing may be left behind (spec F16)")
+                raise ConformanceViolation("CLN-NO-MOUNT-LEFT", why)
         self._check_writes("the final clean run")
         for vm in self.ctl.state()["vms"]:
             left = [sn["name"] for sn in vm["snapshots"] if (vm["name"], sn["name"]) not in self._user_snapshots]
