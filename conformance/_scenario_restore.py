@@ -97,6 +97,14 @@ class VmFacts:
     disks: tuple[tuple[int, str], ...]
     #: the disks' file names (``[ds] dir/x.vmdk``)
     files: tuple[str, ...] = ()
+    #: the ``.vmx``'s datastore path (``[ds] dir/x.vmx``)
+    vmx_path: str = ""
+
+    @property
+    def datastore(self) -> str:
+        """The datastore of the VM's ``.vmx`` (its home)."""
+        m = re.match(r"\[([^\]]+)\]", self.vmx_path or (self.files[0] if self.files else ""))
+        return m.group(1) if m else ""
 
 
 class RestoreFailed(VcbsimError):  # noqa: N818 - the product's failure, not the kit's error
@@ -197,7 +205,7 @@ class InProcessRoute(RestoreRoute):
             return None
         return VmFacts(found.moref, found.name, str(found.power_state), found.vmx_text(),
                        tuple((d.key, image_digest(host.disk_view(found, d.key))) for d in found.disks),
-                       tuple(d.file_name for d in found.disks))
+                       tuple(d.file_name for d in found.disks), str(found.vmx_path))
 
     def registered(self) -> dict[str, str]:
         return {v.moref: v.name for v in self.sc.host.vms.values()}
@@ -449,7 +457,7 @@ def judge_no_half_vm(s: ScenarioBase, had: Mapping[str, str], now: Mapping[str, 
     raise ConformanceViolation("RST-NO-HALF-VM", why, witness=tuple(ev[:1]), vm=moref)
 
 
-def _rebase_logs(s: Scenario, vm: str) -> None:
+def _rebase_logs(s: ScenarioBase, vm: str) -> None:
     """After a restore over the original the guest's script logs are the backup's again: the
     lines the kit has already compared (SCR-ARG-EXACT) are counted anew from what is there."""
     for key in [k for k in s._log_lines if k[0] == vm]:

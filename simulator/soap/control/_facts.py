@@ -2,9 +2,9 @@
 
 Two control API resources (``_handlers.py`` routes them):
 
-- ``GET /vcbsim-api/vms/<vm>``: the VM as the host has it: its summary, its ``.vmx`` and
-  ``.vmsd`` as the host writes them, and each disk's key, file, capacity and
-  ``image_digest`` (``vcbsim.simulator.disk``). A restored VM is judged from these, not from
+- ``GET /vcbsim-api/vms/<vm>``: the VM as the host has it: its summary (each disk with its
+  ``file`` and ``image_digest``, ``vcbsim.simulator.disk``), its ``vmx_path``, and its
+  ``.vmx`` and ``.vmsd`` as the host writes them. A restored VM is judged from these, not from
   what the product that restored it says.
 - ``POST /vcbsim-api/captures`` ``{"vm": name}`` arms a capture: at the VM's next
   ``snapshot.create`` the host records its disks' digests as of that snapshot and its
@@ -35,13 +35,13 @@ __all__ = ["vm_facts", "Captures", "captures_of", "forget"]
 
 def vm_facts(host: Host, vm: VM) -> dict[str, Any]:
     """``GET /vcbsim-api/vms/<vm>`` (module docstring)."""
-    return {
-        **vm.summary(),
-        "vmx": vm.vmx_text(),
-        "vmsd": vm.vmsd_text(),
-        "disks": [{"key": d.key, "file": d.file_name, "capacity": d.disk.capacity,
-                   "digest": image_digest(host.disk_view(vm, d.key))} for d in vm.disks],
-    }
+    data = vm.summary()
+    by_key = {d.key: d for d in vm.disks}
+    for disk in data["disks"]:
+        d = by_key[disk["key"]]
+        disk.setdefault("file", d.file_name)
+        disk["digest"] = image_digest(host.disk_view(vm, d.key))
+    return {**data, "vmx_path": vm.vmx_path, "vmx": vm.vmx_text(), "vmsd": vm.vmsd_text()}
 
 
 @dataclass
