@@ -269,11 +269,12 @@ def not_applicable(caps: Capabilities, host_profile: str, *, change_tracking: bo
             out[rid] = "the product declared no image-level support"
         elif rid == "IMG-LEVEL-CONTENT" and set(caps.image_levels) <= {"full"}:
             out[rid] = "the product declared no incremental or differential image-level backups"
-        elif rid == "IMG-CONFIG" and not caps.restore:
-            out[rid] = ("the product declared no restore (Capabilities.restore): the kit compares configuration "
-                        "files in what the product restores")
+        elif rid == "IMG-CONFIG" and not (caps.restore or caps.wire_restore):
+            out[rid] = ("the product declared no restore (Capabilities.restore or wire_restore): the kit compares "
+                        "configuration files in what the product restores")
         elif rid == "IMG-CONFIG" and not restore:
-            out[rid] = "over the wire the kit does not drive the product's restore"
+            out[rid] = ("over the wire the kit drives only restores a product declares (Capabilities.wire_restore) "
+                        "and gives commands for (CommandAdapter.restore)")
         elif rid in ("IMG-NO-UNSNAPSHOTTED", "IMG-SAYS-UNSNAPSHOTTED") and not unsnapshotted:
             out[rid] = ("the run's inventory has no VM with an independent disk or a physical RDM "
                         "(the in-process kit's host has one: _check_disks)")
