@@ -16,7 +16,8 @@ def _system() -> OvfSystem:
     return OvfSystem(
         name="db-01", guest_id="windows2019srv_64Guest", num_cpus=4, memory_mb=8192, hw_version=19,
         disks=[OvfDisk("db-01-0.vmdk", 64 * MiB, unit=0, size=70_000, populated=3 * MiB),
-               OvfDisk("db-01-1.vmdk", 32 * MiB, unit=1, size=None, controller="scsi")],
+               OvfDisk("db-01-1.vmdk", 32 * MiB, unit=1, size=None, controller="scsi"),
+               OvfDisk("db-01-2.vmdk", 16 * MiB, unit=0, size=None, controller="ide")],
         network="Backup LAN", nic_type="VmxNet3", annotation="nightly <copy> & more",
         config={"tools.syncTimeWithHost": "false"}, extra_config={"backup.tag": "a\"b"},
     )
