@@ -174,3 +174,18 @@ def test_an_ide_disk_is_named_by_its_controller_and_comes_back_on_ide() -> None:
             assert [(d.controller, d.capacity) for d in made.disks] == [("ide", 16 * MiB), ("scsi", 8 * MiB)]
             imp.HttpNfcLeaseAbort()  # the VM the import made goes with it
             assert [v for v in host.vms.values() if v.name == "legacy-copy"] == []
+
+
+def test_progress_is_the_clients_and_the_lease_reports_it(served: tuple[Any, Any], esxi: Host) -> None:
+    """``initializeProgress`` is the host's (100 once ready), ``transferProgress`` what the
+    client last reported with ``HttpNfcLeaseProgress`` (API 6.7), 100 once completed."""
+    _server, si = served
+    vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
+    lease = _ready(vm.ExportVm())
+    assert (lease.initializeProgress, lease.transferProgress) == (100, 0)
+    lease.HttpNfcLeaseProgress(percent=40)
+    assert lease.transferProgress == 40
+    lease.HttpNfcLeaseProgress(percent=75)
+    assert lease.transferProgress == 75
+    lease.HttpNfcLeaseComplete()
+    assert lease.transferProgress == 100 and lease.state == vim.HttpNfcLease.State.done
