@@ -143,9 +143,11 @@ def test_export_ovf_writes_a_package_qemu_img_reads_equal_to_the_vm_disks(esx: A
     facts = ok(result)
     assert facts["changed"] is True
     out = tmp_path / "export" / WIN
-    files = [Path(f) for f in facts["instance"]["device_files"]]
-    # the module names the lease's disk-N.vmdk after the VM, one file per disk
+    *files, nvram = [Path(f) for f in facts["instance"]["device_files"]]
+    # the module names the lease's disk-N.vmdk after the VM, one file per disk, and takes the
+    # .nvram an ESXi 6.7+ lease lists after them (it asks the host's version first)
     assert [f.name for f in files] == [f"{WIN}-{i}.vmdk" for i in range(len(vm.disks))] and len(files) == 2
+    assert nvram.name == f"{WIN}-2.nvram" and nvram.stat().st_size == 8684
     assert Path(facts["instance"]["ovf_file"]) == out / f"{WIN}.ovf"
 
     for f, d in zip(files, vm.disks, strict=True):
@@ -164,9 +166,11 @@ def test_export_ovf_writes_a_package_qemu_img_reads_equal_to_the_vm_disks(esx: A
         (f.name, f.stat().st_size, d.capacity, d.unit_number, d.controller) for f, d in zip(files, vm.disks, strict=True)]
     assert [d.populated for d in system.disks] == [allocated(esx.host.disk_view(vm.moref, d.key)) for d in vm.disks]
     assert system.network == "VM Network" and system.extra_config == {}
+    assert system.nvram == (nvram.name, 8684)
     # the manifest the module writes (SHA256) covers each file
     manifest = dict(line.split("= ") for line in (out / f"{WIN}.mf").read_text().splitlines())
-    for f in [*files, out / f"{WIN}.ovf"]:
+    assert len(manifest) == 4
+    for f in [*files, nvram, out / f"{WIN}.ovf"]:
         assert manifest[f"SHA256({f.name})"] == hashlib.sha256(f.read_bytes()).hexdigest()
 
     # the host: one lease, completed (not aborted), each disk read once, the VM free again
@@ -305,7 +309,7 @@ def test_vmware_guest_restore_from_disk_files_uploaded_to_the_datastore(esx: Any
     guest_data(esx, "small-web", seed=23)
     source = esx.vm("small-web")
     (exported,) = playbook(export("small-web", tmp_path / "export"))
-    [stream] = ok(exported)["instance"]["device_files"]
+    stream, _nvram = ok(exported)["instance"]["device_files"]
     flat_dir = tmp_path / "flat"
     flat_dir.mkdir()
     conv = qemu("convert", "-f", "vmdk", "-O", "vmdk", "-o", "subformat=monolithicFlat", stream,

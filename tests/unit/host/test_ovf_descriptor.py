@@ -20,6 +20,7 @@ def _system() -> OvfSystem:
                OvfDisk("db-01-2.vmdk", 16 * MiB, unit=0, size=None, controller="ide")],
         network="Backup LAN", nic_type="VmxNet3", annotation="nightly <copy> & more",
         config={"tools.syncTimeWithHost": "false"}, extra_config={"backup.tag": "a\"b"},
+        nvram=("db-01-3.nvram", 8684),
     )
 
 
@@ -29,6 +30,9 @@ def test_what_is_written_is_read_back() -> None:
     assert "<vssd:VirtualSystemType>vmx-19</vssd:VirtualSystemType>" in text
     assert 'ovf:populatedSize="3145728"' in text and text.count("ovf:populatedSize") == 1
     assert "vmw:ExtraConfig" in text and "vmw:Config" in text
+    # the .nvram is the package's fourth file, named by the nvram ExtraConfig (API 6.7 exports)
+    assert '<ovf:File ovf:href="db-01-3.nvram" ovf:id="file4" ovf:size="8684" />' in text
+    assert 'vmw:key="nvram" vmw:value="ovf:/file/file4"' in text
 
 
 def test_extra_config_is_written_only_when_there_is_some() -> None:
@@ -81,6 +85,8 @@ def test_another_tools_shape_is_read() -> None:
                    "</rasd:HostResource><rasd:ResourceType>17</rasd:ResourceType></Item></VirtualHardwareSection>"
                    "</VirtualSystem>"), "naming a Disk of the DiskSection"),
         (_envelope('<VirtualSystem ovf:id=""/>'), "a VirtualSystem with a Name"),
+        (_envelope('<VirtualSystem ovf:id="x"><Name>x</Name><VirtualHardwareSection><vmw:ExtraConfig vmw:key="nvram" '
+                   'vmw:value="ovf:/file/file9"/></VirtualHardwareSection></VirtualSystem>'), "naming a File"),
     ],
 )
 def test_what_cannot_be_imported_is_one_clear_error(text: str, expected: str) -> None:
