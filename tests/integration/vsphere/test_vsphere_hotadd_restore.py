@@ -126,7 +126,7 @@ def test_a_failing_hotadd_restore_leaves_no_vm_and_nothing_attached(proxied: Any
     kinds = [e.kind for e in host.trace.events if e.kind in ("vm.create", "vm.destroy", "disk.hotremove")]
     assert kinds[-4:] == ["vm.create", "disk.hotremove", "disk.hotremove", "vm.destroy"]
     assert not any(ds == "datastore1" and p.startswith("small-fail/") for ds, p in host.uploads)
-    # over the original is the upload route's; a proxy VM without a device directory is one line
+    # over the original is the upload route's: refused in one line
     assert main([*args[:-2], "--over"]) == 2
     assert "--over" in json.loads(capsys.readouterr().out)["message"]
 
