@@ -64,6 +64,15 @@ class Capabilities:
     #: of uploaded disks) and files into a running guest (guest operations); the RESTORE rules
     #: apply (``conformance/_check_restore.py``)
     wire_restore: bool = False
+    #: the folder on this machine where the product mounts and exports (``_observed``: the kit
+    #: looks at it); over the wire ``{workdir}`` is the case's work folder. In process an
+    #: adapter's ``mount_root`` attribute says the same. ``""``: not declared
+    mount_root: str = ""
+    #: the folder on this machine where the product writes its backups, in the layout
+    #: ``_restored`` documents (``{workdir}`` allowed over the wire; in process an adapter's
+    #: ``backup_root`` attribute says the same): the kit reads what each job wrote there instead
+    #: of the digests the product reports. ``""``: not declared
+    backup_root: str = ""
 
     def __post_init__(self) -> None:
         for name, allowed in (("image_levels", LEVELS), ("file_levels", LEVELS), ("guest_families", FAMILIES),
@@ -89,6 +98,12 @@ class Capabilities:
         if self.consistency not in CONSISTENCY:
             msg = "Capabilities.consistency"
             raise InvalidDefinition(msg, expected="one of " + ", ".join(CONSISTENCY), got=self.consistency)
+        for name in ("mount_root", "backup_root"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or (value and "{" in value.replace("{workdir}", "")):
+                msg = f"Capabilities.{name}"
+                raise InvalidDefinition(msg, expected="a folder path (over the wire {workdir} may stand for the "
+                                        "case's work folder)", got=value, hint='for example "{workdir}/mnt"')
         if not isinstance(self.snapshot_name, str) or not self.snapshot_name:
             msg = "Capabilities.snapshot_name"
             raise InvalidDefinition(msg, expected="a non-empty snapshot name", got=self.snapshot_name)

@@ -52,8 +52,10 @@ SUITE_OCCASIONS: dict[str, str] = {
     "CMT-BACKUP-CONTENT": "a successful job's backup compared with the disks or files as of its snapshot",
     "IMG-LEVEL-CONTENT": "an incremental or differential image backup restored and compared with its snapshot",
     "FILE-WINDOWS-ONLY": "a file-level job asked of a non-Windows guest",
-    "BK-DIFF-SINCE-FULL": "a differential file backup completed after a full one",
-    "BK-INCR-SINCE-LAST": "an incremental file backup completed after a full one",
+    "BK-DIFF-SINCE-FULL": ("a differential file backup completed after a full one, judged on JobResult.copied "
+                           "(the trace's own occasions: its events list the files it copied)"),
+    "BK-INCR-SINCE-LAST": ("an incremental file backup completed after a full or incremental one, judged on "
+                           "JobResult.copied (the trace's own occasions: its events list the files it copied)"),
     "EV-DECLARED-WORKS": "a job within the declaration asked in a case with no fault armed",
     "EV-OUTCOME-TRUE": "a job's reported outcome compared with the host's facts",
     "RST-DISKS-EQUAL": "a whole-VM restore's disks compared with the backup's snapshot (check_restored_disks)",
@@ -67,6 +69,28 @@ SUITE_OCCASIONS: dict[str, str] = {
 _SEVERAL_SCRIPTS = frozenset({"SCR-ORDER-FREEZE", "SCR-ORDER-THAW", "SCR-ORDER-FREEZEFAIL", "SCR-FREEZE-STOP",
                               "SCR-ONE-AT-A-TIME"})
 _QUIESCE_RULES = ("WF-1a", "WF-1d", "WF-1e", "QSC-", "SCR-", "TMO-GUEST-ABORT", "TMO-NEAR-LIMIT")
+
+
+@dataclass(slots=True)
+class _FileJob:
+    """One file-level job as its trace shows it (for the BK-* occasions)."""
+
+    level: str | None = None
+    files: bool = False  # a ``files`` list on its WF-2 copy's or its own op.ok
+
+
+def _file_level_end(c: Counter[str], history: dict[str | None, list[str]], vm: str | None, job: _FileJob) -> None:
+    """A usable file-level job ended: an incremental or differential whose trace lists the files
+    it copied, with a base before it (the seed's bases: the last full for a differential, the
+    last full or incremental for an incremental), is an occasion of its BK-* rule, as the trace
+    checker judges it (``_check_jobs.JobModel._check_file_level``)."""
+    level = job.level or "full"
+    earlier = history.setdefault(vm, [])
+    if job.files and level in ("differential", "incremental"):
+        bases = ("full",) if level == "differential" else ("full", "incremental")
+        if any(lv in bases for lv in earlier):
+            c["BK-DIFF-SINCE-FULL" if level == "differential" else "BK-INCR-SINCE-LAST"] += 1
+    earlier.append(level)
 
 
 @dataclass(slots=True)
@@ -84,6 +108,9 @@ def occasions(events: Iterable[Event]) -> Counter[str]:
     last_q: dict[str | None, _Q] = {}  # the VM's latest quiesce operation, ended or not
     snaps: dict[str | None, int] = {}
     open_ops: dict[str, Event] = {}
+    file_jobs: dict[str, _FileJob] = {}  # the job op's op_id -> its file-level job
+    current_file: dict[str | None, _FileJob] = {}  # the VM's running file-level job
+    file_history: dict[str | None, list[str]] = {}  # the levels of the VM's usable file-level jobs
     n = 0
     for ev in events:
         n += 1
@@ -93,6 +120,12 @@ def occasions(events: Iterable[Event]) -> Counter[str]:
             if d.get("op") == "restore-vm" and d.get("target") == "over":
                 c["RST-NO-RUNNING-OVERWRITE"] += 1  # a restore that names a VM it may replace
             open_ops[str(d.get("op_id"))] = ev
+            if ev.step is None and d.get("op") in ("job", "backup"):
+                current_file.pop(vm, None)
+                if (d.get("mode") or d.get("type")) == "file":
+                    file_jobs[str(d.get("op_id"))] = current_file[vm] = _FileJob(d.get("level"))
+            elif ev.step == "WF-2" and vm in current_file and current_file[vm].level is None:
+                current_file[vm].level = d.get("level") or d.get("kind")
             if ev.step in ("WF-1", "WF-1b"):
                 c["WF-ORDER"] += 1
                 c["WF-ONE-JOB"] += 1
@@ -102,6 +135,15 @@ def occasions(events: Iterable[Event]) -> Counter[str]:
                 c["WF-3b"] += 1
         elif k in ("op.ok", "op.fail", "op.info"):
             began = open_ops.pop(str(d.get("op_id")), None)
+            fjob = file_jobs.pop(str(d.get("op_id")), None)
+            if k == "op.ok" and isinstance(d.get("files"), list) and began is not None and vm in current_file \
+                    and (fjob is not None or began.step == "WF-2"):
+                current_file[vm].files = True
+            if fjob is not None:
+                if current_file.get(vm) is fjob:
+                    del current_file[vm]
+                if k == "op.ok" or (k == "op.fail" and d.get("usable") is True):
+                    _file_level_end(c, file_history, vm, fjob)
             if began is not None and began.details.get("op") == "restore-vm":
                 c["RST-NO-HALF-VM"] += int(k == "op.fail")  # the failure a half-made VM would follow
             elif began is not None and began.details.get("op") == "restore-files" and k == "op.ok":
@@ -227,11 +269,12 @@ def not_applicable(caps: Capabilities, host_profile: str, *, change_tracking: bo
             out[rid] = "the product declared no image-level support"
         elif rid == "IMG-LEVEL-CONTENT" and set(caps.image_levels) <= {"full"}:
             out[rid] = "the product declared no incremental or differential image-level backups"
-        elif rid == "IMG-CONFIG" and not caps.restore:
-            out[rid] = ("the product declared no restore (Capabilities.restore): the kit compares configuration "
-                        "files in what the product restores")
+        elif rid == "IMG-CONFIG" and not (caps.restore or caps.wire_restore):
+            out[rid] = ("the product declared no restore (Capabilities.restore or wire_restore): the kit compares "
+                        "configuration files in what the product restores")
         elif rid == "IMG-CONFIG" and not restore:
-            out[rid] = "over the wire the kit does not drive the product's restore"
+            out[rid] = ("over the wire the kit drives only restores a product declares (Capabilities.wire_restore) "
+                        "and gives commands for (CommandAdapter.restore)")
         elif rid in ("IMG-NO-UNSNAPSHOTTED", "IMG-SAYS-UNSNAPSHOTTED") and not unsnapshotted:
             out[rid] = ("the run's inventory has no VM with an independent disk or a physical RDM "
                         "(the in-process kit's host has one: _check_disks)")

@@ -68,7 +68,7 @@ from ._errors import (
 from ._evidence import Evidence, evidence_case, merge_counts, occasions
 from ._explore import _machine, explored_image_levels
 from ._judge import ScenarioBase, norm_path
-from ._observed import ProxyFolder
+from ._observed import ProxyFolder, junction_problem
 from ._report import CaseResult, RunInfo, new_run_info, warning_rules, write_bundle
 from ._rules import HOST_PROFILES, KIT_VERSION
 
@@ -425,20 +425,11 @@ class Scenario(ScenarioBase):
         mounted under ``letters\\`` (FILE-NO-LETTERLESS)."""
         self.occasion("FILE-JUNCTION")
         self.occasion("FILE-NO-LETTERLESS")
-        name = path.rsplit("/", 1)[-1]
         volumes = self.host.guest_fs(vm).volumes
-        letters = {str(v.letter).upper().rstrip(":") for v in volumes if v.letter}
-        if name.upper() in letters:
-            return
-        moref = self.host.find_vm(vm).moref
-        if not (len(name) == 1 and name.isalpha()) and any(not v.letter for v in volumes):
-            why = (f"the file-level mount of {vm} made {folder.display(path)}: a volume without a drive letter "
-                   f"mounted under letters\\ (the junctions there are named after drive letters: "
-                   f"{', '.join(sorted(letters))})")
-            raise ConformanceViolation("FILE-NO-LETTERLESS", why, witness=(seen,), vm=moref)
-        why = (f"the file-level mount of {vm} made {folder.display(path)}, but {name!r} is not a drive letter of the "
-               f"VM's volumes ({', '.join(sorted(letters))}); each volume is mounted at letters\\<its drive letter>")
-        raise ConformanceViolation("FILE-JUNCTION", why, witness=(seen,), vm=moref)
+        problem = junction_problem(path, (str(v.letter) for v in volumes if v.letter), any(not v.letter for v in volumes))
+        if problem is not None:
+            raise ConformanceViolation(problem[0], f"the file-level mount of {vm} made {folder.display(path)}: "
+                                       + problem[1], witness=(seen,), vm=self.host.find_vm(vm).moref)
 
     # -- the product's restore (Capabilities.restore) -----------------------------------
     def _restored(self, vm: str, policy: BackupPolicy, result: JobResult, mark: int) -> JobResult:
@@ -534,7 +525,7 @@ class Scenario(ScenarioBase):
             self._snap_digests[sid] = {
                 d.key: image_digest(self.host.disk_view(vmobj, d.key, sid)) for d in vmobj.disks
             }
-            if self.caps.restore and self.caps.image:
+            if (self.caps.restore or self.caps.wire_restore) and self.caps.image:
                 self._snap_config[sid] = {".vmx": vmobj.vmx_text(), ".vmsd": vmobj.vmsd_text()}
         if self._during and ev.kind in ("mount", "disk.export") and ev.vm is not None:
             pending, self._during = self._during, []

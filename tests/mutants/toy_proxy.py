@@ -69,6 +69,8 @@ class Breaks:
     descending_mounts: bool = False
     #: poll the snapshot list until the snapshot shows up, instead of trusting the call
     poll_for_snapshot: bool = False
+    #: report the files each job copied only on its trace events (no ``JobResult.copied``)
+    copied_only_in_trace: bool = False
 
     def active(self) -> list[str]:
         return [f.name for f in fields(self) if getattr(self, f.name)]
@@ -210,7 +212,7 @@ class ToyProxy:
         out = {p: v[0] for p, v in files.items()} if policy.mode == "file" else None
         # what this job itself stored: the kit judges the seed's bases from it (BK-*)
         copied = {p: files[p][0] for p in selected if p in files} if policy.mode == "file" else None
-        return JobResult(ok=True, files=out, copied=copied)
+        return JobResult(ok=True, files=out, copied=None if b.copied_only_in_trace else copied)
 
     def _level(self, vm: Any, policy: BackupPolicy) -> str:
         if policy.mode != "file":
