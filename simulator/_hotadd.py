@@ -30,9 +30,9 @@ Two kinds of attach, as ``ReconfigVM_Task`` on the proxy asks (``hot_add_file``)
 * the **live disk of a powered-off VM without snapshots** (its base file, not
   ``independent_nonpersistent``): writable, the hot-add restore (VADP products create the VM
   with empty disks, attach them to the proxy and write the data through them). While it is
-  attached, every host operation on the owner fails with ``FileLocked`` (the disk file is
-  open by the proxy: "Unable to access file ... since it is locked", KB 10051), powering it
-  on first of all; a powered-on owner's disk cannot be attached (its own lock).
+  attached, every host operation that opens or changes the owner's files (power on first of
+  all, snapshots, reconfigure, destroy; not unregister) fails with ``FileLocked`` (the disk
+  file is open by the proxy: "Unable to access file ... since it is locked", KB 10051); a powered-on owner's disk cannot be attached (its own lock).
 
 Observable steps: ``disk.hotadd`` per disk (with the proxy's new device key and the device
 path), on removal ``disk.hotread`` (the bytes read through that disk: by the proxy's guest,
