@@ -251,8 +251,9 @@ class _WireHotAdd(DiskSource):
     trace, the proxy's devices) and exposes each as an NBD device in the proxy guest's device
     directory, which the proxy VM's ``config.extraConfig`` names (``vcbsim.guestDevices``, the
     proxy's ``/dev/disk/by-path``): ``<dir>/scsi0:<unit>``, the unit the proxy's new device has.
-    Where the data is comes from the host (``QueryChangedDiskAreas``, as VDDK asks it); every
-    byte comes through the device."""
+    Where the data is comes from the host (``QueryChangedDiskAreas``, as VDDK asks it; without
+    changed block tracking, the redo logs' grain tables: metadata); every data byte comes
+    through the device (NBD block status is not negotiated)."""
 
     mode = "hotadd"
 
