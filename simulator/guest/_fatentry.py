@@ -12,6 +12,7 @@ their short entry are ignored). Pure functions over bytes: no device, no state.
 from __future__ import annotations
 
 import calendar
+import codecs
 import functools
 import struct
 import time
@@ -195,6 +196,7 @@ def _parse_dir(data: bytes | bytearray) -> list[_Entry]:
     lfn_first = -1
     raw_all = bytes(data)
     end = len(raw_all) // 32 * 32
+    utf16 = codecs.utf_16_le_decode  # the codec itself: "utf-16-le" has no fast path in bytes.decode
     for i, (first, mid, attr, nt_flags, csum, mid2, lo, tail) in enumerate(_SLOT.iter_unpack(raw_all[:end])):
         if first == 0x00:
             break
@@ -203,7 +205,7 @@ def _parse_dir(data: bytes | bytearray) -> list[_Entry]:
             continue
         if attr & 0x3F == ATTR_LFN:
             seq = first & 0x1F
-            part = (mid + mid2 + tail).decode("utf-16-le", "replace")
+            part = utf16(mid + mid2 + tail, "replace", True)[0]
             if first & 0x40:
                 lfn, lfn_expect, lfn_sum, lfn_first = [part], seq - 1, csum, i
             elif lfn and seq == lfn_expect and csum == lfn_sum:
@@ -218,7 +220,7 @@ def _parse_dir(data: bytes | bytearray) -> list[_Entry]:
         first_slot = i
         if lfn and lfn_expect == 0 and _lfn_checksum(short) == lfn_sum:
             full = lfn[0] if len(lfn) == 1 else "".join(reversed(lfn))
-            name = full.split("\x00", 1)[0]
+            name = full.partition("\x00")[0]
             first_slot = lfn_first
         lfn, lfn_expect = [], 0
         if attr & ATTR_VOLUME_ID:
