@@ -169,13 +169,28 @@ def capabilities_of(adapter: Any) -> Capabilities:
     always asked (see the module docstring)."""
     declared = getattr(adapter, "capabilities", None)
     if isinstance(declared, Capabilities):
-        return declared
+        return _with_folders(declared, adapter)
     if isinstance(declared, Mapping):
-        return Capabilities.from_mapping(declared)
+        return _with_folders(Capabilities.from_mapping(declared), adapter)
     if declared is not None:
         msg = f"{getattr(adapter, 'name', type(adapter).__name__)}.capabilities"
         raise InvalidDefinition(msg, expected="a vcbsim.conformance.Capabilities or a mapping of its fields",
                                 got=type(declared).__name__)
     from ._adapters import image_levels
 
-    return Capabilities(image_levels=image_levels(adapter))
+    return _with_folders(Capabilities(image_levels=image_levels(adapter)), adapter)
+
+
+#: what the declaration says of a folder an adapter gives as an attribute (a path of its own,
+#: different in every instance: the kit reads the attribute, the bundle says it was given)
+ATTRIBUTE_FOLDER = "(the adapter's {} attribute)"
+
+
+def _with_folders(caps: Capabilities, adapter: Any) -> Capabilities:
+    """The declaration with the ``mount_root`` / ``backup_root`` an in-process adapter gives as
+    attributes (``ReferenceOrchestrator.mount_root``), where the declaration names none."""
+    from dataclasses import replace
+
+    given = {name: ATTRIBUTE_FOLDER.format(name) for name in ("mount_root", "backup_root")
+             if getattr(adapter, name, None) and not getattr(caps, name)}
+    return replace(caps, **given) if given else caps

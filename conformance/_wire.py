@@ -497,6 +497,7 @@ def _json_result(stdout: str) -> JobResult | None:
         copied={str(k): str(v) for k, v in copied.items()} if isinstance(copied, dict) else None,
         backup_id=None if doc.get("backup_id") is None else str(doc["backup_id"]),
         details={"usable": doc["usable"]} if isinstance(doc.get("usable"), bool) else {},
+        location=str(doc["location"]) if isinstance(doc.get("location"), str) and doc["location"] else None,
     )
 
 
