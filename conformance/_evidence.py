@@ -270,13 +270,15 @@ def not_applicable(caps: Capabilities, host_profile: str, *, change_tracking: bo
             out[rid] = "the product declared no image-level support"
         elif rid == "IMG-LEVEL-CONTENT" and set(caps.image_levels) <= {"full"}:
             out[rid] = "the product declared no incremental or differential image-level backups"
-        elif rid == "IMG-CONFIG" and not (caps.restore or caps.backup_root):
-            out[rid] = ("the product declared neither a restore (Capabilities.restore) nor where its backups land "
-                        "(Capabilities.backup_root): the kit compares the configuration files of what it restores "
-                        "or wrote, and has none")
+        elif rid == "IMG-CONFIG" and not (caps.restore or caps.wire_restore or caps.backup_root):
+            out[rid] = ("the product declared neither a restore (Capabilities.restore or wire_restore) nor where its "
+                        "backups land (Capabilities.backup_root): the kit compares the configuration files of what "
+                        "it restores or wrote, and has none")
         elif rid == "IMG-CONFIG" and not restore:
-            out[rid] = ("over the wire the kit neither drives the product's restore nor has the VM's configuration "
-                        "files as of the snapshot to compare what it wrote with")
+            out[rid] = ("over the wire the kit drives only restores a product declares (Capabilities.wire_restore) "
+                        "and gives commands for (CommandAdapter.restore); what a command writes under its backup "
+                        "root is read for file-level backups only (the kit has no configuration files as of the "
+                        "snapshot over the wire)")
         elif rid in ("IMG-NO-UNSNAPSHOTTED", "IMG-SAYS-UNSNAPSHOTTED") and not unsnapshotted:
             out[rid] = ("the run's inventory has no VM with an independent disk or a physical RDM "
                         "(the in-process kit's host has one: _check_disks)")
@@ -343,7 +345,7 @@ class Evidence:
     @classmethod
     def of(cls, caps: Capabilities, host_profile: str, counts: Sequence[Mapping[str, int]],
            jobs: Mapping[str, int] | None = None, *, proxy_faults: bool = True, restore: bool = True,
-           unsnapshotted: bool = True) -> Evidence:
+           unsnapshotted: bool = True, wire: bool = False) -> Evidence:
         from vcbsim.simulator import get_profile
 
         hp = get_profile(host_profile)
@@ -353,7 +355,7 @@ class Evidence:
         ex = merge_counts(counts)
         ex = {r: n for r, n in ex.items() if r in RULES}
         missing = tuple(r for r in RULES if r not in na and not ex.get(r))
-        return cls(caps.to_dict(), ex, na, missing, dict(jobs or {}), content_source(caps, wire=not restore))
+        return cls(caps.to_dict(), ex, na, missing, dict(jobs or {}), content_source(caps, wire=wire))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -565,7 +565,7 @@ class Scenario(ScenarioBase):
             self._snap_digests[sid] = {
                 d.key: image_digest(self.host.disk_view(vmobj, d.key, sid)) for d in vmobj.disks
             }
-            if (self.caps.restore or self.backup_root is not None) and self.caps.image:
+            if (self.caps.restore or self.caps.wire_restore or self.backup_root is not None) and self.caps.image:
                 self._snap_config[sid] = {".vmx": vmobj.vmx_text(), ".vmsd": vmobj.vmsd_text()}
         if self._during and ev.kind in ("mount", "disk.export") and ev.vm is not None:
             pending, self._during = self._during, []

@@ -49,7 +49,7 @@ from .._throttle import ACCOUNT_LOCK_FAILURES, ACCOUNT_UNLOCK_SECONDS
 from ..control._handlers import MAX_BODY_BYTES, PREFIX, handle_control
 from ..wire import _codec
 from ..wire._wsdl import DOCUMENT_NAMES, document
-from ._cert import write_self_signed
+from ._cert import sha1_thumbprint, write_self_signed
 from ._files import (
     FileResponse,
     _authorized,
@@ -953,4 +953,6 @@ def serve(
     endpoint.start()
     running = RunningServer(httpd, endpoint, tmpdir, cert_path)
     endpoint.base_url = running.base_url
+    # the lease URLs' sslThumbprint (empty over plain HTTP: "no SSL thumbprint is available")
+    endpoint.leases.ssl_thumbprint = sha1_thumbprint(cert_path) if cert_path is not None else ""
     return running
