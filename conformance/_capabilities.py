@@ -191,6 +191,6 @@ def _with_folders(caps: Capabilities, adapter: Any) -> Capabilities:
     attributes (``ReferenceOrchestrator.mount_root``), where the declaration names none."""
     from dataclasses import replace
 
-    given = {name: ATTRIBUTE_FOLDER.format(name) for name in ("mount_root", "backup_root")
-             if getattr(adapter, name, None) and not getattr(caps, name)}
+    given: dict[str, Any] = {name: ATTRIBUTE_FOLDER.format(name) for name in ("mount_root", "backup_root")
+                             if getattr(adapter, name, None) and not getattr(caps, name)}
     return replace(caps, **given) if given else caps

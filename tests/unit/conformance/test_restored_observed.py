@@ -108,3 +108,19 @@ def test_looks_between_reads_prove_the_order_over_the_wire(tmp_path: Path) -> No
     fine = judge_looks(tmp_path, [base, Look(frozenset({"vm-fullVM"}), 1, 1), Look(frozenset(), 2, 2)], host,
                        "vm-1", ok=True, vm="vm")
     assert fine.violation is None and fine.occasions == {"WF-1f": 1, "WF-3a": 1, "CLN-NO-MOUNT-LEFT": 1}
+
+
+def test_a_folder_declaration_is_a_path_with_only_the_workdir_placeholder() -> None:
+    import pytest
+
+    from vcbsim.conformance import Capabilities, InvalidDefinition
+    from vcbsim.conformance._capabilities import capabilities_of
+
+    assert Capabilities(mount_root="{workdir}/mnt", backup_root="/srv/backups").backup_root == "/srv/backups"
+    with pytest.raises(InvalidDefinition, match="workdir"):
+        Capabilities(backup_root="{work}/backups")
+
+    class Attr:
+        mount_root = "/somewhere"  # a folder of the instance's own: the declaration says it was given
+    assert capabilities_of(Attr()).mount_root == "(the adapter's mount_root attribute)"
+    assert capabilities_of(Attr()).backup_root == ""
