@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from pathlib import PurePath
 from typing import Any
 
 from ._errors import InvalidDefinition
@@ -104,6 +105,13 @@ class Capabilities:
                 msg = f"Capabilities.{name}"
                 raise InvalidDefinition(msg, expected="a folder path (over the wire {workdir} may stand for the "
                                         "case's work folder)", got=value, hint='for example "{workdir}/mnt"')
+        if self.mount_root and self.backup_root and not self.mount_root.startswith("(") and (
+                PurePath(self.backup_root) == PurePath(self.mount_root)
+                or PurePath(self.mount_root) in PurePath(self.backup_root).parents):
+            msg = "Capabilities.backup_root"
+            raise InvalidDefinition(msg, expected=f"a folder outside the mount root {self.mount_root!r} (the kit "
+                                    "reads every folder under a mount root as a mount)", got=self.backup_root,
+                                    hint='for example mount_root "{workdir}/mnt", backup_root "{workdir}/backups"')
         if not isinstance(self.snapshot_name, str) or not self.snapshot_name:
             msg = "Capabilities.snapshot_name"
             raise InvalidDefinition(msg, expected="a non-empty snapshot name", got=self.snapshot_name)

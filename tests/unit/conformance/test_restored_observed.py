@@ -119,6 +119,8 @@ def test_a_folder_declaration_is_a_path_with_only_the_workdir_placeholder() -> N
     assert Capabilities(mount_root="{workdir}/mnt", backup_root="/srv/backups").backup_root == "/srv/backups"
     with pytest.raises(InvalidDefinition, match="workdir"):
         Capabilities(backup_root="{work}/backups")
+    with pytest.raises(InvalidDefinition, match="outside the mount root"):
+        Capabilities(mount_root="{workdir}", backup_root="{workdir}/backups")
 
     class Attr:
         mount_root = "/somewhere"  # a folder of the instance's own: the declaration says it was given
