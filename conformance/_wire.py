@@ -974,7 +974,12 @@ def _outcome(exc: BaseException) -> tuple[str, tuple[str, ...], str, tuple[dict[
 
 
 def _reproducer(adapter: CommandAdapter, name: str, host_profile: str) -> str:
-    return (f"vcbsim conform --command {shlex.quote(shlex.join(adapter.argv))} --kit-profile dev "
+    restore = "".join(f" --{opt} {shlex.quote(shlex.join(adapter.restore[kind]))}"
+                      for kind, opt in (("new", "restore-command"), ("over", "restore-over-command"),
+                                        ("files", "restore-files-command")) if kind in adapter.restore)
+    caps = "" if adapter.capabilities is None else \
+        f" --capabilities {shlex.quote(json.dumps(capabilities_of(adapter).to_dict()))}"
+    return (f"vcbsim conform --command {shlex.quote(shlex.join(adapter.argv))}{restore}{caps} --kit-profile dev "
             f"--host-profile {host_profile} --scenario {name.removeprefix('wire/')}")
 
 
