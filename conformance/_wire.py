@@ -41,6 +41,31 @@ placeholder      environment           value
 
 ``VCBSIM_INSECURE=1`` is set when the endpoint uses HTTPS with a self-signed certificate.
 
+Restores (a product that declares ``wire_restore``; ``CommandAdapter.restore``: ``new``,
+``over``, ``files`` commands; ``vcbsim conform --restore-command / --restore-over-command /
+--restore-files-command``) take the placeholders above and:
+
+====================  =========================  ========================================================
+placeholder           environment                value
+====================  =========================  ========================================================
+``{backup_id}``       ``VCBSIM_BACKUP_ID``       the backup: ``backup_id`` of the job's JSON result, else
+                                                 the last ``backup_id`` in the job's proxy events
+``{name}``            ``VCBSIM_NAME``            the VM to make (``new``) or to restore over (``over``)
+``{datastore}``       ``VCBSIM_DATASTORE``       the datastore of the backed-up VM's ``.vmx``
+``{set}``             (none)                     one ``KEY=VALUE`` setting: an element holding ``{set}``
+                                                 is repeated per setting asked, dropped when none
+``{settings}``        ``VCBSIM_SETTINGS``        the settings as one JSON object (``{}``: none)
+``{path}``            ``VCBSIM_PATH``            ``files``: the guest folder to restore
+``{guest_user}``      ``VCBSIM_GUEST_USER``      ``files``: the guest account (``{guest_password}`` too)
+(none)                ``VCBSIM_RESTORE``         ``new``, ``over`` or ``files``
+====================  =========================  ========================================================
+
+Exit code 0 is a restore that succeeded, 1 to 125 one that failed and said so (the refusal of
+a restore over a running VM included), anything else an ``AdapterError``. The host's events
+of a restore go inside the product's ``restore-vm`` / ``restore-files`` operation
+(``merge_restore``); the RESTORE rules and IMG-CONFIG are judged from the host's facts through
+the control API (``WireRestoreRoute``, ``_scenario_restore``).
+
 The command's result: exit code 0 is a job that succeeded, 1 to 125 a job that failed and
 said so, anything else (126/127: not runnable, killed by a signal, the timeout) an
 ``AdapterError``. A command may print one JSON object on its standard output in the shape of
@@ -1036,7 +1061,12 @@ def _outcome(exc: BaseException) -> tuple[str, tuple[str, ...], str, tuple[dict[
 
 
 def _reproducer(adapter: CommandAdapter, name: str, host_profile: str) -> str:
-    return (f"vcbsim conform --command {shlex.quote(shlex.join(adapter.argv))} --kit-profile dev "
+    restore = "".join(f" --{opt} {shlex.quote(shlex.join(adapter.restore[kind]))}"
+                      for kind, opt in (("new", "restore-command"), ("over", "restore-over-command"),
+                                        ("files", "restore-files-command")) if kind in adapter.restore)
+    caps = "" if adapter.capabilities is None else \
+        f" --capabilities {shlex.quote(json.dumps(capabilities_of(adapter).to_dict()))}"
+    return (f"vcbsim conform --command {shlex.quote(shlex.join(adapter.argv))}{restore}{caps} --kit-profile dev "
             f"--host-profile {host_profile} --scenario {name.removeprefix('wire/')}")
 
 
