@@ -140,7 +140,6 @@ def restore_vm_hotadd(
         raise InvalidInputError("--name", expected="a name no VM on the host has", got=target,
                                 hint="choose another --name")
     proxy = _find_proxy(client, proxy_vm)
-    devices = _device_dir(proxy)
     vmx = _vmx_settings(_vmx_of_backup(cat, backup_id))
     trace = client.trace
     op_id = f"op-{len(trace)}"
@@ -162,6 +161,7 @@ def restore_vm_hotadd(
                      if isinstance(d, vim.vm.device.VirtualDisk)]
             keys, units = attach_files(client, proxy, files, "persistent")
             attached = list(keys.values())
+            devices = _device_dir(proxy)  # the proxy's config after the attach
             for (key, (_fname, image)), file in zip(sorted(images.items()), files, strict=True):
                 _write_disk(client, devices / f"scsi0:{units[file]}", f"scsi0:{units[file]}", image, file, key,
                             op_id, result, progress)

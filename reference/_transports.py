@@ -253,8 +253,9 @@ class _WireHotAdd(DiskSource):
     trace, the proxy's devices) and exposes each as an NBD device in the proxy guest's device
     directory, which the proxy VM's ``config.extraConfig`` names (``vcbsim.guestDevices``, the
     proxy's ``/dev/disk/by-path``): ``<dir>/scsi0:<unit>``, the unit the proxy's new device has.
-    Where the data is comes from the host (``QueryChangedDiskAreas``, as VDDK asks it); every
-    byte comes through the device."""
+    Where the data is comes from the host (``QueryChangedDiskAreas``, as VDDK asks it; without
+    changed block tracking, the redo logs' grain tables: metadata); every data byte comes
+    through the device (NBD block status is not negotiated)."""
 
     mode = "hotadd"
 
@@ -264,13 +265,17 @@ class _WireHotAdd(DiskSource):
         super().__init__(client, vm, snapshot_id)
         stub = client.si._stub
         self.proxy = _find_proxy(client, proxy_vm)
-        self.devices = _device_dir(self.proxy)
         snap: Any = vim.vm.Snapshot(snapshot_id, stub)
         covered = {d.key for d in vm.disks if d.snapshot_exclusion is None}  # in the snapshot
         files = {d.key: getattr(d.backing, "fileName", "") for d in snap.config.hardware.device
                  if isinstance(d, vim.vm.device.VirtualDisk) and d.key in covered}
         self.keys, self.units = attach_files(client, self.proxy, list(files.values()), "independent_nonpersistent")
         self.by_disk = {key: name for key, name in files.items() if name in self.keys}
+        try:
+            self.devices = _device_dir(self.proxy)  # the proxy's config after the attach
+        except BaseException:
+            detach_keys(client, self.proxy, list(self.keys.values()))
+            raise
         self.opened: list[Any] = []
 
     def details(self) -> dict[str, Any]:

@@ -30,9 +30,9 @@ Two kinds of attach, as ``ReconfigVM_Task`` on the proxy asks (``hot_add_file``)
 * the **live disk of a powered-off VM without snapshots** (its base file, not
   ``independent_nonpersistent``): writable, the hot-add restore (VADP products create the VM
   with empty disks, attach them to the proxy and write the data through them). While it is
-  attached, every host operation on the owner fails with ``FileLocked`` (the disk file is
-  open by the proxy: "Unable to access file ... since it is locked", KB 10051), powering it
-  on first of all; a powered-on owner's disk cannot be attached (its own lock).
+  attached, every host operation that opens or changes the owner's files (power on first of
+  all, snapshots, reconfigure, destroy; not unregister) fails with ``FileLocked`` (the disk
+  file is open by the proxy: "Unable to access file ... since it is locked", KB 10051); a powered-on owner's disk cannot be attached (its own lock).
 
 Observable steps: ``disk.hotadd`` per disk (with the proxy's new device key and the device
 path), on removal ``disk.hotread`` (the bytes read through that disk: by the proxy's guest,
@@ -70,6 +70,8 @@ PROXY_KEY = "vcbsim.backupProxy"
 DEVICES_KEY = "vcbsim.guestDevices"
 #: the longest device name in a device directory (``scsi0:63``)
 _LONGEST_DEVICE = "scsi0:63"
+#: each host's default device root (made at the first use, removed with the host)
+_DEVICE_ROOTS: weakref.WeakKeyDictionary[Host, Path] = weakref.WeakKeyDictionary()
 #: device keys of hot-added disks on the proxy start here (clear of the VM's own 2000 + n)
 _FIRST_KEY = 2100
 
@@ -95,7 +97,7 @@ class HotAddedDisk:
     unit: int = 0
     writable: bool = False
     bytes_written: int = 0
-    #: the NBD export the proxy's guest reads it through (None: the proxy has no device directory)
+    #: the NBD device the proxy's guest reads it through (None only while it is being attached)
     export: NbdExport | None = field(default=None, repr=False)
 
     @property
@@ -139,10 +141,10 @@ def device_dir(vm: VM) -> Path | None:
 def _default_devices(host: Host) -> Path:
     """A short per-host directory under the system's temporary one (a Unix socket path holds
     107 bytes), removed with the host."""
-    root: Path | None = getattr(host, "_hotadd_devices", None)
+    root = _DEVICE_ROOTS.get(host)
     if root is None:
         root = Path(tempfile.mkdtemp(prefix="vcbsim-dev-"))
-        host._hotadd_devices = root  # type: ignore[attr-defined]
+        _DEVICE_ROOTS[host] = root
         weakref.finalize(host, shutil.rmtree, str(root), True)
     return root
 
@@ -272,9 +274,10 @@ def _attach_disks(host: Host, p: VM, t: VM, snapshot: str | None, keys: list[int
     if snapshot is None and busy:
         raise_fault("FileLocked", f"Unable to access file {first_file} since it is locked (attached to "
                     f"{busy[0].holder}).", file=first_file)
+    # a proxy marked by its .vmx alone gets the host's default device directory at its first attach
+    devices = device_dir(p) or mark_proxy(host, p)
     hold = host.holds.add("hotadd", t.moref, snapshot, p.moref, tuple(keys))
     used = {d.key for d in p.disks} | {a.proxy_key for a in attached}
-    devices = device_dir(p)
     out: list[HotAddedDisk] = []
     try:
         for d in t.disks:
@@ -290,8 +293,7 @@ def _attach_disks(host: Host, p: VM, t: VM, snapshot: str | None, keys: list[int
                 label, source = d.base_name, host.guest_device(t, d.key)
             att = HotAddedDisk(p.moref, key, t.moref, d.key, snapshot, label, hold.id, source,
                                unit=_free_unit(p, attached), writable=writable)
-            if devices is not None:
-                att.export = _export(host, devices, att)
+            att.export = _export(host, devices, att)
             attached.append(att)
             out.append(att)
             host.trace.emit("host", "disk.hotadd", vm=t.moref, proxy=p.moref, disk=d.key, snapshot=snapshot,

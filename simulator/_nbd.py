@@ -21,8 +21,9 @@ enough to read whole:
   ``NBD_ENOSPC``).
 
 Bounded: at most ``max_connections`` clients at once (one more is closed at once, before the
-handshake), at most ``_MAX_OPTIONS`` options per handshake and ``_MAX_OPTION_DATA`` bytes each,
-requests of at most ``max_request`` bytes (advertised as the maximum block size).
+handshake), ``HANDSHAKE_TIMEOUT`` seconds for the handshake, at most ``_MAX_OPTIONS`` options
+per handshake and ``_MAX_OPTION_DATA`` bytes each, requests of at most ``max_request`` bytes
+(advertised as the maximum block size).
 
 ``close()`` is the hot-remove: the socket file goes, no new client gets in, and a client still
 connected is cut off (its socket shut down; a request in flight answers ``NBD_ESHUTDOWN``). It
@@ -52,6 +53,8 @@ MAX_REQUEST = 32 << 20
 #: ``sun_path`` holds 108 bytes on Linux, the last a NUL
 SOCKET_PATH_MAX = 107
 _MAX_OPTIONS = 64
+#: seconds a client has for the whole handshake (a socket timeout: no test waits on it)
+HANDSHAKE_TIMEOUT = 30.0
 _MAX_OPTION_DATA = 4096
 
 NBDMAGIC = 0x4E42444D41474943
@@ -230,7 +233,11 @@ class NbdExport:
 
     def _serve(self, conn: socket.socket) -> None:
         try:
+            # a client that connects and says nothing gives its slot back (an idle client in
+            # transmission keeps it, as a mounted block device does)
+            conn.settimeout(HANDSHAKE_TIMEOUT)
             no_zeroes = self._handshake(conn)
+            conn.settimeout(None)
             if no_zeroes is not None:
                 self._transmission(conn)
         except _Closed:

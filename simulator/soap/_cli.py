@@ -396,6 +396,11 @@ def _banner(out: IO[str], host: Host, url: str, args: argparse.Namespace, passwo
         print(f"        inventory: {args.inventory}"
               + (" (the datastore already held a host: loaded as it is; a reset rebuilds the file's)" if kept else ""),
               file=out)
+    if args.proxy_vm:
+        from .._hotadd import device_dir
+
+        where = device_dir(host.find_vm(args.proxy_vm))
+        print(f"        proxy VM: {args.proxy_vm} (hot-added disks appear as NBD sockets in {where})", file=out)
     if host.store is not None:
         report = host.recovery_report
         print(f"        datastore: {args.datastore}" + (f" ({report.summary()})" if report is not None else ""),

@@ -126,7 +126,7 @@ def test_a_failing_hotadd_restore_leaves_no_vm_and_nothing_attached(proxied: Any
     kinds = [e.kind for e in host.trace.events if e.kind in ("vm.create", "vm.destroy", "disk.hotremove")]
     assert kinds[-4:] == ["vm.create", "disk.hotremove", "disk.hotremove", "vm.destroy"]
     assert not any(ds == "datastore1" and p.startswith("small-fail/") for ds, p in host.uploads)
-    # over the original is the upload route's; a proxy VM without a device directory is one line
+    # over the original is the upload route's: refused in one line
     assert main([*args[:-2], "--over"]) == 2
     assert "--over" in json.loads(capsys.readouterr().out)["message"]
 
@@ -169,3 +169,32 @@ def test_the_owner_of_an_attached_disk_cannot_be_powered_on(proxied: Any, client
     with pytest.raises(vim.fault.FileLocked):
         WaitForTask(proxy_vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=[add])))
     assert hot_added(host, "vcb-proxy") == []
+
+
+def test_the_kit_finds_no_broken_restore_or_transport_rule_in_hotadd_restores(proxied: Any, url: str,
+                                                                              tmp_path: Path, capsys: Any) -> None:
+    """The merged trace (host and proxy) of a hot-add restore that succeeds and of one that
+    fails mid-way: ``check_trace`` finds no ``RST-*`` (RST-NO-HALF-VM among them) and no
+    ``TR-HOTADD-DETACH`` (nothing left attached to the proxy)."""
+    from vcbsim.conformance import check_trace
+    from vcbsim.reference import Catalog, VSphereHostClient
+    from vcbsim.reference._hotaddrestore import restore_vm_hotadd
+    from vcbsim.reference._nbdclient import NbdError
+
+    host = proxied
+    backup_id = _backup(url, tmp_path, capsys)
+    with VSphereHostClient(url, "user", "pass", insecure=True) as client, \
+            Catalog(tmp_path / "state" / "medium") as cat:
+        client.trace.subscribe(lambda ev: host.trace.emit(ev.actor, ev.kind, vm=ev.vm, step=ev.step, **ev.details))
+        restore_vm_hotadd(cat, backup_id, client, name="kit-ok")
+        host.faults.add(FaultRule("disk.write", "kit-fail", fault="NoDiskSpace", after=1))
+        with pytest.raises(NbdError, match="ENOSPC"):
+            restore_vm_hotadd(cat, backup_id, client, name="kit-fail")
+    report = check_trace(host.trace.events, profile=host.profile.name)
+    broken = {v.rule_id for v in report.violations if v.rule_id.startswith(("RST-", "TR-"))}
+    assert broken == set(), [v.format() for v in report.violations]
+    ops = [(e.kind, e.details.get("op")) for e in host.trace.events if e.actor == "proxy" and
+           e.details.get("op") in ("restore-vm", "write-disk")]
+    assert ops[:2] == [("op.invoke", "restore-vm"), ("op.invoke", "write-disk")]
+    assert ops[-2:] == [("op.fail", "write-disk"), ("op.fail", "restore-vm")]
+    assert "kit-fail" not in {vm.name for vm in host.vms.values()} and hot_added(host, "vcb-proxy") == []

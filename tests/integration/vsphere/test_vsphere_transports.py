@@ -152,8 +152,9 @@ def test_the_proxy_vm_shows_the_hot_added_disks_and_the_commit_fails_while_attac
 def test_guest_writes_during_a_wire_backup_round_trip(
     helpers: Any, tmp_path_factory: pytest.TempPathFactory, transport: str, seed: int, writes: list[int]
 ) -> None:
-    """Random guest writes while the proxy reads over --server: the restored image is the disk
-    as of the snapshot, byte for byte, and every write survives the commit."""
+    """Random guest writes while the proxy reads over --server (hot-add: through the NBD devices
+    of the proxy's guest): the restored image is the disk as of the snapshot, byte for byte, and
+    every write survives the commit."""
     from vcbsim.simulator import SimRandom
     from vcbsim.simulator._host import Host
     from vcbsim.simulator._hotadd import mark_proxy
@@ -189,3 +190,7 @@ def test_guest_writes_during_a_wire_backup_round_trip(
     assert got == expected
     assert vm.snapshots() == [] and not vm.consolidation_needed
     assert work.verify() == []
+    if transport == "hotadd":  # read through the proxy guest's NBD devices, which left with the detach
+        read = [e.details["bytes"] for e in host.trace.events if e.kind == "disk.hotread"]
+        assert len(read) == 2 and all(n > 0 for n in read)
+        assert all(not Path(e.details["device"]).exists() for e in host.trace.events if e.kind == "disk.hotadd")
