@@ -97,6 +97,9 @@ class JobResult:
     left out because no snapshot covers them (IMG-SAYS-UNSNAPSHOTTED, ``_check_disks``).
     ``None`` when the product cannot say: that check then has no occasion,
     and the run's evidence says so (a ``certify`` run fails on a rule nothing exercised).
+    ``location``: for a product that declares a backup root (``Capabilities.backup_root``), the
+    folder this job's backup was written to (absolute, or relative to the root); the kit reads
+    it itself (``_restored``) instead of ``files`` / ``copied`` / ``disks``.
     """
 
     ok: bool
@@ -106,6 +109,7 @@ class JobResult:
     copied: Mapping[str, str] | None = None
     backup_id: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    location: str | None = None
 
 
 @runtime_checkable

@@ -41,6 +41,7 @@ __all__ = [
     "Evidence",
     "occasions",
     "not_applicable",
+    "content_source",
     "merge_counts",
     "evidence_case",
 ]
@@ -269,12 +270,15 @@ def not_applicable(caps: Capabilities, host_profile: str, *, change_tracking: bo
             out[rid] = "the product declared no image-level support"
         elif rid == "IMG-LEVEL-CONTENT" and set(caps.image_levels) <= {"full"}:
             out[rid] = "the product declared no incremental or differential image-level backups"
-        elif rid == "IMG-CONFIG" and not (caps.restore or caps.wire_restore):
-            out[rid] = ("the product declared no restore (Capabilities.restore or wire_restore): the kit compares "
-                        "configuration files in what the product restores")
+        elif rid == "IMG-CONFIG" and not (caps.restore or caps.wire_restore or caps.backup_root):
+            out[rid] = ("the product declared neither a restore (Capabilities.restore or wire_restore) nor where its "
+                        "backups land (Capabilities.backup_root): the kit compares the configuration files of what "
+                        "it restores or wrote, and has none")
         elif rid == "IMG-CONFIG" and not restore:
             out[rid] = ("over the wire the kit drives only restores a product declares (Capabilities.wire_restore) "
-                        "and gives commands for (CommandAdapter.restore)")
+                        "and gives commands for (CommandAdapter.restore); what a command writes under its backup "
+                        "root is read for file-level backups only (the kit has no configuration files as of the "
+                        "snapshot over the wire)")
         elif rid in ("IMG-NO-UNSNAPSHOTTED", "IMG-SAYS-UNSNAPSHOTTED") and not unsnapshotted:
             out[rid] = ("the run's inventory has no VM with an independent disk or a physical RDM "
                         "(the in-process kit's host has one: _check_disks)")
@@ -297,6 +301,27 @@ def not_applicable(caps: Capabilities, host_profile: str, *, change_tracking: bo
     return out
 
 
+def content_source(caps: Capabilities, *, wire: bool = False) -> str:
+    """How the run judged backup content (results.json ``evidence.content``): from what the kit
+    read itself (the product's restore, or what it wrote under its backup root: ``_restored``),
+    or only from the digests the product reports, saying what that leaves unread."""
+    if caps.restore and not wire:
+        return ("read by the kit from the product's own restore (Capabilities.restore): disks, files and "
+                "configuration files compared with the snapshot")
+    if caps.backup_root:
+        if wire:
+            return (f"read by the kit from what the product wrote under its backup root ({caps.backup_root}): "
+                    "file-level backups, restored through the seed's chains; image backups were judged on the "
+                    "digests it reports (over the wire the kit has no disks or configuration as of the snapshot)")
+        return (f"read by the kit from what the product wrote under its backup root ({caps.backup_root}): file-level "
+                "backups restored through the seed's chains, full image backups with their configuration files; "
+                "incremental and differential image backups were judged on the disks it reports")
+    return ("NOT read from what the product wrote: it declared neither a restore (Capabilities.restore) nor where "
+            "its backups land (Capabilities.backup_root, JobResult.location), so CMT-BACKUP-CONTENT, "
+            "IMG-LEVEL-CONTENT, BK-INCR-SINCE-LAST and BK-DIFF-SINCE-FULL were judged only on the digests it "
+            "reports (JobResult.files, disks, copied; the files on its events), and IMG-CONFIG not at all")
+
+
 def merge_counts(parts: Iterable[Mapping[str, int]]) -> dict[str, int]:
     total: Counter[str] = Counter()
     for p in parts:
@@ -314,11 +339,13 @@ class Evidence:
     not_applicable: Mapping[str, str]
     unexercised: tuple[str, ...]
     jobs: Mapping[str, int] = field(default_factory=dict)
+    #: how backup content was judged (``content_source``): read by the kit, or only reported
+    content: str = ""
 
     @classmethod
     def of(cls, caps: Capabilities, host_profile: str, counts: Sequence[Mapping[str, int]],
            jobs: Mapping[str, int] | None = None, *, proxy_faults: bool = True, restore: bool = True,
-           unsnapshotted: bool = True) -> Evidence:
+           unsnapshotted: bool = True, wire: bool = False) -> Evidence:
         from vcbsim.simulator import get_profile
 
         hp = get_profile(host_profile)
@@ -328,7 +355,7 @@ class Evidence:
         ex = merge_counts(counts)
         ex = {r: n for r, n in ex.items() if r in RULES}
         missing = tuple(r for r in RULES if r not in na and not ex.get(r))
-        return cls(caps.to_dict(), ex, na, missing, dict(jobs or {}))
+        return cls(caps.to_dict(), ex, na, missing, dict(jobs or {}), content_source(caps, wire=wire))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -337,6 +364,7 @@ class Evidence:
             "not_applicable": dict(self.not_applicable),
             "unexercised": list(self.unexercised),
             "jobs": dict(self.jobs),
+            **({"content": self.content} if self.content else {}),
         }
 
     def table(self) -> list[str]:

@@ -41,6 +41,31 @@ placeholder      environment           value
 
 ``VCBSIM_INSECURE=1`` is set when the endpoint uses HTTPS with a self-signed certificate.
 
+Restores (a product that declares ``wire_restore``; ``CommandAdapter.restore``: ``new``,
+``over``, ``files`` commands; ``vcbsim conform --restore-command / --restore-over-command /
+--restore-files-command``) take the placeholders above and:
+
+====================  =========================  ========================================================
+placeholder           environment                value
+====================  =========================  ========================================================
+``{backup_id}``       ``VCBSIM_BACKUP_ID``       the backup: ``backup_id`` of the job's JSON result, else
+                                                 the last ``backup_id`` in the job's proxy events
+``{name}``            ``VCBSIM_NAME``            the VM to make (``new``) or to restore over (``over``)
+``{datastore}``       ``VCBSIM_DATASTORE``       the datastore of the backed-up VM's ``.vmx``
+``{set}``             (none)                     one ``KEY=VALUE`` setting: an element holding ``{set}``
+                                                 is repeated per setting asked, dropped when none
+``{settings}``        ``VCBSIM_SETTINGS``        the settings as one JSON object (``{}``: none)
+``{path}``            ``VCBSIM_PATH``            ``files``: the guest folder to restore
+``{guest_user}``      ``VCBSIM_GUEST_USER``      ``files``: the guest account (``{guest_password}`` too)
+(none)                ``VCBSIM_RESTORE``         ``new``, ``over`` or ``files``
+====================  =========================  ========================================================
+
+Exit code 0 is a restore that succeeded, 1 to 125 one that failed and said so (the refusal of
+a restore over a running VM included), anything else an ``AdapterError``. The host's events
+of a restore go inside the product's ``restore-vm`` / ``restore-files`` operation
+(``merge_restore``); the RESTORE rules and IMG-CONFIG are judged from the host's facts through
+the control API (``WireRestoreRoute``, ``_scenario_restore``).
+
 The command's result: exit code 0 is a job that succeeded, 1 to 125 a job that failed and
 said so, anything else (126/127: not runnable, killed by a signal, the timeout) an
 ``AdapterError``. A command may print one JSON object on its standard output in the shape of
@@ -104,6 +129,7 @@ from ._evidence import Evidence, evidence_case, occasions
 from ._judge import ScenarioBase, norm_path
 from ._observed import Look, judge_looks, junction_problem, mounts_under
 from ._report import CaseResult, RunInfo, new_run_info, write_bundle
+from ._restored import WrittenChain, backup_entries, locate, restored_files
 from ._rules import HOST_PROFILES, KIT_VERSION
 from ._scenario_restore import RestoreFailed, RestoreRoute, VmFacts, _rebase_logs
 from ._suite import (
@@ -567,6 +593,7 @@ def _json_result(stdout: str) -> JobResult | None:
         copied={str(k): str(v) for k, v in copied.items()} if isinstance(copied, dict) else None,
         backup_id=None if doc.get("backup_id") is None else str(doc["backup_id"]),
         details={"usable": doc["usable"]} if isinstance(doc.get("usable"), bool) else {},
+        location=str(doc["location"]) if isinstance(doc.get("location"), str) and doc["location"] else None,
     )
 
 
@@ -601,6 +628,9 @@ class WireScenario(ScenarioBase):
         self._proxy_faults: list[dict[str, Any]] = []  # armed for the product (proxy_faults)
         #: the product's declared mount root, looked at around and during each command (``_observed``)
         self.mount_root = Path(self.caps.mount_root.format(workdir=workdir)) if self.caps.mount_root else None
+        #: where the product writes its backups, read by the kit (``_restored``; file-level over the wire)
+        self.backup_root = Path(self.caps.backup_root.format(workdir=workdir)) if self.caps.backup_root else None
+        self._written = WrittenChain()
         self.ctl.reset(profile=host_profile, demo=False, seed=seed)
         for name, spec in WIRE_VMS.items():
             self.ctl.add_vm(name, **json.loads(json.dumps(spec)))
@@ -774,6 +804,7 @@ class WireScenario(ScenarioBase):
                     self._writes[(vm, norm_path(p))] = (p, hashlib.sha256(t.encode()).hexdigest())
 
         faults = self._take_proxy_faults()
+        written_before = backup_entries(self.backup_root) if self.backup_root is not None else set()
         look()
         read()
         job = run_command_job(self.adapter, self.ep, vm, policy, workdir=self.workdir, morefs=self.morefs,
@@ -792,9 +823,34 @@ class WireScenario(ScenarioBase):
         self._sync(job.proxy_events)
         self.check(open_ended=True)
         self._judge_folder(vm, looks, host, ok=result is not None and result.ok)
+        if result is not None:
+            result = self._written_backup(vm, policy, result, first, written_before)
         self.judge_job(vm, policy, result, first)
         self._check_writes(vm)
         return result
+
+    def _written_backup(self, vm: str, policy: BackupPolicy, result: JobResult, first: int,
+                        before: set[str]) -> JobResult:
+        """A file-level backup the product wrote under its declared backup root, read by the kit
+        and restored through the seed's chain (``_restored``), in place of the ``files`` and
+        ``copied`` it printed. Image backups are judged on what it reports (over the wire the kit
+        has no disks as of the snapshot; the evidence says so)."""
+        usable = result.ok or result.details.get("usable") is True
+        if self.backup_root is None or not usable or policy.mode != "file":
+            return result
+        snap = self.job_snapshot(vm, first)
+        if snap is None:
+            return result
+        moref = self.morefs.get(vm)
+        folder = locate(self.backup_root, result.location, self.events[first:], moref, before)
+        if isinstance(folder, str):
+            why = (f"the product declares where its backups land (backup root {self.caps.backup_root}), but the kit "
+                   f"cannot find the backup of its successful file-level job of {vm}: {folder}")
+            raise ConformanceViolation("EV-DECLARED-WORKS", why, witness=(snap,), vm=moref)
+        own = restored_files(folder)
+        at_snap = self.model(vm, snap.seq)
+        union = self._written.add(vm, policy.level, own, norm_path, lambda k: k in at_snap)
+        return replace(result, files=union, copied=own)
 
     def _judge_folder(self, vm: str, looks: Sequence[Look], host: Sequence[Event], *, ok: bool) -> None:
         """The job judged from what appeared and disappeared under the declared mount root
@@ -1005,7 +1061,12 @@ def _outcome(exc: BaseException) -> tuple[str, tuple[str, ...], str, tuple[dict[
 
 
 def _reproducer(adapter: CommandAdapter, name: str, host_profile: str) -> str:
-    return (f"vcbsim conform --command {shlex.quote(shlex.join(adapter.argv))} --kit-profile dev "
+    restore = "".join(f" --{opt} {shlex.quote(shlex.join(adapter.restore[kind]))}"
+                      for kind, opt in (("new", "restore-command"), ("over", "restore-over-command"),
+                                        ("files", "restore-files-command")) if kind in adapter.restore)
+    caps = "" if adapter.capabilities is None else \
+        f" --capabilities {shlex.quote(json.dumps(capabilities_of(adapter).to_dict()))}"
+    return (f"vcbsim conform --command {shlex.quote(shlex.join(adapter.argv))}{restore}{caps} --kit-profile dev "
             f"--host-profile {host_profile} --scenario {name.removeprefix('wire/')}")
 
 
@@ -1107,7 +1168,7 @@ def certify_command(
     info = RunInfo(**{**info.to_dict(), "finished": _now()})
     jobs = {k: int(v) for k, v in stats.items() if k.startswith(("asked.", "ok."))}
     evidence = Evidence.of(caps, host_profile, [c.exercised for c in cases], jobs, proxy_faults=caps.proxy_faults,
-                           restore=caps.wire_restore and bool(adapter.restore), unsnapshotted=False)
+                           restore=caps.wire_restore and bool(adapter.restore), unsnapshotted=False, wire=True)
     if scenarios is None and not any(c.outcome in ("fail", "error") for c in cases):
         extra = evidence_case(evidence, caps, host_profile, certify=kit_profile == "certify")
         if extra is not None:

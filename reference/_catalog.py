@@ -288,25 +288,23 @@ def _hash_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _listing(letter: str, vol: VolumeReader) -> Iterator[tuple[str, str, str, bool, int, float]]:
-    """``(volume path, guest path, catalog key, is_dir, size, mtime)`` of every entry under
-    the root of ``vol``, parents before children. A reader that lists whole directories
-    (``walk_dirs``: the snapshot volume and the mount's replay of it) gives the guest path and
-    key of each directory once, and each entry adds its name: no per-file path conversion."""
+def volume_directories(vol: VolumeReader) -> Iterator[tuple[str, list[tuple[str, bool, int, float]]]]:
+    """Each directory of ``vol`` (parents first) as ``(path, [(name, is_dir, size, mtime)])``:
+    the reader's own ``walk_dirs`` (the snapshot volume, the mount's replay of it), else its
+    ``walk`` grouped by directory. A backup makes each directory's guest path and key once
+    and each entry adds its name: no per-file path conversion (issue 18)."""
     walk_dirs = getattr(vol, "walk_dirs", None)
-    if walk_dirs is None:
-        for g in vol.walk():
-            path = guest_path(letter, g.path)
-            yield g.path, path, path_key(path), g.is_dir, g.size, g.mtime
+    if walk_dirs is not None:
+        yield from walk_dirs()
         return
-    for rel_dir, names in walk_dirs():
-        dpath = guest_path(letter, rel_dir)
-        if not dpath.endswith("\\"):
-            dpath += "\\"
-        dkey = dpath.casefold()  # path_key: casefold is per character, so prefix + name adds up
-        rprefix = rel_dir.strip("/") + "/" if rel_dir.strip("/") else ""
-        for name, is_dir, size, mtime in names:
-            yield rprefix + name, dpath + name, dkey + name.casefold(), is_dir, size, mtime
+    dirs: dict[str, list[tuple[str, bool, int, float]]] = {"": []}
+    for g in vol.walk():
+        rel = g.path.strip("/")
+        parent, _, name = rel.rpartition("/")
+        dirs.setdefault(parent, []).append((name, g.is_dir, g.size, g.mtime))
+        if g.is_dir:
+            dirs.setdefault(rel, [])
+    yield from dirs.items()
 
 
 def scan_tree(letters: Mapping[str, Path]) -> Iterator[tuple[FileEntry, Path]]:
@@ -593,51 +591,59 @@ class Catalog:
                 root_mtime = Path(letters[letter]).stat().st_mtime if letters is not None else snapshot_time
                 root = FileEntry(guest_path(letter, ""), True, 0, root_mtime, None)
                 rows.append((bid, root.key, root.path, 1, 0, root.mtime, None, 0, None))
-                for rel, path, key, is_dir, size, mtime in _listing(letter, vol):
-                    if is_dir:
-                        rows.append((bid, key, path, 1, 0, mtime, None, 0, None))
-                        continue
-                    ref_e = ref_files.get(key)
-                    data: bytes | None = None
-                    if (
-                        trust_metadata
-                        and ref_e is not None
-                        and ref_e[0] == size
-                        and mtime + MTIME_GRANULARITY <= ref_snapshot
-                        and ref_e[2] is not None
-                        and abs(ref_e[1] - mtime) <= 1e-6
-                    ):
-                        # vouched for by the metadata: same size and mtime as the reference's
-                        # entry, and written at least MTIME_GRANULARITY before its snapshot, so
-                        # the bytes are the reference's (module docstring); not read
-                        digest = ref_e[2]
-                        is_copied = False
-                    else:
-                        data = vol.read_bytes(rel)
-                        digest = sha256_bytes(data)
-                        size = len(data)
-                        is_copied = (
-                            ref_e is None
-                            or ref_e[2] != digest
-                            or ref_e[0] != size
-                            or abs(ref_e[1] - mtime) > 1e-6
-                        )
-                    stored_in: int | None
-                    if is_copied:
-                        assert data is not None
-                        if before_copy is not None:
-                            before_copy(path)
-                        put(data)
-                        if progress is not None:
-                            progress(size)
-                        stored_in = bid
-                        copied += 1
-                        nbytes += size
-                    else:
-                        assert ref_e is not None
-                        stored_in = ref_e[3]
-                    total += 1
-                    rows.append((bid, key, path, 0, size, mtime, digest, int(is_copied), stored_in))
+                for rel_dir, names in volume_directories(vol):
+                    dpath = guest_path(letter, rel_dir)
+                    if not dpath.endswith("\\"):
+                        dpath += "\\"
+                    dkey = dpath.casefold()  # path_key: casefold is per character, so it adds up
+                    rprefix = rel_dir.strip("/") + "/" if rel_dir.strip("/") else ""
+                    for name, is_dir, size, mtime in names:
+                        path = dpath + name
+                        key = dkey + name.casefold()
+                        if is_dir:
+                            rows.append((bid, key, path, 1, 0, mtime, None, 0, None))
+                            continue
+                        ref_e = ref_files.get(key)
+                        data: bytes | None = None
+                        if (
+                            trust_metadata
+                            and ref_e is not None
+                            and ref_e[0] == size
+                            and mtime + MTIME_GRANULARITY <= ref_snapshot
+                            and ref_e[2] is not None
+                            and abs(ref_e[1] - mtime) <= 1e-6
+                        ):
+                            # vouched for by the metadata: same size and mtime as the reference's
+                            # entry, and written at least MTIME_GRANULARITY before its snapshot, so
+                            # the bytes are the reference's (module docstring); not read
+                            digest = ref_e[2]
+                            is_copied = False
+                        else:
+                            data = vol.read_bytes(rprefix + name)
+                            digest = sha256_bytes(data)
+                            size = len(data)
+                            is_copied = (
+                                ref_e is None
+                                or ref_e[2] != digest
+                                or ref_e[0] != size
+                                or abs(ref_e[1] - mtime) > 1e-6
+                            )
+                        stored_in: int | None
+                        if is_copied:
+                            assert data is not None
+                            if before_copy is not None:
+                                before_copy(path)
+                            put(data)
+                            if progress is not None:
+                                progress(size)
+                            stored_in = bid
+                            copied += 1
+                            nbytes += size
+                        else:
+                            assert ref_e is not None
+                            stored_in = ref_e[3]
+                        total += 1
+                        rows.append((bid, key, path, 0, size, mtime, digest, int(is_copied), stored_in))
             self.db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             self.db.execute(
                 "UPDATE backups SET status = 'complete', finished = ?, files_total = ?, "

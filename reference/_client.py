@@ -370,12 +370,10 @@ class _FatVolumeReader:
         for dirpath, entries in self._fs.walk_entries("/"):
             base = dirpath.strip("/")
             prefix = base + "/" if base else ""
-            names = [(name, True, 0, float(mtime)) for name, is_dir, _s, mtime, _f in entries if is_dir]
-            for name, is_dir, size, mtime, first in entries:
-                if not is_dir:
-                    chains[prefix + name] = (int(first), int(size))
-                    names.append((name, False, int(size), float(mtime)))
-            yield base, names
+            names = [(name, True, 0, mtime) for name, is_dir, _s, mtime, _f in entries if is_dir]
+            files = [(name, False, size, mtime) for name, is_dir, size, mtime, _f in entries if not is_dir]
+            chains.update((prefix + name, (first, size)) for name, is_dir, size, _m, first in entries if not is_dir)
+            yield base, names + files
 
     def read_bytes(self, path: str) -> bytes:
         chain = self._chains.get(path.strip("/"))

@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vcbsim.simulator import InvalidInputError, StateError
 
+from ._catalog import volume_directories
 from ._client import GuestFile, HostClient, VMInfo, VolumeInfo, VolumeReader
 
 __all__ = ["FileMount", "UnsupportedGuestError", "mount_files", "open_volumes"]
@@ -101,22 +102,8 @@ class _WalkedVolume:
         return self._reader.read_bytes(path)
 
 
-def _by_directory(entries: Iterable[GuestFile]) -> Listing:
-    """A reader's ``walk`` (parents before children) as ``walk_dirs`` gives it: per
-    directory, ``(name, is_dir, size, mtime)`` of what it holds."""
-    dirs: dict[str, list[tuple[str, bool, int, float]]] = {"": []}
-    for g in entries:
-        rel = g.path.strip("/")
-        parent, _, name = rel.rpartition("/")
-        dirs.setdefault(parent, []).append((name, g.is_dir, g.size, g.mtime))
-        if g.is_dir:
-            dirs.setdefault(rel, [])
-    return list(dirs.items())
-
-
 def _listing(reader: VolumeReader) -> Listing:
-    walk_dirs = getattr(reader, "walk_dirs", None)
-    return list(walk_dirs()) if walk_dirs is not None else _by_directory(reader.walk())
+    return list(volume_directories(reader))
 
 
 def _letter(vol: VolumeInfo) -> str:
@@ -178,8 +165,9 @@ def mount_files(
             listing = _listing(reader)
             top = str(root)
             for rel_dir, names in listing:
-                here = _safe_join(root, rel_dir) if rel_dir else top
-                for name, is_dir, _size, mtime in names:
+                here = str(_safe_join(root, rel_dir)) if rel_dir else top
+                # a backup run makes the directories only (its files are read from the volume)
+                for name, is_dir, _size, mtime in names if materialise else [n for n in names if n[1]]:
                     if not name or "/" in name or name in (".", ".."):
                         msg = "guest path"
                         raise InvalidInputError(msg, expected="a path inside the volume", got=f"{rel_dir}/{name}")
@@ -188,8 +176,6 @@ def mount_files(
                         os.mkdir(target)
                         dir_times.append((target, mtime))
                         continue
-                    if not materialise:
-                        continue  # read from the volume by the backup; nothing on the proxy
                     rel = f"{rel_dir}/{name}" if rel_dir else name
                     data = reader.read_bytes(rel)
                     with open(target, "wb") as fh:

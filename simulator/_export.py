@@ -127,6 +127,12 @@ class ExportLease:
     def complete(self) -> None:
         self.percent = 100
         self.end("done")
+        if self.kind == "import" and self.vm in self.host.vms:
+            from ._vmlifecycle import mount_guest
+
+            # the uploads brought the guest's disks: the new VM boots with its guest's file
+            # systems (and the Tools on them), as a restore from its disks does
+            mount_guest(self.host, self.host.vms[self.vm])
 
     def abort(self, error: Any = None) -> None:
         self.end("error", error if error is not None else make_fault("RequestCanceled", "The lease was aborted."),

@@ -127,11 +127,13 @@ def render_ovf(system: OvfSystem) -> str:
          ElementName=f"{system.num_cpus} virtual CPU(s)", ResourceType="3", VirtualQuantity=str(system.num_cpus))
     item(AllocationUnits="byte * 2^20", Description="Memory Size", ElementName=f"{system.memory_mb}MB of memory",
          ResourceType="4", VirtualQuantity=str(system.memory_mb))
-    scsi = item(Address="0", Description="SCSI Controller", ElementName="SCSI controller 0",
-                ResourceSubType="lsilogic", ResourceType="6")
+    parents = {"scsi": item(Address="0", Description="SCSI Controller", ElementName="SCSI controller 0",
+                            ResourceSubType="lsilogic", ResourceType="6")}
+    if any(d.controller == "ide" for d in system.disks):  # an IDE disk hangs off IDE 0 (ResourceType 5)
+        parents["ide"] = item(Address="0", Description="IDE Controller", ElementName="IDE 0", ResourceType="5")
     for i, d in enumerate(system.disks, 1):
         item(AddressOnParent=str(d.unit), ElementName=f"Hard disk {i}", HostResource=f"ovf:/disk/vmdisk{i}",
-             Parent=scsi, ResourceType="17")
+             Parent=parents.get(d.controller, parents["scsi"]), ResourceType="17")
     item(AddressOnParent="7", AutomaticAllocation="true", Connection=system.network, ElementName="Network adapter 1",
          ResourceSubType=system.nic_type, ResourceType="10")
     for tag, settings in (("Config", system.config), ("ExtraConfig", system.extra_config)):

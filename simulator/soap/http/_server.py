@@ -51,6 +51,7 @@ from ..wire import _codec
 from ..wire._wsdl import DOCUMENT_NAMES, document
 from ._cert import sha1_thumbprint, write_self_signed
 from ._files import (
+    DROP,
     FileResponse,
     _authorized,
     handle_folder,
@@ -768,6 +769,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not state["done"]:
             self.close_connection = True  # refused before the end: the rest is not read
+        if resp is not None and resp.status == DROP:
+            self.close_connection = True  # an injected lost connection: no answer
+            return
         if resp is not None:
             self._reply(resp)
 
@@ -781,6 +785,9 @@ class _Handler(BaseHTTPRequestHandler):
             range_header=self.headers.get("Range"),
             body=body,
         )
+        if resp.status == DROP:
+            self.close_connection = True  # an injected lost connection: no answer
+            return
         self._reply(resp)
 
     def _reply(self, resp: FileResponse) -> None:

@@ -16,7 +16,12 @@ an OVF export of a host does: the powered-off VM's disk for ``ExportVm``, the sn
 for ``ExportSnapshot``. The URL names the lease's secret token (``/nfc/<token>/disk-N.vmdk``),
 which is the authorisation, as the ticket in hostd's NFC URLs is. Where a standalone host
 writes ``https://*/nfc/...`` (the client substitutes the host it connected to), these URLs
-carry the endpoint's own address, which every client can use as it is.
+carry the endpoint's own address, which every client can use as it is. Each URL's
+``sslThumbprint`` is the SHA-1 thumbprint of the certificate the endpoint serves (``serve``
+sets ``LeaseTable.ssl_thumbprint``; empty over plain HTTP), so a client that pins it, as
+OVF tools do, checks the server it downloads from; ``key`` / ``importKey`` name each disk as
+hostd does (``_export.device_id``). ``mode`` is ``pushOrGet`` and ``capabilities`` say pull
+mode (the host fetching from URLs, ``HttpNfcLeasePullFromUrls_Task``, API 6.7) is not offered.
 
 Time: the lease timeout runs on the endpoint's clock (``Endpoint.clock``; a test passes a
 ``VirtualClock`` and advances it); ``Endpoint.leases.timeout`` is the switch

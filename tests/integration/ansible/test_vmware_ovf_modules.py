@@ -63,19 +63,30 @@ def deploy(ovf: Path, **args: Any) -> dict[str, Any]:
                                                    "ovf": str(ovf), **args}}
 
 
-def guest_data(esx: Any, vm_name: str, seed: int) -> None:
-    """Guest writes on every disk of ``vm_name`` (unaligned, across grains), then power off."""
+def guest_data(esx: Any, vm_name: str, seed: int) -> dict[str, bytes]:
+    """Guest writes on every disk of ``vm_name``, then power off: files through the guest's
+    file systems where it has them (returned by path), else raw writes across grains."""
     host = esx.host
     vm = host.find_vm(vm_name)
     rng = random.Random(seed)
+    files: dict[str, bytes] = {}
     with host.lock:
-        for d in vm.disks:
-            dev = host.guest_device(vm, d.key)
-            for _ in range(6):
-                length = rng.randrange(1, 300_000)
-                dev.write(rng.randrange(0, dev.size - length), rng.randbytes(length))
+        fs = host.guest_fs(vm) if vm.guest is not None else None
+        if fs is not None:
+            for i, vol in enumerate(v for v in fs.volumes if v.letter or v.mount_point):
+                root = f"{vol.letter}:\\" if vol.letter else vol.mount_point.rstrip("/") + "/"
+                path = f"{root}restore-check-{seed}-{i}.bin"
+                files[path] = rng.randbytes(rng.randrange(100_000, 400_000))
+                fs.write_bytes(path, files[path])
+        else:
+            for d in vm.disks:
+                dev = host.guest_device(vm, d.key)
+                for _ in range(6):
+                    length = rng.randrange(1, 300_000)
+                    dev.write(rng.randrange(0, dev.size - length), rng.randbytes(length))
         if vm.power_state != "poweredOff":
             host.power_off(vm)
+    return files
 
 
 def allocated(view: Any) -> int:
@@ -120,8 +131,14 @@ def lease_states(esx: Any, vm_moref: str) -> dict[str, list[str]]:
 
 @needs_qemu
 def test_export_ovf_writes_a_package_qemu_img_reads_equal_to_the_vm_disks(esx: Any, playbook: Any, tmp_path: Path) -> None:
+    """A powered-off VM with a snapshot: ``ExportVm`` exports its current state (the guest's
+    writes after the snapshot included), and leaves the snapshot as it was."""
     guest_data(esx, WIN, seed=16)
     vm = esx.vm(WIN)
+    snap = esx.host.create_snapshot(vm, "before-export")
+    guest_data(esx, WIN, seed=17)
+    assert not all(same_data(esx.host.disk_view(vm.moref, d.key), esx.host.disk_view(vm.moref, d.key, snap.moref))
+                   for d in vm.disks)
     (result,) = playbook(export(WIN, tmp_path / "export"))
     facts = ok(result)
     assert facts["changed"] is True
@@ -159,6 +176,7 @@ def test_export_ovf_writes_a_package_qemu_img_reads_equal_to_the_vm_disks(esx: A
     assert sorted((e.details["disk"], e.details["bytes"]) for e in reads) == sorted(
         (d.key, f.stat().st_size) for f, d in zip(files, vm.disks, strict=True))
     assert esx.host.holds.on(vm.moref, "export") == []
+    assert [s.name for s in vm.root_snapshots] == ["before-export"] and vm.current_snapshot is snap
     calls = esx.server.endpoint.calls
     assert calls.get("ExportVm") == 1 and calls.get("CreateDescriptor") == 1 and calls.get("HttpNfcLeaseComplete") == 1
     assert calls.get("HttpNfcLeaseProgress", 0) >= 1 and "HttpNfcLeaseAbort" not in calls
@@ -204,14 +222,15 @@ def test_export_ovf_misuse_gets_the_hosts_answers(esx: Any, playbook: Any, tmp_p
 @needs_qemu
 def test_deploy_ovf_restores_an_exported_vm_with_equal_disks(esx: Any, playbook: Any, tmp_path: Path) -> None:
     host = esx.host
-    guest_data(esx, WIN, seed=7)
+    files = guest_data(esx, WIN, seed=7)
+    assert len(files) == 2  # C: and D:, one on each disk
     source = esx.vm(WIN)
     (exported,) = playbook(export(WIN, tmp_path / "export"))
     ovf = Path(ok(exported)["instance"]["ovf_file"])
     count = len(host.vms)
     restored, again, thick, hosted = playbook(
-        deploy(ovf, name="win-restored", power_on=False),
-        deploy(ovf, name="win-restored", power_on=False),  # idempotent: the VM is there
+        deploy(ovf, name="win-restored"),  # and powered on (the module's default)
+        deploy(ovf, name="win-restored"),  # idempotent: the VM is there, and on
         deploy(ovf, name="win-thick", power_on=False, disk_provisioning="eagerZeroedThick"),
         # a hosted format no ESXi runs VMs on: OvfUnsupportedDiskProvisioning in the spec
         deploy(ovf, name="win-hosted", power_on=False, disk_provisioning="twoGbMaxExtentSparse"),
@@ -226,7 +245,12 @@ def test_deploy_ovf_restores_an_exported_vm_with_equal_disks(esx: Any, playbook:
     assert [d.thin for d in host.find_vm("win-thick").disks] == [False, False]
     vm = host.find_vm("win-restored")
     assert (vm.guest_id, vm.num_cpus, vm.memory_mb, vm.power_state) == (
-        source.guest_id, source.num_cpus, source.memory_mb, "poweredOff")
+        source.guest_id, source.num_cpus, source.memory_mb, "poweredOn")
+    assert facts["instance"]["hw_power_status"] == "poweredOn"
+    # the restored VM boots from its disks: the guest's files are there
+    with host.lock:
+        fs = host.guest_fs(vm)
+        assert {path: fs.read_bytes(path) for path in files} == files
     assert [d.capacity for d in vm.disks] == [d.capacity for d in source.disks] and all(d.thin for d in vm.disks)
     for new, old in zip(vm.disks, source.disks, strict=True):
         assert same_data(host.disk_view(vm.moref, new.key), host.disk_view(source.moref, old.key)), new.label
@@ -238,7 +262,7 @@ def test_deploy_ovf_restores_an_exported_vm_with_equal_disks(esx: Any, playbook:
 
 
 @needs_qemu
-def test_deploy_ovf_under_a_taken_name_is_refused_and_leaves_nothing(esx: Any, playbook: Any, tmp_path: Path) -> None:
+def test_deploy_ovf_under_a_taken_name_or_without_its_disks_leaves_nothing(esx: Any, playbook: Any, tmp_path: Path) -> None:
     host = esx.host
     guest_data(esx, LINUX, seed=11)
     (exported,) = playbook(export(LINUX, tmp_path / "export"))
@@ -252,6 +276,20 @@ def test_deploy_ovf_under_a_taken_name_is_refused_and_leaves_nothing(esx: Any, p
     assert {m: vm.name for m, vm in host.vms.items()} == before
     assert len([e for e in host.trace.events if e.kind == "nfc.lease"]) == leases_before
     assert not any(ds == "datastore1" and path.startswith(f"{LINUX}_") for ds, path in host.loose_disks)
+
+    # a package missing its disk file: the module aborts the import lease (HttpNfcLeaseAbort
+    # with its SystemError), and the host destroys the VM the import had made
+    for f in ovf.parent.glob("*.vmdk"):
+        f.unlink()
+    (partial,) = playbook(deploy(ovf, name="half-made", power_on=False))
+    assert "Failed to find VMDK file" in failure(partial)
+    assert {m: vm.name for m, vm in host.vms.items()} == before
+    made = [e for e in host.trace.events if e.kind == "nfc.lease" and e.details.get("kind") == "import"]
+    assert len(made) == 1
+    states = [e.details["state"] for e in host.trace.events
+              if e.kind == "nfc.lease" and e.details["lease"] == made[0].details["lease"]]
+    assert states == ["initializing", "ready", "error"]
+    assert not any(path.startswith("half-made/") for _, path in host.loose_disks)
 
 
 @needs_qemu

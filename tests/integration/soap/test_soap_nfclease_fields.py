@@ -147,3 +147,45 @@ def test_import_spec_file_items_are_disks_the_import_makes(served: tuple[Any, An
         cisp=vim.OvfManager.CreateImportSpecParams(entityName="copy", diskProvisioning="monolithicSparse"))
     assert bad.importSpec is None and isinstance(bad.error[0], vim.fault.OvfUnsupportedDiskProvisioning)
     assert bad.error[0].diskProvisioning == "monolithicSparse"
+
+
+def test_an_ide_disk_is_named_by_its_controller_and_comes_back_on_ide() -> None:
+    host = small_host("esxi-7.0")
+    host.add_vm("legacy", os_family="windows", disks=[16 * MiB, 8 * MiB], power_state="poweredOff",
+                tools="not-installed", disk_controllers=["ide", "scsi"])
+    with serve(host) as server:
+        for si in connect(server):
+            vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/legacy")
+            lease = _ready(vm.ExportVm())
+            keys = [u.key for u in lease.info.deviceUrl]
+            assert keys == [f"/{vm._moId}/VirtualIDEController0:0", f"/{vm._moId}/VirtualLsiLogicController0:0"]
+            ovf = si.content.ovfManager.CreateDescriptor(obj=vm, cdp=vim.OvfManager.CreateDescriptorParams())
+            lease.HttpNfcLeaseComplete()
+            assert [d.controller for d in parse_ovf(ovf.ovfDescriptor).disks] == ["ide", "scsi"]
+            pool = vim.ResourcePool("ha-root-pool", si._stub)
+            res = si.content.ovfManager.CreateImportSpec(
+                ovfDescriptor=ovf.ovfDescriptor, resourcePool=pool, datastore=vm.datastore[0],
+                cisp=vim.OvfManager.CreateImportSpecParams(entityName="legacy-copy"))
+            assert [i.deviceId for i in res.fileItem] == ["/legacy-copy/VirtualIDEController0:0",
+                                                         "/legacy-copy/VirtualLsiLogicController0:0"]
+            imp = _ready(pool.ImportVApp(spec=res.importSpec, folder=si.content.rootFolder.childEntity[0].vmFolder))
+            assert sorted(u.importKey for u in imp.info.deviceUrl) == sorted(i.deviceId for i in res.fileItem)
+            [made] = [v for v in host.vms.values() if v.name == "legacy-copy"]
+            assert [(d.controller, d.capacity) for d in made.disks] == [("ide", 16 * MiB), ("scsi", 8 * MiB)]
+            imp.HttpNfcLeaseAbort()  # the VM the import made goes with it
+            assert [v for v in host.vms.values() if v.name == "legacy-copy"] == []
+
+
+def test_progress_is_the_clients_and_the_lease_reports_it(served: tuple[Any, Any], esxi: Host) -> None:
+    """``initializeProgress`` is the host's (100 once ready), ``transferProgress`` what the
+    client last reported with ``HttpNfcLeaseProgress`` (API 6.7), 100 once completed."""
+    _server, si = served
+    vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
+    lease = _ready(vm.ExportVm())
+    assert (lease.initializeProgress, lease.transferProgress) == (100, 0)
+    lease.HttpNfcLeaseProgress(percent=40)
+    assert lease.transferProgress == 40
+    lease.HttpNfcLeaseProgress(percent=75)
+    assert lease.transferProgress == 75
+    lease.HttpNfcLeaseComplete()
+    assert lease.transferProgress == 100 and lease.state == vim.HttpNfcLease.State.done

@@ -43,3 +43,28 @@ def test_a_correct_product_that_announces_is_judged_on_both() -> None:
     (case,) = certify_command(_product("correct"), scenarios=["image-backup"], out=io.StringIO()).cases
     assert case.outcome == "pass", case.message
     assert case.exercised["WF-1f"] >= 4  # the folder's two and the announced ones
+
+
+# -- what a command wrote, read by the kit (``Capabilities.backup_root``) -------------------
+
+WRITES = Capabilities(backup_root="{workdir}/backups", mount_root="{workdir}/proxy")
+
+
+def _writer(*args: str) -> CommandAdapter:
+    return CommandAdapter([sys.executable, str(HERE / "reference_writes_tree.py"), *args], name="reference-tree",
+                          timeout=120, capabilities=WRITES)
+
+
+def test_a_command_whose_written_files_are_right_passes_judged_from_them() -> None:
+    result = certify_command(_writer("unnamed"), scenarios=["file-backup-series"], out=io.StringIO())
+    (case,) = result.cases
+    assert case.outcome == "pass", case.message
+    assert case.exercised["CMT-BACKUP-CONTENT"] >= 4 and case.exercised["BK-INCR-SINCE-LAST"] >= 1
+    assert case.exercised["FILE-JUNCTION"] >= 4  # its mounts, seen under {workdir}/proxy
+    assert result.evidence is not None and result.evidence.content.startswith("read by the kit from what the product")
+
+
+def test_a_command_whose_written_file_is_wrong_under_right_digests_is_rejected() -> None:
+    (case,) = certify_command(_writer("tamper"), scenarios=["file-backup-series"], out=io.StringIO()).cases
+    assert case.outcome == "fail" and case.rules[0] == "CMT-BACKUP-CONTENT", case.message
+    assert "holds other content than the guest had" in case.message
