@@ -512,10 +512,7 @@ class Scenario(ScenarioBase):
     def _restored_image(self, vm: str, target: Path, snap: Event, *, how: str = "as the product restores it"
                         ) -> dict[int, str]:
         """The restored image's disk digests, after its configuration files were judged."""
-        from vcbsim.simulator.disk import read_vmdk
-
-        from ._adapters import image_digest
-        from ._restored import compare_config_file, compare_vmx, find_vmx, node_keys
+        from ._restored import compare_config_file, compare_vmx, disk_digest, find_vmx, node_keys
 
         vmobj = self.host.find_vm(vm)
         sid = str(snap.details.get("snapshot"))
@@ -542,7 +539,7 @@ class Scenario(ScenarioBase):
         out: dict[int, str] = {}
         for key, name in node_keys(nodes, vmx).items():
             path = target / name.replace("\\", "/").rsplit("/", 1)[-1]
-            out[key] = image_digest(read_vmdk(path)) if path.is_file() else "(missing)"
+            out[key] = disk_digest(path) if path.is_file() else "(missing)"
         for key in nodes.values():
             out.setdefault(key, "(missing)")
         return out
