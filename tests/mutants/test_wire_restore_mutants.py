@@ -38,3 +38,33 @@ def test_a_command_that_declares_no_restore_is_not_asked() -> None:
     (case,) = certify_command(wire_restore_adapter(declared=False), scenarios=["wire-restore"],
                               out=io.StringIO()).cases
     assert case.outcome == "na" and "declared no restore over the wire" in case.message
+
+
+def _faulted_restore(adapter: object, tmp_path: object, rule: dict[str, object]) -> object:
+    from pathlib import Path
+
+    from vcbsim.conformance._wire import WireEndpoint, WireScenario
+
+    with WireEndpoint() as ep:
+        scen = WireScenario(adapter, ep, workdir=Path(str(tmp_path)))  # type: ignore[arg-type]
+        scen.arm_fault(str(rule["operation"]), str(rule.get("target", "*")), rule.get("fault"))  # type: ignore[arg-type]
+        scen.restore("win2003-sql", ("new", "over"))
+        scen.finish()
+        return scen
+
+
+@pytest.mark.parametrize("rule", [{"operation": "datastore.put", "target": "*_1.vmdk", "fault": "NoDiskSpace"},
+                                  {"operation": "datastore.put.drop"}], ids=["disk-full-part-way", "connection-lost"])
+def test_a_fault_during_a_restore_over_the_wire_is_judged_for_half_made_vms(rule: dict[str, object],
+                                                                           tmp_path: object) -> None:
+    """The reference's restore command fails under the fault and leaves nothing; the mutant
+    that reserves a placeholder VM first leaves it, rejected naming RST-NO-HALF-VM."""
+    from vcbsim.conformance import ConformanceViolation
+
+    scen = _faulted_restore(wire_restore_adapter(), tmp_path, rule)
+    failed = [j for j in scen.restores if j.exit_code != 0]  # type: ignore[attr-defined]
+    assert len(failed) == 1 and "\n" not in failed[0].stderr.strip(), failed
+    assert scen.evidence()["RST-NO-HALF-VM"] >= 1  # type: ignore[attr-defined]
+    with pytest.raises(ConformanceViolation) as info:
+        _faulted_restore(wire_restore_adapter("leaves-its-placeholder-after-a-failed-upload"), tmp_path, rule)
+    assert info.value.rule_id == "RST-NO-HALF-VM" and "win2003-sql-restored-restoring" in str(info.value)
