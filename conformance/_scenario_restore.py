@@ -323,6 +323,8 @@ def run_restore(route: RestoreRoute, vm: str, kinds: tuple[str, ...] = RESTORE_K
         if r.call(name=None, over=True, settings=None):
             r.judge_vm(vm, want, before, {}, new_vm=False)
             r.judge_config(vm, vmx_then)
+            if off is not None and snap is not None:
+                s.restored_over(vm, off.moref, snap.seq)
             route.replaced(vm)
         else:
             r.judge_put_back(off)

@@ -68,3 +68,48 @@ def test_a_fault_during_a_restore_over_the_wire_is_judged_for_half_made_vms(rule
     with pytest.raises(ConformanceViolation) as info:
         _faulted_restore(wire_restore_adapter("leaves-its-placeholder-after-a-failed-upload"), tmp_path, rule)
     assert info.value.rule_id == "RST-NO-HALF-VM" and "win2003-sql-restored-restoring" in str(info.value)
+
+
+def _argv(adapter: object) -> list[str]:
+    import json
+    import shlex
+
+    restore = adapter.restore  # type: ignore[attr-defined]
+    return ["--command", shlex.join(adapter.argv),  # type: ignore[attr-defined]
+            "--restore-command", shlex.join(restore["new"]), "--restore-over-command", shlex.join(restore["over"]),
+            "--restore-files-command", shlex.join(restore["files"]),
+            "--capabilities", json.dumps({"wire_restore": True})]
+
+
+def test_vcbsim_conform_takes_the_restore_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    from vcbsim.conformance._wire import main_conform_command
+
+    assert main_conform_command([*_argv(wire_restore_adapter()), "--scenario", "wire-restore"]) == 0
+    assert "PASS wire/wire-restore" in capsys.readouterr().out
+    # a template with a placeholder the kit does not know: one line, exit 2
+    argv = _argv(wire_restore_adapter())
+    argv[argv.index("--restore-command") + 1] += " {no_such_placeholder}"
+    assert main_conform_command([*argv, "--scenario", "wire-restore"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no_such_placeholder" in err and "{backup_id}" in err and "\n" not in err
+
+
+@pytest.mark.slow
+def test_route_2_certify_with_restore_commands_gives_a_bundle_verify_bundle_certifies(
+        tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    """Route 2 certify of the reference CLI as backup and restore command: the restore case runs
+    (it is not N/A), every RST-* rule and IMG-CONFIG are exercised, and the bundle certifies."""
+    import json
+    from pathlib import Path
+
+    from vcbsim.conformance._cli import main_verify_bundle
+    from vcbsim.conformance._wire import main_conform_command
+
+    report = Path(str(tmp_path))
+    code = main_conform_command([*_argv(wire_restore_adapter()), "--kit-profile", "certify", "--report", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0 and "PASS wire/wire-restore" in out, out[-3000:]
+    assert main_verify_bundle(["--certified", str(report)]) == 0
+    doc = json.loads((report / "results.json").read_text())
+    assert doc["evidence"]["unexercised"] == []
+    assert {r for r in JUDGED if doc["evidence"]["exercised"].get(r)} == JUDGED
