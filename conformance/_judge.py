@@ -91,6 +91,9 @@ class ScenarioBase(ABC):
         self._file_bases: dict[str, list[tuple[str, int]]] = {}  # vm -> [(level, snapshot seq)]
         self._log_lines: dict[tuple[str, str], int] = {}  # (vm, log path) -> lines judged
         self._log_mark = 0  # events up to here have had their scripts' log compared
+        #: a VM restored over another (new moref) -> (the old moref, the backup snapshot's event,
+        #: the event the restore ended at): its guest files start as the backup's (``model``)
+        self.restored_from: dict[str, tuple[str, int, int]] = {}
         #: SHOULD / SHOULD NOT violations seen by any check of the case, once each (warnings:
         #: reported, never a FAIL; docs/rules.md "Warnings")
         self.warnings: dict[tuple[str, str], dict[str, Any]] = {}
@@ -156,8 +159,12 @@ class ScenarioBase(ABC):
     # -- the guest as the trace says it was ---------------------------------------------
     def model(self, vm: str, upto: int) -> dict[str, tuple[str, str]]:
         """Guest files of ``vm`` before event ``upto``: normalised path -> (path, sha256)."""
-        moref = self._moref(vm)
-        files: dict[str, tuple[str, str]] = {}
+        return self._model_of(self._moref(vm), upto)
+
+    def _model_of(self, moref: str | None, upto: int) -> dict[str, tuple[str, str]]:
+        # a VM restored over another starts with that VM's files as of the backup's snapshot
+        origin = self.restored_from.get(moref or "")
+        files = self._model_of(origin[0], origin[1]) if origin is not None else {}
         for e in self._events()[:upto]:
             if e.vm != moref:
                 continue
@@ -169,8 +176,19 @@ class ScenarioBase(ABC):
 
     def _touched(self, vm: str, start: int, end: int) -> set[str]:
         moref = self._moref(vm)
-        return {norm_path(str(e.details["path"])) for e in self._events()[start:end]
-                if e.vm == moref and e.kind in ("guest.write", "guest.delete")}
+        out = {norm_path(str(e.details["path"])) for e in self._events()[start:end]
+               if e.vm == moref and e.kind in ("guest.write", "guest.delete")}
+        origin = self.restored_from.get(moref or "")
+        if origin is not None and start <= origin[2] < end:  # the restore rewrote the guest
+            out |= set(self._model_of(origin[0], origin[1])) | set(self._model_of(origin[0], start))
+        return out
+
+    def restored_over(self, vm: str, old_moref: str, snapshot_seq: int) -> None:
+        """``vm`` (now a new VM) was restored over ``old_moref`` from the image backup whose
+        snapshot is event ``snapshot_seq``: its guest files are that VM's as of it."""
+        moref = self._moref(vm)
+        if moref is not None and moref != old_moref:
+            self.restored_from[moref] = (old_moref, snapshot_seq, len(self._events()))
 
     def job_snapshot(self, vm: str, mark: int) -> Event | None:
         """The last backup snapshot the job begun at event ``mark`` created."""

@@ -377,13 +377,14 @@ class Scenario(ScenarioBase):
         self.judge_job(vm, policy, result, mark)
         return result
 
-    def restore(self, vm: str) -> None:
+    def restore(self, vm: str, kinds: tuple[str, ...] | None = None) -> None:
         """Back ``vm`` up, let the guest write, and ask the product's restore over the wire
-        (a declared ``wire_restore``): judged on the RESTORE rules (``_scenario_restore``)."""
-        from ._scenario_restore import run_restore_step
+        (a declared ``wire_restore``): judged on the RESTORE rules (``_scenario_restore``);
+        ``kinds``: which restores (default all, ``RESTORE_KINDS``)."""
+        from ._scenario_restore import RESTORE_KINDS, run_restore_step
 
-        self._record(Step.of("restore", vm=vm))
-        run_restore_step(self, vm)
+        self._record(Step.of("restore", vm=vm) if kinds is None else Step.of("restore", vm=vm, kinds=tuple(kinds)))
+        run_restore_step(self, vm, RESTORE_KINDS if kinds is None else tuple(kinds))
 
     # -- the proxy's file system, observed (``_observed``) --------------------------------
     def _judge_folder(self, vm: str, policy: BackupPolicy, mark: int) -> None:

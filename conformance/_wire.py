@@ -754,14 +754,14 @@ class WireScenario(ScenarioBase):
         finally:
             Disconnect(si)
 
-    def restore(self, vm: str) -> None:
+    def restore(self, vm: str, kinds: tuple[str, ...] | None = None) -> None:
         """Back ``vm`` up, let the guest write, and ask the product's restore commands
         (``CommandAdapter.restore``, a declared ``wire_restore``): judged on the RESTORE rules
-        and IMG-CONFIG from the host's facts (``_scenario_restore``)."""
-        from ._scenario_restore import run_restore
+        and IMG-CONFIG from the host's facts (``_scenario_restore``); ``kinds`` as in process."""
+        from ._scenario_restore import RESTORE_KINDS, run_restore
 
-        self._record(Step.of("restore", vm=vm))
-        run_restore(WireRestoreRoute(self), vm)
+        self._record(Step.of("restore", vm=vm) if kinds is None else Step.of("restore", vm=vm, kinds=tuple(kinds)))
+        run_restore(WireRestoreRoute(self), vm, RESTORE_KINDS if kinds is None else tuple(kinds))
 
     def backup(self, vm: str, mode: str = "fullvm", level: str = "full",
                during: tuple[tuple[str, str], ...] = ()) -> JobResult | None:
