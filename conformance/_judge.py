@@ -149,8 +149,12 @@ class ScenarioBase(ABC):
             self.step_jobs += 1
         return asked
 
+    def _checked_events(self) -> Sequence[Event]:
+        """The trace the checker judges (a route may correct what the guest's facts contradict)."""
+        return self._events()
+
     def check(self, *, open_ended: bool = False) -> CheckReport:
-        report = check_trace(self._events(), profile=self.host_profile, open_ended=open_ended)
+        report = check_trace(self._checked_events(), profile=self.host_profile, open_ended=open_ended)
         for w in report.warnings:
             self.warnings.setdefault((w.rule_id, w.explanation), w.to_dict())
         report.raise_for_violations()
@@ -209,6 +213,7 @@ class ScenarioBase(ABC):
         if result is None:
             return  # the kit crashed the product on purpose: the next run cleans up (and is judged)
         snap = self.job_snapshot(vm, mark)
+        self._judge_consistency(vm, mark)
         if result.ok:
             self._judge_outcome(vm, policy, result, mark)
         usable = result.ok or result.details.get("usable") is True  # failed after a complete copy
@@ -223,6 +228,36 @@ class ScenarioBase(ABC):
                        f"the product declares {key} backups ({self.caps.to_dict()}), so they must work")
                 raise ConformanceViolation("EV-DECLARED-WORKS", why, witness=(snap,) if snap else (),
                                            vm=self._moref(vm))
+
+    def _judge_consistency(self, vm: str, mark: int) -> None:
+        """WF-1b from the host's facts and the declaration: a product that declares quiesced
+        backups (``Capabilities.consistency`` other than ``crash``) takes an unquiesced snapshot of
+        a VM whose Tools answer only after quiescing it failed in the same job (the seed's
+        "(Optional)" step 2 is the product's configuration, and this one declared it on);
+        announcing the crash-consistent snapshot in its own trace does not make it one the
+        declaration allows."""
+        if not self.caps.quiesces:
+            return
+        moref = self._moref(vm)
+        events = self._events()[mark:]
+        tried = False
+        for e in events:
+            if e.vm != moref:
+                continue
+            if e.kind in ("snapshot.create.fail", "snapshot.rollback") or (
+                    e.kind == "quiesce.end" and e.details.get("outcome") != "done"):
+                tried = True
+            elif e.kind == "snapshot.create" and not e.details.get("quiesced") and not tried and self._tools_answer(vm):
+                self.occasion("WF-1b")
+                why = (f"the job of {vm} took snapshot '{e.details.get('name')}' unquiesced (#{e.seq}) without trying to "
+                       f"quiesce the guest, whose VMware Tools run, while the product declares {self.caps.consistency}-"
+                       "consistent backups; quiescing is skipped only by a product configured crash-consistent, or "
+                       "after it failed")
+                raise ConformanceViolation("WF-1b", why, witness=(e,), vm=moref)
+
+    def _tools_answer(self, vm: str) -> bool:
+        """Whether the VM's Tools run (a route that cannot tell says no: nothing is judged)."""
+        return False
 
     def _judge_outcome(self, vm: str, policy: BackupPolicy, result: JobResult, mark: int) -> None:
         moref = self._moref(vm)

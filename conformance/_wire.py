@@ -218,6 +218,9 @@ def wire_skip_reason(steps: Sequence[Step], caps: Capabilities | None = None) ->
         if st.op == "backup" and args.get("vm") not in WIRE_VMS:
             return (f"it backs up {args.get('vm')}, which only the in-process kit's host has (WIRE_VMS has "
                     "no VM with disks no snapshot covers); the in-process kit (run) covers it")
+        if st.op == "add_script" and any(c in str(args.get("name", "")) for c in "\\/"):
+            return ("it installs a script outside backupScripts.d (a legacy script, a subfolder), which the wire "
+                    "scenario does not drive yet; the in-process kit (run) covers it")
         if st.op == "arm_fault" and (args.get("operation") in PROXY_OPERATIONS) and not (caps and caps.proxy_faults):
             return (f"it injects a fault into the product's own {args['operation']!r} step, which a host cannot do "
                     "over the wire and the product declared no proxy_faults; the in-process kit (run) covers it")
@@ -688,6 +691,16 @@ class WireScenario(ScenarioBase):
         data = text.encode()
         self.ctl.write_guest_files(vm, {path: data})
         self._writes[(vm, norm_path(path))] = (path, hashlib.sha256(data).hexdigest())
+        self._sync()
+
+    def delete(self, vm: str, path: str) -> None:
+        """The guest deletes a file (``Scenario.delete``), through the control API."""
+        from vcbsim.simulator.soap import ControlError
+
+        self._record(Step.of("delete", vm=vm, path=path))
+        with contextlib.suppress(ControlError):
+            self.ctl.delete_guest_file(vm, path)
+        self._writes.pop((vm, norm_path(path)), None)
         self._sync()
 
     def add_script(self, name: str, exit_code: int = 0, sleep: float = 0.0, phase: str = "") -> None:
