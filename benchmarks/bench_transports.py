@@ -147,7 +147,7 @@ def main() -> int:
             vm = host.find_vm("name:bench")
             with raw.open("wb") as f:
                 for off in range(0, ns.mib * MiB, 16 * MiB):
-                    f.write(vm.disks[0].disk.read(off, 16 * MiB))
+                    f.write(vm.disks[0].disk.read(off, min(16 * MiB, ns.mib * MiB - off)))
             for sub in ("twoGbMaxExtentSparse", "streamOptimized"):
                 qemu[sub] = best(lambda sub=sub: qemu_convert(raw, tmp / "q.vmdk", sub), ns.repeat)
                 rows.append({"path": f"qemu-img convert -O vmdk ({sub})", "cpu_s": qemu[sub][0], "wall_s": qemu[sub][1]})
