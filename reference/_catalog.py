@@ -39,6 +39,18 @@ git's racy-git check, Documentation/technical/racy-git.txt). A proxy directory
 (``letters=``) is always hashed in full: anyone can set a proxy file's mtime. Known limit:
 reverting the VM to a snapshot older than the reference can bring back an older file under
 the same size and mtime; ``verify="content"`` hashes every file for such a chain.
+
+How the namespace is stored (catalog format 2, ``PRAGMA user_version``): a full backup has a
+row per path in ``entries``. A differential or incremental stores its namespace *by reference*
+to its base's (``backups.entries_from``): rows only for the paths that are new or differ in
+any field, and the paths gone since in ``entries_gone``; every other path is the base's entry
+(not copied by this backup). ``entries()`` lays them over each other, so every reader sees
+the whole namespace as before, and a 1%-changed incremental writes 1% of the rows (issue 18,
+as restic and git store an unchanged tree by reference). A format-1 catalog (an older
+vcbsim's: every backup with all its rows) is read as it is; ``_migrate`` adds the column and
+table. An older vcbsim can list a format-2 catalog but would restore an incremental's
+unchanged files as missing, so a catalog says its format and a newer format than this code
+knows is refused in one line.
 """
 
 from __future__ import annotations
@@ -73,6 +85,10 @@ __all__ = [
 ]
 
 FileKind = Literal["full", "differential", "incremental"]
+
+#: the catalog's format (``PRAGMA user_version``): 2 stores an incremental's namespace by
+#: reference to its base's (module docstring); 0 or 1 is an older vcbsim's, read as it is
+CATALOG_FORMAT = 2
 BACKUP_KINDS: tuple[str, ...] = ("full", "differential", "incremental", "image")
 
 _SCHEMA = """
@@ -103,6 +119,11 @@ CREATE TABLE IF NOT EXISTS entries (
     sha256 TEXT,
     copied INTEGER NOT NULL,
     stored_in INTEGER REFERENCES backups(id),
+    PRIMARY KEY (backup_id, key)
+);
+CREATE TABLE IF NOT EXISTS entries_gone (
+    backup_id INTEGER NOT NULL REFERENCES backups(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
     PRIMARY KEY (backup_id, key)
 );
 CREATE TABLE IF NOT EXISTS image_files (
@@ -288,20 +309,25 @@ def _hash_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def volume_directories(vol: VolumeReader) -> Iterator[tuple[str, list[tuple[str, bool, int, float]]]]:
-    """Each directory of ``vol`` (parents first) as ``(path, [(name, is_dir, size, mtime)])``:
-    the reader's own ``walk_dirs`` (the snapshot volume, the mount's replay of it), else its
-    ``walk`` grouped by directory. A backup makes each directory's guest path and key once
-    and each entry adds its name: no per-file path conversion (issue 18)."""
+#: one entry of a directory as ``walk_dirs`` gives it: name, is_dir, size, mtime, and what
+#: the reader keeps to read the file without resolving its path (its first cluster), or None
+DirEntry = tuple[str, bool, int, float, Any]
+
+
+def volume_directories(vol: VolumeReader) -> Iterator[tuple[str, list[DirEntry]]]:
+    """Each directory of ``vol`` (parents first) as ``(path, [DirEntry])``: the reader's
+    own ``walk_dirs`` (the snapshot volume, the mount's replay of it), else its ``walk``
+    grouped by directory. A backup makes each directory's guest path and key once and each
+    entry adds its name: no per-file path conversion (issue 18)."""
     walk_dirs = getattr(vol, "walk_dirs", None)
     if walk_dirs is not None:
         yield from walk_dirs()
         return
-    dirs: dict[str, list[tuple[str, bool, int, float]]] = {"": []}
+    dirs: dict[str, list[DirEntry]] = {"": []}
     for g in vol.walk():
         rel = g.path.strip("/")
         parent, _, name = rel.rpartition("/")
-        dirs.setdefault(parent, []).append((name, g.is_dir, g.size, g.mtime))
+        dirs.setdefault(parent, []).append((name, g.is_dir, g.size, g.mtime, None))
         if g.is_dir:
             dirs.setdefault(rel, [])
     yield from dirs.items()
@@ -362,8 +388,22 @@ class Catalog:
             raise StateError(msg) from None
 
     def _migrate(self) -> None:
-        """Columns added after the first release (a medium written by an older vcbsim)."""
+        """Columns added after the first release (a medium written by an older vcbsim); a
+        catalog of a newer format than this code knows is refused (``StateError``)."""
+        version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        if version > CATALOG_FORMAT:
+            msg = (
+                f"backup catalog {self.path} is format {version}, written by a newer vcbsim; "
+                f"this one reads formats up to {CATALOG_FORMAT}: use the newer vcbsim with this medium"
+            )
+            raise StateError(msg)
         have = {r[1] for r in self.db.execute("PRAGMA table_info(backups)")}
+        if "entries_from" not in have:
+            # format 2: an incremental's rows are laid over its base's (module docstring);
+            # NULL for every backup an older vcbsim wrote (they hold all their rows)
+            self.db.execute("ALTER TABLE backups ADD COLUMN entries_from INTEGER REFERENCES backups(id)")
+        if version != CATALOG_FORMAT:
+            self.db.execute(f"PRAGMA user_version = {CATALOG_FORMAT}")
         if "level" not in have:
             self.db.execute("ALTER TABLE backups ADD COLUMN level TEXT")
             self.db.execute("UPDATE backups SET level = 'full' WHERE kind = 'image'")
@@ -401,28 +441,53 @@ class Catalog:
         return self._record(row)
 
     def entries(self, backup_id: int) -> dict[str, FileEntry]:
-        rows = self.db.execute(
-            "SELECT path, is_dir, size, mtime, sha256, copied, stored_in FROM entries "
-            "WHERE backup_id = ? ORDER BY key",
-            (backup_id,),
-        )
-        out: dict[str, FileEntry] = {}
-        for r in rows:
-            e = FileEntry(r[0], bool(r[1]), r[2], r[3], r[4], bool(r[5]), r[6])
-            out[e.key] = e
+        """The whole namespace of a backup as of its snapshot, by key (sorted): its own rows
+        laid over its base's (module docstring); ``copied`` only for what it copied itself."""
+        ns = self._namespace(backup_id)
+        return {
+            k: FileEntry(r[0], bool(r[1]), r[2], r[3], r[4], bool(r[5]), r[6]) for k, r in sorted(ns.items())
+        }
+
+    def entries_chain(self, backup_id: int) -> list[int]:
+        """The backups whose rows make ``backup_id``'s namespace, oldest (one holding every
+        row: a full, or any backup an older vcbsim wrote) first, ``backup_id`` last."""
+        out = [backup_id]
+        while True:
+            row = self.db.execute("SELECT entries_from FROM backups WHERE id = ?", (out[-1],)).fetchone()
+            base = None if row is None else row[0]
+            if base is None:
+                break
+            if base >= out[-1]:
+                msg = f"backup {out[-1]} is laid over backup {base}, which is not earlier; the catalog is inconsistent"
+                raise StateError(msg)
+            out.append(int(base))
+        out.reverse()
         return out
 
-    def _file_index(self, backup_id: int) -> dict[str, tuple[int, float, str | None, int | None]]:
-        """``{key: (size, mtime, sha256, stored_in)}`` of a backup's files: what a new backup
-        compares with, in one query into plain tuples (no row objects, no keys recomputed:
-        the catalog stores them), so loading a 20,000-file reference costs what SQLite takes
-        to read its rows (issue 18)."""
-        rows = self.db.execute(
-            "SELECT key, size, mtime, sha256, stored_in FROM entries WHERE backup_id = ? AND is_dir = 0",
-            (backup_id,),
-        )
-        rows.row_factory = None  # plain tuples, whatever the connection's factory
-        return {r[0]: r[1:] for r in rows}
+    def _namespace(self, backup_id: int) -> dict[str, tuple[Any, ...]]:
+        """``{key: (path, is_dir, size, mtime, sha256, copied, stored_in, key)}`` of a backup's
+        whole namespace, each backup of its ``entries_chain`` read with one query into plain
+        tuples (no row objects; keys as stored): loading a 20,000-file reference costs what
+        SQLite takes to read its rows (issue 18)."""
+        chain = self.entries_chain(backup_id)
+        ns: dict[str, tuple[Any, ...]] = {}
+        for bid in chain:
+            # what an earlier backup copied, this one did not
+            copied = "copied" if bid == backup_id else "0"
+            cur = self.db.execute(
+                f"SELECT path, is_dir, size, mtime, sha256, {copied}, stored_in, key FROM entries "  # noqa: S608
+                "WHERE backup_id = ?",
+                (bid,),
+            )
+            cur.row_factory = None  # plain tuples, whatever the connection's factory
+            if bid == chain[0]:
+                ns = {r[7]: r for r in cur}  # the row itself: its first seven fields are the value
+                continue
+            gone = self.db.execute("SELECT key FROM entries_gone WHERE backup_id = ?", (bid,))
+            for (key,) in gone:
+                ns.pop(key, None)
+            ns.update((r[7], r) for r in cur)
+        return ns
 
     def copied_paths(self, backup_id: int) -> list[str]:
         """The guest paths whose bytes this backup copied (its file selection)."""
@@ -572,11 +637,16 @@ class Catalog:
             verify = "content"  # a proxy file's mtime is anyone's to set
         ref = self.reference_for(vm_uuid, kind)
         actual = kind if ref is not None else "full"
-        ref_files = {} if ref is None else self._file_index(ref.id)
+        # {key: (path, is_dir, size, mtime, sha256, copied, stored_in, key)} of the reference;
+        # each entry the walk meets is taken out, so what is left at the end is gone
+        ref_ns = {} if ref is None else self._namespace(ref.id)
+        take = ref_ns.pop
+        by_ref = ref is not None  # rows only for what differs from the reference (module docstring)
         cur = self.db.execute(
             "INSERT INTO backups (vm_name, vm_uuid, kind, requested, base_id, snapshot_time, "
-            "started, status, job) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
-            (vm_name, vm_uuid, actual, kind, None if ref is None else ref.id, snapshot_time, now(), job),
+            "started, status, job, entries_from) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+            (vm_name, vm_uuid, actual, kind, None if ref is None else ref.id, snapshot_time, now(), job,
+             None if ref is None else ref.id),
         )
         self.db.commit()
         bid = int(cur.lastrowid or 0)
@@ -590,6 +660,7 @@ class Catalog:
                 vol = sources[letter]
                 root_mtime = Path(letters[letter]).stat().st_mtime if letters is not None else snapshot_time
                 root = FileEntry(guest_path(letter, ""), True, 0, root_mtime, None)
+                take(root.key, None)
                 rows.append((bid, root.key, root.path, 1, 0, root.mtime, None, 0, None))
                 for rel_dir, names in volume_directories(vol):
                     dpath = guest_path(letter, rel_dir)
@@ -597,37 +668,37 @@ class Catalog:
                         dpath += "\\"
                     dkey = dpath.casefold()  # path_key: casefold is per character, so it adds up
                     rprefix = rel_dir.strip("/") + "/" if rel_dir.strip("/") else ""
-                    for name, is_dir, size, mtime in names:
+                    for name, is_dir, size, mtime, _handle in names:
                         path = dpath + name
                         key = dkey + name.casefold()
+                        r = take(key, None)
                         if is_dir:
+                            if r is not None and r[1] and r[3] == mtime and r[0] == path:
+                                continue  # the reference's entry
                             rows.append((bid, key, path, 1, 0, mtime, None, 0, None))
                             continue
-                        ref_e = ref_files.get(key)
+                        if r is not None and r[1]:
+                            r = None  # a directory then, a file now
                         data: bytes | None = None
                         if (
                             trust_metadata
-                            and ref_e is not None
-                            and ref_e[0] == size
+                            and r is not None
+                            and r[2] == size
                             and mtime + MTIME_GRANULARITY <= ref_snapshot
-                            and ref_e[2] is not None
-                            and abs(ref_e[1] - mtime) <= 1e-6
+                            and r[4] is not None
+                            and abs(r[3] - mtime) <= 1e-6
                         ):
                             # vouched for by the metadata: same size and mtime as the reference's
                             # entry, and written at least MTIME_GRANULARITY before its snapshot, so
                             # the bytes are the reference's (module docstring); not read
-                            digest = ref_e[2]
+                            digest = r[4]
                             is_copied = False
                         else:
                             data = vol.read_bytes(rprefix + name)
                             digest = sha256_bytes(data)
                             size = len(data)
-                            is_copied = (
-                                ref_e is None
-                                or ref_e[2] != digest
-                                or ref_e[0] != size
-                                or abs(ref_e[1] - mtime) > 1e-6
-                            )
+                            is_copied = r is None or r[4] != digest or r[2] != size or abs(r[3] - mtime) > 1e-6
+                        total += 1
                         stored_in: int | None
                         if is_copied:
                             assert data is not None
@@ -640,11 +711,16 @@ class Catalog:
                             copied += 1
                             nbytes += size
                         else:
-                            assert ref_e is not None
-                            stored_in = ref_e[3]
-                        total += 1
+                            assert r is not None
+                            if by_ref and r[3] == mtime and r[0] == path:
+                                continue  # the reference's entry: same path, size, mtime, sha256
+                            stored_in = r[6]
                         rows.append((bid, key, path, 0, size, mtime, digest, int(is_copied), stored_in))
             self.db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            if by_ref:
+                self.db.executemany(
+                    "INSERT INTO entries_gone VALUES (?, ?)", [(bid, k) for k in sorted(ref_ns)]
+                )
             self.db.execute(
                 "UPDATE backups SET status = 'complete', finished = ?, files_total = ?, "
                 "files_copied = ?, bytes_copied = ? WHERE id = ?",
@@ -664,6 +740,7 @@ class Catalog:
 
     def _fail(self, bid: int, when: float, exc: BaseException) -> None:
         self.db.execute("DELETE FROM entries WHERE backup_id = ?", (bid,))
+        self.db.execute("DELETE FROM entries_gone WHERE backup_id = ?", (bid,))
         self.db.execute("DELETE FROM image_files WHERE backup_id = ?", (bid,))
         self.db.execute("DELETE FROM image_disks WHERE backup_id = ?", (bid,))
         self.db.execute("DELETE FROM image_extents WHERE backup_id = ?", (bid,))
@@ -820,7 +897,8 @@ class Catalog:
             near = sorted(e.path for e in entries.values())
             msg = f"file or directory in backup {backup_id}"
             raise NotFoundError(msg, path, known=near)
-        sources = {bid: self.backup(bid) for bid in self.chain(backup_id)}
+        # the backups holding its copies, and those whose rows make its namespace
+        sources = {bid: self.backup(bid) for bid in {*self.chain(backup_id), *self.entries_chain(backup_id)}}
         for src in sources.values():
             if src.status != "complete" or src.vm_uuid != rec.vm_uuid or src.id > backup_id:
                 msg = (

@@ -352,34 +352,38 @@ class _FatVolumeReader:
 
     def __init__(self, fs: Any) -> None:
         self._fs = fs
-        #: path -> (first cluster, size) from the walk: the volume is a frozen snapshot, so a
-        #: file is read by its chain without resolving its path again (issue 18)
-        self._chains: dict[str, tuple[int, int]] = {}
+        #: directory -> its walked entries, and (made at its first read) name -> entry: the
+        #: volume is a frozen snapshot, so a file is read by the cluster chain the walk saw,
+        #: without resolving its path again (issue 18)
+        self._listed: dict[str, list[tuple[str, bool, int, float, int]]] = {}
+        self._by_name: dict[str, dict[str, tuple[str, bool, int, float, int]]] = {}
 
     def walk(self) -> Iterator[GuestFile]:
         for dirpath, names in self.walk_dirs():
             prefix = dirpath + "/" if dirpath else ""
-            for name, is_dir, size, mtime in names:
+            for name, is_dir, size, mtime, _first in names:
                 yield GuestFile(prefix + name, is_dir, size, mtime)
 
-    def walk_dirs(self) -> Iterator[tuple[str, list[tuple[str, bool, int, float]]]]:
-        """Each directory once (parents first) as ``(path, [(name, is_dir, size, mtime)])``,
-        its subdirectories before its files: what ``walk`` yields, a directory at a time, so
-        a reader of the whole tree (a backup) makes each directory's path once, not per file."""
-        chains = self._chains
+    def walk_dirs(self) -> Iterator[tuple[str, list[tuple[str, bool, int, float, int]]]]:
+        """Each directory once (parents first) as ``(path, [(name, is_dir, size, mtime,
+        first cluster)])``, in on-disk order: what ``walk`` yields, a directory at a time, so
+        a reader of the whole tree (a backup) makes each directory's path once, not per file
+        (``vcbsim.reference._catalog.volume_directories``)."""
         for dirpath, entries in self._fs.walk_entries("/"):
             base = dirpath.strip("/")
-            prefix = base + "/" if base else ""
-            names = [(name, True, 0, mtime) for name, is_dir, _s, mtime, _f in entries if is_dir]
-            files = [(name, False, size, mtime) for name, is_dir, size, mtime, _f in entries if not is_dir]
-            chains.update((prefix + name, (first, size)) for name, is_dir, size, _m, first in entries if not is_dir)
-            yield base, names + files
+            self._listed[base] = entries
+            yield base, entries
 
     def read_bytes(self, path: str) -> bytes:
-        chain = self._chains.get(path.strip("/"))
-        if chain is not None:
-            return bytes(self._fs.read_chain(chain[0], chain[1], path))
-        return bytes(self._fs.read_file("/" + path.strip("/")))
+        rel = path.strip("/")
+        base, _, name = rel.rpartition("/")
+        index = self._by_name.get(base)
+        if index is None and base in self._listed:
+            index = self._by_name[base] = {e[0]: e for e in self._listed[base]}
+        e = None if index is None else index.get(name)
+        if e is not None and not e[1]:
+            return bytes(self._fs.read_chain(e[4], e[2], path))
+        return bytes(self._fs.read_file("/" + rel))
 
 
 class InProcessHostClient:

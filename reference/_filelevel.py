@@ -36,7 +36,7 @@ from pathlib import Path
 
 from vcbsim.simulator import InvalidInputError, StateError
 
-from ._catalog import volume_directories
+from ._catalog import DirEntry, volume_directories
 from ._client import GuestFile, HostClient, VMInfo, VolumeInfo, VolumeReader
 
 __all__ = ["FileMount", "UnsupportedGuestError", "mount_files", "open_volumes"]
@@ -78,7 +78,7 @@ def _safe_join(root: Path, rel: str) -> Path:
     return root.joinpath(*parts)
 
 
-Listing = list[tuple[str, list[tuple[str, bool, int, float]]]]
+Listing = list[tuple[str, list[DirEntry]]]
 
 
 class _WalkedVolume:
@@ -92,10 +92,10 @@ class _WalkedVolume:
     def walk(self) -> Iterator[GuestFile]:
         for rel_dir, names in self._dirs:
             prefix = rel_dir + "/" if rel_dir else ""
-            for name, is_dir, size, mtime in names:
+            for name, is_dir, size, mtime, _handle in names:
                 yield GuestFile(prefix + name, is_dir, size, mtime)
 
-    def walk_dirs(self) -> Iterator[tuple[str, list[tuple[str, bool, int, float]]]]:
+    def walk_dirs(self) -> Iterator[tuple[str, list[DirEntry]]]:
         return iter(self._dirs)
 
     def read_bytes(self, path: str) -> bytes:
@@ -167,7 +167,7 @@ def mount_files(
             for rel_dir, names in listing:
                 here = str(_safe_join(root, rel_dir)) if rel_dir else top
                 # a backup run makes the directories only (its files are read from the volume)
-                for name, is_dir, _size, mtime in names if materialise else [n for n in names if n[1]]:
+                for name, is_dir, _size, mtime, _handle in names if materialise else [n for n in names if n[1]]:
                     if not name or "/" in name or name in (".", ".."):
                         msg = "guest path"
                         raise InvalidInputError(msg, expected="a path inside the volume", got=f"{rel_dir}/{name}")

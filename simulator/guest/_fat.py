@@ -58,9 +58,9 @@ from ._fatentry import (
     _lfn_slots,
     _make_short,
     _parse_dir,
+    _scan_dir,
     _short_display,
     _short_entry,
-    _unix_time,
     valid_name,
 )
 from ._partition import BlockDevice, BlockReader, Partition, PartitionDevice
@@ -337,9 +337,6 @@ class _Op:
                 chunk += bytes(n * cs - len(chunk))
             self.dev.write(self.cluster_offset(start), chunk)
             pos += n * cs
-
-
-_WTIME = struct.Struct("<HH")  # a short entry's write time and date (bytes 22-25)
 
 
 def _runs(clusters: list[int]) -> Iterator[tuple[int, int]]:
@@ -794,15 +791,8 @@ class FatFileSystem:
             dpath, cluster = stack.pop()
             dop = _Op(self)
             raw = dop.read_clusters(dop.chain(cluster))
-            # the parse only: a walk looks nothing up by name, so no name index is built
-            hit = self._parse_memo.get(raw)
-            entries = hit[0] if hit is not None else _parse_dir(raw)
-            rows = []
-            unpack, unix_time = _WTIME.unpack_from, _unix_time
-            for e in entries:
-                wtime, wdate = unpack(e.raw, 22)
-                is_dir = bool(e.attr & ATTR_DIRECTORY)
-                rows.append((e.name, is_dir, 0 if is_dir else e.size, unix_time(wdate, wtime), e.cluster))
+            # what a walk needs of each entry, in one pass (no entry objects, no name index)
+            rows = _scan_dir(raw)
             yield dpath, rows
             base = dpath.rstrip("/")
             stack.extend((base + "/" + name, first) for name, is_dir, _, _, first in reversed(rows) if is_dir)

@@ -78,10 +78,12 @@ def _fat_datetime(t: float) -> tuple[int, int, int]:
 @functools.lru_cache(maxsize=4096)
 def _unix_time(d: int, tt: int, tenths: int = 0) -> float:
     """A FAT date, time and tenths as Unix seconds (a pure function; remembered, because a
-    walk converts two per entry and a volume's entries share few distinct times)."""
+    walk converts two per entry and a volume's entries share few distinct times). A month
+    field out of 1-12 (a damaged entry: the field holds 0-15) reads as the nearest month,
+    not as an error that would stop a walk of the whole volume."""
     if d == 0:
         return 315532800.0
-    year, month, day = 1980 + (d >> 9), max((d >> 5) & 0xF, 1), max(d & 0x1F, 1)
+    year, month, day = 1980 + (d >> 9), min(max((d >> 5) & 0xF, 1), 12), max(d & 0x1F, 1)
     hour, minute, sec = tt >> 11, (tt >> 5) & 0x3F, (tt & 0x1F) * 2
     return calendar.timegm((year, month, day, hour, minute, sec, 0, 0, 0)) + tenths / 100
 
@@ -232,6 +234,56 @@ def _parse_dir(data: bytes | bytearray) -> list[_Entry]:
         hi = mid2[6] | (mid2[7] << 8)
         entries.append(_Entry(name, short, attr, (hi << 16) | lo, int.from_bytes(tail, "little"), first_slot, i, raw))
     return entries
+
+
+def _scan_dir(data: bytes | bytearray) -> list[tuple[str, bool, int, float, int]]:
+    """``(name, is_dir, size, mtime, first_cluster)`` of each entry of a directory, in
+    on-disk order: what ``[_parse_dir(data)]`` says of them (the same slot rules, one pass,
+    no entry objects), for a walk of a whole tree (``FatFileSystem.walk_entries``), which
+    needs no short names, slots or raw records of the entries (issue 18)."""
+    rows: list[tuple[str, bool, int, float, int]] = []
+    lfn: list[str] = []
+    lfn_sum = -1
+    lfn_expect = 0
+    raw_all = bytes(data)
+    end = len(raw_all) // 32 * 32
+    utf16 = codecs.utf_16_le_decode
+    unix_time = _unix_time
+    for i, (first, mid, attr, nt_flags, csum, mid2, lo, tail) in enumerate(_SLOT.iter_unpack(raw_all[:end])):
+        if first == 0x00:
+            break
+        if first == 0xE5:
+            lfn, lfn_expect = [], 0
+            continue
+        if attr & 0x3F == ATTR_LFN:
+            seq = first & 0x1F
+            part = utf16(mid + mid2 + tail, "replace", True)[0]
+            if first & 0x40:
+                lfn, lfn_expect, lfn_sum = [part], seq - 1, csum
+            elif lfn and seq == lfn_expect and csum == lfn_sum:
+                lfn.append(part)
+                lfn_expect -= 1
+            else:
+                lfn, lfn_expect = [], 0
+            continue
+        name = ""
+        if lfn:
+            short = raw_all[i * 32 : i * 32 + 11]
+            if lfn_expect == 0 and _lfn_checksum(short) == lfn_sum:
+                full = lfn[0] if len(lfn) == 1 else "".join(reversed(lfn))
+                name = full.partition("\x00")[0]
+            lfn, lfn_expect = [], 0
+        if attr & ATTR_VOLUME_ID:
+            continue
+        if not name:
+            name = _short_display(raw_all[i * 32 : i * 32 + 11], nt_flags)
+        if name in (".", ".."):
+            continue
+        is_dir = bool(attr & ATTR_DIRECTORY)
+        cluster = ((mid2[6] | (mid2[7] << 8)) << 16) | lo
+        mtime = unix_time(mid2[10] | (mid2[11] << 8), mid2[8] | (mid2[9] << 8))
+        rows.append((name, is_dir, 0 if is_dir else int.from_bytes(tail, "little"), mtime, cluster))
+    return rows
 
 
 def _basis_short(name: str) -> tuple[str, str, bool]:

@@ -1,4 +1,5 @@
-"""``_parse_dir`` (unpacked by ``struct`` in C, issue 18) reads every directory as the plain
+"""``_parse_dir`` (unpacked by ``struct`` in C, issue 18) and the walk's one-pass ``_scan_dir``
+read every directory as the plain
 slot-by-slot reading does: random mixes of short entries, LFN runs (whole, cut, out of order,
 with a wrong checksum), deleted slots, volume labels and the end marker."""
 
@@ -14,6 +15,7 @@ from vcbsim.simulator.guest._fatentry import (
     _lfn_checksum,
     _lfn_slots,
     _parse_dir,
+    _scan_dir,
     _short_display,
 )
 
@@ -113,3 +115,14 @@ def test_parse_dir_reads_as_the_slot_by_slot_reading(data: bytes) -> None:
 @given(st.binary(min_size=11, max_size=11))
 def test_lfn_checksum_is_the_specifications(short: bytes) -> None:
     assert _lfn_checksum(short) == checksum_by_the_spec(short)
+
+
+@settings(max_examples=300, deadline=None)
+@given(slots())
+def test_scan_dir_says_what_parse_dir_says(data: bytes) -> None:
+    """The walk's one-pass scan (name, is_dir, size, mtime, first cluster) of any directory."""
+    want = []
+    for e in _parse_dir(data):
+        st_ = e.stat()
+        want.append((e.name, e.is_dir, st_.size, st_.mtime, e.cluster))
+    assert _scan_dir(data) == want
