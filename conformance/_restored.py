@@ -24,7 +24,8 @@ layout above, holding what *this job* stored:
   fullvm`` writes it, ``<vm>.vmx``, one VMDK per disk named by the ``.vmx``'s ``fileName``
   lines (read by ``disk_digest``: the project's VMDK reader, else ``qemu-img``, which also
   follows a redo log to its parent beside it), and ``<vm>.vmsd`` / ``<vm>.nvram`` where kept: judged as a restore is (data and
-  configuration, IMG-CONFIG). An incremental or differential image backup is not read from
+  configuration, IMG-CONFIG; over the wire against what the host captured the moment the
+  snapshot existed, ``POST /vcbsim-api/captures``). An incremental or differential image backup is not read from
   its folder (``read_vmdk`` does not keep a grain of zeros apart from one never written, so an
   area the increment zeroed cannot be told from an unchanged one): it is judged on the
   ``disks`` the product reports, and the evidence says so;
