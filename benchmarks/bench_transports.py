@@ -11,7 +11,9 @@ catalog on a temporary directory:
 * in process: ``-m folder`` (the host's disk views), ``-m nfc`` (an export lease: the disk
   streamed as stream-optimized VMDK, read back) and ``-m hotadd`` (attached to the proxy VM);
 * over the wire (``vcbsim serve`` in this process on loopback, pyVmomi and HTTP): ``-m folder``
-  (``/folder`` range reads of the flat extent) and ``-m nfc`` (``/nfc`` download).
+  (``/folder`` range reads of the flat extent), ``-m nfc`` (``/nfc`` download) and ``-m hotadd``
+  (``ReconfigVM_Task`` on the proxy VM, the disk read through the NBD device it becomes in the
+  proxy's guest, ``simulator/_nbd.py``).
 
 The baseline is ``qemu-img convert -O vmdk`` (twoGbMaxExtentSparse, what the proxy writes)
 of the same bytes from a raw file, and, for the NFC path, ``-o subformat=streamOptimized``.
@@ -110,7 +112,7 @@ def main() -> int:
 
         with serve(host) as running, VSphereHostClient(f"https://127.0.0.1:{running.port}/sdk", "user", "pass",
                                                        insecure=True) as wire:
-            for mode in ("folder", "nfc"):
+            for mode in ("folder", "nfc", "hotadd"):
                 cpu, wall = best(lambda mode=mode: backup(wire, mode, tmp), ns.repeat)
                 rows.append({"path": f"over the wire, -m {mode}", "cpu_s": cpu, "wall_s": wall})
         qemu: dict[str, tuple[float, float]] = {}

@@ -22,7 +22,6 @@ address, and reads the result the command prints.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -52,6 +51,9 @@ __all__ = [
 
 Mode = Literal["fullvm", "file"]
 Level = Literal["full", "differential", "incremental"]
+#: The kinds of restore a command may take (``CommandAdapter.restore``): a whole VM as a new VM,
+#: over the (powered-off) original, files into the running guest.
+RESTORE_KINDS: tuple[str, ...] = ("new", "over", "files")
 #: Every level a backup (file or image) can be asked for.
 LEVELS: tuple[str, ...] = ("full", "differential", "incremental")
 
@@ -95,6 +97,9 @@ class JobResult:
     left out because no snapshot covers them (IMG-SAYS-UNSNAPSHOTTED, ``_check_disks``).
     ``None`` when the product cannot say: that check then has no occasion,
     and the run's evidence says so (a ``certify`` run fails on a rule nothing exercised).
+    ``location``: for a product that declares a backup root (``Capabilities.backup_root``), the
+    folder this job's backup was written to (absolute, or relative to the root); the kit reads
+    it itself (``_restored``) instead of ``files`` / ``copied`` / ``disks``.
     """
 
     ok: bool
@@ -104,6 +109,7 @@ class JobResult:
     copied: Mapping[str, str] | None = None
     backup_id: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    location: str | None = None
 
 
 @runtime_checkable
@@ -442,22 +448,12 @@ def image_digest(device: Any) -> str:
     data, with its offset. Equal for a sparse and a flat copy of the same disk, so a product
     can compute it over its own backup format. ``device`` has ``size`` and
     ``read(offset, length)``, and optionally ``allocated_areas()`` (else every grain is read).
+    The simulator's own function (``vcbsim.simulator.disk.image_digest``): the host's control
+    API gives the same digest of a VM's disks (``GET /vcbsim-api/vms/<vm>``).
     """
-    size = int(device.size)
-    areas = device.allocated_areas() if hasattr(device, "allocated_areas") else [(0, size)]
-    h = hashlib.sha256()
-    zero = bytes(GRAIN)
-    seen: set[int] = set()
-    for off, length in sorted(areas):
-        first, end = off - off % GRAIN, min(off + length, size)
-        for g in range(first, end, GRAIN):
-            if g in seen:
-                continue
-            seen.add(g)
-            data = bytes(device.read(g, min(GRAIN, size - g)))
-            if data != zero[: len(data)]:
-                h.update(g.to_bytes(8, "little") + data)
-    return h.hexdigest()
+    from vcbsim.simulator.disk import image_digest as digest
+
+    return digest(device)
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,6 +479,11 @@ class CommandAdapter:
 
     The product talks to the endpoint with any vSphere client (pyvmomi, govmomi, rbvmomi);
     the host behaves and faults exactly as in-process.
+
+    ``restore``: the product's restore commands by kind (``RESTORE_KINDS``), with the restore
+    placeholders (``{backup_id}``, ``{name}``, ``{datastore}``, ``{path}``, ``{set}`` ...;
+    ``_wire.py`` documents them). A product that declares ``wire_restore`` and gives them is
+    asked for restores over the wire and judged on the RESTORE rules and IMG-CONFIG.
     """
 
     argv: Sequence[str]
@@ -498,12 +499,23 @@ class CommandAdapter:
     password: str = "pass"  # noqa: S105 - the simulator's test credential (``vcbsim serve``'s default)
     #: what the command declares (``Capabilities``; ``None``: the legacy default declaration)
     capabilities: Any = None
+    #: the product's restore commands over the wire (``_wire.py`` "Restores"), by kind:
+    #: ``"new"`` (a whole VM as a new VM), ``"over"`` (over the powered-off original),
+    #: ``"files"`` (files into the running guest); with ``Capabilities(wire_restore=True)``
+    restore: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.argv or not all(isinstance(a, str) for a in self.argv):
             msg = "CommandAdapter.argv"
             raise InvalidDefinition(msg, expected="a non-empty list of strings", got=self.argv,
                                     hint='for example ["./mybackup", "--server", "{url}", "--vm", "{vm}"]')
+        for kind, argv in self.restore.items():
+            if kind not in RESTORE_KINDS or isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):
+                msg = "CommandAdapter.restore"
+                raise InvalidDefinition(msg, expected="{kind: argv} with kinds " + ", ".join(RESTORE_KINDS)
+                                        + " and each argv a non-empty list of strings", got={kind: argv},
+                                        hint='for example {"new": ["./myrestore", "--backup", "{backup_id}", '
+                                             '"--name", "{name}"]}')
 
     def command(self, *, url: str, vm: str, policy: BackupPolicy, trace: str) -> list[str]:
         """The command line for one job, placeholders filled in."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from pathlib import PurePath
 from typing import Any
 
 from ._errors import InvalidDefinition
@@ -64,6 +65,15 @@ class Capabilities:
     #: of uploaded disks) and files into a running guest (guest operations); the RESTORE rules
     #: apply (``conformance/_check_restore.py``)
     wire_restore: bool = False
+    #: the folder on this machine where the product mounts and exports (``_observed``: the kit
+    #: looks at it); over the wire ``{workdir}`` is the case's work folder. In process an
+    #: adapter's ``mount_root`` attribute says the same. ``""``: not declared
+    mount_root: str = ""
+    #: the folder on this machine where the product writes its backups, in the layout
+    #: ``_restored`` documents (``{workdir}`` allowed over the wire; in process an adapter's
+    #: ``backup_root`` attribute says the same): the kit reads what each job wrote there instead
+    #: of the digests the product reports. ``""``: not declared
+    backup_root: str = ""
 
     def __post_init__(self) -> None:
         for name, allowed in (("image_levels", LEVELS), ("file_levels", LEVELS), ("guest_families", FAMILIES),
@@ -89,6 +99,19 @@ class Capabilities:
         if self.consistency not in CONSISTENCY:
             msg = "Capabilities.consistency"
             raise InvalidDefinition(msg, expected="one of " + ", ".join(CONSISTENCY), got=self.consistency)
+        for name in ("mount_root", "backup_root"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or (value and "{" in value.replace("{workdir}", "")):
+                msg = f"Capabilities.{name}"
+                raise InvalidDefinition(msg, expected="a folder path (over the wire {workdir} may stand for the "
+                                        "case's work folder)", got=value, hint='for example "{workdir}/mnt"')
+        if self.mount_root and self.backup_root and not self.mount_root.startswith("(") and (
+                PurePath(self.backup_root) == PurePath(self.mount_root)
+                or PurePath(self.mount_root) in PurePath(self.backup_root).parents):
+            msg = "Capabilities.backup_root"
+            raise InvalidDefinition(msg, expected=f"a folder outside the mount root {self.mount_root!r} (the kit "
+                                    "reads every folder under a mount root as a mount)", got=self.backup_root,
+                                    hint='for example mount_root "{workdir}/mnt", backup_root "{workdir}/backups"')
         if not isinstance(self.snapshot_name, str) or not self.snapshot_name:
             msg = "Capabilities.snapshot_name"
             raise InvalidDefinition(msg, expected="a non-empty snapshot name", got=self.snapshot_name)
@@ -154,13 +177,28 @@ def capabilities_of(adapter: Any) -> Capabilities:
     always asked (see the module docstring)."""
     declared = getattr(adapter, "capabilities", None)
     if isinstance(declared, Capabilities):
-        return declared
+        return _with_folders(declared, adapter)
     if isinstance(declared, Mapping):
-        return Capabilities.from_mapping(declared)
+        return _with_folders(Capabilities.from_mapping(declared), adapter)
     if declared is not None:
         msg = f"{getattr(adapter, 'name', type(adapter).__name__)}.capabilities"
         raise InvalidDefinition(msg, expected="a vcbsim.conformance.Capabilities or a mapping of its fields",
                                 got=type(declared).__name__)
     from ._adapters import image_levels
 
-    return Capabilities(image_levels=image_levels(adapter))
+    return _with_folders(Capabilities(image_levels=image_levels(adapter)), adapter)
+
+
+#: what the declaration says of a folder an adapter gives as an attribute (a path of its own,
+#: different in every instance: the kit reads the attribute, the bundle says it was given)
+ATTRIBUTE_FOLDER = "(the adapter's {} attribute)"
+
+
+def _with_folders(caps: Capabilities, adapter: Any) -> Capabilities:
+    """The declaration with the ``mount_root`` / ``backup_root`` an in-process adapter gives as
+    attributes (``ReferenceOrchestrator.mount_root``), where the declaration names none."""
+    from dataclasses import replace
+
+    given: dict[str, Any] = {name: ATTRIBUTE_FOLDER.format(name) for name in ("mount_root", "backup_root")
+                             if getattr(adapter, name, None) and not getattr(caps, name)}
+    return replace(caps, **given) if given else caps

@@ -284,6 +284,8 @@ def print_verdict(result: Any, *, report: str | None, out: IO[str] | None = None
             err.print(f"(the same {key[0].upper()} in {len(names)} cases: {escape(', '.join(names))})")
     if result.evidence is not None:
         con.print("declaration: " + escape(json.dumps(dict(result.evidence.declaration), sort_keys=True)))
+        if result.evidence.content:
+            con.print("backup content: " + escape(result.evidence.content))
         con.print("rules exercised (occasions; n/a: not applicable):")
         for line in result.evidence.table():
             con.print(escape(line))

@@ -41,6 +41,7 @@ __all__ = [
     "Evidence",
     "occasions",
     "not_applicable",
+    "content_source",
     "merge_counts",
     "evidence_case",
 ]
@@ -52,8 +53,10 @@ SUITE_OCCASIONS: dict[str, str] = {
     "CMT-BACKUP-CONTENT": "a successful job's backup compared with the disks or files as of its snapshot",
     "IMG-LEVEL-CONTENT": "an incremental or differential image backup restored and compared with its snapshot",
     "FILE-WINDOWS-ONLY": "a file-level job asked of a non-Windows guest",
-    "BK-DIFF-SINCE-FULL": "a differential file backup completed after a full one",
-    "BK-INCR-SINCE-LAST": "an incremental file backup completed after a full one",
+    "BK-DIFF-SINCE-FULL": ("a differential file backup completed after a full one, judged on JobResult.copied "
+                           "(the trace's own occasions: its events list the files it copied)"),
+    "BK-INCR-SINCE-LAST": ("an incremental file backup completed after a full or incremental one, judged on "
+                           "JobResult.copied (the trace's own occasions: its events list the files it copied)"),
     "EV-DECLARED-WORKS": "a job within the declaration asked in a case with no fault armed",
     "EV-OUTCOME-TRUE": "a job's reported outcome compared with the host's facts",
     "RST-DISKS-EQUAL": "a whole-VM restore's disks compared with the backup's snapshot (check_restored_disks)",
@@ -67,6 +70,28 @@ SUITE_OCCASIONS: dict[str, str] = {
 _SEVERAL_SCRIPTS = frozenset({"SCR-ORDER-FREEZE", "SCR-ORDER-THAW", "SCR-ORDER-FREEZEFAIL", "SCR-FREEZE-STOP",
                               "SCR-ONE-AT-A-TIME"})
 _QUIESCE_RULES = ("WF-1a", "WF-1d", "WF-1e", "QSC-", "SCR-", "TMO-GUEST-ABORT", "TMO-NEAR-LIMIT")
+
+
+@dataclass(slots=True)
+class _FileJob:
+    """One file-level job as its trace shows it (for the BK-* occasions)."""
+
+    level: str | None = None
+    files: bool = False  # a ``files`` list on its WF-2 copy's or its own op.ok
+
+
+def _file_level_end(c: Counter[str], history: dict[str | None, list[str]], vm: str | None, job: _FileJob) -> None:
+    """A usable file-level job ended: an incremental or differential whose trace lists the files
+    it copied, with a base before it (the seed's bases: the last full for a differential, the
+    last full or incremental for an incremental), is an occasion of its BK-* rule, as the trace
+    checker judges it (``_check_jobs.JobModel._check_file_level``)."""
+    level = job.level or "full"
+    earlier = history.setdefault(vm, [])
+    if job.files and level in ("differential", "incremental"):
+        bases = ("full",) if level == "differential" else ("full", "incremental")
+        if any(lv in bases for lv in earlier):
+            c["BK-DIFF-SINCE-FULL" if level == "differential" else "BK-INCR-SINCE-LAST"] += 1
+    earlier.append(level)
 
 
 @dataclass(slots=True)
@@ -84,6 +109,9 @@ def occasions(events: Iterable[Event]) -> Counter[str]:
     last_q: dict[str | None, _Q] = {}  # the VM's latest quiesce operation, ended or not
     snaps: dict[str | None, int] = {}
     open_ops: dict[str, Event] = {}
+    file_jobs: dict[str, _FileJob] = {}  # the job op's op_id -> its file-level job
+    current_file: dict[str | None, _FileJob] = {}  # the VM's running file-level job
+    file_history: dict[str | None, list[str]] = {}  # the levels of the VM's usable file-level jobs
     n = 0
     for ev in events:
         n += 1
@@ -93,6 +121,12 @@ def occasions(events: Iterable[Event]) -> Counter[str]:
             if d.get("op") == "restore-vm" and d.get("target") == "over":
                 c["RST-NO-RUNNING-OVERWRITE"] += 1  # a restore that names a VM it may replace
             open_ops[str(d.get("op_id"))] = ev
+            if ev.step is None and d.get("op") in ("job", "backup"):
+                current_file.pop(vm, None)
+                if (d.get("mode") or d.get("type")) == "file":
+                    file_jobs[str(d.get("op_id"))] = current_file[vm] = _FileJob(d.get("level"))
+            elif ev.step == "WF-2" and vm in current_file and current_file[vm].level is None:
+                current_file[vm].level = d.get("level") or d.get("kind")
             if ev.step in ("WF-1", "WF-1b"):
                 c["WF-ORDER"] += 1
                 c["WF-ONE-JOB"] += 1
@@ -102,6 +136,15 @@ def occasions(events: Iterable[Event]) -> Counter[str]:
                 c["WF-3b"] += 1
         elif k in ("op.ok", "op.fail", "op.info"):
             began = open_ops.pop(str(d.get("op_id")), None)
+            fjob = file_jobs.pop(str(d.get("op_id")), None)
+            if k == "op.ok" and isinstance(d.get("files"), list) and began is not None and vm in current_file \
+                    and (fjob is not None or began.step == "WF-2"):
+                current_file[vm].files = True
+            if fjob is not None:
+                if current_file.get(vm) is fjob:
+                    del current_file[vm]
+                if k == "op.ok" or (k == "op.fail" and d.get("usable") is True):
+                    _file_level_end(c, file_history, vm, fjob)
             if began is not None and began.details.get("op") == "restore-vm":
                 c["RST-NO-HALF-VM"] += int(k == "op.fail")  # the failure a half-made VM would follow
             elif began is not None and began.details.get("op") == "restore-files" and k == "op.ok":
@@ -227,11 +270,15 @@ def not_applicable(caps: Capabilities, host_profile: str, *, change_tracking: bo
             out[rid] = "the product declared no image-level support"
         elif rid == "IMG-LEVEL-CONTENT" and set(caps.image_levels) <= {"full"}:
             out[rid] = "the product declared no incremental or differential image-level backups"
-        elif rid == "IMG-CONFIG" and not caps.restore:
-            out[rid] = ("the product declared no restore (Capabilities.restore): the kit compares configuration "
-                        "files in what the product restores")
+        elif rid == "IMG-CONFIG" and not (caps.restore or caps.wire_restore or caps.backup_root):
+            out[rid] = ("the product declared neither a restore (Capabilities.restore or wire_restore) nor where its "
+                        "backups land (Capabilities.backup_root): the kit compares the configuration files of what "
+                        "it restores or wrote, and has none")
         elif rid == "IMG-CONFIG" and not restore:
-            out[rid] = "over the wire the kit does not drive the product's restore"
+            out[rid] = ("over the wire the kit drives only restores a product declares (Capabilities.wire_restore) "
+                        "and gives commands for (CommandAdapter.restore); what a command writes under its backup "
+                        "root is read for file-level backups only (the kit has no configuration files as of the "
+                        "snapshot over the wire)")
         elif rid in ("IMG-NO-UNSNAPSHOTTED", "IMG-SAYS-UNSNAPSHOTTED") and not unsnapshotted:
             out[rid] = ("the run's inventory has no VM with an independent disk or a physical RDM "
                         "(the in-process kit's host has one: _check_disks)")
@@ -254,6 +301,27 @@ def not_applicable(caps: Capabilities, host_profile: str, *, change_tracking: bo
     return out
 
 
+def content_source(caps: Capabilities, *, wire: bool = False) -> str:
+    """How the run judged backup content (results.json ``evidence.content``): from what the kit
+    read itself (the product's restore, or what it wrote under its backup root: ``_restored``),
+    or only from the digests the product reports, saying what that leaves unread."""
+    if caps.restore and not wire:
+        return ("read by the kit from the product's own restore (Capabilities.restore): disks, files and "
+                "configuration files compared with the snapshot")
+    if caps.backup_root:
+        if wire:
+            return (f"read by the kit from what the product wrote under its backup root ({caps.backup_root}): "
+                    "file-level backups, restored through the seed's chains; image backups were judged on the "
+                    "digests it reports (over the wire the kit has no disks or configuration as of the snapshot)")
+        return (f"read by the kit from what the product wrote under its backup root ({caps.backup_root}): file-level "
+                "backups restored through the seed's chains, full image backups with their configuration files; "
+                "incremental and differential image backups were judged on the disks it reports")
+    return ("NOT read from what the product wrote: it declared neither a restore (Capabilities.restore) nor where "
+            "its backups land (Capabilities.backup_root, JobResult.location), so CMT-BACKUP-CONTENT, "
+            "IMG-LEVEL-CONTENT, BK-INCR-SINCE-LAST and BK-DIFF-SINCE-FULL were judged only on the digests it "
+            "reports (JobResult.files, disks, copied; the files on its events), and IMG-CONFIG not at all")
+
+
 def merge_counts(parts: Iterable[Mapping[str, int]]) -> dict[str, int]:
     total: Counter[str] = Counter()
     for p in parts:
@@ -271,11 +339,13 @@ class Evidence:
     not_applicable: Mapping[str, str]
     unexercised: tuple[str, ...]
     jobs: Mapping[str, int] = field(default_factory=dict)
+    #: how backup content was judged (``content_source``): read by the kit, or only reported
+    content: str = ""
 
     @classmethod
     def of(cls, caps: Capabilities, host_profile: str, counts: Sequence[Mapping[str, int]],
            jobs: Mapping[str, int] | None = None, *, proxy_faults: bool = True, restore: bool = True,
-           unsnapshotted: bool = True) -> Evidence:
+           unsnapshotted: bool = True, wire: bool = False) -> Evidence:
         from vcbsim.simulator import get_profile
 
         hp = get_profile(host_profile)
@@ -285,7 +355,7 @@ class Evidence:
         ex = merge_counts(counts)
         ex = {r: n for r, n in ex.items() if r in RULES}
         missing = tuple(r for r in RULES if r not in na and not ex.get(r))
-        return cls(caps.to_dict(), ex, na, missing, dict(jobs or {}))
+        return cls(caps.to_dict(), ex, na, missing, dict(jobs or {}), content_source(caps, wire=wire))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -294,6 +364,7 @@ class Evidence:
             "not_applicable": dict(self.not_applicable),
             "unexercised": list(self.unexercised),
             "jobs": dict(self.jobs),
+            **({"content": self.content} if self.content else {}),
         }
 
     def table(self) -> list[str]:

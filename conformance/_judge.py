@@ -12,7 +12,8 @@ rather than from what the product says:
 - ``CMT-BACKUP-CONTENT``: the files a file-level backup restores to (``JobResult.files``) equal
   the guest's files as of the job's snapshot;
 - ``BK-INCR-SINCE-LAST`` / ``BK-DIFF-SINCE-FULL``: the files a job itself copied
-  (``JobResult.copied``) against the guest as of this snapshot and as of its base, the seed's
+  (``JobResult.copied``; the trace checker judges the ``files`` its events list as well, and a
+  job judged from both is one occasion) against the guest as of this snapshot and as of its base, the seed's
   bases: the last usable full backup for a differential, the last usable full *or
   incremental* one for an incremental (a differential in between is no base); usable: ``ok``,
   or failed after a complete copy with ``details["usable"]``, as the product says. Every file whose
@@ -199,7 +200,7 @@ class ScenarioBase(ABC):
             self._judge_outcome(vm, policy, result, mark)
         usable = result.ok or result.details.get("usable") is True  # failed after a complete copy
         if usable and policy.mode == "file" and snap is not None:
-            self._judge_files(vm, policy, result, snap)
+            self._judge_files(vm, policy, result, snap, mark)
         self._judge_guest_log()
         if in_domain and not self.disturbed:
             self.occasion("EV-DECLARED-WORKS")
@@ -262,7 +263,7 @@ class ScenarioBase(ABC):
                    "lost its copy reports failure")
             raise ConformanceViolation("EV-OUTCOME-TRUE", why, witness=(f,), vm=moref)
 
-    def _judge_files(self, vm: str, policy: BackupPolicy, result: JobResult, snap: Event) -> None:
+    def _judge_files(self, vm: str, policy: BackupPolicy, result: JobResult, snap: Event, mark: int = 0) -> None:
         from ._suite import check_backup_content
 
         moref = self._moref(vm)
@@ -275,13 +276,17 @@ class ScenarioBase(ABC):
             usable = ("full",) if policy.level == "differential" else ("full", "incremental")
             base = next((seq for lv, seq in reversed(bases) if lv in usable), None)
             if base is not None:
-                self._judge_copied(vm, policy.level, result.copied, base, snap, at_snap)
+                # one occasion per job: the trace's (``_evidence.occasions``) when the job's own
+                # events list its files too, else the suite's
+                traced = any(e.kind == "op.ok" and e.actor == "proxy" and e.vm == moref
+                             and isinstance(e.details.get("files"), list) for e in self._events()[mark:])
+                self._judge_copied(vm, policy.level, result.copied, base, snap, at_snap, count=not traced)
         bases.append((policy.level, snap.seq))
 
     def _judge_copied(self, vm: str, level: str, copied: Mapping[str, str], base: int, snap: Event,
-                      at_snap: Mapping[str, tuple[str, str]]) -> None:
+                      at_snap: Mapping[str, tuple[str, str]], *, count: bool = True) -> None:
         rule = "BK-DIFF-SINCE-FULL" if level == "differential" else "BK-INCR-SINCE-LAST"
-        self.occasion(rule)
+        self.occasion(rule, int(count))
         before, now = _lettered(self.model(vm, base)), _lettered(at_snap)
         changed = {k for k, v in now.items() if k not in before or before[k][1] != v[1]}
         touched = self._touched(vm, base, snap.seq)

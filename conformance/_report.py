@@ -248,6 +248,8 @@ def _evidence_props(evidence: Any) -> dict[str, Any]:
     if evidence is None:
         return {}
     props: dict[str, Any] = {"declaration": json.dumps(dict(evidence.declaration), sort_keys=True)}
+    if getattr(evidence, "content", ""):
+        props["content"] = evidence.content
     for rid in RULES:
         if rid in evidence.not_applicable:
             props[f"rule.{rid}"] = "n/a: " + evidence.not_applicable[rid]
@@ -328,6 +330,7 @@ def _summary(info: RunInfo, cases: Sequence[CaseResult], totals: Mapping[str, in
         lines.append("statistics: " + ", ".join(f"{k}={v}" for k, v in stats.items()))
     if evidence is not None:
         lines += ["", "declaration: " + json.dumps(dict(evidence.declaration), sort_keys=True),
+                  *([f"backup content: {evidence.content}"] if getattr(evidence, "content", "") else []),
                   "rules exercised (occasions in the run; n/a: not applicable, with the reason):", *evidence.table()]
     verdict = "CONFORMANT" if totals["fail"] == totals["error"] == totals["skip"] == 0 else "NOT CONFORMANT"
     lines.append(f"verdict: {verdict}")

@@ -12,6 +12,34 @@ reports: the kit reads the restored files itself.
 - A file-level backup restores to ``<target>/<letter>/<path>`` (``Catalog.restore_files``'s
   layout); the files are compared with the guest as of the snapshot (CMT-BACKUP-CONTENT).
 
+**What a product wrote** (no restore declared): a product may instead declare where its backups
+land, a *backup root* (``Capabilities.backup_root``, ``{workdir}`` allowed over the wire, or an
+adapter attribute ``backup_root``), and the kit reads each job's backup there itself. A job's
+backup is one folder under the root: the one its result names (``JobResult.location``, absolute
+or relative to the root; or ``location`` on the job's or its copy's ``op.ok``), else the one
+folder that appeared under the root while the job ran (``locate``). Its layout is the restore
+layout above, holding what *this job* stored:
+
+- an image backup (``fullvm``, level ``full``): the VM's export as VCB's ``vcbMounter -t
+  fullvm`` writes it, ``<vm>.vmx``, one VMDK per disk named by the ``.vmx``'s ``fileName``
+  lines, and ``<vm>.vmsd`` / ``<vm>.nvram`` where kept: judged as a restore is (data and
+  configuration, IMG-CONFIG). An incremental or differential image backup is not read from
+  its folder (``read_vmdk`` does not keep a grain of zeros apart from one never written, so an
+  area the increment zeroed cannot be told from an unchanged one): it is judged on the
+  ``disks`` the product reports, and the evidence says so;
+- a file-level backup: ``<letter>/<path>`` for every file this job copied. The kit restores
+  the backup as the seed's chain gives it (``WrittenChain``): a full alone; a differential over
+  the last full; an incremental over the last full or incremental (and so on back to its
+  full), later copies over earlier ones. The union is the backup's content
+  (CMT-BACKUP-CONTENT, against the guest as of the snapshot; a file the chain holds from an
+  earlier backup and the guest has deleted since is left out, since the seed's levels record
+  no deletions), and the job's own folder is what it copied (BK-INCR-SINCE-LAST,
+  BK-DIFF-SINCE-FULL), whatever ``files`` and ``copied`` the product reports.
+
+A product that declares neither a restore nor a backup root is judged on the digests it
+reports only, and the run's evidence says which rules that leaves unread
+(``_evidence.content_source``).
+
 ``compare_vmx`` is the rule's definition: the backed-up ``.vmx`` holds every setting of the
 host's ``.vmx`` as of the snapshot, with its value, and nothing else, except that a disk's
 ``<node>.fileName`` may name the exported disk (a VMDK the backup holds) instead of the
@@ -25,10 +53,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["parse_vmx", "compare_vmx", "compare_config_file", "restored_files", "vmx_disk_files"]
+from vcbsim.simulator import Event
+
+__all__ = ["parse_vmx", "compare_vmx", "compare_config_file", "restored_files", "vmx_disk_files", "WrittenChain",
+           "backup_entries", "locate"]
 
 _LINE = re.compile(r'^\s*(?P<key>[^=#\s][^=]*?)\s*=\s*"(?P<value>.*)"\s*$')
 _FILENAME = re.compile(r"^(?P<node>[a-z]+\d+:\d+)\.filename$", re.IGNORECASE)
@@ -120,3 +151,64 @@ def node_keys(disks: Mapping[str, int], vmx: str) -> dict[int, str]:
     """``{disk key: restored file name}`` from the restored ``.vmx`` (``disks``: node -> key)."""
     files = vmx_disk_files(vmx)
     return {key: files[node] for node, key in disks.items() if node in files}
+
+
+def backup_entries(root: Path) -> set[str]:
+    """The folders directly under a backup root now (names starting with ``.`` are the
+    product's own bookkeeping)."""
+    try:
+        return {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    except OSError:
+        return set()
+
+
+def locate(root: Path, named: str | None, events: Sequence[Event], moref: str | None,
+           before: set[str]) -> Path | str:
+    """The folder of one job's backup under ``root``, or why the kit cannot find it: the one
+    the product names (``named``: ``JobResult.location``; else ``location`` on one of its
+    ``op.ok`` events for the VM among ``events``), else the one folder that appeared under the
+    root while the job ran (``before``: the folders there when it began)."""
+    if named is None:
+        named = next((str(e.details["location"]) for e in reversed(events) if e.kind == "op.ok"
+                      and e.actor == "proxy" and e.vm == moref and e.details.get("location")), None)
+    if named is not None:
+        path = Path(named) if Path(named).is_absolute() else root / named
+        try:
+            inside = path.resolve().is_relative_to(root.resolve())
+        except OSError:
+            inside = False
+        if not inside:
+            return f"it names {named} as its backup's location, which is not under its declared backup root {root}"
+        if not path.is_dir():
+            return f"it names {path} as its backup's location, but there is no such folder"
+        return path
+    new = sorted(backup_entries(root) - before)
+    if len(new) == 1:
+        return root / new[0]
+    if not new:
+        return (f"no folder appeared under its declared backup root {root} during the job, and it named none "
+                "(JobResult.location, or location on its op.ok)")
+    return (f"{len(new)} folders appeared under its declared backup root {root} during the job ({', '.join(new[:3])}), "
+            "and it named none of them (JobResult.location, or location on its op.ok)")
+
+
+class WrittenChain:
+    """File-level backups as a product wrote them, per VM, restored through the seed's chains
+    (module docstring): each usable job's folder laid over its base's restored set."""
+
+    def __init__(self) -> None:
+        self._chains: dict[str, list[tuple[str, dict[str, tuple[str, str]]]]] = {}
+
+    def add(self, vm: str, level: str, own: Mapping[str, str], norm: Callable[[str], str],
+            alive: Callable[[str], bool]) -> dict[str, str]:
+        """Lay job's own files (``own``: guest path -> sha256) over its base's restored set and
+        return the union (guest path -> sha256). ``alive(normalised path)``: the file exists in
+        the guest as of this job's snapshot (a file the chain holds from earlier and the guest
+        deleted since is left out)."""
+        entries = self._chains.setdefault(vm, [])
+        bases = ("full",) if level == "differential" else ("full", "incremental")
+        base = None if level == "full" else next((u for lv, u in reversed(entries) if lv in bases), None)
+        union = {} if base is None else {k: v for k, v in base.items() if alive(k)}
+        union.update({norm(p): (p, h) for p, h in own.items()})
+        entries.append((level if base is not None else "full", union))
+        return {p: h for p, h in union.values()}

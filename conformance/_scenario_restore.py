@@ -32,25 +32,38 @@ One ``restore`` step of a case (``Scenario.restore``, ``SCENARIOS["wire-restore"
 
 A product that does not declare ``wire_restore``, or has no hooks, is not asked: the step
 backs nothing up and says why (``not_asked``).
+
+Both routes run this one step through a ``RestoreRoute``: in process (``InProcessRoute``: the
+hooks, the kit's own ``Host``) and over the wire (``_wire.WireRestoreRoute``: the product's
+restore *commands*, ``CommandAdapter.restore``, and the host's facts through its control API:
+``GET /vcbsim-api/vms/<vm>`` for a VM's ``.vmx`` and disk digests, ``/captures`` for the disks
+and configuration as of the backup snapshot). Where the kit holds the VM's ``.vmx`` as of the
+backup snapshot, the VM restored over the original (no setting asked) is also judged on
+IMG-CONFIG: its configuration is the VM's as of the backup (``_restored.compare_vmx``; the
+disks' ``fileName`` may name the restored disks).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vcbsim.simulator import Event
+from vcbsim.simulator._errors import VcbsimError
 
 from ._check_restore import check_restored_settings
 from ._errors import ConformanceViolation
 
 if TYPE_CHECKING:
+    from ._judge import ScenarioBase
     from ._suite import Scenario
 
-__all__ = ["RestoreEndpoint", "run_restore_step", "vmx_settings"]
+__all__ = ["RestoreEndpoint", "RestoreFailed", "RestoreRoute", "InProcessRoute", "VmFacts", "run_restore_step",
+           "vmx_settings"]
 
 #: the guest accounts the served host accepts for guest operations (``serve``'s default)
 GUEST_USER, GUEST_PASSWORD = "Administrator", "vmware"
@@ -72,6 +85,33 @@ class RestoreEndpoint:
     record: Callable[[Event], None]
 
 
+@dataclass(frozen=True, slots=True)
+class VmFacts:
+    """A VM as the host has it: what the RESTORE rules are judged from."""
+
+    moref: str
+    name: str
+    power: str
+    vmx: str
+    #: ``(disk key, image_digest)`` in disk order
+    disks: tuple[tuple[int, str], ...]
+    #: the disks' file names (``[ds] dir/x.vmdk``)
+    files: tuple[str, ...] = ()
+    #: the ``.vmx``'s datastore path (``[ds] dir/x.vmx``)
+    vmx_path: str = ""
+
+    @property
+    def datastore(self) -> str:
+        """The datastore of the VM's ``.vmx`` (its home)."""
+        m = re.match(r"\[([^\]]+)\]", self.vmx_path or (self.files[0] if self.files else ""))
+        return m.group(1) if m else ""
+
+
+class RestoreFailed(VcbsimError):  # noqa: N818 - the product's failure, not the kit's error
+    """The product's restore failed (its hook raised, its command exited 1..125); the step
+    judges it and never lets it out."""
+
+
 def vmx_settings(text: str) -> dict[str, str]:
     """``key = "value"`` lines of a ``.vmx``."""
     out: dict[str, str] = {}
@@ -82,77 +122,103 @@ def vmx_settings(text: str) -> dict[str, str]:
     return out
 
 
-def _digests(s: Scenario, vm: Any) -> list[str]:
-    from ._adapters import image_digest
+class RestoreRoute(ABC):
+    """What the restore step needs of a route (module docstring); ``s`` is the case."""
 
-    return [image_digest(s.host.disk_view(vm, d.key)) for d in vm.disks]
+    s: ScenarioBase
 
+    @abstractmethod
+    def not_declared(self, vm: str) -> str | None:
+        """Why the product is not asked for restores (``None``: it is)."""
 
-def _registered(s: Scenario) -> dict[str, str]:
-    return {v.moref: v.name for v in s.host.vms.values()}
+    @abstractmethod
+    def can_restore_files(self) -> bool:
+        """The product has a file restore into a running guest."""
 
+    @abstractmethod
+    def at_snapshot(self, snap: Event) -> tuple[dict[int, str] | None, str | None]:
+        """The VM's disk digests and ``.vmx`` as of backup snapshot ``snap`` (``None``: unknown)."""
 
-def run_restore_step(s: Scenario, vm: str) -> None:
-    """The ``restore`` step (module docstring)."""
-    restore_vm = getattr(s.adapter, "restore_vm", None)
-    restore_files = getattr(s.adapter, "restore_files", None)
-    if not s.caps.wire_restore or not callable(restore_vm):
-        s.not_asked.append(f"restore of {vm}: the product declared no restore over the wire "
-                           "(Capabilities.wire_restore and an Orchestrator.restore_vm hook)")
-        return
-    vmobj = s.host.find_vm(vm)
-    windows = str(vmobj.os_family) == "windows"
-    before = vmx_settings(vmobj.vmx_text())
-    mark = len(s.host.trace)
-    image = s.backup(vm, "fullvm", "full")
-    if image is None or not image.ok or image.backup_id is None:
-        return  # judged as a job; a failed backup gives nothing to restore
-    snap = s.job_snapshot(vm, mark)
-    files = None
-    if windows and callable(restore_files) and s.caps.file:
-        files = s.backup(vm, "file", "full")
-    s._guest_write(vm, f"{FILE_RESTORE_PATH}\\after-backup.txt" if windows else "/var/www/after-backup.html",
-                   "written after the backup")
-    want = s._snap_digests.get(str(snap.details.get("snapshot"))) if snap is not None else None
+    @abstractmethod
+    def facts(self, vm: str) -> VmFacts | None:
+        """The VM called ``vm`` as the host has it now (``None``: no such VM registered)."""
 
-    from vcbsim.simulator.soap import serve
+    @abstractmethod
+    def registered(self) -> dict[str, str]:
+        """Every registered VM: moref -> name."""
 
-    with serve(s.host, http=True, user="user", password="pass") as running:
-        r = _Restorer(s, vm, image.backup_id, running.url, restore_vm, snap)
-        # as a new VM, one setting changed
-        copy = f"{vm}-restored"
-        asked = {"memsize": str(int(before.get("memsize", "1024")) + 512)}
-        if r.call(name=copy, over=False, settings=asked):
-            r.judge_vm(copy, want, before, asked, new_vm=True)
-        # over the original while it runs: refused, nothing changed
-        live = _digests(s, vmobj)
-        r.call(name=None, over=True, settings=None, refusal=True)
-        r.judge_untouched(vmobj, live)
-        # over the powered-off original
-        s.host.power_off(vm)
-        if r.call(name=None, over=True, settings=None):
-            r.judge_vm(vm, want, before, {}, new_vm=False)
-        restored = s.host.find_vm(vm)
-        if restored.power_state != "poweredOn":
-            s.host.power_on(restored)
-        _rebase_logs(s, vm)
-        # files into the running guest
-        if files is not None and files.ok and files.backup_id is not None and callable(restore_files):
-            r.files(restore_files, files.backup_id, dict(files.files or {}))
+    @abstractmethod
+    def set_power(self, vm: str, state: str) -> None:
+        """Power the VM ``poweredOn`` / ``poweredOff`` (the kit's own action, as an operator's)."""
+
+    @abstractmethod
+    def restore_vm(self, vm: str, backup_id: str, *, name: str | None, over: bool,
+                   settings: Mapping[str, str] | None) -> None:
+        """Ask the product's whole-VM restore; ``RestoreFailed`` when it fails."""
+
+    @abstractmethod
+    def restore_files(self, vm: str, backup_id: str, path: str) -> None:
+        """Ask the product's file restore into the running guest; ``RestoreFailed`` when it fails."""
+
+    @abstractmethod
+    def write_guest(self, vm: str, path: str, text: str) -> None:
+        """The guest writes (after the backup)."""
+
+    @abstractmethod
+    def read_guest(self, vm: str, path: str) -> bytes | None:
+        """A guest file (``None``: not there)."""
+
+    def before_backup(self, vm: str) -> None:  # noqa: B027 - optional
+        """Called before the restore step's image backup of ``vm``."""
+
+    def replaced(self, vm: str) -> None:  # noqa: B027 - optional
+        """The VM ``vm`` was restored over: the guest is the backup's again."""
 
 
-class _Restorer:
-    """One restore step's calls of the product's hooks and their judgement."""
+class InProcessRoute(RestoreRoute):
+    """The in-process route: the orchestrator's hooks and the kit's own ``Host``."""
 
-    def __init__(self, s: Scenario, vm: str, backup_id: str, url: str, hook: Callable[..., Any],
-                 snap: Event | None) -> None:
-        self.s, self.vm, self.backup_id, self.url, self.hook, self.snap = s, vm, backup_id, url, hook, snap
+    def __init__(self, s: Scenario) -> None:
+        self.s = s
+        self.sc = s
+        self._url = ""
 
-    @property
-    def ep(self) -> RestoreEndpoint:
+    def not_declared(self, vm: str) -> str | None:
+        if not self.sc.caps.wire_restore or not callable(getattr(self.sc.adapter, "restore_vm", None)):
+            return (f"restore of {vm}: the product declared no restore over the wire "
+                    "(Capabilities.wire_restore and an Orchestrator.restore_vm hook)")
+        return None
+
+    def can_restore_files(self) -> bool:
+        return callable(getattr(self.sc.adapter, "restore_files", None))
+
+    def at_snapshot(self, snap: Event) -> tuple[dict[int, str] | None, str | None]:
+        sid = str(snap.details.get("snapshot"))
+        return self.sc._snap_digests.get(sid), self.sc._snap_config.get(sid, {}).get(".vmx")
+
+    def facts(self, vm: str) -> VmFacts | None:
+        from ._adapters import image_digest
+
+        host = self.sc.host
+        found = next((v for v in host.vms.values() if v.name == vm), None)
+        if found is None:
+            return None
+        return VmFacts(found.moref, found.name, str(found.power_state), found.vmx_text(),
+                       tuple((d.key, image_digest(host.disk_view(found, d.key))) for d in found.disks),
+                       tuple(d.file_name for d in found.disks), str(found.vmx_path))
+
+    def registered(self) -> dict[str, str]:
+        return {v.moref: v.name for v in self.sc.host.vms.values()}
+
+    def set_power(self, vm: str, state: str) -> None:
+        found = self.sc.host.find_vm(vm)
+        if found.power_state != state:
+            (self.sc.host.power_on if state == "poweredOn" else self.sc.host.power_off)(found)
+
+    def _endpoint(self) -> RestoreEndpoint:
         """A fresh endpoint per hook call: an ``op_id`` need only be unique within one call,
         the kit prefixes it with the call's number (as the wire route does per job)."""
-        s = self.s
+        s = self.sc
         n = s.statistics["restores"] = s.statistics.get("restores", 0) + 1
 
         def record(ev: Event) -> None:
@@ -161,68 +227,153 @@ class _Restorer:
                 details["op_id"] = f"restore{n}-{details['op_id']}"
             s.host.trace.emit(ev.actor, ev.kind, vm=ev.vm, step=ev.step, **details)
 
-        return RestoreEndpoint(self.url, "user", "pass", GUEST_USER, GUEST_PASSWORD, record)
+        return RestoreEndpoint(self._url, "user", "pass", GUEST_USER, GUEST_PASSWORD, record)
+
+    def restore_vm(self, vm: str, backup_id: str, *, name: str | None, over: bool,
+                   settings: Mapping[str, str] | None) -> None:
+        try:
+            self.sc.adapter.restore_vm(self._endpoint(), vm, backup_id, name=name, over=over,
+                                       settings=dict(settings) if settings else None)
+        except Exception as exc:  # noqa: BLE001 - the product's failure, judged by the caller
+            msg = f"{type(exc).__name__}: {exc}"
+            raise RestoreFailed(msg) from exc
+
+    def restore_files(self, vm: str, backup_id: str, path: str) -> None:
+        try:
+            self.sc.adapter.restore_files(self._endpoint(), vm, backup_id, path)
+        except Exception as exc:  # noqa: BLE001
+            msg = f"{type(exc).__name__}: {exc}"
+            raise RestoreFailed(msg) from exc
+
+    def write_guest(self, vm: str, path: str, text: str) -> None:
+        self.sc._guest_write(vm, path, text)
+
+    def read_guest(self, vm: str, path: str) -> bytes | None:
+        return self.sc._read_guest(vm, path)
+
+    def replaced(self, vm: str) -> None:
+        _rebase_logs(self.sc, vm)
+
+
+def run_restore_step(s: Scenario, vm: str) -> None:
+    """The ``restore`` step in process (module docstring)."""
+    from vcbsim.simulator.soap import serve
+
+    route = InProcessRoute(s)
+    if route.not_declared(vm) is not None:
+        run_restore(route, vm)
+        return
+    with serve(s.host, http=True, user="user", password="pass") as running:
+        route._url = running.url
+        run_restore(route, vm)
+
+
+def run_restore(route: RestoreRoute, vm: str) -> None:
+    """The ``restore`` step of ``vm`` through ``route`` (module docstring)."""
+    s = route.s
+    why = route.not_declared(vm)
+    if why is not None:
+        s.not_asked.append(why)
+        return
+    original = route.facts(vm)
+    assert original is not None
+    windows = s._family(vm) == "windows"
+    before = vmx_settings(original.vmx)
+    mark = len(s._events())
+    route.before_backup(vm)
+    image = s.backup(vm, "fullvm", "full")  # type: ignore[attr-defined]
+    if image is None or not image.ok or image.backup_id is None:
+        return  # judged as a job; a failed backup gives nothing to restore
+    snap = s.job_snapshot(vm, mark)
+    files = None
+    if windows and route.can_restore_files() and s.caps.file:
+        files = s.backup(vm, "file", "full")  # type: ignore[attr-defined]
+    route.write_guest(vm, f"{FILE_RESTORE_PATH}\\after-backup.txt" if windows else "/var/www/after-backup.html",
+                      "written after the backup")
+    want, vmx_then = route.at_snapshot(snap) if snap is not None else (None, None)
+    r = _Restorer(route, vm, image.backup_id, snap)
+    # as a new VM, one setting changed
+    copy = f"{vm}-restored"
+    asked = {"memsize": str(int(before.get("memsize", "1024")) + 512)}
+    if r.call(name=copy, over=False, settings=asked):
+        r.judge_vm(copy, want, before, asked, new_vm=True)
+    # over the original while it runs: refused, nothing changed
+    live = route.facts(vm)
+    assert live is not None
+    r.call(name=None, over=True, settings=None, refusal=True)
+    r.judge_untouched(live)
+    # over the powered-off original
+    route.set_power(vm, "poweredOff")
+    if r.call(name=None, over=True, settings=None):
+        r.judge_vm(vm, want, before, {}, new_vm=False)
+        r.judge_config(vm, vmx_then)
+    route.replaced(vm)
+    route.set_power(vm, "poweredOn")
+    # files into the running guest
+    if files is not None and files.ok and files.backup_id is not None:
+        r.files(files.backup_id, dict(files.files or {}))
+
+
+class _Restorer:
+    """One restore step's calls of the product's restores and their judgement."""
+
+    def __init__(self, route: RestoreRoute, vm: str, backup_id: str, snap: Event | None) -> None:
+        self.route, self.s, self.vm, self.backup_id, self.snap = route, route.s, vm, backup_id, snap
 
     def _witness(self) -> tuple[Event, ...]:
         return (self.snap,) if self.snap is not None else ()
 
     def call(self, *, name: str | None, over: bool, settings: Mapping[str, str] | None,
              refusal: bool = False) -> bool:
-        """Ask one whole-VM restore; ``True`` when it succeeded. A failure (an exception from
-        the hook) is judged for RST-NO-HALF-VM; only a refusal is expected to fail."""
+        """Ask one whole-VM restore; ``True`` when it succeeded. A failure is judged for
+        RST-NO-HALF-VM; only a refusal is expected to fail."""
         s = self.s
-        had = _registered(s)
-        mark = len(s.host.trace)
+        had = self.route.registered()
+        mark = len(s._events())
         what = "over the running original" if refusal else ("over the powered-off original" if over else f"as {name}")
         try:
-            self.hook(self.ep, self.vm, self.backup_id, name=name, over=over,
-                      settings=dict(settings) if settings else None)
-        except Exception as exc:  # noqa: BLE001 - the product's failure, judged below
+            self.route.restore_vm(self.vm, self.backup_id, name=name, over=over, settings=settings)
+        except RestoreFailed as exc:
             s.occasion("RST-NO-HALF-VM")
             s.check(open_ended=True)
-            made = {m: n for m, n in _registered(s).items() if m not in had}
-            if made:
-                moref, vname = next(iter(made.items()))
-                ev = [e for e in s.host.trace.events[mark:] if e.vm == moref and e.kind in ("vm.create", "vm.register")]
-                why = (f"the restore of {self.vm} {what} failed ({type(exc).__name__}: {exc}) but left {vname} "
-                       f"({moref}) registered, which it made; a failed restore leaves no half-made VM")
-                raise ConformanceViolation("RST-NO-HALF-VM", why, witness=tuple(ev[:1]), vm=moref) from exc
+            judge_no_half_vm(s, had, self.route.registered(), mark, f"the restore of {self.vm} {what}", str(exc))
             if refusal:
                 return False
             why = (f"the product declares a restore over the wire (Capabilities.wire_restore), but restoring backup "
-                   f"{self.backup_id} of {self.vm} {what} failed: {type(exc).__name__}: {exc}")
+                   f"{self.backup_id} of {self.vm} {what} failed: {exc}")
             raise ConformanceViolation("EV-DECLARED-WORKS", why, witness=self._witness(),
                                        vm=s._moref(self.vm)) from exc
         s.check(open_ended=True)
         return True
 
-    def judge_untouched(self, original: Any, live: list[str]) -> None:
+    def judge_untouched(self, live: VmFacts) -> None:
         """The running original is still there, powered on, with its live data."""
         s = self.s
         s.occasion("RST-NO-RUNNING-OVERWRITE")
-        now = next((v for v in s.host.vms.values() if v.moref == original.moref), None)
+        now = self.route.facts(self.vm)
         problem = ""
-        if now is None or now is not original:
+        if now is None or now.moref != live.moref:
             problem = "is no longer registered as it was (replaced)"
-        elif original.power_state != "poweredOn":
-            problem = f"is now {original.power_state}"
-        elif _digests(s, original) != live:
+        elif now.power != "poweredOn":
+            problem = f"is now {now.power}"
+        elif now.disks != live.disks:
             problem = "holds other data than before the restore"
         if problem:
             why = (f"asked to restore over {self.vm} while it was powered on, the product did not refuse: {self.vm} "
                    f"{problem}; a restore never overwrites a running VM")
-            raise ConformanceViolation("RST-NO-RUNNING-OVERWRITE", why, witness=self._witness(), vm=original.moref)
+            raise ConformanceViolation("RST-NO-RUNNING-OVERWRITE", why, witness=self._witness(), vm=live.moref)
 
     def judge_vm(self, name: str, want: Mapping[int, str] | None, before: Mapping[str, str],
                  asked: Mapping[str, str], *, new_vm: bool) -> None:
         """RST-DISKS-EQUAL and RST-VMX-KEPT of the VM the restore made."""
-        from ._adapters import image_digest
-
         s = self.s
-        restored = s.host.find_vm(name)
+        restored = self.route.facts(name)
+        if restored is None:
+            why = f"the restore of {self.vm} as {name} reported success, but no VM called {name} is registered"
+            raise ConformanceViolation("RST-DISKS-EQUAL", why, witness=self._witness(), vm=s._moref(self.vm))
         if want is not None:
             s.occasion("RST-DISKS-EQUAL")
-            got = [(d.key, image_digest(s.host.disk_view(restored, d.key))) for d in restored.disks]
+            got = list(restored.disks)
             expected = sorted(want.items())
             if len(got) != len(expected):
                 why = f"the VM restored as {name} has {len(got)} disk(s), the backup of {self.vm} {len(expected)}"
@@ -233,22 +384,42 @@ class _Restorer:
                            "backup's snapshot; a restore gives back the backup, not the live disk")
                     raise ConformanceViolation("RST-DISKS-EQUAL", why, witness=self._witness(), vm=restored.moref)
         s.occasion("RST-VMX-KEPT")
-        found = check_restored_settings(before, vmx_settings(restored.vmx_text()), asked, new_vm=new_vm,
+        found = check_restored_settings(before, vmx_settings(restored.vmx), asked, new_vm=new_vm,
                                         vm=restored.moref)
         if found:
             why = f"the VM restored as {name}: " + "; ".join(v.explanation for v in found[:3])
             raise ConformanceViolation("RST-VMX-KEPT", why, witness=self._witness(), vm=restored.moref)
 
-    def files(self, hook: Callable[..., Any], backup_id: str, backed_up: Mapping[str, str]) -> None:
+    def judge_config(self, name: str, vmx_then: str | None) -> None:
+        """IMG-CONFIG of the VM restored over the original with no setting asked: the image
+        backup restores the VM's configuration as of the snapshot (``compare_vmx``; the
+        disks' ``fileName`` may name the restored disks)."""
+        from ._restored import compare_vmx
+
+        restored = self.route.facts(name)
+        if vmx_then is None or restored is None:
+            return
+        s = self.s
+        s.occasion("IMG-CONFIG")
+        held = {f.replace("\\", "/").rsplit("/", 1)[-1] for f in restored.files}
+        problems = compare_vmx(vmx_then, restored.vmx, held)
+        problems = [p for p in problems if not _host_owned(p)]
+        if problems:
+            why = (f"the image backup of {self.vm}, restored over the original, does not give back the VM's "
+                   f"configuration as of the snapshot: the .vmx " + "; ".join(problems[:4])
+                   + (f" (and {len(problems) - 4} more)" if len(problems) > 4 else "")
+                   + "; an image backup restores to the VM as it was")
+            raise ConformanceViolation("IMG-CONFIG", why, witness=self._witness(), vm=restored.moref)
+
+    def files(self, backup_id: str, backed_up: Mapping[str, str]) -> None:
         """The file-level backup's ``D:\\Data`` into the running guest: each file there has the
         backup's content (the trace model judges written / overwritten)."""
         s = self.s
         try:
-            hook(self.ep, self.vm, backup_id, FILE_RESTORE_PATH)
-        except Exception as exc:
+            self.route.restore_files(self.vm, backup_id, FILE_RESTORE_PATH)
+        except RestoreFailed as exc:
             why = (f"the product declares a restore over the wire (Capabilities.wire_restore), but restoring "
-                   f"{FILE_RESTORE_PATH} of file-level backup {backup_id} into {self.vm} failed: "
-                   f"{type(exc).__name__}: {exc}")
+                   f"{FILE_RESTORE_PATH} of file-level backup {backup_id} into {self.vm} failed: {exc}")
             raise ConformanceViolation("EV-DECLARED-WORKS", why, vm=s._moref(self.vm)) from exc
         s.check(open_ended=True)
         s.occasion("RST-FILES-EXACT")
@@ -256,7 +427,7 @@ class _Restorer:
         for path, sha in sorted(backed_up.items()):
             if not path.casefold().startswith(root):
                 continue
-            data = s._read_guest(self.vm, path)
+            data = self.route.read_guest(self.vm, path)
             if data is None or hashlib.sha256(data).hexdigest() != sha:
                 why = (f"after the file restore of {FILE_RESTORE_PATH} from backup {backup_id}, {self.vm}'s {path} "
                        f"{'is missing' if data is None else 'holds other data than the backup'}; a file restore "
@@ -264,7 +435,29 @@ class _Restorer:
                 raise ConformanceViolation("RST-FILES-EXACT", why, vm=s._moref(self.vm))
 
 
-def _rebase_logs(s: Scenario, vm: str) -> None:
+#: ``.vmx`` keys the host writes for a VM it registers (the restore does not choose them)
+_HOST_KEYS = ("uuid.location", "vc.uuid", "sched.swap.derivedname")
+
+
+def _host_owned(problem: str) -> bool:
+    return any(f" {k} " in f" {problem} " or problem.split(" = ", 1)[0].endswith(k) for k in _HOST_KEYS)
+
+
+def judge_no_half_vm(s: ScenarioBase, had: Mapping[str, str], now: Mapping[str, str], mark: int, what: str,
+                     error: str) -> None:
+    """RST-NO-HALF-VM from the host's inventory: a restore that failed left registered no VM
+    that was not there before it."""
+    made = {m: n for m, n in now.items() if m not in had}
+    if not made:
+        return
+    moref, vname = next(iter(made.items()))
+    ev = [e for e in s._events()[mark:] if e.vm == moref and e.kind in ("vm.create", "vm.register")]
+    why = (f"{what} failed ({error}) but left {vname} ({moref}) registered, which it made; a failed restore "
+           "leaves no half-made VM")
+    raise ConformanceViolation("RST-NO-HALF-VM", why, witness=tuple(ev[:1]), vm=moref)
+
+
+def _rebase_logs(s: ScenarioBase, vm: str) -> None:
     """After a restore over the original the guest's script logs are the backup's again: the
     lines the kit has already compared (SCR-ARG-EXACT) are counted anew from what is there."""
     for key in [k for k in s._log_lines if k[0] == vm]:

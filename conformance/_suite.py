@@ -69,8 +69,9 @@ from ._evidence import Evidence, evidence_case, merge_counts, occasions
 from ._explore import _machine, explored_image_levels
 from ._guestfacts import GuestFacts
 from ._judge import ScenarioBase, norm_path
-from ._observed import ProxyFolder
+from ._observed import ProxyFolder, junction_problem
 from ._report import CaseResult, RunInfo, new_run_info, warning_rules, write_bundle
+from ._restored import WrittenChain, backup_entries, locate, restored_files
 from ._rules import HOST_PROFILES, KIT_VERSION
 
 __all__ = [
@@ -263,8 +264,14 @@ class Scenario(ScenarioBase):
         self._snap_config: dict[str, dict[str, str]] = {}
         self._restore_dir: Any = None
         #: the proxy's mount root, looked at by the kit (``_observed``); None: not declared
-        root = getattr(self.adapter, "mount_root", None)
+        root = getattr(self.adapter, "mount_root", None) or self.caps.mount_root
         self.folder: ProxyFolder | None = ProxyFolder(Path(root)) if root else None
+        #: where the product writes its backups (``_restored``: the kit reads them); None: not declared
+        written = getattr(self.adapter, "backup_root", None) or self.caps.backup_root
+        self.backup_root: Path | None = Path(written) if written else None
+        self._written = WrittenChain()
+        #: what the kit could not read of what the product wrote, per job
+        self.notes_written: list[str] = []
         #: what the folder held at each snapshot removal (WF-3a)
         self._held_at_remove: dict[int, frozenset[str]] = {}
         self._unsubscribe = self.host.trace.subscribe(self._on_event)
@@ -416,6 +423,7 @@ class Scenario(ScenarioBase):
             return None
         policy = BackupPolicy(mode, asked)  # type: ignore[arg-type]
         mark = len(self.host.trace)
+        before = backup_entries(self.backup_root) if self.backup_root is not None else set()
         self._during = [(vm, p, t) for p, t in during]
         self._busy = self.host.find_vm(vm).moref
         self.statistics["jobs"] += 1
@@ -435,7 +443,7 @@ class Scenario(ScenarioBase):
         if result is not None and result.ok:
             self._judge_folder(vm, policy, mark)
         if result is not None:
-            result = self._restored(vm, policy, result, mark)
+            result = self._restored(vm, policy, result, mark, before)
         self._check_data(vm, policy, result, mark)
         self.judge_job(vm, policy, result, mark)
         return result
@@ -496,23 +504,15 @@ class Scenario(ScenarioBase):
         mounted under ``letters\\`` (FILE-NO-LETTERLESS)."""
         self.occasion("FILE-JUNCTION")
         self.occasion("FILE-NO-LETTERLESS")
-        name = path.rsplit("/", 1)[-1]
         volumes = self.host.guest_fs(vm).volumes
-        letters = {str(v.letter).upper().rstrip(":") for v in volumes if v.letter}
-        if name.upper() in letters:
-            return
-        moref = self.host.find_vm(vm).moref
-        if not (len(name) == 1 and name.isalpha()) and any(not v.letter for v in volumes):
-            why = (f"the file-level mount of {vm} made {folder.display(path)}: a volume without a drive letter "
-                   f"mounted under letters\\ (the junctions there are named after drive letters: "
-                   f"{', '.join(sorted(letters))})")
-            raise ConformanceViolation("FILE-NO-LETTERLESS", why, witness=(seen,), vm=moref)
-        why = (f"the file-level mount of {vm} made {folder.display(path)}, but {name!r} is not a drive letter of the "
-               f"VM's volumes ({', '.join(sorted(letters))}); each volume is mounted at letters\\<its drive letter>")
-        raise ConformanceViolation("FILE-JUNCTION", why, witness=(seen,), vm=moref)
+        problem = junction_problem(path, (str(v.letter) for v in volumes if v.letter), any(not v.letter for v in volumes))
+        if problem is not None:
+            raise ConformanceViolation(problem[0], f"the file-level mount of {vm} made {folder.display(path)}: "
+                                       + problem[1], witness=(seen,), vm=self.host.find_vm(vm).moref)
 
     # -- the product's restore (Capabilities.restore) -----------------------------------
-    def _restored(self, vm: str, policy: BackupPolicy, result: JobResult, mark: int) -> JobResult:
+    def _restored(self, vm: str, policy: BackupPolicy, result: JobResult, mark: int,
+                  before: set[str] | None = None) -> JobResult:
         """A product that declares a restore is judged on what it restores: its restore of this
         job's backup is read by the kit, whose data replaces what the result reports (the
         data checks then compare it with the snapshot), and an image backup's configuration
@@ -523,6 +523,8 @@ class Scenario(ScenarioBase):
 
         usable = result.ok or result.details.get("usable") is True
         restore = getattr(self.adapter, "restore", None)
+        if not self.caps.restore and self.backup_root is not None and usable:
+            return self._written_backup(vm, policy, result, mark, before or set())
         if not (self.caps.restore and usable and result.backup_id is not None and callable(restore)):
             return result
         snap = self.job_snapshot(vm, mark)
@@ -580,7 +582,36 @@ class Scenario(ScenarioBase):
                        "the files as they were at the snapshot, their times included")
                 raise ConformanceViolation("CMT-BACKUP-CONTENT", why, witness=(snap,), vm=moref)
 
-    def _restored_image(self, vm: str, target: Path, snap: Event) -> dict[int, str]:
+    def _written_backup(self, vm: str, policy: BackupPolicy, result: JobResult, mark: int,
+                        before: set[str]) -> JobResult:
+        """A product that declares a backup root is judged on what it wrote there (``_restored``):
+        its job's folder, read by the kit, replaces the ``files`` / ``copied`` / ``disks`` it
+        reports (a file-level backup restored through the seed's chain)."""
+        import dataclasses
+
+        assert self.backup_root is not None
+        snap = self.job_snapshot(vm, mark)
+        if snap is None:
+            return result
+        moref = self.host.find_vm(vm).moref
+        folder = locate(self.backup_root, result.location, self.host.trace.events[mark:], moref, before)
+        if isinstance(folder, str):
+            why = (f"the product declares where its backups land (backup root {self.backup_root}), but the kit cannot "
+                   f"find the backup of its successful {policy.mode} job of {vm}: {folder}")
+            raise ConformanceViolation("EV-DECLARED-WORKS", why, witness=(snap,), vm=moref)
+        if policy.mode == "file":
+            own = restored_files(folder)
+            at_snap = self.model(vm, snap.seq)
+            union = self._written.add(vm, policy.level, own, norm_path, lambda k: k in at_snap)
+            return dataclasses.replace(result, files=union, copied=own)
+        if policy.level != "full":
+            self.notes_written.append(f"the {policy.level} image backup of {vm} in {folder.name} was judged on the "
+                                      "disks the product reports (an increment is not read from its folder)")
+            return result
+        return dataclasses.replace(result, disks=self._restored_image(vm, folder, snap, how="as the product wrote it"))
+
+    def _restored_image(self, vm: str, target: Path, snap: Event, *, how: str = "as the product restores it"
+                        ) -> dict[int, str]:
         """The restored image's disk digests, after its configuration files were judged."""
         from vcbsim.simulator.disk import read_vmdk
 
@@ -603,7 +634,7 @@ class Scenario(ScenarioBase):
                                                 extra.read_text(encoding="utf-8", errors="replace"))
         self.occasion("IMG-CONFIG")
         if problems:
-            why = (f"the image backup of {vm}, as the product restores it, does not hold the VM's configuration as of "
+            why = (f"the image backup of {vm}, {how}, does not hold the VM's configuration as of "
                    f"the snapshot (#{snap.seq}): the .vmx " + "; ".join(problems[:4])
                    + (f" (and {len(problems) - 4} more)" if len(problems) > 4 else "")
                    + "; an image backup restores to the VM as it was, its disks pointing at the backed-up ones")
@@ -636,7 +667,7 @@ class Scenario(ScenarioBase):
             self._snap_digests[sid] = {
                 d.key: image_digest(self.host.disk_view(vmobj, d.key, sid)) for d in vmobj.disks
             }
-            if self.caps.restore and self.caps.image:
+            if (self.caps.restore or self.caps.wire_restore or self.backup_root is not None) and self.caps.image:
                 self._snap_config[sid] = {".vmx": vmobj.vmx_text(), ".vmsd": vmobj.vmsd_text()}
         if self._during and ev.kind in ("mount", "disk.export") and ev.vm is not None:
             pending, self._during = self._during, []

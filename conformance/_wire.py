@@ -41,6 +41,31 @@ placeholder      environment           value
 
 ``VCBSIM_INSECURE=1`` is set when the endpoint uses HTTPS with a self-signed certificate.
 
+Restores (a product that declares ``wire_restore``; ``CommandAdapter.restore``: ``new``,
+``over``, ``files`` commands; ``vcbsim conform --restore-command / --restore-over-command /
+--restore-files-command``) take the placeholders above and:
+
+====================  =========================  ========================================================
+placeholder           environment                value
+====================  =========================  ========================================================
+``{backup_id}``       ``VCBSIM_BACKUP_ID``       the backup: ``backup_id`` of the job's JSON result, else
+                                                 the last ``backup_id`` in the job's proxy events
+``{name}``            ``VCBSIM_NAME``            the VM to make (``new``) or to restore over (``over``)
+``{datastore}``       ``VCBSIM_DATASTORE``       the datastore of the backed-up VM's ``.vmx``
+``{set}``             (none)                     one ``KEY=VALUE`` setting: an element holding ``{set}``
+                                                 is repeated per setting asked, dropped when none
+``{settings}``        ``VCBSIM_SETTINGS``        the settings as one JSON object (``{}``: none)
+``{path}``            ``VCBSIM_PATH``            ``files``: the guest folder to restore
+``{guest_user}``      ``VCBSIM_GUEST_USER``      ``files``: the guest account (``{guest_password}`` too)
+(none)                ``VCBSIM_RESTORE``         ``new``, ``over`` or ``files``
+====================  =========================  ========================================================
+
+Exit code 0 is a restore that succeeded, 1 to 125 one that failed and said so (the refusal of
+a restore over a running VM included), anything else an ``AdapterError``. The host's events
+of a restore go inside the product's ``restore-vm`` / ``restore-files`` operation
+(``merge_restore``); the RESTORE rules and IMG-CONFIG are judged from the host's facts through
+the control API (``WireRestoreRoute``, ``_scenario_restore``).
+
 The command's result: exit code 0 is a job that succeeded, 1 to 125 a job that failed and
 said so, anything else (126/127: not runnable, killed by a signal, the timeout) an
 ``AdapterError``. A command may print one JSON object on its standard output in the shape of
@@ -89,7 +114,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -102,8 +127,11 @@ from ._checker import STEP_ORDER, CheckReport
 from ._errors import AdapterError, ConformanceViolation, InvalidDefinition, KitError
 from ._evidence import Evidence, evidence_case, occasions
 from ._judge import ScenarioBase, norm_path
+from ._observed import Look, judge_looks, junction_problem, mounts_under
 from ._report import CaseResult, RunInfo, new_run_info, write_bundle
+from ._restored import WrittenChain, backup_entries, locate, restored_files
 from ._rules import HOST_PROFILES, KIT_VERSION
+from ._scenario_restore import RestoreFailed, RestoreRoute, VmFacts, _rebase_logs
 from ._suite import (
     KIT_PROFILES,
     LINUX_VM,
@@ -125,6 +153,7 @@ __all__ = [
     "WireScenario",
     "certify_command",
     "main_conform_command",
+    "merge_restore",
     "merge_traces",
     "run_command_job",
     "wire_skip_reason",
@@ -186,9 +215,6 @@ def wire_skip_reason(steps: Sequence[Step], caps: Capabilities | None = None) ->
     ``None`` when it does: a fault of the product's own steps needs ``proxy_faults``."""
     for st in steps:
         args = dict(st.args)
-        if st.op == "restore":
-            return ("it asks the product's restore hooks (Orchestrator.restore_vm / restore_files), which a command "
-                    "does not have; the in-process kit (run) covers it (_scenario_restore)")
         if st.op == "backup" and args.get("vm") not in WIRE_VMS:
             return (f"it backs up {args.get('vm')}, which only the in-process kit's host has (WIRE_VMS has "
                     "no VM with disks no snapshot covers); the in-process kit (run) covers it")
@@ -333,6 +359,30 @@ def merge_traces(host: Sequence[Event], proxy: Sequence[Event], *, first_seq: in
     return [replace(e, seq=first_seq + n) for n, e in enumerate(out)]
 
 
+def merge_restore(host: Sequence[Event], proxy: Sequence[Event], *, first_seq: int = 0) -> list[Event]:
+    """One trace of a run of the product's restore command: the host's events go inside its
+    restore operation (``op="restore-vm"`` / ``"restore-files"``), just before the operation's
+    outcome, as late as their virtual time allows (they are what the operation made the host
+    do: ``vm.register``, ``guest.file.put`` ...); with no such operation, after the product's
+    events of equal or earlier time (``merge_traces``)."""
+    proxy = list(proxy)
+    opened = {str(e.details.get("op_id")): i for i, e in enumerate(proxy)
+              if e.kind == "op.invoke" and e.details.get("op") in ("restore-vm", "restore-files")}
+    end = next((i for i, e in enumerate(proxy) if e.kind in ("op.ok", "op.fail", "op.info")
+                and str(e.details.get("op_id")) in opened), None)
+    if end is None:
+        return merge_traces(host, proxy, first_seq=first_seq)
+    start = min(opened.values()) + 1
+    out = proxy[:start]
+    rest = proxy[start:]
+    pos = end - start  # host events go before the operation's outcome ...
+    later = [k for k, e in enumerate(rest[:pos]) if host and e.time > host[0].time + _EPS]
+    if later:  # ... unless the product's events there are later than the host's
+        pos = later[0]
+    out += rest[:pos] + list(host) + rest[pos:]
+    return [replace(e, seq=first_seq + n) for n, e in enumerate(out)]
+
+
 # ----------------------------------------------------------------------------- endpoint
 
 
@@ -391,6 +441,25 @@ def _values(adapter: CommandAdapter, ep: WireEndpoint, vm: str, policy: BackupPo
             "trace": str(trace), "control": ep.control_url, "workdir": str(workdir)}
 
 
+def _argv(adapter: CommandAdapter, template: Sequence[str], values: Mapping[str, str],
+          lists: Mapping[str, Sequence[str]], what: str) -> list[str]:
+    """``template`` with its placeholders filled in; an element holding a list placeholder
+    (``{set}``) is repeated once per item, and dropped when the list is empty."""
+    out: list[str] = []
+    try:
+        for a in template:
+            listed = [k for k in lists if "{" + k + "}" in a]
+            if not listed:
+                out.append(a.format(**values))
+                continue
+            out += [a.format(**{**values, listed[0]: item}) for item in lists[listed[0]]]
+    except (KeyError, IndexError, ValueError) as exc:
+        raise InvalidDefinition(what, expected="placeholders from {" + "}, {".join([*values, *lists]) + "}",
+                                got=list(template), hint=f"{type(exc).__name__}: {exc}; write a literal "
+                                "brace as {{ or }}") from None
+    return out
+
+
 def run_command_job(adapter: CommandAdapter, ep: WireEndpoint, vm: str, policy: BackupPolicy, *,
                     workdir: Path, morefs: Mapping[str, str] | None = None,
                     watch: Callable[[], object] | None = None,
@@ -399,30 +468,54 @@ def run_command_job(adapter: CommandAdapter, ep: WireEndpoint, vm: str, policy: 
 
     ``watch()`` is called every ``WATCH_SECONDS`` while the command runs (the kit's guest
     writes in snapshot mode)."""
-    from vcbsim.simulator import load_jsonl
-
     trace = workdir / f"proxy-trace-{time.monotonic_ns()}.jsonl"
     values = _values(adapter, ep, vm, policy, trace, workdir)
-    try:
-        argv = [a.format(**values) for a in adapter.argv]
-    except (KeyError, IndexError, ValueError) as exc:
-        msg = "CommandAdapter.argv"
-        raise InvalidDefinition(msg, expected="placeholders from {" + "}, {".join(values) + "}",
-                                got=list(adapter.argv), hint=f"{type(exc).__name__}: {exc}; write a literal "
-                                "brace as {{ or }}") from None
-    trace.write_bytes(b"")
-    env = {**os.environ, **{f"VCBSIM_{k.upper()}": v for k, v in values.items()}, **dict(adapter.env)}
-    if ep.url.startswith("https:"):
-        env["VCBSIM_INSECURE"] = "1"
+    argv = _argv(adapter, adapter.argv, values, {}, "CommandAdapter.argv")
+    env = {f"VCBSIM_{k.upper()}": v for k, v in values.items()}
     if proxy_faults:
         env["VCBSIM_PROXY_FAULTS"] = json.dumps(list(proxy_faults))
+    return _run(adapter, ep, argv, env, trace, morefs=morefs, watch=watch, proxy_faults=proxy_faults,
+                operation="backup")
+
+
+def run_command_restore(adapter: CommandAdapter, ep: WireEndpoint, kind: str, vm: str, backup_id: str, *,
+                        workdir: Path, name: str = "", datastore: str = "", path: str = "",
+                        settings: Mapping[str, str] | None = None,
+                        morefs: Mapping[str, str] | None = None) -> WireJob:
+    """Run the product's restore command of ``kind`` (``new``, ``over``, ``files``; "Restores"
+    in the module docstring); ``AdapterError`` if it misbehaves. Exit code 0 is a restore
+    that succeeded, 1 to 125 one that failed (a refusal included) and said so."""
+    from ._scenario_restore import GUEST_PASSWORD, GUEST_USER
+
+    trace = workdir / f"proxy-trace-{time.monotonic_ns()}.jsonl"
+    mode = "file" if kind == "files" else "fullvm"
+    values = {**_values(adapter, ep, vm, BackupPolicy(mode), trace, workdir),  # type: ignore[arg-type]
+              "backup_id": backup_id, "restore": kind, "name": name or vm, "datastore": datastore, "path": path,
+              "guest_user": GUEST_USER, "guest_password": GUEST_PASSWORD,
+              "settings": json.dumps(dict(settings or {}), sort_keys=True)}
+    pairs = [f"{k}={v}" for k, v in (settings or {}).items()]
+    argv = _argv(adapter, adapter.restore[kind], values, {"set": pairs}, f"CommandAdapter.restore[{kind!r}]")
+    env = {f"VCBSIM_{k.upper()}": v for k, v in values.items()}
+    return _run(adapter, ep, argv, env, trace, morefs=morefs, operation=f"restore-{kind}")
+
+
+def _run(adapter: CommandAdapter, ep: WireEndpoint, argv: list[str], values_env: Mapping[str, str], trace: Path, *,
+         morefs: Mapping[str, str] | None, operation: str, watch: Callable[[], object] | None = None,
+         proxy_faults: Sequence[Mapping[str, Any]] = ()) -> WireJob:
+    """Run one command: its result, exit code and the proxy events it wrote to ``trace``."""
+    from vcbsim.simulator import load_jsonl
+
+    trace.write_bytes(b"")
+    env = {**os.environ, **values_env, **dict(adapter.env)}
+    if ep.url.startswith("https:"):
+        env["VCBSIM_INSECURE"] = "1"
     started = time.perf_counter()
     try:
         proc = subprocess.Popen(argv, cwd=adapter.cwd, env=env, stdin=subprocess.DEVNULL,  # noqa: S603
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     except FileNotFoundError:
         msg = f"adapter {adapter.name!r}: cannot run {argv[0]!r}: no such program"
-        raise AdapterError(msg, adapter=adapter.name, operation="backup") from None
+        raise AdapterError(msg, adapter=adapter.name, operation=operation) from None
     deadline = started + adapter.timeout
     while True:
         try:
@@ -433,7 +526,7 @@ def run_command_job(adapter: CommandAdapter, ep: WireEndpoint, vm: str, policy: 
                 proc.kill()
                 proc.communicate()
                 msg = f"adapter {adapter.name!r}: {shlex.join(argv)} did not finish within {adapter.timeout:g} s"
-                raise AdapterError(msg, adapter=adapter.name, operation="backup") from None
+                raise AdapterError(msg, adapter=adapter.name, operation=operation) from None
             if watch is not None:
                 watch()
     seconds = time.perf_counter() - started
@@ -446,14 +539,14 @@ def run_command_job(adapter: CommandAdapter, ep: WireEndpoint, vm: str, policy: 
     if rc != 0 and rc not in REPORTED_FAILURE:
         how = f"was killed by signal {-rc}" if rc < 0 else f"exited with {rc}"
         msg = f"adapter {adapter.name!r}: {shlex.join(argv)} {how}; output: {tail or '(none)'}"
-        raise AdapterError(msg, adapter=adapter.name, operation="backup")
+        raise AdapterError(msg, adapter=adapter.name, operation=operation)
     result = JobResult(ok=rc == 0, error="" if rc == 0 else (tail or f"exit code {rc}"), details={"exit_code": rc})
     reported = _json_result(stdout)
     if reported is not None:
         if reported.ok != (rc == 0):
             msg = (f"adapter {adapter.name!r}: the command printed ok={reported.ok} but exited with {rc}; "
                    "exit code 0 is a job that succeeded")
-            raise AdapterError(msg, adapter=adapter.name, operation="backup")
+            raise AdapterError(msg, adapter=adapter.name, operation=operation)
         result = replace(reported, details={**dict(reported.details), "exit_code": rc})
     try:
         text = trace.read_text(encoding="utf-8")
@@ -471,6 +564,10 @@ def run_command_job(adapter: CommandAdapter, ep: WireEndpoint, vm: str, policy: 
     if morefs:  # a product may name VMs by display name
         events = [replace(e, vm=morefs.get(e.vm, e.vm)) if e.vm else e for e in events]
     events.sort(key=lambda e: e.seq)
+    if result.backup_id is None:  # the backup id from the product's trace, when its result has none
+        said = [e.details["backup_id"] for e in events if e.details.get("backup_id") is not None]
+        if said:
+            result = replace(result, backup_id=str(said[-1]))
     return WireJob(result, rc, tuple(argv), stdout, stderr, tuple(events), seconds)
 
 
@@ -499,6 +596,7 @@ def _json_result(stdout: str) -> JobResult | None:
         copied={str(k): str(v) for k, v in copied.items()} if isinstance(copied, dict) else None,
         backup_id=None if doc.get("backup_id") is None else str(doc["backup_id"]),
         details={"usable": doc["usable"]} if isinstance(doc.get("usable"), bool) else {},
+        location=str(doc["location"]) if isinstance(doc.get("location"), str) and doc["location"] else None,
     )
 
 
@@ -522,6 +620,8 @@ class WireScenario(ScenarioBase):
         self.out = out
         self._init_case()
         self.jobs: list[WireJob] = []
+        #: runs of the product's restore commands (``restore`` steps)
+        self.restores: list[WireJob] = []
         self.events: list[Event] = []
         self._mark = 0
         self._writes: dict[tuple[str, str], tuple[str, str]] = {}  # (vm, normalised path) -> (path, sha256)
@@ -529,6 +629,11 @@ class WireScenario(ScenarioBase):
         self._user_snapshots: set[tuple[str, str]] = set()
         self._backed_up: list[str] = []
         self._proxy_faults: list[dict[str, Any]] = []  # armed for the product (proxy_faults)
+        #: the product's declared mount root, looked at around and during each command (``_observed``)
+        self.mount_root = Path(self.caps.mount_root.format(workdir=workdir)) if self.caps.mount_root else None
+        #: where the product writes its backups, read by the kit (``_restored``; file-level over the wire)
+        self.backup_root = Path(self.caps.backup_root.format(workdir=workdir)) if self.caps.backup_root else None
+        self._written = WrittenChain()
         self.ctl.reset(profile=host_profile, demo=False, seed=seed)
         for name, spec in WIRE_VMS.items():
             self.ctl.add_vm(name, **json.loads(json.dumps(spec)))
@@ -563,19 +668,20 @@ class WireScenario(ScenarioBase):
         return tuple(WIRE_VMS)
 
     # -- the trace --------------------------------------------------------------------
-    def _sync(self, proxy: Sequence[Event] = ()) -> list[Event]:
+    def _sync(self, proxy: Sequence[Event] = (), tag: str | None = None,
+              merge: Callable[..., list[Event]] = merge_traces) -> list[Event]:
         new = self.ctl.trace(since=self._mark)
         if new:
             self._mark = new[-1].seq + 1
         # each run of the command numbers its operations afresh: keep them apart
-        job = len(self.jobs)
+        job = tag or f"job{len(self.jobs)}"
 
         def own(events: Iterable[Event]) -> list[Event]:
-            return [replace(e, details={**e.details, "op_id": f"job{job}:{e.details['op_id']}"})
+            return [replace(e, details={**e.details, "op_id": f"{job}:{e.details['op_id']}"})
                     if e.actor == "proxy" and "op_id" in e.details else e for e in events]
 
         live_proxy = any(e.actor == "proxy" for e in new)
-        merged = merge_traces(own(new), [] if live_proxy else own(proxy), first_seq=len(self.events))
+        merged = merge(own(new), [] if live_proxy else own(proxy), first_seq=len(self.events))
         self.events.extend(merged)
         return merged
 
@@ -634,11 +740,21 @@ class WireScenario(ScenarioBase):
                            label=f"kit:{operation}")
 
     def user_snapshot(self, vm: str, name: str = "before-upgrade") -> None:
-        from pyVim.connect import Disconnect, SmartConnect
         from pyVim.task import WaitForTask
-        from pyVmomi import vim
 
         self._record(Step.of("user_snapshot", vm=vm, name=name))
+        with self.soap_vm(vm) as target:
+            WaitForTask(target.CreateSnapshot_Task(name, "", False, False))
+        self._user_snapshots.add((vm, name))
+        self._sync()
+
+    @contextlib.contextmanager
+    def soap_vm(self, vm: str) -> Iterator[Any]:
+        """The VM called ``vm`` through a SOAP session of the kit's own (what an operator's
+        client does: a user snapshot, powering a VM off before a restore over it)."""
+        from pyVim.connect import Disconnect, SmartConnect
+        from pyVmomi import vim
+
         parts = self.ep.url.split("://", 1)[1].split("/", 1)[0]
         host, port = parts.rsplit(":", 1)
         si = SmartConnect(protocol="http" if self.ep.url.startswith("http:") else "https", host=host,
@@ -647,11 +763,18 @@ class WireScenario(ScenarioBase):
             view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [vim.VirtualMachine], True)
             target = next(v for v in view.view if v.name == vm)
             view.Destroy()
-            WaitForTask(target.CreateSnapshot_Task(name, "", False, False))
+            yield target
         finally:
             Disconnect(si)
-        self._user_snapshots.add((vm, name))
-        self._sync()
+
+    def restore(self, vm: str) -> None:
+        """Back ``vm`` up, let the guest write, and ask the product's restore commands
+        (``CommandAdapter.restore``, a declared ``wire_restore``): judged on the RESTORE rules
+        and IMG-CONFIG from the host's facts (``_scenario_restore``)."""
+        from ._scenario_restore import run_restore
+
+        self._record(Step.of("restore", vm=vm))
+        run_restore(WireRestoreRoute(self), vm)
 
     def backup(self, vm: str, mode: str = "fullvm", level: str = "full",
                during: tuple[tuple[str, str], ...] = ()) -> JobResult | None:
@@ -664,26 +787,45 @@ class WireScenario(ScenarioBase):
         pending = list(during)
         mark = [self._mark]
         moref = self.morefs.get(vm)
+        host: list[Event] = []  # the host's events of this job, as the kit read them while it ran
+        looks: list[Look] = []
 
-        def watch() -> None:
-            """Once the VM runs in snapshot mode (the host's ``snapshot.create``), the guest
-            keeps writing (seed step 2): the writes must reach the live disk, not the backup."""
-            nonlocal pending
-            if not pending:
-                return
+        def read() -> list[Event]:
             new = self.ctl.trace(since=mark[0])
             if new:
                 mark[0] = new[-1].seq + 1
-            if any(e.kind == "snapshot.create" and e.vm == moref for e in new):
+                host.extend(new)
+            if looks and looks[-1].after is None:
+                looks[-1].after = len(host)
+            return new
+
+        def look() -> None:
+            if self.mount_root is not None:
+                looks.append(Look(frozenset(mounts_under(self.mount_root)), len(host)))
+
+        def watch() -> None:
+            """Look at the mount root, then read the host's trace (``_observed``: a look between two
+            reads). Once the VM runs in snapshot mode (the host's ``snapshot.create``), the guest
+            keeps writing (seed step 2): the writes must reach the live disk, not the backup."""
+            nonlocal pending
+            look()
+            new = read()
+            if pending and any(e.kind == "snapshot.create" and e.vm == moref for e in new):
                 writes, pending = pending, []
                 self.ctl.write_guest_files(vm, {p: t.encode() for p, t in writes})
                 for p, t in writes:
                     self._writes[(vm, norm_path(p))] = (p, hashlib.sha256(t.encode()).hexdigest())
 
         faults = self._take_proxy_faults()
+        written_before = backup_entries(self.backup_root) if self.backup_root is not None else set()
+        look()
+        read()
         job = run_command_job(self.adapter, self.ep, vm, policy, workdir=self.workdir, morefs=self.morefs,
-                              watch=watch if pending else None, proxy_faults=faults)
+                              watch=watch if pending or self.mount_root is not None else None, proxy_faults=faults)
         self.jobs.append(job)
+        read()
+        look()
+        read()
         crashed = job.exit_code == -9 and any(f["operation"] == "crash" for f in faults)
         result = None if crashed else job.result
         if result is not None:
@@ -693,9 +835,62 @@ class WireScenario(ScenarioBase):
         first = len(self.events)
         self._sync(job.proxy_events)
         self.check(open_ended=True)
+        self._judge_folder(vm, looks, host, ok=result is not None and result.ok)
+        if result is not None:
+            result = self._written_backup(vm, policy, result, first, written_before)
         self.judge_job(vm, policy, result, first)
         self._check_writes(vm)
         return result
+
+    def _written_backup(self, vm: str, policy: BackupPolicy, result: JobResult, first: int,
+                        before: set[str]) -> JobResult:
+        """A file-level backup the product wrote under its declared backup root, read by the kit
+        and restored through the seed's chain (``_restored``), in place of the ``files`` and
+        ``copied`` it printed. Image backups are judged on what it reports (over the wire the kit
+        has no disks as of the snapshot; the evidence says so)."""
+        usable = result.ok or result.details.get("usable") is True
+        if self.backup_root is None or not usable or policy.mode != "file":
+            return result
+        snap = self.job_snapshot(vm, first)
+        if snap is None:
+            return result
+        moref = self.morefs.get(vm)
+        folder = locate(self.backup_root, result.location, self.events[first:], moref, before)
+        if isinstance(folder, str):
+            why = (f"the product declares where its backups land (backup root {self.caps.backup_root}), but the kit "
+                   f"cannot find the backup of its successful file-level job of {vm}: {folder}")
+            raise ConformanceViolation("EV-DECLARED-WORKS", why, witness=(snap,), vm=moref)
+        own = restored_files(folder)
+        at_snap = self.model(vm, snap.seq)
+        union = self._written.add(vm, policy.level, own, norm_path, lambda k: k in at_snap)
+        return replace(result, files=union, copied=own)
+
+    def _judge_folder(self, vm: str, looks: Sequence[Look], host: Sequence[Event], *, ok: bool) -> None:
+        """The job judged from what appeared and disappeared under the declared mount root
+        (``_observed.judge_looks``), whatever its ``mount`` / ``unmount`` events said."""
+        if self.mount_root is None:
+            return
+        moref = self.morefs.get(vm)
+        verdict = judge_looks(self.mount_root, looks, host, moref, ok=ok, vm=vm)
+        for rule, n in verdict.occasions.items():
+            self.occasion(rule, n)
+        if verdict.violation is not None:
+            rule, why, seen = verdict.violation
+            witness = [e for e in self.events if seen is not None and e.kind == seen.kind and e.vm == seen.vm
+                       and e.details.get("snapshot") == seen.details.get("snapshot")][-1:]
+            raise ConformanceViolation(rule, why, witness=tuple(witness), vm=moref)
+        windows = WIRE_VMS.get(vm, {}).get("volumes", {})
+        letters = {str(v[1]) for vols in windows.values() for v in vols if v[1]}
+        letterless = any(not v[1] for vols in windows.values() for v in vols)
+        for path in verdict.mounts:
+            if "/letters/" not in path:
+                continue
+            self.occasion("FILE-JUNCTION")
+            self.occasion("FILE-NO-LETTERLESS")
+            problem = junction_problem(path, letters, letterless)
+            if problem is not None:
+                raise ConformanceViolation(problem[0], f"the file-level mount of {vm} made {self.mount_root / path}: "
+                                           + problem[1], vm=moref)
 
     def _take_proxy_faults(self) -> list[dict[str, Any]]:
         """The product-step faults for the next job (each used once per ``times``)."""
@@ -757,6 +952,13 @@ class WireScenario(ScenarioBase):
             self._judge_outcome(vm, policy, job.result, first)
             self._judge_guest_log()
         report = self.check()
+        if self.mount_root is not None:
+            self.occasion("CLN-NO-MOUNT-LEFT")
+            left = sorted(mounts_under(self.mount_root))
+            if left:
+                why = (f"after the final clean run the proxy still holds {', '.join(str(self.mount_root / p) for p in left[:3])}"
+                       " under its declared mount root; nothing may be left behind (spec F16)")
+                raise ConformanceViolation("CLN-NO-MOUNT-LEFT", why)
         self._check_writes("the final clean run")
         for vm in self.ctl.state()["vms"]:
             left = [sn["name"] for sn in vm["snapshots"] if (vm["name"], sn["name"]) not in self._user_snapshots]
@@ -764,6 +966,92 @@ class WireScenario(ScenarioBase):
                 why = f"after the final clean run {vm['name']} still has snapshots {left}; nothing may be left behind"
                 raise ConformanceViolation("CLN-NO-SNAPSHOT-LEFT", why, vm=vm["moref"])
         return report
+
+
+class WireRestoreRoute(RestoreRoute):
+    """The restore step over the wire (``_scenario_restore.RestoreRoute``): the product's
+    restore commands, judged from the host's facts read through the control API."""
+
+    def __init__(self, scen: WireScenario) -> None:
+        self.s = scen
+        self.w = scen
+
+    def not_declared(self, vm: str) -> str | None:
+        if not self.w.caps.wire_restore:
+            return f"restore of {vm}: the product declared no restore over the wire (Capabilities.wire_restore)"
+        missing = [k for k in ("new", "over") if k not in self.w.adapter.restore]
+        if missing:
+            return (f"restore of {vm}: the product declares wire_restore but gave no {' or '.join(missing)} restore "
+                    "command (CommandAdapter.restore; vcbsim conform --restore-command / --restore-over-command)")
+        return None
+
+    def can_restore_files(self) -> bool:
+        return "files" in self.w.adapter.restore
+
+    def before_backup(self, vm: str) -> None:
+        self.w.ctl.capture(vm)
+
+    def at_snapshot(self, snap: Event) -> tuple[dict[int, str] | None, str | None]:
+        taken = self.w.ctl.captures().get(str(snap.details.get("snapshot")))
+        if taken is None:
+            return None, None
+        return {int(k): str(v) for k, v in taken["disks"].items()}, str(taken["vmx"])
+
+    def facts(self, vm: str) -> VmFacts | None:
+        from vcbsim.simulator.soap import ControlError
+
+        try:
+            doc = self.w.ctl.vm(vm)
+        except ControlError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return VmFacts(str(doc["moref"]), str(doc["name"]), str(doc["power"]), str(doc["vmx"]),
+                       tuple((int(d["key"]), str(d["digest"])) for d in doc["disks"]),
+                       tuple(str(d["file"]) for d in doc["disks"]), str(doc.get("vmx_path") or ""))
+
+    def registered(self) -> dict[str, str]:
+        return {str(v["moref"]): str(v["name"]) for v in self.w.ctl.vms()}
+
+    def set_power(self, vm: str, state: str) -> None:
+        from pyVim.task import WaitForTask
+
+        with self.w.soap_vm(vm) as target:
+            if target.runtime.powerState != state:
+                WaitForTask(target.PowerOnVM_Task() if state == "poweredOn" else target.PowerOffVM_Task())
+        self.w._sync()
+
+    def _restore(self, kind: str, vm: str, backup_id: str, **fields: Any) -> None:
+        w = self.w
+        job = run_command_restore(w.adapter, w.ep, kind, vm, backup_id, workdir=w.workdir, morefs=w.morefs,
+                                  **fields)
+        w.restores.append(job)
+        w.morefs = {v["name"]: v["moref"] for v in w.ctl.vms()}
+        w._sync(job.proxy_events, tag=f"restore{len(w.restores)}", merge=merge_restore)
+        if job.exit_code != 0:
+            msg = f"exit code {job.exit_code}: {job.result.error or '(no output)'}"
+            raise RestoreFailed(msg)
+
+    def restore_vm(self, vm: str, backup_id: str, *, name: str | None, over: bool,
+                   settings: Mapping[str, str] | None) -> None:
+        facts = self.facts(vm)
+        ds = facts.datastore if facts is not None else ""
+        self._restore("over" if over else "new", vm, backup_id, name=name or vm, datastore=ds,
+                      settings=settings)
+
+    def restore_files(self, vm: str, backup_id: str, path: str) -> None:
+        self._restore("files", vm, backup_id, path=path)
+
+    def write_guest(self, vm: str, path: str, text: str) -> None:
+        # not among the kit's recorded writes (CMT-DATA): a restore over the VM rolls it back
+        self.w.ctl.write_guest_files(vm, {path: text.encode()})
+        self.w._sync()
+
+    def read_guest(self, vm: str, path: str) -> bytes | None:
+        return self.w._read_guest(vm, path)
+
+    def replaced(self, vm: str) -> None:
+        _rebase_logs(self.w, vm)
 
 
 # ----------------------------------------------------------------------------- run
@@ -786,7 +1074,12 @@ def _outcome(exc: BaseException) -> tuple[str, tuple[str, ...], str, tuple[dict[
 
 
 def _reproducer(adapter: CommandAdapter, name: str, host_profile: str) -> str:
-    return (f"vcbsim conform --command {shlex.quote(shlex.join(adapter.argv))} --kit-profile dev "
+    restore = "".join(f" --{opt} {shlex.quote(shlex.join(adapter.restore[kind]))}"
+                      for kind, opt in (("new", "restore-command"), ("over", "restore-over-command"),
+                                        ("files", "restore-files-command")) if kind in adapter.restore)
+    caps = "" if adapter.capabilities is None else \
+        f" --capabilities {shlex.quote(json.dumps(capabilities_of(adapter).to_dict()))}"
+    return (f"vcbsim conform --command {shlex.quote(shlex.join(adapter.argv))}{restore}{caps} --kit-profile dev "
             f"--host-profile {host_profile} --scenario {name.removeprefix('wire/')}")
 
 
@@ -877,6 +1170,7 @@ def certify_command(
                     for w in warnings:
                         out.write(f"WARN {case} [{w['rule']}]: {w['explanation']}\n")
             if scen is not None:
+                stats["restores"] = stats.get("restores", 0) + len(scen.restores)
                 stats["jobs"] += len(scen.jobs)
                 stats["jobs_ok"] += sum(1 for j in scen.jobs if j.result.ok)
                 stats["command_seconds"] += sum(j.seconds for j in scen.jobs)
@@ -887,7 +1181,7 @@ def certify_command(
     info = RunInfo(**{**info.to_dict(), "finished": _now()})
     jobs = {k: int(v) for k, v in stats.items() if k.startswith(("asked.", "ok."))}
     evidence = Evidence.of(caps, host_profile, [c.exercised for c in cases], jobs, proxy_faults=caps.proxy_faults,
-                           restore=False, unsnapshotted=False)
+                           restore=caps.wire_restore and bool(adapter.restore), unsnapshotted=False, wire=True)
     if scenarios is None and not any(c.outcome in ("fail", "error") for c in cases):
         extra = evidence_case(evidence, caps, host_profile, certify=kit_profile == "certify")
         if extra is not None:
@@ -937,6 +1231,13 @@ def main_conform_command(argv: list[str] | None = None) -> int:
                    help="deprecated alias of --kit-profile (elsewhere --profile names a host profile)")
     p.add_argument("--host-profile", default="esx-3.5u2", choices=HOST_PROFILES,
                    help="the simulated host's profile (default: esx-3.5u2)")
+    p.add_argument("--restore-command", metavar="CMD",
+                   help="the product's restore of a whole VM as a new VM, with placeholders ({backup_id} {name} "
+                        "{datastore} {set} ...; see the module's table); with wire_restore declared")
+    p.add_argument("--restore-over-command", metavar="CMD",
+                   help="its restore of a whole VM over the (powered-off) original")
+    p.add_argument("--restore-files-command", metavar="CMD",
+                   help="its restore of files ({path}) into the running guest")
     p.add_argument("--capabilities", metavar="FILE|JSON",
                    help="the product's declaration (Capabilities fields as JSON, or a file of it)")
     p.add_argument("--timeout", type=float, default=600.0, help="wall-clock seconds per job (default 600)")
@@ -957,8 +1258,12 @@ def main_conform_command(argv: list[str] | None = None) -> int:
     kit_profile = args.kit_profile or args.profile or "dev"
     try:
         caps = load_capabilities(args.capabilities) if args.capabilities else None
+        restore = {kind: shlex.split(cmd) for kind, cmd in (("new", args.restore_command),
+                                                             ("over", args.restore_over_command),
+                                                             ("files", args.restore_files_command)) if cmd}
         adapter = CommandAdapter(shlex.split(args.command), name=args.name, version=args.product_version,
-                                 timeout=args.timeout, user=args.user, password=args.password, capabilities=caps)
+                                 timeout=args.timeout, user=args.user, password=args.password, capabilities=caps,
+                                 restore=restore)
         quiet = open(os.devnull, "w", encoding="utf-8") if args.json else None  # noqa: SIM115
         with quiet if quiet is not None else contextlib.nullcontext():
             result = certify_command(adapter, url=args.url, scenarios=args.scenarios, host_profile=args.host_profile,

@@ -258,18 +258,6 @@ def _is_changed(e: FileEntry, ref: FileEntry | None) -> bool:
 MTIME_GRANULARITY = 2.0
 
 
-def _vouched(size: int, mtime: float, ref: FileEntry | None, ref_snapshot: float) -> bool:
-    """Whether the metadata alone proves the file's bytes are ``ref``'s (no read needed)."""
-    return (
-        ref is not None
-        and not ref.is_dir
-        and ref.sha256 is not None
-        and ref.size == size
-        and abs(ref.mtime - mtime) <= 1e-6
-        and mtime + MTIME_GRANULARITY <= ref_snapshot
-    )
-
-
 class _DirectoryVolume:
     """A proxy directory read as a volume (``file_backup(letters=...)``)."""
 
@@ -298,6 +286,25 @@ def _hash_file(path: Path) -> str:
         while chunk := fh.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+def volume_directories(vol: VolumeReader) -> Iterator[tuple[str, list[tuple[str, bool, int, float]]]]:
+    """Each directory of ``vol`` (parents first) as ``(path, [(name, is_dir, size, mtime)])``:
+    the reader's own ``walk_dirs`` (the snapshot volume, the mount's replay of it), else its
+    ``walk`` grouped by directory. A backup makes each directory's guest path and key once
+    and each entry adds its name: no per-file path conversion (issue 18)."""
+    walk_dirs = getattr(vol, "walk_dirs", None)
+    if walk_dirs is not None:
+        yield from walk_dirs()
+        return
+    dirs: dict[str, list[tuple[str, bool, int, float]]] = {"": []}
+    for g in vol.walk():
+        rel = g.path.strip("/")
+        parent, _, name = rel.rpartition("/")
+        dirs.setdefault(parent, []).append((name, g.is_dir, g.size, g.mtime))
+        if g.is_dir:
+            dirs.setdefault(rel, [])
+    yield from dirs.items()
 
 
 def scan_tree(letters: Mapping[str, Path]) -> Iterator[tuple[FileEntry, Path]]:
@@ -404,6 +411,18 @@ class Catalog:
             e = FileEntry(r[0], bool(r[1]), r[2], r[3], r[4], bool(r[5]), r[6])
             out[e.key] = e
         return out
+
+    def _file_index(self, backup_id: int) -> dict[str, tuple[int, float, str | None, int | None]]:
+        """``{key: (size, mtime, sha256, stored_in)}`` of a backup's files: what a new backup
+        compares with, in one query into plain tuples (no row objects, no keys recomputed:
+        the catalog stores them), so loading a 20,000-file reference costs what SQLite takes
+        to read its rows (issue 18)."""
+        rows = self.db.execute(
+            "SELECT key, size, mtime, sha256, stored_in FROM entries WHERE backup_id = ? AND is_dir = 0",
+            (backup_id,),
+        )
+        rows.row_factory = None  # plain tuples, whatever the connection's factory
+        return {r[0]: r[1:] for r in rows}
 
     def copied_paths(self, backup_id: int) -> list[str]:
         """The guest paths whose bytes this backup copied (its file selection)."""
@@ -553,7 +572,7 @@ class Catalog:
             verify = "content"  # a proxy file's mtime is anyone's to set
         ref = self.reference_for(vm_uuid, kind)
         actual = kind if ref is not None else "full"
-        ref_entries = None if ref is None else self.entries(ref.id)
+        ref_files = {} if ref is None else self._file_index(ref.id)
         cur = self.db.execute(
             "INSERT INTO backups (vm_name, vm_uuid, kind, requested, base_id, snapshot_time, "
             "started, status, job) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
@@ -563,6 +582,8 @@ class Catalog:
         bid = int(cur.lastrowid or 0)
         total = copied = nbytes = 0
         ref_snapshot = ref.snapshot_time if ref is not None else float("-inf")
+        trust_metadata = verify == "metadata"
+        put = self.store.put_bytes
         try:
             rows: list[tuple[Any, ...]] = []
             for letter in sorted(sources):
@@ -570,40 +591,59 @@ class Catalog:
                 root_mtime = Path(letters[letter]).stat().st_mtime if letters is not None else snapshot_time
                 root = FileEntry(guest_path(letter, ""), True, 0, root_mtime, None)
                 rows.append((bid, root.key, root.path, 1, 0, root.mtime, None, 0, None))
-                for g in vol.walk():
-                    path = guest_path(letter, g.path)
-                    if g.is_dir:
-                        rows.append((bid, path_key(path), path, 1, 0, g.mtime, None, 0, None))
-                        continue
-                    key = path_key(path)
-                    ref_e = None if ref_entries is None else ref_entries.get(key)
-                    data: bytes | None = None
-                    if verify == "metadata" and _vouched(g.size, g.mtime, ref_e, ref_snapshot):
-                        assert ref_e is not None
-                        digest = ref_e.sha256
-                    else:
-                        data = vol.read_bytes(g.path)
-                        digest = sha256_bytes(data)
-                    e = FileEntry(path, False, g.size if data is None else len(data), g.mtime, digest)
-                    stored_in: int | None
-                    is_copied = _is_changed(e, ref_e)
-                    if is_copied:
-                        assert data is not None
-                        if before_copy is not None:
-                            before_copy(e.path)
-                        self.store.put_bytes(data)
-                        if progress is not None:
-                            progress(len(data))
-                        stored_in = bid
-                        copied += 1
-                        nbytes += len(data)
-                    else:
-                        assert ref_e is not None
-                        stored_in = ref_e.stored_in
-                    total += 1
-                    rows.append(
-                        (bid, key, e.path, 0, e.size, e.mtime, e.sha256, int(is_copied), stored_in)
-                    )
+                for rel_dir, names in volume_directories(vol):
+                    dpath = guest_path(letter, rel_dir)
+                    if not dpath.endswith("\\"):
+                        dpath += "\\"
+                    dkey = dpath.casefold()  # path_key: casefold is per character, so it adds up
+                    rprefix = rel_dir.strip("/") + "/" if rel_dir.strip("/") else ""
+                    for name, is_dir, size, mtime in names:
+                        path = dpath + name
+                        key = dkey + name.casefold()
+                        if is_dir:
+                            rows.append((bid, key, path, 1, 0, mtime, None, 0, None))
+                            continue
+                        ref_e = ref_files.get(key)
+                        data: bytes | None = None
+                        if (
+                            trust_metadata
+                            and ref_e is not None
+                            and ref_e[0] == size
+                            and mtime + MTIME_GRANULARITY <= ref_snapshot
+                            and ref_e[2] is not None
+                            and abs(ref_e[1] - mtime) <= 1e-6
+                        ):
+                            # vouched for by the metadata: same size and mtime as the reference's
+                            # entry, and written at least MTIME_GRANULARITY before its snapshot, so
+                            # the bytes are the reference's (module docstring); not read
+                            digest = ref_e[2]
+                            is_copied = False
+                        else:
+                            data = vol.read_bytes(rprefix + name)
+                            digest = sha256_bytes(data)
+                            size = len(data)
+                            is_copied = (
+                                ref_e is None
+                                or ref_e[2] != digest
+                                or ref_e[0] != size
+                                or abs(ref_e[1] - mtime) > 1e-6
+                            )
+                        stored_in: int | None
+                        if is_copied:
+                            assert data is not None
+                            if before_copy is not None:
+                                before_copy(path)
+                            put(data)
+                            if progress is not None:
+                                progress(size)
+                            stored_in = bid
+                            copied += 1
+                            nbytes += size
+                        else:
+                            assert ref_e is not None
+                            stored_in = ref_e[3]
+                        total += 1
+                        rows.append((bid, key, path, 0, size, mtime, digest, int(is_copied), stored_in))
             self.db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             self.db.execute(
                 "UPDATE backups SET status = 'complete', finished = ?, files_total = ?, "

@@ -357,18 +357,23 @@ class _FatVolumeReader:
         self._chains: dict[str, tuple[int, int]] = {}
 
     def walk(self) -> Iterator[GuestFile]:
-        # each directory read once, and only what a GuestFile holds (walk_entries)
+        for dirpath, names in self.walk_dirs():
+            prefix = dirpath + "/" if dirpath else ""
+            for name, is_dir, size, mtime in names:
+                yield GuestFile(prefix + name, is_dir, size, mtime)
+
+    def walk_dirs(self) -> Iterator[tuple[str, list[tuple[str, bool, int, float]]]]:
+        """Each directory once (parents first) as ``(path, [(name, is_dir, size, mtime)])``,
+        its subdirectories before its files: what ``walk`` yields, a directory at a time, so
+        a reader of the whole tree (a backup) makes each directory's path once, not per file."""
+        chains = self._chains
         for dirpath, entries in self._fs.walk_entries("/"):
             base = dirpath.strip("/")
             prefix = base + "/" if base else ""
-            for name, is_dir, _size, mtime, _first in entries:
-                if is_dir:
-                    yield GuestFile(prefix + name, True, 0, float(mtime))
-            for name, is_dir, size, mtime, first in entries:
-                if not is_dir:
-                    rel = prefix + name
-                    self._chains[rel] = (int(first), int(size))
-                    yield GuestFile(rel, False, int(size), float(mtime))
+            names = [(name, True, 0, mtime) for name, is_dir, _s, mtime, _f in entries if is_dir]
+            files = [(name, False, size, mtime) for name, is_dir, size, mtime, _f in entries if not is_dir]
+            chains.update((prefix + name, (first, size)) for name, is_dir, size, _m, first in entries if not is_dir)
+            yield base, names + files
 
     def read_bytes(self, path: str) -> bytes:
         chain = self._chains.get(path.strip("/"))

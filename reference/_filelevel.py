@@ -36,6 +36,7 @@ from pathlib import Path
 
 from vcbsim.simulator import InvalidInputError, StateError
 
+from ._catalog import volume_directories
 from ._client import GuestFile, HostClient, VMInfo, VolumeInfo, VolumeReader
 
 __all__ = ["FileMount", "UnsupportedGuestError", "mount_files", "open_volumes"]
@@ -77,19 +78,32 @@ def _safe_join(root: Path, rel: str) -> Path:
     return root.joinpath(*parts)
 
 
-class _WalkedVolume:
-    """A volume whose walk the mount already did: the entries are replayed (the backup
-    does not read the directories twice); file reads go to the snapshot volume."""
+Listing = list[tuple[str, list[tuple[str, bool, int, float]]]]
 
-    def __init__(self, reader: VolumeReader, entries: list[GuestFile]) -> None:
+
+class _WalkedVolume:
+    """A volume whose walk the mount already did: the directories are replayed (the backup
+    does not read them twice); file reads go to the snapshot volume."""
+
+    def __init__(self, reader: VolumeReader, dirs: Listing) -> None:
         self._reader = reader
-        self._entries = entries
+        self._dirs = dirs
 
     def walk(self) -> Iterator[GuestFile]:
-        return iter(self._entries)
+        for rel_dir, names in self._dirs:
+            prefix = rel_dir + "/" if rel_dir else ""
+            for name, is_dir, size, mtime in names:
+                yield GuestFile(prefix + name, is_dir, size, mtime)
+
+    def walk_dirs(self) -> Iterator[tuple[str, list[tuple[str, bool, int, float]]]]:
+        return iter(self._dirs)
 
     def read_bytes(self, path: str) -> bytes:
         return self._reader.read_bytes(path)
+
+
+def _listing(reader: VolumeReader) -> Listing:
+    return list(volume_directories(reader))
 
 
 def _letter(vol: VolumeInfo) -> str:
@@ -147,32 +161,37 @@ def mount_files(
             root.mkdir()
             mounted.append(root)
             reader = client.open_volume(vm.moref, snapshot_id, vol)
-            dir_times: list[tuple[Path, float]] = []
-            walked: list[GuestFile] = []
-            for entry in reader.walk():
-                walked.append(entry)
-                if not entry.is_dir and not materialise:
-                    continue  # read from the volume by the backup; nothing on the proxy
-                target = _safe_join(root, entry.path)
-                if entry.is_dir:
-                    target.mkdir(parents=True, exist_ok=True)
-                    dir_times.append((target, entry.mtime))
-                    continue
-                data = reader.read_bytes(entry.path)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-                os.utime(target, (entry.mtime, entry.mtime))
-                os.chmod(target, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-                nfiles += 1
-                nbytes += len(data)
-                if progress is not None:
-                    progress(f"{vm.name}: mount {letter}:", len(data), 0)
-            for d, t in sorted(dir_times, key=lambda x: -len(x[0].parts)):
+            dir_times: list[tuple[str, float]] = []
+            listing = _listing(reader)
+            top = str(root)
+            for rel_dir, names in listing:
+                here = str(_safe_join(root, rel_dir)) if rel_dir else top
+                # a backup run makes the directories only (its files are read from the volume)
+                for name, is_dir, _size, mtime in names if materialise else [n for n in names if n[1]]:
+                    if not name or "/" in name or name in (".", ".."):
+                        msg = "guest path"
+                        raise InvalidInputError(msg, expected="a path inside the volume", got=f"{rel_dir}/{name}")
+                    target = f"{here}/{name}"
+                    if is_dir:
+                        os.mkdir(target)
+                        dir_times.append((target, mtime))
+                        continue
+                    rel = f"{rel_dir}/{name}" if rel_dir else name
+                    data = reader.read_bytes(rel)
+                    with open(target, "wb") as fh:
+                        fh.write(data)
+                    os.utime(target, (mtime, mtime))
+                    os.chmod(target, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+                    nfiles += 1
+                    nbytes += len(data)
+                    if progress is not None:
+                        progress(f"{vm.name}: mount {letter}:", len(data), 0)
+            for d, t in reversed(dir_times):  # children first: a read-only parent refuses nothing then
                 os.chmod(d, stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP)
                 os.utime(d, (t, t))
             os.chmod(root, stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP)
             letters[letter] = root
-            volumes[letter] = _WalkedVolume(reader, walked)
+            volumes[letter] = _WalkedVolume(reader, listing)
             emit_event(client.trace, "mount", vm=vm.moref, path=str(root), kind="file", letter=letter)
     except Exception:
         force_remove(dest)

@@ -10,7 +10,8 @@
   one the export lease's URLs are served by.
 * ``hotadd``: the snapshot's disks attached read-only to the proxy VM (``simulator/_hotadd.py``;
   over ``--server`` a ``ReconfigVM_Task`` disk add of each snapshot file to the proxy VM, the
-  VM marked ``vcbsim.backupProxy`` or ``--proxy-vm``), read through it, detached. VCB 1.5's
+  VM marked ``vcbsim.backupProxy`` or ``--proxy-vm``), read through the block devices they
+  become in the proxy's guest (NBD sockets, ``_nbdclient.py``), detached. VCB 1.5's
   ``hotadd`` is the same mode.
 * ``san`` is refused: it reads the VMFS LUN over a storage fabric, which the simulator has not.
 
@@ -31,7 +32,10 @@ from vcbsim.simulator.disk import BlockReader, read_vmdk
 
 from ._client import VMInfo
 
-__all__ = ["TRANSPORTS", "MODES", "ALIASES", "DiskSource", "transport_mode", "open_source", "release_leftovers"]
+__all__ = [
+    "TRANSPORTS", "MODES", "ALIASES", "DiskSource", "attach_files", "detach_keys", "transport_mode", "open_source",
+    "release_leftovers",
+]
 
 #: the real transports
 MODES: tuple[str, ...] = ("folder", "nfc", "hotadd")
@@ -240,12 +244,16 @@ class _InProcessHotAdd(DiskSource):
 
 class _WireHotAdd(DiskSource):
     """Hot-add over ``--server``: ``ReconfigVM_Task`` on the proxy VM adds each disk file of the
-    snapshot (as the snapshot's configuration names it) read-only, and removes them at release.
+    snapshot (as the snapshot's configuration names it) read-only, the proxy reads each one
+    as its guest would, as a block device, and the disks are removed at release.
 
     The host attaches them to the proxy (``simulator/_hotadd.py``: the lock on the commit, the
-    trace, the proxy's devices). This process is not the proxy VM's guest, so it has no SCSI
-    path to those devices: it reads the same files through the datastore's HTTP access, the
-    bytes the proxy's guest would read."""
+    trace, the proxy's devices) and exposes each as an NBD device in the proxy guest's device
+    directory, which the proxy VM's ``config.extraConfig`` names (``vcbsim.guestDevices``, the
+    proxy's ``/dev/disk/by-path``): ``<dir>/scsi0:<unit>``, the unit the proxy's new device has.
+    Where the data is comes from the host (``QueryChangedDiskAreas``, as VDDK asks it; without
+    changed block tracking, the redo logs' grain tables: metadata); every data byte comes
+    through the device (NBD block status is not negotiated)."""
 
     mode = "hotadd"
 
@@ -254,56 +262,108 @@ class _WireHotAdd(DiskSource):
 
         super().__init__(client, vm, snapshot_id)
         stub = client.si._stub
-        self.proxy = self._find_proxy(client, proxy_vm)
+        self.proxy = _find_proxy(client, proxy_vm)
         snap: Any = vim.vm.Snapshot(snapshot_id, stub)
+        covered = {d.key for d in vm.disks if d.snapshot_exclusion is None}  # in the snapshot
         files = {d.key: getattr(d.backing, "fileName", "") for d in snap.config.hardware.device
-                 if isinstance(d, vim.vm.device.VirtualDisk)}
-        changes = [
-            vim.vm.device.VirtualDeviceSpec(
-                operation="add",
-                device=vim.vm.device.VirtualDisk(
-                    key=-(i + 1), controllerKey=1000, capacityInKB=0,
-                    backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
-                        fileName=name, diskMode="independent_nonpersistent"),
-                ),
-            )
-            for i, name in enumerate(files.values())
-        ]
-        client._wait(self.proxy.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=changes)), "VM", self.proxy.name)
-        by_file = {getattr(d.backing, "fileName", ""): d.key for d in self.proxy.config.hardware.device
-                   if isinstance(d, vim.vm.device.VirtualDisk)}
-        self.keys = {key: by_file[name] for key, name in files.items() if name in by_file}
-
-    @staticmethod
-    def _find_proxy(client: Any, name: str | None) -> Any:
-        for candidate in client._vms():
-            if name is not None:
-                if candidate.name == name:
-                    return candidate
-                continue
-            extra = {o.key: str(o.value) for o in (candidate.config.extraConfig or [])}
-            if extra.get("vcbsim.backupProxy", "").upper() == "TRUE":
-                return candidate
-        raise InvalidInputError(
-            "proxy VM (hot-add)", expected="a VM marked as the backup proxy" if name is None else f"a VM named {name}",
-            got="none in the inventory", hint="vcbsim serve --proxy-vm NAME, or give --proxy-vm NAME",
-        )
+                 if isinstance(d, vim.vm.device.VirtualDisk) and d.key in covered}
+        self.keys, self.units = attach_files(client, self.proxy, list(files.values()), "independent_nonpersistent")
+        self.by_disk = {key: name for key, name in files.items() if name in self.keys}
+        try:
+            self.devices = _device_dir(self.proxy)  # the proxy's config after the attach
+        except BaseException:
+            detach_keys(client, self.proxy, list(self.keys.values()))
+            raise
+        self.opened: list[Any] = []
 
     def details(self) -> dict[str, Any]:
         return {"proxy": self.proxy._moId, "disks": sorted(self.keys.values())}
 
-    def release(self, ok: bool) -> None:
-        from pyVmomi import vim
+    def open(self, moref: str, disk_key: int, snapshot_id: str | None) -> BlockReader:
+        from ._nbdclient import NbdDisk
 
-        changes = [
-            vim.vm.device.VirtualDeviceSpec(operation="remove", device=vim.vm.device.VirtualDisk(
-                key=key, controllerKey=1000, capacityInKB=0))
-            for key in self.keys.values()
-        ]
-        if changes:
-            self.client._wait(self.proxy.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=changes)), "VM",
-                              self.proxy.name)
+        name = self.by_disk.get(disk_key)
+        if name is None:
+            return super().open(moref, disk_key, snapshot_id)  # not in the snapshot (independent)
+        device = f"scsi0:{self.units[name]}"
+        areas = self.client.allocated_areas(moref, disk_key, snapshot_id)
+        disk = NbdDisk(self.devices / device, device, areas=areas)
+        self.opened.append(disk)
+        return disk
+
+    def release(self, ok: bool) -> None:
+        for disk in self.opened:
+            disk.close()
+        self.opened.clear()
+        detach_keys(self.client, self.proxy, list(self.keys.values()))
         self.released = True
+
+
+def _find_proxy(client: Any, name: str | None) -> Any:
+    """The proxy VM: ``name``, else the VM marked ``vcbsim.backupProxy``."""
+    for candidate in client._vms():
+        if name is not None:
+            if candidate.name == name:
+                return candidate
+            continue
+        extra = {o.key: str(o.value) for o in (candidate.config.extraConfig or [])}
+        if extra.get("vcbsim.backupProxy", "").upper() == "TRUE":
+            return candidate
+    raise InvalidInputError(
+        "proxy VM (hot-add)", expected="a VM marked as the backup proxy" if name is None else f"a VM named {name}",
+        got="none in the inventory", hint="vcbsim serve --proxy-vm NAME, or give --proxy-vm NAME",
+    )
+
+
+def _device_dir(proxy: Any) -> Path:
+    """Where the proxy guest's block devices are (``vcbsim.guestDevices`` in its config)."""
+    extra = {o.key: str(o.value) for o in (proxy.config.extraConfig or [])}
+    where = extra.get("vcbsim.guestDevices", "")
+    if not where:
+        raise InvalidInputError(
+            "proxy VM (hot-add)", expected="a proxy VM whose config names its guest's device directory "
+            "(vcbsim.guestDevices)", got=f"{proxy.name} without one",
+            hint="serve the host with vcbsim serve --proxy-vm NAME (--proxy-devices DIR)",
+        )
+    return Path(where)
+
+
+def attach_files(client: Any, proxy: Any, files: list[str], mode: str) -> tuple[dict[str, int], dict[str, int]]:
+    """``ReconfigVM_Task`` on the proxy adding each existing disk file (``mode``: the backing's
+    ``diskMode``); returns ``file -> device key`` and ``file -> SCSI unit`` of the new devices."""
+    from pyVmomi import vim
+
+    changes = [
+        vim.vm.device.VirtualDeviceSpec(
+            operation="add",
+            device=vim.vm.device.VirtualDisk(
+                key=-(i + 1), controllerKey=1000, capacityInKB=0,
+                backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(fileName=name, diskMode=mode),
+            ),
+        )
+        for i, name in enumerate(files)
+    ]
+    client._wait(proxy.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=changes)), "VM", proxy.name)
+    keys: dict[str, int] = {}
+    units: dict[str, int] = {}
+    for d in proxy.config.hardware.device:
+        name = getattr(d.backing, "fileName", "") if isinstance(d, vim.vm.device.VirtualDisk) else ""
+        if name in files:
+            keys[name], units[name] = int(d.key), int(d.unitNumber)
+    return keys, units
+
+
+def detach_keys(client: Any, proxy: Any, keys: list[int]) -> None:
+    """``ReconfigVM_Task`` on the proxy removing the devices ``keys`` (the files stay)."""
+    from pyVmomi import vim
+
+    changes = [
+        vim.vm.device.VirtualDeviceSpec(operation="remove", device=vim.vm.device.VirtualDisk(
+            key=key, controllerKey=1000, capacityInKB=0))
+        for key in keys
+    ]
+    if changes:
+        client._wait(proxy.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=changes)), "VM", proxy.name)
 
 
 def open_source(

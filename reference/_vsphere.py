@@ -19,7 +19,8 @@ method                   how
                          raises the task's ``vim.fault`` unchanged
 ``open_disk``            the backing chain of the disk as of the snapshot (``snapshot.config``):
                          each descriptor is fetched and its extent lines read; ``VMFS``/``FLAT``
-                         extents are read with Range GETs, ``VMFSSPARSE`` (COWD) and
+                         extents (and an RDM's ``VMFSRDM`` mapping: the LUN's bytes) are read
+                         with Range GETs, ``VMFSSPARSE`` (COWD) and
                          ``SESPARSE`` extents through their grain directory and tables
                          (cached), a grain missing in a redo log is read from its parent
 ``allocated_areas``      ``QueryChangedDiskAreas(changeId="*")``, paged; without changed block
@@ -836,6 +837,10 @@ class VSphereHostClient:
 
             if kind in ("VMFS", "FLAT"):
                 extents.append(_Extent(start, size, int(offset or 0) * 512, fetch))
+            elif kind in ("VMFSRDM", "VMFSRAW"):
+                # a raw device mapping: the extent file stands for the LUN, read from its start
+                # (VMware Virtual Disk Format 1.1, extent types; simulator/_rdm.py)
+                extents.append(_Extent(start, size, 0, fetch))
             elif kind in ("VMFSSPARSE", "SPARSE"):
                 extents.append(_Extent(start, size, 0, fetch, CowdReader(fetch)))
             elif kind == "SESPARSE":
@@ -844,7 +849,7 @@ class VSphereHostClient:
                 raise make_fault(
                     "NotSupported",
                     f"{kind} extents ({fname}) cannot be read by this client; it reads VMFS, FLAT, "
-                    "VMFSSPARSE (COWD) and SESPARSE extents",
+                    "VMFSRDM/VMFSRAW (an RDM's LUN), VMFSSPARSE (COWD) and SESPARSE extents",
                 )
             start += size
         if not extents:

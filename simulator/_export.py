@@ -33,12 +33,28 @@ from .disk import BlockReader, stream_optimized
 if TYPE_CHECKING:
     from ._host import Host
 
-__all__ = ["ExportDisk", "ExportLease", "LEASE_TIMEOUT_SECONDS", "open_export", "open_import"]
+__all__ = ["ExportDisk", "ExportLease", "LEASE_TIMEOUT_SECONDS", "device_id", "open_export", "open_import"]
 
 #: seconds without progress before a ready lease times out: what no source pins down exactly
 #: (five minutes, the order of hostd's NFC lease timeout); ``info.leaseTimeout`` reports it
 LEASE_TIMEOUT_SECONDS = 300
 _ids = itertools.count(1)
+
+#: the device class hostd names a disk's controller by in a lease and an OVF (the endpoint
+#: serves every SCSI bus as an LSI Logic controller, ``soap/mo/_vmprops.py``)
+_CONTROLLER_CLASS = {"scsi": "VirtualLsiLogicController", "ide": "VirtualIDEController"}
+
+
+def device_id(owner: str, controller: str, unit: int, bus: int = 0) -> str:
+    """A disk's id in a lease and an OVF: ``/<owner>/<controller class><bus>:<unit>``.
+
+    ``owner`` is the VM's id (``vm-N``) for ``HttpNfcLeaseDeviceUrl.key`` and the manifest,
+    its name for ``importKey`` and an import spec's ``fileItem.deviceId``: the API reference
+    (``HttpNfcLeaseDeviceUrl``) has "a single device id based on the object identifiers" for
+    an export, and for an import also "one based on the object names used in the ImportSpec";
+    ovftool's and pyVmomi's samples show the shape, e.g. ``/vm-42/VirtualLsiLogicController0:0``.
+    """
+    return f"/{owner}/{_CONTROLLER_CLASS.get(controller, _CONTROLLER_CLASS['scsi'])}{bus}:{unit}"
 
 
 @dataclass
@@ -54,6 +70,10 @@ class ExportDisk:
     #: SHA-1 and size of the last download that went to its end (``HttpNfcLeaseGetManifest``)
     sha1: str | None = None
     size: int | None = None
+    #: ``"scsi"`` or ``"ide"``: the controller in the disk's ``device_id``
+    controller: str = "scsi"
+    #: bytes of data the disk holds (allocated grains), the manifest's ``populatedSize``
+    populated: int | None = None
 
 
 @dataclass
@@ -107,6 +127,12 @@ class ExportLease:
     def complete(self) -> None:
         self.percent = 100
         self.end("done")
+        if self.kind == "import" and self.vm in self.host.vms:
+            from ._vmlifecycle import mount_guest
+
+            # the uploads brought the guest's disks: the new VM boots with its guest's file
+            # systems (and the Tools on them), as a restore from its disks does
+            mount_guest(self.host, self.host.vms[self.vm])
 
     def abort(self, error: Any = None) -> None:
         self.end("error", error if error is not None else make_fault("RequestCanceled", "The lease was aborted."),
@@ -163,6 +189,8 @@ class ExportLease:
                 digest.update(chunk)
                 yield chunk
             disk.sha1, disk.size = digest.hexdigest(), sent
+            areas = getattr(view, "allocated_areas", None)
+            disk.populated = sum(length for _, length in areas()) if areas is not None else view.size
         finally:
             disk.sent += sent
             details: dict[str, Any] = {"snapshot": self.snapshot} if self.snapshot else {}
@@ -219,7 +247,7 @@ def open_export(
             def view(key: int = d.key) -> BlockReader:
                 return host.disk_view(vm.moref, key, snap.moref if snap is not None else None)
 
-            disks.append(ExportDisk(d.key, d.unit_number, f"disk-{i}.vmdk", d.capacity, view))
+            disks.append(ExportDisk(d.key, d.unit_number, f"disk-{i}.vmdk", d.capacity, view, controller=d.controller))
         tick = clock or (lambda: float(host.clock.now))
         lease = ExportLease(
             host=host, id=lease_id or f"nfclease-{next(_ids)}", vm=vm.moref, vm_name=vm.name,
@@ -240,7 +268,8 @@ def open_import(host: Host, vm_ref: str, *, clock: Callable[[], float] | None = 
     the VM held until the lease ends; an abort or a timeout destroys it."""
     with host.lock:
         vm = host.find_vm(vm_ref)
-        disks = [ExportDisk(d.key, d.unit_number, f"disk-{i}.vmdk", d.capacity, lambda: None)  # type: ignore[arg-type,return-value]
+        disks = [ExportDisk(d.key, d.unit_number, f"disk-{i}.vmdk", d.capacity, lambda: None,  # type: ignore[arg-type,return-value]
+                            controller=d.controller)
                  for i, d in enumerate(vm.disks)]
         tick = clock or (lambda: float(host.clock.now))
         lease = ExportLease(host=host, id=lease_id or f"nfclease-{next(_ids)}", vm=vm.moref, vm_name=vm.name,

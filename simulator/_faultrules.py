@@ -22,7 +22,7 @@ from ._errors import InvalidInputError
 from ._random import SimRandom
 from ._trace import Trace
 
-__all__ = ["FaultRule", "FaultInjector", "OPERATIONS"]
+__all__ = ["FaultRule", "FaultInjector", "OPERATIONS", "RESTORE_FAULTS"]
 
 OPERATIONS: dict[str, str] = {
     "script": "a quiescing script runs (target: script path glob); exit_code or delay apply",
@@ -39,6 +39,29 @@ OPERATIONS: dict[str, str] = {
     "unmount": "the proxy unmounts",
     "copy": "the backup software copies data to the medium",
     "crash": "a crash point (target: point name glob, e.g. 'proxy.after-snapshot')",
+    # the restore calls (issue 16); a rule's fault must be one the method declares (RESTORE_FAULTS)
+    "vm.create": "Folder.CreateVM_Task makes a VM (target: its name); nothing is registered or kept",
+    "vm.register": "Folder.RegisterVM_Task adds the VM of a .vmx (target: the VM's name); nothing is registered",
+    "vdisk.create": "VirtualDiskManager.CreateVirtualDisk_Task (target: the disk's datastore path)",
+    "vdisk.copy": "VirtualDiskManager.CopyVirtualDisk_Task (target: the destination's datastore path)",
+    "datastore.put": "a /folder PUT fails part way with the fault (NoDiskSpace: HTTP 507); nothing is kept "
+                     "(target: the datastore path, [ds] dir/file)",
+    "datastore.put.drop": "a /folder PUT loses its connection part way: no answer, nothing is kept "
+                          "(target: the datastore path)",
+}
+#: the faults each restore call may raise, as the vSphere API reference lists them for the method
+#: (a rule's fault must be one of these or a subclass: ``NoDiskSpace`` is a ``FileFault``):
+#: Folder.CreateVM_Task, Folder.RegisterVM_Task, VirtualDiskManager.CreateVirtualDisk_Task and
+#: CopyVirtualDisk_Task (API 2.5, "Faults" of each method); a /folder PUT answers HTTP errors, whose
+#: causes are the host's file faults
+RESTORE_FAULTS: dict[str, tuple[str, ...]] = {
+    "vm.create": ("AlreadyExists", "DuplicateName", "FileFault", "InsufficientResourcesFault", "InvalidDatastore",
+                  "InvalidName", "InvalidState", "NotSupported", "OutOfBounds", "VmConfigFault"),
+    "vm.register": ("AlreadyExists", "DuplicateName", "FileFault", "InsufficientResourcesFault", "InvalidArgument",
+                    "InvalidDatastore", "InvalidName", "InvalidState", "NotFound", "OutOfBounds", "VmConfigFault"),
+    "vdisk.create": ("FileFault", "InvalidDatastore"),
+    "vdisk.copy": ("FileFault", "InvalidDatastore", "InvalidDiskFormat"),
+    "datastore.put": ("FileFault", "InvalidDatastore"),
 }
 
 
@@ -79,13 +102,30 @@ class FaultRule:
         if self.fault is not None:
             from ._faults import make_fault
 
-            make_fault(self.fault)  # validates the fault name with a clear error
+            made = make_fault(self.fault)  # validates the fault name with a clear error
+            allowed = RESTORE_FAULTS.get(self.operation)
+            if allowed is not None and not _declared(made, allowed):
+                msg = f"FaultRule.fault of {self.operation}"
+                raise InvalidInputError(
+                    msg,
+                    expected="a fault the method declares: " + ", ".join(allowed) + " (or a subclass, "
+                             "e.g. NoDiskSpace, FileAlreadyExists)",
+                    got=self.fault,
+                    hint="vSphere API reference, the method's Faults",
+                )
 
     def matches(self, operation: str, target: str) -> bool:
         return operation == self.operation and fnmatch.fnmatchcase(target, self.target)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _declared(fault: Any, names: tuple[str, ...]) -> bool:
+    from pyVmomi import vim, vmodl
+
+    classes = [getattr(ns, n) for n in names for ns in (vim.fault, vmodl.fault) if hasattr(ns, n)]
+    return any(isinstance(fault, c) for c in classes)
 
 
 @dataclass(slots=True)

@@ -100,6 +100,12 @@ class DiskHolds:
         return [h for h in self._holds.values() if h.holder == holder]
 
     def clear(self) -> None:
+        """Forget every hold; a hot-added disk's NBD device goes with it (its clients cut off)."""
+        for disks in self.attached.values():
+            for att in disks:
+                export = getattr(att, "export", None)
+                if export is not None:
+                    export.close()
         self._holds.clear()
         self.attached.clear()
 

@@ -515,6 +515,18 @@ class Host:
                     f"{vm.name}; complete or abort it first (HttpNfcLeaseComplete / HttpNfcLeaseAbort).",
                     task=_task_ref(leases[0].task or f"haTask-{vm.moref}-ExportVm"),
                 )
+            live = [h for h in self.holds.on(vm.moref, "hotadd") if h.snapshot is None] if len(self.holds) else []
+            if live and op not in ("UnregisterVM", "PowerOffVM"):
+                # its disk files are open by the proxy VM they are hot-added to: "Unable to
+                # access file ... since it is locked" (KB 10051; _hotadd.py) for whatever opens
+                # or changes them; unregistering touches only the inventory
+                files = ", ".join(d.base_name for d in vm.disks if d.key in live[0].disks)
+                raise_fault(
+                    "FileLocked",
+                    f"The operation '{op}' is not allowed: unable to access file {files} since it is locked "
+                    f"(hot-added to {live[0].holder}); remove it from that VM first.",
+                    file=files,
+                )
             vm.busy = op
             try:
                 yield

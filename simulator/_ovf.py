@@ -5,8 +5,12 @@ lease) is a descriptor plus the disks as stream-optimized VMDK, and the way back
 ``CreateImportSpec`` + ``ResourcePool.ImportVApp``. The descriptor follows DMTF DSP0243 1.0
 (``Envelope``: ``References``, ``DiskSection``, ``NetworkSection``, one ``VirtualSystem``
 with its ``VirtualHardwareSection`` of CIM RASD items: ResourceType 3 CPU, 4 memory, 6 SCSI
-controller, 17 disk, 10 network adapter) with VMware's ``vmw:osType`` and ``vmw:Config``
-extensions for the guest id and the ``.vmx`` settings, as a host's export writes them.
+controller, 17 disk, 10 network adapter) with VMware's extensions as a host's export writes
+them: ``vmw:osType`` for the guest id, ``vssd:VirtualSystemType`` ``vmx-NN`` for the virtual
+hardware version, ``ovf:populatedSize`` on each disk, ``vmw:Config`` for settings of the VM's
+configuration, and ``vmw:ExtraConfig`` for its ``extraConfig`` (the ``.vmx`` options), which a
+host writes only when asked (``CreateDescriptorParams.exportOption`` ``"extraconfig"``, the
+``OvfCreateDescriptorParams`` reference; ``vmware_export_ovf``'s ``export_with_extraconfig``).
 
 ``parse_ovf`` reads what ``render_ovf`` writes and the common shape of other tools' files
 (one VirtualSystem, SCSI or IDE disks); anything else is one clear ``InvalidInputError``.
@@ -42,6 +46,8 @@ class OvfDisk:
     unit: int = 0
     size: int | None = None
     controller: str = "scsi"
+    #: bytes of data in the disk (``ovf:populatedSize``), when known
+    populated: int | None = None
 
 
 @dataclass
@@ -52,8 +58,17 @@ class OvfSystem:
     memory_mb: int = 1024
     disks: list[OvfDisk] = field(default_factory=list)
     network: str = "VM Network"
+    #: ``vmw:Config``: settings of the VM's configuration (``ConfigSpec`` fields such as
+    #: ``tools.syncTimeWithHost``)
     config: dict[str, str] = field(default_factory=dict)
     annotation: str = ""
+    #: the virtual hardware version (``vmx-NN``)
+    hw_version: int = 4
+    #: the adapter's RASD subtype (``PCNet32`` for the ``.vmx``'s ``vlance``, ``E1000``,
+    #: ``VmxNet3``)
+    nic_type: str = "PCNet32"
+    #: ``vmw:ExtraConfig``: the VM's ``extraConfig`` (``.vmx`` options)
+    extra_config: dict[str, str] = field(default_factory=dict)
 
 
 def _q(ns: str, tag: str) -> str:
@@ -77,6 +92,7 @@ def render_ovf(system: OvfSystem) -> str:
         ET.SubElement(disks, _q(OVF, "Disk"), {
             _q(OVF, "capacity"): str(d.capacity), _q(OVF, "capacityAllocationUnits"): "byte",
             _q(OVF, "diskId"): f"vmdisk{i}", _q(OVF, "fileRef"): f"file{i}", _q(OVF, "format"): STREAM_FORMAT,
+            **({_q(OVF, "populatedSize"): str(d.populated)} if d.populated is not None else {}),
         })
     nets = ET.SubElement(env, _q(OVF, "NetworkSection"))
     ET.SubElement(nets, _q(OVF, "Info")).text = "The list of logical networks"
@@ -95,7 +111,7 @@ def render_ovf(system: OvfSystem) -> str:
     ET.SubElement(hw, _q(OVF, "Info")).text = "Virtual hardware requirements"
     sysel = ET.SubElement(hw, _q(OVF, "System"))
     for tag, text in (("ElementName", "Virtual Hardware Family"), ("InstanceID", "0"),
-                      ("VirtualSystemIdentifier", system.name), ("VirtualSystemType", "vmx-04")):
+                      ("VirtualSystemIdentifier", system.name), ("VirtualSystemType", f"vmx-{system.hw_version:02d}")):
         ET.SubElement(sysel, _q(VSSD, tag)).text = text
     ids = iter(range(1, 10_000))
 
@@ -111,15 +127,18 @@ def render_ovf(system: OvfSystem) -> str:
          ElementName=f"{system.num_cpus} virtual CPU(s)", ResourceType="3", VirtualQuantity=str(system.num_cpus))
     item(AllocationUnits="byte * 2^20", Description="Memory Size", ElementName=f"{system.memory_mb}MB of memory",
          ResourceType="4", VirtualQuantity=str(system.memory_mb))
-    scsi = item(Address="0", Description="SCSI Controller", ElementName="SCSI controller 0",
-                ResourceSubType="lsilogic", ResourceType="6")
+    parents = {"scsi": item(Address="0", Description="SCSI Controller", ElementName="SCSI controller 0",
+                            ResourceSubType="lsilogic", ResourceType="6")}
+    if any(d.controller == "ide" for d in system.disks):  # an IDE disk hangs off IDE 0 (ResourceType 5)
+        parents["ide"] = item(Address="0", Description="IDE Controller", ElementName="IDE 0", ResourceType="5")
     for i, d in enumerate(system.disks, 1):
         item(AddressOnParent=str(d.unit), ElementName=f"Hard disk {i}", HostResource=f"ovf:/disk/vmdisk{i}",
-             Parent=scsi, ResourceType="17")
+             Parent=parents.get(d.controller, parents["scsi"]), ResourceType="17")
     item(AddressOnParent="7", AutomaticAllocation="true", Connection=system.network, ElementName="Network adapter 1",
-         ResourceSubType="PCNet32", ResourceType="10")
-    for key, value in sorted(system.config.items()):
-        ET.SubElement(hw, _q(VMW, "Config"), {_q(OVF, "required"): "false", _q(VMW, "key"): key, _q(VMW, "value"): value})
+         ResourceSubType=system.nic_type, ResourceType="10")
+    for tag, settings in (("Config", system.config), ("ExtraConfig", system.extra_config)):
+        for key, value in sorted(settings.items()):
+            ET.SubElement(hw, _q(VMW, tag), {_q(OVF, "required"): "false", _q(VMW, "key"): key, _q(VMW, "value"): value})
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(env, encoding="unicode") + "\n"
 
 
@@ -149,8 +168,10 @@ def parse_ovf(text: str) -> OvfSystem:
             raise _bad("each Disk with a known ovf:fileRef, capacity and capacityAllocationUnits",
                        d.get(_q(OVF, "diskId")))
         size = ref.get(_q(OVF, "size"))
+        populated = d.get(_q(OVF, "populatedSize"))
         disk_defs[d.get(_q(OVF, "diskId"))] = OvfDisk(ref.get(_q(OVF, "href"), ""), capacity,
-                                                     size=int(size) if size and size.isdigit() else None)
+                                                     size=int(size) if size and size.isdigit() else None,
+                                                     populated=int(populated) if populated and populated.isdigit() else None)
     systems = list(root.iter(_q(OVF, "VirtualSystem")))
     if len(systems) != 1:
         raise _bad("exactly one VirtualSystem", f"{len(systems)}")
@@ -159,6 +180,10 @@ def parse_ovf(text: str) -> OvfSystem:
     os_sec = vs.find(_q(OVF, "OperatingSystemSection"))
     guest = (os_sec.get(_q(VMW, "osType")) if os_sec is not None else None) or "otherGuest"
     system = OvfSystem(name=name, guest_id=guest)
+    vtype = vs.findtext(f".//{_q(VSSD, 'VirtualSystemType')}") or ""
+    versions = [int(v[4:]) for v in vtype.replace(",", " ").split() if v.startswith("vmx-") and v[4:].isdigit()]
+    if versions:
+        system.hw_version = max(versions)  # "vmx-07 vmx-19": the newest the file allows
     ann = vs.find(f"{_q(OVF, 'AnnotationSection')}/{_q(OVF, 'Annotation')}")
     system.annotation = (ann.text or "") if ann is not None else ""
     controllers: dict[str, str] = {}
@@ -176,6 +201,7 @@ def parse_ovf(text: str) -> OvfSystem:
             controllers[iid] = "ide" if rtype == "5" else "scsi"
         elif rtype == "10":
             system.network = it.findtext(_q(RASD, "Connection")) or system.network
+            system.nic_type = it.findtext(_q(RASD, "ResourceSubType")) or system.nic_type
     for it in items:
         if it.findtext(_q(RASD, "ResourceType")) != "17":
             continue
@@ -187,10 +213,11 @@ def parse_ovf(text: str) -> OvfSystem:
         disk.unit = int(addr) if addr.isdigit() else 0
         disk.controller = controllers.get(it.findtext(_q(RASD, "Parent")) or "", "scsi")
         system.disks.append(disk)
-    for cfg in vs.iter(_q(VMW, "Config")):
-        key, value = cfg.get(_q(VMW, "key")), cfg.get(_q(VMW, "value"))
-        if key:
-            system.config[key] = value or ""
+    for tag, settings in (("Config", system.config), ("ExtraConfig", system.extra_config)):
+        for cfg in vs.iter(_q(VMW, tag)):
+            key, value = cfg.get(_q(VMW, "key")), cfg.get(_q(VMW, "value"))
+            if key:
+                settings[key] = value or ""
     if not system.name:
         raise _bad("a VirtualSystem with a Name", "none")
     return system

@@ -656,6 +656,7 @@ def create_vm(
     with host.lock:
         _check_unique(host, name)
         vmx = f"[{datastore}] {name}/{name}.vmx"
+        injected(host, event, name, name=name, file=vmx, datastore=datastore)
         if (datastore, f"{name}/{name}.vmx") not in consume and DiskFiles(host).plain_exists(datastore, f"{name}/{name}.vmx"):
             raise_fault("FileAlreadyExists", f"Cannot complete the operation because the file or folder {vmx} already exists", file=vmx)
         for spec in disks:
@@ -692,6 +693,23 @@ def create_vm(
             disks=[d.file_name for d in vm.disks],
         )
         return vm
+
+
+def injected(host: Host, operation: str, target: str, **fields: Any) -> None:
+    """A fault rule armed for a restore call (``vm.create``, ``vm.register``, ``vdisk.create``,
+    ``vdisk.copy``; ``_faultrules.RESTORE_FAULTS``) fires here, before the call has made
+    anything, so the call fails as a whole: the host's create and register are all or nothing
+    (vSphere API reference, Folder.CreateVM_Task: "the virtual machine is not created" on a
+    fault). ``fields`` fill the fault's properties (``name``, ``file``, ``datastore``)."""
+    if not host.faults.rules:
+        return
+    rule = host.faults.check(operation, target)
+    if rule is None:
+        return
+    if rule.delay:
+        host.clock.advance(rule.delay)
+    if rule.fault:
+        raise_fault(rule.fault, rule.message, **fields)
 
 
 def _check_unique(host: Host, name: str) -> None:
@@ -929,6 +947,7 @@ def create_virtual_disk(host: Host, ds_path: str, capacity: int, *, adapter: str
     with host.lock:
         if _exists_anywhere(host, ds_path):
             raise_fault("FileAlreadyExists", f"Cannot complete the operation because the file or folder {ds_path} already exists", file=ds_path)
+        injected(host, "vdisk.create", ds_path, file=ds_path, datastore=ds)
         DiskFiles(host).write_loose(ds_path, LayeredDisk(capacity), host.random.uuid(), adapter)
         host.trace.emit("host", "vdisk.create", name=ds_path, capacity=capacity)
         return ds_path
@@ -964,6 +983,7 @@ def copy_virtual_disk(host: Host, src: str, dst: str, *, force: bool = False) ->
     with host.lock:
         if not DiskFiles(host).is_disk(src):
             raise_fault("FileNotFound", f"File {src} was not found.", file=src)
+        injected(host, "vdisk.copy", dst, file=dst, datastore=dst_ds)
         if _exists_anywhere(host, dst):
             if not force or DiskFiles(host).vm_using(dst) is not None:
                 raise_fault("FileAlreadyExists", f"Cannot complete the operation because the file or folder {dst} already exists", file=dst)

@@ -15,6 +15,7 @@ from ._cowd import (
     CowdReader,
     cowd_extent,
 )
+from ._digest import DIGEST_GRAIN, image_digest
 from ._model import (
     DEFAULT_GRAIN_SIZE,
     SECTOR_SIZE,
@@ -43,6 +44,8 @@ from ._vmdk import (
 )
 
 __all__ = [
+    "DIGEST_GRAIN",
+    "image_digest",
     "COWD_GT_ENTRIES",
     "COWD_HEADER_SIZE",
     "COWD_MAGIC",

@@ -339,6 +339,9 @@ class _Op:
             pos += n * cs
 
 
+_WTIME = struct.Struct("<HH")  # a short entry's write time and date (bytes 22-25)
+
+
 def _runs(clusters: list[int]) -> Iterator[tuple[int, int]]:
     """(first, count) runs of consecutive cluster numbers."""
     if not clusters:
@@ -789,12 +792,17 @@ class FatFileSystem:
         stack = [("/" + "/".join(parts), start.cluster)]
         while stack:
             dpath, cluster = stack.pop()
-            d = _Dir(_Op(self), cluster)
+            dop = _Op(self)
+            raw = dop.read_clusters(dop.chain(cluster))
+            # the parse only: a walk looks nothing up by name, so no name index is built
+            hit = self._parse_memo.get(raw)
+            entries = hit[0] if hit is not None else _parse_dir(raw)
             rows = []
-            for e in d.entries:
-                wtime, wdate = struct.unpack_from("<HH", e.raw, 22)
-                is_dir = e.is_dir
-                rows.append((e.name, is_dir, 0 if is_dir else e.size, _unix_time(wdate, wtime), e.cluster))
+            unpack, unix_time = _WTIME.unpack_from, _unix_time
+            for e in entries:
+                wtime, wdate = unpack(e.raw, 22)
+                is_dir = bool(e.attr & ATTR_DIRECTORY)
+                rows.append((e.name, is_dir, 0 if is_dir else e.size, unix_time(wdate, wtime), e.cluster))
             yield dpath, rows
             base = dpath.rstrip("/")
             stack.extend((base + "/" + name, first) for name, is_dir, _, _, first in reversed(rows) if is_dir)

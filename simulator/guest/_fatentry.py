@@ -12,6 +12,7 @@ their short entry are ignored). Pure functions over bytes: no device, no state.
 from __future__ import annotations
 
 import calendar
+import codecs
 import functools
 import struct
 import time
@@ -85,10 +86,15 @@ def _unix_time(d: int, tt: int, tenths: int = 0) -> float:
     return calendar.timegm((year, month, day, hour, minute, sec, 0, 0, 0)) + tenths / 100
 
 
+#: a byte rotated right by one bit: the LFN checksum's step (Microsoft's FAT specification,
+#: "ChkSum") as one table lookup instead of two shifts
+_ROR = bytes(((s & 1) << 7) | (s >> 1) for s in range(256))
+
+
 def _lfn_checksum(short: bytes) -> int:
     s = 0
     for b in short:
-        s = (((s & 1) << 7) + (s >> 1) + b) & 0xFF
+        s = (_ROR[s] + b) & 0xFF
     return s
 
 
@@ -173,50 +179,58 @@ def _index(entries: list[_Entry]) -> dict[str, _Entry]:
     return idx
 
 
+#: one 32-byte slot: first byte, bytes 1-10, attributes, byte 12 (NT case flags), byte 13
+#: (LFN checksum), bytes 14-25, bytes 26-27 (first cluster, low half), bytes 28-31 (size):
+#: the fields both slot kinds (LFN and short entry) are read by
+_SLOT = struct.Struct("<B10sBBB12sH4s")
+
+
 def _parse_dir(data: bytes | bytearray) -> list[_Entry]:
+    """A directory's entries in on-disk order. The slots are unpacked by ``struct`` in C
+    (``iter_unpack``) and only their fields are touched: a backup's walk parses every
+    directory of the volume (issue 18)."""
     entries: list[_Entry] = []
     lfn: list[str] = []
     lfn_sum = -1
     lfn_expect = 0
     lfn_first = -1
-    for i in range(len(data) // 32):
-        raw = bytes(data[i * 32 : i * 32 + 32])
-        first = raw[0]
+    raw_all = bytes(data)
+    end = len(raw_all) // 32 * 32
+    utf16 = codecs.utf_16_le_decode  # the codec itself: "utf-16-le" has no fast path in bytes.decode
+    for i, (first, mid, attr, nt_flags, csum, mid2, lo, tail) in enumerate(_SLOT.iter_unpack(raw_all[:end])):
         if first == 0x00:
             break
         if first == 0xE5:
             lfn, lfn_expect = [], 0
             continue
-        attr = raw[11]
         if attr & 0x3F == ATTR_LFN:
             seq = first & 0x1F
-            chars = raw[1:11] + raw[14:26] + raw[28:32]
-            part = chars.decode("utf-16-le", "replace")
+            part = utf16(mid + mid2 + tail, "replace", True)[0]
             if first & 0x40:
-                lfn, lfn_expect, lfn_sum, lfn_first = [part], seq - 1, raw[13], i
-            elif lfn and seq == lfn_expect and raw[13] == lfn_sum:
+                lfn, lfn_expect, lfn_sum, lfn_first = [part], seq - 1, csum, i
+            elif lfn and seq == lfn_expect and csum == lfn_sum:
                 lfn.append(part)
                 lfn_expect -= 1
             else:
                 lfn, lfn_expect = [], 0
             continue
+        raw = raw_all[i * 32 : i * 32 + 32]
         short = raw[0:11]
         name = ""
         first_slot = i
         if lfn and lfn_expect == 0 and _lfn_checksum(short) == lfn_sum:
-            full = "".join(reversed(lfn))
-            name = full.split("\x00", 1)[0]
+            full = lfn[0] if len(lfn) == 1 else "".join(reversed(lfn))
+            name = full.partition("\x00")[0]
             first_slot = lfn_first
         lfn, lfn_expect = [], 0
         if attr & ATTR_VOLUME_ID:
             continue
         if not name:
-            name = _short_display(short, raw[12])
+            name = _short_display(short, nt_flags)
         if name in (".", ".."):
             continue
-        hi, lo = struct.unpack_from("<H", raw, 20)[0], struct.unpack_from("<H", raw, 26)[0]
-        size = struct.unpack_from("<I", raw, 28)[0]
-        entries.append(_Entry(name, short, attr, (hi << 16) | lo, size, first_slot, i, raw))
+        hi = mid2[6] | (mid2[7] << 8)
+        entries.append(_Entry(name, short, attr, (hi << 16) | lo, int.from_bytes(tail, "little"), first_slot, i, raw))
     return entries
 
 

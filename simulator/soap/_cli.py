@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "control API's shapes; docs/control-api.md) instead of the demo inventory")
     p.add_argument("--proxy-vm", metavar="NAME",
                    help="mark VM NAME as the backup proxy (hot-add: products attach snapshot disks to it)")
+    p.add_argument("--proxy-devices", metavar="DIR",
+                   help="with --proxy-vm: where the proxy guest's block devices appear (a hot-added disk is an "
+                        "NBD socket DIR/NAME/scsi0:N; default: a temporary directory removed at exit)")
     p.add_argument("--print-url", action="store_true",
                    help="print only the SDK URL on stdout once serving (the banner goes to stderr): "
                         "URL=$(vcbsim serve --port 0 --print-url | head -1)")
@@ -254,6 +257,8 @@ def _main(argv: list[str], done: threading.Event, handlers: dict[int, Any], stop
     if args.trace_limit < 1:
         msg = f"--trace-limit: expected a count >= 1, got {args.trace_limit}"
         raise _Refused(msg)
+    if args.proxy_devices and not args.proxy_vm:
+        raise _Refused("--proxy-devices: expected --proxy-vm NAME too (the devices are that VM's)")
     if args.small and args.inventory:
         raise _Refused("--small and --inventory both say which VMs to build: keep one")
     password, password_source = _password(args)
@@ -292,7 +297,7 @@ def _main(argv: list[str], done: threading.Event, handlers: dict[int, Any], stop
         from .._hotadd import mark_proxy
 
         try:
-            mark_proxy(host, args.proxy_vm)
+            mark_proxy(host, args.proxy_vm, args.proxy_devices)
         except Exception as exc:  # noqa: BLE001 - one line: which VMs there are
             msg = f"--proxy-vm {args.proxy_vm}: {exc}"
             raise _Refused(msg) from None
@@ -391,6 +396,11 @@ def _banner(out: IO[str], host: Host, url: str, args: argparse.Namespace, passwo
         print(f"        inventory: {args.inventory}"
               + (" (the datastore already held a host: loaded as it is; a reset rebuilds the file's)" if kept else ""),
               file=out)
+    if args.proxy_vm:
+        from .._hotadd import device_dir
+
+        where = device_dir(host.find_vm(args.proxy_vm))
+        print(f"        proxy VM: {args.proxy_vm} (hot-added disks appear as NBD sockets in {where})", file=out)
     if host.store is not None:
         report = host.recovery_report
         print(f"        datastore: {args.datastore}" + (f" ({report.summary()})" if report is not None else ""),

@@ -73,6 +73,26 @@ and govmomi running a backup flow (`tests/interop/`).
 | `StartProgramInGuest` | the guest's shells and common tools run with their real exit codes (`sh`/`bash -c`, `echo`, `true`, `false`, `mkdir`, `rm`, `test`, `cmd.exe /c` and its built-ins, ...) (`simulator/tools/_programs.py`) |
 | `ReconfigVM_Task(changeTrackingEnabled)` twice before a stun | compared with the pending value: off then on ends on |
 
+## NFC leases, OVF and Ansible's OVF modules (issue 16)
+
+Pinned through pyVmomi by `tests/integration/soap/test_soap_nfclease.py` and
+`test_soap_nfclease_fields.py`, and through `community.vmware` (5.x, Ansible 12) by
+`tests/integration/ansible/test_vmware_ovf_modules.py` against an ESXi 7.0 host (`ExportVm`,
+`ImportVApp` and `OvfManager` are API 4.0: an ESX 3.5 host answers `MethodNotFound`).
+
+| what | here |
+| --- | --- |
+| `HttpNfcLease.info.deviceUrl` | `key` `/<vm id>/VirtualLsiLogicController0:<unit>` (`VirtualIDEController0` for an IDE disk), `importKey` the same by the VM's name, `targetId` `disk-N.vmdk`, `disk` true, `sslThumbprint` the SHA-1 thumbprint of the certificate served (`AB:CD:...`; empty over `--http`, "no SSL thumbprint is available"); `entity`, `totalDiskCapacityInKB`, `leaseTimeout` (300 s of the endpoint's clock) |
+| `mode`, `capabilities` (API 6.7) | `pushOrGet`; `pullModeSupported` and `corsSupported` false, so `HttpNfcLeasePullFromUrls_Task` answers `NotSupported` |
+| progress and end | `HttpNfcLeaseProgress` keeps a ready lease alive and sets `transferProgress` (`InvalidArgument` outside 0-100, `Timedout` once timed out); `HttpNfcLeaseComplete` / `HttpNfcLeaseAbort` (`InvalidState` on an ended lease); the lease holds the VM (`TaskInProgress` for a second export, power-on, the snapshot's removal) |
+| `HttpNfcLeaseGetManifest` (API 4.1, `vim.version.version6`) | per disk downloaded to its end: `sha1` and `size` of the bytes sent, `capacity`, `populatedSize` (the disk's data) |
+| `OvfManager.CreateDescriptor` | an OVF 1.0 envelope: `vmw:osType`, CPUs, memory, `vmx-NN`, per disk the file (`ovfFiles`, by the lease's `key`), its size, capacity and `ovf:populatedSize`, the adapter on its port group; `vmw:ExtraConfig` only with `exportOption` `extraconfig` (listed in `ovfExportOption`) |
+| `OvfManager.CreateImportSpec` | a `VirtualMachineImportSpec` with the OVF's hardware version; `fileItem` per disk with `create` false and `cimType` 17 (the import makes the disk; its content is POSTed); `diskProvisioning` thin/seSparse (thin), thick/flat/monolithicFlat/eagerZeroedThick (not thin); the hosted formats get `OvfUnsupportedDiskProvisioning` in `error` |
+| `ResourcePool.ImportVApp` | the VM is made at once, with the faults of `CreateVM_Task` (`DuplicateName`, `FileAlreadyExists`, `InvalidName`, ...; all listed for `ImportVApp` in the API reference), so nothing is left on a refusal; an aborted or timed-out import destroys the VM |
+| `vmware_export_ovf` | a powered-off VM: VMDKs `qemu-img` reads equal to the VM's disks, an OVF that describes it, the `.mf`; a running VM is refused by the module itself (it never calls `ExportSnapshot`, so an export of a running VM through its snapshot is not something the module can do); a missing `moid` is `ManagedObjectNotFound`, a VM under another lease `TaskInProgress` |
+| `vmware_deploy_ovf` | a local `.ovf` (or `.ova`): a new VM whose disks equal the exported ones; no `name` and the OVF's name taken: `DuplicateName` (the collection's documentation says ESXi allows duplicate names; this host keeps names unique in its VM folder, as `CreateVM_Task` here does); `url` (pull mode) is not offered (`pullModeSupported` false) |
+| `vmware_guest` from existing disks | `disk.filename` on a new VM sends `fileOperation` `create` for the existing file: `FileAlreadyExists`, as on a host (govmomi issue 790); what works is `vsphere_copy` of the descriptor and its `-flat` extent, `vmware_guest` without disks, `vmware_guest_disk` with `filename` (`vsphere_copy` builds `https://<hostname><path>` without the port: give `hostname: 127.0.0.1:<port>`) |
+
 """
 
 

@@ -1,6 +1,6 @@
 """The kit's ``wire-restore`` scenario (issue 16): ``quick`` passes the reference on both host
 eras and exercises every RST-* rule; it rejects each restore mutant naming its rule; a product
-that declares no restore over the wire is not asked (``na``), nor is a command over the wire."""
+that declares no restore over the wire is not asked (``na``); route 2 runs the scenario too."""
 
 from __future__ import annotations
 
@@ -52,6 +52,6 @@ def test_a_product_without_wire_restore_is_not_asked() -> None:
     assert case.outcome == "na" and "no restore over the wire" in case.message
 
 
-def test_the_wire_route_skips_the_restore_scenario() -> None:
-    why = wire_skip_reason(SCENARIOS["wire-restore"])
-    assert why is not None and "restore hooks" in why
+def test_the_wire_route_runs_the_restore_scenario_too() -> None:
+    """Route 2 asks a command's restore commands (``test_wire_restore_mutants.py``)."""
+    assert wire_skip_reason(SCENARIOS["wire-restore"]) is None

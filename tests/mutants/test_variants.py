@@ -32,6 +32,8 @@ VARIANTS = [
     ("polls-for-the-snapshot", toy(poll_for_snapshot=True), "esx-3.5u2", "WF"),
     ("consolidate-disks-on-7.0", toy(relies_on_consolidate_disks=True), "esxi-7.0", "COMMIT"),
     ("linux-file-level-on-7.0", toy(file_level_linux=True), "esxi-7.0", "FILE"),
+    # the files an incremental copied only on its trace events: BK-* judged and counted from them
+    ("copied-files-only-in-the-trace", toy(copied_only_in_trace=True), "esx-3.5u2", "FILE"),
     # mounts and unmounts as the reference does, announcing none of it: judged from its folder
     ("never-announces-mounts", NeverAnnouncesMounts, "esx-3.5u2", "FILE"),
 ]

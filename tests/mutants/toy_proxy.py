@@ -10,7 +10,9 @@ not code.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from vcbsim.conformance import BackupPolicy, Capabilities, JobResult
@@ -69,6 +71,18 @@ class Breaks:
     descending_mounts: bool = False
     #: poll the snapshot list until the snapshot shows up, instead of trusting the call
     poll_for_snapshot: bool = False
+    #: report the files each job copied only on its trace events (no ``JobResult.copied``)
+    copied_only_in_trace: bool = False
+    #: write each backup into a folder under a declared backup root (the kit reads it:
+    #: ``_restored``), and name it in ``JobResult.location``
+    writes_backups: bool = False
+    #: ... and name it nowhere: the kit takes the folder that appeared during the job
+    location_unnamed: bool = False
+    # -- mutants of a product that writes its backups --
+    #: one file written with other bytes than the guest had, its reported digest still right
+    writes_wrong_file: bool = False
+    #: the exported .vmx of an image backup loses a setting (memsize)
+    writes_vmx_without_memsize: bool = False
 
     def active(self) -> list[str]:
         return [f.name for f in fields(self) if getattr(self, f.name)]
@@ -90,9 +104,21 @@ class ToyProxy:
             # and script rules are then not applicable to it (Capabilities.consistency)
             self.capabilities = Capabilities(consistency="crash")
         self.name = "toy" + "".join(f"+{b}" for b in self.breaks.active())
+        self._data: dict[str, bytes] = {}  # guest path -> bytes read from the snapshot (last job)
+        self._readers: dict[int, Any] = {}  # disk key -> the snapshot's disk (last image job)
+        if self.breaks.writes_backups:
+            self._tmp = tempfile.TemporaryDirectory(prefix="vcbsim-toy-backups-")
+            #: where the toy writes its backups; the kit reads them there (``_restored``)
+            self.backup_root = Path(self._tmp.name)
         self.history: dict[str, list[tuple[str, dict[str, tuple[str, int, float]]]]] = {}
         self.mounted: dict[str, list[str]] = {}
         self._n = 0
+
+    def close(self) -> None:
+        """Remove the backups the toy wrote (``writes_backups``)."""
+        tmp = getattr(self, "_tmp", None)
+        if tmp is not None:
+            tmp.cleanup()
 
     # -- trace helpers -------------------------------------------------------------------
     def _invoke(self, host: Any, vm: Any, step: str | None, op: str, **d: Any) -> str:
@@ -177,6 +203,7 @@ class ToyProxy:
             self._fault(host, "crash", "proxy.after-expose", vm)
             selected = self._select(vm, policy, files)
             copy = None
+            location = None
             if not b.success_without_copy:
                 copy = self._invoke(host, vm, "WF-2", "copy", level=policy.level)
                 try:
@@ -185,6 +212,8 @@ class ToyProxy:
                 except Exception as exc:
                     self._end(host, vm, "WF-2", "copy", copy, "op.fail", error=type(exc).__name__)
                     raise
+                # the copy writes the medium while the snapshot is there to read
+                location = self._write(host, vm, policy, selected, snap_id) if b.writes_backups else None
                 if not b.commit_before_copy_ends:
                     self._end(host, vm, "WF-2", "copy", copy, level=self._level(vm, policy), files=selected)
         except SimulatedCrash:
@@ -210,7 +239,43 @@ class ToyProxy:
         out = {p: v[0] for p, v in files.items()} if policy.mode == "file" else None
         # what this job itself stored: the kit judges the seed's bases from it (BK-*)
         copied = {p: files[p][0] for p in selected if p in files} if policy.mode == "file" else None
-        return JobResult(ok=True, files=out, copied=copied)
+        said = ({"excluded_disks": [d.key for d in vm.disks if d.snapshot_exclusion is not None]}
+                if b.writes_backups and policy.mode == "fullvm" else {})
+        return JobResult(ok=True, files=out, copied=None if b.copied_only_in_trace else copied,
+                         location=None if b.location_unnamed else location, details=said)
+
+    def _write(self, host: Any, vm: Any, policy: BackupPolicy, selected: list[str], snap_id: str | None) -> str:
+        """The backup as written to the medium: ``<letter>/<path>`` per copied file, or the VM's
+        export (``<vm>.vmx``, a VMDK per disk named as the .vmx names it, ``<vm>.vmsd``)."""
+        from vcbsim.simulator.disk import write_vmdk
+
+        self._n += 1
+        folder = self.backup_root / f"{vm.name}-{self._n}"
+        folder.mkdir()
+        if policy.mode == "file":
+            for i, path in enumerate(selected):
+                data = self._data[path]
+                if self.breaks.writes_wrong_file and i == 0:
+                    data = data + b" (torn write)"
+                out = folder / path[0] / path[3:].replace("\\", "/")
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(data)
+            return folder.name
+        vmobj = host.host.find_vm(vm.moref)
+        vmx = self._vmx_at_snapshot
+        if self.breaks.writes_vmx_without_memsize:
+            vmx = "".join(ln for ln in vmx.splitlines(keepends=True) if not ln.lower().startswith("memsize"))
+        (folder / f"{vm.name}.vmx").write_text(vmx, encoding="utf-8")
+        (folder / f"{vm.name}.vmsd").write_text(self._vmsd_at_snapshot, encoding="utf-8")
+        from vcbsim.conformance._restored import vmx_disk_files
+
+        names = vmx_disk_files(vmx)
+        covered = {d.key for d in vm.disks if d.snapshot_exclusion is None}  # an independent disk or RDM: left out
+        for d in vmobj.disks:
+            name = names.get(f"{d.controller}0:{d.unit_number}")
+            if name is not None and d.key in self._readers and d.key in covered:
+                write_vmdk(self._readers[d.key], folder / name.replace("\\", "/").rsplit("/", 1)[-1])
+        return folder.name
 
     def _level(self, vm: Any, policy: BackupPolicy) -> str:
         if policy.mode != "file":
@@ -256,9 +321,12 @@ class ToyProxy:
                     self._fault(host, "export", f"{vm.name}:{d.key}", vm)
                     at = None if b.export_live_disk else snap_id
                     reader = host.open_disk(vm.moref, d.key, at)
+                    self._readers[d.key] = reader
                     areas = host.allocated_areas(vm.moref, d.key, at)
                     n = sum(len(reader.read(off, ln)) for off, ln in areas)
                     host.trace.emit("proxy", "disk.export", vm=vm.moref, disk=d.key, snapshot=at, bytes=n)
+                vmobj = host.host.find_vm(vm.moref)
+                self._vmx_at_snapshot, self._vmsd_at_snapshot = vmobj.vmx_text(), vmobj.vmsd_text()
                 path = f"/toy/{vm.name}-fullVM"
                 host.trace.emit("proxy", "mount", vm=vm.moref, path=path, kind="fullvm")
                 mounts.append(path)
@@ -283,6 +351,7 @@ class ToyProxy:
                             for name in names:
                                 gp = f"{dirpath.rstrip(chr(92))}\\{name}"
                                 data = fs.read_bytes(gp)
+                                self._data[gp] = bytes(data)
                                 st = fs.stat(gp)
                                 files[gp] = (hashlib.sha256(data).hexdigest(), len(data), float(st.mtime))
                         continue
@@ -292,6 +361,7 @@ class ToyProxy:
                             continue
                         gp = f"{vol.letter}:\\" + e.path.replace("/", "\\")
                         data = reader.read_bytes(e.path)
+                        self._data[gp] = data
                         files[gp] = (hashlib.sha256(data).hexdigest(), e.size, e.mtime)
         except Exception as exc:
             self.mounted[vm.moref] = mounts

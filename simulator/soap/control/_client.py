@@ -126,5 +126,16 @@ class ControlClient:
     def post_events(self, events: Iterable[Mapping[str, Any]]) -> list[int]:
         return self._json("POST", "trace", list(events))["seq"]  # type: ignore[no-any-return]
 
+    def vm(self, name: str) -> dict[str, Any]:
+        """The host's facts about one VM: summary, ``vmx``, ``vmsd``, ``disks`` with digests."""
+        return self._json("GET", f"vms/{quote(name, safe='')}")  # type: ignore[no-any-return]
+
+    def capture(self, vm: str) -> None:
+        """Record ``vm``'s disks and configuration at its next snapshot (``captures()``)."""
+        self._json("POST", "captures", {"vm": vm})
+
+    def captures(self) -> dict[str, dict[str, Any]]:
+        return self._json("GET", "captures")  # type: ignore[no-any-return]
+
     def state(self) -> dict[str, Any]:
         return self._json("GET", "state")  # type: ignore[no-any-return]

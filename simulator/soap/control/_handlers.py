@@ -198,16 +198,17 @@ def handle_control(ep: Endpoint, method: str, raw_path: str, body: bytes, *, aut
 _ROUTES = {
     "reset": ("POST",), "seed": ("POST",), "clock": ("POST",), "vms": ("GET", "POST"),
     "faults": ("GET", "POST", "DELETE"), "trace": ("GET", "POST"), "state": ("GET",),
-    "": ("GET",),
+    "captures": ("GET", "POST", "DELETE"), "": ("GET",),
 }
 
 
 def _route(ep: Endpoint, host: Host, method: str, route: str, query: dict[str, str], body: bytes) -> ControlResponse:
     guest = re.fullmatch(r"guests/([^/]+)/files", route)
-    allowed = ("GET", "POST", "PUT", "DELETE") if guest else _ROUTES.get(route)
+    one_vm = re.fullmatch(r"vms/([^/]+)", route)
+    allowed = ("GET", "POST", "PUT", "DELETE") if guest else ("GET",) if one_vm else _ROUTES.get(route)
     if allowed is None:
         raise _Refused(404, "NotFound", f"no control API resource {PREFIX}/{route}; known: "
-                       + ", ".join(f"{PREFIX}/{r}" for r in [*_ROUTES, "guests/<vm>/files"] if r))
+                       + ", ".join(f"{PREFIX}/{r}" for r in [*_ROUTES, "guests/<vm>/files", "vms/<vm>"] if r))
     if method == "HEAD":
         method = "GET"
     if method not in allowed:
@@ -219,8 +220,14 @@ def _route(ep: Endpoint, host: Host, method: str, route: str, query: dict[str, s
         if method == "DELETE":
             return _delete_guest(host, vm, query)
         return _json(200, {"vm": vm.name, "written": _write_guest(host, vm, _body(body).get("files"), "files")})
+    if one_vm:
+        from ._facts import vm_facts
+
+        return _json(200, vm_facts(host, host.find_vm(one_vm.group(1))))
+    if route == "captures":
+        return _captures(host, method, body)
     if route == "":
-        return _json(200, {"resources": sorted(f"{PREFIX}/{r}" for r in [*_ROUTES, "guests/<vm>/files"] if r)})
+        return _json(200, {"resources": sorted(f"{PREFIX}/{r}" for r in [*_ROUTES, "guests/<vm>/files", "vms/<vm>"] if r)})
     if route == "state":
         return _json(200, _state(host))
     if route == "reset":
@@ -252,6 +259,25 @@ def _route(ep: Endpoint, host: Host, method: str, route: str, query: dict[str, s
     if route == "faults":
         return _faults(host, method, body)
     return _trace(host, method, query, body)
+
+
+def _captures(host: Host, method: str, body: bytes) -> ControlResponse:
+    """``/vcbsim-api/captures`` (``_facts.py``)."""
+    from ._facts import captures_of
+
+    found = captures_of(host)
+    if method == "POST":
+        data = _body(body)
+        _only(data, "captures", ("vm",))
+        if not isinstance(data.get("vm"), str):
+            _bad("captures.vm", "a VM's name or moref", data.get("vm"))
+        found.arm(host.find_vm(data["vm"]))
+        return _json(201, {"armed": sorted(found.armed)})
+    if method == "DELETE":
+        n = len(found.taken)
+        found.clear()
+        return _json(200, {"cleared": n})
+    return _json(200, found.taken)
 
 
 def _state(host: Host) -> dict[str, Any]:
@@ -287,6 +313,9 @@ def _reset(ep: Endpoint, host: Host, data: dict[str, Any]) -> dict[str, Any]:
         host.populate = populate_demo if demo else None
     # the trace's memory bound and JSON Lines sink are the server's settings: keep them
     limit, sink = host.trace.limit, host.trace.sink
+    from ._facts import forget
+
+    forget(host)
     host.reset(seed=seed)
     trace = host.trace
     if sink is not None:  # the rebuild's own events (host.reset, the demo's VMs) go to the sink too

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["write_self_signed"]
+__all__ = ["sha1_thumbprint", "write_self_signed"]
 
 
 def write_self_signed(directory: str | Path, *, common_name: str = "localhost") -> tuple[Path, Path]:
@@ -63,3 +63,12 @@ def write_self_signed(directory: str | Path, *, common_name: str = "localhost") 
     )
     key_path.chmod(0o600)
     return cert_path, key_path
+
+
+def sha1_thumbprint(cert_path: str | Path) -> str:
+    """The SHA-1 thumbprint of the (first) certificate in the PEM file ``cert_path``, as vSphere
+    writes one: upper-case hex pairs joined by colons (``AB:CD:...``). A host gives it in every
+    ``HttpNfcLeaseDeviceUrl.sslThumbprint`` ("SSL thumbprint for the host the URL refers to",
+    API reference), so a client can pin the certificate of the transfer it was sent to."""
+    cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
+    return ":".join(f"{b:02X}" for b in cert.fingerprint(hashes.SHA1()))  # noqa: S303 - vSphere's format

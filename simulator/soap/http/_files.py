@@ -26,6 +26,7 @@ __all__ = [
     "handle_guest_file",
     "transfer_pending",
     "CHUNK",
+    "DROP",
 ]
 
 CHUNK = 1024 * 1024
@@ -40,6 +41,32 @@ class FileResponse:
     #: for GET: chunks read lazily (the lock is taken per chunk, not for the whole file)
     stream: Iterator[bytes] | None = None
     length: int = 0
+
+
+#: a response the server does not send: it closes the connection instead (an injected
+#: ``datastore.put.drop``: the client sees the connection lost part way)
+DROP = 0
+
+
+def _put_fault(ep: Endpoint, ds: str, path: str) -> FileResponse | None:
+    """A fault rule armed for a ``/folder`` PUT (``datastore.put``: the host's fault as its
+    HTTP answer, ``NoDiskSpace`` 507 as a full file system answers, ``FileAlreadyExists`` 409,
+    others 500; ``datastore.put.drop``: no answer at all). Checked before anything is kept, so
+    a failed upload leaves no file. Call with ``ep.lock`` held."""
+    faults = ep.host.faults
+    if not faults.rules:
+        return None
+    target = f"[{ds}] {path}"
+    if faults.check("datastore.put.drop", target) is not None:
+        return FileResponse(DROP)
+    rule = faults.check("datastore.put", target)
+    if rule is None or not rule.fault:
+        return None
+    from ..._faults import make_fault
+
+    fault = make_fault(rule.fault, rule.message, file=target, datastore=ds)
+    status = {"NoDiskSpace": 507, "FileTooLarge": 413, "FileAlreadyExists": 409}.get(rule.fault, 500)
+    return _text(status, f"{rule.fault}: {fault.msg}")
 
 
 def _text(status: int, message: str, **headers: str) -> FileResponse:
@@ -116,6 +143,9 @@ def handle_folder(
     if method == "PUT":
         try:
             with ep.lock:
+                refused = _put_fault(ep, ds, path)
+                if refused is not None:
+                    return refused
                 ep.files.write(ds, path, body)
                 ep.changed.notify_all()
         except NotFoundError as exc:
@@ -172,6 +202,11 @@ def handle_folder_upload(
     ds, path = target
     if write is None:
         return None
+    with ep.lock:
+        refused = _put_fault(ep, ds, path)
+    if refused is not None:
+        next(iter(chunks), None)  # part of the body came before it failed
+        return refused
     try:
         n = write(ds, path, chunks, length)  # not under ep.lock: a big upload stalls no call
     except NotFoundError as exc:

@@ -49,8 +49,9 @@ from .._throttle import ACCOUNT_LOCK_FAILURES, ACCOUNT_UNLOCK_SECONDS
 from ..control._handlers import MAX_BODY_BYTES, PREFIX, handle_control
 from ..wire import _codec
 from ..wire._wsdl import DOCUMENT_NAMES, document
-from ._cert import write_self_signed
+from ._cert import sha1_thumbprint, write_self_signed
 from ._files import (
+    DROP,
     FileResponse,
     _authorized,
     handle_folder,
@@ -768,6 +769,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not state["done"]:
             self.close_connection = True  # refused before the end: the rest is not read
+        if resp is not None and resp.status == DROP:
+            self.close_connection = True  # an injected lost connection: no answer
+            return
         if resp is not None:
             self._reply(resp)
 
@@ -781,6 +785,9 @@ class _Handler(BaseHTTPRequestHandler):
             range_header=self.headers.get("Range"),
             body=body,
         )
+        if resp.status == DROP:
+            self.close_connection = True  # an injected lost connection: no answer
+            return
         self._reply(resp)
 
     def _reply(self, resp: FileResponse) -> None:
@@ -953,4 +960,6 @@ def serve(
     endpoint.start()
     running = RunningServer(httpd, endpoint, tmpdir, cert_path)
     endpoint.base_url = running.base_url
+    # the lease URLs' sslThumbprint (empty over plain HTTP: "no SSL thumbprint is available")
+    endpoint.leases.ssl_thumbprint = sha1_thumbprint(cert_path) if cert_path is not None else ""
     return running

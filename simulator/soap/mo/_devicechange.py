@@ -135,7 +135,7 @@ def apply_disk_changes(host: Host, vm_id: str, changes: list[DiskChange]) -> Non
                 assert change.spec is not None
                 spec = change.spec
                 # a snapshot's disk of another VM added to the backup proxy: a hot-add
-                att = hot_add_file(host, vm_id, spec.file) if spec.file and not spec.create else None
+                att = hot_add_file(host, vm_id, spec.file, spec.mode) if spec.file and not spec.create else None
                 if att is not None:
                     hot.append(att.proxy_key)
                     continue

@@ -16,7 +16,12 @@ an OVF export of a host does: the powered-off VM's disk for ``ExportVm``, the sn
 for ``ExportSnapshot``. The URL names the lease's secret token (``/nfc/<token>/disk-N.vmdk``),
 which is the authorisation, as the ticket in hostd's NFC URLs is. Where a standalone host
 writes ``https://*/nfc/...`` (the client substitutes the host it connected to), these URLs
-carry the endpoint's own address, which every client can use as it is.
+carry the endpoint's own address, which every client can use as it is. Each URL's
+``sslThumbprint`` is the SHA-1 thumbprint of the certificate the endpoint serves (``serve``
+sets ``LeaseTable.ssl_thumbprint``; empty over plain HTTP), so a client that pins it, as
+OVF tools do, checks the server it downloads from; ``key`` / ``importKey`` name each disk as
+hostd does (``_export.device_id``). ``mode`` is ``pushOrGet`` and ``capabilities`` say pull
+mode (the host fetching from URLs, ``HttpNfcLeasePullFromUrls_Task``, API 6.7) is not offered.
 
 Time: the lease timeout runs on the endpoint's clock (``Endpoint.clock``; a test passes a
 ``VirtualClock`` and advances it); ``Endpoint.leases.timeout`` is the switch
@@ -31,7 +36,14 @@ from typing import TYPE_CHECKING, Any
 
 from pyVmomi import VmomiSupport, vim, vmodl
 
-from ..._export import LEASE_TIMEOUT_SECONDS, ExportDisk, ExportLease, open_export, open_import
+from ..._export import (
+    LEASE_TIMEOUT_SECONDS,
+    ExportDisk,
+    ExportLease,
+    device_id,
+    open_export,
+    open_import,
+)
 from ..._faults import make_fault
 from .._index import not_found
 from ..wire import _codec
@@ -66,6 +78,9 @@ class LeaseTable:
     def __init__(self, ep: Endpoint) -> None:
         self.ep = ep
         self.timeout = LEASE_TIMEOUT_SECONDS
+        #: the SHA-1 thumbprint of the certificate the endpoint serves (``serve`` sets it; empty
+        #: over plain HTTP), given in every ``deviceUrl``
+        self.ssl_thumbprint = ""
         self._by_moid: dict[str, ExportLease] = {}
         self._ids = itertools.count(1)
 
@@ -129,20 +144,28 @@ class HttpNfcLeaseImpl(MOImpl):
         return self.lease().percent
 
     def p_mode(self) -> str:
-        return "push"  # the client downloads from the host's URLs (API 6.7: "push" mode)
+        # API 6.7 ``HttpNfcLeaseMode``: the client GETs (export) or PUTs/POSTs (import) the
+        # URLs itself; "pull" (the host fetching from URLs, HttpNfcLeasePullFromUrls_Task) is
+        # not offered, which ``capabilities`` says
+        return "pushOrGet"
+
+    def p_capabilities(self) -> Any:
+        return vim.HttpNfcLease.Capabilities(pullModeSupported=False, corsSupported=False)
 
     def p_info(self) -> Any:
         lease = self.lease()
         if lease.state != "ready":
             return None  # set once the lease is ready (API reference, HttpNfcLease.info)
         base = self.ep.base_url
+        # ``key`` names the device by the VM's id, ``importKey`` by its name (for an import:
+        # the spec's ``fileItem.deviceId``); ``sslThumbprint`` is the served certificate's
+        # (API reference: "SSL thumbprint for the host the URL refers to", empty over HTTP)
         urls = [
             vim.HttpNfcLease.DeviceUrl(
-                key=f"/{lease.vm}/VirtualLsiLogicController0:{d.unit}",
-                importKey=lease.import_keys.get(d.device_key, f"/{lease.vm_name}/VirtualLsiLogicController0:{d.unit}")
-                if lease.kind == "import" else f"/{lease.vm_name}/VirtualLsiLogicController0:{d.unit}",
+                key=device_id(lease.vm, d.controller, d.unit),
+                importKey=lease.import_keys.get(d.device_key) or device_id(lease.vm_name, d.controller, d.unit),
                 url=f"{base}/nfc/{lease.token}/{d.name}",
-                sslThumbprint="",
+                sslThumbprint=self.ep.leases.ssl_thumbprint,
                 disk=True,
                 targetId=d.name,
             )
@@ -202,8 +225,8 @@ class HttpNfcLeaseImpl(MOImpl):
 
 def _manifest_entries(lease: ExportLease) -> list[Any]:
     return [
-        vim.HttpNfcLease.ManifestEntry(key=f"/{lease.vm}/VirtualLsiLogicController0:{d.unit}", sha1=d.sha1,
-                                       size=d.size, disk=True, capacity=d.capacity)
+        vim.HttpNfcLease.ManifestEntry(key=device_id(lease.vm, d.controller, d.unit), sha1=d.sha1,
+                                       size=d.size, disk=True, capacity=d.capacity, populatedSize=d.populated)
         for d in lease.disks if d.sha1 is not None
     ]
 
@@ -255,9 +278,7 @@ def start_import(ep: Endpoint, ctx: Context, spec: Any, folder: Any) -> Any:
     )
     lease = open_import(ep.host, vm.moref, clock=ep.clock, timeout=ep.leases.timeout,
                         lease_id=f"nfclease-{next(ep.leases._ids)}")
-    ctl = {"scsi": "VirtualLsiLogicController0", "ide": "VirtualIDEController0"}
-    lease.import_keys = {d.key: f"/{vm.name}/{ctl.get(d.controller, 'VirtualLsiLogicController0')}:{d.unit_number}"
-                         for d in vm.disks}
+    lease.import_keys = {d.key: device_id(vm.name, d.controller, d.unit_number) for d in vm.disks}
     ep.leases.add(lease)
     ep.tasks.submit(ctx, vim.ResourcePool.ImportVApp, vm.moref, lease.ready)
     ep.changed.notify_all()

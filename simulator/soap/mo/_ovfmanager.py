@@ -16,19 +16,33 @@ from typing import TYPE_CHECKING, Any
 from pyVmomi import vim, vmodl
 
 from ..._errors import InvalidInputError
+from ..._export import device_id
 from ..._ovf import OvfDisk, OvfSystem, parse_ovf, render_ovf
 from ._base import MOIDS, MOImpl, soap
+from ._vmview import network_name
 
 if TYPE_CHECKING:
     from .._endpoint import Context
 
 __all__ = ["OvfManagerImpl", "import_key"]
 
+#: ``CreateImportSpecParams.diskProvisioning`` a host takes, and whether the disks are thin
+#: (``""``: the default, thin). The hosted formats (``monolithicSparse``, ``twoGbMaxExtent*``,
+#: ``sparse``) are refused with ``OvfUnsupportedDiskProvisioning`` in the result, as govmomi's
+#: simulator (``simulator/ovf_manager.go``) does for all but ``monolithicSparse``, which it
+#: lets fail later at import (here: at once, the same fault)
+_PROVISIONING = {"": True, "thin": True, "seSparse": True, "thick": False, "flat": False, "monolithicFlat": False,
+                 "eagerZeroedThick": False}
+#: the key of a VM's first IDE controller (the host's standard devices, ``_devicechange.py``)
+_IDE_KEY = 200
+
+#: the ``.vmx``'s ``ethernetN.virtualDev`` as the OVF's RASD ``ResourceSubType``
+_NIC_SUBTYPE = {"vlance": "PCNet32", "e1000": "E1000", "e1000e": "E1000e", "vmxnet3": "VmxNet3"}
+
 
 def import_key(vm_name: str, disk: OvfDisk) -> str:
     """The ``deviceId`` / ``importKey`` of a disk of an import (as a host names them)."""
-    controller = "VirtualLsiLogicController0" if disk.controller == "scsi" else "VirtualIDEController0"
-    return f"/{vm_name}/{controller}:{disk.unit}"
+    return device_id(vm_name, disk.controller, disk.unit)
 
 
 class OvfManagerImpl(MOImpl):
@@ -36,11 +50,25 @@ class OvfManagerImpl(MOImpl):
     static_moids = ("ha-ovf-manager",)
     content_property = "ovfManager"
 
+    def p_ovfExportOption(self) -> list[Any]:  # noqa: N802
+        """The export options ``CreateDescriptor`` honours (API 5.5): only ``extraconfig``."""
+        return [vim.OvfManager.OvfOptionInfo(
+            option="extraconfig",
+            description=vmodl.LocalizableMessage(key="extraconfig",
+                                               message="Include the virtual machine's extraConfig (.vmx options)."))]
+
+    def p_ovfImportOption(self) -> list[Any]:  # noqa: N802
+        return []
+
     @soap
     def CreateDescriptor(self, ctx: Context, obj: Any, cdp: Any) -> Any:  # noqa: N802
-        """The OVF envelope of VM ``obj``: its CPUs, memory, disks (as the snapshot ``cdp.snapshot``
-        sees them, else now), network and ``.vmx`` settings; ``cdp.ovfFiles`` (what the client
-        downloaded through the lease) name the files and give their sizes."""
+        """The OVF envelope of VM ``obj``: its CPUs, memory, virtual hardware version, disks (as
+        the snapshot ``cdp.snapshot`` sees them, else now: capacity and data size), network
+        adapter and guest; ``cdp.ovfFiles`` (what the client downloaded through the lease, by
+        the lease's device ``key``) name the files and give their sizes. The VM's
+        ``extraConfig`` is written only when ``cdp.exportOption`` has ``"extraconfig"`` (API
+        reference, ``OvfCreateDescriptorParams.exportOption``, the values of
+        ``OvfManager.ovfExportOption``)."""
         host = self.ep.host
         if not isinstance(obj, vim.VirtualMachine):
             raise vmodl.fault.NotSupported(msg="CreateDescriptor: vcbsim describes virtual machines only.")
@@ -53,14 +81,19 @@ class OvfManagerImpl(MOImpl):
         for i, d in enumerate(vm.disks):
             if snap is not None and d.key not in snap.layers:
                 continue
-            key = f"/{vm.moref}/VirtualLsiLogicController0:{d.unit_number}"
-            f = files.get(key)
+            f = files.get(device_id(vm.moref, d.controller, d.unit_number))
+            view = host.disk_view(vm.moref, d.key, snap.moref if snap is not None else None)
+            populated = sum(length for _, length in view.allocated_areas()) if hasattr(view, "allocated_areas") else None
             disks.append(OvfDisk(href=f.path if f is not None else f"{vm.name}-disk{i}.vmdk", capacity=d.capacity,
-                                 unit=d.unit_number, size=int(f.size) if f is not None and f.size else None))
+                                 unit=d.unit_number, size=int(f.size) if f is not None and f.size else None,
+                                 controller=d.controller, populated=populated))
+        options = set(getattr(cdp, "exportOption", None) or [])
         system = OvfSystem(
             name=(getattr(cdp, "name", None) or vm.name), guest_id=vm.guest_id, num_cpus=vm.num_cpus,
-            memory_mb=vm.memory_mb, disks=disks, config=dict(vm.extra_config),
-            annotation=getattr(cdp, "description", None) or "",
+            memory_mb=vm.memory_mb, disks=disks, annotation=getattr(cdp, "description", None) or "",
+            hw_version=vm.hw_version, network=network_name(vm),
+            nic_type=_NIC_SUBTYPE.get(vm.extra_config.get("ethernet0.virtualDev", "vlance"), "PCNet32"),
+            extra_config=dict(vm.extra_config) if "extraconfig" in options else {},
         )
         return vim.OvfManager.CreateDescriptorResult(ovfDescriptor=render_ovf(system), includeImageFiles=False)
 
@@ -81,26 +114,38 @@ class OvfManagerImpl(MOImpl):
         except InvalidInputError as exc:
             return vim.OvfManager.CreateImportSpecResult(error=[vmodl.fault.InvalidArgument(msg=str(exc))])
         name = getattr(cisp, "entityName", None) or system.name
+        provisioning = getattr(cisp, "diskProvisioning", None) or ""
+        if provisioning not in _PROVISIONING:
+            # hosted formats a host does not run VMs on (govmomi's simulator answers the same)
+            return vim.OvfManager.CreateImportSpecResult(error=[vim.fault.OvfUnsupportedDiskProvisioning(
+                msg=f"Disk provisioning type not supported: {provisioning} (this host takes "
+                    f"{', '.join(sorted(p for p in _PROVISIONING if p))}).",
+                diskProvisioning=provisioning, supportedDiskProvisioning=", ".join(sorted(p for p in _PROVISIONING if p)))])
+        thin = _PROVISIONING[provisioning]
         scsi = vim.vm.device.VirtualDeviceSpec(operation="add", device=vim.vm.device.VirtualLsiLogicController(
             key=-100, busNumber=0, sharedBus="noSharing"))
         changes = [scsi]
         items = []
         for i, d in enumerate(system.disks):
+            backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                fileName=f"[{ds}]" if ds else "", diskMode="persistent", thinProvisioned=thin,
+                eagerlyScrub=True if provisioning == "eagerZeroedThick" else None)
             changes.append(vim.vm.device.VirtualDeviceSpec(
                 operation="add", fileOperation="create",
                 device=vim.vm.device.VirtualDisk(
-                    key=-(200 + i), controllerKey=-100, unitNumber=d.unit, capacityInKB=d.capacity // 1024,
-                    backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
-                        fileName=f"[{ds}]" if ds else "", diskMode="persistent", thinProvisioned=True),
-                ),
+                    key=-(200 + i), controllerKey=-100 if d.controller == "scsi" else _IDE_KEY, unitNumber=d.unit,
+                    capacityInKB=d.capacity // 1024, backing=backing),
             ))
+            # the disk is made by ImportVApp and its content uploaded into it: ``create`` false
+            # (a POST of the stream-optimized VMDK; true would mean "created by the caller, for
+            # example using HTTP PUT", OvfFileItem), cimType 17 "Disk drive"
             items.append(vim.OvfManager.FileItem(deviceId=import_key(name, d), path=d.href, size=d.size or 0,
-                                                 create=True))
+                                                 create=False, cimType=17))
         config = vim.vm.ConfigSpec(
             name=name, guestId=system.guest_id, numCPUs=system.num_cpus, memoryMB=system.memory_mb,
-            annotation=system.annotation or None,
+            version=f"vmx-{system.hw_version:02d}", annotation=system.annotation or None,
             files=vim.vm.FileInfo(vmPathName=f"[{ds}]" if ds else None),
-            extraConfig=[vim.option.OptionValue(key=k, value=v) for k, v in sorted(system.config.items())] or None,
+            extraConfig=[vim.option.OptionValue(key=k, value=v) for k, v in sorted(system.extra_config.items())] or None,
             deviceChange=changes,
         )
         spec = vim.vm.VmImportSpec(configSpec=config)

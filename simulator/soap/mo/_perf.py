@@ -1,4 +1,4 @@
-"""PerformanceManager (``ha-perfmgr``) and OvfManager (``ha-ovf-manager``) of a standalone host.
+"""PerformanceManager (``ha-perfmgr``) of a standalone host.
 
 Why a PerformanceManager: management and monitoring tools read ``content.perfManager`` as soon
 as they connect and ask it for a VM's real-time statistics; an unset one crashes them. What is
@@ -14,9 +14,7 @@ share of the host's clock rate, ``cpu.usage`` that as a percentage (hundredths, 
 ``mem.consumed`` its configured memory in KB, ``mem.usage`` a quarter of it in hundredths of a
 percent, ``sys.uptime`` the seconds since the host's start; the same state gives the same values.
 
-OvfManager is present where the profile's API has it (since API 4.0); its methods belong to
-the restore/export work and answer ``NotSupported`` until then (the endpoint's rule for a
-method it does not simulate).
+OvfManager (``ha-ovf-manager``, since API 4.0) is ``_ovfmanager.py``.
 """
 
 from __future__ import annotations
@@ -32,7 +30,7 @@ from ._vmprops import ts
 if TYPE_CHECKING:
     from .._endpoint import Context
 
-__all__ = ["OvfManagerImpl", "PerformanceManagerImpl"]
+__all__ = ["PerformanceManagerImpl"]
 
 #: seconds between real-time samples (a host's refresh rate)
 REFRESH = 20
@@ -155,10 +153,3 @@ class PerformanceManagerImpl(MOImpl):
             value=series,
         )
 
-
-class OvfManagerImpl(MOImpl):
-    """Served where the host's API has the type (``Endpoint.has_type``: since 4.0)."""
-
-    vim_type = vim.OvfManager
-    static_moids = ("ha-ovf-manager",)
-    content_property = "ovfManager"

@@ -167,7 +167,8 @@ def _disk(host: Host, vm: VM, d: VirtualDiskDevice, snap: Snapshot | None = None
 def _hot_added(host: Host, vm: VM) -> tuple[DiskInfo, ...]:
     """Disks of other VMs hot-added to this one (a backup proxy, ``simulator/_hotadd.py``): as
     on a host, devices of the proxy whose backing is the other VM's disk as of its snapshot,
-    independent-nonpersistent (the proxy cannot change them)."""
+    independent-nonpersistent (the proxy cannot change them), or its live disk, persistent
+    (a writable attach: a hot-add restore writes it)."""
     attached = host.holds.attached.get(vm.moref) if len(host.holds) else None
     if not attached:
         return ()
@@ -177,13 +178,15 @@ def _hot_added(host: Host, vm: VM) -> tuple[DiskInfo, ...]:
         target = host.vms.get(a.vm)
         if target is None:
             continue
-        d, snap = target.disk(a.disk), target.find_snapshot(a.snapshot)
-        if d is None or snap is None:
+        d = target.disk(a.disk)
+        snap = target.find_snapshot(a.snapshot) if a.snapshot is not None else None
+        if d is None or (a.snapshot is not None and snap is None):
             continue
         n += 1
         info = _disk(host, target, d, snap)
+        mode = "persistent" if a.writable else "independent_nonpersistent"
         out.append(replace(info, key=a.proxy_key, label=f"Hard disk {n}", controller_key=1000, unit_number=a.unit,
-                           disk_mode="independent_nonpersistent", change_id=None))
+                           disk_mode=mode, change_id=None))
     return tuple(out)
 
 

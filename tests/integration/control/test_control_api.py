@@ -369,3 +369,42 @@ def test_reset_keeps_the_servers_trace_limit_and_sink(ctl: ControlClient, host: 
     assert len(kept) <= 50 and kept[-1].details["text"] == "119"
     sink.close()
     assert (tmp_path / "trace.jsonl").read_text().count("\n") == len(host.trace)
+
+
+# -- the host's facts (the kit judges restores from them) -------------------------------------
+
+
+def test_a_vms_facts_are_its_vmx_and_the_digests_of_its_disks(ctl: ControlClient, host: Host) -> None:
+    from vcbsim.simulator.disk import image_digest
+
+    facts = ctl.vm("win2003-sql")
+    vm = host.find_vm("win2003-sql")
+    assert facts["moref"] == vm.moref and facts["vmx"] == vm.vmx_text() and facts["vmx_path"] == vm.vmx_path
+    assert [(d["key"], d["digest"]) for d in facts["disks"]] == [
+        (d.key, image_digest(host.disk_view(vm, d.key))) for d in vm.disks]
+    host.guest_fs("win2003-sql").write_bytes("D:\\Data\\new.txt", b"changed")
+    assert ctl.vm("win2003-sql")["disks"][1]["digest"] != facts["disks"][1]["digest"]
+    with pytest.raises(ControlError) as info:
+        ctl.vm("no-such-vm")
+    assert info.value.status == 404
+
+
+def test_a_capture_records_the_disks_and_vmx_at_the_snapshot_the_moment_it_exists(ctl: ControlClient,
+                                                                                   host: Host) -> None:
+    from vcbsim.simulator.disk import image_digest
+
+    vm = host.find_vm("win2003-sql")
+    ctl.capture("win2003-sql")
+    snap = host.create_snapshot(vm, "_VCB-BACKUP_")
+    at_snapshot = {str(d.key): image_digest(host.disk_view(vm, d.key, snap.moref)) for d in vm.disks}
+    host.guest_fs("win2003-sql").write_bytes("D:\\Data\\after.txt", b"after the snapshot")
+    host.remove_snapshot(vm, snap)  # gone before a client could read it
+    taken = ctl.captures()
+    assert list(taken) == [snap.moref]
+    assert taken[snap.moref]["disks"] == at_snapshot and taken[snap.moref]["vm"] == "win2003-sql"
+    assert "_VCB-BACKUP_" in taken[snap.moref]["vmsd"]
+    # one capture per arming; a reset forgets them
+    host.remove_snapshot(vm, host.create_snapshot(vm, "again"))
+    assert list(ctl.captures()) == [snap.moref]
+    ctl.reset()
+    assert ctl.captures() == {}

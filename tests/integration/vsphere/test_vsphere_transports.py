@@ -2,7 +2,8 @@
 host's lease (pyVmomi ``ExportSnapshot``, the disks downloaded as stream-optimized VMDK);
 the restored image equals the disk as of the snapshot, and the lease is completed before the
 snapshot is removed. ``-m hotadd`` over the wire reconfigures the marked proxy VM to add the
-snapshot's disk files and removes them before the commit."""
+snapshot's disk files, reads them through the NBD devices they become in the proxy's guest
+(``disk.hotread`` counts the bytes) and removes them before the commit."""
 
 from __future__ import annotations
 
@@ -94,6 +95,16 @@ def test_hotadd_over_the_wire_attaches_to_the_proxy_vm_and_detaches_before_the_c
     kinds = [e.kind for e in esxi.trace.events if e.kind.startswith(("disk.hot", "snapshot.remove"))]
     assert kinds[:2] == ["disk.hotadd", "disk.hotadd"] and kinds[-1] == "snapshot.remove"
     assert kinds.count("disk.hotremove") == 2
+    # every byte came through the proxy guest's block devices: at least the allocated data
+    snap_id = next(e.details["snapshot"] for e in esxi.trace.events if e.kind == "disk.hotadd")
+    read = {e.details["disk"]: e.details["bytes"] for e in esxi.trace.events if e.kind == "disk.hotread"}
+    assert set(read) == {d.key for d in vm.disks}
+    for d in vm.disks:
+        assert read[d.key] >= sum(n for _, n in esxi.disk_view(vm, d.key).allocated_areas()) > 0
+    devices = [e.details["device"] for e in esxi.trace.events if e.kind == "disk.hotadd"]
+    assert all(dev and dev.endswith(("scsi0:1", "scsi0:2")) for dev in devices), devices
+    assert not any(Path(dev).exists() for dev in devices)  # the devices went with the detach
+    assert snap_id.startswith("snapshot-")
     assert not vm.consolidation_needed and esxi.find_vm("name:vcb-proxy").disks[0].key == 2000
     ops = [e.details["op"] for e in esxi_client.trace.events if e.kind == "op.ok"]
     assert ops.index("attach-disks") < ops.index("release-disks") < ops.index("remove-snapshot")
@@ -108,11 +119,12 @@ def test_the_proxy_vm_shows_the_hot_added_disks_and_the_commit_fails_while_attac
     from vcbsim.simulator._hotadd import mark_proxy
 
     esxi.add_vm("vcb-proxy", disks=[16 * MiB])
-    mark_proxy(esxi, "vcb-proxy")
     si = esxi_client.si
     find = si.content.searchIndex.FindByInventoryPath
     target, proxy_vm = find(f"ha-datacenter/vm/{helpers.SMALL}"), find("ha-datacenter/vm/vcb-proxy")
-    assert [(o.key, o.value) for o in proxy_vm.config.extraConfig] == [("vcbsim.backupProxy", "TRUE")]
+    devices = mark_proxy(esxi, "vcb-proxy")
+    assert [(o.key, o.value) for o in proxy_vm.config.extraConfig] == [
+        ("vcbsim.backupProxy", "TRUE"), ("vcbsim.guestDevices", str(devices))]
     WaitForTask(target.CreateSnapshot_Task(name="b", memory=False, quiesce=False))
     snap = target.snapshot.currentSnapshot
     name = next(d.backing.fileName for d in snap.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk))
@@ -140,8 +152,9 @@ def test_the_proxy_vm_shows_the_hot_added_disks_and_the_commit_fails_while_attac
 def test_guest_writes_during_a_wire_backup_round_trip(
     helpers: Any, tmp_path_factory: pytest.TempPathFactory, transport: str, seed: int, writes: list[int]
 ) -> None:
-    """Random guest writes while the proxy reads over --server: the restored image is the disk
-    as of the snapshot, byte for byte, and every write survives the commit."""
+    """Random guest writes while the proxy reads over --server (hot-add: through the NBD devices
+    of the proxy's guest): the restored image is the disk as of the snapshot, byte for byte, and
+    every write survives the commit."""
     from vcbsim.simulator import SimRandom
     from vcbsim.simulator._host import Host
     from vcbsim.simulator._hotadd import mark_proxy
@@ -177,3 +190,7 @@ def test_guest_writes_during_a_wire_backup_round_trip(
     assert got == expected
     assert vm.snapshots() == [] and not vm.consolidation_needed
     assert work.verify() == []
+    if transport == "hotadd":  # read through the proxy guest's NBD devices, which left with the detach
+        read = [e.details["bytes"] for e in host.trace.events if e.kind == "disk.hotread"]
+        assert len(read) == 2 and all(n > 0 for n in read)
+        assert all(not Path(e.details["device"]).exists() for e in host.trace.events if e.kind == "disk.hotadd")

@@ -1,7 +1,7 @@
 """Over the wire: the vSphere binding reads each disk's ``diskMode``, so an image backup
 leaves out an independent disk (``reference/_image.py``), and a restore as a new VM registers
-it without it and says so. (RDMs are not exported over the wire here: this client reads no
-``VMFSRDM`` extent, ``reference/_vsphere.py``.)"""
+it without it and says so. (A virtual-mode RDM's ``VMFSRDM`` extent is read over the wire:
+``test_vsphere_rdm_wire.py``.)"""
 
 from __future__ import annotations
 

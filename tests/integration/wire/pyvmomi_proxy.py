@@ -12,7 +12,14 @@ Behaviours:
 - ``early-remove``: the snapshot is removed right after the export, before the copy;
 - ``silent-leak``: leaks the snapshot and records no events at all;
 - ``live``: as ``correct``, but the events are posted to the control API as they happen
-  (``POST $VCBSIM_CONTROL/trace``) instead of written to ``VCBSIM_TRACE``.
+  (``POST $VCBSIM_CONTROL/trace``) instead of written to ``VCBSIM_TRACE``;
+- ``unmount-leaves-folder``: announces its unmount (the ``unmount`` event, the WF-3a op) but
+  leaves the export folder on the proxy, and commits;
+- ``quiet-mounts``: as ``correct``, but records no ``mount`` / ``unmount`` events (the kit sees
+  the folder come and go under the declared mount root).
+
+The export is ``$VCBSIM_WORKDIR/mnt/<vm>-fullVM`` (VCB's name; the mount root a declaration
+names as ``{workdir}/mnt``), the "medium" ``$VCBSIM_WORKDIR/medium/<vm>``.
 
 A fault the kit arms in the product's own ``export`` or ``copy`` step (``VCBSIM_PROXY_FAULTS``,
 for a product declaring ``proxy_faults``) fails that step; the correct product still unmounts
@@ -124,23 +131,27 @@ def main() -> int:
             snap = rec.op("snapshot", "WF-1", create, name=SNAPSHOT, quiesce=True)
 
             snap_id = snap._moId
-            export = os.path.join(env["VCBSIM_WORKDIR"], f"{vm.name}-export")
-            medium = os.path.join(env["VCBSIM_WORKDIR"], f"{vm.name}-medium")
+            export = os.path.join(env["VCBSIM_WORKDIR"], "mnt", f"{vm.name}-fullVM")
+            medium = os.path.join(env["VCBSIM_WORKDIR"], "medium", vm.name)
+            announce = behaviour != "quiet-mounts"
 
             def expose() -> None:
                 export_extents(env["VCBSIM_URL"], cookie, vm, export)
                 for d in snap.config.hardware.device:
                     if isinstance(d, vim.vm.device.VirtualDisk):
                         rec.emit("disk.export", None, disk=d.key, snapshot=snap_id, bytes=d.capacityInKB * 1024)
-                rec.emit("mount", None, kind="fullvm", path=export)
+                if announce:
+                    rec.emit("mount", None, kind="fullvm", path=export)
 
             def copy() -> None:
                 shutil.rmtree(medium, ignore_errors=True)
                 shutil.copytree(export, medium)
 
             def unmount() -> None:
-                shutil.rmtree(export)
-                rec.emit("unmount", None, path=export)
+                if behaviour != "unmount-leaves-folder":
+                    shutil.rmtree(export)
+                if announce:
+                    rec.emit("unmount", None, path=export)
 
             def remove() -> None:
                 WaitForTask(snap.RemoveSnapshot_Task(removeChildren=False))
@@ -165,7 +176,7 @@ def main() -> int:
             finally:
                 if exposed:
                     rec.op("unmount", "WF-3a", unmount)
-                if behaviour in ("correct", "live"):
+                if behaviour in ("correct", "live", "unmount-leaves-folder", "quiet-mounts"):
                     rec.op("commit", "WF-3b", remove)
         except vmodl.MethodFault as exc:
             rec.emit("op.fail", None, op="job", op_id=job, error=type(exc).__name__.rsplit(".", 1)[-1])

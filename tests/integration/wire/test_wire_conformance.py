@@ -32,6 +32,8 @@ REFERENCE = [sys.executable, "-m", "vcbsim", "backup", "--server", "{url}", "--u
 #: the plain reference CLI printing one JSON document: it reports what its backups hold
 REFERENCE_JSON = [*REFERENCE, "--json"]
 WIRE_SCENARIOS = [n for n, steps in SCENARIOS.items() if wire_skip_reason(steps) is None]
+#: the scenarios of backups (the restore scenario, with restore commands: tests/mutants/test_wire_restore_mutants.py)
+BACKUP_SCENARIOS = [n for n in WIRE_SCENARIOS if n != "wire-restore"]
 
 
 def _product(behaviour: str) -> CommandAdapter:
@@ -56,17 +58,16 @@ def _between(events: list[Event], ev: Event, steps: frozenset[str]) -> bool:
 
 def test_the_scenarios_the_wire_cannot_drive_are_the_product_side_faults() -> None:
     skipped = {n for n in SCENARIOS if n not in WIRE_SCENARIOS}
-    # and the backup of the in-process kit's VM with disks no snapshot covers (_check_disks), and
-    # the restore scenario: a command has no restore hooks (_scenario_restore, in-process)
+    # and the backup of the in-process kit's VM with disks no snapshot covers (_check_disks); the
+    # restore scenario runs over the wire for a command that declares it (its restore commands);
     # and the in-process kit's discriminating cases: a VM whose disk ends inside a grain, legacy
     # scripts beside the directory, jobs failed in the product's own steps between incrementals
     assert skipped == {"expose-fails", "copy-fails", "proxy-crash-then-next-run-cleans", "image-unsnapshotted-disks",
-                       "wire-restore", "image-partial-grain", "legacy-pair-failure-paths",
-                       "failed-jobs-between-incrementals"}
+                       "image-partial-grain", "legacy-pair-failure-paths", "failed-jobs-between-incrementals"}
     assert "image-backup" in WIRE_SCENARIOS and "commit-fails-then-next-run-cleans" in WIRE_SCENARIOS
 
 
-@pytest.mark.parametrize("scenario", WIRE_SCENARIOS)
+@pytest.mark.parametrize("scenario", BACKUP_SCENARIOS)
 def test_the_reference_cli_passes_every_scenario_over_the_wire(scenario: str, tmp_path: Path) -> None:
     with WireEndpoint() as ep:
         scen = WireScenario(CommandAdapter(REFERENCE, name="reference", timeout=120), ep, workdir=tmp_path)
@@ -323,7 +324,7 @@ def test_route_2_certify_gives_a_bundle_verify_bundle_certifies(tmp_path: Path,
     na = sorted(c["name"] for c in doc["cases"] if c["outcome"] == "na")
     # not applicable, each for its reason: the product-side fault scenarios (the reference
     # declares no proxy_faults), the kit VM whose disks no snapshot covers (not in the wire
-    # inventory), and the restore scenario (a command has no restore hooks)
+    # inventory), and the restore scenario (this command declares no restore over the wire)
     assert doc["totals"]["skip"] == 0 and na == [
         "wire/copy-fails", "wire/expose-fails", "wire/image-unsnapshotted-disks",
         "wire/proxy-crash-then-next-run-cleans", "wire/wire-restore",

@@ -53,3 +53,76 @@ def test_the_folder_is_observed_mounts_appear_and_go(tmp_path: Path) -> None:
     (tmp_path / "vm1-fullVM").rmdir()
     folder.observe(9)
     assert folder.present == {"vm1/letters/C"} and folder.gone_at == {"vm1-fullVM": 9}
+
+
+# -- what a product wrote (``_restored.locate``, ``WrittenChain``) ---------------------------
+
+def test_a_jobs_folder_is_the_one_it_names_or_the_one_that_appeared(tmp_path: Path) -> None:
+    from vcbsim.conformance._restored import backup_entries, locate
+
+    (tmp_path / "old").mkdir()
+    before = backup_entries(tmp_path)
+    (tmp_path / "vm-2").mkdir()
+    (tmp_path / ".index").mkdir()  # the product's bookkeeping is not a backup
+    assert locate(tmp_path, None, [], "vm-1", before) == tmp_path / "vm-2"
+    assert locate(tmp_path, "old", [], "vm-1", before) == tmp_path / "old"
+    outside = locate(tmp_path, str(tmp_path.parent), [], "vm-1", before)
+    assert isinstance(outside, str) and "not under its declared backup root" in outside
+    (tmp_path / "vm-3").mkdir()
+    two = locate(tmp_path, None, [], "vm-1", before)
+    assert isinstance(two, str) and "2 folders appeared" in two
+
+
+def test_the_written_chain_follows_the_seeds_bases() -> None:
+    from vcbsim.conformance._judge import norm_path
+    from vcbsim.conformance._restored import WrittenChain
+
+    chain = WrittenChain()
+    alive = {norm_path(p) for p in ("D:\\a", "D:\\b", "D:\\c", "D:\\d")}
+    assert chain.add("vm", "full", {"D:\\a": "1", "D:\\gone": "0"}, norm_path, lambda k: True) == {
+        "D:\\a": "1", "D:\\gone": "0"}
+    # an incremental over the full; a file the guest deleted since is no longer restored
+    assert chain.add("vm", "incremental", {"D:\\b": "2"}, norm_path, alive.__contains__) == {"D:\\a": "1", "D:\\b": "2"}
+    # a differential builds on the full only, not on the incremental
+    assert chain.add("vm", "differential", {"D:\\c": "3"}, norm_path, alive.__contains__) == {"D:\\a": "1", "D:\\c": "3"}
+    # the next incremental builds on the last incremental (a differential is no base)
+    assert chain.add("vm", "incremental", {"d:\\A": "4"}, norm_path, alive.__contains__) == {"d:\\A": "4", "D:\\b": "2"}
+
+
+def test_looks_between_reads_prove_the_order_over_the_wire(tmp_path: Path) -> None:
+    from vcbsim.conformance._observed import Look, judge_looks
+    from vcbsim.simulator import Event
+
+    def ev(seq: int, kind: str) -> Event:
+        return Event(seq, 0.0, "host", kind, "vm-1", None, {"snapshot": "snapshot-1"})
+
+    host = [ev(0, "snapshot.create"), ev(1, "snapshot.remove")]
+    base = Look(frozenset(), 0, 0)
+    # the export was seen while the read after the look still had no snapshot: WF-1f
+    early = judge_looks(tmp_path, [base, Look(frozenset({"vm-fullVM"}), 0, 0), Look(frozenset(), 2, 2)], host,
+                        "vm-1", ok=True, vm="vm")
+    assert early.violation is not None and early.violation[0] == "WF-1f"
+    # seen after the read that had the removal: WF-3a; gone before it: a pass
+    late = judge_looks(tmp_path, [base, Look(frozenset({"vm-fullVM"}), 2, 2)], host, "vm-1", ok=True, vm="vm")
+    assert late.violation is not None and late.violation[0] == "WF-3a"
+    fine = judge_looks(tmp_path, [base, Look(frozenset({"vm-fullVM"}), 1, 1), Look(frozenset(), 2, 2)], host,
+                       "vm-1", ok=True, vm="vm")
+    assert fine.violation is None and fine.occasions == {"WF-1f": 1, "WF-3a": 1, "CLN-NO-MOUNT-LEFT": 1}
+
+
+def test_a_folder_declaration_is_a_path_with_only_the_workdir_placeholder() -> None:
+    import pytest
+
+    from vcbsim.conformance import Capabilities, InvalidDefinition
+    from vcbsim.conformance._capabilities import capabilities_of
+
+    assert Capabilities(mount_root="{workdir}/mnt", backup_root="/srv/backups").backup_root == "/srv/backups"
+    with pytest.raises(InvalidDefinition, match="workdir"):
+        Capabilities(backup_root="{work}/backups")
+    with pytest.raises(InvalidDefinition, match="outside the mount root"):
+        Capabilities(mount_root="{workdir}", backup_root="{workdir}/backups")
+
+    class Attr:
+        mount_root = "/somewhere"  # a folder of the instance's own: the declaration says it was given
+    assert capabilities_of(Attr()).mount_root == "(the adapter's mount_root attribute)"
+    assert capabilities_of(Attr()).backup_root == ""

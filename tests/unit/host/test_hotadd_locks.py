@@ -1,7 +1,10 @@
 """Hot-add and the host's lock model: a snapshot's disks attached to the proxy VM lock the
-target's commit (FileLocked), per profile; detaching and consolidating fixes it."""
+target's commit (FileLocked), per profile; detaching and consolidating fixes it. Each attached
+disk is an NBD device of the proxy's guest while it is attached."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from pyVmomi import vim
@@ -107,3 +110,57 @@ def test_serve_refuses_an_unknown_proxy_vm_in_one_line(capsys: pytest.CaptureFix
     assert main(["--port", "0", "--http", "--proxy-vm", "nosuch"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--proxy-vm nosuch" in err[0] and "win2003-sql" in err[0]
+
+
+def test_an_attached_disk_is_a_device_of_the_proxy_guest_until_it_is_removed(tmp_path: Path) -> None:
+    """Each attached disk is an NBD socket ``<devices>/scsi0:<unit>`` that reads the snapshot
+    (qemu-img reads it too), refuses writes, and goes with the detach, cutting a reader off;
+    ``disk.hotread`` counts what crossed it."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from vcbsim.reference._nbdclient import NbdDisk, NbdError
+
+    host = _host("esxi-7.0")
+    root = Path(tempfile.mkdtemp(prefix="vcbsim-ha-"))
+    try:
+        devices = mark_proxy(host, "proxy", root)
+        assert devices == root / "proxy" and host.find_vm("proxy").extra_config["vcbsim.guestDevices"] == str(devices)
+        _write(host, "target", b"before" * 100)
+        snap = host.create_snapshot("target", "backup")
+        _write(host, "target", b"AFTER!" * 100)
+        first, second = hot_add(host, "proxy", "target", snap.moref)
+        assert first.export is not None and first.export.path == devices / "scsi0:1" == devices / first.device
+        assert sorted(p.name for p in devices.iterdir()) == ["scsi0:1", "scsi0:2"]
+        reader = NbdDisk(first.export.path, first.device)
+        assert reader.read_only and reader.read(MiB, 600) == b"before" * 100
+        with pytest.raises(NbdError, match="EPERM"):
+            reader.write(0, b"x")
+        if shutil.which("qemu-img"):
+            out = tmp_path / "d.raw"
+            subprocess.run(["qemu-img", "convert", "-O", "raw", f"nbd+unix:///scsi0:2?socket={devices}/scsi0:2",
+                            str(out)], check=True, capture_output=True, timeout=60)
+            view = host.disk_view("target", second.disk, snap.moref)
+            assert out.read_bytes() == view.read(0, view.size)
+        hot_remove(host, "proxy")
+        assert list(devices.iterdir()) == []
+        with pytest.raises(NbdError, match="went away"):
+            reader.read(0, 512)
+        reader.close()
+        read = {e.details["disk"]: e.details["bytes"] for e in host.trace.events if e.kind == "disk.hotread"}
+        assert read[first.disk] == 600  # what the reader asked, over the socket
+        assert read[second.disk] >= (8 * MiB if shutil.which("qemu-img") else 0)  # qemu-img probes a sector too
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_serve_refuses_proxy_devices_without_a_proxy_vm_or_too_long(capsys: pytest.CaptureFixture[str]) -> None:
+    from vcbsim.simulator.soap._cli import main
+
+    assert main(["--port", "0", "--http", "--proxy-devices", "/tmp/d"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--proxy-vm" in err[0]
+    assert main(["--port", "0", "--http", "--proxy-vm", "win2003-sql", "--proxy-devices", "/tmp/" + "d" * 120]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "107 bytes" in err[0]
