@@ -545,8 +545,6 @@ class Scenario(ScenarioBase):
             raise ConformanceViolation("EV-DECLARED-WORKS", why, witness=(snap,), vm=moref) from exc
         try:
             if policy.mode == "file":
-                from ._restored import restored_files
-
                 self._judge_restored_times(vm, target, snap)
                 return dataclasses.replace(result, files=restored_files(target))
             disks = self._restored_image(vm, target, snap)
@@ -567,6 +565,11 @@ class Scenario(ScenarioBase):
             elif e.vm == moref and e.kind == "guest.delete":
                 written.pop(_norm(str(e.details["path"])), None)
         if not target.is_dir():
+            return
+        try:  # a restore with other content is the content check's to report (judge_job), first
+            check_backup_content(self.model(vm, snap.seq), restored_files(target), _norm, level="", vm=vm, snap=snap,
+                                 moref=moref)
+        except ConformanceViolation:
             return
         self.occasion("CMT-BACKUP-CONTENT")
         for letter_dir in sorted(p for p in target.iterdir() if p.is_dir()):
@@ -874,6 +877,10 @@ SCENARIOS: dict[str, tuple[Step, ...]] = {
         _S("add_script", name="20-app.bat", exit_code=0, sleep=0.0, phase=""),
         _S("add_script", name="sub\\nested.bat", exit_code=0, sleep=0.0, phase=""),  # never run (spec R21)
         _S("add_script", name="30-fails.bat", exit_code=1, sleep=0.0, phase="freeze"),
+        _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=()),
+        # a file Windows cannot start in backupScripts.d: a launch failure is a freeze failure
+        _S("remove_script", name="30-fails.bat"),
+        _S("add_script", name="notes.txt", exit_code=0, sleep=0.0, phase=""),
         _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=()),
         _S("add_script", name="/usr/sbin/pre-freeze-script", exit_code=0, sleep=0.0, phase=""),
         _S("add_script", name="/usr/sbin/post-thaw-script", exit_code=0, sleep=0.0, phase=""),
