@@ -259,7 +259,7 @@ def _close_host(host: Any) -> None:
             store.close()
 
 
-#: ``VCBSIM_CRASH_AT=<crash point glob>``: the CLI's host dies for real (SIGKILL) at the first
+#: ``VCBSIM_CRASH_AT=<crash point glob>``: the CLI process dies for real (SIGKILL) at the first
 #: crash point that matches (``proxy.after-snapshot``, ``host.snapshot.after-freeze``, ...;
 #: ``CRASH_POINTS`` in ``vcbsim.reference._workflow`` lists them), instead of raising
 #: ``SimulatedCrash``. For crash-safety tests: nothing of the process runs after it.
@@ -267,6 +267,7 @@ CRASH_ENV = "VCBSIM_CRASH_AT"
 
 
 def _arm_crash(host: Any, point: str) -> None:
+    """``host``: the CLI's host, or over ``--server`` its wire client (the proxy's points)."""
     from vcbsim.simulator import FaultRule
 
     def kill(_point: str) -> None:
@@ -374,6 +375,9 @@ def _run_verb(args: argparse.Namespace) -> int:
             args.server, args.user, args.password, insecure=args.insecure,
             guest_user=args.guest_user, guest_password=args.guest_password, seed=args.seed,
         )
+        crash_at = os.environ.get(CRASH_ENV)
+        if crash_at:  # the proxy's own crash points (its client's fault injector)
+            _arm_crash(client, crash_at)
     else:
         host = _open_host(state, args.profile, args.seed)
         client = InProcessHostClient(host)

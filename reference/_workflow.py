@@ -58,7 +58,14 @@ from ._client import HostClient, SnapshotInfo, VMInfo, VolumeReader, api_at_leas
 from ._oprecorder import OpRecorder, emit_event
 from ._outcome import RunOutcome, StepOutcome, diagnose_pre_backup, message_of
 from ._sessions import SessionStore, force_remove
-from ._transports import TRANSPORTS, DiskSource, open_source, release_leftovers, transport_mode
+from ._transports import (
+    RUN_MARK,
+    TRANSPORTS,
+    DiskSource,
+    open_source,
+    release_leftovers,
+    transport_mode,
+)
 
 if TYPE_CHECKING:
     from ._catalog import Catalog
@@ -451,7 +458,7 @@ class BackupProxy:
             snap = self.client.create_snapshot(
                 vm.moref,
                 SNAPSHOT_NAME,
-                description="VMware Consolidated Backup snapshot (vcbsim reference proxy)",
+                description=f"VMware Consolidated Backup snapshot {RUN_MARK}",
                 quiesce=self.quiesce,
                 memory=False,
             )
