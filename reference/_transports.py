@@ -34,7 +34,7 @@ from ._client import VMInfo
 
 __all__ = [
     "TRANSPORTS", "MODES", "ALIASES", "RUN_MARK", "DiskSource", "attach_files", "detach_keys", "transport_mode",
-    "open_source", "release_leftovers",
+    "holds_leftovers", "open_source", "release_leftovers",
 ]
 
 #: the real transports
@@ -419,9 +419,19 @@ def release_leftovers(client: Any, vm: VMInfo, snapshots: set[str]) -> list[str]
     return notes
 
 
-def _release_wire(client: Any, vm: VMInfo, snapshots: set[str]) -> list[str]:
-    """Over ``--server``: the disks a killed run of this proxy left attached to a proxy VM,
-    found by what the host shows and detached (``ReconfigVM_Task`` remove, files kept).
+def holds_leftovers(client: Any, vm: VMInfo, snapshots: set[str]) -> bool:
+    """Whether something an interrupted run (or another process) left holds ``vm``'s
+    ``snapshots``: what ``release_leftovers`` would end."""
+    host = getattr(client, "host", None)
+    if host is None:
+        return bool(_wire_leftovers(client, vm, snapshots)) if hasattr(client, "si") else False
+    with host.lock:
+        return any(h.snapshot in snapshots for h in host.holds.on(vm.moref))
+
+
+def _wire_leftovers(client: Any, vm: VMInfo, snapshots: set[str]) -> list[tuple[Any, list[int]]]:
+    """Over ``--server``: the disks a run of this proxy left attached to a proxy VM, found by
+    what the host shows: ``(proxy VM, device keys)`` each.
 
     A disk is this proxy's leftover when both hold: the proxy VM's device is backed by a disk
     file of one of ``snapshots`` (the ``_VCB-BACKUP_`` snapshots left on ``vm``), and that
@@ -440,7 +450,7 @@ def _release_wire(client: Any, vm: VMInfo, snapshots: set[str]) -> list[str]:
     files.discard("")
     if not files:
         return []
-    notes = []
+    out = []
     for proxy in client._vms():
         if proxy._moId == vm.moref:
             continue
@@ -450,7 +460,16 @@ def _release_wire(client: Any, vm: VMInfo, snapshots: set[str]) -> list[str]:
         keys = [int(d.key) for d in proxy.config.hardware.device
                 if isinstance(d, vim.vm.device.VirtualDisk) and str(getattr(d.backing, "fileName", "")) in files]
         if keys:
-            detach_keys(client, proxy, keys)
-            notes.append(f"removed {len(keys)} disk(s) of {vm.name} left hot-added to the proxy VM {proxy.name} "
-                         "by an interrupted run")
+            out.append((proxy, keys))
+    return out
+
+
+def _release_wire(client: Any, vm: VMInfo, snapshots: set[str]) -> list[str]:
+    """Over ``--server``: detach what ``_wire_leftovers`` finds (``ReconfigVM_Task`` remove,
+    the files kept)."""
+    notes = []
+    for proxy, keys in _wire_leftovers(client, vm, snapshots):
+        detach_keys(client, proxy, keys)
+        notes.append(f"removed {len(keys)} disk(s) of {vm.name} left hot-added to the proxy VM {proxy.name} "
+                     "by an interrupted run")
     return notes
