@@ -54,6 +54,12 @@ Level = Literal["full", "differential", "incremental"]
 #: The kinds of restore a command may take (``CommandAdapter.restore``): a whole VM as a new VM,
 #: over the (powered-off) original, files into the running guest.
 RESTORE_KINDS: tuple[str, ...] = ("new", "over", "files")
+#: The placeholders of a backup command (``_wire.py`` documents them) and those a restore
+#: command takes besides (``{set}`` repeats its argument once per setting).
+COMMAND_PLACEHOLDERS: tuple[str, ...] = ("url", "user", "password", "vm", "mode", "level", "kind", "trace", "control",
+                                         "workdir")
+RESTORE_PLACEHOLDERS: tuple[str, ...] = ("backup_id", "restore", "name", "datastore", "path", "guest_user",
+                                         "guest_password", "settings", "set")
 #: Every level a backup (file or image) can be asked for.
 LEVELS: tuple[str, ...] = ("full", "differential", "incremental")
 
@@ -456,6 +462,22 @@ def image_digest(device: Any) -> str:
     return digest(device)
 
 
+def _check_placeholders(what: str, argv: Sequence[str], known: Sequence[str]) -> None:
+    """Every ``{name}`` in ``argv`` is one the kit fills in (one line naming it otherwise)."""
+    import string
+
+    for a in argv:
+        try:
+            names = [f for _t, f, _s, _c in string.Formatter().parse(a) if f is not None]
+        except ValueError as exc:
+            raise InvalidDefinition(what, expected="an argument with {placeholders}", got=a,
+                                    hint=f"{exc}; write a literal brace as {{{{ or }}}}") from None
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise InvalidDefinition(what, expected="placeholders from {" + "}, {".join(known) + "}", got=a,
+                                    hint=f"{{{unknown[0]}}} is not one; write a literal brace as {{{{ or }}}}")
+
+
 @dataclass(frozen=True, slots=True)
 class CommandAdapter:
     """The adapter for a product in any language, run over the wire by ``conformance/_wire.py``
@@ -516,6 +538,7 @@ class CommandAdapter:
                                         + " and each argv a non-empty list of strings", got={kind: argv},
                                         hint='for example {"new": ["./myrestore", "--backup", "{backup_id}", '
                                              '"--name", "{name}"]}')
+            _check_placeholders(f"CommandAdapter.restore[{kind!r}]", argv, COMMAND_PLACEHOLDERS + RESTORE_PLACEHOLDERS)
 
     def command(self, *, url: str, vm: str, policy: BackupPolicy, trace: str) -> list[str]:
         """The command line for one job, placeholders filled in."""

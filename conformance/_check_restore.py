@@ -9,7 +9,8 @@ records them; any product may), against the host's own facts:
   last showed it powered on (``vm.create``/``vm.register`` ``power``, ``vm.power``);
 - ``RST-NO-HALF-VM``: a restore that ends in ``op.fail`` leaves registered a VM the host created
   or registered during it (``vm.create``/``vm.register`` with no ``vm.destroy``/
-  ``vm.unregister`` before the failure);
+  ``vm.unregister`` before the failure); a VM it unregistered and registered again (the
+  original, put back after a failed restore over it) is not one it made;
 - ``RST-FILES-EXACT``: the files the host put into the guest during a file restore
   (``guest.file.put``, with ``existed``) are exactly the ``written`` its ``op.ok`` reports, all
   under the ``path`` it was asked for, and those that ``existed`` are exactly ``overwritten``.
@@ -56,6 +57,8 @@ class _Restore:
     target: str | None
     made: dict[str, Event] = field(default_factory=dict)
     puts: list[Event] = field(default_factory=list)
+    #: VMs unregistered or destroyed during it (one registered again is put back, not made)
+    removed: set[str] = field(default_factory=set)
 
 
 class RestoreModel(Model):
@@ -71,7 +74,7 @@ class RestoreModel(Model):
         if ev.vm is not None and ev.details.get("power"):
             self.power[ev.vm] = str(ev.details["power"])
         for r in self.open.values():
-            if r.op == "restore-vm" and ev.vm is not None:
+            if r.op == "restore-vm" and ev.vm is not None and ev.vm not in r.removed:
                 r.made[ev.vm] = ev
 
     def on_vm_register(self, ev: Event) -> None:
@@ -97,7 +100,8 @@ class RestoreModel(Model):
         self._check_running_change(ev, vm, _CHANGES[ev.kind])
         if ev.kind in ("vm.destroy", "vm.unregister"):
             for r in self.open.values():
-                r.made.pop(vm, None)
+                if r.made.pop(vm, None) is None:
+                    r.removed.add(vm)
 
     on_vm_destroy = on_vm_unregister = on_vm_disk_add = on_vm_disk_remove = _on_change
 

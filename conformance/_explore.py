@@ -19,7 +19,14 @@ those states on purpose, each a short, replayable list of ordinary steps:
 - ``fault_after_snapshot``: a fault in a step after the snapshot (expose, copy, unmount,
   commit, a proxy crash), then a backup;
 - ``long_snapshot_with_timer``: a freeze script close to the abort timer and a slow snapshot,
-  so the timer fires while the guest is frozen.
+  so the timer fires while the guest is frozen;
+- ``restore`` (a product that declares ``wire_restore``): a backup, guest writes, then some of
+  the restores (as a new VM, over the running original, over the powered-off original, files
+  into the guest: ``_scenario_restore.RESTORE_KINDS``), so a restore bug is found by the search
+  and not only by the hand-written ``wire-restore`` scenario;
+- ``fault_during_restore``: the same with a fault of a restore call armed first (the register,
+  the create, a disk copy, an upload whose datastore fills part way or whose connection is
+  lost: ``_RESTORE_FAULTS``), so the restore fails and RST-NO-HALF-VM is judged on it.
 
 ``hypothesis.target`` steers the search towards runs that reach more distinct states (quiesce
 outcomes, job outcomes, levels, script phases) per example.
@@ -66,6 +73,18 @@ _FAULTS: tuple[dict[str, Any], ...] = (
     {"operation": "crash", "target": "proxy.after-snapshot"},
     {"operation": "crash", "target": "proxy.after-expose"},
     {"operation": "snapshot.create", "delay": 20.0},
+)
+#: Faults of the restore calls (``simulator/_faultrules.py``: each a fault the vSphere API
+#: reference lists for the method; ``*_1.vmdk``: the second disk's upload, so the datastore
+#: fills part way through the restore).
+_RESTORE_FAULTS: tuple[dict[str, Any], ...] = (
+    {"operation": "datastore.put", "target": "*_1.vmdk", "fault": "NoDiskSpace"},
+    {"operation": "datastore.put", "fault": "NoDiskSpace"},
+    {"operation": "datastore.put.drop"},
+    {"operation": "vm.register", "fault": "DuplicateName"},
+    {"operation": "vm.register", "fault": "InsufficientResourcesFault"},
+    {"operation": "vm.create", "fault": "InvalidDatastore"},
+    {"operation": "vdisk.copy", "fault": "NoDiskSpace"},
 )
 #: Faults in a step after the snapshot exists.
 _AFTER_SNAPSHOT = tuple(f for f in _FAULTS if f["operation"] in ("mount", "export", "copy", "unmount", "snapshot.remove", "crash"))
@@ -119,6 +138,8 @@ def reached(scenario: Scenario) -> set[tuple[str, ...]]:
             out.add(("job", ev.kind))
         elif ev.kind == "op.invoke" and d.get("op") in ("job", "backup"):
             out.add(("level", str(d.get("mode")), str(d.get("level"))))
+        elif ev.kind in ("op.ok", "op.fail") and d.get("op") in ("restore-vm", "restore-files"):
+            out.add(("restore", str(d.get("op")), ev.kind))
         elif ev.kind in ("fault.injected", "quiesce.abort", "snapshot.rollback", "crash"):
             out.add((ev.kind, str(d.get("operation") or d.get("reason") or "")))
     return out
@@ -137,6 +158,11 @@ def _machine(adapter_factory: Callable[[], Orchestrator], host_profile: str, sin
     exit_codes = st.sampled_from([0, 0, 0, 1, 3])
     phases = st.sampled_from(["", "", "freeze", "thaw"])
     linux_dir = host_profile in _LINUX_DIR_PROFILES
+    from ._scenario_restore import RESTORE_KINDS
+
+    # some of the restores, in their order; one that writes the VM (new or over) more often
+    restore_kinds = st.lists(st.sampled_from(RESTORE_KINDS), min_size=1, max_size=3, unique=True).map(
+        lambda ks: tuple(k for k in RESTORE_KINDS if k in ks) if set(ks) & {"new", "over"} else (*ks, "new"))
 
     class KitMachine(RuleBasedStateMachine):
         """Drives the adapter: guest writes, scripts, faults and jobs; checks after each job."""
@@ -147,6 +173,7 @@ def _machine(adapter_factory: Callable[[], Orchestrator], host_profile: str, sin
             sink.append(self.s)
             self.scripts: set[str] = set()  # removable directory scripts (case-folded)
             self.legacy: set[str] = set()  # guests with the legacy pair installed
+            self.restores = 0  # restore steps so far (each backs up and restores: bounded)
 
         # -- single steps ----------------------------------------------------------------
         @rule(w=writes)
@@ -240,6 +267,24 @@ def _machine(adapter_factory: Callable[[], Orchestrator], host_profile: str, sin
             self.scripts.add("05-slow.bat")
             self._arm({"operation": "snapshot.create", "delay": delay}, 1)
             self.s.backup(WINDOWS_VM, "fullvm", "full", ())
+
+        # -- restores (a product that declares them) -------------------------------------
+        @precondition(lambda self: self.restores < 2 and self.s.caps.wire_restore)
+        @rule(vm=st.sampled_from(sorted(LEGACY_SCRIPTS)), kinds=restore_kinds, w=writes)
+        def restore(self, vm: str, kinds: tuple[str, ...], w: tuple[str, str, str]) -> None:
+            """A guest write, then a backup and the restores ``kinds`` of it."""
+            self.restores += 1
+            self.s.write(*w)
+            self.s.restore(vm, kinds)
+
+        @precondition(lambda self: self.restores < 2 and self.s.caps.wire_restore)
+        @rule(vm=st.sampled_from(sorted(LEGACY_SCRIPTS)), kinds=restore_kinds, f=st.sampled_from(_RESTORE_FAULTS))
+        def fault_during_restore(self, vm: str, kinds: tuple[str, ...], f: dict[str, Any]) -> None:
+            """A fault of a restore call, then the restores: the one it hits fails, and must
+            leave no half-made VM (RST-NO-HALF-VM) nor a half-replaced original."""
+            self.restores += 1
+            self._arm(f, 1)
+            self.s.restore(vm, kinds)
 
         def _arm(self, f: dict[str, Any], times: int) -> None:
             self.s.arm_fault(f["operation"], f.get("target", "*"), f.get("fault"), f.get("delay", 0.0), None, times)

@@ -91,6 +91,9 @@ class ScenarioBase(ABC):
         self._file_bases: dict[str, list[tuple[str, int]]] = {}  # vm -> [(level, snapshot seq)]
         self._log_lines: dict[tuple[str, str], int] = {}  # (vm, log path) -> lines judged
         self._log_mark = 0  # events up to here have had their scripts' log compared
+        #: a VM restored over another (new moref) -> (the old moref, the backup snapshot's event,
+        #: the event the restore ended at): its guest files start as the backup's (``model``)
+        self.restored_from: dict[str, tuple[str, int, int]] = {}
         #: SHOULD / SHOULD NOT violations seen by any check of the case, once each (warnings:
         #: reported, never a FAIL; docs/rules.md "Warnings")
         self.warnings: dict[tuple[str, str], dict[str, Any]] = {}
@@ -146,8 +149,12 @@ class ScenarioBase(ABC):
             self.step_jobs += 1
         return asked
 
+    def _checked_events(self) -> Sequence[Event]:
+        """The trace the checker judges (a route may correct what the guest's facts contradict)."""
+        return self._events()
+
     def check(self, *, open_ended: bool = False) -> CheckReport:
-        report = check_trace(self._events(), profile=self.host_profile, open_ended=open_ended)
+        report = check_trace(self._checked_events(), profile=self.host_profile, open_ended=open_ended)
         for w in report.warnings:
             self.warnings.setdefault((w.rule_id, w.explanation), w.to_dict())
         report.raise_for_violations()
@@ -156,8 +163,12 @@ class ScenarioBase(ABC):
     # -- the guest as the trace says it was ---------------------------------------------
     def model(self, vm: str, upto: int) -> dict[str, tuple[str, str]]:
         """Guest files of ``vm`` before event ``upto``: normalised path -> (path, sha256)."""
-        moref = self._moref(vm)
-        files: dict[str, tuple[str, str]] = {}
+        return self._model_of(self._moref(vm), upto)
+
+    def _model_of(self, moref: str | None, upto: int) -> dict[str, tuple[str, str]]:
+        # a VM restored over another starts with that VM's files as of the backup's snapshot
+        origin = self.restored_from.get(moref or "")
+        files = self._model_of(origin[0], origin[1]) if origin is not None else {}
         for e in self._events()[:upto]:
             if e.vm != moref:
                 continue
@@ -169,8 +180,19 @@ class ScenarioBase(ABC):
 
     def _touched(self, vm: str, start: int, end: int) -> set[str]:
         moref = self._moref(vm)
-        return {norm_path(str(e.details["path"])) for e in self._events()[start:end]
-                if e.vm == moref and e.kind in ("guest.write", "guest.delete")}
+        out = {norm_path(str(e.details["path"])) for e in self._events()[start:end]
+               if e.vm == moref and e.kind in ("guest.write", "guest.delete")}
+        origin = self.restored_from.get(moref or "")
+        if origin is not None and start <= origin[2] < end:  # the restore rewrote the guest
+            out |= set(self._model_of(origin[0], origin[1])) | set(self._model_of(origin[0], start))
+        return out
+
+    def restored_over(self, vm: str, old_moref: str, snapshot_seq: int) -> None:
+        """``vm`` (now a new VM) was restored over ``old_moref`` from the image backup whose
+        snapshot is event ``snapshot_seq``: its guest files are that VM's as of it."""
+        moref = self._moref(vm)
+        if moref is not None and moref != old_moref:
+            self.restored_from[moref] = (old_moref, snapshot_seq, len(self._events()))
 
     def job_snapshot(self, vm: str, mark: int) -> Event | None:
         """The last backup snapshot the job begun at event ``mark`` created."""
@@ -191,6 +213,7 @@ class ScenarioBase(ABC):
         if result is None:
             return  # the kit crashed the product on purpose: the next run cleans up (and is judged)
         snap = self.job_snapshot(vm, mark)
+        self._judge_consistency(vm, mark)
         if result.ok:
             self._judge_outcome(vm, policy, result, mark)
         usable = result.ok or result.details.get("usable") is True  # failed after a complete copy
@@ -205,6 +228,36 @@ class ScenarioBase(ABC):
                        f"the product declares {key} backups ({self.caps.to_dict()}), so they must work")
                 raise ConformanceViolation("EV-DECLARED-WORKS", why, witness=(snap,) if snap else (),
                                            vm=self._moref(vm))
+
+    def _judge_consistency(self, vm: str, mark: int) -> None:
+        """WF-1b from the host's facts and the declaration: a product that declares quiesced
+        backups (``Capabilities.consistency`` other than ``crash``) takes an unquiesced snapshot of
+        a VM whose Tools answer only after quiescing it failed in the same job (the seed's
+        "(Optional)" step 2 is the product's configuration, and this one declared it on);
+        announcing the crash-consistent snapshot in its own trace does not make it one the
+        declaration allows."""
+        if not self.caps.quiesces:
+            return
+        moref = self._moref(vm)
+        events = self._events()[mark:]
+        tried = False
+        for e in events:
+            if e.vm != moref:
+                continue
+            if e.kind in ("snapshot.create.fail", "snapshot.rollback") or (
+                    e.kind == "quiesce.end" and e.details.get("outcome") != "done"):
+                tried = True
+            elif e.kind == "snapshot.create" and not e.details.get("quiesced") and not tried and self._tools_answer(vm):
+                self.occasion("WF-1b")
+                why = (f"the job of {vm} took snapshot '{e.details.get('name')}' unquiesced (#{e.seq}) without trying to "
+                       f"quiesce the guest, whose VMware Tools run, while the product declares {self.caps.consistency}-"
+                       "consistent backups; quiescing is skipped only by a product configured crash-consistent, or "
+                       "after it failed")
+                raise ConformanceViolation("WF-1b", why, witness=(e,), vm=moref)
+
+    def _tools_answer(self, vm: str) -> bool:
+        """Whether the VM's Tools run (a route that cannot tell says no: nothing is judged)."""
+        return False
 
     def _judge_outcome(self, vm: str, policy: BackupPolicy, result: JobResult, mark: int) -> None:
         moref = self._moref(vm)

@@ -22,7 +22,8 @@ layout above, holding what *this job* stored:
 
 - an image backup (``fullvm``, level ``full``): the VM's export as VCB's ``vcbMounter -t
   fullvm`` writes it, ``<vm>.vmx``, one VMDK per disk named by the ``.vmx``'s ``fileName``
-  lines, and ``<vm>.vmsd`` / ``<vm>.nvram`` where kept: judged as a restore is (data and
+  lines (read by ``disk_digest``: the project's VMDK reader, else ``qemu-img``, which also
+  follows a redo log to its parent beside it), and ``<vm>.vmsd`` / ``<vm>.nvram`` where kept: judged as a restore is (data and
   configuration, IMG-CONFIG). An incremental or differential image backup is not read from
   its folder (``read_vmdk`` does not keep a grain of zeros apart from one never written, so an
   area the increment zeroed cannot be told from an unchanged one): it is judged on the
@@ -53,13 +54,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from vcbsim.simulator import Event
 
 __all__ = ["parse_vmx", "compare_vmx", "compare_config_file", "restored_files", "vmx_disk_files", "WrittenChain",
-           "backup_entries", "locate"]
+           "backup_entries", "locate", "disk_digest"]
 
 _LINE = re.compile(r'^\s*(?P<key>[^=#\s][^=]*?)\s*=\s*"(?P<value>.*)"\s*$')
 _FILENAME = re.compile(r"^(?P<node>[a-z]+\d+:\d+)\.filename$", re.IGNORECASE)
@@ -122,6 +126,52 @@ def compare_config_file(name: str, at_snapshot: str | None, backed_up: str) -> l
     if want and got:
         return [] if want == got else [f"{name} differs from the VM's at the snapshot ({len(set(want.items()) ^ set(got.items()))} settings)"]
     return [] if at_snapshot == backed_up else [f"{name} differs from the VM's at the snapshot"]
+
+
+class _RawImage:
+    """A raw disk image file as a ``BlockReader`` (``size``, ``read``), for ``image_digest``."""
+
+    def __init__(self, path: Path) -> None:
+        self._fh = open(path, "rb")  # noqa: SIM115 - closed by the caller (disk_digest)
+        self.size = path.stat().st_size
+
+    def read(self, offset: int, length: int) -> bytes:
+        self._fh.seek(offset)
+        return self._fh.read(length)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def disk_digest(path: Path) -> str:
+    """``image_digest`` of the disk a VMDK holds, read by the kit itself: the project's reader
+    (``vcbsim.simulator.disk.read_vmdk``: sparse, split sparse, flat, stream-optimized, no
+    parent), else, for what it refuses (a redo log with its parent beside it, an extent type it
+    does not read), ``qemu-img convert -O raw`` when ``qemu-img`` is installed; a disk neither
+    reads digests as ``(unreadable: why)``, which equals no snapshot's."""
+    from vcbsim.simulator import InvalidInputError
+    from vcbsim.simulator.disk import read_vmdk
+
+    from ._adapters import image_digest
+
+    try:
+        return image_digest(read_vmdk(path))
+    except InvalidInputError as exc:
+        why = str(exc).splitlines()[0]
+    qemu = shutil.which("qemu-img")
+    if qemu is None:
+        return f"(unreadable: {why}; qemu-img is not installed to try it)"
+    with tempfile.TemporaryDirectory(prefix="vcbsim-disk-") as tmp:
+        raw = Path(tmp) / "disk.raw"
+        done = subprocess.run([qemu, "convert", "-O", "raw", str(path), str(raw)],  # noqa: S603
+                              capture_output=True, text=True, check=False, timeout=600)
+        if done.returncode != 0:
+            return f"(unreadable: {why}; qemu-img: {(done.stderr or done.stdout).strip()[:200]})"
+        image = _RawImage(raw)
+        try:
+            return image_digest(image)
+        finally:
+            image.close()
 
 
 def restored_files(target: Path) -> dict[str, str]:

@@ -416,10 +416,15 @@ RULES: dict[str, Rule] = _r(
                         "first would pass a check of the host's refusals alone)"),
     Rule("RST-NO-HALF-VM", "A failed restore leaves no half-made VM",
          "A whole-VM restore that fails MUST leave no VM it created or registered during it "
-         "registered on the host.",
-         "issue 16; vSphere (CreateVM_Task / RegisterVM_Task are all or nothing)", "RESTORE",
-         since="0.3.0",
-         discriminating="a restore that fails after the VM was created (its data upload fails)"),
+         "registered on the host; one over an existing (powered-off) VM that fails MUST leave that "
+         "VM registered with the data it had.",
+         "issue 16; vSphere (CreateVM_Task / RegisterVM_Task are all or nothing: a fault leaves "
+         "nothing of the call)", "RESTORE",
+         since="0.3.0", checked_by=("trace", "suite"),
+         discriminating="a restore that fails after the VM was created (its data upload fails); "
+                        "faults of the restore calls: RegisterVM_Task, CreateVM_Task, a disk copy, an "
+                        "upload whose datastore fills part way or whose connection is lost (the "
+                        "exploration's fault_during_restore)"),
     # ------------------------------------------------------------------ TRANSPORT
     Rule("TR-NFC-LEASE-END", "An NFC export lease ends before the commit",
          "An export lease on the job's VM (`ExportSnapshot` / `ExportVm` -> `HttpNfcLease`) MUST "
@@ -447,7 +452,10 @@ RULES: dict[str, Rule] = _r(
          "The configuration an image-level backup restores to MUST be the VM's as of the backup "
          "snapshot: its `.vmx` holds every setting the host's `.vmx` had, with the same value, and "
          "no other (a disk's `fileName` may name the backed-up disk instead of the snapshot's redo "
-         "log: the export is a consistent VM); a `.vmsd` or `.nvram` it backs up equals the host's.",
+         "log: the export is a consistent VM); a `.vmsd` or `.nvram` it backs up equals the host's. "
+         "Judged on what the product's restore gives: its files (route 1, `restore`), or the VM it "
+         "restores over the original with no setting asked (`wire_restore`, both routes; `vc.uuid`, "
+         "`uuid.location` and `sched.swap.derivedName` are the registering host's).",
          "seed image-level step 1 (the export holds the .vmx with the disks); spec R57", "IMAGE",
          since="0.2.0", checked_by=("suite",),
          discriminating="the demo VM's .vmx has a network, a guest OS, two disks on one controller "

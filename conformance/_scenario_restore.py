@@ -255,22 +255,37 @@ class InProcessRoute(RestoreRoute):
         _rebase_logs(self.sc, vm)
 
 
-def run_restore_step(s: Scenario, vm: str) -> None:
+#: the restores one ``restore`` step asks, in this order (``kinds``): as a new VM, over the
+#: running original (refused), over the powered-off original, files into the running guest
+RESTORE_KINDS = ("new", "running", "over", "files")
+
+
+def run_restore_step(s: Scenario, vm: str, kinds: tuple[str, ...] = RESTORE_KINDS) -> None:
     """The ``restore`` step in process (module docstring)."""
     from vcbsim.simulator.soap import serve
 
     route = InProcessRoute(s)
     if route.not_declared(vm) is not None:
-        run_restore(route, vm)
+        run_restore(route, vm, kinds)
         return
     with serve(s.host, http=True, user="user", password="pass") as running:
         route._url = running.url
-        run_restore(route, vm)
+        run_restore(route, vm, kinds)
 
 
-def run_restore(route: RestoreRoute, vm: str) -> None:
-    """The ``restore`` step of ``vm`` through ``route`` (module docstring)."""
+def run_restore(route: RestoreRoute, vm: str, kinds: tuple[str, ...] = RESTORE_KINDS) -> None:
+    """The ``restore`` step of ``vm`` through ``route`` (module docstring): the restores of
+    ``kinds`` (``RESTORE_KINDS``), in their order. After a fault the case armed (the
+    exploration's ``fault_during_restore``) a failed restore is the fault's doing: it is judged
+    for RST-NO-HALF-VM (and the original for RST-NO-RUNNING-OVERWRITE), not as a declared
+    capability that does not work."""
     s = route.s
+    unknown = [k for k in kinds if k not in RESTORE_KINDS]
+    if unknown or not kinds:
+        from ._errors import InvalidDefinition
+
+        msg = "restore kinds"
+        raise InvalidDefinition(msg, expected="a non-empty list of " + ", ".join(RESTORE_KINDS), got=list(kinds))
     why = route.not_declared(vm)
     if why is not None:
         s.not_asked.append(why)
@@ -286,32 +301,48 @@ def run_restore(route: RestoreRoute, vm: str) -> None:
         return  # judged as a job; a failed backup gives nothing to restore
     snap = s.job_snapshot(vm, mark)
     files = None
-    if windows and route.can_restore_files() and s.caps.file:
+    if "files" in kinds and windows and route.can_restore_files() and s.caps.file:
         files = s.backup(vm, "file", "full")  # type: ignore[attr-defined]
     route.write_guest(vm, f"{FILE_RESTORE_PATH}\\after-backup.txt" if windows else "/var/www/after-backup.html",
                       "written after the backup")
     want, vmx_then = route.at_snapshot(snap) if snap is not None else (None, None)
     r = _Restorer(route, vm, image.backup_id, snap)
-    # as a new VM, one setting changed
-    copy = f"{vm}-restored"
-    asked = {"memsize": str(int(before.get("memsize", "1024")) + 512)}
-    if r.call(name=copy, over=False, settings=asked):
-        r.judge_vm(copy, want, before, asked, new_vm=True)
-    # over the original while it runs: refused, nothing changed
-    live = route.facts(vm)
-    assert live is not None
-    r.call(name=None, over=True, settings=None, refusal=True)
-    r.judge_untouched(live)
-    # over the powered-off original
-    route.set_power(vm, "poweredOff")
-    if r.call(name=None, over=True, settings=None):
-        r.judge_vm(vm, want, before, {}, new_vm=False)
-        r.judge_config(vm, vmx_then)
-    route.replaced(vm)
-    route.set_power(vm, "poweredOn")
+    if "new" in kinds:  # as a new VM, one setting changed
+        copy = _free_name(route, f"{vm}-restored")
+        asked = {"memsize": str(int(before.get("memsize", "1024")) + 512)}
+        if r.call(name=copy, over=False, settings=asked):
+            r.judge_vm(copy, want, before, asked, new_vm=True)
+    if "running" in kinds:  # over the original while it runs: refused, nothing changed
+        live = route.facts(vm)
+        assert live is not None
+        r.call(name=None, over=True, settings=None, refusal=True)
+        r.judge_untouched(live)
+    if "over" in kinds:  # over the powered-off original
+        off = route.facts(vm)
+        route.set_power(vm, "poweredOff")
+        if r.call(name=None, over=True, settings=None):
+            r.judge_vm(vm, want, before, {}, new_vm=False)
+            r.judge_config(vm, vmx_then)
+            if off is not None and snap is not None:
+                s.restored_over(vm, off.moref, snap.seq)
+            route.replaced(vm)
+        else:
+            r.judge_put_back(off)
+        route.set_power(vm, "poweredOn")
     # files into the running guest
     if files is not None and files.ok and files.backup_id is not None:
         r.files(files.backup_id, dict(files.files or {}))
+
+
+def _free_name(route: RestoreRoute, name: str) -> str:
+    """``name``, or ``name-2``, ``name-3`` ... when an earlier restore step made that VM."""
+    taken = set(route.registered().values())
+    n = 1
+    out = name
+    while out in taken:
+        n += 1
+        out = f"{name}-{n}"
+    return out
 
 
 class _Restorer:
@@ -337,7 +368,7 @@ class _Restorer:
             s.occasion("RST-NO-HALF-VM")
             s.check(open_ended=True)
             judge_no_half_vm(s, had, self.route.registered(), mark, f"the restore of {self.vm} {what}", str(exc))
-            if refusal:
+            if refusal or s.disturbed:  # refused as it must be, or a fault the case armed
                 return False
             why = (f"the product declares a restore over the wire (Capabilities.wire_restore), but restoring backup "
                    f"{self.backup_id} of {self.vm} {what} failed: {exc}")
@@ -345,6 +376,20 @@ class _Restorer:
                                        vm=s._moref(self.vm)) from exc
         s.check(open_ended=True)
         return True
+
+    def judge_put_back(self, before: VmFacts | None) -> None:
+        """A restore over the powered-off original failed (a fault the case armed): the
+        original is still registered with the data it had (nothing half-replaced)."""
+        if before is None:
+            return
+        s = self.s
+        s.occasion("RST-NO-HALF-VM")
+        now = self.route.facts(self.vm)
+        if now is None or now.disks != before.disks:
+            how = "is no longer registered" if now is None else "holds other data than before"
+            why = (f"the restore over the powered-off {self.vm} failed, and {self.vm} {how}: a failed restore "
+                   "leaves the VM it would replace as it was, not half-replaced")
+            raise ConformanceViolation("RST-NO-HALF-VM", why, witness=self._witness(), vm=before.moref)
 
     def judge_untouched(self, live: VmFacts) -> None:
         """The running original is still there, powered on, with its live data."""

@@ -67,6 +67,7 @@ from ._errors import (
 )
 from ._evidence import Evidence, evidence_case, merge_counts, occasions
 from ._explore import _machine, explored_image_levels
+from ._guestfacts import GuestFacts
 from ._judge import ScenarioBase, norm_path
 from ._observed import ProxyFolder, junction_problem
 from ._report import CaseResult, RunInfo, new_run_info, warning_rules, write_bundle
@@ -85,6 +86,11 @@ __all__ = [
 ]
 
 WINDOWS_VM = "win2003-sql"
+#: a VM whose one disk is not a whole number of 64 KiB grains (64 MiB and three sectors, as a
+#: converted appliance image often is), with data in its last, partial grain: a product that
+#: reads whole grains only loses it (``image-partial-grain``)
+PARTIAL_GRAIN_VM = "appliance-odd"
+_PARTIAL_CAPACITY = (64 << 20) + 3 * 512
 LINUX_VM = "rhel5-web"
 VMS = (WINDOWS_VM, LINUX_VM)
 WIN_SCRIPTS = "C:\\Program Files\\VMware\\VMware Tools\\backupScripts.d"
@@ -148,15 +154,31 @@ class Step:
         return cls.of(str(d["op"]), **args)
 
 
-_STEP_OPS = ("write", "add_script", "remove_script", "arm_fault", "user_snapshot", "backup", "restore")
+_STEP_OPS = ("write", "delete", "add_script", "remove_script", "arm_fault", "user_snapshot", "backup", "restore")
 
 
 # ----------------------------------------------------------------------------- scenario
 
 
 _norm = norm_path
+#: seconds: FAT keeps modification times to 2 s (a restored time may be that far from the write)
+_MTIME_SLACK = 2.0 + 1e-6
+
+
+def _stamp(t: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
 #: host events at which the kit looks at the proxy's mount root (besides every proxy event)
 _LOOK_AT = frozenset({"snapshot.create.start", "snapshot.create", "snapshot.remove", "snapshot.rollback"})
+
+
+def _add_partial_grain_vm(host: Any) -> None:
+    """``PARTIAL_GRAIN_VM``: data at the start of its disk and in the partial grain at its end."""
+    vm = host.add_vm(PARTIAL_GRAIN_VM, os_family="linux", disks=[_PARTIAL_CAPACITY])
+    disk = vm.disks[0].disk
+    disk.write(0, b"appliance boot block".ljust(512, b"\0"))
+    disk.write(_PARTIAL_CAPACITY - 1024, b"appliance trailer: last partial grain".ljust(1024, b"\xa5"))
 
 
 def _script_path(name: str) -> tuple[str, str]:
@@ -208,6 +230,10 @@ class Scenario(ScenarioBase):
             raise InvalidDefinition(msg, expected="one of " + ", ".join(HOST_PROFILES), got=host_profile)
         self.host_profile = host_profile
         self.host = Host.demo(host_profile, seed=seed)
+        #: the guest's own facts about quiescing, read with the simulator's Tools (the model,
+        #: kept before a vendor's agent replaces them): ``_guestfacts``
+        models = {vm.moref: vm.tools for vm in self.host.vms.values() if vm.tools is not None}
+        self.guest_facts = GuestFacts(models, self.host.profile, self._vm_name)
         if guest_agent_factory is not None:
             for vm in self.host.vms.values():
                 if vm.tools is not None:
@@ -223,6 +249,7 @@ class Scenario(ScenarioBase):
         if "hotadd" in self.caps.transports:
             self._add_proxy_vm()
         add_unsnapshotted_vm(self.host)  # independent disks and RDMs (IMG-NO-UNSNAPSHOTTED)
+        _add_partial_grain_vm(self.host)
         #: the image-backup levels the orchestrator declares (others are asked as full)
         self.image_levels = image_levels(self.adapter)
         self.out = out
@@ -279,6 +306,32 @@ class Scenario(ScenarioBase):
     def _vm_names(self) -> Sequence[str]:
         return VMS
 
+    def _tools_answer(self, vm: str) -> bool:
+        tools = self.host.find_vm(vm).tools
+        return tools is not None and getattr(tools, "state", "") == "running" and \
+            self.host.find_vm(vm).power_state == "poweredOn"
+
+    def _vm_name(self, moref: str | None) -> str:
+        vm = self.host.vms.get(str(moref)) if moref is not None else None
+        return f"{moref} ({vm.name!r})" if vm is not None else str(moref)
+
+    def _checked_events(self) -> Sequence[Event]:
+        """The trace, each quiesce operation's abort timer as the guest's facts give it when
+        the agent announced a longer one (``GuestFacts.timers``)."""
+        import dataclasses
+
+        events = self.host.trace.events
+        timers = self.guest_facts.timers
+        if not timers:
+            return events
+        return [dataclasses.replace(e, details={**e.details, "timeout": timers[e.seq]}) if e.seq in timers else e
+                for e in events]
+
+    def _raise_guest_facts(self) -> None:
+        problem = self.guest_facts.take()
+        if problem is not None:
+            raise problem
+
     # -- steps ------------------------------------------------------------------------
     def write(self, vm: str, path: str, text: str) -> None:
         """The guest writes a file (between jobs)."""
@@ -293,11 +346,26 @@ class Scenario(ScenarioBase):
         except StateError:
             return  # a frozen guest holds its writes; the workload retries later
         sep = "\\" if "\\" in path else "/"
-        parent = path.rsplit(sep, 1)[0]
-        if parent and len(parent) > 2 and not fs.exists(parent):
-            fs.mkdir(parent)
+        parts = path.split(sep)[:-1]
+        for i in range(2, len(parts) + 1):  # every missing folder, outermost first
+            parent = sep.join(parts[:i])
+            if len(parent) > 2 and not fs.exists(parent):
+                fs.mkdir(parent)
         fs.write_bytes(path, text.encode())
         self.statistics["writes"] += 1
+
+    def delete(self, vm: str, path: str) -> None:
+        """The guest deletes a file (between jobs): a later incremental or differential must not
+        bring it back (CMT-BACKUP-CONTENT judges the restore against the guest)."""
+        from vcbsim.simulator import StateError
+
+        self._record(Step.of("delete", vm=vm, path=path))
+        try:
+            fs = self.host.guest_fs(vm)
+        except StateError:
+            return
+        if fs.exists(path):
+            fs.delete(path)
 
     def add_script(self, name: str, exit_code: int = 0, sleep: float = 0.0, phase: str = "") -> None:
         """Install a quiescing script in the Windows guest's backupScripts.d; ``name`` may also
@@ -307,9 +375,11 @@ class Scenario(ScenarioBase):
         vm, path = _script_path(name)
         fs = self.host.guest_fs(vm)
         sep = "/" if vm == LINUX_VM else "\\"
-        folder = path.rsplit(sep, 1)[0]
-        if not fs.exists(folder):
-            fs.mkdir(folder)
+        parts = path.split(sep)[:-1]
+        for i in range(2, len(parts) + 1):  # backupScripts.d, and a subfolder of it (spec R21)
+            folder = sep.join(parts[:i])
+            if len(folder) > 2 and not fs.exists(folder):
+                fs.mkdir(folder)
         fs.write_bytes(path, script_text(name.rsplit(sep, 1)[-1], exit_code, sleep, phase).encode())
         self._scripts.add(name if vm == LINUX_VM else name.casefold())  # Windows names are case-insensitive
         # a failing, slow or unlaunchable script is a fault: a failed job then proves nothing
@@ -369,6 +439,7 @@ class Scenario(ScenarioBase):
             self.results.append(result)
             self.statistics["jobs_ok"] += int(result.ok)
         self.check(open_ended=True)
+        self._raise_guest_facts()
         if result is not None and result.ok:
             self._judge_folder(vm, policy, mark)
         if result is not None:
@@ -377,13 +448,14 @@ class Scenario(ScenarioBase):
         self.judge_job(vm, policy, result, mark)
         return result
 
-    def restore(self, vm: str) -> None:
+    def restore(self, vm: str, kinds: tuple[str, ...] | None = None) -> None:
         """Back ``vm`` up, let the guest write, and ask the product's restore over the wire
-        (a declared ``wire_restore``): judged on the RESTORE rules (``_scenario_restore``)."""
-        from ._scenario_restore import run_restore_step
+        (a declared ``wire_restore``): judged on the RESTORE rules (``_scenario_restore``);
+        ``kinds``: which restores (default all, ``RESTORE_KINDS``)."""
+        from ._scenario_restore import RESTORE_KINDS, run_restore_step
 
-        self._record(Step.of("restore", vm=vm))
-        run_restore_step(self, vm)
+        self._record(Step.of("restore", vm=vm) if kinds is None else Step.of("restore", vm=vm, kinds=tuple(kinds)))
+        run_restore_step(self, vm, RESTORE_KINDS if kinds is None else tuple(kinds))
 
     # -- the proxy's file system, observed (``_observed``) --------------------------------
     def _judge_folder(self, vm: str, policy: BackupPolicy, mark: int) -> None:
@@ -475,11 +547,41 @@ class Scenario(ScenarioBase):
             if policy.mode == "file":
                 from ._restored import restored_files
 
+                self._judge_restored_times(vm, target, snap)
                 return dataclasses.replace(result, files=restored_files(target))
             disks = self._restored_image(vm, target, snap)
             return dataclasses.replace(result, disks=disks)
         finally:
             shutil.rmtree(target, ignore_errors=True)
+
+    def _judge_restored_times(self, vm: str, target: Path, snap: Event) -> None:
+        """A file the product restores has the modification time the guest's file had at the
+        snapshot (FAT keeps it to 2 s): a restore that loses it is not the guest as of the
+        snapshot, and the next incremental of a restored guest copies every file again
+        (CMT-BACKUP-CONTENT; judged only from the product's restore, ``Capabilities.restore``)."""
+        moref = self.host.find_vm(vm).moref
+        written: dict[str, float] = {}
+        for e in self.host.trace.events[: snap.seq]:
+            if e.vm == moref and e.kind == "guest.write":
+                written[_norm(str(e.details["path"]))] = e.time
+            elif e.vm == moref and e.kind == "guest.delete":
+                written.pop(_norm(str(e.details["path"])), None)
+        if not target.is_dir():
+            return
+        self.occasion("CMT-BACKUP-CONTENT")
+        for letter_dir in sorted(p for p in target.iterdir() if p.is_dir()):
+            for path in sorted(letter_dir.rglob("*")):
+                if not path.is_file():
+                    continue
+                guest = f"{letter_dir.name.upper()}:\\" + path.relative_to(letter_dir).as_posix().replace("/", "\\")
+                want = written.get(_norm(guest))
+                got = path.stat().st_mtime
+                if want is None or abs(got - want) <= _MTIME_SLACK:
+                    continue
+                why = (f"the product restores {guest} of {vm} with modification time {_stamp(got)}, but the guest's "
+                       f"file was last written at {_stamp(want)}, before the snapshot (#{snap.seq}); a restore gives "
+                       "the files as they were at the snapshot, their times included")
+                raise ConformanceViolation("CMT-BACKUP-CONTENT", why, witness=(snap,), vm=moref)
 
     def _written_backup(self, vm: str, policy: BackupPolicy, result: JobResult, mark: int,
                         before: set[str]) -> JobResult:
@@ -512,10 +614,7 @@ class Scenario(ScenarioBase):
     def _restored_image(self, vm: str, target: Path, snap: Event, *, how: str = "as the product restores it"
                         ) -> dict[int, str]:
         """The restored image's disk digests, after its configuration files were judged."""
-        from vcbsim.simulator.disk import read_vmdk
-
-        from ._adapters import image_digest
-        from ._restored import compare_config_file, compare_vmx, find_vmx, node_keys
+        from ._restored import compare_config_file, compare_vmx, disk_digest, find_vmx, node_keys
 
         vmobj = self.host.find_vm(vm)
         sid = str(snap.details.get("snapshot"))
@@ -542,7 +641,7 @@ class Scenario(ScenarioBase):
         out: dict[int, str] = {}
         for key, name in node_keys(nodes, vmx).items():
             path = target / name.replace("\\", "/").rsplit("/", 1)[-1]
-            out[key] = image_digest(read_vmdk(path)) if path.is_file() else "(missing)"
+            out[key] = disk_digest(path) if path.is_file() else "(missing)"
         for key in nodes.values():
             out.setdefault(key, "(missing)")
         return out
@@ -552,6 +651,7 @@ class Scenario(ScenarioBase):
 
     # -- checks -----------------------------------------------------------------------
     def _on_event(self, ev: Event) -> None:
+        self.guest_facts.on_event(ev)
         if self.folder is not None and (ev.actor == "proxy" or ev.kind in _LOOK_AT):
             self.folder.observe(ev.seq)
             if ev.kind == "snapshot.remove":
@@ -659,6 +759,7 @@ class Scenario(ScenarioBase):
             mark = len(self.host.trace)
             result = call_adapter(self.adapter, self.client, name, policy)
             self.check(open_ended=True)  # a broken rule is a FAIL before it is an ERROR
+            self._raise_guest_facts()
             self.jobs_asked[f"{mode}/full"] += 1
             self.jobs_ok[f"{mode}/full"] += int(result.ok)
             self.occasion("EV-DECLARED-WORKS")
@@ -671,6 +772,7 @@ class Scenario(ScenarioBase):
             self._judge_outcome(name, policy, result, mark)
             self._judge_guest_log()
         report = self.check()
+        self._raise_guest_facts()
         if self.folder is not None:
             self.folder.observe(len(self.host.trace))
             self.occasion("CLN-NO-MOUNT-LEFT")
@@ -715,12 +817,88 @@ SCENARIOS: dict[str, tuple[Step, ...]] = {
         _S("write", vm=WINDOWS_VM, path="C:\\d.txt", text="after differential"),
         _S("backup", vm=WINDOWS_VM, mode="file", level="incremental", during=()),
     ),
+    "file-backup-awkward-names": (
+        # names and contents a vendor's medium gets wrong: not ASCII, deep, long, empty; then a
+        # file deleted since the full, and two differentials in a row (the second still since
+        # the full: a differential does not reset the archive bit)
+        _S("write", vm=WINDOWS_VM, path="D:\\Data\\Überweisung für Zoë.txt", text="ü"),
+        _S("write", vm=WINDOWS_VM, path="D:\\Data\\empty.txt", text=""),
+        _S("write", vm=WINDOWS_VM, path="D:\\Data\\a\\b\\c\\d\\e\\f\\deep.txt", text="deep"),
+        _S("write", vm=WINDOWS_VM, path="D:\\Data\\" + "quarterly report of the northern region, final version 2 (approved).txt",
+           text="long"),
+        _S("backup", vm=WINDOWS_VM, mode="file", level="full", during=()),
+        _S("delete", vm=WINDOWS_VM, path="D:\\Data\\orders.csv"),
+        _S("write", vm=WINDOWS_VM, path="D:\\Data\\Reports\\q3.txt", text="q3"),
+        _S("backup", vm=WINDOWS_VM, mode="file", level="incremental", during=()),
+        _S("write", vm=WINDOWS_VM, path="D:\\Data\\new.txt", text="first"),
+        _S("backup", vm=WINDOWS_VM, mode="file", level="differential", during=()),
+        _S("write", vm=WINDOWS_VM, path="C:\\later.txt", text="second"),
+        _S("backup", vm=WINDOWS_VM, mode="file", level="differential", during=()),
+    ),
+    "failed-jobs-between-incrementals": (
+        # a job that fails before its copy is complete is no base; one that fails after it (its
+        # unmount) and says its backup is usable is one (the seed's bases; JobResult "usable")
+        _S("backup", vm=WINDOWS_VM, mode="file", level="full", during=()),
+        _S("write", vm=WINDOWS_VM, path="D:\\Data\\orders.csv", text="v2"),
+        _S("arm_fault", operation="copy", target="*", fault="FileFault", delay=0.0, exit_code=None, times=1),
+        _S("backup", vm=WINDOWS_VM, mode="file", level="incremental", during=()),
+        _S("write", vm=WINDOWS_VM, path="D:\\Data\\new.txt", text="after the failed job"),
+        _S("backup", vm=WINDOWS_VM, mode="file", level="incremental", during=()),
+        _S("write", vm=WINDOWS_VM, path="C:\\temp.txt", text="t"),
+        _S("arm_fault", operation="unmount", target="*", fault="FileFault", delay=0.0, exit_code=None, times=1),
+        _S("backup", vm=WINDOWS_VM, mode="file", level="incremental", during=()),
+        _S("write", vm=WINDOWS_VM, path="D:\\Data\\Reports\\q3.txt", text="q3"),
+        _S("backup", vm=WINDOWS_VM, mode="file", level="incremental", during=()),
+    ),
+    "slow-snapshot": (
+        # a snapshot that takes 20 s: an eager proxy exposes while the quiesce operation is still
+        # open (WF-1f), one with a short client timeout asks for a second snapshot
+        _S("arm_fault", operation="snapshot.create", target="*", fault=None, delay=20.0, exit_code=None, times=1),
+        _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=(("D:\\Data\\during.txt", "slow"),)),
+        # past VSS's 10 s hold-writes window the Windows snapshot fails; the SYNC-driver guest's
+        # succeeds, slowly
+        _S("arm_fault", operation="snapshot.create", target="*", fault=None, delay=20.0, exit_code=None, times=1),
+        _S("backup", vm=LINUX_VM, mode="fullvm", level="full", during=(("/var/www/during.html", "slow"),)),
+    ),
     "file-level-linux-refused": (
         _S("backup", vm=LINUX_VM, mode="file", level="full", during=()),
     ),
     "user-snapshot-kept": (
         _S("user_snapshot", vm=WINDOWS_VM, name="before-upgrade"),
         _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=()),
+    ),
+    "many-scripts": (
+        # more than nine scripts, numbered so that byte-wise, numeric and case-insensitive orders
+        # differ (10- < 11- < 2- < ... < 9- < Z-)
+        _S("add_script", name="01-first.bat", exit_code=0, sleep=0.0, phase=""),
+        _S("add_script", name="2-two.bat", exit_code=0, sleep=0.0, phase=""),
+        _S("add_script", name="3-three.bat", exit_code=0, sleep=0.0, phase=""),
+        _S("add_script", name="4-four.bat", exit_code=0, sleep=0.0, phase=""),
+        _S("add_script", name="5-five.bat", exit_code=0, sleep=0.0, phase=""),
+        _S("add_script", name="6-six.bat", exit_code=0, sleep=0.0, phase=""),
+        _S("add_script", name="7-seven.bat", exit_code=0, sleep=0.0, phase=""),
+        _S("add_script", name="8-eight.bat", exit_code=0, sleep=0.0, phase=""),
+        _S("add_script", name="9-nine.bat", exit_code=0, sleep=0.0, phase=""),
+        _S("add_script", name="10-ten.bat", exit_code=0, sleep=0.0, phase=""),
+        _S("add_script", name="11-eleven.bat", exit_code=0, sleep=0.0, phase=""),
+        _S("add_script", name="Z-upper.bat", exit_code=0, sleep=0.0, phase=""),
+        _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=()),
+    ),
+    "legacy-pair-failure-paths": (
+        # the legacy pair beside directory scripts (and one in a subfolder of backupScripts.d,
+        # which Tools never run: spec R21), a late freeze script failing with 1 (on the Tools of
+        # 2010 on, one list: the legacy post-thaw gets freezeFail, last); on a Linux guest the
+        # legacy pair and an engage failure (freezeFail to the legacy post-thaw on every era)
+        _S("add_script", name="C:\\Windows\\pre-freeze-script.bat", exit_code=0, sleep=0.0, phase=""),
+        _S("add_script", name="C:\\Windows\\post-thaw-script.bat", exit_code=0, sleep=0.0, phase=""),
+        _S("add_script", name="20-app.bat", exit_code=0, sleep=0.0, phase=""),
+        _S("add_script", name="sub\\nested.bat", exit_code=0, sleep=0.0, phase=""),  # never run (spec R21)
+        _S("add_script", name="30-fails.bat", exit_code=1, sleep=0.0, phase="freeze"),
+        _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=()),
+        _S("add_script", name="/usr/sbin/pre-freeze-script", exit_code=0, sleep=0.0, phase=""),
+        _S("add_script", name="/usr/sbin/post-thaw-script", exit_code=0, sleep=0.0, phase=""),
+        _S("arm_fault", operation="quiesce.engage", target="*", fault="SystemError", delay=0.0, exit_code=None, times=1),
+        _S("backup", vm=LINUX_VM, mode="fullvm", level="full", during=()),
     ),
     "freeze-script-fails": (
         _S("add_script", name="15-check.bat", exit_code=3, sleep=0.0, phase="freeze"),
@@ -794,6 +972,9 @@ SCENARIOS: dict[str, tuple[Step, ...]] = {
         _S("arm_fault", operation="crash", target="proxy.after-expose", fault=None, delay=0.0, exit_code=None, times=1),
         _S("backup", vm=WINDOWS_VM, mode="file", level="full", during=()),
         _S("backup", vm=WINDOWS_VM, mode="file", level="full", during=()),
+    ),
+    "image-partial-grain": (  # a disk that ends inside a grain, its last bytes written
+        _S("backup", vm=PARTIAL_GRAIN_VM, mode="fullvm", level="full", during=()),
     ),
     "image-unsnapshotted-disks": (  # IMG-NO-UNSNAPSHOTTED (in process only: _check_disks)
         _S("write", vm=UNSNAPSHOTTED_VM, path="E:\\before.txt", text="before"),
@@ -1163,8 +1344,13 @@ def judge(
         machine = _machine(adapter_factory, host_profile, sink, guest_agent_factory, levels)
         from hypothesis import Phase
 
-        # shrink=False: an earlier case of the run already has a shrunk witness; do not pay again
-        phases = [p for p in Phase if shrink or p is not Phase.shrink]
+        # Hypothesis' own shrink phase is never run: on a failing stateful run it replays
+        # hundreds of examples (305 s and 3 GB for one quick run of a realistic bug, issue 11:
+        # "failing runs cost about what passing ones do"). The failing example's step list is
+        # shrunk below instead, by the kit's bounded delta debugging over its recorded steps
+        # (``_minimize``: at most 3 replays per step). shrink=False: an earlier case of the run
+        # already has a shrunk witness; do not pay again
+        phases = [p for p in Phase if p is not Phase.shrink]
         hs = settings(max_examples=kp.max_examples, stateful_step_count=kp.step_count, deadline=None, database=None,
                       suppress_health_check=list(HealthCheck), print_blob=False, report_multiple_bugs=False,
                       verbosity=Verbosity.verbose if kp.verbose else Verbosity.quiet, phases=phases)
@@ -1174,7 +1360,9 @@ def judge(
             test()
         except Exception as exc:
             last = sink[-1]
-            record("explore", list(last.steps), started, exc, last.host.trace.events,
+            steps, trace, problem = _shrink_explored(list(last.steps), exc, last.host.trace.events, adapter_factory,
+                                                     host_profile, guest_agent_factory, shrink=shrink)
+            record("explore", steps, started, problem, trace,
                    {k: sum(s.statistics.get(k, 0) for s in sink) for k in last.statistics})
         else:
             record("explore", (), started, None, (),
@@ -1183,6 +1371,27 @@ def judge(
             stats["examples"] = len(sink)
     info = RunInfo(**{**info.to_dict(), "finished": _now()})
     return info, cases, stats
+
+
+def _shrink_explored(steps: list[Step], exc: BaseException, trace: Sequence[Event],
+                     adapter_factory: Callable[[], Orchestrator], host_profile: str,
+                     guest_agent_factory: Callable[[Any], Any] | None, *, shrink: bool,
+                     ) -> tuple[list[Step], Sequence[Event], BaseException]:
+    """The failing exploration example, shrunk by dropping steps while it fails the same way
+    (``_minimize``); unchanged when ``shrink`` is off or the shorter list does not replay."""
+    sig = _signature(exc)
+    if not shrink or sig is None or sig[0] != "fail":
+        return steps, trace, exc
+
+    def still_fails(cand: Sequence[Step]) -> bool:
+        return _signature(_replay_again(adapter_factory, host_profile, cand, guest_agent_factory)[1]) == sig
+
+    small = _minimize(steps, still_fails)
+    if len(small) < len(steps):
+        small_trace, small_exc = _replay_again(adapter_factory, host_profile, small, guest_agent_factory)
+        if small_exc is not None and _signature(small_exc) == sig:
+            return small, small_trace, small_exc
+    return steps, trace, exc
 
 
 def _replay_again(adapter_factory: Callable[[], Orchestrator], host_profile: str, steps: Sequence[Step],

@@ -218,6 +218,9 @@ def wire_skip_reason(steps: Sequence[Step], caps: Capabilities | None = None) ->
         if st.op == "backup" and args.get("vm") not in WIRE_VMS:
             return (f"it backs up {args.get('vm')}, which only the in-process kit's host has (WIRE_VMS has "
                     "no VM with disks no snapshot covers); the in-process kit (run) covers it")
+        if st.op == "add_script" and any(c in str(args.get("name", "")) for c in "\\/"):
+            return ("it installs a script outside backupScripts.d (a legacy script, a subfolder), which the wire "
+                    "scenario does not drive yet; the in-process kit (run) covers it")
         if st.op == "arm_fault" and (args.get("operation") in PROXY_OPERATIONS) and not (caps and caps.proxy_faults):
             return (f"it injects a fault into the product's own {args['operation']!r} step, which a host cannot do "
                     "over the wire and the product declared no proxy_faults; the in-process kit (run) covers it")
@@ -690,6 +693,16 @@ class WireScenario(ScenarioBase):
         self._writes[(vm, norm_path(path))] = (path, hashlib.sha256(data).hexdigest())
         self._sync()
 
+    def delete(self, vm: str, path: str) -> None:
+        """The guest deletes a file (``Scenario.delete``), through the control API."""
+        from vcbsim.simulator.soap import ControlError
+
+        self._record(Step.of("delete", vm=vm, path=path))
+        with contextlib.suppress(ControlError):
+            self.ctl.delete_guest_file(vm, path)
+        self._writes.pop((vm, norm_path(path)), None)
+        self._sync()
+
     def add_script(self, name: str, exit_code: int = 0, sleep: float = 0.0, phase: str = "") -> None:
         self._record(Step.of("add_script", name=name, exit_code=exit_code, sleep=sleep, phase=phase))
         self.ctl.write_guest_files(WINDOWS_VM, {f"{WIN_SCRIPTS}\\{name}": script_text(name, exit_code, sleep, phase)})
@@ -754,14 +767,14 @@ class WireScenario(ScenarioBase):
         finally:
             Disconnect(si)
 
-    def restore(self, vm: str) -> None:
+    def restore(self, vm: str, kinds: tuple[str, ...] | None = None) -> None:
         """Back ``vm`` up, let the guest write, and ask the product's restore commands
         (``CommandAdapter.restore``, a declared ``wire_restore``): judged on the RESTORE rules
-        and IMG-CONFIG from the host's facts (``_scenario_restore``)."""
-        from ._scenario_restore import run_restore
+        and IMG-CONFIG from the host's facts (``_scenario_restore``); ``kinds`` as in process."""
+        from ._scenario_restore import RESTORE_KINDS, run_restore
 
-        self._record(Step.of("restore", vm=vm))
-        run_restore(WireRestoreRoute(self), vm)
+        self._record(Step.of("restore", vm=vm) if kinds is None else Step.of("restore", vm=vm, kinds=tuple(kinds)))
+        run_restore(WireRestoreRoute(self), vm, RESTORE_KINDS if kinds is None else tuple(kinds))
 
     def backup(self, vm: str, mode: str = "fullvm", level: str = "full",
                during: tuple[tuple[str, str], ...] = ()) -> JobResult | None:

@@ -149,6 +149,8 @@ class _WireNfc(DiskSource):
         unit_of = {d.key: d.unitNumber for d in vmobj.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)}
         by_unit = {}
         for u in info.deviceUrl:
+            if not u.disk:
+                continue  # a host of API 6.7 and later also lists the VM's .nvram
             by_unit[int(u.key.rsplit(":", 1)[1])] = u.url
         self.urls = {key: by_unit[unit] for key, unit in unit_of.items() if unit in by_unit}
         self.done = 0

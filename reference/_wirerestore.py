@@ -10,13 +10,18 @@ a documented vSphere call:
    name the one asked for, the settings ``--set`` changes) are put on the datastore with
    ``PUT /folder``;
 3. over the original only: the original is refused while powered on (one line, nothing
-   changed), else ``Destroy_Task`` removes it, after every upload succeeded;
+   changed), else, after every upload succeeded, ``UnregisterVM`` takes it out of the
+   inventory (its files stay);
 4. ``Folder.RegisterVM_Task`` of the uploaded ``.vmx``: the host turns the uploads into the
    VM's disks. A new VM gets a new BIOS uuid (the uploads' ``uuid.bios`` is dropped, as
-   vSphere does for a copied VM); over the original it keeps the original's.
+   vSphere does for a copied VM); over the original it keeps the original's. Over the
+   original, only then are the original's files deleted; when the register fails the
+   original is registered again from its own ``.vmx``, as it was.
 
-A failure before the register removes the uploads again (``DeleteDatastoreFile_Task``) and
-registers nothing; the host's register is itself all or nothing. The restore is one proxy
+A failure (an upload the host refuses or whose connection is lost, a fault of the register)
+removes the uploads again (``DeleteDatastoreFile_Task``), registers nothing and leaves the
+original as it was; the host's register is itself all or nothing. The error is one line (the
+CLI prints it and exits non-zero). The restore is one proxy
 operation (``op.invoke`` then ``op.ok`` / ``op.fail``, ``op="restore-vm"``) with one nested
 operation per disk upload (``upload-disk``) and, over the original, ``replace-vm``; the kit
 judges them (``conformance/_check_restore.py``).
@@ -142,6 +147,10 @@ def _put(client: VSphereHostClient, path_query: str | None, body: Path | bytes, 
                 progress(len(chunk))
         resp = conn.getresponse()
         text = resp.read()[:200].decode(errors="replace").strip()
+    except (OSError, http.client.HTTPException) as exc:  # the connection lost part way
+        msg = (f"upload to {path_query or url}: the connection was lost part way ({type(exc).__name__}: {exc}); "
+               "nothing of it is kept on the datastore")
+        raise StateError(msg) from exc
     finally:
         conn.close()
     if resp.status not in (200, 201, 204):
@@ -342,21 +351,60 @@ def _upload_all(client: VSphereHostClient, ds: str, target: str, over: bool, bac
 
 def _register(client: VSphereHostClient, ds: str, vmx_path: str, target: str, original: Any,
               result: VmRestoreResult, op_id: str) -> None:
-    """Replace the original (powered off, checked again) and register the uploaded ``.vmx``."""
-    if original is not None:
-        _refuse_running(original, target)  # powered on meanwhile: still refused, nothing replaced
-        result.replaced = original._moId
-        sub = f"{op_id}-replace"
-        client.trace.emit("proxy", "op.invoke", vm=original._moId, op="replace-vm", op_id=sub)
+    """Register the uploaded ``.vmx``; over the original (powered off, checked again) the
+    original is unregistered first (``UnregisterVM``: its files stay) and registered again
+    (``RegisterVM_Task`` of its own ``.vmx``) when the register fails, so a failed restore
+    leaves it as it was; only once the restored VM is registered are the original's files
+    deleted (best effort: a file already gone is no failure)."""
+    new_vmx = f"[{ds}] {vmx_path}"
+    if original is None:
+        vm = _wait(_vm_folder(client).RegisterVM_Task(new_vmx, target, False, _pool(client)))
+        result.moref = vm._moId
+        return
+    _refuse_running(original, target)  # powered on meanwhile: still refused, nothing replaced
+    sub = f"{op_id}-replace"
+    moref = original._moId
+    client.trace.emit("proxy", "op.invoke", vm=moref, op="replace-vm", op_id=sub)
+    old_vmx = original.config.files.vmPathName
+    old_files = _files_of(original)
+    try:
+        original.UnregisterVM()
         try:
-            _wait(original.Destroy_Task())
-        except BaseException as exc:
-            client.trace.emit("proxy", "op.fail", vm=original._moId, op="replace-vm", op_id=sub,
-                              error=f"{type(exc).__name__}: {getattr(exc, 'msg', None) or exc}")
+            vm = _wait(_vm_folder(client).RegisterVM_Task(new_vmx, target, False, _pool(client)))
+        except BaseException:
+            _wait(_vm_folder(client).RegisterVM_Task(old_vmx, target, False, _pool(client)))  # as it was
             raise
-        client.trace.emit("proxy", "op.ok", vm=original._moId, op="replace-vm", op_id=sub)
-    vm = _wait(_vm_folder(client).RegisterVM_Task(f"[{ds}] {vmx_path}", target, False, _pool(client)))
-    result.moref = vm._moId
+    except BaseException as exc:
+        client.trace.emit("proxy", "op.fail", vm=moref, op="replace-vm", op_id=sub,
+                          error=f"{type(exc).__name__}: {getattr(exc, 'msg', None) or exc}")
+        raise
+    result.moref, result.replaced = vm._moId, moref
+    _delete_files(client, [f for f in old_files if f not in set(_files_of(vm))])
+    client.trace.emit("proxy", "op.ok", vm=moref, op="replace-vm", op_id=sub)
+
+
+def _files_of(vm: Any) -> list[str]:
+    """The datastore files of ``vm``: its ``.vmx`` and ``.vmsd`` and every disk's chain."""
+    vmx = str(vm.config.files.vmPathName or "")
+    out = [vmx, vmx[: -len(".vmx")] + ".vmsd"] if vmx.endswith(".vmx") else []
+    for dev in vm.config.hardware.device:
+        backing = getattr(dev, "backing", None) if isinstance(dev, vim.vm.device.VirtualDisk) else None
+        while backing is not None:
+            out.append(str(backing.fileName))
+            backing = getattr(backing, "parent", None)
+    return out
+
+
+def _delete_files(client: VSphereHostClient, files: list[str]) -> None:
+    """Delete the replaced original's files, disks with ``DeleteVirtualDisk_Task`` (descriptor
+    and extents together); a file that is not there (any more) is no failure."""
+    content = client.content
+    for f in files:
+        with contextlib.suppress(vmodl.MethodFault, OSError):
+            if f.endswith(".vmdk") and content.virtualDiskManager is not None:
+                WaitForTask(content.virtualDiskManager.DeleteVirtualDisk_Task(f, None))
+            else:
+                WaitForTask(content.fileManager.DeleteDatastoreFile_Task(f, None))
 
 
 def _refuse_running(vm: Any, name: str) -> None:

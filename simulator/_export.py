@@ -33,7 +33,7 @@ from .disk import BlockReader, stream_optimized
 if TYPE_CHECKING:
     from ._host import Host
 
-__all__ = ["ExportDisk", "ExportLease", "LEASE_TIMEOUT_SECONDS", "device_id", "open_export", "open_import"]
+__all__ = ["ExportDisk", "ExportLease", "LEASE_TIMEOUT_SECONDS", "device_id", "exports_nvram", "open_export", "open_import"]
 
 #: seconds without progress before a ready lease times out: what no source pins down exactly
 #: (five minutes, the order of hostd's NFC lease timeout); ``info.leaseTimeout`` reports it
@@ -43,6 +43,14 @@ _ids = itertools.count(1)
 #: the device class hostd names a disk's controller by in a lease and an OVF (the endpoint
 #: serves every SCSI bus as an LSI Logic controller, ``soap/mo/_vmprops.py``)
 _CONTROLLER_CLASS = {"scsi": "VirtualLsiLogicController", "ide": "VirtualIDEController"}
+
+
+def exports_nvram(host: Host) -> bool:
+    """Whether the host's export leases also carry the VM's ``.nvram`` (a ``deviceUrl`` with
+    ``disk`` false, ``disk-N.nvram``): hosts of API 6.7 and later do, which is why
+    ``community.vmware``'s ``vmware_export_ovf`` downloads a ``.nvram`` URL only from a host of
+    6.7 or later, and why such a host's OVF names the file in the ``nvram`` ExtraConfig."""
+    return _api(host) >= (6, 7)
 
 
 def device_id(owner: str, controller: str, unit: int, bus: int = 0) -> str:
@@ -99,6 +107,16 @@ class ExportLease:
     kind: str = "export"
     #: an import lease's ``importKey`` per disk (the import spec's ``fileItem.deviceId``)
     import_keys: dict[int, str] = field(default_factory=dict)
+    #: SHA-1 of each file that is not a disk (the ``.nvram``) downloaded to its end, by name
+    files_sent: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def nvram_name(self) -> str | None:
+        """The URL name of the VM's ``.nvram`` in an export lease (``exports_nvram``), after
+        the disks' (``disk-<number of disks>.nvram``); ``None`` where the host has none."""
+        if self.kind != "export" or not exports_nvram(self.host):
+            return None
+        return f"disk-{len(self.disks)}.nvram"
 
     def _trace(self, state: str, **details: Any) -> None:
         if self.snapshot is not None:

@@ -32,7 +32,8 @@ Two kinds of attach, as ``ReconfigVM_Task`` on the proxy asks (``hot_add_file``)
   with empty disks, attach them to the proxy and write the data through them). While it is
   attached, every host operation that opens or changes the owner's files (power on first of
   all, snapshots, reconfigure, destroy; not unregister) fails with ``FileLocked`` (the disk
-  file is open by the proxy: "Unable to access file ... since it is locked", KB 10051); a powered-on owner's disk cannot be attached (its own lock).
+  file is open by the proxy: "Unable to access file ... since it is locked", KB 10051); a
+  powered-on owner's disk cannot be attached (its own lock).
 
 Observable steps: ``disk.hotadd`` per disk (with the proxy's new device key and the device
 path), on removal ``disk.hotread`` (the bytes read through that disk: by the proxy's guest,

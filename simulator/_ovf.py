@@ -69,6 +69,9 @@ class OvfSystem:
     nic_type: str = "PCNet32"
     #: ``vmw:ExtraConfig``: the VM's ``extraConfig`` (``.vmx`` options)
     extra_config: dict[str, str] = field(default_factory=dict)
+    #: the VM's ``.nvram`` file in the package (``href``, ``size``): a host of API 6.7 and later
+    #: exports it, referenced as ``vmw:ExtraConfig`` ``nvram`` = ``ovf:/file/<id>``
+    nvram: tuple[str, int | None] | None = None
 
 
 def _q(ns: str, tag: str) -> str:
@@ -86,6 +89,11 @@ def render_ovf(system: OvfSystem) -> str:
         if d.size is not None:
             attrs[_q(OVF, "size")] = str(d.size)
         ET.SubElement(refs, _q(OVF, "File"), attrs)
+    nvram_id = f"file{len(system.disks) + 1}"
+    if system.nvram is not None:
+        href, size = system.nvram
+        ET.SubElement(refs, _q(OVF, "File"), {_q(OVF, "href"): href, _q(OVF, "id"): nvram_id,
+                                               **({_q(OVF, "size"): str(size)} if size is not None else {})})
     disks = ET.SubElement(env, _q(OVF, "DiskSection"))
     ET.SubElement(disks, _q(OVF, "Info")).text = "Virtual disk information"
     for i, d in enumerate(system.disks, 1):
@@ -136,7 +144,10 @@ def render_ovf(system: OvfSystem) -> str:
              Parent=parents.get(d.controller, parents["scsi"]), ResourceType="17")
     item(AddressOnParent="7", AutomaticAllocation="true", Connection=system.network, ElementName="Network adapter 1",
          ResourceSubType=system.nic_type, ResourceType="10")
-    for tag, settings in (("Config", system.config), ("ExtraConfig", system.extra_config)):
+    extra = dict(system.extra_config)
+    if system.nvram is not None:
+        extra["nvram"] = f"ovf:/file/{nvram_id}"
+    for tag, settings in (("Config", system.config), ("ExtraConfig", extra)):
         for key, value in sorted(settings.items()):
             ET.SubElement(hw, _q(VMW, tag), {_q(OVF, "required"): "false", _q(VMW, "key"): key, _q(VMW, "value"): value})
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(env, encoding="unicode") + "\n"
@@ -218,6 +229,14 @@ def parse_ovf(text: str) -> OvfSystem:
             key, value = cfg.get(_q(VMW, "key")), cfg.get(_q(VMW, "value"))
             if key:
                 settings[key] = value or ""
+    ref = system.extra_config.get("nvram", "")
+    if ref.startswith("ovf:/file/"):  # a file of the package, not a setting to import as is
+        del system.extra_config["nvram"]
+        f = files.get(ref[len("ovf:/file/"):])
+        if f is None:
+            raise _bad("the nvram ExtraConfig naming a File of the References", ref)
+        size = f.get(_q(OVF, "size"))
+        system.nvram = (f.get(_q(OVF, "href"), ""), int(size) if size and size.isdigit() else None)
     if not system.name:
         raise _bad("a VirtualSystem with a Name", "none")
     return system

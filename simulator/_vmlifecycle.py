@@ -725,17 +725,24 @@ def mount_guest(host: Host, vm: VM) -> None:
     """Open the FAT volumes found on the VM's disks as its guest file system (a restored VM's
     guest), and mark Tools installed (the guest OS on those disks carries them).
 
-    Drive letters are not on the disks (Windows keeps them in its registry): volumes get C:,
-    D:, ... in disk and partition order; on Linux the first is ``/`` and the others
-    ``/mnt/<label>`` (a documented choice; a restore of a VM whose layout differs names its
-    volumes by label)."""
+    Drive letters are not in the partition table: Windows keeps them in its registry
+    (``HKLM\\SYSTEM\\MountedDevices``, by disk signature and partition offset, in the SYSTEM
+    hive on the system volume), so the same machine's disks come back with the same letters. The
+    simulator keeps no registry: a VM registered with the BIOS uuid of a VM this host knows (the
+    original a restore over it replaced, still kept unregistered) takes that VM's letters and
+    mount points per disk and partition, a volume it had without a letter staying without one;
+    other volumes get C:, D:, ... in disk and partition order; on Linux the first is ``/`` and
+    the others ``/mnt/<label>`` (a documented choice; a restore of a VM whose layout differs
+    names its volumes by label)."""
     from .guest import GuestFileSystem, PartitionDevice, Volume, read_partitions
     from .guest._fat import FatFileSystem
 
     if vm.guest is not None:
         return
     volumes: list[Volume] = []
-    letters = iter("CDEFGHIJKLMNOPQRSTUVWXYZ")
+    known = _same_machine_layout(host, vm)
+    taken = {w[0] for w in known.values() if w[0]}
+    letters = iter(c for c in "CDEFGHIJKLMNOPQRSTUVWXYZ" if c not in taken)
     for index, d in enumerate(vm.disks):
         device = host.guest_device(vm, d.key)
         try:
@@ -749,7 +756,9 @@ def mount_guest(host: Host, vm: VM) -> None:
             except Exception:  # noqa: BLE001 - not a FAT volume: the guest does not see it here
                 continue
             label = fs.label.strip() or f"disk{index}"
-            if vm.os_family == "windows":
+            if (index, part.start) in known:
+                letter, mount = known[(index, part.start)]
+            elif vm.os_family == "windows":
                 letter, mount = next(letters, None), None
             else:
                 letter, mount = None, "/" if not volumes else f"/mnt/{label.lower()}"
@@ -761,6 +770,17 @@ def mount_guest(host: Host, vm: VM) -> None:
     if vm.tools is not None:
         vm.tools.guest = fs_all
         vm.tools.state = "running"
+
+
+def _same_machine_layout(host: Host, vm: VM) -> dict[tuple[int, int], tuple[str | None, str | None]]:
+    """``{(disk index, partition start): (letter, mount point)}`` of a VM this host knows with
+    ``vm``'s BIOS uuid (registered or kept unregistered), whose guest volumes were set up."""
+    for other in [*host.vms.values(), *host.unregistered.values()]:
+        if other is vm or other.uuid != vm.uuid or other.guest is None:
+            continue
+        return {(v.disk_index, v.partition.start): (v.letter, v.mount_point)
+                for v in other.guest.volumes if v.disk_index is not None and v.partition is not None}
+    return {}
 
 
 def register_vm(host: Host, vmx_path: str, *, name: str | None = None) -> VM:

@@ -70,6 +70,26 @@ def _half_made_vm(orch: ReferenceOrchestrator) -> Mapping[str, Any]:
     return {"_refuse_running": refuse}
 
 
+def _placeholder_left_on_failure(orch: ReferenceOrchestrator | None) -> Mapping[str, Any]:
+    """Reserves the restore with a placeholder VM (``CreateVM_Task`` of ``<name>-restoring``,
+    no disks) before it uploads, and destroys it once the uploads are done; when an upload
+    fails it reports the failure but leaves the placeholder registered. Every restore without
+    a fault is right: only a fault during the restore (the exploration's
+    ``fault_during_restore``) shows it."""
+    real = _wirerestore._upload_all
+
+    def upload_all(client: Any, ds: str, target: str, *a: Any) -> Any:
+        folder = _wirerestore._vm_folder(client)
+        spec = vim.vm.ConfigSpec(name=f"{target}-restoring", guestId="winNetEnterpriseGuest",
+                                 files=vim.vm.FileInfo(vmPathName=f"[{ds}]"))
+        placeholder = _wirerestore._wait(folder.CreateVM_Task(spec, _wirerestore._pool(client)))
+        out = real(client, ds, target, *a)  # an upload that fails leaves the placeholder
+        WaitForTask(placeholder.Destroy_Task())
+        return out
+
+    return {"_upload_all": upload_all}
+
+
 def _hides_overwrites(orch: ReferenceOrchestrator) -> Mapping[str, Any]:
     """Its file restore never looks whether a file is already in the guest, so it reports
     nothing as overwritten."""
@@ -83,7 +103,12 @@ RESTORE_MUTANTS: dict[str, tuple[Patches, str]] = {
     "overwrites-a-running-vm": (_overwrites_running, "RST-NO-RUNNING-OVERWRITE"),
     "leaves-a-half-made-vm": (_half_made_vm, "RST-NO-HALF-VM"),
     "file-restore-hides-overwrites": (_hides_overwrites, "RST-FILES-EXACT"),
+    # passes the hand-written scenario: only the exploration's fault during a restore shows it
+    "leaves-its-placeholder-after-a-failed-upload": (_placeholder_left_on_failure, "RST-NO-HALF-VM"),
 }
+#: the mutants the hand-written ``wire-restore`` scenario cannot reject (they need a fault
+#: during the restore, which only the exploration arms)
+EXPLORATION_ONLY = frozenset({"leaves-its-placeholder-after-a-failed-upload"})
 
 
 def restore_mutant(name: str) -> type[ReferenceOrchestrator]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from restore_mutants import RESTORE_MUTANTS, restore_mutant
+from restore_mutants import EXPLORATION_ONLY, RESTORE_MUTANTS, restore_mutant
 
 from vcbsim.conformance import (
     SCENARIOS,
@@ -30,7 +30,7 @@ def test_quick_passes_the_reference_and_exercises_every_restore_rule(host_profil
     assert {r for r, n in case.exercised.items() if n and r.startswith("RST-")} == RST_RULES
 
 
-@pytest.mark.parametrize("name", sorted(RESTORE_MUTANTS))
+@pytest.mark.parametrize("name", sorted(set(RESTORE_MUTANTS) - EXPLORATION_ONLY))
 def test_quick_rejects_a_restore_mutant_naming_its_rule(name: str) -> None:
     rule = RESTORE_MUTANTS[name][1]
     out = io.StringIO()
@@ -55,3 +55,18 @@ def test_a_product_without_wire_restore_is_not_asked() -> None:
 def test_the_wire_route_runs_the_restore_scenario_too() -> None:
     """Route 2 asks a command's restore commands (``test_wire_restore_mutants.py``)."""
     assert wire_skip_reason(SCENARIOS["wire-restore"]) is None
+
+
+@pytest.mark.parametrize("name", sorted(EXPLORATION_ONLY))
+def test_only_the_exploration_finds_a_restore_bug_behind_a_fault(name: str) -> None:
+    """The hand-written scenario passes it; the exploration's ``fault_during_restore`` (an
+    upload that fails part way) makes it leave its placeholder VM, rejected naming the rule."""
+    scenario = run(restore_mutant(name), profile="quick", seed=0, scenarios=["wire-restore"], explore=False,
+                   out=io.StringIO())
+    assert scenario.ok, [(c.name, c.message) for c in scenario.cases]
+    out = io.StringIO()
+    with pytest.raises(ConformanceViolation) as info:
+        run(restore_mutant(name), profile="quick", seed=0, scenarios=["wire-restore"], out=out)
+    assert info.value.rule_id == RESTORE_MUTANTS[name][1], str(info.value)
+    printed = out.getvalue()
+    assert "FAIL explore" in printed and "kinds=" in printed, printed[-2000:]

@@ -42,6 +42,11 @@ def _mutants() -> dict[str, tuple[Any, str]]:
     return {n: m for n, m in RESTORE_MUTANTS.items() if n != "restores-the-live-disk"}
 
 
+#: a restore command wrong only when a restore call fails (``test_wire_restore_mutants.py``
+#: arms the fault; the wire route has no exploration to arm it)
+BEHIND_A_FAULT = "leaves-its-placeholder-after-a-failed-upload"
+
+
 #: mutant -> the rule it breaks
 WIRE_RESTORE_MUTANTS: Mapping[str, str] = {
     "ignores-the-asked-settings": "RST-VMX-KEPT",

@@ -11,7 +11,7 @@ timed out answers 403 with one line saying so; an unknown token 404.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from ._files import FileResponse
@@ -38,14 +38,30 @@ def handle_nfc(ep: Endpoint, method: str, raw_path: str) -> FileResponse:
             return _text(404, "no export lease with this URL: unknown, completed, aborted or timed out")
         if lease.state != "ready":
             return _text(403, f"the export lease {lease.id} is {lease.state}; download when it is ready")
+        if name is not None and name == lease.nvram_name:
+            return _nvram(lease, method)
         disk = next((d for d in lease.disks if d.name == name), None)
         if disk is None:
-            names = ", ".join(d.name for d in lease.disks)
+            names = ", ".join([d.name for d in lease.disks] + ([lease.nvram_name] if lease.nvram_name else []))
             return _text(404, f"the lease {lease.id} has no disk {name!r}; it has {names}")
     headers = {"Content-Type": "application/x-vnd.vmware-streamVmdk"}
     if method == "HEAD":
         return FileResponse(200, headers, b"", None, -1)
     return FileResponse(200, headers, b"", ep.leases.download(lease, disk), -1)
+
+
+def _nvram(lease: Any, method: str) -> FileResponse:
+    """The VM's ``.nvram`` of an export lease (API 6.7 and later; ``mo/_nfclease.py``), its
+    SHA-1 kept for ``HttpNfcLeaseGetManifest`` (the endpoint lock is held)."""
+    import hashlib
+
+    from ..mo._dsfiles import NVRAM
+
+    headers = {"Content-Type": "application/octet-stream"}
+    if method == "HEAD":
+        return FileResponse(200, headers, b"", None, len(NVRAM))
+    lease.files_sent[lease.nvram_name] = hashlib.sha1(NVRAM).hexdigest()  # noqa: S324 - the manifest's algorithm
+    return FileResponse(200, headers, NVRAM, None, len(NVRAM))
 
 
 def handle_nfc_upload(ep: Endpoint, raw_path: str, body: bytes) -> FileResponse:

@@ -48,11 +48,12 @@ from ..._faults import make_fault
 from .._index import not_found
 from ..wire import _codec
 from ._base import MOImpl, soap
+from ._dsfiles import NVRAM
 
 if TYPE_CHECKING:
     from .._endpoint import Context, Endpoint
 
-__all__ = ["HttpNfcLeaseImpl", "LeaseTable", "require_api", "start_export", "start_import"]
+__all__ = ["HttpNfcLeaseImpl", "LeaseTable", "nvram_id", "require_api", "start_export", "start_import"]
 
 _State: Any = vim.HttpNfcLease.State
 
@@ -171,6 +172,13 @@ class HttpNfcLeaseImpl(MOImpl):
             )
             for d in lease.disks
         ]
+        if lease.nvram_name is not None:
+            # the VM's BIOS settings (API 6.7 and later exports): a file, not a disk, its size
+            # given (``fileSize``, "only set for non-disk file backings")
+            urls.append(vim.HttpNfcLease.DeviceUrl(
+                key=nvram_id(lease.vm), importKey=nvram_id(lease.vm_name),
+                url=f"{base}/nfc/{lease.token}/{lease.nvram_name}", sslThumbprint=self.ep.leases.ssl_thumbprint,
+                disk=False, fileSize=len(NVRAM)))
         return vim.HttpNfcLease.Info(
             lease=self.ref,
             entity=vim.VirtualMachine(lease.vm),
@@ -224,11 +232,21 @@ class HttpNfcLeaseImpl(MOImpl):
 
 
 def _manifest_entries(lease: ExportLease) -> list[Any]:
-    return [
+    entries = [
         vim.HttpNfcLease.ManifestEntry(key=device_id(lease.vm, d.controller, d.unit), sha1=d.sha1,
                                        size=d.size, disk=True, capacity=d.capacity, populatedSize=d.populated)
         for d in lease.disks if d.sha1 is not None
     ]
+    if lease.nvram_name in lease.files_sent:
+        entries.append(vim.HttpNfcLease.ManifestEntry(key=nvram_id(lease.vm), sha1=lease.files_sent[lease.nvram_name],
+                                                      size=len(NVRAM), disk=False))
+    return entries
+
+
+def nvram_id(owner: str) -> str:
+    """The device id of a VM's ``.nvram`` in a lease and an OVF (``/<vm id or name>/nvram``:
+    no source pins hostd's exact string; clients match it only against what the lease gave)."""
+    return f"/{owner}/nvram"
 
 
 def start_export(ep: Endpoint, ctx: Context, method: Any, vm_moid: str, snapshot: str | None) -> Any:

@@ -19,6 +19,7 @@ from ..._errors import InvalidInputError
 from ..._export import device_id
 from ..._ovf import OvfDisk, OvfSystem, parse_ovf, render_ovf
 from ._base import MOIDS, MOImpl, soap
+from ._nfclease import nvram_id
 from ._vmview import network_name
 
 if TYPE_CHECKING:
@@ -88,12 +89,15 @@ class OvfManagerImpl(MOImpl):
                                  unit=d.unit_number, size=int(f.size) if f is not None and f.size else None,
                                  controller=d.controller, populated=populated))
         options = set(getattr(cdp, "exportOption", None) or [])
+        # the .nvram the client downloaded through the lease (API 6.7 and later hosts)
+        nvram = files.get(nvram_id(vm.moref))
         system = OvfSystem(
             name=(getattr(cdp, "name", None) or vm.name), guest_id=vm.guest_id, num_cpus=vm.num_cpus,
             memory_mb=vm.memory_mb, disks=disks, annotation=getattr(cdp, "description", None) or "",
             hw_version=vm.hw_version, network=network_name(vm),
             nic_type=_NIC_SUBTYPE.get(vm.extra_config.get("ethernet0.virtualDev", "vlance"), "PCNet32"),
             extra_config=dict(vm.extra_config) if "extraconfig" in options else {},
+            nvram=(nvram.path, int(nvram.size) if nvram.size else None) if nvram is not None else None,
         )
         return vim.OvfManager.CreateDescriptorResult(ovfDescriptor=render_ovf(system), includeImageFiles=False)
 

@@ -15,6 +15,7 @@ import json
 import random
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -143,9 +144,11 @@ def test_export_ovf_writes_a_package_qemu_img_reads_equal_to_the_vm_disks(esx: A
     facts = ok(result)
     assert facts["changed"] is True
     out = tmp_path / "export" / WIN
-    files = [Path(f) for f in facts["instance"]["device_files"]]
-    # the module names the lease's disk-N.vmdk after the VM, one file per disk
+    *files, nvram = [Path(f) for f in facts["instance"]["device_files"]]
+    # the module names the lease's disk-N.vmdk after the VM, one file per disk, and takes the
+    # .nvram an ESXi 6.7+ lease lists after them (it asks the host's version first)
     assert [f.name for f in files] == [f"{WIN}-{i}.vmdk" for i in range(len(vm.disks))] and len(files) == 2
+    assert nvram.name == f"{WIN}-2.nvram" and nvram.stat().st_size == 8684
     assert Path(facts["instance"]["ovf_file"]) == out / f"{WIN}.ovf"
 
     for f, d in zip(files, vm.disks, strict=True):
@@ -164,9 +167,11 @@ def test_export_ovf_writes_a_package_qemu_img_reads_equal_to_the_vm_disks(esx: A
         (f.name, f.stat().st_size, d.capacity, d.unit_number, d.controller) for f, d in zip(files, vm.disks, strict=True)]
     assert [d.populated for d in system.disks] == [allocated(esx.host.disk_view(vm.moref, d.key)) for d in vm.disks]
     assert system.network == "VM Network" and system.extra_config == {}
+    assert system.nvram == (nvram.name, 8684)
     # the manifest the module writes (SHA256) covers each file
     manifest = dict(line.split("= ") for line in (out / f"{WIN}.mf").read_text().splitlines())
-    for f in [*files, out / f"{WIN}.ovf"]:
+    assert len(manifest) == 4
+    for f in [*files, nvram, out / f"{WIN}.ovf"]:
         assert manifest[f"SHA256({f.name})"] == hashlib.sha256(f.read_bytes()).hexdigest()
 
     # the host: one lease, completed (not aborted), each disk read once, the VM free again
@@ -228,12 +233,18 @@ def test_deploy_ovf_restores_an_exported_vm_with_equal_disks(esx: Any, playbook:
     (exported,) = playbook(export(WIN, tmp_path / "export"))
     ovf = Path(ok(exported)["instance"]["ovf_file"])
     count = len(host.vms)
-    restored, again, thick, hosted = playbook(
+    # the same package as an OVA: a tar with the descriptor first (OVF 1.0, "OVF package")
+    ova = tmp_path / f"{WIN}.ova"
+    with tarfile.open(ova, "w") as tar:
+        for f in [ovf, *sorted(ovf.parent.glob("*.vmdk")), *sorted(ovf.parent.glob("*.nvram"))]:
+            tar.add(f, arcname=f.name)
+    restored, again, thick, hosted, from_ova = playbook(
         deploy(ovf, name="win-restored"),  # and powered on (the module's default)
         deploy(ovf, name="win-restored"),  # idempotent: the VM is there, and on
         deploy(ovf, name="win-thick", power_on=False, disk_provisioning="eagerZeroedThick"),
         # a hosted format no ESXi runs VMs on: OvfUnsupportedDiskProvisioning in the spec
         deploy(ovf, name="win-hosted", power_on=False, disk_provisioning="twoGbMaxExtentSparse"),
+        deploy(ova, name="win-ova", power_on=False),
     )
     facts = ok(restored)
     assert facts["changed"] is True and facts["instance"]["hw_name"] == "win-restored"
@@ -241,7 +252,8 @@ def test_deploy_ovf_restores_an_exported_vm_with_equal_disks(esx: Any, playbook:
     ok(thick)
     assert "Failure validating OVF import spec" in failure(hosted) and "twoGbMaxExtentSparse" in failure(hosted)
     names = [vm.name for vm in host.vms.values()]
-    assert len(names) == count + 2 and {"win-restored", "win-thick"} <= set(names) and "win-hosted" not in names
+    assert len(names) == count + 3 and {"win-restored", "win-thick", "win-ova"} <= set(names)
+    assert "win-hosted" not in names
     assert [d.thin for d in host.find_vm("win-thick").disks] == [False, False]
     vm = host.find_vm("win-restored")
     assert (vm.guest_id, vm.num_cpus, vm.memory_mb, vm.power_state) == (
@@ -259,6 +271,10 @@ def test_deploy_ovf_restores_an_exported_vm_with_equal_disks(esx: Any, playbook:
     writes = [e for e in host.trace.events if e.kind == "nfc.write" and e.vm == vm.moref]
     assert sorted(e.details["disk"] for e in writes) == sorted(d.key for d in vm.disks)
     assert host.holds.on(vm.moref, "export") == []
+    ok(from_ova)
+    copy = host.find_vm("win-ova")
+    for new, old in zip(copy.disks, source.disks, strict=True):
+        assert same_data(host.disk_view(copy.moref, new.key), host.disk_view(source.moref, old.key)), new.label
 
 
 @needs_qemu
@@ -305,7 +321,7 @@ def test_vmware_guest_restore_from_disk_files_uploaded_to_the_datastore(esx: Any
     guest_data(esx, "small-web", seed=23)
     source = esx.vm("small-web")
     (exported,) = playbook(export("small-web", tmp_path / "export"))
-    [stream] = ok(exported)["instance"]["device_files"]
+    stream, _nvram = ok(exported)["instance"]["device_files"]
     flat_dir = tmp_path / "flat"
     flat_dir.mkdir()
     conv = qemu("convert", "-f", "vmdk", "-O", "vmdk", "-o", "subformat=monolithicFlat", stream,

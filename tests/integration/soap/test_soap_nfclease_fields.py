@@ -63,12 +63,15 @@ def test_device_urls_name_the_device_and_pin_the_served_certificate(served: tupl
     lease = _ready(vm.ExportVm())
     assert lease.mode == "pushOrGet"
     assert lease.capabilities.pullModeSupported is False and lease.capabilities.corsSupported is False
-    [url] = lease.info.deviceUrl
+    url, nvram = lease.info.deviceUrl
     assert url.key == f"/{vm._moId}/VirtualLsiLogicController0:0"
     assert url.importKey == "/lin-web/VirtualLsiLogicController0:0"
-    assert url.targetId == "disk-0.vmdk" and url.disk is True
+    assert url.targetId == "disk-0.vmdk" and url.disk is True and url.fileSize is None
+    # an API 6.7+ host also exports the VM's .nvram: a file (disk false) whose size is given
+    assert (nvram.key, nvram.disk, nvram.fileSize) == (f"/{vm._moId}/nvram", False, 8684)
+    assert nvram.url.rsplit("/", 1)[1] == "disk-1.nvram"
     thumb = _served_thumbprint(server.port)
-    assert len(thumb) == 59 and url.sslThumbprint == thumb
+    assert len(thumb) == 59 and url.sslThumbprint == thumb == nvram.sslThumbprint
     lease.HttpNfcLeaseAbort()
 
 
@@ -77,7 +80,7 @@ def test_plain_http_leases_have_no_thumbprint(esxi: Host) -> None:
         for si in connect_http(server):
             vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
             lease = _ready(vm.ExportVm())
-            assert [u.sslThumbprint for u in lease.info.deviceUrl] == [""]
+            assert [u.sslThumbprint for u in lease.info.deviceUrl] == ["", ""]
             lease.HttpNfcLeaseAbort()
 
 
@@ -96,7 +99,7 @@ def test_manifest_gives_the_data_size_and_the_descriptor_describes_the_vm(served
     vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/lin-web")
     host_vm = esxi.find_vm("lin-web")
     lease = _ready(vm.ExportVm())
-    [url] = lease.info.deviceUrl
+    url, nvram_url = lease.info.deviceUrl
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -104,11 +107,18 @@ def test_manifest_gives_the_data_size_and_the_descriptor_describes_the_vm(served
 
     with urllib.request.urlopen(urllib.request.Request(url.url), context=ctx) as resp:  # noqa: S310 - loopback
         body = resp.read()
-    [entry] = lease.HttpNfcLeaseGetManifest()
+    [entry] = lease.HttpNfcLeaseGetManifest()  # the .nvram is not downloaded yet
     assert entry.key == url.key and entry.size == len(body) and entry.capacity == 64 * MiB
     # 200 KiB written from 3 MiB touch grains 48..51: four 64 KiB grains of data
     assert entry.populatedSize == 4 * 64 * 1024
-    files = [vim.OvfManager.OvfFile(deviceId=url.key, path="lin-web-disk1.vmdk", size=len(body))]
+    with urllib.request.urlopen(urllib.request.Request(nvram_url.url), context=ctx) as resp:  # noqa: S310 - loopback
+        nvram = resp.read()
+    assert len(nvram) == nvram_url.fileSize
+    _, nvram_entry = lease.HttpNfcLeaseGetManifest()
+    assert (nvram_entry.key, nvram_entry.disk, nvram_entry.size) == (nvram_url.key, False, len(nvram))
+    assert nvram_entry.sha1 == hashlib.sha1(nvram).hexdigest()  # noqa: S324 - the manifest's algorithm
+    files = [vim.OvfManager.OvfFile(deviceId=url.key, path="lin-web-disk1.vmdk", size=len(body)),
+             vim.OvfManager.OvfFile(deviceId=nvram_url.key, path="lin-web-file1.nvram", size=len(nvram))]
     plain = si.content.ovfManager.CreateDescriptor(obj=vm, cdp=vim.OvfManager.CreateDescriptorParams(ovfFiles=files))
     full = si.content.ovfManager.CreateDescriptor(obj=vm, cdp=vim.OvfManager.CreateDescriptorParams(
         ovfFiles=files, exportOption=["extraconfig"]))
@@ -119,6 +129,7 @@ def test_manifest_gives_the_data_size_and_the_descriptor_describes_the_vm(served
     assert (disk.href, disk.size, disk.capacity, disk.populated) == ("lin-web-disk1.vmdk", len(body), 64 * MiB,
                                                                      4 * 64 * 1024)
     assert system.nic_type == "PCNet32" and system.network == "VM Network"
+    assert system.nvram == ("lin-web-file1.nvram", 8684) and 'vmw:key="nvram"' in plain.ovfDescriptor
     assert system.extra_config == {} and "backup.tag" not in plain.ovfDescriptor
     assert parse_ovf(full.ovfDescriptor).extra_config == host_vm.extra_config
     assert "vmw:ExtraConfig" in full.ovfDescriptor
@@ -157,7 +168,7 @@ def test_an_ide_disk_is_named_by_its_controller_and_comes_back_on_ide() -> None:
         for si in connect(server):
             vm = si.content.searchIndex.FindByInventoryPath("ha-datacenter/vm/legacy")
             lease = _ready(vm.ExportVm())
-            keys = [u.key for u in lease.info.deviceUrl]
+            keys = [u.key for u in lease.info.deviceUrl if u.disk]
             assert keys == [f"/{vm._moId}/VirtualIDEController0:0", f"/{vm._moId}/VirtualLsiLogicController0:0"]
             ovf = si.content.ovfManager.CreateDescriptor(obj=vm, cdp=vim.OvfManager.CreateDescriptorParams())
             lease.HttpNfcLeaseComplete()

@@ -9,6 +9,8 @@ import io
 import sys
 from pathlib import Path
 
+import pytest
+
 from vcbsim.conformance import Capabilities, CommandAdapter
 from vcbsim.conformance._wire import certify_command
 
@@ -68,3 +70,20 @@ def test_a_command_whose_written_file_is_wrong_under_right_digests_is_rejected()
     (case,) = certify_command(_writer("tamper"), scenarios=["file-backup-series"], out=io.StringIO()).cases
     assert case.outcome == "fail" and case.rules[0] == "CMT-BACKUP-CONTENT", case.message
     assert "holds other content than the guest had" in case.message
+
+
+@pytest.mark.slow
+def test_route_2_certify_of_the_reference_cli_judged_from_its_folder(tmp_path: Path) -> None:
+    """The reference's command line, its mount root declared (``{workdir}/proxy``) and its guest
+    account given (the drive letters from guest operations), certifies with the mount rules
+    exercised from the folder; its evidence says backup content was judged on what it reports
+    (its medium is a catalog and blobs, not the kit's layout)."""
+    command = [sys.executable, "-m", "vcbsim", "backup", "--server", "{url}", "--user", "{user}", "--password",
+               "{password}", "-a", "name:{vm}", "-t", "{mode}", "--kind", "{level}", "--state", "{workdir}", "--trace",
+               "{trace}", "--no-progress", "--json", "--guest-user", "Administrator", "--guest-password", "vmware"]
+    adapter = CommandAdapter(command, name="reference", capabilities=Capabilities(mount_root="{workdir}/proxy"))
+    result = certify_command(adapter, kit_profile="certify", report=tmp_path, out=io.StringIO())
+    assert not [c for c in result.cases if c.outcome in ("fail", "error", "skip")], [
+        (c.name, c.message) for c in result.cases if c.outcome != "pass"]
+    assert result.evidence is not None and result.evidence.unexercised == ()
+    assert result.evidence.content.startswith("NOT read from what the product wrote")

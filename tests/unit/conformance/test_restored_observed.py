@@ -126,3 +126,28 @@ def test_a_folder_declaration_is_a_path_with_only_the_workdir_placeholder() -> N
         mount_root = "/somewhere"  # a folder of the instance's own: the declaration says it was given
     assert capabilities_of(Attr()).mount_root == "(the adapter's mount_root attribute)"
     assert capabilities_of(Attr()).backup_root == ""
+
+
+def test_a_vmdk_the_projects_reader_refuses_is_read_with_qemu_img(tmp_path: Path) -> None:
+    """A redo log with its parent beside it (what copying a snapshot's files gives): ``read_vmdk``
+    refuses it, ``qemu-img`` reads the chain, and the digest is the disk's."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    from vcbsim.conformance._adapters import image_digest
+    from vcbsim.conformance._restored import disk_digest
+    from vcbsim.simulator.disk import LayeredDisk, write_vmdk
+
+    disk = LayeredDisk(4 << 20)
+    disk.write(65536 * 3, b"backed up" * 100)
+    write_vmdk(disk.view(disk.top), tmp_path / "vm.vmdk", split=False)
+    assert disk_digest(tmp_path / "vm.vmdk") == image_digest(disk.view(disk.top))
+    if shutil.which("qemu-img") is None:
+        pytest.skip("qemu-img is not installed (.ci/run installs qemu-utils)")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", "-b", "vm.vmdk", "-F", "vmdk", str(tmp_path / "vm-000001.vmdk")],
+                   check=True, cwd=tmp_path)
+    assert disk_digest(tmp_path / "vm-000001.vmdk") == image_digest(disk.view(disk.top))
+    (tmp_path / "vm.vmdk").unlink()  # the parent gone: unreadable, which equals no snapshot's digest
+    assert disk_digest(tmp_path / "vm-000001.vmdk").startswith("(unreadable:")
