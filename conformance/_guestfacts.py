@@ -85,6 +85,10 @@ class GuestFacts:
             op.runs.append(ev)
         elif ev.kind == "fault.injected" and str(ev.details.get("operation", "")).startswith("script"):
             op.disturbed = True
+        elif ev.kind == "guest.write" and _norm(str(ev.details.get("path", "")), op.windows) in op.texts:
+            # a script rewritten while the operation runs (a 3.5-era guest still busy with one
+            # the host stopped waiting for): Tools read it when they run it, not its text at the start
+            op.texts[_norm(str(ev.details.get("path", "")), op.windows)] = None
         elif ev.kind == "quiesce.end":
             del self._open[ev.vm]
             try:

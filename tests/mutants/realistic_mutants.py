@@ -58,7 +58,8 @@ def _proxy(cls: type[BackupProxy]) -> type[ReferenceOrchestrator]:
     def __init__(self: ReferenceOrchestrator) -> None:
         ReferenceOrchestrator.__init__(self, lambda client, root: cls(client, root), name=cls.__name__)
 
-    orch = type(cls.__name__ + "Product", (ReferenceOrchestrator,), {"__init__": __init__, "__module__": __name__})
+    orch = type(cls.__name__ + "Product", (ReferenceOrchestrator,),
+                {"__init__": __init__, "__module__": __name__, "__doc__": cls.__doc__})
     globals()[orch.__name__] = orch
     return orch
 
@@ -165,7 +166,7 @@ def _medium(cls: type[Catalog]) -> type[ReferenceOrchestrator]:
         _VendorOrchestrator.__init__(self, name=cls.__name__)
 
     orch = type(cls.__name__ + "Product", (_VendorOrchestrator,),
-                {"catalog_cls": cls, "__init__": __init__, "__module__": __name__})
+                {"catalog_cls": cls, "__init__": __init__, "__module__": __name__, "__doc__": cls.__doc__})
     globals()[orch.__name__] = orch
     return orch
 
@@ -454,6 +455,7 @@ def _agent(cls: type[_VendorTools]) -> Callable[[Any], Any]:
         return cls(tools)
 
     factory.__name__ = factory.__qualname__ = cls.__name__
+    factory.__doc__ = cls.__doc__
     return factory
 
 
