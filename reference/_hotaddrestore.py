@@ -77,10 +77,17 @@ if TYPE_CHECKING:
     from ._catalog import Catalog
     from ._vsphere import VSphereHostClient
 
-__all__ = ["restore_vm_hotadd", "restore_vm_hotadd_over"]
+__all__ = ["RESTORE_MARK", "RESTORE_MARK_KEY", "release_restore_leftovers", "restore_vm_hotadd", "restore_vm_hotadd_over"]
 
 #: bytes per NBD write (the server's maximum request is 32 MiB)
 WRITE_CHUNK = 4 << 20
+#: the run's marker in the configuration of a VM a hot-add restore creates: a later run that
+#: finds this VM's disks still attached to the proxy knows its own killed run attached them
+RESTORE_MARK_KEY = "vcbsim.restoredBy"
+RESTORE_MARK = "vcbsim reference proxy (hot-add restore)"
+#: where a hot-add restore can be killed for crash tests (``VCBSIM_CRASH_AT``): before each
+#: write through a device after the first
+CRASH_DURING_WRITE = "restore.during-write"
 _LINE = re.compile(r'^\s*([^=\s]+)\s*=\s*"(.*)"\s*$')
 _DEVICE = re.compile(r"^(scsi|ide|sata|nvme)(\d+):(\d+)$")
 _IDE_KEYS = {0: 200, 1: 201}
@@ -124,6 +131,7 @@ def _config_spec(name: str, ds: str, meta: dict[str, str], vmx: dict[str, str], 
     wanted = {**vmx, **{k.lower(): v for k, v in asked.items()}}
     extra = [vim.option.OptionValue(key=k, value=v) for k, v in asked.items()
              if k.lower() not in ("memsize", "numvcpus", "guestos", "displayname")]
+    extra.append(vim.option.OptionValue(key=RESTORE_MARK_KEY, value=RESTORE_MARK))
     guest = meta.get("guest_os") or None
     changes = []
     for i, (_key, (fname, image)) in enumerate(sorted(images.items())):
@@ -162,11 +170,12 @@ def restore_vm_hotadd(
                "complete image backup")
         raise StateError(msg)
     target = name or f"{rec.vm_name}-restored"
-    if _find_by_name(client, target) is not None:
-        raise InvalidInputError("--name", expected="a name no VM on the host has", got=target,
-                                hint="choose another --name")
     proxy = _find_proxy(client, proxy_vm)
     vmx = _vmx_settings(_vmx_of_backup(cat, backup_id))
+    cleaned = release_restore_leftovers(client, proxy)
+    if _find_by_name(client, target) is not None:  # after the cleanup: a half-made VM is gone
+        raise InvalidInputError("--name", expected="a name no VM on the host has", got=target,
+                                hint="choose another --name")
     trace = client.trace
     op_id = f"op-{len(trace)}"
     with tempfile.TemporaryDirectory(prefix="vcbsim-hotadd-restore-") as tmp:
@@ -176,6 +185,7 @@ def restore_vm_hotadd(
         trace.emit("proxy", "op.invoke", op="restore-vm", op_id=op_id, backup_id=backup_id, target="new",
                    name=target, datastore=ds, transport="hotadd", proxy=proxy._moId)
         result = VmRestoreResult(backup_id, target, "", ds, False)
+        result.cleaned = cleaned
         result.not_restored = {int(k.split(".")[1]): v for k, v in meta.items()
                                if k.startswith("disk.") and k.endswith(".excluded")}
         vm: Any = None
@@ -226,6 +236,8 @@ def _write_disk(client: VSphereHostClient, device: Path, export: str, image: Any
                 pos = offset
                 while pos < offset + length:
                     n = min(WRITE_CHUNK, offset + length - pos)
+                    if written:
+                        client.check_fault("crash", CRASH_DURING_WRITE, vm=None)
                     dev.write(pos, image.read(pos, n))
                     pos += n
                     written += n
@@ -311,6 +323,7 @@ def restore_vm_hotadd_over(
         raise InvalidInputError("--over", expected="a VM other than the proxy VM", got=info.name,
                                 hint="name the VM to restore over with -a")
     _refuse_running(vm, info.name)
+    cleaned = release_restore_leftovers(client, proxy)
     trace = client.trace
     op_id = f"op-{len(trace)}"
     with tempfile.TemporaryDirectory(prefix="vcbsim-hotadd-over-") as tmp:
@@ -330,6 +343,7 @@ def restore_vm_hotadd_over(
         m = re.match(r"\[([^\]]+)\]", vm.config.files.vmPathName or "")
         result = VmRestoreResult(backup_id, info.name, info.moref, m.group(1) if m else "", True)
         result.replaced = info.moref
+        result.cleaned = cleaned
         result.not_restored = {int(k.split(".")[1]): v for k, v in meta.items()
                                if k.startswith("disk.") and k.endswith(".excluded")}
         trace.emit("proxy", "op.invoke", vm=info.moref, op="restore-vm", op_id=op_id, backup_id=backup_id,
@@ -371,3 +385,52 @@ def restore_vm_hotadd_over(
     trace.emit("proxy", "op.ok", vm=info.moref, op="restore-vm", op_id=op_id, backup_id=backup_id,
                name=info.name, disks={str(k): v for k, v in result.disks.items()})
     return result
+
+
+def release_restore_leftovers(client: VSphereHostClient, proxy: Any) -> list[str]:
+    """What a killed hot-add restore of this proxy left, found by what the host shows and
+    cleaned before a new restore (as a backup run cleans its stale snapshot, F16): a disk of
+    another VM attached writable (``persistent``) to the proxy VM whose owner carries the run's
+    marker (``RESTORE_MARK_KEY``, put in its configuration at ``CreateVM_Task``) is detached,
+    and that owner, a VM the killed run created and never finished, is destroyed
+    (``RST-NO-HALF-VM``). A disk of a VM without the marker is never touched: this proxy did
+    not attach it. Returns one note each (also ``note`` events)."""
+    trace = client.trace
+    owners: dict[str, Any] = {}
+    for vm in client._vms():
+        if vm._moId == proxy._moId:
+            continue
+        extra = {o.key: str(o.value) for o in (vm.config.extraConfig or [])}
+        if extra.get(RESTORE_MARK_KEY) == RESTORE_MARK:
+            owners[vm._moId] = vm
+    if not owners:
+        return []
+    files: dict[str, Any] = {}
+    for vm in owners.values():
+        for d in vm.config.hardware.device:
+            if isinstance(d, vim.vm.device.VirtualDisk):
+                files[str(getattr(d.backing, "fileName", ""))] = vm
+    keys: list[int] = []
+    half: dict[str, Any] = {}
+    for d in proxy.config.hardware.device:
+        if not isinstance(d, vim.vm.device.VirtualDisk):
+            continue
+        owner = files.get(str(getattr(d.backing, "fileName", "")))
+        if owner is not None and getattr(d.backing, "diskMode", "") == "persistent":
+            keys.append(int(d.key))
+            half[owner._moId] = owner
+    notes: list[str] = []
+    if not keys:
+        return notes
+    op_id = f"op-{len(trace)}"
+    trace.emit("proxy", "op.invoke", op="cleanup-release-disks", op_id=op_id, proxy=proxy._moId, stale=True)
+    detach_keys(client, proxy, keys)
+    trace.emit("proxy", "op.ok", op="cleanup-release-disks", op_id=op_id)
+    notes.append(f"removed {len(keys)} disk(s) left hot-added to the proxy VM {proxy.name} by an interrupted restore")
+    for vm in half.values():
+        name = vm.name
+        _wait(vm.Destroy_Task())
+        notes.append(f"destroyed {name}, the VM an interrupted restore had made and not finished")
+    for n in notes:
+        trace.emit("proxy", "note", text=n)
+    return notes

@@ -79,3 +79,42 @@ def test_the_next_run_detaches_what_a_killed_hotadd_run_left(host: Any, url: str
     report = check_trace(host.trace.events[mark:], profile=host.profile.name)
     assert not [v for v in report.violations if v.rule_id.startswith(("TR-", "CMT-"))], \
         [v.format() for v in report.violations]
+
+
+def test_the_next_restore_cleans_what_a_killed_hotadd_restore_left(host: Any, url: str, tmp_path: Path,
+                                                                    capsys: Any, devices: Path) -> None:
+    """A ``restore --server --vm -m hotadd`` killed between two writes through the proxy's
+    devices leaves the new VM (marked as this proxy's restore in its configuration) with its
+    disks attached; the next restore detaches them and destroys that half-made VM first, then
+    restores; a writable disk another product attached stays."""
+    from vcbsim.reference._hotaddrestore import CRASH_DURING_WRITE
+    from vcbsim.simulator._vmlifecycle import DiskSpec
+
+    host.add_vm("vcb-proxy", os_family="linux", disks=[8 * MiB], tools="not-installed")
+    mark_proxy(host, "vcb-proxy", devices)
+    state = tmp_path / "state"
+    assert main(["backup", *_remote(url, state), "-a", f"name:{SMALL}", "-t", "fullvm"]) == 0
+    (run,) = json.loads(capsys.readouterr().out)
+    # another product's restore target, attached writable to the same proxy: not ours
+    theirs = host.create_vm("theirs", datastore="datastore1", disks=[DiskSpec(capacity=4 * MiB)])
+    from vcbsim.simulator._hotadd import hot_add_file
+
+    foreign = hot_add_file(host, "vcb-proxy", theirs.disks[0].base_name)
+    assert foreign is not None and foreign.writable
+    argv = ["restore", *_remote(url, state), "--backup", str(run["backup_id"]), "--vm", "--name", "small-k",
+            "-m", "hotadd"]
+    env = {**os.environ, CRASH_ENV: CRASH_DURING_WRITE, "PYTHONSAFEPATH": "1"}
+    killed = subprocess.run([sys.executable, "-m", "vcbsim", *argv], env=env, capture_output=True, timeout=300,
+                            check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    half = host.find_vm("small-k")
+    assert [a.vm for a in hot_added(host, "vcb-proxy")].count(half.moref) == 2
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert any("interrupted restore" in c for c in out["cleaned"]) and any("destroyed small-k" in c for c in out["cleaned"])
+    assert hot_added(host, "vcb-proxy") == [foreign]
+    restored = host.find_vm("small-k")
+    assert restored.moref != half.moref and half.moref not in host.vms
+    original = host.find_vm(SMALL)
+    assert host.disk_view(restored, restored.disks[1].key).read(0, MiB) == \
+        host.disk_view(original, original.disks[1].key).read(0, MiB)
