@@ -269,7 +269,7 @@ def _machine(adapter_factory: Callable[[], Orchestrator], host_profile: str, sin
             self.s.backup(WINDOWS_VM, "fullvm", "full", ())
 
         # -- restores (a product that declares them) -------------------------------------
-        @precondition(lambda self: self.restores < 2 and self.s.caps.wire_restore)
+        @precondition(lambda self: self.restores < 1 and self.s.caps.wire_restore)
         @rule(vm=st.sampled_from(sorted(LEGACY_SCRIPTS)), kinds=restore_kinds, w=writes)
         def restore(self, vm: str, kinds: tuple[str, ...], w: tuple[str, str, str]) -> None:
             """A guest write, then a backup and the restores ``kinds`` of it."""
@@ -277,7 +277,7 @@ def _machine(adapter_factory: Callable[[], Orchestrator], host_profile: str, sin
             self.s.write(*w)
             self.s.restore(vm, kinds)
 
-        @precondition(lambda self: self.restores < 2 and self.s.caps.wire_restore)
+        @precondition(lambda self: self.restores < 1 and self.s.caps.wire_restore)
         @rule(vm=st.sampled_from(sorted(LEGACY_SCRIPTS)), kinds=restore_kinds, f=st.sampled_from(_RESTORE_FAULTS))
         def fault_during_restore(self, vm: str, kinds: tuple[str, ...], f: dict[str, Any]) -> None:
             """A fault of a restore call, then the restores: the one it hits fails, and must
