@@ -20,7 +20,8 @@ those states on purpose, each a short, replayable list of ordinary steps:
   commit, a proxy crash), then a backup;
 - ``long_snapshot_with_timer``: a freeze script close to the abort timer and a slow snapshot,
   so the timer fires while the guest is frozen;
-- ``restore`` (a product that declares ``wire_restore``): a backup, guest writes, then some of
+- ``restore`` (a product that declares ``wire_restore``; at most one restore step per example:
+  each backs a VM up and restores it whole up to twice): a backup, guest writes, then some of
   the restores (as a new VM, over the running original, over the powered-off original, files
   into the guest: ``_scenario_restore.RESTORE_KINDS``), so a restore bug is found by the search
   and not only by the hand-written ``wire-restore`` scenario;
@@ -173,7 +174,7 @@ def _machine(adapter_factory: Callable[[], Orchestrator], host_profile: str, sin
             sink.append(self.s)
             self.scripts: set[str] = set()  # removable directory scripts (case-folded)
             self.legacy: set[str] = set()  # guests with the legacy pair installed
-            self.restores = 0  # restore steps so far (each backs up and restores: bounded)
+            self.restores = 0  # restore steps so far (at most one: each backs up and restores whole VMs)
 
         # -- single steps ----------------------------------------------------------------
         @rule(w=writes)
