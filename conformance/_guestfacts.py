@@ -58,6 +58,9 @@ class _Operation:
     timer: float
     runs: list[Event] = field(default_factory=list)
     disturbed: bool = False
+    #: a script was added, rewritten or deleted while the operation ran (a 3.5-era guest still
+    #: busy with one the host stopped waiting for): the list and texts at the start no longer hold
+    rewritten: bool = False
 
 
 class GuestFacts:
@@ -85,10 +88,11 @@ class GuestFacts:
             op.runs.append(ev)
         elif ev.kind == "fault.injected" and str(ev.details.get("operation", "")).startswith("script"):
             op.disturbed = True
-        elif ev.kind == "guest.write" and _norm(str(ev.details.get("path", "")), op.windows) in op.texts:
-            # a script rewritten while the operation runs (a 3.5-era guest still busy with one
-            # the host stopped waiting for): Tools read it when they run it, not its text at the start
-            op.texts[_norm(str(ev.details.get("path", "")), op.windows)] = None
+        elif ev.kind in ("guest.write", "guest.delete") and self._is_script(op, str(ev.details.get("path", ""))):
+            # a script added, rewritten or deleted while the operation runs (a 3.5-era guest
+            # still busy with one the host stopped waiting for): what the guest had at the start
+            # no longer says what it runs
+            op.rewritten = True
         elif ev.kind == "quiesce.end":
             del self._open[ev.vm]
             try:
@@ -127,8 +131,17 @@ class GuestFacts:
         if timer > 0 and (not announced or float(announced) > timer):
             self.timers[ev.seq] = timer
 
+    @staticmethod
+    def _is_script(op: _Operation, path: str) -> bool:
+        p = _norm(path, op.windows)
+        sep = "\\" if op.windows else "/"
+        folders = {k.rsplit(sep, 1)[0] for k in [*op.texts, *op.freeze] if sep in k}
+        return p in op.texts or p.rsplit(sep, 1)[0] in folders
+
     # -- the judgement, when it ends --------------------------------------------------
     def _judge(self, op: _Operation, end: Event) -> None:
+        if op.rewritten:
+            return
         vm = str(op.start.vm)
         name = self._name(op.start.vm)
         ran = [e for e in op.runs if e.details.get("arg") == "freeze"]
