@@ -89,6 +89,14 @@ class GuestFacts:
             # a script rewritten while the operation runs (a 3.5-era guest still busy with one
             # the host stopped waiting for): Tools read it when they run it, not its text at the start
             op.texts[_norm(str(ev.details.get("path", "")), op.windows)] = None
+        elif ev.kind == "guest.delete":
+            # a script deleted while the operation runs (a 3.5-era guest still busy with one the
+            # host stopped waiting for) is skipped when its turn comes: Tools re-check each entry
+            # just before running it (spec R22)
+            path = _norm(str(ev.details.get("path", "")), op.windows)
+            ran = {_norm(str(e.details.get("path", "")), op.windows) for e in op.runs if e.details.get("arg") == "freeze"}
+            if path not in ran:
+                op.freeze = [p for p in op.freeze if p != path]
         elif ev.kind == "quiesce.end":
             del self._open[ev.vm]
             try:
