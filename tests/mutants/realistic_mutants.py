@@ -174,7 +174,9 @@ def _medium(cls: type[Catalog]) -> type[ReferenceOrchestrator]:
 class IncrementalBaseIsTheLastAttempt(Catalog):
     """An incremental's base is the last backup *attempted* (the catalog's newest record of the
     VM), also one that failed and holds nothing: the next incremental copies everything, or
-    misses what the failed one was meant to take (rule BK-INCR-SINCE-LAST)."""
+    misses what the failed one was meant to take (rule BK-INCR-SINCE-LAST), and the vendor's
+    own restore of it fails on a chain through the failed record (rule EV-DECLARED-WORKS: the
+    declared restore does not work)."""
 
     def reference_for(self, vm_uuid: str, kind: str) -> Any:
         if kind != "incremental":
@@ -642,7 +644,8 @@ REALISTIC: dict[str, Bug] = {
     "leaves-the-linux-export-folder": _bug(_proxy(LeavesTheLinuxExportFolder), ("WF-3a", "CLN-NO-MOUNT-LEFT")),
     "commits-first-after-a-copy-failure": _bug(_proxy(CommitsFirstAfterACopyFailure), ("WF-3a",)),
     "never-quiesces-file-level": _bug(_proxy(NeverQuiescesFileLevel), ("WF-1b",)),
-    "incremental-base-is-the-last-attempt": _bug(_medium(IncrementalBaseIsTheLastAttempt), ("BK-INCR-SINCE-LAST",)),
+    "incremental-base-is-the-last-attempt": _bug(_medium(IncrementalBaseIsTheLastAttempt), ("BK-INCR-SINCE-LAST",
+                                                                                            "EV-DECLARED-WORKS")),
     "differential-resets-the-archive-bit": _bug(_medium(DifferentialResetsTheArchiveBit), ("BK-DIFF-SINCE-FULL",)),
     "skips-empty-files": _bug(_medium(SkipsEmptyFiles), _LOST),
     "drops-non-ascii-names": _bug(_medium(DropsNonAsciiNames), _LOST),
