@@ -62,6 +62,10 @@ class _Operation:
     #: stopped waiting for): the list at the start no longer says what runs (a rewritten one has
     #: its text dropped from ``texts``, a deleted one leaves ``freeze``)
     rewritten: bool = False
+    #: freeze scripts deleted while the operation ran before their run was seen, with the time:
+    #: Tools skip one at its turn (R22), but one already launched when it was deleted runs on
+    #: (its ``script.run`` is traced when it ends, at launch + duration)
+    deleted: dict[str, float] = field(default_factory=dict)
 
 
 class GuestFacts:
@@ -100,11 +104,12 @@ class GuestFacts:
         elif ev.kind == "guest.delete":
             # a script deleted while the operation runs (a 3.5-era guest still busy with one the
             # host stopped waiting for) is skipped when its turn comes: Tools re-check each entry
-            # just before running it (spec R22)
+            # just before running it (spec R22); one launched before (its run traced at its end)
+            # runs on (``_Operation.deleted``)
             path = _norm(str(ev.details.get("path", "")), op.windows)
             ran = {_norm(str(e.details.get("path", "")), op.windows) for e in op.runs if e.details.get("arg") == "freeze"}
             if path not in ran:
-                op.freeze = [p for p in op.freeze if p != path]
+                op.deleted.setdefault(path, ev.time)
         elif ev.kind == "quiesce.end":
             del self._open[ev.vm]
             try:
@@ -158,16 +163,19 @@ class GuestFacts:
         name = self._name(op.start.vm)
         ran = [e for e in op.runs if e.details.get("arg") == "freeze"]
         got = [_norm(str(e.details.get("path", "")), op.windows) for e in ran]
-        if got != op.freeze[: len(got)]:
+        launched = {_norm(str(e.details.get("path", "")), op.windows): e.time - float(e.details.get("duration") or 0.0)
+                    for e in ran}
+        freeze = [p for p in op.freeze if p not in op.deleted or launched.get(p, float("inf")) <= op.deleted[p] + 1e-6]
+        if got != freeze[: len(got)]:
             why = (f"the guest agent of {name} ran the freeze scripts {_show(got)}, but the guest's scripts when the "
-                   f"quiesce operation began (#{op.start.seq}), in byte-wise order, are {_show(op.freeze)}; Tools run "
+                   f"quiesce operation began (#{op.start.seq}), in byte-wise order, are {_show(freeze)}; Tools run "
                    "the legacy pre-freeze script, then the regular files of backupScripts.d (no subdirectory) sorted "
                    "by strcmp")
             raise ConformanceViolation("SCR-ORDER-FREEZE", why, witness=(op.start, *ran[:3]), vm=vm)
         stopped = bool(ran) and (ran[-1].details.get("exit_code") != 0 or "error" in ran[-1].details
                                  or bool(ran[-1].details.get("killed")))
-        if len(got) < len(op.freeze) and end.details.get("outcome") == "done" and not stopped:
-            missing = op.freeze[len(got):]
+        if len(got) < len(freeze) and end.details.get("outcome") == "done" and not stopped:
+            missing = freeze[len(got):]
             why = (f"the quiesce operation of {name} (#{op.start.seq}) ended done, but the freeze scripts "
                    f"{_show(missing)}, in the guest when it began, never ran (it ran {_show(got)}); every regular "
                    "file of backupScripts.d and the legacy pre-freeze script runs with freeze")
