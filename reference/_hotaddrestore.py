@@ -83,8 +83,10 @@ __all__ = ["RESTORE_MARK", "RESTORE_MARK_KEY", "release_restore_leftovers", "res
 WRITE_CHUNK = 4 << 20
 #: the run's marker in the configuration of a VM a hot-add restore creates: a later run that
 #: finds this VM's disks still attached to the proxy knows its own killed run attached them
-RESTORE_MARK_KEY = "vcbsim.restoredBy"
+RESTORE_MARK_KEY = "vcbsim.restoreInProgress"
 RESTORE_MARK = "vcbsim reference proxy (hot-add restore)"
+#: the same over the original: a later run detaches its disks but keeps the VM (the original)
+RESTORE_OVER_MARK = "vcbsim reference proxy (hot-add restore over)"
 #: where a hot-add restore can be killed for crash tests (``VCBSIM_CRASH_AT``): before each
 #: write through a device after the first
 CRASH_DURING_WRITE = "restore.during-write"
@@ -204,6 +206,7 @@ def restore_vm_hotadd(
                 result.disks[key] = file
             detach_keys(client, proxy, attached)
             attached = []
+            _mark(client, vm, "")  # finished: the VM is the user's now
         except BaseException as exc:
             _undo(client, proxy, attached, vm)
             trace.emit("proxy", "op.fail", op="restore-vm", op_id=op_id,
@@ -289,6 +292,12 @@ def _subtract(areas: list[tuple[int, int]], minus: list[tuple[int, int]]) -> lis
     return out
 
 
+def _mark(client: VSphereHostClient, vm: Any, value: str) -> None:
+    """Set (or with ``""`` remove) the run's marker in ``vm``'s configuration (``extraConfig``)."""
+    spec = vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(key=RESTORE_MARK_KEY, value=value)])
+    _wait(vm.ReconfigVM_Task(spec=spec))
+
+
 def _disks_of(vm: Any) -> dict[int, Any]:
     return {int(d.key): d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)}
 
@@ -356,6 +365,7 @@ def restore_vm_hotadd_over(
             changing = True
             if vm.snapshot is not None:
                 _wait(vm.RemoveAllSnapshots_Task())
+            _mark(client, vm, RESTORE_OVER_MARK)
             own = _disks_of(vm)
             files = {key: str(own[key].backing.fileName) for key in sorted(images)}
             # where the disk holds data now: asked of the host before the disk is attached
@@ -370,6 +380,7 @@ def restore_vm_hotadd_over(
                 result.disks[key] = file
             detach_keys(client, proxy, attached)
             attached = []
+            _mark(client, vm, "")
         except BaseException as exc:
             if attached:
                 with contextlib.suppress(vmodl.MethodFault, OSError, StateError):
@@ -391,9 +402,10 @@ def release_restore_leftovers(client: VSphereHostClient, proxy: Any) -> list[str
     """What a killed hot-add restore of this proxy left, found by what the host shows and
     cleaned before a new restore (as a backup run cleans its stale snapshot, F16): a disk of
     another VM attached writable (``persistent``) to the proxy VM whose owner carries the run's
-    marker (``RESTORE_MARK_KEY``, put in its configuration at ``CreateVM_Task``) is detached,
-    and that owner, a VM the killed run created and never finished, is destroyed
-    (``RST-NO-HALF-VM``). A disk of a VM without the marker is never touched: this proxy did
+    marker (``RESTORE_MARK_KEY``: put in its configuration at ``CreateVM_Task``, or over the
+    original by ``ReconfigVM_Task`` before its disks are attached, and removed once the restore
+    is done) is detached; an owner the killed run created and never finished is destroyed
+    (``RST-NO-HALF-VM``), an original it was restoring over stays (its failure state). A disk of a VM without the marker is never touched: this proxy did
     not attach it. Returns one note each (also ``note`` events)."""
     trace = client.trace
     owners: dict[str, Any] = {}
@@ -401,15 +413,15 @@ def release_restore_leftovers(client: VSphereHostClient, proxy: Any) -> list[str
         if vm._moId == proxy._moId:
             continue
         extra = {o.key: str(o.value) for o in (vm.config.extraConfig or [])}
-        if extra.get(RESTORE_MARK_KEY) == RESTORE_MARK:
-            owners[vm._moId] = vm
+        if extra.get(RESTORE_MARK_KEY) in (RESTORE_MARK, RESTORE_OVER_MARK):
+            owners[vm._moId] = (vm, extra[RESTORE_MARK_KEY] == RESTORE_OVER_MARK)
     if not owners:
         return []
     files: dict[str, Any] = {}
-    for vm in owners.values():
+    for vm, over in owners.values():
         for d in vm.config.hardware.device:
             if isinstance(d, vim.vm.device.VirtualDisk):
-                files[str(getattr(d.backing, "fileName", ""))] = vm
+                files[str(getattr(d.backing, "fileName", ""))] = (vm, over)
     keys: list[int] = []
     half: dict[str, Any] = {}
     for d in proxy.config.hardware.device:
@@ -418,7 +430,7 @@ def release_restore_leftovers(client: VSphereHostClient, proxy: Any) -> list[str
         owner = files.get(str(getattr(d.backing, "fileName", "")))
         if owner is not None and getattr(d.backing, "diskMode", "") == "persistent":
             keys.append(int(d.key))
-            half[owner._moId] = owner
+            half[owner[0]._moId] = owner
     notes: list[str] = []
     if not keys:
         return notes
@@ -427,8 +439,14 @@ def release_restore_leftovers(client: VSphereHostClient, proxy: Any) -> list[str
     detach_keys(client, proxy, keys)
     trace.emit("proxy", "op.ok", op="cleanup-release-disks", op_id=op_id)
     notes.append(f"removed {len(keys)} disk(s) left hot-added to the proxy VM {proxy.name} by an interrupted restore")
-    for vm in half.values():
+    for vm, over in half.values():
         name = vm.name
+        if over:
+            # the original: it stays, in the documented failure state of a restore over it
+            _mark(client, vm, "")
+            notes.append(f"{name} was left part-restored by an interrupted restore over it: its disks are "
+                         "detached; restore over it again")
+            continue
         _wait(vm.Destroy_Task())
         notes.append(f"destroyed {name}, the VM an interrupted restore had made and not finished")
     for n in notes:

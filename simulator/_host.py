@@ -601,12 +601,22 @@ class Host:
             for d in vm.disks:
                 d.disk.reset_tracking()
 
-    def reconfigure(self, vm: VM | str, *, change_tracking: bool | None = None) -> None:
-        """``ReconfigVM_Task``: change tracking takes effect at the next stun (R51)."""
+    def reconfigure(self, vm: VM | str, *, change_tracking: bool | None = None,
+                    extra_config: dict[str, str] | None = None) -> None:
+        """``ReconfigVM_Task``: change tracking takes effect at the next stun (R51);
+        ``extra_config`` sets ``.vmx`` keys, an empty value removes the key (the API
+        reference's ``VirtualMachineConfigSpec.extraConfig``)."""
         vm = self.find_vm(vm)
         if change_tracking is not None and not isinstance(change_tracking, bool):
             raise InvalidInputError("change_tracking", expected="True or False", got=change_tracking)
         with self._operation(vm, "ReconfigVM"):
+            if extra_config:
+                for key, value in extra_config.items():
+                    if value == "":
+                        vm.extra_config.pop(key, None)
+                    else:
+                        vm.extra_config[key] = value
+                self.trace.emit("host", "vm.reconfigure", vm=vm.moref, changes={"extraConfig": dict(extra_config)})
             if change_tracking is not None:
                 if not self.profile.change_tracking and change_tracking:
                     raise_fault(

@@ -191,9 +191,11 @@ class VirtualMachineImpl(ManagedEntityImpl):
 
     @soap
     def ReconfigVM_Task(self, ctx: Context, spec: Any) -> Any:  # noqa: N802
-        """``changeTrackingEnabled`` and ``deviceChange`` add/remove of a ``VirtualDisk``
-        (``_devicechange.py``: new or existing files, remove keeping or destroying them)."""
-        ignored = {"dynamicType", "dynamicProperty", "changeTrackingEnabled", "changeVersion", "deviceChange"}
+        """``changeTrackingEnabled``, ``extraConfig`` (an empty value removes the key) and
+        ``deviceChange`` add/remove of a ``VirtualDisk`` (``_devicechange.py``: new or existing
+        files, remove keeping or destroying them)."""
+        ignored = {"dynamicType", "dynamicProperty", "changeTrackingEnabled", "changeVersion", "deviceChange",
+                   "extraConfig"}
         other = [
             p.name
             for p in spec._GetPropertyList()
@@ -201,21 +203,23 @@ class VirtualMachineImpl(ManagedEntityImpl):
         ]
         if other:
             raise vmodl.fault.NotSupported(
-                msg="vcbsim reconfigures changeTrackingEnabled and disk devices only; also given: " + ", ".join(other)
+                msg="vcbsim reconfigures changeTrackingEnabled, extraConfig and disk devices only; also given: "
+                + ", ".join(other)
             )
         if spec.changeTrackingEnabled and not self.vm().change_tracking_supported:
             raise vmodl.fault.NotSupported(msg="Changed block tracking is not supported by this host.")
         host = self.ep.host
         cbt = spec.changeTrackingEnabled
         has_devices = _devicechange.has_device_change(spec)
+        extra = {str(o.key): "" if o.value is None else str(o.value) for o in (spec.extraConfig or [])}
 
         def run() -> None:
             # a device spec the host cannot follow fails the task, as hostd's validation does
             changes = _devicechange.disk_changes(spec) if has_devices else []
             if changes:
                 _devicechange.apply_disk_changes(host, self.moid, changes)
-            if cbt is not None or not changes:
-                host.reconfigure(self.moid, change_tracking=cbt)
+            if cbt is not None or extra or not changes:
+                host.reconfigure(self.moid, change_tracking=cbt, extra_config=extra or None)
 
         return self._void_task(ctx, "ReconfigVM_Task", run)
 

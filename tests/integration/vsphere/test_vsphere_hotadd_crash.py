@@ -118,3 +118,39 @@ def test_the_next_restore_cleans_what_a_killed_hotadd_restore_left(host: Any, ur
     original = host.find_vm(SMALL)
     assert host.disk_view(restored, restored.disks[1].key).read(0, MiB) == \
         host.disk_view(original, original.disks[1].key).read(0, MiB)
+
+
+def test_the_next_restore_over_detaches_what_a_killed_one_left_and_keeps_the_vm(
+        host: Any, url: str, tmp_path: Path, capsys: Any, devices: Path) -> None:
+    """``restore --over -m hotadd`` killed mid-write leaves the original's own disks attached
+    (the original marked in its configuration as being restored over); the next restore over
+    it detaches them, keeps the VM (the original) and finishes: its disks equal the backup."""
+    from vcbsim.reference._hotaddrestore import CRASH_DURING_WRITE, RESTORE_MARK_KEY
+
+    host.add_vm("vcb-proxy", os_family="linux", disks=[8 * MiB], tools="not-installed")
+    mark_proxy(host, "vcb-proxy", devices)
+    state = tmp_path / "state"
+    assert main(["backup", *_remote(url, state), "-a", f"name:{SMALL}", "-t", "fullvm"]) == 0
+    (run,) = json.loads(capsys.readouterr().out)
+    vm = host.find_vm(SMALL)
+    host.power_off(vm)
+    for d in vm.disks:  # data the backup has not, to be zeroed
+        host.guest_device(vm, d.key).write(d.capacity - 2 * MiB, b"\xee" * MiB)
+    argv = ["restore", *_remote(url, state), "--backup", str(run["backup_id"]), "--vm", "--over", "-m", "hotadd"]
+    env = {**os.environ, CRASH_ENV: CRASH_DURING_WRITE, "PYTHONSAFEPATH": "1"}
+    killed = subprocess.run([sys.executable, "-m", "vcbsim", *argv], env=env, capture_output=True, timeout=300,
+                            check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    assert [a.vm for a in hot_added(host, "vcb-proxy")] == [vm.moref, vm.moref]
+    assert RESTORE_MARK_KEY in vm.extra_config
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert any("interrupted restore over it" in c for c in out["cleaned"]), out
+    assert hot_added(host, "vcb-proxy") == [] and host.find_vm(SMALL).moref == vm.moref
+    assert RESTORE_MARK_KEY not in vm.extra_config
+    from vcbsim.reference import Catalog
+
+    with Catalog(state / "medium") as cat:
+        _meta, images = cat.image_as_of_snapshot(run["backup_id"], tmp_path / "rebuild")
+        for key, (_f, img) in images.items():
+            assert host.disk_view(vm, key).read(0, img.size) == img.read(0, img.size)
