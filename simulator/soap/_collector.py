@@ -207,33 +207,6 @@ def collect_objects(ep: Endpoint, spec: Any, *, missing_ok: bool = False) -> lis
     named = _named_specs(s for o in spec.objectSet for s in (o.selectSet or []))
     found: dict[str, MOImpl] = {}
     visited: set[tuple[str, int]] = set()
-
-    def visit(impl: MOImpl, selections: Iterable[Any]) -> None:
-        for sel in selections:
-            ts = sel if isinstance(sel, _TRAVERSAL_SPEC) else named.get(sel.name)
-            if ts is None:
-                raise vmodl.fault.InvalidArgument(
-                    msg=f"selection spec {sel.name!r} names no traversal spec",
-                    invalidProperty="selectSet",
-                )
-            if ts.type is None or not issubclass(impl.vim_type, ts.type):
-                continue
-            key = (impl.moid, id(ts))
-            if key in visited:
-                continue
-            visited.add(key)
-            value = resolve_path(impl, ts.path)
-            targets = value if isinstance(value, list) else ([value] if value is not None else [])
-            for target in targets:
-                if not isinstance(target, VmomiSupport.ManagedObject):
-                    continue
-                timpl = ep.registry.lookup(target)
-                if timpl is None:
-                    continue
-                if not ts.skip:
-                    found.setdefault(timpl.moid, timpl)
-                visit(timpl, ts.selectSet or [])
-
     for ospec in spec.objectSet:
         impl = ep.registry.lookup(ospec.obj)
         if impl is None:
@@ -245,8 +218,47 @@ def collect_objects(ep: Endpoint, spec: Any, *, missing_ok: bool = False) -> lis
             )
         if not ospec.skip:
             found.setdefault(impl.moid, impl)
-        visit(impl, ospec.selectSet or [])
+        _visit(ep, named, found, visited, impl, ospec.selectSet or [])
     return list(found.values())
+
+
+def _visit(
+    ep: Endpoint,
+    named: dict[str, Any],
+    found: dict[str, MOImpl],
+    visited: set[tuple[str, int]],
+    impl: MOImpl,
+    selections: Iterable[Any],
+) -> None:
+    """Follow ``selections`` from ``impl`` (depth first), adding what they reach to ``found``.
+
+    A module function, not a closure that calls itself: such a closure is a reference cycle
+    (the function, its cell, the function) that kept every object a read reached alive until
+    the cyclic collector ran, 2,100 objects per read of 1,050 VMs (issue 18)."""
+    for sel in selections:
+        ts = sel if isinstance(sel, _TRAVERSAL_SPEC) else named.get(sel.name)
+        if ts is None:
+            raise vmodl.fault.InvalidArgument(
+                msg=f"selection spec {sel.name!r} names no traversal spec",
+                invalidProperty="selectSet",
+            )
+        if ts.type is None or not issubclass(impl.vim_type, ts.type):
+            continue
+        key = (impl.moid, id(ts))
+        if key in visited:
+            continue
+        visited.add(key)
+        value = resolve_path(impl, ts.path)
+        targets = value if isinstance(value, list) else ([value] if value is not None else [])
+        for target in targets:
+            if not isinstance(target, VmomiSupport.ManagedObject):
+                continue
+            timpl = ep.registry.lookup(target)
+            if timpl is None:
+                continue
+            if not ts.skip:
+                found.setdefault(timpl.moid, timpl)
+            _visit(ep, named, found, visited, timpl, ts.selectSet or [])
 
 
 def _paths(impl: MOImpl, prop_specs: Iterable[Any]) -> list[str] | None:

@@ -58,22 +58,24 @@ class ContainerViewImpl(MOImpl):
             return []
         found: list[Any] = []
         seen: set[str] = set()
-
-        def walk(impl: ManagedEntityImpl, depth: int) -> None:
-            for child in impl.children():
-                if child._moId in seen:
-                    continue
-                seen.add(child._moId)
-                cimpl = self.ep.registry.lookup(child)
-                if cimpl is None:
-                    continue
-                if not v.types or any(issubclass(cimpl.vim_type, t) for t in v.types):
-                    found.append(child)
-                if v.recursive and isinstance(cimpl, ManagedEntityImpl):
-                    walk(cimpl, depth + 1)
-
-        if isinstance(root, ManagedEntityImpl):
-            walk(root, 0)
+        # depth first with a stack of child iterators, not a closure that calls itself: such a
+        # closure is a reference cycle that kept ``found`` alive until the cyclic collector ran
+        stack = [iter(root.children())] if isinstance(root, ManagedEntityImpl) else []
+        while stack:
+            child = next(stack[-1], None)
+            if child is None:
+                stack.pop()
+                continue
+            if child._moId in seen:
+                continue
+            seen.add(child._moId)
+            cimpl = self.ep.registry.lookup(child)
+            if cimpl is None:
+                continue
+            if not v.types or any(issubclass(cimpl.vim_type, t) for t in v.types):
+                found.append(child)
+            if v.recursive and isinstance(cimpl, ManagedEntityImpl):
+                stack.append(iter(cimpl.children()))
         return found
 
     @soap

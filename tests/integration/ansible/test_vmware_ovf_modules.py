@@ -15,6 +15,7 @@ import json
 import random
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -232,12 +233,18 @@ def test_deploy_ovf_restores_an_exported_vm_with_equal_disks(esx: Any, playbook:
     (exported,) = playbook(export(WIN, tmp_path / "export"))
     ovf = Path(ok(exported)["instance"]["ovf_file"])
     count = len(host.vms)
-    restored, again, thick, hosted = playbook(
+    # the same package as an OVA: a tar with the descriptor first (OVF 1.0, "OVF package")
+    ova = tmp_path / f"{WIN}.ova"
+    with tarfile.open(ova, "w") as tar:
+        for f in [ovf, *sorted(ovf.parent.glob("*.vmdk")), *sorted(ovf.parent.glob("*.nvram"))]:
+            tar.add(f, arcname=f.name)
+    restored, again, thick, hosted, from_ova = playbook(
         deploy(ovf, name="win-restored"),  # and powered on (the module's default)
         deploy(ovf, name="win-restored"),  # idempotent: the VM is there, and on
         deploy(ovf, name="win-thick", power_on=False, disk_provisioning="eagerZeroedThick"),
         # a hosted format no ESXi runs VMs on: OvfUnsupportedDiskProvisioning in the spec
         deploy(ovf, name="win-hosted", power_on=False, disk_provisioning="twoGbMaxExtentSparse"),
+        deploy(ova, name="win-ova", power_on=False),
     )
     facts = ok(restored)
     assert facts["changed"] is True and facts["instance"]["hw_name"] == "win-restored"
@@ -245,7 +252,8 @@ def test_deploy_ovf_restores_an_exported_vm_with_equal_disks(esx: Any, playbook:
     ok(thick)
     assert "Failure validating OVF import spec" in failure(hosted) and "twoGbMaxExtentSparse" in failure(hosted)
     names = [vm.name for vm in host.vms.values()]
-    assert len(names) == count + 2 and {"win-restored", "win-thick"} <= set(names) and "win-hosted" not in names
+    assert len(names) == count + 3 and {"win-restored", "win-thick", "win-ova"} <= set(names)
+    assert "win-hosted" not in names
     assert [d.thin for d in host.find_vm("win-thick").disks] == [False, False]
     vm = host.find_vm("win-restored")
     assert (vm.guest_id, vm.num_cpus, vm.memory_mb, vm.power_state) == (
@@ -263,6 +271,10 @@ def test_deploy_ovf_restores_an_exported_vm_with_equal_disks(esx: Any, playbook:
     writes = [e for e in host.trace.events if e.kind == "nfc.write" and e.vm == vm.moref]
     assert sorted(e.details["disk"] for e in writes) == sorted(d.key for d in vm.disks)
     assert host.holds.on(vm.moref, "export") == []
+    ok(from_ova)
+    copy = host.find_vm("win-ova")
+    for new, old in zip(copy.disks, source.disks, strict=True):
+        assert same_data(host.disk_view(copy.moref, new.key), host.disk_view(source.moref, old.key)), new.label
 
 
 @needs_qemu

@@ -7,12 +7,15 @@
   (``_collector.DEFAULT_PAGE``) pages an unset ``maxObjects`` and limits a larger one;
 - a container-view read of name, power state and devices of every VM builds no VM ``config``
   and, read again with nothing changed, builds no device list (counted through the builders);
+- no collection of the cyclic garbage collector runs inside a read (it is paused until the
+  answer is encoded and dropped), and it is on again after the call;
 - the inventory benchmark runs at its smallest size (``--quick``): every VM read, every
   client's reads answered. No figure is checked: speed belongs to ``benchmarks/``.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -148,3 +151,47 @@ def test_the_inventory_benchmark_runs_at_its_smallest_size(tmp_path: Path) -> No
     assert [c["clients"] for c in doc["concurrent"]] == [1, 2]
     assert all(c["error"] is None and c["reads"] > 0 for c in doc["concurrent"])
     assert "Inventory read" in proc.stdout
+
+
+def test_a_read_is_encoded_with_the_collector_paused_and_leaves_no_cyclic_garbage(
+    big: Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cyclic collector is paused from dispatch until the answer is encoded and dropped
+    (``_endpoint._MAY_WAIT``), and on again after the call, also after a fault; a read of
+    every VM through a container view leaves no reference cycles behind (the traversal and
+    the view's walk were closures calling themselves: 2,100 objects per read of 1,050 VMs
+    lived until a collection). Observed through ``gc``, not timed."""
+    from vcbsim.simulator.soap import _endpoint
+
+    enabled_while_encoding: list[bool] = []
+    encode = _endpoint._codec.serialize_response
+
+    def observed(*args: Any, **kwargs: Any) -> Any:
+        enabled_while_encoding.append(gc.isenabled())
+        return encode(*args, **kwargs)
+
+    with serve(big, port=0) as running:
+        for si in connect(running):
+            stub = si._stub
+            spec = vm_spec(si, ["name", "runtime.powerState", "config.hardware.device"])
+            method = PC._GetMethodInfo("RetrievePropertiesEx")
+            body = stub.SerializeRequest(si.content.propertyCollector, method, [[spec], PC.RetrieveOptions()])
+            body = body if isinstance(body, bytes) else body.encode()
+            bad = body.replace(b"config.hardware.device", b"config.no.such.property")
+            ep = running.endpoint
+            monkeypatch.setattr(_endpoint._codec, "serialize_response", observed)
+            answers, garbage = [], []
+            threshold = gc.get_threshold()
+            gc.set_threshold(10**7)  # no automatic collection: gc.collect() finds what is left
+            try:
+                for b in (body, body, bad):
+                    gc.collect()
+                    answers.append(ep.handle_soap(b, stub.versionId, stub.cookie))
+                    garbage.append(gc.collect())
+                    assert gc.isenabled()
+            finally:
+                gc.set_threshold(*threshold)
+    assert [a.status for a in answers] == [200, 200, 500]
+    assert answers[0].body.count(b'<obj type="VirtualMachine">') == N
+    assert len(enabled_while_encoding) >= 2 and not any(enabled_while_encoding)
+    assert garbage[:2] == [0, 0]

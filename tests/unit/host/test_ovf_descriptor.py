@@ -5,6 +5,8 @@ reads back; other tools' common shapes are read; what cannot be imported is one 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vcbsim.simulator import InvalidInputError
 from vcbsim.simulator._ovf import OVF, RASD, VMW, OvfDisk, OvfSystem, parse_ovf, render_ovf
@@ -94,3 +96,30 @@ def test_what_cannot_be_imported_is_one_clear_error(text: str, expected: str) ->
         parse_ovf(text)
     message = str(err.value)
     assert expected in message and "\n" not in message and "OvfManager.CreateDescriptor" in message
+
+
+# XML 1.0 text: no control characters or surrogates; names keep no leading/trailing blanks
+_text = st.text(st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\ufffe\uffff"), max_size=20)
+_name = _text.map(str.strip).filter(bool)
+_disks = st.lists(
+    st.builds(OvfDisk, href=_name, capacity=st.integers(1, 1 << 44), unit=st.integers(0, 15),
+              size=st.none() | st.integers(0, 1 << 40), controller=st.sampled_from(["scsi", "ide"]),
+              populated=st.none() | st.integers(0, 1 << 40)),
+    max_size=4,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    name=_name, guest=_name, cpus=st.integers(1, 128), memory=st.integers(1, 1 << 20), hw=st.integers(4, 21),
+    disks=_disks, network=_name, annotation=_text, config=st.dictionaries(_name, _text, max_size=3),
+    extra=st.dictionaries(_name.filter(lambda k: k != "nvram"), _text, max_size=3),
+    nvram=st.none() | st.tuples(_name, st.none() | st.integers(0, 1 << 20)),
+)
+def test_any_vm_round_trips(name: str, guest: str, cpus: int, memory: int, hw: int, disks: list[OvfDisk],
+                            network: str, annotation: str, config: dict[str, str], extra: dict[str, str],
+                            nvram: tuple[str, int | None] | None) -> None:
+    system = OvfSystem(name=name, guest_id=guest, num_cpus=cpus, memory_mb=memory, hw_version=hw, disks=disks,
+                       network=network, annotation=annotation.strip(), config=config, extra_config=extra,
+                       nvram=nvram)
+    assert parse_ovf(render_ovf(system)) == system
