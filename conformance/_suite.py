@@ -66,7 +66,7 @@ from ._errors import (
     KitError,
 )
 from ._evidence import Evidence, evidence_case, merge_counts, occasions
-from ._explore import _machine, explored_image_levels
+from ._explore import _machine, explored_image_levels, restore_every
 from ._guestfacts import GuestFacts
 from ._judge import ScenarioBase, norm_path
 from ._observed import ProxyFolder, junction_problem
@@ -1328,7 +1328,8 @@ def judge(
     # 3. random exploration
     if explore and not failed():
         sink: list[Scenario] = []
-        machine = _machine(adapter_factory, host_profile, sink, guest_agent_factory, levels)
+        machine = _machine(adapter_factory, host_profile, sink, guest_agent_factory, levels,
+                           every=restore_every(KIT_PROFILES.get(kp.name, kp).max_examples))  # the run's, not a shard's
         from hypothesis import Phase
 
         # Hypothesis' own shrink phase is never run: on a failing stateful run it replays
