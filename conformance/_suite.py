@@ -456,6 +456,29 @@ class Scenario(ScenarioBase):
 
         self._record(Step.of("restore", vm=vm) if kinds is None else Step.of("restore", vm=vm, kinds=tuple(kinds)))
         run_restore_step(self, vm, RESTORE_KINDS if kinds is None else tuple(kinds))
+        self._rebase_guest_logs()
+
+    def _rebase_guest_logs(self) -> None:
+        """After a restore the guests' disks hold what the backup held, the scripts' log files
+        included (a restore over the original brings back the log as it was): the comparison of
+        the scripts' own record (``_judge_guest_log``) starts again from the log as it is now;
+        runs it had not compared yet are not compared."""
+        from ._judge import _first_echo
+
+        events = self.host.trace.events
+        self._log_mark = len(events)
+        found = {log for _vm, log in self._log_lines}
+        for path in {str(e.details.get("path", "")) for e in events if e.kind == "script.run"}:
+            # the VM that ran it may be gone (a restore over it registers a new one): its guest
+            # is the one whose paths look like it
+            data = self._read_guest(LINUX_VM if path.startswith("/") else WINDOWS_VM, path)
+            echo = _first_echo(data.decode("utf-8", "replace")) if data is not None else None
+            if echo is not None:
+                found.add(echo[1])
+        for vm, log in {(vm, log) for vm in VMS for log in found}:
+            data = self._read_guest(vm, log)
+            lines = data.decode("utf-8", "replace").splitlines() if data is not None else []
+            self._log_lines[(vm, log)] = sum(1 for ln in lines if ln.strip())
 
     # -- the proxy's file system, observed (``_observed``) --------------------------------
     def _judge_folder(self, vm: str, policy: BackupPolicy, mark: int) -> None:
