@@ -27,6 +27,11 @@ kept):
   the backup's allocated areas written through the NBD device it becomes in the proxy's guest,
   then detached; qemu-img's row converts the backup's own VMDK, as for the upload.
 
+- **hotadd over** (``--over -m hotadd``, ``restore_vm_hotadd_over``): the same backup written
+  over the original VM (powered off first, not measured) through the proxy's NBD device: its
+  own disk attached writable, the backup's allocated areas written, the areas the disk holds
+  and the backup has not read and zeroed (none once it equals the backup), detached.
+
 Throughput is the data written to the disk (``--fill`` of the capacity) per second. The ratio
 column is vcbsim's time over qemu-img's: the price of the wire (HTTP, the import) over a
 local conversion of the same bytes.
@@ -51,7 +56,7 @@ from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
 from vcbsim.reference import BackupProxy, Catalog, VSphereHostClient
-from vcbsim.reference._hotaddrestore import restore_vm_hotadd
+from vcbsim.reference._hotaddrestore import restore_vm_hotadd, restore_vm_hotadd_over
 from vcbsim.reference._wirerestore import restore_vm_over_wire
 from vcbsim.simulator._host import Host, MiB
 from vcbsim.simulator._hotadd import mark_proxy
@@ -133,6 +138,31 @@ def measure_hotadd(mib: int, fill: int, repeat: int) -> dict[str, Any]:
             qemu = qemu_convert(src, repeat)
     return _row(mib, fill, data_bytes, "hotadd", min(hot), qemu)
 
+def measure_hotadd_over(mib: int, fill: int, repeat: int) -> dict[str, Any]:
+    """The hot-add way back over the original: its own disk written through the proxy's device."""
+    host = build(mib, fill)
+    host.add_vm("vcb-proxy", disks=[8 * MiB], tools="not-installed", power_state="poweredOn")
+    data_bytes = max(1, mib * fill // 100) * MiB
+    with tempfile.TemporaryDirectory(prefix="bench-restore-over-") as tmp, serve(host, port=0) as server:
+        mark_proxy(host, "vcb-proxy", tmp)
+        url = f"https://127.0.0.1:{server.port}/sdk"
+        with VSphereHostClient(url, "user", "pass", insecure=True) as client, Catalog(Path(tmp) / "medium") as cat:
+            res = BackupProxy(client, Path(tmp) / "proxy", quiesce=False, split=False).backup("name:big", "fullvm", catalog=cat)
+            assert res.ok and res.backup_id is not None, res.summary()
+            if host.find_vm("big").power_state != "poweredOff":
+                host.power_off("big")
+            over: list[tuple[float, float]] = []
+            for _ in range(repeat):
+                c0, w0 = time.process_time(), time.perf_counter()
+                restore_vm_hotadd_over(cat, res.backup_id, client, "name:big")
+                over.append((time.perf_counter() - w0, time.process_time() - c0))
+            vmdk = next(f for f in cat.image_files(res.backup_id) if f.name.endswith(".vmdk"))
+            src = Path(tmp) / vmdk.name
+            cat.store.copy_to(vmdk.sha256, src)
+            qemu = qemu_convert(src, repeat)
+    return _row(mib, fill, data_bytes, "hotadd over", min(over), qemu)
+
+
 def _http(url: str, cookie: str, data: bytes | None = None) -> bytes:
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
@@ -210,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--json-out", help="write the figures as JSON here")
     ns = p.parse_args(argv)
-    rows = [f(int(m), ns.fill, ns.repeat) for m in ns.mib.split(",") for f in (measure, measure_nfc, measure_hotadd)]
+    rows = [f(int(m), ns.fill, ns.repeat) for m in ns.mib.split(",") for f in (measure, measure_nfc, measure_hotadd,
+                                                                        measure_hotadd_over)]
     print(f"Whole-VM restore over the wire against qemu-img convert (fill {ns.fill} %, best of {ns.repeat})")
     print()
     print("| transport | disk | data | wire s | wire CPU s | wire MiB/s | qemu-img s | qemu-img CPU s | qemu-img MiB/s | wall ratio | CPU ratio |")

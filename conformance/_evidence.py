@@ -274,11 +274,10 @@ def not_applicable(caps: Capabilities, host_profile: str, *, change_tracking: bo
             out[rid] = ("the product declared neither a restore (Capabilities.restore or wire_restore) nor where its "
                         "backups land (Capabilities.backup_root): the kit compares the configuration files of what "
                         "it restores or wrote, and has none")
-        elif rid == "IMG-CONFIG" and not restore:
+        elif rid == "IMG-CONFIG" and not restore and not caps.backup_root:
             out[rid] = ("over the wire the kit drives only restores a product declares (Capabilities.wire_restore) "
-                        "and gives commands for (CommandAdapter.restore); what a command writes under its backup "
-                        "root is read for file-level backups only (the kit has no configuration files as of the "
-                        "snapshot over the wire)")
+                        "and gives commands for (CommandAdapter.restore), and reads the image exports a product "
+                        "writes under a declared backup root (Capabilities.backup_root); it has neither")
         elif rid in ("IMG-NO-UNSNAPSHOTTED", "IMG-SAYS-UNSNAPSHOTTED") and not unsnapshotted:
             out[rid] = ("the run's inventory has no VM with an independent disk or a physical RDM "
                         "(the in-process kit's host has one: _check_disks)")
@@ -311,8 +310,9 @@ def content_source(caps: Capabilities, *, wire: bool = False) -> str:
     if caps.backup_root:
         if wire:
             return (f"read by the kit from what the product wrote under its backup root ({caps.backup_root}): "
-                    "file-level backups, restored through the seed's chains; image backups were judged on the "
-                    "digests it reports (over the wire the kit has no disks or configuration as of the snapshot)")
+                    "file-level backups restored through the seed's chains, full image exports against the host's "
+                    "capture of the snapshot (disks and configuration files); incremental and differential image "
+                    "backups were judged on the disks it reports")
         return (f"read by the kit from what the product wrote under its backup root ({caps.backup_root}): file-level "
                 "backups restored through the seed's chains, full image backups with their configuration files; "
                 "incremental and differential image backups were judged on the disks it reports")

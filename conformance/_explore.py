@@ -20,7 +20,8 @@ those states on purpose, each a short, replayable list of ordinary steps:
   commit, a proxy crash), then a backup;
 - ``long_snapshot_with_timer``: a freeze script close to the abort timer and a slow snapshot,
   so the timer fires while the guest is frozen;
-- ``restore`` (a product that declares ``wire_restore``): a backup, guest writes, then some of
+- ``restore`` (a product that declares ``wire_restore``; at most one restore step per example:
+  each backs a VM up and restores it whole up to twice): a backup, guest writes, then some of
   the restores (as a new VM, over the running original, over the powered-off original, files
   into the guest: ``_scenario_restore.RESTORE_KINDS``), so a restore bug is found by the search
   and not only by the hand-written ``wire-restore`` scenario;
@@ -173,7 +174,7 @@ def _machine(adapter_factory: Callable[[], Orchestrator], host_profile: str, sin
             sink.append(self.s)
             self.scripts: set[str] = set()  # removable directory scripts (case-folded)
             self.legacy: set[str] = set()  # guests with the legacy pair installed
-            self.restores = 0  # restore steps so far (each backs up and restores: bounded)
+            self.restores = 0  # restore steps so far (at most one: each backs up and restores whole VMs)
 
         # -- single steps ----------------------------------------------------------------
         @rule(w=writes)
@@ -269,7 +270,7 @@ def _machine(adapter_factory: Callable[[], Orchestrator], host_profile: str, sin
             self.s.backup(WINDOWS_VM, "fullvm", "full", ())
 
         # -- restores (a product that declares them) -------------------------------------
-        @precondition(lambda self: self.restores < 2 and self.s.caps.wire_restore)
+        @precondition(lambda self: self.restores < 1 and self.s.caps.wire_restore)
         @rule(vm=st.sampled_from(sorted(LEGACY_SCRIPTS)), kinds=restore_kinds, w=writes)
         def restore(self, vm: str, kinds: tuple[str, ...], w: tuple[str, str, str]) -> None:
             """A guest write, then a backup and the restores ``kinds`` of it."""
@@ -277,7 +278,7 @@ def _machine(adapter_factory: Callable[[], Orchestrator], host_profile: str, sin
             self.s.write(*w)
             self.s.restore(vm, kinds)
 
-        @precondition(lambda self: self.restores < 2 and self.s.caps.wire_restore)
+        @precondition(lambda self: self.restores < 1 and self.s.caps.wire_restore)
         @rule(vm=st.sampled_from(sorted(LEGACY_SCRIPTS)), kinds=restore_kinds, f=st.sampled_from(_RESTORE_FAULTS))
         def fault_during_restore(self, vm: str, kinds: tuple[str, ...], f: dict[str, Any]) -> None:
             """A fault of a restore call, then the restores: the one it hits fails, and must

@@ -58,6 +58,10 @@ class _Operation:
     timer: float
     runs: list[Event] = field(default_factory=list)
     disturbed: bool = False
+    #: a script was added while the operation ran (a 3.5-era guest still busy with one the host
+    #: stopped waiting for): the list at the start no longer says what runs (a rewritten one has
+    #: its text dropped from ``texts``, a deleted one leaves ``freeze``)
+    rewritten: bool = False
 
 
 class GuestFacts:
@@ -85,6 +89,22 @@ class GuestFacts:
             op.runs.append(ev)
         elif ev.kind == "fault.injected" and str(ev.details.get("operation", "")).startswith("script"):
             op.disturbed = True
+        elif ev.kind == "guest.write" and _norm(str(ev.details.get("path", "")), op.windows) in op.texts:
+            # a script rewritten while the operation runs (a 3.5-era guest still busy with one
+            # the host stopped waiting for): Tools read it when they run it, not its text at the start
+            op.texts[_norm(str(ev.details.get("path", "")), op.windows)] = None
+        elif ev.kind == "guest.write" and self._is_script(op, str(ev.details.get("path", ""))):
+            # a script added while the operation runs: whether Tools run it depends on when the
+            # guest lists its scripts, which no source here settles, so the operation is not judged
+            op.rewritten = True
+        elif ev.kind == "guest.delete":
+            # a script deleted while the operation runs (a 3.5-era guest still busy with one the
+            # host stopped waiting for) is skipped when its turn comes: Tools re-check each entry
+            # just before running it (spec R22)
+            path = _norm(str(ev.details.get("path", "")), op.windows)
+            ran = {_norm(str(e.details.get("path", "")), op.windows) for e in op.runs if e.details.get("arg") == "freeze"}
+            if path not in ran:
+                op.freeze = [p for p in op.freeze if p != path]
         elif ev.kind == "quiesce.end":
             del self._open[ev.vm]
             try:
@@ -123,8 +143,17 @@ class GuestFacts:
         if timer > 0 and (not announced or float(announced) > timer):
             self.timers[ev.seq] = timer
 
+    @staticmethod
+    def _is_script(op: _Operation, path: str) -> bool:
+        p = _norm(path, op.windows)
+        sep = "\\" if op.windows else "/"
+        folders = {k.rsplit(sep, 1)[0] for k in [*op.texts, *op.freeze] if sep in k}
+        return p in op.texts or p.rsplit(sep, 1)[0] in folders
+
     # -- the judgement, when it ends --------------------------------------------------
     def _judge(self, op: _Operation, end: Event) -> None:
+        if op.rewritten:
+            return
         vm = str(op.start.vm)
         name = self._name(op.start.vm)
         ran = [e for e in op.runs if e.details.get("arg") == "freeze"]

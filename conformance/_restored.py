@@ -24,7 +24,8 @@ layout above, holding what *this job* stored:
   fullvm`` writes it, ``<vm>.vmx``, one VMDK per disk named by the ``.vmx``'s ``fileName``
   lines (read by ``disk_digest``: the project's VMDK reader, else ``qemu-img``, which also
   follows a redo log to its parent beside it), and ``<vm>.vmsd`` / ``<vm>.nvram`` where kept: judged as a restore is (data and
-  configuration, IMG-CONFIG). An incremental or differential image backup is not read from
+  configuration, IMG-CONFIG; over the wire against what the host captured the moment the
+  snapshot existed, ``POST /vcbsim-api/captures``). An incremental or differential image backup is not read from
   its folder (``read_vmdk`` does not keep a grain of zeros apart from one never written, so an
   area the increment zeroed cannot be told from an unchanged one): it is judged on the
   ``disks`` the product reports, and the evidence says so;
@@ -63,7 +64,7 @@ from pathlib import Path
 from vcbsim.simulator import Event
 
 __all__ = ["parse_vmx", "compare_vmx", "compare_config_file", "restored_files", "vmx_disk_files", "WrittenChain",
-           "backup_entries", "locate", "disk_digest"]
+           "backup_entries", "locate", "disk_digest", "read_image", "config_violation"]
 
 _LINE = re.compile(r'^\s*(?P<key>[^=#\s][^=]*?)\s*=\s*"(?P<value>.*)"\s*$')
 _FILENAME = re.compile(r"^(?P<node>[a-z]+\d+:\d+)\.filename$", re.IGNORECASE)
@@ -262,3 +263,37 @@ class WrittenChain:
         union.update({norm(p): (p, h) for p, h in own.items()})
         entries.append((level if base is not None else "full", union))
         return {p: h for p, h in union.values()}
+
+
+def read_image(target: Path, vm_name: str, config: Mapping[str, str], nodes: Mapping[str, int]
+               ) -> tuple[list[str], dict[int, str]]:
+    """An image backup restored or written to ``target``, read by the kit: what its configuration
+    files get wrong against the VM's as of the snapshot (``config``: ``.vmx``, ``.vmsd``; empty:
+    all is well, IMG-CONFIG) and the digest of each disk (``nodes``: ``scsi0:0`` -> disk key;
+    ``(missing)`` for a disk the ``.vmx`` names no file of, or whose file is not there)."""
+    vmx_path = find_vmx(target, vm_name)
+    held = {p.name for p in target.iterdir()} if target.is_dir() else set()
+    problems = ["holds no .vmx"] if vmx_path is None else []
+    vmx = vmx_path.read_text(encoding="utf-8", errors="replace") if vmx_path is not None else ""
+    if vmx_path is not None and ".vmx" in config:
+        problems += compare_vmx(config[".vmx"], vmx, held)
+    for suffix in (".vmsd", ".nvram"):
+        extra = target / f"{vm_name}{suffix}"
+        if extra.is_file():
+            problems += compare_config_file(extra.name, config.get(suffix),
+                                            extra.read_text(encoding="utf-8", errors="replace"))
+    out: dict[int, str] = {}
+    for key, name in node_keys(nodes, vmx).items():
+        path = target / name.replace("\\", "/").rsplit("/", 1)[-1]
+        out[key] = disk_digest(path) if path.is_file() else "(missing)"
+    for key in nodes.values():
+        out.setdefault(key, "(missing)")
+    return problems, out
+
+
+def config_violation(vm: str, how: str, snap: Event, problems: Sequence[str]) -> str:
+    """The IMG-CONFIG sentence for ``problems`` (``read_image``)."""
+    return (f"the image backup of {vm}, {how}, does not hold the VM's configuration as of the snapshot "
+            f"(#{snap.seq}): the .vmx " + "; ".join(problems[:4])
+            + (f" (and {len(problems) - 4} more)" if len(problems) > 4 else "")
+            + "; an image backup restores to the VM as it was, its disks pointing at the backed-up ones")

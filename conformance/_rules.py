@@ -128,7 +128,8 @@ RULES: dict[str, Rule] = _r(
          "seed WF-1b; seed scripts steps 2-3; vSphere API CreateSnapshot_Task (quiesce is "
          "ignored without Tools); fidelity review D7", "WF",
          discriminating="a freeze script that fails (the quiesced snapshot fails, a retry without "
-         "quiescing must be announced); `engage-fails`; a job configured crash-consistent"),
+         "quiescing must be announced); `engage-fails`; a job configured crash-consistent; a product "
+         "declaring quiesced backups whose job takes an unquiesced snapshot without trying"),
     Rule("WF-1c", "Data is read from the snapshot",
          "Every disk read made for a backup MUST be made as of a snapshot that exists at that "
          "moment (step 1c, snapshot mode); reading the live disk or a removed snapshot is a "
@@ -181,7 +182,9 @@ RULES: dict[str, Rule] = _r(
          "VMware Tools does (open-vm-tools scriptOps.c, VmBackupStringCompare: strcmp).",
          "seed Table 2-3; spec R21, R23; open-vm-tools scriptOps.c:234-239", "SCRIPT",
          discriminating="names that sort differently by bytes, case and number: `10-x.bat` < "
-         "`9-nine.bat` < `B.bat` < `a.bat`"),
+         "`9-nine.bat` < `B.bat` < `a.bat`; more than nine scripts (`many-scripts`); a script in a "
+         "subfolder of backupScripts.d and the legacy pair beside the directory "
+         "(`legacy-pair-failure-paths`): judged against the guest's own script list, not the agent's"),
     Rule("SCR-ORDER-THAW", "Thaw scripts run in descending order",
          "Thaw scripts MUST run in descending byte-wise order of their paths, the legacy "
          "post-thaw script last (stricter than the seed's \"alphabetical\", as Tools does).",
@@ -318,7 +321,7 @@ RULES: dict[str, Rule] = _r(
          "whose metadata alone changed (rewritten, same bytes) may be included or left out.",
          "seed types of backups", "FILE",
          discriminating="a full, an incremental, then a differential: the differential must "
-         "also hold what the incremental held"),
+         "also hold what the incremental held; two differentials in a row (`file-backup-awkward-names`)"),
     Rule("BK-INCR-SINCE-LAST", "Incremental: changed since the last backup",
          "An incremental file backup MUST hold every file whose content changed since the last "
          "full or incremental file backup of the VM (a differential is not a base; a failed job "
@@ -327,8 +330,8 @@ RULES: dict[str, Rule] = _r(
          "metadata alone changed may be included.",
          "seed types of backups (\"since the last backup, whether the last backup was full or "
          "incremental\")", "FILE",
-         discriminating="a differential or a failed job between two incrementals; a "
-         "byte-identical rewrite"),
+         discriminating="a differential or a failed job between two incrementals (one failed before "
+         "its copy, one after it: `failed-jobs-between-incrementals`); a byte-identical rewrite"),
     # ------------------------------------------------------------------ CLEANUP
     Rule("CLN-NO-SNAPSHOT-LEFT", "No backup snapshot is left behind",
          "When the trace ends, every snapshot a backup job created MUST have been removed or "
@@ -344,7 +347,8 @@ RULES: dict[str, Rule] = _r(
          "abort within one poll tick: no `thaw` script, snapshot or successful end after it. "
          "The timer came with the Tools of 2010; the 3.5-era guest had none.",
          "spec R15, F9, T16; open-vm-tools 7c7a38862 (2010)", "TIMEOUT", profiles=_TOOLS_2010,
-         discriminating="a freeze script slower than the timer; a snapshot slower than the timer"),
+         discriminating="a freeze script slower than the timer; a snapshot slower than the timer; the "
+         "timer judged from the guest's configuration and era, not from the one the agent announces"),
     Rule("TMO-RESOLVE-UNKNOWN", "Unknown outcomes are resolved",
          "After an operation ends with an unknown outcome (`op.info`), the proxy SHOULD query "
          "the host before the job ends, so that no snapshot or mount may be left behind. A "
@@ -507,7 +511,8 @@ _DISCRIMINATING: dict[str, str] = {
     "SCR-ARG-EXACT": "a failing freeze script after others (`freezeFail` arguments)",
     "SCR-FREEZE-STOP": "a failing freeze script with later scripts (`freeze-script-fails`)",
     "SCR-FREEZEFAIL-NOT-FAILED": "a failing freeze script that is not the first",
-    "SCR-FREEZEFAIL-NO-SNAPSHOT": "a freeze script exiting 3; an unlaunchable `notes.txt` in backupScripts.d",
+    "SCR-FREEZEFAIL-NO-SNAPSHOT": "a freeze script exiting 3, and one exiting 1 (each traced status judged "
+    "against the script's own text); an unlaunchable `notes.txt` in backupScripts.d",
     "SCR-ONE-AT-A-TIME": "scripts that sleep (2 s, 700 s)",
     "SCR-LEGACY-PLACEMENT": "the legacy pair together with directory scripts, in both guests",
     "SCR-LAYOUT-LEGACY": "the demo's directory scripts on esx-3.5u1",
@@ -518,7 +523,10 @@ _DISCRIMINATING: dict[str, str] = {
     "QSC-APPFAULT": "a failing freeze script, then a job that must not go on",
     "QSC-END": "every failure path of the quiesce operation, then a further job of the same VM",
     "CMT-DATA": "guest writes in snapshot mode (`during`) that must survive the commit",
-    "CMT-BACKUP-CONTENT": "guest writes in snapshot mode, which a backup of live files would contain",
+    "CMT-BACKUP-CONTENT": "guest writes in snapshot mode, which a backup of live files would contain; "
+    "file names that are not ASCII, long, or six folders deep, an empty file and a file deleted since "
+    "the full (`file-backup-awkward-names`); restored files' modification times; a disk that ends "
+    "inside a 64 KiB grain, written there (`image-partial-grain`); a slow snapshot (`slow-snapshot`)",
     "IMG-ALL-DISKS": "a VM with two disks of different sizes",
     "IMG-LEVEL-CONTENT": "a full, incrementals and a differential image on esxi-7.0 with writes between",
     "FILE-WINDOWS-ONLY": "a file-level job of the Linux guest (`file-level-linux-refused`)",

@@ -545,8 +545,6 @@ class Scenario(ScenarioBase):
             raise ConformanceViolation("EV-DECLARED-WORKS", why, witness=(snap,), vm=moref) from exc
         try:
             if policy.mode == "file":
-                from ._restored import restored_files
-
                 self._judge_restored_times(vm, target, snap)
                 return dataclasses.replace(result, files=restored_files(target))
             disks = self._restored_image(vm, target, snap)
@@ -567,6 +565,11 @@ class Scenario(ScenarioBase):
             elif e.vm == moref and e.kind == "guest.delete":
                 written.pop(_norm(str(e.details["path"])), None)
         if not target.is_dir():
+            return
+        try:  # a restore with other content is the content check's to report (judge_job), first
+            check_backup_content(self.model(vm, snap.seq), restored_files(target), _norm, level="", vm=vm, snap=snap,
+                                 moref=moref)
+        except ConformanceViolation:
             return
         self.occasion("CMT-BACKUP-CONTENT")
         for letter_dir in sorted(p for p in target.iterdir() if p.is_dir()):
@@ -614,37 +617,17 @@ class Scenario(ScenarioBase):
     def _restored_image(self, vm: str, target: Path, snap: Event, *, how: str = "as the product restores it"
                         ) -> dict[int, str]:
         """The restored image's disk digests, after its configuration files were judged."""
-        from ._restored import compare_config_file, compare_vmx, disk_digest, find_vmx, node_keys
+        from ._restored import config_violation, read_image
 
         vmobj = self.host.find_vm(vm)
-        sid = str(snap.details.get("snapshot"))
-        config = self._snap_config.get(sid, {})
-        vmx_path = find_vmx(target, vm)
-        held = {p.name for p in target.iterdir()} if target.is_dir() else set()
-        problems = ["holds no .vmx"] if vmx_path is None else []
-        vmx = vmx_path.read_text(encoding="utf-8", errors="replace") if vmx_path is not None else ""
-        if vmx_path is not None and ".vmx" in config:
-            problems += compare_vmx(config[".vmx"], vmx, held)
-        for suffix in (".vmsd", ".nvram"):
-            extra = target / f"{vm}{suffix}"
-            if extra.is_file():
-                problems += compare_config_file(extra.name, config.get(suffix),
-                                                extra.read_text(encoding="utf-8", errors="replace"))
+        config = self._snap_config.get(str(snap.details.get("snapshot")), {})
+        nodes = {f"{d.controller}0:{d.unit_number}": d.key for d in vmobj.disks}
+        problems, disks = read_image(target, vm, config, nodes)
         self.occasion("IMG-CONFIG")
         if problems:
-            why = (f"the image backup of {vm}, {how}, does not hold the VM's configuration as of "
-                   f"the snapshot (#{snap.seq}): the .vmx " + "; ".join(problems[:4])
-                   + (f" (and {len(problems) - 4} more)" if len(problems) > 4 else "")
-                   + "; an image backup restores to the VM as it was, its disks pointing at the backed-up ones")
-            raise ConformanceViolation("IMG-CONFIG", why, witness=(snap,), vm=vmobj.moref)
-        nodes = {f"{d.controller}0:{d.unit_number}": d.key for d in vmobj.disks}
-        out: dict[int, str] = {}
-        for key, name in node_keys(nodes, vmx).items():
-            path = target / name.replace("\\", "/").rsplit("/", 1)[-1]
-            out[key] = disk_digest(path) if path.is_file() else "(missing)"
-        for key in nodes.values():
-            out.setdefault(key, "(missing)")
-        return out
+            raise ConformanceViolation("IMG-CONFIG", config_violation(vm, how, snap, problems), witness=(snap,),
+                                       vm=vmobj.moref)
+        return disks
 
     def apply(self, step: Step) -> Any:
         return getattr(self, step.op)(**dict(step.args))
@@ -894,6 +877,10 @@ SCENARIOS: dict[str, tuple[Step, ...]] = {
         _S("add_script", name="20-app.bat", exit_code=0, sleep=0.0, phase=""),
         _S("add_script", name="sub\\nested.bat", exit_code=0, sleep=0.0, phase=""),  # never run (spec R21)
         _S("add_script", name="30-fails.bat", exit_code=1, sleep=0.0, phase="freeze"),
+        _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=()),
+        # a file Windows cannot start in backupScripts.d: a launch failure is a freeze failure
+        _S("remove_script", name="30-fails.bat"),
+        _S("add_script", name="notes.txt", exit_code=0, sleep=0.0, phase=""),
         _S("backup", vm=WINDOWS_VM, mode="fullvm", level="full", during=()),
         _S("add_script", name="/usr/sbin/pre-freeze-script", exit_code=0, sleep=0.0, phase=""),
         _S("add_script", name="/usr/sbin/post-thaw-script", exit_code=0, sleep=0.0, phase=""),

@@ -129,7 +129,15 @@ from ._evidence import Evidence, evidence_case, occasions
 from ._judge import ScenarioBase, norm_path
 from ._observed import Look, judge_looks, junction_problem, mounts_under
 from ._report import CaseResult, RunInfo, new_run_info, write_bundle
-from ._restored import WrittenChain, backup_entries, locate, restored_files
+from ._restored import (
+    WrittenChain,
+    backup_entries,
+    config_violation,
+    locate,
+    read_image,
+    restored_files,
+    vmx_disk_files,
+)
 from ._rules import HOST_PROFILES, KIT_VERSION
 from ._scenario_restore import RestoreFailed, RestoreRoute, VmFacts, _rebase_logs
 from ._suite import (
@@ -818,6 +826,8 @@ class WireScenario(ScenarioBase):
 
         faults = self._take_proxy_faults()
         written_before = backup_entries(self.backup_root) if self.backup_root is not None else set()
+        if self.backup_root is not None and policy.mode == "fullvm" and policy.level == "full":
+            self.ctl.capture(vm)  # the host records the disks and configuration as of the snapshot
         look()
         read()
         job = run_command_job(self.adapter, self.ep, vm, policy, workdir=self.workdir, morefs=self.morefs,
@@ -844,12 +854,12 @@ class WireScenario(ScenarioBase):
 
     def _written_backup(self, vm: str, policy: BackupPolicy, result: JobResult, first: int,
                         before: set[str]) -> JobResult:
-        """A file-level backup the product wrote under its declared backup root, read by the kit
-        and restored through the seed's chain (``_restored``), in place of the ``files`` and
-        ``copied`` it printed. Image backups are judged on what it reports (over the wire the kit
-        has no disks as of the snapshot; the evidence says so)."""
+        """A backup the product wrote under its declared backup root, read by the kit
+        (``_restored``) in place of what it printed: a file-level one restored through the seed's
+        chain, a full image one against the host's capture of the snapshot (``_written_image``).
+        Incremental and differential image backups are judged on the disks it reports."""
         usable = result.ok or result.details.get("usable") is True
-        if self.backup_root is None or not usable or policy.mode != "file":
+        if self.backup_root is None or not usable or (policy.mode == "fullvm" and policy.level != "full"):
             return result
         snap = self.job_snapshot(vm, first)
         if snap is None:
@@ -858,12 +868,41 @@ class WireScenario(ScenarioBase):
         folder = locate(self.backup_root, result.location, self.events[first:], moref, before)
         if isinstance(folder, str):
             why = (f"the product declares where its backups land (backup root {self.caps.backup_root}), but the kit "
-                   f"cannot find the backup of its successful file-level job of {vm}: {folder}")
+                   f"cannot find the backup of its successful {policy.mode} job of {vm}: {folder}")
             raise ConformanceViolation("EV-DECLARED-WORKS", why, witness=(snap,), vm=moref)
+        if policy.mode == "fullvm":
+            return self._written_image(vm, result, snap, folder)
         own = restored_files(folder)
         at_snap = self.model(vm, snap.seq)
         union = self._written.add(vm, policy.level, own, norm_path, lambda k: k in at_snap)
         return replace(result, files=union, copied=own)
+
+    def _written_image(self, vm: str, result: JobResult, snap: Event, folder: Path) -> JobResult:
+        """A full image backup the product wrote, judged against what the host captured the moment
+        the snapshot existed (``POST /vcbsim-api/captures``): its configuration files
+        (IMG-CONFIG) and each disk (CMT-BACKUP-CONTENT)."""
+        taken = self.ctl.captures().get(str(snap.details.get("snapshot")))
+        redo = [str(r).rsplit("/", 1)[-1] for r in snap.details.get("redo") or []]
+        keys = [int(k) for k in (taken or {}).get("disks", {})]
+        if taken is None or len(redo) != len(keys):
+            return result  # no capture of this snapshot (or disks no snapshot covers): judged as reported
+        by_file = dict(zip(redo, keys, strict=True))
+        nodes = {node: by_file[name.replace("\\", "/").rsplit("/", 1)[-1]]
+                 for node, name in vmx_disk_files(str(taken["vmx"])).items()
+                 if name.replace("\\", "/").rsplit("/", 1)[-1] in by_file}
+        problems, disks = read_image(folder, vm, {".vmx": str(taken["vmx"]), ".vmsd": str(taken["vmsd"])}, nodes)
+        moref = self.morefs.get(vm)
+        self.occasion("IMG-CONFIG")
+        if problems:
+            raise ConformanceViolation("IMG-CONFIG", config_violation(vm, "as the product wrote it", snap, problems),
+                                       witness=(snap,), vm=moref)
+        self.occasion("CMT-BACKUP-CONTENT")
+        bad = sorted(k for k in keys if disks.get(k) != str(taken["disks"][str(k)]))
+        if bad:
+            why = (f"the image backup of {vm}, as the product wrote it, holds other data than disk(s) {bad} had at the "
+                   f"snapshot (#{snap.seq}); an image backup equals the disks as of its snapshot")
+            raise ConformanceViolation("CMT-BACKUP-CONTENT", why, witness=(snap,), vm=moref)
+        return replace(result, disks=disks)
 
     def _judge_folder(self, vm: str, looks: Sequence[Look], host: Sequence[Event], *, ok: bool) -> None:
         """The job judged from what appeared and disappeared under the declared mount root
@@ -1129,7 +1168,9 @@ def certify_command(
     cases: list[CaseResult] = []
     stats: dict[str, Any] = {"jobs": 0, "jobs_ok": 0, "command_seconds": 0.0}
     with WireEndpoint(url, user=adapter.user, password=adapter.password, host_profile=host_profile) as ep, \
-            tempfile.TemporaryDirectory(prefix="vcbsim-wire-") as tmp:
+            tempfile.TemporaryDirectory(prefix="vcbsim-wire-", ignore_cleanup_errors=True) as tmp:
+        # the cases' work folders are scratch: a file appearing while they are removed (seen twice
+        # under load, "Directory not empty") must not turn a finished run's verdict into a traceback
         for n, name in enumerate(names):
             steps = SCENARIOS[name]
             case = f"wire/{name}"

@@ -13,7 +13,7 @@
     restore  --backup <id> --path 'C:\\Dir' --to <dir>       (files or a directory)
     restore  --backup <id> --vm [<selector>]                  (a whole VM from an image backup)
     restore  --server URL --backup <id> --vm [--name N] [--datastore DS] [--set K=V]  (a new VM)
-    restore  --server URL --backup <id> --vm -m hotadd [--name N] [--proxy-vm P]  (a new VM, hot-add)
+    restore  --server URL --backup <id> --vm -m hotadd [--name N | --over] [--proxy-vm P]  (hot-add)
     restore  --server URL --backup <id> --vm --over [-a <selector>]     (over the powered-off VM)
     restore  --server URL --backup <id> --path 'C:\\Dir' --into-guest  (into the running guest)
     jobs     add <name> -a <selector> ... -t fullvm|file [--kind K] --at <time> [--every S]
@@ -195,8 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --server --path: write the files into the running guest")
     r.add_argument("-m", dest="transport", choices=("folder", "hotadd"), default="folder",
                    help="with --server --vm: folder (default: the disks uploaded with PUT /folder and the .vmx "
-                        "registered) or hotadd (CreateVM_Task, the new disks attached to the proxy VM and written "
-                        "through its block devices)")
+                        "registered) or hotadd (a new VM by CreateVM_Task, or with --over the original's own disks, "
+                        "attached to the proxy VM and written through its block devices)")
     r.add_argument("--proxy-vm", help="with -m hotadd: the proxy VM (default: the VM marked as the proxy)")
 
     j = sub.add_parser(
@@ -259,7 +259,7 @@ def _close_host(host: Any) -> None:
             store.close()
 
 
-#: ``VCBSIM_CRASH_AT=<crash point glob>``: the CLI's host dies for real (SIGKILL) at the first
+#: ``VCBSIM_CRASH_AT=<crash point glob>``: the CLI process dies for real (SIGKILL) at the first
 #: crash point that matches (``proxy.after-snapshot``, ``host.snapshot.after-freeze``, ...;
 #: ``CRASH_POINTS`` in ``vcbsim.reference._workflow`` lists them), instead of raising
 #: ``SimulatedCrash``. For crash-safety tests: nothing of the process runs after it.
@@ -267,6 +267,7 @@ CRASH_ENV = "VCBSIM_CRASH_AT"
 
 
 def _arm_crash(host: Any, point: str) -> None:
+    """``host``: the CLI's host, or over ``--server`` its wire client (the proxy's points)."""
     from vcbsim.simulator import FaultRule
 
     def kill(_point: str) -> None:
@@ -374,6 +375,9 @@ def _run_verb(args: argparse.Namespace) -> int:
             args.server, args.user, args.password, insecure=args.insecure,
             guest_user=args.guest_user, guest_password=args.guest_password, seed=args.seed,
         )
+        crash_at = os.environ.get(CRASH_ENV)
+        if crash_at:  # the proxy's own crash points (its client's fault injector)
+            _arm_crash(client, crash_at)
     else:
         host = _open_host(state, args.profile, args.seed)
         client = InProcessHostClient(host)
@@ -537,11 +541,15 @@ def _restore_over_wire(args: argparse.Namespace, client: Any, cat: Any, progress
             raise InvalidInputError("--name", expected="no --name with --over (the original keeps its name)",
                                     got=args.name)
         if getattr(args, "transport", "folder") == "hotadd":
-            from ._hotaddrestore import restore_vm_hotadd
+            from ._hotaddrestore import restore_vm_hotadd, restore_vm_hotadd_over
 
             if args.over:
-                raise InvalidInputError("--over", expected="no --over with -m hotadd (it makes a new VM)", got="--over",
-                                        hint="restore over the original with the default -m folder")
+                res = restore_vm_hotadd_over(cat, args.backup, client,
+                                             args.selector or f"uuid:{cat.backup(args.backup).vm_uuid}",
+                                             settings=_settings(args.settings), proxy_vm=args.proxy_vm,
+                                             progress=progress)
+                _emit(args, res.to_dict(), res.summary())
+                return 0
             res = restore_vm_hotadd(cat, args.backup, client, name=args.name, datastore=args.datastore,
                                     settings=_settings(args.settings), proxy_vm=args.proxy_vm, progress=progress)
             _emit(args, res.to_dict(), res.summary())

@@ -33,8 +33,8 @@ from vcbsim.simulator.disk import BlockReader, read_vmdk
 from ._client import VMInfo
 
 __all__ = [
-    "TRANSPORTS", "MODES", "ALIASES", "DiskSource", "attach_files", "detach_keys", "transport_mode", "open_source",
-    "release_leftovers",
+    "TRANSPORTS", "MODES", "ALIASES", "RUN_MARK", "DiskSource", "attach_files", "detach_keys", "transport_mode",
+    "holds_leftovers", "open_source", "release_leftovers",
 ]
 
 #: the real transports
@@ -388,13 +388,20 @@ def open_source(
 
 
 
+#: what the reference proxy writes in its backup snapshot's description (``_workflow.py``): the
+#: run's marker in the snapshot's configuration, so a later run knows the snapshot, and the
+#: disks attached from it, are its own
+RUN_MARK = "(vcbsim reference proxy)"
+
+
 def release_leftovers(client: Any, vm: VMInfo, snapshots: set[str]) -> list[str]:
     """End what an interrupted run left holding ``vm``'s ``snapshots``: export leases aborted,
-    its disks hot-added to the proxy VM removed (in process, where the host says who holds
-    what; over ``--server`` a leftover lease times out on the host). Returns one note each."""
+    its disks hot-added to the proxy VM removed. In process the host says who holds what;
+    over ``--server`` (``_release_wire``) the proxy VM's devices say it. A leftover lease over
+    ``--server`` times out on the host. Returns one note each."""
     host = getattr(client, "host", None)
     if host is None:
-        return []
+        return _release_wire(client, vm, snapshots) if hasattr(client, "si") else []
     from vcbsim.simulator._hotadd import hot_remove
 
     notes = []
@@ -409,4 +416,60 @@ def release_leftovers(client: Any, vm: VMInfo, snapshots: set[str]) -> list[str]
                 gone = hot_remove(host, hold.holder, vm.moref)
                 notes.append(f"removed {len(gone)} disk(s) of {vm.name} left hot-added to the proxy VM by an "
                              "interrupted run")
+    return notes
+
+
+def holds_leftovers(client: Any, vm: VMInfo, snapshots: set[str]) -> bool:
+    """Whether something an interrupted run (or another process) left holds ``vm``'s
+    ``snapshots``: what ``release_leftovers`` would end."""
+    host = getattr(client, "host", None)
+    if host is None:
+        return bool(_wire_leftovers(client, vm, snapshots)) if hasattr(client, "si") else False
+    with host.lock:
+        return any(h.snapshot in snapshots for h in host.holds.on(vm.moref))
+
+
+def _wire_leftovers(client: Any, vm: VMInfo, snapshots: set[str]) -> list[tuple[Any, list[int]]]:
+    """Over ``--server``: the disks a run of this proxy left attached to a proxy VM, found by
+    what the host shows: ``(proxy VM, device keys)`` each.
+
+    A disk is this proxy's leftover when both hold: the proxy VM's device is backed by a disk
+    file of one of ``snapshots`` (the ``_VCB-BACKUP_`` snapshots left on ``vm``), and that
+    snapshot's description carries the run's marker (``RUN_MARK``: the reference proxy made
+    it). A disk of any other snapshot, or of a snapshot another product made under the same
+    name, is never detached: this proxy did not attach it. The proxy VMs are those the
+    inventory marks (``vcbsim.backupProxy``: the host hot-adds to no other)."""
+    from pyVmomi import vim
+
+    ours = {s.id for s in client.list_snapshots(vm.moref) if s.id in snapshots and RUN_MARK in (s.description or "")}
+    files: set[str] = set()
+    for sid in sorted(ours):
+        snap: Any = vim.vm.Snapshot(sid, client.si._stub)
+        files |= {str(getattr(d.backing, "fileName", "")) for d in snap.config.hardware.device
+                  if isinstance(d, vim.vm.device.VirtualDisk)}
+    files.discard("")
+    if not files:
+        return []
+    out = []
+    for proxy in client._vms():
+        if proxy._moId == vm.moref:
+            continue
+        extra = {o.key: str(o.value) for o in (proxy.config.extraConfig or [])}
+        if extra.get("vcbsim.backupProxy", "").upper() != "TRUE":
+            continue
+        keys = [int(d.key) for d in proxy.config.hardware.device
+                if isinstance(d, vim.vm.device.VirtualDisk) and str(getattr(d.backing, "fileName", "")) in files]
+        if keys:
+            out.append((proxy, keys))
+    return out
+
+
+def _release_wire(client: Any, vm: VMInfo, snapshots: set[str]) -> list[str]:
+    """Over ``--server``: detach what ``_wire_leftovers`` finds (``ReconfigVM_Task`` remove,
+    the files kept)."""
+    notes = []
+    for proxy, keys in _wire_leftovers(client, vm, snapshots):
+        detach_keys(client, proxy, keys)
+        notes.append(f"removed {len(keys)} disk(s) of {vm.name} left hot-added to the proxy VM {proxy.name} "
+                     "by an interrupted run")
     return notes

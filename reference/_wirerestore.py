@@ -74,6 +74,8 @@ class VmRestoreResult:
     replaced: str | None = None
     #: disks the image backup left out (``_image.py``), not in the restored VM: key -> reason
     not_restored: dict[int, str] = field(default_factory=dict)
+    #: what an interrupted earlier restore had left and this one cleaned first (hot-add)
+    cleaned: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,14 +83,16 @@ class VmRestoreResult:
             "datastore": self.datastore, "over_original": self.over_original,
             "disks": {str(k): v for k, v in self.disks.items()}, "bytes_uploaded": self.bytes_uploaded,
             "replaced": self.replaced, "not_restored": {str(k): v for k, v in self.not_restored.items()},
+            "cleaned": list(self.cleaned),
         }
 
     def summary(self) -> str:
         how = f"over the original ({self.replaced})" if self.over_original else "as a new VM"
         text = (f"{self.name} ({self.moref}) restored from backup {self.backup_id} {how} on "
                 f"{self.datastore}: {len(self.disks)} disk(s), {self.bytes_uploaded} bytes uploaded")
-        return "\n".join([text] + [f"  not restored (not in the backup): disk {k}: {v}"
-                                    for k, v in sorted(self.not_restored.items())])
+        return "\n".join([f"cleaned: {c}" for c in self.cleaned] + [text]
+                         + [f"  not restored (not in the backup): disk {k}: {v}"
+                            for k, v in sorted(self.not_restored.items())])
 
 
 @dataclass

@@ -58,7 +58,15 @@ from ._client import HostClient, SnapshotInfo, VMInfo, VolumeReader, api_at_leas
 from ._oprecorder import OpRecorder, emit_event
 from ._outcome import RunOutcome, StepOutcome, diagnose_pre_backup, message_of
 from ._sessions import SessionStore, force_remove
-from ._transports import TRANSPORTS, DiskSource, open_source, release_leftovers, transport_mode
+from ._transports import (
+    RUN_MARK,
+    TRANSPORTS,
+    DiskSource,
+    holds_leftovers,
+    open_source,
+    release_leftovers,
+    transport_mode,
+)
 
 if TYPE_CHECKING:
     from ._catalog import Catalog
@@ -431,6 +439,9 @@ class BackupProxy:
             result.snapshot_id = None
         self._active.add(vm.moref)
         try:
+            if (result.snapshot_id is not None and vm.moref not in self._sources
+                    and holds_leftovers(self.client, vm, {result.snapshot_id})):
+                self._release_held_mount(vm, result)
             self.post_backup(vm, result)
         finally:
             self._active.discard(vm.moref)
@@ -438,6 +449,19 @@ class BackupProxy:
             result.status = "ok"
         result.finished = self.client.clock.now
         return result
+
+    def _release_held_mount(self, vm: VMInfo, result: RunOutcome) -> None:
+        """WF-3a of a held mount made by another process: the disks its mount attached to the
+        proxy VM are still attached (a host keeps them, across its own restarts too), so
+        they are found by what the host shows and detached before the snapshot is removed."""
+        assert result.snapshot_id is not None
+        op_id = self.ops.invoke(vm, "WF-3a", "release-disks", complete=True, held_by="another process")
+        try:
+            notes = release_leftovers(self.client, vm, {result.snapshot_id})
+        except Exception as exc:
+            self.ops.failed(vm, "WF-3a", "release-disks", op_id, result, exc)
+            return
+        self.ops.ok(vm, "WF-3a", "release-disks", op_id, result, released=notes)
 
     # -- the steps -----------------------------------------------------------------------
 
@@ -451,7 +475,7 @@ class BackupProxy:
             snap = self.client.create_snapshot(
                 vm.moref,
                 SNAPSHOT_NAME,
-                description="VMware Consolidated Backup snapshot (vcbsim reference proxy)",
+                description=f"VMware Consolidated Backup snapshot {RUN_MARK}",
                 quiesce=self.quiesce,
                 memory=False,
             )

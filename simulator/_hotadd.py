@@ -35,6 +35,14 @@ Two kinds of attach, as ``ReconfigVM_Task`` on the proxy asks (``hot_add_file``)
   file is open by the proxy: "Unable to access file ... since it is locked", KB 10051); a
   powered-on owner's disk cannot be attached (its own lock).
 
+Kept across a restart of the host (``vcbsim serve --datastore DIR``): a hot-added disk is part
+of the proxy VM's configuration, and a real host keeps it attached when hostd restarts (the
+management agents restart without touching running VMs); the proxy's state file lists them
+(``attached_doc``) and loading the directory attaches them again (``reattach``: holds, device
+keys, SCSI units and NBD devices as they were; a disk whose VM or snapshot is gone is dropped
+and reported). Export leases are not kept: they are hostd's, bound to its export task, and go
+with it (``simulator/_export.py``).
+
 Observable steps: ``disk.hotadd`` per disk (with the proxy's new device key and the device
 path), on removal ``disk.hotread`` (the bytes read through that disk: by the proxy's guest,
 over the NBD device), ``disk.hotwrite`` (a writable one: the bytes written) and
@@ -61,8 +69,8 @@ if TYPE_CHECKING:
     from .disk import BlockReader
 
 __all__ = [
-    "DEVICES_KEY", "PROXY_KEY", "HotAddedDisk", "device_dir", "hot_add", "hot_add_file", "hot_remove",
-    "hot_remove_key", "hot_added", "is_proxy", "mark_proxy", "snapshot_file",
+    "DEVICES_KEY", "PROXY_KEY", "HotAddedDisk", "attached_doc", "device_dir", "hot_add", "hot_add_file",
+    "hot_remove", "hot_remove_key", "hot_added", "is_proxy", "mark_proxy", "reattach", "snapshot_file",
 ]
 
 #: the ``.vmx`` key that marks the backup proxy VM
@@ -309,6 +317,8 @@ def _attach_disks(host: Host, p: VM, t: VM, snapshot: str | None, keys: list[int
         if not attached:
             host.holds.attached.pop(p.moref, None)
         raise
+    if host.store is not None:
+        host.store.save_vm(p)  # the proxy's configuration lists its hot-added disks
     return out
 
 
@@ -343,6 +353,8 @@ def _detach(host: Host, p: VM, gone: list[HotAddedDisk]) -> None:
             host.holds.release(hold_id)
     if not attached:
         host.holds.attached.pop(p.moref, None)
+    if host.store is not None and gone:
+        host.store.save_vm(p)
     for owner in owners.values():
         _written(host, owner)
 
@@ -366,3 +378,73 @@ def hot_remove(host: Host, proxy: VM | str, target: VM | str | None = None) -> l
         gone = [a for a in host.holds.attached.get(p.moref, []) if t is None or a.vm == t.moref]
         _detach(host, p, gone)
         return gone
+
+
+def attached_doc(host: Host, proxy: VM) -> list[dict[str, object]]:
+    """The disks hot-added to ``proxy`` as its saved state lists them (``_persist.py``)."""
+    return [
+        {"vm": a.vm, "disk": a.disk, "snapshot": a.snapshot, "file": a.file, "proxy_key": a.proxy_key,
+         "unit": a.unit, "writable": a.writable}
+        for a in host.holds.attached.get(proxy.moref, [])
+    ]
+
+
+def reattach(host: Host, proxy: VM, entries: list[dict[str, object]]) -> tuple[list[str], list[str]]:
+    """Attach again, after a restart of the host, the disks ``proxy``'s saved state lists
+    (``attached_doc``): each with its device key, SCSI unit, hold and NBD device as before.
+    Returns ``(attached, dropped)``: one line per disk attached again, one per disk that could
+    not be (its VM, disk or snapshot is gone, or the device could not be made) with why."""
+    done: list[str] = []
+    dropped: list[str] = []
+    with host.lock:
+        attached = host.holds.attached.setdefault(proxy.moref, [])
+        for e in entries:
+            what = f"{proxy.name}: hot-added {e.get('file')}"
+            try:
+                att = _reattach_one(host, proxy, e, attached)
+            except Exception as exc:  # noqa: BLE001 - reported, the rest still loads
+                dropped.append(f"{what} not attached again: {exc}")
+                continue
+            attached.append(att)
+            done.append(f"{what} attached again as {att.device} ({'writable' if att.writable else 'read-only'})")
+        if not attached:
+            host.holds.attached.pop(proxy.moref, None)
+    return done, dropped
+
+
+def _reattach_one(host: Host, p: VM, e: dict[str, object], attached: list[HotAddedDisk]) -> HotAddedDisk:
+    t = host.vms.get(str(e["vm"]))
+    if t is None:
+        msg = f"its VM {e['vm']} is no longer on the host"
+        raise StateError(msg)
+    d = t.disk(int(str(e["disk"])))
+    if d is None:
+        msg = f"{t.name} has no disk {e['disk']} any more"
+        raise StateError(msg)
+    snapshot = str(e["snapshot"]) if e.get("snapshot") is not None else None
+    writable = bool(e.get("writable"))
+    source: BlockReader
+    if snapshot is not None:
+        snap = t.find_snapshot(snapshot)
+        layer = snap.layers.get(d.key) if snap is not None else None
+        if layer is None or not layer.alive:
+            msg = f"the snapshot {snapshot} of {t.name} is gone"
+            raise StateError(msg)
+        label, source = layer.label, d.disk.view(layer)
+    else:
+        if t.power_state != "poweredOff" or len(d.disk.chain()) != 1:
+            msg = f"{t.name}'s disk is no longer the powered-off VM's own base disk"
+            raise StateError(msg)
+        label, source = d.base_name, host.guest_device(t, d.key)
+    key, unit = int(str(e["proxy_key"])), int(str(e["unit"]))
+    if any(a.proxy_key == key or a.unit == unit for a in attached) or any(x.key == key for x in p.disks):
+        msg = f"device {key} (scsi0:{unit}) of {p.name} is taken"
+        raise StateError(msg)
+    hold = host.holds.add("hotadd", t.moref, snapshot, p.moref, (d.key,))
+    att = HotAddedDisk(p.moref, key, t.moref, d.key, snapshot, label, hold.id, source, unit=unit, writable=writable)
+    try:
+        att.export = _export(host, device_dir(p) or mark_proxy(host, p), att)
+    except BaseException:
+        host.holds.release(hold.id)
+        raise
+    return att

@@ -102,6 +102,8 @@ class RecoveryReport:
     unaccounted: list[dict[str, str]] = field(default_factory=list)
     #: damaged files of this host moved aside: ``{"file", "moved_to", "reason"}``
     quarantined: list[dict[str, str]] = field(default_factory=list)
+    #: disks hot-added to a proxy VM before, attached again (no repair: a host keeps them)
+    hot_added: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -212,6 +214,8 @@ class DatastoreStore:
         self._pending_placeholders: list[
             tuple[str, str, str | None, dict[str, Any] | None, str]
         ] = []
+        #: proxy VM moref -> the hot-added disks its loaded state lists, until reattached
+        self._pending_hotadds: dict[str, list[dict[str, Any]]] = {}
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -762,6 +766,27 @@ class DatastoreStore:
 
     # -- documents -----------------------------------------------------------------------------
 
+    def _hotadded(self, vm: VM) -> list[dict[str, Any]]:
+        from ._hotadd import attached_doc
+
+        return attached_doc(self.host, vm) or list(self._pending_hotadds.get(vm.moref, []))
+
+    def reattach_hotadds(self, report: RecoveryReport) -> None:
+        """After every VM is loaded: the disks the proxies' states list are attached again
+        (``_hotadd.reattach``); each is in ``report.hot_added``, one that cannot be is dropped
+        from the proxy's state and reported as a repair."""
+        from ._hotadd import reattach
+
+        pending, self._pending_hotadds = self._pending_hotadds, {}
+        for moref, entries in pending.items():
+            proxy = self.host.vms.get(moref)
+            if proxy is None:
+                continue
+            done, dropped = reattach(self.host, proxy, entries)
+            report.hot_added.extend(done)
+            report.repairs.extend(dropped)
+            self.save_vm(proxy)
+
     def _vm_doc(self, vm: VM, retired: list[str] | None = None) -> bytes:
         disks = []
         indexes: dict[int, dict[Layer, int]] = {}
@@ -869,6 +894,10 @@ class DatastoreStore:
             "snapshots": snaps,
             "current_snapshot": None if vm.current_snapshot is None else vm.current_snapshot.id,
             "guest": guest,
+            # disks of other VMs hot-added to this one (a backup proxy): part of its
+            # configuration, attached again at the next load (``_hotadd.reattach``); until
+            # then the loaded list is written back as it was
+            "hotadded": self._hotadded(vm),
             # files this state no longer refers to, deleted right after it is written (a
             # kill in between: the next load deletes them; they are this host's own)
             "retired": retired or [],
@@ -1169,6 +1198,9 @@ class DatastoreStore:
             msg = f"VM {v['name']!r} ({v['moref']}) is already on the host"
             raise ValueError(msg)
         vm = self._build_vm(path, doc, report)
+        hotadded = doc.get("hotadded")
+        if isinstance(hotadded, list) and hotadded:
+            self._pending_hotadds[vm.moref] = [e for e in hotadded if isinstance(e, dict)]
         host.vms[vm.moref] = vm
         host.faults.aliases[vm.moref] = vm.name  # as add_vm does: rules name VMs either way
         try:
@@ -1182,6 +1214,7 @@ class DatastoreStore:
         except BaseException:
             del host.vms[vm.moref]
             self._last_doc.pop(vm.moref, None)
+            self._pending_hotadds.pop(vm.moref, None)
             for d in vm.disks:
                 if isinstance(d.disk, PersistentLayeredDisk):
                     d.disk.close()
@@ -1327,9 +1360,10 @@ def attach_store(
     store = DatastoreStore(host, directory, sync_writes=sync_writes)
     report = store.load()
     host.store = store
+    store.reattach_hotadds(report)
     host.recovery_report = report
     host.trace.emit("host", "note", text=report.summary())
-    for line in report.problems():
+    for line in report.problems() + report.hot_added:
         host.trace.emit("host", "note", text=line)
     for name, snaps in report.snapshots.items():
         if snaps:

@@ -58,7 +58,8 @@ def _proxy(cls: type[BackupProxy]) -> type[ReferenceOrchestrator]:
     def __init__(self: ReferenceOrchestrator) -> None:
         ReferenceOrchestrator.__init__(self, lambda client, root: cls(client, root), name=cls.__name__)
 
-    orch = type(cls.__name__ + "Product", (ReferenceOrchestrator,), {"__init__": __init__, "__module__": __name__})
+    orch = type(cls.__name__ + "Product", (ReferenceOrchestrator,),
+                {"__init__": __init__, "__module__": __name__, "__doc__": cls.__doc__})
     globals()[orch.__name__] = orch
     return orch
 
@@ -165,7 +166,7 @@ def _medium(cls: type[Catalog]) -> type[ReferenceOrchestrator]:
         _VendorOrchestrator.__init__(self, name=cls.__name__)
 
     orch = type(cls.__name__ + "Product", (_VendorOrchestrator,),
-                {"catalog_cls": cls, "__init__": __init__, "__module__": __name__})
+                {"catalog_cls": cls, "__init__": __init__, "__module__": __name__, "__doc__": cls.__doc__})
     globals()[orch.__name__] = orch
     return orch
 
@@ -173,7 +174,9 @@ def _medium(cls: type[Catalog]) -> type[ReferenceOrchestrator]:
 class IncrementalBaseIsTheLastAttempt(Catalog):
     """An incremental's base is the last backup *attempted* (the catalog's newest record of the
     VM), also one that failed and holds nothing: the next incremental copies everything, or
-    misses what the failed one was meant to take (rule BK-INCR-SINCE-LAST)."""
+    misses what the failed one was meant to take (rule BK-INCR-SINCE-LAST), and the vendor's
+    own restore of it fails on a chain through the failed record (rule EV-DECLARED-WORKS: the
+    declared restore does not work)."""
 
     def reference_for(self, vm_uuid: str, kind: str) -> Any:
         if kind != "incremental":
@@ -239,7 +242,8 @@ DropsLongNames = _filtering(
 class PartialBackupAfterACopyError(Catalog):
     """When a file cannot be copied, the vendor backs up the volumes that still can be and
     reports success ("partial success is success"): the volume of the failed file is missing
-    from the backup (rule CMT-BACKUP-CONTENT; EV-OUTCOME-TRUE)."""
+    from the backup, and the changed files on it from the incremental's copy (rules
+    CMT-BACKUP-CONTENT, BK-INCR-SINCE-LAST; EV-OUTCOME-TRUE)."""
 
     def file_backup(self, **kw: Any) -> Any:
         failed: list[str] = []
@@ -453,6 +457,7 @@ def _agent(cls: type[_VendorTools]) -> Callable[[Any], Any]:
         return cls(tools)
 
     factory.__name__ = factory.__qualname__ = cls.__name__
+    factory.__doc__ = cls.__doc__
     return factory
 
 
@@ -639,14 +644,14 @@ REALISTIC: dict[str, Bug] = {
     "leaves-the-linux-export-folder": _bug(_proxy(LeavesTheLinuxExportFolder), ("WF-3a", "CLN-NO-MOUNT-LEFT")),
     "commits-first-after-a-copy-failure": _bug(_proxy(CommitsFirstAfterACopyFailure), ("WF-3a",)),
     "never-quiesces-file-level": _bug(_proxy(NeverQuiescesFileLevel), ("WF-1b",)),
-    "incremental-base-is-the-last-attempt": _bug(_medium(IncrementalBaseIsTheLastAttempt), ("BK-INCR-SINCE-LAST",)),
+    "incremental-base-is-the-last-attempt": _bug(_medium(IncrementalBaseIsTheLastAttempt), ("BK-INCR-SINCE-LAST",
+                                                                                            "EV-DECLARED-WORKS")),
     "differential-resets-the-archive-bit": _bug(_medium(DifferentialResetsTheArchiveBit), ("BK-DIFF-SINCE-FULL",)),
     "skips-empty-files": _bug(_medium(SkipsEmptyFiles), _LOST),
     "drops-non-ascii-names": _bug(_medium(DropsNonAsciiNames), _LOST),
     "drops-deep-files": _bug(_medium(DropsDeepFiles), _LOST),
     "drops-long-names": _bug(_medium(DropsLongNames), _LOST),
-    "partial-backup-after-a-copy-error": _bug(_medium(PartialBackupAfterACopyError), ("CMT-BACKUP-CONTENT",
-                                                                                      "EV-OUTCOME-TRUE")),
+    "partial-backup-after-a-copy-error": _bug(_medium(PartialBackupAfterACopyError), (*_LOST, "EV-OUTCOME-TRUE")),
     "restores-without-timestamps": _bug(_medium(RestoresWithoutTimestamps), ("CMT-BACKUP-CONTENT",)),
     "restore-resurrects-deleted-files": _bug(_medium(RestoreResurrectsDeletedFiles), ("CMT-BACKUP-CONTENT",)),
     "reads-the-second-disk-live": _bug(ReadsTheSecondDiskLive, ("WF-1c", "CMT-BACKUP-CONTENT")),

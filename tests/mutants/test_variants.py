@@ -34,6 +34,8 @@ VARIANTS = [
     ("linux-file-level-on-7.0", toy(file_level_linux=True), "esxi-7.0", "FILE"),
     # the files an incremental copied only on its trace events: BK-* judged and counted from them
     ("copied-files-only-in-the-trace", toy(copied_only_in_trace=True), "esx-3.5u2", "FILE"),
+    # no restore: its backups are written under a backup root, read and judged by the kit there
+    ("writes-its-backups-for-the-kit-to-read", toy(writes_backups=True, location_unnamed=True), "esxi-7.0", "COMMIT"),
     # mounts and unmounts as the reference does, announcing none of it: judged from its folder
     ("never-announces-mounts", NeverAnnouncesMounts, "esx-3.5u2", "FILE"),
 ]

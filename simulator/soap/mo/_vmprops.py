@@ -608,14 +608,30 @@ def build_layout(vm: VMView) -> Any:
     )
 
 
-def build_storage(vm: VMView, ds_refs: dict[str, Any], now: float) -> Any:
-    # per datastore: the files that lie there (a VM's disks may be on several)
+def _held(layer: Any) -> int:
+    """Bytes a disk layer's extent holds on its datastore (a thin base disk only its written
+    grains, not its capacity)."""
+    return int(layer.size if layer.allocated is None else layer.allocated)
+
+
+def _occupied(layer: Any) -> int:
+    """Bytes a disk layer takes on its datastore: its descriptor and its extent."""
+    return int(layer.descriptor_size) + _held(layer)
+
+
+def _committed(vm: VMView) -> dict[str, int]:
+    """Per datastore, the bytes the VM's files take there (a VM's disks may be on several)."""
     committed = dict.fromkeys(vm.datastores, 0)
     for d in vm.disks:
         for layer in d.chain:
             name = _datastore_of(layer.descriptor) or vm.datastores[0]
-            committed[name] = committed.get(name, 0) + layer.size
+            committed[name] = committed.get(name, 0) + _occupied(layer)
     committed[vm.datastores[0]] += sum(f.size for f in vm.files)
+    return committed
+
+
+def build_storage(vm: VMView, ds_refs: dict[str, Any], now: float) -> Any:
+    committed = _committed(vm)
     uncommitted = sum(d.capacity for d in vm.disks)
     return vim.vm.StorageInfo(
         perDatastoreUsage=[
@@ -630,7 +646,12 @@ def build_storage(vm: VMView, ds_refs: dict[str, Any], now: float) -> Any:
 
 
 def build_summary(vm: VMView, vm_ref: Any, host_ref: Any, now: float) -> Any:
-    committed = sum(layer.size for d in vm.disks for layer in d.chain)
+    # VirtualMachineStorageSummary (API 4.0): ``committed`` is the space the VM's files take
+    # across all datastores (the aggregate of ``storage.perDatastoreUsage``), so a thin disk
+    # counts its written blocks, not its capacity; ``uncommitted`` the space it may still take
+    # (its disks growing to their capacity); ``unshared`` what no other VM shares (a linked
+    # clone's shared base is not modelled: all of it)
+    committed = sum(_committed(vm).values())
     return vim.vm.Summary(
         vm=vm_ref,
         runtime=build_runtime(vm, host_ref),
@@ -659,7 +680,7 @@ def build_summary(vm: VMView, vm_ref: Any, host_ref: Any, now: float) -> Any:
         ),
         storage=vim.vm.Summary.StorageSummary(
             committed=committed,
-            uncommitted=sum(d.capacity for d in vm.disks) - committed,
+            uncommitted=sum(max(0, d.capacity - _held(d.chain[-1])) for d in vm.disks if d.chain),
             unshared=committed,
             timestamp=ts(now),
         ),

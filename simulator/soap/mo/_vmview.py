@@ -52,6 +52,9 @@ class DiskLayer:
     #: "flat" base disk, "vmfsSparse" (``-delta.vmdk``) or "seSparse" (``-sesparse.vmdk``) redo log
     format: Literal["flat", "vmfsSparse", "seSparse"] = "flat"
     descriptor_size: int = 512
+    #: bytes the extent holds on the datastore when less than ``size`` (a thin base disk: its
+    #: written grains); None: ``size``. What ``summary.storage.committed`` counts (``_vmprops``)
+    allocated: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +136,8 @@ def _layers(host: Host, d: VirtualDiskDevice, top: Any = None) -> tuple[DiskLaye
         stem = layer.label[: -len(".vmdk")] if layer.label.endswith(".vmdk") else layer.label
         if layer.parent is None:
             # an RDM's mapping extent takes no room on the datastore: the bytes are the LUN's
-            out.append(DiskLayer(layer.label, d.base_extent, 0 if d.rdm else d.capacity, "flat"))
+            held = None if d.rdm or not d.thin else min(d.capacity, layer.grain_count * d.disk.grain_size)
+            out.append(DiskLayer(layer.label, d.base_extent, 0 if d.rdm else d.capacity, "flat", allocated=held))
         else:
             allocated = layer.grain_count * d.disk.grain_size
             fmt: Literal["seSparse", "vmfsSparse"] = "seSparse" if suffix == "-sesparse.vmdk" else "vmfsSparse"

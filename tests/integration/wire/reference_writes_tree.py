@@ -1,9 +1,11 @@
 """The reference proxy's CLI (``vcbsim backup --server ... --json``) as a product that also writes
-each file-level backup as a plain tree the kit can read: after the job, the files it copied are
-written from its medium (the catalog's blobs) to ``$VCBSIM_WORKDIR/backups/<vm>-<backup id>/
-<letter>/<path>``, and the JSON names that folder (``location``; the declaration's
-``backup_root`` is ``{workdir}/backups``). ``tamper`` writes one copied file with other bytes
-while the JSON still reports the right digests: only a kit that reads what was written sees it.
+each backup in the kit's layout (``conformance/_restored.py``): after a file-level job, the files
+it copied are written from its medium (the catalog's blobs) to ``$VCBSIM_WORKDIR/backups/
+<vm>-<backup id>/<letter>/<path>``; after an image job, the VM's export (``Catalog.
+restore_image_files``: the ``.vmx`` and VMDKs as VCB moved them). The JSON names that folder
+(``location``; the declaration's ``backup_root`` is ``{workdir}/backups``). ``tamper`` writes
+one copied file with other bytes, or drops ``memsize`` from the exported ``.vmx``, while the
+JSON still reports the right digests: only a kit that reads what was written sees it.
 
     python reference_writes_tree.py [tamper] [unnamed]      (the kit's VCBSIM_* environment)
 
@@ -35,7 +37,20 @@ def main() -> int:
         code = cli(argv)
     docs = json.loads(out.getvalue() or "null")
     doc = docs[0] if isinstance(docs, list) and len(docs) == 1 else None
-    if doc is not None and doc.get("usable") and doc.get("copied") is not None and doc.get("backup_id") is not None:
+    if doc is not None and doc.get("ok") and env["VCBSIM_MODE"] == "fullvm" and doc.get("backup_id") is not None:
+        folder = work / "backups" / f"{env['VCBSIM_VM']}-{doc['backup_id']}"
+        cat = Catalog(work / "medium")
+        try:
+            cat.restore_image_files(int(doc["backup_id"]), folder)
+        finally:
+            cat.close()
+        if "tamper" in sys.argv[1:]:
+            for vmx in folder.glob("*.vmx"):
+                lines = vmx.read_text(encoding="utf-8").splitlines(keepends=True)
+                vmx.write_text("".join(ln for ln in lines if not ln.lower().startswith("memsize")), encoding="utf-8")
+        if "unnamed" not in sys.argv[1:]:
+            doc["location"] = folder.name
+    elif doc is not None and doc.get("usable") and doc.get("copied") is not None and doc.get("backup_id") is not None:
         folder = work / "backups" / f"{env['VCBSIM_VM']}-{doc['backup_id']}"
         cat = Catalog(work / "medium")
         try:

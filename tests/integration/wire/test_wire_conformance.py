@@ -324,9 +324,12 @@ def test_route_2_certify_gives_a_bundle_verify_bundle_certifies(tmp_path: Path,
     na = sorted(c["name"] for c in doc["cases"] if c["outcome"] == "na")
     # not applicable, each for its reason: the product-side fault scenarios (the reference
     # declares no proxy_faults), the kit VM whose disks no snapshot covers (not in the wire
-    # inventory), and the restore scenario (this command declares no restore over the wire)
+    # inventory), the in-process kit's discriminating cases (a disk ending inside a grain, legacy
+    # scripts beside the directory, failures of the product's own steps between incrementals), and
+    # the restore scenario (this command declares no restore over the wire)
     assert doc["totals"]["skip"] == 0 and na == [
-        "wire/copy-fails", "wire/expose-fails", "wire/image-unsnapshotted-disks",
+        "wire/copy-fails", "wire/expose-fails", "wire/failed-jobs-between-incrementals",
+        "wire/image-partial-grain", "wire/image-unsnapshotted-disks", "wire/legacy-pair-failure-paths",
         "wire/proxy-crash-then-next-run-cleans", "wire/wire-restore",
     ], na
 
@@ -336,10 +339,12 @@ def test_route_2_certify_refuses_filters_and_a_silent_product_is_no_certificatio
     ref = shlex.join(REFERENCE)
     assert main_conform_command(["--command", ref, "--kit-profile", "certify", "--scenario", "image-backup"]) == 2
     assert "certify refuses" in capsys.readouterr().err
-    # the reference CLI alone reports no backup content: the content rules get no occasion
+    # the reference CLI alone reports no backup content: the content rule gets no occasion; its
+    # trace lists the files each job copied, so BK-* are judged and counted from it all the same
     result = certify_command(CommandAdapter(REFERENCE, name="reference"), scenarios=["file-backup-series"],
                              out=io.StringIO())
-    assert result.evidence is not None and "BK-INCR-SINCE-LAST" in result.evidence.unexercised
+    assert result.evidence is not None and "CMT-BACKUP-CONTENT" in result.evidence.unexercised
+    assert result.evidence.exercised["BK-INCR-SINCE-LAST"] == 2 and result.evidence.exercised["BK-DIFF-SINCE-FULL"] == 1
 
 
 def test_a_product_declaring_proxy_faults_gets_them_and_is_judged_on_them() -> None:

@@ -87,3 +87,14 @@ def test_route_2_certify_of_the_reference_cli_judged_from_its_folder(tmp_path: P
         (c.name, c.message) for c in result.cases if c.outcome != "pass"]
     assert result.evidence is not None and result.evidence.unexercised == ()
     assert result.evidence.content.startswith("NOT read from what the product wrote")
+
+
+def test_a_commands_written_image_export_is_read_against_the_hosts_capture() -> None:
+    result = certify_command(_writer(), scenarios=["image-backup"], out=io.StringIO())
+    (case,) = result.cases
+    assert case.outcome == "pass", case.message
+    assert case.exercised.get("IMG-CONFIG", 0) >= 2 and case.exercised["CMT-BACKUP-CONTENT"] >= 2
+    assert result.evidence is not None and "IMG-CONFIG" not in result.evidence.not_applicable
+    (bad,) = certify_command(_writer("tamper"), scenarios=["image-backup"], out=io.StringIO()).cases
+    assert bad.outcome == "fail" and bad.rules[0] == "IMG-CONFIG", bad.message
+    assert "as the product wrote it" in bad.message and "lacks memsize" in bad.message

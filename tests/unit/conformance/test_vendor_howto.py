@@ -1,8 +1,8 @@
 """docs/vendor-howto.md runs as written: every ``python`` block in order in one namespace (a
 block starting ``# file: NAME`` is written to that file instead), every ``$`` line of every
-``console`` block as a command that must exit 0, all in one scratch folder. The toy adapter it
-contains is a vendor adapter written only from the page; the page's blocks run it through the
-kit."""
+``console`` block (with the lines its trailing backslash continues, as a shell joins them) as a
+command that must exit 0, all in one scratch folder. The toy adapter it contains is a vendor
+adapter written only from the page; the page's blocks run it through the kit."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_every_code_block_of_the_vendor_howto_runs(tmp_path: Path, monkeypatch: 
                 continue
             exec(compile(body, f"vendor-howto block {n}", "exec"), namespace)  # noqa: S102 - the page's own code
             continue
-        for line in body.splitlines():
+        for line in body.replace("\\\n", " ").splitlines():  # a shell joins a line ending in \\
             if not line.startswith("$ "):
                 continue
             argv = shlex.split(line[2:])
