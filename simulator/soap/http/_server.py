@@ -342,7 +342,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Wait for a request's first byte (idle, up to the keep-alive window), then give
         the whole head ``limits.head_timeout`` (a slow-headers client is cut off then)."""
         limits = self.server.limits
-        self.server.set_phase(self.request, "idle", float(self.timeout))
+        # the first request of a connection within ``timeout``; a later one within the
+        # keep-alive window ``handle`` set on the socket (the reaper used the first for both)
+        self.server.set_phase(self.request, "idle", float(self.request.gettimeout() or self.timeout))
         try:
             if not self.rfile.peek(1):  # type: ignore[attr-defined]
                 self.close_connection = True

@@ -168,3 +168,34 @@ def test_finished_tasks_are_kept_per_session_and_by_age_on_the_endpoint_clock() 
         finally:
             Disconnect(quiet)
             Disconnect(busy)
+
+
+def test_a_keep_alive_connection_is_reaped_only_after_its_idle_window(server: Any) -> None:
+    """Between two requests a connection may idle ``KEEPALIVE_IDLE_SECONDS`` (the reaper once
+    closed it at the 120 s request timeout, so a client pausing two minutes lost its connection)."""
+    import threading
+
+    from vcbsim.simulator.soap.http._server import KEEPALIVE_IDLE_SECONDS, REQUEST_TIMEOUT_SECONDS
+
+    httpd = server._httpd
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("GET", "/sdk/vimServiceVersions.xml")
+        first = conn.getresponse()
+        first.read()
+        assert first.status == 200 and not first.will_close
+        waited = threading.Event()
+        for _ in range(1000):  # the handler records the idle phase after writing the answer
+            idle = [(since, deadline) for phase, since, deadline in list(httpd.phases.values()) if phase == "idle"]
+            if idle:
+                break
+            waited.wait(0.01)
+        assert idle and idle[0][1] - idle[0][0] == pytest.approx(KEEPALIVE_IDLE_SECONDS)
+        httpd.clock.now += REQUEST_TIMEOUT_SECONDS + 60
+        assert httpd.reap() == 0
+        conn.request("GET", "/sdk/vimServiceVersions.xml")
+        second = conn.getresponse()
+        second.read()
+        assert second.status == 200
+    finally:
+        conn.close()
