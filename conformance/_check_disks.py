@@ -98,6 +98,11 @@ def judge_unsnapshotted(scenario: Any, vm: str, moref: str, disks: Iterable[Any]
     IMG-SAYS-UNSNAPSHOTTED warning when the product does not name each one. Returns the keys
     of those disks (the content check, CMT-BACKUP-CONTENT, leaves them out)."""
     left = uncovered_disks(disks)
+    if left and result.disks is None:
+        why = (f"the product's image backup of {vm} gave the kit no disks to read (no JobResult.disks, no restore, "
+               "no backup root), so what it holds of the disks no snapshot covers is unknown")
+        for rid in ("IMG-NO-UNSNAPSHOTTED", "IMG-SAYS-UNSNAPSHOTTED"):
+            scenario.unjudged.setdefault(rid, why)
     if not left or result.disks is None:
         return set(left)
     scenario.occasion("IMG-NO-UNSNAPSHOTTED")

@@ -345,7 +345,7 @@ class Evidence:
     @classmethod
     def of(cls, caps: Capabilities, host_profile: str, counts: Sequence[Mapping[str, int]],
            jobs: Mapping[str, int] | None = None, *, proxy_faults: bool = True, restore: bool = True,
-           unsnapshotted: bool = True, wire: bool = False) -> Evidence:
+           unsnapshotted: bool = True, wire: bool = False, unjudged: Mapping[str, str] | None = None) -> Evidence:
         from vcbsim.simulator import get_profile
 
         hp = get_profile(host_profile)
@@ -354,6 +354,9 @@ class Evidence:
                             unsnapshotted=unsnapshotted)
         ex = merge_counts(counts)
         ex = {r: n for r, n in ex.items() if r in RULES}
+        for r, why in (unjudged or {}).items():  # its occasions came, but the kit could not judge them
+            if r in RULES and r not in na and not ex.get(r):
+                na[r] = why
         missing = tuple(r for r in RULES if r not in na and not ex.get(r))
         return cls(caps.to_dict(), ex, na, missing, dict(jobs or {}), content_source(caps, wire=wire))
 

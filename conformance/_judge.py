@@ -97,6 +97,10 @@ class ScenarioBase(ABC):
         #: SHOULD / SHOULD NOT violations seen by any check of the case, once each (warnings:
         #: reported, never a FAIL; docs/rules.md "Warnings")
         self.warnings: dict[tuple[str, str], dict[str, Any]] = {}
+        #: rules an occasion of the case could not judge, with the reason (e.g. an image backup whose
+        #: disks the kit cannot read): a rule never exercised for that reason is not applicable
+        #: in the run's evidence, with it, instead of NOT EXERCISED
+        self.unjudged: dict[str, str] = {}
 
     # -- host access (subclasses) -----------------------------------------------------
     @abstractmethod

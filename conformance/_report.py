@@ -137,6 +137,8 @@ class CaseResult:
     reproducer: str = ""
     #: SHOULD / SHOULD NOT rules the case broke (``severity: warn``): reported, never a FAIL
     warnings: tuple[Mapping[str, Any], ...] = ()
+    #: rules an occasion of the case could not judge, with the reason (``ScenarioBase.unjudged``)
+    unjudged: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:

@@ -685,6 +685,10 @@ class Scenario(ScenarioBase):
         events = self.host.trace.events
         moref = self.host.find_vm(vm).moref
         # the image backup holds the disks as of the snapshot (file-level: ScenarioBase.judge_job)
+        if result is not None and result.ok and policy.mode == "fullvm" and result.disks is None:
+            snaps = [e for e in events[mark:] if e.kind == "snapshot.create" and e.vm == moref]
+            if snaps:  # nothing to read: the disks no snapshot covers are recorded as unjudged
+                judge_unsnapshotted(self, vm, moref, self.host.find_vm(vm).disks, result, snaps[-1])
         if result is not None and result.ok and policy.mode == "fullvm" and result.disks is not None:
             snaps = [e for e in events[mark:] if e.kind == "snapshot.create" and e.vm == moref]
             want = self._snap_digests.get(str(snaps[-1].details.get("snapshot"))) if snaps else None
@@ -1215,7 +1219,8 @@ def conclude(info: RunInfo, cases: Sequence[CaseResult], stats: Mapping[str, int
 
     caps = Capabilities.from_mapping(dict(info.config.get("declaration") or {}))
     jobs = {k: v for k, v in stats.items() if k.startswith(("asked.", "ok."))}
-    evidence = Evidence.of(caps, info.host_profile, [c.exercised for c in cases], jobs)
+    evidence = Evidence.of(caps, info.host_profile, [c.exercised for c in cases], jobs,
+                           unjudged={k: v for c in cases for k, v in c.unjudged.items()})
     if not complete or any(c.outcome in ("fail", "error") for c in cases):
         return evidence, []
     case = evidence_case(evidence, caps, info.host_profile, certify=kp.name == "certify")
@@ -1281,6 +1286,7 @@ def judge(
         exercised = dict(merge_counts(sc.evidence() for sc in scens)) if scens else dict(occasions(trace))
         not_asked = tuple(dict.fromkeys(r for sc in scens for r in sc.not_asked))
         warnings = case_warnings(scens)
+        unjudged = {k: v for sc in scens for k, v in sc.unjudged.items()}
         if exc is None:
             asked = sum(sc.step_jobs for sc in scens)
             if scens and not asked and not_asked:  # every job the case had was scoped out
@@ -1288,7 +1294,7 @@ def judge(
                 cases.append(CaseResult(name, "na", message=why, duration=dur, steps=codes, not_asked=not_asked))
                 return
             cases.append(CaseResult(name, "pass", duration=dur, steps=codes, exercised=exercised, not_asked=not_asked,
-                                    warnings=warnings))
+                                    warnings=warnings, unjudged=unjudged))
             for w in warnings:
                 out.write(f"WARN {name} [{w['rule']}]: {w['explanation']}\n")
             return

@@ -54,3 +54,16 @@ def test_certify_passes_a_correct_variant(name: str, factory, host_profile: str,
     out = io.StringIO()
     result = run(factory, profile="certify", seed=5, host_profile=host_profile, out=out)
     assert result.ok, out.getvalue()[-3000:]
+
+
+def test_disks_the_kit_cannot_read_make_the_unsnapshotted_rules_not_applicable_not_unexercised() -> None:
+    """The toy reports no disks and declares neither a restore nor a backup root: its image backup
+    of the VM with disks no snapshot covers cannot be judged, and the evidence says so with the
+    reason (certify once failed every toy variant on 'never exercised' here)."""
+    out = io.StringIO()
+    result = run(toy(), profile="quick", seed=3, host_profile="esx-3.5u2", out=out)
+    assert result.ok, out.getvalue()[-3000:]
+    assert result.evidence is not None
+    for rid in ("IMG-NO-UNSNAPSHOTTED", "IMG-SAYS-UNSNAPSHOTTED"):
+        assert rid not in result.evidence.unexercised
+        assert "no disks to read" in result.evidence.not_applicable[rid]
