@@ -94,6 +94,14 @@ def qemu_convert(src: Path, repeat: int) -> tuple[float, float] | None:
     return min(runs)
 
 
+def qemu_convert_backup(cat: Catalog, backup_id: int, tmp: Path, repeat: int) -> tuple[float, float] | None:
+    """The baseline of every leg: the backup's VMDK copied out of the medium, then ``qemu_convert``."""
+    vmdk = next(f for f in cat.image_files(backup_id) if f.name.endswith(".vmdk"))
+    src = tmp / vmdk.name
+    cat.store.copy_to(vmdk.sha256, src)
+    return qemu_convert(src, repeat)
+
+
 def measure(mib: int, fill: int, repeat: int) -> dict[str, Any]:
     host = build(mib, fill)
     data_bytes = max(1, mib * fill // 100) * MiB
@@ -108,10 +116,7 @@ def measure(mib: int, fill: int, repeat: int) -> dict[str, Any]:
                 restore_vm_over_wire(cat, res.backup_id, client, name=f"copy{i}")
                 wire.append((time.perf_counter() - w0, time.process_time() - c0))
                 host.destroy_vm(f"copy{i}")  # the next run starts from the same datastore
-            vmdk = next(f for f in cat.image_files(res.backup_id) if f.name.endswith(".vmdk"))
-            src = Path(tmp) / vmdk.name
-            cat.store.copy_to(vmdk.sha256, src)
-            qemu = qemu_convert(src, repeat)
+            qemu = qemu_convert_backup(cat, res.backup_id, Path(tmp), repeat)
     return _row(mib, fill, data_bytes, "folder upload", min(wire), qemu)
 
 
@@ -132,10 +137,7 @@ def measure_hotadd(mib: int, fill: int, repeat: int) -> dict[str, Any]:
                 restore_vm_hotadd(cat, res.backup_id, client, name=f"hot{i}")
                 hot.append((time.perf_counter() - w0, time.process_time() - c0))
                 host.destroy_vm(f"hot{i}")
-            vmdk = next(f for f in cat.image_files(res.backup_id) if f.name.endswith(".vmdk"))
-            src = Path(tmp) / vmdk.name
-            cat.store.copy_to(vmdk.sha256, src)
-            qemu = qemu_convert(src, repeat)
+            qemu = qemu_convert_backup(cat, res.backup_id, Path(tmp), repeat)
     return _row(mib, fill, data_bytes, "hotadd", min(hot), qemu)
 
 def measure_hotadd_over(mib: int, fill: int, repeat: int) -> dict[str, Any]:
@@ -156,10 +158,7 @@ def measure_hotadd_over(mib: int, fill: int, repeat: int) -> dict[str, Any]:
                 c0, w0 = time.process_time(), time.perf_counter()
                 restore_vm_hotadd_over(cat, res.backup_id, client, "name:big")
                 over.append((time.perf_counter() - w0, time.process_time() - c0))
-            vmdk = next(f for f in cat.image_files(res.backup_id) if f.name.endswith(".vmdk"))
-            src = Path(tmp) / vmdk.name
-            cat.store.copy_to(vmdk.sha256, src)
-            qemu = qemu_convert(src, repeat)
+            qemu = qemu_convert_backup(cat, res.backup_id, Path(tmp), repeat)
     return _row(mib, fill, data_bytes, "hotadd over", min(over), qemu)
 
 
