@@ -7,6 +7,7 @@ backups and raw conversions fast; ``win2003-sql`` is the demo's own Windows gues
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,10 @@ import pytest
 from vcbsim.reference import InProcessHostClient, VSphereHostClient
 from vcbsim.simulator._host import Host, MiB
 from vcbsim.simulator.soap import serve
+
+# helper modules of this folder import by plain name (pytest runs in importlib mode)
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
 
 SMALL = "win-small"
 SCRIPTS_D = r"C:\Program Files\VMware\VMware Tools\backupScripts.d"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from vsphere_disk_writes import SIZES, apply_writes, writes
 
 from vcbsim.reference import main
 from vcbsim.simulator import FaultRule
@@ -157,22 +158,6 @@ def test_over_refuses_a_vm_whose_disks_differ_from_the_backup(proxied: Any, url:
     assert [s.name for s in host.find_vm(SMALL).snapshots()] == ["kept"]
 
 
-_SIZES = (8 * MiB, 4 * MiB)
-
-
-def _writes() -> Any:
-    from hypothesis import strategies as st
-
-    return st.lists(st.tuples(st.integers(0, 1), st.integers(0, _SIZES[1] - 1), st.binary(min_size=1, max_size=70_000)),
-                    min_size=1, max_size=5)
-
-
-def _apply(host: Any, vm: Any, writes: list[tuple[int, int, bytes]]) -> None:
-    for index, offset, data in writes:
-        d = vm.disks[index]
-        host.guest_device(vm, d.key).write((offset * (index + 1)) % (d.capacity - len(data)), data)
-
-
 def test_hotadd_over_round_trips_the_snapshot() -> None:
     """Property: random guest writes before the backup snapshot, while it exists, and after the
     backup (some into a snapshot taken later); a restore over the powered-off VM written through
@@ -185,18 +170,18 @@ def test_hotadd_over_round_trips_the_snapshot() -> None:
     from vcbsim.simulator.soap import serve
 
     @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(before=_writes(), during=_writes(), after=_writes(), later=_writes())
+    @given(before=writes(), during=writes(), after=writes(), later=writes())
     def prop(before: list[Any], during: list[Any], after: list[Any], later: list[Any]) -> None:
         host = Host("esxi-7.0", seed=9)
-        vm = host.add_vm("src", disks=list(_SIZES))
+        vm = host.add_vm("src", disks=list(SIZES))
         host.add_vm("vcb-proxy", disks=[8 * MiB], tools="not-installed")
         mark_proxy(host, "vcb-proxy")
-        _apply(host, vm, before)
+        apply_writes(host, vm, before)
         expected = [host.disk_view(vm, d.key).read(0, d.capacity) for d in vm.disks]
 
         def after_snapshot(v: Any, step: str) -> None:
             if v is vm and step == "WF-1d":  # the snapshot exists: these go to the redo logs
-                _apply(host, vm, during)
+                apply_writes(host, vm, during)
 
         host.on_quiesce_step(after_snapshot)
         with tempfile.TemporaryDirectory(prefix="vcbsim-ho-") as t, serve(host, port=0) as server, \
@@ -204,9 +189,9 @@ def test_hotadd_over_round_trips_the_snapshot() -> None:
                 Catalog(Path(t) / "medium") as cat:
             res = BackupProxy(client, Path(t) / "proxy", transport="hotadd").backup("name:src", "fullvm", catalog=cat)
             assert res.ok and res.backup_id is not None, res.summary()
-            _apply(host, vm, after)
+            apply_writes(host, vm, after)
             host.create_snapshot(vm, "later")
-            _apply(host, vm, later)
+            apply_writes(host, vm, later)
             host.power_off(vm)
             restore_vm_hotadd_over(cat, res.backup_id, client, "name:src")
         src = host.find_vm("src")

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from pyVim.task import WaitForTask
 from pyVmomi import vim
+from vsphere_disk_writes import SIZES, apply_writes, writes
 
 from vcbsim.reference import main
 from vcbsim.simulator import FaultRule
@@ -200,22 +201,6 @@ def test_the_kit_finds_no_broken_restore_or_transport_rule_in_hotadd_restores(pr
     assert "kit-fail" not in {vm.name for vm in host.vms.values()} and hot_added(host, "vcb-proxy") == []
 
 
-_SIZES = (8 * MiB, 4 * MiB)
-
-
-def _writes() -> Any:
-    from hypothesis import strategies as st
-
-    return st.lists(st.tuples(st.integers(0, 1), st.integers(0, _SIZES[1] - 1), st.binary(min_size=1, max_size=70_000)),
-                    min_size=1, max_size=5)
-
-
-def _apply(host: Any, vm: Any, writes: list[tuple[int, int, bytes]]) -> None:
-    for index, offset, data in writes:
-        d = vm.disks[index]
-        host.guest_device(vm, d.key).write((offset * (index + 1)) % (d.capacity - len(data)), data)
-
-
 def test_hotadd_both_ways_round_trips_the_snapshot() -> None:
     """Property: random guest writes before and after the backup snapshot; a backup read through
     the proxy's NBD devices (``-m hotadd`` over the wire) and a restore written through them give
@@ -228,18 +213,18 @@ def test_hotadd_both_ways_round_trips_the_snapshot() -> None:
     from vcbsim.simulator.soap import serve
 
     @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(before=_writes(), during=_writes())
+    @given(before=writes(), during=writes())
     def prop(before: list[Any], during: list[Any]) -> None:
         host = Host("esxi-7.0", seed=9)
-        vm = host.add_vm("src", disks=list(_SIZES))
+        vm = host.add_vm("src", disks=list(SIZES))
         host.add_vm("vcb-proxy", disks=[8 * MiB], tools="not-installed")
         mark_proxy(host, "vcb-proxy")
-        _apply(host, vm, before)
+        apply_writes(host, vm, before)
         expected = [host.disk_view(vm, d.key).read(0, d.capacity) for d in vm.disks]
 
         def after_snapshot(v: Any, step: str) -> None:
             if v is vm and step == "WF-1d":  # the snapshot exists: these go to the redo logs
-                _apply(host, vm, during)
+                apply_writes(host, vm, during)
 
         host.on_quiesce_step(after_snapshot)
         with tempfile.TemporaryDirectory(prefix="vcbsim-hp-") as t, serve(host, port=0) as server, \
@@ -254,8 +239,8 @@ def test_hotadd_both_ways_round_trips_the_snapshot() -> None:
         assert {e.kind for e in host.trace.events} >= {"disk.hotread", "disk.hotwrite"}
         # not vacuous: the writes after the snapshot are on the source (the commit kept them)
         twin_host = Host("esxi-7.0", seed=9)
-        twin = twin_host.add_vm("src", disks=list(_SIZES))
-        _apply(twin_host, twin, before + during)
+        twin = twin_host.add_vm("src", disks=list(SIZES))
+        apply_writes(twin_host, twin, before + during)
         src = host.find_vm("src")
         assert [host.disk_view(src, d.key).read(0, d.capacity) for d in src.disks] == \
             [twin_host.disk_view(twin, d.key).read(0, d.capacity) for d in twin.disks]
